@@ -1,0 +1,179 @@
+#include "api/api_server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+namespace ferry::api {
+
+using nlohmann::json;
+
+int HttpStatusFor(const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kOk: return 200;
+    case Status::Code::kInvalidArgument: return 400;
+    case Status::Code::kNotFound: return 404;
+    case Status::Code::kAlreadyExists: return 409;
+    case Status::Code::kFailedPrecondition: return 409;
+    case Status::Code::kResourceExhausted: return 507;
+    case Status::Code::kCorruption: return 422;
+    case Status::Code::kUnavailable: return 503;
+    case Status::Code::kDeadlineExceeded: return 504;
+    case Status::Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+void Reply(httplib::Response& res, int code, const json& body) {
+  res.status = code;
+  res.set_content(body.dump() + "\n", "application/json");
+}
+
+void ReplyError(httplib::Response& res, const Status& st) {
+  Reply(res, HttpStatusFor(st), {{"error", {{"code", st.CodeName()}, {"message", st.message()}}}});
+}
+
+void ReplyOperation(httplib::Response& res, const Result<std::shared_ptr<Operation>>& op) {
+  if (!op.ok()) return ReplyError(res, op.status());
+  Reply(res, 202, {{"operation", (*op)->ToJson()}});
+}
+
+Result<json> Body(const httplib::Request& req) {
+  if (req.body.empty()) return json::object();
+  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidArgument("request body is not a JSON object");
+  }
+  return j;
+}
+
+bool Flag(const httplib::Request& req, const json& body, const std::string& key) {
+  if (body.contains(key) && body[key].is_boolean()) return body[key].get<bool>();
+  return req.has_param(key) && (req.get_param_value(key) == "1" || req.get_param_value(key) == "true");
+}
+
+}  // namespace
+
+ApiServer::ApiServer(vm::VmService& service)
+    : service_(service), server_(std::make_unique<httplib::Server>()) {
+  Routes();
+}
+
+ApiServer::~ApiServer() { Stop(); }
+
+void ApiServer::Routes() {
+  auto& s = *server_;
+  s.Get("/v1/host", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, service_.HostInfo());
+  });
+  s.Get("/v1/vms", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"vms", service_.List()}});
+  });
+  s.Post("/v1/vms", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    bool wait_ready = Flag(req, *body, "wait_ready");
+    json spec = body->contains("spec") ? (*body)["spec"] : *body;
+    if (spec.is_object()) spec.erase("wait_ready");
+    ReplyOperation(res, service_.Create(spec, wait_ready));
+  });
+  s.Get(R"(/v1/vms/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto vm = service_.Show(req.matches[1]);
+    if (!vm.ok()) return ReplyError(res, vm.status());
+    Reply(res, 200, *vm);
+  });
+  s.Delete(R"(/v1/vms/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    Status st = service_.Delete(req.matches[1], Flag(req, json::object(), "force"));
+    if (!st.ok()) return ReplyError(res, st);
+    Reply(res, 200, {{"deleted", req.matches[1]}});
+  });
+  s.Post(R"(/v1/vms/([^/]+)/(pause|resume))",
+         [this](const httplib::Request& req, httplib::Response& res) {
+           auto vm = req.matches[2] == "pause" ? service_.Pause(req.matches[1])
+                                               : service_.Resume(req.matches[1]);
+           if (!vm.ok()) return ReplyError(res, vm.status());
+           Reply(res, 200, *vm);
+         });
+  s.Post(R"(/v1/vms/([^/]+)/start)", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    ReplyOperation(res, service_.Start(req.matches[1], Flag(req, *body, "wait_ready")));
+  });
+  s.Post(R"(/v1/vms/([^/]+)/stop)", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    vm::StopOptions opts;
+    opts.force = Flag(req, *body, "force");
+    if (body->contains("timeout_s")) {
+      if (!(*body)["timeout_s"].is_number_unsigned()) {
+        return ReplyError(res, Status::InvalidArgument("timeout_s must be a whole number of seconds"));
+      }
+      opts.timeout = std::chrono::seconds((*body)["timeout_s"].get<uint64_t>());
+    }
+    ReplyOperation(res, service_.Stop(req.matches[1], opts));
+  });
+  s.Get(R"(/v1/vms/([^/]+)/console)", [this](const httplib::Request& req, httplib::Response& res) {
+    size_t bytes = 64 * 1024;
+    if (req.has_param("bytes")) bytes = std::strtoull(req.get_param_value("bytes").c_str(), nullptr, 10);
+    auto text = service_.Console(req.matches[1], bytes);
+    if (!text.ok()) return ReplyError(res, text.status());
+    res.status = 200;
+    res.set_content(*text, "text/plain");
+  });
+  s.Get("/v1/operations", [this](const httplib::Request&, httplib::Response& res) {
+    json ops = json::array();
+    for (auto& op : service_.operations().List()) ops.push_back(op->ToJson());
+    Reply(res, 200, {{"operations", ops}});
+  });
+  s.Get(R"(/v1/operations/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto op = service_.operations().Get(req.matches[1]);
+    if (!op.ok()) return ReplyError(res, op.status());
+    // ?wait_ms=N blocks until the operation ends or N ms pass: clients follow without busy polling.
+    if (req.has_param("wait_ms")) {
+      int64_t wait = std::strtoll(req.get_param_value("wait_ms").c_str(), nullptr, 10);
+      (*op)->WaitDone(std::min<int64_t>(std::max<int64_t>(wait, 0), 30000));
+    }
+    Reply(res, 200, {{"operation", (*op)->ToJson()}});
+  });
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty()) {
+      ReplyError(res, Status::NotFound("no API route " + req.method + " " + req.path +
+                                       "; see docs/api.md"));
+    }
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    ReplyError(res, Status::Internal("ferryd failed to handle the request: " + what));
+  });
+}
+
+Status ApiServer::Start(const std::string& socket_path) {
+  ::unlink(socket_path.c_str());
+  server_->set_address_family(AF_UNIX);
+  // Bind under a restrictive umask so the socket is never briefly open to others.
+  mode_t old = ::umask(0177);
+  bool bound = server_->bind_to_port(socket_path, 80);
+  ::umask(old);
+  if (!bound) return Status::Unavailable("cannot listen on API socket " + socket_path);
+  ::chmod(socket_path.c_str(), 0600);
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return Status::Ok();
+}
+
+void ApiServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace ferry::api

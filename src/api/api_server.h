@@ -1,0 +1,38 @@
+// ferryd's API: JSON over HTTP on a UNIX socket that only root (or the socket's owner) can open.
+// docs/api.md describes every route. Long operations answer 202 with an operation to follow.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "core/status.h"
+#include "vm/vm_service.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace ferry::api {
+
+class ApiServer {
+ public:
+  explicit ApiServer(vm::VmService& service);
+  ~ApiServer();
+
+  // Binds SOCKET_PATH (mode 0600) and serves on a background thread.
+  Status Start(const std::string& socket_path);
+  void Stop();
+
+ private:
+  void Routes();
+
+  vm::VmService& service_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+// HTTP status for a Status code (exposed for tests).
+int HttpStatusFor(const Status& status);
+
+}  // namespace ferry::api

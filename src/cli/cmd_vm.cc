@@ -1,0 +1,232 @@
+// ferry vm create|list|show|start|pause|resume|stop|delete|console
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/context.h"
+#include "cli/table.h"
+
+namespace ferry::cli {
+
+using nlohmann::json;
+
+namespace {
+
+// A one-line progress display on a terminal; silent when stderr is not a terminal.
+void ShowProgress(const json& op) {
+  if (!::isatty(STDERR_FILENO)) return;
+  std::fprintf(stderr, "\r\033[K%s %s: %s (%d%%)", op.value("kind", "").c_str(),
+               op.value("target", "").c_str(), op.value("phase", "").c_str(),
+               op.value("progress", 0));
+  if (op.value("state", "") != "running") std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+}
+
+std::string Forwards(const json& forwards) {
+  std::string out;
+  for (const auto& f : forwards) {
+    if (!out.empty()) out += ",";
+    out += std::to_string(f.value("host_port", 0)) + "->" + std::to_string(f.value("guest_port", 0));
+  }
+  return out.empty() ? "-" : out;
+}
+
+void PrintVm(const json& vm) {
+  auto line = [](const std::string& k, const std::string& v) {
+    std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << v << "\n";
+  };
+  line("name", vm.value("name", ""));
+  line("id", vm.value("id", ""));
+  line("state", vm.value("state", ""));
+  line("image", vm["spec"].value("image", ""));
+  line("memory", std::to_string(vm.value("memory_mib", 0)) + " MiB");
+  line("cpus", std::to_string(vm["spec"].value("cpus", 1)));
+  line("accelerator", vm.value("accelerator", ""));
+  line("forwards", Forwards(vm["spec"]["network"]["forwards"]));
+  line("mac", vm.value("mac", ""));
+  if (vm.value("pid", 0) != 0) line("qemu pid", std::to_string(vm.value("pid", 0)));
+  if (vm.value("uptime_ms", 0) > 0) line("uptime", FormatDuration(vm.value("uptime_ms", 0)));
+  if (vm.value("boot_to_ready_ms", 0) > 0) {
+    line("boot to ready", FormatDuration(vm.value("boot_to_ready_ms", 0)));
+  }
+  line("ram file", vm["paths"].value("ram_file", ""));
+  line("console", vm["paths"].value("console_log", ""));
+  if (!vm.value("failure", "").empty()) line("failure", vm.value("failure", ""));
+  if (!vm.value("last_words", "").empty()) line("qemu said", vm.value("last_words", ""));
+  if (vm.contains("guest")) {
+    const json& g = vm["guest"];
+    if (g.contains("error")) {
+      line("guest", "unreachable: " + g.value("error", ""));
+    } else {
+      line("hostname", g.value("hostname", ""));
+      line("machine-id", g.value("machine_id", ""));
+      line("boot id", g.value("boot_id", ""));
+      line("kernel", g.value("kernel", ""));
+    }
+  }
+}
+
+}  // namespace
+
+void AddVmCommands(CLI::App& app, Context& ctx) {
+  auto* vm = app.add_subcommand("vm", "create and manage VMs");
+  vm->require_subcommand(1);
+
+  // create
+  {
+    auto* cmd = vm->add_subcommand("create", "create a VM and boot it");
+    auto name = std::make_shared<std::string>();
+    auto image = std::make_shared<std::string>("default");
+    auto memory = std::make_shared<std::string>("256");
+    auto cpus = std::make_shared<int>(1);
+    auto forwards = std::make_shared<std::vector<std::string>>();
+    auto wait_ready = std::make_shared<bool>(false);
+    auto as_json = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("--image", *image, "guest image")->capture_default_str();
+    cmd->add_option("--memory", *memory, "guest RAM in MiB (or 512M, 1G)")->capture_default_str();
+    cmd->add_option("--cpus", *cpus, "virtual CPUs")->capture_default_str();
+    cmd->add_option("--forward", *forwards, "HOST_PORT:GUEST_PORT on 127.0.0.1 (repeatable)");
+    cmd->add_flag("--wait-ready", *wait_ready, "return once the guest's services answer");
+    cmd->add_flag("--json", *as_json, "print the VM as JSON");
+    cmd->callback([=, &ctx] {
+      json spec = {{"name", *name}, {"image", *image}, {"memory", *memory}, {"cpus", *cpus},
+                   {"network", {{"mode", "user"}, {"forwards", *forwards}}}};
+      auto client = ctx.Client();
+      auto accepted = client.Post("/v1/vms", {{"spec", spec}, {"wait_ready", *wait_ready}});
+      if (!accepted.ok()) return ctx.Fail(accepted.status());
+      auto result = client.Follow(*accepted, ShowProgress);
+      if (!result.ok()) return ctx.Fail(result.status());
+      if (*as_json) return ctx.PrintJson(*result);
+      std::cout << "vm " << *name << " " << result->value("state", "");
+      if (result->value("boot_to_ready_ms", 0) > 0) {
+        std::cout << " (ready " << FormatDuration(result->value("boot_to_ready_ms", 0))
+                  << " after QEMU start)";
+      }
+      std::cout << "\n";
+    });
+  }
+
+  // list
+  {
+    auto* cmd = vm->add_subcommand("list", "list VMs");
+    auto as_json = std::make_shared<bool>(false);
+    cmd->add_flag("--json", *as_json, "print JSON");
+    cmd->callback([=, &ctx] {
+      auto r = ctx.Client().Get("/v1/vms");
+      if (!r.ok()) return ctx.Fail(r.status());
+      if (*as_json) return ctx.PrintJson((*r)["vms"]);
+      Table t({"NAME", "STATE", "MEMORY", "CPUS", "UPTIME", "ACCEL", "FORWARDS"});
+      for (const auto& v : (*r)["vms"]) {
+        int64_t up = v.value("uptime_ms", int64_t{0});
+        t.AddRow({v.value("name", ""), v.value("state", ""),
+                  std::to_string(v.value("memory_mib", 0)) + " MiB",
+                  std::to_string(v.value("cpus", 1)), up > 0 ? FormatDuration(up) : "-",
+                  v.value("accelerator", ""), Forwards(v["forwards"])});
+      }
+      t.Print(std::cout);
+    });
+  }
+
+  // show
+  {
+    auto* cmd = vm->add_subcommand("show", "everything ferry knows about a VM");
+    auto name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    cmd->callback([=, &ctx] {
+      auto r = ctx.Client().Get("/v1/vms/" + *name);
+      if (!r.ok()) return ctx.Fail(r.status());
+      if (*as_json) return ctx.PrintJson(*r);
+      PrintVm(*r);
+    });
+  }
+
+  // pause / resume
+  for (const std::string verb : {"pause", "resume"}) {
+    auto* cmd = vm->add_subcommand(verb, verb == "pause" ? "pause a VM's CPUs" : "resume a paused VM");
+    auto name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--json", *as_json, "print the VM as JSON");
+    cmd->callback([=, &ctx] {
+      auto r = ctx.Client().Post("/v1/vms/" + *name + "/" + verb, json::object());
+      if (!r.ok()) return ctx.Fail(r.status());
+      if (*as_json) return ctx.PrintJson(*r);
+      std::cout << "vm " << *name << " " << r->value("state", "") << "\n";
+    });
+  }
+
+  // start / stop
+  {
+    auto* cmd = vm->add_subcommand("start", "boot a stopped or failed VM again");
+    auto name = std::make_shared<std::string>();
+    auto wait_ready = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--wait-ready", *wait_ready, "return once the guest's services answer");
+    cmd->callback([=, &ctx] {
+      auto client = ctx.Client();
+      auto accepted = client.Post("/v1/vms/" + *name + "/start", {{"wait_ready", *wait_ready}});
+      if (!accepted.ok()) return ctx.Fail(accepted.status());
+      auto result = client.Follow(*accepted, ShowProgress);
+      if (!result.ok()) return ctx.Fail(result.status());
+      std::cout << "vm " << *name << " " << result->value("state", "") << "\n";
+    });
+  }
+  {
+    auto* cmd = vm->add_subcommand("stop", "shut a VM down: gracefully via its guest agent, "
+                                           "forced after a timeout");
+    auto name = std::make_shared<std::string>();
+    auto force = std::make_shared<bool>(false);
+    auto timeout = std::make_shared<int>(0);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--force", *force, "do not ask the guest; end QEMU now");
+    cmd->add_option("--timeout", *timeout, "seconds to wait for a graceful shutdown (default 30)");
+    cmd->callback([=, &ctx] {
+      json body = {{"force", *force}};
+      if (*timeout > 0) body["timeout_s"] = *timeout;
+      auto client = ctx.Client();
+      auto accepted = client.Post("/v1/vms/" + *name + "/stop", body);
+      if (!accepted.ok()) return ctx.Fail(accepted.status());
+      auto result = client.Follow(*accepted, ShowProgress);
+      if (!result.ok()) return ctx.Fail(result.status());
+      std::cout << "vm " << *name << " stopped (" << result->value("stop_mode", "") << ")\n";
+    });
+  }
+
+  // delete
+  {
+    auto* cmd = vm->add_subcommand("delete", "delete a VM and its files");
+    auto name = std::make_shared<std::string>();
+    auto force = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--force", *force, "delete even if it runs (its QEMU is killed)");
+    cmd->callback([=, &ctx] {
+      auto r = ctx.Client().Delete("/v1/vms/" + *name + (*force ? "?force=1" : ""));
+      if (!r.ok()) return ctx.Fail(r.status());
+      std::cout << "vm " << *name << " deleted\n";
+    });
+  }
+
+  // console
+  {
+    auto* cmd = vm->add_subcommand("console", "print the VM's serial console log");
+    auto name = std::make_shared<std::string>();
+    auto bytes = std::make_shared<size_t>(64 * 1024);
+    auto as_json = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("--bytes", *bytes, "how much of the end of the log")->capture_default_str();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    cmd->callback([=, &ctx] {
+      auto r = ctx.Client().GetText("/v1/vms/" + *name + "/console?bytes=" + std::to_string(*bytes));
+      if (!r.ok()) return ctx.Fail(r.status());
+      if (*as_json) return ctx.PrintJson({{"name", *name}, {"console", *r}});
+      std::cout << *r;
+    });
+  }
+}
+
+}  // namespace ferry::cli

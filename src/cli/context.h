@@ -1,0 +1,36 @@
+// Shared by the CLI's verbs: where ferryd is, and how a command reports its outcome.
+#pragma once
+
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/api_client.h"
+#include "core/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace ferry::cli {
+
+struct Context {
+  std::string socket;
+  int exit_code = 0;
+
+  ApiClient Client() const { return ApiClient(socket); }
+  // One clear line on stderr and a non-zero exit code.
+  void Fail(const Status& st) {
+    std::cerr << "ferry: " << st.message() << "\n";
+    exit_code = 1;
+  }
+  void PrintJson(const nlohmann::json& j) const { std::cout << j.dump(2) << "\n"; }
+};
+
+void AddVmCommands(CLI::App& app, Context& ctx);
+void AddOperationCommands(CLI::App& app, Context& ctx);
+void AddHostCommands(CLI::App& app, Context& ctx);
+
+}  // namespace ferry::cli

@@ -1,0 +1,24 @@
+// ferry: the command line. Wiring only; each verb lives in its own cmd_*.cc.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include "cli/context.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ferry: snapshot, clone and migrate live QEMU VMs"};
+  app.require_subcommand(1);
+  ferry::cli::Context ctx;
+  const char* env = std::getenv("FERRY_SOCKET");
+  ctx.socket = env && *env ? env : "/var/lib/ferry/ferryd.sock";
+  app.add_option("--socket", ctx.socket, "ferryd's API socket (or FERRY_SOCKET)")
+      ->capture_default_str();
+  ferry::cli::AddVmCommands(app, ctx);
+  ferry::cli::AddOperationCommands(app, ctx);
+  ferry::cli::AddHostCommands(app, ctx);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return ctx.exit_code;
+}

@@ -1,0 +1,66 @@
+// Processes ferryd starts and watches. QEMU must outlive a ferryd that crashes or restarts, so a
+// Process is started in its own session and can be re-adopted later from (pid, start time).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ferry {
+
+// How a watched process ended. `known` is false for a re-adopted process: it is not our child, so
+// the kernel gives its exit status to someone else.
+struct ProcessExit {
+  bool known = false;
+  bool signaled = false;
+  int code = 0;  // exit code, or signal number when `signaled`
+  std::string Describe() const;  // "exited with code 1", "was killed by signal 9 (Killed)", ...
+};
+
+// Owns a pidfd for one process. Not thread-safe; one owner.
+class Process {
+ public:
+  // Starts argv[0] (searched in PATH) with stdin from /dev/null and stdout+stderr appended to
+  // `log_path`, in a new session, with no inherited descriptors beyond 0-2.
+  static Result<Process> Spawn(const std::vector<std::string>& argv, const std::string& log_path);
+  // Re-adopts a process started earlier. Fails with NotFound if it is gone or if the pid was
+  // reused (its start time differs).
+  static Result<Process> Adopt(pid_t pid, uint64_t start_time);
+
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  ~Process();
+
+  pid_t pid() const { return pid_; }
+  uint64_t start_time() const { return start_time_; }
+  bool is_child() const { return is_child_; }
+  // Readable (POLLIN) once the process has exited.
+  int pidfd() const { return pidfd_; }
+
+  bool Running() const;
+  // Waits up to `timeout` for the process to end; returns its exit if it did, reaping a child.
+  std::optional<ProcessExit> WaitExit(std::chrono::milliseconds timeout);
+  void Signal(int sig) const;
+
+ private:
+  Process(pid_t pid, int pidfd, uint64_t start_time, bool is_child)
+      : pid_(pid), pidfd_(pidfd), start_time_(start_time), is_child_(is_child) {}
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  uint64_t start_time_ = 0;
+  bool is_child_ = false;
+  std::optional<ProcessExit> exit_;
+};
+
+// Field 22 of /proc/PID/stat (clock ticks since boot): with the pid, identifies a process.
+Result<uint64_t> ProcessStartTime(pid_t pid);
+
+}  // namespace ferry

@@ -1,0 +1,86 @@
+// ferryd: one per host. Wiring only: flags, the state-directory lock, the VM service, the API.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <spdlog/spdlog.h>
+
+#include "api/api_server.h"
+#include "core/files.h"
+#include "vm/vm_service.h"
+
+#ifndef FERRY_DEFAULT_IMAGE_DIR
+#define FERRY_DEFAULT_IMAGE_DIR "/usr/share/ferry/images"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"ferryd: the ferry agent; runs QEMU VMs and serves the ferry API"};
+  ferry::vm::ServiceConfig config;
+  std::string socket_path;
+  std::string log_level = "info";
+  int ready_timeout_s = 300;
+  app.add_option("--state-dir", config.state_dir, "durable state: registry, VM directories")
+      ->required();
+  app.add_option("--ram-dir", config.ram_dir, "tmpfs directory for guest RAM files")
+      ->capture_default_str();
+  app.add_option("--socket", socket_path, "API socket (default: STATE_DIR/ferryd.sock)");
+  app.add_option("--image-dir", config.image_dirs, "directory of guest images (repeatable)");
+  app.add_option("--qemu", config.qemu_binary, "QEMU binary")->capture_default_str();
+  app.add_option("--ready-timeout", ready_timeout_s, "seconds a guest may take to become ready")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  config.image_dirs.push_back(FERRY_DEFAULT_IMAGE_DIR);
+  config.ready_timeout = std::chrono::seconds(ready_timeout_s);
+  if (socket_path.empty()) socket_path = config.state_dir + "/ferryd.sock";
+
+  // Block the signals we wait for before any thread starts, so only sigwait sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  ferry::Status st = ferry::MakeDirs(config.state_dir, 0700);
+  if (!st.ok()) {
+    std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
+    return 1;
+  }
+  // One ferryd per state directory: two would fight over the same VMs.
+  const std::string lock_path = config.state_dir + "/ferryd.lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    std::fprintf(stderr, "ferryd: another ferryd already uses state directory %s; stop it first\n",
+                 config.state_dir.c_str());
+    return 1;
+  }
+
+  auto service = ferry::vm::VmService::Open(config);
+  if (!service.ok()) {
+    std::fprintf(stderr, "ferryd: %s\n", service.status().message().c_str());
+    return 1;
+  }
+  ferry::api::ApiServer api(**service);
+  st = api.Start(socket_path);
+  if (!st.ok()) {
+    std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
+    return 1;
+  }
+  spdlog::info("ferryd serving on {} (state {}, RAM {})", socket_path, config.state_dir,
+               config.ram_dir);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("ferryd: signal {}, shutting down; VMs keep running", sig);
+  api.Stop();
+  service->reset();
+  ::unlink(socket_path.c_str());
+  return 0;
+}

@@ -1,0 +1,57 @@
+#include "qemu/launch_spec.h"
+
+namespace ferry::qemu {
+
+std::string EscapeOptionValue(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
+  const std::string mem = std::to_string(spec.memory_mib) + "M";
+  std::vector<std::string> argv = {spec.qemu_binary};
+  auto add = [&argv](std::initializer_list<std::string> items) {
+    argv.insert(argv.end(), items.begin(), items.end());
+  };
+  add({"-name", "guest=" + EscapeOptionValue(spec.name) + ",debug-threads=on"});
+  add({"-machine", std::string("q35,accel=") + AcceleratorName(spec.accelerator) +
+                       ",memory-backend=ram0"});
+  // KVM passes the host CPU through; TCG emulates the richest model it can.
+  add({"-cpu", spec.accelerator == Accelerator::kKvm ? "host" : "max"});
+  add({"-smp", std::to_string(spec.cpus)});
+  add({"-m", mem});
+  add({"-object", "memory-backend-file,id=ram0,size=" + mem +
+                      ",mem-path=" + EscapeOptionValue(spec.ram_path) +
+                      ",share=" + (spec.ram_shared ? "on" : "off")});
+  // No default devices, no user config, no display: the guest sees exactly what we list here.
+  add({"-nodefaults", "-no-user-config", "-display", "none"});
+  // A guest reboot (e.g. kernel panic with panic=-1) ends QEMU instead of looping silently.
+  add({"-no-reboot"});
+  add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", spec.kernel_cmdline});
+  add({"-chardev", "file,id=serial0,path=" + EscapeOptionValue(spec.console_log),
+       "-serial", "chardev:serial0"});
+  add({"-device", "virtio-serial-pci,id=vser0",
+       "-chardev", "socket,id=guest0,path=" + EscapeOptionValue(spec.guest_socket) +
+                       ",server=on,wait=off",
+       "-device", "virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"});
+  for (size_t i = 0; i < spec.nics.size(); ++i) {
+    const NicSpec& nic = spec.nics[i];
+    const std::string id = "net" + std::to_string(i);
+    std::string netdev = "user,id=" + id;
+    for (const PortForward& f : nic.forwards) {
+      netdev += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
+                std::to_string(f.guest_port);
+    }
+    add({"-netdev", netdev, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nic.mac});
+  }
+  add({"-device", "virtio-rng-pci"});
+  add({"-qmp", "unix:" + EscapeOptionValue(spec.qmp_socket) + ",server=on,wait=off"});
+  return argv;
+}
+
+}  // namespace ferry::qemu

@@ -1,0 +1,52 @@
+// Everything the QEMU command line is built from. Filled by the VM layer from a VmSpec, an image
+// and the VM's paths; kept free of VM-layer types so the builder can be tested on its own.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qemu/accelerator.h"
+
+namespace ferry::qemu {
+
+struct PortForward {
+  std::string host_address = "127.0.0.1";  // forwards listen on loopback only
+  uint16_t host_port = 0;
+  uint16_t guest_port = 0;
+};
+
+// One guest NIC. Only user-mode networking exists today; a tap backend is a new `Backend` value
+// and a branch in the builder, with no change to callers that use kUser.
+struct NicSpec {
+  enum class Backend { kUser };
+  Backend backend = Backend::kUser;
+  std::string mac;
+  std::vector<PortForward> forwards;
+};
+
+struct LaunchSpec {
+  std::string qemu_binary = "qemu-system-x86_64";
+  std::string name;
+  Accelerator accelerator = Accelerator::kTcg;
+  int cpus = 1;
+  uint64_t memory_mib = 256;
+  // Guest RAM is this file, owned by ferryd; share=on makes QEMU write through to it.
+  std::string ram_path;
+  bool ram_shared = true;
+  std::string kernel;
+  std::string initrd;
+  std::string kernel_cmdline;
+  std::string qmp_socket;
+  std::string guest_socket;
+  std::string console_log;
+  std::vector<NicSpec> nics;
+};
+
+// argv for execvp, argv[0] included.
+std::vector<std::string> BuildCommandLine(const LaunchSpec& spec);
+
+// QEMU option values separate keys with ',': a literal comma is written twice.
+std::string EscapeOptionValue(const std::string& value);
+
+}  // namespace ferry::qemu

@@ -1,0 +1,103 @@
+#include "qemu/launch_spec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace ferry::qemu {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+LaunchSpec Sample() {
+  LaunchSpec s;
+  s.name = "web-1";
+  s.memory_mib = 256;
+  s.ram_path = "/dev/shm/ferry/abc.ram";
+  s.kernel = "/img/vmlinuz";
+  s.initrd = "/img/initramfs.cpio.gz";
+  s.kernel_cmdline = "console=ttyS0 quiet";
+  s.qmp_socket = "/state/vms/web-1/qmp.sock";
+  s.guest_socket = "/state/vms/web-1/guest.sock";
+  s.console_log = "/state/vms/web-1/console.log";
+  NicSpec nic;
+  nic.mac = "52:54:00:aa:bb:cc";
+  nic.forwards.push_back({"127.0.0.1", 16379, 6379});
+  s.nics.push_back(nic);
+  return s;
+}
+
+// The value following `flag` whose text contains `needle`.
+std::string ValueOf(const std::vector<std::string>& argv, const std::string& flag,
+                    const std::string& needle = "") {
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == flag && argv[i + 1].find(needle) != std::string::npos) return argv[i + 1];
+  }
+  return "";
+}
+
+TEST(LaunchSpecTest, RamIsTheAgentsFileMappedShared) {
+  auto argv = BuildCommandLine(Sample());
+  EXPECT_EQ(ValueOf(argv, "-object", "memory-backend-file"),
+            "memory-backend-file,id=ram0,size=256M,mem-path=/dev/shm/ferry/abc.ram,share=on");
+  EXPECT_THAT(ValueOf(argv, "-machine"), HasSubstr("memory-backend=ram0"));
+  EXPECT_EQ(ValueOf(argv, "-m"), "256M");
+}
+
+TEST(LaunchSpecTest, PrivateMappingWhenNotShared) {
+  auto spec = Sample();
+  spec.ram_shared = false;
+  EXPECT_THAT(ValueOf(BuildCommandLine(spec), "-object"), HasSubstr("share=off"));
+}
+
+TEST(LaunchSpecTest, AcceleratorSelectsMachineAndCpu) {
+  auto spec = Sample();
+  spec.accelerator = Accelerator::kTcg;
+  auto argv = BuildCommandLine(spec);
+  EXPECT_THAT(ValueOf(argv, "-machine"), HasSubstr("accel=tcg"));
+  EXPECT_EQ(ValueOf(argv, "-cpu"), "max");
+  spec.accelerator = Accelerator::kKvm;
+  argv = BuildCommandLine(spec);
+  EXPECT_THAT(ValueOf(argv, "-machine"), HasSubstr("accel=kvm"));
+  EXPECT_EQ(ValueOf(argv, "-cpu"), "host");
+}
+
+TEST(LaunchSpecTest, ForwardsListenOnLoopbackOnly) {
+  EXPECT_EQ(ValueOf(BuildCommandLine(Sample()), "-netdev"),
+            "user,id=net0,hostfwd=tcp:127.0.0.1:16379-:6379");
+  EXPECT_EQ(ValueOf(BuildCommandLine(Sample()), "-device", "virtio-net"),
+            "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc");
+}
+
+TEST(LaunchSpecTest, ChannelsAreUnixSocketsThatDoNotBlockStartup) {
+  auto argv = BuildCommandLine(Sample());
+  EXPECT_EQ(ValueOf(argv, "-qmp"), "unix:/state/vms/web-1/qmp.sock,server=on,wait=off");
+  EXPECT_EQ(ValueOf(argv, "-chardev", "guest0"),
+            "socket,id=guest0,path=/state/vms/web-1/guest.sock,server=on,wait=off");
+  EXPECT_THAT(argv, Contains("virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"));
+}
+
+TEST(LaunchSpecTest, NoDefaultDevicesNoDisplayNoReboot) {
+  auto argv = BuildCommandLine(Sample());
+  EXPECT_THAT(argv, Contains("-nodefaults"));
+  EXPECT_THAT(argv, Contains("-no-reboot"));
+  EXPECT_EQ(ValueOf(argv, "-display"), "none");
+  EXPECT_EQ(argv.front(), "qemu-system-x86_64");
+}
+
+TEST(LaunchSpecTest, CommasInPathsAreEscaped) {
+  auto spec = Sample();
+  spec.ram_path = "/dev/shm/a,b.ram";
+  EXPECT_THAT(ValueOf(BuildCommandLine(spec), "-object"), HasSubstr("mem-path=/dev/shm/a,,b.ram,"));
+  EXPECT_EQ(EscapeOptionValue("x,y,,z"), "x,,y,,,,z");
+}
+
+TEST(LaunchSpecTest, KernelCmdlineIsPassedAsOneArgument) {
+  auto argv = BuildCommandLine(Sample());
+  EXPECT_EQ(ValueOf(argv, "-append"), "console=ttyS0 quiet");
+}
+
+}  // namespace
+}  // namespace ferry::qemu

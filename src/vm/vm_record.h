@@ -1,0 +1,48 @@
+// What ferry knows about one VM, as persisted in the registry and shown by `vm show`.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "vm/vm_spec.h"
+
+namespace ferry::vm {
+
+// creating -> booting -> running <-> paused; any live state -> stopping -> stopped;
+// any live state -> failed when QEMU dies unexpectedly. stopped/failed -> booting on start.
+enum class VmState { kCreating, kBooting, kRunning, kPaused, kStopping, kStopped, kFailed };
+
+const char* VmStateName(VmState s);
+Result<VmState> VmStateFromName(const std::string& name);
+// States in which a QEMU process is expected to exist.
+bool HasProcess(VmState s);
+
+struct VmRecord {
+  VmSpec spec;
+  std::string id;
+  VmState state = VmState::kCreating;
+  std::string accelerator;
+  std::string mac;
+  std::string ram_path;  // the agent-owned file backing guest RAM
+  pid_t pid = 0;
+  uint64_t pid_start_time = 0;  // with pid, identifies the QEMU process across ferryd restarts
+  bool guest_ready = false;
+  int64_t created_at_ms = 0;
+  int64_t started_at_ms = 0;  // last QEMU launch
+  int64_t ready_at_ms = 0;    // guest reported ready after that launch
+  std::string failure;        // why the VM is failed: one line
+  std::string last_words;     // tail of QEMU's stderr when it died
+  std::string stop_mode;      // "graceful" or "forced", for the last stop
+  std::vector<std::string> qemu_argv;
+
+  nlohmann::json ToJson() const;
+  static Result<VmRecord> FromJson(const nlohmann::json& j);
+};
+
+}  // namespace ferry::vm

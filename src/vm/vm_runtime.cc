@@ -1,0 +1,203 @@
+#include "vm/vm_runtime.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "core/files.h"
+
+namespace ferry::vm {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+// How much of QEMU's log an error carries.
+constexpr size_t kLastWordsBytes = 1024;
+// How often ferryd asks a booting guest whether it is ready, in case its ready event was missed
+// (e.g. ferryd restarted while the guest booted).
+constexpr milliseconds kReadyPollInterval(500);
+constexpr milliseconds kReconnectInterval(50);
+}  // namespace
+
+VmRuntime::VmRuntime(Process process, VmPaths paths, Callbacks callbacks)
+    : process_(std::move(process)), paths_(std::move(paths)), callbacks_(std::move(callbacks)) {
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+}
+
+Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::string>& argv,
+                                                     const VmPaths& paths, Callbacks callbacks,
+                                                     milliseconds timeout) {
+  // Stale sockets from an earlier run would let us connect to nothing.
+  ::unlink(paths.qmp_socket.c_str());
+  ::unlink(paths.guest_socket.c_str());
+  FERRY_ASSIGN_OR_RETURN(Process process, Process::Spawn(argv, paths.qemu_log));
+  std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
+  Status st = rt->ConnectQmp(timeout);
+  if (!st.ok()) {
+    rt->process_.Signal(SIGKILL);
+    auto ex = rt->process_.WaitExit(std::chrono::seconds(5));
+    std::string words = TailFile(paths.qemu_log, kLastWordsBytes);
+    while (!words.empty() && (words.back() == '\n' || words.back() == ' ')) words.pop_back();
+    std::string how = ex ? "QEMU " + ex->Describe() : st.message();
+    return Status::Unavailable("QEMU did not start: " + how +
+                               (words.empty() ? "" : "; QEMU said: " + words));
+  }
+  rt->StartThreads();
+  return rt;
+}
+
+Result<std::unique_ptr<VmRuntime>> VmRuntime::Attach(pid_t pid, uint64_t start_time,
+                                                     const VmPaths& paths, Callbacks callbacks) {
+  FERRY_ASSIGN_OR_RETURN(Process process, Process::Adopt(pid, start_time));
+  std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
+  FERRY_RETURN_IF_ERROR(rt->ConnectQmp(std::chrono::seconds(5)));
+  rt->StartThreads();
+  return rt;
+}
+
+Status VmRuntime::ConnectQmp(milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  Status last = Status::Unavailable("QMP socket " + paths_.qmp_socket + " never appeared");
+  while (Clock::now() < deadline) {
+    if (!process_.Running()) return Status::Unavailable("QEMU exited during start-up");
+    if (PathExists(paths_.qmp_socket)) {
+      auto client = QmpClient::Connect(paths_.qmp_socket, std::chrono::seconds(2));
+      if (client.ok()) {
+        std::shared_ptr<QmpClient> qmp = std::move(client).value();
+        qmp->SetEventHandler([this](const QmpEvent& ev) {
+          if (callbacks_.on_qmp_event) callbacks_.on_qmp_event(ev);
+        });
+        std::lock_guard<std::mutex> lock(mu_);
+        qmp_ = std::move(qmp);
+        return Status::Ok();
+      }
+      last = client.status();
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return Status::DeadlineExceeded("QMP did not answer within " +
+                                  std::to_string(timeout.count()) + " ms: " + last.message());
+}
+
+void VmRuntime::StartThreads() {
+  process_thread_ = std::thread([this] { WatchProcess(); });
+  guest_thread_ = std::thread([this] { WatchGuest(); });
+}
+
+VmRuntime::~VmRuntime() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  uint64_t one = 1;
+  if (stop_fd_ >= 0) (void)!::write(stop_fd_, &one, sizeof one);
+  if (process_thread_.joinable()) process_thread_.join();
+  if (guest_thread_.joinable()) guest_thread_.join();
+  // Channels close before the process handle goes away.
+  guest_.reset();
+  qmp_.reset();
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+}
+
+void VmRuntime::WatchProcess() {
+  struct pollfd fds[2] = {{process_.pidfd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  while (true) {
+    int r = ::poll(fds, 2, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (fds[1].revents) return;  // runtime destroyed while QEMU still runs
+    if (fds[0].revents) break;
+  }
+  auto ex = process_.WaitExit(milliseconds(0));
+  ProcessExit exit = ex.value_or(ProcessExit{});
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    exit_ = exit;
+  }
+  cv_.notify_all();
+  if (callbacks_.on_exit) callbacks_.on_exit(exit);
+}
+
+void VmRuntime::GuestReady() {
+  if (!guest_ready_.exchange(true) && callbacks_.on_guest_ready) callbacks_.on_guest_ready();
+}
+
+void VmRuntime::WatchGuest() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_ && !exit_) {
+    if (!guest_) {
+      lock.unlock();
+      auto ch = GuestChannel::Connect(paths_.guest_socket, std::chrono::seconds(1));
+      lock.lock();
+      if (!ch.ok()) {
+        cv_.wait_for(lock, kReconnectInterval, [this] { return stopping_ || exit_.has_value(); });
+        continue;
+      }
+      std::shared_ptr<GuestChannel> channel = std::move(ch).value();
+      channel->SetEventHandler([this](const GuestEvent& ev) {
+        if (ev.name == "ready") GuestReady();
+      });
+      channel->SetCloseHandler([this](const Status&) { cv_.notify_all(); });
+      guest_ = channel;
+    }
+    std::shared_ptr<GuestChannel> channel = guest_;
+    if (!channel->connected()) {
+      guest_.reset();  // QEMU dropped the connection; connect again
+      continue;
+    }
+    if (!guest_ready_) {
+      lock.unlock();
+      auto pong = channel->Call("ping", nlohmann::json::object(), kReadyPollInterval);
+      if (pong.ok() && pong->value("ready", false)) GuestReady();
+      lock.lock();
+      if (!guest_ready_) {
+        cv_.wait_for(lock, kReadyPollInterval, [this] { return stopping_ || exit_.has_value(); });
+      }
+      continue;
+    }
+    cv_.wait(lock, [&] { return stopping_ || exit_.has_value() || !channel->connected(); });
+  }
+}
+
+Result<nlohmann::json> VmRuntime::Qmp(const std::string& command, const nlohmann::json& args,
+                                      milliseconds timeout) {
+  std::shared_ptr<QmpClient> qmp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    qmp = qmp_;
+  }
+  if (!qmp || !qmp->connected()) return Status::Unavailable("QMP is not connected");
+  return qmp->Execute(command, args, timeout);
+}
+
+Result<nlohmann::json> VmRuntime::GuestCall(const std::string& op, const nlohmann::json& args,
+                                            milliseconds timeout) {
+  std::shared_ptr<GuestChannel> guest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    guest = guest_;
+  }
+  if (!guest || !guest->connected()) {
+    return Status::Unavailable("the guest agent (ferry-guest) is not connected");
+  }
+  return guest->Call(op, args, timeout);
+}
+
+std::optional<ProcessExit> VmRuntime::WaitExit(milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [this] { return exit_.has_value(); });
+  return exit_;
+}
+
+bool VmRuntime::Exited() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return exit_.has_value();
+}
+
+void VmRuntime::Kill() { process_.Signal(SIGKILL); }
+
+}  // namespace ferry::vm

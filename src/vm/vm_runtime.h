@@ -1,0 +1,90 @@
+// One running QEMU of one VM, and ferryd's channels to it: QMP to QEMU and the guest channel to
+// ferry-guest. It watches the process and the guest and reports through callbacks; it never
+// changes VM state itself (VmService does).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/process.h"
+#include "core/status.h"
+#include "qemu/guest_channel.h"
+#include "qemu/qmp_client.h"
+#include "vm/vm_paths.h"
+
+namespace ferry::vm {
+
+class VmRuntime {
+ public:
+  // Called from the runtime's own threads; they must not destroy the runtime.
+  struct Callbacks {
+    std::function<void(const ProcessExit&)> on_exit;
+    std::function<void()> on_guest_ready;
+    std::function<void(const QmpEvent&)> on_qmp_event;
+  };
+
+  // Starts QEMU with `argv` and connects QMP. If QEMU exits or QMP does not answer within
+  // `timeout`, QEMU is killed and the error carries QEMU's own last words.
+  static Result<std::unique_ptr<VmRuntime>> Launch(const std::vector<std::string>& argv,
+                                                   const VmPaths& paths, Callbacks callbacks,
+                                                   std::chrono::milliseconds timeout);
+  // Re-adopts a QEMU started by an earlier ferryd. NotFound if it is gone.
+  static Result<std::unique_ptr<VmRuntime>> Attach(pid_t pid, uint64_t start_time,
+                                                   const VmPaths& paths, Callbacks callbacks);
+
+  // Stops the watcher threads and closes the channels. QEMU itself keeps running.
+  ~VmRuntime();
+
+  pid_t pid() const { return process_.pid(); }
+  uint64_t start_time() const { return process_.start_time(); }
+
+  // QMP command; Unavailable once QEMU is gone.
+  Result<nlohmann::json> Qmp(const std::string& command,
+                             const nlohmann::json& args = nlohmann::json::object(),
+                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Request to ferry-guest; Unavailable while the guest channel is not connected.
+  Result<nlohmann::json> GuestCall(const std::string& op,
+                                   const nlohmann::json& args = nlohmann::json::object(),
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  // Waits for QEMU to exit; nullopt on timeout.
+  std::optional<ProcessExit> WaitExit(std::chrono::milliseconds timeout);
+  bool Exited();
+  void Kill();  // SIGKILL: for a QEMU that does not obey `quit`
+
+ private:
+  VmRuntime(Process process, VmPaths paths, Callbacks callbacks);
+  Status ConnectQmp(std::chrono::milliseconds timeout);
+  void StartThreads();
+  void WatchProcess();
+  void WatchGuest();
+  void GuestReady();
+
+  Process process_;
+  VmPaths paths_;
+  Callbacks callbacks_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<ProcessExit> exit_;
+  bool stopping_ = false;
+  std::shared_ptr<QmpClient> qmp_;
+  std::shared_ptr<GuestChannel> guest_;
+  std::atomic<bool> guest_ready_{false};
+
+  int stop_fd_ = -1;  // eventfd that wakes the process watcher on destruction
+  std::thread process_thread_;
+  std::thread guest_thread_;
+};
+
+}  // namespace ferry::vm

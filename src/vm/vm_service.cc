@@ -1,0 +1,739 @@
+#include "vm/vm_service.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "core/files.h"
+#include "core/ids.h"
+#include "qemu/launch_spec.h"
+#include "vm/host_probe.h"
+#include "vm/vm_paths.h"
+#include "vm/vm_runtime.h"
+
+namespace ferry::vm {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+namespace {
+constexpr size_t kLastWordsBytes = 1024;
+constexpr milliseconds kQuitTimeout(5000);
+constexpr milliseconds kKillTimeout(10000);
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+// One VM. `mu` guards everything here; `busy` marks the operation that owns the lifecycle
+// (create, start, stop), so two such operations never interleave.
+struct Vm {
+  std::mutex mu;
+  std::condition_variable cv;  // signalled on every state change
+  VmRecord rec;
+  VmPaths paths;
+  std::shared_ptr<VmRuntime> rt;
+  std::string busy;               // id of the lifecycle operation in progress, or ""
+  bool launching = false;         // QEMU being started; exits are handled by the launcher
+  bool exit_expected = false;     // a stop or forced delete is ending QEMU
+  std::string shutdown_reason;    // from QEMU's SHUTDOWN event, if one came
+  std::optional<ProcessExit> exit;  // QEMU's exit, once it happened
+};
+
+VmService::VmService(ServiceConfig config)
+    : config_(std::move(config)), images_(config_.image_dirs) {}
+
+Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
+  if (config.state_dir.empty()) return Status::InvalidArgument("no state directory given");
+  FERRY_RETURN_IF_ERROR(MakeDirs(config.state_dir, 0700));
+  FERRY_RETURN_IF_ERROR(MakeDirs(config.state_dir + "/vms", 0700));
+  FERRY_RETURN_IF_ERROR(MakeDirs(config.ram_dir, 0700));
+  std::unique_ptr<VmService> svc(new VmService(std::move(config)));
+  FERRY_ASSIGN_OR_RETURN(svc->registry_, Registry::Open(svc->config_.state_dir + "/registry.db"));
+  svc->accel_ = qemu::ChooseAccelerator(qemu::ProbeHost());
+  spdlog::info("accelerator: {}", svc->accel_.reason);
+  FERRY_RETURN_IF_ERROR(svc->Readopt());
+  return svc;
+}
+
+VmService::~VmService() {
+  shutting_down_ = true;
+  std::map<std::string, std::shared_ptr<Vm>> vms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vms = vms_;
+  }
+  for (auto& [name, vm] : vms) vm->cv.notify_all();
+  std::list<Worker> workers;
+  {
+    std::lock_guard<std::mutex> lock(workers_mu_);
+    workers.swap(workers_);
+  }
+  for (auto& w : workers) w.thread.join();
+  // Runtimes go last: their threads stop, their QEMUs run on.
+  for (auto& [name, vm] : vms) {
+    std::shared_ptr<VmRuntime> rt;
+    {
+      std::lock_guard<std::mutex> lock(vm->mu);
+      rt.swap(vm->rt);
+    }
+  }
+}
+
+void VmService::InBackground(std::function<void()> work) {
+  std::lock_guard<std::mutex> lock(workers_mu_);
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (*it->done) {
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  workers_.push_back({std::thread([work = std::move(work), done] {
+                        work();
+                        *done = true;
+                      }),
+                      done});
+}
+
+void VmService::Persist(Vm& vm) {
+  Status st = registry_->UpdateVm(vm.rec);
+  if (!st.ok()) spdlog::error("vm {}: cannot record state: {}", vm.rec.spec.name, st.message());
+  vm.cv.notify_all();
+}
+
+Result<std::shared_ptr<Vm>> VmService::Find(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = vms_.find(name);
+  if (it == vms_.end()) {
+    return Status::NotFound("vm " + name + " does not exist; `ferry vm list` shows the VMs");
+  }
+  return it->second;
+}
+
+VmRuntime::Callbacks VmService::CallbacksFor(const std::shared_ptr<Vm>& vm) {
+  std::weak_ptr<Vm> weak = vm;
+  VmRuntime::Callbacks cb;
+  cb.on_exit = [this, weak](const ProcessExit& ex) { OnExit(weak, ex); };
+  cb.on_guest_ready = [this, weak] { OnGuestReady(weak); };
+  cb.on_qmp_event = [this, weak](const QmpEvent& ev) { OnQmpEvent(weak, ev.name, ev.data); };
+  return cb;
+}
+
+// Decides what QEMU's exit means for the VM. REQUIRES: vm.mu held, vm.exit set.
+static void ApplyExit(Vm& vm) {
+  VmRecord& r = vm.rec;
+  const ProcessExit& ex = *vm.exit;
+  // QEMU exits 0 after a guest power-off; an unknown status (re-adopted QEMU) is taken as that.
+  const bool guest_powered_off = vm.shutdown_reason == "guest-shutdown" &&
+                                 !(ex.known && (ex.signaled || ex.code != 0));
+  if (vm.exit_expected || guest_powered_off) {
+    r.state = VmState::kStopped;
+    if (!vm.exit_expected) r.stop_mode = "guest";
+    r.failure.clear();
+    r.last_words.clear();
+  } else {
+    r.state = VmState::kFailed;
+    r.failure = "QEMU (pid " + std::to_string(r.pid) + ") " + ex.Describe();
+    if (vm.shutdown_reason == "guest-reset" || vm.shutdown_reason == "guest-panic") {
+      r.failure += " after the guest " +
+                   std::string(vm.shutdown_reason == "guest-panic" ? "panicked"
+                                                                   : "rebooted (kernel panic?)") +
+                   "; see `ferry vm console " + r.spec.name + "`";
+    }
+    r.last_words = Trimmed(TailFile(vm.paths.qemu_log, kLastWordsBytes));
+    spdlog::warn("vm {}: {}", r.spec.name, r.failure);
+  }
+  r.guest_ready = false;
+  r.pid = 0;
+  r.pid_start_time = 0;
+  // The guest's memory died with it: give the tmpfs pages back.
+  if (!r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+}
+
+void VmService::OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& ex) {
+  auto vm = weak.lock();
+  if (!vm) return;
+  std::lock_guard<std::mutex> lock(vm->mu);
+  vm->exit = ex;
+  if (vm->launching) return;  // the launcher applies it once QEMU is registered
+  ApplyExit(*vm);
+  Persist(*vm);
+}
+
+void VmService::OnGuestReady(const std::weak_ptr<Vm>& weak) {
+  auto vm = weak.lock();
+  if (!vm) return;
+  std::lock_guard<std::mutex> lock(vm->mu);
+  if (vm->rec.guest_ready || !HasProcess(vm->rec.state)) return;
+  vm->rec.guest_ready = true;
+  vm->rec.ready_at_ms = NowUnixMs();
+  if (vm->rec.state == VmState::kBooting) vm->rec.state = VmState::kRunning;
+  spdlog::info("vm {}: guest ready {} ms after QEMU start", vm->rec.spec.name,
+               vm->rec.ready_at_ms - vm->rec.started_at_ms);
+  Persist(*vm);
+}
+
+void VmService::OnQmpEvent(const std::weak_ptr<Vm>& weak, const std::string& event,
+                           const json& data) {
+  auto vm = weak.lock();
+  if (!vm) return;
+  std::lock_guard<std::mutex> lock(vm->mu);
+  VmRecord& r = vm->rec;
+  if (event == "SHUTDOWN") {
+    vm->shutdown_reason = data.value("reason", "");
+  } else if (event == "STOP" && (r.state == VmState::kRunning || r.state == VmState::kBooting)) {
+    r.state = VmState::kPaused;
+    Persist(*vm);
+  } else if (event == "RESUME" && r.state == VmState::kPaused) {
+    r.state = r.guest_ready ? VmState::kRunning : VmState::kBooting;
+    Persist(*vm);
+  }
+}
+
+Status VmService::CheckPortsUnclaimed(const VmSpec& spec) {
+  // REQUIRES: mu_ held. A stopped VM's forwards are not bound, but a VM with a process owns its
+  // ports even while QEMU has not bound them yet.
+  for (const auto& [name, other] : vms_) {
+    if (name == spec.name) continue;
+    std::lock_guard<std::mutex> lock(other->mu);
+    if (!HasProcess(other->rec.state) && other->rec.state != VmState::kCreating) continue;
+    for (const auto& mine : spec.network.forwards) {
+      for (const auto& theirs : other->rec.spec.network.forwards) {
+        if (mine.host_port == theirs.host_port) {
+          return Status::ResourceExhausted("vm " + spec.name + ": host port " +
+                                           std::to_string(mine.host_port) + " is used by vm " +
+                                           name + "; choose another host port for --forward");
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::shared_ptr<Operation> VmService::BeginOperation(const std::shared_ptr<Vm>& vm,
+                                                     const std::string& kind) {
+  auto op = operations_.Start(kind, vm->rec.spec.name);
+  vm->busy = op->id();
+  return op;
+}
+
+Result<std::shared_ptr<Operation>> VmService::Create(const json& spec_json, bool wait_ready) {
+  FERRY_ASSIGN_OR_RETURN(VmSpec spec, VmSpec::FromJson(spec_json));
+  auto image = images_.Find(spec.image);
+  if (!image.ok()) return image.status().WithContext("vm " + spec.name);
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (vms_.count(spec.name)) {
+    return Status::AlreadyExists("vm " + spec.name + " already exists; choose another name or "
+                                 "delete it first");
+  }
+  VmPaths paths = VmPaths::For(config_.state_dir, spec.name);
+  if (paths.qmp_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return Status::InvalidArgument("vm " + spec.name + ": socket path " + paths.qmp_socket +
+                                   " is too long for a UNIX socket; use a shorter --state-dir");
+  }
+  FERRY_RETURN_IF_ERROR(CheckPortsUnclaimed(spec));
+  FERRY_RETURN_IF_ERROR(CheckFitsHost(spec, ProbeCapacity(config_.ram_dir)));
+
+  auto vm = std::make_shared<Vm>();
+  vm->paths = paths;
+  VmRecord& r = vm->rec;
+  r.spec = spec;
+  r.id = NewId();
+  r.state = VmState::kCreating;
+  r.accelerator = qemu::AcceleratorName(accel_.accelerator);
+  r.mac = NewMac();
+  r.ram_path = config_.ram_dir + "/" + r.id + ".ram";
+  r.created_at_ms = NowUnixMs();
+  FERRY_RETURN_IF_ERROR(registry_->InsertVm(r));
+  vms_[spec.name] = vm;
+  auto op = BeginOperation(vm, "create");
+
+  InBackground([this, vm, op, wait_ready] {
+    Status st = Launch(vm, *op, wait_ready);
+    bool never_ran;
+    {
+      std::lock_guard<std::mutex> l(vm->mu);
+      never_ran = vm->rec.state == VmState::kCreating;
+      vm->busy.clear();
+    }
+    if (st.ok()) return;
+    if (never_ran) {
+      // Nothing ran: leave no trace, as if the request had been refused.
+      std::lock_guard<std::mutex> l(mu_);
+      vms_.erase(vm->rec.spec.name);
+      registry_->DeleteVm(vm->rec.spec.name);
+      RemoveAll(vm->paths.dir);
+    }
+    op->Fail(st);
+  });
+  return op;
+}
+
+Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, bool wait_ready) {
+  std::string name;
+  qemu::LaunchSpec launch;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    const VmRecord& r = vm->rec;
+    name = r.spec.name;
+    auto image = images_.Find(r.spec.image);
+    if (!image.ok()) return image.status().WithContext("vm " + name);
+    launch.qemu_binary = config_.qemu_binary;
+    launch.name = name;
+    launch.accelerator = accel_.accelerator;
+    launch.cpus = r.spec.cpus;
+    launch.memory_mib = r.spec.memory_mib;
+    launch.ram_path = r.ram_path;
+    launch.kernel = image->kernel;
+    launch.initrd = image->initrd;
+    launch.kernel_cmdline = image->kernel_cmdline;
+    launch.qmp_socket = vm->paths.qmp_socket;
+    launch.guest_socket = vm->paths.guest_socket;
+    launch.console_log = vm->paths.console_log;
+    qemu::NicSpec nic;
+    nic.mac = r.mac;
+    for (const auto& f : r.spec.network.forwards) {
+      nic.forwards.push_back({"127.0.0.1", f.host_port, f.guest_port});
+    }
+    launch.nics.push_back(nic);
+    vm->launching = true;
+    vm->exit.reset();
+    vm->exit_expected = false;
+    vm->shutdown_reason.clear();
+  }
+  auto finish_launch = [&] {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    vm->launching = false;
+  };
+
+  op.SetPhase("preparing RAM file", 10);
+  Status st = MakeDirs(vm->paths.dir, 0700);
+  if (st.ok()) {
+    // The agent owns guest RAM: a sparse file on tmpfs that QEMU maps shared.
+    int fd = ::open(launch.ram_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      st = Status::Internal("vm " + name + ": cannot create RAM file " + launch.ram_path + ": " +
+                            std::strerror(errno));
+    } else {
+      if (::ftruncate(fd, static_cast<off_t>(launch.memory_mib << 20)) != 0) {
+        st = Status::ResourceExhausted("vm " + name + ": cannot size RAM file " +
+                                       launch.ram_path + ": " + std::strerror(errno));
+      }
+      ::close(fd);
+    }
+  }
+  if (!st.ok()) {
+    finish_launch();
+    return st;
+  }
+
+  op.SetPhase("starting QEMU", 30);
+  std::vector<std::string> argv = qemu::BuildCommandLine(launch);
+  auto rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout);
+  if (!rt.ok()) {
+    ::unlink(launch.ram_path.c_str());
+    finish_launch();
+    return rt.status().WithContext("vm " + name);
+  }
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    VmRecord& r = vm->rec;
+    vm->rt = std::move(rt).value();
+    r.pid = vm->rt->pid();
+    r.pid_start_time = vm->rt->start_time();
+    r.qemu_argv = argv;
+    r.state = VmState::kBooting;
+    r.guest_ready = false;
+    r.started_at_ms = NowUnixMs();
+    r.ready_at_ms = 0;
+    r.failure.clear();
+    r.last_words.clear();
+    vm->launching = false;
+    if (vm->exit) ApplyExit(*vm);  // QEMU died between its start and now
+    Persist(*vm);
+    spdlog::info("vm {}: QEMU pid {} started ({})", name, r.pid, r.accelerator);
+  }
+
+  op.SetPhase("booting", 60);
+  if (wait_ready) {
+    std::unique_lock<std::mutex> lock(vm->mu);
+    bool ended = vm->cv.wait_for(lock, config_.ready_timeout, [&] {
+      return shutting_down_ || vm->rec.guest_ready ||
+             (vm->rec.state != VmState::kBooting && vm->rec.state != VmState::kPaused);
+    });
+    if (vm->rec.state == VmState::kFailed) {
+      return Status::Unavailable("vm " + name + " failed while booting: " + vm->rec.failure +
+                                 (vm->rec.last_words.empty() ? ""
+                                                             : "; QEMU said: " + vm->rec.last_words));
+    }
+    if (!vm->rec.guest_ready) {
+      if (shutting_down_) return Status::Unavailable("ferryd is shutting down");
+      if (!ended) {
+        return Status::DeadlineExceeded(
+            "vm " + name + ": the guest did not report ready within " +
+            std::to_string(config_.ready_timeout.count() / 1000) +
+            " s; it is still booting, see `ferry vm console " + name + "`");
+      }
+      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
+                                        " before its guest became ready");
+    }
+  }
+  op.Succeed(Describe(*vm, false));
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, bool wait_ready) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard<std::mutex> svc_lock(mu_);
+  std::shared_ptr<Operation> op;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (!vm->busy.empty()) {
+      return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
+                                        "; wait for it to finish");
+    }
+    if (vm->rec.state != VmState::kStopped && vm->rec.state != VmState::kFailed) {
+      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
+                                        "; only a stopped or failed VM can be started");
+    }
+    FERRY_RETURN_IF_ERROR(CheckPortsUnclaimed(vm->rec.spec));
+    FERRY_RETURN_IF_ERROR(CheckFitsHost(vm->rec.spec, ProbeCapacity(config_.ram_dir)));
+    op = BeginOperation(vm, "start");
+  }
+  InBackground([this, vm, op, wait_ready] {
+    // The runtime of the previous run is dead; release it before starting anew.
+    std::shared_ptr<VmRuntime> old;
+    {
+      std::lock_guard<std::mutex> lock(vm->mu);
+      old.swap(vm->rt);
+    }
+    old.reset();
+    Status st = Launch(vm, *op, wait_ready);
+    {
+      std::lock_guard<std::mutex> lock(vm->mu);
+      vm->busy.clear();
+    }
+    if (!st.ok()) op->Fail(st);
+  });
+  return op;
+}
+
+Result<std::shared_ptr<Operation>> VmService::Stop(const std::string& name, StopOptions options) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<Operation> op;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    const VmRecord& r = vm->rec;
+    if (r.state == VmState::kStopped) {
+      return Status::FailedPrecondition("vm " + name + " is already stopped; nothing to do");
+    }
+    if (r.state == VmState::kFailed) {
+      return Status::FailedPrecondition("vm " + name + " has failed (" + r.failure +
+                                        "); nothing runs to stop: start or delete it");
+    }
+    if (!vm->busy.empty()) {
+      return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
+                                        "; wait for it to finish");
+    }
+    op = BeginOperation(vm, "stop");
+    vm->rec.state = VmState::kStopping;
+    vm->exit_expected = true;
+    Persist(*vm);
+  }
+  InBackground([this, vm, op, options] { RunStop(vm, *op, options); });
+  return op;
+}
+
+void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOptions options) {
+  std::shared_ptr<VmRuntime> rt;
+  std::string name;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    rt = vm->rt;
+    name = vm->rec.spec.name;
+  }
+  const milliseconds timeout =
+      options.timeout.count() > 0 ? options.timeout : config_.graceful_stop_timeout;
+  std::string mode = "forced";
+  if (rt && !options.force) {
+    op.SetPhase("asking the guest to shut down", 20);
+    // A paused guest cannot shut itself down.
+    rt->Qmp("cont");
+    auto reply = rt->GuestCall("shutdown", json::object(), std::chrono::seconds(5));
+    if (reply.ok() && rt->WaitExit(timeout)) {
+      mode = "graceful";
+    } else {
+      spdlog::warn("vm {}: graceful shutdown did not finish ({}); forcing", name,
+                   reply.ok() ? "timeout" : reply.status().message());
+    }
+  }
+  if (rt && !rt->Exited()) {
+    op.SetPhase("quitting QEMU", 70);
+    rt->Qmp("quit", json::object(), std::chrono::seconds(2));
+    if (!rt->WaitExit(kQuitTimeout)) {
+      rt->Kill();
+      rt->WaitExit(kKillTimeout);
+    }
+  }
+  std::shared_ptr<VmRuntime> old;
+  json result;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (!rt || !rt->Exited()) {
+      // No runtime at all (e.g. re-adoption failed) or an unkillable QEMU: record what we know.
+      vm->exit = ProcessExit{};
+      ApplyExit(*vm);
+    }
+    vm->rec.stop_mode = mode;
+    vm->rec.state = VmState::kStopped;
+    Persist(*vm);
+    old.swap(vm->rt);
+    vm->busy.clear();
+    result = Describe(*vm, false);
+  }
+  old.reset();
+  spdlog::info("vm {}: stopped ({})", name, mode);
+  op.Succeed(result);
+}
+
+Status VmService::Delete(const std::string& name, bool force) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<VmRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (!vm->busy.empty()) {
+      return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
+                                        "; wait for it to finish");
+    }
+    if (HasProcess(vm->rec.state) && !force) {
+      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
+                                        "; stop it first (ferry vm stop " + name +
+                                        ") or delete it with --force");
+    }
+    vm->busy = "delete";
+    vm->exit_expected = true;
+    rt = vm->rt;
+  }
+  if (rt && !rt->Exited()) {
+    rt->Kill();
+    rt->WaitExit(kKillTimeout);
+  }
+  rt.reset();
+  std::lock_guard<std::mutex> svc_lock(mu_);
+  std::shared_ptr<VmRuntime> old;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    old.swap(vm->rt);
+    FERRY_RETURN_IF_ERROR(registry_->DeleteVm(name));
+    if (!vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
+    RemoveAll(vm->paths.dir);
+    vms_.erase(name);
+  }
+  spdlog::info("vm {}: deleted", name);
+  return Status::Ok();
+}
+
+Result<json> VmService::Pause(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<VmRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    VmState s = vm->rec.state;
+    if (s != VmState::kRunning && s != VmState::kBooting) {
+      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(s) +
+                                        "; only a running or booting VM can be paused");
+    }
+    rt = vm->rt;
+  }
+  if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
+  auto r = rt->Qmp("stop");
+  if (!r.ok()) return r.status().WithContext("vm " + name);
+  std::lock_guard<std::mutex> lock(vm->mu);
+  if (HasProcess(vm->rec.state) && vm->rec.state != VmState::kStopping) {
+    vm->rec.state = VmState::kPaused;
+    Persist(*vm);
+  }
+  return Describe(*vm, false);
+}
+
+Result<json> VmService::Resume(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<VmRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (vm->rec.state != VmState::kPaused) {
+      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
+                                        "; only a paused VM can be resumed");
+    }
+    rt = vm->rt;
+  }
+  if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
+  auto r = rt->Qmp("cont");
+  if (!r.ok()) return r.status().WithContext("vm " + name);
+  std::lock_guard<std::mutex> lock(vm->mu);
+  if (vm->rec.state == VmState::kPaused) {
+    vm->rec.state = vm->rec.guest_ready ? VmState::kRunning : VmState::kBooting;
+    Persist(*vm);
+  }
+  return Describe(*vm, false);
+}
+
+json VmService::Describe(Vm& vm, bool with_guest) {
+  // REQUIRES: vm.mu held (with_guest == false) or not held (with_guest == true, see Show).
+  const VmRecord& r = vm.rec;
+  json j = r.ToJson();
+  json summary = {{"name", r.spec.name},
+                  {"state", VmStateName(r.state)},
+                  {"memory_mib", r.spec.memory_mib},
+                  {"accelerator", r.accelerator}};
+  j.update(summary);
+  const int64_t now = NowUnixMs();
+  j["uptime_ms"] = HasProcess(r.state) && r.started_at_ms ? now - r.started_at_ms : 0;
+  j["boot_to_ready_ms"] = r.ready_at_ms ? r.ready_at_ms - r.started_at_ms : 0;
+  j["paths"] = {{"dir", vm.paths.dir},
+                {"qmp_socket", vm.paths.qmp_socket},
+                {"guest_socket", vm.paths.guest_socket},
+                {"console_log", vm.paths.console_log},
+                {"qemu_log", vm.paths.qemu_log},
+                {"ram_file", r.ram_path}};
+  j["busy_with"] = vm.busy;
+  return j;
+}
+
+Result<json> VmService::Show(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  json j;
+  std::shared_ptr<VmRuntime> rt;
+  bool ask_guest;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    j = Describe(*vm, false);
+    ask_guest = vm->rec.guest_ready && vm->rec.state == VmState::kRunning;
+    rt = vm->rt;
+  }
+  if (ask_guest && rt) {
+    auto identity = rt->GuestCall("identity", json::object(), std::chrono::seconds(2));
+    if (identity.ok()) {
+      json id = *identity;
+      id.erase("id");
+      id.erase("ok");
+      j["guest"] = id;
+    } else {
+      j["guest"] = {{"error", identity.status().message()}};
+    }
+  }
+  return j;
+}
+
+json VmService::List() {
+  std::vector<std::shared_ptr<Vm>> vms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, vm] : vms_) vms.push_back(vm);
+  }
+  json out = json::array();
+  for (auto& vm : vms) {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    json d = Describe(*vm, false);
+    out.push_back({{"name", d["name"]},
+                   {"state", d["state"]},
+                   {"memory_mib", d["memory_mib"]},
+                   {"cpus", vm->rec.spec.cpus},
+                   {"uptime_ms", d["uptime_ms"]},
+                   {"accelerator", d["accelerator"]},
+                   {"forwards", d["spec"]["network"]["forwards"]},
+                   {"failure", vm->rec.failure}});
+  }
+  return out;
+}
+
+Result<std::string> VmService::Console(const std::string& name, size_t max_bytes) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    path = vm->paths.console_log;
+  }
+  if (!PathExists(path)) return std::string();
+  return TailFile(path, max_bytes);
+}
+
+json VmService::HostInfo() {
+  json images = images_.Names();
+  auto cap = ProbeCapacity(config_.ram_dir);
+  return {{"accelerator", qemu::AcceleratorName(accel_.accelerator)},
+          {"accelerator_reason", accel_.reason},
+          {"state_dir", config_.state_dir},
+          {"ram_dir", config_.ram_dir},
+          {"images", images},
+          {"mem_available_mib", cap.mem_available_bytes >> 20},
+          {"ram_dir_free_mib", cap.ram_dir_free_bytes >> 20}};
+}
+
+Status VmService::Readopt() {
+  FERRY_ASSIGN_OR_RETURN(std::vector<VmRecord> records, registry_->ListVms());
+  for (VmRecord& rec : records) {
+    auto vm = std::make_shared<Vm>();
+    vm->paths = VmPaths::For(config_.state_dir, rec.spec.name);
+    vm->rec = std::move(rec);
+    VmRecord& r = vm->rec;
+    const std::string name = r.spec.name;
+    if (r.state == VmState::kCreating && r.pid == 0) {
+      // ferryd died before QEMU started: the create never happened.
+      registry_->DeleteVm(name);
+      RemoveAll(vm->paths.dir);
+      if (!r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+      spdlog::info("vm {}: dropped an unfinished create", name);
+      continue;
+    }
+    vms_[name] = vm;
+    if (!HasProcess(r.state) && r.state != VmState::kCreating) continue;
+
+    vm->launching = true;  // exits during re-adoption are applied below, once
+    vm->exit_expected = r.state == VmState::kStopping;
+    const pid_t old_pid = r.pid;
+    auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, CallbacksFor(vm));
+    Result<json> status = Status::Unavailable("not attached");
+    if (rt.ok()) status = (*rt)->Qmp("query-status");
+    std::lock_guard<std::mutex> lock(vm->mu);
+    vm->launching = false;
+    if (!rt.ok()) {
+      vm->exit = ProcessExit{};
+      ApplyExit(*vm);
+      if (r.state == VmState::kFailed) {
+        r.failure = "QEMU (pid " + std::to_string(old_pid) +
+                    ") ended while ferryd was not running (" + rt.status().message() + ")";
+      }
+      Persist(*vm);
+      spdlog::warn("vm {}: {}", name, r.failure);
+      continue;
+    }
+    vm->rt = std::move(rt).value();
+    if (vm->exit) {  // it died while we attached
+      ApplyExit(*vm);
+      Persist(*vm);
+      continue;
+    }
+    bool paused = status.ok() && status->value("status", "") == "paused";
+    r.state = paused ? VmState::kPaused : (r.guest_ready ? VmState::kRunning : VmState::kBooting);
+    Persist(*vm);
+    spdlog::info("vm {}: re-adopted QEMU pid {} ({})", name, r.pid, VmStateName(r.state));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ferry::vm

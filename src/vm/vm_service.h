@@ -1,0 +1,105 @@
+// The VM lifecycle: create, start, pause, resume, stop, delete, and re-adoption of running QEMUs
+// when ferryd starts. Every change is written to the registry before it is reported.
+//
+// Thread-safety: all public methods may be called from any thread. Lock order: service mutex,
+// then a VM's mutex. No QMP or guest call is made while holding either.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/operation.h"
+#include "core/status.h"
+#include "qemu/accelerator.h"
+#include "vm/image.h"
+#include "vm/registry.h"
+#include "vm/vm_runtime.h"
+
+namespace ferry::vm {
+
+struct ServiceConfig {
+  std::string state_dir;                // durable: registry, VM directories
+  std::string ram_dir = "/dev/shm/ferry";  // tmpfs: one RAM file per running VM
+  std::vector<std::string> image_dirs;
+  std::string qemu_binary = "qemu-system-x86_64";
+  std::chrono::milliseconds qemu_start_timeout{15000};
+  std::chrono::milliseconds ready_timeout{300000};
+  std::chrono::milliseconds graceful_stop_timeout{30000};
+};
+
+struct StopOptions {
+  bool force = false;  // skip the guest's graceful shutdown
+  std::chrono::milliseconds timeout{0};  // 0: the configured graceful_stop_timeout
+};
+
+struct Vm;  // one VM's record, runtime and lock (vm_service.cc)
+
+class VmService {
+ public:
+  // Opens the registry under config.state_dir and re-adopts every QEMU that still runs.
+  static Result<std::unique_ptr<VmService>> Open(ServiceConfig config);
+  // Ends background operations. Running VMs keep running; a later ferryd re-adopts them.
+  ~VmService();
+
+  // Validates the spec against the images and the host, registers the VM and boots it in the
+  // background. With wait_ready the operation ends when the guest reports ready.
+  Result<std::shared_ptr<Operation>> Create(const nlohmann::json& spec, bool wait_ready);
+  Result<std::shared_ptr<Operation>> Start(const std::string& name, bool wait_ready);
+  Result<std::shared_ptr<Operation>> Stop(const std::string& name, StopOptions options);
+  Status Delete(const std::string& name, bool force);
+  Result<nlohmann::json> Pause(const std::string& name);
+  Result<nlohmann::json> Resume(const std::string& name);
+
+  Result<nlohmann::json> Show(const std::string& name);
+  nlohmann::json List();
+  Result<std::string> Console(const std::string& name, size_t max_bytes);
+  nlohmann::json HostInfo();
+  OperationLog& operations() { return operations_; }
+
+ private:
+  explicit VmService(ServiceConfig config);
+  Status Readopt();
+  Result<std::shared_ptr<Vm>> Find(const std::string& name);
+  Status CheckPortsUnclaimed(const VmSpec& spec);
+  // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
+  Status Launch(const std::shared_ptr<Vm>& vm, Operation& op, bool wait_ready);
+  void RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOptions options);
+  void OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& exit);
+  void OnGuestReady(const std::weak_ptr<Vm>& weak);
+  void OnQmpEvent(const std::weak_ptr<Vm>& weak, const std::string& event,
+                  const nlohmann::json& data);
+  VmRuntime::Callbacks CallbacksFor(const std::shared_ptr<Vm>& vm);
+  void Persist(Vm& vm);  // REQUIRES: vm.mu held
+  nlohmann::json Describe(Vm& vm, bool with_guest);
+  void InBackground(std::function<void()> work);
+  std::shared_ptr<Operation> BeginOperation(const std::shared_ptr<Vm>& vm,
+                                            const std::string& kind);
+
+  ServiceConfig config_;
+  std::unique_ptr<Registry> registry_;
+  ImageCatalog images_;
+  qemu::AcceleratorChoice accel_;
+  OperationLog operations_;
+
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Vm>> vms_;
+  std::atomic<bool> shutting_down_{false};
+
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex workers_mu_;
+  std::list<Worker> workers_;
+};
+
+}  // namespace ferry::vm
