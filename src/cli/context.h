@@ -23,7 +23,9 @@ struct Context {
   ApiClient Client() const { return ApiClient(socket); }
   // One clear line on stderr and a non-zero exit code.
   void Fail(const Status& st) {
-    std::cerr << "ferry: " << st.message() << "\n";
+    std::string line = st.message();
+    for (size_t at; (at = line.find('\n')) != std::string::npos;) line.replace(at, 1, " | ");
+    std::cerr << "ferry: " << line << "\n";
     exit_code = 1;
   }
   void PrintJson(const nlohmann::json& j) const { std::cout << j.dump(2) << "\n"; }

@@ -66,6 +66,12 @@ Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::
     return Status::ResourceExhausted(std::string("fork: ") + std::strerror(err));
   }
   if (pid == 0) {
+    // Signal masks and ignored signals survive exec: give the child a clean slate, or a QEMU
+    // started by a ferryd that blocks SIGTERM could never be terminated.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
     ::setsid();
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);

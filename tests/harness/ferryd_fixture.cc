@@ -1,0 +1,176 @@
+#include "harness/ferryd_fixture.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#ifndef FERRY_BUILD_DIR
+#error "FERRY_BUILD_DIR must point at the build tree"
+#endif
+
+namespace ferry::testing {
+
+using nlohmann::json;
+
+namespace {
+const std::string kBuild = FERRY_BUILD_DIR;
+
+std::string MakeTempDir(const std::string& parent, const std::string& prefix) {
+  std::string tmpl = parent + "/" + prefix + "XXXXXX";
+  char* dir = ::mkdtemp(tmpl.data());
+  return dir ? std::string(dir) : std::string();
+}
+}  // namespace
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+CommandResult Redis(uint16_t port, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"redis-cli", "-p", std::to_string(port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandResult r = RunCommand(argv);
+  while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+  return r;
+}
+
+bool ProcessAlive(pid_t pid) {
+  // A zombie has exited; it only waits for its parent (init, for a re-adopted QEMU) to reap it.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (pid <= 0 || !std::getline(stat, line)) return false;
+  size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+void FerrydFixture::SetUp() {
+  state_dir_ = MakeTempDir("/tmp", "ferry-it-");
+  ram_dir_ = MakeTempDir("/dev/shm", "ferry-it-");
+  ASSERT_FALSE(state_dir_.empty());
+  ASSERT_FALSE(ram_dir_.empty());
+  socket_ = state_dir_ + "/ferryd.sock";
+  ASSERT_TRUE(std::filesystem::exists(kBuild + "/images/default/image.json"))
+      << "the default guest image is not built; run the README's setup";
+}
+
+void FerrydFixture::TearDown() {
+  // Leave nothing running: every VM's QEMU goes with the test.
+  if (ferryd_pid_ > 0) {
+    for (const auto& name : VmNames()) Ferry({"vm", "delete", name, "--force"});
+    StopFerryd();
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(state_dir_, ec);
+  std::filesystem::remove_all(ram_dir_, ec);
+}
+
+void FerrydFixture::StartFerryd(const std::vector<std::string>& extra_args) {
+  ferryd_args_ = {kBuild + "/ferryd",  "--state-dir", state_dir_, "--ram-dir",
+                  ram_dir_,            "--socket",    socket_,    "--ready-timeout",
+                  "240"};
+  ferryd_args_.insert(ferryd_args_.end(), extra_args.begin(), extra_args.end());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string log = state_dir_ + "/ferryd.log";
+    FILE* f = std::freopen(log.c_str(), "a", stderr);
+    (void)f;
+    ::dup2(2, 1);
+    std::vector<char*> args;
+    for (auto& a : ferryd_args_) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ferryd_pid_ = pid;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Ferry({"host", "show", "--json"}).exit_code == 0) return;
+    int status;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      ferryd_pid_ = -1;
+      FAIL() << "ferryd exited at start-up; see " << state_dir_ << "/ferryd.log";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL() << "ferryd did not answer within 20 s";
+}
+
+void FerrydFixture::KillFerryd() {
+  ASSERT_GT(ferryd_pid_, 0);
+  ::kill(ferryd_pid_, SIGKILL);
+  ::waitpid(ferryd_pid_, nullptr, 0);
+  ferryd_pid_ = -1;
+}
+
+void FerrydFixture::StopFerryd() {
+  if (ferryd_pid_ <= 0) return;
+  ::kill(ferryd_pid_, SIGTERM);
+  ::waitpid(ferryd_pid_, nullptr, 0);
+  ferryd_pid_ = -1;
+}
+
+CommandResult FerrydFixture::Ferry(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {kBuild + "/ferry", "--socket", socket_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
+json FerrydFixture::FerryJson(const std::vector<std::string>& args) {
+  std::vector<std::string> with_json = args;
+  with_json.push_back("--json");
+  CommandResult r = Ferry(with_json);
+  EXPECT_EQ(r.exit_code, 0) << "ferry failed: " << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << r.out;
+  return j;
+}
+
+uint16_t FerrydFixture::CreateRedisVm(const std::string& name, const std::string& memory) {
+  uint16_t port = FreePort();
+  CommandResult r = Ferry({"vm", "create", name, "--memory", memory, "--forward",
+                           std::to_string(port) + ":6379", "--wait-ready"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return port;
+}
+
+json FerrydFixture::WaitForState(const std::string& name, const std::string& state,
+                                 std::chrono::seconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  json vm;
+  while (std::chrono::steady_clock::now() < until) {
+    CommandResult r = Ferry({"vm", "show", name, "--json"});
+    if (r.exit_code == 0) {
+      vm = json::parse(r.out, nullptr, false);
+      if (vm.is_object() && vm.value("state", "") == state) return vm;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return vm;
+}
+
+std::vector<std::string> FerrydFixture::VmNames() {
+  std::vector<std::string> names;
+  CommandResult r = Ferry({"vm", "list", "--json"});
+  json list = json::parse(r.out, nullptr, false);
+  if (!list.is_array()) return names;
+  for (const auto& v : list) names.push_back(v.value("name", ""));
+  return names;
+}
+
+}  // namespace ferry::testing
