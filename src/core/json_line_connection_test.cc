@@ -1,0 +1,386 @@
+#include "core/json_line_connection.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace ferry {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// The server end of a UNIX socket in a fresh temporary directory, driven by the test.
+class FakePeer {
+ public:
+  FakePeer() {
+    char dir[] = "/tmp/ferry-jlc-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/peer.sock";
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path_.c_str());
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+  }
+  ~FakePeer() {
+    CloseClient();
+    ::close(listen_fd_);
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+  // Accepts the connection the client has made (Connect returns once it is queued).
+  bool Accept() {
+    pollfd pfd{listen_fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, 5000) != 1) return false;
+    client_fd_ = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    return client_fd_ >= 0;
+  }
+  void Write(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::send(client_fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      done += static_cast<size_t>(n);
+    }
+  }
+  void WriteJson(const json& message) { Write(message.dump() + "\n"); }
+  // The next object the client sent, or nullopt after `timeout` or at end of stream.
+  std::optional<json> ReadJson(std::chrono::milliseconds timeout = 5000ms) {
+    const auto deadline = Clock::now() + timeout;
+    while (lines_.empty()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      pollfd pfd{client_fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) != 1) {
+        return std::nullopt;
+      }
+      char buffer[4096];
+      ssize_t n = ::read(client_fd_, buffer, sizeof buffer);
+      if (n <= 0) return std::nullopt;
+      for (auto& line : framer_.Feed(std::string_view(buffer, static_cast<size_t>(n)))) {
+        if (line.ok()) lines_.push_back(line.value());
+      }
+    }
+    std::string line = lines_.front();
+    lines_.pop_front();
+    return json::parse(line);
+  }
+  void CloseClient() {
+    if (client_fd_ >= 0) ::close(client_fd_);
+    client_fd_ = -1;
+  }
+
+ private:
+  std::string dir_;
+  std::string path_;
+  int listen_fd_ = -1;
+  int client_fd_ = -1;
+  JsonLineFramer framer_;
+  std::deque<std::string> lines_;
+};
+
+// What the handlers saw, recorded from the reader thread, awaited with a deadline by the test.
+class Recorder {
+ public:
+  void Add(json item) {
+    std::lock_guard<std::mutex> lock(mu_);
+    items_.push_back(std::move(item));
+    cv_.notify_all();
+  }
+  bool WaitForCount(size_t n, std::chrono::milliseconds timeout = 5000ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return items_.size() >= n; });
+  }
+  std::vector<json> items() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return items_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<json> items_;
+};
+
+JsonLineConnection::Options TestOptions(size_t max_line_bytes = 1024) {
+  JsonLineConnection::Options options;
+  options.description = "test peer";
+  options.no_reply_hint = "the test peer is silent";
+  options.max_line_bytes = max_line_bytes;
+  return options;
+}
+
+json Event(const char* name) { return json{{"event", name}}; }
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+class JsonLineConnectionTest : public ::testing::Test {
+ protected:
+  void ConnectAndStart(size_t max_line_bytes = 1024) {
+    auto connected = JsonLineConnection::Connect(peer_.path(), 1000ms, TestOptions(max_line_bytes));
+    ASSERT_TRUE(connected.ok()) << connected.status().message();
+    connection_ = std::move(connected).value();
+    connection_->SetMessageHandler([this](const json& m) { messages_.Add(m); });
+    connection_->SetCloseHandler([this](const Status& why) { closes_.Add(why.message()); });
+    connection_->Start();
+    ASSERT_TRUE(peer_.Accept());
+  }
+
+  FakePeer peer_;
+  Recorder messages_;
+  Recorder closes_;
+  std::unique_ptr<JsonLineConnection> connection_;
+};
+
+TEST(JsonLineConnectionConnectTest, MissingSocketFailsAfterRetryingForTheTimeout) {
+  const auto start = Clock::now();
+  auto connected = JsonLineConnection::Connect("/nonexistent-ferry-dir/x.sock", 50ms, {});
+  ASSERT_FALSE(connected.ok());
+  EXPECT_GE(Clock::now() - start, 50ms);
+  EXPECT_EQ(connected.status().code(), Status::Code::kUnavailable);
+  EXPECT_TRUE(Contains(connected.status().message(), "socket /nonexistent-ferry-dir/x.sock"))
+      << connected.status().message();
+}
+
+TEST(JsonLineConnectionConnectTest, OverlongPathIsInvalidArgument) {
+  auto connected = JsonLineConnection::Connect("/tmp/" + std::string(200, 'x'), 10ms, {});
+  ASSERT_FALSE(connected.ok());
+  EXPECT_EQ(connected.status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(JsonLineConnectionTest, RepliesMatchRequestsInAnyOrderAndOtherMessagesGoToTheHandler) {
+  ConnectAndStart();
+  auto first = connection_->Request({{"op", "a"}}, "request a");
+  auto second = connection_->Request({{"op", "b"}}, "request b");
+  auto a = peer_.ReadJson();
+  auto b = peer_.ReadJson();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ((*a)["op"], "a");
+  EXPECT_EQ((*b)["op"], "b");
+  EXPECT_NE((*a)["id"], (*b)["id"]);
+
+  peer_.WriteJson({{"event", "one"}});
+  peer_.WriteJson({{"id", (*b)["id"]}, {"answer", "B"}});
+  peer_.WriteJson({{"event", "two"}});
+  peer_.WriteJson({{"id", (*a)["id"]}, {"answer", "A"}});
+
+  auto reply_a = connection_->Wait(std::move(first), 5000ms);
+  auto reply_b = connection_->Wait(std::move(second), 5000ms);
+  ASSERT_TRUE(reply_a.ok()) << reply_a.status().message();
+  ASSERT_TRUE(reply_b.ok()) << reply_b.status().message();
+  EXPECT_EQ(reply_a.value()["answer"], "A");
+  EXPECT_EQ(reply_b.value()["answer"], "B");
+  ASSERT_TRUE(messages_.WaitForCount(2));
+  EXPECT_EQ(messages_.items(), (std::vector<json>{Event("one"), Event("two")}));
+}
+
+TEST_F(JsonLineConnectionTest, GarbageUnknownIdsAndLongLinesAreSkipped) {
+  ConnectAndStart(/*max_line_bytes=*/64);
+  auto request = connection_->Request({{"op", "x"}}, "request x");
+  auto sent = peer_.ReadJson();
+  ASSERT_TRUE(sent);
+  peer_.Write("this is not json\n");
+  peer_.Write("[1, 2, 3]\n");
+  peer_.Write("\x00\xff\xfe\n");
+  peer_.Write(std::string(10000, 'y') + "\n");
+  peer_.WriteJson({{"id", 999}, {"answer", "stray"}});
+  peer_.WriteJson({{"id", "1"}, {"answer", "string id"}});
+  peer_.WriteJson({{"id", -1}, {"answer", "negative id"}});
+  peer_.WriteJson({{"event", "still alive"}});
+  peer_.WriteJson({{"id", (*sent)["id"]}, {"answer", "real"}});
+
+  auto reply = connection_->Wait(std::move(request), 5000ms);
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply.value()["answer"], "real");
+  ASSERT_TRUE(messages_.WaitForCount(1));
+  EXPECT_EQ(messages_.items(), std::vector<json>{Event("still alive")});
+  EXPECT_TRUE(connection_->connected());
+}
+
+TEST_F(JsonLineConnectionTest, TimeoutIsDeadlineExceededAndALateReplyIsDropped) {
+  ConnectAndStart();
+  const auto start = Clock::now();
+  auto reply = connection_->Wait(connection_->Request({{"op", "slow"}}, "request slow"), 50ms);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_GE(Clock::now() - start, 50ms);
+  EXPECT_EQ(reply.status().code(), Status::Code::kDeadlineExceeded);
+  EXPECT_EQ(reply.status().message(),
+            "request slow: no reply within 50 ms from test peer; the test peer is silent");
+
+  auto sent = peer_.ReadJson();
+  ASSERT_TRUE(sent);
+  peer_.WriteJson({{"id", (*sent)["id"]}, {"answer", "late"}});
+  peer_.WriteJson({{"event", "after"}});
+  // The late reply was read before the event and did not reach the handler.
+  ASSERT_TRUE(messages_.WaitForCount(1));
+  EXPECT_EQ(messages_.items(), std::vector<json>{Event("after")});
+}
+
+TEST_F(JsonLineConnectionTest, PeerCloseFailsPendingRequestsAndCallsTheCloseHandlerOnce) {
+  ConnectAndStart();
+  auto first = connection_->Request({{"op", "a"}}, "request a");
+  auto second = connection_->Request({{"op", "b"}}, "request b");
+  ASSERT_TRUE(peer_.ReadJson());
+  peer_.Write("{\"id\": 1, \"partial");  // half a line, then the end
+  peer_.CloseClient();
+
+  auto reply = connection_->Wait(std::move(first), 5000ms);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Status::Code::kUnavailable);
+  EXPECT_TRUE(Contains(reply.status().message(), "request a: test peer: closed by the peer"))
+      << reply.status().message();
+  EXPECT_EQ(connection_->Wait(std::move(second), 5000ms).status().code(),
+            Status::Code::kUnavailable);
+  ASSERT_TRUE(closes_.WaitForCount(1));
+  EXPECT_FALSE(connection_->connected());
+
+  // Requests and sends after the end fail at once, naming the peer.
+  auto after = connection_->Wait(connection_->Request({{"op", "c"}}, "request c"), 5000ms);
+  EXPECT_EQ(after.status().code(), Status::Code::kUnavailable);
+  EXPECT_TRUE(Contains(after.status().message(), "request c: test peer"));
+  EXPECT_EQ(connection_->Send({{"op", "d"}}).code(), Status::Code::kUnavailable);
+
+  connection_.reset();  // joins the reader: nothing can be called after this
+  EXPECT_EQ(closes_.items().size(), 1u);
+  EXPECT_TRUE(messages_.items().empty());
+}
+
+TEST(JsonLineConnectionWriteTest, APeerThatStopsReadingBreaksTheConnection) {
+  FakePeer peer;
+  JsonLineConnection::Options options = TestOptions();
+  options.write_timeout = 50ms;
+  auto connected = JsonLineConnection::Connect(peer.path(), 1000ms, options);
+  ASSERT_TRUE(connected.ok()) << connected.status().message();
+  std::unique_ptr<JsonLineConnection> connection = std::move(connected).value();
+  Recorder closes;
+  connection->SetCloseHandler([&](const Status& why) { closes.Add(why.message()); });
+  connection->Start();
+  ASSERT_TRUE(peer.Accept());
+
+  // Far more than the socket buffers hold, and the peer never reads.
+  auto pending = connection->Request({{"blob", std::string(4 << 20, 'z')}}, "big request");
+  auto reply = connection->Wait(std::move(pending), 5000ms);
+  EXPECT_EQ(reply.status().code(), Status::Code::kUnavailable);
+  EXPECT_TRUE(Contains(reply.status().message(), "big request: test peer: the peer has not read"))
+      << reply.status().message();
+  ASSERT_TRUE(closes.WaitForCount(1));
+  EXPECT_FALSE(connection->connected());
+  connection.reset();
+  EXPECT_EQ(closes.items().size(), 1u);
+}
+
+TEST_F(JsonLineConnectionTest, DestroyingFailsPendingRequestsWithoutCallingTheCloseHandler) {
+  ConnectAndStart();
+  auto pending = connection_->Request({{"op", "never answered"}}, "request n");
+  ASSERT_TRUE(peer_.ReadJson());
+  connection_.reset();
+  ASSERT_EQ(pending.future.wait_for(0s), std::future_status::ready);
+  auto reply = pending.future.get();
+  EXPECT_EQ(reply.status().code(), Status::Code::kUnavailable);
+  EXPECT_TRUE(Contains(reply.status().message(), "closed by ferryd"));
+  EXPECT_TRUE(closes_.items().empty());
+}
+
+TEST_F(JsonLineConnectionTest, WaitingInsideAHandlerIsRefusedInsteadOfDeadlocking) {
+  ConnectAndStart();
+  Recorder results;
+  connection_->SetMessageHandler([&](const json&) {
+    auto reply = connection_->Wait(connection_->Request({{"op", "inner"}}, "inner"), 5000ms);
+    results.Add(reply.status().message());
+  });
+  peer_.WriteJson({{"event", "trigger"}});
+  ASSERT_TRUE(results.WaitForCount(1));
+  EXPECT_TRUE(Contains(results.items()[0].get<std::string>(), "inner: cannot wait"));
+  connection_->SetMessageHandler(nullptr);
+}
+
+TEST_F(JsonLineConnectionTest, AReplacedHandlerIsNotCalledAgain) {
+  ConnectAndStart();
+  peer_.WriteJson({{"event", "1"}});
+  ASSERT_TRUE(messages_.WaitForCount(1));
+  Recorder second;
+  connection_->SetMessageHandler([&](const json& m) { second.Add(m); });
+  peer_.WriteJson({{"event", "2"}});
+  ASSERT_TRUE(second.WaitForCount(1));
+  connection_->SetMessageHandler(nullptr);
+  peer_.WriteJson({{"event", "3"}});
+  // A round trip after event 3 proves the reader has passed it.
+  auto request = connection_->Request({{"op", "sync"}}, "sync");
+  auto sent = peer_.ReadJson();
+  ASSERT_TRUE(sent);
+  peer_.WriteJson({{"id", (*sent)["id"]}});
+  ASSERT_TRUE(connection_->Wait(std::move(request), 5000ms).ok());
+  EXPECT_EQ(messages_.items().size(), 1u);
+  EXPECT_EQ(second.items(), std::vector<json>{Event("2")});
+}
+
+TEST_F(JsonLineConnectionTest, InterpreterResultsAndExceptionsBecomeTheReply) {
+  ConnectAndStart();
+  auto doubled = connection_->Request({{"op", "double"}}, "double", [](const json& reply) {
+    return Result<json>(reply.at("n").get<int>() * 2);
+  });
+  auto broken = connection_->Request({{"op", "broken"}}, "broken", [](const json& reply) {
+    return Result<json>(reply.at("missing"));  // throws: the reply lacks it
+  });
+  auto first = peer_.ReadJson();
+  auto second = peer_.ReadJson();
+  ASSERT_TRUE(first && second);
+  peer_.WriteJson({{"id", (*first)["id"]}, {"n", 21}});
+  peer_.WriteJson({{"id", (*second)["id"]}});
+  auto doubled_reply = connection_->Wait(std::move(doubled), 5000ms);
+  ASSERT_TRUE(doubled_reply.ok());
+  EXPECT_EQ(doubled_reply.value(), 42);
+  auto broken_reply = connection_->Wait(std::move(broken), 5000ms);
+  EXPECT_EQ(broken_reply.status().code(), Status::Code::kCorruption);
+  EXPECT_TRUE(Contains(broken_reply.status().message(), "broken: unusable reply from test peer"));
+}
+
+TEST_F(JsonLineConnectionTest, ConcurrentRequestsGetTheirOwnReplies) {
+  ConnectAndStart();
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 50;
+  // The peer echoes every request back as its reply, in arrival order.
+  std::thread echo([&] {
+    for (int i = 0; i < kThreads * kPerThread; ++i) {
+      auto request = peer_.ReadJson();
+      if (!request) return;
+      peer_.WriteJson({{"id", (*request)["id"]}, {"echo", (*request)["payload"]}});
+    }
+  });
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string payload = std::to_string(t) + "/" + std::to_string(i);
+        auto reply =
+            connection_->Wait(connection_->Request({{"payload", payload}}, "echo"), 5000ms);
+        if (!reply.ok() || reply.value()["echo"] != payload) ++mismatches;
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  echo.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+}  // namespace
+}  // namespace ferry

@@ -1,0 +1,77 @@
+// ferryd's end of the channel to ferry-guest, the agent inside a VM. QEMU exposes the guest's
+// virtio-serial port as a UNIX socket (`-chardev socket,id=guest0,path=PATH,server=on,wait=off`);
+// over it both sides speak JSON lines:
+//
+//   ferryd -> {"id": N, "op": "ping" | "identity" | "shutdown", ...op arguments}
+//   guest  -> {"id": N, "ok": true, ...results}  or  {"id": N, "ok": false, "error": "text"}
+//   guest  -> {"event": "ready", "proto": 1, "services": [...], "boot_ms": N}   unsolicited
+//
+// There is no greeting. Until ferry-guest runs, QEMU accepts the connection but nothing answers,
+// so a Call() then ends in DeadlineExceeded; the request may still reach the guest later and be
+// answered then, and such a late reply is dropped. Everything the guest sends is untrusted:
+// garbage, over-long lines and unknown ids are logged and ignored.
+//
+// Thread-safety: every method may be called from any thread. The event and close handlers run on
+// the connection's reader thread and must not call Call(). When the guest or QEMU closes the
+// socket the channel stays closed: reconnecting is the caller's job (make a new GuestChannel).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/json_line_connection.h"
+#include "core/status.h"
+
+namespace ferry::qemu {
+
+struct GuestEvent {
+  std::string name;        // the "event" member: "ready", ...
+  nlohmann::json message;  // the whole object, e.g. with "proto", "services", "boot_ms"
+};
+
+class GuestChannel {
+ public:
+  using EventHandler = std::function<void(const GuestEvent& event)>;
+  using CloseHandler = JsonLineConnection::CloseHandler;
+
+  static constexpr std::chrono::milliseconds kDefaultTimeout{5000};
+  static constexpr size_t kMaxLineBytes = size_t{1} << 20;
+
+  // Connects to the chardev socket within `timeout`. Success says nothing about the guest: only a
+  // reply to Call("ping") does.
+  static Result<std::unique_ptr<GuestChannel>> Connect(const std::string& path,
+                                                       std::chrono::milliseconds timeout);
+
+  GuestChannel(const GuestChannel&) = delete;
+  GuestChannel& operator=(const GuestChannel&) = delete;
+  // Closes the socket and joins the reader; the close handler is not called. REQUIRES: not
+  // called from a handler, and no other thread is inside a method of this channel.
+  ~GuestChannel();
+
+  // Sends {"id": N, "op": op, ...args} and waits up to `timeout` for the reply. Returns the
+  // reply without "id" and "ok". Errors: FailedPrecondition "guest <op>: <guest's error>" for
+  // "ok": false; Corruption for a reply without a boolean "ok"; DeadlineExceeded naming the op;
+  // Unavailable when the channel ends first; InvalidArgument if `args` is not an object.
+  Result<nlohmann::json> Call(const std::string& op, nlohmann::json args = nlohmann::json::object(),
+                              std::chrono::milliseconds timeout = kDefaultTimeout);
+
+  // Called for each {"event": ...} message, on the reader thread; nullptr to stop. See
+  // JsonLineConnection::SetMessageHandler for when a replaced handler stops running.
+  void SetEventHandler(EventHandler handler);
+  // Called once, on the reader thread, when the socket is closed by the other side or fails;
+  // not on destruction. Install, then check connected() to close the race.
+  void SetCloseHandler(CloseHandler handler);
+
+  bool connected() const { return connection_->connected(); }
+  const std::string& path() const { return connection_->path(); }
+
+ private:
+  explicit GuestChannel(std::unique_ptr<JsonLineConnection> connection);
+
+  std::unique_ptr<JsonLineConnection> connection_;
+};
+
+}  // namespace ferry::qemu
