@@ -73,6 +73,15 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path) {
       return damaged("fails SQLite's integrity check");
     }
   }
+  int tables = 0;
+  {
+    Statement st(db, "SELECT count(*) FROM sqlite_master");
+    if (!st.ok() || sqlite3_step(st.get()) != SQLITE_ROW) return damaged("is unreadable");
+    tables = sqlite3_column_int(st.get(), 0);
+  }
+  if (app_id == 0 && version == 0 && tables > 0) {
+    return damaged("belongs to another program (wrong application id)");
+  }
   if (app_id == 0 && version == 0) {
     FERRY_RETURN_IF_ERROR(reg->Exec(
         "PRAGMA journal_mode=WAL;"

@@ -65,10 +65,10 @@ Status VmRuntime::ConnectQmp(milliseconds timeout) {
   while (Clock::now() < deadline) {
     if (!process_.Running()) return Status::Unavailable("QEMU exited during start-up");
     if (PathExists(paths_.qmp_socket)) {
-      auto client = QmpClient::Connect(paths_.qmp_socket, std::chrono::seconds(2));
+      auto client = qemu::QmpClient::Connect(paths_.qmp_socket, std::chrono::seconds(2));
       if (client.ok()) {
-        std::shared_ptr<QmpClient> qmp = std::move(client).value();
-        qmp->SetEventHandler([this](const QmpEvent& ev) {
+        std::shared_ptr<qemu::QmpClient> qmp = std::move(client).value();
+        qmp->SetEventHandler([this](const qemu::QmpEvent& ev) {
           if (callbacks_.on_qmp_event) callbacks_.on_qmp_event(ev);
         });
         std::lock_guard<std::mutex> lock(mu_);
@@ -131,20 +131,20 @@ void VmRuntime::WatchGuest() {
   while (!stopping_ && !exit_) {
     if (!guest_) {
       lock.unlock();
-      auto ch = GuestChannel::Connect(paths_.guest_socket, std::chrono::seconds(1));
+      auto ch = qemu::GuestChannel::Connect(paths_.guest_socket, std::chrono::seconds(1));
       lock.lock();
       if (!ch.ok()) {
         cv_.wait_for(lock, kReconnectInterval, [this] { return stopping_ || exit_.has_value(); });
         continue;
       }
-      std::shared_ptr<GuestChannel> channel = std::move(ch).value();
-      channel->SetEventHandler([this](const GuestEvent& ev) {
+      std::shared_ptr<qemu::GuestChannel> channel = std::move(ch).value();
+      channel->SetEventHandler([this](const qemu::GuestEvent& ev) {
         if (ev.name == "ready") GuestReady();
       });
       channel->SetCloseHandler([this](const Status&) { cv_.notify_all(); });
       guest_ = channel;
     }
-    std::shared_ptr<GuestChannel> channel = guest_;
+    std::shared_ptr<qemu::GuestChannel> channel = guest_;
     if (!channel->connected()) {
       guest_.reset();  // QEMU dropped the connection; connect again
       continue;
@@ -165,7 +165,7 @@ void VmRuntime::WatchGuest() {
 
 Result<nlohmann::json> VmRuntime::Qmp(const std::string& command, const nlohmann::json& args,
                                       milliseconds timeout) {
-  std::shared_ptr<QmpClient> qmp;
+  std::shared_ptr<qemu::QmpClient> qmp;
   {
     std::lock_guard<std::mutex> lock(mu_);
     qmp = qmp_;
@@ -176,7 +176,7 @@ Result<nlohmann::json> VmRuntime::Qmp(const std::string& command, const nlohmann
 
 Result<nlohmann::json> VmRuntime::GuestCall(const std::string& op, const nlohmann::json& args,
                                             milliseconds timeout) {
-  std::shared_ptr<GuestChannel> guest;
+  std::shared_ptr<qemu::GuestChannel> guest;
   {
     std::lock_guard<std::mutex> lock(mu_);
     guest = guest_;

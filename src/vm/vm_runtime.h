@@ -30,7 +30,7 @@ class VmRuntime {
   struct Callbacks {
     std::function<void(const ProcessExit&)> on_exit;
     std::function<void()> on_guest_ready;
-    std::function<void(const QmpEvent&)> on_qmp_event;
+    std::function<void(const qemu::QmpEvent&)> on_qmp_event;
   };
 
   // Starts QEMU with `argv` and connects QMP. If QEMU exits or QMP does not answer within
@@ -78,8 +78,8 @@ class VmRuntime {
   std::condition_variable cv_;
   std::optional<ProcessExit> exit_;
   bool stopping_ = false;
-  std::shared_ptr<QmpClient> qmp_;
-  std::shared_ptr<GuestChannel> guest_;
+  std::shared_ptr<qemu::QmpClient> qmp_;
+  std::shared_ptr<qemu::GuestChannel> guest_;
   std::atomic<bool> guest_ready_{false};
 
   int stop_fd_ = -1;  // eventfd that wakes the process watcher on destruction

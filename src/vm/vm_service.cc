@@ -128,7 +128,7 @@ VmRuntime::Callbacks VmService::CallbacksFor(const std::shared_ptr<Vm>& vm) {
   VmRuntime::Callbacks cb;
   cb.on_exit = [this, weak](const ProcessExit& ex) { OnExit(weak, ex); };
   cb.on_guest_ready = [this, weak] { OnGuestReady(weak); };
-  cb.on_qmp_event = [this, weak](const QmpEvent& ev) { OnQmpEvent(weak, ev.name, ev.data); };
+  cb.on_qmp_event = [this, weak](const qemu::QmpEvent& ev) { OnQmpEvent(weak, ev.name, ev.data); };
   return cb;
 }
 

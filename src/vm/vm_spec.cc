@@ -1,6 +1,7 @@
 #include "vm/vm_spec.h"
 
 #include <charconv>
+#include <optional>
 #include <set>
 
 #include "core/ids.h"
@@ -26,6 +27,13 @@ Result<uint16_t> ParsePort(const std::string& text, const std::string& what) {
     return Status::InvalidArgument(what + " '" + text + "' is not a port number (1-65535)");
   }
   return static_cast<uint16_t>(*v);
+}
+
+// A JSON number that is a non-negative integer (signed or unsigned in nlohmann's model).
+std::optional<uint64_t> AsWhole(const json& j) {
+  if (j.is_number_unsigned()) return j.get<uint64_t>();
+  if (j.is_number_integer() && j.get<int64_t>() >= 0) return static_cast<uint64_t>(j.get<int64_t>());
+  return std::nullopt;
 }
 
 Status CheckKeys(const json& j, const std::set<std::string>& allowed, const std::string& where) {
@@ -56,12 +64,12 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
       if (f.is_string()) {
         FERRY_ASSIGN_OR_RETURN(fwd, ParseForward(f.get<std::string>()));
       } else if (f.is_object() && f.contains("host_port") && f.contains("guest_port") &&
-                 f["host_port"].is_number_unsigned() && f["guest_port"].is_number_unsigned()) {
+                 AsWhole(f["host_port"]) && AsWhole(f["guest_port"])) {
         FERRY_RETURN_IF_ERROR(CheckKeys(f, {"host_port", "guest_port"}, "network.forwards[]"));
         FERRY_ASSIGN_OR_RETURN(fwd.host_port,
-                               ParsePort(std::to_string(f["host_port"].get<uint64_t>()), "host port"));
-        FERRY_ASSIGN_OR_RETURN(fwd.guest_port, ParsePort(std::to_string(f["guest_port"].get<uint64_t>()),
-                                                         "guest port"));
+                               ParsePort(std::to_string(*AsWhole(f["host_port"])), "host port"));
+        FERRY_ASSIGN_OR_RETURN(fwd.guest_port,
+                               ParsePort(std::to_string(*AsWhole(f["guest_port"])), "guest port"));
       } else {
         return Status::InvalidArgument(
             "a forward must be \"HOST:GUEST\" or {\"host_port\": N, \"guest_port\": N}");
@@ -97,7 +105,7 @@ Result<uint64_t> ParseMemoryMiB(const std::string& text) {
   auto value = ParseWhole(digits);
   if (!value.ok()) return bad("is not a whole number of MiB");
   if (*value == 0) return bad("is zero");
-  if (*value > (uint64_t{1} << 40) / scale) return bad("is too large");
+  if (*value > VmSpec::kMaxMemoryMiB / scale) return bad("is too large");
   uint64_t mib = *value * scale;
   if (mib < VmSpec::kMinMemoryMiB) {
     return bad("is below the minimum of " + std::to_string(VmSpec::kMinMemoryMiB) + " MiB");
@@ -148,21 +156,22 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
     spec.memory_mib = *mib;
   } else if (j.contains("memory_mib")) {
     const json& m = j["memory_mib"];
-    if (!m.is_number_unsigned()) {
+    if (!AsWhole(m)) {
       return in_context(Status::InvalidArgument("memory_mib " + m.dump() +
                                                 " is not a whole number of MiB"));
     }
-    auto mib = ParseMemoryMiB(std::to_string(m.get<uint64_t>()));
+    auto mib = ParseMemoryMiB(std::to_string(*AsWhole(m)));
     if (!mib.ok()) return in_context(mib.status());
     spec.memory_mib = *mib;
   }
   if (j.contains("cpus")) {
     const json& c = j["cpus"];
-    if (!c.is_number_unsigned() || c.get<uint64_t>() < 1 || c.get<uint64_t>() > kMaxCpus) {
+    auto cpus = AsWhole(c);
+    if (!cpus || *cpus < 1 || *cpus > static_cast<uint64_t>(kMaxCpus)) {
       return in_context(Status::InvalidArgument("cpus " + c.dump() + " is not a number from 1 to " +
                                                 std::to_string(kMaxCpus)));
     }
-    spec.cpus = c.get<int>();
+    spec.cpus = static_cast<int>(*cpus);
   }
   if (j.contains("network")) {
     auto net = NetworkFromJson(j["network"]);

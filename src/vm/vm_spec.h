@@ -28,6 +28,7 @@ struct NetworkSpec {
 
 struct VmSpec {
   static constexpr uint64_t kMinMemoryMiB = 64;
+  static constexpr uint64_t kMaxMemoryMiB = uint64_t{1} << 24;  // 16 TiB
   static constexpr int kMaxCpus = 64;
 
   std::string name;
