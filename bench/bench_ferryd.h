@@ -1,0 +1,74 @@
+// A ferryd started by the benchmark, with its own state directory under /tmp and its own RAM
+// directory under /dev/shm, driven through the real `ferry` CLI binary so that what is timed is
+// what a user waits for. Stop() (also run by the destructor) leaves nothing behind: VMs deleted,
+// ferryd ended, any QEMU that outlived it killed, both directories removed.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench/runner.h"
+#include "bench/scratch_dir.h"
+#include "core/process.h"
+#include "core/status.h"
+
+namespace ferry::bench {
+
+// One finished `ferry` command.
+struct CliRun {
+  std::vector<std::string> args;  // after `ferry --socket S`
+  ProcessExit exit;
+  std::string output;  // stdout and stderr, interleaved
+  // From just before the CLI was spawned to the moment its exit was seen.
+  std::chrono::steady_clock::duration elapsed{};
+
+  bool ok() const { return exit.known && !exit.signaled && exit.code == 0; }
+  std::string Command() const;  // "ferry vm create b1 ..."
+  Status ToStatus() const;      // Ok, or what failed and the CLI's last line
+};
+
+class BenchFerryd {
+ public:
+  // REQUIRES: config.ferryd_binary() and config.ferry_binary() exist.
+  static Result<std::unique_ptr<BenchFerryd>> Start(const BenchConfig& config);
+  ~BenchFerryd();
+  BenchFerryd(const BenchFerryd&) = delete;
+  BenchFerryd& operator=(const BenchFerryd&) = delete;
+
+  // Runs `ferry --socket SOCKET ARGS...` to its exit. Fails only if it could not run, ran past
+  // `timeout` or the benchmark was interrupted (the CLI is then killed); a CLI that ran and
+  // failed is a CliRun with !ok().
+  // Cleanup passes kEvenIfInterrupted: it must finish after Ctrl-C too.
+  enum class Wait { kInterruptible, kEvenIfInterrupted };
+  Result<CliRun> Cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout,
+                     Wait wait = Wait::kInterruptible);
+  // Runs a command that prints JSON (`... --json`); fails unless it succeeds and parses.
+  Result<nlohmann::json> CliJson(const std::vector<std::string>& args,
+                                 std::chrono::milliseconds timeout,
+                                 Wait wait = Wait::kInterruptible);
+
+  // Idempotent; never fails (cleanup is best effort, with the process-kill safety net last).
+  void Stop();
+
+  const std::string& state_dir() const { return state_dir_->path(); }
+  const std::string& ram_dir() const { return ram_dir_->path(); }
+  // The end of ferryd's log, for error messages.
+  std::string LogTail() const;
+
+ private:
+  BenchFerryd(const BenchConfig& config, ScratchDir state_dir, ScratchDir ram_dir);
+  Status WaitUntilServing(std::chrono::milliseconds timeout);
+
+  std::string ferry_binary_;
+  std::optional<ScratchDir> state_dir_;
+  std::optional<ScratchDir> ram_dir_;
+  std::string socket_;
+  std::string log_;
+  std::optional<Process> ferryd_;
+};
+
+}  // namespace ferry::bench

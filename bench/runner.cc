@@ -1,0 +1,113 @@
+#include "bench/runner.h"
+
+#include <cstdio>
+
+#include "bench/interrupt.h"
+
+namespace ferry::bench {
+
+const char* SideName(Side side) { return side == Side::kFerry ? "ferry" : "comparison"; }
+
+std::vector<std::pair<std::string, EntryFactory>>& EntryRegistry() {
+  static std::vector<std::pair<std::string, EntryFactory>> entries;
+  return entries;
+}
+
+bool RegisterEntry(const std::string& name, EntryFactory factory) {
+  EntryRegistry().emplace_back(name, std::move(factory));
+  return true;
+}
+
+nlohmann::json EntryResult::ToJson() const {
+  nlohmann::json figs = nlohmann::json::array();
+  for (const auto& f : figures) figs.push_back(f.ToJson());
+  return {{"name", info.name},
+          {"title", info.title},
+          {"ferry_side", info.ferry_side},
+          {"comparison_side", info.comparison_side},
+          {"figures", figs},
+          {"notes", notes}};
+}
+
+Result<std::vector<std::string>> Runner::Selected() const {
+  std::vector<std::string> names;
+  std::string known;
+  for (const auto& [name, factory] : EntryRegistry()) {
+    known += (known.empty() ? "" : ", ") + name;
+    if (config_.only.empty() || config_.only == name) names.push_back(name);
+  }
+  if (names.empty()) {
+    return Status::NotFound("no benchmark entry named '" + config_.only + "'; entries: " + known);
+  }
+  return names;
+}
+
+Result<EntryResult> Runner::Run(const std::string& name) {
+  std::unique_ptr<BenchEntry> entry;
+  for (const auto& [n, factory] : EntryRegistry()) {
+    if (n == name) entry = factory();
+  }
+  if (!entry) return Status::NotFound("no benchmark entry named '" + name + "'");
+  EntryInfo info = entry->Info();
+
+  Status st = entry->SetUp(config_);
+  Result<EntryResult> result = st.ok() ? RunRounds(*entry, info) : Result<EntryResult>(st);
+  if (result.ok()) result->notes = entry->Notes();
+  entry->TearDown();
+  if (!result.ok()) return result.status().WithContext(name);
+  return result;
+}
+
+Result<EntryResult> Runner::RunRounds(BenchEntry& entry, const EntryInfo& info) {
+  std::vector<Side> sides = {Side::kFerry};
+  if (!info.comparison_side.empty()) sides.push_back(Side::kComparison);
+
+  EntryResult result;
+  result.info = info;
+  for (const FigureSpec& spec : info.figures) result.figures.push_back({spec, {}, {}});
+
+  auto run_one = [&](const Trial& trial) -> Result<Measurements> {
+    if (Interrupted()) return Status::Unavailable("interrupted");
+    const std::string what =
+        trial.warm_up() ? "warm-up"
+                        : "run " + std::to_string(trial.round) + "/" + std::to_string(config_.runs);
+    progress_(info.name + ": " + what + ", " + SideName(trial.side) + " ...");
+    auto m = entry.RunOnce(trial);
+    if (!m.ok()) {
+      return m.status().WithContext(std::string(SideName(trial.side)) + " side, " + what);
+    }
+    std::string line = info.name + ": " + what + ", " + SideName(trial.side) + ":";
+    for (const auto& [key, ms] : *m) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " %s=%.1f ms", key.c_str(), ms);
+      line += buf;
+    }
+    progress_(line);
+    return m;
+  };
+
+  for (Side side : sides) {
+    auto m = run_one({side, 0});
+    if (!m.ok()) return m.status();
+  }
+  for (int round = 1; round <= config_.runs; ++round) {
+    for (Side side : sides) {
+      auto m = run_one({side, round});
+      if (!m.ok()) return m.status();
+      for (FigureResult& fig : result.figures) {
+        const std::string& key =
+            side == Side::kFerry ? fig.spec.ferry_key : fig.spec.comparison_key;
+        if (key.empty()) continue;
+        auto it = m->find(key);
+        if (it == m->end()) {
+          return Status::Internal("entry measured no '" + key + "' on the " + SideName(side) +
+                                  " side");
+        }
+        (side == Side::kFerry ? fig.ferry_ms : fig.comparison_ms).push_back(it->second);
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace ferry::bench
