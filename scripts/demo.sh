@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# README command 1: installs and builds what is missing, starts ferryd if it is not running,
+# and walks a redis VM through its life, timing each step.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${FERRY_BUILD_DIR:-$root/build}
+state=${FERRY_STATE_DIR:-/var/lib/ferry}
+export FERRY_SOCKET=${FERRY_SOCKET:-$state/ferryd.sock}
+ferry="$build/ferry"
+vm=${FERRY_DEMO_VM:-demo-redis}
+
+"$root/scripts/setup.sh"
+
+now_ms() { date +%s%3N; }
+declare -a step_names=() step_ms=()
+step() {  # step "what" command...
+  local what=$1; shift
+  local t0; t0=$(now_ms)
+  echo "--- $what"
+  "$@"
+  step_names+=("$what"); step_ms+=($(( $(now_ms) - t0 )))
+}
+
+if ! "$ferry" host show >/dev/null 2>&1; then
+  echo "--- starting ferryd (state $state, log $state/ferryd.log)"
+  mkdir -p "$state" && chmod 700 "$state"
+  nohup "$build/ferryd" --state-dir "$state" --socket "$FERRY_SOCKET" >>"$state/ferryd.log" 2>&1 &
+  for _ in $(seq 100); do "$ferry" host show >/dev/null 2>&1 && break; sleep 0.1; done
+  "$ferry" host show >/dev/null || { echo "ferryd did not start; see $state/ferryd.log"; exit 1; }
+fi
+"$ferry" host show
+
+# A VM left over from an interrupted demo goes first.
+"$ferry" vm delete "$vm" --force >/dev/null 2>&1 || true
+
+# The first port from 16379 on that nothing answers on.
+port=16379
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+
+step "create $vm (256 MiB, redis forwarded to 127.0.0.1:$port) and wait until redis answers" \
+  "$ferry" vm create "$vm" --memory 256 --forward "$port:6379" --wait-ready
+step "write 3 keys with redis-cli" bash -c "
+  redis-cli -p $port set city Lisbon && redis-cli -p $port set river Tejo &&
+  redis-cli -p $port incrby visitors 41 && redis-cli -p $port incr visitors"
+step "ferry vm list" "$ferry" vm list
+step "pause" "$ferry" vm pause "$vm"
+step "resume" "$ferry" vm resume "$vm"
+step "read the keys back" bash -c "redis-cli -p $port mget city river visitors"
+got=$(redis-cli -p "$port" mget city river visitors | tr '\n' ' ')
+[[ $got == "Lisbon Tejo 42 " ]] || { echo "demo: keys came back wrong: $got"; exit 1; }
+step "ferry vm show" "$ferry" vm show "$vm"
+step "stop (graceful, through ferry-guest)" "$ferry" vm stop "$vm"
+step "delete" "$ferry" vm delete "$vm"
+
+echo
+echo "step timings"
+for i in "${!step_names[@]}"; do printf '  %8d ms  %s\n' "${step_ms[$i]}" "${step_names[$i]}"; done
+echo "ferryd keeps running (socket $FERRY_SOCKET); stop it with: pkill -f 'ferryd --state-dir $state'"
