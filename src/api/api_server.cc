@@ -59,9 +59,60 @@ bool Flag(const httplib::Request& req, const json& body, const std::string& key)
 
 }  // namespace
 
-ApiServer::ApiServer(vm::VmService& service)
-    : service_(service), server_(std::make_unique<httplib::Server>()) {
+ApiServer::ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots)
+    : service_(service), snapshots_(snapshots), server_(std::make_unique<httplib::Server>()) {
   Routes();
+  SnapshotRoutes();
+}
+
+void ApiServer::SnapshotRoutes() {
+  auto& s = *server_;
+  s.Get("/v1/snapshots", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"snapshots", snapshots_.List()}});
+  });
+  s.Post("/v1/snapshots", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    if (!body->contains("vm") || !(*body)["vm"].is_string() || !body->contains("name") ||
+        !(*body)["name"].is_string()) {
+      return ReplyError(res, Status::InvalidArgument("a snapshot needs \"vm\" and \"name\""));
+    }
+    ReplyOperation(res, snapshots_.Create((*body)["vm"], (*body)["name"]));
+  });
+  s.Get(R"(/v1/snapshots/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto snap = snapshots_.Show(req.matches[1]);
+    if (!snap.ok()) return ReplyError(res, snap.status());
+    Reply(res, 200, *snap);
+  });
+  s.Delete(R"(/v1/snapshots/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    Status st = snapshots_.Delete(req.matches[1]);
+    if (!st.ok()) return ReplyError(res, st);
+    Reply(res, 200, {{"deleted", req.matches[1]}});
+  });
+  s.Post(R"(/v1/snapshots/([^/]+)/clone)", [this](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    snapshot::CloneRequest clone;
+    clone.snapshot = req.matches[1];
+    try {
+      clone.count = body->value("count", 1);
+      clone.names = body->value("names", std::vector<std::string>{});
+      for (const auto& f : body->value("forwards", std::vector<std::string>{})) {
+        auto fwd = vm::ParseForward(f);
+        if (!fwd.ok()) return ReplyError(res, fwd.status());
+        clone.forwards.push_back(*fwd);
+      }
+    } catch (const nlohmann::json::exception&) {
+      return ReplyError(res, Status::InvalidArgument(
+                                 "clone takes {\"count\": N, \"names\": [...], "
+                                 "\"forwards\": [\"HOST:GUEST\"]}"));
+    }
+    if (clone.names.size() > 0 && !body->contains("count")) {
+      clone.count = static_cast<int>(clone.names.size());
+    }
+    ReplyOperation(res, snapshots_.Clone(clone));
+  });
 }
 
 ApiServer::~ApiServer() { Stop(); }

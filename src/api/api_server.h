@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "snapshot/snapshot_service.h"
 #include "vm/vm_service.h"
 
 namespace httplib {
@@ -17,7 +18,7 @@ namespace ferry::api {
 
 class ApiServer {
  public:
-  explicit ApiServer(vm::VmService& service);
+  ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots);
   ~ApiServer();
 
   // Binds SOCKET_PATH (mode 0600) and serves on a background thread.
@@ -27,7 +28,10 @@ class ApiServer {
  private:
   void Routes();
 
+  void SnapshotRoutes();
+
   vm::VmService& service_;
+  snapshot::SnapshotService& snapshots_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

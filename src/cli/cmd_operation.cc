@@ -1,4 +1,4 @@
-// ferry operation list|show|wait
+// ferry operation list and show; ferry host show
 #include <CLI/CLI.hpp>
 #include <iostream>
 

@@ -34,5 +34,6 @@ struct Context {
 void AddVmCommands(CLI::App& app, Context& ctx);
 void AddOperationCommands(CLI::App& app, Context& ctx);
 void AddHostCommands(CLI::App& app, Context& ctx);
+void AddSnapshotCommands(CLI::App& app, Context& ctx);
 
 }  // namespace ferry::cli

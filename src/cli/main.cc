@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   ferry::cli::AddVmCommands(app, ctx);
   ferry::cli::AddOperationCommands(app, ctx);
   ferry::cli::AddHostCommands(app, ctx);
+  ferry::cli::AddSnapshotCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

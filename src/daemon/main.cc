@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ferryd: %s\n", service.status().message().c_str());
     return 1;
   }
-  ferry::api::ApiServer api(**service);
+  ferry::snapshot::SnapshotService snapshots(**service);
+  ferry::api::ApiServer api(**service, snapshots);
   st = api.Start(socket_path);
   if (!st.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());

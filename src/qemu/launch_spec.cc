@@ -50,6 +50,9 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     add({"-netdev", netdev, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nic.mac});
   }
   add({"-device", "virtio-rng-pci"});
+  add({"-device", "vmgenid,guid=" + spec.vmgenid});
+  // -S keeps the restored guest paused until ferryd has checked the restore and resumes it.
+  if (spec.incoming) add({"-S", "-incoming", "defer"});
   add({"-qmp", "unix:" + EscapeOptionValue(spec.qmp_socket) + ",server=on,wait=off"});
   return argv;
 }

@@ -41,6 +41,11 @@ struct LaunchSpec {
   std::string guest_socket;
   std::string console_log;
   std::vector<NicSpec> nics;
+  // VM generation ID: "auto" for a fresh boot; a clone gets a new GUID so its kernel knows it is
+  // a copy and reseeds its RNG.
+  std::string vmgenid = "auto";
+  // Start paused, waiting for `migrate-incoming` (restore of a snapshot's device state).
+  bool incoming = false;
 };
 
 // argv for execvp, argv[0] included.

@@ -94,6 +94,19 @@ TEST(LaunchSpecTest, CommasInPathsAreEscaped) {
   EXPECT_EQ(EscapeOptionValue("x,y,,z"), "x,,y,,,,z");
 }
 
+TEST(LaunchSpecTest, ClonesWaitPausedForTheirDeviceStateAndGetANewGeneration) {
+  auto spec = Sample();
+  auto argv = BuildCommandLine(spec);
+  EXPECT_THAT(argv, Contains("vmgenid,guid=auto"));
+  EXPECT_THAT(argv, ::testing::Not(Contains("-incoming")));
+  spec.incoming = true;
+  spec.vmgenid = "6f1a7c1e-1111-2222-3333-444455556666";
+  argv = BuildCommandLine(spec);
+  EXPECT_EQ(ValueOf(argv, "-incoming"), "defer");
+  EXPECT_THAT(argv, Contains("-S"));
+  EXPECT_THAT(argv, Contains("vmgenid,guid=6f1a7c1e-1111-2222-3333-444455556666"));
+}
+
 TEST(LaunchSpecTest, KernelCmdlineIsPassedAsOneArgument) {
   auto argv = BuildCommandLine(Sample());
   EXPECT_EQ(ValueOf(argv, "-append"), "console=ttyS0 quiet");

@@ -88,12 +88,20 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path) {
         "PRAGMA application_id=" + std::to_string(kApplicationId) + ";"
         "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";"
         "CREATE TABLE IF NOT EXISTS vms (name TEXT PRIMARY KEY, record TEXT NOT NULL);"));
+    version = 1;
   } else if (app_id != kApplicationId) {
     return damaged("belongs to another program (wrong application id)");
   } else if (version > kSchemaVersion) {
     return Status::FailedPrecondition("registry " + path + " has schema version " +
                                       std::to_string(version) + ", newer than this ferryd (" +
                                       std::to_string(kSchemaVersion) + "); upgrade ferry");
+  }
+  if (version < 2) {
+    // Schema 2 adds named objects of other kinds (snapshots, templates).
+    FERRY_RETURN_IF_ERROR(reg->Exec(
+        "CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, name TEXT NOT NULL, "
+        "record TEXT NOT NULL, PRIMARY KEY (kind, name));"
+        "PRAGMA user_version=2;"));
   }
   FERRY_RETURN_IF_ERROR(reg->Exec("PRAGMA synchronous=NORMAL;"));
   return reg;
@@ -168,6 +176,69 @@ Result<std::vector<VmRecord>> Registry::ListVms() {
     out.push_back(std::move(rec).value());
   }
   if (rc != SQLITE_DONE) return Error("list vms");
+  return out;
+}
+
+Status Registry::InsertObject(const std::string& kind, const std::string& name,
+                              const nlohmann::json& j) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "INSERT INTO objects(kind, name, record) VALUES(?, ?, ?)");
+  if (!st.ok()) return Error("prepare insert");
+  st.Bind(1, kind);
+  st.Bind(2, name);
+  st.Bind(3, j.dump());
+  int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_CONSTRAINT) {
+    return Status::AlreadyExists(kind + " " + name + " already exists; choose another name");
+  }
+  if (rc == SQLITE_FULL) return Status::ResourceExhausted("registry " + path_ + ": disk full");
+  if (rc != SQLITE_DONE) return Error("insert " + kind + " " + name);
+  return Status::Ok();
+}
+
+Status Registry::PutObject(const std::string& kind, const std::string& name,
+                           const nlohmann::json& j) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "INSERT OR REPLACE INTO objects(kind, name, record) VALUES(?, ?, ?)");
+  if (!st.ok()) return Error("prepare put");
+  st.Bind(1, kind);
+  st.Bind(2, name);
+  st.Bind(3, j.dump());
+  int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_FULL) return Status::ResourceExhausted("registry " + path_ + ": disk full");
+  if (rc != SQLITE_DONE) return Error("put " + kind + " " + name);
+  return Status::Ok();
+}
+
+Status Registry::DeleteObject(const std::string& kind, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "DELETE FROM objects WHERE kind = ? AND name = ?");
+  if (!st.ok()) return Error("prepare delete");
+  st.Bind(1, kind);
+  st.Bind(2, name);
+  if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("delete " + kind + " " + name);
+  return Status::Ok();
+}
+
+Result<std::vector<std::pair<std::string, nlohmann::json>>> Registry::ListObjects(
+    const std::string& kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "SELECT name, record FROM objects WHERE kind = ? ORDER BY name");
+  if (!st.ok()) return Error("prepare list");
+  st.Bind(1, kind);
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    std::string name = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
+    auto j = nlohmann::json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1)),
+                                   nullptr, false);
+    if (j.is_discarded()) {
+      return Status::Corruption("registry " + path_ + ": " + kind + " " + name +
+                                " is not valid JSON");
+    }
+    out.emplace_back(name, std::move(j));
+  }
+  if (rc != SQLITE_DONE) return Error("list " + kind);
   return out;
 }
 

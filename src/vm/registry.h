@@ -17,7 +17,7 @@ namespace ferry::vm {
 class Registry {
  public:
   // The schema version this build writes; a database with a newer one is refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates PATH. A file that is not a ferry registry, or is damaged, is refused with
   // an error naming it.
@@ -31,6 +31,13 @@ class Registry {
   Status DeleteVm(const std::string& name);
   Result<VmRecord> GetVm(const std::string& name);
   Result<std::vector<VmRecord>> ListVms();
+
+  // Other named objects (snapshots, templates, ...) as JSON, by kind. Insert refuses a taken
+  // name; Put replaces.
+  Status InsertObject(const std::string& kind, const std::string& name, const nlohmann::json& j);
+  Status PutObject(const std::string& kind, const std::string& name, const nlohmann::json& j);
+  Status DeleteObject(const std::string& kind, const std::string& name);
+  Result<std::vector<std::pair<std::string, nlohmann::json>>> ListObjects(const std::string& kind);
 
  private:
   Registry(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}

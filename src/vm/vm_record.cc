@@ -32,6 +32,9 @@ json VmRecord::ToJson() const {
           {"accelerator", accelerator},
           {"mac", mac},
           {"ram_path", ram_path},
+          {"ram_owned", ram_owned},
+          {"origin", origin},
+          {"timings", timings},
           {"pid", pid},
           {"pid_start_time", pid_start_time},
           {"guest_ready", guest_ready},
@@ -54,6 +57,9 @@ Result<VmRecord> VmRecord::FromJson(const json& j) {
     r.accelerator = j.value("accelerator", "");
     r.mac = j.value("mac", "");
     r.ram_path = j.value("ram_path", "");
+    r.ram_owned = j.value("ram_owned", true);
+    r.origin = j.value("origin", json::object());
+    r.timings = j.value("timings", json::object());
     r.pid = j.value("pid", 0);
     r.pid_start_time = j.value("pid_start_time", uint64_t{0});
     r.guest_ready = j.value("guest_ready", false);

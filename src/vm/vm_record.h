@@ -29,7 +29,12 @@ struct VmRecord {
   VmState state = VmState::kCreating;
   std::string accelerator;
   std::string mac;
-  std::string ram_path;  // the agent-owned file backing guest RAM
+  std::string ram_path;  // the file backing guest RAM
+  // True when ram_path is this VM's own file (deleted when QEMU ends); false for a clone, which
+  // maps its snapshot's RAM file privately (copy-on-write) and must never remove it.
+  bool ram_owned = true;
+  nlohmann::json origin = nlohmann::json::object();   // e.g. {"snapshot": "warm"} for a clone
+  nlohmann::json timings = nlohmann::json::object();  // e.g. a clone's restore phases in ms
   pid_t pid = 0;
   uint64_t pid_start_time = 0;  // with pid, identifies the QEMU process across ferryd restarts
   bool guest_ready = false;

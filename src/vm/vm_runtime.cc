@@ -143,6 +143,7 @@ void VmRuntime::WatchGuest() {
       });
       channel->SetCloseHandler([this](const Status&) { cv_.notify_all(); });
       guest_ = channel;
+      cv_.notify_all();
     }
     std::shared_ptr<qemu::GuestChannel> channel = guest_;
     if (!channel->connected()) {
@@ -185,6 +186,19 @@ Result<nlohmann::json> VmRuntime::GuestCall(const std::string& op, const nlohman
     return Status::Unavailable("the guest agent (ferry-guest) is not connected");
   }
   return guest->Call(op, args, timeout);
+}
+
+Status VmRuntime::WaitGuestConnected(milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  bool done = cv_.wait_for(lock, timeout, [this] {
+    return stopping_ || exit_.has_value() || (guest_ && guest_->connected());
+  });
+  if (exit_) return Status::Unavailable("QEMU " + exit_->Describe());
+  if (!done || !guest_) {
+    return Status::DeadlineExceeded("the guest channel did not connect within " +
+                                    std::to_string(timeout.count()) + " ms");
+  }
+  return Status::Ok();
 }
 
 std::optional<ProcessExit> VmRuntime::WaitExit(milliseconds timeout) {

@@ -57,6 +57,9 @@ class VmRuntime {
                                    const nlohmann::json& args = nlohmann::json::object(),
                                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+  // Waits until the guest channel is connected (the guest may not answer yet). Unavailable if
+  // QEMU exits first, DeadlineExceeded after `timeout`.
+  Status WaitGuestConnected(std::chrono::milliseconds timeout);
   // Waits for QEMU to exit; nullopt on timeout.
   std::optional<ProcessExit> WaitExit(std::chrono::milliseconds timeout);
   bool Exited();

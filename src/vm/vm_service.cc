@@ -16,6 +16,7 @@
 #include "core/ids.h"
 #include "qemu/launch_spec.h"
 #include "vm/host_probe.h"
+#include "vm/vm_spec.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
 
@@ -159,8 +160,9 @@ static void ApplyExit(Vm& vm) {
   r.guest_ready = false;
   r.pid = 0;
   r.pid_start_time = 0;
-  // The guest's memory died with it: give the tmpfs pages back.
-  if (!r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+  // The guest's memory died with it: give the tmpfs pages back (a clone's RAM file is its
+  // snapshot's, which stays).
+  if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
 }
 
 void VmService::OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& ex) {
@@ -232,6 +234,11 @@ std::shared_ptr<Operation> VmService::BeginOperation(const std::shared_ptr<Vm>& 
 
 Result<std::shared_ptr<Operation>> VmService::Create(const json& spec_json, bool wait_ready) {
   FERRY_ASSIGN_OR_RETURN(VmSpec spec, VmSpec::FromJson(spec_json));
+  return CreateFrom(std::move(spec), LaunchPlan{}, wait_ready);
+}
+
+Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan plan,
+                                                         bool wait_ready) {
   auto image = images_.Find(spec.image);
   if (!image.ok()) return image.status().WithContext("vm " + spec.name);
 
@@ -246,7 +253,13 @@ Result<std::shared_ptr<Operation>> VmService::Create(const json& spec_json, bool
                                    " is too long for a UNIX socket; use a shorter --state-dir");
   }
   FERRY_RETURN_IF_ERROR(CheckPortsUnclaimed(spec));
-  FERRY_RETURN_IF_ERROR(CheckFitsHost(spec, ProbeCapacity(config_.ram_dir)));
+  HostCapacity capacity = ProbeCapacity(config_.ram_dir);
+  // A clone maps its snapshot's RAM file: it needs no room for a file of its own.
+  if (!plan.ram_path.empty()) capacity.ram_dir_free_bytes = UINT64_MAX;
+  FERRY_RETURN_IF_ERROR(CheckFitsHost(spec, capacity));
+  for (auto& f : spec.network.forwards) {
+    if (f.host_port == 0) f.host_port = PickFreePort(spec);
+  }
 
   auto vm = std::make_shared<Vm>();
   vm->paths = paths;
@@ -255,15 +268,17 @@ Result<std::shared_ptr<Operation>> VmService::Create(const json& spec_json, bool
   r.id = NewId();
   r.state = VmState::kCreating;
   r.accelerator = qemu::AcceleratorName(accel_.accelerator);
-  r.mac = NewMac();
-  r.ram_path = config_.ram_dir + "/" + r.id + ".ram";
+  r.mac = plan.mac.empty() ? NewMac() : plan.mac;
+  r.ram_owned = plan.ram_path.empty();
+  r.ram_path = r.ram_owned ? config_.ram_dir + "/" + r.id + ".ram" : plan.ram_path;
+  r.origin = plan.origin;
   r.created_at_ms = NowUnixMs();
   FERRY_RETURN_IF_ERROR(registry_->InsertVm(r));
   vms_[spec.name] = vm;
-  auto op = BeginOperation(vm, "create");
+  auto op = BeginOperation(vm, plan.restore ? "clone" : "create");
 
-  InBackground([this, vm, op, wait_ready] {
-    Status st = Launch(vm, *op, wait_ready);
+  InBackground([this, vm, op, plan = std::move(plan), wait_ready] {
+    Status st = Launch(vm, *op, plan, wait_ready);
     bool never_ran;
     {
       std::lock_guard<std::mutex> l(vm->mu);
@@ -273,6 +288,12 @@ Result<std::shared_ptr<Operation>> VmService::Create(const json& spec_json, bool
     if (st.ok()) return;
     if (never_ran) {
       // Nothing ran: leave no trace, as if the request had been refused.
+      std::shared_ptr<VmRuntime> rt;
+      {
+        std::lock_guard<std::mutex> l(vm->mu);
+        rt.swap(vm->rt);
+      }
+      rt.reset();
       std::lock_guard<std::mutex> l(mu_);
       vms_.erase(vm->rec.spec.name);
       registry_->DeleteVm(vm->rec.spec.name);
@@ -283,7 +304,20 @@ Result<std::shared_ptr<Operation>> VmService::Create(const json& spec_json, bool
   return op;
 }
 
-Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, bool wait_ready) {
+uint16_t VmService::PickFreePort(const VmSpec& spec) {
+  // REQUIRES: mu_ held. Binding port 0 lets the kernel choose; the port is then checked against
+  // the other VMs' claims, since a stopped VM's port is not bound but still reserved.
+  for (int attempt = 0; attempt < 32; ++attempt) {
+    uint16_t port = EphemeralPort();
+    VmSpec probe = spec;  // only its name and this one forward matter to the check
+    probe.network.forwards = {{port, 1}};
+    if (port != 0 && CheckPortsUnclaimed(probe).ok()) return port;
+  }
+  return 0;
+}
+
+Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
+                         bool wait_ready) {
   std::string name;
   qemu::LaunchSpec launch;
   {
@@ -306,10 +340,16 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, bool wait
     launch.console_log = vm->paths.console_log;
     qemu::NicSpec nic;
     nic.mac = r.mac;
-    for (const auto& f : r.spec.network.forwards) {
-      nic.forwards.push_back({"127.0.0.1", f.host_port, f.guest_port});
+    // A restored guest is reachable only once its identity is new: its forwards are added after.
+    if (!plan.restore) {
+      for (const auto& f : r.spec.network.forwards) {
+        nic.forwards.push_back({"127.0.0.1", f.host_port, f.guest_port});
+      }
     }
     launch.nics.push_back(nic);
+    launch.ram_shared = r.ram_owned;
+    launch.incoming = static_cast<bool>(plan.restore);
+    if (!plan.vmgenid.empty()) launch.vmgenid = plan.vmgenid;
     vm->launching = true;
     vm->exit.reset();
     vm->exit_expected = false;
@@ -322,7 +362,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, bool wait
 
   op.SetPhase("preparing RAM file", 10);
   Status st = MakeDirs(vm->paths.dir, 0700);
-  if (st.ok()) {
+  if (st.ok() && launch.ram_shared) {
     // The agent owns guest RAM: a sparse file on tmpfs that QEMU maps shared.
     int fd = ::open(launch.ram_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -345,9 +385,68 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, bool wait
   std::vector<std::string> argv = qemu::BuildCommandLine(launch);
   auto rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout);
   if (!rt.ok()) {
-    ::unlink(launch.ram_path.c_str());
+    if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
     finish_launch();
     return rt.status().WithContext("vm " + name);
+  }
+  if (plan.restore) {
+    // Restore while the VM is still `creating`: a failure kills this QEMU and the caller drops
+    // the VM, so no half-restored clone is ever registered as running.
+    std::shared_ptr<VmRuntime> restoring = std::move(rt).value();
+    {
+      std::lock_guard<std::mutex> lock(vm->mu);
+      vm->rt = restoring;
+      vm->rec.pid = restoring->pid();
+      vm->rec.pid_start_time = restoring->start_time();
+      vm->rec.qemu_argv = argv;
+    }
+    op.SetPhase("restoring", 50);
+    auto outcome = plan.restore(*restoring, op);
+    Status restored = outcome.status();
+    if (restored.ok()) {
+      std::vector<PortForwardSpec> forwards;
+      {
+        std::lock_guard<std::mutex> lock(vm->mu);
+        forwards = vm->rec.spec.network.forwards;
+      }
+      for (const auto& f : forwards) {
+        auto added = restoring->Qmp(
+            "human-monitor-command",
+            {{"command-line", "hostfwd_add net0 tcp:127.0.0.1:" + std::to_string(f.host_port) +
+                                  "-:" + std::to_string(f.guest_port)}});
+        // HMP reports failure as text, not as a QMP error.
+        if (!added.ok() || (added->is_string() && !added->get<std::string>().empty())) {
+          restored = Status::ResourceExhausted(
+              "vm " + name + ": cannot forward host port " + std::to_string(f.host_port) + ": " +
+              (added.ok() ? added->get<std::string>() : added.status().message()));
+          break;
+        }
+      }
+    }
+    if (!restored.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(vm->mu);
+        vm->exit_expected = true;
+      }
+      restoring->Kill();
+      restoring->WaitExit(kKillTimeout);
+      finish_launch();
+      return restored.WithContext("vm " + name);
+    }
+    std::lock_guard<std::mutex> lock(vm->mu);
+    VmRecord& r = vm->rec;
+    r.state = VmState::kRunning;
+    r.guest_ready = true;
+    r.started_at_ms = NowUnixMs();
+    r.ready_at_ms = r.started_at_ms;
+    r.timings = outcome->value("timings", json::object());
+    r.mac = outcome->value("mac", r.mac);
+    vm->launching = false;
+    if (vm->exit) ApplyExit(*vm);
+    Persist(*vm);
+    spdlog::info("vm {}: restored in QEMU pid {}", name, r.pid);
+    op.Succeed(Describe(*vm, false));
+    return Status::Ok();
   }
   {
     std::lock_guard<std::mutex> lock(vm->mu);
@@ -422,7 +521,15 @@ Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, boo
       old.swap(vm->rt);
     }
     old.reset();
-    Status st = Launch(vm, *op, wait_ready);
+    {
+      // A clone that is started again boots from its image with RAM of its own.
+      std::lock_guard<std::mutex> lock(vm->mu);
+      if (!vm->rec.ram_owned) {
+        vm->rec.ram_owned = true;
+        vm->rec.ram_path = config_.ram_dir + "/" + vm->rec.id + ".ram";
+      }
+    }
+    Status st = Launch(vm, *op, LaunchPlan{}, wait_ready);
     {
       std::lock_guard<std::mutex> lock(vm->mu);
       vm->busy.clear();
@@ -539,12 +646,57 @@ Status VmService::Delete(const std::string& name, bool force) {
     std::lock_guard<std::mutex> lock(vm->mu);
     old.swap(vm->rt);
     FERRY_RETURN_IF_ERROR(registry_->DeleteVm(name));
-    if (!vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
+    if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
     RemoveAll(vm->paths.dir);
     vms_.erase(name);
   }
   spdlog::info("vm {}: deleted", name);
   return Status::Ok();
+}
+
+Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_id) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard<std::mutex> lock(vm->mu);
+  if (!vm->busy.empty()) {
+    return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
+                                      "; wait for it to finish");
+  }
+  const VmState s = vm->rec.state;
+  if ((s != VmState::kRunning && s != VmState::kPaused && s != VmState::kBooting) || !vm->rt) {
+    return Status::FailedPrecondition("vm " + name + " is " + VmStateName(s) +
+                                      "; it must be running");
+  }
+  vm->busy = op_id;
+  VmLease lease;
+  lease.runtime = vm->rt;
+  lease.record = vm->rec;
+  std::weak_ptr<Vm> weak = vm;
+  lease.release = [this, weak](const json& timings) {
+    auto held = weak.lock();
+    if (!held) return;
+    std::lock_guard<std::mutex> l(held->mu);
+    held->busy.clear();
+    if (!timings.empty()) {
+      held->rec.timings.update(timings);
+      Persist(*held);
+    }
+  };
+  return lease;
+}
+
+std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {
+  std::vector<std::string> names;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [name, vm] : vms_) {
+    std::lock_guard<std::mutex> l(vm->mu);
+    if (!vm->rec.ram_owned && vm->rec.ram_path == ram_path) names.push_back(name);
+  }
+  return names;
+}
+
+bool VmService::Exists(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return vms_.count(name) > 0;
 }
 
 Result<json> VmService::Pause(const std::string& name) {
@@ -696,7 +848,7 @@ Status VmService::Readopt() {
       // ferryd died before QEMU started: the create never happened.
       registry_->DeleteVm(name);
       RemoveAll(vm->paths.dir);
-      if (!r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+      if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
       spdlog::info("vm {}: dropped an unfinished create", name);
       continue;
     }

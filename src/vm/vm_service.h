@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -41,6 +42,27 @@ struct StopOptions {
   std::chrono::milliseconds timeout{0};  // 0: the configured graceful_stop_timeout
 };
 
+// How a new VM gets its memory and state. The default boots the image with a RAM file of the
+// VM's own. A clone maps a snapshot's RAM file privately and restores its device state.
+struct LaunchPlan {
+  std::string ram_path;  // non-empty: map this file copy-on-write instead of a new own file
+  std::string mac;       // the NIC's MAC on QEMU's command line; "" picks a new one
+  std::string vmgenid;   // "" for QEMU's "auto"
+  nlohmann::json origin = nlohmann::json::object();  // recorded in the VM, e.g. the snapshot
+  // Runs once QMP answers, while the VM is still unregistered as running; QEMU was started
+  // paused with -incoming defer. The VM becomes running (and ready) only if this succeeds. It
+  // returns {"timings": {...}, "mac": "<the guest's new MAC>"}, both recorded in the VM.
+  std::function<Result<nlohmann::json>(VmRuntime&, Operation&)> restore;
+};
+
+// A VM held for a long operation on it (e.g. a snapshot): nothing else may start, stop or delete
+// it until the lease is released.
+struct VmLease {
+  std::shared_ptr<VmRuntime> runtime;
+  VmRecord record;
+  std::function<void(const nlohmann::json& timings)> release;
+};
+
 struct Vm;  // one VM's record, runtime and lock (vm_service.cc)
 
 class VmService {
@@ -53,7 +75,18 @@ class VmService {
   // Validates the spec against the images and the host, registers the VM and boots it in the
   // background. With wait_ready the operation ends when the guest reports ready.
   Result<std::shared_ptr<Operation>> Create(const nlohmann::json& spec, bool wait_ready);
+  // A VM from an already validated spec, started the way `plan` says.
+  Result<std::shared_ptr<Operation>> CreateFrom(VmSpec spec, LaunchPlan plan, bool wait_ready);
   Result<std::shared_ptr<Operation>> Start(const std::string& name, bool wait_ready);
+  // Holds a VM with a running QEMU for operation `op_id`. FailedPrecondition if it is busy or
+  // has no QEMU.
+  Result<VmLease> Lease(const std::string& name, const std::string& op_id);
+  // Names of the VMs whose RAM is mapped from `ram_path` (clones of one snapshot).
+  std::vector<std::string> VmsMapping(const std::string& ram_path);
+  bool Exists(const std::string& name);
+  Registry& registry() { return *registry_; }
+  const ServiceConfig& config() const { return config_; }
+  ImageCatalog& images() { return images_; }
   Result<std::shared_ptr<Operation>> Stop(const std::string& name, StopOptions options);
   Status Delete(const std::string& name, bool force);
   Result<nlohmann::json> Pause(const std::string& name);
@@ -64,6 +97,8 @@ class VmService {
   Result<std::string> Console(const std::string& name, size_t max_bytes);
   nlohmann::json HostInfo();
   OperationLog& operations() { return operations_; }
+  // Runs `work` on a thread joined when the service ends (before VMs are released).
+  void InBackground(std::function<void()> work);
 
  private:
   explicit VmService(ServiceConfig config);
@@ -71,7 +106,9 @@ class VmService {
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
-  Status Launch(const std::shared_ptr<Vm>& vm, Operation& op, bool wait_ready);
+  Status Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
+                bool wait_ready);
+  uint16_t PickFreePort(const VmSpec& spec);
   void RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOptions options);
   void OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& exit);
   void OnGuestReady(const std::weak_ptr<Vm>& weak);
@@ -80,7 +117,7 @@ class VmService {
   VmRuntime::Callbacks CallbacksFor(const std::shared_ptr<Vm>& vm);
   void Persist(Vm& vm);  // REQUIRES: vm.mu held
   nlohmann::json Describe(Vm& vm, bool with_guest);
-  void InBackground(std::function<void()> work);
+
   std::shared_ptr<Operation> BeginOperation(const std::shared_ptr<Vm>& vm,
                                             const std::string& kind);
 

@@ -21,10 +21,12 @@ Result<uint64_t> ParseWhole(const std::string& digits) {
   return value;
 }
 
-Result<uint16_t> ParsePort(const std::string& text, const std::string& what) {
+// `allow_any`: 0 stands for "any free port", chosen when the VM is created.
+Result<uint16_t> ParsePort(const std::string& text, const std::string& what, bool allow_any) {
   auto v = ParseWhole(text);
-  if (!v.ok() || *v == 0 || *v > 65535) {
-    return Status::InvalidArgument(what + " '" + text + "' is not a port number (1-65535)");
+  if (!v.ok() || (*v == 0 && !allow_any) || *v > 65535) {
+    return Status::InvalidArgument(what + " '" + text + "' is not a port number (" +
+                                   (allow_any ? "0 for any free one, or 1" : "1") + "-65535)");
   }
   return static_cast<uint16_t>(*v);
 }
@@ -67,14 +69,14 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
                  AsWhole(f["host_port"]) && AsWhole(f["guest_port"])) {
         FERRY_RETURN_IF_ERROR(CheckKeys(f, {"host_port", "guest_port"}, "network.forwards[]"));
         FERRY_ASSIGN_OR_RETURN(fwd.host_port,
-                               ParsePort(std::to_string(*AsWhole(f["host_port"])), "host port"));
+                               ParsePort(std::to_string(*AsWhole(f["host_port"])), "host port", true));
         FERRY_ASSIGN_OR_RETURN(fwd.guest_port,
-                               ParsePort(std::to_string(*AsWhole(f["guest_port"])), "guest port"));
+                               ParsePort(std::to_string(*AsWhole(f["guest_port"])), "guest port", false));
       } else {
         return Status::InvalidArgument(
             "a forward must be \"HOST:GUEST\" or {\"host_port\": N, \"guest_port\": N}");
       }
-      if (!host_ports.insert(fwd.host_port).second) {
+      if (fwd.host_port != 0 && !host_ports.insert(fwd.host_port).second) {
         return Status::InvalidArgument("host port " + std::to_string(fwd.host_port) +
                                        " is forwarded twice");
       }
@@ -120,8 +122,8 @@ Result<PortForwardSpec> ParseForward(const std::string& text) {
                                    "' is not HOST_PORT:GUEST_PORT (for example 16379:6379)");
   }
   PortForwardSpec fwd;
-  FERRY_ASSIGN_OR_RETURN(fwd.host_port, ParsePort(text.substr(0, colon), "host port"));
-  FERRY_ASSIGN_OR_RETURN(fwd.guest_port, ParsePort(text.substr(colon + 1), "guest port"));
+  FERRY_ASSIGN_OR_RETURN(fwd.host_port, ParsePort(text.substr(0, colon), "host port", true));
+  FERRY_ASSIGN_OR_RETURN(fwd.guest_port, ParsePort(text.substr(colon + 1), "guest port", false));
   return fwd;
 }
 
@@ -204,7 +206,7 @@ Status CheckFitsHost(const VmSpec& spec, const HostCapacity& host) {
         "memory and free space in the RAM directory); ask for less memory");
   }
   for (const auto& f : spec.network.forwards) {
-    if (host.tcp_port_free && !host.tcp_port_free(f.host_port)) {
+    if (f.host_port != 0 && host.tcp_port_free && !host.tcp_port_free(f.host_port)) {
       return Status::ResourceExhausted(where + ": host port " + std::to_string(f.host_port) +
                                        " is already in use; choose another host port for --forward");
     }

@@ -47,7 +47,7 @@ struct VmSpec {
 // "256", "256M", "256MiB", "1G", "1GiB" -> MiB. Fractions, zero, negatives and other units are
 // refused: guest RAM is a whole number of MiB.
 Result<uint64_t> ParseMemoryMiB(const std::string& text);
-// "16379:6379" -> host 16379, guest 6379.
+// "16379:6379" -> host 16379, guest 6379. Host port 0 means any free port, picked at creation.
 Result<PortForwardSpec> ParseForward(const std::string& text);
 
 // What the host can give right now; gathered by the service, filled by hand in tests.

@@ -1,0 +1,23 @@
+// QEMU's device state, moved through its migration machinery with x-ignore-shared: the RAM block
+// is a file ferryd owns, so the stream carries only CPU and device state (about 1 MB).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "core/status.h"
+#include "vm/vm_runtime.h"
+
+namespace ferry::snapshot {
+
+// Writes the device state of a paused VM to `path`. The VM stays paused (QEMU: postmigrate).
+Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path,
+                       std::chrono::milliseconds timeout);
+// Loads `path` into a QEMU started with -S -incoming defer. The VM stays paused.
+Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path,
+                       std::chrono::milliseconds timeout);
+
+// `path` quoted for /bin/sh, which QEMU's exec: migration transport runs.
+std::string ShellQuote(const std::string& path);
+
+}  // namespace ferry::snapshot

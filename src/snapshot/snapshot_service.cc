@@ -1,0 +1,372 @@
+#include "snapshot/snapshot_service.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "core/files.h"
+#include "core/ids.h"
+#include "snapshot/device_state.h"
+#include "snapshot/snapshot_manifest.h"
+
+namespace ferry::snapshot {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kKind = "snapshot";
+constexpr milliseconds kDeviceStateTimeout(60000);
+constexpr milliseconds kGuestTimeout(30000);
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string out;
+  while (out.size() < bytes * 2) out += NewId();
+  return out.substr(0, bytes * 2);
+}
+
+std::string NewGuid() {
+  std::string h = RandomHex(16);
+  h[12] = '4';  // version 4 (random)
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20, 12);
+}
+
+// A VM name as a hostname label: RFC 1123 allows letters, digits and '-'.
+std::string HostnameFor(const std::string& name) {
+  std::string h = name;
+  for (char& c : h) {
+    if (c == '_' || c == '.') c = '-';
+  }
+  while (!h.empty() && h.back() == '-') h.pop_back();
+  return h.empty() ? "ferry" : h;
+}
+
+// Restores one clone inside its fresh QEMU: device state, resume, new identity.
+Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const std::string& snapshot_dir,
+                          const SnapshotManifest& m, const std::string& clone_name) {
+  const auto t0 = Clock::now();
+  json timings;
+  FERRY_RETURN_IF_ERROR(LoadDeviceState(rt, snapshot_dir + "/" + m.device_state.file,
+                                        kDeviceStateTimeout));
+  timings["device_state_ms"] = MsSince(t0);
+  auto cont = rt.Qmp("cont");
+  if (!cont.ok()) return cont.status().WithContext("resuming the restored guest");
+  timings["running_ms"] = MsSince(t0);
+
+  op.SetPhase("resetting identity", 80);
+  const auto t1 = Clock::now();
+  FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestTimeout));
+  const std::string mac = NewMac();
+  json identity_args = {{"hostname", HostnameFor(clone_name)},
+                        {"mac", mac},
+                        {"machine_id", RandomHex(16)},
+                        {"entropy", RandomHex(64)},
+                        {"time_unix_ns", static_cast<int64_t>(NowUnixMs()) * 1000000}};
+  auto reset = rt.GuestCall("reset_identity", identity_args, kGuestTimeout);
+  if (!reset.ok()) {
+    return Status::Unavailable("the clone's identity could not be reset (" +
+                               reset.status().message() + "); it was not started");
+  }
+  timings["identity_ms"] = MsSince(t1);
+  timings["identity_steps_ms"] = reset->value("steps_ms", json::object());
+  timings["restore_total_ms"] = MsSince(t0);
+  return json{{"timings", timings}, {"mac", mac}, {"identity", reset->value("identity", json())}};
+}
+
+}  // namespace
+
+SnapshotService::SnapshotService(vm::VmService& vms) : vms_(vms) {}
+
+SnapshotService::Paths SnapshotService::PathsFor(const std::string& name,
+                                                 const std::string& id) const {
+  return {vms_.config().state_dir + "/snapshots/" + name,
+          vms_.config().ram_dir + "/snapshots/" + id + ".ram"};
+}
+
+Result<SnapshotService::Paths> SnapshotService::Find(const std::string& name) {
+  FERRY_RETURN_IF_ERROR(ValidateName("snapshot", name));
+  auto all = vms_.registry().ListObjects(kKind);
+  if (!all.ok()) return all.status();
+  for (const auto& [n, j] : *all) {
+    if (n == name) return Paths{j.value("dir", ""), j.value("ram", "")};
+  }
+  return Status::NotFound("snapshot " + name + " does not exist; `ferry snapshot list` shows them");
+}
+
+Result<std::shared_ptr<Operation>> SnapshotService::Create(const std::string& vm,
+                                                           const std::string& name) {
+  FERRY_RETURN_IF_ERROR(ValidateName("snapshot", name));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Find(name).ok() || in_progress_.count(name)) {
+      return Status::AlreadyExists("snapshot " + name + " already exists; choose another name");
+    }
+    if (!vms_.Exists(vm)) {
+      return Status::NotFound("vm " + vm + " does not exist; `ferry vm list` shows the VMs");
+    }
+    in_progress_.insert(name);
+  }
+  auto op = vms_.operations().Start("snapshot", vm + "@" + name);
+  vms_.InBackground([this, vm, name, op] {
+    Status st = TakeSnapshot(vm, name, *op);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_progress_.erase(name);
+    }
+    if (!st.ok()) op->Fail(st);
+  });
+  return op;
+}
+
+Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::string& name,
+                                     Operation& op) {
+  const std::string what = "snapshot " + vm_name + "@" + name;
+  FERRY_ASSIGN_OR_RETURN(vm::VmLease lease, vms_.Lease(vm_name, op.id()));
+  const std::string id = NewId();
+  const Paths paths = PathsFor(name, id);
+  const std::string partial = paths.dir + ".partial";
+  json lease_timings;
+  auto fail = [&](const Status& st) {
+    RemoveAll(partial);
+    ::unlink(paths.ram.c_str());
+    lease.release(lease_timings);
+    return st.WithContext(what);
+  };
+  RemoveAll(partial);
+  Status st = MakeDirs(partial, 0700);
+  if (st.ok()) st = MakeDirs(vms_.config().ram_dir + "/snapshots", 0700);
+  if (!st.ok()) return fail(st);
+
+  vm::VmRuntime& rt = *lease.runtime;
+  const bool was_running = lease.record.state != vm::VmState::kPaused;
+  op.SetPhase("pausing", 10);
+  const auto paused_at = Clock::now();
+  if (was_running) {
+    auto stopped = rt.Qmp("stop");
+    if (!stopped.ok()) return fail(stopped.status());
+  }
+  // From here on the VM must be resumed whatever happens.
+  auto resume = [&] {
+    if (!was_running) return Status::Ok();
+    auto r = rt.Qmp("cont");
+    return r.status();
+  };
+  op.SetPhase("saving device state", 30);
+  SnapshotManifest m;
+  st = SaveDeviceState(rt, partial + "/" + m.device_state.file, kDeviceStateTimeout);
+  const int64_t device_ms = MsSince(paused_at);
+  Result<RamImage> ram = Status::Internal("not copied");
+  if (st.ok()) {
+    op.SetPhase("copying RAM", 50);
+    RamCopyOptions copy_options;
+    copy_options.what = what;
+    ram = CopyRamFile(lease.record.ram_path, paths.ram, copy_options);
+    st = ram.status();
+  }
+  Status resumed = resume();
+  const int64_t pause_ms = MsSince(paused_at);
+  if (!st.ok()) return fail(st);
+  if (!resumed.ok()) {
+    return fail(Status::Unavailable("the VM did not resume after the snapshot: " +
+                                    resumed.message()));
+  }
+  spdlog::info("{}: VM paused {} ms (device state {} ms)", what, pause_ms, device_ms);
+
+  op.SetPhase("writing manifest", 90);
+  ::chmod(paths.ram.c_str(), 0400);
+  m.name = name;
+  m.id = id;
+  m.vm_name = vm_name;
+  m.vm_id = lease.record.id;
+  m.vm_spec = {{"spec", lease.record.spec.ToJson()}, {"mac", lease.record.mac}};
+  m.image = lease.record.spec.image;
+  m.memory_mib = lease.record.spec.memory_mib;
+  m.accelerator = lease.record.accelerator;
+  m.machine = "q35/" + std::string(lease.record.accelerator == "kvm" ? "host" : "max");
+  m.created_at_ms = NowUnixMs();
+  m.pause_ms = pause_ms;
+  m.ram = *ram;
+  auto sha = Sha256File(partial + "/" + m.device_state.file);
+  if (!sha.ok()) return fail(sha.status());
+  m.device_state.sha256 = *sha;
+  struct stat st_dev;
+  ::stat((partial + "/" + m.device_state.file).c_str(), &st_dev);
+  m.device_state.size_bytes = static_cast<uint64_t>(st_dev.st_size);
+  // The RAM image lives on tmpfs for cheap sharing; the snapshot directory points at it.
+  if (::symlink(paths.ram.c_str(), (partial + "/" + m.ram_file).c_str()) != 0) {
+    return fail(Status::Internal("cannot link the RAM image into " + partial));
+  }
+  st = WriteManifest(partial, m);
+  if (!st.ok()) return fail(st);
+  RemoveAll(paths.dir);
+  if (::rename(partial.c_str(), paths.dir.c_str()) != 0) {
+    return fail(Status::Internal("cannot move " + partial + " into place"));
+  }
+  st = vms_.registry().InsertObject(
+      kKind, name, {{"dir", paths.dir}, {"ram", paths.ram}, {"id", id}, {"vm", vm_name}});
+  if (!st.ok()) {
+    RemoveAll(paths.dir);
+    return fail(st);
+  }
+  lease_timings = {{"last_snapshot", {{"name", name}, {"pause_ms", pause_ms},
+                                      {"device_state_ms", device_ms},
+                                      {"ram_copy_ms", m.ram.copy_micros / 1000}}}};
+  lease.release(lease_timings);
+  op.Succeed({{"name", name},
+              {"vm", vm_name},
+              {"pause_ms", pause_ms},
+              {"device_state_ms", device_ms},
+              {"device_state_bytes", m.device_state.size_bytes},
+              {"ram_data_bytes", m.ram.data_bytes},
+              {"ram_copy_ms", m.ram.copy_micros / 1000}});
+  return Status::Ok();
+}
+
+std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
+                                                     const CloneRequest& req) {
+  if (!req.names.empty()) return req.names;
+  std::vector<std::string> names;
+  for (int i = 1; static_cast<int>(names.size()) < req.count && i < 100000; ++i) {
+    std::string n = source + "-c" + std::to_string(i);
+    if (!vms_.Exists(n)) names.push_back(n);
+  }
+  return names;
+}
+
+Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
+    const std::string& snapshot, const std::string& name,
+    std::vector<vm::PortForwardSpec> forwards) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
+  const std::string what = "snapshot " + snapshot;
+  // Checked before any QEMU starts: a damaged snapshot never becomes a half-started clone.
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext(what);
+  Status st = VerifySnapshot(paths.dir, *manifest, verified_);
+  if (!st.ok()) return st.WithContext(what);
+  const SnapshotManifest& m = *manifest;
+
+  auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
+  if (!spec.ok()) return spec.status().WithContext(what + ": its VM spec");
+  spec->name = name;
+  FERRY_RETURN_IF_ERROR(ValidateName("vm", name));
+  spec->network.forwards = std::move(forwards);
+
+  vm::LaunchPlan plan;
+  plan.ram_path = paths.ram;
+  plan.mac = m.vm_spec.value("mac", "");
+  plan.vmgenid = NewGuid();
+  plan.origin = {{"snapshot", snapshot}, {"snapshot_id", m.id}, {"source_vm", m.vm_name}};
+  const std::string dir = paths.dir;
+  plan.restore = [dir, m, name](vm::VmRuntime& rt, Operation& op) {
+    return RestoreClone(rt, op, dir, m, name);
+  };
+  return vms_.CreateFrom(std::move(spec).value(), std::move(plan), /*wait_ready=*/false);
+}
+
+Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& req) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(req.snapshot));
+  if (req.count < 1 || req.count > 1000) {
+    return Status::InvalidArgument("clone count " + std::to_string(req.count) +
+                                   " is not between 1 and 1000");
+  }
+  if (!req.names.empty() && static_cast<int>(req.names.size()) != req.count) {
+    return Status::InvalidArgument("give one --name per clone (" + std::to_string(req.count) +
+                                   "), or none");
+  }
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("snapshot " + req.snapshot);
+  const std::vector<std::string> names = CloneNames(manifest->vm_name, req);
+  for (const auto& n : names) {
+    FERRY_RETURN_IF_ERROR(ValidateName("vm", n));
+    if (vms_.Exists(n)) return Status::AlreadyExists("vm " + n + " already exists");
+  }
+  auto op = vms_.operations().Start("clone", req.snapshot);
+  vms_.InBackground([this, req, names, op] {
+    json clones = json::array();
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::vector<vm::PortForwardSpec> forwards = req.forwards;
+      for (auto& f : forwards) {
+        if (f.host_port != 0) f.host_port = static_cast<uint16_t>(f.host_port + i);
+      }
+      op->SetPhase("cloning " + names[i], static_cast<int>(100 * i / names.size()));
+      auto child = CloneOne(req.snapshot, names[i], forwards);
+      if (!child.ok()) return op->Fail(child.status());
+      (*child)->WaitDone(600000);
+      json result = (*child)->ToJson();
+      if (result.value("state", "") != "succeeded") {
+        return op->Fail(Status::FromCode(
+            Status::CodeFromName(result["error"].value("code", "internal")),
+            result["error"].value("message", "clone failed")));
+      }
+      clones.push_back(result["result"]);
+    }
+    op->Succeed({{"clones", clones}});
+  });
+  return op;
+}
+
+json SnapshotService::List() {
+  json out = json::array();
+  auto all = vms_.registry().ListObjects(kKind);
+  if (!all.ok()) return out;
+  for (const auto& [name, row] : *all) {
+    json item = {{"name", name}, {"vm", row.value("vm", "")},
+                 {"clones", vms_.VmsMapping(row.value("ram", ""))}};
+    auto m = LoadManifest(row.value("dir", ""));
+    if (m.ok()) {
+      item["memory_mib"] = m->memory_mib;
+      item["created_at_ms"] = m->created_at_ms;
+      item["pause_ms"] = m->pause_ms;
+      item["ram_data_bytes"] = m->ram.data_bytes;
+    } else {
+      item["error"] = m.status().message();
+    }
+    out.push_back(item);
+  }
+  return out;
+}
+
+Result<json> SnapshotService::Show(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(name));
+  auto m = LoadManifest(paths.dir);
+  if (!m.ok()) return m.status().WithContext("snapshot " + name);
+  json j = m->ToJson();
+  j.erase("ram");
+  j["ram_data_bytes"] = m->ram.data_bytes;
+  j["ram_size_bytes"] = m->ram.size_bytes;
+  j["dir"] = paths.dir;
+  j["ram_path"] = paths.ram;
+  j["manifest_sha256"] = m->manifest_sha256;
+  j["clones"] = vms_.VmsMapping(paths.ram);
+  return j;
+}
+
+Status SnapshotService::Delete(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(name));
+  auto users = vms_.VmsMapping(paths.ram);
+  if (!users.empty()) {
+    std::string list;
+    for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
+    return Status::FailedPrecondition("snapshot " + name + " is mapped by " +
+                                      std::to_string(users.size()) + " clone(s) (" + list +
+                                      "); delete them first");
+  }
+  FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
+  verified_.Forget(paths.ram);
+  ::unlink(paths.ram.c_str());
+  RemoveAll(paths.dir);
+  return Status::Ok();
+}
+
+}  // namespace ferry::snapshot

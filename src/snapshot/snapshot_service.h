@@ -1,0 +1,66 @@
+// Live snapshots of running VMs and clones made from them.
+//
+// A snapshot is STATE/snapshots/NAME/{manifest.json, device.state} plus its RAM image on the
+// RAM directory's tmpfs (RAM_DIR/snapshots/ID.ram, mode 0400). Clones map that file
+// copy-on-write (share=off): they share every page they have not written, through the page
+// cache, and never write the file. A snapshot that clones still map cannot be deleted.
+//
+// Thread-safety: all public methods may be called from any thread.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/operation.h"
+#include "core/status.h"
+#include "snapshot/verified_files.h"
+#include "vm/vm_service.h"
+
+namespace ferry::snapshot {
+
+struct CloneRequest {
+  std::string snapshot;
+  int count = 1;
+  std::vector<std::string> names;  // empty: SOURCE-c1, SOURCE-c2, ... (first free)
+  // Forwards for the first clone; each further clone's host port is one higher (0: any free).
+  std::vector<vm::PortForwardSpec> forwards;
+};
+
+class SnapshotService {
+ public:
+  explicit SnapshotService(vm::VmService& vms);
+
+  // Pauses VM briefly, saves its device state and RAM, resumes it.
+  Result<std::shared_ptr<Operation>> Create(const std::string& vm, const std::string& name);
+  Result<std::shared_ptr<Operation>> Clone(const CloneRequest& request);
+  nlohmann::json List();
+  Result<nlohmann::json> Show(const std::string& name);
+  // Refused while clones map the snapshot's RAM.
+  Status Delete(const std::string& name);
+
+  // For templates: the clone plan of one clone of `snapshot` named `name`.
+  Result<std::shared_ptr<Operation>> CloneOne(const std::string& snapshot, const std::string& name,
+                                              std::vector<vm::PortForwardSpec> forwards);
+
+ private:
+  struct Paths {
+    std::string dir;  // manifest + device state
+    std::string ram;  // RAM image on tmpfs
+  };
+  Paths PathsFor(const std::string& name, const std::string& id) const;
+  Result<Paths> Find(const std::string& name);
+  Status TakeSnapshot(const std::string& vm, const std::string& name, Operation& op);
+  std::vector<std::string> CloneNames(const std::string& source, const CloneRequest& req);
+
+  vm::VmService& vms_;
+  VerifiedFiles verified_;
+  std::mutex mu_;
+  std::set<std::string> in_progress_;  // snapshot names being written
+};
+
+}  // namespace ferry::snapshot
