@@ -176,6 +176,14 @@ void ApiServer::Routes() {
     res.status = 200;
     res.set_content(*text, "text/plain");
   });
+  s.Get(R"(/v1/vms/([^/]+)/guest/urandom)", [this](const httplib::Request& req,
+                                                    httplib::Response& res) {
+    int bytes = 32;
+    if (req.has_param("bytes")) bytes = std::atoi(req.get_param_value("bytes").c_str());
+    auto r = service_.GuestRandom(req.matches[1], bytes);
+    if (!r.ok()) return ReplyError(res, r.status());
+    Reply(res, 200, *r);
+  });
   s.Get("/v1/operations", [this](const httplib::Request&, httplib::Response& res) {
     json ops = json::array();
     for (auto& op : service_.operations().List()) ops.push_back(op->ToJson());

@@ -211,6 +211,24 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
     });
   }
 
+  // random
+  {
+    auto* cmd = vm->add_subcommand("random", "bytes from the guest's /dev/urandom (RNG check)");
+    auto name = std::make_shared<std::string>();
+    auto bytes = std::make_shared<int>(32);
+    auto as_json = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("--bytes", *bytes, "how many (1-64)")->capture_default_str();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    cmd->callback([=, &ctx] {
+      auto r = ctx.Client().Get("/v1/vms/" + *name + "/guest/urandom?bytes=" +
+                                std::to_string(*bytes));
+      if (!r.ok()) return ctx.Fail(r.status());
+      if (*as_json) return ctx.PrintJson(*r);
+      std::cout << r->value("hex", "") << "\n";
+    });
+  }
+
   // console
   {
     auto* cmd = vm->add_subcommand("console", "print the VM's serial console log");

@@ -824,6 +824,23 @@ Result<std::string> VmService::Console(const std::string& name, size_t max_bytes
   return TailFile(path, max_bytes);
 }
 
+Result<json> VmService::GuestRandom(const std::string& name, int bytes) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<VmRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (vm->rec.state != VmState::kRunning) {
+      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
+                                        "; its guest must be running");
+    }
+    rt = vm->rt;
+  }
+  if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
+  auto r = rt->GuestCall("urandom", {{"bytes", bytes}}, std::chrono::seconds(5));
+  if (!r.ok()) return r.status().WithContext("vm " + name);
+  return *r;
+}
+
 json VmService::HostInfo() {
   json images = images_.Names();
   auto cap = ProbeCapacity(config_.ram_dir);

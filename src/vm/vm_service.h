@@ -95,6 +95,9 @@ class VmService {
   Result<nlohmann::json> Show(const std::string& name);
   nlohmann::json List();
   Result<std::string> Console(const std::string& name, size_t max_bytes);
+  // Bytes from the guest's /dev/urandom, through ferry-guest: lets a user check that clones of
+  // one snapshot do not share RNG state.
+  Result<nlohmann::json> GuestRandom(const std::string& name, int bytes);
   nlohmann::json HostInfo();
   OperationLog& operations() { return operations_; }
   // Runs `work` on a thread joined when the service ends (before VMs are released).
