@@ -59,10 +59,60 @@ bool Flag(const httplib::Request& req, const json& body, const std::string& key)
 
 }  // namespace
 
-ApiServer::ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots)
-    : service_(service), snapshots_(snapshots), server_(std::make_unique<httplib::Server>()) {
+ApiServer::ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots,
+                     snapshot::TemplateService& templates)
+    : service_(service),
+      snapshots_(snapshots),
+      templates_(templates),
+      server_(std::make_unique<httplib::Server>()) {
   Routes();
   SnapshotRoutes();
+  TemplateRoutes();
+}
+
+void ApiServer::TemplateRoutes() {
+  auto& s = *server_;
+  s.Get("/v1/templates", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"templates", templates_.List()}});
+  });
+  s.Post("/v1/templates", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    const std::string name = body->value("name", "");
+    if (body->contains("from_snapshot")) {
+      Status st = templates_.CreateFromSnapshot(name, body->value("from_snapshot", ""));
+      if (!st.ok()) return ReplyError(res, st);
+      auto shown = templates_.Show(name);
+      return Reply(res, 201, shown.ok() ? *shown : json::object());
+    }
+    if (!body->contains("spec") || !(*body)["spec"].is_object()) {
+      return ReplyError(res, Status::InvalidArgument(
+                                 "a template needs \"from_snapshot\" or a VM \"spec\""));
+    }
+    ReplyOperation(res, templates_.CreateFromSpec(name, (*body)["spec"]));
+  });
+  s.Get(R"(/v1/templates/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto t = templates_.Show(req.matches[1]);
+    if (!t.ok()) return ReplyError(res, t.status());
+    Reply(res, 200, *t);
+  });
+  s.Delete(R"(/v1/templates/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    Status st = templates_.Delete(req.matches[1]);
+    if (!st.ok()) return ReplyError(res, st);
+    Reply(res, 200, {{"deleted", req.matches[1]}});
+  });
+  s.Put(R"(/v1/templates/([^/]+)/pool)", [this](const httplib::Request& req,
+                                                httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    if (!body->contains("size") || !(*body)["size"].is_number_integer()) {
+      return ReplyError(res, Status::InvalidArgument("pool needs {\"size\": N}"));
+    }
+    Status st = templates_.SetPoolSize(req.matches[1], (*body)["size"].get<int>());
+    if (!st.ok()) return ReplyError(res, st);
+    auto t = templates_.Show(req.matches[1]);
+    Reply(res, 200, t.ok() ? *t : json::object());
+  });
 }
 
 void ApiServer::SnapshotRoutes() {
@@ -129,6 +179,17 @@ void ApiServer::Routes() {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
     bool wait_ready = Flag(req, *body, "wait_ready");
+    if (body->contains("template")) {
+      // A clone of the template, from its warm pool when a QEMU waits there.
+      std::vector<vm::PortForwardSpec> forwards;
+      for (const auto& f : body->value("forwards", std::vector<std::string>{})) {
+        auto fwd = vm::ParseForward(f);
+        if (!fwd.ok()) return ReplyError(res, fwd.status());
+        forwards.push_back(*fwd);
+      }
+      return ReplyOperation(res, templates_.CreateVm(body->value("name", ""),
+                                                     body->value("template", ""), forwards));
+    }
     json spec = body->contains("spec") ? (*body)["spec"] : *body;
     if (spec.is_object()) spec.erase("wait_ready");
     ReplyOperation(res, service_.Create(spec, wait_ready));

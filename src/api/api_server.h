@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "snapshot/snapshot_service.h"
+#include "snapshot/template_service.h"
 #include "vm/vm_service.h"
 
 namespace httplib {
@@ -18,7 +19,8 @@ namespace ferry::api {
 
 class ApiServer {
  public:
-  ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots);
+  ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots,
+            snapshot::TemplateService& templates);
   ~ApiServer();
 
   // Binds SOCKET_PATH (mode 0600) and serves on a background thread.
@@ -29,9 +31,11 @@ class ApiServer {
   void Routes();
 
   void SnapshotRoutes();
+  void TemplateRoutes();
 
   vm::VmService& service_;
   snapshot::SnapshotService& snapshots_;
+  snapshot::TemplateService& templates_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

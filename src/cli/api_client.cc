@@ -59,6 +59,10 @@ Result<json> ApiClient::Post(const std::string& path, const json& body) {
   return Decode(http_->Post(path, body.dump(), "application/json"));
 }
 
+Result<json> ApiClient::Put(const std::string& path, const json& body) {
+  return Decode(http_->Put(path, body.dump(), "application/json"));
+}
+
 Result<json> ApiClient::Delete(const std::string& path) { return Decode(http_->Delete(path)); }
 
 Result<json> ApiClient::Follow(const json& accepted,

@@ -23,6 +23,7 @@ class ApiClient {
   Result<nlohmann::json> Get(const std::string& path);
   Result<std::string> GetText(const std::string& path);
   Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body);
+  Result<nlohmann::json> Put(const std::string& path, const nlohmann::json& body);
   Result<nlohmann::json> Delete(const std::string& path);
 
   // Follows a 202 answer's operation until it ends; `progress` sees each update. Returns the

@@ -84,7 +84,10 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
     auto forwards = std::make_shared<std::vector<std::string>>();
     auto wait_ready = std::make_shared<bool>(false);
     auto as_json = std::make_shared<bool>(false);
+    auto from_template = std::make_shared<std::string>();
     cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("--template", *from_template,
+                    "clone this template (from its warm pool when a QEMU waits there)");
     cmd->add_option("--image", *image, "guest image")->capture_default_str();
     cmd->add_option("--memory", *memory, "guest RAM in MiB (or 512M, 1G)")->capture_default_str();
     cmd->add_option("--cpus", *cpus, "virtual CPUs")->capture_default_str();
@@ -94,14 +97,24 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
     cmd->callback([=, &ctx] {
       json spec = {{"name", *name}, {"image", *image}, {"memory", *memory}, {"cpus", *cpus},
                    {"network", {{"mode", "user"}, {"forwards", *forwards}}}};
+      json body = {{"spec", spec}, {"wait_ready", *wait_ready}};
+      if (!from_template->empty()) {
+        body = {{"name", *name}, {"template", *from_template}, {"forwards", *forwards}};
+      }
       auto client = ctx.Client();
-      auto accepted = client.Post("/v1/vms", {{"spec", spec}, {"wait_ready", *wait_ready}});
+      auto accepted = client.Post("/v1/vms", body);
       if (!accepted.ok()) return ctx.Fail(accepted.status());
       auto result = client.Follow(*accepted, ShowProgress);
       if (!result.ok()) return ctx.Fail(result.status());
       if (*as_json) return ctx.PrintJson(*result);
       std::cout << "vm " << *name << " " << result->value("state", "");
-      if (result->value("boot_to_ready_ms", 0) > 0) {
+      const json& t = result->value("timings", json::object());
+      if (t.contains("restore_total_ms")) {
+        std::cout << " (clone of " << result->value("origin", json::object()).value("snapshot", "")
+                  << (result->value("origin", json::object()).value("warm_pool", false)
+                          ? " from the warm pool" : "")
+                  << ", restored in " << FormatDuration(t.value("restore_total_ms", 0)) << ")";
+      } else if (result->value("boot_to_ready_ms", 0) > 0) {
         std::cout << " (ready " << FormatDuration(result->value("boot_to_ready_ms", 0))
                   << " after QEMU start)";
       }

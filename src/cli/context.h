@@ -35,5 +35,6 @@ void AddVmCommands(CLI::App& app, Context& ctx);
 void AddOperationCommands(CLI::App& app, Context& ctx);
 void AddHostCommands(CLI::App& app, Context& ctx);
 void AddSnapshotCommands(CLI::App& app, Context& ctx);
+void AddTemplateCommands(CLI::App& app, Context& ctx);
 
 }  // namespace ferry::cli

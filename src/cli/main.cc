@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   ferry::cli::AddOperationCommands(app, ctx);
   ferry::cli::AddHostCommands(app, ctx);
   ferry::cli::AddSnapshotCommands(app, ctx);
+  ferry::cli::AddTemplateCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   ferry::snapshot::SnapshotService snapshots(**service);
-  ferry::api::ApiServer api(**service, snapshots);
+  ferry::snapshot::TemplateService templates(**service, snapshots);
+  ferry::api::ApiServer api(**service, snapshots, templates);
   st = api.Start(socket_path);
   if (!st.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
@@ -81,7 +82,9 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   spdlog::info("ferryd: signal {}, shutting down; VMs keep running", sig);
   api.Stop();
-  service->reset();
   ::unlink(socket_path.c_str());
+  // Background operations end first; then templates (their pool QEMUs), snapshots and the VM
+  // service go, in that order, as the scope unwinds.
+  (*service)->Shutdown();
   return 0;
 }

@@ -244,12 +244,10 @@ std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
   return names;
 }
 
-Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
-    const std::string& snapshot, const std::string& name,
-    std::vector<vm::PortForwardSpec> forwards) {
+Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
+    const std::string& snapshot, const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   const std::string what = "snapshot " + snapshot;
-  // Checked before any QEMU starts: a damaged snapshot never becomes a half-started clone.
   auto manifest = LoadManifest(paths.dir);
   if (!manifest.ok()) return manifest.status().WithContext(what);
   Status st = VerifySnapshot(paths.dir, *manifest, verified_);
@@ -258,9 +256,9 @@ Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
 
   auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
   if (!spec.ok()) return spec.status().WithContext(what + ": its VM spec");
-  spec->name = name;
   FERRY_RETURN_IF_ERROR(ValidateName("vm", name));
-  spec->network.forwards = std::move(forwards);
+  spec->name = name;
+  spec->network.forwards.clear();
 
   vm::LaunchPlan plan;
   plan.ram_path = paths.ram;
@@ -271,7 +269,20 @@ Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
   plan.restore = [dir, m, name](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, dir, m, name);
   };
-  return vms_.CreateFrom(std::move(spec).value(), std::move(plan), /*wait_ready=*/false);
+  return std::make_pair(std::move(spec).value(), std::move(plan));
+}
+
+Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
+    const std::string& snapshot, const std::string& name,
+    std::vector<vm::PortForwardSpec> forwards, vm::PrelaunchedQemu warm) {
+  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name));
+  auto& [spec, plan] = planned;
+  spec.network.forwards = std::move(forwards);
+  if (warm.runtime) {
+    plan.prelaunched = std::move(warm);
+    plan.origin["warm_pool"] = true;
+  }
+  return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
 }
 
 Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& req) {

@@ -43,9 +43,14 @@ class SnapshotService {
   // Refused while clones map the snapshot's RAM.
   Status Delete(const std::string& name);
 
-  // For templates: the clone plan of one clone of `snapshot` named `name`.
+  // One clone of `snapshot` named `name`; `warm` is a QEMU from a template's pool, or empty.
   Result<std::shared_ptr<Operation>> CloneOne(const std::string& snapshot, const std::string& name,
-                                              std::vector<vm::PortForwardSpec> forwards);
+                                              std::vector<vm::PortForwardSpec> forwards,
+                                              vm::PrelaunchedQemu warm = {});
+  // What a clone of `snapshot` is: its spec (named `name`) and how to start it. The snapshot is
+  // verified first: a damaged one is refused before any QEMU starts.
+  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(const std::string& snapshot,
+                                                          const std::string& name);
 
  private:
   struct Paths {

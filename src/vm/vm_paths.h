@@ -14,8 +14,12 @@ struct VmPaths {
   std::string qemu_log;      // QEMU's stdout and stderr
 
   static VmPaths For(const std::string& state_dir, const std::string& vm_name) {
+    return ForDir(state_dir + "/vms/" + vm_name);
+  }
+  // A VM taken from the warm pool keeps the directory its QEMU was started in.
+  static VmPaths ForDir(const std::string& dir) {
     VmPaths p;
-    p.dir = state_dir + "/vms/" + vm_name;
+    p.dir = dir;
     p.qmp_socket = p.dir + "/qmp.sock";
     p.guest_socket = p.dir + "/guest.sock";
     p.console_log = p.dir + "/console.log";

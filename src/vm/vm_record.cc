@@ -33,6 +33,7 @@ json VmRecord::ToJson() const {
           {"mac", mac},
           {"ram_path", ram_path},
           {"ram_owned", ram_owned},
+          {"dir", dir},
           {"origin", origin},
           {"timings", timings},
           {"pid", pid},
@@ -58,6 +59,7 @@ Result<VmRecord> VmRecord::FromJson(const json& j) {
     r.mac = j.value("mac", "");
     r.ram_path = j.value("ram_path", "");
     r.ram_owned = j.value("ram_owned", true);
+    r.dir = j.value("dir", "");
     r.origin = j.value("origin", json::object());
     r.timings = j.value("timings", json::object());
     r.pid = j.value("pid", 0);

@@ -69,7 +69,8 @@ Status VmRuntime::ConnectQmp(milliseconds timeout) {
       if (client.ok()) {
         std::shared_ptr<qemu::QmpClient> qmp = std::move(client).value();
         qmp->SetEventHandler([this](const qemu::QmpEvent& ev) {
-          if (callbacks_.on_qmp_event) callbacks_.on_qmp_event(ev);
+          auto cb = CurrentCallbacks();
+          if (cb.on_qmp_event) cb.on_qmp_event(ev);
         });
         std::lock_guard<std::mutex> lock(mu_);
         qmp_ = std::move(qmp);
@@ -119,11 +120,33 @@ void VmRuntime::WatchProcess() {
     exit_ = exit;
   }
   cv_.notify_all();
-  if (callbacks_.on_exit) callbacks_.on_exit(exit);
+  auto cb = CurrentCallbacks();
+  if (cb.on_exit) cb.on_exit(exit);
+}
+
+VmRuntime::Callbacks VmRuntime::CurrentCallbacks() {
+  std::lock_guard<std::mutex> lock(callbacks_mu_);
+  return callbacks_;
+}
+
+void VmRuntime::SetCallbacks(Callbacks callbacks) {
+  {
+    std::lock_guard<std::mutex> lock(callbacks_mu_);
+    callbacks_ = std::move(callbacks);
+  }
+  std::optional<ProcessExit> exit;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    exit = exit_;
+  }
+  auto cb = CurrentCallbacks();
+  if (exit && cb.on_exit) cb.on_exit(*exit);
 }
 
 void VmRuntime::GuestReady() {
-  if (!guest_ready_.exchange(true) && callbacks_.on_guest_ready) callbacks_.on_guest_ready();
+  if (guest_ready_.exchange(true)) return;
+  auto cb = CurrentCallbacks();
+  if (cb.on_guest_ready) cb.on_guest_ready();
 }
 
 void VmRuntime::WatchGuest() {

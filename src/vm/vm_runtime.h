@@ -45,6 +45,10 @@ class VmRuntime {
   // Stops the watcher threads and closes the channels. QEMU itself keeps running.
   ~VmRuntime();
 
+  // Replaces the callbacks: a pre-started QEMU (warm pool) gets its VM's callbacks when it is
+  // handed to that VM. An exit that happened before is reported to the new callbacks too.
+  void SetCallbacks(Callbacks callbacks);
+
   pid_t pid() const { return process_.pid(); }
   uint64_t start_time() const { return process_.start_time(); }
 
@@ -73,8 +77,11 @@ class VmRuntime {
   void WatchGuest();
   void GuestReady();
 
+  Callbacks CurrentCallbacks();
+
   Process process_;
   VmPaths paths_;
+  std::mutex callbacks_mu_;
   Callbacks callbacks_;
 
   std::mutex mu_;

@@ -67,7 +67,7 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
   return svc;
 }
 
-VmService::~VmService() {
+void VmService::Shutdown() {
   shutting_down_ = true;
   std::map<std::string, std::shared_ptr<Vm>> vms;
   {
@@ -81,6 +81,15 @@ VmService::~VmService() {
     workers.swap(workers_);
   }
   for (auto& w : workers) w.thread.join();
+}
+
+VmService::~VmService() {
+  Shutdown();
+  std::map<std::string, std::shared_ptr<Vm>> vms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vms = vms_;
+  }
   // Runtimes go last: their threads stop, their QEMUs run on.
   for (auto& [name, vm] : vms) {
     std::shared_ptr<VmRuntime> rt;
@@ -247,7 +256,8 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
     return Status::AlreadyExists("vm " + spec.name + " already exists; choose another name or "
                                  "delete it first");
   }
-  VmPaths paths = VmPaths::For(config_.state_dir, spec.name);
+  VmPaths paths = plan.prelaunched.runtime ? plan.prelaunched.paths
+                                           : VmPaths::For(config_.state_dir, spec.name);
   if (paths.qmp_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return Status::InvalidArgument("vm " + spec.name + ": socket path " + paths.qmp_socket +
                                    " is too long for a UNIX socket; use a shorter --state-dir");
@@ -272,6 +282,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   r.ram_owned = plan.ram_path.empty();
   r.ram_path = r.ram_owned ? config_.ram_dir + "/" + r.id + ".ram" : plan.ram_path;
   r.origin = plan.origin;
+  r.dir = paths.dir;
   r.created_at_ms = NowUnixMs();
   FERRY_RETURN_IF_ERROR(registry_->InsertVm(r));
   vms_[spec.name] = vm;
@@ -316,40 +327,66 @@ uint16_t VmService::PickFreePort(const VmSpec& spec) {
   return 0;
 }
 
+Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
+                                                  const LaunchPlan& plan) {
+  auto image = images_.Find(r.spec.image);
+  if (!image.ok()) return image.status().WithContext("vm " + r.spec.name);
+  qemu::LaunchSpec launch;
+  launch.qemu_binary = config_.qemu_binary;
+  launch.name = r.spec.name;
+  launch.accelerator = accel_.accelerator;
+  launch.cpus = r.spec.cpus;
+  launch.memory_mib = r.spec.memory_mib;
+  launch.ram_path = r.ram_path;
+  launch.kernel = image->kernel;
+  launch.initrd = image->initrd;
+  launch.kernel_cmdline = image->kernel_cmdline;
+  launch.qmp_socket = paths.qmp_socket;
+  launch.guest_socket = paths.guest_socket;
+  launch.console_log = paths.console_log;
+  qemu::NicSpec nic;
+  nic.mac = r.mac;
+  // A restored guest is reachable only once its identity is new: its forwards are added after.
+  if (!plan.restore) {
+    for (const auto& f : r.spec.network.forwards) {
+      nic.forwards.push_back({"127.0.0.1", f.host_port, f.guest_port});
+    }
+  }
+  launch.nics.push_back(nic);
+  launch.ram_shared = r.ram_owned;
+  launch.incoming = static_cast<bool>(plan.restore);
+  if (!plan.vmgenid.empty()) launch.vmgenid = plan.vmgenid;
+  return launch;
+}
+
+Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const LaunchPlan& plan,
+                                             const VmPaths& paths) {
+  VmRecord r;
+  r.spec = spec;
+  r.mac = plan.mac;
+  r.ram_owned = false;
+  r.ram_path = plan.ram_path;
+  FERRY_ASSIGN_OR_RETURN(qemu::LaunchSpec launch, LaunchSpecFor(r, paths, plan));
+  FERRY_RETURN_IF_ERROR(MakeDirs(paths.dir, 0700));
+  PrelaunchedQemu q;
+  q.paths = paths;
+  q.argv = qemu::BuildCommandLine(launch);
+  auto rt = VmRuntime::Launch(q.argv, paths, VmRuntime::Callbacks{}, config_.qemu_start_timeout);
+  if (!rt.ok()) return rt.status();
+  q.runtime = std::move(rt).value();
+  return q;
+}
+
 Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
                          bool wait_ready) {
   std::string name;
   qemu::LaunchSpec launch;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
-    const VmRecord& r = vm->rec;
-    name = r.spec.name;
-    auto image = images_.Find(r.spec.image);
-    if (!image.ok()) return image.status().WithContext("vm " + name);
-    launch.qemu_binary = config_.qemu_binary;
-    launch.name = name;
-    launch.accelerator = accel_.accelerator;
-    launch.cpus = r.spec.cpus;
-    launch.memory_mib = r.spec.memory_mib;
-    launch.ram_path = r.ram_path;
-    launch.kernel = image->kernel;
-    launch.initrd = image->initrd;
-    launch.kernel_cmdline = image->kernel_cmdline;
-    launch.qmp_socket = vm->paths.qmp_socket;
-    launch.guest_socket = vm->paths.guest_socket;
-    launch.console_log = vm->paths.console_log;
-    qemu::NicSpec nic;
-    nic.mac = r.mac;
-    // A restored guest is reachable only once its identity is new: its forwards are added after.
-    if (!plan.restore) {
-      for (const auto& f : r.spec.network.forwards) {
-        nic.forwards.push_back({"127.0.0.1", f.host_port, f.guest_port});
-      }
-    }
-    launch.nics.push_back(nic);
-    launch.ram_shared = r.ram_owned;
-    launch.incoming = static_cast<bool>(plan.restore);
-    if (!plan.vmgenid.empty()) launch.vmgenid = plan.vmgenid;
+    name = vm->rec.spec.name;
+    auto spec = LaunchSpecFor(vm->rec, vm->paths, plan);
+    if (!spec.ok()) return spec.status();
+    launch = std::move(spec).value();
     vm->launching = true;
     vm->exit.reset();
     vm->exit_expected = false;
@@ -361,7 +398,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   };
 
   op.SetPhase("preparing RAM file", 10);
-  Status st = MakeDirs(vm->paths.dir, 0700);
+  Status st = plan.prelaunched.runtime ? Status::Ok() : MakeDirs(vm->paths.dir, 0700);
   if (st.ok() && launch.ram_shared) {
     // The agent owns guest RAM: a sparse file on tmpfs that QEMU maps shared.
     int fd = ::open(launch.ram_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -382,9 +419,18 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   }
 
   op.SetPhase("starting QEMU", 30);
-  std::vector<std::string> argv = qemu::BuildCommandLine(launch);
-  auto rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout);
-  if (!rt.ok()) {
+  std::vector<std::string> argv;
+  Result<std::unique_ptr<VmRuntime>> rt = Status::Internal("not started");
+  std::shared_ptr<VmRuntime> warm = plan.prelaunched.runtime;
+  if (warm) {
+    // From the warm pool: QEMU already runs, paused, waiting for its device state.
+    argv = plan.prelaunched.argv;
+    warm->SetCallbacks(CallbacksFor(vm));
+  } else {
+    argv = qemu::BuildCommandLine(launch);
+    rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout);
+  }
+  if (!warm && !rt.ok()) {
     if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
     finish_launch();
     return rt.status().WithContext("vm " + name);
@@ -392,7 +438,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   if (plan.restore) {
     // Restore while the VM is still `creating`: a failure kills this QEMU and the caller drops
     // the VM, so no half-restored clone is ever registered as running.
-    std::shared_ptr<VmRuntime> restoring = std::move(rt).value();
+    std::shared_ptr<VmRuntime> restoring = warm ? warm : std::shared_ptr<VmRuntime>(std::move(rt).value());
     {
       std::lock_guard<std::mutex> lock(vm->mu);
       vm->rt = restoring;
@@ -857,7 +903,8 @@ Status VmService::Readopt() {
   FERRY_ASSIGN_OR_RETURN(std::vector<VmRecord> records, registry_->ListVms());
   for (VmRecord& rec : records) {
     auto vm = std::make_shared<Vm>();
-    vm->paths = VmPaths::For(config_.state_dir, rec.spec.name);
+    vm->paths = rec.dir.empty() ? VmPaths::For(config_.state_dir, rec.spec.name)
+                                : VmPaths::ForDir(rec.dir);
     vm->rec = std::move(rec);
     VmRecord& r = vm->rec;
     const std::string name = r.spec.name;

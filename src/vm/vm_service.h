@@ -23,6 +23,8 @@
 #include "qemu/accelerator.h"
 #include "vm/image.h"
 #include "vm/registry.h"
+#include "qemu/launch_spec.h"
+#include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
 
 namespace ferry::vm {
@@ -42,6 +44,13 @@ struct StopOptions {
   std::chrono::milliseconds timeout{0};  // 0: the configured graceful_stop_timeout
 };
 
+// A QEMU started ahead of need (warm pool), paused with -incoming defer, waiting for a VM.
+struct PrelaunchedQemu {
+  std::shared_ptr<VmRuntime> runtime;
+  VmPaths paths;
+  std::vector<std::string> argv;
+};
+
 // How a new VM gets its memory and state. The default boots the image with a RAM file of the
 // VM's own. A clone maps a snapshot's RAM file privately and restores its device state.
 struct LaunchPlan {
@@ -53,6 +62,8 @@ struct LaunchPlan {
   // paused with -incoming defer. The VM becomes running (and ready) only if this succeeds. It
   // returns {"timings": {...}, "mac": "<the guest's new MAC>"}, both recorded in the VM.
   std::function<Result<nlohmann::json>(VmRuntime&, Operation&)> restore;
+  // Set: use this already running QEMU (and its directory) instead of starting one.
+  PrelaunchedQemu prelaunched;
 };
 
 // A VM held for a long operation on it (e.g. a snapshot): nothing else may start, stop or delete
@@ -69,7 +80,9 @@ class VmService {
  public:
   // Opens the registry under config.state_dir and re-adopts every QEMU that still runs.
   static Result<std::unique_ptr<VmService>> Open(ServiceConfig config);
-  // Ends background operations. Running VMs keep running; a later ferryd re-adopts them.
+  // Ends background operations (joins their threads). Running VMs keep running; a later ferryd
+  // re-adopts them. Idempotent; the destructor calls it.
+  void Shutdown();
   ~VmService();
 
   // Validates the spec against the images and the host, registers the VM and boots it in the
@@ -78,6 +91,10 @@ class VmService {
   // A VM from an already validated spec, started the way `plan` says.
   Result<std::shared_ptr<Operation>> CreateFrom(VmSpec spec, LaunchPlan plan, bool wait_ready);
   Result<std::shared_ptr<Operation>> Start(const std::string& name, bool wait_ready);
+  // Starts a QEMU for a restore-plan VM that does not exist yet (warm pool). Its callbacks are
+  // set when CreateFrom hands it to a VM through plan.prelaunched.
+  Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const LaunchPlan& plan,
+                                    const VmPaths& paths);
   // Holds a VM with a running QEMU for operation `op_id`. FailedPrecondition if it is busy or
   // has no QEMU.
   Result<VmLease> Lease(const std::string& name, const std::string& op_id);
@@ -112,6 +129,8 @@ class VmService {
   Status Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
                 bool wait_ready);
   uint16_t PickFreePort(const VmSpec& spec);
+  Result<qemu::LaunchSpec> LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
+                                         const LaunchPlan& plan);
   void RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOptions options);
   void OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& exit);
   void OnGuestReady(const std::weak_ptr<Vm>& weak);

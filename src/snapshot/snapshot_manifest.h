@@ -1,0 +1,82 @@
+// manifest.json: what a snapshot directory holds and the checks that prove it intact.
+//
+// A snapshot is a directory SNAPDIR/ with
+//   ram            the guest's RAM at the pause, sparse, mode 0400 (see ram_image.h)
+//   device.state   QEMU's migration stream of device state (opaque bytes, about 1 MB)
+//   manifest.json  this manifest, mode 0400
+// The manifest carries a magic ("format"), a version (major.minor: a newer minor only adds fields
+// and is read; a newer major is refused) and "manifest_sha256", the SHA-256 of the canonical JSON
+// of every other field, including fields a newer minor added. nlohmann's dump() is canonical for
+// a parsed object (keys sorted, no spaces, numbers and strings re-serialised the same way), so the
+// file itself may be pretty-printed. The manifest protects the RAM chunk table and the device
+// state's SHA-256, which in turn protect the bytes of the other two files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "snapshot/ram_image.h"
+#include "snapshot/verified_files.h"
+
+namespace ferry::snapshot {
+
+struct DeviceStateFile {
+  std::string file = "device.state";  // a plain name inside the snapshot directory
+  uint64_t size_bytes = 0;
+  std::string sha256;  // lowercase hex
+  bool operator==(const DeviceStateFile&) const = default;
+};
+
+struct SnapshotManifest {
+  static constexpr const char* kFormat = "ferry-snapshot";
+  static constexpr int kVersionMajor = 1;
+  static constexpr int kVersionMinor = 0;
+  static constexpr const char* kFileName = "manifest.json";
+
+  // As read from the file; WriteManifest always writes kVersionMajor.kVersionMinor.
+  int version_major = kVersionMajor;
+  int version_minor = kVersionMinor;
+  std::string name;  // the snapshot's name, unique per source VM ("warm")
+  std::string id;
+  std::string vm_name;  // the VM the snapshot was taken of
+  std::string vm_id;
+  nlohmann::json vm_spec = nlohmann::json::object();  // opaque here: vm::VmSpec::FromJson reads it
+  std::string image;
+  uint64_t memory_mib = 0;
+  std::string accelerator;  // "kvm" or "tcg": a clone must run on the same one
+  std::string machine;      // opaque description of machine type and CPU model
+  int64_t created_at_ms = 0;  // Unix time
+  int64_t pause_ms = 0;       // how long the source VM stood paused
+  DeviceStateFile device_state;
+  std::string ram_file = "ram";  // a plain name inside the snapshot directory
+  RamImage ram;
+  std::string manifest_sha256;  // lowercase hex; set by LoadManifest
+
+  // Every field but manifest_sha256, stamped with this build's version.
+  nlohmann::json ToJson() const;
+};
+
+// Writes DIR/manifest.json atomically (temporary file, fsync, rename) and makes it mode 0400.
+Status WriteManifest(const std::string& dir, const SnapshotManifest& manifest);
+
+// Reads and checks DIR/manifest.json. Bad JSON, a wrong magic, a missing or ill-typed field, a
+// file name that leaves DIR, or a checksum mismatch is Corruption; a newer major version is
+// FailedPrecondition ("upgrade ferry"). Every message names the file.
+Result<SnapshotManifest> LoadManifest(const std::string& dir);
+
+// Lowercase hex SHA-256 of a file's contents, read in 1 MiB pieces.
+Result<std::string> Sha256File(const std::string& path);
+
+// Checks DIR/<device state file> against the manifest: size ("truncated" when shorter), then
+// SHA-256. Damage is Corruption naming the file.
+Status VerifyDeviceState(const std::string& dir, const SnapshotManifest& manifest);
+
+// Checks both data files of a loaded manifest: the device state in full (it is small) and the RAM
+// through `verified`, which turns repeat checks of an unchanged RAM file into a stat.
+Status VerifySnapshot(const std::string& dir, const SnapshotManifest& manifest,
+                      VerifiedFiles& verified);
+
+}  // namespace ferry::snapshot

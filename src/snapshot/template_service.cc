@@ -1,0 +1,305 @@
+#include "snapshot/template_service.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "core/files.h"
+#include "core/ids.h"
+#include "core/process.h"
+
+namespace ferry::snapshot {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+namespace {
+constexpr const char* kKind = "template";
+constexpr int kMaxPoolSize = 64;
+constexpr const char* kPoolPrefix = ".pool-";
+}  // namespace
+
+TemplateService::TemplateService(vm::VmService& vms, SnapshotService& snapshots)
+    : vms_(vms), snapshots_(snapshots) {
+  KillStalePoolQemus();
+  auto all = vms_.registry().ListObjects(kKind);
+  if (all.ok()) {
+    for (const auto& [name, row] : *all) {
+      Pool& p = pools_[name];
+      p.snapshot = row.value("snapshot", "");
+      p.size = row.value("pool_size", 0);
+    }
+  }
+  keeper_ = std::thread([this] { Keep(); });
+}
+
+TemplateService::~TemplateService() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  keeper_.join();
+  for (auto& [name, pool] : pools_) {
+    for (auto& q : pool.ready) Discard(q);
+  }
+}
+
+void TemplateService::Discard(vm::PrelaunchedQemu& q) {
+  if (!q.runtime) return;
+  q.runtime->Kill();
+  q.runtime->WaitExit(milliseconds(5000));
+  q.runtime.reset();
+  RemoveAll(q.paths.dir);
+}
+
+void TemplateService::KillStalePoolQemus() {
+  std::error_code ec;
+  const std::string vms_dir = vms_.config().state_dir + "/vms";
+  for (const auto& entry : std::filesystem::directory_iterator(vms_dir, ec)) {
+    const std::string name = entry.path().filename();
+    if (name.rfind(kPoolPrefix, 0) != 0) continue;
+    std::ifstream in(entry.path() / "pid");
+    pid_t pid = 0;
+    uint64_t start = 0;
+    if (in >> pid >> start) {
+      auto stale = Process::Adopt(pid, start);
+      if (stale.ok()) {
+        stale->Signal(SIGKILL);
+        stale->WaitExit(milliseconds(5000));
+      }
+    }
+    RemoveAll(entry.path());
+  }
+}
+
+void TemplateService::Keep() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    // Drop pool QEMUs that died while waiting; find one pool that is short.
+    std::string short_pool;
+    for (auto& [name, pool] : pools_) {
+      for (auto it = pool.ready.begin(); it != pool.ready.end();) {
+        if (it->runtime->Exited()) {
+          spdlog::warn("template {}: a pool QEMU died while waiting; replacing it", name);
+          Discard(*it);
+          it = pool.ready.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      while (static_cast<int>(pool.ready.size()) > pool.size) {
+        Discard(pool.ready.back());
+        pool.ready.pop_back();
+      }
+      if (short_pool.empty() && static_cast<int>(pool.ready.size()) + pool.starting < pool.size) {
+        short_pool = name;
+      }
+    }
+    if (short_pool.empty()) {
+      cv_.wait_for(lock, milliseconds(500));
+      continue;
+    }
+    Pool& pool = pools_[short_pool];
+    const std::string snapshot = pool.snapshot;
+    ++pool.starting;
+    lock.unlock();
+    Result<vm::PrelaunchedQemu> q = Status::Internal("not started");
+    auto planned = snapshots_.ClonePlan(snapshot, "pool");
+    if (planned.ok()) {
+      const std::string dir =
+          vms_.config().state_dir + "/vms/" + kPoolPrefix + NewId();
+      q = vms_.Prelaunch(planned->first, planned->second, vm::VmPaths::ForDir(dir));
+      if (q.ok()) {
+        // Lets a restarted ferryd find and end this QEMU if it is still waiting then.
+        WriteFileAtomic(dir + "/pid", std::to_string(q->runtime->pid()) + " " +
+                                          std::to_string(q->runtime->start_time()) + "\n");
+      }
+    }
+    lock.lock();
+    auto it = pools_.find(short_pool);
+    if (it == pools_.end()) {
+      if (q.ok()) Discard(*q);
+      continue;
+    }
+    --it->second.starting;
+    if (q.ok()) {
+      it->second.ready.push_back(std::move(q).value());
+    } else {
+      spdlog::error("template {}: cannot start a pool QEMU: {}", short_pool,
+                    (planned.ok() ? q.status() : planned.status()).message());
+      cv_.wait_for(lock, milliseconds(2000));  // do not spin on a persistent failure
+    }
+  }
+}
+
+Result<json> TemplateService::Record(const std::string& name) {
+  FERRY_RETURN_IF_ERROR(ValidateName("template", name));
+  auto all = vms_.registry().ListObjects(kKind);
+  if (!all.ok()) return all.status();
+  for (const auto& [n, row] : *all) {
+    if (n == name) return row;
+  }
+  return Status::NotFound("template " + name + " does not exist; `ferry template list` shows them");
+}
+
+Status TemplateService::CreateFromSnapshot(const std::string& name, const std::string& snapshot) {
+  FERRY_RETURN_IF_ERROR(ValidateName("template", name));
+  auto snap = snapshots_.Show(snapshot);
+  if (!snap.ok()) return snap.status();
+  FERRY_RETURN_IF_ERROR(vms_.registry().InsertObject(
+      kKind, name, {{"snapshot", snapshot}, {"pool_size", 0}, {"owns_snapshot", false}}));
+  std::lock_guard<std::mutex> lock(mu_);
+  pools_[name].snapshot = snapshot;
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<Operation>> TemplateService::CreateFromSpec(const std::string& name,
+                                                                   json spec) {
+  FERRY_RETURN_IF_ERROR(ValidateName("template", name));
+  if (Record(name).ok()) {
+    return Status::AlreadyExists("template " + name + " already exists; choose another name");
+  }
+  const std::string builder = "template-" + name;
+  const std::string snapshot = "template-" + name;
+  spec["name"] = builder;
+  auto create = vms_.Create(spec, /*wait_ready=*/true);
+  if (!create.ok()) return create.status().WithContext("template " + name);
+  auto op = vms_.operations().Start("template", name);
+  vms_.InBackground([this, name, builder, snapshot, op, boot = *create] {
+    auto fail = [&](const Status& st) {
+      vms_.Delete(builder, /*force=*/true);
+      op->Fail(st.WithContext("template " + name));
+    };
+    op->SetPhase("booting " + builder, 20);
+    boot->WaitDone(600000);
+    json booted = boot->ToJson();
+    if (booted.value("state", "") != "succeeded") {
+      return fail(Status::Unavailable(booted["error"].value("message", "boot failed")));
+    }
+    op->SetPhase("snapshot at the ready point", 70);
+    auto snap = snapshots_.Create(builder, snapshot);
+    if (!snap.ok()) return fail(snap.status());
+    (*snap)->WaitDone(600000);
+    json taken = (*snap)->ToJson();
+    if (taken.value("state", "") != "succeeded") {
+      return fail(Status::Unavailable(taken["error"].value("message", "snapshot failed")));
+    }
+    vms_.Delete(builder, /*force=*/true);
+    Status st = vms_.registry().InsertObject(
+        kKind, name, {{"snapshot", snapshot}, {"pool_size", 0}, {"owns_snapshot", true}});
+    if (!st.ok()) {
+      snapshots_.Delete(snapshot);
+      return op->Fail(st);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pools_[name].snapshot = snapshot;
+    }
+    op->Succeed({{"name", name}, {"snapshot", snapshot}, {"pause_ms", taken["result"]["pause_ms"]}});
+  });
+  return op;
+}
+
+Status TemplateService::SetPoolSize(const std::string& name, int size) {
+  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  if (size < 0 || size > kMaxPoolSize) {
+    return Status::InvalidArgument("pool size " + std::to_string(size) + " is not between 0 and " +
+                                   std::to_string(kMaxPoolSize));
+  }
+  row["pool_size"] = size;
+  FERRY_RETURN_IF_ERROR(vms_.registry().PutObject(kKind, name, row));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Pool& p = pools_[name];
+    p.snapshot = row.value("snapshot", "");
+    p.size = size;
+  }
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+Status TemplateService::Delete(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  const std::string snapshot = row.value("snapshot", "");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pools_.find(name);
+    if (it != pools_.end()) {
+      for (auto& q : it->second.ready) Discard(q);
+      pools_.erase(it);
+    }
+  }
+  if (row.value("owns_snapshot", false)) {
+    // The template's own snapshot goes with it, unless clones still map it.
+    Status st = snapshots_.Delete(snapshot);
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      pools_[name].snapshot = snapshot;
+      pools_[name].size = row.value("pool_size", 0);
+      return st.WithContext("template " + name);
+    }
+  }
+  return vms_.registry().DeleteObject(kKind, name);
+}
+
+json TemplateService::List() {
+  json out = json::array();
+  auto all = vms_.registry().ListObjects(kKind);
+  if (!all.ok()) return out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, row] : *all) {
+    json item = row;
+    item["name"] = name;
+    auto it = pools_.find(name);
+    item["pool_ready"] = it == pools_.end() ? 0 : static_cast<int>(it->second.ready.size());
+    out.push_back(item);
+  }
+  return out;
+}
+
+Result<json> TemplateService::Show(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  row["name"] = name;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pools_.find(name);
+  row["pool_ready"] = it == pools_.end() ? 0 : static_cast<int>(it->second.ready.size());
+  json pids = json::array();
+  if (it != pools_.end()) {
+    for (const auto& q : it->second.ready) pids.push_back(q.runtime->pid());
+  }
+  row["pool_pids"] = pids;
+  return row;
+}
+
+Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
+    const std::string& vm, const std::string& name, std::vector<vm::PortForwardSpec> forwards) {
+  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  vm::PrelaunchedQemu warm;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pools_.find(name);
+    while (it != pools_.end() && !it->second.ready.empty()) {
+      warm = std::move(it->second.ready.front());
+      it->second.ready.pop_front();
+      if (!warm.runtime->Exited()) break;
+      Discard(warm);
+      warm = {};
+    }
+  }
+  cv_.notify_all();  // the keeper refills
+  // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
+  auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), warm);
+  if (!op.ok() && warm.runtime) {
+    // Refused before the pool QEMU was used (e.g. a name taken): it goes back.
+    std::lock_guard<std::mutex> lock(mu_);
+    pools_[name].ready.push_front(std::move(warm));
+  }
+  return op;
+}
+
+}  // namespace ferry::snapshot
