@@ -63,6 +63,8 @@ void TemplateService::KillStalePoolQemus() {
   for (const auto& entry : std::filesystem::directory_iterator(vms_dir, ec)) {
     const std::string name = entry.path().filename();
     if (name.rfind(kPoolPrefix, 0) != 0) continue;
+    // A pool QEMU that became a VM keeps its directory: that one is the VM's now.
+    if (vms_.OwnsDir(entry.path().string())) continue;
     std::ifstream in(entry.path() / "pid");
     pid_t pid = 0;
     uint64_t start = 0;
@@ -294,6 +296,9 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
   cv_.notify_all();  // the keeper refills
   // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
   auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), warm);
+  if (op.ok() && warm.runtime) {
+    ::unlink((warm.paths.dir + "/pid").c_str());  // no longer a pool QEMU
+  }
   if (!op.ok() && warm.runtime) {
     // Refused before the pool QEMU was used (e.g. a name taken): it goes back.
     std::lock_guard<std::mutex> lock(mu_);

@@ -291,12 +291,14 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   InBackground([this, vm, op, plan = std::move(plan), wait_ready] {
     Status st = Launch(vm, *op, plan, wait_ready);
     bool never_ran;
+    json described;
     {
       std::lock_guard<std::mutex> l(vm->mu);
       never_ran = vm->rec.state == VmState::kCreating;
-      vm->busy.clear();
+      vm->busy.clear();  // before the operation ends: its waiters may act on the VM at once
+      if (st.ok()) described = Describe(*vm, false);
     }
-    if (st.ok()) return;
+    if (st.ok()) return op->Succeed(described);
     if (never_ran) {
       // Nothing ran: leave no trace, as if the request had been refused.
       std::shared_ptr<VmRuntime> rt;
@@ -491,7 +493,6 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     if (vm->exit) ApplyExit(*vm);
     Persist(*vm);
     spdlog::info("vm {}: restored in QEMU pid {}", name, r.pid);
-    op.Succeed(Describe(*vm, false));
     return Status::Ok();
   }
   {
@@ -537,7 +538,6 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
                                         " before its guest became ready");
     }
   }
-  op.Succeed(Describe(*vm, false));
   return Status::Ok();
 }
 
@@ -576,11 +576,17 @@ Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, boo
       }
     }
     Status st = Launch(vm, *op, LaunchPlan{}, wait_ready);
+    json described;
     {
       std::lock_guard<std::mutex> lock(vm->mu);
       vm->busy.clear();
+      described = Describe(*vm, false);
     }
-    if (!st.ok()) op->Fail(st);
+    if (st.ok()) {
+      op->Succeed(described);
+    } else {
+      op->Fail(st);
+    }
   });
   return op;
 }
@@ -738,6 +744,15 @@ std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {
     if (!vm->rec.ram_owned && vm->rec.ram_path == ram_path) names.push_back(name);
   }
   return names;
+}
+
+bool VmService::OwnsDir(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [name, vm] : vms_) {
+    std::lock_guard<std::mutex> l(vm->mu);
+    if (vm->paths.dir == dir) return true;
+  }
+  return false;
 }
 
 bool VmService::Exists(const std::string& name) {

@@ -101,6 +101,8 @@ class VmService {
   // Names of the VMs whose RAM is mapped from `ram_path` (clones of one snapshot).
   std::vector<std::string> VmsMapping(const std::string& ram_path);
   bool Exists(const std::string& name);
+  // True if a registered VM lives in `dir` (a VM taken from the warm pool keeps its directory).
+  bool OwnsDir(const std::string& dir);
   Registry& registry() { return *registry_; }
   const ServiceConfig& config() const { return config_; }
   ImageCatalog& images() { return images_; }
