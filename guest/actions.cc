@@ -1,8 +1,13 @@
 #include "guest/actions.h"
 
+#include <chrono>
+#include <cmath>
 #include <exception>
 #include <nlohmann/json.hpp>
+#include <variant>
 
+#include "guest/clone_identity.h"
+#include "guest/encoding.h"
 #include "guest/protocol.h"
 
 namespace ferry::guest {
@@ -28,6 +33,43 @@ std::string ErrorReply(const json& id, const std::string& message) {
 
 bool LooksLikeMac(const std::string& s) { return s.size() == 17 && s != "00:00:00:00:00:00"; }
 
+constexpr std::size_t kMaxUrandomBytes = 64;
+constexpr const char* kKnownOps = "ping, identity, reset_identity, urandom, shutdown";
+
+// Who the guest is now: the "identity" reply, also returned by reset_identity.
+json IdentityJson(GuestSystem& system, DropbearHostKeys& host_keys) {
+  json macs = json::array();
+  for (const std::string& iface : system.ListDir("/sys/class/net")) {
+    if (iface == "lo") continue;
+    auto address = system.ReadFile("/sys/class/net/" + iface + "/address");
+    if (!address) continue;
+    std::string mac = TrimWhitespace(*address);
+    if (LooksLikeMac(mac)) {
+      macs.push_back(json{{"iface", iface}, {"mac", mac}, {"ipv4", system.Ipv4Addresses(iface)}});
+    }
+  }
+  json keys = json::array();
+  for (const SshHostKey& key : host_keys.List()) {
+    keys.push_back(json{{"type", key.type}, {"fingerprint", key.fingerprint}});
+  }
+  auto machine_id = system.ReadFile("/etc/machine-id");
+  auto boot_id = system.ReadFile("/proc/sys/kernel/random/boot_id");
+  return json{{"hostname", system.Hostname()},
+              {"machine_id", machine_id ? TrimWhitespace(*machine_id) : ""},
+              {"boot_id", boot_id ? TrimWhitespace(*boot_id) : ""},
+              {"macs", macs},
+              {"kernel", system.KernelRelease()},
+              {"ssh_host_keys", keys},
+              {"clock_unix_ns", system.RealtimeNs()}};
+}
+
+// Milliseconds to 0.01 ms: the fast steps take well under one.
+json StepTimes(const std::vector<std::pair<std::string, double>>& steps_ms) {
+  json times = json::object();
+  for (const auto& [step, ms] : steps_ms) times[step] = std::round(ms * 100) / 100;
+  return times;
+}
+
 }  // namespace
 
 ActionReply GuestActions::HandleLine(std::string_view line) {
@@ -48,7 +90,8 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
   json id = *id_it;
   auto op_it = request.find("op");
   if (op_it == request.end() || !op_it->is_string()) {
-    return {ErrorReply(id, "request needs an \"op\" string (ping, identity, shutdown)"), false};
+    return {ErrorReply(id, std::string("request needs an \"op\" string (") + kKnownOps + ")"),
+            false};
   }
   const std::string& op = op_it->get_ref<const std::string&>();
 
@@ -63,24 +106,23 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
               false};
     }
     if (op == "identity") {
-      json macs = json::array();
-      for (const std::string& iface : system_.ListDir("/sys/class/net")) {
-        if (iface == "lo") continue;
-        auto address = system_.ReadFile("/sys/class/net/" + iface + "/address");
-        if (!address) continue;
-        std::string mac = TrimWhitespace(*address);
-        if (LooksLikeMac(mac)) macs.push_back(json{{"iface", iface}, {"mac", mac}});
+      json reply = IdentityJson(system_, host_keys_);
+      reply["id"] = id;
+      reply["ok"] = true;
+      return {Dump(reply), false};
+    }
+    if (op == "reset_identity") return {ResetIdentity(id, request), false};
+    if (op == "urandom") {
+      auto n = request.find("bytes");
+      if (n == request.end() || !n->is_number_unsigned() || n->get<uint64_t>() < 1 ||
+          n->get<uint64_t>() > kMaxUrandomBytes) {
+        return {ErrorReply(id, "urandom needs \"bytes\": an integer from 1 to " +
+                                   std::to_string(kMaxUrandomBytes)),
+                false};
       }
-      auto machine_id = system_.ReadFile("/etc/machine-id");
-      auto boot_id = system_.ReadFile("/proc/sys/kernel/random/boot_id");
-      return {Dump(json{{"id", id},
-                        {"ok", true},
-                        {"hostname", system_.Hostname()},
-                        {"machine_id", machine_id ? TrimWhitespace(*machine_id) : ""},
-                        {"boot_id", boot_id ? TrimWhitespace(*boot_id) : ""},
-                        {"macs", macs},
-                        {"kernel", system_.KernelRelease()}}),
-              false};
+      auto bytes = system_.ReadUrandom(n->get<std::size_t>());
+      if (!bytes) return {ErrorReply(id, "urandom: cannot read /dev/urandom in the guest"), false};
+      return {Dump(json{{"id", id}, {"ok", true}, {"hex", HexEncode(*bytes)}}), false};
     }
     if (op == "shutdown") {
       if (!system_.IsInit()) {
@@ -96,8 +138,37 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
         ErrorReply(id, "op '" + Shorten(op) + "' failed inside the guest: " + Shorten(e.what())),
         false};
   }
-  return {ErrorReply(id, "unknown op '" + Shorten(op) + "'; known ops: ping, identity, shutdown"),
-          false};
+  return {ErrorReply(id, "unknown op '" + Shorten(op) + "'; known ops: " + kKnownOps), false};
+}
+
+std::string GuestActions::ResetIdentity(const json& id, const json& request) {
+  // It sets the clock, hostname and MAC of the machine it runs on: only inside a guest.
+  if (!system_.IsInit()) {
+    return ErrorReply(id,
+                      "reset_identity refused: ferry-guest is not PID 1, so this is not a guest "
+                      "whose identity it may change");
+  }
+  auto parsed = ParseCloneIdentity(request);
+  if (auto* error = std::get_if<std::string>(&parsed)) return ErrorReply(id, *error);
+  const CloneIdentity& identity = std::get<CloneIdentity>(parsed);
+
+  auto start = std::chrono::steady_clock::now();
+  IdentityResetResult result = identity_reset_.Run(identity);
+  if (result.failed_step) {
+    return Dump(json{{"id", id},
+                     {"ok", false},
+                     {"error", result.error},
+                     {"failed_step", *result.failed_step},
+                     {"steps_ms", StepTimes(result.steps_ms)}});
+  }
+  json reply = {{"id", id},
+                {"ok", true},
+                {"identity", IdentityJson(system_, host_keys_)},
+                {"steps_ms", StepTimes(result.steps_ms)}};
+  double total_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  reply["total_ms"] = std::round(total_ms * 100) / 100;
+  return Dump(reply);
 }
 
 std::string GuestActions::OverlongLineReply() {

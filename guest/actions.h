@@ -1,12 +1,16 @@
-// GuestActions: the fixed set of ops the host may ask for (see protocol.h). Each op reads the
-// guest's state or, for shutdown, asks the caller to power off; none runs anything the host
-// sends. Every input line gets exactly one reply line, whatever it contains.
+// GuestActions: the fixed set of ops the host may ask for (see protocol.h). Ops read the guest's
+// state, reset a clone's identity from validated arguments, or, for shutdown, ask the caller to
+// power off; none runs a program, path or command the host sends. Every input line gets exactly
+// one reply line, whatever it contains.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "guest/guest_system.h"
+#include "guest/host_keys.h"
+#include "guest/identity_reset.h"
 #include "guest/readiness.h"
 
 namespace ferry::guest {
@@ -20,7 +24,10 @@ class GuestActions {
  public:
   // REQUIRES: system and readiness outlive this object.
   GuestActions(GuestSystem& system, const Readiness& readiness)
-      : system_(system), readiness_(readiness) {}
+      : system_(system),
+        readiness_(readiness),
+        host_keys_(system),
+        identity_reset_(system, host_keys_) {}
 
   // Answers one request line. REQUIRES: line is not empty (empty lines are skipped by caller).
   ActionReply HandleLine(std::string_view line);
@@ -33,9 +40,12 @@ class GuestActions {
 
  private:
   long long UptimeMs();
+  std::string ResetIdentity(const nlohmann::json& id, const nlohmann::json& request);
 
   GuestSystem& system_;
   const Readiness& readiness_;
+  DropbearHostKeys host_keys_;
+  IdentityReset identity_reset_;
 };
 
 }  // namespace ferry::guest

@@ -2,49 +2,15 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
 #include <nlohmann/json.hpp>
 
+#include "guest/fake_guest_system.h"
 #include "guest/protocol.h"
 
 namespace ferry::guest {
 namespace {
 
 using nlohmann::json;
-
-class FakeGuestSystem : public GuestSystem {
- public:
-  std::optional<std::string> ReadFile(const std::string& path) override {
-    auto it = files.find(path);
-    if (it == files.end()) return std::nullopt;
-    return it->second;
-  }
-  std::vector<std::string> ListDir(const std::string& path) override {
-    std::vector<std::string> names;
-    std::string prefix = path + "/";
-    for (const auto& [file, unused] : files) {
-      if (file.rfind(prefix, 0) != 0) continue;
-      std::string rest = file.substr(prefix.size());
-      std::string name = rest.substr(0, rest.find('/'));
-      if (names.empty() || names.back() != name) names.push_back(name);
-    }
-    return names;
-  }
-  std::string Hostname() override { return hostname; }
-  std::string KernelRelease() override { return "6.1.0-56-amd64"; }
-  bool IsInit() override { return is_init; }
-
-  std::map<std::string, std::string> files = {
-      {"/proc/uptime", "12.345 10.00\n"},
-      {"/etc/machine-id", "0123456789abcdef0123456789abcdef\n"},
-      {"/proc/sys/kernel/random/boot_id", "6b1e2b2a-1d7c-4d2e-9a57-1a2b3c4d5e6f\n"},
-      {"/sys/class/net/eth0/address", "52:54:00:12:34:56\n"},
-      {"/sys/class/net/lo/address", "00:00:00:00:00:00\n"},
-      {"/sys/class/net/sit0/address", "00:00:00:00:00:00\n"},
-  };
-  std::string hostname = "ferry";
-  bool is_init = true;
-};
 
 class GuestActionsTest : public ::testing::Test {
  protected:
@@ -80,7 +46,34 @@ TEST_F(GuestActionsTest, IdentityReadsTheGuest) {
   EXPECT_EQ(reply["machine_id"], "0123456789abcdef0123456789abcdef");
   EXPECT_EQ(reply["boot_id"], "6b1e2b2a-1d7c-4d2e-9a57-1a2b3c4d5e6f");
   EXPECT_EQ(reply["kernel"], "6.1.0-56-amd64");
-  EXPECT_EQ(reply["macs"], json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56"}])"));
+  EXPECT_EQ(
+      reply["macs"],
+      json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56", "ipv4": ["10.0.2.15/24"]}])"));
+  EXPECT_EQ(reply["ssh_host_keys"],
+            (json::array(
+                {{{"type", "ssh-ed25519"}, {"fingerprint", FakeGuestSystem::kKeyFingerprint}}})));
+  EXPECT_EQ(reply["clock_unix_ns"], 1'700'000'000'000'000'000);
+}
+
+TEST_F(GuestActionsTest, IdentityReadsEachHostKeyOnce) {
+  Handle(R"({"id": 1, "op": "identity"})");
+  Handle(R"({"id": 2, "op": "identity"})");
+  EXPECT_EQ(system_.programs.size(), 1u);  // the second reply came from the cache
+  system_.files["/etc/dropbear/dropbear_ed25519_host_key"] = "another key";
+  Handle(R"({"id": 3, "op": "identity"})");
+  EXPECT_EQ(system_.programs.size(), 2u);  // a changed file is read again
+}
+
+TEST_F(GuestActionsTest, IdentityLeavesOutKeysDropbearCannotRead) {
+  system_.run_program = [](const std::vector<std::string>&) {
+    ProgramRun run;
+    run.exit_code = 1;
+    run.output = "Couldn't read key";
+    return run;
+  };
+  json reply = Handle(R"({"id": 1, "op": "identity"})");
+  EXPECT_EQ(reply["ok"], true);
+  EXPECT_EQ(reply["ssh_host_keys"], json::array());
 }
 
 TEST_F(GuestActionsTest, IdentityWithMissingFilesStillAnswers) {
@@ -90,6 +83,7 @@ TEST_F(GuestActionsTest, IdentityWithMissingFilesStillAnswers) {
   EXPECT_EQ(reply["ok"], true);
   EXPECT_EQ(reply["machine_id"], "");
   EXPECT_EQ(reply["macs"], json::array());
+  EXPECT_EQ(reply["ssh_host_keys"], json::array());
 }
 
 TEST_F(GuestActionsTest, ShutdownAsksForPowerOffOnlyAsInit) {
@@ -103,6 +97,128 @@ TEST_F(GuestActionsTest, ShutdownAsksForPowerOffOnlyAsInit) {
   EXPECT_EQ(reply["ok"], false);
   EXPECT_NE(reply["error"].get<std::string>().find("PID 1"), std::string::npos);
   EXPECT_FALSE(power_off);
+}
+
+// A valid reset_identity request; tests change one member at a time.
+json ResetRequest() {
+  return json{{"id", 11},
+              {"op", "reset_identity"},
+              {"hostname", "web-2"},
+              {"mac", "52:54:00:ab:cd:ef"},
+              {"machine_id", "00112233445566778899aabbccddeeff"},
+              {"entropy", std::string(64, 'a') + std::string(64, 'b')},  // hex, 64 bytes
+              {"time_unix_ns", 1'750'000'000'123'456'789}};
+}
+
+TEST_F(GuestActionsTest, ResetIdentityChangesEverythingAndReportsIt) {
+  json reply = Handle(ResetRequest().dump());
+  ASSERT_EQ(reply["ok"], true) << reply.dump();
+  EXPECT_EQ(reply["id"], 11);
+  const json& identity = reply["identity"];
+  EXPECT_EQ(identity["hostname"], "web-2");
+  EXPECT_EQ(identity["machine_id"], "00112233445566778899aabbccddeeff");
+  EXPECT_EQ(
+      identity["macs"],
+      json::parse(R"([{"iface": "eth0", "mac": "52:54:00:ab:cd:ef", "ipv4": ["10.0.2.15/24"]}])"));
+  EXPECT_EQ(identity["clock_unix_ns"], 1'750'000'000'123'456'789);
+  EXPECT_EQ(identity["ssh_host_keys"][0]["fingerprint"], FakeGuestSystem::kKeyFingerprint);
+  for (const char* step : {"rng", "clock", "machine_id", "hostname", "mac", "ssh_keys", "dhcp"}) {
+    EXPECT_TRUE(reply["steps_ms"][step].is_number()) << step;
+  }
+  EXPECT_EQ(reply["steps_ms"].size(), 7u);
+  EXPECT_TRUE(reply["total_ms"].is_number());
+  // The key made by the reset is known without running dropbearkey -y again.
+  EXPECT_EQ(system_.programs.size(), 2u);  // dropbearkey -t, udhcpc
+}
+
+TEST_F(GuestActionsTest, ResetIdentityWithABadArgumentChangesNothing) {
+  std::vector<std::pair<std::string, json>> bad = {
+      {"hostname", "-web"},
+      {"hostname", std::string(64, 'a')},
+      {"hostname", "web.example.com"},
+      {"hostname", ""},
+      {"hostname", 42},
+      {"mac", "01:00:5e:00:00:01"},  // multicast
+      {"mac", "00:00:00:00:00:00"},
+      {"mac", "52-54-00-ab-cd-ef"},
+      {"mac", "52:54:00:ab:cd"},
+      {"machine_id", "00112233445566778899AABBCCDDEEFF"},  // must be lowercase
+      {"machine_id", std::string(32, '0')},
+      {"machine_id", "0011"},
+      {"entropy", std::string(62, 'a')},    // 31 bytes
+      {"entropy", std::string(1026, 'a')},  // 513 bytes
+      {"entropy", std::string(128, 'a')},   // one byte value, not random
+      {"entropy", "not base64 or hex!"},
+      {"time_unix_ns", 1'750'000'000},  // seconds, not ns
+      {"time_unix_ns", 5'000'000'000'000'000'000u},
+      {"time_unix_ns", -1},
+      {"time_unix_ns", 1.75e18},
+      {"time_unix_ns", "1750000000000000000"},
+      {"hostnme", "typo"},
+  };
+  for (const auto& [member, value] : bad) {
+    json request = ResetRequest();
+    request[member] = value;
+    json reply = Handle(request.dump());
+    EXPECT_EQ(reply["ok"], false) << member << "=" << value;
+    EXPECT_EQ(reply["id"], 11);
+    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos) << reply["error"];
+  }
+  for (const char* member : {"hostname", "mac", "machine_id", "entropy", "time_unix_ns"}) {
+    json request = ResetRequest();
+    request.erase(member);
+    json reply = Handle(request.dump());
+    EXPECT_EQ(reply["ok"], false) << member;
+    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos);
+  }
+  EXPECT_EQ(system_.log, std::vector<std::string>{});
+  EXPECT_EQ(system_.hostname, "ferry");
+}
+
+TEST_F(GuestActionsTest, ResetIdentityNeverEchoesTheEntropy) {
+  json request = ResetRequest();
+  request["entropy"] = "c2VjcmV0IGJ1dCB0b28gc2hvcnQ=";  // base64 of 20 bytes
+  json reply = Handle(request.dump());
+  EXPECT_EQ(reply["ok"], false);
+  EXPECT_EQ(reply["error"].get<std::string>().find("c2VjcmV0"), std::string::npos);
+}
+
+TEST_F(GuestActionsTest, ResetIdentityFailureNamesTheStepAndWhatStaysDone) {
+  system_.fail["SetMacAddress"] = "SIOCSIFHWADDR on eth0: Device or resource busy";
+  json reply = Handle(ResetRequest().dump());
+  EXPECT_EQ(reply["ok"], false);
+  EXPECT_EQ(reply["failed_step"], "mac");
+  std::string error = reply["error"];
+  EXPECT_NE(error.find("step 'mac'"), std::string::npos) << error;
+  EXPECT_NE(error.find("Device or resource busy"), std::string::npos) << error;
+  EXPECT_NE(error.find("rng, clock, machine_id, hostname"), std::string::npos) << error;
+  EXPECT_NE(error.find("not attempted: ssh_keys, dhcp"), std::string::npos) << error;
+  EXPECT_EQ(reply["steps_ms"].size(), 4u);
+  EXPECT_EQ(system_.programs.size(), 0u);  // no key made, no DHCP after the failure
+  EXPECT_EQ(system_.hostname, "web-2");    // the earlier steps stay done
+}
+
+TEST_F(GuestActionsTest, ResetIdentityRefusedOutsideAGuest) {
+  system_.is_init = false;
+  json reply = Handle(ResetRequest().dump());
+  EXPECT_EQ(reply["ok"], false);
+  EXPECT_NE(reply["error"].get<std::string>().find("PID 1"), std::string::npos);
+  EXPECT_EQ(system_.log, std::vector<std::string>{});
+}
+
+TEST_F(GuestActionsTest, UrandomReturnsHex) {
+  json reply = Handle(R"({"id": 2, "op": "urandom", "bytes": 3})");
+  EXPECT_EQ(reply, json::parse(R"({"id": 2, "ok": true, "hex": "5a5a5a"})"));
+  for (const char* bad :
+       {R"({"id": 3, "op": "urandom"})", R"({"id": 3, "op": "urandom", "bytes": 0})",
+        R"({"id": 3, "op": "urandom", "bytes": 65})", R"({"id": 3, "op": "urandom", "bytes": -1})",
+        R"({"id": 3, "op": "urandom", "bytes": "8"})"}) {
+    json error = Handle(bad);
+    EXPECT_EQ(error["ok"], false) << bad;
+    EXPECT_NE(error["error"].get<std::string>().find("1 to 64"), std::string::npos);
+  }
+  system_.fail["ReadUrandom"] = "";
+  EXPECT_EQ(Handle(R"({"id": 4, "op": "urandom", "bytes": 8})")["ok"], false);
 }
 
 TEST_F(GuestActionsTest, UnknownOpIsNamed) {

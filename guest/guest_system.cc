@@ -1,18 +1,65 @@
 #include "guest/guest_system.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/random.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 namespace ferry::guest {
 namespace {
+
+constexpr const char* kUrandom = "/dev/urandom";
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// Closes the descriptor on every return path.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+SystemError WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Errno("write " + path);
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return std::nullopt;
+}
+
+ifreq InterfaceRequest(const std::string& iface) {
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, iface.c_str(), IFNAMSIZ - 1);
+  return ifr;
+}
 
 class LinuxGuestSystem : public GuestSystem {
  public:
@@ -51,6 +98,139 @@ class LinuxGuestSystem : public GuestSystem {
   }
 
   bool IsInit() override { return getpid() == 1; }
+
+  int64_t RealtimeNs() override {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  }
+
+  std::optional<std::string> ReadUrandom(std::size_t n) override {
+    Fd fd(open(kUrandom, O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return std::nullopt;
+    std::string bytes(n, '\0');
+    std::size_t got = 0;
+    while (got < n) {
+      ssize_t r = read(fd.get(), bytes.data() + got, n - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return std::nullopt;
+      got += static_cast<std::size_t>(r);
+    }
+    return bytes;
+  }
+
+  std::vector<std::string> Ipv4Addresses(const std::string& iface) override {
+    std::vector<std::string> addresses;
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0) return addresses;
+    // The kernel lists an interface's addresses primary first.
+    for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+      if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || iface != a->ifa_name) {
+        continue;
+      }
+      // An alias label ("eth0:1") is another name for the same interface's address.
+      char text[INET_ADDRSTRLEN];
+      const auto* addr = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+      if (inet_ntop(AF_INET, &addr->sin_addr, text, sizeof(text)) == nullptr) continue;
+      int prefix = 0;
+      if (a->ifa_netmask != nullptr) {
+        const auto* mask = reinterpret_cast<const sockaddr_in*>(a->ifa_netmask);
+        prefix = __builtin_popcount(mask->sin_addr.s_addr);
+      }
+      addresses.push_back(std::string(text) + "/" + std::to_string(prefix));
+    }
+    freeifaddrs(list);
+    return addresses;
+  }
+
+  SystemError AddEntropyAndReseed(std::string_view bytes) override {
+    Fd fd(open(kUrandom, O_WRONLY | O_CLOEXEC));
+    if (fd.get() < 0) return Errno(std::string("open ") + kUrandom);
+    // struct rand_pool_info ends in a flexible array of __u32.
+    std::vector<uint32_t> buffer(2 + (bytes.size() + 3) / 4, 0);
+    auto* info = reinterpret_cast<rand_pool_info*>(buffer.data());
+    info->entropy_count = static_cast<int>(bytes.size() * 8);
+    info->buf_size = static_cast<int>(bytes.size());
+    std::memcpy(info->buf, bytes.data(), bytes.size());
+    int rc = ioctl(fd.get(), RNDADDENTROPY, info);
+    SystemError error;
+    if (rc != 0) error = Errno(std::string("ioctl RNDADDENTROPY on ") + kUrandom);
+    // The host's bytes are the new RNG state's seed; no copy of them stays behind.
+    explicit_bzero(buffer.data(), buffer.size() * sizeof(uint32_t));
+    if (error) return error;
+    if (ioctl(fd.get(), RNDRESEEDCRNG) != 0) {
+      return Errno(std::string("ioctl RNDRESEEDCRNG on ") + kUrandom);
+    }
+    return std::nullopt;
+  }
+
+  SystemError SetRealtimeNs(int64_t unix_ns) override {
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(unix_ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(unix_ns % 1'000'000'000);
+    if (clock_settime(CLOCK_REALTIME, &ts) != 0) return Errno("clock_settime(CLOCK_REALTIME)");
+    return std::nullopt;
+  }
+
+  SystemError WriteFileAtomically(const std::string& path, std::string_view contents,
+                                  unsigned mode) override {
+    std::string tmp = path + ".ferry-tmp";
+    unlink(tmp.c_str());  // a leftover from an interrupted write
+    Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+    if (fd.get() < 0) return Errno("create " + tmp);
+    SystemError error = WriteAll(fd.get(), contents, tmp);
+    if (!error && fchmod(fd.get(), mode) != 0) error = Errno("chmod " + tmp);  // despite umask
+    if (!error && fsync(fd.get()) != 0) error = Errno("fsync " + tmp);
+    if (!error && rename(tmp.c_str(), path.c_str()) != 0) error = Errno("rename " + tmp);
+    if (error) unlink(tmp.c_str());
+    return error;
+  }
+
+  SystemError WriteFileInPlace(const std::string& path, std::string_view contents) override {
+    Fd fd(open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+    if (fd.get() < 0) return Errno("open " + path);
+    return WriteAll(fd.get(), contents, path);
+  }
+
+  SystemError RemoveFile(const std::string& path) override {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("remove " + path);
+    return std::nullopt;
+  }
+
+  SystemError SetHostname(const std::string& name) override {
+    if (sethostname(name.data(), name.size()) != 0) return Errno("sethostname");
+    return std::nullopt;
+  }
+
+  SystemError SetMacAddress(const std::string& iface, const MacAddress& mac) override {
+    Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (sock.get() < 0) return Errno("socket for ioctls on " + iface);
+    ifreq flags = InterfaceRequest(iface);
+    if (ioctl(sock.get(), SIOCGIFFLAGS, &flags) != 0) return Errno("SIOCGIFFLAGS on " + iface);
+    bool was_up = (flags.ifr_flags & IFF_UP) != 0;
+    if (was_up) {
+      flags.ifr_flags &= ~IFF_UP;
+      if (ioctl(sock.get(), SIOCSIFFLAGS, &flags) != 0) return Errno("setting " + iface + " down");
+    }
+    ifreq hw = InterfaceRequest(iface);
+    hw.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    std::memcpy(hw.ifr_hwaddr.sa_data, mac.data(), mac.size());
+    SystemError error;
+    if (ioctl(sock.get(), SIOCSIFHWADDR, &hw) != 0) error = Errno("SIOCSIFHWADDR on " + iface);
+    // Up again even when the change failed: the NIC must not be left down.
+    if (was_up) {
+      flags.ifr_flags |= IFF_UP;
+      if (ioctl(sock.get(), SIOCSIFFLAGS, &flags) != 0 && !error) {
+        error = Errno("setting " + iface + " up after the MAC change");
+      }
+    }
+    return error;
+  }
+
+  ProgramRun RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                        std::chrono::milliseconds timeout) override {
+    return ferry::guest::RunProgram(argv, env, timeout);
+  }
 };
 
 }  // namespace

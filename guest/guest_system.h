@@ -1,13 +1,28 @@
-// GuestSystem: the parts of the guest OS that the ops read, behind an interface so the ops can
-// be tested on any machine with canned files (as LevelDB's Env does for the filesystem).
+// GuestSystem: the parts of the guest OS that the ops read and change, behind an interface so
+// the ops can be tested on any machine with canned files and injected failures (as LevelDB's Env
+// does for the filesystem). The real implementation needs root in a guest for the calls that
+// change something; they are only made by ops that validated their arguments first.
 #pragma once
 
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "guest/program_run.h"
+
 namespace ferry::guest {
+
+// The outcome of a call that changes something: nullopt on success, else what failed on what
+// object and why ("ioctl RNDADDENTROPY on /dev/urandom: Operation not permitted").
+using SystemError = std::optional<std::string>;
+
+using MacAddress = std::array<uint8_t, 6>;
 
 class GuestSystem {
  public:
@@ -19,8 +34,40 @@ class GuestSystem {
   virtual std::vector<std::string> ListDir(const std::string& path) = 0;
   virtual std::string Hostname() = 0;
   virtual std::string KernelRelease() = 0;
-  // True when this process is the guest's init (PID 1), the only case where it may power off.
+  // True when this process is the guest's init (PID 1), the only case where it may power off or
+  // change the machine's identity.
   virtual bool IsInit() = 0;
+  // CLOCK_REALTIME in nanoseconds since the Unix epoch.
+  virtual int64_t RealtimeNs() = 0;
+  // `n` bytes read from /dev/urandom, or nullopt if that fails.
+  virtual std::optional<std::string> ReadUrandom(std::size_t n) = 0;
+  // The interface's IPv4 addresses with prefix length ("10.0.2.15/24"), primary first.
+  virtual std::vector<std::string> Ipv4Addresses(const std::string& iface) = 0;
+
+  // Mixes `bytes` into the kernel's entropy pool, credited as 8 bits per byte
+  // (RNDADDENTROPY), then makes the kernel's CRNG reseed from the pool now (RNDRESEEDCRNG).
+  virtual SystemError AddEntropyAndReseed(std::string_view bytes) = 0;
+  virtual SystemError SetRealtimeNs(int64_t unix_ns) = 0;
+  // Replaces the file through a temporary file beside it and rename(), so a reader sees the old
+  // or the new contents, never a mix.
+  virtual SystemError WriteFileAtomically(const std::string& path, std::string_view contents,
+                                          unsigned mode) = 0;
+  // Writes into an existing file in place (for /proc/sys and /sys, which cannot be renamed over).
+  virtual SystemError WriteFileInPlace(const std::string& path, std::string_view contents) = 0;
+  // Succeeds when the file is already absent.
+  virtual SystemError RemoveFile(const std::string& path) = 0;
+  virtual SystemError SetHostname(const std::string& name) = 0;
+  // Sets the interface's MAC address with SIOCSIFHWADDR. An interface that is up is taken down
+  // for the change and brought up again: the kernel then derives new IPv6 link-local addresses
+  // from the new MAC and, with arp_notify set, announces its IPv4 addresses. Routes through the
+  // interface are lost on the way down and must be set again (DHCP does).
+  virtual SystemError SetMacAddress(const std::string& iface, const MacAddress& mac) = 0;
+  // Runs argv[0] (an absolute path) with argv, the environment `env` ("NAME=value" entries),
+  // stdin from /dev/null and stdout and stderr captured. Kills it at `timeout`.
+  // REQUIRES: argv, env and the program are fixed by the guest, never taken from the host.
+  virtual ProgramRun RunProgram(const std::vector<std::string>& argv,
+                                const std::vector<std::string>& env,
+                                std::chrono::milliseconds timeout) = 0;
 };
 
 // The real system, through the Linux syscalls and /proc and /sys.

@@ -13,25 +13,77 @@
 // guest -> host, reply:    {"id": <same id>, "ok": true, ...result}
 //                          {"id": <same id>, "ok": false, "error": "<message>"}
 //   A line that is not a JSON object, or whose "id" is missing or not an unsigned integer, is
-//   answered with "id": null. Exactly one reply per non-empty line, in request order.
+//   answered with "id": null. Exactly one reply per non-empty line, in request order. An op may
+//   add members to its error reply (reset_identity does).
 // guest -> host, event:    {"event": "<name>", ...}   (never has an "id")
 //
 // Events:
-//   ready     {"event": "ready", "proto": 1, "services": ["redis", ...], "boot_ms": <int>}
+//   ready     {"event": "ready", "proto": 2, "services": ["redis", ...], "boot_ms": <int>}
 //             Sent once per boot, when every service named by ferry.services= on the kernel
 //             command line has answered (at once if none is named). boot_ms is milliseconds
 //             since kernel boot (/proc/uptime). If the host is not connected at that moment the
 //             event is held until it is. The event is not repeated: a host that connects later
 //             polls "ping".
 //
-// Ops: a fixed set. The guest never runs a program, path or command the host sends.
-//   ping      -> {"proto": 1, "ready": <bool>, "uptime_ms": <int>}
+// Ops: a fixed set. The guest never runs a program, path or command the host sends. Arguments
+// are members of the request object beside "id" and "op". Ops run one at a time, in order.
+//   ping      -> {"proto": 2, "ready": <bool>, "uptime_ms": <int>}
 //                ready: every service has answered since boot (it stays true).
 //   identity  -> {"hostname": "...", "machine_id": "<32 hex or empty>", "boot_id": "<uuid>",
-//                 "macs": [{"iface": "eth0", "mac": "52:54:00:..."}], "kernel": "<uname -r>"}
+//                 "macs": [{"iface": "eth0", "mac": "52:54:00:...", "ipv4": ["10.0.2.15/24"]}],
+//                 "kernel": "<uname -r>",
+//                 "ssh_host_keys": [{"type": "ssh-ed25519", "fingerprint": "SHA256:<base64>"}],
+//                 "clock_unix_ns": <int>}
+//                macs: every interface but lo with a MAC; ipv4 primary first. ssh_host_keys: the
+//                files /etc/dropbear/dropbear_*_host_key, fingerprinted as `ssh-keygen -lf`
+//                does (SHA-256 of the public key blob, base64 without padding); a key the
+//                image's dropbearkey cannot read is left out. clock_unix_ns: CLOCK_REALTIME.
+//   reset_identity {"hostname": "<RFC 1123 label, 1-63 of [A-Za-z0-9-], no '-' at either end>",
+//                   "mac": "<xx:xx:xx:xx:xx:xx, unicast, not all zero>",
+//                   "machine_id": "<32 lowercase hex, not all zero>",
+//                   "entropy": "<hex or padded standard base64 of 32..512 bytes>",
+//                   "time_unix_ns": <int in [2020-01-01, 2100-01-01) UTC>}
+//             -> {"identity": {...as the identity op...},
+//                 "steps_ms": {"rng": <ms>, "clock": .., "machine_id": .., "hostname": ..,
+//                              "mac": .., "ssh_keys": .., "dhcp": ..},
+//                 "total_ms": <ms>}
+//                Makes a clone its own machine; ferryd sends it right after restoring a clone
+//                and before reporting it ready. entropy comes from the host's CSPRNG (64 bytes
+//                is the usual amount). All arguments are checked first; any missing, malformed
+//                or unknown member is refused without changing anything (the error never quotes
+//                the entropy). Refused when ferry-guest is not PID 1. Then, in this order:
+//                  rng         entropy mixed into the kernel pool, credited 8 bits a byte
+//                              (RNDADDENTROPY), then the CRNG reseeded (RNDRESEEDCRNG)
+//                  clock       CLOCK_REALTIME set to time_unix_ns
+//                  machine_id  /etc/machine-id replaced (temporary file and rename)
+//                  hostname    sethostname(), /etc/hostname, the 127.0.1.1 line of /etc/hosts
+//                  mac         the first Ethernet interface but lo (eth0) taken down, its MAC
+//                              set (SIOCSIFHWADDR) and brought up; with arp_notify set, coming
+//                              up announces its IPv4 addresses under the new MAC
+//                  ssh_keys    every /etc/dropbear/dropbear_*_host_key deleted, then one new
+//                              ed25519 key made by /usr/bin/dropbearkey
+//                  dhcp        /bin/busybox udhcpc -q -n with /etc/udhcpc.script, asking for
+//                              the current address; the current address is kept (QEMU user
+//                              networking forwards host ports to it but offers a new MAC the
+//                              next address, which is added beside it)
+//                steps_ms and total_ms are milliseconds to 0.01. Under TCG emulation it takes
+//                0.2 to 0.5 s (dropbearkey and udhcpc are most of it); the programs are killed
+//                at 5 s (dropbearkey) and 6 s (udhcpc), so it always replies within about 12 s,
+//                and a host's timeout should allow that. On failure:
+//                {"ok": false, "error": "reset_identity failed at step 'mac': <why>. Done before
+//                 it, and still in effect: rng, ...; not attempted: ...", "failed_step": "mac",
+//                 "steps_ms": {...the steps done...}}. Done steps are not undone; retrying the
+//                whole op is safe. A clone whose reset failed must not serve.
+//   urandom   {"bytes": <1..64>} -> {"hex": "<2*bytes lowercase hex>"}
+//                Bytes read from the guest's /dev/urandom. A test and diagnostic op: it lets a
+//                test check that clones resumed from one snapshot draw different random numbers.
 //   shutdown  -> {} (written out first), then SIGTERM to every process, up to 2 s for them to
 //                exit, SIGKILL to the rest, sync(), ACPI power off, which ends QEMU.
 //                Refused when ferry-guest is not PID 1.
+//
+// Versions: proto 2 added reset_identity, urandom, and ssh_host_keys, clock_unix_ns and
+// macs[].ipv4 in identity. A host that needs them checks proto from ping or the ready event; an
+// older guest answers an op it lacks with an "unknown op" error.
 //
 // Reconnects: the guest cannot reliably tell one host connection from the next (virtio-serial
 // reports a connect only after the new host's first bytes may already have been read), so it
@@ -46,7 +98,7 @@
 
 namespace ferry::guest {
 
-inline constexpr int kProtoVersion = 1;
+inline constexpr int kProtoVersion = 2;
 inline constexpr std::size_t kMaxLineBytes = 64 * 1024;
 inline constexpr std::string_view kPortName = "org.ferry.guest";
 

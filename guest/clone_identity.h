@@ -1,0 +1,52 @@
+// CloneIdentity: who a cloned guest is to become, as ferryd sends it in reset_identity (see
+// protocol.h), and the strict checks every field passes before anything in the guest changes.
+// Everything here comes from the host: it is validated, never trusted, and nothing of it is
+// ever run or used as a path.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "guest/guest_system.h"
+
+namespace ferry::guest {
+
+inline constexpr std::size_t kMaxHostnameChars = 63;  // one RFC 1123 label
+inline constexpr std::size_t kMinEntropyBytes = 32;
+inline constexpr std::size_t kMaxEntropyBytes = 512;
+// A clock the host asks for must lie in [2020-01-01, 2100-01-01) UTC: a snapshot's clock is
+// never older than ferry, and a later value is a unit mistake (ms or us for ns), not a time.
+inline constexpr int64_t kMinTimeUnixNs = 1'577'836'800LL * 1'000'000'000;
+inline constexpr int64_t kMaxTimeUnixNs = 4'102'444'800LL * 1'000'000'000;
+
+struct CloneIdentity {
+  std::string hostname;
+  MacAddress mac{};
+  std::string mac_text;  // the MAC as "52:54:00:ab:cd:ef", lowercase
+  std::string machine_id;
+  std::string entropy;  // raw bytes, kMinEntropyBytes..kMaxEntropyBytes
+  int64_t time_unix_ns = 0;
+};
+
+// The arguments of a reset_identity request (the request object itself, with "id" and "op"),
+// or a message naming the first bad or missing argument and what is expected. Unknown members
+// are refused too, so a misspelt optional argument does not pass silently. The entropy is never
+// echoed back in a message.
+std::variant<CloneIdentity, std::string> ParseCloneIdentity(const nlohmann::json& request);
+
+// 1 to 63 of [A-Za-z0-9-], not starting or ending with '-' (RFC 1123 section 2.1).
+bool ValidHostnameLabel(std::string_view name);
+// "xx:xx:xx:xx:xx:xx" (hex digits in either case) naming a unicast address that is not all
+// zeros: the first octet's lowest bit, the multicast bit, must be clear.
+std::optional<MacAddress> ParseUnicastMac(std::string_view text);
+std::string FormatMac(const MacAddress& mac);
+// 32 lowercase hex digits, not all zero (systemd's machine-id(5) format).
+bool ValidMachineId(std::string_view id);
+// Hex (only [0-9a-fA-F], even length) if it is that, else standard base64 with padding.
+std::optional<std::string> DecodeEntropy(std::string_view text);
+
+}  // namespace ferry::guest

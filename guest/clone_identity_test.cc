@@ -1,0 +1,105 @@
+#include "guest/clone_identity.h"
+
+#include <gtest/gtest.h>
+
+#include "guest/encoding.h"
+
+namespace ferry::guest {
+namespace {
+
+using nlohmann::json;
+
+json Request() {
+  std::string entropy;
+  for (int i = 0; i < 64; ++i) entropy.push_back(static_cast<char>(i * 37 + 1));
+  return json{{"id", 1},
+              {"op", "reset_identity"},
+              {"hostname", "web-2"},
+              {"mac", "52:54:00:AB:cd:EF"},
+              {"machine_id", "00112233445566778899aabbccddeeff"},
+              {"entropy", Base64Encode(entropy)},
+              {"time_unix_ns", 1'750'000'000'123'456'789}};
+}
+
+TEST(CloneIdentityTest, ParsesAValidRequest) {
+  auto parsed = ParseCloneIdentity(Request());
+  ASSERT_TRUE(std::holds_alternative<CloneIdentity>(parsed)) << std::get<std::string>(parsed);
+  const CloneIdentity& identity = std::get<CloneIdentity>(parsed);
+  EXPECT_EQ(identity.hostname, "web-2");
+  EXPECT_EQ(identity.mac, (MacAddress{0x52, 0x54, 0x00, 0xab, 0xcd, 0xef}));
+  EXPECT_EQ(identity.mac_text, "52:54:00:ab:cd:ef");
+  EXPECT_EQ(identity.machine_id, "00112233445566778899aabbccddeeff");
+  EXPECT_EQ(identity.entropy.size(), 64u);
+  EXPECT_EQ(identity.entropy[1], static_cast<char>(38));
+  EXPECT_EQ(identity.time_unix_ns, 1'750'000'000'123'456'789);
+}
+
+TEST(CloneIdentityTest, HostnameLabels) {
+  for (const char* good : {"a", "A-1", "0web", "web-2", "x-y-z"}) {
+    EXPECT_TRUE(ValidHostnameLabel(good)) << good;
+  }
+  EXPECT_TRUE(ValidHostnameLabel(std::string(63, 'a')));
+  EXPECT_FALSE(ValidHostnameLabel(std::string(64, 'a')));
+  for (const char* bad : {"", "-a", "a-", "a_b", "a.b", "a b", "caf\xc3\xa9", "a\n"}) {
+    EXPECT_FALSE(ValidHostnameLabel(bad)) << bad;
+  }
+}
+
+TEST(CloneIdentityTest, MacAddresses) {
+  EXPECT_TRUE(ParseUnicastMac("02:00:00:00:00:01"));
+  EXPECT_TRUE(ParseUnicastMac("52:54:00:12:34:56"));
+  for (const char* bad : {"01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00",
+                          "52:54:00:12:34", "52:54:00:12:34:567", "52:54:00:12:34:5g",
+                          "52-54-00-12-34-56", "5254.0012.3456", " 52:54:00:12:34:5"}) {
+    EXPECT_FALSE(ParseUnicastMac(bad)) << bad;
+  }
+  EXPECT_EQ(FormatMac({0x52, 0x54, 0x00, 0x0a, 0xbc, 0xff}), "52:54:00:0a:bc:ff");
+}
+
+TEST(CloneIdentityTest, MachineIds) {
+  EXPECT_TRUE(ValidMachineId("0123456789abcdef0123456789abcdef"));
+  EXPECT_FALSE(ValidMachineId("0123456789ABCDEF0123456789abcdef"));
+  EXPECT_FALSE(ValidMachineId(std::string(32, '0')));
+  EXPECT_FALSE(ValidMachineId("0123456789abcdef0123456789abcde"));
+  EXPECT_FALSE(ValidMachineId("6b1e2b2a-1d7c-4d2e-9a57-1a2b3c4d"));
+}
+
+TEST(CloneIdentityTest, EntropyIsHexOrBase64) {
+  EXPECT_EQ(DecodeEntropy("00ff"), std::string("\x00\xff", 2));
+  EXPECT_EQ(DecodeEntropy("AP8="), std::string("\x00\xff", 2));
+  EXPECT_EQ(DecodeEntropy("AP8"), std::nullopt);
+  EXPECT_EQ(DecodeEntropy(""), "");  // refused by the length check
+}
+
+TEST(CloneIdentityTest, EntropyLengthBounds) {
+  auto with_bytes = [](std::size_t n) {
+    std::string bytes;
+    for (std::size_t i = 0; i < n; ++i) bytes.push_back(static_cast<char>(i));
+    json request = Request();
+    request["entropy"] = HexEncode(bytes);
+    return ParseCloneIdentity(request);
+  };
+  EXPECT_TRUE(std::holds_alternative<CloneIdentity>(with_bytes(kMinEntropyBytes)));
+  EXPECT_TRUE(std::holds_alternative<CloneIdentity>(with_bytes(kMaxEntropyBytes)));
+  EXPECT_FALSE(std::holds_alternative<CloneIdentity>(with_bytes(kMinEntropyBytes - 1)));
+  EXPECT_FALSE(std::holds_alternative<CloneIdentity>(with_bytes(kMaxEntropyBytes + 1)));
+}
+
+TEST(CloneIdentityTest, TimeBounds) {
+  json request = Request();
+  request["time_unix_ns"] = kMinTimeUnixNs;
+  EXPECT_TRUE(std::holds_alternative<CloneIdentity>(ParseCloneIdentity(request)));
+  request["time_unix_ns"] = kMinTimeUnixNs - 1;
+  EXPECT_FALSE(std::holds_alternative<CloneIdentity>(ParseCloneIdentity(request)));
+  request["time_unix_ns"] = kMaxTimeUnixNs - 1;
+  EXPECT_TRUE(std::holds_alternative<CloneIdentity>(ParseCloneIdentity(request)));
+  request["time_unix_ns"] = kMaxTimeUnixNs;
+  EXPECT_FALSE(std::holds_alternative<CloneIdentity>(ParseCloneIdentity(request)));
+  request["time_unix_ns"] = std::numeric_limits<uint64_t>::max();
+  EXPECT_FALSE(std::holds_alternative<CloneIdentity>(ParseCloneIdentity(request)));
+  request["time_unix_ns"] = std::numeric_limits<int64_t>::min();
+  EXPECT_FALSE(std::holds_alternative<CloneIdentity>(ParseCloneIdentity(request)));
+}
+
+}  // namespace
+}  // namespace ferry::guest

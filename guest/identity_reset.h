@@ -1,0 +1,63 @@
+// IdentityReset: makes a cloned guest its own machine. A clone resumes from its parent's memory
+// with the parent's RNG state, clock, machine-id, hostname, MAC, SSH host keys and DHCP lease;
+// ferryd sends a CloneIdentity right after restore and reports the clone ready only once this
+// has succeeded. The steps run in this order, each timed:
+//
+//   rng         the host's entropy into the kernel pool, then a CRNG reseed, first, so that
+//               everything after (the SSH key above all) draws from the clone's own state
+//   clock       CLOCK_REALTIME from the host
+//   machine_id  /etc/machine-id
+//   hostname    sethostname(), /etc/hostname, the 127.0.1.1 line of /etc/hosts
+//   mac         the NIC's MAC (SIOCSIFHWADDR, the NIC down and up around it)
+//   ssh_keys    the dropbear host keys deleted, a new ed25519 key made
+//   dhcp        the image's udhcpc asks for a lease for the new MAC
+//
+// A failed step stops the sequence; the steps before it stay done (none can be undone: the old
+// RNG state and keys are gone by design).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "guest/clone_identity.h"
+#include "guest/guest_system.h"
+#include "guest/host_keys.h"
+
+namespace ferry::guest {
+
+inline constexpr const char* kUdhcpcScript = "/etc/udhcpc.script";
+
+struct IdentityResetResult {
+  std::vector<std::pair<std::string, double>> steps_ms;  // the steps that succeeded, in order
+  std::optional<std::string> failed_step;                // set when one failed
+  std::string error;                                     // why it failed; what stays done
+};
+
+class IdentityReset {
+ public:
+  // REQUIRES: system and host_keys outlive this object.
+  IdentityReset(GuestSystem& system, DropbearHostKeys& host_keys)
+      : system_(system), host_keys_(host_keys) {}
+
+  // REQUIRES: identity passed ParseCloneIdentity.
+  IdentityResetResult Run(const CloneIdentity& identity);
+
+ private:
+  SystemError ResetHostname(const std::string& hostname);
+  SystemError ResetMac(const MacAddress& mac, const std::string& mac_text);
+  SystemError RenewLease();
+
+  GuestSystem& system_;
+  DropbearHostKeys& host_keys_;
+};
+
+// The guest's NIC: the first interface in name order that is Ethernet (type 1) with a MAC, not
+// loopback. nullopt when there is none.
+std::optional<std::string> FindGuestNic(GuestSystem& system);
+
+// /etc/hosts with the 127.0.1.1 line naming `hostname` (added when there is none).
+std::string HostsWithHostname(const std::string& hosts, const std::string& hostname);
+
+}  // namespace ferry::guest
