@@ -50,6 +50,37 @@ step "read the keys back" bash -c "redis-cli -p $port mget city river visitors"
 got=$(redis-cli -p "$port" mget city river visitors | tr '\n' ' ')
 [[ $got == "Lisbon Tejo 42 " ]] || { echo "demo: keys came back wrong: $got"; exit 1; }
 step "ferry vm show" "$ferry" vm show "$vm"
+
+# --- warm clones: snapshot the loaded VM, start three clones, each with a new identity
+"$ferry" snapshot delete demo-warm >/dev/null 2>&1 || true
+for c in demo-c1 demo-c2 demo-c3; do "$ferry" vm delete "$c" --force >/dev/null 2>&1 || true; done
+step "load a data set (10000 keys) into $vm" bash -c "
+  seq 1 10000 | sed 's/.*/SET key:& value-&/' | redis-cli -p $port --pipe >/dev/null &&
+  redis-cli -p $port dbsize"
+step "snapshot $vm while it runs" "$ferry" snapshot create "$vm" --name demo-warm
+step "clone it three times" "$ferry" clone demo-warm --count 3 \
+  --name demo-c1 --name demo-c2 --name demo-c3 --forward 0:6379
+echo "--- each clone serves the parent's data on its own port"
+for c in demo-c1 demo-c2 demo-c3; do
+  p=$("$ferry" vm show "$c" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["network"]["forwards"][0]["host_port"])')
+  printf '  %-8s port %-5s dbsize %s  key:4242=%s\n' "$c" "$p" \
+    "$(redis-cli -p "$p" dbsize)" "$(redis-cli -p "$p" get key:4242)"
+done
+echo "--- identities side by side (parent first)"
+for v in "$vm" demo-c1 demo-c2 demo-c3; do
+  "$ferry" vm show "$v" --json | python3 -c '
+import json, sys
+j = json.load(sys.stdin); g = j.get("guest", {}); t = j.get("timings", {})
+keys = g.get("ssh_host_keys") or [{}]
+print("  %-10s host %-10s mac %s  machine-id %s  ssh %s  restore %s ms" % (
+    j["name"], g.get("hostname"), (g.get("macs") or [{}])[0].get("mac"), g.get("machine_id"),
+    keys[0].get("fingerprint", "-")[:20] + "...", t.get("restore_total_ms", "-")))'
+done
+echo "--- 32 bytes of each guest's /dev/urandom"
+for v in "$vm" demo-c1 demo-c2 demo-c3; do printf '  %-10s %s\n' "$v" "$("$ferry" vm random "$v")"; done
+step "delete the clones and the snapshot" bash -c "
+  for c in demo-c1 demo-c2 demo-c3; do '$ferry' vm delete \$c --force; done &&
+  '$ferry' snapshot delete demo-warm"
 step "stop (graceful, through ferry-guest)" "$ferry" vm stop "$vm"
 step "delete" "$ferry" vm delete "$vm"
 
