@@ -1,19 +1,14 @@
 #include "core/json_line_connection.h"
 
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
-#include <cstring>
-#include <deque>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include "core/fake_line_server.h"
 
 namespace ferry {
 namespace {
@@ -23,76 +18,9 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 // The server end of a UNIX socket in a fresh temporary directory, driven by the test.
-class FakePeer {
+class FakePeer : public FakeLineServer {
  public:
-  FakePeer() {
-    char dir[] = "/tmp/ferry-jlc-XXXXXX";
-    EXPECT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
-    path_ = dir_ + "/peer.sock";
-    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strcpy(addr.sun_path, path_.c_str());
-    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    EXPECT_EQ(::listen(listen_fd_, 4), 0);
-  }
-  ~FakePeer() {
-    CloseClient();
-    ::close(listen_fd_);
-    ::unlink(path_.c_str());
-    ::rmdir(dir_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
-  // Accepts the connection the client has made (Connect returns once it is queued).
-  bool Accept() {
-    pollfd pfd{listen_fd_, POLLIN, 0};
-    if (::poll(&pfd, 1, 5000) != 1) return false;
-    client_fd_ = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    return client_fd_ >= 0;
-  }
-  void Write(const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::send(client_fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      done += static_cast<size_t>(n);
-    }
-  }
-  void WriteJson(const json& message) { Write(message.dump() + "\n"); }
-  // The next object the client sent, or nullopt after `timeout` or at end of stream.
-  std::optional<json> ReadJson(std::chrono::milliseconds timeout = 5000ms) {
-    const auto deadline = Clock::now() + timeout;
-    while (lines_.empty()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      pollfd pfd{client_fd_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) != 1) {
-        return std::nullopt;
-      }
-      char buffer[4096];
-      ssize_t n = ::read(client_fd_, buffer, sizeof buffer);
-      if (n <= 0) return std::nullopt;
-      for (auto& line : framer_.Feed(std::string_view(buffer, static_cast<size_t>(n)))) {
-        if (line.ok()) lines_.push_back(line.value());
-      }
-    }
-    std::string line = lines_.front();
-    lines_.pop_front();
-    return json::parse(line);
-  }
-  void CloseClient() {
-    if (client_fd_ >= 0) ::close(client_fd_);
-    client_fd_ = -1;
-  }
-
- private:
-  std::string dir_;
-  std::string path_;
-  int listen_fd_ = -1;
-  int client_fd_ = -1;
-  JsonLineFramer framer_;
-  std::deque<std::string> lines_;
+  FakePeer() : FakeLineServer("/tmp/ferry-jlc-XXXXXX", "peer.sock") {}
 };
 
 // What the handlers saw, recorded from the reader thread, awaited with a deadline by the test.
