@@ -81,11 +81,11 @@ void AddSnapshotCommands(CLI::App& app, Context& ctx) {
       if (!r.ok()) return ctx.Fail(r.status());
       if (*as_json) return ctx.PrintJson(*r);
       std::cout << "name          " << r->value("name", "") << "\n"
-                << "vm            " << r->value("vm_name", "") << "\n"
+                << "vm            " << r->value("vm", "") << "\n"
                 << "memory        " << r->value("memory_mib", 0) << " MiB\n"
                 << "pause         " << r->value("pause_ms", 0) << " ms\n"
                 << "ram data      " << (r->value("ram_data_bytes", uint64_t{0}) >> 20) << " MiB\n"
-                << "device state  " << ((*r)["device_state"].value("size_bytes", 0) >> 10)
+                << "device state  " << (r->value("device_state_bytes", uint64_t{0}) >> 10)
                 << " KiB\n"
                 << "clones        " << (*r)["clones"].dump() << "\n";
     });

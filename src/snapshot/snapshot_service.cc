@@ -133,6 +133,15 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
                                      Operation& op) {
   const std::string what = "snapshot " + vm_name + "@" + name;
   FERRY_ASSIGN_OR_RETURN(vm::VmLease lease, vms_.Lease(vm_name, op.id()));
+  if (!lease.record.ram_owned) {
+    // A clone's RAM is its snapshot's file plus private copy-on-write pages QEMU holds: there is
+    // no agent-owned file to copy, and the device state would carry the whole RAM.
+    lease.release(json::object());
+    return Status::FailedPrecondition(
+        what + ": vm " + vm_name + " is a clone of snapshot " +
+        lease.record.origin.value("snapshot", "?") +
+        "; snapshots of clones are not supported yet: snapshot a VM booted from an image");
+  }
   const std::string id = NewId();
   const Paths paths = PathsFor(name, id);
   const std::string partial = paths.dir + ".partial";
@@ -354,6 +363,8 @@ Result<json> SnapshotService::Show(const std::string& name) {
   if (!m.ok()) return m.status().WithContext("snapshot " + name);
   json j = m->ToJson();
   j.erase("ram");
+  j["vm"] = m->vm_name;
+  j["device_state_bytes"] = m->device_state.size_bytes;
   j["ram_data_bytes"] = m->ram.data_bytes;
   j["ram_size_bytes"] = m->ram.size_bytes;
   j["dir"] = paths.dir;
@@ -373,8 +384,17 @@ Status SnapshotService::Delete(const std::string& name) {
                                       std::to_string(users.size()) + " clone(s) (" + list +
                                       "); delete them first");
   }
+  auto templates = vms_.registry().ListObjects("template");
+  if (templates.ok()) {
+    for (const auto& [t, row] : *templates) {
+      if (row.value("snapshot", "") == name) {
+        return Status::FailedPrecondition("snapshot " + name + " is the base of template " + t +
+                                          "; delete the template first");
+      }
+    }
+  }
   FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
-  verified_.Forget(paths.ram);
+  verified_.Forget(paths.dir + "/ram");
   ::unlink(paths.ram.c_str());
   RemoveAll(paths.dir);
   return Status::Ok();
