@@ -472,6 +472,16 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
       }
     }
     if (!restored.ok()) {
+      // If QEMU itself died, that is the news: say so, with its last words, not the QMP echo.
+      if (auto ex = restoring->WaitExit(milliseconds(500))) {
+        std::string words = Trimmed(TailFile(vm->paths.qemu_log, kLastWordsBytes));
+        for (char& c : words) {
+          if (c == '\n') c = ' ';
+        }
+        restored = Status::Unavailable("QEMU (pid " + std::to_string(restoring->pid()) + ") " +
+                                       ex->Describe() + " while restoring" +
+                                       (words.empty() ? "" : "; QEMU said: " + words));
+      }
       {
         std::lock_guard<std::mutex> lock(vm->mu);
         vm->exit_expected = true;
@@ -741,7 +751,9 @@ std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [name, vm] : vms_) {
     std::lock_guard<std::mutex> l(vm->mu);
-    if (!vm->rec.ram_owned && vm->rec.ram_path == ram_path) names.push_back(name);
+    // A stopped clone maps nothing: started again, it boots with RAM of its own.
+    const bool live = HasProcess(vm->rec.state) || vm->rec.state == VmState::kCreating;
+    if (live && !vm->rec.ram_owned && vm->rec.ram_path == ram_path) names.push_back(name);
   }
   return names;
 }

@@ -1,0 +1,318 @@
+// A clone that cannot be made leaves nothing behind: a damaged snapshot is refused before any
+// QEMU starts, and a QEMU that dies mid-restore leaves no half-registered VM. Either way the
+// user gets one clear line, and the parent VM runs on untouched.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "harness/ferryd_fixture.h"
+
+namespace ferry::testing {
+namespace {
+
+using ::testing::AnyOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+using nlohmann::json;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// QEMU processes whose command line mentions `needle` (this test's state directory): other
+// tests on the machine run QEMUs of their own.
+int QemusMentioning(const std::string& needle) {
+  int n = 0;
+  DIR* proc = ::opendir("/proc");
+  while (dirent* e = proc ? ::readdir(proc) : nullptr) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    std::string cmdline = ReadAll(std::string("/proc/") + e->d_name + "/cmdline");
+    if (cmdline.rfind("qemu-system", 0) != 0 && cmdline.find("/qemu-system") == std::string::npos) {
+      continue;
+    }
+    if (cmdline.find(needle) != std::string::npos && ProcessAlive(std::atoi(e->d_name))) ++n;
+  }
+  if (proc) ::closedir(proc);
+  return n;
+}
+
+// Flips every bit of the byte at `offset` (the files are mode 0400; the test runs as root).
+void FlipByte(const std::string& path, off_t offset) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << path << ": " << std::strerror(errno);
+  unsigned char b = 0;
+  ASSERT_EQ(::pread(fd, &b, 1, offset), 1);
+  b ^= 0xff;
+  ASSERT_EQ(::pwrite(fd, &b, 1, offset), 1);
+  ::close(fd);
+}
+
+// The offset of a non-zero byte in the second half of a sparse file (a data chunk, so its CRC
+// and not a zero check covers it).
+off_t NonZeroByteIn(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0) << path;
+  struct stat st {};
+  ::fstat(fd, &st);
+  for (off_t from : {st.st_size / 2, off_t{0}}) {
+    off_t pos = ::lseek(fd, from, SEEK_DATA);
+    while (pos >= 0 && pos < st.st_size) {
+      char buf[4096];
+      ssize_t n = ::pread(fd, buf, sizeof buf, pos);
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] != 0) {
+          ::close(fd);
+          return pos + i;
+        }
+      }
+      pos = ::lseek(fd, pos + n, SEEK_DATA);
+    }
+  }
+  ::close(fd);
+  ADD_FAILURE() << path << " holds no data";
+  return 0;
+}
+
+class CloneFailureTest : public FerrydFixture {
+ protected:
+  // Boots web-1 with a key in redis and snapshots it as "warm".
+  void BootAndSnapshot(const std::vector<std::string>& ferryd_args = {}) {
+    StartFerryd(ferryd_args);
+    port_ = CreateRedisVm("web-1");
+    ASSERT_EQ(Redis(port_, {"set", "k", "parent-data"}).out, "OK");
+    CommandResult snap = Ferry({"snapshot", "create", "web-1", "--name", "warm"});
+    ASSERT_EQ(snap.exit_code, 0) << snap.err;
+    json show = FerryJson({"snapshot", "show", "warm"});
+    snapshot_dir_ = show["dir"];
+    snapshot_ram_ = show["ram_path"];
+    parent_pid_ = FerryJson({"vm", "show", "web-1"})["pid"];
+  }
+
+  // The refused clone left nothing: no VM, no QEMU, no directory, no RAM file; the parent runs.
+  void ExpectNothingLeftAndParentRuns(const std::string& clone_name) {
+    EXPECT_EQ(VmNames(), std::vector<std::string>{"web-1"});
+    EXPECT_EQ(QemusMentioning(state_dir_), 1) << "a QEMU other than the parent's is running";
+    EXPECT_FALSE(std::filesystem::exists(state_dir_ + "/vms/" + clone_name));
+    // (`snapshot list`, not `show`: show refuses a snapshot whose manifest is damaged.)
+    for (const auto& snap : FerryJson({"snapshot", "list"})) {
+      EXPECT_EQ(snap["clones"], json::array()) << snap.dump();
+    }
+    json parent = FerryJson({"vm", "show", "web-1"});
+    EXPECT_EQ(parent["state"], "running");
+    EXPECT_EQ(parent["pid"], parent_pid_);
+    EXPECT_EQ(Redis(port_, {"get", "k"}).out, "parent-data");
+  }
+
+  // A clone that must work: it answers with the parent's data.
+  void ExpectCloneWorks(const std::string& name) {
+    CommandResult r = Ferry({"clone", "warm", "--name", name, "--forward", "0:6379"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    json vm = FerryJson({"vm", "show", name});
+    EXPECT_EQ(vm["state"], "running");
+    const uint16_t port = vm["spec"]["network"]["forwards"][0]["host_port"];
+    EXPECT_EQ(Redis(port, {"get", "k"}).out, "parent-data");
+  }
+
+  uint16_t port_ = 0;
+  pid_t parent_pid_ = 0;
+  std::string snapshot_dir_;
+  std::string snapshot_ram_;
+};
+
+// One way to damage a snapshot, and the file the refusal must name.
+struct Damage {
+  std::string name;
+  std::function<std::string(const std::string& dir, const std::string& ram)> apply;
+};
+void PrintTo(const Damage& d, std::ostream* os) { *os << d.name; }
+
+class DamagedSnapshotTest : public CloneFailureTest,
+                            public ::testing::WithParamInterface<Damage> {};
+
+TEST_P(DamagedSnapshotTest, IsRefusedInOneLineAndLeavesNothing) {
+  ASSERT_NO_FATAL_FAILURE(BootAndSnapshot());
+  // Clones made before the damage have verified the snapshot (ferryd remembers a RAM file that
+  // verified once it has not changed for a while; the second clone comes well after the first): the
+  // damage must be found all the same.
+  ASSERT_NO_FATAL_FAILURE(ExpectCloneWorks("before-1"));
+  ASSERT_NO_FATAL_FAILURE(ExpectCloneWorks("before-2"));
+  ASSERT_EQ(Ferry({"vm", "delete", "before-1", "--force"}).exit_code, 0);
+  ASSERT_EQ(Ferry({"vm", "delete", "before-2", "--force"}).exit_code, 0);
+
+  // Keep the good bytes, to show afterwards that the damage was the reason.
+  const std::string backup = state_dir_ + "/backup";
+  std::filesystem::create_directory(backup);
+  for (const std::string f : {"manifest.json", "device.state"}) {
+    std::filesystem::copy_file(snapshot_dir_ + "/" + f, backup + "/" + f);
+  }
+  ASSERT_EQ(RunCommand({"cp", "--sparse=always", snapshot_ram_, backup + "/ram"}).exit_code, 0);
+
+  const std::string damaged = GetParam().apply(snapshot_dir_, snapshot_ram_);
+  if (HasFatalFailure()) return;
+  std::vector<std::string> ram_files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(ram_dir_)) {
+    ram_files.push_back(e.path());
+  }
+
+  CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, StartsWith("ferry: "));
+  // It names the file: the RAM image by its place in the snapshot directory or on tmpfs.
+  if (damaged == snapshot_ram_) {
+    EXPECT_THAT(r.err, AnyOf(HasSubstr(snapshot_dir_ + "/ram"), HasSubstr(snapshot_ram_)));
+  } else {
+    EXPECT_THAT(r.err, HasSubstr(damaged));
+  }
+  EXPECT_THAT(r.err, HasSubstr("damaged"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+  ExpectNothingLeftAndParentRuns("web-1-c1");
+  std::vector<std::string> ram_files_after;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(ram_dir_)) {
+    ram_files_after.push_back(e.path());
+  }
+  EXPECT_EQ(ram_files_after, ram_files);
+
+  // Refused every time, not only the first.
+  EXPECT_EQ(Ferry({"clone", "warm"}).exit_code, 1);
+
+  // With the good bytes back, the same snapshot clones again.
+  for (const std::string f : {"manifest.json", "device.state"}) {
+    std::filesystem::copy_file(backup + "/" + f, snapshot_dir_ + "/" + f,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+  ASSERT_EQ(RunCommand({"cp", "--sparse=always", backup + "/ram", snapshot_ram_}).exit_code, 0);
+  ExpectCloneWorks("after");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Snapshot, DamagedSnapshotTest,
+    ::testing::Values(
+        Damage{"RamByteFlipped",
+               [](const std::string&, const std::string& ram) {
+                 FlipByte(ram, NonZeroByteIn(ram));
+                 return ram;
+               }},
+        Damage{"RamZeroChunkWritten",
+               [](const std::string& dir, const std::string& ram) {
+                 // A chunk the manifest records as all zero (a hole) gets a byte of data.
+                 json table = json::parse(ReadAll(dir + "/manifest.json"))["ram"];
+                 const uint64_t chunk = table["chunk_bytes"];
+                 const json& chunks = table["chunks"];
+                 for (size_t i = chunks.size() / 2; i < chunks.size(); ++i) {
+                   if (chunks[i] == "zero") {
+                     int fd = ::open(ram.c_str(), O_WRONLY);
+                     EXPECT_GE(fd, 0);
+                     EXPECT_EQ(::pwrite(fd, "x", 1, static_cast<off_t>(i * chunk + chunk / 2)), 1);
+                     ::close(fd);
+                     return ram;
+                   }
+                 }
+                 ADD_FAILURE() << "no zero chunk in the second half of the RAM image";
+                 return ram;
+               }},
+        Damage{"RamTruncated",
+               [](const std::string&, const std::string& ram) {
+                 struct stat st {};
+                 ::stat(ram.c_str(), &st);
+                 EXPECT_EQ(::truncate(ram.c_str(), st.st_size / 2), 0);
+                 return ram;
+               }},
+        Damage{"DeviceStateByteFlipped",
+               [](const std::string& dir, const std::string&) {
+                 const std::string f = dir + "/device.state";
+                 FlipByte(f, static_cast<off_t>(std::filesystem::file_size(f) / 2));
+                 return f;
+               }},
+        Damage{"DeviceStateTruncated",
+               [](const std::string& dir, const std::string&) {
+                 const std::string f = dir + "/device.state";
+                 EXPECT_EQ(::truncate(f.c_str(), std::filesystem::file_size(f) - 1), 0);
+                 return f;
+               }},
+        Damage{"ManifestValueEdited",
+               [](const std::string& dir, const std::string&) {
+                 const std::string f = dir + "/manifest.json";
+                 json m = json::parse(ReadAll(f));
+                 m["pause_ms"] = m.value("pause_ms", 0) + 1;
+                 std::ofstream(f, std::ios::trunc) << m.dump(2) << "\n";
+                 return f;
+               }},
+        Damage{"ManifestCutShort",
+               [](const std::string& dir, const std::string&) {
+                 const std::string f = dir + "/manifest.json";
+                 EXPECT_EQ(::truncate(f.c_str(), std::filesystem::file_size(f) / 2), 0);
+                 return f;
+               }}),
+    [](const ::testing::TestParamInfo<Damage>& info) { return info.param.name; });
+
+TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
+  // The real QEMU, except that a restoring one (started with -incoming) dies by SIGKILL halfway
+  // through reading its device state, while the flag file exists. QEMU reads the device state
+  // from `cat FILE` run through the shell with QEMU's PATH, so a `cat` of ours goes first: it
+  // sends half the stream, then kills QEMU. No timing is guessed: QEMU is mid-restore by then.
+  const std::string bin = state_dir_ + "/bin";
+  const std::string flag = state_dir_ + "/kill-next-restore";
+  std::filesystem::create_directory(bin);
+  {
+    std::ofstream cat(bin + "/cat");
+    cat << "#!/bin/sh\n"
+           "if [ -e '" << flag << "' ] && [ -n \"$FERRY_TEST_QEMU_PID\" ]; then\n"
+           "  size=$(/usr/bin/stat -c %s \"$1\")\n"
+           "  /usr/bin/head -c $((size / 2)) \"$1\"\n"
+           "  kill -9 \"$FERRY_TEST_QEMU_PID\"\n"
+           "  exit 0\n"
+           "fi\n"
+           "exec /bin/cat \"$@\"\n";
+  }
+  const std::string wrapper = state_dir_ + "/qemu-dies-restoring";
+  {
+    std::ofstream w(wrapper);
+    w << "#!/bin/sh\n"
+         "if printf '%s\\n' \"$@\" | grep -qx -- -incoming; then\n"
+         "  export FERRY_TEST_QEMU_PID=$$ PATH='" << bin << "':\"$PATH\"\n"
+         "fi\n"
+         "exec qemu-system-x86_64 \"$@\"\n";
+  }
+  ::chmod((bin + "/cat").c_str(), 0755);
+  ::chmod(wrapper.c_str(), 0755);
+  ASSERT_NO_FATAL_FAILURE(BootAndSnapshot({"--qemu", wrapper}));
+
+  std::ofstream(flag).put('\n');
+  CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, StartsWith("ferry: "));
+  EXPECT_THAT(r.err, HasSubstr("web-1-c1"));
+  // It says what happened, as ferry says it of any VM whose QEMU was killed, and gives no advice
+  // that cannot help (the QEMU is gone for good).
+  EXPECT_THAT(r.err, HasSubstr("QEMU"));
+  EXPECT_THAT(r.err, HasSubstr("killed by signal 9"));
+  EXPECT_THAT(r.err, Not(HasSubstr("reconnect")));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+  ExpectNothingLeftAndParentRuns("web-1-c1");
+
+  // The name is free again and the snapshot intact: the next clone works.
+  std::filesystem::remove(flag);
+  CommandResult again = Ferry({"clone", "warm", "--forward", "0:6379"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  json vm = FerryJson({"vm", "show", "web-1-c1"});
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(Redis(vm["spec"]["network"]["forwards"][0]["host_port"].get<uint16_t>(), {"get", "k"}).out,
+            "parent-data");
+}
+
+}  // namespace
+}  // namespace ferry::testing
