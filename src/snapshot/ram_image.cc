@@ -54,11 +54,12 @@ uint64_t MiB(uint64_t bytes) { return (bytes + (uint64_t{1} << 20) - 1) >> 20; }
 
 bool IsNoSpace(int err) { return err == ENOSPC || err == EDQUOT; }
 
-Status NoSpace(const RamCopyOptions& options, const std::string& dst, uint64_t needs_bytes) {
+// Messages below leave out RamCopyOptions::what: CopyRamFile adds it once, to every error.
+Status NoSpace(const std::string& dst, uint64_t needs_bytes) {
   const std::string dir = std::filesystem::path(dst).parent_path().string();
   auto free_bytes = FreeBytesOn(dir);
   return Status::ResourceExhausted(
-      options.what + ": no space left in " + dir + " for the RAM image (needs up to " +
+      "no space left in " + dir + " for the RAM image (needs up to " +
       std::to_string(MiB(needs_bytes)) + " MiB" +
       (free_bytes.ok() ? ", " + std::to_string(*free_bytes >> 20) + " MiB free" : "") +
       "); free memory or space there, or delete snapshots no longer needed");
@@ -70,9 +71,9 @@ Status WriteFully(const RamCopyOptions& options, int fd, const std::string& dst,
   while (done < size) {
     ssize_t n = options.pwrite(fd, data + done, size - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && IsNoSpace(errno)) return NoSpace(options, dst, needs_bytes);
+    if (n < 0 && IsNoSpace(errno)) return NoSpace(dst, needs_bytes);
     if (n <= 0) {
-      return Status::Internal(options.what + ": cannot write " + dst + ": " +
+      return Status::Internal("cannot write " + dst + ": " +
                               (n < 0 ? std::strerror(errno) : "no progress"));
     }
     done += static_cast<size_t>(n);
@@ -85,8 +86,8 @@ Result<RamImage> CopyOpenFiles(const std::string& src, int in, const std::string
                                uint64_t size, uint64_t src_allocated,
                                const RamCopyOptions& options) {
   if (::ftruncate(out, static_cast<off_t>(size)) != 0) {
-    if (IsNoSpace(errno)) return NoSpace(options, dst, src_allocated);
-    return Status::Internal(options.what + ": cannot size " + dst + ": " + std::strerror(errno));
+    if (IsNoSpace(errno)) return NoSpace(dst, src_allocated);
+    return Status::Internal("cannot size " + dst + ": " + std::strerror(errno));
   }
   RamImage image;
   image.size_bytes = size;
@@ -98,19 +99,60 @@ Result<RamImage> CopyOpenFiles(const std::string& src, int in, const std::string
     return WriteFully(options, out, dst, src_allocated, data, n, offset);
   };
   for (uint64_t i = 0; i < scanner.chunk_count(); ++i) {
-    auto digest = scanner.ScanChunk(i, write_run);
-    if (!digest.ok()) return digest.status().WithContext(options.what);
-    image.chunks.push_back(RamChunk{digest->zero, digest->crc32});
+    FERRY_ASSIGN_OR_RETURN(ChunkDigest digest, scanner.ScanChunk(i, write_run));
+    image.chunks.push_back(RamChunk{digest.zero, digest.crc32});
   }
   // A no-op on tmpfs, where RAM images normally live. On a disk it makes "the manifest exists"
   // (written after this, with its own fsync) imply "the RAM bytes survived a host crash".
   if (::fsync(out) != 0) {
-    if (IsNoSpace(errno)) return NoSpace(options, dst, src_allocated);
-    return Status::Internal(options.what + ": cannot flush " + dst + ": " + std::strerror(errno));
+    if (IsNoSpace(errno)) return NoSpace(dst, src_allocated);
+    return Status::Internal("cannot flush " + dst + ": " + std::strerror(errno));
   }
   if (::fchmod(out, 0400) != 0) {
-    return Status::Internal(options.what + ": cannot make " + dst + " read-only: " +
-                            std::strerror(errno));
+    return Status::Internal("cannot make " + dst + " read-only: " + std::strerror(errno));
+  }
+  return image;
+}
+
+// Opens both files, copies, and removes `dst` again if anything failed after creating it.
+Result<RamImage> CopyFile(const std::string& src, const std::string& dst,
+                          const RamCopyOptions& options) {
+  if (options.chunk_bytes == 0 || options.chunk_bytes % kPageBytes != 0) {
+    return Status::InvalidArgument("chunk size " + std::to_string(options.chunk_bytes) +
+                                   " is not a multiple of 4096");
+  }
+  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.fd < 0) {
+    return (errno == ENOENT ? Status::NotFound : Status::Internal)("cannot open RAM file " + src +
+                                                                   ": " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Status::InvalidArgument("RAM file " + src + " is not a regular file");
+  }
+  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (out.fd < 0) {
+    return (errno == EEXIST ? Status::AlreadyExists : Status::Internal)(
+        "cannot create " + dst + ": " + std::strerror(errno));
+  }
+  // The source's allocated size bounds what the copy can need: zero pages are not written.
+  const uint64_t src_allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  auto image = CopyOpenFiles(src, in.fd, dst, out.fd, static_cast<uint64_t>(st.st_size),
+                             src_allocated, options);
+  const int close_rc = ::close(out.fd);
+  const int close_errno = errno;
+  out.fd = -1;
+  if (image.ok() && close_rc != 0) {
+    image = IsNoSpace(close_errno)
+                ? NoSpace(dst, src_allocated)
+                : Status::Internal("cannot close " + dst + ": " + std::strerror(close_errno));
+  }
+  if (!image.ok()) {
+    ::unlink(dst.c_str());
+    // Measure the free space again now the partial copy is gone, so the message tells the truth.
+    if (image.status().code() == Status::Code::kResourceExhausted) {
+      return NoSpace(dst, src_allocated);
+    }
   }
   return image;
 }
@@ -119,7 +161,9 @@ Result<RamImage> CopyOpenFiles(const std::string& src, int in, const std::string
 
 json RamImage::ToJson() const {
   json table = json::array();
-  for (const RamChunk& c : chunks) table.push_back(c.zero ? std::string(kZeroMarker) : Hex32(c.crc32));
+  for (const RamChunk& c : chunks) {
+    table.push_back(c.zero ? std::string(kZeroMarker) : Hex32(c.crc32));
+  }
   return {{"size", size_bytes},
           {"chunk_bytes", chunk_bytes},
           {"checksum", kChecksum},
@@ -138,10 +182,13 @@ Result<RamImage> RamImage::FromJson(const json& j, const std::string& file) {
       return bad(std::string("\"ram.") + key + "\" is missing or not a whole number");
     }
   }
-  if (!j.contains("checksum") || !j["checksum"].is_string()) return bad("\"ram.checksum\" is missing");
+  if (!j.contains("checksum") || !j["checksum"].is_string()) {
+    return bad("\"ram.checksum\" is missing");
+  }
   if (j["checksum"] != kChecksum) {
     return Status::FailedPrecondition("snapshot manifest " + file + ": RAM checksum " +
-                                      j["checksum"].dump() + " is unknown to this ferryd; upgrade ferry");
+                                      j["checksum"].dump() +
+                                      " is unknown to this ferryd; upgrade ferry");
   }
   RamImage image;
   image.size_bytes = j["size"].get<uint64_t>();
@@ -178,45 +225,8 @@ Result<RamImage> CopyRamFile(const std::string& src, const std::string& dst,
   const auto start = std::chrono::steady_clock::now();
   RamCopyOptions options = options_in;
   if (!options.pwrite) options.pwrite = ::pwrite;
-  if (options.chunk_bytes == 0 || options.chunk_bytes % kPageBytes != 0) {
-    return Status::InvalidArgument(options.what + ": chunk size " +
-                                   std::to_string(options.chunk_bytes) +
-                                   " is not a multiple of 4096");
-  }
-  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.fd < 0) {
-    return (errno == ENOENT ? Status::NotFound : Status::Internal)(
-        options.what + ": cannot open RAM file " + src + ": " + std::strerror(errno));
-  }
-  struct stat st;
-  if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Status::InvalidArgument(options.what + ": RAM file " + src + " is not a regular file");
-  }
-  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (out.fd < 0) {
-    return (errno == EEXIST ? Status::AlreadyExists : Status::Internal)(
-        options.what + ": cannot create " + dst + ": " + std::strerror(errno));
-  }
-  // The source's allocated size bounds what the copy can need: zero pages are not written.
-  const uint64_t src_allocated = static_cast<uint64_t>(st.st_blocks) * 512;
-  auto image = CopyOpenFiles(src, in.fd, dst, out.fd, static_cast<uint64_t>(st.st_size),
-                             src_allocated, options);
-  const int close_rc = ::close(out.fd);
-  const int close_errno = errno;
-  out.fd = -1;
-  if (image.ok() && close_rc != 0) {
-    image = IsNoSpace(close_errno) ? NoSpace(options, dst, src_allocated)
-                                   : Status::Internal(options.what + ": cannot close " + dst +
-                                                      ": " + std::strerror(close_errno));
-  }
-  if (!image.ok()) {
-    ::unlink(dst.c_str());
-    // Recompute the free space now the partial copy is gone, so the message tells the truth.
-    if (image.status().code() == Status::Code::kResourceExhausted) {
-      return NoSpace(options, dst, src_allocated);
-    }
-    return image;
-  }
+  auto image = CopyFile(src, dst, options);
+  if (!image.ok()) return image.status().WithContext(options.what);
   image->copy_micros = std::chrono::duration_cast<std::chrono::microseconds>(
                            std::chrono::steady_clock::now() - start)
                            .count();
@@ -232,12 +242,14 @@ Status VerifyRamFile(const std::string& path, const RamImage& expected) {
         what + ": cannot open: " + std::strerror(errno) + (errno == ENOENT ? advice : ""));
   }
   struct stat st;
-  if (::fstat(fd.fd, &st) != 0) return Status::Internal(what + ": cannot stat: " + std::strerror(errno));
+  if (::fstat(fd.fd, &st) != 0) {
+    return Status::Internal(what + ": cannot stat: " + std::strerror(errno));
+  }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size != expected.size_bytes) {
-    return Status::Corruption(what + ": " + (size < expected.size_bytes ? "truncated: " : "wrong size: ") +
-                              std::to_string(size) + " bytes, expected " +
-                              std::to_string(expected.size_bytes) + advice);
+    return Status::Corruption(
+        what + ": " + (size < expected.size_bytes ? "truncated: " : "wrong size: ") +
+        std::to_string(size) + " bytes, expected " + std::to_string(expected.size_bytes) + advice);
   }
   if (expected.chunk_bytes == 0 || expected.chunk_bytes % kPageBytes != 0) {
     return Status::InvalidArgument(what + ": expected chunk size is not a multiple of 4096");

@@ -8,10 +8,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 
@@ -33,7 +32,7 @@ struct RamImage {
   uint64_t chunk_bytes = kDefaultChunkBytes;  // the last chunk may be shorter
   std::vector<RamChunk> chunks;               // ceil(size_bytes / chunk_bytes) entries
   uint64_t data_bytes = 0;                    // bytes actually written (the rest are holes)
-  int64_t copy_micros = 0;  // how long CopyRamFile took; reported, not persisted
+  int64_t copy_micros = 0;                    // how long CopyRamFile took; reported, not persisted
 
   // {"size": N, "chunk_bytes": N, "checksum": "crc32", "data_bytes": N,
   //  "chunks": ["zero", "1c291ca3", ...]}

@@ -73,6 +73,7 @@ Status RamScanner::ReadFully(char* buf, size_t size, uint64_t offset) {
                                 std::to_string(size_) + " bytes");
     }
     done += static_cast<size_t>(n);
+    bytes_read_ += static_cast<uint64_t>(n);
   }
   return Status::Ok();
 }

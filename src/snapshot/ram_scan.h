@@ -44,6 +44,9 @@ class RamScanner {
   // the first error it returns. Holes cost one cached lseek; only data extents are read.
   Result<ChunkDigest> ScanChunk(uint64_t index, const DataRunFn& on_data = nullptr);
 
+  // Bytes read from the file so far: only its data extents, never its holes.
+  uint64_t bytes_read() const { return bytes_read_; }
+
  private:
   struct Extent {
     bool data = false;
@@ -61,6 +64,7 @@ class RamScanner {
   uint64_t cached_end_ = 0;  // empty cache while cached_end_ <= cached_start_
   bool cached_data_ = false;
   std::vector<char> buf_;  // one chunk
+  uint64_t bytes_read_ = 0;
 };
 
 }  // namespace ferry::snapshot

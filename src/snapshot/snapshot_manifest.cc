@@ -58,8 +58,8 @@ class FieldReader {
   explicit FieldReader(std::string file) : file_(std::move(file)) {}
 
   Status Missing(const std::string& key, const char* want) const {
-    return Status::Corruption("snapshot manifest " + file_ + ": \"" + key + "\" is missing or not " +
-                              want + kDamaged);
+    return Status::Corruption("snapshot manifest " + file_ + ": \"" + key +
+                              "\" is missing or not " + want + kDamaged);
   }
   Result<std::string> String(const json& obj, const std::string& prefix, const char* key) const {
     if (!obj.contains(key) || !obj[key].is_string()) return Missing(prefix + key, "a string");
@@ -72,7 +72,9 @@ class FieldReader {
     return obj[key].get<uint64_t>();
   }
   Result<int64_t> Integer(const json& obj, const std::string& prefix, const char* key) const {
-    if (!obj.contains(key) || !obj[key].is_number_integer()) return Missing(prefix + key, "an integer");
+    if (!obj.contains(key) || !obj[key].is_number_integer()) {
+      return Missing(prefix + key, "an integer");
+    }
     return obj[key].get<int64_t>();
   }
   Result<json> Object(const json& obj, const std::string& prefix, const char* key) const {

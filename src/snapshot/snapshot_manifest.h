@@ -13,9 +13,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/status.h"
 #include "snapshot/ram_image.h"
@@ -46,8 +45,8 @@ struct SnapshotManifest {
   nlohmann::json vm_spec = nlohmann::json::object();  // opaque here: vm::VmSpec::FromJson reads it
   std::string image;
   uint64_t memory_mib = 0;
-  std::string accelerator;  // "kvm" or "tcg": a clone must run on the same one
-  std::string machine;      // opaque description of machine type and CPU model
+  std::string accelerator;    // "kvm" or "tcg": a clone must run on the same one
+  std::string machine;        // opaque description of machine type and CPU model
   int64_t created_at_ms = 0;  // Unix time
   int64_t pause_ms = 0;       // how long the source VM stood paused
   DeviceStateFile device_state;

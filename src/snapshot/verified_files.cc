@@ -58,8 +58,8 @@ Status VerifiedFiles::Check(const std::string& path, const RamImage& expected) {
   FERRY_RETURN_IF_ERROR(options_.verify(path, expected));
   // Remember only what provably did not change while it was read, and is not racily recent.
   Identity after;
-  const bool settled = std::max(before.mtime_ns, before.ctime_ns) + options_.racy_window_ns <=
-                       started_ns;
+  const bool settled =
+      std::max(before.mtime_ns, before.ctime_ns) + options_.racy_window_ns <= started_ns;
   if (have_before && Stat(path, &after) && after == before && settled) {
     entry->verified = true;
     entry->identity = before;

@@ -41,8 +41,8 @@ class VerifiedFiles {
   using Verifier = std::function<Status(const std::string& path, const RamImage& expected)>;
 
   struct Options {
-    Verifier verify;                   // the full check; VerifyRamFile when unset
-    std::function<int64_t()> now_ns;   // CLOCK_REALTIME, the clock of file timestamps, when unset
+    Verifier verify;                  // the full check; VerifyRamFile when unset
+    std::function<int64_t()> now_ns;  // CLOCK_REALTIME, the clock of file timestamps, when unset
     int64_t racy_window_ns = 50'000'000;  // above the coarsest timestamp tick (10 ms at HZ=100)
   };
 

@@ -96,6 +96,17 @@ TEST_F(VerifiedFilesTest, AnUnchangedFileIsCheckedWithAStatOnly) {
   EXPECT_EQ(verified.full_verifications(), 1u);
 }
 
+TEST_F(VerifiedFilesTest, AnUnchangedFileIsCheckedAgainstADifferentTable) {
+  VerifiedFiles verified(Counting());
+  ASSERT_TRUE(verified.Check(ram_, image_).ok());
+  RamImage other = image_;
+  other.chunks[1].crc32 ^= 1;
+  Status st = verified.Check(ram_, other);
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("chunk 1"));
+  EXPECT_EQ(reads_, 2);
+}
+
 TEST_F(VerifiedFilesTest, AWriteAfterVerificationIsCaught) {
   // Lets the test play the damaging writer as any user; moves ctime only, mtime stays in 2001.
   ASSERT_EQ(::chmod(ram_.c_str(), 0600), 0);
