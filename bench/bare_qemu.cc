@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "bench/interrupt.h"
 #include "core/files.h"
@@ -67,6 +68,7 @@ Result<std::unique_ptr<BareQemu>> BareQemu::Launch(const qemu::LaunchSpec& spec,
 }
 
 BareQemu::~BareQemu() {
+  qmp_.reset();  // before QEMU goes, so the client never waits on a dead socket
   if (process_) {
     process_->Signal(SIGKILL);
     process_->WaitExit(milliseconds(10000));
@@ -77,8 +79,9 @@ BareQemu::~BareQemu() {
 }
 
 bool BareQemu::ConsoleHas(const std::string& marker) {
-  // A match may straddle two reads: search from just before the new bytes.
-  size_t from = console_.size() > marker.size() ? console_.size() - marker.size() : 0;
+  // Searched from the start: the console is small, and a marker may straddle two reads or have
+  // come in the same read as an earlier marker the caller waited for.
+  const size_t from = 0;
   char buf[4096];
   ssize_t n;
   while ((n = ::pread(console_fd_, buf, sizeof buf, static_cast<off_t>(console_.size()))) > 0) {
@@ -119,6 +122,49 @@ Result<BareQemu::Clock::time_point> BareQemu::WaitForConsole(const std::string& 
       }
     }
   }
+}
+
+Result<qemu::QmpClient*> BareQemu::Qmp(milliseconds timeout) {
+  if (qmp_) return qmp_.get();
+  const auto deadline = Clock::now() + timeout;
+  Status last = Status::Unavailable("QMP socket " + spec_.qmp_socket + " never appeared");
+  while (Clock::now() < deadline) {
+    if (auto ex = process_->WaitExit(milliseconds(0))) {
+      return Status::Unavailable("QEMU " + ex->Describe() + " before its monitor answered; QEMU said: " +
+                                 OneLine(TailFile(qemu_log_, kLastWordsBytes)));
+    }
+    if (Interrupted()) return Status::Unavailable("interrupted");
+    if (PathExists(spec_.qmp_socket)) {
+      auto client = qemu::QmpClient::Connect(spec_.qmp_socket, milliseconds(2000));
+      if (client.ok()) {
+        qmp_ = std::move(client).value();
+        return qmp_.get();
+      }
+      last = client.status();
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return Status::DeadlineExceeded("QEMU's monitor did not answer within " +
+                                  std::to_string(timeout.count()) + " ms: " + last.message());
+}
+
+Status BareQemu::AwaitMigration(milliseconds timeout) {
+  FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * qmp, Qmp(timeout));
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (Interrupted()) return Status::Unavailable("interrupted");
+    auto info = qmp->Execute("query-migrate");
+    if (!info.ok()) return info.status().WithContext("query-migrate");
+    const std::string status = info->value("status", "");
+    if (status == "completed") return Status::Ok();
+    if (status == "failed" || status == "cancelled") {
+      return Status::Unavailable("the migration failed in QEMU: " +
+                                 info->value("error-desc", std::string("no reason given")));
+    }
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return Status::DeadlineExceeded("the migration did not finish within " +
+                                  std::to_string(timeout.count()) + " ms");
 }
 
 }  // namespace ferry::bench

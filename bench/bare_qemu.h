@@ -11,6 +11,7 @@
 #include "core/process.h"
 #include "core/status.h"
 #include "qemu/launch_spec.h"
+#include "qemu/qmp_client.h"
 
 namespace ferry::bench {
 
@@ -36,6 +37,17 @@ class BareQemu {
   Result<Clock::time_point> WaitForConsole(const std::string& marker,
                                            std::chrono::milliseconds timeout);
 
+  // QEMU's monitor (spec.qmp_socket), connected on first use the way ferryd connects to its
+  // QEMUs: the socket is polled every 10 ms until QEMU answers. Fails if QEMU exits first, on
+  // timeout, or when the benchmark is interrupted. The client lives as long as this object.
+  Result<qemu::QmpClient*> Qmp(std::chrono::milliseconds timeout);
+  // Polls query-migrate every millisecond (as ferryd does) until the migration, outgoing or
+  // incoming, completes; fails if it fails, QEMU exits, on timeout or interruption.
+  Status AwaitMigration(std::chrono::milliseconds timeout);
+
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
+  const qemu::LaunchSpec& spec() const { return spec_; }
+
  private:
   BareQemu(qemu::LaunchSpec spec, std::string qemu_log)
       : spec_(std::move(spec)), qemu_log_(std::move(qemu_log)) {}
@@ -46,6 +58,7 @@ class BareQemu {
   qemu::LaunchSpec spec_;
   std::string qemu_log_;
   std::optional<Process> process_;
+  std::unique_ptr<qemu::QmpClient> qmp_;
   int inotify_fd_ = -1;
   int console_fd_ = -1;
   std::string console_;  // everything read so far

@@ -25,8 +25,20 @@ std::string Goal::Describe() const {
       return "< " + FormatNumber(limit) + "% over";
     case Kind::kMaxMillis:
       return "< " + FormatNumber(limit) + " ms";
+    case Kind::kMinSpeedup:
+      return text.empty() ? ">= " + FormatNumber(limit) + "x faster" : text;
+    case Kind::kMaxRatio:
+      return text.empty() ? "ratio <= " + FormatNumber(limit) : text;
   }
   return "-";
+}
+
+const char* UnitName(Unit unit) { return unit == Unit::kMiB ? "MiB" : "ms"; }
+
+std::string FormatValue(double value, Unit unit) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, value >= 100 ? "%.0f %s" : "%.1f %s", value, UnitName(unit));
+  return buf;
 }
 
 std::optional<double> Median(std::vector<double> samples) {
@@ -57,6 +69,13 @@ std::optional<double> FigureResult::OverheadPercent() const {
   return (*r - 1) * 100;
 }
 
+std::optional<double> FigureResult::Speedup() const {
+  auto f = FerryMedian();
+  auto c = ComparisonMedian();
+  if (!f || !c || *f <= 0) return std::nullopt;
+  return *c / *f;
+}
+
 std::optional<bool> FigureResult::GoalMet() const {
   switch (spec.goal.kind) {
     case Goal::Kind::kNone:
@@ -71,25 +90,41 @@ std::optional<bool> FigureResult::GoalMet() const {
       if (!f) return std::nullopt;
       return *f < spec.goal.limit;
     }
+    case Goal::Kind::kMinSpeedup: {
+      auto s = Speedup();
+      if (!s) return std::nullopt;
+      return *s >= spec.goal.limit;
+    }
+    case Goal::Kind::kMaxRatio: {
+      auto r = Ratio();
+      if (!r) return std::nullopt;
+      return *r <= spec.goal.limit;
+    }
   }
   return std::nullopt;
 }
 
 nlohmann::json FigureResult::ToJson() const {
+  // Times keep their historical "_ms" keys; other units use "samples"/"median" and "unit".
+  const std::string suffix = spec.unit == Unit::kMillis ? "_ms" : "";
+  auto side = [&](const std::string& key, const std::vector<double>& samples,
+                  const std::optional<double>& median) {
+    return nlohmann::json{{"key", key}, {"samples" + suffix, samples},
+                          {"median" + suffix, OptionalJson(median)}};
+  };
   nlohmann::json j = {
       {"name", spec.name},
-      {"ferry",
-       {{"key", spec.ferry_key},
-        {"samples_ms", ferry_ms},
-        {"median_ms", OptionalJson(FerryMedian())}}},
+      {"unit", UnitName(spec.unit)},
+      {"ferry", side(spec.ferry_key, ferry_ms, FerryMedian())},
       {"goal", {{"text", spec.goal.Describe()}}},
   };
+  if (spec.optional) j["skipped"] = skipped();
   if (has_comparison()) {
-    j["comparison"] = {{"key", spec.comparison_key},
-                       {"samples_ms", comparison_ms},
-                       {"median_ms", OptionalJson(ComparisonMedian())}};
+    j["comparison"] = side(spec.comparison_key, comparison_ms, ComparisonMedian());
+    j["comparison"]["from_ferry_side"] = spec.comparison_on_ferry_side;
     j["ratio"] = OptionalJson(Ratio());
     j["overhead_percent"] = OptionalJson(OverheadPercent());
+    j["speedup"] = OptionalJson(Speedup());
   }
   auto met = GoalMet();
   j["goal"]["met"] = met ? nlohmann::json(*met) : nlohmann::json(nullptr);

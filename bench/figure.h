@@ -9,42 +9,68 @@
 
 namespace ferry::bench {
 
-// What a figure should reach. Overhead goals compare the ferry median with the comparison median;
-// absolute goals look at the ferry median alone.
+// What a figure should reach. Overhead, ratio and speed-up goals compare the ferry median with the
+// comparison median; absolute goals look at the ferry median alone.
 struct Goal {
-  enum class Kind { kNone, kMaxOverheadPercent, kMaxMillis };
+  enum class Kind { kNone, kMaxOverheadPercent, kMaxMillis, kMinSpeedup, kMaxRatio };
   Kind kind = Kind::kNone;
   double limit = 0;
+  std::string text;  // overrides Describe()'s wording when not empty
 
   static Goal None() { return {}; }
-  static Goal MaxOverheadPercent(double percent) { return {Kind::kMaxOverheadPercent, percent}; }
-  static Goal MaxMillis(double ms) { return {Kind::kMaxMillis, ms}; }
-  std::string Describe() const;  // "< 5% over", "< 100 ms", "-"
+  static Goal MaxOverheadPercent(double percent) {
+    return {Kind::kMaxOverheadPercent, percent, ""};
+  }
+  static Goal MaxMillis(double ms) { return {Kind::kMaxMillis, ms, ""}; }
+  // comparison median / ferry median >= factor: "ferry is at least N times faster".
+  static Goal MinSpeedup(double factor) { return {Kind::kMinSpeedup, factor, ""}; }
+  // ferry median / comparison median <= limit ("within 1.2x", "at most 20% of").
+  static Goal MaxRatio(double limit, std::string text = "") {
+    return {Kind::kMaxRatio, limit, std::move(text)};
+  }
+  std::string Describe() const;  // "< 5% over", "< 100 ms", ">= 50x faster", "ratio <= 1.2", "-"
 };
+
+// What a figure's samples count. Times are the default; memory figures are in MiB.
+enum class Unit { kMillis, kMiB };
+const char* UnitName(Unit unit);  // "ms" / "MiB"
+std::string FormatValue(double value, Unit unit);  // "8123 ms", "41.7 ms", "512 MiB"
 
 // One row of the table. A run of one side returns measurements by key (see Measurements); the
 // row takes its ferry samples from `ferry_key` and its comparison samples from `comparison_key`.
 // The same key may feed several rows (one bare-QEMU time compared with two ferry times).
+//
+// A row may also compare two measurements of the ferry side (a clone from the warm pool next to
+// one without it, 1 GiB next to 256 MiB): `comparison_on_ferry_side` then takes the comparison
+// samples from the ferry side's runs. An `optional` row may lack its keys (a feature the ferry
+// under test does not have yet): it is then shown as skipped instead of failing the entry.
 struct FigureSpec {
   std::string name;            // "cold boot to ready"
-  std::string ferry_key;       // measurement key on the ferry side
+  std::string ferry_key;       // measurement key on the ferry side; "" for none
   std::string comparison_key;  // measurement key on the comparison side; "" for none
   Goal goal;
+  Unit unit = Unit::kMillis;
+  bool comparison_on_ferry_side = false;
+  bool optional = false;
 };
 
-// A figure with its samples, in run order. All times are milliseconds.
+// A figure with its samples, in run order, in the figure's unit (times in milliseconds).
 struct FigureResult {
   FigureSpec spec;
   std::vector<double> ferry_ms;
   std::vector<double> comparison_ms;
 
   bool has_comparison() const { return !spec.comparison_key.empty(); }
+  // An optional figure that got no samples: what it measures was not available.
+  bool skipped() const { return spec.optional && ferry_ms.empty() && comparison_ms.empty(); }
   std::optional<double> FerryMedian() const;
   std::optional<double> ComparisonMedian() const;
   // ferry median / comparison median; empty without a comparison or samples.
   std::optional<double> Ratio() const;
   // (Ratio - 1) * 100.
   std::optional<double> OverheadPercent() const;
+  // comparison median / ferry median (1 / Ratio).
+  std::optional<double> Speedup() const;
   // Empty when the figure has no goal or lacks the samples to judge it.
   std::optional<bool> GoalMet() const;
 

@@ -13,15 +13,26 @@ std::string Format(const char* fmt, double v) {
   return buf;
 }
 
-std::string MillisOrDash(const std::optional<double>& ms) { return ms ? FormatMillis(*ms) : "-"; }
+std::string ValueOrDash(const std::optional<double>& v, Unit unit) {
+  return v ? FormatValue(*v, unit) : "-";
+}
 
+// Near 1 a ratio reads best as an overhead; far below it, as a factor ("83.3x less").
 std::string RatioCell(const FigureResult& f) {
   auto r = f.Ratio();
   if (!r) return "-";
+  if (*r < 0.5 && f.Speedup()) {
+    return Format(*r < 0.01 ? "%.4f" : "%.3f", *r) + " (" + Format("%.1fx less", *f.Speedup()) +
+           ")";
+  }
   return Format("%.3f", *r) + " (" + Format("%+.1f%%", *f.OverheadPercent()) + ")";
 }
 
 std::string GoalCell(const FigureResult& f) {
+  if (f.skipped()) {
+    return (f.spec.goal.kind == Goal::Kind::kNone ? "" : f.spec.goal.Describe() + ": ") +
+           "skipped (see notes)";
+  }
   if (f.spec.goal.kind == Goal::Kind::kNone) return "-";
   auto met = f.GoalMet();
   return f.spec.goal.Describe() + ": " + (!met ? "no data" : *met ? "met" : "MISSED");
@@ -62,15 +73,15 @@ class TextTable {
   std::vector<std::vector<std::string>> rows_;
 };
 
-std::string SampleList(const std::vector<double>& samples) {
+std::string SampleList(const std::vector<double>& samples, Unit unit) {
   std::string out;
-  for (double s : samples) out += (out.empty() ? "" : "  ") + FormatMillis(s);
+  for (double s : samples) out += (out.empty() ? "" : "  ") + FormatValue(s, unit);
   return out.empty() ? "-" : out;
 }
 
 }  // namespace
 
-std::string FormatMillis(double ms) { return Format(ms >= 100 ? "%.0f ms" : "%.1f ms", ms); }
+std::string FormatMillis(double ms) { return FormatValue(ms, Unit::kMillis); }
 
 void PrintResultTable(const EntryResult& result, std::ostream& out) {
   const EntryInfo& info = result.info;
@@ -83,17 +94,28 @@ void PrintResultTable(const EntryResult& result, std::ostream& out) {
   for (const FigureResult& f : result.figures) {
     std::string runs = std::to_string(f.ferry_ms.size());
     if (f.has_comparison()) runs += "+" + std::to_string(f.comparison_ms.size());
-    table.AddRow({f.spec.name, MillisOrDash(f.FerryMedian()),
-                  f.has_comparison() ? MillisOrDash(f.ComparisonMedian()) : "-", RatioCell(f),
-                  GoalCell(f), runs});
+    table.AddRow({f.spec.name, ValueOrDash(f.FerryMedian(), f.spec.unit),
+                  f.has_comparison() ? ValueOrDash(f.ComparisonMedian(), f.spec.unit) : "-",
+                  RatioCell(f), GoalCell(f), runs});
   }
   table.Print(out, {false, true, true, true, false, true});
 
-  out << "\nsamples in run order (the sides alternate: ferry, comparison, ferry, ...):\n";
+  if (info.comparison_side.empty()) {
+    out << "\nsamples in run order (ferry side only; a row's two columns come from the same runs):\n";
+  } else {
+    out << "\nsamples in run order (the sides alternate: ferry, comparison, ferry, ...):\n";
+  }
   for (const FigureResult& f : result.figures) {
-    out << "  " << f.spec.name << "\n";
-    out << "    ferry       " << SampleList(f.ferry_ms) << "\n";
-    if (f.has_comparison()) out << "    comparison  " << SampleList(f.comparison_ms) << "\n";
+    const size_t text = f.spec.name.find_first_not_of(' ');
+    out << "  " << f.spec.name.substr(text == std::string::npos ? 0 : text)
+        << (f.skipped() ? "  (skipped)" : "") << "\n";
+    if (!f.spec.ferry_key.empty()) {
+      out << "    ferry       " << SampleList(f.ferry_ms, f.spec.unit) << "\n";
+    }
+    if (f.has_comparison()) {
+      out << "    comparison  " << SampleList(f.comparison_ms, f.spec.unit)
+          << (f.spec.comparison_on_ferry_side ? "  (from the ferry side's runs)" : "") << "\n";
+    }
   }
   if (!result.notes.empty()) {
     out << "\nnotes:\n";

@@ -1,12 +1,24 @@
 #include "bench/runner.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <fstream>
 
 #include "bench/interrupt.h"
 
 namespace ferry::bench {
 
 const char* SideName(Side side) { return side == Side::kFerry ? "ferry" : "comparison"; }
+
+namespace {
+// The 1-minute load average, as /proc/loadavg prints it; "?" if unreadable.
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one;
+  return in >> one ? one : "?";
+}
+}  // namespace
 
 std::vector<std::pair<std::string, EntryFactory>>& EntryRegistry() {
   static std::vector<std::pair<std::string, EntryFactory>> entries;
@@ -50,9 +62,16 @@ Result<EntryResult> Runner::Run(const std::string& name) {
   if (!entry) return Status::NotFound("no benchmark entry named '" + name + "'");
   EntryInfo info = entry->Info();
 
+  const std::string load_before = LoadAverage();
   Status st = entry->SetUp(config_);
   Result<EntryResult> result = st.ok() ? RunRounds(*entry, info) : Result<EntryResult>(st);
-  if (result.ok()) result->notes = entry->Notes();
+  if (result.ok()) {
+    result->notes = entry->Notes();
+    // Other work on the host moves every absolute number; the ratios are what compare.
+    result->notes.push_back("host: " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) +
+                            " CPUs; 1-minute load average " + load_before +
+                            " before the entry, " + LoadAverage() + " after it");
+  }
   entry->TearDown();
   if (!result.ok()) return result.status().WithContext(name);
   return result;
@@ -78,8 +97,8 @@ Result<EntryResult> Runner::RunRounds(BenchEntry& entry, const EntryInfo& info) 
     }
     std::string line = info.name + ": " + what + ", " + SideName(trial.side) + ":";
     for (const auto& [key, ms] : *m) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, " %s=%.1f ms", key.c_str(), ms);
+      char buf[128];
+      std::snprintf(buf, sizeof buf, " %s=%.1f", key.c_str(), ms);
       line += buf;
     }
     progress_(line);
@@ -95,15 +114,22 @@ Result<EntryResult> Runner::RunRounds(BenchEntry& entry, const EntryInfo& info) 
       auto m = run_one({side, round});
       if (!m.ok()) return m.status();
       for (FigureResult& fig : result.figures) {
-        const std::string& key =
-            side == Side::kFerry ? fig.spec.ferry_key : fig.spec.comparison_key;
-        if (key.empty()) continue;
-        auto it = m->find(key);
-        if (it == m->end()) {
-          return Status::Internal("entry measured no '" + key + "' on the " + SideName(side) +
-                                  " side");
+        // Which of this figure's sample lists this side's run feeds, and from which key.
+        std::vector<std::pair<const std::string*, std::vector<double>*>> wanted;
+        if (side == Side::kFerry) wanted.push_back({&fig.spec.ferry_key, &fig.ferry_ms});
+        if ((side == Side::kFerry) == fig.spec.comparison_on_ferry_side) {
+          wanted.push_back({&fig.spec.comparison_key, &fig.comparison_ms});
         }
-        (side == Side::kFerry ? fig.ferry_ms : fig.comparison_ms).push_back(it->second);
+        for (const auto& [key, samples] : wanted) {
+          if (key->empty()) continue;
+          auto it = m->find(*key);
+          if (it == m->end()) {
+            if (fig.spec.optional) continue;
+            return Status::Internal("entry measured no '" + *key + "' on the " + SideName(side) +
+                                    " side");
+          }
+          samples->push_back(it->second);
+        }
       }
     }
   }

@@ -43,7 +43,8 @@ struct Trial {
   bool warm_up() const { return round == 0; }
 };
 
-// What one run measured, in milliseconds, by key (see FigureSpec).
+// What one run measured, by key (see FigureSpec): milliseconds, or MiB for a memory figure.
+// A run may measure keys no figure shows (they appear in the progress line only).
 using Measurements = std::map<std::string, double>;
 
 struct EntryInfo {

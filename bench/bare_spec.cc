@@ -1,0 +1,150 @@
+#include "bench/bare_spec.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "core/files.h"
+#include "core/ids.h"
+#include "core/process.h"
+
+namespace ferry::bench {
+
+namespace {
+
+constexpr char kImage[] = "default";
+
+struct PerVmValues {
+  std::string name, mac, ram_path, console_log, qmp_socket, guest_socket;
+  uint16_t host_port = 0;
+};
+
+std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmValues& v) {
+  const std::vector<std::pair<std::string, std::string>> swaps = {
+      {v.ram_path, "<ram>"},
+      {v.console_log, "<console>"},
+      {v.qmp_socket, "<qmp>"},
+      {v.guest_socket, "<guest>"},
+      {"guest=" + v.name + ",", "guest=<name>,"},
+      {"mac=" + v.mac, "mac=<mac>"},
+      {":" + std::to_string(v.host_port) + "-:", ":<port>-:"},
+  };
+  for (std::string& arg : argv) {
+    for (const auto& [from, to] : swaps) {
+      if (from.empty()) continue;
+      for (size_t at = arg.find(from); at != std::string::npos; at = arg.find(from, at + 1)) {
+        arg.replace(at, from.size(), to);
+      }
+    }
+  }
+  return argv;
+}
+
+}  // namespace
+
+Result<GuestSetup> GuestSetup::Find(const BenchConfig& config) {
+  for (const std::string& binary : {config.ferryd_binary(), config.ferry_binary()}) {
+    if (::access(binary.c_str(), X_OK) != 0) {
+      return Status::NotFound(binary + " is missing; build ferry first (cmake --build " +
+                              config.build_dir + "), or pass --build-dir");
+    }
+  }
+  auto image = vm::ImageCatalog({config.image_dir()}).Find(kImage);
+  if (!image.ok()) {
+    return Status::NotFound("guest image '" + std::string(kImage) + "' is not built in " +
+                            config.image_dir() + " (" + image.status().message() +
+                            "); run the README's setup, then cmake --build " + config.build_dir +
+                            " --target image-default");
+  }
+  GuestSetup g;
+  g.image = *image;
+  if (g.image.ready_marker.empty()) {
+    return Status::FailedPrecondition("image " + g.image.dir + " names no ready_marker");
+  }
+  g.guest_port = g.image.services.empty() ? 6379 : g.image.services.front().guest_port;
+  g.accel = qemu::ChooseAccelerator(qemu::ProbeHost());
+  return g;
+}
+
+qemu::LaunchSpec GuestSetup::BareSpec(const std::string& name, const std::string& dir,
+                                      const std::string& ram_dir, uint64_t memory_mib,
+                                      uint16_t host_port) const {
+  qemu::LaunchSpec s;  // field by field as VmService::LaunchSpecFor fills it for a booted VM
+  s.name = name;
+  s.accelerator = accel.accelerator;
+  s.cpus = 1;
+  s.memory_mib = memory_mib;
+  s.ram_path = ram_dir + "/" + name + ".ram";
+  s.kernel = image.kernel;
+  s.initrd = image.initrd;
+  s.kernel_cmdline = image.kernel_cmdline;
+  s.qmp_socket = dir + "/qmp.sock";
+  s.guest_socket = dir + "/guest.sock";
+  s.console_log = dir + "/console.log";
+  qemu::NicSpec nic;
+  nic.mac = NewMac();
+  nic.forwards.push_back({"127.0.0.1", host_port, guest_port});
+  s.nics.push_back(nic);
+  return s;
+}
+
+Status GuestSetup::CheckSameCommandLine(const nlohmann::json& show, uint16_t ferry_port,
+                                        const std::string& scratch_dir) const {
+  std::vector<std::string> ferry_argv = show.value("qemu_argv", std::vector<std::string>{});
+  const nlohmann::json paths = show.value("paths", nlohmann::json::object());
+  PerVmValues ferry_vm{show.value("name", ""),
+                       show.value("mac", ""),
+                       paths.value("ram_file", ""),
+                       paths.value("console_log", ""),
+                       paths.value("qmp_socket", ""),
+                       paths.value("guest_socket", ""),
+                       ferry_port};
+  const uint16_t bare_port = static_cast<uint16_t>(ferry_port + 1);
+  qemu::LaunchSpec bare = BareSpec("check", scratch_dir + "/check", scratch_dir,
+                                   show.value("memory_mib", uint64_t{256}), bare_port);
+  PerVmValues bare_vm{bare.name,        bare.nics[0].mac,   bare.ram_path, bare.console_log,
+                      bare.qmp_socket, bare.guest_socket, bare_port};
+  auto a = Normalized(ferry_argv, ferry_vm);
+  auto b = Normalized(qemu::BuildCommandLine(bare), bare_vm);
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    std::string fa = i < a.size() ? a[i] : "(nothing)";
+    std::string ba = i < b.size() ? b[i] : "(nothing)";
+    if (fa != ba) {
+      return Status::FailedPrecondition(
+          "the bare QEMU command line differs from ferryd's at argument " + std::to_string(i) +
+          ": ferryd has '" + fa + "', the benchmark built '" + ba +
+          "'; make GuestSetup::BareSpec in bench/bare_spec.cc fill the LaunchSpec as ferryd does");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string GuestSetup::AcceleratorNote() const {
+  return std::string("accelerator: ") + qemu::AcceleratorName(accel.accelerator) + " (" +
+         accel.reason + ")";
+}
+
+std::string GuestSetup::ImageNote() const {
+  return "guest: image '" + image.name + "' from " + image.dir + ", 1 vCPU; ready marker '" +
+         image.ready_marker + "'";
+}
+
+std::string QemuVersionLine(const std::string& scratch_dir) {
+  const std::string out = scratch_dir + "/qemu-version.txt";
+  auto p = Process::Spawn({qemu::LaunchSpec().qemu_binary, "--version"}, out);
+  if (!p.ok()) return "";
+  if (!p->WaitExit(std::chrono::milliseconds(10000))) {
+    p->Signal(SIGKILL);
+    p->WaitExit(std::chrono::milliseconds(5000));
+    return "";
+  }
+  auto read = ReadFile(out);
+  std::string text = read.ok() ? *read : "";
+  ::unlink(out.c_str());
+  return text.substr(0, text.find('\n'));
+}
+
+}  // namespace ferry::bench
