@@ -123,8 +123,9 @@ Result<RamImage> CopyFile(const std::string& src, const std::string& dst,
   }
   Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
   if (in.fd < 0) {
-    return (errno == ENOENT ? Status::NotFound : Status::Internal)("cannot open RAM file " + src +
-                                                                   ": " + std::strerror(errno));
+    const int err = errno;
+    return (err == ENOENT ? Status::NotFound : Status::Internal)("cannot open RAM file " + src +
+                                                                 ": " + std::strerror(err));
   }
   struct stat st;
   if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -132,8 +133,9 @@ Result<RamImage> CopyFile(const std::string& src, const std::string& dst,
   }
   Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (out.fd < 0) {
-    return (errno == EEXIST ? Status::AlreadyExists : Status::Internal)(
-        "cannot create " + dst + ": " + std::strerror(errno));
+    const int err = errno;
+    return (err == EEXIST ? Status::AlreadyExists
+                          : Status::Internal)("cannot create " + dst + ": " + std::strerror(err));
   }
   // The source's allocated size bounds what the copy can need: zero pages are not written.
   const uint64_t src_allocated = static_cast<uint64_t>(st.st_blocks) * 512;
@@ -238,8 +240,9 @@ Status VerifyRamFile(const std::string& path, const RamImage& expected) {
   const std::string advice = "; the snapshot is damaged, take a new one";
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.fd < 0) {
-    return (errno == ENOENT ? Status::Corruption : Status::Internal)(
-        what + ": cannot open: " + std::strerror(errno) + (errno == ENOENT ? advice : ""));
+    const int err = errno;
+    return (err == ENOENT ? Status::Corruption : Status::Internal)(
+        what + ": cannot open: " + std::strerror(err) + (err == ENOENT ? advice : ""));
   }
   struct stat st;
   if (::fstat(fd.fd, &st) != 0) {

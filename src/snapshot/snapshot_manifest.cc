@@ -198,8 +198,9 @@ Result<SnapshotManifest> LoadManifest(const std::string& dir) {
 Result<std::string> Sha256File(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return (errno == ENOENT ? Status::NotFound : Status::Internal)("cannot open " + path + ": " +
-                                                                   std::strerror(errno));
+    const int err = errno;
+    return (err == ENOENT ? Status::NotFound
+                          : Status::Internal)("cannot open " + path + ": " + std::strerror(err));
   }
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   std::vector<unsigned char> buf(size_t{1} << 20);
