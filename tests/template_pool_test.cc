@@ -93,6 +93,9 @@ TEST_F(TemplatePoolTest, TemplateFromAnImageIsSnapshottedAtTheReadyPoint) {
   ASSERT_EQ(vm.exit_code, 0) << vm.err;
   EXPECT_EQ(Redis(HostPort("c-1"), {"ping"}).out, "PONG");
   ASSERT_EQ(Ferry({"vm", "delete", "c-1", "--force"}).exit_code, 0);
+  CommandResult base = Ferry({"snapshot", "delete", "template-cache"});
+  EXPECT_EQ(base.exit_code, 1) << "a template's base snapshot was deleted under it";
+  EXPECT_THAT(base.err, HasSubstr("base of template cache"));
   ASSERT_EQ(Ferry({"template", "delete", "cache"}).exit_code, 0);
   CommandResult snaps = Ferry({"snapshot", "list", "--json"});
   EXPECT_EQ(json::parse(snaps.out).size(), 0u) << "the template's own snapshot was left behind";

@@ -236,17 +236,20 @@ Status TemplateService::Delete(const std::string& name) {
       pools_.erase(it);
     }
   }
+  // The record goes first: a snapshot that is a template's base refuses deletion.
+  FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
   if (row.value("owns_snapshot", false)) {
     // The template's own snapshot goes with it, unless clones still map it.
     Status st = snapshots_.Delete(snapshot);
     if (!st.ok()) {
+      vms_.registry().PutObject(kKind, name, row);
       std::lock_guard<std::mutex> lock(mu_);
       pools_[name].snapshot = snapshot;
       pools_[name].size = row.value("pool_size", 0);
       return st.WithContext("template " + name);
     }
   }
-  return vms_.registry().DeleteObject(kKind, name);
+  return Status::Ok();
 }
 
 json TemplateService::List() {
