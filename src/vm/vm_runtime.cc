@@ -23,6 +23,14 @@ constexpr milliseconds kReadyPollInterval(500);
 constexpr milliseconds kReconnectInterval(50);
 }  // namespace
 
+std::string QemuLastWords(const VmPaths& paths) {
+  std::string words = TailFile(paths.qemu_log, kLastWordsBytes);
+  while (!words.empty() && (words.back() == '\n' || words.back() == ' ' || words.back() == '\r')) {
+    words.pop_back();
+  }
+  return words;
+}
+
 VmRuntime::VmRuntime(Process process, VmPaths paths, Callbacks callbacks)
     : process_(std::move(process)), paths_(std::move(paths)), callbacks_(std::move(callbacks)) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
@@ -40,8 +48,7 @@ Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::stri
   if (!st.ok()) {
     rt->process_.Signal(SIGKILL);
     auto ex = rt->process_.WaitExit(std::chrono::seconds(5));
-    std::string words = TailFile(paths.qemu_log, kLastWordsBytes);
-    while (!words.empty() && (words.back() == '\n' || words.back() == ' ')) words.pop_back();
+    std::string words = QemuLastWords(paths);
     std::string how = ex ? "QEMU " + ex->Describe() : st.message();
     return Status::Unavailable("QEMU did not start: " + how +
                                (words.empty() ? "" : "; QEMU said: " + words));

@@ -24,6 +24,10 @@
 
 namespace ferry::vm {
 
+// The end of QEMU's log (at most 1 KiB, trailing blank space removed): what QEMU said last,
+// quoted in errors and in a failed VM's record.
+std::string QemuLastWords(const VmPaths& paths);
+
 class VmRuntime {
  public:
   // Called from the runtime's own threads; they must not destroy the runtime.

@@ -26,14 +26,8 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 namespace {
-constexpr size_t kLastWordsBytes = 1024;
 constexpr milliseconds kQuitTimeout(5000);
 constexpr milliseconds kKillTimeout(10000);
-
-std::string Trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  return s;
-}
 }  // namespace
 
 // One VM. `mu` guards everything here; `busy` marks the operation that owns the lifecycle
@@ -163,7 +157,7 @@ static void ApplyExit(Vm& vm) {
                                                                    : "rebooted (kernel panic?)") +
                    "; see `ferry vm console " + r.spec.name + "`";
     }
-    r.last_words = Trimmed(TailFile(vm.paths.qemu_log, kLastWordsBytes));
+    r.last_words = QemuLastWords(vm.paths);
     spdlog::warn("vm {}: {}", r.spec.name, r.failure);
   }
   r.guest_ready = false;
@@ -474,7 +468,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     if (!restored.ok()) {
       // If QEMU itself died, that is the news: say so, with its last words, not the QMP echo.
       if (auto ex = restoring->WaitExit(milliseconds(500))) {
-        std::string words = Trimmed(TailFile(vm->paths.qemu_log, kLastWordsBytes));
+        std::string words = QemuLastWords(vm->paths);
         for (char& c : words) {
           if (c == '\n') c = ' ';
         }
