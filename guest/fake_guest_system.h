@@ -1,10 +1,12 @@
 // FakeGuestSystem: a GuestSystem for unit tests. Files live in a map, every call that changes
-// something is logged in order, and any such call can be made to fail by name.
+// something is logged in order, and any such call can be made to fail by name. Calls may come
+// from several threads (each takes a lock); the test reads the fields after the calls return.
 #pragma once
 
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -38,11 +40,13 @@ class FakeGuestSystem : public GuestSystem {
   }
 
   std::optional<std::string> ReadFile(const std::string& path) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     auto it = files.find(path);
     if (it == files.end()) return std::nullopt;
     return it->second;
   }
   std::vector<std::string> ListDir(const std::string& path) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     std::vector<std::string> names;
     std::string prefix = path + "/";
     for (const auto& [file, unused] : files) {
@@ -58,25 +62,30 @@ class FakeGuestSystem : public GuestSystem {
   bool IsInit() override { return is_init; }
   int64_t RealtimeNs() override { return clock_ns; }
   std::optional<std::string> ReadUrandom(std::size_t n) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (Fails("ReadUrandom")) return std::nullopt;
     return std::string(n, '\x5a');
   }
   std::vector<std::string> Ipv4Addresses(const std::string& iface) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     auto it = ipv4.find(iface);
     if (it == ipv4.end()) return {};
     return it->second;
   }
 
   SystemError AddEntropyAndReseed(std::string_view bytes) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return Log("AddEntropyAndReseed " + std::to_string(bytes.size()));
   }
   SystemError SetRealtimeNs(int64_t unix_ns) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (auto error = Log("SetRealtimeNs " + std::to_string(unix_ns))) return error;
     clock_ns = unix_ns;
     return std::nullopt;
   }
   SystemError WriteFileAtomically(const std::string& path, std::string_view contents,
                                   unsigned mode) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (auto error = Log("WriteFileAtomically " + path + " " + std::to_string(mode))) {
       return error;
     }
@@ -84,21 +93,25 @@ class FakeGuestSystem : public GuestSystem {
     return std::nullopt;
   }
   SystemError WriteFileInPlace(const std::string& path, std::string_view contents) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (auto error = Log("WriteFileInPlace " + path)) return error;
     files[path] = std::string(contents);
     return std::nullopt;
   }
   SystemError RemoveFile(const std::string& path) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (auto error = Log("RemoveFile " + path)) return error;
     files.erase(path);
     return std::nullopt;
   }
   SystemError SetHostname(const std::string& name) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (auto error = Log("SetHostname " + name)) return error;
     hostname = name;
     return std::nullopt;
   }
   SystemError SetMacAddress(const std::string& iface, const MacAddress& mac) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     if (auto error = Log("SetMacAddress " + iface)) return error;
     char text[18];
     std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
@@ -108,6 +121,7 @@ class FakeGuestSystem : public GuestSystem {
   }
   ProgramRun RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                         std::chrono::milliseconds) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     std::string line = "RunProgram";
     for (const std::string& a : argv) line += " " + a;
     programs.push_back(argv);
@@ -148,6 +162,9 @@ class FakeGuestSystem : public GuestSystem {
   std::function<ProgramRun(const std::vector<std::string>&)> run_program;
 
  private:
+  // IdentityReset calls from two threads at once; the maps and logs above are not thread-safe.
+  std::recursive_mutex mu_;
+
   bool Fails(const std::string& line) {
     for (const auto& [prefix, unused] : fail) {
       if (line.rfind(prefix, 0) == 0) return true;

@@ -1,7 +1,11 @@
 #include "guest/identity_reset.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <chrono>
 #include <functional>
+#include <thread>
 #include <variant>
 
 namespace ferry::guest {
@@ -15,6 +19,35 @@ std::string Tail(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.size() > kMaxQuotedOutput) text = "..." + text.substr(text.size() - kMaxQuotedOutput);
   return text.empty() ? "no output" : "output: " + text;
+}
+
+struct Timed {
+  SystemError error;
+  double ms = 0;
+};
+
+// The clock step moves CLOCK_REALTIME only; steady_clock is unaffected.
+Timed RunTimed(const std::function<SystemError()>& step) {
+  auto start = std::chrono::steady_clock::now();
+  Timed timed;
+  timed.error = step();
+  timed.ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return timed;
+}
+
+// The value of `key`=VALUE on the kernel command line, if present.
+std::optional<std::string> KernelParam(const std::string& cmdline, const std::string& key) {
+  std::size_t pos = 0;
+  while (pos < cmdline.size()) {
+    std::size_t end = cmdline.find_first_of(" \t\n", pos);
+    if (end == std::string::npos) end = cmdline.size();
+    if (cmdline.compare(pos, key.size() + 1, key + "=") == 0) {
+      return cmdline.substr(pos + key.size() + 1, end - pos - key.size() - 1);
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
 }
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -91,6 +124,31 @@ SystemError IdentityReset::ResetMac(const MacAddress& mac, const std::string& ma
 SystemError IdentityReset::RenewLease() {
   auto nic = FindGuestNic(system_);
   if (!nic) return "no Ethernet interface besides lo in /sys/class/net";
+  // Tap networking: the address is the VM's own (ferry.ip= on the kernel command line, set by
+  // the image's init) and no DHCP server answers on its bridge. The address stayed through the
+  // MAC change; the default route went with the NIC's down and up, so it is set again.
+  const std::string cmdline = system_.ReadFile(kKernelCmdline).value_or("");
+  if (auto static_ip = KernelParam(cmdline, "ferry.ip")) {
+    const auto addresses = system_.Ipv4Addresses(*nic);
+    if (std::find(addresses.begin(), addresses.end(), *static_ip) == addresses.end()) {
+      return *nic + " does not have its static address " + *static_ip + " (ferry.ip)";
+    }
+    auto gateway = KernelParam(cmdline, "ferry.gw");
+    in_addr parsed{};
+    if (!gateway) return std::nullopt;
+    if (inet_pton(AF_INET, gateway->c_str(), &parsed) != 1) {
+      return "ferry.gw=" + *gateway + " on the kernel command line is not an IPv4 address";
+    }
+    ProgramRun run = system_.RunProgram(
+        {"/bin/busybox", "ip", "route", "replace", "default", "via", *gateway, "dev", *nic},
+        {"PATH=/sbin:/bin:/usr/sbin:/usr/bin"}, kDhcpTimeout);
+    if (!run.error.empty()) return "ip route via " + *gateway + ": " + run.error;
+    if (run.exit_code != 0) {
+      return "ip route replace default via " + *gateway + " failed (exit code " +
+             std::to_string(run.exit_code) + "); " + Tail(run.output);
+    }
+    return std::nullopt;
+  }
   // The address the NIC has is asked for again and kept (see images/udhcpc.script): QEMU's user
   // networking forwards host ports to the address the guest had when it booted, while it gives
   // a new MAC a new address.
@@ -118,7 +176,9 @@ SystemError IdentityReset::RenewLease() {
 
 IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
   using Step = std::pair<const char*, std::function<SystemError()>>;
-  const std::vector<Step> steps = {
+  // Quick steps, one after another: the RNG first, so that the key made below draws from the
+  // clone's own state; the MAC before DHCP, so the lease is asked for with the new one.
+  const std::vector<Step> ordered = {
       {"rng", [&] { return system_.AddEntropyAndReseed(identity.entropy); }},
       {"clock", [&] { return system_.SetRealtimeNs(identity.time_unix_ns); }},
       {"machine_id",
@@ -127,6 +187,10 @@ IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
        }},
       {"hostname", [&] { return ResetHostname(identity.hostname); }},
       {"mac", [&] { return ResetMac(identity.mac, identity.mac_text); }},
+  };
+  // The two slow steps each start a program, which under emulation costs most of their time;
+  // they do not depend on each other, so they run side by side.
+  const Step concurrent[] = {
       {"ssh_keys",
        [&]() -> SystemError {
          auto key = host_keys_.Regenerate();
@@ -135,30 +199,45 @@ IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
        }},
       {"dhcp", [&] { return RenewLease(); }},
   };
+  std::vector<const char*> all;
+  for (const Step& step : ordered) all.push_back(step.first);
+  for (const Step& step : concurrent) all.push_back(step.first);
 
   IdentityResetResult result;
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    auto start = std::chrono::steady_clock::now();
-    SystemError error = steps[i].second();
-    // The clock step moves CLOCK_REALTIME only; steady_clock is unaffected.
-    double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (!error) {
-      result.steps_ms.emplace_back(steps[i].first, ms);
-      continue;
-    }
+  auto fail = [&](const char* step, const std::string& error) {
     std::vector<std::string> done, not_done;
     for (const auto& [name, ms_done] : result.steps_ms) done.push_back(name);
-    for (std::size_t j = i + 1; j < steps.size(); ++j) not_done.push_back(steps[j].first);
-    result.failed_step = steps[i].first;
-    result.error =
-        "reset_identity failed at step '" + std::string(steps[i].first) + "': " + *error + ". ";
+    for (const char* name : all) {
+      bool finished = std::find(done.begin(), done.end(), name) != done.end();
+      if (!finished && name != std::string(step)) not_done.push_back(name);
+    }
+    result.failed_step = step;
+    result.error = "reset_identity failed at step '" + std::string(step) + "': " + error + ". ";
     result.error += done.empty() ? "No step was done before it"
-                                 : "Done before it, and still in effect: " + JoinNames(done);
+                                 : "Done, and still in effect: " + JoinNames(done);
     if (!not_done.empty()) result.error += "; not attempted: " + JoinNames(not_done);
     result.error +=
         ". The guest's identity is partly reset; retry reset_identity or discard this clone.";
-    return result;
+  };
+
+  for (const Step& step : ordered) {
+    Timed timed = RunTimed(step.second);
+    if (timed.error) {
+      fail(step.first, *timed.error);
+      return result;
+    }
+    result.steps_ms.emplace_back(step.first, timed.ms);
+  }
+  Timed keys;
+  std::thread keygen([&] { keys = RunTimed(concurrent[0].second); });
+  Timed lease = RunTimed(concurrent[1].second);
+  keygen.join();
+  if (!keys.error) result.steps_ms.emplace_back(concurrent[0].first, keys.ms);
+  if (!lease.error) result.steps_ms.emplace_back(concurrent[1].first, lease.ms);
+  if (keys.error) {
+    fail(concurrent[0].first, *keys.error);
+  } else if (lease.error) {
+    fail(concurrent[1].first, *lease.error);
   }
   return result;
 }

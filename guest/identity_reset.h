@@ -1,7 +1,7 @@
 // IdentityReset: makes a cloned guest its own machine. A clone resumes from its parent's memory
 // with the parent's RNG state, clock, machine-id, hostname, MAC, SSH host keys and DHCP lease;
 // ferryd sends a CloneIdentity right after restore and reports the clone ready only once this
-// has succeeded. The steps run in this order, each timed:
+// has succeeded. The steps run in this order, each timed (the last two side by side):
 //
 //   rng         the host's entropy into the kernel pool, then a CRNG reseed, first, so that
 //               everything after (the SSH key above all) draws from the clone's own state
@@ -10,10 +10,13 @@
 //   hostname    sethostname(), /etc/hostname, the 127.0.1.1 line of /etc/hosts
 //   mac         the NIC's MAC (SIOCSIFHWADDR, the NIC down and up around it)
 //   ssh_keys    the dropbear host keys deleted, a new ed25519 key made
-//   dhcp        the image's udhcpc asks for a lease for the new MAC
+//   dhcp        the image's udhcpc asks for a lease for the new MAC (on tap networking, with
+//               ferry.ip= on the kernel command line: no DHCP; the default route is set again)
 //
-// A failed step stops the sequence; the steps before it stay done (none can be undone: the old
-// RNG state and keys are gone by design).
+// A failed step stops the sequence (both concurrent steps finish either way); the steps done stay
+// done (none can be undone: the old RNG state and keys are gone by design).
+// Thread-safety: Run uses one extra thread for ssh_keys, so the GuestSystem must allow calls
+// from two threads at once (the real one holds no state; the test fake locks).
 #pragma once
 
 #include <optional>
@@ -28,6 +31,8 @@
 namespace ferry::guest {
 
 inline constexpr const char* kUdhcpcScript = "/etc/udhcpc.script";
+// Read for ferry.ip= / ferry.gw=: a VM on tap networking has a static address and no DHCP.
+inline constexpr const char* kKernelCmdline = "/proc/cmdline";
 
 struct IdentityResetResult {
   std::vector<std::pair<std::string, double>> steps_ms;  // the steps that succeeded, in order

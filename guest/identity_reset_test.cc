@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "guest/identity_reset.h"
 
 #include <gtest/gtest.h>
@@ -35,23 +36,33 @@ TEST_F(IdentityResetTest, StepsRunInOrder) {
   }
   EXPECT_EQ(steps, (std::vector<std::string>{"rng", "clock", "machine_id", "hostname", "mac",
                                              "ssh_keys", "dhcp"}));
-  EXPECT_EQ(system_.log,
-            (std::vector<std::string>{
-                "AddEntropyAndReseed 64",
-                "SetRealtimeNs 1750000000000000000",
-                "WriteFileAtomically /etc/machine-id 292",  // 0444
-                "SetHostname web-2",
-                "WriteFileAtomically /etc/hostname 420",  // 0644
-                "WriteFileAtomically /etc/hosts 420",
-                "WriteFileInPlace /proc/sys/net/ipv4/conf/eth0/arp_notify",
-                "SetMacAddress eth0",
-                "RemoveFile /etc/dropbear/dropbear_ed25519_host_key",
-                "RemoveFile /etc/dropbear/dropbear_rsa_host_key",
-                "RunProgram /usr/bin/dropbearkey -t ed25519 -f "
-                "/etc/dropbear/dropbear_ed25519_host_key",
-                "RunProgram /bin/busybox udhcpc -i eth0 -f -q -n -t 3 -T 1 -s /etc/udhcpc.script "
-                "-r 10.0.2.15",
-            }));
+  // The quick steps in order, then ssh_keys and dhcp side by side: each in its own order.
+  const std::vector<std::string> quick = {
+      "AddEntropyAndReseed 64",
+      "SetRealtimeNs 1750000000000000000",
+      "WriteFileAtomically /etc/machine-id 292",  // 0444
+      "SetHostname web-2",
+      "WriteFileAtomically /etc/hostname 420",  // 0644
+      "WriteFileAtomically /etc/hosts 420",
+      "WriteFileInPlace /proc/sys/net/ipv4/conf/eth0/arp_notify",
+      "SetMacAddress eth0",
+  };
+  const std::string dhcp =
+      "RunProgram /bin/busybox udhcpc -i eth0 -f -q -n -t 3 -T 1 -s /etc/udhcpc.script "
+      "-r 10.0.2.15";
+  ASSERT_EQ(system_.log.size(), quick.size() + 4);
+  EXPECT_EQ(std::vector<std::string>(system_.log.begin(), system_.log.begin() + quick.size()),
+            quick);
+  std::vector<std::string> keys(system_.log.begin() + quick.size(), system_.log.end());
+  auto lease = std::find(keys.begin(), keys.end(), dhcp);
+  ASSERT_NE(lease, keys.end());
+  keys.erase(lease);
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "RemoveFile /etc/dropbear/dropbear_ed25519_host_key",
+                      "RemoveFile /etc/dropbear/dropbear_rsa_host_key",
+                      "RunProgram /usr/bin/dropbearkey -t ed25519 -f "
+                      "/etc/dropbear/dropbear_ed25519_host_key",
+                  }));
   EXPECT_EQ(system_.files["/etc/machine-id"], "00112233445566778899aabbccddeeff\n");
   EXPECT_EQ(system_.files["/etc/hostname"], "web-2\n");
   EXPECT_EQ(system_.files["/etc/hosts"], "127.0.0.1 localhost\n127.0.1.1 web-2\n");
@@ -59,7 +70,10 @@ TEST_F(IdentityResetTest, StepsRunInOrder) {
   EXPECT_EQ(system_.files.count("/etc/dropbear/dropbear_rsa_host_key"), 0u);
   EXPECT_EQ(system_.files["/etc/dropbear/dropbear_ed25519_host_key"], "new key 1");
   // The udhcpc script keeps the address the port forwards go to.
-  EXPECT_EQ(system_.program_envs.back(),
+  auto udhcpc = std::find_if(system_.programs.begin(), system_.programs.end(),
+                             [](const auto& argv) { return argv.at(1) == "udhcpc"; });
+  ASSERT_NE(udhcpc, system_.programs.end());
+  EXPECT_EQ(system_.program_envs.at(udhcpc - system_.programs.begin()),
             (std::vector<std::string>{"PATH=/sbin:/bin:/usr/sbin:/usr/bin",
                                       "FERRY_KEEP_ADDRESS=10.0.2.15"}));
 }
@@ -79,8 +93,11 @@ TEST_F(IdentityResetTest, WithoutAnAddressDhcpStartsAfresh) {
   };
   IdentityResetResult result = reset_.Run(identity_);
   ASSERT_FALSE(result.failed_step) << result.error;
-  EXPECT_EQ(system_.programs.back().back(), "/etc/udhcpc.script");  // no -r
-  EXPECT_EQ(system_.program_envs.back().size(), 1u);
+  auto udhcpc = std::find_if(system_.programs.begin(), system_.programs.end(),
+                             [](const auto& argv) { return argv.at(1) == "udhcpc"; });
+  ASSERT_NE(udhcpc, system_.programs.end());
+  EXPECT_EQ(udhcpc->back(), "/etc/udhcpc.script");  // no -r
+  EXPECT_EQ(system_.program_envs.at(udhcpc - system_.programs.begin()).size(), 1u);
 }
 
 TEST_F(IdentityResetTest, EachStepCanFailAndIsNamed) {
@@ -175,6 +192,48 @@ TEST(HostsWithHostnameTest, ReplacesOrAddsTheSelfLine) {
   EXPECT_EQ(HostsWithHostname("127.0.1.1\told old.example\n127.0.1.1 dup\n::1 localhost\n", "n"),
             "127.0.1.1 n\n::1 localhost\n");
   EXPECT_EQ(HostsWithHostname("127.0.1.10 other\n", "n"), "127.0.1.10 other\n127.0.1.1 n\n");
+}
+
+TEST_F(IdentityResetTest, StaticAddressFromTheKernelCommandLineSkipsDhcpAndKeepsTheRoute) {
+  system_.files["/proc/cmdline"] = "console=ttyS0 ferry.ip=10.77.0.10/24 ferry.gw=10.77.0.1\n";
+  system_.ipv4["eth0"] = {"10.77.0.10/24"};
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_FALSE(result.failed_step) << result.error;
+  for (const auto& argv : system_.programs) EXPECT_NE(argv.at(1), "udhcpc");
+  auto route = std::find_if(system_.programs.begin(), system_.programs.end(),
+                            [](const auto& argv) { return argv.at(1) == "ip"; });
+  ASSERT_NE(route, system_.programs.end());
+  EXPECT_EQ(*route, (std::vector<std::string>{"/bin/busybox", "ip", "route", "replace", "default",
+                                              "via", "10.77.0.1", "dev", "eth0"}));
+}
+
+TEST_F(IdentityResetTest, StaticAddressWithoutGatewayRunsNothing) {
+  system_.files["/proc/cmdline"] = "console=ttyS0 ferry.ip=10.77.0.10/24";
+  system_.ipv4["eth0"] = {"10.77.0.10/24"};
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_FALSE(result.failed_step) << result.error;
+  for (const auto& argv : system_.programs) {
+    EXPECT_TRUE(argv.at(1) != "udhcpc" && argv.at(1) != "ip") << argv.at(1);
+  }
+}
+
+TEST_F(IdentityResetTest, StaticAddressThatIsGoneOrABadGatewayFailsTheStep) {
+  system_.files["/proc/cmdline"] = "ferry.ip=10.77.0.10/24";
+  system_.ipv4["eth0"] = {};
+  IdentityResetResult gone = reset_.Run(identity_);
+  ASSERT_TRUE(gone.failed_step);
+  EXPECT_EQ(*gone.failed_step, "dhcp");
+  EXPECT_NE(gone.error.find("eth0 does not have its static address 10.77.0.10/24"),
+            std::string::npos)
+      << gone.error;
+
+  system_.files["/proc/cmdline"] = "ferry.ip=10.77.0.10/24 ferry.gw=;reboot";
+  system_.ipv4["eth0"] = {"10.77.0.10/24"};
+  IdentityResetResult bad = reset_.Run(identity_);
+  ASSERT_TRUE(bad.failed_step);
+  EXPECT_NE(bad.error.find("ferry.gw=;reboot on the kernel command line is not an IPv4"),
+            std::string::npos)
+      << bad.error;
 }
 
 }  // namespace
