@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -18,6 +19,13 @@
 namespace ferry {
 
 namespace {
+
+// A random first id below 2^52, so ids stay exact in any JSON parser and never wrap.
+uint64_t FirstRequestId() {
+  uint64_t value = 0;
+  if (getrandom(&value, sizeof value, 0) != sizeof value) value = static_cast<uint64_t>(::getpid());
+  return (value & ((uint64_t{1} << 52) - 1)) | 1;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -96,7 +104,9 @@ JsonLineConnection::JsonLineConnection(int fd, int wake_fd, std::string path, Op
       path_(std::move(path)),
       description_(options.description),
       options_(std::move(options)),
-      framer_(options_.max_line_bytes) {}
+      framer_(options_.max_line_bytes) {
+  next_id_ = FirstRequestId();
+}
 
 JsonLineConnection::~JsonLineConnection() {
   assert(!OnReaderThread() && "a JsonLineConnection must not be destroyed from its own handler");

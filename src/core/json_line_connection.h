@@ -148,7 +148,9 @@ class JsonLineConnection {
   std::atomic<bool> closed_locally_{false};
 
   std::mutex mu_;  // guards the fields below
-  uint64_t next_id_ = 1;
+  // Starts at a random value: a peer restored from a snapshot may still hold replies its parent
+  // owed the parent's connection, and their ids must not match this connection's requests.
+  uint64_t next_id_;
   std::map<uint64_t, Pending> pending_;
   Status end_status_;  // why the connection ended; OK while open
 

@@ -143,6 +143,28 @@ TEST_F(JsonLineConnectionTest, GarbageUnknownIdsAndLongLinesAreSkipped) {
   EXPECT_TRUE(connection_->connected());
 }
 
+// A guest restored from a snapshot may still send replies it owed its parent's connection, whose
+// ids counted up from wherever that connection started. They must not answer our requests.
+TEST_F(JsonLineConnectionTest, RepliesOwedToAnEarlierConnectionDoNotAnswerNewRequests) {
+  ConnectAndStart();
+  auto first = connection_->Request({{"op", "a"}}, "request a");
+  auto second = connection_->Request({{"op", "b"}}, "request b");
+  for (uint64_t stale = 0; stale < 64; ++stale) {
+    peer_.WriteJson({{"id", stale}, {"answer", "owed to the parent"}});
+  }
+  auto sent_a = peer_.ReadJson();
+  auto sent_b = peer_.ReadJson();
+  ASSERT_TRUE(sent_a && sent_b);
+  EXPECT_GE((*sent_a)["id"].get<uint64_t>(), 64u);
+  peer_.WriteJson({{"id", (*sent_b)["id"]}, {"answer", "b"}});
+  peer_.WriteJson({{"id", (*sent_a)["id"]}, {"answer", "a"}});
+  auto reply_a = connection_->Wait(std::move(first), 5000ms);
+  auto reply_b = connection_->Wait(std::move(second), 5000ms);
+  ASSERT_TRUE(reply_a.ok() && reply_b.ok());
+  EXPECT_EQ(reply_a.value()["answer"], "a");
+  EXPECT_EQ(reply_b.value()["answer"], "b");
+}
+
 TEST_F(JsonLineConnectionTest, TimeoutIsDeadlineExceededAndALateReplyIsDropped) {
   ConnectAndStart();
   const auto start = Clock::now();

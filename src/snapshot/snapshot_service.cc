@@ -80,6 +80,8 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const std::string& s
   }
   timings["identity_ms"] = MsSince(t1);
   timings["identity_steps_ms"] = reset->value("steps_ms", json::object());
+  spdlog::info("vm {}: identity reset in {} ms (guest steps {})", clone_name,
+               timings["identity_ms"].get<int64_t>(), timings["identity_steps_ms"].dump());
   timings["restore_total_ms"] = MsSince(t0);
   return json{{"timings", timings}, {"mac", mac}, {"identity", reset->value("identity", json())}};
 }
