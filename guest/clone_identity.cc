@@ -11,8 +11,8 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMaxEchoedChars = 80;
-constexpr std::array<std::string_view, 7> kKnownMembers = {
-    "id", "op", "hostname", "mac", "machine_id", "entropy", "time_unix_ns"};
+constexpr std::array<std::string_view, 8> kKnownMembers = {
+    "id", "op", "hostname", "mac", "machine_id", "entropy", "time_unix_ns", "ssh_host_key"};
 
 // A value from the request quoted in an error, shortened and as JSON so odd bytes stay visible.
 std::string Quote(const json& value) {
@@ -85,7 +85,7 @@ std::variant<CloneIdentity, std::string> ParseCloneIdentity(const json& request)
   for (const auto& [key, unused] : request.items()) {
     if (std::find(kKnownMembers.begin(), kKnownMembers.end(), key) == kKnownMembers.end()) {
       return "reset_identity: unknown argument " + Quote(key) +
-             "; it takes hostname, mac, machine_id, entropy and time_unix_ns";
+             "; it takes hostname, mac, machine_id, entropy, time_unix_ns and ssh_host_key";
     }
   }
   CloneIdentity identity;
@@ -157,6 +157,24 @@ std::variant<CloneIdentity, std::string> ParseCloneIdentity(const json& request)
            Quote(*time_it);
   }
   identity.time_unix_ns = time_it->get<int64_t>();
+
+  if (request.contains("ssh_host_key")) {
+    const std::string* key = StringMember(request, "ssh_host_key", error);
+    if (key == nullptr) return error;
+    bool hex = !key->empty() && std::all_of(key->begin(), key->end(), IsHex);
+    std::optional<std::string> raw = hex ? HexDecode(*key) : std::nullopt;
+    if (!raw || raw->size() != kEd25519KeyPairBytes) {
+      return "reset_identity: \"ssh_host_key\" must be " +
+             std::to_string(kEd25519KeyPairBytes * 2) +
+             " hex digits (an ed25519 seed then its public key); got " +
+             std::to_string(key->size()) + " characters";
+    }
+    if (std::all_of(raw->begin(), raw->end(), [&](char b) { return b == raw->front(); })) {
+      return std::string("reset_identity: \"ssh_host_key\" is one byte value repeated, which "
+                         "is not a key; make it from the host's CSPRNG");
+    }
+    identity.ssh_host_key = std::move(*raw);
+  }
   return identity;
 }
 

@@ -18,6 +18,7 @@ namespace ferry::guest {
 inline constexpr std::size_t kMaxHostnameChars = 63;  // one RFC 1123 label
 inline constexpr std::size_t kMinEntropyBytes = 32;
 inline constexpr std::size_t kMaxEntropyBytes = 512;
+inline constexpr std::size_t kEd25519KeyPairBytes = 64;
 // A clock the host asks for must lie in [2020-01-01, 2100-01-01) UTC: a snapshot's clock is
 // never older than ferry, and a later value is a unit mistake (ms or us for ns), not a time.
 inline constexpr int64_t kMinTimeUnixNs = 1'577'836'800LL * 1'000'000'000;
@@ -30,6 +31,11 @@ struct CloneIdentity {
   std::string machine_id;
   std::string entropy;  // raw bytes, kMinEntropyBytes..kMaxEntropyBytes
   int64_t time_unix_ns = 0;
+  // An ed25519 host key made by ferryd from the host's CSPRNG: the 32-byte seed then the 32-byte
+  // public key. Optional: without it the guest runs dropbearkey, which under emulation costs a
+  // program start (hundreds of ms). The host owns the guest's memory, so a key it makes is no
+  // less the clone's own than one the guest makes.
+  std::optional<std::string> ssh_host_key;
 };
 
 // The arguments of a reset_identity request (the request object itself, with "id" and "op"),

@@ -101,5 +101,27 @@ TEST(CloneIdentityTest, TimeBounds) {
   EXPECT_FALSE(std::holds_alternative<CloneIdentity>(ParseCloneIdentity(request)));
 }
 
+TEST(CloneIdentityTest, SshHostKeyIsOptionalAndExactly64Bytes) {
+  auto parsed = ParseCloneIdentity(Request());
+  ASSERT_TRUE(std::holds_alternative<CloneIdentity>(parsed));
+  EXPECT_FALSE(std::get<CloneIdentity>(parsed).ssh_host_key);
+
+  std::string key;
+  for (int i = 0; i < 64; ++i) key.push_back(static_cast<char>(i * 7 + 3));
+  json request = Request();
+  request["ssh_host_key"] = HexEncode(key);
+  parsed = ParseCloneIdentity(request);
+  ASSERT_TRUE(std::holds_alternative<CloneIdentity>(parsed)) << std::get<std::string>(parsed);
+  EXPECT_EQ(std::get<CloneIdentity>(parsed).ssh_host_key, key);
+
+  for (const json& bad : {json(HexEncode(key.substr(1))), json(HexEncode(key + "x")),
+                          json(Base64Encode(key)), json(std::string(128, '0')), json(64)}) {
+    request["ssh_host_key"] = bad;
+    parsed = ParseCloneIdentity(request);
+    ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << bad.dump();
+    EXPECT_NE(std::get<std::string>(parsed).find("ssh_host_key"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace ferry::guest

@@ -8,8 +8,11 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "guest/clone_identity.h"
+#include "guest/dhcp_message.h"
 #include "guest/guest_system.h"
 
 namespace ferry::guest {
@@ -119,6 +122,34 @@ class FakeGuestSystem : public GuestSystem {
     files["/sys/class/net/" + iface + "/address"] = std::string(text) + "\n";
     return std::nullopt;
   }
+  std::variant<DhcpLease, std::string> DhcpExchange(const std::string& iface,
+                                                    const DhcpLeaseQuery& query) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    std::string line = "DhcpExchange " + iface + " " + FormatMac(query.mac);
+    if (query.requested_ip) line += " requesting " + FormatIpv4(*query.requested_ip);
+    dhcp_queries.push_back(query);
+    if (auto error = Log(line)) return *error;
+    return dhcp_reply;
+  }
+  SystemError AddIpv4Address(const std::string& iface, uint32_t address,
+                             int prefix_length) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    const std::string text = FormatIpv4(address) + "/" + std::to_string(prefix_length);
+    if (auto error = Log("AddIpv4Address " + iface + " " + text)) return error;
+    std::vector<std::string>& addresses = ipv4[iface];
+    for (const std::string& present : addresses) {
+      if (ParseIpv4(present) == address) return std::nullopt;  // as the kernel's EEXIST
+    }
+    addresses.push_back(text);
+    return std::nullopt;
+  }
+  SystemError ReplaceDefaultRoute(const std::string& iface, uint32_t gateway) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    const std::string route = "via " + FormatIpv4(gateway) + " dev " + iface;
+    if (auto error = Log("ReplaceDefaultRoute " + route)) return error;
+    default_route = route;
+    return std::nullopt;
+  }
   ProgramRun RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                         std::chrono::milliseconds) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -160,6 +191,21 @@ class FakeGuestSystem : public GuestSystem {
   std::vector<std::vector<std::string>> programs;
   std::vector<std::vector<std::string>> program_envs;
   std::function<ProgramRun(const std::vector<std::string>&)> run_program;
+  // What DhcpExchange answers: by default what QEMU's user networking gives a second MAC.
+  std::variant<DhcpLease, std::string> dhcp_reply = QemuUserNetworkingLease();
+  std::vector<DhcpLeaseQuery> dhcp_queries;
+  std::string default_route;  // "via 10.0.2.2 dev eth0" once set
+
+  static DhcpLease QemuUserNetworkingLease() {
+    DhcpLease lease;
+    lease.address = 0x0a000210;  // 10.0.2.16
+    lease.prefix_length = 24;
+    lease.router = 0x0a000202;  // 10.0.2.2
+    lease.dns_servers = {0x0a000203};
+    lease.server_id = 0x0a000202;
+    lease.lease_seconds = 86400;
+    return lease;
+  }
 
  private:
   // IdentityReset calls from two threads at once; the maps and logs above are not thread-safe.

@@ -23,6 +23,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "guest/dhcp_client.h"
+#include "guest/netlink_route.h"
+
 namespace ferry::guest {
 namespace {
 
@@ -225,6 +228,32 @@ class LinuxGuestSystem : public GuestSystem {
       }
     }
     return error;
+  }
+
+  std::variant<DhcpLease, std::string> DhcpExchange(const std::string& iface,
+                                                    const DhcpLeaseQuery& query) override {
+    // Drawn after the reset's rng step, so clones of one snapshot pick different ones.
+    auto xid_bytes = ReadUrandom(sizeof(uint32_t));
+    if (!xid_bytes) return std::string("reading a DHCP transaction id from ") + kUrandom;
+    DhcpExchangeConfig config;
+    std::memcpy(&config.xid, xid_bytes->data(), sizeof(config.xid));
+    config.iface = iface;
+    config.mac = query.mac;
+    config.hostname = query.hostname;
+    config.requested_ip = query.requested_ip;
+    config.timeout = query.timeout;
+    auto transport = OpenDhcpSocket(iface);
+    if (auto* error = std::get_if<std::string>(&transport)) return *error;
+    return ExchangeDhcp(*std::get<std::unique_ptr<DhcpTransport>>(transport), config);
+  }
+
+  SystemError AddIpv4Address(const std::string& iface, uint32_t address,
+                             int prefix_length) override {
+    return NetlinkAddIpv4Address(iface, address, prefix_length);
+  }
+
+  SystemError ReplaceDefaultRoute(const std::string& iface, uint32_t gateway) override {
+    return NetlinkReplaceDefaultRoute(iface, gateway);
   }
 
   ProgramRun RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,

@@ -12,8 +12,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
+#include "guest/dhcp_lease.h"
 #include "guest/program_run.h"
 
 namespace ferry::guest {
@@ -23,6 +25,14 @@ namespace ferry::guest {
 using SystemError = std::optional<std::string>;
 
 using MacAddress = std::array<uint8_t, 6>;
+
+// What GuestSystem::DhcpExchange asks the DHCP servers for.
+struct DhcpLeaseQuery {
+  MacAddress mac{};                         // the NIC's current MAC: chaddr and client id
+  std::string hostname;                     // sent as option 12 when not empty
+  std::optional<uint32_t> requested_ip;     // host byte order; asked for in the DHCPDISCOVER
+  std::chrono::milliseconds timeout{3000};  // for the whole exchange
+};
 
 class GuestSystem {
  public:
@@ -62,6 +72,18 @@ class GuestSystem {
   // from the new MAC and, with arp_notify set, announces its IPv4 addresses. Routes through the
   // interface are lost on the way down and must be set again (DHCP does).
   virtual SystemError SetMacAddress(const std::string& iface, const MacAddress& mac) = 0;
+  // Asks the DHCP servers on the interface's link for a lease, from the guest's own client (a
+  // UDP socket on port 68; see dhcp_client.h): DISCOVER, OFFER, REQUEST, ACK within
+  // query.timeout. Changes nothing on the interface. The lease, or what failed, naming the
+  // interface ("no DHCP offer on eth0 within 3000 ms").
+  virtual std::variant<DhcpLease, std::string> DhcpExchange(const std::string& iface,
+                                                            const DhcpLeaseQuery& query) = 0;
+  // Adds the IPv4 address (host byte order) with its prefix to the interface, after any it has
+  // (so the first stays primary). An address the interface already has is success.
+  virtual SystemError AddIpv4Address(const std::string& iface, uint32_t address,
+                                     int prefix_length) = 0;
+  // Makes the default route go via `gateway` (host byte order) out of `iface`, replacing any.
+  virtual SystemError ReplaceDefaultRoute(const std::string& iface, uint32_t gateway) = 0;
   // Runs argv[0] (an absolute path) with argv, the environment `env` ("NAME=value" entries),
   // stdin from /dev/null and stdout and stderr captured. Kills it at `timeout`.
   // REQUIRES: argv, env and the program are fixed by the guest, never taken from the host.

@@ -26,6 +26,14 @@ std::string LastOutput(const std::string& output) {
   return text.empty() ? "no output" : "output: " + text;
 }
 
+// An SSH wire-format string: a big-endian 32-bit length, then the bytes.
+std::string SshString(const std::string& bytes) {
+  const auto n = static_cast<uint32_t>(bytes.size());
+  std::string out = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                     static_cast<char>(n >> 8), static_cast<char>(n)};
+  return out + bytes;
+}
+
 }  // namespace
 
 std::vector<std::string> DropbearHostKeys::KeyFiles() {
@@ -67,7 +75,8 @@ std::vector<SshHostKey> DropbearHostKeys::List() {
   return keys;
 }
 
-std::variant<SshHostKey, std::string> DropbearHostKeys::Regenerate() {
+std::variant<SshHostKey, std::string> DropbearHostKeys::Regenerate(
+    const std::optional<std::string>& key_pair) {
   // The target goes too even if the directory cannot be listed: dropbearkey will not overwrite.
   std::vector<std::string> old_keys = KeyFiles();
   if (std::find(old_keys.begin(), old_keys.end(), kHostKeyFile) == old_keys.end()) {
@@ -76,6 +85,7 @@ std::variant<SshHostKey, std::string> DropbearHostKeys::Regenerate() {
   for (const std::string& path : old_keys) {
     if (auto error = system_.RemoveFile(path)) return "cannot delete the old host key: " + *error;
   }
+  if (key_pair) return Install(*key_pair);
   ProgramRun run = system_.RunProgram({kDropbearKeyProgram, "-t", "ed25519", "-f", kHostKeyFile},
                                       kProgramEnv, kKeygenTimeout);
   if (!run.error.empty()) return run.error;
@@ -89,6 +99,23 @@ std::variant<SshHostKey, std::string> DropbearHostKeys::Regenerate() {
            LastOutput(run.output);
   }
   SshHostKey host_key{key->type, Sha256Fingerprint(key->blob)};
+  by_contents_.clear();
+  Remember(kHostKeyFile, host_key);
+  return host_key;
+}
+
+std::variant<SshHostKey, std::string> DropbearHostKeys::Install(const std::string& key_pair) {
+  if (key_pair.size() != 64) return "an ed25519 key pair is 64 bytes, not " +
+                                    std::to_string(key_pair.size());
+  const std::string public_key = key_pair.substr(32);
+  // dropbear's key file: SSH strings "ssh-ed25519" and seed||public; the public blob is the
+  // SSH strings "ssh-ed25519" and the public key.
+  const std::string file = SshString("ssh-ed25519") + SshString(key_pair);
+  if (auto error = system_.WriteFileAtomically(kHostKeyFile, file, 0600)) {
+    return "cannot write " + std::string(kHostKeyFile) + ": " + *error;
+  }
+  SshHostKey host_key{"ssh-ed25519",
+                      Sha256Fingerprint(SshString("ssh-ed25519") + SshString(public_key))};
   by_contents_.clear();
   Remember(kHostKeyFile, host_key);
   return host_key;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -37,12 +38,16 @@ class DropbearHostKeys {
   // The host keys there are now, in file name order. A file dropbearkey cannot read is left out.
   std::vector<SshHostKey> List();
 
-  // Deletes every host key, then makes one new ed25519 key. Deleting first means a failure
+  // Deletes every host key, then puts one new ed25519 key in place: `key_pair` (32-byte seed then
+  // 32-byte public key) when given, else one dropbearkey makes. Deleting first means a failure
   // leaves no key rather than the parent's. Returns the new key or what failed.
-  std::variant<SshHostKey, std::string> Regenerate();
+  std::variant<SshHostKey, std::string> Regenerate(
+      const std::optional<std::string>& key_pair = std::nullopt);
 
  private:
   std::vector<std::string> KeyFiles();
+  // Writes dropbear's key file for a key pair made by the host.
+  std::variant<SshHostKey, std::string> Install(const std::string& key_pair);
   // Remembers the key for the file's current contents.
   void Remember(const std::string& path, const SshHostKey& key);
 

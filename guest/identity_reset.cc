@@ -8,18 +8,13 @@
 #include <thread>
 #include <variant>
 
+#include "guest/dhcp_message.h"
+
 namespace ferry::guest {
 namespace {
 
-// udhcpc gets 3 tries of 1 s; QEMU user networking answers the first at once.
-constexpr std::chrono::milliseconds kDhcpTimeout{6000};
-constexpr std::size_t kMaxQuotedOutput = 200;
-
-std::string Tail(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (text.size() > kMaxQuotedOutput) text = "..." + text.substr(text.size() - kMaxQuotedOutput);
-  return text.empty() ? "no output" : "output: " + text;
-}
+// For the whole DHCP exchange, resends included; QEMU's user networking answers at once.
+constexpr std::chrono::milliseconds kDhcpTimeout{3000};
 
 struct Timed {
   SystemError error;
@@ -92,6 +87,13 @@ std::string HostsWithHostname(const std::string& hosts, const std::string& hostn
   return out;
 }
 
+std::string ResolvConfForLease(const DhcpLease& lease) {
+  std::string text;
+  if (!lease.domain.empty()) text += "search " + lease.domain + "\n";
+  for (uint32_t server : lease.dns_servers) text += "nameserver " + FormatIpv4(server) + "\n";
+  return text;
+}
+
 SystemError IdentityReset::ResetHostname(const std::string& hostname) {
   if (auto error = system_.SetHostname(hostname)) return error;
   if (auto error = system_.WriteFileAtomically("/etc/hostname", hostname + "\n", 0644)) {
@@ -121,7 +123,7 @@ SystemError IdentityReset::ResetMac(const MacAddress& mac, const std::string& ma
   return std::nullopt;
 }
 
-SystemError IdentityReset::RenewLease() {
+SystemError IdentityReset::RenewLease(const std::string& hostname) {
   auto nic = FindGuestNic(system_);
   if (!nic) return "no Ethernet interface besides lo in /sys/class/net";
   // Tap networking: the address is the VM's own (ferry.ip= on the kernel command line, set by
@@ -139,39 +141,43 @@ SystemError IdentityReset::RenewLease() {
     if (inet_pton(AF_INET, gateway->c_str(), &parsed) != 1) {
       return "ferry.gw=" + *gateway + " on the kernel command line is not an IPv4 address";
     }
-    ProgramRun run = system_.RunProgram(
-        {"/bin/busybox", "ip", "route", "replace", "default", "via", *gateway, "dev", *nic},
-        {"PATH=/sbin:/bin:/usr/sbin:/usr/bin"}, kDhcpTimeout);
-    if (!run.error.empty()) return "ip route via " + *gateway + ": " + run.error;
-    if (run.exit_code != 0) {
-      return "ip route replace default via " + *gateway + " failed (exit code " +
-             std::to_string(run.exit_code) + "); " + Tail(run.output);
+    return system_.ReplaceDefaultRoute(*nic, ntohl(parsed.s_addr));
+  }
+
+  // The lease is asked for with the MAC the NIC has now (the one the mac step set and checked).
+  auto mac_text = system_.ReadFile("/sys/class/net/" + *nic + "/address");
+  auto mac = mac_text ? ParseUnicastMac(TrimWhitespace(*mac_text)) : std::nullopt;
+  if (!mac) {
+    return *nic + " has no readable unicast MAC (" +
+           (mac_text ? TrimWhitespace(*mac_text) : "unreadable") + ") to ask for a lease with";
+  }
+  // The address the NIC has is asked for again and kept, primary: QEMU's user networking
+  // forwards host ports to the address the guest had when it booted, while it gives a new MAC
+  // a new address, which is added beside it (see images/udhcpc.script, which does the same at
+  // boot). Without an address (the first lease), the leased one becomes the address.
+  const std::vector<std::string> addresses = system_.Ipv4Addresses(*nic);
+  std::optional<uint32_t> kept;
+  if (!addresses.empty()) kept = ParseIpv4(addresses.front());
+  DhcpLeaseQuery query;
+  query.mac = *mac;
+  query.hostname = hostname;
+  query.requested_ip = kept;
+  query.timeout = kDhcpTimeout;
+  auto exchanged = system_.DhcpExchange(*nic, query);
+  if (auto* error = std::get_if<std::string>(&exchanged)) return *error;
+  const DhcpLease& lease = std::get<DhcpLease>(exchanged);
+  if (lease.address != kept) {
+    if (auto error = system_.AddIpv4Address(*nic, lease.address, lease.prefix_length)) {
+      return "applying the lease of " + FormatIpv4(lease.address) + " from " +
+             FormatIpv4(lease.server_id) + ": " + *error;
     }
-    return std::nullopt;
   }
-  // The address the NIC has is asked for again and kept (see images/udhcpc.script): QEMU's user
-  // networking forwards host ports to the address the guest had when it booted, while it gives
-  // a new MAC a new address.
-  // -f: no daemon; -q: exit once bound; -n: exit when no lease; 3 tries of 1 s each.
-  std::vector<std::string> argv = {"/bin/busybox", "udhcpc", "-i", *nic, "-f", "-q", "-n"};
-  argv.insert(argv.end(), {"-t", "3", "-T", "1", "-s", kUdhcpcScript});
-  std::vector<std::string> env = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin"};
-  std::vector<std::string> addresses = system_.Ipv4Addresses(*nic);
-  if (!addresses.empty()) {
-    std::string primary = addresses.front().substr(0, addresses.front().find('/'));
-    argv.insert(argv.end(), {"-r", primary});
-    env.push_back("FERRY_KEEP_ADDRESS=" + primary);
+  if (lease.router) {
+    if (auto error = system_.ReplaceDefaultRoute(*nic, *lease.router)) {
+      return "applying the lease of " + FormatIpv4(lease.address) + ": " + *error;
+    }
   }
-  ProgramRun run = system_.RunProgram(argv, env, kDhcpTimeout);
-  if (!run.error.empty()) return "udhcpc on " + *nic + ": " + run.error;
-  if (run.exit_code != 0) {
-    return "udhcpc on " + *nic + " got no lease (exit code " + std::to_string(run.exit_code) +
-           "); " + Tail(run.output);
-  }
-  if (system_.Ipv4Addresses(*nic).empty()) {
-    return "udhcpc on " + *nic + " reported a lease but the interface has no IPv4 address";
-  }
-  return std::nullopt;
+  return system_.WriteFileAtomically(kResolvConf, ResolvConfForLease(lease), 0644);
 }
 
 IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
@@ -188,16 +194,17 @@ IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
       {"hostname", [&] { return ResetHostname(identity.hostname); }},
       {"mac", [&] { return ResetMac(identity.mac, identity.mac_text); }},
   };
-  // The two slow steps each start a program, which under emulation costs most of their time;
-  // they do not depend on each other, so they run side by side.
+  // The two slow steps: ssh_keys may start dropbearkey, which under emulation costs most of its
+  // time, and dhcp waits for the network. They do not depend on each other, so they run side by
+  // side.
   const Step concurrent[] = {
       {"ssh_keys",
        [&]() -> SystemError {
-         auto key = host_keys_.Regenerate();
+         auto key = host_keys_.Regenerate(identity.ssh_host_key);
          if (auto* error = std::get_if<std::string>(&key)) return *error;
          return std::nullopt;
        }},
-      {"dhcp", [&] { return RenewLease(); }},
+      {"dhcp", [&] { return RenewLease(identity.hostname); }},
   };
   std::vector<const char*> all;
   for (const Step& step : ordered) all.push_back(step.first);

@@ -10,8 +10,10 @@
 //   hostname    sethostname(), /etc/hostname, the 127.0.1.1 line of /etc/hosts
 //   mac         the NIC's MAC (SIOCSIFHWADDR, the NIC down and up around it)
 //   ssh_keys    the dropbear host keys deleted, a new ed25519 key made
-//   dhcp        the image's udhcpc asks for a lease for the new MAC (on tap networking, with
-//               ferry.ip= on the kernel command line: no DHCP; the default route is set again)
+//   dhcp        ferry-guest's own DHCP client asks for a lease for the new MAC and applies it
+//               through netlink and /etc/resolv.conf, starting no program (on tap networking,
+//               with ferry.ip= on the kernel command line: no DHCP; the default route is set
+//               again)
 //
 // A failed step stops the sequence (both concurrent steps finish either way); the steps done stay
 // done (none can be undone: the old RNG state and keys are gone by design).
@@ -30,7 +32,7 @@
 
 namespace ferry::guest {
 
-inline constexpr const char* kUdhcpcScript = "/etc/udhcpc.script";
+inline constexpr const char* kResolvConf = "/etc/resolv.conf";
 // Read for ferry.ip= / ferry.gw=: a VM on tap networking has a static address and no DHCP.
 inline constexpr const char* kKernelCmdline = "/proc/cmdline";
 
@@ -52,7 +54,7 @@ class IdentityReset {
  private:
   SystemError ResetHostname(const std::string& hostname);
   SystemError ResetMac(const MacAddress& mac, const std::string& mac_text);
-  SystemError RenewLease();
+  SystemError RenewLease(const std::string& hostname);
 
   GuestSystem& system_;
   DropbearHostKeys& host_keys_;
@@ -64,5 +66,9 @@ std::optional<std::string> FindGuestNic(GuestSystem& system);
 
 // /etc/hosts with the 127.0.1.1 line naming `hostname` (added when there is none).
 std::string HostsWithHostname(const std::string& hosts, const std::string& hostname);
+
+// /etc/resolv.conf for a lease: "search <domain>" when it has one, a nameserver line per DNS
+// server. Empty when the lease names neither.
+std::string ResolvConfForLease(const DhcpLease& lease);
 
 }  // namespace ferry::guest

@@ -1,8 +1,10 @@
-#include <algorithm>
 #include "guest/identity_reset.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "guest/encoding.h"
 #include "guest/fake_guest_system.h"
 
 namespace ferry::guest {
@@ -47,16 +49,21 @@ TEST_F(IdentityResetTest, StepsRunInOrder) {
       "WriteFileInPlace /proc/sys/net/ipv4/conf/eth0/arp_notify",
       "SetMacAddress eth0",
   };
-  const std::string dhcp =
-      "RunProgram /bin/busybox udhcpc -i eth0 -f -q -n -t 3 -T 1 -s /etc/udhcpc.script "
-      "-r 10.0.2.15";
-  ASSERT_EQ(system_.log.size(), quick.size() + 4);
+  // The lease asked for with the new MAC and the kept address, and applied without a program.
+  const std::vector<std::string> dhcp = {
+      "DhcpExchange eth0 52:54:00:ab:cd:ef requesting 10.0.2.15",
+      "AddIpv4Address eth0 10.0.2.16/24",
+      "ReplaceDefaultRoute via 10.0.2.2 dev eth0",
+      "WriteFileAtomically /etc/resolv.conf 420",
+  };
+  ASSERT_EQ(system_.log.size(), quick.size() + dhcp.size() + 3);
   EXPECT_EQ(std::vector<std::string>(system_.log.begin(), system_.log.begin() + quick.size()),
             quick);
-  std::vector<std::string> keys(system_.log.begin() + quick.size(), system_.log.end());
-  auto lease = std::find(keys.begin(), keys.end(), dhcp);
-  ASSERT_NE(lease, keys.end());
-  keys.erase(lease);
+  std::vector<std::string> keys, lease;
+  for (auto it = system_.log.begin() + quick.size(); it != system_.log.end(); ++it) {
+    (std::find(dhcp.begin(), dhcp.end(), *it) != dhcp.end() ? lease : keys).push_back(*it);
+  }
+  EXPECT_EQ(lease, dhcp);
   EXPECT_EQ(keys, (std::vector<std::string>{
                       "RemoveFile /etc/dropbear/dropbear_ed25519_host_key",
                       "RemoveFile /etc/dropbear/dropbear_rsa_host_key",
@@ -69,35 +76,94 @@ TEST_F(IdentityResetTest, StepsRunInOrder) {
   EXPECT_EQ(system_.files["/sys/class/net/eth0/address"], "52:54:00:ab:cd:ef\n");
   EXPECT_EQ(system_.files.count("/etc/dropbear/dropbear_rsa_host_key"), 0u);
   EXPECT_EQ(system_.files["/etc/dropbear/dropbear_ed25519_host_key"], "new key 1");
-  // The udhcpc script keeps the address the port forwards go to.
-  auto udhcpc = std::find_if(system_.programs.begin(), system_.programs.end(),
-                             [](const auto& argv) { return argv.at(1) == "udhcpc"; });
-  ASSERT_NE(udhcpc, system_.programs.end());
-  EXPECT_EQ(system_.program_envs.at(udhcpc - system_.programs.begin()),
-            (std::vector<std::string>{"PATH=/sbin:/bin:/usr/sbin:/usr/bin",
-                                      "FERRY_KEEP_ADDRESS=10.0.2.15"}));
+  // The address the port forwards go to stays primary; the leased one is added beside it.
+  EXPECT_EQ(system_.ipv4["eth0"], (std::vector<std::string>{"10.0.2.15/24", "10.0.2.16/24"}));
+  EXPECT_EQ(system_.default_route, "via 10.0.2.2 dev eth0");
+  EXPECT_EQ(system_.files["/etc/resolv.conf"], "nameserver 10.0.2.3\n");
+  ASSERT_EQ(system_.dhcp_queries.size(), 1u);
+  EXPECT_EQ(system_.dhcp_queries[0].hostname, "web-2");
+  EXPECT_EQ(system_.dhcp_queries[0].timeout, std::chrono::milliseconds(3000));
+  // DHCP starts no program: dropbearkey is the only one.
+  EXPECT_EQ(system_.programs.size(), 1u);
 }
 
-TEST_F(IdentityResetTest, WithoutAnAddressDhcpStartsAfresh) {
-  system_.ipv4.clear();
-  system_.run_program = [this](const std::vector<std::string>& argv) {
-    ProgramRun run;
-    run.exit_code = 0;
-    if (argv[1] == "udhcpc") {
-      system_.ipv4["eth0"] = {"10.0.2.15/24"};
-    } else {
-      system_.files[argv[4]] = "key";
-      run.output = FakeGuestSystem::kKeyLine;
-    }
-    return run;
-  };
+// A key pair dropbearkey 2022.83 made, its key file and the fingerprint it printed for it.
+constexpr const char* kDropbearKeyPair =
+    "9baa25a3b6704696042170a850ed7617b3870a904ebc75f8ec24bb9a70cd2541"
+    "d561d9c404d5b5869486cc05eefea13f1646ad849289a37d7d947208004837d4";
+constexpr const char* kDropbearKeyFile =
+    "0000000b7373682d6564323535313900000040"
+    "9baa25a3b6704696042170a850ed7617b3870a904ebc75f8ec24bb9a70cd2541"
+    "d561d9c404d5b5869486cc05eefea13f1646ad849289a37d7d947208004837d4";
+constexpr const char* kDropbearFingerprint = "SHA256:eG6JCD9GG/fwjplgadjZVfWUU2oMOoW9I2nOBzfN6Ok";
+
+TEST_F(IdentityResetTest, AKeyFromTheHostIsWrittenAsDropbearWouldWithoutRunningIt) {
+  system_.files["/etc/dropbear/dropbear_rsa_host_key"] = "parent rsa key";
+  identity_.ssh_host_key = HexDecode(kDropbearKeyPair);
   IdentityResetResult result = reset_.Run(identity_);
   ASSERT_FALSE(result.failed_step) << result.error;
-  auto udhcpc = std::find_if(system_.programs.begin(), system_.programs.end(),
-                             [](const auto& argv) { return argv.at(1) == "udhcpc"; });
-  ASSERT_NE(udhcpc, system_.programs.end());
-  EXPECT_EQ(udhcpc->back(), "/etc/udhcpc.script");  // no -r
-  EXPECT_EQ(system_.program_envs.at(udhcpc - system_.programs.begin()).size(), 1u);
+  for (const auto& argv : system_.programs) EXPECT_NE(argv.at(0), kDropbearKeyProgram);
+  EXPECT_EQ(system_.files.count("/etc/dropbear/dropbear_rsa_host_key"), 0u);
+  EXPECT_EQ(system_.files[kHostKeyFile], *HexDecode(kDropbearKeyFile));
+  EXPECT_NE(std::find(system_.log.begin(), system_.log.end(),
+                      std::string("WriteFileAtomically ") + kHostKeyFile + " 384"),  // 0600
+            system_.log.end());
+  std::vector<SshHostKey> keys = host_keys_.List();
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].type, "ssh-ed25519");
+  EXPECT_EQ(keys[0].fingerprint, kDropbearFingerprint);
+}
+
+TEST_F(IdentityResetTest, WithoutAnAddressTheLeasedOneBecomesTheAddress) {
+  system_.ipv4.clear();
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_FALSE(result.failed_step) << result.error;
+  ASSERT_EQ(system_.dhcp_queries.size(), 1u);
+  EXPECT_EQ(system_.dhcp_queries[0].requested_ip, std::nullopt);
+  EXPECT_NE(
+      std::find(system_.log.begin(), system_.log.end(), "DhcpExchange eth0 52:54:00:ab:cd:ef"),
+      system_.log.end());
+  EXPECT_EQ(system_.ipv4["eth0"], std::vector<std::string>{"10.0.2.16/24"});
+  EXPECT_EQ(system_.default_route, "via 10.0.2.2 dev eth0");
+}
+
+TEST_F(IdentityResetTest, TheKeptAddressLeasedAgainIsNotAddedTwice) {
+  DhcpLease lease = FakeGuestSystem::QemuUserNetworkingLease();
+  lease.address = 0x0a00020f;  // 10.0.2.15, the address eth0 has
+  system_.dhcp_reply = lease;
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_FALSE(result.failed_step) << result.error;
+  for (const std::string& line : system_.log)
+    EXPECT_NE(line.rfind("AddIpv4Address", 0), 0u) << line;
+  EXPECT_EQ(system_.ipv4["eth0"], std::vector<std::string>{"10.0.2.15/24"});
+  EXPECT_EQ(system_.default_route, "via 10.0.2.2 dev eth0");
+}
+
+TEST_F(IdentityResetTest, ALeaseWithoutRouterKeepsTheRouteAndWritesItsDomain) {
+  DhcpLease lease = FakeGuestSystem::QemuUserNetworkingLease();
+  lease.router.reset();
+  lease.domain = "corp.example";
+  lease.dns_servers = {0x0a000203, 0x08080808};
+  system_.dhcp_reply = lease;
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_FALSE(result.failed_step) << result.error;
+  EXPECT_EQ(system_.default_route, "");
+  EXPECT_EQ(system_.files["/etc/resolv.conf"],
+            "search corp.example\nnameserver 10.0.2.3\nnameserver 8.8.8.8\n");
+}
+
+TEST_F(IdentityResetTest, NoLeaseFailsTheDhcpStepWithTheClientsReason) {
+  system_.dhcp_reply = std::string("no DHCP offer on eth0 within 3000 ms");
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_TRUE(result.failed_step);
+  EXPECT_EQ(*result.failed_step, "dhcp");
+  EXPECT_NE(result.error.find("at step 'dhcp': no DHCP offer on eth0 within 3000 ms. "),
+            std::string::npos)
+      << result.error;
+  // Nothing applied from a lease there is not.
+  EXPECT_EQ(system_.ipv4["eth0"], std::vector<std::string>{"10.0.2.15/24"});
+  EXPECT_EQ(system_.default_route, "");
+  EXPECT_EQ(system_.files.count("/etc/resolv.conf"), 0u);
 }
 
 TEST_F(IdentityResetTest, EachStepCanFailAndIsNamed) {
@@ -110,7 +176,10 @@ TEST_F(IdentityResetTest, EachStepCanFailAndIsNamed) {
       {"SetMacAddress", "mac"},
       {"RemoveFile", "ssh_keys"},
       {"RunProgram /usr/bin/dropbearkey", "ssh_keys"},
-      {"RunProgram /bin/busybox udhcpc", "dhcp"},
+      {"DhcpExchange", "dhcp"},
+      {"AddIpv4Address", "dhcp"},
+      {"ReplaceDefaultRoute", "dhcp"},
+      {"WriteFileAtomically /etc/resolv.conf", "dhcp"},
   };
   for (const auto& [call, step] : failures) {
     FakeGuestSystem system;
@@ -124,25 +193,14 @@ TEST_F(IdentityResetTest, EachStepCanFailAndIsNamed) {
   }
 }
 
-TEST_F(IdentityResetTest, ProgramsThatExitBadlyFailTheirStep) {
-  system_.run_program = [](const std::vector<std::string>& argv) {
-    ProgramRun run;
-    run.exit_code = argv[1] == "udhcpc" ? 1 : 0;
-    run.output = argv[1] == "udhcpc" ? "udhcpc: no lease, failing\n" : FakeGuestSystem::kKeyLine;
-    return run;
-  };
-  IdentityResetResult result = reset_.Run(identity_);
-  ASSERT_TRUE(result.failed_step);
-  EXPECT_EQ(*result.failed_step, "dhcp");
-  EXPECT_NE(result.error.find("no lease, failing"), std::string::npos) << result.error;
-
+TEST_F(IdentityResetTest, DropbearkeyWithoutAKeyFailsItsStep) {
   system_.run_program = [](const std::vector<std::string>&) {
     ProgramRun run;
     run.exit_code = 0;
     run.output = "Public key portion is:\n";  // no key line
     return run;
   };
-  result = reset_.Run(identity_);
+  IdentityResetResult result = reset_.Run(identity_);
   ASSERT_TRUE(result.failed_step);
   EXPECT_EQ(*result.failed_step, "ssh_keys");
 }
@@ -184,6 +242,15 @@ TEST(FindGuestNicTest, SkipsLoopbackAndTunnels) {
   EXPECT_EQ(FindGuestNic(system), "eth1");
 }
 
+TEST(ResolvConfForLeaseTest, SearchThenNameservers) {
+  DhcpLease lease;
+  EXPECT_EQ(ResolvConfForLease(lease), "");
+  lease.dns_servers = {0x0a000203};
+  EXPECT_EQ(ResolvConfForLease(lease), "nameserver 10.0.2.3\n");
+  lease.domain = "example.internal";
+  EXPECT_EQ(ResolvConfForLease(lease), "search example.internal\nnameserver 10.0.2.3\n");
+}
+
 TEST(HostsWithHostnameTest, ReplacesOrAddsTheSelfLine) {
   EXPECT_EQ(HostsWithHostname("127.0.0.1 localhost\n127.0.1.1 ferry\n", "web-2"),
             "127.0.0.1 localhost\n127.0.1.1 web-2\n");
@@ -199,22 +266,30 @@ TEST_F(IdentityResetTest, StaticAddressFromTheKernelCommandLineSkipsDhcpAndKeeps
   system_.ipv4["eth0"] = {"10.77.0.10/24"};
   IdentityResetResult result = reset_.Run(identity_);
   ASSERT_FALSE(result.failed_step) << result.error;
-  for (const auto& argv : system_.programs) EXPECT_NE(argv.at(1), "udhcpc");
-  auto route = std::find_if(system_.programs.begin(), system_.programs.end(),
-                            [](const auto& argv) { return argv.at(1) == "ip"; });
-  ASSERT_NE(route, system_.programs.end());
-  EXPECT_EQ(*route, (std::vector<std::string>{"/bin/busybox", "ip", "route", "replace", "default",
-                                              "via", "10.77.0.1", "dev", "eth0"}));
+  EXPECT_TRUE(system_.dhcp_queries.empty());
+  EXPECT_EQ(system_.default_route, "via 10.77.0.1 dev eth0");
+  EXPECT_EQ(system_.programs.size(), 1u);  // dropbearkey only
+  EXPECT_EQ(system_.files.count("/etc/resolv.conf"), 0u);
 }
 
-TEST_F(IdentityResetTest, StaticAddressWithoutGatewayRunsNothing) {
+TEST_F(IdentityResetTest, StaticAddressWithoutGatewaySetsNoRoute) {
   system_.files["/proc/cmdline"] = "console=ttyS0 ferry.ip=10.77.0.10/24";
   system_.ipv4["eth0"] = {"10.77.0.10/24"};
   IdentityResetResult result = reset_.Run(identity_);
   ASSERT_FALSE(result.failed_step) << result.error;
-  for (const auto& argv : system_.programs) {
-    EXPECT_TRUE(argv.at(1) != "udhcpc" && argv.at(1) != "ip") << argv.at(1);
-  }
+  EXPECT_TRUE(system_.dhcp_queries.empty());
+  EXPECT_EQ(system_.default_route, "");
+}
+
+TEST_F(IdentityResetTest, StaticRouteThatFailsFailsTheStep) {
+  system_.files["/proc/cmdline"] = "ferry.ip=10.77.0.10/24 ferry.gw=10.77.0.1";
+  system_.ipv4["eth0"] = {"10.77.0.10/24"};
+  system_.fail["ReplaceDefaultRoute"] =
+      "default route via 10.77.0.1 dev eth0: Network is unreachable";
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_TRUE(result.failed_step);
+  EXPECT_EQ(*result.failed_step, "dhcp");
+  EXPECT_NE(result.error.find("Network is unreachable"), std::string::npos) << result.error;
 }
 
 TEST_F(IdentityResetTest, StaticAddressThatIsGoneOrABadGatewayFailsTheStep) {

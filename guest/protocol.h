@@ -42,7 +42,8 @@
 //                   "mac": "<xx:xx:xx:xx:xx:xx, unicast, not all zero>",
 //                   "machine_id": "<32 lowercase hex, not all zero>",
 //                   "entropy": "<hex or padded standard base64 of 32..512 bytes>",
-//                   "time_unix_ns": <int in [2020-01-01, 2100-01-01) UTC>}
+//                   "time_unix_ns": <int in [2020-01-01, 2100-01-01) UTC>,
+//                   "ssh_host_key": "<optional: 128 hex, ed25519 seed then public key>"}
 //             -> {"identity": {...as the identity op...},
 //                 "steps_ms": {"rng": <ms>, "clock": .., "machine_id": .., "hostname": ..,
 //                              "mac": .., "ssh_keys": .., "dhcp": ..},
@@ -62,13 +63,16 @@
 //                              up announces its IPv4 addresses under the new MAC
 //                  ssh_keys    every /etc/dropbear/dropbear_*_host_key deleted, then one new
 //                              ed25519 key made by /usr/bin/dropbearkey
-//                  dhcp        /bin/busybox udhcpc -q -n with /etc/udhcpc.script, asking for
-//                              the current address; the current address is kept (QEMU user
-//                              networking forwards host ports to it but offers a new MAC the
-//                              next address, which is added beside it)
+//                  dhcp        ferry-guest's own DHCP client (no program started) asks for a
+//                              lease for the new MAC, asking for the current address, which is
+//                              kept (QEMU user networking forwards host ports to it but offers a
+//                              new MAC the next address, which is added beside it through
+//                              netlink); default route via the lease's router; /etc/resolv.conf
+//                              from the lease. With ferry.ip= on the kernel command line (tap
+//                              networking): no DHCP, only the default route via ferry.gw= again
 //                steps_ms and total_ms are milliseconds to 0.01. Under TCG emulation it takes
-//                0.2 to 0.5 s (dropbearkey and udhcpc are most of it); the programs are killed
-//                at 5 s (dropbearkey) and 6 s (udhcpc), so it always replies within about 12 s,
+//                0.2 to 0.5 s (dropbearkey is most of it); dropbearkey is killed at 5 s and
+//                DHCP gives up at 3 s, side by side, so it always replies within about 8 s,
 //                and a host's timeout should allow that. On failure:
 //                {"ok": false, "error": "reset_identity failed at step 'mac': <why>. Done before
 //                 it, and still in effect: rng, ...; not attempted: ...", "failed_step": "mac",

@@ -38,9 +38,11 @@ CMDLINE+=" random.trust_cpu=on ferry.services=redis:6379"
 READY_MARKER="ferry-guest: ready"
 
 # The virtio drivers the VM's devices need, in load order: every module follows the modules
-# named in its depends= (checked below, since there is no depmod/modprobe in the guest).
+# named in its depends= (checked below, since there is no depmod/modprobe in the guest). ext4
+# mounts the data disk; it asks the crypto API for crc32c at mount, which cannot load a module
+# by itself here, so crc32c_generic is loaded ahead.
 MODULES=(failover net_failover virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev
-         virtio_pci virtio_net virtio_console virtio_blk virtio-rng)
+         virtio_pci virtio_net virtio_console virtio_blk virtio-rng crc16 crc32c_generic mbcache jbd2 ext4)
 
 # ---------------------------------------------------------------- host packages
 need_package() {  # package [why]
@@ -102,6 +104,10 @@ DEB_NAME=$(basename "$KERNEL_DEB" .deb)
 
 # Only vmlinuz and the few modules are kept from the ~400 MB package.
 KERNEL_DIR=$CACHE_DIR/kernel/$DEB_NAME
+# The cache holds the modules of the list it was made with: a longer list extracts again.
+for m in "${MODULES[@]}"; do
+  [[ -f $KERNEL_DIR/modules/$m.ko ]] || rm -f "$KERNEL_DIR/complete"
+done
 if [[ ! -f $KERNEL_DIR/complete ]]; then
   echo "build-default.sh: extracting vmlinuz and modules from $(basename "$KERNEL_DEB")"
   rm -rf "$KERNEL_DIR" "$KERNEL_DIR.tmp"

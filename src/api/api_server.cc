@@ -23,6 +23,8 @@ int HttpStatusFor(const Status& status) {
     case Status::Code::kUnavailable: return 503;
     case Status::Code::kDeadlineExceeded: return 504;
     case Status::Code::kInternal: return 500;
+    case Status::Code::kPermissionDenied: return 403;
+    case Status::Code::kCancelled: return 409;
   }
   return 500;
 }
@@ -60,14 +62,70 @@ bool Flag(const httplib::Request& req, const json& body, const std::string& key)
 }  // namespace
 
 ApiServer::ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots,
-                     snapshot::TemplateService& templates)
+                     snapshot::TemplateService& templates, migrate::MigrationService* migrations)
     : service_(service),
       snapshots_(snapshots),
       templates_(templates),
+      migrations_(migrations),
       server_(std::make_unique<httplib::Server>()) {
   Routes();
   SnapshotRoutes();
   TemplateRoutes();
+  MigrationRoutes();
+}
+
+void ApiServer::MigrationRoutes() {
+  httplib::Server& s = *server_;
+  // Every route needs this host's peer identity.
+  auto need = [this](httplib::Response& res) {
+    if (migrations_) return true;
+    ReplyError(res, Status::FailedPrecondition(
+                        "this ferryd has no peer identity: start it with --tls-dir DIR (from "
+                        "ferry host enroll) and --listen ADDRESS:PORT"));
+    return false;
+  };
+  s.Get("/v1/peers", [this, need](const httplib::Request&, httplib::Response& res) {
+    if (need(res)) Reply(res, 200, {{"peers", migrations_->Peers()}, {"self", migrations_->self().host_id}});
+  });
+  s.Post("/v1/peers", [this, need](const httplib::Request& req, httplib::Response& res) {
+    if (!need(res)) return;
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    Status st = migrations_->AddPeer(body->value("host_id", ""), body->value("address", ""));
+    if (!st.ok()) return ReplyError(res, st);
+    Reply(res, 201, {{"host_id", body->value("host_id", "")}, {"address", body->value("address", "")}});
+  });
+  s.Delete(R"(/v1/peers/([^/]+))", [this, need](const httplib::Request& req, httplib::Response& res) {
+    if (!need(res)) return;
+    Status st = migrations_->RemovePeer(req.matches[1]);
+    if (!st.ok()) return ReplyError(res, st);
+    Reply(res, 200, {{"deleted", req.matches[1]}});
+  });
+  s.Post("/v1/migrations", [this, need](const httplib::Request& req, httplib::Response& res) {
+    if (!need(res)) return;
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    migrate::MigrateRequest m;
+    m.vm = body->value("vm", "");
+    m.to = body->value("to", "");
+    m.downtime_ms = body->value("downtime_ms", 0);
+    ReplyOperation(res, migrations_->Migrate(m));
+  });
+  s.Get("/v1/migrations", [this, need](const httplib::Request&, httplib::Response& res) {
+    if (need(res)) Reply(res, 200, {{"migrations", migrations_->List()}});
+  });
+  s.Get(R"(/v1/migrations/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto op = service_.operations().Get(req.matches[1]);
+    if (!op.ok()) return ReplyError(res, op.status());
+    Reply(res, 200, (*op)->ToJson());
+  });
+  s.Post(R"(/v1/migrations/([^/]+)/cancel)", [this, need](const httplib::Request& req,
+                                                          httplib::Response& res) {
+    if (!need(res)) return;
+    Status st = migrations_->Cancel(req.matches[1]);
+    if (!st.ok()) return ReplyError(res, st);
+    Reply(res, 202, {{"cancelling", req.matches[1]}});
+  });
 }
 
 void ApiServer::TemplateRoutes() {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "migrate/migration_service.h"
 #include "snapshot/snapshot_service.h"
 #include "snapshot/template_service.h"
 #include "vm/vm_service.h"
@@ -19,8 +20,9 @@ namespace ferry::api {
 
 class ApiServer {
  public:
+  // `migrations` is null when this ferryd has no peer identity (no --tls-dir).
   ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots,
-            snapshot::TemplateService& templates);
+            snapshot::TemplateService& templates, migrate::MigrationService* migrations);
   ~ApiServer();
 
   // Binds SOCKET_PATH (mode 0600) and serves on a background thread.
@@ -32,10 +34,12 @@ class ApiServer {
 
   void SnapshotRoutes();
   void TemplateRoutes();
+  void MigrationRoutes();
 
   vm::VmService& service_;
   snapshot::SnapshotService& snapshots_;
   snapshot::TemplateService& templates_;
+  migrate::MigrationService* migrations_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

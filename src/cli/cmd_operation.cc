@@ -52,6 +52,7 @@ void AddOperationCommands(CLI::App& app, Context& ctx) {
 void AddHostCommands(CLI::App& app, Context& ctx) {
   auto* host = app.add_subcommand("host", "this host as ferryd sees it");
   host->require_subcommand(1);
+  AddHostEnrollCommand(*host, ctx);
   auto* cmd = host->add_subcommand("show", "accelerator, capacity, images");
   auto as_json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *as_json, "print JSON");

@@ -7,14 +7,12 @@
 
 #include "cli/context.h"
 #include "cli/table.h"
+#include "core/files.h"
 
 namespace ferry::cli {
 
 using nlohmann::json;
 
-namespace {
-
-// A one-line progress display on a terminal; silent when stderr is not a terminal.
 void ShowProgress(const json& op) {
   if (!::isatty(STDERR_FILENO)) return;
   std::fprintf(stderr, "\r\033[K%s %s: %s (%d%%)", op.value("kind", "").c_str(),
@@ -23,6 +21,8 @@ void ShowProgress(const json& op) {
   if (op.value("state", "") != "running") std::fprintf(stderr, "\r\033[K");
   std::fflush(stderr);
 }
+
+namespace {
 
 std::string Forwards(const json& forwards) {
   std::string out;
@@ -44,7 +44,23 @@ void PrintVm(const json& vm) {
   line("memory", std::to_string(vm.value("memory_mib", 0)) + " MiB");
   line("cpus", std::to_string(vm["spec"].value("cpus", 1)));
   line("accelerator", vm.value("accelerator", ""));
-  line("forwards", Forwards(vm["spec"]["network"]["forwards"]));
+  if (vm["spec"].contains("disk")) {
+    const json& paths = vm.value("paths", json::object());
+    line("disk", vm["spec"].value("disk", "") + " " + paths.value("disk", "") +
+                     (paths.value("disk_chain", json::array()).empty()
+                          ? ""
+                          : " (on " + std::to_string(paths["disk_chain"].size()) +
+                                " frozen image(s))"));
+  }
+  const json& net = vm["spec"]["network"];
+  if (net.value("mode", "user") == "tap") {
+    line("network", "tap " + vm.value("tap", "") + " on bridge " + net.value("bridge", ""));
+    line("address", net.value("ip", "") +
+                        (net.contains("gateway") ? " via " + net.value("gateway", "") : ""));
+  } else {
+    line("network", "user");
+    line("forwards", Forwards(net["forwards"]));
+  }
   line("mac", vm.value("mac", ""));
   if (vm.value("pid", 0) != 0) line("qemu pid", std::to_string(vm.value("pid", 0)));
   if (vm.value("uptime_ms", 0) > 0) line("uptime", FormatDuration(vm.value("uptime_ms", 0)));
@@ -64,6 +80,13 @@ void PrintVm(const json& vm) {
       line("machine-id", g.value("machine_id", ""));
       line("boot id", g.value("boot_id", ""));
       line("kernel", g.value("kernel", ""));
+      for (const auto& nic : g.value("macs", json::array())) {
+        std::string addresses;
+        for (const auto& a : nic.value("ipv4", json::array())) {
+          if (a.is_string()) addresses += (addresses.empty() ? "" : ", ") + a.get<std::string>();
+        }
+        line("guest " + nic.value("iface", "nic"), addresses.empty() ? "no IPv4 address" : addresses);
+      }
     }
   }
 }
@@ -81,7 +104,13 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
     auto image = std::make_shared<std::string>("default");
     auto memory = std::make_shared<std::string>("256");
     auto cpus = std::make_shared<int>(1);
+    auto disk = std::make_shared<std::string>();
+    auto policy_file = std::make_shared<std::string>();
     auto forwards = std::make_shared<std::vector<std::string>>();
+    auto net = std::make_shared<std::string>("user");
+    auto bridge = std::make_shared<std::string>();
+    auto ip = std::make_shared<std::string>();
+    auto gateway = std::make_shared<std::string>();
     auto wait_ready = std::make_shared<bool>(false);
     auto as_json = std::make_shared<bool>(false);
     auto from_template = std::make_shared<std::string>();
@@ -91,14 +120,43 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
     cmd->add_option("--image", *image, "guest image")->capture_default_str();
     cmd->add_option("--memory", *memory, "guest RAM in MiB (or 512M, 1G)")->capture_default_str();
     cmd->add_option("--cpus", *cpus, "virtual CPUs")->capture_default_str();
+    cmd->add_option("--policy", *policy_file,
+                    "the owner's signed policy for this VM (ferry policy sign): where it may go");
+    cmd->add_option("--disk", *disk,
+                    "a qcow2 data disk of this size (64M, 1G): the guest keeps redis's "
+                    "append-only file on it");
     cmd->add_option("--forward", *forwards, "HOST_PORT:GUEST_PORT on 127.0.0.1 (repeatable)");
+    cmd->add_option("--net", *net,
+                    "user: QEMU user networking, reached through --forward; tap: a tap on a "
+                    "host bridge, reached at --ip (can move between hosts with it)")
+        ->check(CLI::IsMember({"user", "tap"}))
+        ->capture_default_str();
+    cmd->add_option("--bridge", *bridge, "with --net tap: the host bridge (default ferrybr0)");
+    cmd->add_option("--ip", *ip, "with --net tap: the guest's address and prefix, 10.77.0.10/24");
+    cmd->add_option("--gateway", *gateway, "with --net tap: the guest's default route, 10.77.0.1");
     cmd->add_flag("--wait-ready", *wait_ready, "return once the guest's services answer");
     cmd->add_flag("--json", *as_json, "print the VM as JSON");
     cmd->callback([=, &ctx] {
+      // Tap settings go to ferryd as given; it checks them and names what is wrong.
+      json network = {{"mode", *net}, {"forwards", *forwards}};
+      if (!bridge->empty()) network["bridge"] = *bridge;
+      if (!ip->empty()) network["ip"] = *ip;
+      if (!gateway->empty()) network["gateway"] = *gateway;
       json spec = {{"name", *name}, {"image", *image}, {"memory", *memory}, {"cpus", *cpus},
-                   {"network", {{"mode", "user"}, {"forwards", *forwards}}}};
+                   {"network", network}};
+      if (!disk->empty()) spec["disk"] = *disk;
+      if (!policy_file->empty()) {
+        auto text = ReadFile(*policy_file);
+        if (!text.ok()) return ctx.Fail(text.status().WithContext("--policy"));
+        spec["policy"] = *text;
+      }
       json body = {{"spec", spec}, {"wait_ready", *wait_ready}};
       if (!from_template->empty()) {
+        if (*net != "user" || !bridge->empty() || !ip->empty() || !gateway->empty()) {
+          return ctx.Fail(Status::InvalidArgument(
+              "vm " + *name + ": --net, --bridge, --ip and --gateway cannot be used with "
+              "--template; a clone has its template's network"));
+        }
         body = {{"name", *name}, {"template", *from_template}, {"forwards", *forwards}};
       }
       auto client = ctx.Client();

@@ -31,10 +31,20 @@ struct Context {
   void PrintJson(const nlohmann::json& j) const { std::cout << j.dump(2) << "\n"; }
 };
 
+// A one-line progress display of an operation on a terminal; silent when stderr is not one.
+void ShowProgress(const nlohmann::json& op);
+
 void AddVmCommands(CLI::App& app, Context& ctx);
+void AddPeerCommands(CLI::App& app, Context& ctx);
+void AddMigrateCommands(CLI::App& app, Context& ctx);
 void AddOperationCommands(CLI::App& app, Context& ctx);
 void AddHostCommands(CLI::App& app, Context& ctx);
 void AddSnapshotCommands(CLI::App& app, Context& ctx);
 void AddTemplateCommands(CLI::App& app, Context& ctx);
+// Local verbs (no ferryd): fleet CA, owner keys, VM policies.
+void AddCaCommands(CLI::App& app, Context& ctx);
+void AddHostEnrollCommand(CLI::App& host, Context& ctx);  // adds "enroll" to "ferry host"
+void AddOwnerCommands(CLI::App& app, Context& ctx);
+void AddPolicyCommands(CLI::App& app, Context& ctx);
 
 }  // namespace ferry::cli

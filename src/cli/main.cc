@@ -13,10 +13,15 @@ int main(int argc, char** argv) {
   app.add_option("--socket", ctx.socket, "ferryd's API socket (or FERRY_SOCKET)")
       ->capture_default_str();
   ferry::cli::AddVmCommands(app, ctx);
+  ferry::cli::AddPeerCommands(app, ctx);
+  ferry::cli::AddMigrateCommands(app, ctx);
   ferry::cli::AddOperationCommands(app, ctx);
   ferry::cli::AddHostCommands(app, ctx);
   ferry::cli::AddSnapshotCommands(app, ctx);
   ferry::cli::AddTemplateCommands(app, ctx);
+  ferry::cli::AddCaCommands(app, ctx);
+  ferry::cli::AddOwnerCommands(app, ctx);
+  ferry::cli::AddPolicyCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,9 +5,10 @@
 
 namespace ferry {
 namespace {
-constexpr std::array<const char*, 10> kCodeNames = {
+constexpr std::array<const char*, 12> kCodeNames = {
     "ok",          "invalid_argument", "not_found",   "already_exists",    "failed_precondition",
-    "resource_exhausted", "corruption", "unavailable", "deadline_exceeded", "internal"};
+    "resource_exhausted", "corruption", "unavailable", "deadline_exceeded", "internal",
+    "permission_denied", "cancelled"};
 }  // namespace
 
 const char* Status::CodeName() const { return kCodeNames[static_cast<size_t>(code_)]; }

@@ -22,6 +22,8 @@ class Status {
     kUnavailable,         // a peer (QEMU, guest, agent) did not answer or went away
     kDeadlineExceeded,    // a timeout elapsed
     kInternal,            // an invariant of ours broke, or the OS failed unexpectedly
+    kPermissionDenied,    // a policy or a peer's identity forbids it
+    kCancelled,           // a user cancelled the operation
   };
 
   Status() = default;
@@ -41,6 +43,10 @@ class Status {
     return Status(Code::kDeadlineExceeded, std::move(m));
   }
   static Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
+  static Status PermissionDenied(std::string m) {
+    return Status(Code::kPermissionDenied, std::move(m));
+  }
+  static Status Cancelled(std::string m) { return Status(Code::kCancelled, std::move(m)); }
   // For errors that crossed a process boundary as (code name, message); kOk becomes kInternal.
   static Status FromCode(Code code, std::string m) {
     return Status(code == Code::kOk ? Code::kInternal : code, std::move(m));

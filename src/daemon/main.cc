@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api_server.h"
+#include "migrate/migration_service.h"
 #include "core/files.h"
 #include "vm/vm_service.h"
 
@@ -30,6 +31,14 @@ int main(int argc, char** argv) {
   app.add_option("--image-dir", config.image_dirs, "directory of guest images (repeatable)");
   app.add_option("--qemu", config.qemu_binary, "QEMU binary")->capture_default_str();
   app.add_option("--ready-timeout", ready_timeout_s, "seconds a guest may take to become ready")
+      ->capture_default_str();
+  ferry::migrate::MigrationConfig migration;
+  app.add_option("--listen", migration.listen,
+                 "peer port for migrations, ADDRESS:PORT (mutual TLS 1.3 only; needs --tls-dir)");
+  app.add_option("--tls-dir", migration.tls_dir,
+                 "this host's key, certificate and fleet CA (ferry host enroll --out DIR)");
+  app.add_option("--downtime-ms", migration.default_downtime_ms,
+                 "default downtime limit of a live migration")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -69,7 +78,19 @@ int main(int argc, char** argv) {
   }
   ferry::snapshot::SnapshotService snapshots(**service);
   ferry::snapshot::TemplateService templates(**service, snapshots);
-  ferry::api::ApiServer api(**service, snapshots, templates);
+  std::unique_ptr<ferry::migrate::MigrationService> migrations;
+  if (!migration.tls_dir.empty()) {
+    auto started = ferry::migrate::MigrationService::Start(**service, migration);
+    if (!started.ok()) {
+      std::fprintf(stderr, "ferryd: %s\n", started.status().message().c_str());
+      return 1;
+    }
+    migrations = std::move(started).value();
+  } else if (!migration.listen.empty()) {
+    std::fprintf(stderr, "ferryd: --listen needs --tls-dir (peers speak only mutual TLS)\n");
+    return 1;
+  }
+  ferry::api::ApiServer api(**service, snapshots, templates, migrations.get());
   st = api.Start(socket_path);
   if (!st.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
@@ -82,6 +103,7 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   spdlog::info("ferryd: signal {}, shutting down; VMs keep running", sig);
   api.Stop();
+  migrations.reset();  // closes the peer port and its links before the VM service goes
   ::unlink(socket_path.c_str());
   // Background operations end first; then templates (their pool QEMUs), snapshots and the VM
   // service go, in that order, as the scope unwinds.

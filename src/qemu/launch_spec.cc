@@ -42,14 +42,28 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const NicSpec& nic = spec.nics[i];
     const std::string id = "net" + std::to_string(i);
-    std::string netdev = "user,id=" + id;
-    for (const PortForward& f : nic.forwards) {
-      netdev += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
-                std::to_string(f.guest_port);
+    std::string netdev;
+    if (nic.backend == NicSpec::Backend::kTap) {
+      // vhost=off: the kernel's vhost-net worker would move packets outside QEMU, which TCG and
+      // a later live migration of this QEMU do not need; QEMU's own virtio-net path is enough.
+      netdev = "tap,id=" + id + ",ifname=" + EscapeOptionValue(nic.ifname) +
+               ",script=no,downscript=no,vhost=off";
+    } else {
+      netdev = "user,id=" + id;
+      for (const PortForward& f : nic.forwards) {
+        netdev += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
+                  std::to_string(f.guest_port);
+      }
     }
     add({"-netdev", netdev, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nic.mac});
   }
   add({"-device", "virtio-rng-pci"});
+  if (!spec.disk_path.empty()) {
+    // id=disk0 is the name QMP uses for it (blockdev-snapshot-sync at snapshot time).
+    add({"-drive", "file=" + EscapeOptionValue(spec.disk_path) +
+                       ",if=none,id=" + kDiskDriveId + ",format=qcow2,discard=unmap"});
+    add({"-device", std::string("virtio-blk-pci,drive=") + kDiskDriveId + ",id=vd0"});
+  }
   add({"-device", "vmgenid,guid=" + spec.vmgenid});
   // -S keeps the restored guest paused until ferryd has checked the restore and resumes it.
   if (spec.incoming) add({"-S", "-incoming", "defer"});

@@ -16,13 +16,15 @@ struct PortForward {
   uint16_t guest_port = 0;
 };
 
-// One guest NIC. Only user-mode networking exists today; a tap backend is a new `Backend` value
-// and a branch in the builder, with no change to callers that use kUser.
+// One guest NIC: virtio-net with `mac`, on QEMU's user-mode network (with host `forwards`) or on
+// a host tap interface `ifname` that ferryd created beforehand (persistent, already on its
+// bridge: QEMU runs no scripts and only opens it).
 struct NicSpec {
-  enum class Backend { kUser };
+  enum class Backend { kUser, kTap };
   Backend backend = Backend::kUser;
   std::string mac;
-  std::vector<PortForward> forwards;
+  std::vector<PortForward> forwards;  // kUser only
+  std::string ifname;                 // kTap only
 };
 
 struct LaunchSpec {
@@ -44,9 +46,14 @@ struct LaunchSpec {
   // VM generation ID: "auto" for a fresh boot; a clone gets a new GUID so its kernel knows it is
   // a copy and reseeds its RNG.
   std::string vmgenid = "auto";
+  // The data disk (qcow2, the guest's /dev/vda); "" for none.
+  std::string disk_path;
   // Start paused, waiting for `migrate-incoming` (restore of a snapshot's device state).
   bool incoming = false;
 };
+
+// The QMP device name of the data disk.
+inline constexpr const char* kDiskDriveId = "disk0";
 
 // argv for execvp, argv[0] included.
 std::vector<std::string> BuildCommandLine(const LaunchSpec& spec);

@@ -52,6 +52,16 @@ TEST(LaunchSpecTest, PrivateMappingWhenNotShared) {
   EXPECT_THAT(ValueOf(BuildCommandLine(spec), "-object"), HasSubstr("share=off"));
 }
 
+TEST(LaunchSpecTest, DataDiskIsAVirtioQcow2DriveNamedForQmp) {
+  auto spec = Sample();
+  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-drive"), "");
+  spec.disk_path = "/state/vms/db,1/disk-0.qcow2";
+  auto argv = BuildCommandLine(spec);
+  EXPECT_EQ(ValueOf(argv, "-drive"),
+            "file=/state/vms/db,,1/disk-0.qcow2,if=none,id=disk0,format=qcow2,discard=unmap");
+  EXPECT_EQ(ValueOf(argv, "-device", "virtio-blk"), "virtio-blk-pci,drive=disk0,id=vd0");
+}
+
 TEST(LaunchSpecTest, AcceleratorSelectsMachineAndCpu) {
   auto spec = Sample();
   spec.accelerator = Accelerator::kTcg;
@@ -69,6 +79,20 @@ TEST(LaunchSpecTest, ForwardsListenOnLoopbackOnly) {
             "user,id=net0,hostfwd=tcp:127.0.0.1:16379-:6379");
   EXPECT_EQ(ValueOf(BuildCommandLine(Sample()), "-device", "virtio-net"),
             "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc");
+}
+
+TEST(LaunchSpecTest, TapNicOpensFerrysTapWithoutScriptsOrVhost) {
+  auto spec = Sample();
+  spec.nics[0].backend = NicSpec::Backend::kTap;
+  spec.nics[0].forwards.clear();
+  spec.nics[0].ifname = "fy01234567";
+  auto argv = BuildCommandLine(spec);
+  EXPECT_EQ(ValueOf(argv, "-netdev"),
+            "tap,id=net0,ifname=fy01234567,script=no,downscript=no,vhost=off");
+  EXPECT_EQ(ValueOf(argv, "-device", "virtio-net"),
+            "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc");
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "-netdev"), 1);
+  for (const auto& a : argv) EXPECT_THAT(a, ::testing::Not(HasSubstr("hostfwd"))) << a;
 }
 
 TEST(LaunchSpecTest, ChannelsAreUnixSocketsThatDoNotBlockStartup) {

@@ -119,6 +119,26 @@ Result<SnapshotManifest> ParseFields(const json& j, const std::string& file) {
   FERRY_ASSIGN_OR_RETURN(json ram, r.Object(j, "", "ram"));
   FERRY_ASSIGN_OR_RETURN(m.ram_file, r.FileName(ram, "ram.", "file"));
   FERRY_ASSIGN_OR_RETURN(m.ram, RamImage::FromJson(ram, file));
+  if (j.contains("disk")) {
+    FERRY_ASSIGN_OR_RETURN(json disk, r.Object(j, "", "disk"));
+    DiskImageFile d;
+    FERRY_ASSIGN_OR_RETURN(d.file, r.FileName(disk, "disk.", "file"));
+    FERRY_ASSIGN_OR_RETURN(d.size_bytes, r.Unsigned(disk, "disk.", "size"));
+    FERRY_ASSIGN_OR_RETURN(d.sha256, r.String(disk, "disk.", "sha256"));
+    if (!disk.contains("chain") || !disk["chain"].is_array()) {
+      return Status::Corruption("snapshot manifest " + file + ": disk.chain is not a list" +
+                                kDamaged);
+    }
+    for (const json& p : disk["chain"]) {
+      if (!p.is_string() || p.get<std::string>().empty() || p.get<std::string>()[0] != '/') {
+        return Status::Corruption("snapshot manifest " + file +
+                                  ": disk.chain holds something other than absolute paths" +
+                                  kDamaged);
+      }
+      d.chain.push_back(p.get<std::string>());
+    }
+    m.disk = std::move(d);
+  }
   m.manifest_sha256 = j[kChecksumKey].get<std::string>();
   return m;
 }
@@ -128,7 +148,7 @@ Result<SnapshotManifest> ParseFields(const json& j, const std::string& file) {
 json SnapshotManifest::ToJson() const {
   json ram_json = ram.ToJson();
   ram_json["file"] = ram_file;
-  return {{"format", kFormat},
+  json j = {{"format", kFormat},
           {"version_major", kVersionMajor},
           {"version_minor", kVersionMinor},
           {"name", name},
@@ -145,11 +165,19 @@ json SnapshotManifest::ToJson() const {
             {"size", device_state.size_bytes},
             {"sha256", device_state.sha256}}},
           {"ram", std::move(ram_json)}};
+  if (disk) {
+    j["disk"] = {{"file", disk->file},
+                 {"size", disk->size_bytes},
+                 {"sha256", disk->sha256},
+                 {"chain", disk->chain}};
+  }
+  return j;
 }
 
 Status WriteManifest(const std::string& dir, const SnapshotManifest& manifest) {
   const std::string path = dir + "/" + SnapshotManifest::kFileName;
-  if (!IsPlainName(manifest.device_state.file) || !IsPlainName(manifest.ram_file)) {
+  if (!IsPlainName(manifest.device_state.file) || !IsPlainName(manifest.ram_file) ||
+      (manifest.disk && !IsPlainName(manifest.disk->file))) {
     return Status::InvalidArgument("snapshot manifest " + path +
                                    ": data file names must be plain names inside the directory");
   }
@@ -247,9 +275,30 @@ Status VerifyDeviceState(const std::string& dir, const SnapshotManifest& manifes
   return Status::Ok();
 }
 
+Status VerifyDiskImage(const std::string& dir, const SnapshotManifest& manifest) {
+  if (!manifest.disk) return Status::Ok();
+  const std::string path = dir + "/" + manifest.disk->file;
+  const std::string what = "snapshot disk image " + path + ": ";
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return Status::Corruption(what + "cannot stat: " + std::strerror(errno) + kDamaged);
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size), want = manifest.disk->size_bytes;
+  if (size != want) {
+    return Status::Corruption(what + (size < want ? "truncated: " : "wrong size: ") +
+                              std::to_string(size) + " bytes, expected " + std::to_string(want) +
+                              kDamaged);
+  }
+  auto digest = Sha256File(path);
+  if (!digest.ok()) return digest.status().WithContext("snapshot disk image");
+  if (*digest != manifest.disk->sha256) return Status::Corruption(what + "checksum mismatch" + kDamaged);
+  return Status::Ok();
+}
+
 Status VerifySnapshot(const std::string& dir, const SnapshotManifest& manifest,
                       VerifiedFiles& verified) {
   FERRY_RETURN_IF_ERROR(VerifyDeviceState(dir, manifest));
+  FERRY_RETURN_IF_ERROR(VerifyDiskImage(dir, manifest));
   return verified.Check(dir + "/" + manifest.ram_file, manifest.ram);
 }
 

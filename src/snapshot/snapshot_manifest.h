@@ -14,7 +14,9 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "snapshot/ram_image.h"
@@ -29,10 +31,21 @@ struct DeviceStateFile {
   bool operator==(const DeviceStateFile&) const = default;
 };
 
+// The VM's data disk as the snapshot froze it: a qcow2 image that is never written again. It
+// lives outside the snapshot directory (frozen images are shared by the VM's next overlay and
+// by clones), linked from it under `file`. Added in format 1.1; absent when the VM had no disk.
+struct DiskImageFile {
+  std::string file = "disk.qcow2";  // a plain name inside the snapshot directory
+  uint64_t size_bytes = 0;
+  std::string sha256;
+  std::vector<std::string> chain;  // frozen images it lies on, nearest first (absolute paths)
+  bool operator==(const DiskImageFile&) const = default;
+};
+
 struct SnapshotManifest {
   static constexpr const char* kFormat = "ferry-snapshot";
   static constexpr int kVersionMajor = 1;
-  static constexpr int kVersionMinor = 0;
+  static constexpr int kVersionMinor = 1;
   static constexpr const char* kFileName = "manifest.json";
 
   // As read from the file; WriteManifest always writes kVersionMajor.kVersionMinor.
@@ -52,6 +65,7 @@ struct SnapshotManifest {
   DeviceStateFile device_state;
   std::string ram_file = "ram";  // a plain name inside the snapshot directory
   RamImage ram;
+  std::optional<DiskImageFile> disk;
   std::string manifest_sha256;  // lowercase hex; set by LoadManifest
 
   // Every field but manifest_sha256, stamped with this build's version.
@@ -72,6 +86,8 @@ Result<std::string> Sha256File(const std::string& path);
 // Checks DIR/<device state file> against the manifest: size ("truncated" when shorter), then
 // SHA-256. Damage is Corruption naming the file.
 Status VerifyDeviceState(const std::string& dir, const SnapshotManifest& manifest);
+// The frozen disk image's size and SHA-256 (read whole: a disk is checked on every clone).
+Status VerifyDiskImage(const std::string& dir, const SnapshotManifest& manifest);
 
 // Checks both data files of a loaded manifest: the device state in full (it is small) and the RAM
 // through `verified`, which turns repeat checks of an unchanged RAM file into a stat.

@@ -134,7 +134,8 @@ TEST_F(SnapshotManifestTest, RoundTripsAndIsReadOnly) {
   EXPECT_EQ(loaded->ram_file, "ram");
   EXPECT_EQ(loaded->ram, m_.ram);
   EXPECT_EQ(loaded->version_major, 1);
-  EXPECT_EQ(loaded->version_minor, 0);
+  EXPECT_EQ(loaded->version_minor, 1);
+  EXPECT_FALSE(loaded->disk) << "a VM without a disk has no disk entry";
   EXPECT_EQ(loaded->manifest_sha256, Written()["manifest_sha256"]);
 
   json j = Written();
@@ -287,6 +288,37 @@ TEST_F(SnapshotManifestTest, VerifySnapshotFindsRamDamage) {
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_THAT(st.message(),
               HasSubstr(dir_ + "/ram: checksum mismatch at chunk 3 (offset 3145728)"));
+}
+
+TEST_F(SnapshotManifestTest, DiskEntryRoundTripsAndItsDamageIsFound) {
+  const std::string disk = std::string(64 * 1024, 'q') + "end";
+  Spit(dir_ + "/disk.qcow2", disk);
+  DiskImageFile d;
+  d.size_bytes = disk.size();
+  d.sha256 = Sha256Hex(disk);
+  d.chain = {"/state/disks/aaaa.qcow2"};
+  m_.disk = d;
+  ::unlink(manifest_path_.c_str());
+  ASSERT_TRUE(WriteManifest(dir_, m_).ok());
+  auto loaded = LoadManifest(dir_);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  ASSERT_TRUE(loaded->disk);
+  EXPECT_EQ(*loaded->disk, d);
+  VerifiedFiles verified;
+  EXPECT_TRUE(VerifySnapshot(dir_, *loaded, verified).ok());
+
+  std::string flipped = disk;
+  flipped[4000] ^= 1;
+  Spit(dir_ + "/disk.qcow2", flipped);
+  Status st = VerifySnapshot(dir_, *loaded, verified);
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(),
+              HasSubstr("snapshot disk image " + dir_ + "/disk.qcow2: checksum mismatch"));
+
+  json j = Written();
+  j["disk"]["chain"] = json::array({"relative.qcow2"});
+  WriteSealed(j);
+  ExpectRefused(Status::Code::kCorruption, "disk.chain");
 }
 
 }  // namespace

@@ -10,7 +10,10 @@
 
 #include "core/files.h"
 #include "core/ids.h"
+#include "crypto/ssh_host_key_pair.h"
+#include "vm/vm_disk.h"
 #include "snapshot/device_state.h"
+#include "snapshot/disk_freeze.h"
 #include "snapshot/snapshot_manifest.h"
 
 namespace ferry::snapshot {
@@ -33,6 +36,16 @@ std::string RandomHex(size_t bytes) {
   std::string out;
   while (out.size() < bytes * 2) out += NewId();
   return out.substr(0, bytes * 2);
+}
+
+std::string HexOf(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
 }
 
 std::string NewGuid() {
@@ -68,11 +81,13 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const std::string& s
   const auto t1 = Clock::now();
   FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestTimeout));
   const std::string mac = NewMac();
+  FERRY_ASSIGN_OR_RETURN(const std::string ssh_key, crypto::NewSshHostKeyPair());
   json identity_args = {{"hostname", HostnameFor(clone_name)},
                         {"mac", mac},
                         {"machine_id", RandomHex(16)},
                         {"entropy", RandomHex(64)},
-                        {"time_unix_ns", static_cast<int64_t>(NowUnixMs()) * 1000000}};
+                        {"time_unix_ns", static_cast<int64_t>(NowUnixMs()) * 1000000},
+                        {"ssh_host_key", HexOf(ssh_key)}};
   auto reset = rt.GuestCall("reset_identity", identity_args, kGuestTimeout);
   if (!reset.ok()) {
     return Status::Unavailable("the clone's identity could not be reset (" +
@@ -177,6 +192,22 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   SnapshotManifest m;
   st = SaveDeviceState(rt, partial + "/" + m.device_state.file, kDeviceStateTimeout);
   const int64_t device_ms = MsSince(paused_at);
+  std::optional<FrozenDisk> frozen;
+  if (st.ok() && !lease.record.disk_path.empty()) {
+    op.SetPhase("freezing disk", 40);
+    const std::string disks = vms_.config().state_dir + "/disks";
+    st = MakeDirs(disks, 0700);
+    auto made = st.ok() ? FreezeDisk(rt, lease.record, disks + "/" + id + ".qcow2",
+                                     lease.record.dir + "/disk-" + id + ".qcow2",
+                                     vm::QemuImgFor(vms_.config().qemu_binary))
+                        : Result<FrozenDisk>(st);
+    st = made.status();
+    if (made.ok()) {
+      frozen = *made;
+      // From here the VM writes the new overlay, whatever becomes of this snapshot.
+      st = vms_.SetDisk(vm_name, frozen->top, frozen->chain);
+    }
+  }
   Result<RamImage> ram = Status::Internal("not copied");
   if (st.ok()) {
     op.SetPhase("copying RAM", 50);
@@ -210,6 +241,21 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   m.ram = *ram;
   auto sha = Sha256File(partial + "/" + m.device_state.file);
   if (!sha.ok()) return fail(sha.status());
+  if (frozen) {
+    op.SetPhase("checksumming disk", 92);
+    DiskImageFile disk;
+    auto disk_sha = Sha256File(frozen->frozen);
+    if (!disk_sha.ok()) return fail(disk_sha.status());
+    disk.sha256 = *disk_sha;
+    struct stat st_disk;
+    ::stat(frozen->frozen.c_str(), &st_disk);
+    disk.size_bytes = static_cast<uint64_t>(st_disk.st_size);
+    disk.chain.assign(frozen->chain.begin() + 1, frozen->chain.end());
+    if (::symlink(frozen->frozen.c_str(), (partial + "/" + disk.file).c_str()) != 0) {
+      return fail(Status::Internal("cannot link the frozen disk into " + partial));
+    }
+    m.disk = disk;
+  }
   m.device_state.sha256 = *sha;
   struct stat st_dev;
   ::stat((partial + "/" + m.device_state.file).c_str(), &st_dev);
@@ -244,6 +290,32 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   return Status::Ok();
 }
 
+Result<std::string> SnapshotService::FrozenDiskOf(const std::string& dir,
+                                                  const SnapshotManifest& m) {
+  const std::string link = dir + "/" + m.disk->file;
+  char target[4096];
+  ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  if (n <= 0 || target[0] != '/') {
+    return Status::Corruption("snapshot disk image " + link +
+                              " is not a link to the frozen image; the snapshot is damaged, "
+                              "take a new one");
+  }
+  return std::string(target, static_cast<size_t>(n));
+}
+
+std::vector<std::string> SnapshotService::SnapshotsOnDisk(const std::string& frozen) {
+  std::vector<std::string> names;
+  auto all = vms_.registry().ListObjects(kKind);
+  if (!all.ok()) return names;
+  for (const auto& [other, row] : *all) {
+    auto m = LoadManifest(row.value("dir", ""));
+    if (!m.ok() || !m->disk) continue;
+    const auto& chain = m->disk->chain;
+    if (std::find(chain.begin(), chain.end(), frozen) != chain.end()) names.push_back(other);
+  }
+  return names;
+}
+
 std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
                                                      const CloneRequest& req) {
   if (!req.names.empty()) return req.names;
@@ -276,6 +348,11 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
   plan.mac = m.vm_spec.value("mac", "");
   plan.vmgenid = NewGuid();
   plan.origin = {{"snapshot", snapshot}, {"snapshot_id", m.id}, {"source_vm", m.vm_name}};
+  if (m.disk) {
+    FERRY_ASSIGN_OR_RETURN(std::string frozen, FrozenDiskOf(paths.dir, m));
+    plan.disk_chain.push_back(frozen);
+    plan.disk_chain.insert(plan.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
+  }
   const std::string dir = paths.dir;
   plan.restore = [dir, m, name](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, dir, m, name);
@@ -395,7 +472,23 @@ Status SnapshotService::Delete(const std::string& name) {
       }
     }
   }
+  std::string frozen_disk;
+  auto m = LoadManifest(paths.dir);
+  if (m.ok() && m->disk) {
+    FERRY_ASSIGN_OR_RETURN(frozen_disk, FrozenDiskOf(paths.dir, *m));
+    std::vector<std::string> users = vms_.VmsUsingDisk(frozen_disk);
+    for (const auto& other : SnapshotsOnDisk(frozen_disk)) users.push_back("snapshot " + other);
+    if (!users.empty()) {
+      std::string list;
+      for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
+      return Status::FailedPrecondition(
+          "snapshot " + name + ": its frozen disk " + frozen_disk +
+          " is the base of the disks of " + list +
+          "; delete those first (a VM's disk keeps the snapshot it was frozen in)");
+    }
+  }
   FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
+  if (!frozen_disk.empty()) ::unlink(frozen_disk.c_str());
   verified_.Forget(paths.dir + "/ram");
   ::unlink(paths.ram.c_str());
   RemoveAll(paths.dir);

@@ -18,6 +18,7 @@
 
 #include "core/operation.h"
 #include "core/status.h"
+#include "snapshot/snapshot_manifest.h"
 #include "snapshot/verified_files.h"
 #include "vm/vm_service.h"
 
@@ -61,6 +62,10 @@ class SnapshotService {
   Result<Paths> Find(const std::string& name);
   Status TakeSnapshot(const std::string& vm, const std::string& name, Operation& op);
   std::vector<std::string> CloneNames(const std::string& source, const CloneRequest& req);
+  // The frozen disk image the snapshot's disk link points at.
+  Result<std::string> FrozenDiskOf(const std::string& dir, const SnapshotManifest& m);
+  // Snapshots whose frozen disk lies on `frozen` (taken later of the same VM).
+  std::vector<std::string> SnapshotsOnDisk(const std::string& frozen);
 
   vm::VmService& vms_;
   VerifiedFiles verified_;

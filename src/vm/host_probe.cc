@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/files.h"
+#include "vm/tap_device.h"
 
 namespace ferry::vm {
 
@@ -58,6 +59,7 @@ HostCapacity ProbeCapacity(const std::string& ram_dir) {
   auto free = FreeBytesOn(ram_dir);
   cap.ram_dir_free_bytes = free.ok() ? *free : 0;
   cap.tcp_port_free = TcpPortFree;
+  cap.bridge_usable = TapDevice::CheckBridge;
   return cap;
 }
 

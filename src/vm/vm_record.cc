@@ -33,6 +33,8 @@ json VmRecord::ToJson() const {
           {"mac", mac},
           {"ram_path", ram_path},
           {"ram_owned", ram_owned},
+          {"disk_path", disk_path},
+          {"disk_chain", disk_chain},
           {"dir", dir},
           {"origin", origin},
           {"timings", timings},
@@ -59,6 +61,8 @@ Result<VmRecord> VmRecord::FromJson(const json& j) {
     r.mac = j.value("mac", "");
     r.ram_path = j.value("ram_path", "");
     r.ram_owned = j.value("ram_owned", true);
+    r.disk_path = j.value("disk_path", std::string());
+    r.disk_chain = j.value("disk_chain", std::vector<std::string>{});
     r.dir = j.value("dir", "");
     r.origin = j.value("origin", json::object());
     r.timings = j.value("timings", json::object());

@@ -33,6 +33,10 @@ struct VmRecord {
   // True when ram_path is this VM's own file (deleted when QEMU ends); false for a clone, which
   // maps its snapshot's RAM file privately (copy-on-write) and must never remove it.
   bool ram_owned = true;
+  // The data disk QEMU writes (qcow2), "" for none, and the frozen images below it, nearest
+  // first: each snapshot freezes the disk and the VM goes on in a new overlay.
+  std::string disk_path;
+  std::vector<std::string> disk_chain;
   std::string dir;  // the VM's directory (see VmPaths)
   nlohmann::json origin = nlohmann::json::object();   // e.g. {"snapshot": "warm"} for a clone
   nlohmann::json timings = nlohmann::json::object();  // e.g. a clone's restore phases in ms

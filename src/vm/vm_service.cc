@@ -14,8 +14,11 @@
 
 #include "core/files.h"
 #include "core/ids.h"
+#include "crypto/owner_policy.h"
 #include "qemu/launch_spec.h"
 #include "vm/host_probe.h"
+#include "vm/tap_device.h"
+#include "vm/vm_disk.h"
 #include "vm/vm_spec.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
@@ -136,6 +139,21 @@ VmRuntime::Callbacks VmService::CallbacksFor(const std::shared_ptr<Vm>& vm) {
   return cb;
 }
 
+// A clone resumes with its parent's static address; two VMs would then answer for it.
+static Status RefuseTapClone(const VmSpec& spec) {
+  if (spec.network.mode != "tap") return Status::Ok();
+  return Status::FailedPrecondition("vm " + spec.name + ": cloning a VM on tap networking is " +
+                                    "not supported yet (the clone would take its parent's " +
+                                    "address " + spec.network.ip + ")");
+}
+
+// A tap VM's tap lives as long as its QEMU: removed once no QEMU of the VM runs. Idempotent.
+static void RemoveTap(const VmRecord& r) {
+  if (r.spec.network.mode != "tap") return;
+  Status st = TapDevice::ForVm(r.id, r.spec.network.bridge).Remove();
+  if (!st.ok()) spdlog::warn("vm {}: {}", r.spec.name, st.message());
+}
+
 // Decides what QEMU's exit means for the VM. REQUIRES: vm.mu held, vm.exit set.
 static void ApplyExit(Vm& vm) {
   VmRecord& r = vm.rec;
@@ -166,6 +184,7 @@ static void ApplyExit(Vm& vm) {
   // The guest's memory died with it: give the tmpfs pages back (a clone's RAM file is its
   // snapshot's, which stays).
   if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+  RemoveTap(r);
 }
 
 void VmService::OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& ex) {
@@ -224,6 +243,15 @@ Status VmService::CheckPortsUnclaimed(const VmSpec& spec) {
         }
       }
     }
+    // Two running VMs on one segment with one address would each get half the traffic.
+    const NetworkSpec& mine = spec.network;
+    const NetworkSpec& theirs = other->rec.spec.network;
+    if (mine.mode == "tap" && theirs.mode == "tap" && mine.bridge == theirs.bridge &&
+        mine.ip.substr(0, mine.ip.find('/')) == theirs.ip.substr(0, theirs.ip.find('/'))) {
+      return Status::ResourceExhausted("vm " + spec.name + ": address " + mine.ip +
+                                       " on bridge " + mine.bridge + " is used by vm " + name +
+                                       "; choose another --ip");
+    }
   }
   return Status::Ok();
 }
@@ -244,6 +272,14 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
                                                          bool wait_ready) {
   auto image = images_.Find(spec.image);
   if (!image.ok()) return image.status().WithContext("vm " + spec.name);
+  if (plan.restore && !plan.incoming_migration) FERRY_RETURN_IF_ERROR(RefuseTapClone(spec));
+  if (!spec.policy.empty()) {
+    // A clone keeps its parent's policy, which names the parent.
+    auto policy = crypto::ParsePolicy(spec.policy, "the policy of vm " + spec.name);
+    if (!policy.ok()) return policy.status().WithContext("vm " + spec.name);
+    Status bound = crypto::CheckBoundTo(*policy, plan.origin.value("source_vm", spec.name));
+    if (!bound.ok()) return bound.WithContext("vm " + spec.name);
+  }
 
   std::lock_guard<std::mutex> lock(mu_);
   if (vms_.count(spec.name)) {
@@ -277,10 +313,16 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   r.ram_path = r.ram_owned ? config_.ram_dir + "/" + r.id + ".ram" : plan.ram_path;
   r.origin = plan.origin;
   r.dir = paths.dir;
+  if (spec.disk_mib != 0 || !plan.disk_chain.empty()) {
+    r.disk_path = paths.dir + "/disk.qcow2";
+    r.disk_chain = plan.disk_chain;
+  }
   r.created_at_ms = NowUnixMs();
   FERRY_RETURN_IF_ERROR(registry_->InsertVm(r));
   vms_[spec.name] = vm;
-  auto op = BeginOperation(vm, plan.restore ? "clone" : "create");
+  auto op = BeginOperation(vm, plan.incoming_migration ? "migrate-in"
+                               : plan.restore            ? "clone"
+                                                         : "create");
 
   InBackground([this, vm, op, plan = std::move(plan), wait_ready] {
     Status st = Launch(vm, *op, plan, wait_ready);
@@ -304,6 +346,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
       std::lock_guard<std::mutex> l(mu_);
       vms_.erase(vm->rec.spec.name);
       registry_->DeleteVm(vm->rec.spec.name);
+      RemoveTap(vm->rec);
       RemoveAll(vm->paths.dir);
     }
     op->Fail(st);
@@ -334,16 +377,30 @@ Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPat
   launch.cpus = r.spec.cpus;
   launch.memory_mib = r.spec.memory_mib;
   launch.ram_path = r.ram_path;
+  launch.disk_path = r.disk_path;
   launch.kernel = image->kernel;
   launch.initrd = image->initrd;
   launch.kernel_cmdline = image->kernel_cmdline;
+  const NetworkSpec& net = r.spec.network;
+  if (plan.restore && !plan.incoming_migration) {
+    FERRY_RETURN_IF_ERROR(RefuseTapClone(r.spec));  // e.g. a warm-pool QEMU
+  }
+  if (net.mode == "tap") {
+    // The image's init configures eth0 statically from these instead of asking DHCP.
+    launch.kernel_cmdline += " ferry.ip=" + net.ip;
+    if (!net.gateway.empty()) launch.kernel_cmdline += " ferry.gw=" + net.gateway;
+  }
   launch.qmp_socket = paths.qmp_socket;
   launch.guest_socket = paths.guest_socket;
   launch.console_log = paths.console_log;
   qemu::NicSpec nic;
   nic.mac = r.mac;
+  if (net.mode == "tap") {
+    nic.backend = qemu::NicSpec::Backend::kTap;
+    nic.ifname = TapDevice::NameFor(r.id);
+  }
   // A restored guest is reachable only once its identity is new: its forwards are added after.
-  if (!plan.restore) {
+  if (!plan.restore || plan.incoming_migration) {
     for (const auto& f : r.spec.network.forwards) {
       nic.forwards.push_back({"127.0.0.1", f.host_port, f.guest_port});
     }
@@ -362,8 +419,10 @@ Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const LaunchPla
   r.mac = plan.mac;
   r.ram_owned = false;
   r.ram_path = plan.ram_path;
+  if (spec.disk_mib != 0 || !plan.disk_chain.empty()) r.disk_path = paths.dir + "/disk.qcow2";
   FERRY_ASSIGN_OR_RETURN(qemu::LaunchSpec launch, LaunchSpecFor(r, paths, plan));
   FERRY_RETURN_IF_ERROR(MakeDirs(paths.dir, 0700));
+  FERRY_RETURN_IF_ERROR(EnsureDisk(r, plan));
   PrelaunchedQemu q;
   q.paths = paths;
   q.argv = qemu::BuildCommandLine(launch);
@@ -409,9 +468,32 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
       ::close(fd);
     }
   }
+  if (st.ok() && !plan.prelaunched.runtime) st = EnsureDisk(vm->rec, plan);
   if (!st.ok()) {
+    if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
     finish_launch();
     return st;
+  }
+
+  // Tap networking: the host end exists, up and on its bridge, before QEMU opens it by name.
+  std::optional<TapDevice> tap;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    const VmRecord& r = vm->rec;
+    if (r.spec.network.mode == "tap" && !plan.prelaunched.runtime) {
+      tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
+    }
+  }
+  if (tap) {
+    op.SetPhase("creating tap " + tap->name(), 20);
+    // No QEMU of this VM runs now: a tap of its name is a leftover of an earlier run.
+    tap->Remove();
+    Status made = tap->Create();
+    if (!made.ok()) {
+      if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
+      finish_launch();
+      return made.WithContext("vm " + name);
+    }
   }
 
   op.SetPhase("starting QEMU", 30);
@@ -428,6 +510,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   }
   if (!warm && !rt.ok()) {
     if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
+    if (tap) tap->Remove();
     finish_launch();
     return rt.status().WithContext("vm " + name);
   }
@@ -445,7 +528,8 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     op.SetPhase("restoring", 50);
     auto outcome = plan.restore(*restoring, op);
     Status restored = outcome.status();
-    if (restored.ok()) {
+    // A migrated VM had its forwards on the command line; a clone gets them once it is new.
+    if (restored.ok() && !plan.incoming_migration) {
       std::vector<PortForwardSpec> forwards;
       {
         std::lock_guard<std::mutex> lock(vm->mu);
@@ -663,6 +747,7 @@ void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOption
     }
     vm->rec.stop_mode = mode;
     vm->rec.state = VmState::kStopped;
+    RemoveTap(vm->rec);  // now, not when QEMU's exit is handled: the stop ends with it gone
     Persist(*vm);
     old.swap(vm->rt);
     vm->busy.clear();
@@ -703,6 +788,7 @@ Status VmService::Delete(const std::string& name, bool force) {
     old.swap(vm->rt);
     FERRY_RETURN_IF_ERROR(registry_->DeleteVm(name));
     if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
+    RemoveTap(vm->rec);
     RemoveAll(vm->paths.dir);
     vms_.erase(name);
   }
@@ -738,6 +824,36 @@ Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_
     }
   };
   return lease;
+}
+
+Status VmService::EnsureDisk(const VmRecord& r, const LaunchPlan& plan) {
+  if (r.disk_path.empty() || ::access(r.disk_path.c_str(), F_OK) == 0) return Status::Ok();
+  const std::string qemu_img = QemuImgFor(config_.qemu_binary);
+  Status made = plan.disk_chain.empty()
+                    ? CreateBlankDisk(qemu_img, r.disk_path, r.spec.disk_mib)
+                    : CreateOverlay(qemu_img, r.disk_path, plan.disk_chain.front());
+  return made.WithContext("vm " + r.spec.name);
+}
+
+std::vector<std::string> VmService::VmsUsingDisk(const std::string& frozen_path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> names;
+  for (auto& [name, vm] : vms_) {
+    std::lock_guard<std::mutex> l(vm->mu);
+    const auto& chain = vm->rec.disk_chain;
+    if (std::find(chain.begin(), chain.end(), frozen_path) != chain.end()) names.push_back(name);
+  }
+  return names;
+}
+
+Status VmService::SetDisk(const std::string& name, const std::string& top,
+                          const std::vector<std::string>& chain) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard<std::mutex> lock(vm->mu);
+  vm->rec.disk_path = top;
+  vm->rec.disk_chain = chain;
+  Persist(*vm);
+  return Status::Ok();
 }
 
 std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {
@@ -829,7 +945,12 @@ json VmService::Describe(Vm& vm, bool with_guest) {
                 {"console_log", vm.paths.console_log},
                 {"qemu_log", vm.paths.qemu_log},
                 {"ram_file", r.ram_path}};
+  if (!r.disk_path.empty()) {
+    j["paths"]["disk"] = r.disk_path;
+    j["paths"]["disk_chain"] = r.disk_chain;
+  }
   j["busy_with"] = vm.busy;
+  if (r.spec.network.mode == "tap") j["tap"] = TapDevice::NameFor(r.id);
   return j;
 }
 
@@ -934,11 +1055,15 @@ Status VmService::Readopt() {
       registry_->DeleteVm(name);
       RemoveAll(vm->paths.dir);
       if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+      RemoveTap(r);  // the launch may have made it before ferryd died
       spdlog::info("vm {}: dropped an unfinished create", name);
       continue;
     }
     vms_[name] = vm;
-    if (!HasProcess(r.state) && r.state != VmState::kCreating) continue;
+    if (!HasProcess(r.state) && r.state != VmState::kCreating) {
+      RemoveTap(r);  // no QEMU runs: a tap left by a ferryd that died before removing it
+      continue;
+    }
 
     vm->launching = true;  // exits during re-adoption are applied below, once
     vm->exit_expected = r.state == VmState::kStopping;
@@ -969,6 +1094,14 @@ Status VmService::Readopt() {
     r.state = paused ? VmState::kPaused : (r.guest_ready ? VmState::kRunning : VmState::kBooting);
     Persist(*vm);
     spdlog::info("vm {}: re-adopted QEMU pid {} ({})", name, r.pid, VmStateName(r.state));
+    if (r.spec.network.mode == "tap") {
+      TapDevice tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
+      auto bridge = tap.AttachedBridge();
+      if (!bridge.ok() || *bridge != tap.bridge()) {
+        spdlog::warn("vm {}: its tap {} is {}; the guest is cut off from bridge {}", name,
+                     tap.name(), bridge.ok() ? "not on its bridge" : "gone", tap.bridge());
+      }
+    }
   }
   return Status::Ok();
 }

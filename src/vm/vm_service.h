@@ -57,6 +57,12 @@ struct LaunchPlan {
   std::string ram_path;  // non-empty: map this file copy-on-write instead of a new own file
   std::string mac;       // the NIC's MAC on QEMU's command line; "" picks a new one
   std::string vmgenid;   // "" for QEMU's "auto"
+  // Non-empty: the VM's disk is a new overlay on the first of these frozen images (a snapshot's
+  // disk), which lie on the rest of them.
+  std::vector<std::string> disk_chain;
+  // The VM arrives by live migration: QEMU waits with -incoming defer like a clone, but the guest
+  // keeps its identity, its network (tap, forwards) and its VM generation ID.
+  bool incoming_migration = false;
   nlohmann::json origin = nlohmann::json::object();  // recorded in the VM, e.g. the snapshot
   // Runs once QMP answers, while the VM is still unregistered as running; QEMU was started
   // paused with -incoming defer. The VM becomes running (and ready) only if this succeeds. It
@@ -100,6 +106,11 @@ class VmService {
   Result<VmLease> Lease(const std::string& name, const std::string& op_id);
   // Names of the VMs whose RAM is mapped from `ram_path` (clones of one snapshot).
   std::vector<std::string> VmsMapping(const std::string& ram_path);
+  // VMs, in any state, whose disk lies on this frozen image.
+  std::vector<std::string> VmsUsingDisk(const std::string& frozen_path);
+  // After a snapshot froze the VM's disk: QEMU now writes `top`, which lies on `chain`.
+  Status SetDisk(const std::string& name, const std::string& top,
+                 const std::vector<std::string>& chain);
   bool Exists(const std::string& name);
   // True if a registered VM lives in `dir` (a VM taken from the warm pool keeps its directory).
   bool OwnsDir(const std::string& dir);
@@ -130,6 +141,8 @@ class VmService {
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
   Status Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
                 bool wait_ready);
+  // Creates the VM's disk image if it has one and it does not exist yet.
+  Status EnsureDisk(const VmRecord& r, const LaunchPlan& plan);
   uint16_t PickFreePort(const VmSpec& spec);
   Result<qemu::LaunchSpec> LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
                                          const LaunchPlan& plan);

@@ -47,17 +47,94 @@ Status CheckKeys(const json& j, const std::set<std::string>& allowed, const std:
   return Status::Ok();
 }
 
+// An interface name as the kernel accepts it: 1-15 bytes, no '/', ':' or whitespace, not "."
+// or "..".
+bool ValidInterfaceName(const std::string& name) {
+  if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+  for (char c : name) {
+    if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+// Dotted-quad IPv4, each part 0-255 without leading zeros (so "010" is not read as octal).
+std::optional<uint32_t> ParseIpv4(const std::string& text) {
+  uint32_t address = 0;
+  size_t pos = 0;
+  for (int part = 0; part < 4; ++part) {
+    size_t end = part < 3 ? text.find('.', pos) : text.size();
+    if (end == std::string::npos) return std::nullopt;
+    const std::string digits = text.substr(pos, end - pos);
+    auto v = ParseWhole(digits);
+    if (!v.ok() || *v > 255 || (digits.size() > 1 && digits[0] == '0')) return std::nullopt;
+    address = (address << 8) | static_cast<uint32_t>(*v);
+    pos = end + 1;
+  }
+  return address;
+}
+
+std::string FormatIpv4(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
+         std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
+}
+
+// REQUIRES: net.mode == "tap"; j["bridge"], j["ip"], j["gateway"] are strings when present.
+Status TapSettingsFromJson(const json& j, NetworkSpec& net) {
+  net.bridge = j.value("bridge", std::string(NetworkSpec::kDefaultBridge));
+  if (!ValidInterfaceName(net.bridge)) {
+    return Status::InvalidArgument("network.bridge '" + net.bridge +
+                                   "' is not an interface name (1-15 characters, no '/', ':' or "
+                                   "spaces)");
+  }
+  if (!j.contains("ip")) {
+    return Status::InvalidArgument(
+        "network.ip is required for tap networking: the guest's address with its prefix, such "
+        "as --ip 10.77.0.10/24");
+  }
+  net.ip = j["ip"];
+  auto ip = ParseIpv4Prefix(net.ip);
+  if (!ip.ok()) return Status::InvalidArgument("network.ip " + ip.status().message());
+  if (j.contains("gateway")) {
+    net.gateway = j["gateway"];
+    auto gw = ParseIpv4(net.gateway);
+    if (!gw) {
+      return Status::InvalidArgument("network.gateway '" + net.gateway +
+                                     "' is not an IPv4 address such as 10.77.0.1");
+    }
+    const uint32_t mask = ip->prefix == 32 ? ~uint32_t{0} : ~(~uint32_t{0} >> ip->prefix);
+    if ((*gw & mask) != (ip->address & mask) || *gw == ip->address) {
+      return Status::InvalidArgument(
+          "network.gateway " + net.gateway + " is not another address in " +
+          FormatIpv4(ip->address & mask) + "/" + std::to_string(ip->prefix) +
+          ", the subnet of network.ip " + net.ip);
+    }
+  }
+  return Status::Ok();
+}
+
 Result<NetworkSpec> NetworkFromJson(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("network must be an object");
-  FERRY_RETURN_IF_ERROR(CheckKeys(j, {"mode", "forwards"}, "network"));
+  FERRY_RETURN_IF_ERROR(CheckKeys(j, {"mode", "forwards", "bridge", "ip", "gateway"}, "network"));
   NetworkSpec net;
   if (j.contains("mode")) {
     if (!j["mode"].is_string()) return Status::InvalidArgument("network.mode must be a string");
     net.mode = j["mode"];
   }
-  if (net.mode != "user") {
-    return Status::InvalidArgument("network mode '" + net.mode + "' is not supported; use 'user'");
+  if (net.mode != "user" && net.mode != "tap") {
+    return Status::InvalidArgument("network mode '" + net.mode +
+                                   "' is not supported; use 'user' or 'tap'");
   }
+  for (const char* key : {"bridge", "ip", "gateway"}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_string()) {
+      return Status::InvalidArgument(std::string("network.") + key + " must be a string");
+    }
+    if (net.mode != "tap") {
+      return Status::InvalidArgument(std::string("network.") + key +
+                                     " is only for tap networking; add --net tap (mode \"tap\")");
+    }
+  }
+  if (net.mode == "tap") FERRY_RETURN_IF_ERROR(TapSettingsFromJson(j, net));
   if (j.contains("forwards")) {
     if (!j["forwards"].is_array()) return Status::InvalidArgument("network.forwards must be a list");
     std::set<uint16_t> host_ports;
@@ -82,6 +159,12 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
       }
       net.forwards.push_back(fwd);
     }
+  }
+  if (net.mode == "tap" && !net.forwards.empty()) {
+    return Status::InvalidArgument(
+        "network.forwards: port forwards are for user networking; a VM on tap networking is "
+        "reached at its own address " + net.ip.substr(0, net.ip.find('/')) +
+        " on bridge " + net.bridge + ", so drop --forward");
   }
   return net;
 }
@@ -127,6 +210,32 @@ Result<PortForwardSpec> ParseForward(const std::string& text) {
   return fwd;
 }
 
+Result<Ipv4Prefix> ParseIpv4Prefix(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("'" + text + "' " + why +
+                                   "; give an IPv4 address with its prefix, such as 10.77.0.10/24");
+  };
+  size_t slash = text.find('/');
+  if (slash == std::string::npos) return bad("has no prefix length");
+  auto address = ParseIpv4(text.substr(0, slash));
+  if (!address) return bad("is not an IPv4 address");
+  auto prefix = ParseWhole(text.substr(slash + 1));
+  if (!prefix.ok() || *prefix < 1 || *prefix > 32) return bad("has a prefix length out of 1-32");
+  Ipv4Prefix out{*address, static_cast<int>(*prefix)};
+  const uint32_t host_mask = out.prefix == 32 ? 0 : ~uint32_t{0} >> out.prefix;
+  const uint8_t first = static_cast<uint8_t>(out.address >> 24);
+  if (first == 0 || first == 127 || first >= 224) {
+    return bad("is not a unicast address a guest can have");
+  }
+  // In subnets of 4 addresses or more, the all-zeros and all-ones host parts are the network and
+  // its broadcast (RFC 3021 lets /31 use both).
+  const uint32_t host_part = out.address & host_mask;
+  if (out.prefix <= 30 && (host_part == 0 || host_part == host_mask)) {
+    return bad("is the network or broadcast address of its subnet");
+  }
+  return out;
+}
+
 Result<VmSpec> VmSpec::FromJson(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("a VM spec must be a JSON object");
   VmSpec spec;
@@ -137,7 +246,9 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
   FERRY_RETURN_IF_ERROR(ValidateName("vm", spec.name));
   const std::string where = "vm " + spec.name;
   auto in_context = [&](Status s) { return s.WithContext(where); };
-  Status keys = CheckKeys(j, {"name", "image", "memory", "memory_mib", "cpus", "network"}, where);
+  Status keys =
+      CheckKeys(j, {"name", "image", "memory", "memory_mib", "cpus", "network", "disk", "policy"},
+                where);
   if (!keys.ok()) return keys;
 
   if (j.contains("image")) {
@@ -175,6 +286,25 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
     }
     spec.cpus = static_cast<int>(*cpus);
   }
+  if (j.contains("disk")) {
+    // A data disk: "1G" like memory, or a whole number of MiB.
+    const json& d = j["disk"];
+    Result<uint64_t> mib = d.is_string() ? ParseMemoryMiB(d.get<std::string>())
+                           : AsWhole(d)  ? ParseMemoryMiB(std::to_string(*AsWhole(d)))
+                                         : Status::InvalidArgument("");
+    if (!mib.ok() || *mib < kMinDiskMiB || *mib > kMaxDiskMiB) {
+      return in_context(Status::InvalidArgument(
+          "disk " + d.dump() + " is not a size from " + std::to_string(kMinDiskMiB) +
+          " MiB to 16 TiB such as \"1G\""));
+    }
+    spec.disk_mib = *mib;
+  }
+  if (j.contains("policy")) {
+    if (!j["policy"].is_string()) {
+      return in_context(Status::InvalidArgument("policy must be the text of a policy document"));
+    }
+    spec.policy = j["policy"];
+  }
   if (j.contains("network")) {
     auto net = NetworkFromJson(j["network"]);
     if (!net.ok()) return in_context(net.status());
@@ -188,11 +318,20 @@ json VmSpec::ToJson() const {
   for (const auto& f : network.forwards) {
     forwards.push_back({{"host_port", f.host_port}, {"guest_port", f.guest_port}});
   }
-  return {{"name", name},
-          {"image", image},
-          {"memory_mib", memory_mib},
-          {"cpus", cpus},
-          {"network", {{"mode", network.mode}, {"forwards", forwards}}}};
+  json net = {{"mode", network.mode}, {"forwards", forwards}};
+  if (network.mode == "tap") {
+    net["bridge"] = network.bridge;
+    net["ip"] = network.ip;
+    if (!network.gateway.empty()) net["gateway"] = network.gateway;
+  }
+  json j = {{"name", name},
+            {"image", image},
+            {"memory_mib", memory_mib},
+            {"cpus", cpus},
+            {"network", net}};
+  if (disk_mib != 0) j["disk"] = std::to_string(disk_mib) + "M";
+  if (!policy.empty()) j["policy"] = policy;
+  return j;
 }
 
 Status CheckFitsHost(const VmSpec& spec, const HostCapacity& host) {
@@ -204,6 +343,10 @@ Status CheckFitsHost(const VmSpec& spec, const HostCapacity& host) {
         where + ": " + std::to_string(spec.memory_mib) + " MiB of memory requested but this host " +
         "can give at most " + std::to_string(can >> 20) + " MiB now (the smaller of available " +
         "memory and free space in the RAM directory); ask for less memory");
+  }
+  if (spec.network.mode == "tap" && host.bridge_usable) {
+    Status bridge = host.bridge_usable(spec.network.bridge);
+    if (!bridge.ok()) return bridge.WithContext(where);
   }
   for (const auto& f : spec.network.forwards) {
     if (f.host_port != 0 && host.tcp_port_free && !host.tcp_port_free(f.host_port)) {

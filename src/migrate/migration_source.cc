@@ -1,0 +1,267 @@
+// The source side of a live migration: Begin, Perform and Confirm (migration_protocol.h).
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "crypto/owner_policy.h"
+#include "migrate/migration_protocol.h"
+#include "migrate/migration_service.h"
+#include "migrate/peer_connect.h"
+#include "migrate/qemu_stream.h"
+
+namespace ferry::migrate {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr milliseconds kConnectTimeout{10000};
+constexpr milliseconds kPrepareTimeout{120000};
+constexpr milliseconds kReplyTimeout{60000};
+constexpr milliseconds kQemuConnectTimeout{10000};
+constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no throttle in practice
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
+}
+
+std::string Mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+// Waits for the next control message; a "failed" or "abort" from the peer becomes the error.
+Result<json> Expect(PeerLink& link, const char* type, milliseconds timeout) {
+  auto message = link.ReceiveMessage(timeout);
+  if (!message.ok()) {
+    return message.status().WithContext(std::string("waiting for the destination's ") + type);
+  }
+  const std::string got = message->value("type", "");
+  if (got == type) return message;
+  if (got == kMsgFailed || got == kMsgAbort) {
+    return Status::Unavailable("the destination failed: " +
+                               message->value("error", std::string("no reason given")));
+  }
+  return Status::Corruption("the destination sent \"" + got + "\" where \"" + type +
+                            "\" was due");
+}
+
+// Puts the source VM back as it was: a running migration is cancelled (the guest never
+// stopped), a completed one (guest paused in postmigrate) is resumed.
+void RollBack(vm::VmRuntime& rt, const std::string& vm) {
+  for (int i = 0; i < 100; ++i) {
+    auto q = rt.Qmp("query-migrate");
+    const std::string status = q.ok() ? q->value("status", "") : "";
+    if (status != "active" && status != "setup" && status != "device" &&
+        status != "pre-switchover" && status != "cancelling") {
+      break;
+    }
+    if (status != "cancelling") rt.Qmp("migrate_cancel");
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  auto st = rt.Qmp("query-status");
+  if (st.ok() && st->value("status", "") != "running") {
+    auto resumed = rt.Qmp("cont");
+    if (!resumed.ok()) {
+      spdlog::error("vm {}: could not resume after a failed migration: {}", vm,
+                    resumed.status().message());
+    }
+  }
+}
+
+}  // namespace
+
+void MigrationService::RunSource(const MigrateRequest& request,
+                                 const std::shared_ptr<Operation>& op) {
+  const std::string& name = request.vm;
+  const std::string what = "migration of vm " + name + " to " + request.to;
+  std::shared_ptr<std::atomic<bool>> cancel;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel = cancels_[op->id()];
+  }
+  auto finish = [&](const Status& st) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancels_.erase(op->id());
+    }
+    if (!st.ok()) {
+      spdlog::warn("{}: {}", what, st.message());
+      op->Fail(st.WithContext(what));
+    }
+  };
+
+  // Begin: who is the destination, and does the owner allow it?
+  op->SetPhase("begin", 2);
+  auto peers = vms_.registry().ListObjects("peer");
+  std::string address;
+  if (peers.ok()) {
+    for (const auto& [id, row] : *peers) {
+      if (id == request.to) address = row.value("address", "");
+    }
+  }
+  if (address.empty()) {
+    return finish(Status::NotFound("host " + request.to +
+                                   " is not a known peer; add it with ferry peer add " +
+                                   request.to + " ADDRESS:PORT"));
+  }
+  auto lease = vms_.Lease(name, op->id());
+  if (!lease.ok()) return finish(lease.status());
+  auto release = [&] { lease->release(json::object()); };
+  const vm::VmRecord& rec = lease->record;
+  if (!rec.disk_path.empty()) {
+    release();
+    return finish(Status::FailedPrecondition(
+        "vm " + name + " has a data disk; moving disks between hosts is not supported yet"));
+  }
+  std::optional<crypto::OwnerPolicy> policy;
+  if (!rec.spec.policy.empty()) {
+    auto parsed = crypto::ParsePolicy(rec.spec.policy, "the policy of vm " + name);
+    if (!parsed.ok()) {
+      release();
+      return finish(parsed.status());
+    }
+    policy = *parsed;
+  }
+  auto link_or = ConnectToPeer(address, *tls_, request.to, kConnectTimeout);
+  if (!link_or.ok()) {
+    release();
+    return finish(link_or.status());
+  }
+  std::unique_ptr<PeerLink> link = std::move(link_or).value();
+  if (policy) {
+    // The destination's identity as its certificate proves it, never as it says.
+    Status allowed = crypto::CheckMigrationAllowed(*policy, link->peer());
+    if (!allowed.ok()) {
+      link->Close();
+      release();
+      return finish(allowed);
+    }
+  }
+  vm::VmRuntime& rt = *lease->runtime;
+  auto guid = rt.Qmp("query-vm-generation-id");
+  // Prepare on the destination.
+  op->SetPhase("prepare on " + request.to, 5);
+  Status st = link->SendMessage({{"type", kMsgPrepare},
+                                 {"migration", op->id()},
+                                 {"spec", rec.spec.ToJson()},
+                                 {"mac", rec.mac},
+                                 {"vmgenid", guid.ok() ? guid->value("guid", "") : ""}});
+  if (st.ok()) st = Expect(*link, kMsgPrepared, kPrepareTimeout).status();
+  if (!st.ok()) {
+    link->Close();
+    release();
+    return finish(st);
+  }
+
+  // Perform: QEMU precopies into our socket; we carry it to the destination.
+  op->SetPhase("perform", 10);
+  const int downtime = request.downtime_ms > 0 ? request.downtime_ms : config_.default_downtime_ms;
+  const std::string sock = rec.dir + "/migrate-out.sock";
+  auto fail_perform = [&](const Status& why) {
+    link->SendMessage({{"type", kMsgAbort}, {"error", why.message()}});
+    link->Close();
+    RollBack(rt, name);
+    ::unlink(sock.c_str());
+    release();
+    return finish(why);
+  };
+  auto caps = rt.Qmp("migrate-set-capabilities",
+                     {{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}},
+                                                    {{"capability", "x-ignore-shared"}, {"state", false}}})}});
+  if (!caps.ok()) return fail_perform(caps.status());
+  auto params = rt.Qmp("migrate-set-parameters",
+                       {{"downtime-limit", downtime}, {"max-bandwidth", kUnlimitedBandwidth}});
+  if (!params.ok()) return fail_perform(params.status());
+  auto listener = ListenUnix(sock);
+  if (!listener.ok()) return fail_perform(listener.status());
+  const auto started = Clock::now();
+  auto migrate = rt.Qmp("migrate", {{"uri", "unix:" + sock}});
+  if (!migrate.ok()) return fail_perform(migrate.status());
+  auto stream = AcceptUnix(*listener, kQemuConnectTimeout);
+  if (!stream.ok()) return fail_perform(stream.status());
+
+  // Progress comes from QEMU's own counters, polled beside the pump.
+  std::atomic<bool> pumping{true};
+  std::thread progress([&] {
+    while (pumping.load()) {
+      auto q = rt.Qmp("query-migrate");
+      if (q.ok() && q->contains("ram")) {
+        const json& ram = (*q)["ram"];
+        const uint64_t total = ram.value("total", uint64_t{0});
+        const uint64_t sent = ram.value("transferred", uint64_t{0});
+        const uint64_t remaining = ram.value("remaining", uint64_t{0});
+        const double mbps = ram.value("mbps", 0.0);
+        const uint64_t dirty = ram.value("dirty-pages-rate", uint64_t{0});
+        int pct = total ? static_cast<int>(10 + 80 * (total - std::min(total, remaining)) / total) : 10;
+        op->SetPhase("perform: " + Mib(sent) + " sent, " + Mib(remaining) + " left, " +
+                         std::to_string(static_cast<int>(mbps)) + " Mbit/s, dirty " +
+                         std::to_string(dirty) + " pages/s, " + q->value("status", ""),
+                     std::min(pct, 90));
+      }
+      for (int i = 0; i < 5 && pumping.load(); ++i) std::this_thread::sleep_for(milliseconds(50));
+    }
+  });
+  Status pumped = PumpToLink(*stream, *link, *cancel, nullptr);
+  pumping.store(false);
+  progress.join();
+  ::unlink(sock.c_str());
+  if (!pumped.ok()) return fail_perform(pumped);
+  json result;
+  for (int i = 0; i < 500; ++i) {  // QEMU closes the stream just before it says so
+    auto q = rt.Qmp("query-migrate");
+    if (!q.ok()) return fail_perform(q.status());
+    const std::string status = q->value("status", "");
+    if (status == "completed") {
+      result = *q;
+      break;
+    }
+    if (status == "failed" || status == "cancelled") {
+      return fail_perform(Status::Unavailable("QEMU's precopy " + status + ": " +
+                                              q->value("error-desc", std::string("no reason"))));
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  if (result.is_null()) return fail_perform(Status::DeadlineExceeded("QEMU did not complete"));
+  if (cancel->load()) return fail_perform(Status::Cancelled("the migration was cancelled"));
+  st = link->SendStreamEnd();
+  if (st.ok()) st = Expect(*link, kMsgReceived, kReplyTimeout).status();
+  if (!st.ok()) return fail_perform(st);
+
+  // Finish: from here on only the destination may run the guest.
+  op->SetPhase("finish on " + request.to, 95);
+  st = link->SendMessage({{"type", kMsgFinish}});
+  if (st.ok()) st = Expect(*link, kMsgFinished, kReplyTimeout).status();
+  if (!st.ok()) {
+    // The destination may or may not have resumed: resuming here could make two copies.
+    link->Close();
+    release();
+    return finish(Status::Unavailable(
+        "the destination did not confirm that the guest runs (" + st.message() +
+        "); the source copy stays paused: check host " + request.to +
+        " and resume it here (ferry vm resume " + name + ") only if it does not run there"));
+  }
+  const PeerLink::Counters wire = link->counters();
+  link->Close();
+
+  // Confirm: the destination runs the guest; the source copy goes.
+  op->SetPhase("confirm", 98);
+  release();
+  Status deleted = vms_.Delete(name, /*force=*/true);
+  if (!deleted.ok()) spdlog::error("{}: the source copy could not be removed: {}", what, deleted.message());
+  json ram = result.value("ram", json::object());
+  json out = {{"vm", name},
+              {"to", request.to},
+              {"total_ms", MsSince(started)},
+              {"qemu_total_ms", result.value("total-time", 0)},
+              {"downtime_ms", result.value("downtime", 0)},
+              {"ram_transferred_bytes", ram.value("transferred", uint64_t{0})},
+              {"wire_bytes_sent", wire.wire_bytes_sent},
+              {"wire_bytes_received", wire.wire_bytes_received},
+              {"downtime_limit_ms", downtime}};
+  spdlog::info("{}: done in {} ms, downtime {} ms, {} on the wire", what, out["total_ms"].get<int64_t>(),
+               out["downtime_ms"].get<int64_t>(), Mib(wire.wire_bytes_sent));
+  finish(Status::Ok());
+  op->Succeed(out);
+}
+
+}  // namespace ferry::migrate

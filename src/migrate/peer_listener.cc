@@ -1,0 +1,242 @@
+#include "migrate/peer_listener.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "migrate/peer_address.h"
+
+namespace ferry::migrate {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kListenBacklog = 128;
+// After accept() fails for lack of file descriptors, wait this long before trying again, so the
+// accept loop does not spin on a listening socket that stays readable.
+constexpr int kOutOfFilesPauseMs = 100;
+
+struct AddrInfoFree {
+  void operator()(addrinfo* info) const { freeaddrinfo(info); }
+};
+
+Result<int> BindAndListen(const PeerAddress& address, std::string* bound, uint16_t* port) {
+  const std::string what = "listen on " + address.ToString();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  std::string port_text = std::to_string(address.port);
+  int gai = getaddrinfo(address.host.c_str(), port_text.c_str(), &hints, &found);
+  if (gai != 0) {
+    return Status::InvalidArgument(what + ": cannot resolve " + address.host + ": " +
+                                   gai_strerror(gai));
+  }
+  std::unique_ptr<addrinfo, AddrInfoFree> owned(found);
+  // The first address that works; a peer port is one address, not every one of a name.
+  std::string last_error;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      last_error = std::string("socket(): ") + std::strerror(errno);
+      continue;
+    }
+    int one = 1;
+    (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, kListenBacklog) != 0) {
+      last_error = std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+      last_error = std::string("getsockname(): ") + std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
+    *bound = SocketAddressToString(reinterpret_cast<sockaddr*>(&local));
+    *port = ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+    return fd;
+  }
+  return Status::ResourceExhausted(what + ": " + last_error +
+                                   "; pick another port or stop what is using it");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PeerListener>> PeerListener::Start(
+    const std::string& address, std::shared_ptr<const PeerTlsContext> context, LinkHandler on_link,
+    Options options, RejectHandler on_reject) {
+  if (context == nullptr || on_link == nullptr) {
+    return Status::InvalidArgument("listen on " + address + ": a TLS context and a link handler " +
+                                   "are required");
+  }
+  FERRY_ASSIGN_OR_RETURN(PeerAddress parsed, ParsePeerAddress(address));
+  std::string bound;
+  uint16_t port = 0;
+  FERRY_ASSIGN_OR_RETURN(int listen_fd, BindAndListen(parsed, &bound, &port));
+  int wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd < 0) {
+    int err = errno;
+    ::close(listen_fd);
+    return Status::ResourceExhausted("listen on " + address + ": eventfd(): " + std::strerror(err));
+  }
+  std::unique_ptr<PeerListener> listener(new PeerListener(listen_fd, wake_fd, bound, port,
+                                                          std::move(context), std::move(on_link),
+                                                          options, std::move(on_reject)));
+  listener->accept_thread_ = std::thread([raw = listener.get()] { raw->AcceptLoop(); });
+  return listener;
+}
+
+PeerListener::PeerListener(int listen_fd, int wake_fd, std::string address, uint16_t port,
+                           std::shared_ptr<const PeerTlsContext> context, LinkHandler on_link,
+                           Options options, RejectHandler on_reject)
+    : listen_fd_(listen_fd),
+      wake_fd_(wake_fd),
+      address_(std::move(address)),
+      port_(port),
+      context_(std::move(context)),
+      on_link_(std::move(on_link)),
+      options_(options),
+      on_reject_(std::move(on_reject)) {}
+
+PeerListener::~PeerListener() {
+  Stop();
+  ::close(listen_fd_);
+  ::close(wake_fd_);
+}
+
+void PeerListener::Stop() {
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  stopping_.store(true);
+  uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+  if (accept_thread_.joinable()) accept_thread_.join();
+  // The accept thread is gone, so the list no longer grows or shrinks; connection threads still
+  // update their own fd/link under mu_.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Connection& c : connections_) {
+      if (c.fd >= 0) ::shutdown(c.fd, SHUT_RDWR);  // fails the handshake at once
+      if (auto link = c.link.lock()) link->Close();
+    }
+  }
+  for (Connection& c : connections_) {
+    if (c.thread.joinable()) c.thread.join();
+  }
+  connections_.clear();
+}
+
+void PeerListener::AcceptLoop() {
+  while (!stopping_.load()) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    int ready = ::poll(fds, 2, -1);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("peer listener {}: poll: {}", address_, std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents != 0) return;
+
+    sockaddr_storage from{};
+    socklen_t len = sizeof from;
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        spdlog::error("peer listener {}: accept: {}; pausing", address_, std::strerror(err));
+        pollfd wake{wake_fd_, POLLIN, 0};
+        (void)::poll(&wake, 1, kOutOfFilesPauseMs);
+      }
+      continue;  // EAGAIN, ECONNABORTED, EINTR: nothing to accept after all
+    }
+    ReapFinished();
+    std::string remote = SocketAddressToString(reinterpret_cast<sockaddr*>(&from));
+    int one = 1;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    std::unique_lock<std::mutex> lock(mu_);
+    if (handshakes_running_ >= options_.max_handshakes) {
+      lock.unlock();
+      ::close(fd);
+      Reject(remote, Status::ResourceExhausted(
+                         "dropped: " + std::to_string(options_.max_handshakes) +
+                         " handshakes already in progress (a flood of connections?)"));
+      continue;
+    }
+    ++handshakes_running_;
+    Connection& c = connections_.emplace_back();
+    c.remote = remote;
+    c.fd = fd;
+    c.thread = std::thread([this, &c] { Serve(&c); });
+  }
+}
+
+void PeerListener::Serve(Connection* c) {
+  int fd;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fd = c->fd;
+  }
+  auto established = PeerLink::Establish(fd, *context_, PeerRole::kServer, /*expected_host_id=*/"",
+                                         Clock::now() + options_.handshake_timeout, c->remote);
+  std::shared_ptr<PeerLink> link;
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c->fd = -1;  // from here Stop() reaches the connection through its link, if any
+    --handshakes_running_;
+    if (established.ok()) {
+      link = std::move(established).value();
+      c->link = link;
+    }
+    stopping = stopping_.load();
+  }
+  if (!established.ok()) {
+    ::close(fd);  // Establish leaves the socket to us when it fails
+    if (!stopping) Reject(c->remote, established.status());
+  } else if (stopping) {
+    link->Close();
+  } else {
+    on_link_(std::move(link));
+  }
+  link.reset();
+  c->done.store(true);  // last touch: ReapFinished may join and erase `c` from now on
+}
+
+void PeerListener::Reject(const std::string& remote, const Status& why) {
+  if (on_reject_) {
+    on_reject_(remote, why);
+  } else {
+    spdlog::warn("peer listener {}: refused connection from {}: {}", address_, remote,
+                 why.message());
+  }
+}
+
+void PeerListener::ReapFinished() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    if (it->done.load()) {
+      it->thread.join();  // its thread has finished its work; this returns at once
+      it = connections_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace ferry::migrate

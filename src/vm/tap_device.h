@@ -1,0 +1,53 @@
+// TapDevice: the host end of a VM's NIC in tap networking. ferryd creates a persistent tap
+// (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, TUNSETPERSIST), attaches it to the VM's bridge and brings
+// it up before QEMU starts; QEMU then opens it by name (-netdev tap,ifname=...). Because the tap
+// is persistent it does not depend on ferryd: it lives as long as the VM's QEMU, across ferryd
+// restarts, and ferryd removes it when the QEMU has ended (stop, delete, failure).
+//
+// Everything goes through ioctl on /dev/net/tun and rtnetlink, in the calling thread's network
+// namespace; no program is spawned. Needs CAP_NET_ADMIN.
+//
+// A TapDevice is a name and a bridge, not a handle: it owns nothing, and destroying it leaves
+// the interface as it is. Thread-safe (each call opens its own descriptors).
+#pragma once
+
+#include <string>
+
+#include "core/status.h"
+
+namespace ferry::vm {
+
+class TapDevice {
+ public:
+  TapDevice(std::string name, std::string bridge)
+      : name_(std::move(name)), bridge_(std::move(bridge)) {}
+
+  // The tap of the VM with id `vm_id`: "fy" and 8 characters derived from the id (10 bytes, so
+  // it fits IFNAMSIZ), the same every time, so a restarted ferryd finds it again.
+  static TapDevice ForVm(const std::string& vm_id, const std::string& bridge);
+  static std::string NameFor(const std::string& vm_id);
+
+  // Ok if `bridge` exists in this network namespace, is a Linux bridge and is up; else
+  // FailedPrecondition naming the bridge and what to do.
+  static Status CheckBridge(const std::string& bridge);
+
+  // Creates the tap, attaches it to the bridge (with the bridge's MTU) and brings it up.
+  // AlreadyExists if an interface of this name exists (it is left alone). On any other failure
+  // nothing is left behind.
+  Status Create() const;
+  // Deletes the interface. Ok if it does not exist. Works while a QEMU still holds it open.
+  Status Remove() const;
+  bool Exists() const;
+  // The name of the bridge the interface is attached to ("" when none). NotFound if there is no
+  // such interface.
+  Result<std::string> AttachedBridge() const;
+
+  const std::string& name() const { return name_; }
+  const std::string& bridge() const { return bridge_; }
+
+ private:
+  std::string name_;
+  std::string bridge_;
+};
+
+}  // namespace ferry::vm

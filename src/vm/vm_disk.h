@@ -1,0 +1,22 @@
+// A VM's data disk: qcow2 images made with qemu-img. A new VM gets a blank image; a snapshot
+// freezes the image the VM writes and puts a new overlay on top of it; a clone gets its own
+// overlay on its snapshot's frozen image. Frozen images are never written again.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+
+namespace ferry::vm {
+
+// qemu-img beside the QEMU binary when that is a path, else qemu-img from PATH.
+std::string QemuImgFor(const std::string& qemu_binary);
+
+// A blank qcow2 image of `mib` MiB at `path` (which must not exist).
+Status CreateBlankDisk(const std::string& qemu_img, const std::string& path, uint64_t mib);
+// A qcow2 overlay at `path` whose reads fall through to `backing` (an absolute path).
+Status CreateOverlay(const std::string& qemu_img, const std::string& path,
+                     const std::string& backing);
+
+}  // namespace ferry::vm

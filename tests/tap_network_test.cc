@@ -1,0 +1,197 @@
+// Tap networking, seen from outside: a VM on a host's bridge has its own address on the
+// datacenter's L2 segment, a client elsewhere on the segment talks to its redis directly, the
+// host's tap lives exactly as long as the VM's QEMU (and survives a ferryd crash with it), and a
+// VM that cannot get a tap is refused without leaving anything behind.
+//
+// The "datacenter" is made of network namespaces (harness/netns_hosts.h): ferryd runs in host
+// namespace h1, redis-cli in the client namespace. Needs root.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "harness/ferryd_fixture.h"
+#include "harness/netns_hosts.h"
+
+namespace ferry::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr const char* kVmAddress = "10.77.0.10";
+
+class TapNetworkTest : public NetnsFixture {
+ protected:
+  // Creates a redis VM on h1's ferrybr0 at 10.77.0.10/24, waiting until redis answers in it.
+  void CreateTapVm(const std::string& name) {
+    CommandResult r = Ferryd(1).Ferry({"vm", "create", name, "--net", "tap", "--bridge", "ferrybr0",
+                                       "--ip", std::string(kVmAddress) + "/24", "--gateway",
+                                       NetnsHosts::HostAddress(1), "--wait-ready"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::vector<std::string> TapsOnH1Bridge() {
+    return NetnsHosts::Links(net_.Host(1), NetnsHosts::kVmBridge);
+  }
+  bool TapExistsOnH1(const std::string& tap) {
+    auto all = NetnsHosts::Links(net_.Host(1));
+    return std::find(all.begin(), all.end(), tap) != all.end();
+  }
+};
+
+TEST_F(TapNetworkTest, ClientOnTheSegmentReachesRedisAtTheVmsOwnAddress) {
+  NamespacedFerryd& h1 = Ferryd(1);
+  h1.Start();
+  CreateTapVm("db-1");
+
+  json vm = h1.FerryJson({"vm", "show", "db-1"});
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(vm["spec"]["network"]["mode"], "tap");
+  EXPECT_EQ(vm["spec"]["network"]["ip"], "10.77.0.10/24");
+  const std::string tap = vm["tap"];
+  EXPECT_EQ(tap, "fy" + std::string(vm["id"]).substr(0, 8));
+  // The guest reports the address ferry gave it.
+  ASSERT_TRUE(vm.contains("guest")) << vm.dump();
+  ASSERT_FALSE(vm["guest"]["macs"].empty()) << vm.dump();
+  EXPECT_EQ(vm["guest"]["macs"][0]["mac"], vm["mac"]);
+  EXPECT_THAT(vm["guest"]["macs"][0]["ipv4"].get<std::vector<std::string>>(),
+              Contains("10.77.0.10/24"));
+  // QEMU opens ferry's tap; no user networking, no forwards.
+  const std::vector<std::string> argv = vm["qemu_argv"];
+  EXPECT_THAT(argv, Contains("tap,id=net0,ifname=" + tap + ",script=no,downscript=no,vhost=off"));
+  EXPECT_THAT(argv, Contains(HasSubstr("ferry.ip=10.77.0.10/24 ferry.gw=10.77.0.1")));
+
+  CommandResult show = h1.Ferry({"vm", "show", "db-1"});
+  EXPECT_THAT(show.out, HasSubstr("tap " + tap + " on bridge ferrybr0"));
+  EXPECT_THAT(show.out, HasSubstr("10.77.0.10/24 via 10.77.0.1"));
+  EXPECT_THAT(show.out, HasSubstr("guest eth0"));
+
+  // A real client on another machine of the segment.
+  CommandResult set = RedisFromClient(kVmAddress, {"set", "k", "over-the-bridge"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_EQ(set.out, "OK");
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "k"}).out, "over-the-bridge");
+  // The host itself is on the segment too (where its ferryd's peer port will listen).
+  EXPECT_EQ(
+      NetnsHosts::RunIn(net_.Host(1), {"timeout", "10", "redis-cli", "-h", kVmAddress, "get", "k"})
+          .out,
+      "over-the-bridge\n");
+
+  // A second VM may not take the same address on the same bridge.
+  CommandResult twin = h1.Ferry({"vm", "create", "db-2", "--net", "tap", "--ip", "10.77.0.10/24"});
+  EXPECT_EQ(twin.exit_code, 1);
+  EXPECT_THAT(twin.err, HasSubstr("vm db-2: address 10.77.0.10/24 on bridge ferrybr0 is used by "
+                                  "vm db-1; choose another --ip"));
+
+  // The host end: one tap, on h1's ferrybr0, up.
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(tap));
+  EXPECT_THAT(NetnsHosts::RunIn(net_.Host(1), {"ip", "link", "show", tap}).out,
+              HasSubstr("state UP"));
+
+  // Stop removes the tap; start makes it again and the VM is back at its address.
+  CommandResult stop = h1.Ferry({"vm", "stop", "db-1"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_FALSE(TapExistsOnH1(tap)) << "the tap outlived the VM's QEMU";
+  CommandResult start = h1.Ferry({"vm", "start", "db-1", "--wait-ready"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(tap));
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"ping"}).out, "PONG");
+
+  // Delete (of a running VM) ends QEMU and removes the tap.
+  const pid_t qemu = h1.FerryJson({"vm", "show", "db-1"})["pid"];
+  ASSERT_EQ(h1.Ferry({"vm", "delete", "db-1", "--force"}).exit_code, 0);
+  EXPECT_FALSE(ProcessAlive(qemu));
+  EXPECT_FALSE(TapExistsOnH1(tap));
+  EXPECT_THAT(TapsOnH1Bridge(), Not(Contains(tap)));
+  EXPECT_NE(RedisFromClient(kVmAddress, {"ping"}).out, "PONG");
+}
+
+TEST_F(TapNetworkTest, MissingBridgeIsRefusedAndLeavesNothing) {
+  NamespacedFerryd& h1 = Ferryd(1);
+  h1.Start();
+  const auto links_before = NetnsHosts::Links(net_.Host(1));
+
+  CommandResult r = h1.Ferry({"vm", "create", "db-1", "--net", "tap", "--bridge", "nosuchbr",
+                              "--ip", "10.77.0.10/24", "--wait-ready"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "ferry: vm db-1: bridge nosuchbr does not exist on this host; create it (ip link add "
+            "nosuchbr type bridge) or pass --bridge with one that does\n");
+  EXPECT_TRUE(h1.VmNames().empty()) << "a refused VM was recorded";
+  EXPECT_EQ(NetnsHosts::Links(net_.Host(1)), links_before) << "an interface was left behind";
+  EXPECT_FALSE(std::filesystem::exists(h1.state_dir() + "/vms/db-1"));
+  EXPECT_TRUE(std::filesystem::is_empty(h1.ram_dir()));
+  // Nothing runs in h1 but ferryd: no QEMU was started.
+  EXPECT_EQ(NetnsHosts::PidsIn(net_.Host(1)), std::vector<pid_t>{h1.pid()});
+
+  // The other refusals a user meets, also before anything is made.
+  CommandResult no_ip = h1.Ferry({"vm", "create", "db-1", "--net", "tap"});
+  EXPECT_EQ(no_ip.exit_code, 1);
+  EXPECT_THAT(no_ip.err, HasSubstr("vm db-1: network.ip is required for tap networking"));
+  CommandResult forward = h1.Ferry(
+      {"vm", "create", "db-1", "--net", "tap", "--ip", "10.77.0.10/24", "--forward", "0:6379"});
+  EXPECT_EQ(forward.exit_code, 1);
+  EXPECT_THAT(forward.err, HasSubstr("port forwards are for user networking"));
+  CommandResult bad_ip =
+      h1.Ferry({"vm", "create", "db-1", "--net", "tap", "--ip", "10.77.0.999/24"});
+  EXPECT_THAT(bad_ip.err, HasSubstr("network.ip '10.77.0.999/24' is not an IPv4 address"));
+  EXPECT_TRUE(h1.VmNames().empty());
+  EXPECT_EQ(NetnsHosts::Links(net_.Host(1)), links_before);
+}
+
+TEST_F(TapNetworkTest, FerrydKilledAndRestartedReadoptsTheTapVm) {
+  NamespacedFerryd& h1 = Ferryd(1);
+  h1.Start();
+  CreateTapVm("db-1");
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "survivor", "yes"}).out, "OK");
+  json before = h1.FerryJson({"vm", "show", "db-1"});
+  const pid_t qemu = before["pid"];
+  const std::string tap = before["tap"];
+
+  h1.Kill();
+  ASSERT_TRUE(ProcessAlive(qemu)) << "QEMU died with ferryd";
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(tap)) << "the tap went with ferryd";
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "survivor"}).out, "yes")
+      << "the guest stopped serving while ferryd was down";
+
+  h1.Start();
+  json vm = h1.FerryJson({"vm", "show", "db-1"});
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(vm["pid"].get<pid_t>(), qemu);
+  EXPECT_EQ(vm["tap"], tap);
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(tap));
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "survivor"}).out, "yes");
+
+  // The new ferryd drives the old QEMU, and the tap still ends with it.
+  CommandResult stop = h1.Ferry({"vm", "stop", "db-1"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_THAT(stop.out, HasSubstr("graceful"));
+  EXPECT_FALSE(ProcessAlive(qemu));
+  EXPECT_FALSE(TapExistsOnH1(tap));
+}
+
+TEST_F(TapNetworkTest, CloneOfATapVmIsRefusedAndLeavesNothing) {
+  NamespacedFerryd& h1 = Ferryd(1);
+  h1.Start();
+  CreateTapVm("db-1");
+  const std::string tap = h1.FerryJson({"vm", "show", "db-1"})["tap"];
+  CommandResult snap = h1.Ferry({"snapshot", "create", "db-1", "--name", "s1"});
+  ASSERT_EQ(snap.exit_code, 0) << snap.err;
+  const auto links_before = NetnsHosts::Links(net_.Host(1));
+
+  // A clone would come up with its parent's address: refused until clones get their own.
+  CommandResult clone = h1.Ferry({"clone", "s1", "--name", "db-2"});
+  EXPECT_EQ(clone.exit_code, 1);
+  EXPECT_THAT(clone.err, HasSubstr("cloning a VM on tap networking is not supported yet"));
+  EXPECT_EQ(h1.VmNames(), std::vector<std::string>{"db-1"});
+  EXPECT_EQ(NetnsHosts::Links(net_.Host(1)), links_before);
+  // The parent was not disturbed.
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(tap));
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"ping"}).out, "PONG");
+}
+
+}  // namespace
+}  // namespace ferry::testing
