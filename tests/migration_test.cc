@@ -1,0 +1,288 @@
+// Live migration between two hosts, as an operator and a VM's owner check it: redis under a write
+// load moves from h1 to h2 keeping its TCP connection and every acknowledged write; the owner's
+// policy is enforced by both hosts before a byte of the VM leaves; whatever fails before the
+// destination confirms, the VM runs on exactly one host -- the source -- with its data.
+//
+// Hosts are network namespaces on one L2 segment (harness/netns_hosts.h); each runs its own
+// ferryd with its own fleet certificate; redis-cli runs in the client namespace. Needs root.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness/ferryd_fixture.h"
+#include "harness/netns_hosts.h"
+
+namespace ferry::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kVmAddress = "10.77.0.10";
+constexpr const char* kPeerPort = "7400";
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// A program running in the background with its stdout in a file.
+class Background {
+ public:
+  Background(const std::vector<std::string>& argv, const std::string& out_path) : out_(out_path) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      FILE* f = std::fopen(out_path.c_str(), "w");
+      ::dup2(fileno(f), 1);
+      std::vector<char*> c;
+      for (const auto& a : argv) c.push_back(const_cast<char*>(a.c_str()));
+      c.push_back(nullptr);
+      ::execvp(c[0], c.data());
+      ::_exit(127);
+    }
+  }
+  ~Background() { Stop(); }
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGINT);
+    int status;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  std::string Output() const { return Slurp(out_); }
+  size_t Lines() const {
+    const std::string out = Output();
+    return static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_;
+};
+
+class MigrationTest : public NetnsFixture {
+ protected:
+  int HostCount() const override { return 2; }
+
+  void SetUp() override {
+    NetnsFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    char dir[] = "/tmp/ferry-fleet-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    fleet_ = dir;
+    Local({"ca", "init", "--dir", fleet_ + "/ca"});
+    Local({"host", "enroll", "--ca", fleet_ + "/ca", "--host-id", "h1", "--label", "zone=a",
+           "--out", fleet_ + "/h1"});
+    Local({"host", "enroll", "--ca", fleet_ + "/ca", "--host-id", "h2", "--label", "zone=b",
+           "--out", fleet_ + "/h2"});
+    Local({"owner", "keygen", "--out", fleet_ + "/alice.key"});
+    Local({"owner", "keygen", "--out", fleet_ + "/mallory.key"});
+    for (int i : {1, 2}) {
+      const std::string h = "h" + std::to_string(i);
+      Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
+                       fleet_ + "/" + h});
+    }
+    CommandResult peer =
+        Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
+    ASSERT_EQ(peer.exit_code, 0) << peer.err;
+  }
+  void TearDown() override {
+    NetnsFixture::TearDown();
+    if (!fleet_.empty()) std::filesystem::remove_all(fleet_);
+  }
+
+  // A ferry verb that needs no ferryd (CA, keys, policies).
+  void Local(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {std::string(FERRY_BUILD_DIR) + "/ferry"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CommandResult r = RunCommand(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::string SignPolicy(const std::string& key, const std::vector<std::string>& rules) {
+    const std::string out = fleet_ + "/web-" + std::to_string(++policies_) + ".policy";
+    std::vector<std::string> args = {"policy", "sign", "--key", fleet_ + "/" + key, "--vm", "web",
+                                     "--out", out};
+    args.insert(args.end(), rules.begin(), rules.end());
+    Local(args);
+    return out;
+  }
+  void CreateWeb(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"vm", "create", "web", "--net", "tap", "--bridge", "ferrybr0",
+                                     "--ip", std::string(kVmAddress) + "/24", "--wait-ready"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = Ferryd(1).Ferry(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::vector<std::string> Vms(int host) { return Ferryd(host).VmNames(); }
+  std::string Get(const std::string& key) { return RedisFromClient(kVmAddress, {"get", key}).out; }
+  // Waits until a QEMU runs in host i's namespace; returns its pid or -1.
+  pid_t WaitForQemuIn(int host, std::chrono::seconds deadline) {
+    const auto until = Clock::now() + deadline;
+    while (Clock::now() < until) {
+      for (pid_t pid : NetnsHosts::PidsIn(net_.Host(host))) {
+        std::string comm = Slurp("/proc/" + std::to_string(pid) + "/comm");
+        if (comm.rfind("qemu-system", 0) == 0) return pid;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return -1;
+  }
+  // The migration must have failed, and the VM must run on h1 only, with its data.
+  void ExpectStillOnSourceOnly(const CommandResult& migrate, const std::string& key,
+                               const std::string& value) {
+    EXPECT_NE(migrate.exit_code, 0) << migrate.out;
+    EXPECT_EQ(Vms(1), std::vector<std::string>{"web"});
+    EXPECT_EQ(Ferryd(1).FerryJson({"vm", "show", "web"})["state"], "running");
+    EXPECT_EQ(Get(key), value);
+    const auto until = Clock::now() + std::chrono::seconds(30);
+    while (Clock::now() < until && (!Vms(2).empty() || WaitForQemuIn(2, std::chrono::seconds(0)) > 0)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(Vms(2).empty()) << "the destination must be clean";
+    EXPECT_EQ(WaitForQemuIn(2, std::chrono::seconds(0)), -1) << "no QEMU may be left on h2";
+  }
+
+  std::string fleet_;
+  int policies_ = 0;
+};
+
+TEST_F(MigrationTest, RedisUnderAWriteLoadMovesWithItsConnectionAndEveryAcknowledgedWrite) {
+  CreateWeb({"--policy", SignPolicy("alice.key", {"--allow-label", "zone=b"})});
+  // One long-lived connection: redis-cli repeats INCR on it and prints every acknowledged value.
+  Background writer(NetnsHosts::InNamespace(net_.Client(), {"redis-cli", "-h", kVmAddress, "-r",
+                                                            "-1", "-i", "0.01", "incr", "counter"}),
+                    fleet_ + "/writer.out");
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < until && writer.Lines() < 20) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CommandResult moved = Ferryd(1).Ferry({"migrate", "web", "--to", "h2", "--json"});
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  json result = json::parse(moved.out, nullptr, false);
+  EXPECT_GT(result.value("ram_transferred_bytes", 0), 0) << moved.out;
+  EXPECT_GE(result.value("wire_bytes_sent", uint64_t{0}), result.value("ram_transferred_bytes", uint64_t{0}));
+  // Writes go on, on the same connection, against the guest now on h2.
+  const size_t lines_at_move = writer.Lines();
+  const auto more = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < more && writer.Lines() < lines_at_move + 20) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  writer.Stop();
+
+  EXPECT_TRUE(Vms(1).empty()) << "the source copy is gone once h2 confirmed";
+  EXPECT_EQ(Vms(2), std::vector<std::string>{"web"});
+  EXPECT_EQ(WaitForQemuIn(1, std::chrono::seconds(0)), -1);
+  // Every line the client printed is the next integer: no error, no reconnect, no lost write.
+  std::istringstream lines(writer.Output());
+  std::string line;
+  long expected = 1, last = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    ASSERT_EQ(line, std::to_string(expected)) << "the write stream broke at line " << expected;
+    last = expected++;
+  }
+  ASSERT_GT(last, static_cast<long>(lines_at_move));
+  const long stored = std::stol(Get("counter"));
+  EXPECT_GE(stored, last) << "an acknowledged write was lost";
+  EXPECT_LE(stored, last + 1);
+  json vm = Ferryd(2).FerryJson({"vm", "show", "web"});
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(vm["origin"]["migrated_from"], "h1");
+  EXPECT_EQ(vm["spec"]["network"]["ip"], std::string(kVmAddress) + "/24");
+}
+
+TEST_F(MigrationTest, APolicyThatForbidsTheDestinationIsRefusedBeforeAnythingIsSent) {
+  CreateWeb({"--policy", SignPolicy("alice.key", {"--allow-host", "h3", "--allow-label", "zone=c"})});
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "v"}).out, "OK");
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_THAT(r.err, HasSubstr("host h2 (zone=b) is not an allowed destination"));
+  ExpectStillOnSourceOnly(r, "k", "v");
+  // Nothing reached h2: it never saw an incoming migration.
+  json incoming = Ferryd(2).FerryJson({"migration", "list"});
+  EXPECT_TRUE(incoming.empty()) << incoming.dump();
+
+  CommandResult frozen = Ferryd(1).Ferry({"vm", "delete", "web", "--force"});
+  ASSERT_EQ(frozen.exit_code, 0) << frozen.err;
+  CreateWeb({"--policy", SignPolicy("alice.key", {"--no-migrate"})});
+  r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_THAT(r.err, HasSubstr("may not be migrated"));
+  EXPECT_TRUE(Ferryd(2).FerryJson({"migration", "list"}).empty());
+}
+
+TEST_F(MigrationTest, TamperedOrForeignPoliciesAreRefused) {
+  const std::string good = SignPolicy("alice.key", {"--allow-label", "zone=b"});
+  // Edited after signing: allow any label.
+  std::string text = Slurp(good);
+  json doc = json::parse(text);
+  doc["policy"]["allow_labels"] = {{"zone", "c"}};
+  std::ofstream(fleet_ + "/edited.policy") << doc.dump();
+  CommandResult edited = Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/edited.policy"});
+  EXPECT_NE(edited.exit_code, 0);
+  EXPECT_THAT(edited.err, HasSubstr("signature"));
+  // Alice's owner key, Mallory's signature.
+  const std::string mallorys = SignPolicy("mallory.key", {"--allow-label", "zone=b"});
+  json forged = json::parse(Slurp(mallorys));
+  forged["owner_key"] = json::parse(text)["owner_key"];
+  std::ofstream(fleet_ + "/forged.policy") << forged.dump();
+  CommandResult foreign = Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/forged.policy"});
+  EXPECT_NE(foreign.exit_code, 0);
+  EXPECT_THAT(foreign.err, HasSubstr("signature"));
+  EXPECT_TRUE(Vms(1).empty());
+}
+
+TEST_F(MigrationTest, DestinationQemuKilledMidMigrationLeavesTheVmRunningOnTheSource) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  std::thread killer([&] {
+    pid_t qemu = WaitForQemuIn(2, std::chrono::seconds(60));
+    if (qemu > 0) ::kill(qemu, SIGKILL);
+  });
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  killer.join();
+  ExpectStillOnSourceOnly(r, "k", "before");
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "after"}).out, "OK");
+  EXPECT_EQ(Get("k"), "after");
+}
+
+TEST_F(MigrationTest, DestinationFerrydKilledMidMigrationLeavesTheVmRunningOnTheSource) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  std::thread killer([&] {
+    if (WaitForQemuIn(2, std::chrono::seconds(60)) > 0) Ferryd(2).Kill();
+  });
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  killer.join();
+  EXPECT_NE(r.exit_code, 0);
+  // The destination comes back and cleans up what it was receiving.
+  Ferryd(2).Start({"--listen", NetnsHosts::HostAddress(2) + ":" + kPeerPort, "--tls-dir",
+                   fleet_ + "/h2"});
+  ExpectStillOnSourceOnly(r, "k", "before");
+}
+
+TEST_F(MigrationTest, SourceFerrydKilledMidMigrationKeepsTheVmOnTheSource) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  std::thread killer([&] {
+    if (WaitForQemuIn(2, std::chrono::seconds(60)) > 0) Ferryd(1).Kill();
+  });
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  killer.join();
+  Ferryd(1).Start({"--listen", NetnsHosts::HostAddress(1) + ":" + kPeerPort, "--tls-dir",
+                   fleet_ + "/h1"});
+  ExpectStillOnSourceOnly(r, "k", "before");
+}
+
+}  // namespace
+}  // namespace ferry::testing
