@@ -7,7 +7,13 @@
 // ferryd with its own fleet certificate; redis-cli runs in the client namespace. Needs root.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +76,80 @@ class Background {
  private:
   pid_t pid_ = -1;
   std::string out_;
+};
+
+// A TCP relay inside a network namespace that flips one bit of the stream from the client to the
+// server once `flip_at` bytes went through: a wire that corrupts data in flight.
+class FlippingRelay {
+ public:
+  FlippingRelay(const std::string& ns, const std::string& listen_ip, uint16_t listen_port,
+                const std::string& target_ip, uint16_t target_port, size_t flip_at)
+      : thread_([=, this] { Run(ns, listen_ip, listen_port, target_ip, target_port, flip_at); }) {}
+  ~FlippingRelay() {
+    stop_ = true;
+    thread_.join();
+  }
+  bool flipped() const { return flipped_; }
+
+ private:
+  static int Tcp(const std::string& ip, uint16_t port, bool listen) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = listen ? ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a)
+                    : ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    if (rc != 0 || (listen && ::listen(fd, 4) != 0)) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  void Run(const std::string& ns, const std::string& listen_ip, uint16_t listen_port,
+           const std::string& target_ip, uint16_t target_port, size_t flip_at) {
+    // This thread only moves into the namespace; the test's other threads stay where they are.
+    int nsfd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || ::setns(nsfd, CLONE_NEWNET) != 0) return;
+    ::close(nsfd);
+    int lfd = Tcp(listen_ip, listen_port, true);
+    if (lfd < 0) return;
+    while (!stop_) {
+      pollfd p{lfd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      int client = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+      int server = Tcp(target_ip, target_port, false);
+      size_t forwarded = 0;
+      char buf[65536];
+      while (!stop_ && client >= 0 && server >= 0) {
+        pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+        if (::poll(fds, 2, 100) <= 0) continue;
+        if (fds[0].revents) {
+          ssize_t n = ::read(client, buf, sizeof buf);
+          if (n <= 0) break;
+          if (!flipped_ && forwarded + static_cast<size_t>(n) > flip_at) {
+            buf[flip_at - forwarded] ^= 0x10;
+            flipped_ = true;
+          }
+          forwarded += static_cast<size_t>(n);
+          if (::write(server, buf, static_cast<size_t>(n)) != n) break;
+        }
+        if (fds[1].revents) {
+          ssize_t n = ::read(server, buf, sizeof buf);
+          if (n <= 0 || ::write(client, buf, static_cast<size_t>(n)) != n) break;
+        }
+      }
+      if (client >= 0) ::close(client);
+      if (server >= 0) ::close(server);
+    }
+    ::close(lfd);
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> flipped_{false};
+  std::thread thread_;
 };
 
 class MigrationTest : public NetnsFixture {
@@ -282,6 +362,58 @@ TEST_F(MigrationTest, SourceFerrydKilledMidMigrationKeepsTheVmOnTheSource) {
   Ferryd(1).Start({"--listen", NetnsHosts::HostAddress(1) + ":" + kPeerPort, "--tls-dir",
                    fleet_ + "/h1"});
   ExpectStillOnSourceOnly(r, "k", "before");
+}
+
+TEST_F(MigrationTest, BitsFlippedOnTheWireFailTheTlsRecordAndTheMigrationRollsBack) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  // h1 reaches "h2" through a relay on its own address that corrupts the stream 4 MiB in, in
+  // the middle of the guest's memory.
+  FlippingRelay relay(net_.Host(1), NetnsHosts::HostAddress(1), 7500, NetnsHosts::HostAddress(2),
+                      7400, 4u << 20);
+  ASSERT_EQ(Ferryd(1).Ferry({"peer", "remove", "h2"}).exit_code, 0);
+  ASSERT_EQ(Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(1) + ":7500"}).exit_code, 0);
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_TRUE(relay.flipped());
+  ExpectStillOnSourceOnly(r, "k", "before");
+  // The destination found the damaged record (its MAC failed) and gave up the incoming VM.
+  json incoming = Ferryd(2).FerryJson({"migration", "list"});
+  ASSERT_EQ(incoming.size(), 1u) << incoming.dump();
+  EXPECT_EQ(incoming[0]["state"], "failed");
+  EXPECT_THAT(incoming[0].dump(), HasSubstr("bad record mac"));
+}
+
+TEST_F(MigrationTest, PeersWithoutAFleetCertificateAreRefusedAndGetNothing) {
+  CreateWeb();
+  const std::string target = NetnsHosts::HostAddress(1) + ":" + kPeerPort;
+  // The real openssl client, with no certificate.
+  // stdin stays open a moment so s_client reads what the server answers after its handshake.
+  auto s_client = [&](const std::string& args) {
+    return NetnsHosts::RunIn(net_.Client(),
+                             {"timeout", "10", "bash", "-c",
+                              "sleep 2 | openssl s_client -connect " + target + " -tls1_3 " + args});
+  };
+  CommandResult none = s_client("-CAfile " + fleet_ + "/ca/ca.crt");
+  EXPECT_THAT(none.out + none.err, HasSubstr("alert certificate required"));
+  EXPECT_THAT(none.out, ::testing::Not(HasSubstr("FRYM")));
+  // A certificate from another CA, with a host id ferry would accept.
+  Local({"ca", "init", "--dir", fleet_ + "/other-ca"});
+  Local({"host", "enroll", "--ca", fleet_ + "/other-ca", "--host-id", "h2", "--out",
+         fleet_ + "/other"});
+  CommandResult foreign = s_client("-cert " + fleet_ + "/other/host.crt -key " + fleet_ +
+                                    "/other/host.key -CAfile " + fleet_ + "/ca/ca.crt");
+  EXPECT_THAT(foreign.out + foreign.err, HasSubstr("alert unknown ca"));
+  EXPECT_THAT(foreign.out, ::testing::Not(HasSubstr("FRYM")));
+  // Plain TCP: bytes that are not TLS; the port answers with nothing ferry speaks.
+  CommandResult plain = NetnsHosts::RunIn(
+      net_.Client(), {"timeout", "10", "bash", "-c",
+                      "exec 3<>/dev/tcp/" + NetnsHosts::HostAddress(1) + "/" + kPeerPort +
+                          "; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"});
+  EXPECT_THAT(plain.out, ::testing::Not(HasSubstr("FRYM")));
+  EXPECT_THAT(plain.out, ::testing::Not(HasSubstr("HTTP")));
+  // None of them became a migration, and the VM never moved.
+  EXPECT_TRUE(Ferryd(1).FerryJson({"migration", "list"}).empty());
+  EXPECT_EQ(Vms(1), std::vector<std::string>{"web"});
 }
 
 }  // namespace
