@@ -84,6 +84,13 @@ step "delete the clones and the snapshot" bash -c "
 step "stop (graceful, through ferry-guest)" "$ferry" vm stop "$vm"
 step "delete" "$ferry" vm delete "$vm"
 
+# Live migration needs network namespaces (root): a second host and redis moved there live.
+if [[ $(id -u) -eq 0 ]]; then
+  step "live migration between two hosts under a redis write load" "$root/scripts/demo-migration.sh"
+else
+  echo "--- live migration demo skipped: it needs root for network namespaces"
+fi
+
 echo
 echo "step timings"
 for i in "${!step_names[@]}"; do printf '  %8d ms  %s\n' "${step_ms[$i]}" "${step_names[$i]}"; done

@@ -556,12 +556,12 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
         for (char& c : words) {
           if (c == '\n') c = ' ';
         }
-        // What the restore saw first stays in the message: QEMU may have died of it (a
-        // migration stream that broke off, for one).
-        restored = Status::Unavailable("QEMU (pid " + std::to_string(restoring->pid()) + ") " +
-                                       ex->Describe() + " while restoring" +
-                                       (words.empty() ? "" : "; QEMU said: " + words) +
-                                       "; the restore had seen: " + restored.message());
+        // An incoming migration's stream breaking off kills QEMU: then what the restore saw
+        // first is the cause, and stays in the message.
+        restored = Status::Unavailable(
+            "QEMU (pid " + std::to_string(restoring->pid()) + ") " + ex->Describe() +
+            " while restoring" + (words.empty() ? "" : "; QEMU said: " + words) +
+            (plan.incoming_migration ? "; the migration had seen: " + restored.message() : ""));
       }
       {
         std::lock_guard<std::mutex> lock(vm->mu);
