@@ -111,34 +111,42 @@ void FerrydFixture::StartFerryd(const std::vector<std::string>& extra_args) {
   FAIL() << "ferryd did not answer within 20 s";
 }
 
-void FerrydFixture::KillFerryd() {
-  ASSERT_GT(ferryd_pid_, 0);
-  ::kill(ferryd_pid_, SIGKILL);
-  ::waitpid(ferryd_pid_, nullptr, 0);
-  ferryd_pid_ = -1;
+void SignalAndReap(pid_t& pid, int sig) {
+  if (pid <= 0) return;
+  ::kill(pid, sig);
+  ::waitpid(pid, nullptr, 0);
+  pid = -1;
 }
 
-void FerrydFixture::StopFerryd() {
-  if (ferryd_pid_ <= 0) return;
-  ::kill(ferryd_pid_, SIGTERM);
-  ::waitpid(ferryd_pid_, nullptr, 0);
-  ferryd_pid_ = -1;
-}
-
-CommandResult FerrydFixture::Ferry(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {kBuild + "/ferry", "--socket", socket_};
+CommandResult FerryAt(const std::string& socket, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {kBuild + "/ferry", "--socket", socket};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv);
 }
 
-json FerrydFixture::FerryJson(const std::vector<std::string>& args) {
+json FerryJsonAt(const std::string& socket, const std::vector<std::string>& args) {
   std::vector<std::string> with_json = args;
   with_json.push_back("--json");
-  CommandResult r = Ferry(with_json);
+  CommandResult r = FerryAt(socket, with_json);
   EXPECT_EQ(r.exit_code, 0) << "ferry failed: " << r.err;
   json j = json::parse(r.out, nullptr, false);
   EXPECT_FALSE(j.is_discarded()) << "not JSON: " << r.out;
   return j;
+}
+
+void FerrydFixture::KillFerryd() {
+  ASSERT_GT(ferryd_pid_, 0);
+  SignalAndReap(ferryd_pid_, SIGKILL);
+}
+
+void FerrydFixture::StopFerryd() { SignalAndReap(ferryd_pid_, SIGTERM); }
+
+CommandResult FerrydFixture::Ferry(const std::vector<std::string>& args) {
+  return FerryAt(socket_, args);
+}
+
+json FerrydFixture::FerryJson(const std::vector<std::string>& args) {
+  return FerryJsonAt(socket_, args);
 }
 
 uint16_t FerrydFixture::CreateRedisVm(const std::string& name, const std::string& memory) {

@@ -45,6 +45,12 @@ class FerrydFixture : public ::testing::Test {
   std::vector<std::string> ferryd_args_;
 };
 
+// Sends `sig` to a child process, reaps it and sets `pid` to -1; nothing when pid <= 0.
+void SignalAndReap(pid_t& pid, int sig);
+// `ferry --socket SOCKET ARGS...`, and the same with --json, parsed (a test failure if it fails).
+CommandResult FerryAt(const std::string& socket, const std::vector<std::string>& args);
+nlohmann::json FerryJsonAt(const std::string& socket, const std::vector<std::string>& args);
+
 // A loopback TCP port that nothing listens on right now.
 uint16_t FreePort();
 // `redis-cli -p PORT ARGS...` (the real client); returns its stdout without the trailing newline.

@@ -279,32 +279,17 @@ void NamespacedFerryd::Start(const std::vector<std::string>& extra_args) {
 
 void NamespacedFerryd::Kill() {
   ASSERT_GT(pid_, 0);
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  SignalAndReap(pid_, SIGKILL);
 }
 
-void NamespacedFerryd::Stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
-}
+void NamespacedFerryd::Stop() { SignalAndReap(pid_, SIGTERM); }
 
 CommandResult NamespacedFerryd::Ferry(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {kBuild + "/ferry", "--socket", socket_};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv);
+  return FerryAt(socket_, args);
 }
 
 json NamespacedFerryd::FerryJson(const std::vector<std::string>& args) {
-  std::vector<std::string> with_json = args;
-  with_json.push_back("--json");
-  CommandResult r = Ferry(with_json);
-  EXPECT_EQ(r.exit_code, 0) << "ferry failed: " << r.err;
-  json j = json::parse(r.out, nullptr, false);
-  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << r.out;
-  return j;
+  return FerryJsonAt(socket_, args);
 }
 
 std::vector<std::string> NamespacedFerryd::VmNames() {
