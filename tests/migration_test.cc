@@ -5,14 +5,14 @@
 //
 // Hosts are network namespaces on one L2 segment (harness/netns_hosts.h); each runs its own
 // ferryd with its own fleet certificate; redis-cli runs in the client namespace. Needs root.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,15 +192,17 @@ class MigrationTest : public NetnsFixture {
   }
   std::string SignPolicy(const std::string& key, const std::vector<std::string>& rules) {
     const std::string out = fleet_ + "/web-" + std::to_string(++policies_) + ".policy";
-    std::vector<std::string> args = {"policy", "sign", "--key", fleet_ + "/" + key, "--vm", "web",
-                                     "--out", out};
+    std::vector<std::string> args = {"policy", "sign", "--key", fleet_ + "/" + key,
+                                     "--vm",   "web",  "--out", out};
     args.insert(args.end(), rules.begin(), rules.end());
     Local(args);
     return out;
   }
   void CreateWeb(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"vm", "create", "web", "--net", "tap", "--bridge", "ferrybr0",
-                                     "--ip", std::string(kVmAddress) + "/24", "--wait-ready"};
+    std::vector<std::string> args = {"vm",          "create", "web",
+                                     "--net",       "tap",    "--bridge",
+                                     "ferrybr0",    "--ip",   std::string(kVmAddress) + "/24",
+                                     "--wait-ready"};
     args.insert(args.end(), extra.begin(), extra.end());
     CommandResult r = Ferryd(1).Ferry(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -227,7 +229,8 @@ class MigrationTest : public NetnsFixture {
     EXPECT_EQ(Ferryd(1).FerryJson({"vm", "show", "web"})["state"], "running");
     EXPECT_EQ(Get(key), value);
     const auto until = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < until && (!Vms(2).empty() || WaitForQemuIn(2, std::chrono::seconds(0)) > 0)) {
+    while (Clock::now() < until &&
+           (!Vms(2).empty() || WaitForQemuIn(2, std::chrono::seconds(0)) > 0)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     EXPECT_TRUE(Vms(2).empty()) << "the destination must be clean";
@@ -252,7 +255,8 @@ TEST_F(MigrationTest, RedisUnderAWriteLoadMovesWithItsConnectionAndEveryAcknowle
   ASSERT_EQ(moved.exit_code, 0) << moved.err;
   json result = json::parse(moved.out, nullptr, false);
   EXPECT_GT(result.value("ram_transferred_bytes", 0), 0) << moved.out;
-  EXPECT_GE(result.value("wire_bytes_sent", uint64_t{0}), result.value("ram_transferred_bytes", uint64_t{0}));
+  EXPECT_GE(result.value("wire_bytes_sent", uint64_t{0}),
+            result.value("ram_transferred_bytes", uint64_t{0}));
   // Writes go on, on the same connection, against the guest now on h2.
   const size_t lines_at_move = writer.Lines();
   const auto more = Clock::now() + std::chrono::seconds(30);
@@ -284,7 +288,8 @@ TEST_F(MigrationTest, RedisUnderAWriteLoadMovesWithItsConnectionAndEveryAcknowle
 }
 
 TEST_F(MigrationTest, APolicyThatForbidsTheDestinationIsRefusedBeforeAnythingIsSent) {
-  CreateWeb({"--policy", SignPolicy("alice.key", {"--allow-host", "h3", "--allow-label", "zone=c"})});
+  CreateWeb(
+      {"--policy", SignPolicy("alice.key", {"--allow-host", "h3", "--allow-label", "zone=c"})});
   ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "v"}).out, "OK");
   CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
   EXPECT_THAT(r.err, HasSubstr("host h2 (zone=b) is not an allowed destination"));
@@ -308,7 +313,8 @@ TEST_F(MigrationTest, TamperedOrForeignPoliciesAreRefused) {
   json doc = json::parse(text);
   doc["policy"]["allow_labels"] = {{"zone", "c"}};
   std::ofstream(fleet_ + "/edited.policy") << doc.dump();
-  CommandResult edited = Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/edited.policy"});
+  CommandResult edited =
+      Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/edited.policy"});
   EXPECT_NE(edited.exit_code, 0);
   EXPECT_THAT(edited.err, HasSubstr("signature"));
   // Alice's owner key, Mallory's signature.
@@ -316,7 +322,8 @@ TEST_F(MigrationTest, TamperedOrForeignPoliciesAreRefused) {
   json forged = json::parse(Slurp(mallorys));
   forged["owner_key"] = json::parse(text)["owner_key"];
   std::ofstream(fleet_ + "/forged.policy") << forged.dump();
-  CommandResult foreign = Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/forged.policy"});
+  CommandResult foreign =
+      Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/forged.policy"});
   EXPECT_NE(foreign.exit_code, 0);
   EXPECT_THAT(foreign.err, HasSubstr("signature"));
   EXPECT_TRUE(Vms(1).empty());
@@ -346,8 +353,8 @@ TEST_F(MigrationTest, DestinationFerrydKilledMidMigrationLeavesTheVmRunningOnThe
   killer.join();
   EXPECT_NE(r.exit_code, 0);
   // The destination comes back and cleans up what it was receiving.
-  Ferryd(2).Start({"--listen", NetnsHosts::HostAddress(2) + ":" + kPeerPort, "--tls-dir",
-                   fleet_ + "/h2"});
+  Ferryd(2).Start(
+      {"--listen", NetnsHosts::HostAddress(2) + ":" + kPeerPort, "--tls-dir", fleet_ + "/h2"});
   ExpectStillOnSourceOnly(r, "k", "before");
 }
 
@@ -359,8 +366,8 @@ TEST_F(MigrationTest, SourceFerrydKilledMidMigrationKeepsTheVmOnTheSource) {
   });
   CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
   killer.join();
-  Ferryd(1).Start({"--listen", NetnsHosts::HostAddress(1) + ":" + kPeerPort, "--tls-dir",
-                   fleet_ + "/h1"});
+  Ferryd(1).Start(
+      {"--listen", NetnsHosts::HostAddress(1) + ":" + kPeerPort, "--tls-dir", fleet_ + "/h1"});
   ExpectStillOnSourceOnly(r, "k", "before");
 }
 
@@ -372,7 +379,8 @@ TEST_F(MigrationTest, BitsFlippedOnTheWireFailTheTlsRecordAndTheMigrationRollsBa
   FlippingRelay relay(net_.Host(1), NetnsHosts::HostAddress(1), 7500, NetnsHosts::HostAddress(2),
                       7400, 4u << 20);
   ASSERT_EQ(Ferryd(1).Ferry({"peer", "remove", "h2"}).exit_code, 0);
-  ASSERT_EQ(Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(1) + ":7500"}).exit_code, 0);
+  ASSERT_EQ(Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(1) + ":7500"}).exit_code,
+            0);
   CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
   EXPECT_TRUE(relay.flipped());
   ExpectStillOnSourceOnly(r, "k", "before");
@@ -389,9 +397,9 @@ TEST_F(MigrationTest, PeersWithoutAFleetCertificateAreRefusedAndGetNothing) {
   // The real openssl client, with no certificate.
   // stdin stays open a moment so s_client reads what the server answers after its handshake.
   auto s_client = [&](const std::string& args) {
-    return NetnsHosts::RunIn(net_.Client(),
-                             {"timeout", "10", "bash", "-c",
-                              "sleep 2 | openssl s_client -connect " + target + " -tls1_3 " + args});
+    return NetnsHosts::RunIn(
+        net_.Client(), {"timeout", "10", "bash", "-c",
+                        "sleep 2 | openssl s_client -connect " + target + " -tls1_3 " + args});
   };
   CommandResult none = s_client("-CAfile " + fleet_ + "/ca/ca.crt");
   EXPECT_THAT(none.out + none.err, HasSubstr("alert certificate required"));
@@ -401,7 +409,7 @@ TEST_F(MigrationTest, PeersWithoutAFleetCertificateAreRefusedAndGetNothing) {
   Local({"host", "enroll", "--ca", fleet_ + "/other-ca", "--host-id", "h2", "--out",
          fleet_ + "/other"});
   CommandResult foreign = s_client("-cert " + fleet_ + "/other/host.crt -key " + fleet_ +
-                                    "/other/host.key -CAfile " + fleet_ + "/ca/ca.crt");
+                                   "/other/host.key -CAfile " + fleet_ + "/ca/ca.crt");
   EXPECT_THAT(foreign.out + foreign.err, HasSubstr("alert unknown ca"));
   EXPECT_THAT(foreign.out, ::testing::Not(HasSubstr("FRYM")));
   // Plain TCP: bytes that are not TLS; the port answers with nothing ferry speaks.

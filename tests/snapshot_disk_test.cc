@@ -14,8 +14,8 @@
 namespace ferry::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -56,9 +56,7 @@ class SnapshotDiskTest : public FerrydFixture {
     CommandResult start = Ferry({"vm", "start", vm, "--wait-ready"});
     ASSERT_EQ(start.exit_code, 0) << start.err;
   }
-  std::string Get(uint16_t port, const std::string& key) {
-    return Redis(port, {"get", key}).out;
-  }
+  std::string Get(uint16_t port, const std::string& key) { return Redis(port, {"get", key}).out; }
 };
 
 TEST_F(SnapshotDiskTest, DataOnTheDiskOutlivesAStopAndStart) {

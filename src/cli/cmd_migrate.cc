@@ -33,7 +33,8 @@ void AddPeerCommands(CLI::App& app, Context& ctx) {
       if (!r.ok()) return ctx.Fail(r.status());
       if (*as_json) return ctx.PrintJson((*r)["peers"]);
       Table t({"HOST", "ADDRESS"});
-      for (const auto& p : (*r)["peers"]) t.AddRow({p.value("host_id", ""), p.value("address", "")});
+      for (const auto& p : (*r)["peers"])
+        t.AddRow({p.value("host_id", ""), p.value("address", "")});
       t.Print(std::cout);
     });
   }
@@ -69,10 +70,9 @@ void AddMigrateCommands(CLI::App& app, Context& ctx) {
       auto result = client.Follow(*accepted, ShowProgress);
       if (!result.ok()) return ctx.Fail(result.status());
       if (*as_json) return ctx.PrintJson(*result);
-      std::cout << "vm " << *vm << " runs on " << *to << " (total "
-                << result->value("total_ms", 0) << " ms, downtime " << result->value("downtime_ms", 0)
-                << " ms, " << (result->value("wire_bytes_sent", uint64_t{0}) >> 20)
-                << " MiB on the wire)\n";
+      std::cout << "vm " << *vm << " runs on " << *to << " (total " << result->value("total_ms", 0)
+                << " ms, downtime " << result->value("downtime_ms", 0) << " ms, "
+                << (result->value("wire_bytes_sent", uint64_t{0}) >> 20) << " MiB on the wire)\n";
     });
   }
   auto* mig = app.add_subcommand("migration", "live migrations to and from this host");

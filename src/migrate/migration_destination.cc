@@ -54,8 +54,8 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt, const std::string& 
     const std::string status = q->value("status", "");
     if (status == "completed") break;
     if (status == "failed" || i > 3000) {
-      return Status::Unavailable("this host's QEMU did not load the migration stream (" +
-                                 status + "): " + q->value("error-desc", std::string("?")));
+      return Status::Unavailable("this host's QEMU did not load the migration stream (" + status +
+                                 "): " + q->value("error-desc", std::string("?")));
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
@@ -70,8 +70,8 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt, const std::string& 
   auto resumed = rt.Qmp("cont");
   if (!resumed.ok()) return resumed.status().WithContext("resuming the migrated guest");
   FERRY_RETURN_IF_ERROR(link.SendMessage({{"type", kMsgFinished}}));
-  const auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
-                                                           started).count();
+  const auto ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();
   return json{{"timings", {{"migration_receive_ms", ms}}}};
 }
 
@@ -86,7 +86,8 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   }
   auto refuse = [&](const Status& why) {
     spdlog::warn("incoming migration from {}: {}", source, why.message());
-    link->SendMessage({{"type", kMsgFailed}, {"error", "host " + self().host_id + ": " + why.message()}});
+    link->SendMessage(
+        {{"type", kMsgFailed}, {"error", "host " + self().host_id + ": " + why.message()}});
     link->Close();
   };
   auto spec = CheckPrepare(*message, self());

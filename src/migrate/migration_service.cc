@@ -22,7 +22,8 @@ Result<std::unique_ptr<MigrationService>> MigrationService::Start(vm::VmService&
     MigrationService* self = service.get();
     auto listener = PeerListener::Start(
         config.listen, tls, [self](std::shared_ptr<PeerLink> link) { self->ServeIncoming(link); },
-        {}, [](const std::string& remote, const Status& why) {
+        {},
+        [](const std::string& remote, const Status& why) {
           spdlog::warn("peer port: refused {}: {}", remote, why.message());
         });
     if (!listener.ok()) return listener.status().WithContext("peer port " + config.listen);
@@ -61,7 +62,8 @@ Status MigrationService::Cancel(const std::string& operation_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = cancels_.find(operation_id);
   if (it == cancels_.end()) {
-    return Status::NotFound("migration " + operation_id + " is not an outgoing migration of "
+    return Status::NotFound("migration " + operation_id +
+                            " is not an outgoing migration of "
                             "this host (list them with ferry migration list)");
   }
   it->second->store(true);

@@ -10,9 +10,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/operation.h"
 #include "core/status.h"
@@ -31,7 +30,7 @@ struct MigrationConfig {
 
 struct MigrateRequest {
   std::string vm;
-  std::string to;  // a peer's host id
+  std::string to;       // a peer's host id
   int downtime_ms = 0;  // 0: the configured default
 };
 

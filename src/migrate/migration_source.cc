@@ -41,8 +41,7 @@ Result<json> Expect(PeerLink& link, const char* type, milliseconds timeout) {
     return Status::Unavailable("the destination failed: " +
                                message->value("error", std::string("no reason given")));
   }
-  return Status::Corruption("the destination sent \"" + got + "\" where \"" + type +
-                            "\" was due");
+  return Status::Corruption("the destination sent \"" + got + "\" where \"" + type + "\" was due");
 }
 
 // Puts the source VM back as it was: a running migration is cancelled (the guest never
@@ -165,9 +164,10 @@ void MigrationService::RunSource(const MigrateRequest& request,
     release();
     return finish(why);
   };
-  auto caps = rt.Qmp("migrate-set-capabilities",
-                     {{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}},
-                                                    {{"capability", "x-ignore-shared"}, {"state", false}}})}});
+  auto caps = rt.Qmp(
+      "migrate-set-capabilities",
+      {{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}},
+                                     {{"capability", "x-ignore-shared"}, {"state", false}}})}});
   if (!caps.ok()) return fail_perform(caps.status());
   auto params = rt.Qmp("migrate-set-parameters",
                        {{"downtime-limit", downtime}, {"max-bandwidth", kUnlimitedBandwidth}});
@@ -192,7 +192,8 @@ void MigrationService::RunSource(const MigrateRequest& request,
         const uint64_t remaining = ram.value("remaining", uint64_t{0});
         const double mbps = ram.value("mbps", 0.0);
         const uint64_t dirty = ram.value("dirty-pages-rate", uint64_t{0});
-        int pct = total ? static_cast<int>(10 + 80 * (total - std::min(total, remaining)) / total) : 10;
+        int pct =
+            total ? static_cast<int>(10 + 80 * (total - std::min(total, remaining)) / total) : 10;
         op->SetPhase("perform: " + Mib(sent) + " sent, " + Mib(remaining) + " left, " +
                          std::to_string(static_cast<int>(mbps)) + " Mbit/s, dirty " +
                          std::to_string(dirty) + " pages/s, " + q->value("status", ""),
@@ -247,7 +248,8 @@ void MigrationService::RunSource(const MigrateRequest& request,
   op->SetPhase("confirm", 98);
   release();
   Status deleted = vms_.Delete(name, /*force=*/true);
-  if (!deleted.ok()) spdlog::error("{}: the source copy could not be removed: {}", what, deleted.message());
+  if (!deleted.ok())
+    spdlog::error("{}: the source copy could not be removed: {}", what, deleted.message());
   json ram = result.value("ram", json::object());
   json out = {{"vm", name},
               {"to", request.to},
@@ -258,8 +260,9 @@ void MigrationService::RunSource(const MigrateRequest& request,
               {"wire_bytes_sent", wire.wire_bytes_sent},
               {"wire_bytes_received", wire.wire_bytes_received},
               {"downtime_limit_ms", downtime}};
-  spdlog::info("{}: done in {} ms, downtime {} ms, {} on the wire", what, out["total_ms"].get<int64_t>(),
-               out["downtime_ms"].get<int64_t>(), Mib(wire.wire_bytes_sent));
+  spdlog::info("{}: done in {} ms, downtime {} ms, {} on the wire", what,
+               out["total_ms"].get<int64_t>(), out["downtime_ms"].get<int64_t>(),
+               Mib(wire.wire_bytes_sent));
   finish(Status::Ok());
   op->Succeed(out);
 }

@@ -27,7 +27,9 @@ Result<sockaddr_un> AddressOf(const std::string& path) {
   return addr;
 }
 
-Status Errno(const std::string& what) { return Status::Internal(what + ": " + std::strerror(errno)); }
+Status Errno(const std::string& what) {
+  return Status::Internal(what + ": " + std::strerror(errno));
+}
 
 }  // namespace
 
@@ -79,8 +81,8 @@ Result<StreamFd> ConnectUnix(const std::string& path, std::chrono::milliseconds 
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
     if (std::chrono::steady_clock::now() >= until) {
       return Status::DeadlineExceeded("QEMU's incoming migration socket " + path +
-                                      " did not accept within " +
-                                      std::to_string(timeout.count()) + " ms");
+                                      " did not accept within " + std::to_string(timeout.count()) +
+                                      " ms");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

@@ -48,8 +48,8 @@ std::string QemuImgFor(const std::string& qemu_binary) {
 }
 
 Status CreateBlankDisk(const std::string& qemu_img, const std::string& path, uint64_t mib) {
-  return RunQemuImg(
-      {qemu_img, "create", "-q", "-f", "qcow2", path, std::to_string(mib) + "M"}, path);
+  return RunQemuImg({qemu_img, "create", "-q", "-f", "qcow2", path, std::to_string(mib) + "M"},
+                    path);
 }
 
 Status CreateOverlay(const std::string& qemu_img, const std::string& path,
