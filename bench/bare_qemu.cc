@@ -43,7 +43,8 @@ Status CreateFile(const std::string& path, uint64_t size) {
 }  // namespace
 
 Result<std::unique_ptr<BareQemu>> BareQemu::Launch(const qemu::LaunchSpec& spec,
-                                                   const std::string& qemu_log) {
+                                                   const std::string& qemu_log,
+                                                   const BareQemuOptions& options) {
   std::unique_ptr<BareQemu> q(new BareQemu(spec, qemu_log));
   FERRY_RETURN_IF_ERROR(CreateFile(spec.ram_path, spec.memory_mib << 20));
   FERRY_RETURN_IF_ERROR(CreateFile(spec.console_log, 0));
@@ -59,7 +60,10 @@ Result<std::unique_ptr<BareQemu>> BareQemu::Launch(const qemu::LaunchSpec& spec,
     return Status::Internal("cannot open " + spec.console_log + ": " + std::strerror(errno));
   }
 
-  std::vector<std::string> argv = qemu::BuildCommandLine(spec);
+  std::vector<std::string> argv;
+  if (!options.netns.empty()) argv = {"ip", "netns", "exec", options.netns};  // execs in place
+  for (std::string& arg : qemu::BuildCommandLine(spec)) argv.push_back(std::move(arg));
+  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   q->spawned_at_ = Clock::now();
   auto p = Process::Spawn(argv, qemu_log);
   if (!p.ok()) return p.status().WithContext("starting " + spec.qemu_binary);
@@ -130,7 +134,8 @@ Result<qemu::QmpClient*> BareQemu::Qmp(milliseconds timeout) {
   Status last = Status::Unavailable("QMP socket " + spec_.qmp_socket + " never appeared");
   while (Clock::now() < deadline) {
     if (auto ex = process_->WaitExit(milliseconds(0))) {
-      return Status::Unavailable("QEMU " + ex->Describe() + " before its monitor answered; QEMU said: " +
+      return Status::Unavailable("QEMU " + ex->Describe() +
+                                 " before its monitor answered; QEMU said: " +
                                  OneLine(TailFile(qemu_log_, kLastWordsBytes)));
     }
     if (Interrupted()) return Status::Unavailable("interrupted");

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/process.h"
 #include "core/status.h"
@@ -15,14 +16,24 @@
 
 namespace ferry::bench {
 
+// Where a BareQemu runs and what it gets beyond BuildCommandLine(spec).
+struct BareQemuOptions {
+  std::string netns;  // `ip netns exec NETNS qemu-system-x86_64 ...`; "" for ours
+  // Appended to the command line: a migration destination's `-incoming tcp:...`, a
+  // `-object tls-creds-x509,...`.
+  std::vector<std::string> extra_args;
+};
+
 class BareQemu {
  public:
   using Clock = std::chrono::steady_clock;
 
   // Creates spec.ram_path (a sparse file of spec.memory_mib, as ferryd does) and an empty
-  // spec.console_log, then spawns BuildCommandLine(spec) with its output in `qemu_log`.
+  // spec.console_log, then spawns BuildCommandLine(spec) (plus options.extra_args) with its
+  // output in `qemu_log`.
   static Result<std::unique_ptr<BareQemu>> Launch(const qemu::LaunchSpec& spec,
-                                                  const std::string& qemu_log);
+                                                  const std::string& qemu_log,
+                                                  const BareQemuOptions& options = {});
   // Kills QEMU if it still runs, waits for it, and removes the RAM file.
   ~BareQemu();
   BareQemu(const BareQemu&) = delete;
@@ -46,6 +57,8 @@ class BareQemu {
   Status AwaitMigration(std::chrono::milliseconds timeout);
 
   pid_t pid() const { return process_ ? process_->pid() : -1; }
+  // False once QEMU has exited (a guest panic ends it: -no-reboot).
+  bool Running() const { return process_ && process_->Running(); }
   const qemu::LaunchSpec& spec() const { return spec_; }
 
  private:

@@ -105,7 +105,7 @@ Status GuestSetup::CheckSameCommandLine(const nlohmann::json& show, uint16_t fer
   const uint16_t bare_port = static_cast<uint16_t>(ferry_port + 1);
   qemu::LaunchSpec bare = BareSpec("check", scratch_dir + "/check", scratch_dir,
                                    show.value("memory_mib", uint64_t{256}), bare_port);
-  PerVmValues bare_vm{bare.name,        bare.nics[0].mac,   bare.ram_path, bare.console_log,
+  PerVmValues bare_vm{bare.name,       bare.nics[0].mac,  bare.ram_path, bare.console_log,
                       bare.qmp_socket, bare.guest_socket, bare_port};
   auto a = Normalized(ferry_argv, ferry_vm);
   auto b = Normalized(qemu::BuildCommandLine(bare), bare_vm);

@@ -69,16 +69,21 @@ BenchFerryd::BenchFerryd(const BenchConfig& config, ScratchDir state_dir, Scratc
   log_ = state_dir_->Join("ferryd.log");
 }
 
-Result<std::unique_ptr<BenchFerryd>> BenchFerryd::Start(const BenchConfig& config) {
+Result<std::unique_ptr<BenchFerryd>> BenchFerryd::Start(const BenchConfig& config,
+                                                        const BenchFerrydOptions& options) {
   FERRY_ASSIGN_OR_RETURN(ScratchDir state, ScratchDir::Create("/tmp", "ferry-bench"));
   FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench"));
   std::unique_ptr<BenchFerryd> d(new BenchFerryd(config, std::move(state), std::move(ram)));
   if (d->socket_.size() >= sizeof(sockaddr_un::sun_path)) {
     return Status::InvalidArgument("socket path " + d->socket_ + " is too long for a UNIX socket");
   }
-  auto p = Process::Spawn({config.ferryd_binary(), "--state-dir", d->state_dir(), "--ram-dir",
-                           d->ram_dir(), "--socket", d->socket_, "--image-dir", config.image_dir()},
-                          d->log_);
+  std::vector<std::string> argv;
+  if (!options.netns.empty()) argv = {"ip", "netns", "exec", options.netns};  // execs in place
+  argv.insert(argv.end(),
+              {config.ferryd_binary(), "--state-dir", d->state_dir(), "--ram-dir", d->ram_dir(),
+               "--socket", d->socket_, "--image-dir", config.image_dir()});
+  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+  auto p = Process::Spawn(argv, d->log_);
   if (!p.ok()) return p.status().WithContext("starting ferryd");
   d->ferryd_ = std::move(p).value();
   FERRY_RETURN_IF_ERROR(d->WaitUntilServing(kStartTimeout));

@@ -31,10 +31,20 @@ struct CliRun {
   Status ToStatus() const;      // Ok, or what failed and the CLI's last line
 };
 
+// Where and how a BenchFerryd runs, beyond its own directories.
+struct BenchFerrydOptions {
+  // A network namespace (`ip netns exec NETNS ferryd ...`); "" for the benchmark's own. The API
+  // socket is a UNIX socket, so the CLI reaches it from any namespace.
+  std::string netns;
+  // Appended to ferryd's command line (--listen, --tls-dir, ...).
+  std::vector<std::string> extra_args;
+};
+
 class BenchFerryd {
  public:
   // REQUIRES: config.ferryd_binary() and config.ferry_binary() exist.
-  static Result<std::unique_ptr<BenchFerryd>> Start(const BenchConfig& config);
+  static Result<std::unique_ptr<BenchFerryd>> Start(const BenchConfig& config,
+                                                    const BenchFerrydOptions& options = {});
   ~BenchFerryd();
   BenchFerryd(const BenchFerryd&) = delete;
   BenchFerryd& operator=(const BenchFerryd&) = delete;

@@ -129,8 +129,8 @@ class CloneBoot : public BenchEntry {
             Row("  identity step: clock", StepKey("clock"), "", Goal::None(), false, opt),
             Row("  identity reset minus its steps (guest channel reconnect, RPC)",
                 kCloneIdentityRest, "", Goal::None(), false, opt),
-            Row("warm-pool clone: ferryd restore start to running", kPoolRunningMs, "", Goal::None(),
-                false, opt),
+            Row("warm-pool clone: ferryd restore start to running", kPoolRunningMs, "",
+                Goal::None(), false, opt),
             Row("warm-pool clone: identity reset", kPoolIdentity, "", Goal::None(), false, opt),
             Row("warm-pool clone: outside the restore", kPoolOutside, "", Goal::None(), false, opt),
             Row("cold boot: bare QEMU spawn to ready", "", kBareToReady),
@@ -149,8 +149,8 @@ class CloneBoot : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
     // The snapshot every clone comes from: the default VM at its ready point, as a template is.
-    FERRY_ASSIGN_OR_RETURN(BootedVm src, BootVm(*ferryd_, "src", config.memory_mib,
-                                                guest_.guest_port));
+    FERRY_ASSIGN_OR_RETURN(BootedVm src,
+                           BootVm(*ferryd_, "src", config.memory_mib, guest_.guest_port));
     FERRY_RETURN_IF_ERROR(guest_.CheckSameCommandLine(src.show, src.host_port, bare_dir_->path()));
     FERRY_ASSIGN_OR_RETURN(json snap, TakeSnapshot(*ferryd_, "src", kSnapshot));
     snapshot_note_ = "snapshot: of VM 'src' right after it was ready; pause " +
@@ -164,15 +164,14 @@ class CloneBoot : public BenchEntry {
 
     has_template_ = HasTemplateCommand(*ferryd_);
     if (has_template_) {
-      FERRY_ASSIGN_OR_RETURN(
-          CliRun created,
-          ferryd_->Cli({"template", "create", kTemplate, "--from-snapshot", kSnapshot},
-                       kVmCommandTimeout));
+      FERRY_ASSIGN_OR_RETURN(CliRun created, ferryd_->Cli({"template", "create", kTemplate,
+                                                           "--from-snapshot", kSnapshot},
+                                                          kVmCommandTimeout));
       FERRY_RETURN_IF_ERROR(created.ToStatus());
       template_made_ = true;
-      FERRY_ASSIGN_OR_RETURN(CliRun pool, ferryd_->Cli({"template", "pool", kTemplate, "--size",
-                                                        "1"},
-                                                       kVmCommandTimeout));
+      FERRY_ASSIGN_OR_RETURN(
+          CliRun pool,
+          ferryd_->Cli({"template", "pool", kTemplate, "--size", "1"}, kVmCommandTimeout));
       FERRY_RETURN_IF_ERROR(pool.ToStatus());
       FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout));
     }
@@ -206,12 +205,14 @@ class CloneBoot : public BenchEntry {
         "ratio = ferry median / comparison median; `Nx less` = comparison median / ferry median",
     };
     if (has_template_) {
-      notes.push_back("warm pool: `ferry template create t --from-snapshot s`, `ferry template "
-                      "pool t --size 1`; each pool clone was checked to come from the pool "
-                      "(origin.warm_pool), and the pool refilled before the next step");
+      notes.push_back(
+          "warm pool: `ferry template create t --from-snapshot s`, `ferry template "
+          "pool t --size 1`; each pool clone was checked to come from the pool "
+          "(origin.warm_pool), and the pool refilled before the next step");
     } else {
-      notes.push_back("warm pool rows skipped: this ferry has no `ferry template` command (its "
-                      "`ferry --help` lists none); rebuild once it exists");
+      notes.push_back(
+          "warm pool rows skipped: this ferry has no `ferry template` command (its "
+          "`ferry --help` lists none); rebuild once it exists");
     }
     return notes;
   }
@@ -263,8 +264,7 @@ class CloneBoot : public BenchEntry {
     FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout));
     VmsToDelete cleanup(*ferryd_);
     cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(CloneRun c,
-                           CloneTemplate(*ferryd_, kTemplate, name, guest_.guest_port));
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, CloneTemplate(*ferryd_, kTemplate, name, guest_.guest_port));
     if (!c.FromWarmPool()) {
       return Status::FailedPrecondition("vm " + name +
                                         " did not come from the warm pool (origin: " +
@@ -323,11 +323,10 @@ class CloneBoot : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(uint16_t port, FreeLoopbackPort());
     Status st;
     {
-      FERRY_ASSIGN_OR_RETURN(
-          auto qemu,
-          BareQemu::Launch(guest_.BareSpec(name, dir, bare_ram_dir_->path(), config_.memory_mib,
-                                           port),
-                           dir + "/qemu.log"));
+      FERRY_ASSIGN_OR_RETURN(auto qemu,
+                             BareQemu::Launch(guest_.BareSpec(name, dir, bare_ram_dir_->path(),
+                                                              config_.memory_mib, port),
+                                              dir + "/qemu.log"));
       auto user = WaitForUserMode(*qemu, kVmBootTimeout);
       auto starting = user.ok() ? qemu->WaitForConsole(kStartingMarker, kVmBootTimeout)
                                 : Result<Clock::time_point>(user.status());

@@ -60,28 +60,28 @@ double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 class CloneMemory : public BenchEntry {
  public:
   EntryInfo Info() const override {
-    return {"clone_memory",
-            "host memory of 16 idle clones of a 512 MiB snapshot, next to 16 x 512 MiB",
-            "`ferry clone S --name mN-1 ... --name mN-16 --forward 0:6379 --json`, 5 s idle, "
-            "then PSS of the 16 QEMUs + the snapshot file's tmpfs blocks",
-            "",
-            {
-                Row("16 idle clones: sum of PSS + snapshot file vs 16 x 512 MiB", kTotal, kFull,
-                    Goal::MaxRatio(0.2, "<= 20%")),
-                Row("  same, without counting the mapped snapshot pages twice", kNoDouble, kFull),
-                Row("  sum of PSS of the 16 QEMUs", kSumPss, kFull),
-                Row("    of which anonymous (Pss_Anon: QEMU, TCG, pages the guests wrote)",
-                    kSumAnon, ""),
-                Row("    of which tmpfs pages mapped (Pss_Shmem: the snapshot file's)", kSumShmem,
-                    ""),
-                Row("  PSS per clone", kPerClone, ""),
-                Row("  snapshot RAM file, allocated on tmpfs", kFile, ""),
-                Row("host MemAvailable drop (before cloning - after idling) vs 16 x 512 MiB",
-                    kAvailDrop, kFull),
-                Row("`ferry clone --count 16` (16 --name): CLI wall", kCloneCli, "", Goal::None(),
-                    Unit::kMillis),
-                Row("  per clone", kPerCloneCli, "", Goal::None(), Unit::kMillis),
-            }};
+    return {
+        "clone_memory",
+        "host memory of 16 idle clones of a 512 MiB snapshot, next to 16 x 512 MiB",
+        "`ferry clone S --name mN-1 ... --name mN-16 --forward 0:6379 --json`, 5 s idle, "
+        "then PSS of the 16 QEMUs + the snapshot file's tmpfs blocks",
+        "",
+        {
+            Row("16 idle clones: sum of PSS + snapshot file vs 16 x 512 MiB", kTotal, kFull,
+                Goal::MaxRatio(0.2, "<= 20%")),
+            Row("  same, without counting the mapped snapshot pages twice", kNoDouble, kFull),
+            Row("  sum of PSS of the 16 QEMUs", kSumPss, kFull),
+            Row("    of which anonymous (Pss_Anon: QEMU, TCG, pages the guests wrote)", kSumAnon,
+                ""),
+            Row("    of which tmpfs pages mapped (Pss_Shmem: the snapshot file's)", kSumShmem, ""),
+            Row("  PSS per clone", kPerClone, ""),
+            Row("  snapshot RAM file, allocated on tmpfs", kFile, ""),
+            Row("host MemAvailable drop (before cloning - after idling) vs 16 x 512 MiB",
+                kAvailDrop, kFull),
+            Row("`ferry clone --count 16` (16 --name): CLI wall", kCloneCli, "", Goal::None(),
+                Unit::kMillis),
+            Row("  per clone", kPerCloneCli, "", Goal::None(), Unit::kMillis),
+        }};
   }
 
   Status SetUp(const BenchConfig& config) override {
@@ -95,9 +95,8 @@ class CloneMemory : public BenchEntry {
     VmsToDelete source(*ferryd_);
     source.Add("m512");
     FERRY_RETURN_IF_ERROR(source.DeleteNow());
-    FERRY_ASSIGN_OR_RETURN(json show,
-                           ferryd_->CliJson({"snapshot", "show", kSnapshot, "--json"},
-                                            kVmCommandTimeout));
+    FERRY_ASSIGN_OR_RETURN(
+        json show, ferryd_->CliJson({"snapshot", "show", kSnapshot, "--json"}, kVmCommandTimeout));
     ram_path_ = show.value("ram_path", "");
     if (ram_path_.empty()) {
       return Status::Internal("`ferry snapshot show --json` names no ram_path: " + show.dump());
@@ -155,8 +154,8 @@ class CloneMemory : public BenchEntry {
         {kSumShmem, shmem * kib_to_mib},
         {kPerClone, pss * kib_to_mib / count},
         {kFile, MiB(file_bytes)},
-        {kAvailDrop, (static_cast<double>(avail_before) - static_cast<double>(avail_after)) *
-                         kib_to_mib},
+        {kAvailDrop,
+         (static_cast<double>(avail_before) - static_cast<double>(avail_after)) * kib_to_mib},
         {kCloneCli, clones.front().cli_ms},
         {kPerCloneCli, clones.front().cli_ms / count},
     };

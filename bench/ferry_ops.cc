@@ -20,7 +20,9 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-double DurationMs(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double DurationMs(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 namespace {
 
@@ -97,15 +99,15 @@ bool CloneRun::FromWarmPool() const {
 Result<BootedVm> BootVm(BenchFerryd& ferryd, const std::string& name, uint64_t memory_mib,
                         uint16_t guest_port) {
   FERRY_ASSIGN_OR_RETURN(
-      CliRun create,
-      ferryd.Cli({"vm", "create", name, "--memory", std::to_string(memory_mib), "--forward",
-                  "0:" + std::to_string(guest_port), "--wait-ready"},
-                 kVmBootTimeout));
+      CliRun create, ferryd.Cli({"vm", "create", name, "--memory", std::to_string(memory_mib),
+                                 "--forward", "0:" + std::to_string(guest_port), "--wait-ready"},
+                                kVmBootTimeout));
   FERRY_RETURN_IF_ERROR(create.ToStatus());
   BootedVm vm;
   vm.name = name;
   vm.cli_ms = DurationMs(create.elapsed);
-  FERRY_ASSIGN_OR_RETURN(vm.show, ferryd.CliJson({"vm", "show", name, "--json"}, kVmCommandTimeout));
+  FERRY_ASSIGN_OR_RETURN(vm.show,
+                         ferryd.CliJson({"vm", "show", name, "--json"}, kVmCommandTimeout));
   vm.host_port = FirstHostPort(vm.show);
   return vm;
 }
@@ -133,8 +135,8 @@ Result<std::vector<CloneRun>> CloneSnapshot(BenchFerryd& ferryd, const std::stri
   auto j = json::parse(run.output, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_array() || j.size() != names.size()) {
     return Status::Corruption("`" + run.Command() + "` did not print a list of " +
-                              std::to_string(names.size()) + " clones: " +
-                              run.output.substr(0, 300));
+                              std::to_string(names.size()) +
+                              " clones: " + run.output.substr(0, 300));
   }
   std::vector<CloneRun> clones;
   for (const auto& vm : j) {
@@ -153,8 +155,8 @@ Result<CloneRun> CloneTemplate(BenchFerryd& ferryd, const std::string& tmpl,
   FERRY_RETURN_IF_ERROR(run.ToStatus());
   auto j = json::parse(run.output, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return Status::Corruption("`" + run.Command() + "` printed no VM JSON: " +
-                              run.output.substr(0, 300));
+    return Status::Corruption("`" + run.Command() +
+                              "` printed no VM JSON: " + run.output.substr(0, 300));
   }
   CloneRun c = CloneFrom(j, DurationMs(run.elapsed));
   FERRY_RETURN_IF_ERROR(CheckCloned(c));
@@ -168,8 +170,8 @@ Status RedisPing(uint16_t port, milliseconds timeout) {
     if (Interrupted()) return Status::Unavailable("interrupted");
     if (Clock::now() >= deadline) {
       return Status::Unavailable("redis on 127.0.0.1:" + std::to_string(port) +
-                                 " did not answer PING within " +
-                                 std::to_string(timeout.count()) + " ms");
+                                 " did not answer PING within " + std::to_string(timeout.count()) +
+                                 " ms");
     }
     std::this_thread::sleep_for(milliseconds(20));
   }
@@ -186,8 +188,7 @@ bool HasTemplateCommand(BenchFerryd& ferryd) {
   return false;
 }
 
-Status WaitPoolReady(BenchFerryd& ferryd, const std::string& tmpl, int want,
-                     milliseconds timeout) {
+Status WaitPoolReady(BenchFerryd& ferryd, const std::string& tmpl, int want, milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   int have = 0;
   while (true) {
@@ -200,8 +201,8 @@ Status WaitPoolReady(BenchFerryd& ferryd, const std::string& tmpl, int want,
   }
   return Status::DeadlineExceeded("template " + tmpl + "'s warm pool has " + std::to_string(have) +
                                   " QEMU(s) ready, not " + std::to_string(want) + ", after " +
-                                  std::to_string(timeout.count() / 1000) + " s; ferryd said: " +
-                                  ferryd.LogTail());
+                                  std::to_string(timeout.count() / 1000) +
+                                  " s; ferryd said: " + ferryd.LogTail());
 }
 
 Status SleepUnlessInterrupted(milliseconds duration) {

@@ -49,6 +49,47 @@ std::optional<double> Median(std::vector<double> samples) {
   return (samples[mid - 1] + samples[mid]) / 2;
 }
 
+namespace {
+// ferry median / comparison median, and the verdict of `goal` on the two medians: shared by the
+// first and the second comparison of a row.
+std::optional<double> RatioOf(const std::optional<double>& f, const std::optional<double>& c) {
+  if (!f || !c || *c <= 0) return std::nullopt;
+  return *f / *c;
+}
+
+std::optional<double> SpeedupOf(const std::optional<double>& f, const std::optional<double>& c) {
+  if (!f || !c || *f <= 0) return std::nullopt;
+  return *c / *f;
+}
+
+std::optional<bool> Verdict(const Goal& goal, const std::optional<double>& f,
+                            const std::optional<double>& c) {
+  switch (goal.kind) {
+    case Goal::Kind::kNone:
+      return std::nullopt;
+    case Goal::Kind::kMaxOverheadPercent: {
+      auto r = RatioOf(f, c);
+      if (!r) return std::nullopt;
+      return (*r - 1) * 100 < goal.limit;
+    }
+    case Goal::Kind::kMaxMillis:
+      if (!f) return std::nullopt;
+      return *f < goal.limit;
+    case Goal::Kind::kMinSpeedup: {
+      auto s = SpeedupOf(f, c);
+      if (!s) return std::nullopt;
+      return *s >= goal.limit;
+    }
+    case Goal::Kind::kMaxRatio: {
+      auto r = RatioOf(f, c);
+      if (!r) return std::nullopt;
+      return *r <= goal.limit;
+    }
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 std::optional<double> FigureResult::FerryMedian() const { return Median(ferry_ms); }
 
 std::optional<double> FigureResult::ComparisonMedian() const {
@@ -57,10 +98,7 @@ std::optional<double> FigureResult::ComparisonMedian() const {
 }
 
 std::optional<double> FigureResult::Ratio() const {
-  auto f = FerryMedian();
-  auto c = ComparisonMedian();
-  if (!f || !c || *c <= 0) return std::nullopt;
-  return *f / *c;
+  return RatioOf(FerryMedian(), ComparisonMedian());
 }
 
 std::optional<double> FigureResult::OverheadPercent() const {
@@ -70,38 +108,34 @@ std::optional<double> FigureResult::OverheadPercent() const {
 }
 
 std::optional<double> FigureResult::Speedup() const {
-  auto f = FerryMedian();
-  auto c = ComparisonMedian();
-  if (!f || !c || *f <= 0) return std::nullopt;
-  return *c / *f;
+  return SpeedupOf(FerryMedian(), ComparisonMedian());
 }
 
 std::optional<bool> FigureResult::GoalMet() const {
-  switch (spec.goal.kind) {
-    case Goal::Kind::kNone:
-      return std::nullopt;
-    case Goal::Kind::kMaxOverheadPercent: {
-      auto o = OverheadPercent();
-      if (!o) return std::nullopt;
-      return *o < spec.goal.limit;
-    }
-    case Goal::Kind::kMaxMillis: {
-      auto f = FerryMedian();
-      if (!f) return std::nullopt;
-      return *f < spec.goal.limit;
-    }
-    case Goal::Kind::kMinSpeedup: {
-      auto s = Speedup();
-      if (!s) return std::nullopt;
-      return *s >= spec.goal.limit;
-    }
-    case Goal::Kind::kMaxRatio: {
-      auto r = Ratio();
-      if (!r) return std::nullopt;
-      return *r <= spec.goal.limit;
-    }
-  }
-  return std::nullopt;
+  return Verdict(spec.goal, FerryMedian(), ComparisonMedian());
+}
+
+std::optional<double> FigureResult::SecondComparisonMedian() const {
+  if (!has_second_comparison()) return std::nullopt;
+  return Median(second_comparison_ms);
+}
+
+std::optional<double> FigureResult::SecondRatio() const {
+  return RatioOf(FerryMedian(), SecondComparisonMedian());
+}
+
+std::optional<double> FigureResult::SecondOverheadPercent() const {
+  auto r = SecondRatio();
+  if (!r) return std::nullopt;
+  return (*r - 1) * 100;
+}
+
+std::optional<double> FigureResult::SecondSpeedup() const {
+  return SpeedupOf(FerryMedian(), SecondComparisonMedian());
+}
+
+std::optional<bool> FigureResult::SecondGoalMet() const {
+  return Verdict(spec.second_goal, FerryMedian(), SecondComparisonMedian());
 }
 
 nlohmann::json FigureResult::ToJson() const {
@@ -109,8 +143,8 @@ nlohmann::json FigureResult::ToJson() const {
   const std::string suffix = spec.unit == Unit::kMillis ? "_ms" : "";
   auto side = [&](const std::string& key, const std::vector<double>& samples,
                   const std::optional<double>& median) {
-    return nlohmann::json{{"key", key}, {"samples" + suffix, samples},
-                          {"median" + suffix, OptionalJson(median)}};
+    return nlohmann::json{
+        {"key", key}, {"samples" + suffix, samples}, {"median" + suffix, OptionalJson(median)}};
   };
   nlohmann::json j = {
       {"name", spec.name},
@@ -128,6 +162,16 @@ nlohmann::json FigureResult::ToJson() const {
   }
   auto met = GoalMet();
   j["goal"]["met"] = met ? nlohmann::json(*met) : nlohmann::json(nullptr);
+  if (has_second_comparison()) {
+    j["second_comparison"] =
+        side(spec.second_comparison_key, second_comparison_ms, SecondComparisonMedian());
+    j["second_ratio"] = OptionalJson(SecondRatio());
+    j["second_overhead_percent"] = OptionalJson(SecondOverheadPercent());
+    j["second_speedup"] = OptionalJson(SecondSpeedup());
+    auto met2 = SecondGoalMet();
+    j["second_goal"] = {{"text", spec.second_goal.Describe()},
+                        {"met", met2 ? nlohmann::json(*met2) : nlohmann::json(nullptr)}};
+  }
   return j;
 }
 

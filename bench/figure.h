@@ -33,12 +33,16 @@ struct Goal {
 
 // What a figure's samples count. Times are the default; memory figures are in MiB.
 enum class Unit { kMillis, kMiB };
-const char* UnitName(Unit unit);  // "ms" / "MiB"
+const char* UnitName(Unit unit);                   // "ms" / "MiB"
 std::string FormatValue(double value, Unit unit);  // "8123 ms", "41.7 ms", "512 MiB"
 
 // One row of the table. A run of one side returns measurements by key (see Measurements); the
 // row takes its ferry samples from `ferry_key` and its comparison samples from `comparison_key`.
 // The same key may feed several rows (one bare-QEMU time compared with two ferry times).
+//
+// An entry with a second comparison side (see EntryInfo::second_comparison_side) may give a row
+// a second comparison: `second_comparison_key` feeds a third column, with its own ratio and
+// `second_goal`. Rows of other entries leave both empty.
 //
 // A row may also compare two measurements of the ferry side (a clone from the warm pool next to
 // one without it, 1 GiB next to 256 MiB): `comparison_on_ferry_side` then takes the comparison
@@ -52,6 +56,8 @@ struct FigureSpec {
   Unit unit = Unit::kMillis;
   bool comparison_on_ferry_side = false;
   bool optional = false;
+  std::string second_comparison_key{};  // measurement key on the second comparison side
+  Goal second_goal{};                   // ferry median against the second comparison's
 };
 
 // A figure with its samples, in run order, in the figure's unit (times in milliseconds).
@@ -59,10 +65,15 @@ struct FigureResult {
   FigureSpec spec;
   std::vector<double> ferry_ms;
   std::vector<double> comparison_ms;
+  std::vector<double> second_comparison_ms;
 
   bool has_comparison() const { return !spec.comparison_key.empty(); }
+  bool has_second_comparison() const { return !spec.second_comparison_key.empty(); }
   // An optional figure that got no samples: what it measures was not available.
-  bool skipped() const { return spec.optional && ferry_ms.empty() && comparison_ms.empty(); }
+  bool skipped() const {
+    return spec.optional && ferry_ms.empty() && comparison_ms.empty() &&
+           second_comparison_ms.empty();
+  }
   std::optional<double> FerryMedian() const;
   std::optional<double> ComparisonMedian() const;
   // ferry median / comparison median; empty without a comparison or samples.
@@ -73,6 +84,13 @@ struct FigureResult {
   std::optional<double> Speedup() const;
   // Empty when the figure has no goal or lacks the samples to judge it.
   std::optional<bool> GoalMet() const;
+
+  // The same against the second comparison (empty without one).
+  std::optional<double> SecondComparisonMedian() const;
+  std::optional<double> SecondRatio() const;
+  std::optional<double> SecondOverheadPercent() const;
+  std::optional<double> SecondSpeedup() const;
+  std::optional<bool> SecondGoalMet() const;
 
   nlohmann::json ToJson() const;
 };

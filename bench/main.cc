@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
   app.add_option("--memory", config.memory_mib, "guest RAM in MiB")
       ->capture_default_str()
       ->check(CLI::Range(64, 65536));
+  app.add_option(
+      "--cases", config.cases,
+      "entries made of cases: only these, comma-separated (migration: 256i,256l,1gi,1gl)");
   CLI11_PARSE(app, argc, argv);
 
   InstallInterruptHandlers();

@@ -4,6 +4,9 @@
 //
 //   SetUp -> one untimed warm-up per side -> N rounds of (ferry, comparison) -> TearDown
 //
+// An entry may have a second comparison side (EntryInfo::second_comparison_side): the rounds
+// are then (ferry, comparison, second comparison), and its rows get a third column.
+//
 // Rounds interleave the sides (A B A B ...) so drift in the host (thermal, page cache, a noisy
 // neighbour) hits both equally; the table reports medians and their ratio. TearDown runs whatever
 // failed, and must undo everything SetUp and RunOnce started.
@@ -27,14 +30,15 @@ struct BenchConfig {
   std::string only;       // run just this entry; "" for all
   std::string build_dir;  // holds ferryd, ferry and images/
   uint64_t memory_mib = 256;
+  std::string cases;  // entries made of cases (migration's cells): run only these; "" for all
 
   std::string ferryd_binary() const { return build_dir + "/ferryd"; }
   std::string ferry_binary() const { return build_dir + "/ferry"; }
   std::string image_dir() const { return build_dir + "/images"; }
 };
 
-enum class Side { kFerry, kComparison };
-const char* SideName(Side side);  // "ferry" / "comparison"
+enum class Side { kFerry, kComparison, kSecondComparison };
+const char* SideName(Side side);  // "ferry" / "comparison" / "second comparison"
 
 // One run of one side.
 struct Trial {
@@ -53,6 +57,17 @@ struct EntryInfo {
   std::string ferry_side;       // what the ferry side does and where its clock starts and stops
   std::string comparison_side;  // same for the comparison side; "" if the entry has none
   std::vector<FigureSpec> figures;
+  // Same as comparison_side for a second comparison side; "" for none (most entries).
+  std::string second_comparison_side{};
+  // Short names of the sides for column headings and progress lines.
+  std::string ferry_label = "ferry";
+  std::string comparison_label = "comparison";
+  std::string second_comparison_label = "second comparison";
+  // Shorter names for the ratio headings ("ferry/native"); the labels when empty.
+  std::string comparison_short_label{};
+  std::string second_comparison_short_label{};
+
+  const std::string& Label(Side side) const;
 };
 
 class BenchEntry {

@@ -1,0 +1,257 @@
+#include "bench/bare_migration.h"
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include "bench/ferry_ops.h"
+#include "bench/interrupt.h"
+#include "core/files.h"
+#include "core/ids.h"
+
+namespace ferry::bench {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr milliseconds kQmpTimeout(30000);
+constexpr milliseconds kMoveTimeout(600000);
+constexpr milliseconds kPoll(10);  // as ferryd polls query-migrate once the stream is through
+constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // what ferryd sets: no throttle
+constexpr const char* kTlsObjectId = "tls0";
+
+struct PerVmValues {
+  std::string name, mac, ram_path, console_log, qmp_socket, guest_socket, tap, address;
+};
+
+std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmValues& v) {
+  const std::vector<std::pair<std::string, std::string>> swaps = {
+      {v.ram_path, "<ram>"},
+      {v.console_log, "<console>"},
+      {v.qmp_socket, "<qmp>"},
+      {v.guest_socket, "<guest>"},
+      {"guest=" + v.name + ",", "guest=<name>,"},
+      {"mac=" + v.mac, "mac=<mac>"},
+      {"ifname=" + v.tap + ",", "ifname=<tap>,"},
+      {"ferry.ip=" + v.address, "ferry.ip=<address>"},
+  };
+  for (std::string& arg : argv) {
+    for (const auto& [from, to] : swaps) {
+      if (from.empty()) continue;
+      for (size_t at = arg.find(from); at != std::string::npos; at = arg.find(from, at + 1)) {
+        arg.replace(at, from.size(), to);
+      }
+    }
+  }
+  return argv;
+}
+
+double Number(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+}
+
+}  // namespace
+
+qemu::LaunchSpec BareMigrationContext::SourceSpec(const std::string& name,
+                                                  const std::string& guest_dir, uint64_t memory_mib,
+                                                  const std::string& tap) const {
+  qemu::LaunchSpec s = guest->BareSpec(name, guest_dir, ram_dir, memory_mib, 0);
+  // As VmService::LaunchSpecFor does for --net tap: the address on the kernel command line for
+  // the image's init, and a tap NIC without forwards.
+  s.kernel_cmdline += " ferry.ip=" + std::string(kGuestAddress) + "/" + std::to_string(kPrefix);
+  s.nics[0].backend = qemu::NicSpec::Backend::kTap;
+  s.nics[0].ifname = tap;
+  s.nics[0].forwards.clear();
+  return s;
+}
+
+Status BareMigrationContext::CheckSameCommandLine(const json& show) const {
+  std::vector<std::string> ferry_argv = show.value("qemu_argv", std::vector<std::string>{});
+  const json paths = show.value("paths", json::object());
+  const json network = show.value("spec", json::object()).value("network", json::object());
+  PerVmValues ferry_vm{show.value("name", ""),        show.value("mac", ""),
+                       paths.value("ram_file", ""),   paths.value("console_log", ""),
+                       paths.value("qmp_socket", ""), paths.value("guest_socket", ""),
+                       show.value("tap", ""),         network.value("ip", "")};
+  if (ferry_argv.empty() || ferry_vm.tap.empty()) {
+    return Status::FailedPrecondition("`ferry vm show --json` of a tap VM has no qemu_argv or tap");
+  }
+  const std::string check_dir = dir + "/check";
+  qemu::LaunchSpec bare =
+      SourceSpec("check", check_dir, show.value("memory_mib", uint64_t{256}), "fbcheck");
+  PerVmValues bare_vm{bare.name,       bare.nics[0].mac,
+                      bare.ram_path,   bare.console_log,
+                      bare.qmp_socket, bare.guest_socket,
+                      "fbcheck",       std::string(kGuestAddress) + "/" + std::to_string(kPrefix)};
+  auto a = Normalized(ferry_argv, ferry_vm);
+  auto b = Normalized(qemu::BuildCommandLine(bare), bare_vm);
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    std::string fa = i < a.size() ? a[i] : "(nothing)";
+    std::string ba = i < b.size() ? b[i] : "(nothing)";
+    if (fa != ba) {
+      return Status::FailedPrecondition(
+          "the bare QEMU command line differs from ferryd's at argument " + std::to_string(i) +
+          ": ferryd has '" + fa + "', the benchmark built '" + ba +
+          "'; make BareMigrationContext::SourceSpec in bench/bare_migration.cc fill the "
+          "LaunchSpec as ferryd does for a tap VM");
+    }
+  }
+  return Status::Ok();
+}
+
+BareMigratingGuest::BareMigratingGuest(const BareMigrationContext& ctx, BareTransport transport,
+                                       std::string name, uint64_t memory_mib, uint16_t port)
+    : ctx_(ctx),
+      transport_(transport),
+      name_(std::move(name)),
+      memory_mib_(memory_mib),
+      port_(port) {
+  source_dir_ = ctx_.dir + "/" + name_ + "-src";
+  dest_dir_ = ctx_.dir + "/" + name_ + "-dst";
+  source_tap_ = "fbs" + name_;
+  dest_tap_ = "fbd" + name_;
+}
+
+BareMigratingGuest::~BareMigratingGuest() {
+  source_.reset();  // kills QEMU, removes its RAM file
+  dest_.reset();
+  ctx_.hosts->RemoveTap(1, source_tap_);
+  ctx_.hosts->RemoveTap(2, dest_tap_);
+  RemoveAll(source_dir_);
+  RemoveAll(dest_dir_);
+}
+
+Result<std::unique_ptr<BareMigratingGuest>> BareMigratingGuest::Boot(
+    const BareMigrationContext& ctx, BareTransport transport, const std::string& name,
+    uint64_t memory_mib, uint16_t port) {
+  std::unique_ptr<BareMigratingGuest> g(
+      new BareMigratingGuest(ctx, transport, name, memory_mib, port));
+  FERRY_RETURN_IF_ERROR(MakeDirs(g->source_dir_, 0700));
+  FERRY_RETURN_IF_ERROR(MakeDirs(g->dest_dir_, 0700));
+  FERRY_RETURN_IF_ERROR(ctx.hosts->AddTap(1, g->source_tap_));
+  BareQemuOptions options;
+  options.netns = ctx.hosts->Host(1);
+  if (transport == BareTransport::kTls) {
+    options.extra_args = {"-object", std::string("tls-creds-x509,id=") + kTlsObjectId +
+                                         ",dir=" + qemu::EscapeOptionValue(ctx.tls.client_dir) +
+                                         ",endpoint=client"};
+  }
+  FERRY_ASSIGN_OR_RETURN(g->source_, BareQemu::Launch(ctx.SourceSpec(name + "-src", g->source_dir_,
+                                                                     memory_mib, g->source_tap_),
+                                                      g->source_dir_ + "/qemu.log", options));
+  auto ready = g->source_->WaitForConsole(ctx.guest->image.ready_marker, kVmBootTimeout);
+  if (!ready.ok()) return ready.status().WithContext("bare QEMU " + name + " booting in h1");
+  return g;
+}
+
+Status BareMigratingGuest::SetUpSource(qemu::QmpClient& qmp) {
+  FERRY_RETURN_IF_ERROR(
+      qmp.Execute("migrate-set-capabilities",
+                  {{"capabilities",
+                    json::array({{{"capability", "auto-converge"}, {"state", true}},
+                                 {{"capability", "x-ignore-shared"}, {"state", false}}})}})
+          .status());
+  json params = {{"downtime-limit", ctx_.downtime_limit_ms},
+                 {"max-bandwidth", kUnlimitedBandwidth}};
+  if (transport_ == BareTransport::kTls) params["tls-creds"] = kTlsObjectId;
+  return qmp.Execute("migrate-set-parameters", params).status();
+}
+
+Result<MoveFigures> BareMigratingGuest::MoveToH2() {
+  FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * src, source_->Qmp(kQmpTimeout));
+  // The destination keeps the guest's VM generation id, as ferryd's destination does: a new one
+  // would tell the guest it is a copy.
+  FERRY_ASSIGN_OR_RETURN(json guid, src->Execute("query-vm-generation-id"));
+  FERRY_RETURN_IF_ERROR(SetUpSource(*src));
+  FERRY_ASSIGN_OR_RETURN(json status, src->Execute("query-status"));
+  if (status.value("status", "") != "running") {
+    return Status::FailedPrecondition("bare source " + name_ + " is " +
+                                      status.value("status", "?") + ", not running");
+  }
+
+  const std::string uri = "tcp:" + NamespaceHosts::HostAddress(2) + ":" + std::to_string(port_);
+  qemu::LaunchSpec spec = ctx_.SourceSpec(name_ + "-dst", dest_dir_, memory_mib_, dest_tap_);
+  spec.nics[0].mac = source_->spec().nics[0].mac;
+  spec.vmgenid = guid.value("guid", "auto");
+  BareQemuOptions options;
+  options.netns = ctx_.hosts->Host(2);
+  if (transport_ == BareTransport::kTls) {
+    options.extra_args = {"-object",
+                          std::string("tls-creds-x509,id=") + kTlsObjectId +
+                              ",dir=" + qemu::EscapeOptionValue(ctx_.tls.server_dir) +
+                              ",endpoint=server,verify-peer=on",
+                          "-incoming", "defer"};
+  } else {
+    options.extra_args = {"-incoming", uri};
+  }
+  FERRY_RETURN_IF_ERROR(ctx_.hosts->AddTap(2, dest_tap_));
+
+  // The wall clock starts where ferry's CLI starts its destination: the destination QEMU.
+  const auto started = Clock::now();
+  FERRY_ASSIGN_OR_RETURN(dest_, BareQemu::Launch(spec, dest_dir_ + "/qemu.log", options));
+  FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * dst, dest_->Qmp(kQmpTimeout));
+  if (transport_ == BareTransport::kTls) {
+    FERRY_RETURN_IF_ERROR(
+        dst->Execute("migrate-set-parameters", {{"tls-creds", kTlsObjectId}}).status());
+    FERRY_RETURN_IF_ERROR(dst->Execute("migrate-incoming", {{"uri", uri}}).status());
+  }
+  FERRY_RETURN_IF_ERROR(src->Execute("migrate", {{"uri", uri}}).status());
+
+  const auto deadline = Clock::now() + kMoveTimeout;
+  json done;
+  while (done.is_null()) {
+    if (Interrupted()) return Status::Unavailable("interrupted");
+    if (Clock::now() > deadline) {
+      return Status::DeadlineExceeded("bare migration of " + name_ + " did not complete within " +
+                                      std::to_string(kMoveTimeout.count() / 1000) + " s");
+    }
+    FERRY_ASSIGN_OR_RETURN(json q, src->Execute("query-migrate"));
+    const std::string s = q.value("status", "");
+    if (s == "completed") done = q;
+    if (s == "failed" || s == "cancelled") {
+      return Status::Unavailable(
+          "bare migration of " + name_ + " " + s + ": " +
+          q.value("error-desc", std::string("no reason given")) +
+          "; destination QEMU said: " + TailFile(dest_dir_ + "/qemu.log", 300));
+    }
+    if (done.is_null()) std::this_thread::sleep_for(kPoll);
+  }
+
+  MoveFigures f;
+  f.qemu_total_ms = Number(done, "total-time");
+  f.qemu_downtime_ms = Number(done, "downtime");
+  f.qemu_setup_ms = Number(done, "setup-time");
+  f.ram_transferred_bytes =
+      static_cast<uint64_t>(Number(done.value("ram", json::object()), "transferred"));
+  // The destination resumes on its own once it has loaded the stream (no -S): wait for that.
+  while (true) {
+    if (Interrupted()) return Status::Unavailable("interrupted");
+    if (!dest_->Running()) {
+      f.destination_exited = true;
+      break;
+    }
+    auto st = dst->Execute("query-status");
+    if (st.ok() && st->value("status", "") == "running") break;
+    if (!st.ok() && !dest_->Running()) {
+      f.destination_exited = true;
+      break;
+    }
+    if (Clock::now() > deadline) {
+      return Status::DeadlineExceeded("the destination of " + name_ + " did not run within " +
+                                      std::to_string(kMoveTimeout.count() / 1000) + " s");
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+  f.wall_ms = DurationMs(Clock::now() - started);
+  return f;
+}
+
+std::string BareMigratingGuest::Console(int host, size_t max_bytes) {
+  const auto& qemu = host == 1 ? source_ : dest_;
+  return qemu ? TailFile(qemu->spec().console_log, max_bytes) : "";
+}
+
+}  // namespace ferry::bench

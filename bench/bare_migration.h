@@ -1,0 +1,82 @@
+// The two bare-QEMU sides of the migration benchmark: a QEMU in host namespace h1 with ferryd's
+// command line (bare_spec.h, with a tap on h1's ferrybr0 instead of user networking, and the
+// guest's address on the kernel command line as ferryd passes it), moved live to a QEMU in h2:
+//
+//   native: the destination starts with `-incoming tcp:10.77.0.2:PORT`; plaintext TCP.
+//   tls:    both QEMUs get `-object tls-creds-x509,id=tls0,...` (the destination with
+//           verify-peer=on), the destination starts with `-incoming defer`, and both get
+//           migrate-set-parameters tls-creds=tls0 before `migrate-incoming` / `migrate`.
+//
+// Everything through QMP, as ferryd drives its QEMUs: on the source migrate-set-capabilities
+// auto-converge=on, x-ignore-shared=off, migrate-set-parameters downtime-limit (50 ms) and
+// max-bandwidth 2^40, `migrate tcp:10.77.0.2:PORT`; query-migrate every 10 ms until completed.
+// The destination keeps the source's VM generation id, as ferry's does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "bench/bare_qemu.h"
+#include "bench/bare_spec.h"
+#include "bench/migrating_guest.h"
+#include "bench/namespace_hosts.h"
+#include "bench/qemu_tls_creds.h"
+
+namespace ferry::bench {
+
+enum class BareTransport { kTcp, kTls };
+
+// What every bare guest shares. Owned by the entry; outlives its guests.
+struct BareMigrationContext {
+  static constexpr const char* kGuestAddress = "10.77.0.11";
+  static constexpr int kPrefix = 24;
+
+  const GuestSetup* guest = nullptr;
+  NamespaceHosts* hosts = nullptr;
+  std::string dir;      // per-guest directories (sockets, console, logs) go below
+  std::string ram_dir;  // RAM files, on /dev/shm
+  QemuTlsCreds tls;
+  int downtime_limit_ms = 50;
+
+  // The source's LaunchSpec: BareSpec with a tap NIC `tap` and ferry.ip on the kernel command
+  // line, as ferryd fills it for a VM created with --net tap --ip.
+  qemu::LaunchSpec SourceSpec(const std::string& name, const std::string& guest_dir,
+                              uint64_t memory_mib, const std::string& tap) const;
+  // FailedPrecondition unless ferryd's qemu_argv in `show` (`vm show --json` of a booted tap VM)
+  // equals SourceSpec's, per-VM values (name, paths, MAC, tap, address) aside.
+  Status CheckSameCommandLine(const nlohmann::json& show) const;
+};
+
+class BareMigratingGuest : public MigratingGuest {
+ public:
+  // Boots a source QEMU in h1 until the image's ready marker is on its console (redis runs).
+  static Result<std::unique_ptr<BareMigratingGuest>> Boot(const BareMigrationContext& ctx,
+                                                          BareTransport transport,
+                                                          const std::string& name,
+                                                          uint64_t memory_mib, uint16_t port);
+  ~BareMigratingGuest() override;
+
+  const std::string& address() const override { return address_; }
+  Result<MoveFigures> MoveToH2() override;
+  std::string Console(int host, size_t max_bytes) override;
+
+ private:
+  BareMigratingGuest(const BareMigrationContext& ctx, BareTransport transport, std::string name,
+                     uint64_t memory_mib, uint16_t port);
+  Status SetUpSource(qemu::QmpClient& qmp);
+
+  const BareMigrationContext& ctx_;
+  BareTransport transport_;
+  std::string name_;
+  uint64_t memory_mib_;
+  uint16_t port_;
+  std::string address_ = BareMigrationContext::kGuestAddress;
+  std::string source_dir_, dest_dir_;
+  std::string source_tap_, dest_tap_;
+  std::unique_ptr<BareQemu> source_;
+  std::unique_ptr<BareQemu> dest_;
+};
+
+}  // namespace ferry::bench
