@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <regex>
@@ -196,6 +197,13 @@ Status NamespaceHosts::AddTap(int host, const std::string& name) {
   const std::string ns = Host(host);
   RemoveTap(host, name);  // a leftover of an earlier run that failed
   Status st = Ip({"-n", ns, "tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"});
+  // A port MAC starting with 0xfe, as ferryd gives its taps (tap_device.cc): the bridge keeps
+  // its own MAC, so h1's ARP entry for this host stays right when the tap comes and goes.
+  char mac[18];
+  std::snprintf(mac, sizeof mac, "fe:00:00:%02x:%02x:%02x", host & 0xff, next_tap_mac_ & 0xff,
+                (next_tap_mac_ >> 8) & 0xff);
+  ++next_tap_mac_;
+  if (st.ok()) st = Ip({"-n", ns, "link", "set", name, "address", mac});
   if (st.ok()) st = Ip({"-n", ns, "link", "set", name, "master", kBridge, "up"});
   if (!st.ok()) {
     RemoveTap(host, name);

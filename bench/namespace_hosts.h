@@ -71,6 +71,7 @@ class NamespaceHosts {
   std::string switch_;
   std::string client_;
   std::vector<std::string> created_;
+  unsigned next_tap_mac_ = 1;  // port MACs of the bare sides' taps (AddTap)
 };
 
 }  // namespace ferry::bench

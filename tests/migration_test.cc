@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -169,11 +170,7 @@ class MigrationTest : public NetnsFixture {
            "--out", fleet_ + "/h2"});
     Local({"owner", "keygen", "--out", fleet_ + "/alice.key"});
     Local({"owner", "keygen", "--out", fleet_ + "/mallory.key"});
-    for (int i : {1, 2}) {
-      const std::string h = "h" + std::to_string(i);
-      Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
-                       fleet_ + "/" + h});
-    }
+    for (int i : {1, 2}) StartHost(i);
     CommandResult peer =
         Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
     ASSERT_EQ(peer.exit_code, 0) << peer.err;
@@ -183,6 +180,30 @@ class MigrationTest : public NetnsFixture {
     if (!fleet_.empty()) std::filesystem::remove_all(fleet_);
   }
 
+  // Host i's ferryd with its peer port and fleet certificate; it dies at `fault_point` if given.
+  void StartHost(int i, const std::string& fault_point = "") {
+    Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
+                     fleet_ + "/h" + std::to_string(i)},
+                    fault_point);
+  }
+  // Starts host i's ferryd again as soon as it died at its fault point (on another thread,
+  // while `ferry migrate` waits); `restarted` says whether it did.
+  std::thread RestartWhenDead(int i, std::atomic<bool>& restarted) {
+    return std::thread([this, i, &restarted] {
+      if (!Ferryd(i).WaitExit(std::chrono::seconds(240))) return;
+      StartHost(i);
+      restarted = true;
+    });
+  }
+  // Waits until host i holds exactly `names`.
+  bool WaitForVms(int host, const std::vector<std::string>& names, std::chrono::seconds deadline) {
+    const auto until = Clock::now() + deadline;
+    while (Clock::now() < until) {
+      if (Vms(host) == names) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return Vms(host) == names;
+  }
   // A ferry verb that needs no ferryd (CA, keys, policies).
   void Local(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {std::string(FERRY_BUILD_DIR) + "/ferry"};
@@ -358,17 +379,75 @@ TEST_F(MigrationTest, DestinationFerrydKilledMidMigrationLeavesTheVmRunningOnThe
   ExpectStillOnSourceOnly(r, "k", "before");
 }
 
-TEST_F(MigrationTest, SourceFerrydKilledMidMigrationKeepsTheVmOnTheSource) {
+TEST_F(MigrationTest, SourceFerrydKilledWhileSendingRollsBackOnRestart) {
   CreateWeb();
   ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
-  std::thread killer([&] {
-    if (WaitForQemuIn(2, std::chrono::seconds(60)) > 0) Ferryd(1).Kill();
-  });
+  Ferryd(1).Stop();
+  StartHost(1, "migrate.source.sending");
   CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
-  killer.join();
-  Ferryd(1).Start(
-      {"--listen", NetnsHosts::HostAddress(1) + ":" + kPeerPort, "--tls-dir", fleet_ + "/h1"});
+  ASSERT_TRUE(Ferryd(1).WaitExit(std::chrono::seconds(30))) << "h1 did not reach its fault point";
+  StartHost(1);
   ExpectStillOnSourceOnly(r, "k", "before");
+  // The restarted ferryd found the migration in its journal and says what became of it.
+  json migrations = Ferryd(1).FerryJson({"migration", "list"});
+  ASSERT_EQ(migrations.size(), 1u) << migrations.dump();
+  EXPECT_EQ(migrations[0]["state"], "failed");
+  EXPECT_THAT(migrations[0].dump(), HasSubstr("ferryd restarted while sending"));
+}
+
+TEST_F(MigrationTest, DestinationFerrydKilledBeforeResumingLeavesTheVmOnTheSource) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  Ferryd(2).Stop();
+  StartHost(2, "migrate.destination.before_resume");
+  std::atomic<bool> restarted{false};
+  std::thread restarter = RestartWhenDead(2, restarted);
+  // h2 had the whole guest and the source's "finish", and died before resuming it: h1 asks the
+  // restarted h2, which dropped the copy it never ran, and resumes its own.
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  restarter.join();
+  ASSERT_TRUE(restarted) << "h2 did not reach its fault point";
+  EXPECT_THAT(r.err, HasSubstr("did not resume the guest"));
+  ExpectStillOnSourceOnly(r, "k", "before");
+}
+
+TEST_F(MigrationTest, DestinationFerrydKilledAfterResumingKeepsTheVmOnTheDestinationOnly) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  Ferryd(2).Stop();
+  StartHost(2, "migrate.destination.after_resume");
+  std::atomic<bool> restarted{false};
+  std::thread restarter = RestartWhenDead(2, restarted);
+  // h2 resumed the guest and died before telling h1: the guest runs on h2 and only there.
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  restarter.join();
+  ASSERT_TRUE(restarted) << "h2 did not reach its fault point";
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Vms(1).empty()) << "the source copy must be gone";
+  ASSERT_EQ(Vms(2), std::vector<std::string>{"web"});
+  EXPECT_EQ(Ferryd(2).FerryJson({"vm", "show", "web"})["state"], "running");
+  EXPECT_EQ(Get("k"), "before");
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"set", "k", "after"}).out, "OK");
+}
+
+TEST_F(MigrationTest, SourceFerrydKilledAfterFinishSettlesWithTheDestinationOnRestart) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  Ferryd(1).Stop();
+  StartHost(1, "migrate.source.after_finish");
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_NE(r.exit_code, 0) << "the CLI lost its ferryd";
+  ASSERT_TRUE(Ferryd(1).WaitExit(std::chrono::seconds(30))) << "h1 did not reach its fault point";
+  // h2 got "finish" and resumed the guest; h1 comes back with its copy paused and must learn
+  // from h2 that the guest runs there, then drop its own.
+  StartHost(1);
+  EXPECT_TRUE(WaitForVms(1, {}, std::chrono::seconds(60))) << "h1 kept its copy";
+  ASSERT_EQ(Vms(2), std::vector<std::string>{"web"});
+  EXPECT_EQ(Ferryd(2).FerryJson({"vm", "show", "web"})["state"], "running");
+  EXPECT_EQ(Get("k"), "before");
+  json migrations = Ferryd(1).FerryJson({"migration", "list"});
+  ASSERT_EQ(migrations.size(), 1u) << migrations.dump();
+  EXPECT_EQ(migrations[0]["state"], "succeeded") << migrations.dump();
 }
 
 TEST_F(MigrationTest, BitsFlippedOnTheWireFailTheTlsRecordAndTheMigrationRollsBack) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/fault_point.h"
 #include "crypto/owner_policy.h"
 #include "migrate/migration_protocol.h"
 #include "migrate/migration_service.h"
@@ -67,9 +68,17 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt, const std::string& 
     return Status::Unavailable("the source did not finish: " +
                                finish->value("error", finish->value("type", std::string("?"))));
   }
+  FaultPoint("migrate.destination.before_resume");
   auto resumed = rt.Qmp("cont");
   if (!resumed.ok()) return resumed.status().WithContext("resuming the migrated guest");
-  FERRY_RETURN_IF_ERROR(link.SendMessage({{"type", kMsgFinished}}));
+  FaultPoint("migrate.destination.after_resume");
+  // The guest runs here from now on, whether or not the source hears it: a source that does
+  // not asks again (a "query" on a new link) and finds it here.
+  Status told = link.SendMessage({{"type", kMsgFinished}});
+  if (!told.ok()) {
+    spdlog::warn("the guest runs here, but the source was not told ({}); it will ask",
+                 told.message());
+  }
   const auto ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();
   return json{{"timings", {{"migration_receive_ms", ms}}}};
@@ -84,6 +93,7 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
     spdlog::warn("peer {}: no migration request: {}", source, message.status().message());
     return;
   }
+  if (message->value("type", "") == kMsgQuery) return AnswerQuery(*link, *message);
   auto refuse = [&](const Status& why) {
     spdlog::warn("incoming migration from {}: {}", source, why.message());
     link->SendMessage(

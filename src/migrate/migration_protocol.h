@@ -20,9 +20,22 @@
 //
 // State machine and the invariant (exactly one copy runs): S's guest stops only when QEMU's
 // precopy completes; until S sends "finish", any failure (link cut, D's QEMU or ferryd dying, a
-// refusal, a timeout, a cancel) makes S cancel or resume its copy and D kill its own. After
-// "finish" S never resumes by itself: if "finished" does not come, the outcome is unknown to S
-// and its copy stays paused, saying so, for an operator to decide.
+// refusal, a timeout, a cancel) makes S cancel or resume its copy and D kill its own. Once D
+// resumed the guest it keeps it, whether or not "finished" reaches S. After "finish" S never
+// resumes by itself: if "finished" does not come, S asks D on a new link --
+//
+//   S -> D   {"type":"query","migration":ID,"vm":NAME}
+//   D -> S   {"type":"state","state":"running"|"absent"|"unsettled"}
+//
+// D answers once its own handling of ID has ended: "running" (the guest runs on D: S deletes
+// its copy), "absent" (D holds no copy and will not start one: S resumes its own). Until D
+// answers, S's copy stays paused and S keeps asking.
+//
+// Recovery after a restart (both sides journal in their registry): S records each outgoing
+// migration ("migration-out": vm, peer, phase perform|finish) before QEMU starts sending and
+// removes it when settled. S restarting in "perform" cancels QEMU's migration and resumes its
+// copy (D drops its own when the link breaks); in "finish" it asks D as above. D restarting
+// drops any incoming VM that is not running yet and keeps one it had already resumed.
 #pragma once
 
 namespace ferry::migrate {
@@ -34,5 +47,7 @@ inline constexpr const char* kMsgFinish = "finish";
 inline constexpr const char* kMsgFinished = "finished";
 inline constexpr const char* kMsgFailed = "failed";
 inline constexpr const char* kMsgAbort = "abort";
+inline constexpr const char* kMsgQuery = "query";
+inline constexpr const char* kMsgState = "state";
 
 }  // namespace ferry::migrate

@@ -31,6 +31,7 @@ Result<std::unique_ptr<MigrationService>> MigrationService::Start(vm::VmService&
     spdlog::info("peer port {} (port {}) as host {}", config.listen, service->listener_->port(),
                  tls->self().host_id);
   }
+  service->RecoverOnStart();
   return service;
 }
 
@@ -39,7 +40,10 @@ MigrationService::MigrationService(vm::VmService& vms, MigrationConfig config,
     : vms_(vms), config_(std::move(config)), tls_(std::move(tls)) {}
 
 MigrationService::~MigrationService() {
+  stopping_.store(true);
   if (listener_) listener_->Stop();
+  std::unique_lock<std::mutex> lock(mu_);
+  settled_cv_.wait(lock, [this] { return settling_ == 0; });
 }
 
 Result<std::shared_ptr<Operation>> MigrationService::Migrate(const MigrateRequest& request) {

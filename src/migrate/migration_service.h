@@ -7,6 +7,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,12 +61,33 @@ class MigrationService {
   void RunSource(const MigrateRequest& request, const std::shared_ptr<Operation>& op);
   void ServeIncoming(std::shared_ptr<PeerLink> link);
 
+  // Recovery and settling (migration_recovery.cc; migration_protocol.h "Recovery").
+  void Journal(const std::string& id, const std::string& vm, const std::string& to,
+               const std::string& phase);
+  void Unjournal(const std::string& id);
+  std::string PeerAddress(const std::string& host_id);  // "" if not a known peer
+  static void RollBack(vm::VmRuntime& rt, const std::string& vm);
+  // "running" / "absent" / "unsettled" as the destination answers.
+  Result<std::string> AskDestination(const std::string& to, const std::string& id,
+                                     const std::string& vm);
+  // Asks until `deadline`; on "running" deletes the copy here, on "absent" resumes it.
+  Result<std::string> Settle(const std::string& id, const std::string& vm, const std::string& to,
+                             std::chrono::steady_clock::time_point deadline);
+  // Settle, retried until answered; `op` (may be null) ends with the outcome.
+  void SettleInBackground(const std::string& id, const std::string& vm, const std::string& to,
+                          std::shared_ptr<Operation> op);
+  void RecoverOnStart();
+  void AnswerQuery(PeerLink& link, const nlohmann::json& query);
+
   vm::VmService& vms_;
   const MigrationConfig config_;
   const std::shared_ptr<const PeerTlsContext> tls_;
   std::unique_ptr<PeerListener> listener_;
-  std::mutex mu_;  // guards cancels_
+  std::mutex mu_;  // guards cancels_, settling_
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> cancels_;
+  int settling_ = 0;  // background settles running; the destructor waits for them
+  std::condition_variable settled_cv_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace ferry::migrate

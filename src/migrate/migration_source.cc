@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/fault_point.h"
 #include "crypto/owner_policy.h"
 #include "migrate/migration_protocol.h"
 #include "migrate/migration_service.h"
@@ -21,6 +22,7 @@ constexpr milliseconds kConnectTimeout{10000};
 constexpr milliseconds kPrepareTimeout{120000};
 constexpr milliseconds kReplyTimeout{60000};
 constexpr milliseconds kQemuConnectTimeout{10000};
+constexpr milliseconds kSettleTimeout{30000};
 constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no throttle in practice
 
 int64_t MsSince(Clock::time_point t) {
@@ -42,29 +44,6 @@ Result<json> Expect(PeerLink& link, const char* type, milliseconds timeout) {
                                message->value("error", std::string("no reason given")));
   }
   return Status::Corruption("the destination sent \"" + got + "\" where \"" + type + "\" was due");
-}
-
-// Puts the source VM back as it was: a running migration is cancelled (the guest never
-// stopped), a completed one (guest paused in postmigrate) is resumed.
-void RollBack(vm::VmRuntime& rt, const std::string& vm) {
-  for (int i = 0; i < 100; ++i) {
-    auto q = rt.Qmp("query-migrate");
-    const std::string status = q.ok() ? q->value("status", "") : "";
-    if (status != "active" && status != "setup" && status != "device" &&
-        status != "pre-switchover" && status != "cancelling") {
-      break;
-    }
-    if (status != "cancelling") rt.Qmp("migrate_cancel");
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  auto st = rt.Qmp("query-status");
-  if (st.ok() && st->value("status", "") != "running") {
-    auto resumed = rt.Qmp("cont");
-    if (!resumed.ok()) {
-      spdlog::error("vm {}: could not resume after a failed migration: {}", vm,
-                    resumed.status().message());
-    }
-  }
 }
 
 }  // namespace
@@ -91,13 +70,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
 
   // Begin: who is the destination, and does the owner allow it?
   op->SetPhase("begin", 2);
-  auto peers = vms_.registry().ListObjects("peer");
-  std::string address;
-  if (peers.ok()) {
-    for (const auto& [id, row] : *peers) {
-      if (id == request.to) address = row.value("address", "");
-    }
-  }
+  const std::string address = PeerAddress(request.to);
   if (address.empty()) {
     return finish(Status::NotFound("host " + request.to +
                                    " is not a known peer; add it with ferry peer add " +
@@ -161,6 +134,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
     link->Close();
     RollBack(rt, name);
     ::unlink(sock.c_str());
+    Unjournal(op->id());
     release();
     return finish(why);
   };
@@ -175,10 +149,13 @@ void MigrationService::RunSource(const MigrateRequest& request,
   auto listener = ListenUnix(sock);
   if (!listener.ok()) return fail_perform(listener.status());
   const auto started = Clock::now();
+  // Journaled before the guest can stop: a ferryd restarted from here on rolls it back.
+  Journal(op->id(), name, request.to, "perform");
   auto migrate = rt.Qmp("migrate", {{"uri", "unix:" + sock}});
   if (!migrate.ok()) return fail_perform(migrate.status());
   auto stream = AcceptUnix(*listener, kQemuConnectTimeout);
   if (!stream.ok()) return fail_perform(stream.status());
+  FaultPoint("migrate.source.sending");
 
   // Progress comes from QEMU's own counters, polled beside the pump.
   std::atomic<bool> pumping{true};
@@ -230,26 +207,39 @@ void MigrationService::RunSource(const MigrateRequest& request,
 
   // Finish: from here on only the destination may run the guest.
   op->SetPhase("finish on " + request.to, 95);
+  Journal(op->id(), name, request.to, "finish");
   st = link->SendMessage({{"type", kMsgFinish}});
+  FaultPoint("migrate.source.after_finish");
   if (st.ok()) st = Expect(*link, kMsgFinished, kReplyTimeout).status();
-  if (!st.ok()) {
-    // The destination may or may not have resumed: resuming here could make two copies.
-    link->Close();
-    release();
-    return finish(Status::Unavailable(
-        "the destination did not confirm that the guest runs (" + st.message() +
-        "); the source copy stays paused: check host " + request.to +
-        " and resume it here (ferry vm resume " + name + ") only if it does not run there"));
-  }
   const PeerLink::Counters wire = link->counters();
   link->Close();
-
-  // Confirm: the destination runs the guest; the source copy goes.
-  op->SetPhase("confirm", 98);
   release();
-  Status deleted = vms_.Delete(name, /*force=*/true);
-  if (!deleted.ok())
-    spdlog::error("{}: the source copy could not be removed: {}", what, deleted.message());
+  if (!st.ok()) {
+    // The destination may or may not have resumed: resuming here on a guess could make two
+    // copies. Ask it on a new link; until it answers, the copy here stays paused.
+    op->SetPhase("finish: asking " + request.to + " whether the guest runs there", 96);
+    auto settled = Settle(op->id(), name, request.to, Clock::now() + kSettleTimeout);
+    if (settled.ok() && *settled == "absent") {
+      return finish(Status::Unavailable("host " + request.to + " did not resume the guest (" +
+                                        st.message() + "); it runs here again"));
+    }
+    if (!settled.ok()) {
+      SettleInBackground(op->id(), name, request.to, nullptr);
+      return finish(Status::Unavailable("the destination did not confirm that the guest runs (" +
+                                        st.message() + "), nor " + settled.status().message() +
+                                        "; the copy here stays paused while ferryd keeps asking " +
+                                        request.to + " (ferry vm show " + name + ")"));
+    }
+    spdlog::info("{}: {} confirmed on a second link that the guest runs there", what, request.to);
+  } else {
+    // Confirm: the destination runs the guest; the source copy goes.
+    op->SetPhase("confirm", 98);
+    Status deleted = vms_.Delete(name, /*force=*/true);
+    if (!deleted.ok()) {
+      spdlog::error("{}: the source copy could not be removed: {}", what, deleted.message());
+    }
+    Unjournal(op->id());
+  }
   json ram = result.value("ram", json::object());
   json out = {{"vm", name},
               {"to", request.to},

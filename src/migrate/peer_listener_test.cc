@@ -124,8 +124,7 @@ TEST_F(PeerListenerTest, ClientRefusesAServerFromAnotherCa) {
 TEST_F(PeerListenerTest, OpensslClientWithoutACertificateIsRefused) {
   StartListener();
   ProcessOutput run = RunOpenSsl(
-      {"s_client", "-connect", address(), "-tls1_3", "-CAfile", creds_a_.ca_file, "-ign_eof"},
-      30s);
+      {"s_client", "-connect", address(), "-tls1_3", "-CAfile", creds_a_.ca_file, "-ign_eof"}, 30s);
   ASSERT_TRUE(run.finished) << "s_client still connected after 30 s:\n" << run.output;
   auto why = recorder_.WaitForReject();
   ASSERT_TRUE(why.has_value()) << run.output;

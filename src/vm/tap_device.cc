@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -61,13 +62,14 @@ class LinkRequest {
     ifi->ifi_index = index;
   }
   ifinfomsg& ifi() { return *reinterpret_cast<ifinfomsg*>(NLMSG_DATA(buf_.data())); }
-  void AddU32(uint16_t type, uint32_t value) {
+  void AddU32(uint16_t type, uint32_t value) { AddBytes(type, &value, sizeof value); }
+  void AddBytes(uint16_t type, const void* data, size_t size) {
     const size_t at = buf_.size();
-    buf_.resize(at + RTA_SPACE(sizeof value), 0);
+    buf_.resize(at + RTA_SPACE(size), 0);
     auto* rta = reinterpret_cast<rtattr*>(buf_.data() + at);
     rta->rta_type = type;
-    rta->rta_len = RTA_LENGTH(sizeof value);
-    std::memcpy(RTA_DATA(rta), &value, sizeof value);
+    rta->rta_len = static_cast<uint16_t>(RTA_LENGTH(size));
+    std::memcpy(RTA_DATA(rta), data, size);
   }
 
   // Sends the request and waits for the kernel's acknowledgement. Returns 0 or the errno the
@@ -162,6 +164,15 @@ std::string TapDevice::NameFor(const std::string& vm_id) {
   return "fy" + (hex ? vm_id.substr(0, 8) : Hash8(vm_id));
 }
 
+std::array<uint8_t, 6> TapDevice::PortMac() const {
+  std::array<uint8_t, 6> mac = {0xfe, 0, 0, 0, 0, 0};
+  // FNV-1a of the name: distinct taps get distinct port MACs in practice.
+  uint64_t h = 1469598103934665603ull;
+  for (char c : name_) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  for (size_t i = 1; i < mac.size(); ++i) mac[i] = static_cast<uint8_t>(h >> (8 * i));
+  return mac;
+}
+
 TapDevice TapDevice::ForVm(const std::string& vm_id, const std::string& bridge) {
   return TapDevice(NameFor(vm_id), bridge);
 }
@@ -242,6 +253,12 @@ Status TapDevice::Create() const {
   LinkRequest req(RTM_NEWLINK, 0, index);
   req.ifi().ifi_change = IFF_UP;
   req.ifi().ifi_flags = IFF_UP;
+  // A Linux bridge without an address of its own takes the lowest MAC of its ports: a tap with
+  // a random MAC joining or leaving would change the host's MAC on the segment, and peers would
+  // send to the old one until their ARP entries expire (tens of seconds). A tap MAC that starts
+  // with 0xfe is never the lowest (libvirt does the same); the rest comes from the name.
+  const std::array<uint8_t, 6> mac = PortMac();
+  req.AddBytes(IFLA_ADDRESS, mac.data(), mac.size());
   req.AddU32(IFLA_MASTER, static_cast<uint32_t>(bridge->index));
   // The bridge's MTU, so adding this port does not lower it for every other port.
   if (bridge->mtu != 0) req.AddU32(IFLA_MTU, bridge->mtu);

@@ -11,6 +11,8 @@
 // the interface as it is. Thread-safe (each call opens its own descriptors).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
 
 #include "core/status.h"
@@ -35,6 +37,9 @@ class TapDevice {
   // AlreadyExists if an interface of this name exists (it is left alone). On any other failure
   // nothing is left behind.
   Status Create() const;
+  // The tap's own (host-side) MAC: 0xfe then five bytes from its name, so the bridge never takes
+  // it as its own address (see Create).
+  std::array<uint8_t, 6> PortMac() const;
   // Deletes the interface. Ok if it does not exist. Works while a QEMU still holds it open.
   Status Remove() const;
   bool Exists() const;

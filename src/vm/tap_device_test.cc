@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstdlib>
 #include <cstring>
 
 namespace ferry::vm {
@@ -80,6 +82,16 @@ class TapDeviceTest : public ::testing::Test {
     return flags;
   }
 
+  static std::array<uint8_t, 6> Mac(const std::string& name) {
+    int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    std::array<uint8_t, 6> mac{};
+    if (::ioctl(sock, SIOCGIFHWADDR, &ifr) == 0) std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, 6);
+    ::close(sock);
+    return mac;
+  }
+
   int original_ = -1;
 };
 
@@ -113,6 +125,29 @@ TEST_F(TapDeviceTest, CreateAttachesAnUpTapToTheBridgeAndRemoveDeletesIt) {
   EXPECT_FALSE(tap.Exists());
   EXPECT_TRUE(tap.Remove().ok()) << "removing a missing tap is not an error";
   EXPECT_EQ(tap.AttachedBridge().status().code(), Status::Code::kNotFound);
+}
+
+TEST_F(TapDeviceTest, TapsComingAndGoingNeverChangeTheBridgesMac) {
+  // The bridge holds the host's address on the segment: if its MAC followed its ports, peers
+  // would lose the host until their ARP entries expired. As on a real host, the bridge has an
+  // uplink (here a veth) besides the VMs' taps; its MAC is high, so that a tap with a random
+  // MAC would be lower and taken by the bridge.
+  MakeBridge("ferrybr0");
+  ASSERT_EQ(std::system("ip link add uplink address fc:ff:ff:ff:ff:ff type veth peer name "
+                        "uplink-peer && ip link set uplink master ferrybr0 up"),
+            0);
+  const std::array<uint8_t, 6> bridge_mac = Mac("ferrybr0");
+  TapDevice first("fy01234567", "ferrybr0");
+  ASSERT_TRUE(first.Create().ok());
+  EXPECT_EQ(Mac("fy01234567"), first.PortMac());
+  EXPECT_EQ(first.PortMac()[0], 0xfe) << "a port MAC from 0xfe is never the bridge's lowest";
+  TapDevice second("fy89abcdef", "ferrybr0");
+  ASSERT_TRUE(second.Create().ok());
+  EXPECT_NE(second.PortMac(), first.PortMac());
+  EXPECT_EQ(Mac("ferrybr0"), bridge_mac);
+  ASSERT_TRUE(first.Remove().ok());
+  EXPECT_EQ(Mac("ferrybr0"), bridge_mac);
+  ASSERT_TRUE(second.Remove().ok());
 }
 
 TEST_F(TapDeviceTest, RemoveWorksWhileTheTapIsHeldOpen) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,8 +11,6 @@
 #include <condition_variable>
 #include <cstring>
 
-#include <spdlog/spdlog.h>
-
 #include "core/files.h"
 #include "core/ids.h"
 #include "crypto/owner_policy.h"
@@ -19,9 +18,9 @@
 #include "vm/host_probe.h"
 #include "vm/tap_device.h"
 #include "vm/vm_disk.h"
-#include "vm/vm_spec.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
+#include "vm/vm_spec.h"
 
 namespace ferry::vm {
 
@@ -41,10 +40,10 @@ struct Vm {
   VmRecord rec;
   VmPaths paths;
   std::shared_ptr<VmRuntime> rt;
-  std::string busy;               // id of the lifecycle operation in progress, or ""
-  bool launching = false;         // QEMU being started; exits are handled by the launcher
-  bool exit_expected = false;     // a stop or forced delete is ending QEMU
-  std::string shutdown_reason;    // from QEMU's SHUTDOWN event, if one came
+  std::string busy;                 // id of the lifecycle operation in progress, or ""
+  bool launching = false;           // QEMU being started; exits are handled by the launcher
+  bool exit_expected = false;       // a stop or forced delete is ending QEMU
+  std::string shutdown_reason;      // from QEMU's SHUTDOWN event, if one came
   std::optional<ProcessExit> exit;  // QEMU's exit, once it happened
 };
 
@@ -159,8 +158,8 @@ static void ApplyExit(Vm& vm) {
   VmRecord& r = vm.rec;
   const ProcessExit& ex = *vm.exit;
   // QEMU exits 0 after a guest power-off; an unknown status (re-adopted QEMU) is taken as that.
-  const bool guest_powered_off = vm.shutdown_reason == "guest-shutdown" &&
-                                 !(ex.known && (ex.signaled || ex.code != 0));
+  const bool guest_powered_off =
+      vm.shutdown_reason == "guest-shutdown" && !(ex.known && (ex.signaled || ex.code != 0));
   if (vm.exit_expected || guest_powered_off) {
     r.state = VmState::kStopped;
     if (!vm.exit_expected) r.stop_mode = "guest";
@@ -248,8 +247,8 @@ Status VmService::CheckPortsUnclaimed(const VmSpec& spec) {
     const NetworkSpec& theirs = other->rec.spec.network;
     if (mine.mode == "tap" && theirs.mode == "tap" && mine.bridge == theirs.bridge &&
         mine.ip.substr(0, mine.ip.find('/')) == theirs.ip.substr(0, theirs.ip.find('/'))) {
-      return Status::ResourceExhausted("vm " + spec.name + ": address " + mine.ip +
-                                       " on bridge " + mine.bridge + " is used by vm " + name +
+      return Status::ResourceExhausted("vm " + spec.name + ": address " + mine.ip + " on bridge " +
+                                       mine.bridge + " is used by vm " + name +
                                        "; choose another --ip");
     }
   }
@@ -283,7 +282,8 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
 
   std::lock_guard<std::mutex> lock(mu_);
   if (vms_.count(spec.name)) {
-    return Status::AlreadyExists("vm " + spec.name + " already exists; choose another name or "
+    return Status::AlreadyExists("vm " + spec.name +
+                                 " already exists; choose another name or "
                                  "delete it first");
   }
   VmPaths paths = plan.prelaunched.runtime ? plan.prelaunched.paths
@@ -321,8 +321,8 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   FERRY_RETURN_IF_ERROR(registry_->InsertVm(r));
   vms_[spec.name] = vm;
   auto op = BeginOperation(vm, plan.incoming_migration ? "migrate-in"
-                               : plan.restore            ? "clone"
-                                                         : "create");
+                               : plan.restore          ? "clone"
+                                                       : "create");
 
   InBackground([this, vm, op, plan = std::move(plan), wait_ready] {
     Status st = Launch(vm, *op, plan, wait_ready);
@@ -462,8 +462,8 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
                             std::strerror(errno));
     } else {
       if (::ftruncate(fd, static_cast<off_t>(launch.memory_mib << 20)) != 0) {
-        st = Status::ResourceExhausted("vm " + name + ": cannot size RAM file " +
-                                       launch.ram_path + ": " + std::strerror(errno));
+        st = Status::ResourceExhausted("vm " + name + ": cannot size RAM file " + launch.ram_path +
+                                       ": " + std::strerror(errno));
       }
       ::close(fd);
     }
@@ -517,13 +517,17 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   if (plan.restore) {
     // Restore while the VM is still `creating`: a failure kills this QEMU and the caller drops
     // the VM, so no half-restored clone is ever registered as running.
-    std::shared_ptr<VmRuntime> restoring = warm ? warm : std::shared_ptr<VmRuntime>(std::move(rt).value());
+    std::shared_ptr<VmRuntime> restoring =
+        warm ? warm : std::shared_ptr<VmRuntime>(std::move(rt).value());
     {
       std::lock_guard<std::mutex> lock(vm->mu);
       vm->rt = restoring;
       vm->rec.pid = restoring->pid();
       vm->rec.pid_start_time = restoring->start_time();
       vm->rec.qemu_argv = argv;
+      // On disk before the restore: a ferryd that dies during it finds this QEMU on start-up
+      // and ends it (Readopt), instead of leaving it running unowned.
+      Persist(*vm);
     }
     op.SetPhase("restoring", 50);
     auto outcome = plan.restore(*restoring, op);
@@ -613,17 +617,17 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
              (vm->rec.state != VmState::kBooting && vm->rec.state != VmState::kPaused);
     });
     if (vm->rec.state == VmState::kFailed) {
-      return Status::Unavailable("vm " + name + " failed while booting: " + vm->rec.failure +
-                                 (vm->rec.last_words.empty() ? ""
-                                                             : "; QEMU said: " + vm->rec.last_words));
+      return Status::Unavailable(
+          "vm " + name + " failed while booting: " + vm->rec.failure +
+          (vm->rec.last_words.empty() ? "" : "; QEMU said: " + vm->rec.last_words));
     }
     if (!vm->rec.guest_ready) {
       if (shutting_down_) return Status::Unavailable("ferryd is shutting down");
       if (!ended) {
-        return Status::DeadlineExceeded(
-            "vm " + name + ": the guest did not report ready within " +
-            std::to_string(config_.ready_timeout.count() / 1000) +
-            " s; it is still booting, see `ferry vm console " + name + "`");
+        return Status::DeadlineExceeded("vm " + name + ": the guest did not report ready within " +
+                                        std::to_string(config_.ready_timeout.count() / 1000) +
+                                        " s; it is still booting, see `ferry vm console " + name +
+                                        "`");
       }
       return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
                                         " before its guest became ready");
@@ -1044,12 +1048,42 @@ json VmService::HostInfo() {
           {"ram_dir_free_mib", cap.ram_dir_free_bytes >> 20}};
 }
 
+bool VmService::KeepResumedIncoming(const std::shared_ptr<Vm>& vm) {
+  VmRecord& r = vm->rec;
+  if (!r.origin.contains("migration") || r.pid == 0) return false;
+  auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, {});
+  if (!rt.ok()) return false;
+  auto status = (*rt)->Qmp("query-status");
+  if (!status.ok() || !status->value("running", false)) return false;
+  r.guest_ready = true;  // it was ready on the source, and runs on here
+  spdlog::info("vm {}: its incoming migration had resumed it here before ferryd stopped; kept",
+               r.spec.name);
+  return true;
+}
+
+void VmService::DiscardUnfinishedRestore(const std::shared_ptr<Vm>& vm) {
+  const VmRecord& r = vm->rec;
+  if (r.pid != 0) {
+    auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, {});
+    if (rt.ok()) {
+      (*rt)->Kill();
+      (*rt)->WaitExit(kKillTimeout);
+    }
+  }
+  registry_->DeleteVm(r.spec.name);
+  RemoveTap(r);
+  RemoveAll(vm->paths.dir);
+  if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+  spdlog::warn("vm {}: dropped a {} that ferryd left unfinished (its QEMU, pid {}, is gone)",
+               r.spec.name, r.origin.contains("migration") ? "incoming migration" : "clone", r.pid);
+}
+
 Status VmService::Readopt() {
   FERRY_ASSIGN_OR_RETURN(std::vector<VmRecord> records, registry_->ListVms());
   for (VmRecord& rec : records) {
     auto vm = std::make_shared<Vm>();
-    vm->paths = rec.dir.empty() ? VmPaths::For(config_.state_dir, rec.spec.name)
-                                : VmPaths::ForDir(rec.dir);
+    vm->paths =
+        rec.dir.empty() ? VmPaths::For(config_.state_dir, rec.spec.name) : VmPaths::ForDir(rec.dir);
     vm->rec = std::move(rec);
     VmRecord& r = vm->rec;
     const std::string name = r.spec.name;
@@ -1060,6 +1094,16 @@ Status VmService::Readopt() {
       if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
       RemoveTap(r);  // the launch may have made it before ferryd died
       spdlog::info("vm {}: dropped an unfinished create", name);
+      continue;
+    }
+    // A clone or an incoming migration that ferryd left half-done: a clone that has not
+    // served yet still carries its parent's identity, an incoming guest that is not running
+    // must not start here (its source runs it or will resume it). Only an incoming guest
+    // that already runs here (the source said finish, this host resumed it) is kept.
+    const bool restoring = r.state == VmState::kCreating &&
+                           (r.origin.contains("migration") || r.origin.contains("snapshot"));
+    if (restoring && !KeepResumedIncoming(vm)) {
+      DiscardUnfinishedRestore(vm);
       continue;
     }
     vms_[name] = vm;
@@ -1093,7 +1137,8 @@ Status VmService::Readopt() {
       Persist(*vm);
       continue;
     }
-    bool paused = status.ok() && status->value("status", "") == "paused";
+    // Not only "paused": a source whose migration completed waits in "postmigrate".
+    bool paused = status.ok() && !status->value("running", true);
     r.state = paused ? VmState::kPaused : (r.guest_ready ? VmState::kRunning : VmState::kBooting);
     Persist(*vm);
     spdlog::info("vm {}: re-adopted QEMU pid {} ({})", name, r.pid, VmStateName(r.state));

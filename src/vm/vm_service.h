@@ -12,25 +12,24 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/operation.h"
 #include "core/status.h"
 #include "qemu/accelerator.h"
+#include "qemu/launch_spec.h"
 #include "vm/image.h"
 #include "vm/registry.h"
-#include "qemu/launch_spec.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
 
 namespace ferry::vm {
 
 struct ServiceConfig {
-  std::string state_dir;                // durable: registry, VM directories
+  std::string state_dir;                   // durable: registry, VM directories
   std::string ram_dir = "/dev/shm/ferry";  // tmpfs: one RAM file per running VM
   std::vector<std::string> image_dirs;
   std::string qemu_binary = "qemu-system-x86_64";
@@ -40,7 +39,7 @@ struct ServiceConfig {
 };
 
 struct StopOptions {
-  bool force = false;  // skip the guest's graceful shutdown
+  bool force = false;                    // skip the guest's graceful shutdown
   std::chrono::milliseconds timeout{0};  // 0: the configured graceful_stop_timeout
 };
 
@@ -136,6 +135,9 @@ class VmService {
  private:
   explicit VmService(ServiceConfig config);
   Status Readopt();
+  // Re-adoption of a clone or incoming migration that was still restoring (vm_service.cc).
+  bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm);
+  void DiscardUnfinishedRestore(const std::shared_ptr<Vm>& vm);
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
@@ -155,8 +157,7 @@ class VmService {
   void Persist(Vm& vm);  // REQUIRES: vm.mu held
   nlohmann::json Describe(Vm& vm, bool with_guest);
 
-  std::shared_ptr<Operation> BeginOperation(const std::shared_ptr<Vm>& vm,
-                                            const std::string& kind);
+  std::shared_ptr<Operation> BeginOperation(const std::shared_ptr<Vm>& vm, const std::string& kind);
 
   ServiceConfig config_;
   std::unique_ptr<Registry> registry_;

@@ -240,7 +240,8 @@ NamespacedFerryd::~NamespacedFerryd() {
   if (!ram_dir_.empty()) std::filesystem::remove_all(ram_dir_, ec);
 }
 
-void NamespacedFerryd::Start(const std::vector<std::string>& extra_args) {
+void NamespacedFerryd::Start(const std::vector<std::string>& extra_args,
+                             const std::string& fault_point) {
   ASSERT_FALSE(state_dir_.empty());
   ASSERT_FALSE(ram_dir_.empty());
   ASSERT_TRUE(std::filesystem::exists(kBuild + "/images/default/image.json"))
@@ -255,6 +256,7 @@ void NamespacedFerryd::Start(const std::vector<std::string>& extra_args) {
   if (pid == 0) {
     FILE* f = std::freopen(log.c_str(), "a", stderr);
     (void)f;
+    if (!fault_point.empty()) ::setenv("FERRY_FAULT_POINT", fault_point.c_str(), 1);
     ::dup2(2, 1);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -280,6 +282,19 @@ void NamespacedFerryd::Start(const std::vector<std::string>& extra_args) {
 void NamespacedFerryd::Kill() {
   ASSERT_GT(pid_, 0);
   SignalAndReap(pid_, SIGKILL);
+}
+
+bool NamespacedFerryd::WaitExit(std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pid_ <= 0;
 }
 
 void NamespacedFerryd::Stop() { SignalAndReap(pid_, SIGTERM); }

@@ -96,8 +96,11 @@ class NamespacedFerryd {
   NamespacedFerryd& operator=(const NamespacedFerryd&) = delete;
 
   // Starts ferryd inside the namespace and waits until its API answers (gtest failure if not).
-  void Start(const std::vector<std::string>& extra_args = {});
+  // With a `fault_point` (src/core/fault_point.h) ferryd kills itself when it reaches it.
+  void Start(const std::vector<std::string>& extra_args = {}, const std::string& fault_point = "");
   void Kill();  // SIGKILL, as a crash would; its QEMUs keep running
+  // Waits until ferryd ended by itself (a fault point) and reaps it; false after `timeout`.
+  bool WaitExit(std::chrono::seconds timeout);
   void Stop();  // SIGTERM and wait
 
   // `ferry ARGS...` against this ferryd.

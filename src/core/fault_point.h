@@ -1,0 +1,16 @@
+// Fault points: named places where a test can make this process die exactly there, as a crash
+// would, to prove that what was saved before that point is enough to recover from it. A test
+// starts ferryd with FERRY_FAULT_POINT=NAME; when execution reaches FaultPoint("NAME") the
+// process logs the point and kills itself with SIGKILL (no destructors, no flushing of buffers
+// beyond the log line: the state is whatever was already on disk or in the kernel).
+//
+// Without the variable a fault point costs one cached comparison. Points are named
+// "module.where" (e.g. "migrate.destination.before_resume") and listed where they are used
+// (docs/migration.md, "Recovery").
+#pragma once
+
+namespace ferry {
+
+void FaultPoint(const char* name);
+
+}  // namespace ferry

@@ -1,0 +1,213 @@
+// Settling a migration whose end the source did not see, and recovery after a ferryd restart
+// (migration_protocol.h, "query"/"state" and "Recovery"): the source journals each outgoing
+// migration in its registry; whatever ended the source ferryd or the link, the journal and one
+// question to the destination decide which copy lives.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "migrate/migration_protocol.h"
+#include "migrate/migration_service.h"
+#include "migrate/peer_connect.h"
+
+namespace ferry::migrate {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kJournalKind = "migration-out";
+constexpr milliseconds kConnectTimeout{10000};
+// The destination answers once its own handling of the migration ended: its finish step waits
+// at most a minute for the source, so this is long enough for any answer.
+constexpr milliseconds kAnswerTimeout{90000};
+constexpr milliseconds kAskInterval{2000};
+constexpr int64_t kIncomingWaitMs = 75000;
+
+}  // namespace
+
+void MigrationService::Journal(const std::string& id, const std::string& vm, const std::string& to,
+                               const std::string& phase) {
+  Status st =
+      vms_.registry().PutObject(kJournalKind, id, {{"vm", vm}, {"to", to}, {"phase", phase}});
+  if (!st.ok()) spdlog::error("migration {} of vm {}: cannot journal: {}", id, vm, st.message());
+}
+
+void MigrationService::Unjournal(const std::string& id) {
+  vms_.registry().DeleteObject(kJournalKind, id);
+}
+
+std::string MigrationService::PeerAddress(const std::string& host_id) {
+  auto peers = vms_.registry().ListObjects("peer");
+  if (!peers.ok()) return "";
+  for (const auto& [id, row] : *peers) {
+    if (id == host_id) return row.value("address", "");
+  }
+  return "";
+}
+
+void MigrationService::RollBack(vm::VmRuntime& rt, const std::string& vm) {
+  // A running migration is cancelled (the guest never stopped); a completed one (guest paused
+  // in postmigrate) is resumed.
+  for (int i = 0; i < 100; ++i) {
+    auto q = rt.Qmp("query-migrate");
+    const std::string status = q.ok() ? q->value("status", "") : "";
+    if (status != "active" && status != "setup" && status != "device" &&
+        status != "pre-switchover" && status != "cancelling") {
+      break;
+    }
+    if (status != "cancelling") rt.Qmp("migrate_cancel");
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  auto st = rt.Qmp("query-status");
+  if (st.ok() && !st->value("running", false)) {
+    auto resumed = rt.Qmp("cont");
+    if (!resumed.ok()) {
+      spdlog::error("vm {}: could not resume after a failed migration: {}", vm,
+                    resumed.status().message());
+    }
+  }
+}
+
+Result<std::string> MigrationService::AskDestination(const std::string& to, const std::string& id,
+                                                     const std::string& vm) {
+  const std::string address = PeerAddress(to);
+  if (address.empty()) {
+    return Status::NotFound("host " + to + " is no longer a known peer (ferry peer add " + to +
+                            " ADDRESS:PORT)");
+  }
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PeerLink> link,
+                         ConnectToPeer(address, *tls_, to, kConnectTimeout));
+  FERRY_RETURN_IF_ERROR(link->SendMessage({{"type", kMsgQuery}, {"migration", id}, {"vm", vm}}));
+  auto answer = link->ReceiveMessage(kAnswerTimeout);
+  link->Close();
+  if (!answer.ok()) return answer.status().WithContext("asking host " + to);
+  if (answer->value("type", "") != kMsgState) {
+    return Status::Corruption("host " + to + " answered \"" + answer->value("type", "") +
+                              "\" to a query: " + answer->value("error", std::string("")));
+  }
+  return answer->value("state", std::string("unsettled"));
+}
+
+Result<std::string> MigrationService::Settle(const std::string& id, const std::string& vm,
+                                             const std::string& to, Clock::time_point deadline) {
+  Status last = Status::Unavailable("not asked yet");
+  while (!stopping_.load()) {
+    auto state = AskDestination(to, id, vm);
+    if (state.ok() && *state == "running") {
+      Status deleted = vms_.Delete(vm, /*force=*/true);
+      if (!deleted.ok() && vms_.Exists(vm)) {
+        return deleted.WithContext("host " + to + " runs vm " + vm + "; removing the copy here");
+      }
+      Unjournal(id);
+      spdlog::info("migration {}: host {} runs vm {}; the copy here is gone", id, to, vm);
+      return *state;
+    }
+    if (state.ok() && *state == "absent") {
+      auto lease = vms_.Lease(vm, id);
+      if (!lease.ok()) return lease.status().WithContext("resuming vm " + vm + " here");
+      RollBack(*lease->runtime, vm);
+      lease->release(json::object());
+      Unjournal(id);
+      spdlog::info("migration {}: host {} holds no copy of vm {}; it runs here again", id, to, vm);
+      return *state;
+    }
+    last =
+        state.ok() ? Status::Unavailable("host " + to + " has not settled it yet") : state.status();
+    if (Clock::now() + kAskInterval >= deadline) {
+      return Status::Unavailable("whether vm " + vm + " runs on host " + to +
+                                 " is not known yet (" + last.message() + ")");
+    }
+    std::this_thread::sleep_for(kAskInterval);
+  }
+  return Status::Cancelled("ferryd is stopping; vm " + vm + " stays paused until it asks again");
+}
+
+void MigrationService::SettleInBackground(const std::string& id, const std::string& vm,
+                                          const std::string& to, std::shared_ptr<Operation> op) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++settling_;
+  }
+  vms_.InBackground([this, id, vm, to, op] {
+    // Until the destination answers, the source copy stays paused: never resumed on a guess.
+    while (!stopping_.load()) {
+      auto settled = Settle(id, vm, to, Clock::now() + std::chrono::minutes(1));
+      if (settled.ok() || !vms_.Exists(vm)) {
+        if (op && settled.ok() && *settled == "running") {
+          op->Succeed({{"vm", vm}, {"to", to}, {"settled_later", true}});
+        } else if (op) {
+          op->Fail(settled.ok()
+                       ? Status::Unavailable("migration of vm " + vm + " to " + to + ": host " +
+                                             to + " did not resume it; it runs here again")
+                       : settled.status());
+        }
+        break;
+      }
+      spdlog::warn("migration {}: {}; vm {} stays paused here, asking again", id,
+                   settled.status().message(), vm);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    --settling_;
+    settled_cv_.notify_all();
+  });
+}
+
+void MigrationService::RecoverOnStart() {
+  auto journal = vms_.registry().ListObjects(kJournalKind);
+  if (!journal.ok()) return;
+  for (const auto& [id, entry] : *journal) {
+    const std::string vm = entry.value("vm", ""), to = entry.value("to", "");
+    const std::string phase = entry.value("phase", "");
+    if (!vms_.Exists(vm)) {  // settled before the restart, or deleted by its owner
+      Unjournal(id);
+      continue;
+    }
+    auto op = vms_.operations().Start("migrate", vm);
+    if (phase != "finish") {
+      // QEMU's stream went into the ferryd that died: the destination never resumed the guest.
+      auto lease = vms_.Lease(vm, op->id());
+      if (lease.ok()) {
+        RollBack(*lease->runtime, vm);
+        lease->release(json::object());
+      }
+      Unjournal(id);
+      spdlog::warn(
+          "migration {} of vm {} to {}: ferryd restarted while sending; rolled back, "
+          "the VM runs here",
+          id, vm, to);
+      op->Fail(Status::Unavailable("migration of vm " + vm + " to " + to +
+                                   ": ferryd restarted while sending the VM; rolled back, it "
+                                   "runs on this host"));
+      continue;
+    }
+    // "finish" was sent, or about to be: only the destination knows whether it resumed.
+    op->SetPhase("settling with " + to + " after a ferryd restart", 95);
+    SettleInBackground(id, vm, to, op);
+  }
+}
+
+void MigrationService::AnswerQuery(PeerLink& link, const json& query) {
+  const std::string vm = query.value("vm", ""), id = query.value("migration", "");
+  // This host's own handling of the migration ends first: its outcome is the answer.
+  for (const auto& op : vms_.operations().List()) {
+    json j = op->ToJson();
+    if (j.value("kind", "") == "migrate-in" && j.value("target", "") == vm &&
+        j.value("state", "") == "running") {
+      op->WaitDone(kIncomingWaitMs);
+    }
+  }
+  std::string state = "absent";
+  auto shown = vms_.Show(vm);
+  if (shown.ok() && shown->value("origin", json::object()).value("migration", "") == id) {
+    // Once resumed here, the copy here is the VM, whatever became of it since.
+    state = shown->value("state", "") == "creating" ? "unsettled" : "running";
+  }
+  spdlog::info("peer {} asked about migration {} of vm {}: {}", link.peer().host_id, id, vm, state);
+  link.SendMessage({{"type", kMsgState}, {"state", state}});
+  link.Close();
+}
+
+}  // namespace ferry::migrate
