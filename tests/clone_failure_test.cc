@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -19,11 +20,11 @@
 namespace ferry::testing {
 namespace {
 
+using nlohmann::json;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-using nlohmann::json;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -270,7 +271,9 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
   {
     std::ofstream cat(bin + "/cat");
     cat << "#!/bin/sh\n"
-           "if [ -e '" << flag << "' ] && [ -n \"$FERRY_TEST_QEMU_PID\" ]; then\n"
+           "if [ -e '"
+        << flag
+        << "' ] && [ -n \"$FERRY_TEST_QEMU_PID\" ]; then\n"
            "  size=$(/usr/bin/stat -c %s \"$1\")\n"
            "  /usr/bin/head -c $((size / 2)) \"$1\"\n"
            "  kill -9 \"$FERRY_TEST_QEMU_PID\"\n"
@@ -283,7 +286,9 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
     std::ofstream w(wrapper);
     w << "#!/bin/sh\n"
          "if printf '%s\\n' \"$@\" | grep -qx -- -incoming; then\n"
-         "  export FERRY_TEST_QEMU_PID=$$ PATH='" << bin << "':\"$PATH\"\n"
+         "  export FERRY_TEST_QEMU_PID=$$ PATH='"
+      << bin
+      << "':\"$PATH\"\n"
          "fi\n"
          "exec qemu-system-x86_64 \"$@\"\n";
   }
@@ -310,8 +315,29 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   json vm = FerryJson({"vm", "show", "web-1-c1"});
   EXPECT_EQ(vm["state"], "running");
-  EXPECT_EQ(Redis(vm["spec"]["network"]["forwards"][0]["host_port"].get<uint16_t>(), {"get", "k"}).out,
-            "parent-data");
+  EXPECT_EQ(
+      Redis(vm["spec"]["network"]["forwards"][0]["host_port"].get<uint16_t>(), {"get", "k"}).out,
+      "parent-data");
+}
+
+TEST_F(CloneFailureTest, FerrydDyingBeforeTheIdentityResetDropsTheCloneOnRestart) {
+  // The worst moment: the clone's guest runs, still with its parent's identity, and ferryd dies
+  // (at a fault point, src/core/fault_point.h). On restart it must not adopt that clone.
+  ASSERT_NO_FATAL_FAILURE(BootAndSnapshot());
+  StopFerryd();
+  ::setenv("FERRY_FAULT_POINT", "snapshot.clone.before_identity", 1);
+  StartFerryd();
+  ::unsetenv("FERRY_FAULT_POINT");
+  CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
+  EXPECT_EQ(r.exit_code, 1) << "the CLI lost its ferryd: " << r.out;
+  int status = 0;
+  ASSERT_EQ(::waitpid(ferryd_pid_, &status, 0), ferryd_pid_);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "ferryd did not die at its fault point";
+  ferryd_pid_ = -1;
+
+  StartFerryd();
+  ExpectNothingLeftAndParentRuns("web-1-c1");
+  ExpectCloneWorks("web-1-c1");
 }
 
 }  // namespace

@@ -1,20 +1,20 @@
 #include "snapshot/snapshot_service.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 
-#include <spdlog/spdlog.h>
-
+#include "core/fault_point.h"
 #include "core/files.h"
 #include "core/ids.h"
 #include "crypto/ssh_host_key_pair.h"
-#include "vm/vm_disk.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
 #include "snapshot/snapshot_manifest.h"
+#include "vm/vm_disk.h"
 
 namespace ferry::snapshot {
 
@@ -70,12 +70,15 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const std::string& s
                           const SnapshotManifest& m, const std::string& clone_name) {
   const auto t0 = Clock::now();
   json timings;
-  FERRY_RETURN_IF_ERROR(LoadDeviceState(rt, snapshot_dir + "/" + m.device_state.file,
-                                        kDeviceStateTimeout));
+  FERRY_RETURN_IF_ERROR(
+      LoadDeviceState(rt, snapshot_dir + "/" + m.device_state.file, kDeviceStateTimeout));
   timings["device_state_ms"] = MsSince(t0);
   auto cont = rt.Qmp("cont");
   if (!cont.ok()) return cont.status().WithContext("resuming the restored guest");
   timings["running_ms"] = MsSince(t0);
+  // The guest runs with its parent's identity until the reset below: a ferryd that dies here
+  // must not leave it to serve (VmService::Readopt drops it).
+  FaultPoint("snapshot.clone.before_identity");
 
   op.SetPhase("resetting identity", 80);
   const auto t1 = Clock::now();
@@ -220,8 +223,8 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   const int64_t pause_ms = MsSince(paused_at);
   if (!st.ok()) return fail(st);
   if (!resumed.ok()) {
-    return fail(Status::Unavailable("the VM did not resume after the snapshot: " +
-                                    resumed.message()));
+    return fail(
+        Status::Unavailable("the VM did not resume after the snapshot: " + resumed.message()));
   }
   spdlog::info("{}: VM paused {} ms (device state {} ms)", what, pause_ms, device_ms);
 
@@ -276,9 +279,11 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
     RemoveAll(paths.dir);
     return fail(st);
   }
-  lease_timings = {{"last_snapshot", {{"name", name}, {"pause_ms", pause_ms},
-                                      {"device_state_ms", device_ms},
-                                      {"ram_copy_ms", m.ram.copy_micros / 1000}}}};
+  lease_timings = {{"last_snapshot",
+                    {{"name", name},
+                     {"pause_ms", pause_ms},
+                     {"device_state_ms", device_ms},
+                     {"ram_copy_ms", m.ram.copy_micros / 1000}}}};
   lease.release(lease_timings);
   op.Succeed({{"name", name},
               {"vm", vm_name},
@@ -361,8 +366,8 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
 }
 
 Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
-    const std::string& snapshot, const std::string& name,
-    std::vector<vm::PortForwardSpec> forwards, vm::PrelaunchedQemu warm) {
+    const std::string& snapshot, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
+    vm::PrelaunchedQemu warm) {
   FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
@@ -404,9 +409,9 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
       (*child)->WaitDone(600000);
       json result = (*child)->ToJson();
       if (result.value("state", "") != "succeeded") {
-        return op->Fail(Status::FromCode(
-            Status::CodeFromName(result["error"].value("code", "internal")),
-            result["error"].value("message", "clone failed")));
+        return op->Fail(
+            Status::FromCode(Status::CodeFromName(result["error"].value("code", "internal")),
+                             result["error"].value("message", "clone failed")));
       }
       clones.push_back(result["result"]);
     }
@@ -420,7 +425,8 @@ json SnapshotService::List() {
   auto all = vms_.registry().ListObjects(kKind);
   if (!all.ok()) return out;
   for (const auto& [name, row] : *all) {
-    json item = {{"name", name}, {"vm", row.value("vm", "")},
+    json item = {{"name", name},
+                 {"vm", row.value("vm", "")},
                  {"clones", vms_.VmsMapping(row.value("ram", ""))}};
     auto m = LoadManifest(row.value("dir", ""));
     if (m.ok()) {
