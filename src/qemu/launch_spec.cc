@@ -12,15 +12,27 @@ std::string EscapeOptionValue(const std::string& value) {
   return out;
 }
 
+uint64_t GuestRamKib(const LaunchSpec& spec) {
+  // QEMU before 9.0 loses guest stores during a live migration under TCG when the RAM block's
+  // length is a multiple of 256 KiB: its fast dirty-bitmap sync clears the bits without
+  // resetting TCG's write tracking, so pages the guest writes after a sync are never sent
+  // again, and the destination resumes with stale kernel memory and panics (upstream fix:
+  // "physmem: Fix migration dirty bitmap coherency with TCG memory access", 03bfc2188f).
+  // 8 KiB less (QEMU's -m granularity) takes the page-by-page path, which is correct. KVM
+  // tracks dirty pages in the kernel and keeps the exact size.
+  const uint64_t kib = spec.memory_mib * 1024;
+  return spec.accelerator == Accelerator::kTcg ? kib - 8 : kib;
+}
+
 std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
-  const std::string mem = std::to_string(spec.memory_mib) + "M";
+  const std::string mem = std::to_string(GuestRamKib(spec)) + "K";
   std::vector<std::string> argv = {spec.qemu_binary};
   auto add = [&argv](std::initializer_list<std::string> items) {
     argv.insert(argv.end(), items.begin(), items.end());
   };
   add({"-name", "guest=" + EscapeOptionValue(spec.name) + ",debug-threads=on"});
-  add({"-machine", std::string("q35,accel=") + AcceleratorName(spec.accelerator) +
-                       ",memory-backend=ram0"});
+  add({"-machine",
+       std::string("q35,accel=") + AcceleratorName(spec.accelerator) + ",memory-backend=ram0"});
   // KVM passes the host CPU through; TCG emulates the richest model it can.
   add({"-cpu", spec.accelerator == Accelerator::kKvm ? "host" : "max"});
   add({"-smp", std::to_string(spec.cpus)});
@@ -33,11 +45,10 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   // A guest reboot (e.g. kernel panic with panic=-1) ends QEMU instead of looping silently.
   add({"-no-reboot"});
   add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", spec.kernel_cmdline});
-  add({"-chardev", "file,id=serial0,path=" + EscapeOptionValue(spec.console_log),
-       "-serial", "chardev:serial0"});
-  add({"-device", "virtio-serial-pci,id=vser0",
-       "-chardev", "socket,id=guest0,path=" + EscapeOptionValue(spec.guest_socket) +
-                       ",server=on,wait=off",
+  add({"-chardev", "file,id=serial0,path=" + EscapeOptionValue(spec.console_log), "-serial",
+       "chardev:serial0"});
+  add({"-device", "virtio-serial-pci,id=vser0", "-chardev",
+       "socket,id=guest0,path=" + EscapeOptionValue(spec.guest_socket) + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"});
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const NicSpec& nic = spec.nics[i];
@@ -51,8 +62,8 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     } else {
       netdev = "user,id=" + id;
       for (const PortForward& f : nic.forwards) {
-        netdev += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
-                  std::to_string(f.guest_port);
+        netdev += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) +
+                  "-:" + std::to_string(f.guest_port);
       }
     }
     add({"-netdev", netdev, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nic.mac});
@@ -60,8 +71,8 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   add({"-device", "virtio-rng-pci"});
   if (!spec.disk_path.empty()) {
     // id=disk0 is the name QMP uses for it (blockdev-snapshot-sync at snapshot time).
-    add({"-drive", "file=" + EscapeOptionValue(spec.disk_path) +
-                       ",if=none,id=" + kDiskDriveId + ",format=qcow2,discard=unmap"});
+    add({"-drive", "file=" + EscapeOptionValue(spec.disk_path) + ",if=none,id=" + kDiskDriveId +
+                       ",format=qcow2,discard=unmap"});
     add({"-device", std::string("virtio-blk-pci,drive=") + kDiskDriveId + ",id=vd0"});
   }
   add({"-device", "vmgenid,guid=" + spec.vmgenid});

@@ -55,6 +55,11 @@ struct LaunchSpec {
 // The QMP device name of the data disk.
 inline constexpr const char* kDiskDriveId = "disk0";
 
+// The guest's RAM as QEMU gets it (-m and the backend's size=), in KiB: memory_mib, or 8 KiB
+// less under TCG (see launch_spec.cc: a QEMU 7.2 TCG migration bug). The RAM file stays
+// memory_mib MiB; QEMU maps the first part of it.
+uint64_t GuestRamKib(const LaunchSpec& spec);
+
 // argv for execvp, argv[0] included.
 std::vector<std::string> BuildCommandLine(const LaunchSpec& spec);
 
