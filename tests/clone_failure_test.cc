@@ -261,42 +261,26 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Damage>& info) { return info.param.name; });
 
 TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
-  // The real QEMU, except that a restoring one (started with -incoming) dies by SIGKILL halfway
-  // through reading its device state, while the flag file exists. QEMU reads the device state
-  // from `cat FILE` run through the shell with QEMU's PATH, so a `cat` of ours goes first: it
-  // sends half the stream, then kills QEMU. No timing is guessed: QEMU is mid-restore by then.
-  const std::string bin = state_dir_ + "/bin";
+  // The real QEMU, except that a restoring one (started with -incoming) is killed by SIGKILL the
+  // moment it holds the snapshot's device state file open (ferryd hands it over with getfd), while
+  // the flag file names that file. No timing is guessed: QEMU is mid-restore by then.
   const std::string flag = state_dir_ + "/kill-next-restore";
-  std::filesystem::create_directory(bin);
-  {
-    std::ofstream cat(bin + "/cat");
-    cat << "#!/bin/sh\n"
-           "if [ -e '"
-        << flag
-        << "' ] && [ -n \"$FERRY_TEST_QEMU_PID\" ]; then\n"
-           "  size=$(/usr/bin/stat -c %s \"$1\")\n"
-           "  /usr/bin/head -c $((size / 2)) \"$1\"\n"
-           "  kill -9 \"$FERRY_TEST_QEMU_PID\"\n"
-           "  exit 0\n"
-           "fi\n"
-           "exec /bin/cat \"$@\"\n";
-  }
   const std::string wrapper = state_dir_ + "/qemu-dies-restoring";
   {
     std::ofstream w(wrapper);
-    w << "#!/bin/sh\n"
-         "if printf '%s\\n' \"$@\" | grep -qx -- -incoming; then\n"
-         "  export FERRY_TEST_QEMU_PID=$$ PATH='"
-      << bin
-      << "':\"$PATH\"\n"
+    w << "#!/bin/bash\n"
+         "if printf '%s\\n' \"$@\" | grep -qx -- -incoming && [ -s '" << flag << "' ]; then\n"
+         "  ds=$(< '" << flag << "')\n"
+         "  (while kill -0 $$ 2>/dev/null; do\n"
+         "     for f in /proc/$$/fd/*; do [[ $f -ef $ds ]] && { kill -9 $$; exit 0; }; done\n"
+         "   done) &\n"
          "fi\n"
          "exec qemu-system-x86_64 \"$@\"\n";
   }
-  ::chmod((bin + "/cat").c_str(), 0755);
   ::chmod(wrapper.c_str(), 0755);
   ASSERT_NO_FATAL_FAILURE(BootAndSnapshot({"--qemu", wrapper}));
 
-  std::ofstream(flag).put('\n');
+  std::ofstream(flag) << snapshot_dir_ << "/device.state";
   CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_THAT(r.err, StartsWith("ferry: "));

@@ -161,12 +161,12 @@ void JsonLineConnection::FailAll(const Status& why) {
   for (auto& [id, pending] : failed) pending.promise.set_value(end.WithContext(pending.label));
 }
 
-Status JsonLineConnection::Send(const nlohmann::json& message) {
+Status JsonLineConnection::Send(const nlohmann::json& message, int pass_fd) {
   if (!open_.load()) {
     std::lock_guard<std::mutex> lock(mu_);
     return end_status_;
   }
-  Status written = WriteAll(EncodeJsonLine(message));
+  Status written = WriteAll(EncodeJsonLine(message), pass_fd);
   if (!written.ok()) {
     FailAll(written);
     Wake();  // the reader reports the end to the close handler
@@ -174,12 +174,31 @@ Status JsonLineConnection::Send(const nlohmann::json& message) {
   return written;
 }
 
-Status JsonLineConnection::WriteAll(const std::string& bytes) {
+Status JsonLineConnection::WriteAll(const std::string& bytes, int pass_fd) {
   std::lock_guard<std::mutex> lock(write_mu_);
   const auto deadline = Clock::now() + options_.write_timeout;
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    ssize_t n;
+    if (pass_fd >= 0) {
+      // The descriptor rides on the first byte(s) sent; the kernel delivers it with them.
+      iovec iov{const_cast<char*>(bytes.data() + done), bytes.size() - done};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
+      n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (n > 0) pass_fd = -1;
+    } else {
+      n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    }
     if (n > 0) {
       done += static_cast<size_t>(n);
       continue;
@@ -205,7 +224,8 @@ Status JsonLineConnection::WriteAll(const std::string& bytes) {
 
 JsonLineConnection::PendingReply JsonLineConnection::Request(nlohmann::json message,
                                                              std::string label,
-                                                             ReplyInterpreter interpret) {
+                                                             ReplyInterpreter interpret,
+                                                             int pass_fd) {
   PendingReply reply;
   reply.label = std::move(label);
   std::promise<Result<nlohmann::json>> promise;
@@ -225,7 +245,7 @@ JsonLineConnection::PendingReply JsonLineConnection::Request(nlohmann::json mess
     pending_.emplace(reply.id, Pending{reply.label, std::move(interpret), std::move(promise)});
   }
   message["id"] = reply.id;
-  Status sent = Send(message);
+  Status sent = Send(message, pass_fd);
   if (!sent.ok()) {
     // A failed write normally failed every pending request already; this covers the rest.
     std::lock_guard<std::mutex> lock(mu_);

@@ -93,13 +93,15 @@ class JsonLineConnection {
   // Writes `message` as one line. Lines from concurrent callers never interleave. Blocks while
   // the socket is full, up to Options::write_timeout. A failed write breaks the connection
   // (pending requests fail, the close handler runs).
-  Status Send(const nlohmann::json& message);
+  // With `pass_fd` >= 0 the line carries that descriptor (SCM_RIGHTS, UNIX sockets only), as
+  // QMP's getfd expects; the caller keeps its own copy and closes it.
+  Status Send(const nlohmann::json& message, int pass_fd = -1);
 
   // Sets message["id"] to a fresh id, registers the request and writes it (see Send). `interpret`
   // turns the reply into the result (nullptr: the reply object itself). A `message` that is not
   // an object is not sent; its future holds InvalidArgument.
   PendingReply Request(nlohmann::json message, std::string label,
-                       ReplyInterpreter interpret = nullptr);
+                       ReplyInterpreter interpret = nullptr, int pass_fd = -1);
 
   // Waits up to `timeout` for `pending`'s result. On timeout, forgets the request (a late reply
   // is dropped) and returns DeadlineExceeded naming the request and the peer.
@@ -136,7 +138,7 @@ class JsonLineConnection {
   // Marks the connection ended with `why` and fails every pending request with it.
   void FailAll(const Status& why);
   void Wake();
-  Status WriteAll(const std::string& bytes);
+  Status WriteAll(const std::string& bytes, int pass_fd);
 
   const int fd_;
   const int wake_fd_;  // eventfd: once written, every poll() on it returns at once

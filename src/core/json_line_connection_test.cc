@@ -1,6 +1,8 @@
 #include "core/json_line_connection.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -301,6 +303,25 @@ TEST_F(JsonLineConnectionTest, InterpreterResultsAndExceptionsBecomeTheReply) {
   auto broken_reply = connection_->Wait(std::move(broken), 5000ms);
   EXPECT_EQ(broken_reply.status().code(), Status::Code::kCorruption);
   EXPECT_TRUE(Contains(broken_reply.status().message(), "broken: unusable reply from test peer"));
+}
+
+TEST_F(JsonLineConnectionTest, APassedDescriptorArrivesWithItsLine) {
+  // As QMP getfd needs it: the peer receives a working copy of our descriptor with the line.
+  ConnectAndStart();
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  ASSERT_TRUE(connection_->Send({{"execute", "getfd"}}, pipe_fds[1]).ok());
+  ::close(pipe_fds[1]);  // ours; the peer has its own now
+  std::string bytes;
+  const int received = peer_.ReadWithPassedFd(bytes);
+  ASSERT_GE(received, 0) << "no descriptor came with " << bytes;
+  EXPECT_EQ(bytes, "{\"execute\":\"getfd\"}\n");
+  ASSERT_EQ(::write(received, "hi", 2), 2);
+  ::close(received);
+  char got[3] = {};
+  EXPECT_EQ(::read(pipe_fds[0], got, sizeof got), 2);
+  EXPECT_STREQ(got, "hi");
+  ::close(pipe_fds[0]);
 }
 
 TEST_F(JsonLineConnectionTest, ConcurrentRequestsGetTheirOwnReplies) {

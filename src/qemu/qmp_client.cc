@@ -126,7 +126,8 @@ QmpClient::~QmpClient() {
   EndWaiters(Status::Unavailable("QMP socket " + connection_->path() + ": client closed"));
 }
 
-JsonLineConnection::PendingReply QmpClient::SendCommand(const std::string& command, json args) {
+JsonLineConnection::PendingReply QmpClient::SendCommand(const std::string& command, json args,
+                                                        int pass_fd) {
   if (!args.is_null() && !args.is_object()) {
     JsonLineConnection::PendingReply refused;
     refused.label = "QMP " + command;
@@ -139,9 +140,9 @@ JsonLineConnection::PendingReply QmpClient::SendCommand(const std::string& comma
   }
   json message = {{"execute", command}};
   if (args.is_object() && !args.empty()) message["arguments"] = std::move(args);
-  return connection_->Request(std::move(message), "QMP " + command, [command](const json& reply) {
-    return InterpretReply(command, reply);
-  });
+  return connection_->Request(
+      std::move(message), "QMP " + command,
+      [command](const json& reply) { return InterpretReply(command, reply); }, pass_fd);
 }
 
 std::future<Result<json>> QmpClient::Send(const std::string& command, json args) {
@@ -151,6 +152,11 @@ std::future<Result<json>> QmpClient::Send(const std::string& command, json args)
 Result<json> QmpClient::Execute(const std::string& command, json args,
                                 std::chrono::milliseconds timeout) {
   return connection_->Wait(SendCommand(command, std::move(args)), timeout);
+}
+
+Status QmpClient::PassFd(const std::string& name, int fd, std::chrono::milliseconds timeout) {
+  if (fd < 0) return Status::InvalidArgument("QMP getfd " + name + ": no descriptor to pass");
+  return connection_->Wait(SendCommand("getfd", {{"fdname", name}}, fd), timeout).status();
 }
 
 QmpClient::EventWaiter QmpClient::WatchEvent(std::string name) {

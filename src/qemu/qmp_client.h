@@ -87,6 +87,9 @@ class QmpClient {
   Result<nlohmann::json> Execute(const std::string& command,
                                  nlohmann::json args = nlohmann::json::object(),
                                  std::chrono::milliseconds timeout = kDefaultTimeout);
+  // `getfd`: hands QEMU a copy of `fd` under `name` (for a later "fd:NAME" migration URI).
+  Status PassFd(const std::string& name, int fd,
+                std::chrono::milliseconds timeout = kDefaultTimeout);
 
   // Starts collecting events named `name` ("" for every event); see EventWaiter.
   EventWaiter WatchEvent(std::string name);
@@ -117,7 +120,8 @@ class QmpClient {
   void DeliverToWaiters(const QmpEvent& event);
   // Records the end of the connection and wakes every waiter with it.
   void EndWaiters(const Status& why);
-  JsonLineConnection::PendingReply SendCommand(const std::string& command, nlohmann::json args);
+  JsonLineConnection::PendingReply SendCommand(const std::string& command, nlohmann::json args,
+                                               int pass_fd = -1);
 
   std::mutex mu_;  // guards the fields below
   std::vector<std::weak_ptr<EventWaiter::State>> waiters_;

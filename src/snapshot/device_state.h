@@ -13,11 +13,9 @@ namespace ferry::snapshot {
 // Writes the device state of a paused VM to `path`. The VM stays paused (QEMU: postmigrate).
 Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path,
                        std::chrono::milliseconds timeout);
-// Loads `path` into a QEMU started with -S -incoming defer. The VM stays paused.
+// Loads `path` into a QEMU started with -S -incoming defer. The VM stays paused. Both pass QEMU
+// a descriptor of the file (QMP getfd, "fd:" URI).
 Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path,
                        std::chrono::milliseconds timeout);
-
-// `path` quoted for /bin/sh, which QEMU's exec: migration transport runs.
-std::string ShellQuote(const std::string& path);
 
 }  // namespace ferry::snapshot

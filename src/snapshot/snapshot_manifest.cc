@@ -149,22 +149,22 @@ json SnapshotManifest::ToJson() const {
   json ram_json = ram.ToJson();
   ram_json["file"] = ram_file;
   json j = {{"format", kFormat},
-          {"version_major", kVersionMajor},
-          {"version_minor", kVersionMinor},
-          {"name", name},
-          {"id", id},
-          {"source_vm", {{"name", vm_name}, {"id", vm_id}, {"spec", vm_spec}}},
-          {"image", image},
-          {"memory_mib", memory_mib},
-          {"accelerator", accelerator},
-          {"machine", machine},
-          {"created_at_ms", created_at_ms},
-          {"pause_ms", pause_ms},
-          {"device_state",
-           {{"file", device_state.file},
-            {"size", device_state.size_bytes},
-            {"sha256", device_state.sha256}}},
-          {"ram", std::move(ram_json)}};
+            {"version_major", kVersionMajor},
+            {"version_minor", kVersionMinor},
+            {"name", name},
+            {"id", id},
+            {"source_vm", {{"name", vm_name}, {"id", vm_id}, {"spec", vm_spec}}},
+            {"image", image},
+            {"memory_mib", memory_mib},
+            {"accelerator", accelerator},
+            {"machine", machine},
+            {"created_at_ms", created_at_ms},
+            {"pause_ms", pause_ms},
+            {"device_state",
+             {{"file", device_state.file},
+              {"size", device_state.size_bytes},
+              {"sha256", device_state.sha256}}},
+            {"ram", std::move(ram_json)}};
   if (disk) {
     j["disk"] = {{"file", disk->file},
                  {"size", disk->size_bytes},
@@ -291,7 +291,8 @@ Status VerifyDiskImage(const std::string& dir, const SnapshotManifest& manifest)
   }
   auto digest = Sha256File(path);
   if (!digest.ok()) return digest.status().WithContext("snapshot disk image");
-  if (*digest != manifest.disk->sha256) return Status::Corruption(what + "checksum mismatch" + kDamaged);
+  if (*digest != manifest.disk->sha256)
+    return Status::Corruption(what + "checksum mismatch" + kDamaged);
   return Status::Ok();
 }
 

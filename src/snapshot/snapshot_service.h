@@ -10,11 +10,10 @@
 
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/operation.h"
 #include "core/status.h"
@@ -48,6 +47,11 @@ class SnapshotService {
   Result<std::shared_ptr<Operation>> CloneOne(const std::string& snapshot, const std::string& name,
                                               std::vector<vm::PortForwardSpec> forwards,
                                               vm::PrelaunchedQemu warm = {});
+  // Loads the snapshot's device state into a waiting pool QEMU (started by Prelaunch with
+  // -incoming defer), so that a clone from it only has to resume. Every clone's device state is
+  // the same; what makes a clone new (VMGenID on its command line, the identity reset) comes
+  // after.
+  Status Preload(const std::string& snapshot, vm::VmRuntime& rt);
   // What a clone of `snapshot` is: its spec (named `name`) and how to start it. The snapshot is
   // verified first: a damaged one is refused before any QEMU starts.
   Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(const std::string& snapshot,

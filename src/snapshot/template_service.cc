@@ -1,12 +1,11 @@
 #include "snapshot/template_service.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <spdlog/spdlog.h>
 
 #include "core/files.h"
 #include "core/ids.h"
@@ -113,9 +112,15 @@ void TemplateService::Keep() {
     Result<vm::PrelaunchedQemu> q = Status::Internal("not started");
     auto planned = snapshots_.ClonePlan(snapshot, "pool");
     if (planned.ok()) {
-      const std::string dir =
-          vms_.config().state_dir + "/vms/" + kPoolPrefix + NewId();
+      const std::string dir = vms_.config().state_dir + "/vms/" + kPoolPrefix + NewId();
       q = vms_.Prelaunch(planned->first, planned->second, vm::VmPaths::ForDir(dir));
+      if (q.ok()) {
+        Status loaded = snapshots_.Preload(snapshot, *q->runtime);
+        if (!loaded.ok()) {
+          Discard(*q);
+          q = loaded;
+        }
+      }
       if (q.ok()) {
         // Lets a restarted ferryd find and end this QEMU if it is still waiting then.
         WriteFileAtomic(dir + "/pid", std::to_string(q->runtime->pid()) + " " +
@@ -202,7 +207,8 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateFromSpec(const std::st
       std::lock_guard<std::mutex> lock(mu_);
       pools_[name].snapshot = snapshot;
     }
-    op->Succeed({{"name", name}, {"snapshot", snapshot}, {"pause_ms", taken["result"]["pause_ms"]}});
+    op->Succeed(
+        {{"name", name}, {"snapshot", snapshot}, {"pause_ms", taken["result"]["pause_ms"]}});
   });
   return op;
 }

@@ -2,10 +2,9 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include "core/files.h"
 
@@ -87,8 +86,8 @@ Status VmRuntime::ConnectQmp(milliseconds timeout) {
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
-  return Status::DeadlineExceeded("QMP did not answer within " +
-                                  std::to_string(timeout.count()) + " ms: " + last.message());
+  return Status::DeadlineExceeded("QMP did not answer within " + std::to_string(timeout.count()) +
+                                  " ms: " + last.message());
 }
 
 void VmRuntime::StartThreads() {
@@ -203,6 +202,16 @@ Result<nlohmann::json> VmRuntime::Qmp(const std::string& command, const nlohmann
   }
   if (!qmp || !qmp->connected()) return Status::Unavailable("QMP is not connected");
   return qmp->Execute(command, args, timeout);
+}
+
+Status VmRuntime::QmpPassFd(const std::string& name, int fd) {
+  std::shared_ptr<qemu::QmpClient> qmp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    qmp = qmp_;
+  }
+  if (!qmp || !qmp->connected()) return Status::Unavailable("QMP is not connected");
+  return qmp->PassFd(name, fd);
 }
 
 Result<nlohmann::json> VmRuntime::GuestCall(const std::string& op, const nlohmann::json& args,

@@ -9,12 +9,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/process.h"
 #include "core/status.h"
@@ -60,6 +59,8 @@ class VmRuntime {
   Result<nlohmann::json> Qmp(const std::string& command,
                              const nlohmann::json& args = nlohmann::json::object(),
                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Hands QEMU a copy of `fd` as `name` (QMP getfd), for an "fd:NAME" migration URI.
+  Status QmpPassFd(const std::string& name, int fd);
   // Request to ferry-guest; Unavailable while the guest channel is not connected.
   Result<nlohmann::json> GuestCall(const std::string& op,
                                    const nlohmann::json& args = nlohmann::json::object(),
