@@ -23,32 +23,6 @@ constexpr milliseconds kPoll(10);  // as ferryd polls query-migrate once the str
 constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // what ferryd sets: no throttle
 constexpr const char* kTlsObjectId = "tls0";
 
-struct PerVmValues {
-  std::string name, mac, ram_path, console_log, qmp_socket, guest_socket, tap, address;
-};
-
-std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmValues& v) {
-  const std::vector<std::pair<std::string, std::string>> swaps = {
-      {v.ram_path, "<ram>"},
-      {v.console_log, "<console>"},
-      {v.qmp_socket, "<qmp>"},
-      {v.guest_socket, "<guest>"},
-      {"guest=" + v.name + ",", "guest=<name>,"},
-      {"mac=" + v.mac, "mac=<mac>"},
-      {"ifname=" + v.tap + ",", "ifname=<tap>,"},
-      {"ferry.ip=" + v.address, "ferry.ip=<address>"},
-  };
-  for (std::string& arg : argv) {
-    for (const auto& [from, to] : swaps) {
-      if (from.empty()) continue;
-      for (size_t at = arg.find(from); at != std::string::npos; at = arg.find(from, at + 1)) {
-        arg.replace(at, from.size(), to);
-      }
-    }
-  }
-  return argv;
-}
-
 double Number(const json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
 }
@@ -72,34 +46,33 @@ Status BareMigrationContext::CheckSameCommandLine(const json& show) const {
   std::vector<std::string> ferry_argv = show.value("qemu_argv", std::vector<std::string>{});
   const json paths = show.value("paths", json::object());
   const json network = show.value("spec", json::object()).value("network", json::object());
-  PerVmValues ferry_vm{show.value("name", ""),        show.value("mac", ""),
-                       paths.value("ram_file", ""),   paths.value("console_log", ""),
-                       paths.value("qmp_socket", ""), paths.value("guest_socket", ""),
-                       show.value("tap", ""),         network.value("ip", "")};
+  PerVmValues ferry_vm{show.value("name", ""),
+                       show.value("mac", ""),
+                       paths.value("ram_file", ""),
+                       paths.value("console_log", ""),
+                       paths.value("qmp_socket", ""),
+                       paths.value("guest_socket", ""),
+                       0,
+                       show.value("tap", ""),
+                       network.value("ip", "")};
   if (ferry_argv.empty() || ferry_vm.tap.empty()) {
     return Status::FailedPrecondition("`ferry vm show --json` of a tap VM has no qemu_argv or tap");
   }
   const std::string check_dir = dir + "/check";
   qemu::LaunchSpec bare =
       SourceSpec("check", check_dir, show.value("memory_mib", uint64_t{256}), "fbcheck");
-  PerVmValues bare_vm{bare.name,       bare.nics[0].mac,
-                      bare.ram_path,   bare.console_log,
-                      bare.qmp_socket, bare.guest_socket,
-                      "fbcheck",       std::string(kGuestAddress) + "/" + std::to_string(kPrefix)};
-  auto a = Normalized(ferry_argv, ferry_vm);
-  auto b = Normalized(qemu::BuildCommandLine(bare), bare_vm);
-  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
-    std::string fa = i < a.size() ? a[i] : "(nothing)";
-    std::string ba = i < b.size() ? b[i] : "(nothing)";
-    if (fa != ba) {
-      return Status::FailedPrecondition(
-          "the bare QEMU command line differs from ferryd's at argument " + std::to_string(i) +
-          ": ferryd has '" + fa + "', the benchmark built '" + ba +
-          "'; make BareMigrationContext::SourceSpec in bench/bare_migration.cc fill the "
-          "LaunchSpec as ferryd does for a tap VM");
-    }
-  }
-  return Status::Ok();
+  PerVmValues bare_vm{bare.name,
+                      bare.nics[0].mac,
+                      bare.ram_path,
+                      bare.console_log,
+                      bare.qmp_socket,
+                      bare.guest_socket,
+                      0,
+                      "fbcheck",
+                      std::string(kGuestAddress) + "/" + std::to_string(kPrefix)};
+  return CompareCommandLines(ferry_argv, ferry_vm, qemu::BuildCommandLine(bare), bare_vm,
+                             "make BareMigrationContext::SourceSpec in bench/bare_migration.cc "
+                             "fill the LaunchSpec as ferryd does for a tap VM");
 }
 
 BareMigratingGuest::BareMigratingGuest(const BareMigrationContext& ctx, BareTransport transport,

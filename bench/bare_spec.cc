@@ -17,21 +17,18 @@ namespace {
 
 constexpr char kImage[] = "default";
 
-struct PerVmValues {
-  std::string name, mac, ram_path, console_log, qmp_socket, guest_socket;
-  uint16_t host_port = 0;
-};
-
 std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmValues& v) {
-  const std::vector<std::pair<std::string, std::string>> swaps = {
+  std::vector<std::pair<std::string, std::string>> swaps = {
       {v.ram_path, "<ram>"},
       {v.console_log, "<console>"},
       {v.qmp_socket, "<qmp>"},
       {v.guest_socket, "<guest>"},
       {"guest=" + v.name + ",", "guest=<name>,"},
       {"mac=" + v.mac, "mac=<mac>"},
-      {":" + std::to_string(v.host_port) + "-:", ":<port>-:"},
   };
+  if (v.host_port != 0) swaps.push_back({":" + std::to_string(v.host_port) + "-:", ":<port>-:"});
+  if (!v.tap.empty()) swaps.push_back({"ifname=" + v.tap + ",", "ifname=<tap>,"});
+  if (!v.address.empty()) swaps.push_back({"ferry.ip=" + v.address, "ferry.ip=<address>"});
   for (std::string& arg : argv) {
     for (const auto& [from, to] : swaps) {
       if (from.empty()) continue;
@@ -44,6 +41,23 @@ std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmVa
 }
 
 }  // namespace
+
+Status CompareCommandLines(const std::vector<std::string>& ferry_argv, const PerVmValues& ferry_vm,
+                           const std::vector<std::string>& bare_argv, const PerVmValues& bare_vm,
+                           const std::string& fix_hint) {
+  auto a = Normalized(ferry_argv, ferry_vm);
+  auto b = Normalized(bare_argv, bare_vm);
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    std::string fa = i < a.size() ? a[i] : "(nothing)";
+    std::string ba = i < b.size() ? b[i] : "(nothing)";
+    if (fa != ba) {
+      return Status::FailedPrecondition(
+          "the bare QEMU command line differs from ferryd's at argument " + std::to_string(i) +
+          ": ferryd has '" + fa + "', the benchmark built '" + ba + "'; " + fix_hint);
+    }
+  }
+  return Status::Ok();
+}
 
 Result<GuestSetup> GuestSetup::Find(const BenchConfig& config) {
   for (const std::string& binary : {config.ferryd_binary(), config.ferry_binary()}) {
@@ -107,19 +121,9 @@ Status GuestSetup::CheckSameCommandLine(const nlohmann::json& show, uint16_t fer
                                    show.value("memory_mib", uint64_t{256}), bare_port);
   PerVmValues bare_vm{bare.name,       bare.nics[0].mac,  bare.ram_path, bare.console_log,
                       bare.qmp_socket, bare.guest_socket, bare_port};
-  auto a = Normalized(ferry_argv, ferry_vm);
-  auto b = Normalized(qemu::BuildCommandLine(bare), bare_vm);
-  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
-    std::string fa = i < a.size() ? a[i] : "(nothing)";
-    std::string ba = i < b.size() ? b[i] : "(nothing)";
-    if (fa != ba) {
-      return Status::FailedPrecondition(
-          "the bare QEMU command line differs from ferryd's at argument " + std::to_string(i) +
-          ": ferryd has '" + fa + "', the benchmark built '" + ba +
-          "'; make GuestSetup::BareSpec in bench/bare_spec.cc fill the LaunchSpec as ferryd does");
-    }
-  }
-  return Status::Ok();
+  return CompareCommandLines(
+      ferry_argv, ferry_vm, qemu::BuildCommandLine(bare), bare_vm,
+      "make GuestSetup::BareSpec in bench/bare_spec.cc fill the LaunchSpec as ferryd does");
 }
 
 std::string GuestSetup::AcceleratorNote() const {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "bench/runner.h"
 #include "core/status.h"
@@ -16,6 +17,20 @@
 #include "vm/image.h"
 
 namespace ferry::bench {
+
+// What differs between two VMs started with the same command line: names, paths, MAC, the
+// forwarded port (user networking) or the tap and address (tap networking). Empty/0: absent.
+struct PerVmValues {
+  std::string name, mac, ram_path, console_log, qmp_socket, guest_socket;
+  uint16_t host_port = 0;
+  std::string tap, address;
+};
+
+// FailedPrecondition naming the first argument where ferryd's command line and the bench's
+// differ once per-VM values are replaced by placeholders; `fix_hint` says what to change.
+Status CompareCommandLines(const std::vector<std::string>& ferry_argv, const PerVmValues& ferry_vm,
+                           const std::vector<std::string>& bare_argv, const PerVmValues& bare_vm,
+                           const std::string& fix_hint);
 
 struct GuestSetup {
   vm::Image image;

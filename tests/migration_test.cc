@@ -450,6 +450,54 @@ TEST_F(MigrationTest, SourceFerrydKilledAfterFinishSettlesWithTheDestinationOnRe
   EXPECT_EQ(migrations[0]["state"], "succeeded") << migrations.dump();
 }
 
+TEST_F(MigrationTest, CancelWhileSendingRollsBackAndLeavesTheDestinationClean) {
+  // h1 sends slowly (100 ms per MiB, a fault point's "slow"), so the cancel lands mid-Perform.
+  Ferryd(1).Stop();
+  StartHost(1, "migrate.source.pumping:slow");
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  CommandResult r;
+  std::thread migrate([&] { r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"}); });
+  std::string id;
+  const auto until = Clock::now() + std::chrono::seconds(60);
+  while (id.empty() && Clock::now() < until) {
+    for (const json& m : Ferryd(1).FerryJson({"migration", "list"})) {
+      if (m["state"] == "running" && m["phase"].get<std::string>().rfind("perform", 0) == 0) {
+        id = m["id"];
+      }
+    }
+  }
+  CommandResult cancel =
+      id.empty() ? CommandResult{} : Ferryd(1).Ferry({"migration", "cancel", id});
+  migrate.join();
+  ASSERT_FALSE(id.empty()) << "the migration was never seen sending";
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_THAT(r.err, HasSubstr("cancelled"));
+  ExpectStillOnSourceOnly(r, "k", "before");
+}
+
+TEST_F(MigrationTest, ADestinationWithoutRoomRefusesAndTheVmStaysOnTheSource) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  // h2's RAM directory is a 64 MiB tmpfs: a 256 MiB guest does not fit there.
+  Ferryd(2).Stop();
+  const std::string ram_dir = Ferryd(2).ram_dir();
+  ASSERT_EQ(RunCommand({"mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", ram_dir}).exit_code, 0);
+  struct Unmount {
+    NamespacedFerryd& h2;
+    std::string dir;
+    ~Unmount() {
+      h2.Stop();  // first: its files are on the tmpfs
+      RunCommand({"umount", dir});
+    }
+  } unmount{Ferryd(2), ram_dir};
+  StartHost(2);
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_THAT(r.err, HasSubstr("host h2"));
+  EXPECT_THAT(r.err, HasSubstr("can give at most"));
+  ExpectStillOnSourceOnly(r, "k", "before");
+}
+
 TEST_F(MigrationTest, BitsFlippedOnTheWireFailTheTlsRecordAndTheMigrationRollsBack) {
   CreateWeb();
   ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");

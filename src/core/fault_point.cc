@@ -3,14 +3,29 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <thread>
 
 namespace ferry {
 
 void FaultPoint(const char* name) {
-  static const char* armed = std::getenv("FERRY_FAULT_POINT");
-  if (armed == nullptr || std::strcmp(armed, name) != 0) return;
+  static const std::string armed = [] {
+    const char* v = std::getenv("FERRY_FAULT_POINT");
+    return std::string(v ? v : "");
+  }();
+  if (armed.empty()) return;
+  const size_t colon = armed.find(':');
+  if (armed.compare(0, colon, name) != 0 || std::strlen(name) != std::min(colon, armed.size())) {
+    return;
+  }
+  if (colon != std::string::npos && armed.substr(colon + 1) == "slow") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return;
+  }
   spdlog::warn("fault point {} reached: this process kills itself (FERRY_FAULT_POINT)", name);
   spdlog::default_logger()->flush();
   ::raise(SIGKILL);

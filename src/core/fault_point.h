@@ -3,6 +3,8 @@
 // starts ferryd with FERRY_FAULT_POINT=NAME; when execution reaches FaultPoint("NAME") the
 // process logs the point and kills itself with SIGKILL (no destructors, no flushing of buffers
 // beyond the log line: the state is whatever was already on disk or in the kernel).
+// FERRY_FAULT_POINT=NAME:slow instead makes each pass through the point take 100 ms longer: a
+// step that is too quick to catch in the act (a cancel while sending) can then be caught.
 //
 // Without the variable a fault point costs one cached comparison. Points are named
 // "module.where" (e.g. "migrate.destination.before_resume") and listed where they are used

@@ -119,6 +119,11 @@ void MigrationService::RunSource(const MigrateRequest& request,
                                  {"mac", rec.mac},
                                  {"vmgenid", guid.ok() ? guid->value("guid", "") : ""}});
   if (st.ok()) st = Expect(*link, kMsgPrepared, kPrepareTimeout).status();
+  if (st.ok() && cancel->load()) {
+    // Cancelled while the destination prepared: it drops its QEMU when the link says abort.
+    st = Status::Cancelled("the migration was cancelled");
+    link->SendMessage({{"type", kMsgAbort}, {"error", st.message()}});
+  }
   if (!st.ok()) {
     link->Close();
     release();

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/fault_point.h"
+
 namespace ferry::migrate {
 namespace {
 
@@ -105,6 +107,7 @@ Status PumpToLink(const StreamFd& fd, PeerLink& link, const std::atomic<bool>& c
     }
     if (got == 0) return Status::Ok();
     FERRY_RETURN_IF_ERROR(link.SendData(buffer.data(), static_cast<size_t>(got)));
+    FaultPoint("migrate.source.pumping");
     total += static_cast<uint64_t>(got);
     if (on_bytes) on_bytes(total);
   }
