@@ -21,7 +21,8 @@ using std::chrono::milliseconds;
 constexpr milliseconds kFirstMessageTimeout{30000};
 constexpr milliseconds kStreamIdleTimeout{60000};
 constexpr milliseconds kFinishTimeout{60000};
-constexpr milliseconds kIncomingSocketTimeout{10000};
+constexpr const char* kStreamFdName = "ferry-migration";
+constexpr int kStreamBufferBytes = 16 << 20;
 constexpr int64_t kOperationTimeoutMs = 3'600'000;
 
 // Checks what the source asks for, on this host's own authority.
@@ -41,11 +42,14 @@ Result<vm::VmSpec> CheckPrepare(const json& message, const crypto::HostIdentity&
 
 // Receives the guest into a QEMU waiting with -incoming defer, then resumes it when the source
 // says so. Returns the timings recorded in the VM.
-Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt, const std::string& dir) {
-  const std::string sock = dir + "/migrate-in.sock";
-  auto listening = rt.Qmp("migrate-incoming", {{"uri", "unix:" + sock}});
+Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
+  FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
+  FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kStreamFdName, pair.qemu.get())
+                            .WithContext("handing QEMU the incoming migration stream"));
+  pair.qemu = StreamFd();
+  auto listening = rt.Qmp("migrate-incoming", {{"uri", std::string("fd:") + kStreamFdName}});
   if (!listening.ok()) return listening.status().WithContext("starting the incoming migration");
-  FERRY_ASSIGN_OR_RETURN(StreamFd fd, ConnectUnix(sock, kIncomingSocketTimeout));
+  const StreamFd& fd = pair.ferryd;
   FERRY_RETURN_IF_ERROR(link.SendMessage({{"type", kMsgPrepared}}));
   const auto started = std::chrono::steady_clock::now();
   FERRY_RETURN_IF_ERROR(PumpFromLink(link, fd, kStreamIdleTimeout));
@@ -60,7 +64,6 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt, const std::string& 
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
-  ::unlink(sock.c_str());
   FERRY_RETURN_IF_ERROR(link.SendMessage({{"type", kMsgReceived}}));
   auto finish = link.ReceiveMessage(kFinishTimeout);
   if (!finish.ok()) return finish.status().WithContext("waiting for the source's finish");
@@ -110,11 +113,9 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   plan.incoming_migration = true;
   plan.origin = {{"migrated_from", source}, {"migration", message->value("migration", "")}};
   PeerLink* raw = link.get();
-  plan.restore = [raw, this, name](vm::VmRuntime& rt, Operation& op) -> Result<json> {
+  plan.restore = [raw](vm::VmRuntime& rt, Operation& op) -> Result<json> {
     op.SetPhase("receiving from " + raw->peer().host_id, 50);
-    auto shown = vms_.Show(name);
-    const std::string dir = shown.ok() ? shown->value("dir", "") : "";
-    return ReceiveGuest(*raw, rt, dir);
+    return ReceiveGuest(*raw, rt);
   };
   auto op = vms_.CreateFrom(std::move(spec).value(), std::move(plan), /*wait_ready=*/false);
   if (!op.ok()) return refuse(op.status());

@@ -21,7 +21,8 @@ using Clock = std::chrono::steady_clock;
 constexpr milliseconds kConnectTimeout{10000};
 constexpr milliseconds kPrepareTimeout{120000};
 constexpr milliseconds kReplyTimeout{60000};
-constexpr milliseconds kQemuConnectTimeout{10000};
+constexpr const char* kStreamFdName = "ferry-migration";
+constexpr int kStreamBufferBytes = 16 << 20;
 constexpr milliseconds kSettleTimeout{30000};
 constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no throttle in practice
 
@@ -133,12 +134,10 @@ void MigrationService::RunSource(const MigrateRequest& request,
   // Perform: QEMU precopies into our socket; we carry it to the destination.
   op->SetPhase("perform", 10);
   const int downtime = request.downtime_ms > 0 ? request.downtime_ms : config_.default_downtime_ms;
-  const std::string sock = rec.dir + "/migrate-out.sock";
   auto fail_perform = [&](const Status& why) {
     link->SendMessage({{"type", kMsgAbort}, {"error", why.message()}});
     link->Close();
     RollBack(rt, name);
-    ::unlink(sock.c_str());
     Unjournal(op->id());
     release();
     return finish(why);
@@ -151,15 +150,17 @@ void MigrationService::RunSource(const MigrateRequest& request,
   auto params = rt.Qmp("migrate-set-parameters",
                        {{"downtime-limit", downtime}, {"max-bandwidth", kUnlimitedBandwidth}});
   if (!params.ok()) return fail_perform(params.status());
-  auto listener = ListenUnix(sock);
-  if (!listener.ok()) return fail_perform(listener.status());
+  auto pair = NewStreamPair(kStreamBufferBytes);
+  if (!pair.ok()) return fail_perform(pair.status());
+  Status passed = rt.QmpPassFd(kStreamFdName, pair->qemu.get());
+  pair->qemu = StreamFd();  // QEMU holds its own copy: EOF on ours means QEMU closed it
+  if (!passed.ok()) return fail_perform(passed);
   const auto started = Clock::now();
   // Journaled before the guest can stop: a ferryd restarted from here on rolls it back.
   Journal(op->id(), name, request.to, "perform");
-  auto migrate = rt.Qmp("migrate", {{"uri", "unix:" + sock}});
+  auto migrate = rt.Qmp("migrate", {{"uri", std::string("fd:") + kStreamFdName}});
   if (!migrate.ok()) return fail_perform(migrate.status());
-  auto stream = AcceptUnix(*listener, kQemuConnectTimeout);
-  if (!stream.ok()) return fail_perform(stream.status());
+  const StreamFd& stream = pair->ferryd;
   FaultPoint("migrate.source.sending");
 
   // Progress comes from QEMU's own counters, polled beside the pump.
@@ -184,10 +185,9 @@ void MigrationService::RunSource(const MigrateRequest& request,
       for (int i = 0; i < 5 && pumping.load(); ++i) std::this_thread::sleep_for(milliseconds(50));
     }
   });
-  Status pumped = PumpToLink(*stream, *link, *cancel, nullptr);
+  Status pumped = PumpToLink(stream, *link, *cancel, nullptr);
   pumping.store(false);
   progress.join();
-  ::unlink(sock.c_str());
   if (!pumped.ok()) return fail_perform(pumped);
   json result;
   for (int i = 0; i < 500; ++i) {  // QEMU closes the stream just before it says so

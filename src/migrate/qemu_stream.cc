@@ -19,16 +19,6 @@ namespace {
 
 constexpr size_t kChunk = 1 << 20;
 
-Result<sockaddr_un> AddressOf(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return Status::InvalidArgument("migration socket path " + path + " is too long");
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
 Status Errno(const std::string& what) {
   return Status::Internal(what + ": " + std::strerror(errno));
 }
@@ -48,46 +38,19 @@ StreamFd& StreamFd::operator=(StreamFd&& o) noexcept {
   return *this;
 }
 
-Result<StreamFd> ListenUnix(const std::string& path) {
-  FERRY_ASSIGN_OR_RETURN(sockaddr_un addr, AddressOf(path));
-  ::unlink(path.c_str());
-  StreamFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return Errno("migration socket");
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return Errno("binding migration socket " + path);
+Result<StreamPair> NewStreamPair(int buffer_bytes) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return Errno("migration stream socket pair");
   }
-  ::chmod(path.c_str(), 0600);
-  if (::listen(fd.get(), 1) != 0) return Errno("listening on migration socket " + path);
-  return fd;
-}
-
-Result<StreamFd> AcceptUnix(const StreamFd& listener, std::chrono::milliseconds timeout) {
-  pollfd p{listener.get(), POLLIN, 0};
-  int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
-  if (n == 0) {
-    return Status::DeadlineExceeded("QEMU did not connect its migration stream within " +
-                                    std::to_string(timeout.count()) + " ms");
-  }
-  if (n < 0) return Errno("waiting for QEMU's migration stream");
-  StreamFd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (fd.get() < 0) return Errno("accepting QEMU's migration stream");
-  return fd;
-}
-
-Result<StreamFd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeout) {
-  FERRY_ASSIGN_OR_RETURN(sockaddr_un addr, AddressOf(path));
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    StreamFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd.get() < 0) return Errno("migration socket");
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
-    if (std::chrono::steady_clock::now() >= until) {
-      return Status::DeadlineExceeded("QEMU's incoming migration socket " + path +
-                                      " did not accept within " + std::to_string(timeout.count()) +
-                                      " ms");
+  StreamPair pair{StreamFd(fds[0]), StreamFd(fds[1])};
+  for (int fd : fds) {
+    // FORCE needs CAP_NET_ADMIN (ferryd has it for taps); without it, the sysctl limit applies.
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof buffer_bytes) != 0) {
+      (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  return pair;
 }
 
 Status PumpToLink(const StreamFd& fd, PeerLink& link, const std::atomic<bool>& cancel,

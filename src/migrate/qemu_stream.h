@@ -1,5 +1,6 @@
-// QEMU's migration stream on the host side: QEMU writes (source) or reads (destination) it on a
-// UNIX socket that ferryd holds the other end of, and ferryd carries the bytes over a PeerLink.
+// QEMU's migration stream on the host side: QEMU writes (source) or reads (destination) it on
+// one end of a socket pair whose other end ferryd holds, and ferryd carries the bytes over a
+// PeerLink.
 #pragma once
 
 #include <atomic>
@@ -28,12 +29,16 @@ class StreamFd {
   int fd_;
 };
 
-// Listens on a new UNIX socket at `path` (mode 0600), for QEMU's `migrate unix:PATH`.
-Result<StreamFd> ListenUnix(const std::string& path);
-// Accepts one connection within `timeout`.
-Result<StreamFd> AcceptUnix(const StreamFd& listener, std::chrono::milliseconds timeout);
-// Connects to QEMU's `migrate-incoming unix:PATH` listener, retrying until it exists.
-Result<StreamFd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeout);
+// The two ends of a new stream socket pair: `qemu` goes to QEMU (QMP getfd, then an "fd:"
+// migration URI), `ferryd` stays here. The QEMU end's send buffer and ours get
+// `buffer_bytes` (as root beyond the sysctl limits), so QEMU's last burst after it stopped the
+// guest lands in the kernel at once instead of waiting for ferryd to read it: that wait would be
+// downtime.
+struct StreamPair {
+  StreamFd qemu;
+  StreamFd ferryd;
+};
+Result<StreamPair> NewStreamPair(int buffer_bytes);
 
 // Sends everything QEMU writes on `fd` as data frames until QEMU closes it. `on_bytes` sees the
 // running total. Stops with Cancelled when `cancel` becomes true.
