@@ -79,13 +79,16 @@ class Background {
   std::string out_;
 };
 
-// A TCP relay inside a network namespace that flips one bit of the stream from the client to the
-// server once `flip_at` bytes went through: a wire that corrupts data in flight.
+// A TCP relay inside a network namespace that, once `flip_at` bytes went from the client to the
+// server, flips one bit of the stream (a wire that corrupts data in flight) or, with `cut`,
+// drops both connections there (a wire that breaks).
 class FlippingRelay {
  public:
   FlippingRelay(const std::string& ns, const std::string& listen_ip, uint16_t listen_port,
-                const std::string& target_ip, uint16_t target_port, size_t flip_at)
-      : thread_([=, this] { Run(ns, listen_ip, listen_port, target_ip, target_port, flip_at); }) {}
+                const std::string& target_ip, uint16_t target_port, size_t flip_at,
+                bool cut = false)
+      : cut_(cut),
+        thread_([=, this] { Run(ns, listen_ip, listen_port, target_ip, target_port, flip_at); }) {}
   ~FlippingRelay() {
     stop_ = true;
     thread_.join();
@@ -131,8 +134,9 @@ class FlippingRelay {
           ssize_t n = ::read(client, buf, sizeof buf);
           if (n <= 0) break;
           if (!flipped_ && forwarded + static_cast<size_t>(n) > flip_at) {
-            buf[flip_at - forwarded] ^= 0x10;
             flipped_ = true;
+            if (cut_) break;  // both connections close below, mid-stream
+            buf[flip_at - forwarded] ^= 0x10;
           }
           forwarded += static_cast<size_t>(n);
           if (::write(server, buf, static_cast<size_t>(n)) != n) break;
@@ -148,8 +152,9 @@ class FlippingRelay {
     ::close(lfd);
   }
 
+  const bool cut_;
   std::atomic<bool> stop_{false};
-  std::atomic<bool> flipped_{false};
+  std::atomic<bool> flipped_{false};  // the fault happened (flip or cut)
   std::thread thread_;
 };
 
@@ -516,6 +521,21 @@ TEST_F(MigrationTest, BitsFlippedOnTheWireFailTheTlsRecordAndTheMigrationRollsBa
   ASSERT_EQ(incoming.size(), 1u) << incoming.dump();
   EXPECT_EQ(incoming[0]["state"], "failed");
   EXPECT_THAT(incoming[0].dump(), HasSubstr("bad record mac"));
+}
+
+TEST_F(MigrationTest, AChannelCutMidStreamRollsBack) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  // h1 reaches "h2" through a relay that drops both TCP connections 4 MiB into the guest's
+  // memory, as a broken wire would.
+  FlippingRelay relay(net_.Host(1), NetnsHosts::HostAddress(1), 7500, NetnsHosts::HostAddress(2),
+                      7400, 4u << 20, /*cut=*/true);
+  ASSERT_EQ(Ferryd(1).Ferry({"peer", "remove", "h2"}).exit_code, 0);
+  ASSERT_EQ(Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(1) + ":7500"}).exit_code,
+            0);
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_TRUE(relay.flipped()) << "the relay never cut the stream";
+  ExpectStillOnSourceOnly(r, "k", "before");
 }
 
 TEST_F(MigrationTest, PeersWithoutAFleetCertificateAreRefusedAndGetNothing) {
