@@ -44,32 +44,15 @@ qemu::LaunchSpec BareMigrationContext::SourceSpec(const std::string& name,
 
 Status BareMigrationContext::CheckSameCommandLine(const json& show) const {
   std::vector<std::string> ferry_argv = show.value("qemu_argv", std::vector<std::string>{});
-  const json paths = show.value("paths", json::object());
-  const json network = show.value("spec", json::object()).value("network", json::object());
-  PerVmValues ferry_vm{show.value("name", ""),
-                       show.value("mac", ""),
-                       paths.value("ram_file", ""),
-                       paths.value("console_log", ""),
-                       paths.value("qmp_socket", ""),
-                       paths.value("guest_socket", ""),
-                       0,
-                       show.value("tap", ""),
-                       network.value("ip", "")};
+  PerVmValues ferry_vm = PerVmValues::FromShow(show);
   if (ferry_argv.empty() || ferry_vm.tap.empty()) {
     return Status::FailedPrecondition("`ferry vm show --json` of a tap VM has no qemu_argv or tap");
   }
   const std::string check_dir = dir + "/check";
   qemu::LaunchSpec bare =
       SourceSpec("check", check_dir, show.value("memory_mib", uint64_t{256}), "fbcheck");
-  PerVmValues bare_vm{bare.name,
-                      bare.nics[0].mac,
-                      bare.ram_path,
-                      bare.console_log,
-                      bare.qmp_socket,
-                      bare.guest_socket,
-                      0,
-                      "fbcheck",
-                      std::string(kGuestAddress) + "/" + std::to_string(kPrefix)};
+  PerVmValues bare_vm = PerVmValues::FromSpec(
+      bare, 0, "fbcheck", std::string(kGuestAddress) + "/" + std::to_string(kPrefix));
   return CompareCommandLines(ferry_argv, ferry_vm, qemu::BuildCommandLine(bare), bare_vm,
                              "make BareMigrationContext::SourceSpec in bench/bare_migration.cc "
                              "fill the LaunchSpec as ferryd does for a tap VM");

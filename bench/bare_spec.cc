@@ -42,6 +42,30 @@ std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmVa
 
 }  // namespace
 
+PerVmValues PerVmValues::FromShow(const nlohmann::json& show) {
+  const nlohmann::json paths = show.value("paths", nlohmann::json::object());
+  const nlohmann::json network =
+      show.value("spec", nlohmann::json::object()).value("network", nlohmann::json::object());
+  return {show.value("name", ""),
+          show.value("mac", ""),
+          paths.value("ram_file", ""),
+          paths.value("console_log", ""),
+          paths.value("qmp_socket", ""),
+          paths.value("guest_socket", ""),
+          0,
+          show.value("tap", ""),
+          network.value("ip", "")};
+}
+
+PerVmValues PerVmValues::FromSpec(const qemu::LaunchSpec& spec, uint16_t host_port, std::string tap,
+                                  std::string address) {
+  return {spec.name,         spec.nics.empty() ? "" : spec.nics[0].mac,
+          spec.ram_path,     spec.console_log,
+          spec.qmp_socket,   spec.guest_socket,
+          host_port,         std::move(tap),
+          std::move(address)};
+}
+
 Status CompareCommandLines(const std::vector<std::string>& ferry_argv, const PerVmValues& ferry_vm,
                            const std::vector<std::string>& bare_argv, const PerVmValues& bare_vm,
                            const std::string& fix_hint) {
@@ -108,19 +132,12 @@ qemu::LaunchSpec GuestSetup::BareSpec(const std::string& name, const std::string
 Status GuestSetup::CheckSameCommandLine(const nlohmann::json& show, uint16_t ferry_port,
                                         const std::string& scratch_dir) const {
   std::vector<std::string> ferry_argv = show.value("qemu_argv", std::vector<std::string>{});
-  const nlohmann::json paths = show.value("paths", nlohmann::json::object());
-  PerVmValues ferry_vm{show.value("name", ""),
-                       show.value("mac", ""),
-                       paths.value("ram_file", ""),
-                       paths.value("console_log", ""),
-                       paths.value("qmp_socket", ""),
-                       paths.value("guest_socket", ""),
-                       ferry_port};
+  PerVmValues ferry_vm = PerVmValues::FromShow(show);
+  ferry_vm.host_port = ferry_port;
   const uint16_t bare_port = static_cast<uint16_t>(ferry_port + 1);
   qemu::LaunchSpec bare = BareSpec("check", scratch_dir + "/check", scratch_dir,
                                    show.value("memory_mib", uint64_t{256}), bare_port);
-  PerVmValues bare_vm{bare.name,       bare.nics[0].mac,  bare.ram_path, bare.console_log,
-                      bare.qmp_socket, bare.guest_socket, bare_port};
+  PerVmValues bare_vm = PerVmValues::FromSpec(bare, bare_port);
   return CompareCommandLines(
       ferry_argv, ferry_vm, qemu::BuildCommandLine(bare), bare_vm,
       "make GuestSetup::BareSpec in bench/bare_spec.cc fill the LaunchSpec as ferryd does");

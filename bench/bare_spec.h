@@ -24,6 +24,12 @@ struct PerVmValues {
   std::string name, mac, ram_path, console_log, qmp_socket, guest_socket;
   uint16_t host_port = 0;
   std::string tap, address;
+
+  // A VM ferryd runs, from its `vm show --json` (port 0, tap and address as the spec says).
+  static PerVmValues FromShow(const nlohmann::json& show);
+  // The VM a LaunchSpec describes (its first NIC's MAC), with `host_port`, tap and address given.
+  static PerVmValues FromSpec(const qemu::LaunchSpec& spec, uint16_t host_port = 0,
+                              std::string tap = "", std::string address = "");
 };
 
 // FailedPrecondition naming the first argument where ferryd's command line and the bench's
