@@ -83,6 +83,7 @@ void TemplateService::Keep() {
   while (!stopping_) {
     // Drop pool QEMUs that died while waiting; find one pool that is short.
     std::string short_pool;
+    bool deferred = false;
     for (auto& [name, pool] : pools_) {
       for (auto it = pool.ready.begin(); it != pool.ready.end();) {
         if (it->runtime->Exited()) {
@@ -97,12 +98,17 @@ void TemplateService::Keep() {
         Discard(pool.ready.back());
         pool.ready.pop_back();
       }
+      if (pool.clone_in_flight && pool.clone_in_flight->state() == OperationState::kRunning) {
+        deferred = true;
+        continue;
+      }
+      pool.clone_in_flight.reset();
       if (short_pool.empty() && static_cast<int>(pool.ready.size()) + pool.starting < pool.size) {
         short_pool = name;
       }
     }
     if (short_pool.empty()) {
-      cv_.wait_for(lock, milliseconds(500));
+      cv_.wait_for(lock, milliseconds(deferred ? 20 : 500));
       continue;
     }
     Pool& pool = pools_[short_pool];
@@ -301,18 +307,26 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
       Discard(warm);
       warm = {};
     }
+    // Until the clone's own operation exists, a stand-in holds the refill back (see Pool).
+    if (warm.runtime && it != pools_.end()) {
+      it->second.clone_in_flight = std::make_shared<Operation>("pending", "clone", vm);
+    }
   }
-  cv_.notify_all();  // the keeper refills
   // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
   auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), warm);
-  if (op.ok() && warm.runtime) {
-    ::unlink((warm.paths.dir + "/pid").c_str());  // no longer a pool QEMU
-  }
-  if (!op.ok() && warm.runtime) {
-    // Refused before the pool QEMU was used (e.g. a name taken): it goes back.
+  if (warm.runtime) {
     std::lock_guard<std::mutex> lock(mu_);
-    pools_[name].ready.push_front(std::move(warm));
+    Pool& pool = pools_[name];
+    if (op.ok()) {
+      ::unlink((warm.paths.dir + "/pid").c_str());  // no longer a pool QEMU
+      pool.clone_in_flight = *op;
+    } else {
+      // Refused before the pool QEMU was used (e.g. a name taken): it goes back.
+      pool.clone_in_flight.reset();
+      pool.ready.push_front(std::move(warm));
+    }
   }
+  cv_.notify_all();  // the keeper refills, once the clone is done
   return op;
 }
 

@@ -50,6 +50,9 @@ class TemplateService {
     int size = 0;
     std::deque<vm::PrelaunchedQemu> ready;
     int starting = 0;
+    // The clone that last took a QEMU from this pool: the refill waits until it is done, so a
+    // new QEMU starting up does not take the CPU from the clone a user is waiting for.
+    std::shared_ptr<Operation> clone_in_flight;
   };
   Result<nlohmann::json> Record(const std::string& name);
   void Keep();                // keeper thread
