@@ -3,10 +3,8 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <thread>
 
@@ -19,9 +17,7 @@ void FaultPoint(const char* name) {
   }();
   if (armed.empty()) return;
   const size_t colon = armed.find(':');
-  if (armed.compare(0, colon, name) != 0 || std::strlen(name) != std::min(colon, armed.size())) {
-    return;
-  }
+  if (armed.substr(0, colon) != name) return;
   if (colon != std::string::npos && armed.substr(colon + 1) == "slow") {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return;

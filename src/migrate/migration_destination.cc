@@ -21,8 +21,6 @@ using std::chrono::milliseconds;
 constexpr milliseconds kFirstMessageTimeout{30000};
 constexpr milliseconds kStreamIdleTimeout{60000};
 constexpr milliseconds kFinishTimeout{60000};
-constexpr const char* kStreamFdName = "ferry-migration";
-constexpr int kStreamBufferBytes = 16 << 20;
 constexpr int64_t kOperationTimeoutMs = 3'600'000;
 
 // Checks what the source asks for, on this host's own authority.

@@ -71,6 +71,14 @@ void MigrationService::RollBack(vm::VmRuntime& rt, const std::string& vm) {
   }
 }
 
+Status MigrationService::RollBackHere(const std::string& vm, const std::string& op_id) {
+  auto lease = vms_.Lease(vm, op_id);
+  if (!lease.ok()) return lease.status().WithContext("resuming vm " + vm + " here");
+  RollBack(*lease->runtime, vm);
+  lease->release(json::object());
+  return Status::Ok();
+}
+
 Result<std::string> MigrationService::AskDestination(const std::string& to, const std::string& id,
                                                      const std::string& vm) {
   const std::string address = PeerAddress(to);
@@ -106,10 +114,7 @@ Result<std::string> MigrationService::Settle(const std::string& id, const std::s
       return *state;
     }
     if (state.ok() && *state == "absent") {
-      auto lease = vms_.Lease(vm, id);
-      if (!lease.ok()) return lease.status().WithContext("resuming vm " + vm + " here");
-      RollBack(*lease->runtime, vm);
-      lease->release(json::object());
+      FERRY_RETURN_IF_ERROR(RollBackHere(vm, id));
       Unjournal(id);
       spdlog::info("migration {}: host {} holds no copy of vm {}; it runs here again", id, to, vm);
       return *state;
@@ -168,11 +173,8 @@ void MigrationService::RecoverOnStart() {
     auto op = vms_.operations().Start("migrate", vm);
     if (phase != "finish") {
       // QEMU's stream went into the ferryd that died: the destination never resumed the guest.
-      auto lease = vms_.Lease(vm, op->id());
-      if (lease.ok()) {
-        RollBack(*lease->runtime, vm);
-        lease->release(json::object());
-      }
+      Status rolled = RollBackHere(vm, op->id());
+      if (!rolled.ok()) spdlog::error("migration {}: {}", id, rolled.message());
       Unjournal(id);
       spdlog::warn(
           "migration {} of vm {} to {}: ferryd restarted while sending; rolled back, "

@@ -67,6 +67,8 @@ class MigrationService {
   void Unjournal(const std::string& id);
   std::string PeerAddress(const std::string& host_id);  // "" if not a known peer
   static void RollBack(vm::VmRuntime& rt, const std::string& vm);
+  // RollBack on this host's copy, under a lease of the VM taken for `op_id`.
+  Status RollBackHere(const std::string& vm, const std::string& op_id);
   // "running" / "absent" / "unsettled" as the destination answers.
   Result<std::string> AskDestination(const std::string& to, const std::string& id,
                                      const std::string& vm);

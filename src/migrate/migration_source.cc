@@ -21,8 +21,6 @@ using Clock = std::chrono::steady_clock;
 constexpr milliseconds kConnectTimeout{10000};
 constexpr milliseconds kPrepareTimeout{120000};
 constexpr milliseconds kReplyTimeout{60000};
-constexpr const char* kStreamFdName = "ferry-migration";
-constexpr int kStreamBufferBytes = 16 << 20;
 constexpr milliseconds kSettleTimeout{30000};
 constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no throttle in practice
 

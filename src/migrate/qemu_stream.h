@@ -39,6 +39,9 @@ struct StreamPair {
   StreamFd ferryd;
 };
 Result<StreamPair> NewStreamPair(int buffer_bytes);
+// What both ends use: the name QEMU knows the descriptor by, and the buffer size.
+inline constexpr const char* kStreamFdName = "ferry-migration";
+inline constexpr int kStreamBufferBytes = 16 << 20;
 
 // Sends everything QEMU writes on `fd` as data frames until QEMU closes it. `on_bytes` sees the
 // running total. Stops with Cancelled when `cancel` becomes true.

@@ -1061,7 +1061,7 @@ bool VmService::KeepResumedIncoming(const std::shared_ptr<Vm>& vm) {
   return true;
 }
 
-void VmService::DiscardUnfinishedRestore(const std::shared_ptr<Vm>& vm) {
+void VmService::DiscardUnfinished(const std::shared_ptr<Vm>& vm) {
   const VmRecord& r = vm->rec;
   if (r.pid != 0) {
     auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, {});
@@ -1071,11 +1071,14 @@ void VmService::DiscardUnfinishedRestore(const std::shared_ptr<Vm>& vm) {
     }
   }
   registry_->DeleteVm(r.spec.name);
-  RemoveTap(r);
+  RemoveTap(r);  // the launch may have made it before ferryd died
   RemoveAll(vm->paths.dir);
   if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
-  spdlog::warn("vm {}: dropped a {} that ferryd left unfinished (its QEMU, pid {}, is gone)",
-               r.spec.name, r.origin.contains("migration") ? "incoming migration" : "clone", r.pid);
+  const char* what = r.origin.contains("migration")  ? "incoming migration"
+                     : r.origin.contains("snapshot") ? "clone"
+                                                     : "create";
+  spdlog::warn("vm {}: dropped a {} that ferryd left unfinished{}", r.spec.name, what,
+               r.pid != 0 ? " (its QEMU, pid " + std::to_string(r.pid) + ", is gone)" : "");
 }
 
 Status VmService::Readopt() {
@@ -1087,23 +1090,15 @@ Status VmService::Readopt() {
     vm->rec = std::move(rec);
     VmRecord& r = vm->rec;
     const std::string name = r.spec.name;
-    if (r.state == VmState::kCreating && r.pid == 0) {
-      // ferryd died before QEMU started: the create never happened.
-      registry_->DeleteVm(name);
-      RemoveAll(vm->paths.dir);
-      if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
-      RemoveTap(r);  // the launch may have made it before ferryd died
-      spdlog::info("vm {}: dropped an unfinished create", name);
-      continue;
-    }
-    // A clone or an incoming migration that ferryd left half-done: a clone that has not
-    // served yet still carries its parent's identity, an incoming guest that is not running
-    // must not start here (its source runs it or will resume it). Only an incoming guest
-    // that already runs here (the source said finish, this host resumed it) is kept.
+    // A create that ferryd left before QEMU started never happened. A clone or an incoming
+    // migration left half-done goes too: a clone that has not served yet still carries its
+    // parent's identity, an incoming guest that is not running must not start here (its source
+    // runs it or will resume it). Only an incoming guest that already runs here (the source
+    // said finish, this host resumed it) is kept.
     const bool restoring = r.state == VmState::kCreating &&
                            (r.origin.contains("migration") || r.origin.contains("snapshot"));
-    if (restoring && !KeepResumedIncoming(vm)) {
-      DiscardUnfinishedRestore(vm);
+    if ((r.state == VmState::kCreating && r.pid == 0) || (restoring && !KeepResumedIncoming(vm))) {
+      DiscardUnfinished(vm);
       continue;
     }
     vms_[name] = vm;

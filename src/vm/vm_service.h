@@ -135,9 +135,10 @@ class VmService {
  private:
   explicit VmService(ServiceConfig config);
   Status Readopt();
-  // Re-adoption of a clone or incoming migration that was still restoring (vm_service.cc).
+  // Re-adoption of a VM ferryd left in `creating` (vm_service.cc): an incoming migration that
+  // already runs is kept; anything else is discarded, its QEMU (if any) killed.
   bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm);
-  void DiscardUnfinishedRestore(const std::shared_ptr<Vm>& vm);
+  void DiscardUnfinished(const std::shared_ptr<Vm>& vm);
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
