@@ -65,7 +65,9 @@ Result<std::unique_ptr<BareQemu>> BareQemu::Launch(const qemu::LaunchSpec& spec,
   for (std::string& arg : qemu::BuildCommandLine(spec)) argv.push_back(std::move(arg));
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   q->spawned_at_ = Clock::now();
-  auto p = Process::Spawn(argv, qemu_log);
+  // The same environment as ferryd gives its QEMUs: the comparison differs only in what ferry
+  // does, not in how QEMU starts.
+  auto p = Process::Spawn(argv, qemu_log, qemu::QemuEnvironment());
   if (!p.ok()) return p.status().WithContext("starting " + spec.qemu_binary);
   q->process_ = std::move(p).value();
   return q;

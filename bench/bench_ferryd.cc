@@ -134,6 +134,7 @@ Result<CliRun> BenchFerryd::Cli(const std::vector<std::string>& args, millisecon
                                     std::to_string(timeout.count() / 1000) + " s");
   }
   run.exit = *ex;
+  run.started = start;
   run.elapsed = end - start;
   auto output = ReadFile(out_path);
   run.output = output.ok() ? *output : "";

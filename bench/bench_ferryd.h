@@ -23,7 +23,8 @@ struct CliRun {
   std::vector<std::string> args;  // after `ferry --socket S`
   ProcessExit exit;
   std::string output;  // stdout and stderr, interleaved
-  // From just before the CLI was spawned to the moment its exit was seen.
+  // Just before the CLI was spawned; from then to the moment its exit was seen.
+  std::chrono::steady_clock::time_point started{};
   std::chrono::steady_clock::duration elapsed{};
 
   bool ok() const { return exit.known && !exit.signaled && exit.code == 0; }

@@ -34,10 +34,11 @@ uint16_t FirstHostPort(const json& vm) {
   return fwds[0].value("host_port", uint16_t{0});
 }
 
-CloneRun CloneFrom(const json& vm, double cli_ms) {
+CloneRun CloneFrom(const json& vm, const CliRun& run) {
   CloneRun c;
   c.name = vm.value("name", "");
-  c.cli_ms = cli_ms;
+  c.cli_started = run.started;
+  c.cli_ms = DurationMs(run.elapsed);
   c.vm = vm;
   c.host_port = FirstHostPort(vm);
   c.pid = vm.value("pid", -1);
@@ -92,6 +93,16 @@ double CloneRun::Timing(const std::string& key) const {
   return t.contains(key) && t[key].is_number() ? t[key].get<double>() : 0.0;
 }
 
+double CloneRun::CommandToRunningMs() const {
+  const json t = vm.value("timings", json::object());
+  if (!t.contains("running_at_monotonic_ns") || !t["running_at_monotonic_ns"].is_number()) {
+    return CommandToRunningBoundMs();
+  }
+  const auto running = std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(t["running_at_monotonic_ns"].get<int64_t>()));
+  return std::chrono::duration<double, std::milli>(running - cli_started).count();
+}
+
 bool CloneRun::FromWarmPool() const {
   return vm.value("origin", json::object()).value("warm_pool", false);
 }
@@ -140,7 +151,7 @@ Result<std::vector<CloneRun>> CloneSnapshot(BenchFerryd& ferryd, const std::stri
   }
   std::vector<CloneRun> clones;
   for (const auto& vm : j) {
-    clones.push_back(CloneFrom(vm, DurationMs(run.elapsed)));
+    clones.push_back(CloneFrom(vm, run));
     FERRY_RETURN_IF_ERROR(CheckCloned(clones.back()));
   }
   return clones;
@@ -158,7 +169,7 @@ Result<CloneRun> CloneTemplate(BenchFerryd& ferryd, const std::string& tmpl,
     return Status::Corruption("`" + run.Command() +
                               "` printed no VM JSON: " + run.output.substr(0, 300));
   }
-  CloneRun c = CloneFrom(j, DurationMs(run.elapsed));
+  CloneRun c = CloneFrom(j, run);
   FERRY_RETURN_IF_ERROR(CheckCloned(c));
   return c;
 }

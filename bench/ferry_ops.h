@@ -40,6 +40,7 @@ Result<nlohmann::json> TakeSnapshot(BenchFerryd& ferryd, const std::string& vm,
 // One clone as the CLI reported it.
 struct CloneRun {
   std::string name;
+  std::chrono::steady_clock::time_point cli_started{};  // just before the CLI was spawned
   double cli_ms = 0;  // the whole command (for `--count N`: all N clones)
   nlohmann::json vm;  // the clone's VM JSON
   uint16_t host_port = 0;
@@ -52,7 +53,11 @@ struct CloneRun {
   // Command start to the restored guest running, as an upper bound: the CLI's wall time minus
   // the identity reset that follows `cont`. It still includes QEMU's start, ferryd's work after
   // the identity reset (port forwards, registry) and the CLI's own start and exit.
-  double CommandToRunningMs() const { return cli_ms - AfterRunningMs(); }
+  double CommandToRunningBoundMs() const { return cli_ms - AfterRunningMs(); }
+  // Command start to the restored guest running, exactly: from just before the CLI was spawned
+  // to when ferryd saw `cont` return (timings.running_at_monotonic_ns; ferryd's steady_clock
+  // is CLOCK_MONOTONIC, as this process's is). The bound above when ferryd does not report it.
+  double CommandToRunningMs() const;
   bool FromWarmPool() const;
 };
 

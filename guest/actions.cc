@@ -34,9 +34,11 @@ std::string ErrorReply(const json& id, const std::string& message) {
 bool LooksLikeMac(const std::string& s) { return s.size() == 17 && s != "00:00:00:00:00:00"; }
 
 constexpr std::size_t kMaxUrandomBytes = 64;
-constexpr const char* kKnownOps = "ping, identity, reset_identity, urandom, shutdown";
+constexpr const char* kKnownOps =
+    "ping, identity, reset_identity, finish_identity, urandom, shutdown";
 
-// Who the guest is now: the "identity" reply, also returned by reset_identity.
+// Who the guest is now: the "identity" reply, also returned by reset_identity and
+// finish_identity.
 json IdentityJson(GuestSystem& system, DropbearHostKeys& host_keys) {
   json macs = json::array();
   for (const std::string& iface : system.ListDir("/sys/class/net")) {
@@ -68,6 +70,13 @@ json StepTimes(const std::vector<std::pair<std::string, double>>& steps_ms) {
   json times = json::object();
   for (const auto& [step, ms] : steps_ms) times[step] = std::round(ms * 100) / 100;
   return times;
+}
+
+// The identity ops set the clock, hostname and more of the machine they run on: only inside a
+// guest.
+std::string NotInitRefusal(const json& id, const std::string& op) {
+  return ErrorReply(id, op + " refused: ferry-guest is not PID 1, so this is not a guest whose "
+                             "identity it may change");
 }
 
 }  // namespace
@@ -112,6 +121,7 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
       return {Dump(reply), false};
     }
     if (op == "reset_identity") return {ResetIdentity(id, request), false};
+    if (op == "finish_identity") return {FinishIdentity(id, request), false};
     if (op == "urandom") {
       auto n = request.find("bytes");
       if (n == request.end() || !n->is_number_unsigned() || n->get<uint64_t>() < 1 ||
@@ -142,18 +152,24 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
 }
 
 std::string GuestActions::ResetIdentity(const json& id, const json& request) {
-  // It sets the clock, hostname and MAC of the machine it runs on: only inside a guest.
-  if (!system_.IsInit()) {
-    return ErrorReply(id,
-                      "reset_identity refused: ferry-guest is not PID 1, so this is not a guest "
-                      "whose identity it may change");
-  }
+  if (!system_.IsInit()) return NotInitRefusal(id, "reset_identity");
   auto parsed = ParseCloneIdentity(request);
   if (auto* error = std::get_if<std::string>(&parsed)) return ErrorReply(id, *error);
-  const CloneIdentity& identity = std::get<CloneIdentity>(parsed);
-
   auto start = std::chrono::steady_clock::now();
-  IdentityResetResult result = identity_reset_.Run(identity);
+  return IdentityStepsReply(id, identity_reset_.Run(std::get<CloneIdentity>(parsed)), start);
+}
+
+std::string GuestActions::FinishIdentity(const json& id, const json& request) {
+  if (!system_.IsInit()) return NotInitRefusal(id, "finish_identity");
+  auto parsed = ParseCloneIdentityFinish(request);
+  if (auto* error = std::get_if<std::string>(&parsed)) return ErrorReply(id, *error);
+  auto start = std::chrono::steady_clock::now();
+  return IdentityStepsReply(id, identity_reset_.Finish(std::get<CloneIdentityFinish>(parsed)),
+                            start);
+}
+
+std::string GuestActions::IdentityStepsReply(const json& id, const IdentityResetResult& result,
+                                             std::chrono::steady_clock::time_point start) {
   if (result.failed_step) {
     return Dump(json{{"id", id},
                      {"ok", false},

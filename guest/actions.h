@@ -4,6 +4,7 @@
 // one reply line, whatever it contains.
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -41,6 +42,11 @@ class GuestActions {
  private:
   long long UptimeMs();
   std::string ResetIdentity(const nlohmann::json& id, const nlohmann::json& request);
+  std::string FinishIdentity(const nlohmann::json& id, const nlohmann::json& request);
+  // The reply of reset_identity and finish_identity: the guest's identity after it, or the
+  // failed step, with the step times; total_ms counted from `start`.
+  std::string IdentityStepsReply(const nlohmann::json& id, const IdentityResetResult& result,
+                                 std::chrono::steady_clock::time_point start);
 
   GuestSystem& system_;
   const Readiness& readiness_;

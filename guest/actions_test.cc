@@ -205,6 +205,101 @@ TEST_F(GuestActionsTest, ResetIdentityRefusedOutsideAGuest) {
   EXPECT_EQ(system_.log, std::vector<std::string>{});
 }
 
+// A valid finish_identity request; tests change one member at a time.
+json FinishRequest() {
+  return json{{"id", 12},
+              {"op", "finish_identity"},
+              {"hostname", "web-3"},
+              {"entropy", std::string(64, 'c') + std::string(64, 'd')},  // hex, 64 bytes
+              {"time_unix_ns", 1'760'000'000'123'456'789}};
+}
+
+TEST_F(GuestActionsTest, FinishIdentityRunsRngClockHostnameOnlyAndReports) {
+  json reply = Handle(FinishRequest().dump());
+  ASSERT_EQ(reply["ok"], true) << reply.dump();
+  EXPECT_EQ(reply["id"], 12);
+  const json& identity = reply["identity"];
+  EXPECT_EQ(identity["hostname"], "web-3");
+  EXPECT_EQ(identity["clock_unix_ns"], 1'760'000'000'123'456'789);
+  // What the pool set stays: the MAC, address, machine-id and key are not touched.
+  EXPECT_EQ(identity["macs"], json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56",
+                       "ipv4": ["10.0.2.15/24"]}])"));
+  EXPECT_EQ(identity["machine_id"], "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(identity["ssh_host_keys"][0]["fingerprint"], FakeGuestSystem::kKeyFingerprint);
+  EXPECT_EQ(reply["steps_ms"].size(), 3u);
+  for (const char* step : {"rng", "clock", "hostname"}) {
+    EXPECT_TRUE(reply["steps_ms"][step].is_number()) << step;
+  }
+  EXPECT_TRUE(reply["total_ms"].is_number());
+  // The steps in order, then only the read of the existing key for the identity reply.
+  EXPECT_EQ(system_.log, (std::vector<std::string>{
+                             "AddEntropyAndReseed 64",
+                             "SetRealtimeNs 1760000000123456789",
+                             "SetHostname web-3",
+                             "WriteFileAtomically /etc/hostname 420",
+                             "WriteFileAtomically /etc/hosts 420",
+                             "RunProgram /usr/bin/dropbearkey -y -f "
+                             "/etc/dropbear/dropbear_ed25519_host_key",
+                         }));
+  EXPECT_TRUE(system_.dhcp_queries.empty());
+}
+
+TEST_F(GuestActionsTest, FinishIdentityRefusesBadArgumentsWithoutChangingAnything) {
+  const std::pair<const char*, json> bad[] = {
+      {"hostname", "web.3"},
+      {"entropy", std::string(60, 'c') + "d1"},  // 31 bytes
+      {"time_unix_ns", 1'760'000'000},           // seconds, not ns
+      {"mac", "52:54:00:ab:cd:ef"},              // finish_identity never changes the MAC
+      {"ssh_host_key", std::string(128, 'a')},
+  };
+  for (const auto& [member, value] : bad) {
+    json request = FinishRequest();
+    request[member] = value;
+    json reply = Handle(request.dump());
+    EXPECT_EQ(reply["ok"], false) << member << "=" << value;
+    EXPECT_EQ(reply["id"], 12);
+    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos) << reply["error"];
+  }
+  for (const char* member : {"hostname", "entropy", "time_unix_ns"}) {
+    json request = FinishRequest();
+    request.erase(member);
+    json reply = Handle(request.dump());
+    EXPECT_EQ(reply["ok"], false) << member;
+    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos);
+  }
+  EXPECT_EQ(system_.log, std::vector<std::string>{});
+  EXPECT_EQ(system_.hostname, "ferry");
+}
+
+TEST_F(GuestActionsTest, FinishIdentityRefusedOutsideAGuest) {
+  system_.is_init = false;
+  json reply = Handle(FinishRequest().dump());
+  EXPECT_EQ(reply["ok"], false);
+  const std::string error = reply["error"];
+  EXPECT_EQ(error.rfind("finish_identity refused", 0), 0u) << error;
+  EXPECT_NE(error.find("PID 1"), std::string::npos) << error;
+  EXPECT_EQ(system_.log, std::vector<std::string>{});
+}
+
+TEST_F(GuestActionsTest, FinishIdentityFailureNamesTheStepAndWhatStaysDone) {
+  system_.fail["SetRealtimeNs"] = "clock_settime: Invalid argument";
+  json reply = Handle(FinishRequest().dump());
+  EXPECT_EQ(reply["ok"], false);
+  EXPECT_EQ(reply["id"], 12);
+  EXPECT_EQ(reply["failed_step"], "clock");
+  std::string error = reply["error"];
+  EXPECT_EQ(
+      error.rfind("finish_identity failed at step 'clock': clock_settime: Invalid argument", 0), 0u)
+      << error;
+  EXPECT_NE(error.find("Done, and still in effect: rng; not attempted: hostname"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(reply["steps_ms"].size(), 1u);
+  EXPECT_TRUE(reply["steps_ms"]["rng"].is_number());
+  EXPECT_FALSE(reply.contains("identity"));
+  EXPECT_EQ(system_.hostname, "ferry");  // not attempted
+}
+
 TEST_F(GuestActionsTest, UrandomReturnsHex) {
   json reply = Handle(R"({"id": 2, "op": "urandom", "bytes": 3})");
   EXPECT_EQ(reply, json::parse(R"({"id": 2, "ok": true, "hex": "5a5a5a"})"));
@@ -225,6 +320,7 @@ TEST_F(GuestActionsTest, UnknownOpIsNamed) {
   EXPECT_EQ(reply["id"], 5);
   EXPECT_EQ(reply["ok"], false);
   EXPECT_NE(reply["error"].get<std::string>().find("unknown op 'exec'"), std::string::npos);
+  EXPECT_NE(reply["error"].get<std::string>().find("finish_identity"), std::string::npos);
 }
 
 TEST_F(GuestActionsTest, BadRequestsGetErrorsWithNullId) {

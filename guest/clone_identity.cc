@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
+#include <utility>
+#include <variant>
 
 #include "guest/encoding.h"
 
@@ -11,8 +14,29 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMaxEchoedChars = 80;
-constexpr std::array<std::string_view, 8> kKnownMembers = {
-    "id", "op", "hostname", "mac", "machine_id", "entropy", "time_unix_ns", "ssh_host_key"};
+constexpr std::string_view kResetOp = "reset_identity";
+constexpr std::string_view kFinishOp = "finish_identity";
+// What each op takes besides "id" and "op"; anything else is refused.
+constexpr std::array<std::string_view, 6> kResetArguments = {
+    "hostname", "mac", "machine_id", "entropy", "time_unix_ns", "ssh_host_key"};
+constexpr std::array<std::string_view, 3> kFinishArguments = {"hostname", "entropy",
+                                                              "time_unix_ns"};
+
+// Why a request is refused. Its own type, so that a checked value that is a string (a hostname)
+// and a refusal cannot be mixed up in a variant.
+struct Refusal {
+  std::string message;
+};
+template <typename T>
+using Checked = std::variant<T, Refusal>;
+
+// Moves a checked value into `field`, or returns the refusal's message.
+template <typename T>
+std::optional<std::string> Take(Checked<T> checked, T& field) {
+  if (auto* refusal = std::get_if<Refusal>(&checked)) return std::move(refusal->message);
+  field = std::move(std::get<T>(checked));
+  return std::nullopt;
+}
 
 // A value from the request quoted in an error, shortened and as JSON so odd bytes stay visible.
 std::string Quote(const json& value) {
@@ -24,17 +48,142 @@ std::string Quote(const json& value) {
 bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 bool IsHex(char c) { return IsLowerHex(c) || (c >= 'A' && c <= 'F'); }
 
-const std::string* StringMember(const json& request, const char* name, std::string& error) {
-  auto it = request.find(name);
-  if (it == request.end()) {
-    error = std::string("reset_identity needs \"") + name + "\"";
-    return nullptr;
+// Unknown members are refused rather than ignored, so that a misspelt optional argument does not
+// pass silently and an op is never taken to change something it does not.
+template <std::size_t N>
+std::optional<std::string> RefuseUnknownMembers(const json& request, std::string_view op,
+                                                const std::array<std::string_view, N>& known) {
+  for (const auto& [key, unused] : request.items()) {
+    if (key == "id" || key == "op") continue;
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string takes;
+    for (std::size_t i = 0; i < N; ++i) {
+      takes += (i == 0 ? "" : i + 1 == N ? " and " : ", ") + std::string(known[i]);
+    }
+    return std::string(op) + ": unknown argument " + Quote(key) + "; it takes " + takes;
   }
+  return std::nullopt;
+}
+
+Checked<const std::string*> StringMember(const json& request, std::string_view op,
+                                         const char* name) {
+  auto it = request.find(name);
+  if (it == request.end()) return Refusal{std::string(op) + " needs \"" + name + "\""};
   if (!it->is_string()) {
-    error = std::string("reset_identity: \"") + name + "\" must be a string, got " + Quote(*it);
-    return nullptr;
+    return Refusal{std::string(op) + ": \"" + name + "\" must be a string, got " + Quote(*it)};
   }
   return &it->get_ref<const std::string&>();
+}
+
+// The validators of the members both ops take, each naming `op` in its refusal.
+
+Checked<std::string> CheckHostname(const json& request, std::string_view op) {
+  auto member = StringMember(request, op, "hostname");
+  if (auto* refusal = std::get_if<Refusal>(&member)) return *refusal;
+  const std::string& hostname = *std::get<const std::string*>(member);
+  if (!ValidHostnameLabel(hostname)) {
+    return Refusal{std::string(op) +
+                   ": \"hostname\" must be 1 to 63 letters, digits and '-', not starting or "
+                   "ending with '-' (an RFC 1123 label), got " +
+                   Quote(hostname)};
+  }
+  return hostname;
+}
+
+// Never quotes the entropy: it seeds the clone's RNG, and error replies end up in logs.
+Checked<std::string> CheckEntropy(const json& request, std::string_view op) {
+  auto member = StringMember(request, op, "entropy");
+  if (auto* refusal = std::get_if<Refusal>(&member)) return *refusal;
+  const std::string& text = *std::get<const std::string*>(member);
+  const std::string prefix = std::string(op) + ": \"entropy\" ";
+  auto bytes = DecodeEntropy(text);
+  if (!bytes) {
+    return Refusal{prefix + "must be hex or padded standard base64 (" +
+                   std::to_string(text.size()) + " characters that are neither were sent)"};
+  }
+  if (bytes->size() < kMinEntropyBytes || bytes->size() > kMaxEntropyBytes) {
+    return Refusal{prefix + "must decode to " + std::to_string(kMinEntropyBytes) + " to " +
+                   std::to_string(kMaxEntropyBytes) + " bytes from the host's CSPRNG, got " +
+                   std::to_string(bytes->size())};
+  }
+  // A zeroed or constant buffer is a host bug; crediting it as entropy would be a lie.
+  if (std::all_of(bytes->begin(), bytes->end(), [&](char b) { return b == bytes->front(); })) {
+    return Refusal{prefix + "is " + std::to_string(bytes->size()) +
+                   " copies of one byte value, which is not random; send bytes from the host's "
+                   "CSPRNG"};
+  }
+  return std::move(*bytes);
+}
+
+Checked<int64_t> CheckTime(const json& request, std::string_view op) {
+  auto it = request.find("time_unix_ns");
+  if (it == request.end()) return Refusal{std::string(op) + " needs \"time_unix_ns\""};
+  if (!it->is_number_integer()) {
+    return Refusal{std::string(op) +
+                   ": \"time_unix_ns\" must be an integer (nanoseconds since the Unix epoch), "
+                   "got " +
+                   Quote(*it)};
+  }
+  // is_number_integer includes unsigned values past int64; those are out of range anyway.
+  bool in_range = it->is_number_unsigned()
+                      ? it->get<uint64_t>() < static_cast<uint64_t>(kMaxTimeUnixNs) &&
+                            it->get<uint64_t>() >= static_cast<uint64_t>(kMinTimeUnixNs)
+                      : it->get<int64_t>() >= kMinTimeUnixNs && it->get<int64_t>() < kMaxTimeUnixNs;
+  if (!in_range) {
+    return Refusal{std::string(op) +
+                   ": \"time_unix_ns\" must be nanoseconds since the Unix epoch between "
+                   "2020-01-01 and 2100-01-01, got " +
+                   Quote(*it)};
+  }
+  return it->get<int64_t>();
+}
+
+// The members only reset_identity takes.
+
+Checked<MacAddress> CheckMac(const json& request) {
+  auto member = StringMember(request, kResetOp, "mac");
+  if (auto* refusal = std::get_if<Refusal>(&member)) return *refusal;
+  const std::string& text = *std::get<const std::string*>(member);
+  auto mac = ParseUnicastMac(text);
+  if (!mac) {
+    return Refusal{
+        "reset_identity: \"mac\" must be a unicast MAC address like "
+        "\"52:54:00:12:34:56\" (six hex octets, first octet even, not all zero), got " +
+        Quote(text)};
+  }
+  return *mac;
+}
+
+Checked<std::string> CheckMachineId(const json& request) {
+  auto member = StringMember(request, kResetOp, "machine_id");
+  if (auto* refusal = std::get_if<Refusal>(&member)) return *refusal;
+  const std::string& id = *std::get<const std::string*>(member);
+  if (!ValidMachineId(id)) {
+    return Refusal{
+        "reset_identity: \"machine_id\" must be 32 lowercase hex digits, not all zero, got " +
+        Quote(id)};
+  }
+  return id;
+}
+
+Checked<std::string> CheckSshHostKey(const json& request) {
+  auto member = StringMember(request, kResetOp, "ssh_host_key");
+  if (auto* refusal = std::get_if<Refusal>(&member)) return *refusal;
+  const std::string& key = *std::get<const std::string*>(member);
+  bool hex = !key.empty() && std::all_of(key.begin(), key.end(), IsHex);
+  std::optional<std::string> raw = hex ? HexDecode(key) : std::nullopt;
+  if (!raw || raw->size() != kEd25519KeyPairBytes) {
+    return Refusal{"reset_identity: \"ssh_host_key\" must be " +
+                   std::to_string(kEd25519KeyPairBytes * 2) +
+                   " hex digits (an ed25519 seed then its public key); got " +
+                   std::to_string(key.size()) + " characters"};
+  }
+  if (std::all_of(raw->begin(), raw->end(), [&](char b) { return b == raw->front(); })) {
+    return Refusal{
+        "reset_identity: \"ssh_host_key\" is one byte value repeated, which is not "
+        "a key; make it from the host's CSPRNG"};
+  }
+  return std::move(*raw);
 }
 
 }  // namespace
@@ -82,100 +231,29 @@ std::optional<std::string> DecodeEntropy(std::string_view text) {
 }
 
 std::variant<CloneIdentity, std::string> ParseCloneIdentity(const json& request) {
-  for (const auto& [key, unused] : request.items()) {
-    if (std::find(kKnownMembers.begin(), kKnownMembers.end(), key) == kKnownMembers.end()) {
-      return "reset_identity: unknown argument " + Quote(key) +
-             "; it takes hostname, mac, machine_id, entropy, time_unix_ns and ssh_host_key";
-    }
-  }
+  if (auto refused = RefuseUnknownMembers(request, kResetOp, kResetArguments)) return *refused;
   CloneIdentity identity;
-  std::string error;
-
-  const std::string* hostname = StringMember(request, "hostname", error);
-  if (hostname == nullptr) return error;
-  if (!ValidHostnameLabel(*hostname)) {
-    return "reset_identity: \"hostname\" must be 1 to 63 letters, digits and '-', not starting "
-           "or ending with '-' (an RFC 1123 label), got " +
-           Quote(*hostname);
-  }
-  identity.hostname = *hostname;
-
-  const std::string* mac = StringMember(request, "mac", error);
-  if (mac == nullptr) return error;
-  auto parsed_mac = ParseUnicastMac(*mac);
-  if (!parsed_mac) {
-    return "reset_identity: \"mac\" must be a unicast MAC address like \"52:54:00:12:34:56\" "
-           "(six hex octets, first octet even, not all zero), got " +
-           Quote(*mac);
-  }
-  identity.mac = *parsed_mac;
-  identity.mac_text = FormatMac(*parsed_mac);
-
-  const std::string* machine_id = StringMember(request, "machine_id", error);
-  if (machine_id == nullptr) return error;
-  if (!ValidMachineId(*machine_id)) {
-    return "reset_identity: \"machine_id\" must be 32 lowercase hex digits, not all zero, got " +
-           Quote(*machine_id);
-  }
-  identity.machine_id = *machine_id;
-
-  const std::string* entropy = StringMember(request, "entropy", error);
-  if (entropy == nullptr) return error;
-  auto bytes = DecodeEntropy(*entropy);
-  if (!bytes) {
-    return "reset_identity: \"entropy\" must be hex or padded standard base64 (" +
-           std::to_string(entropy->size()) + " characters that are neither were sent)";
-  }
-  if (bytes->size() < kMinEntropyBytes || bytes->size() > kMaxEntropyBytes) {
-    return "reset_identity: \"entropy\" must decode to " + std::to_string(kMinEntropyBytes) +
-           " to " + std::to_string(kMaxEntropyBytes) + " bytes from the host's CSPRNG, got " +
-           std::to_string(bytes->size());
-  }
-  // A zeroed or constant buffer is a host bug; crediting it as entropy would be a lie.
-  if (std::all_of(bytes->begin(), bytes->end(), [&](char b) { return b == bytes->front(); })) {
-    return "reset_identity: \"entropy\" is " + std::to_string(bytes->size()) +
-           " copies of one byte value, which is not random; send bytes from the host's CSPRNG";
-  }
-  identity.entropy = std::move(*bytes);
-
-  auto time_it = request.find("time_unix_ns");
-  if (time_it == request.end()) return std::string("reset_identity needs \"time_unix_ns\"");
-  if (!time_it->is_number_integer()) {
-    return "reset_identity: \"time_unix_ns\" must be an integer (nanoseconds since the Unix "
-           "epoch), got " +
-           Quote(*time_it);
-  }
-  // is_number_integer includes unsigned values past int64; those are out of range anyway.
-  bool in_range =
-      time_it->is_number_unsigned()
-          ? time_it->get<uint64_t>() < static_cast<uint64_t>(kMaxTimeUnixNs) &&
-                time_it->get<uint64_t>() >= static_cast<uint64_t>(kMinTimeUnixNs)
-          : time_it->get<int64_t>() >= kMinTimeUnixNs && time_it->get<int64_t>() < kMaxTimeUnixNs;
-  if (!in_range) {
-    return "reset_identity: \"time_unix_ns\" must be nanoseconds since the Unix epoch between "
-           "2020-01-01 and 2100-01-01, got " +
-           Quote(*time_it);
-  }
-  identity.time_unix_ns = time_it->get<int64_t>();
-
+  if (auto refused = Take(CheckHostname(request, kResetOp), identity.hostname)) return *refused;
+  if (auto refused = Take(CheckMac(request), identity.mac)) return *refused;
+  identity.mac_text = FormatMac(identity.mac);
+  if (auto refused = Take(CheckMachineId(request), identity.machine_id)) return *refused;
+  if (auto refused = Take(CheckEntropy(request, kResetOp), identity.entropy)) return *refused;
+  if (auto refused = Take(CheckTime(request, kResetOp), identity.time_unix_ns)) return *refused;
   if (request.contains("ssh_host_key")) {
-    const std::string* key = StringMember(request, "ssh_host_key", error);
-    if (key == nullptr) return error;
-    bool hex = !key->empty() && std::all_of(key->begin(), key->end(), IsHex);
-    std::optional<std::string> raw = hex ? HexDecode(*key) : std::nullopt;
-    if (!raw || raw->size() != kEd25519KeyPairBytes) {
-      return "reset_identity: \"ssh_host_key\" must be " +
-             std::to_string(kEd25519KeyPairBytes * 2) +
-             " hex digits (an ed25519 seed then its public key); got " +
-             std::to_string(key->size()) + " characters";
-    }
-    if (std::all_of(raw->begin(), raw->end(), [&](char b) { return b == raw->front(); })) {
-      return std::string("reset_identity: \"ssh_host_key\" is one byte value repeated, which "
-                         "is not a key; make it from the host's CSPRNG");
-    }
-    identity.ssh_host_key = std::move(*raw);
+    std::string key;
+    if (auto refused = Take(CheckSshHostKey(request), key)) return *refused;
+    identity.ssh_host_key = std::move(key);
   }
   return identity;
+}
+
+std::variant<CloneIdentityFinish, std::string> ParseCloneIdentityFinish(const json& request) {
+  if (auto refused = RefuseUnknownMembers(request, kFinishOp, kFinishArguments)) return *refused;
+  CloneIdentityFinish finish;
+  if (auto refused = Take(CheckHostname(request, kFinishOp), finish.hostname)) return *refused;
+  if (auto refused = Take(CheckEntropy(request, kFinishOp), finish.entropy)) return *refused;
+  if (auto refused = Take(CheckTime(request, kFinishOp), finish.time_unix_ns)) return *refused;
+  return finish;
 }
 
 }  // namespace ferry::guest

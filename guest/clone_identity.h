@@ -1,5 +1,7 @@
 // CloneIdentity: who a cloned guest is to become, as ferryd sends it in reset_identity (see
-// protocol.h), and the strict checks every field passes before anything in the guest changes.
+// protocol.h), CloneIdentityFinish: the part finish_identity decides when a primed warm-pool
+// guest becomes a clone, and the strict checks every field passes before anything in the guest
+// changes.
 // Everything here comes from the host: it is validated, never trusted, and nothing of it is
 // ever run or used as a path.
 #pragma once
@@ -38,11 +40,25 @@ struct CloneIdentity {
   std::optional<std::string> ssh_host_key;
 };
 
+// What a primed guest still needs when it becomes a named clone (finish_identity): everything
+// else was set while it waited in the pool, before its name was known.
+struct CloneIdentityFinish {
+  std::string hostname;
+  std::string entropy;  // raw bytes, kMinEntropyBytes..kMaxEntropyBytes
+  int64_t time_unix_ns = 0;
+};
+
 // The arguments of a reset_identity request (the request object itself, with "id" and "op"),
 // or a message naming the first bad or missing argument and what is expected. Unknown members
 // are refused too, so a misspelt optional argument does not pass silently. The entropy is never
 // echoed back in a message.
 std::variant<CloneIdentity, std::string> ParseCloneIdentity(const nlohmann::json& request);
+
+// The same for a finish_identity request: hostname, entropy and time_unix_ns, each checked as
+// in reset_identity. Any other member (a "mac", say) is refused: finish_identity changes
+// nothing but these.
+std::variant<CloneIdentityFinish, std::string> ParseCloneIdentityFinish(
+    const nlohmann::json& request);
 
 // 1 to 63 of [A-Za-z0-9-], not starting or ending with '-' (RFC 1123 section 2.1).
 bool ValidHostnameLabel(std::string_view name);

@@ -123,5 +123,68 @@ TEST(CloneIdentityTest, SshHostKeyIsOptionalAndExactly64Bytes) {
   }
 }
 
+// A valid finish_identity request; tests change one member at a time.
+json FinishRequest() {
+  std::string entropy;
+  for (int i = 0; i < 64; ++i) entropy.push_back(static_cast<char>(i * 53 + 7));
+  return json{{"id", 2},
+              {"op", "finish_identity"},
+              {"hostname", "web-3"},
+              {"entropy", HexEncode(entropy)},
+              {"time_unix_ns", 1'750'000'000'987'654'321}};
+}
+
+TEST(CloneIdentityFinishTest, ParsesAValidRequest) {
+  auto parsed = ParseCloneIdentityFinish(FinishRequest());
+  ASSERT_TRUE(std::holds_alternative<CloneIdentityFinish>(parsed)) << std::get<std::string>(parsed);
+  const CloneIdentityFinish& finish = std::get<CloneIdentityFinish>(parsed);
+  EXPECT_EQ(finish.hostname, "web-3");
+  EXPECT_EQ(finish.entropy.size(), 64u);
+  EXPECT_EQ(finish.entropy[1], static_cast<char>(60));
+  EXPECT_EQ(finish.time_unix_ns, 1'750'000'000'987'654'321);
+}
+
+TEST(CloneIdentityFinishTest, RefusesEachBadMissingOrUnknownMember) {
+  struct Case {
+    const char* what;
+    json request;
+    const char* named;  // what the message must name
+  };
+  std::vector<Case> cases;
+  for (const char* member : {"hostname", "entropy", "time_unix_ns"}) {
+    json request = FinishRequest();
+    request.erase(member);
+    cases.push_back({"missing", request, member});
+  }
+  auto with = [](const char* member, json value) {
+    json request = FinishRequest();
+    request[member] = std::move(value);
+    return request;
+  };
+  cases.push_back({"bad hostname", with("hostname", "web_3"), "hostname"});
+  cases.push_back({"hostname not a string", with("hostname", 3), "hostname"});
+  cases.push_back({"short entropy", with("entropy", std::string(60, 'a') + "b1"), "entropy"});
+  cases.push_back({"time in seconds", with("time_unix_ns", 1'750'000'000), "time_unix_ns"});
+  cases.push_back({"time as text", with("time_unix_ns", "1750000000000000000"), "time_unix_ns"});
+  // finish_identity never changes the MAC (or anything else reset_identity sets).
+  cases.push_back({"unknown mac", with("mac", "52:54:00:ab:cd:ef"), "\"mac\""});
+  cases.push_back({"unknown machine_id", with("machine_id", std::string(32, '1')), "machine_id"});
+  for (const Case& c : cases) {
+    auto parsed = ParseCloneIdentityFinish(c.request);
+    ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << c.what;
+    const std::string& error = std::get<std::string>(parsed);
+    EXPECT_EQ(error.rfind("finish_identity", 0), 0u) << c.what << ": " << error;
+    EXPECT_NE(error.find(c.named), std::string::npos) << c.what << ": " << error;
+  }
+}
+
+TEST(CloneIdentityFinishTest, NeverEchoesTheEntropy) {
+  json request = FinishRequest();
+  request["entropy"] = "c2VjcmV0IGJ1dCB0b28gc2hvcnQ=";  // base64 of 20 bytes
+  auto parsed = ParseCloneIdentityFinish(request);
+  ASSERT_TRUE(std::holds_alternative<std::string>(parsed));
+  EXPECT_EQ(std::get<std::string>(parsed).find("c2VjcmV0"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ferry::guest

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <string_view>
 #include <thread>
 #include <variant>
 
@@ -12,6 +13,9 @@
 
 namespace ferry::guest {
 namespace {
+
+constexpr std::string_view kResetOp = "reset_identity";
+constexpr std::string_view kFinishOp = "finish_identity";
 
 // For the whole DHCP exchange, resends included; QEMU's user networking answers at once.
 constexpr std::chrono::milliseconds kDhcpTimeout{3000};
@@ -49,6 +53,46 @@ std::string JoinNames(const std::vector<std::string>& names) {
   std::string text;
   for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
   return text;
+}
+
+struct Step {
+  const char* name;
+  std::function<SystemError()> run;
+};
+
+// Records in `result` that `op` stopped at `step` because of `why`; the message names what stays
+// done and, from `all_steps` (every step of the op, in order), what was not attempted.
+void RecordFailure(std::string_view op, const std::vector<const char*>& all_steps, const char* step,
+                   const std::string& why, IdentityResetResult& result) {
+  std::vector<std::string> done, not_done;
+  for (const auto& [name, ms_done] : result.steps_ms) done.push_back(name);
+  for (const char* name : all_steps) {
+    bool finished = std::find(done.begin(), done.end(), name) != done.end();
+    if (!finished && name != std::string(step)) not_done.push_back(name);
+  }
+  const std::string op_name(op);
+  result.failed_step = step;
+  result.error = op_name + " failed at step '" + std::string(step) + "': " + why + ". ";
+  result.error +=
+      done.empty() ? "No step was done before it" : "Done, and still in effect: " + JoinNames(done);
+  if (!not_done.empty()) result.error += "; not attempted: " + JoinNames(not_done);
+  result.error +=
+      ". The guest's identity is partly reset; retry " + op_name + " or discard this clone.";
+}
+
+// Runs `steps` one after another, each timed into `result`, and stops at the first that fails.
+// False when one failed (and is recorded). `all_steps` as for RecordFailure.
+bool RunOrderedSteps(std::string_view op, const std::vector<Step>& steps,
+                     const std::vector<const char*>& all_steps, IdentityResetResult& result) {
+  for (const Step& step : steps) {
+    Timed timed = RunTimed(step.run);
+    if (timed.error) {
+      RecordFailure(op, all_steps, step.name, *timed.error, result);
+      return false;
+    }
+    result.steps_ms.emplace_back(step.name, timed.ms);
+  }
+  return true;
 }
 
 }  // namespace
@@ -181,7 +225,6 @@ SystemError IdentityReset::RenewLease(const std::string& hostname) {
 }
 
 IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
-  using Step = std::pair<const char*, std::function<SystemError()>>;
   // Quick steps, one after another: the RNG first, so that the key made below draws from the
   // clone's own state; the MAC before DHCP, so the lease is asked for with the new one.
   const std::vector<Step> ordered = {
@@ -207,45 +250,37 @@ IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
       {"dhcp", [&] { return RenewLease(identity.hostname); }},
   };
   std::vector<const char*> all;
-  for (const Step& step : ordered) all.push_back(step.first);
-  for (const Step& step : concurrent) all.push_back(step.first);
+  for (const Step& step : ordered) all.push_back(step.name);
+  for (const Step& step : concurrent) all.push_back(step.name);
 
   IdentityResetResult result;
-  auto fail = [&](const char* step, const std::string& error) {
-    std::vector<std::string> done, not_done;
-    for (const auto& [name, ms_done] : result.steps_ms) done.push_back(name);
-    for (const char* name : all) {
-      bool finished = std::find(done.begin(), done.end(), name) != done.end();
-      if (!finished && name != std::string(step)) not_done.push_back(name);
-    }
-    result.failed_step = step;
-    result.error = "reset_identity failed at step '" + std::string(step) + "': " + error + ". ";
-    result.error += done.empty() ? "No step was done before it"
-                                 : "Done, and still in effect: " + JoinNames(done);
-    if (!not_done.empty()) result.error += "; not attempted: " + JoinNames(not_done);
-    result.error +=
-        ". The guest's identity is partly reset; retry reset_identity or discard this clone.";
-  };
-
-  for (const Step& step : ordered) {
-    Timed timed = RunTimed(step.second);
-    if (timed.error) {
-      fail(step.first, *timed.error);
-      return result;
-    }
-    result.steps_ms.emplace_back(step.first, timed.ms);
-  }
+  if (!RunOrderedSteps(kResetOp, ordered, all, result)) return result;
   Timed keys;
-  std::thread keygen([&] { keys = RunTimed(concurrent[0].second); });
-  Timed lease = RunTimed(concurrent[1].second);
+  std::thread keygen([&] { keys = RunTimed(concurrent[0].run); });
+  Timed lease = RunTimed(concurrent[1].run);
   keygen.join();
-  if (!keys.error) result.steps_ms.emplace_back(concurrent[0].first, keys.ms);
-  if (!lease.error) result.steps_ms.emplace_back(concurrent[1].first, lease.ms);
+  if (!keys.error) result.steps_ms.emplace_back(concurrent[0].name, keys.ms);
+  if (!lease.error) result.steps_ms.emplace_back(concurrent[1].name, lease.ms);
   if (keys.error) {
-    fail(concurrent[0].first, *keys.error);
+    RecordFailure(kResetOp, all, concurrent[0].name, *keys.error, result);
   } else if (lease.error) {
-    fail(concurrent[1].first, *lease.error);
+    RecordFailure(kResetOp, all, concurrent[1].name, *lease.error, result);
   }
+  return result;
+}
+
+IdentityResetResult IdentityReset::Finish(const CloneIdentityFinish& finish) {
+  // The RNG first again: the pool state seen before this final resume may be shared with what
+  // ran then, and nothing the clone does should draw from it.
+  const std::vector<Step> steps = {
+      {"rng", [&] { return system_.AddEntropyAndReseed(finish.entropy); }},
+      {"clock", [&] { return system_.SetRealtimeNs(finish.time_unix_ns); }},
+      {"hostname", [&] { return ResetHostname(finish.hostname); }},
+  };
+  std::vector<const char*> all;
+  for (const Step& step : steps) all.push_back(step.name);
+  IdentityResetResult result;
+  RunOrderedSteps(kFinishOp, steps, all, result);
   return result;
 }
 

@@ -15,6 +15,10 @@
 //               with ferry.ip= on the kernel command line: no DHCP; the default route is set
 //               again)
 //
+// Finish is the rest of a primed warm-pool guest's reset, once it becomes a named clone: the pool
+// ran Run under a placeholder hostname before the name was known, so only rng (again, after the
+// final resume), clock and hostname remain, as the same steps as above.
+//
 // A failed step stops the sequence (both concurrent steps finish either way); the steps done stay
 // done (none can be undone: the old RNG state and keys are gone by design).
 // Thread-safety: Run uses one extra thread for ssh_keys, so the GuestSystem must allow calls
@@ -50,6 +54,9 @@ class IdentityReset {
 
   // REQUIRES: identity passed ParseCloneIdentity.
   IdentityResetResult Run(const CloneIdentity& identity);
+  // rng, clock and hostname, in that order; nothing else changes.
+  // REQUIRES: finish passed ParseCloneIdentityFinish.
+  IdentityResetResult Finish(const CloneIdentityFinish& finish);
 
  private:
   SystemError ResetHostname(const std::string& hostname);

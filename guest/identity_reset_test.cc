@@ -311,5 +311,85 @@ TEST_F(IdentityResetTest, StaticAddressThatIsGoneOrABadGatewayFailsTheStep) {
       << bad.error;
 }
 
+CloneIdentityFinish Finish() {
+  CloneIdentityFinish finish;
+  finish.hostname = "web-3";
+  finish.entropy = std::string(48, '\x22');
+  finish.time_unix_ns = 1'760'000'000'000'000'000;
+  return finish;
+}
+
+TEST_F(IdentityResetTest, FinishRunsRngClockHostnameInOrderAndNothingElse) {
+  const auto files_before = system_.files;
+  IdentityResetResult result = reset_.Finish(Finish());
+  ASSERT_FALSE(result.failed_step) << result.error;
+  std::vector<std::string> steps;
+  for (const auto& [step, ms] : result.steps_ms) {
+    steps.push_back(step);
+    EXPECT_GE(ms, 0);
+  }
+  EXPECT_EQ(steps, (std::vector<std::string>{"rng", "clock", "hostname"}));
+  // Every change the fake saw: no machine-id, MAC, key, DHCP, address or route call among them.
+  EXPECT_EQ(system_.log, (std::vector<std::string>{
+                             "AddEntropyAndReseed 48",
+                             "SetRealtimeNs 1760000000000000000",
+                             "SetHostname web-3",
+                             "WriteFileAtomically /etc/hostname 420",
+                             "WriteFileAtomically /etc/hosts 420",
+                         }));
+  EXPECT_EQ(system_.hostname, "web-3");
+  EXPECT_EQ(system_.clock_ns, 1'760'000'000'000'000'000);
+  EXPECT_EQ(system_.files["/etc/hosts"], "127.0.0.1 localhost\n127.0.1.1 web-3\n");
+  // Every other file as it was: machine-id, the MAC, the host key.
+  auto files_after = system_.files;
+  files_after.erase("/etc/hostname");
+  files_after.erase("/etc/hosts");
+  auto expected = files_before;
+  expected.erase("/etc/hosts");
+  EXPECT_EQ(files_after, expected);
+  EXPECT_TRUE(system_.dhcp_queries.empty());
+  EXPECT_TRUE(system_.programs.empty());
+  EXPECT_EQ(system_.ipv4["eth0"], std::vector<std::string>{"10.0.2.15/24"});
+  EXPECT_EQ(system_.default_route, "");
+}
+
+TEST_F(IdentityResetTest, FinishStepsCanFailAndAreNamed) {
+  struct Failure {
+    const char* call;
+    const char* step;
+    const char* done;  // what the message says stays done
+    const char* not_attempted;
+  };
+  const Failure failures[] = {
+      {"AddEntropyAndReseed", "rng", "No step was done before it",
+       "not attempted: clock, hostname"},
+      {"SetRealtimeNs", "clock", "Done, and still in effect: rng", "not attempted: hostname"},
+      {"SetHostname", "hostname", "Done, and still in effect: rng, clock", ""},
+      {"WriteFileAtomically /etc/hosts", "hostname", "Done, and still in effect: rng, clock", ""},
+  };
+  for (const Failure& f : failures) {
+    FakeGuestSystem system;
+    system.fail[f.call] = "injected failure";
+    DropbearHostKeys host_keys(system);
+    IdentityResetResult result = IdentityReset(system, host_keys).Finish(Finish());
+    ASSERT_TRUE(result.failed_step) << f.call;
+    EXPECT_EQ(*result.failed_step, f.step) << f.call;
+    EXPECT_EQ(
+        result.error.rfind(
+            "finish_identity failed at step '" + std::string(f.step) + "': injected failure. ", 0),
+        0u)
+        << result.error;
+    EXPECT_NE(result.error.find(f.done), std::string::npos) << result.error;
+    if (*f.not_attempted == '\0') {
+      EXPECT_EQ(result.error.find("not attempted"), std::string::npos) << result.error;
+    } else {
+      EXPECT_NE(result.error.find(f.not_attempted), std::string::npos) << result.error;
+    }
+    EXPECT_NE(result.error.find("retry finish_identity or discard this clone"), std::string::npos)
+        << result.error;
+    EXPECT_EQ(result.error.find("machine_id"), std::string::npos) << result.error;
+  }
+}
+
 }  // namespace
 }  // namespace ferry::guest

@@ -14,11 +14,11 @@
 //                          {"id": <same id>, "ok": false, "error": "<message>"}
 //   A line that is not a JSON object, or whose "id" is missing or not an unsigned integer, is
 //   answered with "id": null. Exactly one reply per non-empty line, in request order. An op may
-//   add members to its error reply (reset_identity does).
+//   add members to its error reply (reset_identity and finish_identity do).
 // guest -> host, event:    {"event": "<name>", ...}   (never has an "id")
 //
 // Events:
-//   ready     {"event": "ready", "proto": 2, "services": ["redis", ...], "boot_ms": <int>}
+//   ready     {"event": "ready", "proto": 3, "services": ["redis", ...], "boot_ms": <int>}
 //             Sent once per boot, when every service named by ferry.services= on the kernel
 //             command line has answered (at once if none is named). boot_ms is milliseconds
 //             since kernel boot (/proc/uptime). If the host is not connected at that moment the
@@ -27,7 +27,7 @@
 //
 // Ops: a fixed set. The guest never runs a program, path or command the host sends. Arguments
 // are members of the request object beside "id" and "op". Ops run one at a time, in order.
-//   ping      -> {"proto": 2, "ready": <bool>, "uptime_ms": <int>}
+//   ping      -> {"proto": 3, "ready": <bool>, "uptime_ms": <int>}
 //                ready: every service has answered since boot (it stays true).
 //   identity  -> {"hostname": "...", "machine_id": "<32 hex or empty>", "boot_id": "<uuid>",
 //                 "macs": [{"iface": "eth0", "mac": "52:54:00:...", "ipv4": ["10.0.2.15/24"]}],
@@ -78,6 +78,24 @@
 //                 it, and still in effect: rng, ...; not attempted: ...", "failed_step": "mac",
 //                 "steps_ms": {...the steps done...}}. Done steps are not undone; retrying the
 //                whole op is safe. A clone whose reset failed must not serve.
+//   finish_identity {"hostname": "<as in reset_identity>",
+//                    "entropy": "<as in reset_identity>",
+//                    "time_unix_ns": <as in reset_identity>}
+//             -> {"identity": {...as the identity op...},
+//                 "steps_ms": {"rng": <ms>, "clock": .., "hostname": ..},
+//                 "total_ms": <ms>}
+//                The rest of reset_identity for a primed warm-pool guest. The pool prepares
+//                everything else before the clone's name is known: ferryd resumes the pool's QEMU
+//                once, sends the full reset_identity under a placeholder hostname, and pauses it
+//                again. When a user takes it as a named clone, ferryd resumes it and sends this,
+//                with only what is decided then. The rng is reseeded again so that a clone never
+//                shares RNG state with anything that ran before its final resume. Arguments are
+//                checked as in reset_identity; any other member (a "mac", say) is refused, as
+//                this op changes nothing else. Refused when ferry-guest is not PID 1. Then, in
+//                this order, each step as in reset_identity: rng, clock, hostname. steps_ms and
+//                total_ms are milliseconds to 0.01. On failure, the same shape as reset_identity:
+//                {"ok": false, "error": "finish_identity failed at step 'clock': <why>. ...",
+//                 "failed_step": "clock", "steps_ms": {...the steps done...}}; retrying is safe.
 //   urandom   {"bytes": <1..64>} -> {"hex": "<2*bytes lowercase hex>"}
 //                Bytes read from the guest's /dev/urandom. A test and diagnostic op: it lets a
 //                test check that clones resumed from one snapshot draw different random numbers.
@@ -86,8 +104,9 @@
 //                Refused when ferry-guest is not PID 1.
 //
 // Versions: proto 2 added reset_identity, urandom, and ssh_host_keys, clock_unix_ns and
-// macs[].ipv4 in identity. A host that needs them checks proto from ping or the ready event; an
-// older guest answers an op it lacks with an "unknown op" error.
+// macs[].ipv4 in identity; proto 3 added finish_identity. A host that needs them checks proto
+// from ping or the ready event; an older guest answers an op it lacks with an "unknown op"
+// error.
 //
 // Reconnects: the guest cannot reliably tell one host connection from the next (virtio-serial
 // reports a connect only after the new host's first bytes may already have been read), so it
@@ -102,7 +121,7 @@
 
 namespace ferry::guest {
 
-inline constexpr int kProtoVersion = 2;
+inline constexpr int kProtoVersion = 3;
 inline constexpr std::size_t kMaxLineBytes = 64 * 1024;
 inline constexpr std::string_view kPortName = "org.ferry.guest";
 

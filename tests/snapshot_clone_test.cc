@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/guest_identity.h"
 
 namespace ferry::testing {
 namespace {
@@ -182,51 +183,13 @@ class SnapshotCloneTest : public FerrydFixture {
   }
 
   std::string Digest(uint16_t port) { return Eval(port, kDigest); }
-
-  // 32 bytes the guest reads from its own /dev/urandom.
-  std::string GuestRandom(const std::string& vm) {
-    json r = FerryJson({"vm", "random", vm, "--bytes", "32"});
-    std::string hex = r.value("hex", "");
-    EXPECT_EQ(hex.size(), 64u) << r.dump();
-    return hex;
-  }
-};
-
-// What tells one machine from another, as the guest itself reports it.
-struct Identity {
-  std::string vm;
-  std::string hostname;
-  std::string machine_id;
-  std::set<std::string> macs;
-  std::set<std::string> ssh_fingerprints;
-  std::string urandom;
 };
 
 TEST_F(SnapshotCloneTest, ClonesOfOneSnapshotAreEachTheirOwnMachine) {
   StartFerryd();
   CreateRedisVm("web-1");
-  std::vector<Identity> machines;
-  auto identity_of = [&](const std::string& vm) {
-    Identity id;
-    id.vm = vm;
-    // The RNG first: what a clone draws right after resume must already be its own.
-    id.urandom = GuestRandom(vm);
-    json show = Show(vm);
-    const json& g = show["guest"];
-    EXPECT_FALSE(g.contains("error")) << show.dump();
-    id.hostname = g.value("hostname", "");
-    id.machine_id = g.value("machine_id", "");
-    for (const auto& m : g.value("macs", json::array())) id.macs.insert(m.value("mac", ""));
-    for (const auto& k : g.value("ssh_host_keys", json::array())) {
-      id.ssh_fingerprints.insert(k.value("fingerprint", ""));
-    }
-    EXPECT_EQ(id.machine_id.size(), 32u) << vm << ": " << g.dump();
-    EXPECT_FALSE(id.macs.empty()) << vm << ": " << g.dump();
-    EXPECT_FALSE(id.ssh_fingerprints.empty()) << vm << ": " << g.dump();
-    // The MAC ferryd records is the one the guest's NIC has.
-    EXPECT_TRUE(id.macs.count(show.value("mac", ""))) << vm << ": " << show.dump();
-    return id;
-  };
+  std::vector<GuestIdentity> machines;
+  auto identity_of = [&](const std::string& vm) { return ReadGuestIdentity(socket_, vm); };
   machines.push_back(identity_of("web-1"));
 
   Snapshot("web-1", "warm");
@@ -242,20 +205,7 @@ TEST_F(SnapshotCloneTest, ClonesOfOneSnapshotAreEachTheirOwnMachine) {
     EXPECT_EQ(machines.back().hostname, name) << "a clone is named after its VM";
   }
 
-  for (size_t a = 0; a < machines.size(); ++a) {
-    for (size_t b = a + 1; b < machines.size(); ++b) {
-      const Identity& x = machines[a];
-      const Identity& y = machines[b];
-      SCOPED_TRACE(x.vm + " vs " + y.vm);
-      EXPECT_NE(x.hostname, y.hostname);
-      EXPECT_NE(x.machine_id, y.machine_id);
-      for (const auto& mac : x.macs) EXPECT_FALSE(y.macs.count(mac)) << "shared MAC " << mac;
-      for (const auto& fp : x.ssh_fingerprints) {
-        EXPECT_FALSE(y.ssh_fingerprints.count(fp)) << "shared SSH host key " << fp;
-      }
-      EXPECT_NE(x.urandom, y.urandom) << "the guests' /dev/urandom gave the same bytes";
-    }
-  }
+  ExpectPairwiseDistinct(machines);
   // And each clone answers on its own forward.
   for (int i = 1; i <= 3; ++i) {
     EXPECT_EQ(Redis(HostPort("web-1-c" + std::to_string(i)), {"ping"}).out, "PONG");

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/guest_identity.h"
 
 namespace ferry::testing {
 namespace {
@@ -82,6 +83,39 @@ TEST_F(TemplatePoolTest, ClonesComeFromThePoolWhichRefillsAndSurvivesARestart) {
   CommandResult del = Ferry({"snapshot", "delete", "warm"});
   EXPECT_EQ(del.exit_code, 1);
   EXPECT_THAT(del.err, HasSubstr("api-7"));
+}
+
+// A pool QEMU makes its identity, all but the name, while it waits; the clone that takes it only
+// finishes it. Pool clones must still be machines of their own: none shares a MAC, machine-id,
+// SSH key or RNG output with another or with the parent, and each carries its own name.
+TEST_F(TemplatePoolTest, PrimedPoolClonesAreEachTheirOwnMachine) {
+  StartFerryd();
+  uint16_t port = CreateRedisVm("web-1");
+  ASSERT_EQ(Redis(port, {"set", "greeting", "hello"}).out, "OK");
+  std::vector<GuestIdentity> machines = {ReadGuestIdentity(socket_, "web-1")};
+  ASSERT_EQ(Ferry({"snapshot", "create", "web-1", "--name", "warm"}).exit_code, 0);
+  ASSERT_EQ(Ferry({"template", "create", "redis", "--from-snapshot", "warm"}).exit_code, 0);
+  ASSERT_EQ(Ferry({"template", "pool", "redis", "--size", "2"}).exit_code, 0);
+
+  for (const std::string name : {"p-1", "p-2", "p-3"}) {
+    ASSERT_EQ(WaitForPool("redis", 2)["pool_ready"], 2);
+    CommandResult vm = Ferry({"vm", "create", name, "--template", "redis", "--forward", "0:6379"});
+    ASSERT_EQ(vm.exit_code, 0) << vm.err;
+    json show = FerryJson({"vm", "show", name});
+    EXPECT_TRUE(show["origin"].value("warm_pool", false)) << show["origin"].dump();
+    EXPECT_TRUE(show["origin"].value("identity_primed", false)) << show["origin"].dump();
+    // Taken from the pool, the clone got only its name, a reseed and the clock; the rest was
+    // made while it waited, and is shown as such.
+    const json& timings = show["timings"];
+    json steps = json::array();
+    for (const auto& [step, ms] : timings["identity_steps_ms"].items()) steps.push_back(step);
+    EXPECT_EQ(steps, json({"clock", "hostname", "rng"})) << timings.dump();
+    EXPECT_TRUE(timings["identity_primed_in_pool"]["steps_ms"].contains("dhcp")) << timings.dump();
+    machines.push_back(ReadGuestIdentity(socket_, name));
+    EXPECT_EQ(machines.back().hostname, name);
+    EXPECT_EQ(Redis(HostPort(name), {"get", "greeting"}).out, "hello");
+  }
+  ExpectPairwiseDistinct(machines);
 }
 
 TEST_F(TemplatePoolTest, TemplateFromAnImageIsSnapshottedAtTheReadyPoint) {

@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdint>
 
@@ -22,6 +23,22 @@ std::string NewId() {
   char out[17];
   for (int i = 0; i < 8; ++i) std::snprintf(out + 2 * i, 3, "%02x", bytes[i]);
   return std::string(out, 16);
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string out;
+  out.reserve(bytes * 2);
+  uint8_t chunk[32];
+  while (out.size() < bytes * 2) {
+    const size_t n = std::min(sizeof chunk, bytes - out.size() / 2);
+    RandomBytes(chunk, n);
+    char two[3];
+    for (size_t i = 0; i < n; ++i) {
+      std::snprintf(two, sizeof two, "%02x", chunk[i]);
+      out += two;
+    }
+  }
+  return out;
 }
 
 std::string NewMac() {

@@ -1,6 +1,7 @@
 // Identifiers: random ids for objects, and validation of user-chosen names.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "core/status.h"
@@ -9,6 +10,8 @@ namespace ferry {
 
 // 16 lowercase hex characters from the kernel's CSPRNG.
 std::string NewId();
+// `bytes` bytes from the kernel's CSPRNG as 2*bytes lowercase hex characters.
+std::string RandomHex(size_t bytes);
 // A random locally administered unicast MAC in QEMU's 52:54:00 prefix.
 std::string NewMac();
 

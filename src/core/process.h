@@ -27,8 +27,10 @@ struct ProcessExit {
 class Process {
  public:
   // Starts argv[0] (searched in PATH) with stdin from /dev/null and stdout+stderr appended to
-  // `log_path`, in a new session, with no inherited descriptors beyond 0-2.
-  static Result<Process> Spawn(const std::vector<std::string>& argv, const std::string& log_path);
+  // `log_path`, in a new session, with no inherited descriptors beyond 0-2, in this process's
+  // environment with `extra_env` ("NAME=VALUE" each) set on top.
+  static Result<Process> Spawn(const std::vector<std::string>& argv, const std::string& log_path,
+                               const std::vector<std::string>& extra_env = {});
   // Re-adopts a process started earlier. Fails with NotFound if it is gone or if the pid was
   // reused (its start time differs).
   static Result<Process> Adopt(pid_t pid, uint64_t start_time);

@@ -82,4 +82,6 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   return argv;
 }
 
+std::vector<std::string> QemuEnvironment() { return {"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}; }
+
 }  // namespace ferry::qemu

@@ -10,7 +10,7 @@
 #include "core/fault_point.h"
 #include "core/files.h"
 #include "core/ids.h"
-#include "crypto/ssh_host_key_pair.h"
+#include "snapshot/clone_identity.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
 #include "snapshot/snapshot_manifest.h"
@@ -26,26 +26,9 @@ namespace {
 
 constexpr const char* kKind = "snapshot";
 constexpr milliseconds kDeviceStateTimeout(60000);
-constexpr milliseconds kGuestTimeout(30000);
 
 int64_t MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
-}
-
-std::string RandomHex(size_t bytes) {
-  std::string out;
-  while (out.size() < bytes * 2) out += NewId();
-  return out.substr(0, bytes * 2);
-}
-
-std::string HexOf(const std::string& bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 15]);
-  }
-  return out;
 }
 
 std::string NewGuid() {
@@ -55,19 +38,17 @@ std::string NewGuid() {
          "-" + h.substr(20, 12);
 }
 
-// A VM name as a hostname label: RFC 1123 allows letters, digits and '-'.
-std::string HostnameFor(const std::string& name) {
-  std::string h = name;
-  for (char& c : h) {
-    if (c == '_' || c == '.') c = '-';
-  }
-  while (!h.empty() && h.back() == '-') h.pop_back();
-  return h.empty() ? "ferry" : h;
+int64_t MonotonicNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             Clock::now().time_since_epoch())
+      .count();
 }
 
-// Restores one clone inside its fresh QEMU: device state, resume, new identity.
+// Restores one clone inside its fresh QEMU: device state, resume, new identity. `primed` is set
+// for a warm-pool QEMU whose identity was prepared while it waited (clone_identity.h).
 Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const std::string& snapshot_dir,
-                          const SnapshotManifest& m, const std::string& clone_name) {
+                          const SnapshotManifest& m, const std::string& clone_name,
+                          const std::optional<PrimedIdentity>& primed) {
   const auto t0 = Clock::now();
   json timings;
   // A warm-pool QEMU has loaded the device state while it waited (SnapshotService::Preload):
@@ -83,35 +64,33 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const std::string& s
   auto cont = rt.Qmp("cont");
   if (!cont.ok()) return cont.status().WithContext("resuming the restored guest");
   timings["running_ms"] = MsSince(t0);
-  // The guest runs with its parent's identity until the reset below: a ferryd that dies here
-  // must not leave it to serve (VmService::Readopt drops it).
+  // steady_clock is CLOCK_MONOTONIC, one clock for every process of the host: a caller that
+  // noted when it asked for the clone can tell how long it took to run (bench/clone_boot.cc).
+  timings["running_at_monotonic_ns"] = MonotonicNs();
+  // The guest runs with its parent's identity (or, primed, without its name) until the reset
+  // below: a ferryd that dies here must not leave it to serve (VmService::Readopt drops it).
   FaultPoint("snapshot.clone.before_identity");
 
   op.SetPhase("resetting identity", 80);
   const auto t1 = Clock::now();
-  FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestTimeout));
-  const std::string mac = NewMac();
-  FERRY_ASSIGN_OR_RETURN(const std::string ssh_key, crypto::NewSshHostKeyPair());
-  json identity_args = {{"hostname", HostnameFor(clone_name)},
-                        {"mac", mac},
-                        {"machine_id", RandomHex(16)},
-                        {"entropy", RandomHex(64)},
-                        {"time_unix_ns", static_cast<int64_t>(NowUnixMs()) * 1000000},
-                        {"ssh_host_key", HexOf(ssh_key)}};
-  auto reset = rt.GuestCall("reset_identity", identity_args, kGuestTimeout);
-  if (!reset.ok()) {
-    return Status::Unavailable("the clone's identity could not be reset (" +
-                               reset.status().message() + "); it was not started");
-  }
+  auto reset = primed ? FinishIdentity(rt, *primed, clone_name) : ResetIdentity(rt, clone_name);
+  if (!reset.ok()) return reset.status();
+  const json& reply = reset->reply;
   timings["identity_ms"] = MsSince(t1);
-  timings["identity_steps_ms"] = reset->value("steps_ms", json::object());
+  timings["identity_steps_ms"] = reply.value("steps_ms", json::object());
   // The guest's own time for the whole request: what identity_ms holds beyond it is the
   // channel (host to guest and back) and waiting for the guest to be scheduled.
-  timings["identity_guest_ms"] = reset->value("total_ms", 0.0);
-  spdlog::info("vm {}: identity reset in {} ms (guest steps {})", clone_name,
-               timings["identity_ms"].get<int64_t>(), timings["identity_steps_ms"].dump());
+  timings["identity_guest_ms"] = reply.value("total_ms", 0.0);
+  if (primed) {
+    timings["identity_primed_in_pool"] = {{"ms", primed->ms},
+                                          {"guest_ms", primed->guest_ms},
+                                          {"steps_ms", primed->steps_ms}};
+  }
+  spdlog::info("vm {}: identity {} in {} ms (guest steps {})", clone_name,
+               primed ? "finished" : "reset", timings["identity_ms"].get<int64_t>(),
+               timings["identity_steps_ms"].dump());
   timings["restore_total_ms"] = MsSince(t0);
-  return json{{"timings", timings}, {"mac", mac}, {"identity", reset->value("identity", json())}};
+  return json{{"timings", timings}, {"mac", reset->mac}, {"identity", reply.value("identity", json())}};
 }
 
 }  // namespace
@@ -343,7 +322,8 @@ std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
 }
 
 Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
-    const std::string& snapshot, const std::string& name) {
+    const std::string& snapshot, const std::string& name,
+    const std::optional<PrimedIdentity>& primed) {
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   const std::string what = "snapshot " + snapshot;
   auto manifest = LoadManifest(paths.dir);
@@ -369,8 +349,8 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     plan.disk_chain.insert(plan.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
   }
   const std::string dir = paths.dir;
-  plan.restore = [dir, m, name](vm::VmRuntime& rt, Operation& op) {
-    return RestoreClone(rt, op, dir, m, name);
+  plan.restore = [dir, m, name, primed](vm::VmRuntime& rt, Operation& op) {
+    return RestoreClone(rt, op, dir, m, name, primed);
   };
   return std::make_pair(std::move(spec).value(), std::move(plan));
 }
@@ -388,13 +368,14 @@ Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) 
 
 Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
     const std::string& snapshot, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
-    vm::PrelaunchedQemu warm) {
-  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name));
+    WarmQemu warm) {
+  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, warm.primed));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
-  if (warm.runtime) {
-    plan.prelaunched = std::move(warm);
+  if (warm.qemu.runtime) {
+    plan.prelaunched = std::move(warm.qemu);
     plan.origin["warm_pool"] = true;
+    plan.origin["identity_primed"] = warm.primed.has_value();
   }
   return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
 }

@@ -11,12 +11,14 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/operation.h"
 #include "core/status.h"
+#include "snapshot/clone_identity.h"
 #include "snapshot/snapshot_manifest.h"
 #include "snapshot/verified_files.h"
 #include "vm/vm_service.h"
@@ -29,6 +31,13 @@ struct CloneRequest {
   std::vector<std::string> names;  // empty: SOURCE-c1, SOURCE-c2, ... (first free)
   // Forwards for the first clone; each further clone's host port is one higher (0: any free).
   std::vector<vm::PortForwardSpec> forwards;
+};
+
+// A QEMU from a template's warm pool: preloaded with the device state, and primed when its
+// identity was prepared while it waited.
+struct WarmQemu {
+  vm::PrelaunchedQemu qemu;
+  std::optional<PrimedIdentity> primed;
 };
 
 class SnapshotService {
@@ -46,16 +55,18 @@ class SnapshotService {
   // One clone of `snapshot` named `name`; `warm` is a QEMU from a template's pool, or empty.
   Result<std::shared_ptr<Operation>> CloneOne(const std::string& snapshot, const std::string& name,
                                               std::vector<vm::PortForwardSpec> forwards,
-                                              vm::PrelaunchedQemu warm = {});
+                                              WarmQemu warm = {});
   // Loads the snapshot's device state into a waiting pool QEMU (started by Prelaunch with
   // -incoming defer), so that a clone from it only has to resume. Every clone's device state is
   // the same; what makes a clone new (VMGenID on its command line, the identity reset) comes
   // after.
   Status Preload(const std::string& snapshot, vm::VmRuntime& rt);
-  // What a clone of `snapshot` is: its spec (named `name`) and how to start it. The snapshot is
-  // verified first: a damaged one is refused before any QEMU starts.
-  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(const std::string& snapshot,
-                                                          const std::string& name);
+  // What a clone of `snapshot` is: its spec (named `name`) and how to start it; `primed` when it
+  // takes a primed pool QEMU. The snapshot is verified first: a damaged one is refused before
+  // any QEMU starts.
+  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(
+      const std::string& snapshot, const std::string& name,
+      const std::optional<PrimedIdentity>& primed = std::nullopt);
 
  private:
   struct Paths {

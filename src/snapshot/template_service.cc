@@ -48,12 +48,40 @@ TemplateService::~TemplateService() {
   }
 }
 
-void TemplateService::Discard(vm::PrelaunchedQemu& q) {
+void TemplateService::Discard(WarmQemu& warm) {
+  vm::PrelaunchedQemu& q = warm.qemu;
   if (!q.runtime) return;
   q.runtime->Kill();
   q.runtime->WaitExit(milliseconds(5000));
   q.runtime.reset();
   RemoveAll(q.paths.dir);
+}
+
+Result<WarmQemu> TemplateService::StartPoolQemu(const std::string& pool_name,
+                                                const std::string& snapshot) {
+  FERRY_ASSIGN_OR_RETURN(auto planned, snapshots_.ClonePlan(snapshot, "pool"));
+  const std::string dir = vms_.config().state_dir + "/vms/" + kPoolPrefix + NewId();
+  WarmQemu warm;
+  FERRY_ASSIGN_OR_RETURN(warm.qemu,
+                         vms_.Prelaunch(planned.first, planned.second, vm::VmPaths::ForDir(dir)));
+  // Lets a restarted ferryd find and end this QEMU if it is still waiting then.
+  WriteFileAtomic(dir + "/pid", std::to_string(warm.qemu.runtime->pid()) + " " +
+                                    std::to_string(warm.qemu.runtime->start_time()) + "\n");
+  Status loaded = snapshots_.Preload(snapshot, *warm.qemu.runtime);
+  if (!loaded.ok()) {
+    Discard(warm);
+    return loaded;
+  }
+  auto primed = PrimePoolQemu(*warm.qemu.runtime, HostnameFor(pool_name));
+  if (primed.ok()) {
+    warm.primed = std::move(primed).value();
+  } else if (primed.status().code() == Status::Code::kNotFound) {
+    spdlog::info("template {}: pool QEMU not primed: {}", pool_name, primed.status().message());
+  } else {
+    Discard(warm);
+    return primed.status().WithContext("template " + pool_name);
+  }
+  return warm;
 }
 
 void TemplateService::KillStalePoolQemus() {
@@ -86,7 +114,7 @@ void TemplateService::Keep() {
     bool deferred = false;
     for (auto& [name, pool] : pools_) {
       for (auto it = pool.ready.begin(); it != pool.ready.end();) {
-        if (it->runtime->Exited()) {
+        if (it->qemu.runtime->Exited()) {
           spdlog::warn("template {}: a pool QEMU died while waiting; replacing it", name);
           Discard(*it);
           it = pool.ready.erase(it);
@@ -115,24 +143,7 @@ void TemplateService::Keep() {
     const std::string snapshot = pool.snapshot;
     ++pool.starting;
     lock.unlock();
-    Result<vm::PrelaunchedQemu> q = Status::Internal("not started");
-    auto planned = snapshots_.ClonePlan(snapshot, "pool");
-    if (planned.ok()) {
-      const std::string dir = vms_.config().state_dir + "/vms/" + kPoolPrefix + NewId();
-      q = vms_.Prelaunch(planned->first, planned->second, vm::VmPaths::ForDir(dir));
-      if (q.ok()) {
-        Status loaded = snapshots_.Preload(snapshot, *q->runtime);
-        if (!loaded.ok()) {
-          Discard(*q);
-          q = loaded;
-        }
-      }
-      if (q.ok()) {
-        // Lets a restarted ferryd find and end this QEMU if it is still waiting then.
-        WriteFileAtomic(dir + "/pid", std::to_string(q->runtime->pid()) + " " +
-                                          std::to_string(q->runtime->start_time()) + "\n");
-      }
-    }
+    Result<WarmQemu> q = StartPoolQemu(short_pool, snapshot);
     lock.lock();
     auto it = pools_.find(short_pool);
     if (it == pools_.end()) {
@@ -143,8 +154,7 @@ void TemplateService::Keep() {
     if (q.ok()) {
       it->second.ready.push_back(std::move(q).value());
     } else {
-      spdlog::error("template {}: cannot start a pool QEMU: {}", short_pool,
-                    (planned.ok() ? q.status() : planned.status()).message());
+      spdlog::error("template {}: cannot start a pool QEMU: {}", short_pool, q.status().message());
       cv_.wait_for(lock, milliseconds(2000));  // do not spin on a persistent failure
     }
   }
@@ -287,7 +297,7 @@ Result<json> TemplateService::Show(const std::string& name) {
   row["pool_ready"] = it == pools_.end() ? 0 : static_cast<int>(it->second.ready.size());
   json pids = json::array();
   if (it != pools_.end()) {
-    for (const auto& q : it->second.ready) pids.push_back(q.runtime->pid());
+    for (const auto& q : it->second.ready) pids.push_back(q.qemu.runtime->pid());
   }
   row["pool_pids"] = pids;
   return row;
@@ -296,29 +306,29 @@ Result<json> TemplateService::Show(const std::string& name) {
 Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
     const std::string& vm, const std::string& name, std::vector<vm::PortForwardSpec> forwards) {
   FERRY_ASSIGN_OR_RETURN(json row, Record(name));
-  vm::PrelaunchedQemu warm;
+  WarmQemu warm;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pools_.find(name);
     while (it != pools_.end() && !it->second.ready.empty()) {
       warm = std::move(it->second.ready.front());
       it->second.ready.pop_front();
-      if (!warm.runtime->Exited()) break;
+      if (!warm.qemu.runtime->Exited()) break;
       Discard(warm);
       warm = {};
     }
     // Until the clone's own operation exists, a stand-in holds the refill back (see Pool).
-    if (warm.runtime && it != pools_.end()) {
+    if (warm.qemu.runtime && it != pools_.end()) {
       it->second.clone_in_flight = std::make_shared<Operation>("pending", "clone", vm);
     }
   }
   // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
   auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), warm);
-  if (warm.runtime) {
+  if (warm.qemu.runtime) {
     std::lock_guard<std::mutex> lock(mu_);
     Pool& pool = pools_[name];
     if (op.ok()) {
-      ::unlink((warm.paths.dir + "/pid").c_str());  // no longer a pool QEMU
+      ::unlink((warm.qemu.paths.dir + "/pid").c_str());  // no longer a pool QEMU
       pool.clone_in_flight = *op;
     } else {
       // Refused before the pool QEMU was used (e.g. a name taken): it goes back.

@@ -1,5 +1,7 @@
 // Templates: a snapshot taken at a VM's ready point, plus a warm pool of QEMUs already started
-// with -incoming defer on that snapshot, so a clone from the pool skips QEMU's start-up.
+// with -incoming defer on that snapshot, so a clone from the pool skips QEMU's start-up. Each
+// pool QEMU has the device state loaded and is primed (clone_identity.h): its identity, but for
+// the name, is made while it waits, so a clone from the pool only resumes and finishes it.
 //
 // A template is a registry object {snapshot, pool_size, owns_snapshot}. A keeper thread tops
 // each pool up to its size in the background; sizes persist, so a restarted ferryd refills its
@@ -48,7 +50,7 @@ class TemplateService {
   struct Pool {
     std::string snapshot;
     int size = 0;
-    std::deque<vm::PrelaunchedQemu> ready;
+    std::deque<WarmQemu> ready;
     int starting = 0;
     // The clone that last took a QEMU from this pool: the refill waits until it is done, so a
     // new QEMU starting up does not take the CPU from the clone a user is waiting for.
@@ -57,7 +59,9 @@ class TemplateService {
   Result<nlohmann::json> Record(const std::string& name);
   void Keep();                // keeper thread
   void KillStalePoolQemus();  // left by an earlier ferryd
-  void Discard(vm::PrelaunchedQemu& q);
+  void Discard(WarmQemu& q);
+  // Starts, preloads and primes one QEMU for `pool_name` (unlocked: it takes a while).
+  Result<WarmQemu> StartPoolQemu(const std::string& pool_name, const std::string& snapshot);
 
   vm::VmService& vms_;
   SnapshotService& snapshots_;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/files.h"
+#include "qemu/launch_spec.h"
 
 namespace ferry::vm {
 
@@ -41,7 +42,7 @@ Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::stri
   // Stale sockets from an earlier run would let us connect to nothing.
   ::unlink(paths.qmp_socket.c_str());
   ::unlink(paths.guest_socket.c_str());
-  FERRY_ASSIGN_OR_RETURN(Process process, Process::Spawn(argv, paths.qemu_log));
+  FERRY_ASSIGN_OR_RETURN(Process process, Process::Spawn(argv, paths.qemu_log, qemu::QemuEnvironment()));
   std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
   Status st = rt->ConnectQmp(timeout);
   if (!st.ok()) {
@@ -84,7 +85,8 @@ Status VmRuntime::ConnectQmp(milliseconds timeout) {
       }
       last = client.status();
     }
-    std::this_thread::sleep_for(milliseconds(10));
+    // QEMU answers within ~100 ms; a coarser poll would add half its period to every clone.
+    std::this_thread::sleep_for(milliseconds(2));
   }
   return Status::DeadlineExceeded("QMP did not answer within " + std::to_string(timeout.count()) +
                                   " ms: " + last.message());

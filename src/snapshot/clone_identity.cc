@@ -1,0 +1,113 @@
+#include "snapshot/clone_identity.h"
+
+#include <time.h>
+
+#include "core/ids.h"
+#include "crypto/ssh_host_key_pair.h"
+
+namespace ferry::snapshot {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// finish_identity appeared in guest protocol 3.
+constexpr int kProtoWithFinish = 3;
+
+std::string HexOf(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+int64_t RealtimeNs() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// A guest call whose failure means the clone must not serve.
+Result<json> IdentityCall(vm::VmRuntime& rt, const std::string& op, const json& args) {
+  FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestIdentityTimeout));
+  auto reply = rt.GuestCall(op, args, kGuestIdentityTimeout);
+  if (!reply.ok()) {
+    return Status::Unavailable("the clone's identity could not be reset (" + op + ": " +
+                               reply.status().message() + "); it was not started");
+  }
+  return reply;
+}
+
+}  // namespace
+
+std::string HostnameFor(const std::string& name) {
+  std::string h = name;
+  for (char& c : h) {
+    if (c == '_' || c == '.') c = '-';
+  }
+  while (!h.empty() && h.back() == '-') h.pop_back();
+  return h.empty() ? "ferry" : h;
+}
+
+Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname) {
+  IdentityOutcome out;
+  out.mac = NewMac();
+  FERRY_ASSIGN_OR_RETURN(const std::string ssh_key, crypto::NewSshHostKeyPair());
+  const json args = {{"hostname", HostnameFor(hostname)},
+                     {"mac", out.mac},
+                     {"machine_id", RandomHex(16)},
+                     {"entropy", RandomHex(64)},
+                     {"time_unix_ns", RealtimeNs()},
+                     {"ssh_host_key", HexOf(ssh_key)}};
+  FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, "reset_identity", args));
+  return out;
+}
+
+Result<IdentityOutcome> FinishIdentity(vm::VmRuntime& rt, const PrimedIdentity& primed,
+                                       const std::string& hostname) {
+  IdentityOutcome out;
+  out.mac = primed.mac;
+  const json args = {{"hostname", HostnameFor(hostname)},
+                     {"entropy", RandomHex(64)},
+                     {"time_unix_ns", RealtimeNs()}};
+  FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, "finish_identity", args));
+  return out;
+}
+
+Result<PrimedIdentity> PrimePoolQemu(vm::VmRuntime& rt, const std::string& placeholder) {
+  const auto t0 = Clock::now();
+  auto cont = rt.Qmp("cont");
+  if (!cont.ok()) return cont.status().WithContext("priming a pool QEMU: resuming it");
+  // Paused again on every path out: a waiting pool QEMU must not run.
+  auto pause = [&rt]() -> Status {
+    auto stop = rt.Qmp("stop");
+    return stop.ok() ? Status::Ok() : stop.status().WithContext("priming a pool QEMU: pausing it");
+  };
+  FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestIdentityTimeout));
+  auto ping = rt.GuestCall("ping", json::object(), kGuestIdentityTimeout);
+  if (!ping.ok()) {
+    (void)pause();
+    return ping.status().WithContext("priming a pool QEMU: ping");
+  }
+  if (ping->value("proto", 0) < kProtoWithFinish) {
+    FERRY_RETURN_IF_ERROR(pause());
+    return Status::NotFound("the snapshot's ferry-guest speaks protocol " +
+                            std::to_string(ping->value("proto", 0)) + ", without finish_identity");
+  }
+  auto reset = ResetIdentity(rt, placeholder);
+  Status paused = pause();
+  if (!reset.ok()) return reset.status();
+  FERRY_RETURN_IF_ERROR(paused);
+  PrimedIdentity primed;
+  primed.mac = reset->mac;
+  primed.steps_ms = reset->reply.value("steps_ms", json::object());
+  primed.guest_ms = reset->reply.value("total_ms", 0.0);
+  primed.ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  return primed;
+}
+
+}  // namespace ferry::snapshot
