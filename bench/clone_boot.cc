@@ -64,6 +64,10 @@ constexpr char kCloneIdentityGuest[] = "clone_identity_guest_ms";
 constexpr char kCloneToRunningBound[] = "clone_to_running_bound_ms";
 constexpr char kPoolToRunning[] = "pool_to_running_ms";
 constexpr char kPoolToRunningBound[] = "pool_to_running_bound_ms";
+constexpr char kCloneToBegun[] = "clone_cli_to_begun_ms";
+constexpr char kCloneBegunToRunning[] = "clone_begun_to_running_ms";
+constexpr char kPoolToBegun[] = "pool_cli_to_begun_ms";
+constexpr char kPoolBegunToRunning[] = "pool_begun_to_running_ms";
 constexpr char kPoolIdentityPrimed[] = "pool_identity_primed_in_pool_ms";
 constexpr char kPoolCli[] = "pool_cli_ms";
 constexpr char kPoolRunningMs[] = "pool_running_ms";
@@ -125,6 +129,14 @@ class CloneBoot : public BenchEntry {
             Row("clone: command to running, upper bound (CLI wall - identity reset)",
                 kCloneToRunningBound, ""),
             Row("warm-pool clone: command to running, upper bound", kPoolToRunningBound, "",
+                Goal::None(), false, opt),
+            Row("clone: CLI spawn to ferryd beginning the clone", kCloneToBegun, "", Goal::None(),
+                false, opt),
+            Row("clone: ferryd beginning the clone to running", kCloneBegunToRunning, "",
+                Goal::None(), false, opt),
+            Row("warm-pool clone: CLI spawn to ferryd beginning the clone", kPoolToBegun, "",
+                Goal::None(), false, opt),
+            Row("warm-pool clone: ferryd beginning the clone to running", kPoolBegunToRunning, "",
                 Goal::None(), false, opt),
             Row("clone: ferryd restore start to running (running_ms)", kCloneRunningMs, ""),
             Row("clone: of which device state load (device_state_ms)", kCloneDeviceMs, ""),
@@ -260,6 +272,8 @@ class CloneBoot : public BenchEntry {
     FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
     m[kCloneToRunning] = c.CommandToRunningMs();
     m[kCloneToRunningBound] = c.CommandToRunningBoundMs();
+    if (c.CommandToBegunMs() > 0) m[kCloneToBegun] = c.CommandToBegunMs();
+    if (c.BegunToRunningMs() > 0) m[kCloneBegunToRunning] = c.BegunToRunningMs();
     m[kCloneCli] = c.cli_ms;
     m[kCloneRunningMs] = c.Timing("running_ms");
     m[kCloneDeviceMs] = c.Timing("device_state_ms");
@@ -293,6 +307,8 @@ class CloneBoot : public BenchEntry {
     FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
     m[kPoolToRunning] = c.CommandToRunningMs();
     m[kPoolToRunningBound] = c.CommandToRunningBoundMs();
+    if (c.CommandToBegunMs() > 0) m[kPoolToBegun] = c.CommandToBegunMs();
+    if (c.BegunToRunningMs() > 0) m[kPoolBegunToRunning] = c.BegunToRunningMs();
     const json primed = c.vm.value("timings", json::object())
                             .value("identity_primed_in_pool", json::object());
     if (primed.contains("ms")) m[kPoolIdentityPrimed] = primed.value("ms", 0.0);

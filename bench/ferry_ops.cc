@@ -93,14 +93,28 @@ double CloneRun::Timing(const std::string& key) const {
   return t.contains(key) && t[key].is_number() ? t[key].get<double>() : 0.0;
 }
 
-double CloneRun::CommandToRunningMs() const {
+std::optional<std::chrono::steady_clock::time_point> CloneRun::At(const std::string& key) const {
   const json t = vm.value("timings", json::object());
-  if (!t.contains("running_at_monotonic_ns") || !t["running_at_monotonic_ns"].is_number()) {
-    return CommandToRunningBoundMs();
-  }
-  const auto running = std::chrono::steady_clock::time_point(
-      std::chrono::nanoseconds(t["running_at_monotonic_ns"].get<int64_t>()));
-  return std::chrono::duration<double, std::milli>(running - cli_started).count();
+  if (!t.contains(key) || !t[key].is_number_integer()) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(t[key].get<int64_t>()));
+}
+
+double CloneRun::CommandToRunningMs() const {
+  auto running = At("running_at_monotonic_ns");
+  if (!running) return CommandToRunningBoundMs();
+  return std::chrono::duration<double, std::milli>(*running - cli_started).count();
+}
+
+double CloneRun::CommandToBegunMs() const {
+  auto begun = At("begun_at_monotonic_ns");
+  return begun ? std::chrono::duration<double, std::milli>(*begun - cli_started).count() : 0;
+}
+
+double CloneRun::BegunToRunningMs() const {
+  auto begun = At("begun_at_monotonic_ns");
+  auto running = At("running_at_monotonic_ns");
+  if (!begun || !running) return 0;
+  return std::chrono::duration<double, std::milli>(*running - *begun).count();
 }
 
 bool CloneRun::FromWarmPool() const {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,16 @@ struct CloneRun {
   // to when ferryd saw `cont` return (timings.running_at_monotonic_ns; ferryd's steady_clock
   // is CLOCK_MONOTONIC, as this process's is). The bound above when ferryd does not report it.
   double CommandToRunningMs() const;
+  // Splits that: the CLI's start and its request reaching ferryd, up to ferryd beginning the
+  // clone (timings.begun_at_monotonic_ns); and from there to `cont` returning. 0 when ferryd
+  // does not report the times.
+  double CommandToBegunMs() const;
+  double BegunToRunningMs() const;
   bool FromWarmPool() const;
+
+ private:
+  // timings[key] as a point on this process's steady_clock (ferryd reports CLOCK_MONOTONIC ns).
+  std::optional<std::chrono::steady_clock::time_point> At(const std::string& key) const;
 };
 
 // `ferry clone SNAPSHOT --name N1 --name N2 ... --forward 0:GUEST_PORT --json`.

@@ -98,7 +98,7 @@ TEST_F(BadInputTest, CliWithoutAnAgentSaysWhereItLooked) {
   // No ferryd started: the CLI must say so in one line, not hang.
   CommandResult r = Ferry({"vm", "list"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("cannot reach ferryd at " + socket_));
+  EXPECT_THAT(r.err, HasSubstr("cannot reach ferryd: cannot connect to " + socket_));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 

@@ -1,19 +1,13 @@
 #include "cli/api_client.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
-
 namespace ferry::cli {
 
 using nlohmann::json;
 
+// UnixHttpClient's default timeouts: 5 s to connect, 60 s per read, as long-polls on operations
+// last up to 30 s server-side.
 ApiClient::ApiClient(std::string socket_path)
-    : socket_path_(std::move(socket_path)), http_(std::make_unique<httplib::Client>(socket_path_)) {
-  http_->set_address_family(AF_UNIX);
-  http_->set_connection_timeout(5);
-  // Long-polls on operations last up to 30 s server-side.
-  http_->set_read_timeout(60);
-}
+    : socket_path_(std::move(socket_path)), http_(std::make_unique<UnixHttpClient>(socket_path_)) {}
 
 ApiClient::~ApiClient() = default;
 
@@ -26,14 +20,14 @@ Status ErrorFrom(const json& error) {
 }
 }  // namespace
 
+// `why` comes from UnixHttpClient and names the socket already.
 Status ApiClient::Unreachable(const std::string& why) const {
-  return Status::Unavailable("cannot reach ferryd at " + socket_path_ + " (" + why +
-                             "); start ferryd or point FERRY_SOCKET / --socket at its socket");
+  return Status::Unavailable("cannot reach ferryd: " + why +
+                             "; start ferryd or point FERRY_SOCKET / --socket at its socket");
 }
 
-template <typename Res>
-Result<json> ApiClient::Decode(const Res& res) {
-  if (!res) return Unreachable(httplib::to_string(res.error()));
+Result<json> ApiClient::Decode(const Result<HttpResponse>& res) {
+  if (!res.ok()) return Unreachable(res.status().message());
   json body = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
   if (res->status >= 400) {
     if (body.is_object() && body.contains("error")) return ErrorFrom(body["error"]);
@@ -43,11 +37,11 @@ Result<json> ApiClient::Decode(const Res& res) {
   return body;
 }
 
-Result<json> ApiClient::Get(const std::string& path) { return Decode(http_->Get(path)); }
+Result<json> ApiClient::Get(const std::string& path) { return Decode(http_->Request("GET", path)); }
 
 Result<std::string> ApiClient::GetText(const std::string& path) {
-  auto res = http_->Get(path);
-  if (!res) return Unreachable(httplib::to_string(res.error()));
+  auto res = http_->Request("GET", path);
+  if (!res.ok()) return Unreachable(res.status().message());
   if (res->status >= 400) {
     auto err = Decode(res);
     return err.ok() ? Status::Internal("HTTP " + std::to_string(res->status)) : err.status();
@@ -56,14 +50,16 @@ Result<std::string> ApiClient::GetText(const std::string& path) {
 }
 
 Result<json> ApiClient::Post(const std::string& path, const json& body) {
-  return Decode(http_->Post(path, body.dump(), "application/json"));
+  return Decode(http_->Request("POST", path, body.dump(), "application/json"));
 }
 
 Result<json> ApiClient::Put(const std::string& path, const json& body) {
-  return Decode(http_->Put(path, body.dump(), "application/json"));
+  return Decode(http_->Request("PUT", path, body.dump(), "application/json"));
 }
 
-Result<json> ApiClient::Delete(const std::string& path) { return Decode(http_->Delete(path)); }
+Result<json> ApiClient::Delete(const std::string& path) {
+  return Decode(http_->Request("DELETE", path));
+}
 
 Result<json> ApiClient::Follow(const json& accepted,
                                const std::function<void(const json&)>& progress) {

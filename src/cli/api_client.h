@@ -7,11 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/unix_http_client.h"
 #include "core/status.h"
-
-namespace httplib {
-class Client;
-}
 
 namespace ferry::cli {
 
@@ -33,11 +30,10 @@ class ApiClient {
 
  private:
   Status Unreachable(const std::string& why) const;
-  template <typename Res>
-  Result<nlohmann::json> Decode(const Res& res);
+  Result<nlohmann::json> Decode(const Result<HttpResponse>& res);
 
   std::string socket_path_;
-  std::unique_ptr<httplib::Client> http_;
+  std::unique_ptr<UnixHttpClient> http_;
 };
 
 }  // namespace ferry::cli

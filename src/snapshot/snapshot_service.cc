@@ -38,23 +38,36 @@ std::string NewGuid() {
          "-" + h.substr(20, 12);
 }
 
-int64_t MonotonicNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             Clock::now().time_since_epoch())
-      .count();
+int64_t MonotonicNs(Clock::time_point t = Clock::now()) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-// Restores one clone inside its fresh QEMU: device state, resume, new identity. `primed` is set
-// for a warm-pool QEMU whose identity was prepared while it waited (clone_identity.h).
-Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const std::string& snapshot_dir,
-                          const SnapshotManifest& m, const std::string& clone_name,
-                          const std::optional<PrimedIdentity>& primed) {
+// One clone to restore: from which snapshot, as whom, and when ferryd began it.
+struct CloneRestore {
+  std::string snapshot_dir;
+  SnapshotManifest manifest;
+  std::string clone_name;
+  std::optional<PrimedIdentity> primed;  // a warm-pool QEMU primed while it waited
+  Clock::time_point begun_at;            // when ferryd began this clone (its plan)
+};
+
+// Restores one clone inside its fresh QEMU: device state, resume, new identity.
+Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& c) {
   const auto t0 = Clock::now();
+  const SnapshotManifest& m = c.manifest;
+  const std::string& snapshot_dir = c.snapshot_dir;
+  const std::string& clone_name = c.clone_name;
+  const std::optional<PrimedIdentity>& primed = c.primed;
   json timings;
+  timings["begun_at_monotonic_ns"] = MonotonicNs(c.begun_at);
   // A warm-pool QEMU has loaded the device state while it waited (SnapshotService::Preload):
-  // its incoming migration says completed, and only `cont` is left.
-  auto incoming = rt.Qmp("query-migrate");
-  const bool preloaded = incoming.ok() && incoming->value("status", "") == "completed";
+  // its incoming migration says completed, and only `cont` is left. A primed one was resumed
+  // after that load, so it is known to be loaded without asking.
+  bool preloaded = primed.has_value();
+  if (!preloaded) {
+    auto incoming = rt.Qmp("query-migrate");
+    preloaded = incoming.ok() && incoming->value("status", "") == "completed";
+  }
   if (!preloaded) {
     FERRY_RETURN_IF_ERROR(
         LoadDeviceState(rt, snapshot_dir + "/" + m.device_state.file, kDeviceStateTimeout));
@@ -324,6 +337,7 @@ std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
 Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     const std::string& snapshot, const std::string& name,
     const std::optional<PrimedIdentity>& primed) {
+  const auto begun_at = Clock::now();
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   const std::string what = "snapshot " + snapshot;
   auto manifest = LoadManifest(paths.dir);
@@ -348,9 +362,9 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     plan.disk_chain.push_back(frozen);
     plan.disk_chain.insert(plan.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
   }
-  const std::string dir = paths.dir;
-  plan.restore = [dir, m, name, primed](vm::VmRuntime& rt, Operation& op) {
-    return RestoreClone(rt, op, dir, m, name, primed);
+  CloneRestore restore{paths.dir, m, name, primed, begun_at};
+  plan.restore = [restore](vm::VmRuntime& rt, Operation& op) {
+    return RestoreClone(rt, op, restore);
   };
   return std::make_pair(std::move(spec).value(), std::move(plan));
 }
