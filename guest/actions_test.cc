@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "guest/fake_guest_system.h"
 #include "guest/protocol.h"
@@ -19,6 +24,29 @@ class GuestActionsTest : public ::testing::Test {
     if (power_off != nullptr) *power_off = reply.power_off_after;
     EXPECT_EQ(reply.line.find('\n'), std::string::npos);
     return json::parse(reply.line);  // every reply must be valid JSON
+  }
+
+  // Sends `valid` with one member changed to each bad value, then without each required member
+  // in turn: every such request must be refused with an error that names the member.
+  void ExpectEachRefused(const json& valid,
+                         const std::vector<std::pair<std::string, json>>& bad_values,
+                         std::initializer_list<const char*> required) {
+    for (const auto& [member, value] : bad_values) {
+      json request = valid;
+      request[member] = value;
+      json reply = Handle(request.dump());
+      EXPECT_EQ(reply["ok"], false) << member << "=" << value;
+      EXPECT_EQ(reply["id"], valid["id"]);
+      EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos)
+          << reply["error"];
+    }
+    for (const char* member : required) {
+      json request = valid;
+      request.erase(member);
+      json reply = Handle(request.dump());
+      EXPECT_EQ(reply["ok"], false) << member;
+      EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos);
+    }
   }
 
   FakeGuestSystem system_;
@@ -110,22 +138,40 @@ json ResetRequest() {
               {"time_unix_ns", 1'750'000'000'123'456'789}};
 }
 
+// What a successful reset_identity or finish_identity reply should report.
+struct ExpectedIdentity {
+  std::string hostname;
+  std::string machine_id;
+  json macs;
+  std::int64_t clock_unix_ns;
+  std::vector<const char*> steps;  // the steps timed in steps_ms, and no others
+};
+
+void ExpectIdentityReply(const json& reply, const ExpectedIdentity& expected) {
+  const json& identity = reply["identity"];
+  EXPECT_EQ(identity["hostname"], expected.hostname);
+  EXPECT_EQ(identity["machine_id"], expected.machine_id);
+  EXPECT_EQ(identity["macs"], expected.macs);
+  EXPECT_EQ(identity["clock_unix_ns"], expected.clock_unix_ns);
+  EXPECT_EQ(identity["ssh_host_keys"][0]["fingerprint"], FakeGuestSystem::kKeyFingerprint);
+  EXPECT_EQ(reply["steps_ms"].size(), expected.steps.size());
+  for (const char* step : expected.steps) {
+    EXPECT_TRUE(reply["steps_ms"][step].is_number()) << step;
+  }
+  EXPECT_TRUE(reply["total_ms"].is_number());
+}
+
 TEST_F(GuestActionsTest, ResetIdentityChangesEverythingAndReportsIt) {
   json reply = Handle(ResetRequest().dump());
   ASSERT_EQ(reply["ok"], true) << reply.dump();
   EXPECT_EQ(reply["id"], 11);
-  const json& identity = reply["identity"];
-  EXPECT_EQ(identity["hostname"], "web-2");
-  EXPECT_EQ(identity["machine_id"], "00112233445566778899aabbccddeeff");
-  EXPECT_EQ(identity["macs"], json::parse(R"([{"iface": "eth0", "mac": "52:54:00:ab:cd:ef",
-                       "ipv4": ["10.0.2.15/24", "10.0.2.16/24"]}])"));
-  EXPECT_EQ(identity["clock_unix_ns"], 1'750'000'000'123'456'789);
-  EXPECT_EQ(identity["ssh_host_keys"][0]["fingerprint"], FakeGuestSystem::kKeyFingerprint);
-  for (const char* step : {"rng", "clock", "machine_id", "hostname", "mac", "ssh_keys", "dhcp"}) {
-    EXPECT_TRUE(reply["steps_ms"][step].is_number()) << step;
-  }
-  EXPECT_EQ(reply["steps_ms"].size(), 7u);
-  EXPECT_TRUE(reply["total_ms"].is_number());
+  ExpectIdentityReply(
+      reply, {.hostname = "web-2",
+              .machine_id = "00112233445566778899aabbccddeeff",
+              .macs = json::parse(R"([{"iface": "eth0", "mac": "52:54:00:ab:cd:ef",
+                                       "ipv4": ["10.0.2.15/24", "10.0.2.16/24"]}])"),
+              .clock_unix_ns = 1'750'000'000'123'456'789,
+              .steps = {"rng", "clock", "machine_id", "hostname", "mac", "ssh_keys", "dhcp"}});
   // The key made by the reset is known without running dropbearkey -y again.
   EXPECT_EQ(system_.programs.size(), 1u);  // dropbearkey -t; DHCP runs no program
 }
@@ -155,21 +201,8 @@ TEST_F(GuestActionsTest, ResetIdentityWithABadArgumentChangesNothing) {
       {"time_unix_ns", "1750000000000000000"},
       {"hostnme", "typo"},
   };
-  for (const auto& [member, value] : bad) {
-    json request = ResetRequest();
-    request[member] = value;
-    json reply = Handle(request.dump());
-    EXPECT_EQ(reply["ok"], false) << member << "=" << value;
-    EXPECT_EQ(reply["id"], 11);
-    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos) << reply["error"];
-  }
-  for (const char* member : {"hostname", "mac", "machine_id", "entropy", "time_unix_ns"}) {
-    json request = ResetRequest();
-    request.erase(member);
-    json reply = Handle(request.dump());
-    EXPECT_EQ(reply["ok"], false) << member;
-    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos);
-  }
+  ExpectEachRefused(ResetRequest(), bad,
+                    {"hostname", "mac", "machine_id", "entropy", "time_unix_ns"});
   EXPECT_EQ(system_.log, std::vector<std::string>{});
   EXPECT_EQ(system_.hostname, "ferry");
 }
@@ -218,19 +251,13 @@ TEST_F(GuestActionsTest, FinishIdentityRunsRngClockHostnameOnlyAndReports) {
   json reply = Handle(FinishRequest().dump());
   ASSERT_EQ(reply["ok"], true) << reply.dump();
   EXPECT_EQ(reply["id"], 12);
-  const json& identity = reply["identity"];
-  EXPECT_EQ(identity["hostname"], "web-3");
-  EXPECT_EQ(identity["clock_unix_ns"], 1'760'000'000'123'456'789);
   // What the pool set stays: the MAC, address, machine-id and key are not touched.
-  EXPECT_EQ(identity["macs"], json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56",
-                       "ipv4": ["10.0.2.15/24"]}])"));
-  EXPECT_EQ(identity["machine_id"], "0123456789abcdef0123456789abcdef");
-  EXPECT_EQ(identity["ssh_host_keys"][0]["fingerprint"], FakeGuestSystem::kKeyFingerprint);
-  EXPECT_EQ(reply["steps_ms"].size(), 3u);
-  for (const char* step : {"rng", "clock", "hostname"}) {
-    EXPECT_TRUE(reply["steps_ms"][step].is_number()) << step;
-  }
-  EXPECT_TRUE(reply["total_ms"].is_number());
+  ExpectIdentityReply(reply, {.hostname = "web-3",
+                              .machine_id = "0123456789abcdef0123456789abcdef",
+                              .macs = json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56",
+                                       "ipv4": ["10.0.2.15/24"]}])"),
+                              .clock_unix_ns = 1'760'000'000'123'456'789,
+                              .steps = {"rng", "clock", "hostname"}});
   // The steps in order, then only the read of the existing key for the identity reply.
   EXPECT_EQ(system_.log, (std::vector<std::string>{
                              "AddEntropyAndReseed 64",
@@ -245,28 +272,14 @@ TEST_F(GuestActionsTest, FinishIdentityRunsRngClockHostnameOnlyAndReports) {
 }
 
 TEST_F(GuestActionsTest, FinishIdentityRefusesBadArgumentsWithoutChangingAnything) {
-  const std::pair<const char*, json> bad[] = {
+  const std::vector<std::pair<std::string, json>> bad = {
       {"hostname", "web.3"},
       {"entropy", std::string(60, 'c') + "d1"},  // 31 bytes
       {"time_unix_ns", 1'760'000'000},           // seconds, not ns
       {"mac", "52:54:00:ab:cd:ef"},              // finish_identity never changes the MAC
       {"ssh_host_key", std::string(128, 'a')},
   };
-  for (const auto& [member, value] : bad) {
-    json request = FinishRequest();
-    request[member] = value;
-    json reply = Handle(request.dump());
-    EXPECT_EQ(reply["ok"], false) << member << "=" << value;
-    EXPECT_EQ(reply["id"], 12);
-    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos) << reply["error"];
-  }
-  for (const char* member : {"hostname", "entropy", "time_unix_ns"}) {
-    json request = FinishRequest();
-    request.erase(member);
-    json reply = Handle(request.dump());
-    EXPECT_EQ(reply["ok"], false) << member;
-    EXPECT_NE(reply["error"].get<std::string>().find(member), std::string::npos);
-  }
+  ExpectEachRefused(FinishRequest(), bad, {"hostname", "entropy", "time_unix_ns"});
   EXPECT_EQ(system_.log, std::vector<std::string>{});
   EXPECT_EQ(system_.hostname, "ferry");
 }

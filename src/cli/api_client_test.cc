@@ -2,14 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "cli/test_http_server.h"
 
 namespace ferry::cli {
 namespace {
@@ -17,38 +14,12 @@ namespace {
 using nlohmann::json;
 
 // ApiClient against a real httplib::Server on a UNIX socket, the way ferryd answers.
-class ApiClientTest : public ::testing::Test {
+class ApiClientTest : public UnixSocketHttpServerTest {
  protected:
-  void SetUp() override {
-    dir_ = "/tmp/ferry-api-client-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir_.data()), nullptr);
-    path_ = dir_ + "/api.sock";
-    server_.set_address_family(AF_UNIX);
-  }
-  void TearDown() override {
-    server_.stop();
-    if (thread_.joinable()) thread_.join();
-    ::unlink(path_.c_str());
-    ::rmdir(dir_.c_str());
-  }
-  void StartServer() {
-    ASSERT_TRUE(server_.bind_to_port(path_, 80));
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    ASSERT_TRUE(server_.is_running());
-  }
   static void Reply(httplib::Response& res, int status, const std::string& body) {
     res.status = status;
     res.set_content(body, "application/json");
   }
-
-  std::string dir_;
-  std::string path_;
-  httplib::Server server_;
-  std::thread thread_;
 };
 
 TEST_F(ApiClientTest, JsonRepliesAndErrorObjectsDecode) {

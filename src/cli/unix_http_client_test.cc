@@ -3,18 +3,18 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "cli/test_http_server.h"
 
 namespace ferry::cli {
 namespace {
@@ -30,59 +30,8 @@ HttpTimeouts PeerTimeouts() {
   return t;
 }
 
-std::string MakeTempDir() {
-  std::string dir = "/tmp/ferry-http-test-XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
-  return dir;
-}
-
-// Counts the connections an httplib::Server accepts: it hands each one to its task queue.
-class CountingTaskQueue : public httplib::TaskQueue {
- public:
-  explicit CountingTaskQueue(std::atomic<int>& accepted) : accepted_(accepted), pool_(4) {}
-  void enqueue(std::function<void()> fn) override {
-    ++accepted_;
-    pool_.enqueue(std::move(fn));
-  }
-  void shutdown() override { pool_.shutdown(); }
-
- private:
-  std::atomic<int>& accepted_;
-  httplib::ThreadPool pool_;
-};
-
-// A real httplib::Server, as ferryd runs it, on a UNIX socket in a temporary directory.
-class UnixHttpClientTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    path_ = dir_ + "/api.sock";
-    server_.set_address_family(AF_UNIX);
-    server_.new_task_queue = [this] { return new CountingTaskQueue(connections_); };
-  }
-  void TearDown() override {
-    server_.stop();
-    if (thread_.joinable()) thread_.join();
-    ::unlink(path_.c_str());
-    ::rmdir(dir_.c_str());
-  }
-  void StartServer() {
-    ASSERT_TRUE(server_.bind_to_port(path_, 80));
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    // stop() is a no-op until the server runs; wait so that TearDown can always stop it.
-    const auto deadline = std::chrono::steady_clock::now() + kPeerPatience;
-    while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(milliseconds(1));
-    }
-    ASSERT_TRUE(server_.is_running());
-  }
-
-  std::string dir_;
-  std::string path_;
-  httplib::Server server_;
-  std::thread thread_;
-  std::atomic<int> connections_{0};
-};
+// UnixHttpClient against the server ferryd runs.
+class UnixHttpClientTest : public UnixSocketHttpServerTest {};
 
 TEST_F(UnixHttpClientTest, GetReturnsStatusAndBody) {
   server_.Get("/v1/host", [](const httplib::Request&, httplib::Response& res) {
@@ -256,6 +205,18 @@ class RawHttpPeer {
   void Join() {
     if (thread_.joinable()) thread_.join();
   }
+  // Runs the script most tests need: on one connection, answer one request with `reply`, then
+  // wait for the client to close. The request it read is request() once Join() has returned.
+  void ReplyOnceWith(std::string reply) {
+    Run([reply = std::move(reply)](RawHttpPeer& p) {
+      int fd = p.Accept();
+      p.request_ = ReadRequest(fd);
+      Write(fd, reply);
+      WaitForClientClose(fd);
+      ::close(fd);
+    });
+  }
+  const std::string& request() const { return request_; }
 
   // The next connection, or -1 if none comes within kPeerPatience (the helpers below then fail
   // at once on -1).
@@ -319,27 +280,26 @@ class RawHttpPeer {
   std::string path_;
   int listen_fd_ = -1;
   std::thread thread_;
+  std::string request_;  // written by ReplyOnceWith's script
 };
+
+// One request from a client of `peer` that is closed again before this returns.
+Result<HttpResponse> RequestOnce(const RawHttpPeer& peer, const std::string& method = "GET",
+                                 const std::string& path = "/a", const std::string& body = "",
+                                 const std::string& content_type = "") {
+  UnixHttpClient client(peer.path(), PeerTimeouts());
+  return client.Request(method, path, body, content_type);
+}
 
 TEST(UnixHttpClientRawTest, SendsTheDocumentedRequest) {
   RawHttpPeer peer;
-  std::string request;
-  peer.Run([&request](RawHttpPeer& p) {
-    int fd = p.Accept();
-    request = RawHttpPeer::ReadRequest(fd);
-    RawHttpPeer::Write(fd, "HTTP/1.1 201 Created\r\ncontent-LENGTH: 2\r\n\r\nok");
-    RawHttpPeer::WaitForClientClose(fd);
-    ::close(fd);
-  });
-  {
-    UnixHttpClient client(peer.path(), PeerTimeouts());
-    auto res = client.Request("POST", "/v1/x", "{}", "application/json");
-    ASSERT_TRUE(res.ok()) << res.status().message();
-    EXPECT_EQ(res->status, 201);
-    EXPECT_EQ(res->body, "ok");
-  }
+  peer.ReplyOnceWith("HTTP/1.1 201 Created\r\ncontent-LENGTH: 2\r\n\r\nok");
+  auto res = RequestOnce(peer, "POST", "/v1/x", "{}", "application/json");
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  EXPECT_EQ(res->status, 201);
+  EXPECT_EQ(res->body, "ok");
   peer.Join();
-  EXPECT_EQ(request,
+  EXPECT_EQ(peer.request(),
             "POST /v1/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
             "Content-Type: application/json\r\n\r\n{}");
 }
@@ -424,33 +384,25 @@ TEST(UnixHttpClientRawTest, ChunkExtensionsAndTrailersAreConsumed) {
   peer.Join();
 }
 
-// Replies with a header block of `size` bytes, blank line included.
-void ReplyWithHeaderBlockOf(std::size_t size, RawHttpPeer& peer) {
-  peer.Run([size](RawHttpPeer& p) {
-    int fd = p.Accept();
-    RawHttpPeer::ReadRequest(fd);
-    std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Filler: ";
-    head += std::string(size - head.size() - 4, 'f') + "\r\n\r\n";
-    RawHttpPeer::Write(fd, head + "ok");
-    RawHttpPeer::WaitForClientClose(fd);
-    ::close(fd);
-  });
+// A reply whose header block is `size` bytes, blank line included.
+std::string ReplyWithHeaderBlockOf(std::size_t size) {
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Filler: ";
+  head += std::string(size - head.size() - 4, 'f') + "\r\n\r\n";
+  return head + "ok";
 }
 
 TEST(UnixHttpClientRawTest, HeaderBlockOfExactly64KiBIsAccepted) {
   RawHttpPeer peer;
-  ReplyWithHeaderBlockOf(UnixHttpClient::kMaxHeaderBytes, peer);
-  UnixHttpClient client(peer.path(), PeerTimeouts());
-  auto res = client.Request("GET", "/a");
+  peer.ReplyOnceWith(ReplyWithHeaderBlockOf(UnixHttpClient::kMaxHeaderBytes));
+  auto res = RequestOnce(peer);
   ASSERT_TRUE(res.ok()) << res.status().message();
   EXPECT_EQ(res->body, "ok");
 }
 
 TEST(UnixHttpClientRawTest, OversizedHeaderBlockIsRefused) {
   RawHttpPeer peer;
-  ReplyWithHeaderBlockOf(UnixHttpClient::kMaxHeaderBytes + 1, peer);
-  UnixHttpClient client(peer.path(), PeerTimeouts());
-  auto res = client.Request("GET", "/a");
+  peer.ReplyOnceWith(ReplyWithHeaderBlockOf(UnixHttpClient::kMaxHeaderBytes + 1));
+  auto res = RequestOnce(peer);
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(res.status().code(), Status::Code::kCorruption);
   EXPECT_EQ(res.status().message(), "reply headers from " + peer.path() + " exceed 64 KiB");
@@ -458,16 +410,9 @@ TEST(UnixHttpClientRawTest, OversizedHeaderBlockIsRefused) {
 
 TEST(UnixHttpClientRawTest, OversizedBodyIsRefused) {
   RawHttpPeer peer;
-  peer.Run([](RawHttpPeer& p) {
-    int fd = p.Accept();
-    RawHttpPeer::ReadRequest(fd);
-    RawHttpPeer::Write(fd, "HTTP/1.1 200 OK\r\nContent-Length: " +
-                               std::to_string(UnixHttpClient::kMaxBodyBytes + 1) + "\r\n\r\n");
-    RawHttpPeer::WaitForClientClose(fd);
-    ::close(fd);
-  });
-  UnixHttpClient client(peer.path(), PeerTimeouts());
-  auto res = client.Request("GET", "/a");
+  peer.ReplyOnceWith("HTTP/1.1 200 OK\r\nContent-Length: " +
+                     std::to_string(UnixHttpClient::kMaxBodyBytes + 1) + "\r\n\r\n");
+  auto res = RequestOnce(peer);
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(res.status().code(), Status::Code::kCorruption);
   EXPECT_EQ(res.status().message(), "reply body from " + peer.path() + " exceeds 64 MiB");
@@ -475,15 +420,8 @@ TEST(UnixHttpClientRawTest, OversizedBodyIsRefused) {
 
 TEST(UnixHttpClientRawTest, MalformedStatusLineIsRefused) {
   RawHttpPeer peer;
-  peer.Run([](RawHttpPeer& p) {
-    int fd = p.Accept();
-    RawHttpPeer::ReadRequest(fd);
-    RawHttpPeer::Write(fd, "HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n");
-    RawHttpPeer::WaitForClientClose(fd);
-    ::close(fd);
-  });
-  UnixHttpClient client(peer.path(), PeerTimeouts());
-  auto res = client.Request("GET", "/a");
+  peer.ReplyOnceWith("HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n");
+  auto res = RequestOnce(peer);
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(res.status().code(), Status::Code::kCorruption);
   EXPECT_NE(res.status().message().find("bad status line"), std::string::npos);
@@ -571,8 +509,7 @@ TEST(UnixHttpClientRawTest, FailureOnAFreshConnectionIsNotRetried) {
     RawHttpPeer::ReadRequest(fd);
     ::close(fd);  // unanswered
   });
-  UnixHttpClient client(peer.path(), PeerTimeouts());
-  auto res = client.Request("POST", "/v1/vms", "{}", "application/json");
+  auto res = RequestOnce(peer, "POST", "/v1/vms", "{}", "application/json");
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(res.status().code(), Status::Code::kUnavailable);
   EXPECT_EQ(res.status().message(), peer.path() + " closed the connection without replying");
@@ -610,8 +547,7 @@ TEST(UnixHttpClientRawTest, ReplyCutShortIsAnError) {
     RawHttpPeer::Write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
     ::close(fd);
   });
-  UnixHttpClient client(peer.path(), PeerTimeouts());
-  auto res = client.Request("GET", "/a");
+  auto res = RequestOnce(peer);
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(res.status().code(), Status::Code::kUnavailable);
   EXPECT_EQ(res.status().message(),

@@ -298,8 +298,14 @@ Status VerifyDiskImage(const std::string& dir, const SnapshotManifest& manifest)
 
 Status VerifySnapshot(const std::string& dir, const SnapshotManifest& manifest,
                       VerifiedFiles& verified) {
-  FERRY_RETURN_IF_ERROR(VerifyDeviceState(dir, manifest));
-  FERRY_RETURN_IF_ERROR(VerifyDiskImage(dir, manifest));
+  FERRY_RETURN_IF_ERROR(
+      verified.CheckDigest(dir + "/" + manifest.device_state.file, manifest.device_state.sha256,
+                           [&] { return VerifyDeviceState(dir, manifest); }));
+  if (manifest.disk) {
+    FERRY_RETURN_IF_ERROR(verified.CheckDigest(dir + "/" + manifest.disk->file,
+                                               manifest.disk->sha256,
+                                               [&] { return VerifyDiskImage(dir, manifest); }));
+  }
   return verified.Check(dir + "/" + manifest.ram_file, manifest.ram);
 }
 

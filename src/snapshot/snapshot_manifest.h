@@ -86,11 +86,11 @@ Result<std::string> Sha256File(const std::string& path);
 // Checks DIR/<device state file> against the manifest: size ("truncated" when shorter), then
 // SHA-256. Damage is Corruption naming the file.
 Status VerifyDeviceState(const std::string& dir, const SnapshotManifest& manifest);
-// The frozen disk image's size and SHA-256 (read whole: a disk is checked on every clone).
+// The frozen disk image's size and SHA-256, read whole.
 Status VerifyDiskImage(const std::string& dir, const SnapshotManifest& manifest);
 
-// Checks both data files of a loaded manifest: the device state in full (it is small) and the RAM
-// through `verified`, which turns repeat checks of an unchanged RAM file into a stat.
+// Checks the data files of a loaded manifest (device state, frozen disk image, RAM) through
+// `verified`, which turns repeat checks of an unchanged file into a stat.
 Status VerifySnapshot(const std::string& dir, const SnapshotManifest& manifest,
                       VerifiedFiles& verified);
 

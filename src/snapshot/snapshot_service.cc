@@ -511,7 +511,7 @@ Status SnapshotService::Delete(const std::string& name) {
   }
   FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
   if (!frozen_disk.empty()) ::unlink(frozen_disk.c_str());
-  verified_.Forget(paths.dir + "/ram");
+  verified_.ForgetUnder(paths.dir);  // its RAM link, device state and disk link
   ::unlink(paths.ram.c_str());
   RemoveAll(paths.dir);
   return Status::Ok();

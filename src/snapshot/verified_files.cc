@@ -45,17 +45,41 @@ std::shared_ptr<VerifiedFiles::Entry> VerifiedFiles::EntryFor(const std::string&
 }
 
 Status VerifiedFiles::Check(const std::string& path, const RamImage& expected) {
+  return CheckEntry(
+      path, [&](const Entry& e) { return e.sha256.empty() && e.image == expected; },
+      [&](Entry& e) {
+        e.image = expected;
+        e.sha256.clear();
+      },
+      [&] { return options_.verify(path, expected); });
+}
+
+Status VerifiedFiles::CheckDigest(const std::string& path, const std::string& sha256,
+                                  const std::function<Status()>& verify) {
+  return CheckEntry(
+      path, [&](const Entry& e) { return !e.sha256.empty() && e.sha256 == sha256; },
+      [&](Entry& e) {
+        e.image = RamImage{};
+        e.sha256 = sha256;
+      },
+      verify);
+}
+
+Status VerifiedFiles::CheckEntry(const std::string& path,
+                                 const std::function<bool(const Entry&)>& same,
+                                 const std::function<void(Entry&)>& remember,
+                                 const std::function<Status()>& verify) {
   std::shared_ptr<Entry> entry = EntryFor(path);
   std::lock_guard<std::mutex> lock(entry->mu);
   Identity before;
   const int64_t started_ns = options_.now_ns();
   const bool have_before = Stat(path, &before);
-  if (have_before && entry->verified && entry->identity == before && entry->image == expected) {
+  if (have_before && entry->verified && entry->identity == before && same(*entry)) {
     return Status::Ok();
   }
   entry->verified = false;
   full_verifications_.fetch_add(1);
-  FERRY_RETURN_IF_ERROR(options_.verify(path, expected));
+  FERRY_RETURN_IF_ERROR(verify());
   // Remember only what provably did not change while it was read, and is not racily recent.
   Identity after;
   const bool settled =
@@ -63,7 +87,7 @@ Status VerifiedFiles::Check(const std::string& path, const RamImage& expected) {
   if (have_before && Stat(path, &after) && after == before && settled) {
     entry->verified = true;
     entry->identity = before;
-    entry->image = expected;
+    remember(*entry);
   }
   return Status::Ok();
 }
@@ -71,6 +95,15 @@ Status VerifiedFiles::Check(const std::string& path, const RamImage& expected) {
 void VerifiedFiles::Forget(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   entries_.erase(path);
+}
+
+void VerifiedFiles::ForgetUnder(const std::string& dir) {
+  const std::string prefix = dir + "/";
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = entries_.lower_bound(prefix);
+       it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    it = entries_.erase(it);
+  }
 }
 
 }  // namespace ferry::snapshot

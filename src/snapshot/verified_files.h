@@ -1,5 +1,6 @@
-// Remembers which snapshot RAM files have passed a full check, so that restoring a clone costs a
-// stat(2) and not a read of the guest's whole RAM: clone latency must not grow with RAM size.
+// Remembers which snapshot files have passed a full check, so that restoring a clone costs a
+// stat(2) and not a read of the guest's whole RAM (clone latency must not grow with RAM size),
+// nor a SHA-256 of its device state and frozen disk image on every clone.
 //
 // Why a stat is enough: a file is remembered as (device, inode, size, mtime, ctime) together with
 // the chunk table it matched. The kernel moves mtime and ctime on every write(2), truncate and
@@ -53,8 +54,14 @@ class VerifiedFiles {
   // verified against the same table; otherwise a full verification, remembered if it passes.
   // Errors are those of the verifier (Corruption naming the file and chunk).
   Status Check(const std::string& path, const RamImage& expected);
+  // The same for a file checked whole against a SHA-256 (a device state, a frozen disk image):
+  // `verify` is the full check, run when the file changed since it last passed against `sha256`.
+  Status CheckDigest(const std::string& path, const std::string& sha256,
+                     const std::function<Status()>& verify);
   // Forgets `path` (its snapshot was deleted), so the memory does not grow with deleted snapshots.
   void Forget(const std::string& path);
+  // Forgets every path in directory `dir` (a deleted snapshot's).
+  void ForgetUnder(const std::string& dir);
   // How many full verifications ran; for tests and metrics.
   uint64_t full_verifications() const { return full_verifications_.load(); }
 
@@ -71,8 +78,16 @@ class VerifiedFiles {
     std::mutex mu;  // held across a full verification of this path
     bool verified = false;
     Identity identity;
-    RamImage image;  // the table it matched; a different table means verify again
+    // What it matched: a RAM chunk table, or (non-empty) a file's SHA-256; one of the two.
+    // Another expectation means verify again.
+    RamImage image;
+    std::string sha256;
   };
+  // Check and CheckDigest: `same` says whether a verified entry matched this expectation,
+  // `remember` records it after `verify` passed.
+  Status CheckEntry(const std::string& path, const std::function<bool(const Entry&)>& same,
+                    const std::function<void(Entry&)>& remember,
+                    const std::function<Status()>& verify);
 
   static bool Stat(const std::string& path, Identity* out);
   std::shared_ptr<Entry> EntryFor(const std::string& path);

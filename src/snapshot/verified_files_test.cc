@@ -163,3 +163,53 @@ TEST_F(VerifiedFilesTest, ConcurrentChecksOfOneFileReadItOnce) {
 
 }  // namespace
 }  // namespace ferry::snapshot
+
+namespace ferry::snapshot {
+namespace {
+
+// A device state or frozen disk: checked whole against its SHA-256, then by a stat while unchanged.
+class VerifiedDigestTest : public VerifiedFilesTest {
+ protected:
+  Status CheckDigest(VerifiedFiles& verified, const std::string& sha256) {
+    return verified.CheckDigest(ram_, sha256, [&]() -> Status {
+      ++reads_;
+      return sha256 == "good" ? Status::Ok() : Status::Corruption("checksum mismatch");
+    });
+  }
+};
+
+TEST_F(VerifiedDigestTest, AnUnchangedFileIsHashedOnce) {
+  VerifiedFiles verified(Counting());
+  EXPECT_TRUE(CheckDigest(verified, "good").ok());
+  EXPECT_TRUE(CheckDigest(verified, "good").ok());
+  EXPECT_EQ(reads_, 1);
+}
+
+TEST_F(VerifiedDigestTest, AWriteOrAnotherDigestIsCheckedAgain) {
+  ASSERT_EQ(::chmod(ram_.c_str(), 0600), 0);
+  VerifiedFiles verified(Counting());
+  ASSERT_TRUE(CheckDigest(verified, "good").ok());
+  EXPECT_EQ(CheckDigest(verified, "other").code(), Status::Code::kCorruption);
+  EXPECT_EQ(reads_, 2);
+  ASSERT_TRUE(CheckDigest(verified, "good").ok());
+  EXPECT_EQ(reads_, 3);
+  Damage(ram_);
+  ASSERT_TRUE(CheckDigest(verified, "good").ok());
+  EXPECT_EQ(reads_, 4) << "a write after the check must not pass on a stat";
+}
+
+TEST_F(VerifiedDigestTest, ASnapshotsFilesAreForgottenTogether) {
+  VerifiedFiles verified(Counting());
+  ASSERT_TRUE(CheckDigest(verified, "good").ok());
+  ASSERT_TRUE(verified.Check(ram_, image_).ok());  // the RAM table replaces the digest's entry
+  EXPECT_EQ(reads_, 2);
+  verified.ForgetUnder(dir_ + "x");  // a sibling directory whose name extends this one's
+  EXPECT_TRUE(verified.Check(ram_, image_).ok());
+  EXPECT_EQ(reads_, 2);
+  verified.ForgetUnder(dir_);
+  EXPECT_TRUE(verified.Check(ram_, image_).ok());
+  EXPECT_EQ(reads_, 3);
+}
+
+}  // namespace
+}  // namespace ferry::snapshot
