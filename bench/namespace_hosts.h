@@ -1,28 +1,18 @@
-// Two hosts and a client made of network namespaces, for the migration benchmark: the same
-// segment tests/harness/netns_hosts.h builds for the integration tests (its `ip` commands are
-// copied here, so ferry-bench needs neither gtest nor the test harness).
+// Two hosts and a client made of network namespaces, for the migration benchmark: the segment of
+// testbed/netns_segment.h (shared with the integration tests) with hosts h1 and h2, named
+// "fb<pid>sw", "fb<pid>h1", "fb<pid>h2", "fb<pid>cl". The guests' taps hang off each host's
+// ferrybr0; the benchmark's traffic stays on this segment and on loopback.
 //
-//   client ns cl: eth0 10.77.0.200 ──veth──┐
-//                                          switch ns sw: bridge br0
-//   host ns h1: ferrybr0 10.77.0.1 ──veth──┤    (uplink in h1, port h1 in sw)
-//   host ns h2: ferrybr0 10.77.0.2 ──veth──┘    (uplink in h2, port h2 in sw)
-//
-// The guests' taps hang off each host's ferrybr0. No link leaves these namespaces and nothing in
-// them routes anywhere else: the benchmark's traffic stays on this segment and on loopback.
-//
-// Names are "fb<pid>sw", "fb<pid>h1", "fb<pid>h2", "fb<pid>cl", unique to the benchmark process.
-// Teardown (also run by the destructor) kills whatever still runs inside them (only what the
-// benchmark started can be there) and deletes them, which deletes their links. SweepStale
-// removes what a benchmark that was SIGKILLed left behind. Needs root. Not thread-safe.
+// Adds what only the benchmark needs: bare QEMU's taps and a host's traffic counters. Teardown
+// (also run by the destructor) kills whatever still runs inside the namespaces (only what the
+// benchmark started can be there) and deletes them. Needs root. Not thread-safe.
 #pragma once
-
-#include <sys/types.h>
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "core/status.h"
+#include "testbed/netns_segment.h"
 
 namespace ferry::bench {
 
@@ -32,25 +22,14 @@ struct HostTraffic {
   uint64_t ip_out_octets = 0;    // IP bytes the host's own stack sent (IpExt OutOctets)
 };
 
-class NamespaceHosts {
+class NamespaceHosts : public testbed::NetnsSegment {
  public:
-  static constexpr const char* kBridge = "ferrybr0";
-  static constexpr const char* kUplink = "uplink";
-  static constexpr const char* kClientAddress = "10.77.0.200";
+  static constexpr const char* kBridge = kVmBridge;
 
-  NamespaceHosts();
-  ~NamespaceHosts();
-  NamespaceHosts(const NamespaceHosts&) = delete;
-  NamespaceHosts& operator=(const NamespaceHosts&) = delete;
+  NamespaceHosts() : NetnsSegment(kTag) {}
 
   // Creates the switch, hosts h1 and h2 and the client; on failure leaves nothing behind.
   Status Build();
-  // Kills every process inside the namespaces and deletes them. Idempotent; never fails.
-  void Teardown();
-
-  std::string Host(int i) const;  // namespace of host i (1 or 2)
-  const std::string& Client() const { return client_; }
-  static std::string HostAddress(int i);  // "10.77.0.<i>"
 
   // A persistent tap `name` on host i's ferrybr0, up, with a virtio-net header as ferryd makes
   // its taps (QEMU opens it by name, script=no). RemoveTap is Ok if it is gone already.
@@ -61,16 +40,10 @@ class NamespaceHosts {
   Result<HostTraffic> Traffic(int host) const;
 
   // Deletes "fb<pid>..." namespaces whose benchmark process <pid> is gone.
-  static void SweepStale();
+  static void SweepStale() { NetnsSegment::SweepStale(kTag); }
 
  private:
-  static void Delete(const std::string& ns);
-  Status Ip(const std::vector<std::string>& args);
-
-  std::string prefix_;
-  std::string switch_;
-  std::string client_;
-  std::vector<std::string> created_;
+  static constexpr const char* kTag = "fb";
   unsigned next_tap_mac_ = 1;  // port MACs of the bare sides' taps (AddTap)
 };
 

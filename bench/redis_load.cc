@@ -8,6 +8,7 @@
 #include "bench/interrupt.h"
 #include "bench/tool_run.h"
 #include "core/files.h"
+#include "testbed/netns.h"
 
 namespace ferry::bench {
 
@@ -32,11 +33,11 @@ std::string OneLine(std::string text) {
 Result<std::unique_ptr<RedisLoad>> RedisLoad::Start(const std::string& netns,
                                                     const std::string& address,
                                                     const std::string& log) {
-  auto p =
-      Process::Spawn(InNetns(netns, {"redis-benchmark", "-h", address, "-p", "6379", "-t", "set",
-                                     "-r", std::to_string(kKeys), "-d", std::to_string(kValueBytes),
-                                     "-c", std::to_string(kConnections), "-n", kRequests, "-q"}),
-                     log);
+  auto p = Process::Spawn(
+      testbed::InNamespace(netns, {"redis-benchmark", "-h", address, "-p", "6379", "-t", "set",
+                                   "-r", std::to_string(kKeys), "-d", std::to_string(kValueBytes),
+                                   "-c", std::to_string(kConnections), "-n", kRequests, "-q"}),
+      log);
   if (!p.ok()) return p.status().WithContext("starting redis-benchmark");
   return std::unique_ptr<RedisLoad>(new RedisLoad(log, std::move(p).value()));
 }
@@ -64,7 +65,8 @@ Status WaitRedisAnswers(const std::string& netns, const std::string& address,
   const auto deadline = Clock::now() + timeout;
   std::string last;
   while (true) {
-    auto out = RunTool(InNetns(netns, {"redis-cli", "-h", address, "PING"}), kRedisCliTimeout);
+    auto out = RunTool(testbed::InNamespace(netns, {"redis-cli", "-h", address, "PING"}),
+                       kRedisCliTimeout);
     if (out.ok() && out->find("PONG") != std::string::npos) return Status::Ok();
     if (Interrupted()) return Status::Unavailable("interrupted");
     last = out.ok() ? OneLine(*out) : out.status().message();
@@ -79,7 +81,8 @@ Status WaitRedisAnswers(const std::string& netns, const std::string& address,
 Result<uint64_t> RedisCommandsProcessed(const std::string& netns, const std::string& address) {
   FERRY_ASSIGN_OR_RETURN(
       std::string info,
-      RunTool(InNetns(netns, {"redis-cli", "-h", address, "INFO", "stats"}), kRedisCliTimeout));
+      RunTool(testbed::InNamespace(netns, {"redis-cli", "-h", address, "INFO", "stats"}),
+              kRedisCliTimeout));
   const std::string key = "total_commands_processed:";
   size_t at = info.find(key);
   if (at == std::string::npos) {

@@ -23,12 +23,6 @@ std::string LastLine(std::string text) {
 }
 }  // namespace
 
-std::vector<std::string> InNetns(const std::string& netns, const std::vector<std::string>& argv) {
-  std::vector<std::string> out = {"ip", "netns", "exec", netns};
-  out.insert(out.end(), argv.begin(), argv.end());
-  return out;
-}
-
 std::string CommandLine(const std::vector<std::string>& argv) {
   std::string out;
   for (const std::string& a : argv) {

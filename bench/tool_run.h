@@ -18,10 +18,6 @@ namespace ferry::bench {
 Result<std::string> RunTool(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                             bool even_if_interrupted = false);
 
-// argv that runs `argv` inside network namespace `netns` (`ip netns exec` execs in place: the
-// started process is the program itself).
-std::vector<std::string> InNetns(const std::string& netns, const std::vector<std::string>& argv);
-
 // "a b 'c d'": a command line for messages.
 std::string CommandLine(const std::vector<std::string>& argv);
 

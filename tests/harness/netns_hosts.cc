@@ -1,8 +1,6 @@
 #include "harness/netns_hosts.h"
 
-#include <dirent.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,7 +24,6 @@ using nlohmann::json;
 namespace {
 
 const std::string kBuild = FERRY_BUILD_DIR;
-constexpr const char* kNetnsDir = "/run/netns";
 
 std::string MakeTempDir(const std::string& parent, const std::string& prefix) {
   std::string tmpl = parent + "/" + prefix + "XXXXXX";
@@ -34,45 +31,7 @@ std::string MakeTempDir(const std::string& parent, const std::string& prefix) {
   return dir ? std::string(dir) : std::string();
 }
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-bool NamespaceExists(const std::string& ns) {
-  struct stat st;
-  return ::stat((std::string(kNetnsDir) + "/" + ns).c_str(), &st) == 0;
-}
-
-// Polls until every pid is gone (or a zombie) or the deadline passes.
-void WaitGone(const std::vector<pid_t>& pids, std::chrono::seconds deadline) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  for (pid_t pid : pids) {
-    while (ProcessAlive(pid) && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-}
-
 }  // namespace
-
-NetnsHosts::NetnsHosts() : prefix_("fy" + std::to_string(::getpid())) {
-  switch_ = prefix_ + "sw";
-  client_ = prefix_ + "cl";
-}
-
-NetnsHosts::~NetnsHosts() { Teardown(); }
-
-std::string NetnsHosts::Host(int i) const { return prefix_ + "h" + std::to_string(i); }
-
-std::string NetnsHosts::HostAddress(int i) { return "10.77.0." + std::to_string(i); }
-
-std::vector<std::string> NetnsHosts::InNamespace(const std::string& ns,
-                                                 const std::vector<std::string>& argv) {
-  std::vector<std::string> out = {"ip", "netns", "exec", ns};
-  out.insert(out.end(), argv.begin(), argv.end());
-  return out;
-}
 
 CommandResult NetnsHosts::RunIn(const std::string& ns, const std::vector<std::string>& argv) {
   return RunCommand(InNamespace(ns, argv));
@@ -91,55 +50,13 @@ std::vector<std::string> NetnsHosts::Links(const std::string& ns, const std::str
   return names;
 }
 
-std::vector<pid_t> NetnsHosts::PidsIn(const std::string& ns) {
-  std::vector<pid_t> pids;
-  struct stat want;
-  if (::stat((std::string(kNetnsDir) + "/" + ns).c_str(), &want) != 0) return pids;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return pids;
-  while (dirent* e = ::readdir(proc)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (pid <= 0 || *end != '\0') continue;
-    struct stat st;
-    const std::string path = std::string("/proc/") + e->d_name + "/ns/net";
-    if (::stat(path.c_str(), &st) == 0 && st.st_ino == want.st_ino && st.st_dev == want.st_dev) {
-      pids.push_back(static_cast<pid_t>(pid));
-    }
-  }
-  ::closedir(proc);
-  return pids;
-}
-
-void NetnsHosts::Delete(const std::string& ns) {
-  if (!NamespaceExists(ns)) return;
-  // Only processes this harness started can be in these namespaces (ferryd, its QEMUs, tools
-  // run through RunIn): end them, so the namespace and its links really go.
-  std::vector<pid_t> pids = PidsIn(ns);
-  for (pid_t pid : pids) ::kill(pid, SIGKILL);
-  WaitGone(pids, std::chrono::seconds(10));
-  RunCommand({"ip", "netns", "delete", ns});
-}
-
 void NetnsHosts::SweepStale() {
-  DIR* dir = ::opendir(kNetnsDir);
-  if (dir == nullptr) return;
-  std::vector<std::string> stale;
-  static const std::regex kOurs("^fy([0-9]+)(sw|cl|h[0-9]+)$");
-  while (dirent* e = ::readdir(dir)) {
-    std::cmatch m;
-    if (!std::regex_match(e->d_name, m, kOurs)) continue;
-    const pid_t owner = static_cast<pid_t>(std::strtol(m[1].str().c_str(), nullptr, 10));
-    if (owner == ::getpid()) continue;
-    if (::kill(owner, 0) == 0 || errno == EPERM) continue;  // its test still runs
-    stale.push_back(e->d_name);
-  }
-  ::closedir(dir);
-  for (const std::string& ns : stale) Delete(ns);
+  NetnsSegment::SweepStale(kTag);
 
   // The state and RAM directories of those tests' ferryds (NamespacedFerryd names them
   // "ferry-it-<namespace>-XXXXXX"): a RAM file left there holds tmpfs memory.
-  static const std::regex kOurDir("^ferry-it-fy([0-9]+)h[0-9]+-[A-Za-z0-9]{6}$");
+  static const std::regex kOurDir("^ferry-it-" + std::string(kTag) +
+                                  "([0-9]+)h[0-9]+-[A-Za-z0-9]{6}$");
   for (const char* parent : {"/tmp", "/dev/shm"}) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
@@ -151,75 +68,6 @@ void NetnsHosts::SweepStale() {
       std::filesystem::remove_all(entry.path(), ec);
     }
   }
-}
-
-bool NetnsHosts::Ip(const std::vector<std::string>& args, std::string& error) {
-  std::vector<std::string> argv = {"ip"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  CommandResult r = RunCommand(argv);
-  if (r.exit_code == 0) return true;
-  std::string line;
-  for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
-  error += line + ": " + Trim(r.err) + "\n";
-  return false;
-}
-
-std::string NetnsHosts::Build(int hosts) {
-  if (hosts < 1 || hosts > kMaxHosts) return "hosts must be 1-" + std::to_string(kMaxHosts);
-  Teardown();
-  hosts_ = hosts;
-  std::vector<std::string> all = {switch_, client_};
-  for (int i = 1; i <= hosts; ++i) all.push_back(Host(i));
-  // A namespace of ours still there (an earlier test in this process that failed to clean up).
-  for (const auto& ns : all) Delete(ns);
-
-  std::string error;
-  auto fail = [&] {
-    Teardown();
-    return error;
-  };
-  for (const auto& ns : all) {
-    if (!Ip({"netns", "add", ns}, error)) return fail();
-    created_.push_back(ns);
-    if (!Ip({"-n", ns, "link", "set", "lo", "up"}, error)) return fail();
-  }
-  // The switch: one bridge every host and the client plug into.
-  if (!Ip({"-n", switch_, "link", "add", "br0", "type", "bridge", "forward_delay", "0"}, error) ||
-      !Ip({"-n", switch_, "link", "set", "br0", "up"}, error)) {
-    return fail();
-  }
-  for (int i = 1; i <= hosts; ++i) {
-    const std::string host = Host(i);
-    const std::string port = "h" + std::to_string(i);
-    bool ok =
-        Ip({"-n", switch_, "link", "add", port, "type", "veth", "peer", "name", "uplink", "netns",
-            host},
-           error) &&
-        Ip({"-n", switch_, "link", "set", port, "master", "br0", "up"}, error) &&
-        Ip({"-n", host, "link", "add", kVmBridge, "type", "bridge", "forward_delay", "0"}, error) &&
-        Ip({"-n", host, "link", "set", "uplink", "master", kVmBridge, "up"}, error) &&
-        Ip({"-n", host, "addr", "add", HostAddress(i) + "/" + std::to_string(kPrefix), "dev",
-            kVmBridge},
-           error) &&
-        Ip({"-n", host, "link", "set", kVmBridge, "up"}, error);
-    if (!ok) return fail();
-  }
-  bool ok = Ip({"-n", switch_, "link", "add", "cl", "type", "veth", "peer", "name", "eth0", "netns",
-                client_},
-               error) &&
-            Ip({"-n", switch_, "link", "set", "cl", "master", "br0", "up"}, error) &&
-            Ip({"-n", client_, "addr", "add",
-                std::string(kClientAddress) + "/" + std::to_string(kPrefix), "dev", "eth0"},
-               error) &&
-            Ip({"-n", client_, "link", "set", "eth0", "up"}, error);
-  if (!ok) return fail();
-  return "";
-}
-
-void NetnsHosts::Teardown() {
-  // Hosts first (their QEMUs and ferryds), then the switch and the client.
-  for (auto it = created_.rbegin(); it != created_.rend(); ++it) Delete(*it);
-  created_.clear();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -321,8 +169,8 @@ std::vector<std::string> NamespacedFerryd::VmNames() {
 void NetnsFixture::SetUp() {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root: network namespaces, bridges and taps";
   NetnsHosts::SweepStale();
-  std::string error = net_.Build(HostCount());
-  ASSERT_TRUE(error.empty()) << "cannot build the test datacenter:\n" << error;
+  Status built = net_.Build(HostCount());
+  ASSERT_TRUE(built.ok()) << "cannot build the test datacenter: " << built.message();
 }
 
 void NetnsFixture::TearDown() {

@@ -1,5 +1,5 @@
-// A small datacenter made of network namespaces, for tests of tap networking and, later, of live
-// migration between hosts. Everything is one L2 segment, 10.77.0.0/24:
+// The integration tests' datacenter: the segment of testbed/netns_segment.h (shared with the
+// migration benchmark), one L2 segment 10.77.0.0/24 with a switch, hosts h1..hN and a client:
 //
 //   client ns: eth0 10.77.0.200 ──veth──┐
 //                                       switch ns: bridge br0
@@ -7,8 +7,8 @@
 //   host ns h2: ferrybr0 10.77.0.2 ──veth──┘
 //
 // Each "host" runs its own ferryd (NamespacedFerryd) with its VMs' taps on its ferrybr0; the
-// bridge's address is where that host's ferryd peer port can listen. No link is created outside
-// these namespaces, and nothing in them routes anywhere else: traffic stays on the segment.
+// bridge's address is where that host's ferryd peer port can listen. Traffic stays on the
+// segment.
 //
 // Names are unique to the test process ("fy<pid>sw", "fy<pid>h1", ..., "fy<pid>cl"), so tests
 // may run in parallel. Teardown (also run by the destructor, so a failed test cleans up) kills
@@ -28,60 +28,36 @@
 #include <vector>
 
 #include "harness/command.h"
+#include "testbed/netns.h"
+#include "testbed/netns_segment.h"
 
 namespace ferry::testing {
 
-class NetnsHosts {
+// Build(hosts) (1..kMaxHosts), Teardown, Host(i), Client(), HostAddress(i) and the constants
+// are the segment's.
+class NetnsHosts : public testbed::NetnsSegment {
  public:
-  static constexpr const char* kVmBridge = "ferrybr0";
-  static constexpr const char* kClientAddress = "10.77.0.200";
-  static constexpr int kPrefix = 24;
-  static constexpr int kMaxHosts = 9;
-
-  NetnsHosts();
-  ~NetnsHosts();
-  NetnsHosts(const NetnsHosts&) = delete;
-  NetnsHosts& operator=(const NetnsHosts&) = delete;
-
-  // Creates the switch, `hosts` hosts (1..kMaxHosts) and the client. On failure returns what
-  // failed (the command and its stderr) and leaves nothing behind; "" on success.
-  std::string Build(int hosts);
-  // Kills every process inside the namespaces and deletes them. Idempotent.
-  void Teardown();
-
-  int hosts() const { return hosts_; }
-  const std::string& Switch() const { return switch_; }
-  const std::string& Client() const { return client_; }
-  // Namespace of host `i`, 1-based.
-  std::string Host(int i) const;
-  // The address of host i's ferrybr0: "10.77.0.<i>".
-  static std::string HostAddress(int i);
+  NetnsHosts() : NetnsSegment(kTag) {}
 
   // argv that runs `argv` inside namespace `ns` (through `ip netns exec`, which execs in place:
   // the pid of the started process is the pid of the program).
   static std::vector<std::string> InNamespace(const std::string& ns,
-                                              const std::vector<std::string>& argv);
+                                              const std::vector<std::string>& argv) {
+    return testbed::InNamespace(ns, argv);
+  }
   // Runs argv inside `ns` and waits for it.
   static CommandResult RunIn(const std::string& ns, const std::vector<std::string>& argv);
   // Names of the interfaces in `ns` whose master is `bridge` ("" for: all interfaces).
   static std::vector<std::string> Links(const std::string& ns, const std::string& bridge = "");
   // Pids of the processes whose network namespace is `ns`.
-  static std::vector<pid_t> PidsIn(const std::string& ns);
+  static std::vector<pid_t> PidsIn(const std::string& ns) { return testbed::PidsIn(ns); }
 
   // Deletes "fy<pid>..." namespaces whose test process <pid> no longer exists, killing what
   // still runs inside them first, and those tests' ferryd directories in /tmp and /dev/shm.
   static void SweepStale();
 
  private:
-  // Runs `ip ARGS...`; on failure appends to `error`. Returns success.
-  bool Ip(const std::vector<std::string>& args, std::string& error);
-  static void Delete(const std::string& ns);
-
-  std::string prefix_;
-  std::string switch_;
-  std::string client_;
-  int hosts_ = 0;
-  std::vector<std::string> created_;  // namespaces made by Build, deleted by Teardown
+  static constexpr const char* kTag = "fy";
 };
 
 // One ferryd running inside a host namespace, with its own state and RAM directories and API
