@@ -309,8 +309,8 @@ class CloneBoot : public BenchEntry {
     m[kPoolToRunningBound] = c.CommandToRunningBoundMs();
     if (c.CommandToBegunMs() > 0) m[kPoolToBegun] = c.CommandToBegunMs();
     if (c.BegunToRunningMs() > 0) m[kPoolBegunToRunning] = c.BegunToRunningMs();
-    const json primed = c.vm.value("timings", json::object())
-                            .value("identity_primed_in_pool", json::object());
+    const json primed =
+        c.vm.value("timings", json::object()).value("identity_primed_in_pool", json::object());
     if (primed.contains("ms")) m[kPoolIdentityPrimed] = primed.value("ms", 0.0);
     m[kPoolCli] = c.cli_ms;
     m[kPoolRunningMs] = c.Timing("running_ms");

@@ -3,9 +3,8 @@
 
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/unix_http_client.h"
 #include "core/status.h"

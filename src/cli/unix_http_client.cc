@@ -259,35 +259,29 @@ Status UnixHttpClient::ClosedEarly() const {
 }
 
 Result<std::string> UnixHttpClient::ReadHead(std::size_t max_bytes) {
-  std::size_t scanned = 0;
-  for (;;) {
-    std::size_t end = in_.find("\r\n\r\n", scanned < 3 ? 0 : scanned - 3);
-    if (end != std::string::npos && end + 4 <= max_bytes) {
-      std::string head = in_.substr(0, end);
-      in_.erase(0, end + 4);
-      return head;
-    }
-    if (end != std::string::npos || in_.size() >= max_bytes) {
-      return Status::Corruption("reply headers from " + socket_path_ + " exceed 64 KiB");
-    }
-    scanned = in_.size();
-    FERRY_ASSIGN_OR_RETURN(std::size_t n, Receive());
-    if (n == 0) return ClosedEarly();
-  }
+  return ReadUntil("\r\n\r\n", max_bytes, "reply headers from " + socket_path_ + " exceed 64 KiB");
 }
 
 Result<std::string> UnixHttpClient::ReadLine(std::size_t max_bytes) {
+  return ReadUntil("\r\n", max_bytes,
+                   "chunked reply from " + socket_path_ + " has a line over " +
+                       std::to_string(max_bytes) + " bytes");
+}
+
+Result<std::string> UnixHttpClient::ReadUntil(std::string_view delimiter, std::size_t max_bytes,
+                                              const std::string& too_long) {
   std::size_t scanned = 0;
   for (;;) {
-    std::size_t end = in_.find("\r\n", scanned < 1 ? 0 : scanned - 1);
-    if (end != std::string::npos && end + 2 <= max_bytes) {
-      std::string line = in_.substr(0, end);
-      in_.erase(0, end + 2);
-      return line;
+    // The delimiter may straddle what was scanned and what just arrived.
+    const std::size_t from = scanned < delimiter.size() ? 0 : scanned - (delimiter.size() - 1);
+    std::size_t end = in_.find(delimiter, from);
+    if (end != std::string::npos && end + delimiter.size() <= max_bytes) {
+      std::string text = in_.substr(0, end);
+      in_.erase(0, end + delimiter.size());
+      return text;
     }
     if (end != std::string::npos || in_.size() >= max_bytes) {
-      return Status::Corruption("chunked reply from " + socket_path_ + " has a line over " +
-                                std::to_string(max_bytes) + " bytes");
+      return Status::Corruption(too_long);
     }
     scanned = in_.size();
     FERRY_ASSIGN_OR_RETURN(std::size_t n, Receive());

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 
@@ -62,6 +63,10 @@ class UnixHttpClient {
   Status ClosedEarly() const;
   Result<std::string> ReadHead(std::size_t max_bytes);
   Result<std::string> ReadLine(std::size_t max_bytes);
+  // What comes before the next `delimiter` (which is consumed), at most `max_bytes` with it;
+  // Corruption(too_long) beyond that.
+  Result<std::string> ReadUntil(std::string_view delimiter, std::size_t max_bytes,
+                                const std::string& too_long);
   Result<std::string> ReadExactly(std::size_t n);
   Result<std::string> ReadChunkedBody();
   Result<std::string> ReadBodyToEof();

@@ -2,9 +2,8 @@
 
 #include <sys/random.h>
 
-#include <algorithm>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 
 namespace ferry {
 namespace {
@@ -17,29 +16,24 @@ void RandomBytes(uint8_t* out, size_t n) {
 }
 }  // namespace
 
-std::string NewId() {
-  uint8_t bytes[8];
-  RandomBytes(bytes, sizeof bytes);
-  char out[17];
-  for (int i = 0; i < 8; ++i) std::snprintf(out + 2 * i, 3, "%02x", bytes[i]);
-  return std::string(out, 16);
-}
-
-std::string RandomHex(size_t bytes) {
+std::string HexOf(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
-  out.reserve(bytes * 2);
-  uint8_t chunk[32];
-  while (out.size() < bytes * 2) {
-    const size_t n = std::min(sizeof chunk, bytes - out.size() / 2);
-    RandomBytes(chunk, n);
-    char two[3];
-    for (size_t i = 0; i < n; ++i) {
-      std::snprintf(two, sizeof two, "%02x", chunk[i]);
-      out += two;
-    }
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
   }
   return out;
 }
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RandomBytes(reinterpret_cast<uint8_t*>(raw.data()), bytes);
+  return HexOf(raw);
+}
+
+std::string NewId() { return RandomHex(8); }
 
 std::string NewMac() {
   uint8_t bytes[3];

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 
@@ -10,6 +11,8 @@ namespace ferry {
 
 // 16 lowercase hex characters from the kernel's CSPRNG.
 std::string NewId();
+// `bytes` as lowercase hex, two characters each: how ids, digests and keys are written here.
+std::string HexOf(std::string_view bytes);
 // `bytes` bytes from the kernel's CSPRNG as 2*bytes lowercase hex characters.
 std::string RandomHex(size_t bytes);
 // A random locally administered unicast MAC in QEMU's 52:54:00 prefix.

@@ -97,7 +97,9 @@ Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::
   if (err == ENOENT || err == EACCES || err == ENOEXEC) {
     return Status::NotFound("cannot run " + argv[0] + ": " + std::strerror(err));
   }
-  if (err != 0) return Status::ResourceExhausted("posix_spawn " + argv[0] + ": " + std::strerror(err));
+  if (err != 0) {
+    return Status::ResourceExhausted("posix_spawn " + argv[0] + ": " + std::strerror(err));
+  }
 
   int pidfd = PidfdOpen(pid);
   if (pidfd < 0) {

@@ -15,16 +15,6 @@ namespace {
 // finish_identity appeared in guest protocol 3.
 constexpr int kProtoWithFinish = 3;
 
-std::string HexOf(const std::string& bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 15]);
-  }
-  return out;
-}
-
 int64_t RealtimeNs() {
   struct timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -57,12 +47,11 @@ Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& host
   IdentityOutcome out;
   out.mac = NewMac();
   FERRY_ASSIGN_OR_RETURN(const std::string ssh_key, crypto::NewSshHostKeyPair());
-  const json args = {{"hostname", HostnameFor(hostname)},
-                     {"mac", out.mac},
-                     {"machine_id", RandomHex(16)},
-                     {"entropy", RandomHex(64)},
-                     {"time_unix_ns", RealtimeNs()},
-                     {"ssh_host_key", HexOf(ssh_key)}};
+  const json args = {
+      {"hostname", HostnameFor(hostname)}, {"mac", out.mac},
+      {"machine_id", RandomHex(16)},       {"entropy", RandomHex(64)},
+      {"time_unix_ns", RealtimeNs()},      {"ssh_host_key", HexOf(ssh_key)},
+  };
   FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, "reset_identity", args));
   return out;
 }

@@ -31,10 +31,10 @@ std::string HostnameFor(const std::string& name);
 
 // The part of a clone's identity made while it waited in the pool (see above).
 struct PrimedIdentity {
-  std::string mac;             // the guest NIC's MAC, also the clone's recorded MAC
-  nlohmann::json steps_ms;     // reset_identity's steps, as the guest timed them
-  double guest_ms = 0;         // the whole reset_identity as the guest timed it
-  int64_t ms = 0;              // from `cont` to paused again, as ferryd timed it
+  std::string mac;          // the guest NIC's MAC, also the clone's recorded MAC
+  nlohmann::json steps_ms;  // reset_identity's steps, as the guest timed them
+  double guest_ms = 0;      // the whole reset_identity as the guest timed it
+  int64_t ms = 0;           // from `cont` to paused again, as ferryd timed it
 };
 
 // The outcome of resetting (or finishing) a clone's identity right after its resume.

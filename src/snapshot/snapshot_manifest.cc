@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/files.h"
+#include "core/ids.h"
 
 namespace ferry::snapshot {
 
@@ -22,14 +23,7 @@ constexpr const char* kChecksumKey = "manifest_sha256";
 constexpr const char* kDamaged = "; the snapshot is damaged, take a new one";
 
 std::string Hex(const unsigned char* bytes, size_t n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kDigits[bytes[i] >> 4]);
-    out.push_back(kDigits[bytes[i] & 15]);
-  }
-  return out;
+  return HexOf(std::string_view(reinterpret_cast<const char*>(bytes), n));
 }
 
 std::string Sha256Hex(const std::string& data) {
@@ -298,9 +292,9 @@ Status VerifyDiskImage(const std::string& dir, const SnapshotManifest& manifest)
 
 Status VerifySnapshot(const std::string& dir, const SnapshotManifest& manifest,
                       VerifiedFiles& verified) {
-  FERRY_RETURN_IF_ERROR(
-      verified.CheckDigest(dir + "/" + manifest.device_state.file, manifest.device_state.sha256,
-                           [&] { return VerifyDeviceState(dir, manifest); }));
+  FERRY_RETURN_IF_ERROR(verified.CheckDigest(dir + "/" + manifest.device_state.file,
+                                             manifest.device_state.sha256,
+                                             [&] { return VerifyDeviceState(dir, manifest); }));
   if (manifest.disk) {
     FERRY_RETURN_IF_ERROR(verified.CheckDigest(dir + "/" + manifest.disk->file,
                                                manifest.disk->sha256,

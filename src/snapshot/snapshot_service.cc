@@ -54,9 +54,6 @@ struct CloneRestore {
 // Restores one clone inside its fresh QEMU: device state, resume, new identity.
 Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& c) {
   const auto t0 = Clock::now();
-  const SnapshotManifest& m = c.manifest;
-  const std::string& snapshot_dir = c.snapshot_dir;
-  const std::string& clone_name = c.clone_name;
   const std::optional<PrimedIdentity>& primed = c.primed;
   json timings;
   timings["begun_at_monotonic_ns"] = MonotonicNs(c.begun_at);
@@ -69,8 +66,8 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
     preloaded = incoming.ok() && incoming->value("status", "") == "completed";
   }
   if (!preloaded) {
-    FERRY_RETURN_IF_ERROR(
-        LoadDeviceState(rt, snapshot_dir + "/" + m.device_state.file, kDeviceStateTimeout));
+    FERRY_RETURN_IF_ERROR(LoadDeviceState(rt, c.snapshot_dir + "/" + c.manifest.device_state.file,
+                                          kDeviceStateTimeout));
   }
   timings["device_state_ms"] = MsSince(t0);
   timings["device_state_preloaded"] = preloaded;
@@ -86,7 +83,7 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
 
   op.SetPhase("resetting identity", 80);
   const auto t1 = Clock::now();
-  auto reset = primed ? FinishIdentity(rt, *primed, clone_name) : ResetIdentity(rt, clone_name);
+  auto reset = primed ? FinishIdentity(rt, *primed, c.clone_name) : ResetIdentity(rt, c.clone_name);
   if (!reset.ok()) return reset.status();
   const json& reply = reset->reply;
   timings["identity_ms"] = MsSince(t1);
@@ -95,15 +92,15 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
   // channel (host to guest and back) and waiting for the guest to be scheduled.
   timings["identity_guest_ms"] = reply.value("total_ms", 0.0);
   if (primed) {
-    timings["identity_primed_in_pool"] = {{"ms", primed->ms},
-                                          {"guest_ms", primed->guest_ms},
-                                          {"steps_ms", primed->steps_ms}};
+    timings["identity_primed_in_pool"] = {
+        {"ms", primed->ms}, {"guest_ms", primed->guest_ms}, {"steps_ms", primed->steps_ms}};
   }
-  spdlog::info("vm {}: identity {} in {} ms (guest steps {})", clone_name,
+  spdlog::info("vm {}: identity {} in {} ms (guest steps {})", c.clone_name,
                primed ? "finished" : "reset", timings["identity_ms"].get<int64_t>(),
                timings["identity_steps_ms"].dump());
   timings["restore_total_ms"] = MsSince(t0);
-  return json{{"timings", timings}, {"mac", reset->mac}, {"identity", reply.value("identity", json())}};
+  return json{
+      {"timings", timings}, {"mac", reset->mac}, {"identity", reply.value("identity", json())}};
 }
 
 }  // namespace

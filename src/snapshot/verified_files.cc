@@ -45,36 +45,25 @@ std::shared_ptr<VerifiedFiles::Entry> VerifiedFiles::EntryFor(const std::string&
 }
 
 Status VerifiedFiles::Check(const std::string& path, const RamImage& expected) {
-  return CheckEntry(
-      path, [&](const Entry& e) { return e.sha256.empty() && e.image == expected; },
-      [&](Entry& e) {
-        e.image = expected;
-        e.sha256.clear();
-      },
-      [&] { return options_.verify(path, expected); });
+  return CheckEntry(path, expected, [&] { return options_.verify(path, expected); });
 }
 
 Status VerifiedFiles::CheckDigest(const std::string& path, const std::string& sha256,
                                   const std::function<Status()>& verify) {
-  return CheckEntry(
-      path, [&](const Entry& e) { return !e.sha256.empty() && e.sha256 == sha256; },
-      [&](Entry& e) {
-        e.image = RamImage{};
-        e.sha256 = sha256;
-      },
-      verify);
+  return CheckEntry(path, sha256, verify);
 }
 
-Status VerifiedFiles::CheckEntry(const std::string& path,
-                                 const std::function<bool(const Entry&)>& same,
-                                 const std::function<void(Entry&)>& remember,
+template <typename T>
+Status VerifiedFiles::CheckEntry(const std::string& path, const T& expected,
                                  const std::function<Status()>& verify) {
   std::shared_ptr<Entry> entry = EntryFor(path);
   std::lock_guard<std::mutex> lock(entry->mu);
   Identity before;
   const int64_t started_ns = options_.now_ns();
   const bool have_before = Stat(path, &before);
-  if (have_before && entry->verified && entry->identity == before && same(*entry)) {
+  const T* matched = std::get_if<T>(&entry->expected);
+  if (have_before && entry->verified && entry->identity == before && matched != nullptr &&
+      *matched == expected) {
     return Status::Ok();
   }
   entry->verified = false;
@@ -87,7 +76,7 @@ Status VerifiedFiles::CheckEntry(const std::string& path,
   if (have_before && Stat(path, &after) && after == before && settled) {
     entry->verified = true;
     entry->identity = before;
-    remember(*entry);
+    entry->expected = expected;
   }
   return Status::Ok();
 }

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <variant>
 
 #include "core/status.h"
 #include "snapshot/ram_image.h"
@@ -78,15 +79,12 @@ class VerifiedFiles {
     std::mutex mu;  // held across a full verification of this path
     bool verified = false;
     Identity identity;
-    // What it matched: a RAM chunk table, or (non-empty) a file's SHA-256; one of the two.
-    // Another expectation means verify again.
-    RamImage image;
-    std::string sha256;
+    // What it matched: a RAM chunk table, or a file's SHA-256. Another means verify again.
+    std::variant<RamImage, std::string> expected;
   };
-  // Check and CheckDigest: `same` says whether a verified entry matched this expectation,
-  // `remember` records it after `verify` passed.
-  Status CheckEntry(const std::string& path, const std::function<bool(const Entry&)>& same,
-                    const std::function<void(Entry&)>& remember,
+  // Check and CheckDigest, for an expectation of type T (RamImage or the SHA-256 string).
+  template <typename T>
+  Status CheckEntry(const std::string& path, const T& expected,
                     const std::function<Status()>& verify);
 
   static bool Stat(const std::string& path, Identity* out);

@@ -42,7 +42,8 @@ Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::stri
   // Stale sockets from an earlier run would let us connect to nothing.
   ::unlink(paths.qmp_socket.c_str());
   ::unlink(paths.guest_socket.c_str());
-  FERRY_ASSIGN_OR_RETURN(Process process, Process::Spawn(argv, paths.qemu_log, qemu::QemuEnvironment()));
+  FERRY_ASSIGN_OR_RETURN(Process process,
+                         Process::Spawn(argv, paths.qemu_log, qemu::QemuEnvironment()));
   std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
   Status st = rt->ConnectQmp(timeout);
   if (!st.ok()) {
