@@ -269,6 +269,17 @@ void ApiServer::Routes() {
            if (!vm.ok()) return ReplyError(res, vm.status());
            Reply(res, 200, *vm);
          });
+  s.Post(R"(/v1/vms/([^/]+)/policy)", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    if (!body->contains("policy") || !(*body)["policy"].is_string()) {
+      return ReplyError(res, Status::InvalidArgument("the body needs \"policy\": the text of a "
+                                                     "signed policy document"));
+    }
+    auto vm = service_.SetPolicy(req.matches[1], (*body)["policy"].get<std::string>());
+    if (!vm.ok()) return ReplyError(res, vm.status());
+    Reply(res, 200, *vm);
+  });
   s.Post(R"(/v1/vms/([^/]+)/start)", [this](const httplib::Request& req, httplib::Response& res) {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());

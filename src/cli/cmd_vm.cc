@@ -62,6 +62,28 @@ void PrintVm(const json& vm) {
     line("forwards", Forwards(net["forwards"]));
   }
   line("mac", vm.value("mac", ""));
+  const json& policy = vm.value("policy", json::object());
+  if (policy.contains("error")) {
+    line("owner", "policy unreadable: " + policy.value("error", ""));
+  } else if (!policy.value("owner", json()).is_string()) {
+    line("owner", "none (no owner policy: nothing is restricted)");
+  } else {
+    line("owner", policy.value("owner", "") + "…");
+    std::string bound = "signed for vm " + policy.value("bound_to", "");
+    if (policy.contains("inherited_from")) {
+      const json& from = policy["inherited_from"];
+      bound += ", inherited from vm " + from.value("vm", "") +
+               (from.contains("snapshot") ? " (snapshot " + from.value("snapshot", "") + ")" : "");
+    }
+    line("policy", bound);
+    line("migrate to", policy.value("destinations", ""));
+    const json& hold = policy.value("hold", json::object());
+    const int64_t max_s = hold.value("max_seconds", int64_t{0});
+    line("hold", !hold.value("allowed", false) ? "not allowed"
+                 : max_s > 0                   ? "allowed, up to " + std::to_string(max_s) + " s"
+                                               : "allowed, no limit");
+    line("clone", policy.value("clone", false) ? "allowed" : "not allowed");
+  }
   if (vm.value("pid", 0) != 0) line("qemu pid", std::to_string(vm.value("pid", 0)));
   if (vm.value("uptime_ms", 0) > 0) line("uptime", FormatDuration(vm.value("uptime_ms", 0)));
   if (vm.value("boot_to_ready_ms", 0) > 0) {
@@ -213,6 +235,24 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
       if (!r.ok()) return ctx.Fail(r.status());
       if (*as_json) return ctx.PrintJson(*r);
       PrintVm(*r);
+    });
+  }
+
+  // set-policy
+  {
+    auto* cmd = vm->add_subcommand("set-policy",
+                                   "replace a VM's owner policy with one signed by the same owner");
+    auto name = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("file", *file, "the new signed policy (ferry policy sign)")->required();
+    cmd->callback([=, &ctx] {
+      auto text = ReadFile(*file);
+      if (!text.ok()) return ctx.Fail(text.status());
+      auto r = ctx.Client().Post("/v1/vms/" + *name + "/policy", {{"policy", *text}});
+      if (!r.ok()) return ctx.Fail(r.status());
+      std::cout << "vm " << *name << ": policy replaced (owner "
+                << (*r)["policy"].value("owner", "") << "…)\n";
     });
   }
 

@@ -235,10 +235,18 @@ std::string DescribeAllowedDestinations(const PolicyRules& rules) {
   return out;
 }
 
-Status CheckBoundTo(const OwnerPolicy& policy, const std::string& vm_name) {
-  if (policy.vm == vm_name) return Status::Ok();
+Status CheckBoundTo(const OwnerPolicy& policy, const std::string& vm_name,
+                    const std::string& cloned_from) {
+  if (cloned_from.empty()) {
+    if (policy.vm == vm_name) return Status::Ok();
+    return Status::PermissionDenied("policy " + policy.origin + " is for VM " + policy.vm +
+                                      ", not " + vm_name + "; sign a policy for " + vm_name);
+  }
+  // A clone carries the policy of the VM it was cloned from, which names that VM.
+  if (policy.vm == cloned_from) return Status::Ok();
   return Status::PermissionDenied("policy " + policy.origin + " is for VM " + policy.vm +
-                                    ", not " + vm_name + "; sign a policy for " + vm_name);
+                                  ", but vm " + vm_name + " is a clone of " + cloned_from +
+                                  "; a clone carries the policy of the VM it was cloned from");
 }
 
 Status CheckMigrationAllowed(const OwnerPolicy& policy, const HostIdentity& destination) {
@@ -276,6 +284,12 @@ Status CheckSameOwner(const OwnerPolicy& current, const OwnerPolicy& replacement
   if (replacement.vm != current.vm) {
     return Status::PermissionDenied(Subject(current) + ": the replacement policy " +
                                       replacement.origin + " is for VM " + replacement.vm);
+  }
+  if (replacement.issued_at < current.issued_at) {
+    return Status::PermissionDenied(
+        Subject(current) + ": the replacement policy " + replacement.origin + " was issued at " +
+        std::to_string(replacement.issued_at) + ", before the policy in force (" +
+        std::to_string(current.issued_at) + "); sign a new one");
   }
   return Status::Ok();
 }

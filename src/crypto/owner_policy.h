@@ -19,6 +19,12 @@
 // allowed if its host id is in allow_hosts, or if allow_labels is non-empty and the destination
 // carries every one of those labels with the same value.
 // Hold rule: hold.allowed=false refuses any hold; max_seconds 0 means no limit.
+// Clone rule: clone=false refuses every clone of the VM, and every template or warm pool made
+// from its snapshots (and ferryd takes no snapshot of it: a snapshot only serves clones).
+// Binding rule: a policy names one VM, P ("vm"). It covers P and every clone made from a
+// snapshot of P, under whatever name: a clone carries its parent's policy unchanged and keeps
+// the name the policy is bound to (VmSpec::cloned_from, P's own cloned_from for a clone of a
+// clone), so it is checked against P, not against the clone's name.
 #pragma once
 
 #include <cstdint>
@@ -79,9 +85,12 @@ Result<OwnerPolicy> LoadPolicyFile(const std::string& path);
 
 // The checks each end applies. Refusals are FailedPrecondition and name the VM, the owner
 // (short fingerprint), what was asked and what the policy allows.
-Status CheckBoundTo(const OwnerPolicy& policy, const std::string& vm_name);
+// `cloned_from` is "" for a VM that is not a clone, else the name its policy is bound to.
+Status CheckBoundTo(const OwnerPolicy& policy, const std::string& vm_name,
+                    const std::string& cloned_from);
 Status CheckMigrationAllowed(const OwnerPolicy& policy, const HostIdentity& destination);
-// A replacement must be signed by the same owner key and be for the same VM.
+// A replacement must be signed by the same owner key, be for the same VM, and be issued no
+// earlier than the policy in force (an owner's older, wider policy cannot be replayed).
 Status CheckSameOwner(const OwnerPolicy& current, const OwnerPolicy& replacement);
 Status CheckCloneAllowed(const OwnerPolicy& policy);
 Status CheckHoldAllowed(const OwnerPolicy& policy, int64_t seconds);

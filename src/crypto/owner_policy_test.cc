@@ -264,8 +264,8 @@ TEST_F(OwnerPolicyTest, BoundCloneAndHoldChecks) {
   rules_.hold_allowed = true;
   rules_.hold_max_seconds = 3600;
   OwnerPolicy p = Parsed(Signed(rules_));
-  EXPECT_TRUE(CheckBoundTo(p, "web-1").ok());
-  EXPECT_THAT(CheckBoundTo(p, "web-2").message(), HasSubstr("is for VM web-1, not web-2"));
+  EXPECT_TRUE(CheckBoundTo(p, "web-1", "").ok());
+  EXPECT_THAT(CheckBoundTo(p, "web-2", "").message(), HasSubstr("is for VM web-1, not web-2"));
   EXPECT_THAT(CheckCloneAllowed(p).message(), HasSubstr("may not be cloned"));
   EXPECT_TRUE(CheckHoldAllowed(p, 3600).ok());
   EXPECT_THAT(CheckHoldAllowed(p, 3601).message(), HasSubstr("longer than the 3600 s allowed"));
@@ -279,6 +279,33 @@ TEST_F(OwnerPolicyTest, BoundCloneAndHoldChecks) {
   rules_.hold_allowed = true;
   p = Parsed(Signed(rules_));
   EXPECT_TRUE(CheckHoldAllowed(p, 1000000).ok()) << "max_seconds 0 means no limit";
+}
+
+TEST_F(OwnerPolicyTest, PolicyCoversItsVmAndTheClonesOfIt) {
+  OwnerPolicy p = Parsed(Signed(rules_));  // vm web-1
+  // A clone of web-1, whatever its name, carries web-1's policy.
+  EXPECT_TRUE(CheckBoundTo(p, "web-1-c1", "web-1").ok());
+  EXPECT_TRUE(CheckBoundTo(p, "anything", "web-1").ok());
+  // A clone of another VM cannot carry it, nor can web-1's own name hide that it is a clone.
+  Status st = CheckBoundTo(p, "web-1-c1", "db-1");
+  EXPECT_EQ(st.code(), Status::Code::kPermissionDenied);
+  EXPECT_THAT(st.message(), HasSubstr("is for VM web-1, but vm web-1-c1 is a clone of db-1"));
+  EXPECT_FALSE(CheckBoundTo(p, "web-1", "db-1").ok());
+  // Not a clone: the VM's own name must be the policy's.
+  EXPECT_FALSE(CheckBoundTo(p, "web-1-c1", "").ok());
+}
+
+TEST_F(OwnerPolicyTest, ReplacementIssuedBeforeThePolicyInForceIsRefused) {
+  OwnerPolicy current = Parsed(Signed(rules_));
+  PolicyRules older = rules_;
+  older.issued_at = rules_.issued_at - 1;
+  older.allow_hosts = {"h2", "h3"};
+  Status st = CheckSameOwner(current, Parsed(Signed(older)));
+  EXPECT_EQ(st.code(), Status::Code::kPermissionDenied);
+  EXPECT_THAT(st.message(), HasSubstr("before the policy in force"));
+  PolicyRules same_time = older;
+  same_time.issued_at = rules_.issued_at;
+  EXPECT_TRUE(CheckSameOwner(current, Parsed(Signed(same_time))).ok());
 }
 
 TEST_F(OwnerPolicyTest, SignRefusesInvalidRules) {

@@ -32,7 +32,7 @@ Result<vm::VmSpec> CheckPrepare(const json& message, const crypto::HostIdentity&
   if (!spec.policy.empty()) {
     FERRY_ASSIGN_OR_RETURN(crypto::OwnerPolicy policy,
                            crypto::ParsePolicy(spec.policy, "the policy of vm " + spec.name));
-    FERRY_RETURN_IF_ERROR(crypto::CheckBoundTo(policy, spec.name));
+    FERRY_RETURN_IF_ERROR(crypto::CheckBoundTo(policy, spec.name, spec.cloned_from));
     FERRY_RETURN_IF_ERROR(crypto::CheckMigrationAllowed(policy, self));
   }
   return spec;

@@ -10,11 +10,13 @@
 #include "core/fault_point.h"
 #include "core/files.h"
 #include "core/ids.h"
+#include "crypto/openssl_util.h"
 #include "snapshot/clone_identity.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
 #include "snapshot/snapshot_manifest.h"
 #include "vm/vm_disk.h"
+#include "vm/vm_policy.h"
 
 namespace ferry::snapshot {
 
@@ -26,6 +28,15 @@ namespace {
 
 constexpr const char* kKind = "snapshot";
 constexpr milliseconds kDeviceStateTimeout(60000);
+
+// A snapshot serves only to clone (and to make templates, which are clones): of a VM whose owner
+// forbids clones none is taken, so no copy of its memory is left on the host.
+Status CheckSnapshotAllowed(const vm::VmSpec& spec, const std::string& what) {
+  Status st = vm::CheckSpecCloneAllowed(spec, what);
+  if (st.code() != Status::Code::kPermissionDenied) return st;
+  return Status::PermissionDenied(st.message() +
+                                  "; a snapshot serves only to clone, so none is taken");
+}
 
 int64_t MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
@@ -118,7 +129,10 @@ Result<SnapshotService::Paths> SnapshotService::Find(const std::string& name) {
   auto all = vms_.registry().ListObjects(kKind);
   if (!all.ok()) return all.status();
   for (const auto& [n, j] : *all) {
-    if (n == name) return Paths{j.value("dir", ""), j.value("ram", "")};
+    if (n != name) continue;
+    Paths paths{j.value("dir", ""), j.value("ram", ""), std::nullopt};
+    if (j.contains("policy_sha256")) paths.policy_sha256 = j.value("policy_sha256", "");
+    return paths;
   }
   return Status::NotFound("snapshot " + name + " does not exist; `ferry snapshot list` shows them");
 }
@@ -131,9 +145,9 @@ Result<std::shared_ptr<Operation>> SnapshotService::Create(const std::string& vm
     if (Find(name).ok() || in_progress_.count(name)) {
       return Status::AlreadyExists("snapshot " + name + " already exists; choose another name");
     }
-    if (!vms_.Exists(vm)) {
-      return Status::NotFound("vm " + vm + " does not exist; `ferry vm list` shows the VMs");
-    }
+    auto rec = vms_.Get(vm);
+    if (!rec.ok()) return rec.status();
+    FERRY_RETURN_IF_ERROR(CheckSnapshotAllowed(rec->spec, "snapshot " + vm + "@" + name));
     in_progress_.insert(name);
   }
   auto op = vms_.operations().Start("snapshot", vm + "@" + name);
@@ -152,6 +166,10 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
                                      Operation& op) {
   const std::string what = "snapshot " + vm_name + "@" + name;
   FERRY_ASSIGN_OR_RETURN(vm::VmLease lease, vms_.Lease(vm_name, op.id()));
+  if (Status allowed = CheckSnapshotAllowed(lease.record.spec, what); !allowed.ok()) {
+    lease.release(json::object());  // the policy may have been replaced since Create looked
+    return allowed;
+  }
   if (!lease.record.ram_owned) {
     // A clone's RAM is its snapshot's file plus private copy-on-write pages QEMU holds: there is
     // no agent-owned file to copy, and the device state would carry the whole RAM.
@@ -272,8 +290,16 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   if (::rename(partial.c_str(), paths.dir.c_str()) != 0) {
     return fail(Status::Internal("cannot move " + partial + " into place"));
   }
+  // The policy's digest, kept where ferryd alone writes, so a snapshot whose policy was taken
+  // out of its manifest (checksum recomputed) is not cloned as a snapshot without one.
+  const std::string& policy = lease.record.spec.policy;
   st = vms_.registry().InsertObject(
-      kKind, name, {{"dir", paths.dir}, {"ram", paths.ram}, {"id", id}, {"vm", vm_name}});
+      kKind, name,
+      {{"dir", paths.dir},
+       {"ram", paths.ram},
+       {"id", id},
+       {"vm", vm_name},
+       {"policy_sha256", policy.empty() ? "" : crypto::Sha256Hex(policy)}});
   if (!st.ok()) {
     RemoveAll(paths.dir);
     return fail(st);
@@ -343,9 +369,12 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
   if (!st.ok()) return st.WithContext(what);
   const SnapshotManifest& m = *manifest;
 
+  FERRY_RETURN_IF_ERROR(CheckClonable(paths, m, "clone " + name + " of " + what));
   auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
   if (!spec.ok()) return spec.status().WithContext(what + ": its VM spec");
   FERRY_RETURN_IF_ERROR(ValidateName("vm", name));
+  // The clone carries its parent's policy, bound to the parent (owner_policy.h, binding rule).
+  if (spec->cloned_from.empty()) spec->cloned_from = spec->name;
   spec->name = name;
   spec->network.forwards.clear();
 
@@ -364,6 +393,33 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     return RestoreClone(rt, op, restore);
   };
   return std::make_pair(std::move(spec).value(), std::move(plan));
+}
+
+Status SnapshotService::CheckClonable(const std::string& snapshot, const std::string& what) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("snapshot " + snapshot);
+  return CheckClonable(paths, *manifest, what);
+}
+
+Status SnapshotService::CheckClonable(const Paths& paths, const SnapshotManifest& m,
+                                      const std::string& what) {
+  auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
+  if (!spec.ok()) return spec.status().WithContext("snapshot " + m.name + ": its VM spec");
+  // Verifies the policy's signature and binding too: an edited policy is refused here.
+  FERRY_RETURN_IF_ERROR(vm::CheckSpecCloneAllowed(*spec, what));
+  if (paths.policy_sha256 &&
+      *paths.policy_sha256 != (spec->policy.empty() ? "" : crypto::Sha256Hex(spec->policy))) {
+    return Status::Corruption("snapshot " + m.name + ": the owner policy in " + paths.dir +
+                              "/manifest.json is not the one vm " + m.vm_name +
+                              " had when the snapshot was taken; the snapshot is refused");
+  }
+  // The owner's latest word: a policy replaced since the snapshot may forbid clones now.
+  auto source = vms_.Get(m.vm_name);
+  if (source.ok() && source->id == m.vm_id) {
+    FERRY_RETURN_IF_ERROR(vm::CheckSpecCloneAllowed(source->spec, what));
+  }
+  return Status::Ok();
 }
 
 Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) {
@@ -403,6 +459,7 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
   }
   auto manifest = LoadManifest(paths.dir);
   if (!manifest.ok()) return manifest.status().WithContext("snapshot " + req.snapshot);
+  FERRY_RETURN_IF_ERROR(CheckClonable(paths, *manifest, "clone of snapshot " + req.snapshot));
   const std::vector<std::string> names = CloneNames(manifest->vm_name, req);
   for (const auto& n : names) {
     FERRY_RETURN_IF_ERROR(ValidateName("vm", n));

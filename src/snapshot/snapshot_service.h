@@ -51,6 +51,11 @@ class SnapshotService {
   Result<nlohmann::json> Show(const std::string& name);
   // Refused while clones map the snapshot's RAM.
   Status Delete(const std::string& name);
+  // Ok if the owner's policy lets `snapshot` be cloned (a template or a warm pool is clones):
+  // the policy the snapshot carries must verify and match the one recorded when it was taken,
+  // and both it and the source VM's current policy (if the VM is still here) must allow clones.
+  // PermissionDenied names the VM and its owner; `what` says what was asked.
+  Status CheckClonable(const std::string& snapshot, const std::string& what);
 
   // One clone of `snapshot` named `name`; `warm` is a QEMU from a template's pool, or empty.
   Result<std::shared_ptr<Operation>> CloneOne(const std::string& snapshot, const std::string& name,
@@ -72,9 +77,13 @@ class SnapshotService {
   struct Paths {
     std::string dir;  // manifest + device state
     std::string ram;  // RAM image on tmpfs
+    // SHA-256 of the policy text the VM had when the snapshot was taken ("" for none), as the
+    // registry recorded it; unset for a snapshot recorded before ferry kept it.
+    std::optional<std::string> policy_sha256;
   };
   Paths PathsFor(const std::string& name, const std::string& id) const;
   Result<Paths> Find(const std::string& name);
+  Status CheckClonable(const Paths& paths, const SnapshotManifest& m, const std::string& what);
   Status TakeSnapshot(const std::string& vm, const std::string& name, Operation& op);
   std::vector<std::string> CloneNames(const std::string& source, const CloneRequest& req);
   // The frozen disk image the snapshot's disk link points at.

@@ -10,6 +10,7 @@
 #include "core/files.h"
 #include "core/ids.h"
 #include "core/process.h"
+#include "vm/vm_policy.h"
 
 namespace ferry::snapshot {
 
@@ -174,6 +175,9 @@ Status TemplateService::CreateFromSnapshot(const std::string& name, const std::s
   FERRY_RETURN_IF_ERROR(ValidateName("template", name));
   auto snap = snapshots_.Show(snapshot);
   if (!snap.ok()) return snap.status();
+  // A template exists to be cloned.
+  FERRY_RETURN_IF_ERROR(
+      snapshots_.CheckClonable(snapshot, "template " + name + " from snapshot " + snapshot));
   FERRY_RETURN_IF_ERROR(vms_.registry().InsertObject(
       kKind, name, {{"snapshot", snapshot}, {"pool_size", 0}, {"owns_snapshot", false}}));
   std::lock_guard<std::mutex> lock(mu_);
@@ -190,6 +194,10 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateFromSpec(const std::st
   const std::string builder = "template-" + name;
   const std::string snapshot = "template-" + name;
   spec["name"] = builder;
+  if (auto parsed = vm::VmSpec::FromJson(spec); parsed.ok()) {
+    // Refused before the builder boots: its snapshot would be refused at the end.
+    FERRY_RETURN_IF_ERROR(vm::CheckSpecCloneAllowed(*parsed, "template " + name));
+  }
   auto create = vms_.Create(spec, /*wait_ready=*/true);
   if (!create.ok()) return create.status().WithContext("template " + name);
   auto op = vms_.operations().Start("template", name);
@@ -234,6 +242,11 @@ Status TemplateService::SetPoolSize(const std::string& name, int size) {
   if (size < 0 || size > kMaxPoolSize) {
     return Status::InvalidArgument("pool size " + std::to_string(size) + " is not between 0 and " +
                                    std::to_string(kMaxPoolSize));
+  }
+  if (size > 0) {
+    // A pool QEMU is a clone in waiting; the owner's policy may have forbidden clones since.
+    FERRY_RETURN_IF_ERROR(
+        snapshots_.CheckClonable(row.value("snapshot", ""), "the warm pool of template " + name));
   }
   row["pool_size"] = size;
   FERRY_RETURN_IF_ERROR(vms_.registry().PutObject(kKind, name, row));

@@ -36,6 +36,7 @@ json VmRecord::ToJson() const {
           {"disk_path", disk_path},
           {"disk_chain", disk_chain},
           {"dir", dir},
+          {"owner", owner},
           {"origin", origin},
           {"timings", timings},
           {"pid", pid},
@@ -64,6 +65,7 @@ Result<VmRecord> VmRecord::FromJson(const json& j) {
     r.disk_path = j.value("disk_path", std::string());
     r.disk_chain = j.value("disk_chain", std::vector<std::string>{});
     r.dir = j.value("dir", "");
+    r.owner = j.value("owner", "");
     r.origin = j.value("origin", json::object());
     r.timings = j.value("timings", json::object());
     r.pid = j.value("pid", 0);

@@ -38,6 +38,9 @@ struct VmRecord {
   std::string disk_path;
   std::vector<std::string> disk_chain;
   std::string dir;  // the VM's directory (see VmPaths)
+  // The owner pinned when the VM was created: the SHA-256 fingerprint of the key that signed its
+  // policy, "" for a VM created without one. Only this owner can replace the policy.
+  std::string owner;
   nlohmann::json origin = nlohmann::json::object();   // e.g. {"snapshot": "warm"} for a clone
   nlohmann::json timings = nlohmann::json::object();  // e.g. a clone's restore phases in ms
   pid_t pid = 0;

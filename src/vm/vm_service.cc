@@ -19,6 +19,7 @@
 #include "vm/tap_device.h"
 #include "vm/vm_disk.h"
 #include "vm/vm_paths.h"
+#include "vm/vm_policy.h"
 #include "vm/vm_runtime.h"
 #include "vm/vm_spec.h"
 
@@ -264,6 +265,12 @@ std::shared_ptr<Operation> VmService::BeginOperation(const std::shared_ptr<Vm>& 
 
 Result<std::shared_ptr<Operation>> VmService::Create(const json& spec_json, bool wait_ready) {
   FERRY_ASSIGN_OR_RETURN(VmSpec spec, VmSpec::FromJson(spec_json));
+  if (!spec.cloned_from.empty()) {
+    // The binding of a clone to its parent's policy is ferry's to make, when it clones.
+    return Status::InvalidArgument("vm " + spec.name +
+                                   ": cloned_from is set by ferry when it clones a snapshot; "
+                                   "remove it from the spec");
+  }
   return CreateFrom(std::move(spec), LaunchPlan{}, wait_ready);
 }
 
@@ -272,13 +279,8 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   auto image = images_.Find(spec.image);
   if (!image.ok()) return image.status().WithContext("vm " + spec.name);
   if (plan.restore && !plan.incoming_migration) FERRY_RETURN_IF_ERROR(RefuseTapClone(spec));
-  if (!spec.policy.empty()) {
-    // A clone keeps its parent's policy, which names the parent.
-    auto policy = crypto::ParsePolicy(spec.policy, "the policy of vm " + spec.name);
-    if (!policy.ok()) return policy.status().WithContext("vm " + spec.name);
-    Status bound = crypto::CheckBoundTo(*policy, plan.origin.value("source_vm", spec.name));
-    if (!bound.ok()) return bound.WithContext("vm " + spec.name);
-  }
+  // A clone keeps its parent's policy, which names the parent (spec.cloned_from).
+  FERRY_ASSIGN_OR_RETURN(std::optional<crypto::OwnerPolicy> policy, PolicyOf(spec));
 
   std::lock_guard<std::mutex> lock(mu_);
   if (vms_.count(spec.name)) {
@@ -313,6 +315,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   r.ram_path = r.ram_owned ? config_.ram_dir + "/" + r.id + ".ram" : plan.ram_path;
   r.origin = plan.origin;
   r.dir = paths.dir;
+  r.owner = policy ? policy->owner_fingerprint : "";
   if (spec.disk_mib != 0 || !plan.disk_chain.empty()) {
     r.disk_path = paths.dir + "/disk.qcow2";
     r.disk_chain = plan.disk_chain;
@@ -957,8 +960,42 @@ json VmService::Describe(Vm& vm, bool with_guest) {
     j["paths"]["disk_chain"] = r.disk_chain;
   }
   j["busy_with"] = vm.busy;
+  j["policy"] = DescribePolicy(r.spec, r.origin);
+  j["owner"] = j["policy"]["owner"];
   if (r.spec.network.mode == "tap") j["tap"] = TapDevice::NameFor(r.id);
   return j;
+}
+
+Result<json> VmService::SetPolicy(const std::string& name, const std::string& text) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  auto replacement = crypto::ParsePolicy(text, "the replacement policy of vm " + name);
+  if (!replacement.ok()) return replacement.status().WithContext("vm " + name);
+  std::lock_guard<std::mutex> lock(vm->mu);
+  VmRecord& r = vm->rec;
+  if (!vm->busy.empty()) {
+    return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
+                                      "; replace its policy when that is done");
+  }
+  FERRY_RETURN_IF_ERROR(crypto::CheckBoundTo(*replacement, r.spec.name, r.spec.cloned_from)
+                            .WithContext("vm " + name));
+  FERRY_ASSIGN_OR_RETURN(std::optional<crypto::OwnerPolicy> current, PolicyOf(r.spec));
+  if (current) {
+    FERRY_RETURN_IF_ERROR(crypto::CheckSameOwner(*current, *replacement).WithContext("vm " + name));
+  }
+  VmRecord updated = r;
+  updated.spec.policy = text;
+  updated.owner = replacement->owner_fingerprint;
+  FERRY_RETURN_IF_ERROR(registry_->UpdateVm(updated).WithContext("vm " + name));
+  r = std::move(updated);
+  spdlog::info("vm {}: policy replaced (owner {}…, issued at {})", name, replacement->ShortOwner(),
+               replacement->issued_at);
+  return Describe(*vm, false);
+}
+
+Result<VmRecord> VmService::Get(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard<std::mutex> lock(vm->mu);
+  return vm->rec;
 }
 
 Result<json> VmService::Show(const std::string& name) {

@@ -121,6 +121,13 @@ class VmService {
   Result<nlohmann::json> Pause(const std::string& name);
   Result<nlohmann::json> Resume(const std::string& name);
 
+  // Replaces a VM's owner policy with `text` (a signed document): it must verify, be bound to the
+  // VM, and, when the VM has an owner, be signed by that owner (crypto::CheckSameOwner). A VM
+  // created without a policy takes its first owner here. Refused while the VM is busy.
+  Result<nlohmann::json> SetPolicy(const std::string& name, const std::string& text);
+  // A copy of the VM's record.
+  Result<VmRecord> Get(const std::string& name);
+
   Result<nlohmann::json> Show(const std::string& name);
   nlohmann::json List();
   Result<std::string> Console(const std::string& name, size_t max_bytes);

@@ -246,9 +246,10 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
   FERRY_RETURN_IF_ERROR(ValidateName("vm", spec.name));
   const std::string where = "vm " + spec.name;
   auto in_context = [&](Status s) { return s.WithContext(where); };
-  Status keys =
-      CheckKeys(j, {"name", "image", "memory", "memory_mib", "cpus", "network", "disk", "policy"},
-                where);
+  Status keys = CheckKeys(
+      j,
+      {"name", "image", "memory", "memory_mib", "cpus", "network", "disk", "policy", "cloned_from"},
+      where);
   if (!keys.ok()) return keys;
 
   if (j.contains("image")) {
@@ -305,6 +306,14 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
     }
     spec.policy = j["policy"];
   }
+  if (j.contains("cloned_from")) {
+    if (!j["cloned_from"].is_string()) {
+      return in_context(Status::InvalidArgument("cloned_from must be a VM name"));
+    }
+    spec.cloned_from = j["cloned_from"];
+    Status st = ValidateName("vm", spec.cloned_from);
+    if (!st.ok()) return in_context(st.WithContext("cloned_from"));
+  }
   if (j.contains("network")) {
     auto net = NetworkFromJson(j["network"]);
     if (!net.ok()) return in_context(net.status());
@@ -331,6 +340,7 @@ json VmSpec::ToJson() const {
             {"network", net}};
   if (disk_mib != 0) j["disk"] = std::to_string(disk_mib) + "M";
   if (!policy.empty()) j["policy"] = policy;
+  if (!cloned_from.empty()) j["cloned_from"] = cloned_from;
   return j;
 }
 

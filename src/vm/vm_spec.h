@@ -55,6 +55,10 @@ struct VmSpec {
   // The owner's signed policy document (ferry policy sign), as text, or "" for a VM without one.
   // Its signature and binding are checked by the VM service, which can read it.
   std::string policy;
+  // "" unless this VM is a clone: then the VM its policy is bound to (the parent the clone's
+  // snapshot was taken of, or that parent's own cloned_from), which the policy names instead of
+  // the clone (owner_policy.h, binding rule). Set by ferry when it clones, never by a user.
+  std::string cloned_from;
 
   // Accepts "memory_mib" (a whole number) or "memory" (a string such as "512", "512M", "1G").
   // Every field is checked: type, range, unknown keys. Errors name the field and the VM.

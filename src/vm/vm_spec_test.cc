@@ -67,6 +67,13 @@ TEST(VmSpecTest, DefaultsAndRoundTrip) {
   auto again = VmSpec::FromJson(parsed->ToJson());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *parsed);
+
+  // A clone's binding travels with its spec (in snapshots and migrations).
+  full["cloned_from"] = "web";
+  auto clone = VmSpec::FromJson(full);
+  ASSERT_TRUE(clone.ok()) << clone.status().message();
+  EXPECT_EQ(clone->cloned_from, "web");
+  EXPECT_EQ(VmSpec::FromJson(clone->ToJson())->cloned_from, "web");
 }
 
 TEST(VmSpecTest, DataDiskSizeRoundTripsAndIsBounded) {
@@ -111,6 +118,8 @@ TEST(VmSpecTest, RefusalsNameTheVmAndTheField) {
       {{{"name", "web-1"}, {"network", {{"forwards", {"1:2", "1:3"}}}}}, "forwarded twice"},
       {{{"name", "web-1"}, {"network", {{"forwards", {42}}}}}, "HOST:GUEST"},
       {{{"name", "web-1"}, {"image", "../etc"}}, "image name"},
+      {{{"name", "web-1"}, {"cloned_from", "../p"}}, "cloned_from"},
+      {{{"name", "web-1"}, {"cloned_from", 7}}, "cloned_from must be a VM name"},
   };
   for (const auto& c : cases) {
     auto r = VmSpec::FromJson(c.spec);
