@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -50,8 +51,10 @@ constexpr std::size_t kHostLineLimit = std::size_t{1} << 20;
 // '[' and ']' pairs in a deep value: 1,000,000 bytes, inside the line limit with room for the
 // members around it.
 constexpr std::size_t kDeepLevels = 500000;
-// Pings answered only with "ready":"x" before the ready event, in types mode.
-constexpr int kIllTypedPings = 8;
+// Fresh pings answered only with "ready":"x" before the ready event, in types mode, and the
+// quiet time before a ping that tells it from the burst of stale ones queued during boot.
+constexpr int kIllTypedPings = 3;
+constexpr auto kQuietBeforeFreshPing = std::chrono::milliseconds(250);
 constexpr std::string_view kReadyEvent = R"({"event":"ready","proto":3,"services":[],"boot_ms":1})";
 // An xterm title change, a screen clear, a colour, a backspace, DEL and the 8-bit CSI (C1 0x9b
 // as UTF-8): what a guest would print to take over the terminal of whoever reads its strings.
@@ -132,9 +135,13 @@ class Agent {
     const std::string op = op_it->get<std::string>();
     const int seen = count_[op]++;
     // ferryd pings every 500 ms until the guest is ready and drops a reply that comes later
-    // than that; in types mode the first pings get only the ill-typed reply, so that some reach
-    // ferryd in time however slow the emulation, and the event comes after them.
-    const bool hold_ready = mode_ == Mode::kTypes && op == "ping" && seen < kIllTypedPings;
+    // than that. The pings sent while the guest booted arrive in one burst, and their replies
+    // are all late; a ping that arrives after a quiet spell is a fresh one, whose reply ferryd
+    // waits for. In types mode the ready event waits for a few fresh ill-typed ping replies.
+    const auto now = std::chrono::steady_clock::now();
+    if (op == "ping" && now - last_ping_ >= kQuietBeforeFreshPing) ++fresh_pings_;
+    if (op == "ping") last_ping_ = now;
+    const bool hold_ready = mode_ == Mode::kTypes && op == "ping" && fresh_pings_ <= kIllTypedPings;
     if (!ready_sent_ && !hold_ready) {
       ready_sent_ = true;
       Send(std::string(kReadyEvent));
@@ -289,6 +296,8 @@ class Agent {
   Mode mode_;
   HostChannel& channel_;
   bool ready_sent_ = false;
+  int fresh_pings_ = 0;
+  std::chrono::steady_clock::time_point last_ping_{};
   std::map<std::string, int> count_;
 };
 
