@@ -131,7 +131,7 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
   const std::string uri = "tcp:" + NamespaceHosts::HostAddress(2) + ":" + std::to_string(port_);
   qemu::LaunchSpec spec = ctx_.SourceSpec(name_ + "-dst", dest_dir_, memory_mib_, dest_tap_);
   spec.nics[0].mac = source_->spec().nics[0].mac;
-  spec.vmgenid = guid.value("guid", "auto");
+  if (auto id = Guid::Parse(guid.value("guid", "")); id.ok()) spec.vmgenid = *id;
   BareQemuOptions options;
   options.netns = ctx_.hosts->Host(2);
   if (transport_ == BareTransport::kTls) {

@@ -59,11 +59,12 @@ PerVmValues PerVmValues::FromShow(const nlohmann::json& show) {
 
 PerVmValues PerVmValues::FromSpec(const qemu::LaunchSpec& spec, uint16_t host_port, std::string tap,
                                   std::string address) {
-  return {spec.name,         spec.nics.empty() ? "" : spec.nics[0].mac,
-          spec.ram_path,     spec.console_log,
-          spec.qmp_socket,   spec.guest_socket,
-          host_port,         std::move(tap),
-          std::move(address)};
+  return {
+      spec.name,         spec.nics.empty() || !spec.nics[0].mac ? "" : spec.nics[0].mac->ToString(),
+      spec.ram_path,     spec.console_log,
+      spec.qmp_socket,   spec.guest_socket,
+      host_port,         std::move(tap),
+      std::move(address)};
 }
 
 Status CompareCommandLines(const std::vector<std::string>& ferry_argv, const PerVmValues& ferry_vm,
@@ -123,7 +124,7 @@ qemu::LaunchSpec GuestSetup::BareSpec(const std::string& name, const std::string
   s.guest_socket = dir + "/guest.sock";
   s.console_log = dir + "/console.log";
   qemu::NicSpec nic;
-  nic.mac = NewMac();
+  nic.mac = MacAddress::Random();
   nic.forwards.push_back({"127.0.0.1", host_port, guest_port});
   s.nics.push_back(nic);
   return s;

@@ -45,9 +45,10 @@ Result<std::unique_ptr<FerryFleet>> FerryFleet::Start(const BenchConfig& config,
   for (int i = 1; i <= 2; ++i) {
     BenchFerrydOptions options;
     options.netns = hosts.Host(i);
-    options.extra_args = {"--listen",
-                          NamespaceHosts::HostAddress(i) + ":" + std::to_string(kPeerPort),
-                          "--tls-dir", dir + "/tls" + std::to_string(i)};
+    options.extra_args = {
+        "--listen",       NamespaceHosts::HostAddress(i) + ":" + std::to_string(kPeerPort),
+        "--tls-dir",      dir + "/tls" + std::to_string(i),
+        "--allow-bridge", NamespaceHosts::kBridge};
     auto d = BenchFerryd::Start(config, options);
     if (!d.ok()) return d.status().WithContext("ferryd in " + hosts.Host(i));
     (i == 1 ? fleet->h1_ : fleet->h2_) = std::move(d).value();

@@ -59,7 +59,8 @@ mkdir -p "$work"
 for i in 1 2; do
   ip netns exec ${p}h$i "$build/ferryd" --state-dir "$work/state-h$i" \
     --ram-dir /dev/shm/ferry-demo-h$i --socket "$work/h$i.sock" \
-    --listen 10.77.0.$i:7400 --tls-dir "$work/h$i" >"$work/ferryd-h$i.log" 2>&1 &
+    --listen 10.77.0.$i:7400 --tls-dir "$work/h$i" --allow-bridge ferrybr0 --require-policy \
+    >"$work/ferryd-h$i.log" 2>&1 &
   disown
 done
 h1() { FERRY_SOCKET="$work/h1.sock" "$ferry" "$@"; }

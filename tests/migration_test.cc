@@ -188,7 +188,7 @@ class MigrationTest : public NetnsFixture {
   // Host i's ferryd with its peer port and fleet certificate; it dies at `fault_point` if given.
   void StartHost(int i, const std::string& fault_point = "") {
     Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
-                     fleet_ + "/h" + std::to_string(i)},
+                     fleet_ + "/h" + std::to_string(i), "--allow-bridge", "ferrybr0"},
                     fault_point);
   }
   // Starts host i's ferryd again as soon as it died at its fault point (on another thread,
@@ -379,8 +379,7 @@ TEST_F(MigrationTest, DestinationFerrydKilledMidMigrationLeavesTheVmRunningOnThe
   killer.join();
   EXPECT_NE(r.exit_code, 0);
   // The destination comes back and cleans up what it was receiving.
-  Ferryd(2).Start(
-      {"--listen", NetnsHosts::HostAddress(2) + ":" + kPeerPort, "--tls-dir", fleet_ + "/h2"});
+  StartHost(2);
   ExpectStillOnSourceOnly(r, "k", "before");
 }
 

@@ -40,6 +40,12 @@ int main(int argc, char** argv) {
   app.add_option("--downtime-ms", migration.default_downtime_ms,
                  "default downtime limit of a live migration")
       ->capture_default_str();
+  app.add_option("--allow-bridge", migration.allow_bridges,
+                 "a bridge an incoming tap VM may join (repeatable; none: no tap VM arrives)");
+  app.add_flag("--require-policy", migration.require_policy,
+               "refuse an incoming VM that has no owner's policy");
+  app.add_option("--accept-owner", migration.accept_owners,
+                 "an owner key fingerprint whose VMs may arrive (repeatable; none: any owner)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 

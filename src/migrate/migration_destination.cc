@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "core/fault_point.h"
-#include "crypto/owner_policy.h"
-#include "migrate/migration_protocol.h"
+#include "migrate/destination_checks.h"
+#include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/qemu_stream.h"
 
@@ -23,21 +23,6 @@ constexpr milliseconds kStreamIdleTimeout{60000};
 constexpr milliseconds kFinishTimeout{60000};
 constexpr int64_t kOperationTimeoutMs = 3'600'000;
 
-// Checks what the source asks for, on this host's own authority.
-Result<vm::VmSpec> CheckPrepare(const json& message, const crypto::HostIdentity& self) {
-  if (message.value("type", "") != kMsgPrepare || !message.contains("spec")) {
-    return Status::Corruption("the first message of a migration must be \"prepare\"");
-  }
-  FERRY_ASSIGN_OR_RETURN(vm::VmSpec spec, vm::VmSpec::FromJson(message["spec"]));
-  if (!spec.policy.empty()) {
-    FERRY_ASSIGN_OR_RETURN(crypto::OwnerPolicy policy,
-                           crypto::ParsePolicy(spec.policy, "the policy of vm " + spec.name));
-    FERRY_RETURN_IF_ERROR(crypto::CheckBoundTo(policy, spec.name, spec.cloned_from));
-    FERRY_RETURN_IF_ERROR(crypto::CheckMigrationAllowed(policy, self));
-  }
-  return spec;
-}
-
 // Receives the guest into a QEMU waiting with -incoming defer, then resumes it when the source
 // says so. Returns the timings recorded in the VM.
 Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
@@ -48,7 +33,7 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
   auto listening = rt.Qmp("migrate-incoming", {{"uri", std::string("fd:") + kStreamFdName}});
   if (!listening.ok()) return listening.status().WithContext("starting the incoming migration");
   const StreamFd& fd = pair.ferryd;
-  FERRY_RETURN_IF_ERROR(link.SendMessage({{"type", kMsgPrepared}}));
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(link, PreparedReply{}));
   const auto started = std::chrono::steady_clock::now();
   FERRY_RETURN_IF_ERROR(PumpFromLink(link, fd, kStreamIdleTimeout));
   for (int i = 0;; ++i) {
@@ -62,20 +47,18 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
-  FERRY_RETURN_IF_ERROR(link.SendMessage({{"type", kMsgReceived}}));
-  auto finish = link.ReceiveMessage(kFinishTimeout);
-  if (!finish.ok()) return finish.status().WithContext("waiting for the source's finish");
-  if (finish->value("type", "") != kMsgFinish) {
-    return Status::Unavailable("the source did not finish: " +
-                               finish->value("error", finish->value("type", std::string("?"))));
-  }
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(link, ReceivedReply{}));
+  FERRY_RETURN_IF_ERROR(
+      ExpectPeerMessage<FinishRequest>(link, kFinishTimeout, "the source's finish")
+          .status()
+          .WithContext("the source did not finish"));
   FaultPoint("migrate.destination.before_resume");
   auto resumed = rt.Qmp("cont");
   if (!resumed.ok()) return resumed.status().WithContext("resuming the migrated guest");
   FaultPoint("migrate.destination.after_resume");
   // The guest runs here from now on, whether or not the source hears it: a source that does
   // not asks again (a "query" on a new link) and finds it here.
-  Status told = link.SendMessage({{"type", kMsgFinished}});
+  Status told = SendPeerMessage(link, FinishedReply{});
   if (!told.ok()) {
     spdlog::warn("the guest runs here, but the source was not told ({}); it will ask",
                  told.message());
@@ -89,27 +72,38 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
 
 void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   const std::string source = link->peer().host_id;
-  auto message = link->ReceiveMessage(kFirstMessageTimeout);
-  if (!message.ok()) {
-    spdlog::warn("peer {}: no migration request: {}", source, message.status().message());
-    return;
-  }
-  if (message->value("type", "") == kMsgQuery) return AnswerQuery(*link, *message);
+  std::string vm_name = "?";
   auto refuse = [&](const Status& why) {
-    spdlog::warn("incoming migration from {}: {}", source, why.message());
-    link->SendMessage(
-        {{"type", kMsgFailed}, {"error", "host " + self().host_id + ": " + why.message()}});
+    spdlog::warn("incoming migration of vm {} from host {} refused: {}", vm_name, source,
+                 why.message());
+    SendPeerMessage(*link, FailedBecause("host " + self().host_id + ": " + why.message()));
     link->Close();
   };
-  auto spec = CheckPrepare(*message, self());
+  auto message = ReceivePeerMessage(*link, kFirstMessageTimeout);
+  if (!message.ok()) {
+    if (!link->open()) {
+      spdlog::warn("peer {}: no migration request: {}", source, message.status().message());
+      return;
+    }
+    return refuse(message.status());
+  }
+  if (auto* query = std::get_if<QueryRequest>(&*message)) return AnswerQuery(*link, *query);
+  auto* prepare = std::get_if<PrepareRequest>(&*message);
+  if (prepare == nullptr) {
+    return refuse(Status::Corruption(std::string("the first message of a migration must be "
+                                                 "\"prepare\", not \"") +
+                                     MessageType(*message) + "\""));
+  }
+  vm_name = prepare->spec.name;
+  auto spec = CheckIncoming(*prepare, self(), config_);
   if (!spec.ok()) return refuse(spec.status());
   const std::string name = spec->name;
 
   vm::LaunchPlan plan;
-  plan.mac = message->value("mac", "");
-  plan.vmgenid = message->value("vmgenid", "");
+  plan.mac = prepare->mac.ToString();
+  if (prepare->vmgenid) plan.vmgenid = prepare->vmgenid->ToString();
   plan.incoming_migration = true;
-  plan.origin = {{"migrated_from", source}, {"migration", message->value("migration", "")}};
+  plan.origin = {{"migrated_from", source}, {"migration", prepare->migration}};
   PeerLink* raw = link.get();
   plan.restore = [raw](vm::VmRuntime& rt, Operation& op) -> Result<json> {
     op.SetPhase("receiving from " + raw->peer().host_id, 50);

@@ -5,9 +5,12 @@
 //   source (S)                                   destination (D)
 //   Begin:   load the VM's owner policy; connect (mutual TLS); check the policy allows D's
 //            certificate identity -- refused here, not a byte of the VM has left.
-//   S -> D   {"type":"prepare","migration":ID,"spec":{VmSpec incl. policy},"mac":M,"vmgenid":G}
-//   Prepare: D checks the policy again itself (it does not trust S), reserves the name, makes
-//            an agent-owned RAM file, starts QEMU with -incoming and has it listen.
+//   S -> D   {"type":"prepare","migration":ID,"spec":{VmSpec incl. policy},"mac":M,"vmgenid":G,
+//             "owner":FINGERPRINT}   (owner: the key the VM was pinned to; present iff a policy is)
+//   Prepare: D checks the policy again itself (it does not trust S) and the request against its
+//            own configuration (bridges, owners, no disk; it picks host ports itself), reserves
+//            the name, makes an agent-owned RAM file, starts QEMU with -incoming and has it
+//            listen. Every message is parsed and typed in migration_messages.h.
 //   D -> S   {"type":"prepared"}           or {"type":"failed","error":"..."}
 //   Perform: S's QEMU precopies into S's ferryd, which sends the bytes as data frames, then a
 //            stream-end frame; D's ferryd writes them into its QEMU.

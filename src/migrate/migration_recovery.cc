@@ -7,7 +7,7 @@
 #include <chrono>
 #include <thread>
 
-#include "migrate/migration_protocol.h"
+#include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_connect.h"
 
@@ -88,15 +88,11 @@ Result<std::string> MigrationService::AskDestination(const std::string& to, cons
   }
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PeerLink> link,
                          ConnectToPeer(address, *tls_, to, kConnectTimeout));
-  FERRY_RETURN_IF_ERROR(link->SendMessage({{"type", kMsgQuery}, {"migration", id}, {"vm", vm}}));
-  auto answer = link->ReceiveMessage(kAnswerTimeout);
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, QueryRequest{id, vm}));
+  auto answer = ExpectPeerMessage<StateReply>(*link, kAnswerTimeout, "the answer to a query");
   link->Close();
   if (!answer.ok()) return answer.status().WithContext("asking host " + to);
-  if (answer->value("type", "") != kMsgState) {
-    return Status::Corruption("host " + to + " answered \"" + answer->value("type", "") +
-                              "\" to a query: " + answer->value("error", std::string("")));
-  }
-  return answer->value("state", std::string("unsettled"));
+  return std::string(SettledStateName(answer->state));
 }
 
 Result<std::string> MigrationService::Settle(const std::string& id, const std::string& vm,
@@ -191,8 +187,8 @@ void MigrationService::RecoverOnStart() {
   }
 }
 
-void MigrationService::AnswerQuery(PeerLink& link, const json& query) {
-  const std::string vm = query.value("vm", ""), id = query.value("migration", "");
+void MigrationService::AnswerQuery(PeerLink& link, const QueryRequest& query) {
+  const std::string &vm = query.vm, &id = query.migration;
   // This host's own handling of the migration ends first: its outcome is the answer.
   for (const auto& op : vms_.operations().List()) {
     json j = op->ToJson();
@@ -201,14 +197,16 @@ void MigrationService::AnswerQuery(PeerLink& link, const json& query) {
       op->WaitDone(kIncomingWaitMs);
     }
   }
-  std::string state = "absent";
+  SettledState state = SettledState::kAbsent;
   auto shown = vms_.Show(vm);
   if (shown.ok() && shown->value("origin", json::object()).value("migration", "") == id) {
     // Once resumed here, the copy here is the VM, whatever became of it since.
-    state = shown->value("state", "") == "creating" ? "unsettled" : "running";
+    state =
+        shown->value("state", "") == "creating" ? SettledState::kUnsettled : SettledState::kRunning;
   }
-  spdlog::info("peer {} asked about migration {} of vm {}: {}", link.peer().host_id, id, vm, state);
-  link.SendMessage({{"type", kMsgState}, {"state", state}});
+  spdlog::info("peer {} asked about migration {} of vm {}: {}", link.peer().host_id, id, vm,
+               SettledStateName(state));
+  SendPeerMessage(link, StateReply{state});
   link.Close();
 }
 

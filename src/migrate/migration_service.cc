@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/ids.h"
+#include "migrate/destination_checks.h"
 #include "migrate/peer_address.h"
 
 namespace ferry::migrate {
@@ -14,6 +15,7 @@ constexpr const char* kPeerKind = "peer";
 
 Result<std::unique_ptr<MigrationService>> MigrationService::Start(vm::VmService& vms,
                                                                   MigrationConfig config) {
+  FERRY_RETURN_IF_ERROR(CheckDestinationConfig(config));
   auto credentials = crypto::LoadHostCredentials(config.tls_dir);
   if (!credentials.ok()) return credentials.status().WithContext("peer TLS");
   FERRY_ASSIGN_OR_RETURN(auto tls, PeerTlsContext::Create(*credentials));

@@ -14,10 +14,12 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/operation.h"
 #include "core/status.h"
 #include "crypto/host_credentials.h"
+#include "migrate/migration_messages.h"
 #include "migrate/peer_listener.h"
 #include "migrate/peer_tls.h"
 #include "vm/vm_service.h"
@@ -28,6 +30,14 @@ struct MigrationConfig {
   std::string listen;   // "10.0.0.2:7400"; "" = no peer port (this host only sends)
   std::string tls_dir;  // host.key, host.crt, ca.crt from `ferry host enroll`
   int default_downtime_ms = 50;
+  // What this host accepts as a destination; it decides, not the peer (docs/migration.md).
+  // Bridges an incoming tap VM may be attached to (--allow-bridge); empty: no tap VM arrives.
+  std::vector<std::string> allow_bridges;
+  // Refuse a VM that arrives without an owner's policy (--require-policy).
+  bool require_policy = false;
+  // Owner key fingerprints (64 hex digits, or the 16-digit short form `ferry owner` shows) whose
+  // VMs may arrive (--accept-owner); empty: any owner whose signature verifies.
+  std::vector<std::string> accept_owners;
 };
 
 struct MigrateRequest {
@@ -79,7 +89,7 @@ class MigrationService {
   void SettleInBackground(const std::string& id, const std::string& vm, const std::string& to,
                           std::shared_ptr<Operation> op);
   void RecoverOnStart();
-  void AnswerQuery(PeerLink& link, const nlohmann::json& query);
+  void AnswerQuery(PeerLink& link, const QueryRequest& query);
 
   vm::VmService& vms_;
   const MigrationConfig config_;

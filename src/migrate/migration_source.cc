@@ -6,7 +6,7 @@
 
 #include "core/fault_point.h"
 #include "crypto/owner_policy.h"
-#include "migrate/migration_protocol.h"
+#include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_connect.h"
 #include "migrate/qemu_stream.h"
@@ -30,19 +30,14 @@ int64_t MsSince(Clock::time_point t) {
 
 std::string Mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
-// Waits for the next control message; a "failed" or "abort" from the peer becomes the error.
-Result<json> Expect(PeerLink& link, const char* type, milliseconds timeout) {
-  auto message = link.ReceiveMessage(timeout);
-  if (!message.ok()) {
-    return message.status().WithContext(std::string("waiting for the destination's ") + type);
-  }
-  const std::string got = message->value("type", "");
-  if (got == type) return message;
-  if (got == kMsgFailed || got == kMsgAbort) {
-    return Status::Unavailable("the destination failed: " +
-                               message->value("error", std::string("no reason given")));
-  }
-  return Status::Corruption("the destination sent \"" + got + "\" where \"" + type + "\" was due");
+// The owner the VM was pinned to when it was created, sent beside its policy so that the
+// destination sees a policy swapped on the way. Today the signer of the policy it was created
+// with; where the VM record pins the owner, read it from there.
+std::string PinnedOwner(const vm::VmRecord& rec, const std::optional<crypto::OwnerPolicy>& policy) {
+  // The owner pinned when the VM was created; a record from before owners were pinned falls back
+  // to the key that signed the policy in force.
+  if (!rec.owner.empty()) return rec.owner;
+  return policy ? policy->owner_fingerprint : "";
 }
 
 }  // namespace
@@ -112,16 +107,24 @@ void MigrationService::RunSource(const MigrateRequest& request,
   auto guid = rt.Qmp("query-vm-generation-id");
   // Prepare on the destination.
   op->SetPhase("prepare on " + request.to, 5);
-  Status st = link->SendMessage({{"type", kMsgPrepare},
-                                 {"migration", op->id()},
-                                 {"spec", rec.spec.ToJson()},
-                                 {"mac", rec.mac},
-                                 {"vmgenid", guid.ok() ? guid->value("guid", "") : ""}});
-  if (st.ok()) st = Expect(*link, kMsgPrepared, kPrepareTimeout).status();
+  Status st = Status::Ok();
+  auto mac = MacAddress::Parse(rec.mac, "the MAC of vm " + name);
+  if (!mac.ok()) st = mac.status();
+  if (st.ok()) {
+    PrepareRequest prepare{op->id(), rec.spec, *mac, std::nullopt, PinnedOwner(rec, policy)};
+    if (guid.ok()) {
+      if (auto id = Guid::Parse(guid->value("guid", "")); id.ok()) prepare.vmgenid = *id;
+    }
+    st = SendPeerMessage(*link, prepare);
+  }
+  if (st.ok()) {
+    st = ExpectPeerMessage<PreparedReply>(*link, kPrepareTimeout, "the destination's prepared")
+             .status();
+  }
   if (st.ok() && cancel->load()) {
     // Cancelled while the destination prepared: it drops its QEMU when the link says abort.
     st = Status::Cancelled("the migration was cancelled");
-    link->SendMessage({{"type", kMsgAbort}, {"error", st.message()}});
+    SendPeerMessage(*link, AbortBecause(st.message()));
   }
   if (!st.ok()) {
     link->Close();
@@ -133,7 +136,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
   op->SetPhase("perform", 10);
   const int downtime = request.downtime_ms > 0 ? request.downtime_ms : config_.default_downtime_ms;
   auto fail_perform = [&](const Status& why) {
-    link->SendMessage({{"type", kMsgAbort}, {"error", why.message()}});
+    SendPeerMessage(*link, AbortBecause(why.message()));
     link->Close();
     RollBack(rt, name);
     Unjournal(op->id());
@@ -205,15 +208,21 @@ void MigrationService::RunSource(const MigrateRequest& request,
   if (result.is_null()) return fail_perform(Status::DeadlineExceeded("QEMU did not complete"));
   if (cancel->load()) return fail_perform(Status::Cancelled("the migration was cancelled"));
   st = link->SendStreamEnd();
-  if (st.ok()) st = Expect(*link, kMsgReceived, kReplyTimeout).status();
+  if (st.ok()) {
+    st = ExpectPeerMessage<ReceivedReply>(*link, kReplyTimeout, "the destination's received")
+             .status();
+  }
   if (!st.ok()) return fail_perform(st);
 
   // Finish: from here on only the destination may run the guest.
   op->SetPhase("finish on " + request.to, 95);
   Journal(op->id(), name, request.to, "finish");
-  st = link->SendMessage({{"type", kMsgFinish}});
+  st = SendPeerMessage(*link, FinishRequest{});
   FaultPoint("migrate.source.after_finish");
-  if (st.ok()) st = Expect(*link, kMsgFinished, kReplyTimeout).status();
+  if (st.ok()) {
+    st = ExpectPeerMessage<FinishedReply>(*link, kReplyTimeout, "the destination's finished")
+             .status();
+  }
   const PeerLink::Counters wire = link->counters();
   link->Close();
   release();

@@ -179,6 +179,10 @@ Status PeerLink::SendMessage(const nlohmann::json& message) {
   } catch (const nlohmann::json::exception& e) {  // strings that are not valid UTF-8
     return Status::InvalidArgument(description_ + ": cannot encode a control message: " + e.what());
   }
+  return SendControlBytes(text);
+}
+
+Status PeerLink::SendControlBytes(std::string_view text) {
   if (text.size() > kMaxFramePayloadBytes) {
     return Status::InvalidArgument(description_ + ": control message of " +
                                    std::to_string(text.size()) + " bytes is over the frame " +

@@ -58,6 +58,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 #include "crypto/host_identity.h"
@@ -102,6 +103,9 @@ class PeerLink {
   // reading): then, or on any other failure, the link ends (a half-sent frame cannot be taken
   // back) and every later call returns the same error.
   Status SendMessage(const nlohmann::json& message);
+  // A control frame with these bytes as they are, unchecked: the receiver parses them (tests send
+  // crafted messages this way).
+  Status SendControlBytes(std::string_view text);
   Status SendData(const void* data, size_t size);
   Status SendStreamEnd();
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/fault_point.h"
+#include "migrate/migration_messages.h"
 
 namespace ferry::migrate {
 namespace {
@@ -82,8 +83,14 @@ Status PumpFromLink(PeerLink& link, const StreamFd& fd, std::chrono::millisecond
     if (!frame.ok()) return frame.status().WithContext("receiving the migration stream");
     if (frame->type == FrameType::kStreamEnd) return Status::Ok();
     if (frame->type == FrameType::kControl) {
-      auto message = nlohmann::json::parse(frame->payload, nullptr, false);
-      std::string why = message.is_object() ? message.value("error", "no reason given") : "?";
+      auto message = ParsePeerMessage(frame->payload);
+      std::string why = !message.ok() ? message.status().message()
+                        : std::holds_alternative<AbortRequest>(*message)
+                            ? std::get<AbortRequest>(*message).error
+                        : std::holds_alternative<FailedReply>(*message)
+                            ? std::get<FailedReply>(*message).error
+                            : std::string("it sent \"") + MessageType(*message) +
+                                  "\" in the middle of the stream";
       return Status::Unavailable("the source gave up the migration: " + why);
     }
     const char* data = frame->payload.data();

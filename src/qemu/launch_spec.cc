@@ -62,11 +62,14 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     } else {
       netdev = "user,id=" + id;
       for (const PortForward& f : nic.forwards) {
-        netdev += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) +
-                  "-:" + std::to_string(f.guest_port);
+        netdev += ",hostfwd=" +
+                  EscapeOptionValue("tcp:" + f.host_address + ":" + std::to_string(f.host_port) +
+                                    "-:" + std::to_string(f.guest_port));
       }
     }
-    add({"-netdev", netdev, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nic.mac});
+    std::string device = "virtio-net-pci,netdev=" + id;
+    if (nic.mac) device += ",mac=" + EscapeOptionValue(nic.mac->ToString());
+    add({"-netdev", netdev, "-device", device});
   }
   add({"-device", "virtio-rng-pci"});
   if (!spec.disk_path.empty()) {
@@ -75,7 +78,8 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
                        ",format=qcow2,discard=unmap"});
     add({"-device", std::string("virtio-blk-pci,drive=") + kDiskDriveId + ",id=vd0"});
   }
-  add({"-device", "vmgenid,guid=" + spec.vmgenid});
+  add({"-device",
+       "vmgenid,guid=" + EscapeOptionValue(spec.vmgenid ? spec.vmgenid->ToString() : "auto")});
   // -S keeps the restored guest paused until ferryd has checked the restore and resumes it.
   if (spec.incoming) add({"-S", "-incoming", "defer"});
   add({"-qmp", "unix:" + EscapeOptionValue(spec.qmp_socket) + ",server=on,wait=off"});

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/guid.h"
+#include "core/mac_address.h"
 #include "qemu/accelerator.h"
 
 namespace ferry::qemu {
@@ -16,13 +19,13 @@ struct PortForward {
   uint16_t guest_port = 0;
 };
 
-// One guest NIC: virtio-net with `mac`, on QEMU's user-mode network (with host `forwards`) or on
-// a host tap interface `ifname` that ferryd created beforehand (persistent, already on its
-// bridge: QEMU runs no scripts and only opens it).
+// One guest NIC: virtio-net with `mac` (unset: QEMU's default), on QEMU's user-mode network (with
+// host `forwards`) or on a host tap interface `ifname` that ferryd created beforehand (persistent,
+// already on its bridge: QEMU runs no scripts and only opens it).
 struct NicSpec {
   enum class Backend { kUser, kTap };
   Backend backend = Backend::kUser;
-  std::string mac;
+  std::optional<MacAddress> mac;
   std::vector<PortForward> forwards;  // kUser only
   std::string ifname;                 // kTap only
 };
@@ -43,9 +46,9 @@ struct LaunchSpec {
   std::string guest_socket;
   std::string console_log;
   std::vector<NicSpec> nics;
-  // VM generation ID: "auto" for a fresh boot; a clone gets a new GUID so its kernel knows it is
-  // a copy and reseeds its RNG.
-  std::string vmgenid = "auto";
+  // VM generation ID: unset is QEMU's "auto" (a fresh boot); a clone gets a new GUID so its
+  // kernel knows it is a copy and reseeds its RNG.
+  std::optional<Guid> vmgenid;
   // The data disk (qcow2, the guest's /dev/vda); "" for none.
   std::string disk_path;
   // Start paused, waiting for `migrate-incoming` (restore of a snapshot's device state).
@@ -70,7 +73,8 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec);
 // older glibc ignores the tunable.
 std::vector<std::string> QemuEnvironment();
 
-// QEMU option values separate keys with ',': a literal comma is written twice.
+// QEMU option values separate keys with ',': a literal comma is written twice. Every value
+// BuildCommandLine puts after a "key=" goes through this, typed values included.
 std::string EscapeOptionValue(const std::string& value);
 
 }  // namespace ferry::qemu

@@ -23,7 +23,7 @@ LaunchSpec Sample() {
   s.guest_socket = "/state/vms/web-1/guest.sock";
   s.console_log = "/state/vms/web-1/console.log";
   NicSpec nic;
-  nic.mac = "52:54:00:aa:bb:cc";
+  nic.mac = *MacAddress::Parse("52:54:00:aa:bb:cc");
   nic.forwards.push_back({"127.0.0.1", 16379, 6379});
   s.nics.push_back(nic);
   return s;
@@ -132,13 +132,61 @@ TEST(LaunchSpecTest, CommasInPathsAreEscaped) {
   EXPECT_EQ(EscapeOptionValue("x,y,,z"), "x,,y,,,,z");
 }
 
+// The keys of a QEMU option value as QEMU splits it: at each single ',' (",," is a literal comma).
+std::vector<std::string> OptionKeys(const std::string& value) {
+  std::vector<std::string> keys;
+  std::string item;
+  for (size_t i = 0; i <= value.size(); ++i) {
+    if (i < value.size() && value[i] == ',' && i + 1 < value.size() && value[i + 1] == ',') {
+      item += ',';
+      ++i;
+    } else if (i == value.size() || value[i] == ',') {
+      keys.push_back(item.substr(0, item.find('=')));
+      item.clear();
+    } else {
+      item += value[i];
+    }
+  }
+  return keys;
+}
+
+TEST(LaunchSpecTest, NoStringFieldCanAddAnOption) {
+  const std::string evil = ",romfile=/etc/ferry/tls/host.key";
+  auto spec = Sample();
+  spec.name += evil;
+  spec.ram_path += evil;
+  spec.console_log += evil;
+  spec.guest_socket += evil;
+  spec.qmp_socket += evil;
+  spec.disk_path = "/d" + evil;
+  spec.nics[0].forwards[0].host_address += evil;
+  NicSpec tap;
+  tap.backend = NicSpec::Backend::kTap;
+  tap.ifname = "fy0" + evil;
+  spec.nics.push_back(tap);
+  for (const std::string& arg : BuildCommandLine(spec)) {
+    EXPECT_THAT(OptionKeys(arg), ::testing::Not(Contains("romfile"))) << arg;
+  }
+}
+
+TEST(LaunchSpecTest, MacAndGenerationIdAreTypedAndPrintedCanonically) {
+  auto spec = Sample();
+  spec.vmgenid = *Guid::Parse("6F1A7C1E-1111-2222-3333-444455556666");
+  auto argv = BuildCommandLine(spec);
+  EXPECT_THAT(ValueOf(argv, "-device", "virtio-net-pci"), HasSubstr(",mac=52:54:00:aa:bb:cc"));
+  EXPECT_THAT(argv, Contains("vmgenid,guid=6f1a7c1e-1111-2222-3333-444455556666"));
+  spec.nics[0].mac.reset();
+  EXPECT_THAT(ValueOf(BuildCommandLine(spec), "-device", "virtio-net-pci"),
+              ::testing::Not(HasSubstr("mac=")));
+}
+
 TEST(LaunchSpecTest, ClonesWaitPausedForTheirDeviceStateAndGetANewGeneration) {
   auto spec = Sample();
   auto argv = BuildCommandLine(spec);
   EXPECT_THAT(argv, Contains("vmgenid,guid=auto"));
   EXPECT_THAT(argv, ::testing::Not(Contains("-incoming")));
   spec.incoming = true;
-  spec.vmgenid = "6f1a7c1e-1111-2222-3333-444455556666";
+  spec.vmgenid = *Guid::Parse("6f1a7c1e-1111-2222-3333-444455556666");
   argv = BuildCommandLine(spec);
   EXPECT_EQ(ValueOf(argv, "-incoming"), "defer");
   EXPECT_THAT(argv, Contains("-S"));

@@ -12,7 +12,9 @@
 #include <cstring>
 
 #include "core/files.h"
+#include "core/guid.h"
 #include "core/ids.h"
+#include "core/mac_address.h"
 #include "crypto/owner_policy.h"
 #include "qemu/launch_spec.h"
 #include "vm/host_probe.h"
@@ -310,6 +312,9 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   r.id = NewId();
   r.state = VmState::kCreating;
   r.accelerator = qemu::AcceleratorName(accel_.accelerator);
+  if (!plan.mac.empty()) {
+    FERRY_RETURN_IF_ERROR(MacAddress::Parse(plan.mac, "the MAC of vm " + spec.name).status());
+  }
   r.mac = plan.mac.empty() ? NewMac() : plan.mac;
   r.ram_owned = plan.ram_path.empty();
   r.ram_path = r.ram_owned ? config_.ram_dir + "/" + r.id + ".ram" : plan.ram_path;
@@ -397,7 +402,7 @@ Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPat
   launch.guest_socket = paths.guest_socket;
   launch.console_log = paths.console_log;
   qemu::NicSpec nic;
-  nic.mac = r.mac;
+  FERRY_ASSIGN_OR_RETURN(nic.mac, MacAddress::Parse(r.mac, "the MAC of vm " + r.spec.name));
   if (net.mode == "tap") {
     nic.backend = qemu::NicSpec::Backend::kTap;
     nic.ifname = TapDevice::NameFor(r.id);
@@ -411,7 +416,10 @@ Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPat
   launch.nics.push_back(nic);
   launch.ram_shared = r.ram_owned;
   launch.incoming = static_cast<bool>(plan.restore);
-  if (!plan.vmgenid.empty()) launch.vmgenid = plan.vmgenid;
+  if (!plan.vmgenid.empty()) {
+    FERRY_ASSIGN_OR_RETURN(launch.vmgenid,
+                           Guid::Parse(plan.vmgenid, "the VM generation ID of vm " + r.spec.name));
+  }
   return launch;
 }
 

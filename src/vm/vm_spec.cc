@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/ids.h"
+#include "core/interface_name.h"
 
 namespace ferry::vm {
 
@@ -47,16 +48,6 @@ Status CheckKeys(const json& j, const std::set<std::string>& allowed, const std:
   return Status::Ok();
 }
 
-// An interface name as the kernel accepts it: 1-15 bytes, no '/', ':' or whitespace, not "."
-// or "..".
-bool ValidInterfaceName(const std::string& name) {
-  if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
-  for (char c : name) {
-    if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) return false;
-  }
-  return true;
-}
-
 // Dotted-quad IPv4, each part 0-255 without leading zeros (so "010" is not read as octal).
 std::optional<uint32_t> ParseIpv4(const std::string& text) {
   uint32_t address = 0;
@@ -81,10 +72,8 @@ std::string FormatIpv4(uint32_t a) {
 // REQUIRES: net.mode == "tap"; j["bridge"], j["ip"], j["gateway"] are strings when present.
 Status TapSettingsFromJson(const json& j, NetworkSpec& net) {
   net.bridge = j.value("bridge", std::string(NetworkSpec::kDefaultBridge));
-  if (!ValidInterfaceName(net.bridge)) {
-    return Status::InvalidArgument("network.bridge '" + net.bridge +
-                                   "' is not an interface name (1-15 characters, no '/', ':' or "
-                                   "spaces)");
+  if (auto bridge = InterfaceName::Parse(net.bridge, "network.bridge"); !bridge.ok()) {
+    return bridge.status();
   }
   if (!j.contains("ip")) {
     return Status::InvalidArgument(
@@ -136,7 +125,8 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
   }
   if (net.mode == "tap") FERRY_RETURN_IF_ERROR(TapSettingsFromJson(j, net));
   if (j.contains("forwards")) {
-    if (!j["forwards"].is_array()) return Status::InvalidArgument("network.forwards must be a list");
+    if (!j["forwards"].is_array())
+      return Status::InvalidArgument("network.forwards must be a list");
     std::set<uint16_t> host_ports;
     for (const json& f : j["forwards"]) {
       PortForwardSpec fwd;
@@ -145,10 +135,10 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
       } else if (f.is_object() && f.contains("host_port") && f.contains("guest_port") &&
                  AsWhole(f["host_port"]) && AsWhole(f["guest_port"])) {
         FERRY_RETURN_IF_ERROR(CheckKeys(f, {"host_port", "guest_port"}, "network.forwards[]"));
-        FERRY_ASSIGN_OR_RETURN(fwd.host_port,
-                               ParsePort(std::to_string(*AsWhole(f["host_port"])), "host port", true));
-        FERRY_ASSIGN_OR_RETURN(fwd.guest_port,
-                               ParsePort(std::to_string(*AsWhole(f["guest_port"])), "guest port", false));
+        FERRY_ASSIGN_OR_RETURN(
+            fwd.host_port, ParsePort(std::to_string(*AsWhole(f["host_port"])), "host port", true));
+        FERRY_ASSIGN_OR_RETURN(fwd.guest_port, ParsePort(std::to_string(*AsWhole(f["guest_port"])),
+                                                         "guest port", false));
       } else {
         return Status::InvalidArgument(
             "a forward must be \"HOST:GUEST\" or {\"host_port\": N, \"guest_port\": N}");
@@ -163,8 +153,8 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
   if (net.mode == "tap" && !net.forwards.empty()) {
     return Status::InvalidArgument(
         "network.forwards: port forwards are for user networking; a VM on tap networking is "
-        "reached at its own address " + net.ip.substr(0, net.ip.find('/')) +
-        " on bridge " + net.bridge + ", so drop --forward");
+        "reached at its own address " +
+        net.ip.substr(0, net.ip.find('/')) + " on bridge " + net.bridge + ", so drop --forward");
   }
   return net;
 }
@@ -253,7 +243,8 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
   if (!keys.ok()) return keys;
 
   if (j.contains("image")) {
-    if (!j["image"].is_string()) return in_context(Status::InvalidArgument("image must be a string"));
+    if (!j["image"].is_string())
+      return in_context(Status::InvalidArgument("image must be a string"));
     spec.image = j["image"];
     Status st = ValidateName("image", spec.image);
     if (!st.ok()) return in_context(st);
@@ -271,8 +262,8 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
   } else if (j.contains("memory_mib")) {
     const json& m = j["memory_mib"];
     if (!AsWhole(m)) {
-      return in_context(Status::InvalidArgument("memory_mib " + m.dump() +
-                                                " is not a whole number of MiB"));
+      return in_context(
+          Status::InvalidArgument("memory_mib " + m.dump() + " is not a whole number of MiB"));
     }
     auto mib = ParseMemoryMiB(std::to_string(*AsWhole(m)));
     if (!mib.ok()) return in_context(mib.status());
@@ -294,9 +285,9 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
                            : AsWhole(d)  ? ParseMemoryMiB(std::to_string(*AsWhole(d)))
                                          : Status::InvalidArgument("");
     if (!mib.ok() || *mib < kMinDiskMiB || *mib > kMaxDiskMiB) {
-      return in_context(Status::InvalidArgument(
-          "disk " + d.dump() + " is not a size from " + std::to_string(kMinDiskMiB) +
-          " MiB to 16 TiB such as \"1G\""));
+      return in_context(Status::InvalidArgument("disk " + d.dump() + " is not a size from " +
+                                                std::to_string(kMinDiskMiB) +
+                                                " MiB to 16 TiB such as \"1G\""));
     }
     spec.disk_mib = *mib;
   }
@@ -360,8 +351,9 @@ Status CheckFitsHost(const VmSpec& spec, const HostCapacity& host) {
   }
   for (const auto& f : spec.network.forwards) {
     if (f.host_port != 0 && host.tcp_port_free && !host.tcp_port_free(f.host_port)) {
-      return Status::ResourceExhausted(where + ": host port " + std::to_string(f.host_port) +
-                                       " is already in use; choose another host port for --forward");
+      return Status::ResourceExhausted(
+          where + ": host port " + std::to_string(f.host_port) +
+          " is already in use; choose another host port for --forward");
     }
   }
   return Status::Ok();

@@ -1,0 +1,92 @@
+#include "migrate/destination_checks.h"
+
+#include <algorithm>
+
+#include "core/interface_name.h"
+#include "crypto/owner_policy.h"
+
+namespace ferry::migrate {
+namespace {
+
+// Whether `owner` (a full fingerprint) is one of the configured ones (full or short form).
+bool OwnerAccepted(const std::vector<std::string>& accepted, const std::string& owner) {
+  for (const std::string& a : accepted) {
+    if (owner.compare(0, a.size(), a) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status CheckDestinationConfig(const MigrationConfig& config) {
+  for (const std::string& bridge : config.allow_bridges) {
+    FERRY_RETURN_IF_ERROR(InterfaceName::Parse(bridge, "--allow-bridge").status());
+  }
+  for (const std::string& owner : config.accept_owners) {
+    const bool hex = owner.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex || (owner.size() != kOwnerFingerprintChars &&
+                 owner.size() != crypto::kShortFingerprintChars)) {
+      return Status::InvalidArgument("--accept-owner " + owner.substr(0, 80) +
+                                     " is not an owner key fingerprint: give the 64 or the first "
+                                     "16 lower-case hex digits (ferry policy show FILE prints it)");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
+                                 const MigrationConfig& config) {
+  vm::VmSpec spec = prepare.spec;
+  const std::string here = "host " + self.host_id;
+  if (spec.disk_mib != 0) {
+    return Status::FailedPrecondition("vm " + spec.name +
+                                      " has a data disk; disks do not migrate yet, so " + here +
+                                      " does not take it");
+  }
+  if (spec.network.mode == "tap") {
+    const auto& allowed = config.allow_bridges;
+    if (std::find(allowed.begin(), allowed.end(), spec.network.bridge) == allowed.end()) {
+      std::string list;
+      for (const auto& b : allowed) list += (list.empty() ? "" : ", ") + b;
+      return Status::PermissionDenied("vm " + spec.name + " wants bridge " + spec.network.bridge +
+                                      ", which " + here + " does not allow (" +
+                                      (list.empty() ? "no bridge is allowed" : "allowed: " + list) +
+                                      "); start its ferryd with --allow-bridge " +
+                                      spec.network.bridge + " if VMs may join that segment there");
+    }
+  }
+  if (spec.policy.empty()) {
+    if (config.require_policy) {
+      return Status::PermissionDenied("vm " + spec.name +
+                                      " arrives without an owner's policy and " + here +
+                                      " requires one (--require-policy); give the VM a policy "
+                                      "(ferry policy sign, then ferry vm create --policy)");
+    }
+  } else {
+    FERRY_ASSIGN_OR_RETURN(crypto::OwnerPolicy policy,
+                           crypto::ParsePolicy(spec.policy, "the policy of vm " + spec.name));
+    FERRY_RETURN_IF_ERROR(crypto::CheckBoundTo(policy, spec.name, spec.cloned_from));
+    if (policy.owner_fingerprint != prepare.owner) {
+      return Status::PermissionDenied(
+          "vm " + spec.name + " was pinned to owner " +
+          prepare.owner.substr(0, crypto::kShortFingerprintChars) +
+          " but its policy is signed by owner " + policy.ShortOwner() +
+          "; the policy was replaced on the way, so " + here +
+          " refuses it; migrate the VM with the policy it was created with");
+    }
+    if (!config.accept_owners.empty() &&
+        !OwnerAccepted(config.accept_owners, policy.owner_fingerprint)) {
+      return Status::PermissionDenied(
+          "vm " + spec.name + " belongs to owner " + policy.ShortOwner() + ", whom " + here +
+          " does not accept; add --accept-owner " + policy.ShortOwner() +
+          " to its ferryd if that owner's VMs may run there");
+    }
+    FERRY_RETURN_IF_ERROR(crypto::CheckMigrationAllowed(policy, self));
+  }
+  // Host ports on this host are this host's: the VM gets forwards for the same guest ports on
+  // free ports picked here (0 = pick at creation), shown by `ferry vm show`.
+  for (auto& f : spec.network.forwards) f.host_port = 0;
+  return spec;
+}
+
+}  // namespace ferry::migrate

@@ -1,0 +1,27 @@
+// What a destination accepts from a peer (docs/migration.md, "What a destination accepts"): the
+// peer holds a fleet certificate, which proves who it is, not that what it sends is right. This
+// host decides about its own resources (bridges, host ports, disks) and checks the owner's
+// policy and pinned owner itself, before anything is started.
+#pragma once
+
+#include "core/status.h"
+#include "crypto/host_identity.h"
+#include "migrate/migration_messages.h"
+#include "migrate/migration_service.h"
+#include "vm/vm_spec.h"
+
+namespace ferry::migrate {
+
+// Checks the destination settings (fingerprints are hex, bridges are interface names); the error
+// names the flag.
+Status CheckDestinationConfig(const MigrationConfig& config);
+
+// The spec this host creates the incoming VM from, or why not: a data disk, a bridge not in
+// config.allow_bridges, no policy under config.require_policy, a policy not signed by
+// prepare.owner, an owner not in config.accept_owners, a policy whose signature, binding or
+// migration rule fails for `self`. Each error names the VM and says what to do. Forwards keep
+// their guest ports; their host ports are 0, for this host to pick.
+Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
+                                 const MigrationConfig& config);
+
+}  // namespace ferry::migrate

@@ -1,0 +1,139 @@
+#include "migrate/destination_checks.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <optional>
+
+#include "crypto/owner_policy.h"
+#include "crypto/temp_dir_for_test.h"
+
+namespace ferry::migrate {
+namespace {
+
+using ::testing::HasSubstr;
+
+class DestinationChecks : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* who : {"alice", "mallory"}) {
+      ASSERT_TRUE(crypto::OwnerKey::Generate(tmp_ / who).ok());
+    }
+    alice_.emplace(*crypto::OwnerKey::Load(tmp_ / "alice"));
+    mallory_.emplace(*crypto::OwnerKey::Load(tmp_ / "mallory"));
+    alice_policy_ = Sign(*alice_);
+    mallory_policy_ = Sign(*mallory_);
+    alice_fp_ = crypto::ParsePolicy(alice_policy_, "t")->owner_fingerprint;
+    mallory_fp_ = crypto::ParsePolicy(mallory_policy_, "t")->owner_fingerprint;
+    config_.allow_bridges = {"ferrybr0"};
+  }
+  static std::string Sign(const crypto::OwnerKey& key) {
+    crypto::PolicyRules rules;
+    rules.vm = "web";
+    rules.allow_labels = {{"zone", "b"}};
+    auto text = crypto::SignPolicy(rules, key);
+    EXPECT_TRUE(text.ok());
+    return text.ok() ? *text : "";
+  }
+  // A prepare this host accepts: a tap VM on ferrybr0 with alice's policy.
+  PrepareRequest Valid() const {
+    PrepareRequest p{"m1", {}, *MacAddress::Parse("52:54:00:00:00:01"), std::nullopt, alice_fp_};
+    p.spec.name = "web";
+    p.spec.network.mode = "tap";
+    p.spec.network.bridge = "ferrybr0";
+    p.spec.network.ip = "10.77.0.10/24";
+    p.spec.policy = alice_policy_;
+    return p;
+  }
+  std::string Refusal(const PrepareRequest& p) const {
+    auto spec = CheckIncoming(p, self_, config_);
+    EXPECT_FALSE(spec.ok());
+    return spec.ok() ? "" : spec.status().message();
+  }
+
+  crypto::TempDirForTest tmp_;
+  std::optional<crypto::OwnerKey> alice_, mallory_;
+  std::string alice_policy_, mallory_policy_, alice_fp_, mallory_fp_;
+  crypto::HostIdentity self_{"h2", {{"zone", "b"}}};
+  MigrationConfig config_;
+};
+
+TEST_F(DestinationChecks, AValidRequestIsAccepted) {
+  auto spec = CheckIncoming(Valid(), self_, config_);
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ(spec->name, "web");
+}
+
+TEST_F(DestinationChecks, OnlyAllowedBridges) {
+  PrepareRequest p = Valid();
+  p.spec.network.bridge = "br-mgmt";
+  EXPECT_THAT(Refusal(p), HasSubstr("--allow-bridge br-mgmt"));
+  config_.allow_bridges.clear();
+  EXPECT_THAT(Refusal(Valid()), HasSubstr("no bridge is allowed"));
+}
+
+TEST_F(DestinationChecks, NoDisk) {
+  PrepareRequest p = Valid();
+  p.spec.disk_mib = 1024;
+  EXPECT_THAT(Refusal(p), HasSubstr("disks do not migrate"));
+}
+
+TEST_F(DestinationChecks, PolicyRequiredWhenConfigured) {
+  PrepareRequest p = Valid();
+  p.spec.policy.clear();
+  p.owner.clear();
+  EXPECT_TRUE(CheckIncoming(p, self_, config_).ok());
+  config_.require_policy = true;
+  EXPECT_THAT(Refusal(p), HasSubstr("requires one (--require-policy)"));
+}
+
+TEST_F(DestinationChecks, PolicyMustBeSignedByThePinnedOwner) {
+  PrepareRequest p = Valid();
+  p.spec.policy = mallory_policy_;
+  EXPECT_THAT(Refusal(p), HasSubstr("replaced on the way"));
+}
+
+TEST_F(DestinationChecks, OnlyAcceptedOwnersWhenConfigured) {
+  PrepareRequest p = Valid();
+  p.spec.policy = mallory_policy_;
+  p.owner = mallory_fp_;
+  EXPECT_TRUE(CheckIncoming(p, self_, config_).ok());
+  config_.accept_owners = {alice_fp_.substr(0, crypto::kShortFingerprintChars)};
+  EXPECT_THAT(Refusal(p), HasSubstr("does not accept"));
+  EXPECT_TRUE(CheckIncoming(Valid(), self_, config_).ok());
+  config_.accept_owners = {alice_fp_};
+  EXPECT_TRUE(CheckIncoming(Valid(), self_, config_).ok());
+}
+
+TEST_F(DestinationChecks, PolicyRulesAreCheckedHere) {
+  crypto::HostIdentity elsewhere{"h3", {{"zone", "c"}}};
+  auto spec = CheckIncoming(Valid(), elsewhere, config_);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("not an allowed destination"));
+}
+
+TEST_F(DestinationChecks, HostPortsArePickedHereNotByThePeer) {
+  PrepareRequest p = Valid();
+  p.spec.network = vm::NetworkSpec{};
+  p.spec.network.forwards = {{22, 2222}, {6379, 16379}};
+  auto spec = CheckIncoming(p, self_, config_);
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  ASSERT_EQ(spec->network.forwards.size(), 2u);
+  EXPECT_EQ(spec->network.forwards[0].host_port, 0);
+  EXPECT_EQ(spec->network.forwards[0].guest_port, 2222);
+  EXPECT_EQ(spec->network.forwards[1].host_port, 0);
+  EXPECT_EQ(spec->network.forwards[1].guest_port, 16379);
+}
+
+TEST_F(DestinationChecks, ConfigIsChecked) {
+  EXPECT_TRUE(CheckDestinationConfig(config_).ok());
+  MigrationConfig bad;
+  bad.allow_bridges = {"br,x"};
+  EXPECT_FALSE(CheckDestinationConfig(bad).ok());
+  bad = {};
+  bad.accept_owners = {"ABCDEF"};
+  EXPECT_THAT(CheckDestinationConfig(bad).message(), HasSubstr("--accept-owner"));
+}
+
+}  // namespace
+}  // namespace ferry::migrate

@@ -1,0 +1,107 @@
+// The control messages of a live migration (migration_protocol.h), typed. Every message a peer
+// sends is parsed here, once, where it enters: size and nesting depth are bounded before any JSON
+// is built, every member is type-checked and size-limited, and a member this version does not
+// know is refused. Code behind this file reads only these structs, never the peer's JSON.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/guid.h"
+#include "core/mac_address.h"
+#include "core/status.h"
+#include "migrate/peer_link.h"
+#include "vm/vm_spec.h"
+
+namespace ferry::migrate {
+
+// A control message's bytes: the largest legitimate one is a prepare with a policy document
+// (crypto::kMaxPolicyBytes) and a VM spec.
+inline constexpr size_t kMaxMessageBytes = 256 * 1024;
+// Nesting of objects and arrays; a prepare needs 4 ({spec:{network:{forwards:[{...}]}}}).
+inline constexpr int kMaxMessageDepth = 8;
+inline constexpr size_t kMaxErrorChars = 4096;
+inline constexpr size_t kMaxMigrationIdChars = 64;
+inline constexpr size_t kOwnerFingerprintChars = 64;
+
+// S -> D: the VM to receive. The destination decides the rest itself (migration_destination.cc).
+struct PrepareRequest {
+  std::string migration;        // the source's operation id
+  vm::VmSpec spec;              // incl. the owner's signed policy, "" if the VM has none
+  MacAddress mac;               // the guest NIC keeps its MAC
+  std::optional<Guid> vmgenid;  // the guest keeps its generation; unset when S could not read it
+  // The owner (hex SHA-256 of the Ed25519 key) the VM was pinned to at creation: present exactly
+  // when spec.policy is, so the destination sees a policy that was swapped or stripped.
+  std::string owner;
+};
+struct PreparedReply {};
+struct ReceivedReply {};
+struct FinishRequest {};
+struct FinishedReply {};
+struct FailedReply {
+  std::string error;
+};
+struct AbortRequest {
+  std::string error;
+};
+struct QueryRequest {
+  std::string migration;
+  std::string vm;
+};
+enum class SettledState { kRunning, kAbsent, kUnsettled };
+struct StateReply {
+  SettledState state = SettledState::kUnsettled;
+};
+
+using PeerMessage =
+    std::variant<PrepareRequest, PreparedReply, ReceivedReply, FinishRequest, FinishedReply,
+                 FailedReply, AbortRequest, QueryRequest, StateReply>;
+
+// A control frame's payload -> a message. Refuses (Corruption or InvalidArgument, saying what and
+// where) more than kMaxMessageBytes, deeper than kMaxMessageDepth, anything but one JSON object,
+// an unknown "type", a member of the wrong type or size, an unknown member.
+Result<PeerMessage> ParsePeerMessage(std::string_view bytes);
+// The same on an already parsed object. REQUIRES: `message` is no deeper than kMaxMessageDepth
+// (it came from the bytes-level parser, or from this process).
+Result<PeerMessage> ParsePeerObject(const nlohmann::json& message);
+
+nlohmann::json MessageJson(const PeerMessage& message);
+// "prepare", "failed", ...
+const char* MessageType(const PeerMessage& message);
+std::string_view SettledStateName(SettledState state);
+
+// `error` cut to kMaxErrorChars, as the parser accepts it.
+FailedReply FailedBecause(const std::string& error);
+AbortRequest AbortBecause(const std::string& error);
+
+// Sends / receives one message on `link`. A frame that is not a control frame is a protocol
+// violation and ends the link; a control frame that does not parse is refused (the link stays
+// open, so the caller can say "failed").
+Status SendPeerMessage(PeerLink& link, const PeerMessage& message);
+Result<PeerMessage> ReceivePeerMessage(PeerLink& link, std::chrono::milliseconds timeout);
+
+// Waits for a message of type T. "failed" or "abort" from the peer becomes Unavailable with the
+// peer's reason; any other type is Corruption. `what` names the wait in errors ("the
+// destination's prepared").
+template <typename T>
+Result<T> ExpectPeerMessage(PeerLink& link, std::chrono::milliseconds timeout,
+                            const std::string& what) {
+  auto message = ReceivePeerMessage(link, timeout);
+  if (!message.ok()) return message.status().WithContext("waiting for " + what);
+  if (auto* got = std::get_if<T>(&*message)) return std::move(*got);
+  if (auto* failed = std::get_if<FailedReply>(&*message)) {
+    return Status::Unavailable("the peer failed: " + failed->error);
+  }
+  if (auto* abort = std::get_if<AbortRequest>(&*message)) {
+    return Status::Unavailable("the peer gave up: " + abort->error);
+  }
+  return Status::Corruption(std::string("the peer sent \"") + MessageType(*message) +
+                            "\" while waiting for " + what);
+}
+
+}  // namespace ferry::migrate

@@ -1,0 +1,124 @@
+#include "migrate/migration_messages.h"
+
+#include <gtest/gtest.h>
+
+namespace ferry::migrate {
+namespace {
+
+using nlohmann::json;
+
+json Prepare() {
+  return {{"type", "prepare"},
+          {"migration", "0123456789abcdef"},
+          {"spec", {{"name", "web-1"}, {"memory_mib", 256}}},
+          {"mac", "52:54:00:00:00:01"},
+          {"vmgenid", "6f1a7c1e-1111-2222-3333-444455556666"}};
+}
+
+std::string Refusal(const json& message) {
+  auto parsed = ParsePeerMessage(message.dump());
+  EXPECT_FALSE(parsed.ok()) << message.dump();
+  return parsed.ok() ? "" : parsed.status().message();
+}
+
+TEST(MigrationMessages, EveryTypeRoundTrips) {
+  auto prepare = ParsePeerMessage(Prepare().dump());
+  ASSERT_TRUE(prepare.ok()) << prepare.status().message();
+  const auto& p = std::get<PrepareRequest>(*prepare);
+  EXPECT_EQ(p.spec.name, "web-1");
+  EXPECT_EQ(p.mac.ToString(), "52:54:00:00:00:01");
+  ASSERT_TRUE(p.vmgenid);
+  auto again = ParsePeerMessage(MessageJson(*prepare).dump());
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(MessageJson(*again), MessageJson(*prepare));
+  for (const PeerMessage& m : std::vector<PeerMessage>{
+           PreparedReply{}, ReceivedReply{}, FinishRequest{}, FinishedReply{},
+           FailedReply{"no room"}, AbortRequest{"cancelled"}, QueryRequest{"abc-1", "web-1"},
+           StateReply{SettledState::kAbsent}}) {
+    auto back = ParsePeerMessage(MessageJson(m).dump());
+    ASSERT_TRUE(back.ok()) << MessageJson(m).dump() << ": " << back.status().message();
+    EXPECT_EQ(back->index(), m.index());
+    EXPECT_EQ(MessageJson(*back), MessageJson(m));
+  }
+}
+
+TEST(MigrationMessages, MacThatWouldWriteQemuOptionsIsRefused) {
+  json m = Prepare();
+  m["mac"] = "52:54:00:00:00:01,romfile=/etc/ferry/tls/host.key";
+  EXPECT_NE(Refusal(m).find("MAC of vm web-1"), std::string::npos);
+}
+
+TEST(MigrationMessages, JunkGenerationIdIsRefused) {
+  json m = Prepare();
+  m["vmgenid"] = "auto,x=y";
+  EXPECT_NE(Refusal(m).find("generation ID of vm web-1"), std::string::npos);
+}
+
+TEST(MigrationMessages, WrongTypeOfEachMemberIsRefusedNotThrown) {
+  for (const char* key : {"migration", "spec", "mac", "vmgenid", "owner", "type"}) {
+    for (const json& wrong : {json(7), json::array({1}), json(true), json(nullptr)}) {
+      json m = Prepare();
+      m[key] = wrong;
+      Refusal(m);
+    }
+  }
+  for (const char* key : {"name", "memory_mib", "cpus", "network", "disk", "policy", "image"}) {
+    json m = Prepare();
+    m["spec"][key] = json::array({json::object()});
+    Refusal(m);
+  }
+  Refusal({{"type", "failed"}, {"error", 3}});
+  Refusal({{"type", "state"}, {"state", json::object()}});
+  Refusal({{"type", "query"}, {"migration", "a"}, {"vm", 1}});
+}
+
+TEST(MigrationMessages, UnknownMembersAndTypesAreRefused) {
+  json m = Prepare();
+  m["disk_path"] = "/etc/shadow";
+  EXPECT_NE(Refusal(m).find("unknown member \"disk_path\""), std::string::npos);
+  EXPECT_NE(Refusal({{"type", "prepared"}, {"x", 1}}).find("unknown member"), std::string::npos);
+  EXPECT_NE(Refusal({{"type", "launch"}}).find("unknown type"), std::string::npos);
+  Refusal({{"kind", "prepare"}});
+  Refusal({{"type", "state"}, {"state", "maybe"}});
+}
+
+TEST(MigrationMessages, PolicyAndOwnerTravelTogether) {
+  json m = Prepare();
+  m["owner"] = std::string(64, 'a');
+  EXPECT_NE(Refusal(m).find("no policy"), std::string::npos);
+  m = Prepare();
+  m["spec"]["policy"] = "{}";
+  EXPECT_NE(Refusal(m).find("without the owner"), std::string::npos);
+  m["owner"] = "ABC";
+  EXPECT_NE(Refusal(m).find("fingerprint"), std::string::npos);
+}
+
+TEST(MigrationMessages, SizeAndDepthAreBoundedBeforeParsing) {
+  // 100000 levels: refused by counting, before a JSON tree (or a stack frame per level) exists.
+  std::string deep =
+      R"({"type":"prepare","spec":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto parsed = ParsePeerMessage(deep);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("deeper"), std::string::npos);
+  // Brackets inside strings are text, not nesting.
+  json m = Prepare();
+  m["mac"] = std::string(20, '[');
+  EXPECT_EQ(Refusal(m).find("deeper"), std::string::npos);
+  std::string big = R"({"type":"failed","error":")" + std::string(kMaxMessageBytes, 'x') + "\"}";
+  ASSERT_FALSE(ParsePeerMessage(big).ok());
+  EXPECT_FALSE(ParsePeerMessage("[1]").ok());
+  EXPECT_FALSE(ParsePeerMessage("{\"type\":").ok());
+  EXPECT_NE(Refusal({{"type", "failed"}, {"error", std::string(kMaxErrorChars + 1, 'x')}})
+                .find("longer than"),
+            std::string::npos);
+}
+
+TEST(MigrationMessages, ReasonsAreCutAndControlCharactersShown) {
+  EXPECT_EQ(FailedBecause(std::string(10000, 'x')).error.size(), kMaxErrorChars);
+  auto parsed = ParsePeerMessage(json{{"type", "abort"}, {"error", "a\x1b[2Jb\n"}}.dump());
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(std::get<AbortRequest>(*parsed).error, "a?[2Jb?");
+}
+
+}  // namespace
+}  // namespace ferry::migrate

@@ -1,0 +1,266 @@
+// A hostile peer: a host holding a valid fleet certificate sends crafted migration requests to a
+// real ferryd (its peer port, real mutual TLS). The destination is trusted by no peer for its own
+// resources or QEMU's command line: every crafted prepare is refused with a "failed" message
+// before any QEMU starts, ferryd stays up, and a real migration between two ferryds works right
+// after. Hosts are network namespaces (harness/netns_hosts.h). Needs root.
+#include "harness/hostile_peer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "crypto/owner_policy.h"
+#include "harness/netns_hosts.h"
+
+namespace ferry::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+constexpr const char* kPeerPort = "7400";
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+size_t CountLines(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+class HostilePeerTest : public NetnsFixture {
+ protected:
+  int HostCount() const override { return 2; }
+
+  void SetUp() override {
+    NetnsFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    char dir[] = "/tmp/ferry-hostile-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    fleet_ = dir;
+    Local({"ca", "init", "--dir", fleet_ + "/ca"});
+    for (const char* host : {"h1", "h2", "h9"}) {
+      Local({"host", "enroll", "--ca", fleet_ + "/ca", "--host-id", host, "--label",
+             std::string("zone=") + (host == std::string("h1") ? "a" : "b"), "--out",
+             fleet_ + "/" + host});
+    }
+    Local({"owner", "keygen", "--out", fleet_ + "/alice.key"});
+    Local({"owner", "keygen", "--out", fleet_ + "/mallory.key"});
+    alice_policy_ = SignPolicy("alice.key", "web");
+    mallory_policy_ = SignPolicy("mallory.key", "web");
+    auto alice = crypto::ParsePolicy(alice_policy_, "alice's policy");
+    auto mallory = crypto::ParsePolicy(mallory_policy_, "mallory's policy");
+    ASSERT_TRUE(alice.ok() && mallory.ok());
+    alice_ = alice->owner_fingerprint;
+    mallory_ = mallory->owner_fingerprint;
+    // h2's QEMU is a wrapper that writes down each command line before it runs the real one:
+    // the test sees every QEMU h2 ever starts, however short-lived.
+    qemu_log_ = fleet_ + "/h2-qemu.log";
+    const std::string wrapper = fleet_ + "/h2-qemu";
+    std::ofstream(wrapper) << "#!/bin/sh\necho \"$*\" >> " << qemu_log_
+                           << "\nexec qemu-system-x86_64 \"$@\"\n";
+    ASSERT_EQ(::chmod(wrapper.c_str(), 0755), 0);
+    for (int i : {1, 2}) {
+      std::vector<std::string> args = {
+          "--listen",       NetnsHosts::HostAddress(i) + ":" + kPeerPort,
+          "--tls-dir",      fleet_ + "/h" + std::to_string(i),
+          "--allow-bridge", "ferrybr0"};
+      if (i == 2) {
+        args.insert(args.end(),
+                    {"--require-policy", "--accept-owner",
+                     alice_.substr(0, crypto::kShortFingerprintChars), "--qemu", wrapper});
+      }
+      Ferryd(i).Start(args);
+      if (HasFatalFailure()) return;
+    }
+    CommandResult peer =
+        Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
+    ASSERT_EQ(peer.exit_code, 0) << peer.err;
+    auto mallory_host = HostilePeer::Load(fleet_ + "/h9", net_.Client());
+    ASSERT_TRUE(mallory_host.ok()) << mallory_host.status().message();
+    hostile_.emplace(std::move(mallory_host).value());
+  }
+  void TearDown() override {
+    NetnsFixture::TearDown();
+    if (!fleet_.empty()) std::filesystem::remove_all(fleet_);
+  }
+
+  void Local(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {std::string(FERRY_BUILD_DIR) + "/ferry"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CommandResult r = RunCommand(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::string SignPolicy(const std::string& key, const std::string& vm) {
+    const std::string out = fleet_ + "/" + vm + "-" + key + ".policy";
+    Local({"policy", "sign", "--key", fleet_ + "/" + key, "--vm", vm, "--allow-label", "zone=b",
+           "--out", out});
+    return Slurp(out);
+  }
+  // A prepare h2 would accept from h9 (h2 allows ferrybr0, accepts alice's VMs, and alice's
+  // policy allows zone=b): each case changes one thing.
+  json ValidPrepare() const {
+    return {{"type", "prepare"},
+            {"migration", "0123456789abcdef"},
+            {"spec",
+             {{"name", "web"},
+              {"memory_mib", 256},
+              {"network", {{"mode", "tap"}, {"bridge", "ferrybr0"}, {"ip", "10.77.0.10/24"}}},
+              {"policy", alice_policy_}}},
+            {"mac", "52:54:00:00:00:01"},
+            {"vmgenid", "6f1a7c1e-1111-2222-3333-444455556666"},
+            {"owner", alice_}};
+  }
+  size_t IncomingQemus() { return CountLines(Slurp(qemu_log_), "-incoming"); }
+  std::string Address2() const { return NetnsHosts::HostAddress(2) + ":" + kPeerPort; }
+
+  std::string fleet_, qemu_log_;
+  std::string alice_policy_, mallory_policy_, alice_, mallory_;
+  std::optional<HostilePeer> hostile_;
+};
+
+struct HostileCase {
+  std::string name;
+  std::function<std::string(json)> bytes;  // from a valid prepare
+  std::string refusal;                     // in the "failed" message
+};
+
+TEST_F(HostilePeerTest, CraftedPreparesAreRefusedBeforeQemuAndARealMigrationWorksAfter) {
+  auto edit = [](std::function<void(json&)> f) {
+    return [f](json m) {
+      f(m);
+      return m.dump();
+    };
+  };
+  std::vector<HostileCase> cases = {
+      {"MAC with an option appended",
+       edit([](json& m) { m["mac"] = "52:54:00:00:00:01,romfile=/etc/ferry/tls/host.key"; }),
+       "is not a MAC address"},
+      {"multicast MAC", edit([](json& m) { m["mac"] = "01:00:5e:00:00:01"; }), "multicast"},
+      {"junk GUID", edit([](json& m) { m["vmgenid"] = "auto,x-romfile=/etc/passwd"; }),
+       "is not a GUID"},
+      {"bridge not allowed here", edit([](json& m) { m["spec"]["network"]["bridge"] = "br-mgmt"; }),
+       "does not allow"},
+      {"bridge name that is an option",
+       edit([](json& m) { m["spec"]["network"]["bridge"] = "b,script=/x"; }),
+       "not an interface name"},
+      {"a data disk", edit([](json& m) { m["spec"]["disk"] = "1G"; }), "disks do not migrate"},
+      {"policy stripped", edit([](json& m) {
+         m["spec"].erase("policy");
+         m.erase("owner");
+       }),
+       "requires one (--require-policy)"},
+      {"policy without its pinned owner", edit([](json& m) { m.erase("owner"); }),
+       "without the owner"},
+      {"policy re-signed by another owner key",
+       edit([this](json& m) { m["spec"]["policy"] = mallory_policy_; }), "replaced on the way"},
+      {"policy and owner both replaced", edit([this](json& m) {
+         m["spec"]["policy"] = mallory_policy_;
+         m["owner"] = mallory_;
+       }),
+       "does not accept"},
+      {"policy edited after signing", edit([this](json& m) {
+         std::string text = alice_policy_;
+         text.replace(text.find("zone"), 4, "zonf");
+         m["spec"]["policy"] = text;
+       }),
+       "signature"},
+      {"unknown member", edit([](json& m) { m["disk_path"] = "/etc/shadow"; }),
+       "unknown member \"disk_path\""},
+      {"unknown spec member", edit([](json& m) { m["spec"]["qemu_args"] = "-S"; }),
+       "unknown field 'qemu_args'"},
+      {"not prepare first", [](json) { return std::string(R"({"type":"finish"})"); },
+       "must be \"prepare\""},
+      {"not JSON", [](json) { return std::string(R"({"type":"prepare",)"); }, "not a JSON object"},
+      {"100000 levels deep",
+       [](json) {
+         return R"({"type":"prepare","spec":)" + std::string(100000, '[') +
+                std::string(100000, ']') + "}";
+       },
+       "deeper than"},
+      {"100000 levels deep, unclosed",
+       [](json) { return R"({"type":"prepare","spec":)" + std::string(100000, '{'); },
+       "deeper than"},
+  };
+  // Wrong types, one member at a time: each would have thrown nlohmann's type_error.
+  for (const char* key : {"type", "migration", "spec", "mac", "vmgenid", "owner"}) {
+    cases.push_back({std::string("wrong type: ") + key, edit([key](json& m) {
+                       m[key] = json::array({1, 2});
+                     }),
+                     ""});
+  }
+  for (const char* key : {"name", "memory_mib", "cpus", "network", "disk", "policy", "image"}) {
+    cases.push_back({std::string("wrong type: spec.") + key, edit([key](json& m) {
+                       m["spec"][key] = json::object({{"x", 1}});
+                     }),
+                     ""});
+  }
+  for (const char* key : {"mode", "bridge", "ip", "gateway", "forwards"}) {
+    cases.push_back({std::string("wrong type: spec.network.") + key,
+                     edit([key](json& m) { m["spec"]["network"][key] = 42; }), ""});
+  }
+
+  const pid_t ferryd = Ferryd(2).pid();
+  const size_t qemus_before = IncomingQemus();
+  for (const HostileCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto reply = hostile_->SendOne(Address2(), "h2", c.bytes(ValidPrepare()));
+    ASSERT_TRUE(reply.ok()) << reply.status().message();
+    EXPECT_EQ(reply->value("type", ""), "failed") << reply->dump();
+    const std::string error = reply->value("error", "");
+    EXPECT_THAT(error, HasSubstr("host h2: "));
+    EXPECT_THAT(error, HasSubstr(c.refusal));
+    ASSERT_EQ(::kill(ferryd, 0), 0) << "ferryd on h2 died";
+  }
+  std::cout << "hostile peer: " << cases.size() << " crafted prepares refused\n";
+  EXPECT_EQ(IncomingQemus(), qemus_before) << "a crafted prepare started a QEMU on h2";
+  EXPECT_TRUE(Ferryd(2).VmNames().empty());
+  // Each refusal is one line in h2's log, naming the VM's peer.
+  EXPECT_GE(CountLines(Slurp(Ferryd(2).state_dir() + "/ferryd.log"), "from host h9 refused: "),
+            cases.size());
+
+  // A real source: a VM whose policy another owner signed is refused by h2 and runs on at h1.
+  const std::string rogue_policy = fleet_ + "/rogue.policy";
+  Local({"policy", "sign", "--key", fleet_ + "/mallory.key", "--vm", "rogue", "--allow-label",
+         "zone=b", "--out", rogue_policy});
+  CommandResult made =
+      Ferryd(1).Ferry({"vm", "create", "rogue", "--net", "tap", "--bridge", "ferrybr0", "--ip",
+                       "10.77.0.11/24", "--policy", rogue_policy, "--wait-ready"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_EQ(RedisFromClient("10.77.0.11", {"set", "k", "stays"}).out, "OK");
+  CommandResult refused = Ferryd(1).Ferry({"migrate", "rogue", "--to", "h2"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("vm rogue belongs to owner"));
+  EXPECT_THAT(refused.err, HasSubstr("--accept-owner"));
+  EXPECT_EQ(Ferryd(1).FerryJson({"vm", "show", "rogue"})["state"], "running");
+  EXPECT_EQ(RedisFromClient("10.77.0.11", {"get", "k"}).out, "stays");
+  EXPECT_EQ(IncomingQemus(), qemus_before);
+
+  // And a real migration right after: alice's VM moves to h2 with its data.
+  const std::string web_policy = fleet_ + "/web-alice.key.policy";
+  made = Ferryd(1).Ferry({"vm", "create", "web", "--net", "tap", "--bridge", "ferrybr0", "--ip",
+                          "10.77.0.10/24", "--policy", web_policy, "--wait-ready"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_EQ(RedisFromClient("10.77.0.10", {"set", "k", "moved"}).out, "OK");
+  CommandResult moved = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  EXPECT_EQ(Ferryd(2).VmNames(), std::vector<std::string>{"web"});
+  EXPECT_EQ(RedisFromClient("10.77.0.10", {"get", "k"}).out, "moved");
+  EXPECT_EQ(IncomingQemus(), qemus_before + 1);
+  EXPECT_EQ(::kill(ferryd, 0), 0);
+}
+
+}  // namespace
+}  // namespace ferry::testing
