@@ -31,8 +31,7 @@ int64_t MsSince(Clock::time_point t) {
 std::string Mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
 // The owner the VM was pinned to when it was created, sent beside its policy so that the
-// destination sees a policy swapped on the way. Today the signer of the policy it was created
-// with; where the VM record pins the owner, read it from there.
+// destination sees a policy swapped on the way.
 std::string PinnedOwner(const vm::VmRecord& rec, const std::optional<crypto::OwnerPolicy>& policy) {
   // The owner pinned when the VM was created; a record from before owners were pinned falls back
   // to the key that signed the policy in force.
