@@ -106,7 +106,7 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
 
   // Nothing below should throw, but a guest agent that dies takes the VM's init with it.
   try {
-    if (op == "ping") {
+    if (op == ops::kPing) {
       return {Dump(json{{"id", id},
                         {"ok", true},
                         {"proto", kProtoVersion},
@@ -114,15 +114,15 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
                         {"uptime_ms", UptimeMs()}}),
               false};
     }
-    if (op == "identity") {
+    if (op == ops::kIdentity) {
       json reply = IdentityJson(system_, host_keys_);
       reply["id"] = id;
       reply["ok"] = true;
       return {Dump(reply), false};
     }
-    if (op == "reset_identity") return {ResetIdentity(id, request), false};
-    if (op == "finish_identity") return {FinishIdentity(id, request), false};
-    if (op == "urandom") {
+    if (op == ops::kResetIdentity) return {ResetIdentity(id, request), false};
+    if (op == ops::kFinishIdentity) return {FinishIdentity(id, request), false};
+    if (op == ops::kUrandom) {
       auto n = request.find("bytes");
       if (n == request.end() || !n->is_number_unsigned() || n->get<uint64_t>() < 1 ||
           n->get<uint64_t>() > kMaxUrandomBytes) {
@@ -134,7 +134,7 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
       if (!bytes) return {ErrorReply(id, "urandom: cannot read /dev/urandom in the guest"), false};
       return {Dump(json{{"id", id}, {"ok", true}, {"hex", HexEncode(*bytes)}}), false};
     }
-    if (op == "shutdown") {
+    if (op == ops::kShutdown) {
       if (!system_.IsInit()) {
         return {ErrorReply(id,
                            "shutdown refused: ferry-guest is not PID 1, so this is not a "
@@ -193,7 +193,7 @@ std::string GuestActions::OverlongLineReply() {
 }
 
 std::string GuestActions::ReadyEvent() {
-  return Dump(json{{"event", "ready"},
+  return Dump(json{{"event", events::kReady},
                    {"proto", kProtoVersion},
                    {"services", readiness_.ServiceNames()},
                    {"boot_ms", UptimeMs()}});

@@ -1,4 +1,6 @@
-// The host <-> guest protocol of ferry-guest.
+// The host <-> guest protocol of ferry-guest: the one vocabulary both ends use. ferry-guest
+// (guest/) and ferryd (src/qemu/guest_channel.h, guest_messages.h) both include this header; it
+// is header-only so the static guest binary links nothing of ferryd's.
 //
 // Transport: the virtio-serial port named "org.ferry.guest" (a QEMU chardev on the host,
 // /dev/vportNpM in the guest). The host may connect, disconnect and reconnect at any time
@@ -122,7 +124,27 @@
 namespace ferry::guest {
 
 inline constexpr int kProtoVersion = 3;
+// The protocol versions that added an op (see "Versions" above).
+inline constexpr int kProtoWithResetIdentity = 2;
+inline constexpr int kProtoWithFinishIdentity = 3;
+// The longest line ferry-guest reads. The host reads the guest's lines with its own, larger
+// bound (identity replies grow with the guest's interfaces and keys).
 inline constexpr std::size_t kMaxLineBytes = 64 * 1024;
+
+// Op names (host -> guest "op").
+namespace ops {
+inline constexpr std::string_view kPing = "ping";
+inline constexpr std::string_view kIdentity = "identity";
+inline constexpr std::string_view kResetIdentity = "reset_identity";
+inline constexpr std::string_view kFinishIdentity = "finish_identity";
+inline constexpr std::string_view kUrandom = "urandom";
+inline constexpr std::string_view kShutdown = "shutdown";
+}  // namespace ops
+
+// Event names (guest -> host "event").
+namespace events {
+inline constexpr std::string_view kReady = "ready";
+}  // namespace events
 inline constexpr std::string_view kPortName = "org.ferry.guest";
 
 // Lines ferry-guest prints on the serial console; the host waits for kReadyMarker.

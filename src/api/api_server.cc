@@ -1,15 +1,25 @@
 #include "api/api_server.h"
 
 #include <httplib.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <spdlog/spdlog.h>
+#include <limits>
+
+#include "core/guarded_thread.h"
+#include "core/json_fields.h"
+#include "core/untrusted_json.h"
 
 namespace ferry::api {
 
 using nlohmann::json;
+
+namespace {
+// Bodies are small requests (a VM spec at most); the bound is against a broken client.
+constexpr size_t kMaxBodyBytes = size_t{1} << 20;
+}  // namespace
 
 int HttpStatusFor(const Status& status) {
   switch (status.code()) {
@@ -33,7 +43,9 @@ namespace {
 
 void Reply(httplib::Response& res, int code, const json& body) {
   res.status = code;
-  res.set_content(body.dump() + "\n", "application/json");
+  // Replies carry guest-reported strings, which may be invalid UTF-8: replaced, never thrown on.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+                  "application/json");
 }
 
 void ReplyError(httplib::Response& res, const Status& st) {
@@ -47,11 +59,16 @@ void ReplyOperation(httplib::Response& res, const Result<std::shared_ptr<Operati
 
 Result<json> Body(const httplib::Request& req) {
   if (req.body.empty()) return json::object();
-  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Status::InvalidArgument("request body is not a JSON object");
-  }
+  auto j = ParseUntrustedJson(req.body, "request body", JsonLimits{kMaxBodyBytes});
+  if (!j.ok()) return Status::InvalidArgument(j.status().message());
+  if (!j->is_object()) return Status::InvalidArgument("request body is not a JSON object");
   return j;
+}
+
+// Checked reads of a request body; errors are the caller's to fix (InvalidArgument).
+JsonFields Fields(const json& body) {
+  // Body() only returns objects, so this cannot fail.
+  return std::move(JsonFields::Of(body, "request body", Status::Code::kInvalidArgument)).value();
 }
 
 bool Flag(const httplib::Request& req, const json& body, const std::string& key) {
@@ -91,9 +108,14 @@ void ApiServer::MigrationRoutes() {
     if (!need(res)) return;
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
-    Status st = migrations_->AddPeer(body->value("host_id", ""), body->value("address", ""));
+    JsonFields f = Fields(*body);
+    auto host_id = f.String("host_id", "");
+    if (!host_id.ok()) return ReplyError(res, host_id.status());
+    auto address = f.String("address", "");
+    if (!address.ok()) return ReplyError(res, address.status());
+    Status st = migrations_->AddPeer(*host_id, *address);
     if (!st.ok()) return ReplyError(res, st);
-    Reply(res, 201, {{"host_id", body->value("host_id", "")}, {"address", body->value("address", "")}});
+    Reply(res, 201, {{"host_id", *host_id}, {"address", *address}});
   });
   s.Delete(R"(/v1/peers/([^/]+))", [this, need](const httplib::Request& req, httplib::Response& res) {
     if (!need(res)) return;
@@ -106,9 +128,19 @@ void ApiServer::MigrationRoutes() {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
     migrate::MigrateRequest m;
-    m.vm = body->value("vm", "");
-    m.to = body->value("to", "");
-    m.downtime_ms = body->value("downtime_ms", 0);
+    JsonFields f = Fields(*body);
+    auto vm = f.String("vm", "");
+    auto to = f.String("to", "");
+    auto downtime = f.Int("downtime_ms", 0);
+    for (const Status& st : {vm.status(), to.status(), downtime.status()}) {
+      if (!st.ok()) return ReplyError(res, st);
+    }
+    if (*downtime < 0 || *downtime > std::numeric_limits<int>::max()) {
+      return ReplyError(res, Status::InvalidArgument("downtime_ms must be 0 or more"));
+    }
+    m.vm = *vm;
+    m.to = *to;
+    m.downtime_ms = static_cast<int>(*downtime);
     ReplyOperation(res, migrations_->Migrate(m));
   });
   s.Get("/v1/migrations", [this, need](const httplib::Request&, httplib::Response& res) {
@@ -136,9 +168,14 @@ void ApiServer::TemplateRoutes() {
   s.Post("/v1/templates", [this](const httplib::Request& req, httplib::Response& res) {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
-    const std::string name = body->value("name", "");
+    JsonFields f = Fields(*body);
+    auto name_field = f.String("name", "");
+    if (!name_field.ok()) return ReplyError(res, name_field.status());
+    const std::string name = *name_field;
     if (body->contains("from_snapshot")) {
-      Status st = templates_.CreateFromSnapshot(name, body->value("from_snapshot", ""));
+      auto from = f.String("from_snapshot");
+      if (!from.ok()) return ReplyError(res, from.status());
+      Status st = templates_.CreateFromSnapshot(name, *from);
       if (!st.ok()) return ReplyError(res, st);
       auto shown = templates_.Show(name);
       return Reply(res, 201, shown.ok() ? *shown : json::object());
@@ -163,10 +200,11 @@ void ApiServer::TemplateRoutes() {
                                                 httplib::Response& res) {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
-    if (!body->contains("size") || !(*body)["size"].is_number_integer()) {
-      return ReplyError(res, Status::InvalidArgument("pool needs {\"size\": N}"));
+    auto size = Fields(*body).Int("size");
+    if (!size.ok() || *size < 0 || *size > std::numeric_limits<int>::max()) {
+      return ReplyError(res, Status::InvalidArgument("pool needs {\"size\": N}, N from 0"));
     }
-    Status st = templates_.SetPoolSize(req.matches[1], (*body)["size"].get<int>());
+    Status st = templates_.SetPoolSize(req.matches[1], static_cast<int>(*size));
     if (!st.ok()) return ReplyError(res, st);
     auto t = templates_.Show(req.matches[1]);
     Reply(res, 200, t.ok() ? *t : json::object());
@@ -239,14 +277,22 @@ void ApiServer::Routes() {
     bool wait_ready = Flag(req, *body, "wait_ready");
     if (body->contains("template")) {
       // A clone of the template, from its warm pool when a QEMU waits there.
+      JsonFields fields = Fields(*body);
+      auto name = fields.String("name", "");
+      auto from = fields.String("template");
+      auto wanted = fields.Has("forwards")
+                        ? fields.Strings("forwards")
+                        : Result<std::vector<std::string>>(std::vector<std::string>{});
+      for (const Status& st : {name.status(), from.status(), wanted.status()}) {
+        if (!st.ok()) return ReplyError(res, st);
+      }
       std::vector<vm::PortForwardSpec> forwards;
-      for (const auto& f : body->value("forwards", std::vector<std::string>{})) {
+      for (const auto& f : *wanted) {
         auto fwd = vm::ParseForward(f);
         if (!fwd.ok()) return ReplyError(res, fwd.status());
         forwards.push_back(*fwd);
       }
-      return ReplyOperation(res, templates_.CreateVm(body->value("name", ""),
-                                                     body->value("template", ""), forwards));
+      return ReplyOperation(res, templates_.CreateVm(*name, *from, forwards));
     }
     json spec = body->contains("spec") ? (*body)["spec"] : *body;
     if (spec.is_object()) spec.erase("wait_ready");
@@ -356,7 +402,8 @@ Status ApiServer::Start(const std::string& socket_path) {
   ::umask(old);
   if (!bound) return Status::Unavailable("cannot listen on API socket " + socket_path);
   ::chmod(socket_path.c_str(), 0600);
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  FERRY_ASSIGN_OR_RETURN(thread_, StartGuardedThread("API server on " + socket_path,
+                                                     [this] { server_->listen_after_bind(); }));
   return Status::Ok();
 }
 

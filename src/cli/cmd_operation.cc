@@ -44,7 +44,9 @@ void AddOperationCommands(CLI::App& app, Context& ctx) {
       std::cout << o.value("id", "") << " " << o.value("kind", "") << " " << o.value("target", "")
                 << ": " << o.value("state", "") << " (" << o.value("phase", "") << ", "
                 << o.value("progress", 0) << "%)\n";
-      if (o.contains("error")) std::cout << "error: " << o["error"].value("message", "") << "\n";
+      if (o.contains("error")) {
+        std::cout << "error: " << EscapeForTerminal(o["error"].value("message", "")) << "\n";
+      }
     });
   }
 }

@@ -7,6 +7,7 @@
 
 #include "cli/context.h"
 #include "cli/table.h"
+#include "cli/terminal_text.h"
 #include "core/files.h"
 
 namespace ferry::cli {
@@ -16,8 +17,8 @@ using nlohmann::json;
 void ShowProgress(const json& op) {
   if (!::isatty(STDERR_FILENO)) return;
   std::fprintf(stderr, "\r\033[K%s %s: %s (%d%%)", op.value("kind", "").c_str(),
-               op.value("target", "").c_str(), op.value("phase", "").c_str(),
-               op.value("progress", 0));
+               EscapeForTerminal(op.value("target", "")).c_str(),
+               EscapeForTerminal(op.value("phase", "")).c_str(), op.value("progress", 0));
   if (op.value("state", "") != "running") std::fprintf(stderr, "\r\033[K");
   std::fflush(stderr);
 }
@@ -35,7 +36,9 @@ std::string Forwards(const json& forwards) {
 
 void PrintVm(const json& vm) {
   auto line = [](const std::string& k, const std::string& v) {
-    std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << v << "\n";
+    // Values may be the guest's own words (hostname, kernel, errors): escaped.
+    std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << EscapeForTerminal(v)
+              << "\n";
   };
   line("name", vm.value("name", ""));
   line("id", vm.value("id", ""));
@@ -107,7 +110,8 @@ void PrintVm(const json& vm) {
         for (const auto& a : nic.value("ipv4", json::array())) {
           if (a.is_string()) addresses += (addresses.empty() ? "" : ", ") + a.get<std::string>();
         }
-        line("guest " + nic.value("iface", "nic"), addresses.empty() ? "no IPv4 address" : addresses);
+        line("guest " + EscapeForTerminal(nic.value("iface", "nic")),
+             addresses.empty() ? "no IPv4 address" : addresses);
       }
     }
   }
@@ -346,14 +350,20 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
     auto name = std::make_shared<std::string>();
     auto bytes = std::make_shared<size_t>(64 * 1024);
     auto as_json = std::make_shared<bool>(false);
+    auto raw = std::make_shared<bool>(false);
     cmd->add_option("name", *name, "VM name")->required();
     cmd->add_option("--bytes", *bytes, "how much of the end of the log")->capture_default_str();
     cmd->add_flag("--json", *as_json, "print JSON");
+    cmd->add_flag("--raw", *raw,
+                  "print the log byte for byte, terminal escape sequences included (the guest "
+                  "wrote them: only for a trusted guest, or into a file)");
     cmd->callback([=, &ctx] {
       auto r = ctx.Client().GetText("/v1/vms/" + *name + "/console?bytes=" + std::to_string(*bytes));
       if (!r.ok()) return ctx.Fail(r.status());
       if (*as_json) return ctx.PrintJson({{"name", *name}, {"console", *r}});
-      std::cout << *r;
+      // Filtered whether or not stdout is a terminal: a log saved to a file is often shown on
+      // one later (cat, less -R), and the guest wrote every byte of it.
+      std::cout << (*raw ? *r : FilterConsoleForTerminal(*r));
     });
   }
 }

@@ -3,11 +3,11 @@
 
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/api_client.h"
+#include "cli/terminal_text.h"
 #include "core/status.h"
 
 namespace CLI {
@@ -25,10 +25,14 @@ struct Context {
   void Fail(const Status& st) {
     std::string line = st.message();
     for (size_t at; (at = line.find('\n')) != std::string::npos;) line.replace(at, 1, " | ");
-    std::cerr << "ferry: " << line << "\n";
+    // Errors may quote a guest: shown escaped (cli/terminal_text.h).
+    std::cerr << "ferry: " << EscapeForTerminal(line) << "\n";
     exit_code = 1;
   }
-  void PrintJson(const nlohmann::json& j) const { std::cout << j.dump(2) << "\n"; }
+  // JSON escapes control characters itself; invalid UTF-8 from a guest is replaced.
+  void PrintJson(const nlohmann::json& j) const {
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  }
 };
 
 // A one-line progress display of an operation on a terminal; silent when stderr is not one.

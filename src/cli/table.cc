@@ -3,15 +3,23 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cli/terminal_text.h"
+
 namespace ferry::cli {
 
 void Table::Print(std::ostream& out) const {
+  // Cells may quote a guest (a hostname, an error): escaped before they are measured.
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : rows_) {
+    std::vector<std::string>& escaped = rows.emplace_back();
+    for (const auto& cell : r) escaped.push_back(EscapeForTerminal(cell));
+  }
   std::vector<size_t> width(header_.size(), 0);
   auto measure = [&](const std::vector<std::string>& row) {
     for (size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
   };
   measure(header_);
-  for (const auto& r : rows_) measure(r);
+  for (const auto& r : rows) measure(r);
   auto print = [&](const std::vector<std::string>& row) {
     std::string line;
     for (size_t i = 0; i < width.size(); ++i) {
@@ -23,7 +31,7 @@ void Table::Print(std::ostream& out) const {
     out << line << "\n";
   };
   print(header_);
-  for (const auto& r : rows_) print(r);
+  for (const auto& r : rows) print(r);
 }
 
 std::string FormatDuration(int64_t ms) {

@@ -16,6 +16,8 @@
 #include <exception>
 #include <vector>
 
+#include "core/guarded_thread.h"
+
 namespace ferry {
 
 namespace {
@@ -130,9 +132,15 @@ void JsonLineConnection::SetCloseHandler(CloseHandler handler) {
   close_handler_ = std::move(handler);
 }
 
-void JsonLineConnection::Start() {
+Status JsonLineConnection::Start() {
   assert(!reader_.joinable() && "JsonLineConnection::Start called twice");
-  reader_ = std::thread([this] { ReaderLoop(); });
+  // Whatever a handler or a peer's bytes make the reader throw ends this connection (pending
+  // requests fail with the error), never ferryd.
+  FERRY_ASSIGN_OR_RETURN(
+      reader_, StartGuardedThread(
+                   description_ + " reader", [this] { ReaderLoop(); },
+                   [this](const Status& why) { FailAll(Status::Unavailable(why.message())); }));
+  return Status::Ok();
 }
 
 void JsonLineConnection::Wake() {
@@ -328,6 +336,8 @@ void JsonLineConnection::ReaderLoop() {
     handler(why);
   } catch (const std::exception& e) {
     spdlog::error("{}: close handler threw: {}", description_, e.what());
+  } catch (...) {
+    spdlog::error("{}: close handler threw", description_);
   }
 }
 
@@ -371,6 +381,8 @@ void JsonLineConnection::DispatchLine(Result<std::string> line) {
     handler(message);
   } catch (const std::exception& e) {
     spdlog::error("{}: message handler threw: {}", description_, e.what());
+  } catch (...) {
+    spdlog::error("{}: message handler threw", description_);
   }
 }
 
@@ -398,6 +410,9 @@ void JsonLineConnection::DispatchReply(uint64_t id, const nlohmann::json& reply)
   } catch (const std::exception& e) {
     pending.promise.set_value(Status::Corruption(pending.label + ": unusable reply from " +
                                                  description_ + ": " + e.what()));
+  } catch (...) {
+    pending.promise.set_value(
+        Status::Corruption(pending.label + ": unusable reply from " + description_));
   }
 }
 

@@ -87,8 +87,9 @@ class JsonLineConnection {
   void SetMessageHandler(MessageHandler handler);
   void SetCloseHandler(CloseHandler handler);
 
-  // Starts the reader thread. Messages that arrived before are read then. REQUIRES: called once.
-  void Start();
+  // Starts the reader thread. Messages that arrived before are read then. ResourceExhausted when
+  // no thread can be started. REQUIRES: called once.
+  Status Start();
 
   // Writes `message` as one line. Lines from concurrent callers never interleave. Blocks while
   // the socket is full, up to Options::write_timeout. A failed write breaks the connection

@@ -1,32 +1,8 @@
 #include "core/json_lines.h"
 
-#include <cstdio>
+#include "core/untrusted_json.h"
 
 namespace ferry {
-
-namespace {
-
-constexpr size_t kExcerptBytes = 60;
-
-// Text for an error message, cut at `max_bytes`: printable ASCII as is, other bytes as \xNN, so
-// a peer's garbage cannot mess up a log line or a terminal.
-std::string Printable(std::string_view line, size_t max_bytes) {
-  std::string out;
-  for (size_t i = 0; i < line.size() && i < max_bytes; ++i) {
-    unsigned char c = static_cast<unsigned char>(line[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    }
-  }
-  if (line.size() > max_bytes) out += "...";
-  return out;
-}
-
-}  // namespace
 
 JsonLineFramer::JsonLineFramer(size_t max_line_bytes) : max_line_bytes_(max_line_bytes) {}
 
@@ -87,18 +63,8 @@ std::vector<Result<std::string>> JsonLineFramer::Feed(std::string_view bytes) {
 }
 
 Result<nlohmann::json> ParseJsonLine(std::string_view line) {
-  try {
-    return nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    // nlohmann's message looks like "[json.exception.parse_error.101] parse error at line 1, ...":
-    // keep the part after the bracketed id. It quotes the bytes it choked on, so escape it too.
-    std::string_view reason = e.what();
-    size_t bracket = reason.find("] ");
-    if (bracket != std::string_view::npos) reason.remove_prefix(bracket + 2);
-    return Status::Corruption("not valid JSON (" + Printable(reason, 300) + ") in a line of " +
-                              std::to_string(line.size()) + " bytes starting '" +
-                              Printable(line, kExcerptBytes) + "'");
-  }
+  // The framer already bounds a line's length; the depth bound is what this adds.
+  return ParseUntrustedJson(line, "", JsonLimits{line.size(), JsonLimits::kDefaultMaxDepth});
 }
 
 std::string EncodeJsonLine(const nlohmann::json& value) {

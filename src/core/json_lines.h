@@ -44,8 +44,9 @@ class JsonLineFramer {
   bool discarding_ = false;  // inside a too-long line: drop bytes up to the next "\n"
 };
 
-// Parses one line. Invalid JSON gives Corruption with the parser's reason and the start of the
-// line (non-printable bytes escaped), never an exception.
+// Parses one line (see ParseUntrustedJson): invalid JSON, or JSON nested deeper than
+// JsonLimits::kDefaultMaxDepth, gives Corruption with the reason and the start of the line
+// (non-printable bytes escaped), never an exception.
 Result<nlohmann::json> ParseJsonLine(std::string_view line);
 
 // Serializes `value` as one line ending in "\n". Strings with newlines are escaped by JSON, and

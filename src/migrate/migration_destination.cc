@@ -30,20 +30,19 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
   FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kStreamFdName, pair.qemu.get())
                             .WithContext("handing QEMU the incoming migration stream"));
   pair.qemu = StreamFd();
-  auto listening = rt.Qmp("migrate-incoming", {{"uri", std::string("fd:") + kStreamFdName}});
-  if (!listening.ok()) return listening.status().WithContext("starting the incoming migration");
+  Status listening = qemu::MigrateIncoming(rt, std::string("fd:") + kStreamFdName);
+  if (!listening.ok()) return listening.WithContext("starting the incoming migration");
   const StreamFd& fd = pair.ferryd;
   FERRY_RETURN_IF_ERROR(SendPeerMessage(link, PreparedReply{}));
   const auto started = std::chrono::steady_clock::now();
   FERRY_RETURN_IF_ERROR(PumpFromLink(link, fd, kStreamIdleTimeout));
   for (int i = 0;; ++i) {
-    auto q = rt.Qmp("query-migrate");
+    auto q = qemu::QueryMigrate(rt);
     if (!q.ok()) return q.status().WithContext("after the migration stream");
-    const std::string status = q->value("status", "");
-    if (status == "completed") break;
-    if (status == "failed" || i > 3000) {
-      return Status::Unavailable("this host's QEMU did not load the migration stream (" + status +
-                                 "): " + q->value("error-desc", std::string("?")));
+    if (q->state == qemu::MigrationState::kCompleted) break;
+    if (q->state == qemu::MigrationState::kFailed || i > 3000) {
+      return Status::Unavailable("this host's QEMU did not load the migration stream (" +
+                                 q->status + "): " + (q->error_desc.empty() ? "?" : q->error_desc));
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
@@ -53,8 +52,8 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
           .status()
           .WithContext("the source did not finish"));
   FaultPoint("migrate.destination.before_resume");
-  auto resumed = rt.Qmp("cont");
-  if (!resumed.ok()) return resumed.status().WithContext("resuming the migrated guest");
+  Status resumed = qemu::Cont(rt);
+  if (!resumed.ok()) return resumed.WithContext("resuming the migrated guest");
   FaultPoint("migrate.destination.after_resume");
   // The guest runs here from now on, whether or not the source hears it: a source that does
   // not asks again (a "query" on a new link) and finds it here.

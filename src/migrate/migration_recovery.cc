@@ -52,21 +52,16 @@ void MigrationService::RollBack(vm::VmRuntime& rt, const std::string& vm) {
   // A running migration is cancelled (the guest never stopped); a completed one (guest paused
   // in postmigrate) is resumed.
   for (int i = 0; i < 100; ++i) {
-    auto q = rt.Qmp("query-migrate");
-    const std::string status = q.ok() ? q->value("status", "") : "";
-    if (status != "active" && status != "setup" && status != "device" &&
-        status != "pre-switchover" && status != "cancelling") {
-      break;
-    }
-    if (status != "cancelling") rt.Qmp("migrate_cancel");
+    auto q = qemu::QueryMigrate(rt);
+    if (!q.ok() || !q->InProgress()) break;
+    if (q->state != qemu::MigrationState::kCancelling) (void)qemu::MigrateCancel(rt);
     std::this_thread::sleep_for(milliseconds(20));
   }
-  auto st = rt.Qmp("query-status");
-  if (st.ok() && !st->value("running", false)) {
-    auto resumed = rt.Qmp("cont");
+  auto st = qemu::QueryStatus(rt);
+  if (st.ok() && !st->running) {
+    Status resumed = qemu::Cont(rt);
     if (!resumed.ok()) {
-      spdlog::error("vm {}: could not resume after a failed migration: {}", vm,
-                    resumed.status().message());
+      spdlog::error("vm {}: could not resume after a failed migration: {}", vm, resumed.message());
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/fault_point.h"
+#include "core/guarded_thread.h"
 #include "crypto/owner_policy.h"
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
@@ -103,7 +104,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
     }
   }
   vm::VmRuntime& rt = *lease->runtime;
-  auto guid = rt.Qmp("query-vm-generation-id");
+  auto guid = qemu::QueryVmGenerationId(rt);
   // Prepare on the destination.
   op->SetPhase("prepare on " + request.to, 5);
   Status st = Status::Ok();
@@ -112,7 +113,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
   if (st.ok()) {
     PrepareRequest prepare{op->id(), rec.spec, *mac, std::nullopt, PinnedOwner(rec, policy)};
     if (guid.ok()) {
-      if (auto id = Guid::Parse(guid->value("guid", "")); id.ok()) prepare.vmgenid = *id;
+      if (auto id = Guid::Parse(*guid); id.ok()) prepare.vmgenid = *id;
     }
     st = SendPeerMessage(*link, prepare);
   }
@@ -158,49 +159,49 @@ void MigrationService::RunSource(const MigrateRequest& request,
   const auto started = Clock::now();
   // Journaled before the guest can stop: a ferryd restarted from here on rolls it back.
   Journal(op->id(), name, request.to, "perform");
-  auto migrate = rt.Qmp("migrate", {{"uri", std::string("fd:") + kStreamFdName}});
-  if (!migrate.ok()) return fail_perform(migrate.status());
+  Status migrate = qemu::Migrate(rt, std::string("fd:") + kStreamFdName);
+  if (!migrate.ok()) return fail_perform(migrate);
   const StreamFd& stream = pair->ferryd;
   FaultPoint("migrate.source.sending");
 
   // Progress comes from QEMU's own counters, polled beside the pump.
   std::atomic<bool> pumping{true};
-  std::thread progress([&] {
+  auto progress = StartGuardedThread("migration " + op->id() + " progress", [&] {
     while (pumping.load()) {
-      auto q = rt.Qmp("query-migrate");
-      if (q.ok() && q->contains("ram")) {
-        const json& ram = (*q)["ram"];
-        const uint64_t total = ram.value("total", uint64_t{0});
-        const uint64_t sent = ram.value("transferred", uint64_t{0});
-        const uint64_t remaining = ram.value("remaining", uint64_t{0});
-        const double mbps = ram.value("mbps", 0.0);
-        const uint64_t dirty = ram.value("dirty-pages-rate", uint64_t{0});
+      auto q = qemu::QueryMigrate(rt);
+      if (q.ok() && q->has_ram) {
+        const uint64_t total = q->ram_total;
+        const uint64_t sent = q->ram_transferred;
+        const uint64_t remaining = q->ram_remaining;
+        const double mbps = q->ram_mbps;
+        const uint64_t dirty = q->dirty_pages_rate;
         int pct =
             total ? static_cast<int>(10 + 80 * (total - std::min(total, remaining)) / total) : 10;
         op->SetPhase("perform: " + Mib(sent) + " sent, " + Mib(remaining) + " left, " +
                          std::to_string(static_cast<int>(mbps)) + " Mbit/s, dirty " +
-                         std::to_string(dirty) + " pages/s, " + q->value("status", ""),
+                         std::to_string(dirty) + " pages/s, " + q->status,
                      std::min(pct, 90));
       }
       for (int i = 0; i < 5 && pumping.load(); ++i) std::this_thread::sleep_for(milliseconds(50));
     }
   });
+  if (!progress.ok()) return fail_perform(progress.status());
   Status pumped = PumpToLink(stream, *link, *cancel, nullptr);
   pumping.store(false);
-  progress.join();
+  progress->join();
   if (!pumped.ok()) return fail_perform(pumped);
   json result;
   for (int i = 0; i < 500; ++i) {  // QEMU closes the stream just before it says so
-    auto q = rt.Qmp("query-migrate");
+    auto q = qemu::QueryMigrate(rt);
     if (!q.ok()) return fail_perform(q.status());
-    const std::string status = q->value("status", "");
-    if (status == "completed") {
-      result = *q;
+    if (q->state == qemu::MigrationState::kCompleted) {
+      result = q->raw;
       break;
     }
-    if (status == "failed" || status == "cancelled") {
-      return fail_perform(Status::Unavailable("QEMU's precopy " + status + ": " +
-                                              q->value("error-desc", std::string("no reason"))));
+    if (q->state == qemu::MigrationState::kFailed || q->state == qemu::MigrationState::kCancelled) {
+      return fail_perform(
+          Status::Unavailable("QEMU's precopy " + q->status + ": " +
+                              (q->error_desc.empty() ? "no reason" : q->error_desc)));
     }
     std::this_thread::sleep_for(milliseconds(10));
   }

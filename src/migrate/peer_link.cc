@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "core/untrusted_json.h"
+
 namespace ferry::migrate {
 
 namespace {
@@ -351,8 +353,11 @@ Result<nlohmann::json> PeerLink::ReceiveMessage(std::chrono::milliseconds timeou
     return Fail(Status::Corruption(description_ + ": expected a control message, got a " +
                                    FrameTypeName(frame.type) + " frame; protocol out of step"));
   }
-  nlohmann::json message =
-      nlohmann::json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
+  // Size and nesting depth bounded before anything is built (core/untrusted_json.h).
+  auto parsed = ParseUntrustedJson(frame.payload, description_ + ": control message",
+                                   JsonLimits{kMaxFramePayloadBytes, JsonLimits::kDefaultMaxDepth});
+  if (!parsed.ok()) return Fail(parsed.status());
+  nlohmann::json message = std::move(parsed).value();
   if (!message.is_object()) {
     return Fail(Status::Corruption(description_ + ": control frame of " +
                                    std::to_string(frame.payload.size()) +

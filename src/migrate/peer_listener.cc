@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "core/guarded_thread.h"
 #include "migrate/peer_address.h"
 
 namespace ferry::migrate {
@@ -97,7 +98,9 @@ Result<std::unique_ptr<PeerListener>> PeerListener::Start(
   std::unique_ptr<PeerListener> listener(new PeerListener(listen_fd, wake_fd, bound, port,
                                                           std::move(context), std::move(on_link),
                                                           options, std::move(on_reject)));
-  listener->accept_thread_ = std::thread([raw = listener.get()] { raw->AcceptLoop(); });
+  FERRY_ASSIGN_OR_RETURN(listener->accept_thread_,
+                         StartGuardedThread("peer listener " + bound + " accept loop",
+                                            [raw = listener.get()] { raw->AcceptLoop(); }));
   return listener;
 }
 
@@ -182,7 +185,16 @@ void PeerListener::AcceptLoop() {
     Connection& c = connections_.emplace_back();
     c.remote = remote;
     c.fd = fd;
-    c.thread = std::thread([this, &c] { Serve(&c); });
+    auto thread = StartGuardedThread("peer connection from " + remote, [this, &c] { Serve(&c); });
+    if (!thread.ok()) {
+      connections_.pop_back();
+      --handshakes_running_;
+      lock.unlock();
+      ::close(fd);
+      Reject(remote, thread.status());
+      continue;
+    }
+    c.thread = std::move(thread).value();
   }
 }
 
@@ -212,7 +224,9 @@ void PeerListener::Serve(Connection* c) {
   } else if (stopping) {
     link->Close();
   } else {
-    on_link_(std::move(link));
+    // Whatever the peer's messages make the handler do, a throw ends this link, not ferryd.
+    Status handled = RunGuarded("peer link from " + c->remote, [&] { on_link_(std::move(link)); });
+    if (!handled.ok()) spdlog::error("{}; closed the link", handled.message());
   }
   link.reset();
   c->done.store(true);  // last touch: ReapFinished may join and erase `c` from now on

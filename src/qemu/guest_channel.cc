@@ -1,41 +1,35 @@
 #include "qemu/guest_channel.h"
 
+#include "qemu/guest_messages.h"
+
 namespace ferry::qemu {
 
 using nlohmann::json;
 
 namespace {
 
-// Routes one non-reply message from the guest.
+// Routes one non-reply message from the guest: events (a ready event only when well-formed) go to
+// `user`, anything else is logged and dropped.
 void OnGuestMessage(JsonLineConnection& connection, const json& message,
                     const GuestChannel::EventHandler& user) {
-  auto name = message.find("event");
-  if (name == message.end() || !name->is_string()) {
-    connection.LogDropped(
-        "a message that is neither a reply nor an event: " +
-        message.dump(-1, ' ', true, json::error_handler_t::replace).substr(0, 200));
+  auto line = ClassifyGuestMessage(message);
+  if (!line.ok()) {
+    connection.LogDropped("a message that is neither a reply nor an event (" +
+                          line.status().message() + ")");
     return;
   }
-  if (user) user(GuestEvent{name->get<std::string>(), message});
+  if (line->kind != GuestLine::Kind::kEvent) return;  // replies are routed by the connection
+  if (user) user(GuestEvent{line->event, message});
 }
 
-Result<json> InterpretReply(const std::string& op, const json& reply) {
-  auto ok = reply.find("ok");
-  if (ok == reply.end() || !ok->is_boolean()) {
-    return Status::Corruption("guest " + op +
-                              ": reply has no boolean \"ok\"; is ferry-guest too old or new?");
+Result<json> InterpretReply(std::string_view op, const json& reply) {
+  auto line = ClassifyGuestMessage(reply);
+  if (!line.ok()) {
+    return Status::Corruption("guest " + std::string(op) + ": " + line.status().message() +
+                              "; is ferry-guest too old or new?");
   }
-  if (!ok->get<bool>()) {
-    auto error = reply.find("error");
-    std::string text = error != reply.end() && error->is_string()
-                           ? error->get<std::string>()
-                           : std::string("failed without saying why");
-    return Status::FailedPrecondition("guest " + op + ": " + text);
-  }
-  json result = reply;
-  result.erase("id");
-  result.erase("ok");
-  return result;
+  if (!line->ok) return Status::FailedPrecondition("guest " + std::string(op) + ": " + line->error);
+  return std::move(line->body);
 }
 
 }  // namespace
@@ -47,19 +41,21 @@ Result<std::unique_ptr<GuestChannel>> GuestChannel::Connect(const std::string& p
   options.no_reply_hint = "ferry-guest may not be running yet in the VM";
   options.max_line_bytes = kMaxLineBytes;
   FERRY_ASSIGN_OR_RETURN(auto connection, JsonLineConnection::Connect(path, timeout, options));
-  return std::unique_ptr<GuestChannel>(new GuestChannel(std::move(connection)));
+  std::unique_ptr<GuestChannel> channel(new GuestChannel(std::move(connection)));
+  FERRY_RETURN_IF_ERROR(channel->connection_->Start());
+  return channel;
 }
 
 GuestChannel::GuestChannel(std::unique_ptr<JsonLineConnection> connection)
     : connection_(std::move(connection)) {
   SetEventHandler(nullptr);  // still logs stray messages
-  connection_->Start();
 }
 
 GuestChannel::~GuestChannel() = default;  // the connection closes and joins its reader
 
-Result<json> GuestChannel::Call(const std::string& op, json args,
+Result<json> GuestChannel::Call(std::string_view op_name, json args,
                                 std::chrono::milliseconds timeout) {
+  std::string op(op_name);
   if (!args.is_object()) {
     return Status::InvalidArgument("guest " + op + ": arguments must be a JSON object, not " +
                                    std::string(args.type_name()));

@@ -1,10 +1,15 @@
 // ferryd's end of the channel to ferry-guest, the agent inside a VM. QEMU exposes the guest's
 // virtio-serial port as a UNIX socket (`-chardev socket,id=guest0,path=PATH,server=on,wait=off`);
-// over it both sides speak JSON lines:
+// over it both sides speak JSON lines, as guest/protocol.h (the one description of the protocol,
+// its version, ops and events, shared with ferry-guest) says:
 //
-//   ferryd -> {"id": N, "op": "ping" | "identity" | "shutdown", ...op arguments}
+//   ferryd -> {"id": N, "op": "<one of guest::ops>", ...op arguments}
 //   guest  -> {"id": N, "ok": true, ...results}  or  {"id": N, "ok": false, "error": "text"}
-//   guest  -> {"event": "ready", "proto": 1, "services": [...], "boot_ms": N}   unsolicited
+//   guest  -> {"event": "ready", "proto": P, "services": [...], "boot_ms": N}   unsolicited
+//
+// Replies are checked here only for "ok" and "error"; their results are typed by the parsers of
+// guest_messages.h. Lines are limited in size (kMaxLineBytes) and nesting depth (see
+// core/untrusted_json.h).
 //
 // There is no greeting. Until ferry-guest runs, QEMU accepts the connection but nothing answers,
 // so a Call() then ends in DeadlineExceeded; the request may still reach the guest later and be
@@ -21,9 +26,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "core/json_line_connection.h"
 #include "core/status.h"
+#include "guest/protocol.h"
 
 namespace ferry::qemu {
 
@@ -55,7 +62,7 @@ class GuestChannel {
   // reply without "id" and "ok". Errors: FailedPrecondition "guest <op>: <guest's error>" for
   // "ok": false; Corruption for a reply without a boolean "ok"; DeadlineExceeded naming the op;
   // Unavailable when the channel ends first; InvalidArgument if `args` is not an object.
-  Result<nlohmann::json> Call(const std::string& op, nlohmann::json args = nlohmann::json::object(),
+  Result<nlohmann::json> Call(std::string_view op, nlohmann::json args = nlohmann::json::object(),
                               std::chrono::milliseconds timeout = kDefaultTimeout);
 
   // Called for each {"event": ...} message, on the reader thread; nullptr to stop. See

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/fake_line_server.h"
+#include "qemu/guest_messages.h"
 
 namespace ferry::qemu {
 namespace {
@@ -148,7 +149,50 @@ TEST_F(GuestChannelTest, ReplyWithoutABooleanOkIsCorruption) {
       },
       "ping");
   EXPECT_EQ(result.status().code(), Status::Code::kCorruption);
-  EXPECT_TRUE(Contains(result.status().message(), "guest ping: reply has no boolean \"ok\""));
+  EXPECT_TRUE(Contains(result.status().message(),
+                       "guest ping: guest message: member \"ok\" must be a boolean, not string"))
+      << result.status().message();
+}
+
+// A hostile guest: a line nested 100000 deep (which would overflow the stack when copied or
+// dumped), a reply of the wrong type and a reply to an id it guessed each fail at most the call
+// they answer; the channel stays up and the next call works.
+TEST_F(GuestChannelTest, DeepLinesWrongTypesAndGuessedIdsFailOnlyTheirCall) {
+  ConnectChannel();
+  auto first = CallWith(
+      [&] {
+        auto request = ExpectOp("ping");
+        ASSERT_TRUE(request);
+        const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+        guest_.Write("{\"id\": " + (*request)["id"].dump() + ", \"ok\": true, \"x\": " + deep +
+                     "}\n");
+        guest_.Write("{\"event\": \"ready\", \"proto\": 3, \"x\": " + deep + "}\n");
+        guest_.WriteJson({{"id", (*request)["id"].get<uint64_t>() + 1000}, {"ok", true}});
+      },
+      "ping", json::object(), 300ms);
+  EXPECT_EQ(first.status().code(), Status::Code::kDeadlineExceeded) << first.status().message();
+
+  auto second = CallWith(
+      [&] {
+        auto request = ExpectOp("ping");
+        ASSERT_TRUE(request);
+        guest_.WriteJson({{"id", (*request)["id"]}, {"ok", true}, {"ready", "x"}});
+      },
+      "ping");
+  ASSERT_TRUE(second.ok()) << second.status().message();  // typed later, by ParsePingReply
+  EXPECT_FALSE(ParsePingReply(*second).ok());
+
+  auto third = CallWith(
+      [&] {
+        auto request = ExpectOp("ping");
+        ASSERT_TRUE(request);
+        guest_.WriteJson({{"id", (*request)["id"]}, {"ok", true}, {"proto", 3}, {"ready", true}});
+      },
+      "ping");
+  ASSERT_TRUE(third.ok()) << third.status().message();
+  EXPECT_TRUE(ParsePingReply(*third)->ready);
+  EXPECT_TRUE(channel_->connected());
+  EXPECT_TRUE(events_.items().empty());  // the deep ready event was dropped
 }
 
 TEST_F(GuestChannelTest, ASilentGuestTimesOutAndItsLateReplyIsDropped) {

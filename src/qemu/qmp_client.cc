@@ -98,6 +98,7 @@ Result<std::unique_ptr<QmpClient>> QmpClient::Connect(const std::string& path,
   options.max_line_bytes = kMaxLineBytes;
   FERRY_ASSIGN_OR_RETURN(auto connection, JsonLineConnection::Connect(path, timeout, options));
   std::unique_ptr<QmpClient> client(new QmpClient(std::move(connection)));
+  FERRY_RETURN_IF_ERROR(client->connection_->Start());
 
   std::future<Result<json>> greeting = client->greeting_promise_.get_future();
   if (greeting.wait_until(deadline) != std::future_status::ready) {
@@ -118,7 +119,6 @@ QmpClient::QmpClient(std::unique_ptr<JsonLineConnection> connection)
     : connection_(std::move(connection)) {
   connection_->SetMessageHandler([this](const json& message) { OnMessage(message, nullptr); });
   connection_->SetCloseHandler([this](const Status& why) { OnClose(why, nullptr); });
-  connection_->Start();
 }
 
 QmpClient::~QmpClient() {

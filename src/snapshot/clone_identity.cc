@@ -12,24 +12,25 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// finish_identity appeared in guest protocol 3.
-constexpr int kProtoWithFinish = 3;
-
 int64_t RealtimeNs() {
   struct timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// A guest call whose failure means the clone must not serve.
-Result<json> IdentityCall(vm::VmRuntime& rt, const std::string& op, const json& args) {
+// A guest call whose failure, or a reply of the wrong shape, means the clone must not serve.
+Result<qemu::GuestIdentityChange> IdentityCall(vm::VmRuntime& rt, std::string_view op,
+                                               const json& args) {
   FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestIdentityTimeout));
   auto reply = rt.GuestCall(op, args, kGuestIdentityTimeout);
-  if (!reply.ok()) {
-    return Status::Unavailable("the clone's identity could not be reset (" + op + ": " +
-                               reply.status().message() + "); it was not started");
+  Result<qemu::GuestIdentityChange> change =
+      reply.ok() ? qemu::ParseIdentityChangeReply(op, *reply)
+                 : Result<qemu::GuestIdentityChange>(reply.status());
+  if (!change.ok()) {
+    return Status::Unavailable("the clone's identity could not be reset (" + std::string(op) +
+                               ": " + change.status().message() + "); it was not started");
   }
-  return reply;
+  return change;
 }
 
 }  // namespace
@@ -52,7 +53,7 @@ Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& host
       {"machine_id", RandomHex(16)},       {"entropy", RandomHex(64)},
       {"time_unix_ns", RealtimeNs()},      {"ssh_host_key", HexOf(ssh_key)},
   };
-  FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, "reset_identity", args));
+  FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, guest::ops::kResetIdentity, args));
   return out;
 }
 
@@ -63,29 +64,30 @@ Result<IdentityOutcome> FinishIdentity(vm::VmRuntime& rt, const PrimedIdentity& 
   const json args = {{"hostname", HostnameFor(hostname)},
                      {"entropy", RandomHex(64)},
                      {"time_unix_ns", RealtimeNs()}};
-  FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, "finish_identity", args));
+  FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, guest::ops::kFinishIdentity, args));
   return out;
 }
 
 Result<PrimedIdentity> PrimePoolQemu(vm::VmRuntime& rt, const std::string& placeholder) {
   const auto t0 = Clock::now();
-  auto cont = rt.Qmp("cont");
-  if (!cont.ok()) return cont.status().WithContext("priming a pool QEMU: resuming it");
+  Status cont = qemu::Cont(rt);
+  if (!cont.ok()) return cont.WithContext("priming a pool QEMU: resuming it");
   // Paused again on every path out: a waiting pool QEMU must not run.
   auto pause = [&rt]() -> Status {
-    auto stop = rt.Qmp("stop");
-    return stop.ok() ? Status::Ok() : stop.status().WithContext("priming a pool QEMU: pausing it");
+    Status stop = qemu::Stop(rt);
+    return stop.ok() ? Status::Ok() : stop.WithContext("priming a pool QEMU: pausing it");
   };
   FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestIdentityTimeout));
-  auto ping = rt.GuestCall("ping", json::object(), kGuestIdentityTimeout);
+  auto reply = rt.GuestCall(guest::ops::kPing, json::object(), kGuestIdentityTimeout);
+  auto ping = reply.ok() ? qemu::ParsePingReply(*reply) : Result<qemu::GuestPing>(reply.status());
   if (!ping.ok()) {
     (void)pause();
     return ping.status().WithContext("priming a pool QEMU: ping");
   }
-  if (ping->value("proto", 0) < kProtoWithFinish) {
+  if (ping->proto < guest::kProtoWithFinishIdentity) {
     FERRY_RETURN_IF_ERROR(pause());
     return Status::NotFound("the snapshot's ferry-guest speaks protocol " +
-                            std::to_string(ping->value("proto", 0)) + ", without finish_identity");
+                            std::to_string(ping->proto) + ", without finish_identity");
   }
   auto reset = ResetIdentity(rt, placeholder);
   Status paused = pause();
@@ -93,8 +95,8 @@ Result<PrimedIdentity> PrimePoolQemu(vm::VmRuntime& rt, const std::string& place
   FERRY_RETURN_IF_ERROR(paused);
   PrimedIdentity primed;
   primed.mac = reset->mac;
-  primed.steps_ms = reset->reply.value("steps_ms", json::object());
-  primed.guest_ms = reset->reply.value("total_ms", 0.0);
+  primed.steps_ms = reset->reply.StepsJson();
+  primed.guest_ms = reset->reply.total_ms;
   primed.ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   return primed;
 }

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "qemu/guest_messages.h"
 #include "vm/vm_runtime.h"
 
 namespace ferry::snapshot {
@@ -40,7 +41,7 @@ struct PrimedIdentity {
 // The outcome of resetting (or finishing) a clone's identity right after its resume.
 struct IdentityOutcome {
   std::string mac;
-  nlohmann::json reply;  // the guest's reply: identity, steps_ms, total_ms
+  qemu::GuestIdentityChange reply;  // the guest's reply: identity, steps_ms, total_ms
 };
 
 // reset_identity: everything new, `hostname` included. The guest must be running.

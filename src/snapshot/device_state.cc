@@ -17,23 +17,21 @@ namespace {
 constexpr const char* kFdName = "ferry-device-state";
 
 Status IgnoreSharedRam(vm::VmRuntime& vm, bool on) {
-  auto r =
-      vm.Qmp("migrate-set-capabilities",
-             {{"capabilities", json::array({{{"capability", "x-ignore-shared"}, {"state", on}}})}});
-  return r.status();
+  return qemu::SetMigrationCapability(vm, "x-ignore-shared", on);
 }
 
 // Polls query-migrate until the migration completes or fails.
 Status AwaitMigration(vm::VmRuntime& vm, const std::string& what, milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    auto info = vm.Qmp("query-migrate");
+    auto info = qemu::QueryMigrate(vm);
     if (!info.ok()) return info.status().WithContext(what);
-    const std::string status = info->value("status", "");
-    if (status == "completed") return Status::Ok();
-    if (status == "failed" || status == "cancelled") {
+    if (info->state == qemu::MigrationState::kCompleted) return Status::Ok();
+    if (info->state == qemu::MigrationState::kFailed ||
+        info->state == qemu::MigrationState::kCancelled) {
       return Status::Unavailable(
-          what + " failed in QEMU: " + info->value("error-desc", std::string("no reason given")));
+          what + " failed in QEMU: " +
+          (info->error_desc.empty() ? std::string("no reason given") : info->error_desc));
     }
     std::this_thread::sleep_for(milliseconds(1));
   }
@@ -56,7 +54,7 @@ Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds 
   } else {
     st = vm.QmpPassFd(kFdName, fd);
     ::close(fd);  // QEMU holds its own copy now
-    if (st.ok()) st = vm.Qmp("migrate", {{"uri", std::string("fd:") + kFdName}}).status();
+    if (st.ok()) st = qemu::Migrate(vm, std::string("fd:") + kFdName);
     if (st.ok()) st = AwaitMigration(vm, "saving device state", timeout);
   }
   // Later migrations of this VM (to another host) must send its RAM.
@@ -75,8 +73,8 @@ Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds 
   Status passed = vm.QmpPassFd(kFdName, fd);
   ::close(fd);
   if (!passed.ok()) return passed.WithContext("restoring device state");
-  auto started = vm.Qmp("migrate-incoming", {{"uri", std::string("fd:") + kFdName}});
-  if (!started.ok()) return started.status().WithContext("restoring device state");
+  Status started = qemu::MigrateIncoming(vm, std::string("fd:") + kFdName);
+  if (!started.ok()) return started.WithContext("restoring device state");
   return AwaitMigration(vm, "restoring device state", timeout);
 }
 

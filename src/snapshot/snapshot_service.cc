@@ -73,8 +73,8 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
   // after that load, so it is known to be loaded without asking.
   bool preloaded = primed.has_value();
   if (!preloaded) {
-    auto incoming = rt.Qmp("query-migrate");
-    preloaded = incoming.ok() && incoming->value("status", "") == "completed";
+    auto incoming = qemu::QueryMigrate(rt);
+    preloaded = incoming.ok() && incoming->state == qemu::MigrationState::kCompleted;
   }
   if (!preloaded) {
     FERRY_RETURN_IF_ERROR(LoadDeviceState(rt, c.snapshot_dir + "/" + c.manifest.device_state.file,
@@ -82,8 +82,8 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
   }
   timings["device_state_ms"] = MsSince(t0);
   timings["device_state_preloaded"] = preloaded;
-  auto cont = rt.Qmp("cont");
-  if (!cont.ok()) return cont.status().WithContext("resuming the restored guest");
+  Status cont = qemu::Cont(rt);
+  if (!cont.ok()) return cont.WithContext("resuming the restored guest");
   timings["running_ms"] = MsSince(t0);
   // steady_clock is CLOCK_MONOTONIC, one clock for every process of the host: a caller that
   // noted when it asked for the clone can tell how long it took to run (bench/clone_boot.cc).
@@ -96,22 +96,22 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
   const auto t1 = Clock::now();
   auto reset = primed ? FinishIdentity(rt, *primed, c.clone_name) : ResetIdentity(rt, c.clone_name);
   if (!reset.ok()) return reset.status();
-  const json& reply = reset->reply;
+  const qemu::GuestIdentityChange& reply = reset->reply;
   timings["identity_ms"] = MsSince(t1);
-  timings["identity_steps_ms"] = reply.value("steps_ms", json::object());
+  timings["identity_steps_ms"] = reply.StepsJson();
   // The guest's own time for the whole request: what identity_ms holds beyond it is the
   // channel (host to guest and back) and waiting for the guest to be scheduled.
-  timings["identity_guest_ms"] = reply.value("total_ms", 0.0);
+  timings["identity_guest_ms"] = reply.total_ms;
   if (primed) {
     timings["identity_primed_in_pool"] = {
         {"ms", primed->ms}, {"guest_ms", primed->guest_ms}, {"steps_ms", primed->steps_ms}};
   }
   spdlog::info("vm {}: identity {} in {} ms (guest steps {})", c.clone_name,
                primed ? "finished" : "reset", timings["identity_ms"].get<int64_t>(),
-               timings["identity_steps_ms"].dump());
+               timings["identity_steps_ms"].dump(-1, ' ', true, json::error_handler_t::replace));
   timings["restore_total_ms"] = MsSince(t0);
   return json{
-      {"timings", timings}, {"mac", reset->mac}, {"identity", reply.value("identity", json())}};
+      {"timings", timings}, {"mac", reset->mac}, {"identity", reply.identity.ToJson()}};
 }
 
 }  // namespace
@@ -158,7 +158,7 @@ Result<std::shared_ptr<Operation>> SnapshotService::Create(const std::string& vm
       in_progress_.erase(name);
     }
     if (!st.ok()) op->Fail(st);
-  });
+  }, op);
   return op;
 }
 
@@ -199,14 +199,13 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   op.SetPhase("pausing", 10);
   const auto paused_at = Clock::now();
   if (was_running) {
-    auto stopped = rt.Qmp("stop");
-    if (!stopped.ok()) return fail(stopped.status());
+    Status stopped = qemu::Stop(rt);
+    if (!stopped.ok()) return fail(stopped);
   }
   // From here on the VM must be resumed whatever happens.
   auto resume = [&] {
     if (!was_running) return Status::Ok();
-    auto r = rt.Qmp("cont");
-    return r.status();
+    return qemu::Cont(rt);
   };
   op.SetPhase("saving device state", 30);
   SnapshotManifest m;
@@ -486,7 +485,7 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
       clones.push_back(result["result"]);
     }
     op->Succeed({{"clones", clones}});
-  });
+  }, op);
   return op;
 }
 

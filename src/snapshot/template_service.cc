@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/files.h"
+#include "core/guarded_thread.h"
 #include "core/ids.h"
 #include "core/process.h"
 #include "vm/vm_policy.h"
@@ -34,7 +35,13 @@ TemplateService::TemplateService(vm::VmService& vms, SnapshotService& snapshots)
       p.size = row.value("pool_size", 0);
     }
   }
-  keeper_ = std::thread([this] { Keep(); });
+  // Without a keeper the pools are not refilled, but clones still work (cold): not fatal.
+  auto keeper = StartGuardedThread("template pool keeper", [this] { Keep(); });
+  if (keeper.ok()) {
+    keeper_ = std::move(keeper).value();
+  } else {
+    spdlog::error("{}; template pools will not be refilled", keeper.status().message());
+  }
 }
 
 TemplateService::~TemplateService() {
@@ -43,7 +50,7 @@ TemplateService::~TemplateService() {
     stopping_ = true;
   }
   cv_.notify_all();
-  keeper_.join();
+  if (keeper_.joinable()) keeper_.join();
   for (auto& [name, pool] : pools_) {
     for (auto& q : pool.ready) Discard(q);
   }
@@ -233,7 +240,7 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateFromSpec(const std::st
     }
     op->Succeed(
         {{"name", name}, {"snapshot", snapshot}, {"pause_ms", taken["result"]["pause_ms"]}});
-  });
+  }, op);
   return op;
 }
 

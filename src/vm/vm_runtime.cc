@@ -6,7 +6,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "core/files.h"
+#include "core/guarded_thread.h"
+#include "qemu/guest_messages.h"
 #include "qemu/launch_spec.h"
 
 namespace ferry::vm {
@@ -54,7 +58,11 @@ Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::stri
     return Status::Unavailable("QEMU did not start: " + how +
                                (words.empty() ? "" : "; QEMU said: " + words));
   }
-  rt->StartThreads();
+  Status started = rt->StartThreads();
+  if (!started.ok()) {
+    rt->process_.Signal(SIGKILL);
+    return started;
+  }
   return rt;
 }
 
@@ -63,7 +71,7 @@ Result<std::unique_ptr<VmRuntime>> VmRuntime::Attach(pid_t pid, uint64_t start_t
   FERRY_ASSIGN_OR_RETURN(Process process, Process::Adopt(pid, start_time));
   std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
   FERRY_RETURN_IF_ERROR(rt->ConnectQmp(std::chrono::seconds(5)));
-  rt->StartThreads();
+  FERRY_RETURN_IF_ERROR(rt->StartThreads());
   return rt;
 }
 
@@ -93,9 +101,15 @@ Status VmRuntime::ConnectQmp(milliseconds timeout) {
                                   " ms: " + last.message());
 }
 
-void VmRuntime::StartThreads() {
-  process_thread_ = std::thread([this] { WatchProcess(); });
-  guest_thread_ = std::thread([this] { WatchGuest(); });
+Status VmRuntime::StartThreads() {
+  // A watcher that fails stops alone; the runtime's owner sees the VM's guest never become
+  // ready (guest watcher) or, for the process watcher, the error in the log naming the QEMU.
+  const std::string who = "QEMU " + std::to_string(process_.pid()) + " (" + paths_.qmp_socket + ")";
+  FERRY_ASSIGN_OR_RETURN(process_thread_,
+                         StartGuardedThread(who + " process watcher", [this] { WatchProcess(); }));
+  FERRY_ASSIGN_OR_RETURN(guest_thread_,
+                         StartGuardedThread(who + " guest watcher", [this] { WatchGuest(); }));
+  return Status::Ok();
 }
 
 VmRuntime::~VmRuntime() {
@@ -159,6 +173,7 @@ void VmRuntime::GuestReady() {
 }
 
 void VmRuntime::WatchGuest() {
+  bool bad_ping_logged = false;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_ && !exit_) {
     if (!guest_) {
@@ -171,7 +186,7 @@ void VmRuntime::WatchGuest() {
       }
       std::shared_ptr<qemu::GuestChannel> channel = std::move(ch).value();
       channel->SetEventHandler([this](const qemu::GuestEvent& ev) {
-        if (ev.name == "ready") GuestReady();
+        if (ev.name == guest::events::kReady) GuestReady();
       });
       channel->SetCloseHandler([this](const Status&) { cv_.notify_all(); });
       guest_ = channel;
@@ -184,8 +199,17 @@ void VmRuntime::WatchGuest() {
     }
     if (!guest_ready_) {
       lock.unlock();
-      auto pong = channel->Call("ping", nlohmann::json::object(), kReadyPollInterval);
-      if (pong.ok() && pong->value("ready", false)) GuestReady();
+      auto pong = channel->Call(guest::ops::kPing, nlohmann::json::object(), kReadyPollInterval);
+      if (pong.ok()) {
+        // A reply of the wrong shape fails this poll only: the guest is not ready until it
+        // answers properly. Logged once per connection, as the guest could repeat it forever.
+        auto ping = qemu::ParsePingReply(*pong);
+        if (ping.ok() && ping->ready) GuestReady();
+        if (!ping.ok() && !std::exchange(bad_ping_logged, true)) {
+          spdlog::warn("guest channel {}: {}; waiting for a proper answer", paths_.guest_socket,
+                       ping.status().message());
+        }
+      }
       lock.lock();
       if (!guest_ready_) {
         cv_.wait_for(lock, kReadyPollInterval, [this] { return stopping_ || exit_.has_value(); });
@@ -217,7 +241,7 @@ Status VmRuntime::QmpPassFd(const std::string& name, int fd) {
   return qmp->PassFd(name, fd);
 }
 
-Result<nlohmann::json> VmRuntime::GuestCall(const std::string& op, const nlohmann::json& args,
+Result<nlohmann::json> VmRuntime::GuestCall(std::string_view op, const nlohmann::json& args,
                                             milliseconds timeout) {
   std::shared_ptr<qemu::GuestChannel> guest;
   {

@@ -19,6 +19,7 @@
 #include "core/status.h"
 #include "qemu/guest_channel.h"
 #include "qemu/qmp_client.h"
+#include "qemu/qmp_commands.h"
 #include "vm/vm_paths.h"
 
 namespace ferry::vm {
@@ -27,7 +28,7 @@ namespace ferry::vm {
 // quoted in errors and in a failed VM's record.
 std::string QemuLastWords(const VmPaths& paths);
 
-class VmRuntime {
+class VmRuntime : public qemu::QmpExecutor {
  public:
   // Called from the runtime's own threads; they must not destroy the runtime.
   struct Callbacks {
@@ -46,7 +47,7 @@ class VmRuntime {
                                                    const VmPaths& paths, Callbacks callbacks);
 
   // Stops the watcher threads and closes the channels. QEMU itself keeps running.
-  ~VmRuntime();
+  ~VmRuntime() override;
 
   // Replaces the callbacks: a pre-started QEMU (warm pool) gets its VM's callbacks when it is
   // handed to that VM. An exit that happened before is reported to the new callbacks too.
@@ -56,13 +57,14 @@ class VmRuntime {
   uint64_t start_time() const { return process_.start_time(); }
 
   // QMP command; Unavailable once QEMU is gone.
+  // Prefer the typed commands of qemu/qmp_commands.h, which take a VmRuntime.
   Result<nlohmann::json> Qmp(const std::string& command,
                              const nlohmann::json& args = nlohmann::json::object(),
-                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                             std::chrono::milliseconds timeout = std::chrono::seconds(10)) override;
   // Hands QEMU a copy of `fd` as `name` (QMP getfd), for an "fd:NAME" migration URI.
   Status QmpPassFd(const std::string& name, int fd);
   // Request to ferry-guest; Unavailable while the guest channel is not connected.
-  Result<nlohmann::json> GuestCall(const std::string& op,
+  Result<nlohmann::json> GuestCall(std::string_view op,
                                    const nlohmann::json& args = nlohmann::json::object(),
                                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
@@ -77,7 +79,7 @@ class VmRuntime {
  private:
   VmRuntime(Process process, VmPaths paths, Callbacks callbacks);
   Status ConnectQmp(std::chrono::milliseconds timeout);
-  void StartThreads();
+  Status StartThreads();
   void WatchProcess();
   void WatchGuest();
   void GuestReady();

@@ -12,10 +12,12 @@
 #include <cstring>
 
 #include "core/files.h"
+#include "core/guarded_thread.h"
 #include "core/guid.h"
 #include "core/ids.h"
 #include "core/mac_address.h"
 #include "crypto/owner_policy.h"
+#include "qemu/guest_messages.h"
 #include "qemu/launch_spec.h"
 #include "vm/host_probe.h"
 #include "vm/tap_device.h"
@@ -99,7 +101,7 @@ VmService::~VmService() {
   }
 }
 
-void VmService::InBackground(std::function<void()> work) {
+void VmService::InBackground(std::function<void()> work, std::shared_ptr<Operation> op) {
   std::lock_guard<std::mutex> lock(workers_mu_);
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (*it->done) {
@@ -110,11 +112,28 @@ void VmService::InBackground(std::function<void()> work) {
     }
   }
   auto done = std::make_shared<std::atomic<bool>>(false);
-  workers_.push_back({std::thread([work = std::move(work), done] {
-                        work();
-                        *done = true;
-                      }),
-                      done});
+  // What went wrong ends the operation it was for, if it is still running; never ferryd.
+  auto fail_op = [op](const Status& why) {
+    if (op && op->state() == OperationState::kRunning) op->Fail(why);
+  };
+  const std::string what = op ? "operation " + op->id() : std::string("background work");
+  auto thread = StartGuardedThread(
+      what,
+      [work = std::move(work), done] {
+        // Marked done however the work ends, so the thread is joined and reaped.
+        struct MarkDone {
+          std::atomic<bool>& done;
+          ~MarkDone() { done = true; }
+        } mark{*done};
+        work();
+      },
+      fail_op);
+  if (!thread.ok()) {
+    spdlog::error("{}", thread.status().message());
+    fail_op(thread.status());
+    return;
+  }
+  workers_.push_back({std::move(thread).value(), done});
 }
 
 void VmService::Persist(Vm& vm) {
@@ -358,7 +377,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
       RemoveAll(vm->paths.dir);
     }
     op->Fail(st);
-  });
+  }, op);
   return op;
 }
 
@@ -693,7 +712,7 @@ Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, boo
     } else {
       op->Fail(st);
     }
-  });
+  }, op);
   return op;
 }
 
@@ -719,7 +738,7 @@ Result<std::shared_ptr<Operation>> VmService::Stop(const std::string& name, Stop
     vm->exit_expected = true;
     Persist(*vm);
   }
-  InBackground([this, vm, op, options] { RunStop(vm, *op, options); });
+  InBackground([this, vm, op, options] { RunStop(vm, *op, options); }, op);
   return op;
 }
 
@@ -737,8 +756,8 @@ void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOption
   if (rt && !options.force) {
     op.SetPhase("asking the guest to shut down", 20);
     // A paused guest cannot shut itself down.
-    rt->Qmp("cont");
-    auto reply = rt->GuestCall("shutdown", json::object(), std::chrono::seconds(5));
+    (void)qemu::Cont(*rt);
+    auto reply = rt->GuestCall(guest::ops::kShutdown, json::object(), std::chrono::seconds(5));
     if (reply.ok() && rt->WaitExit(timeout)) {
       mode = "graceful";
     } else {
@@ -748,7 +767,7 @@ void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOption
   }
   if (rt && !rt->Exited()) {
     op.SetPhase("quitting QEMU", 70);
-    rt->Qmp("quit", json::object(), std::chrono::seconds(2));
+    (void)qemu::Quit(*rt, std::chrono::seconds(2));
     if (!rt->WaitExit(kQuitTimeout)) {
       rt->Kill();
       rt->WaitExit(kKillTimeout);
@@ -913,8 +932,8 @@ Result<json> VmService::Pause(const std::string& name) {
     rt = vm->rt;
   }
   if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
-  auto r = rt->Qmp("stop");
-  if (!r.ok()) return r.status().WithContext("vm " + name);
+  Status r = qemu::Stop(*rt);
+  if (!r.ok()) return r.WithContext("vm " + name);
   std::lock_guard<std::mutex> lock(vm->mu);
   if (HasProcess(vm->rec.state) && vm->rec.state != VmState::kStopping) {
     vm->rec.state = VmState::kPaused;
@@ -935,8 +954,8 @@ Result<json> VmService::Resume(const std::string& name) {
     rt = vm->rt;
   }
   if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
-  auto r = rt->Qmp("cont");
-  if (!r.ok()) return r.status().WithContext("vm " + name);
+  Status r = qemu::Cont(*rt);
+  if (!r.ok()) return r.WithContext("vm " + name);
   std::lock_guard<std::mutex> lock(vm->mu);
   if (vm->rec.state == VmState::kPaused) {
     vm->rec.state = vm->rec.guest_ready ? VmState::kRunning : VmState::kBooting;
@@ -1018,12 +1037,11 @@ Result<json> VmService::Show(const std::string& name) {
     rt = vm->rt;
   }
   if (ask_guest && rt) {
-    auto identity = rt->GuestCall("identity", json::object(), std::chrono::seconds(2));
+    auto reply = rt->GuestCall(guest::ops::kIdentity, json::object(), std::chrono::seconds(2));
+    auto identity =
+        reply.ok() ? qemu::ParseIdentityReply(*reply) : Result<qemu::GuestIdentity>(reply.status());
     if (identity.ok()) {
-      json id = *identity;
-      id.erase("id");
-      id.erase("ok");
-      j["guest"] = id;
+      j["guest"] = identity->ToJson();
     } else {
       j["guest"] = {{"error", identity.status().message()}};
     }
@@ -1076,9 +1094,11 @@ Result<json> VmService::GuestRandom(const std::string& name, int bytes) {
     rt = vm->rt;
   }
   if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
-  auto r = rt->GuestCall("urandom", {{"bytes", bytes}}, std::chrono::seconds(5));
+  auto r = rt->GuestCall(guest::ops::kUrandom, {{"bytes", bytes}}, std::chrono::seconds(5));
   if (!r.ok()) return r.status().WithContext("vm " + name);
-  return *r;
+  auto random = qemu::ParseRandomReply(*r, bytes > 0 ? static_cast<size_t>(bytes) : 0);
+  if (!random.ok()) return random.status().WithContext("vm " + name);
+  return json{{"hex", random->hex}};
 }
 
 json VmService::HostInfo() {
@@ -1098,8 +1118,8 @@ bool VmService::KeepResumedIncoming(const std::shared_ptr<Vm>& vm) {
   if (!r.origin.contains("migration") || r.pid == 0) return false;
   auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, {});
   if (!rt.ok()) return false;
-  auto status = (*rt)->Qmp("query-status");
-  if (!status.ok() || !status->value("running", false)) return false;
+  auto status = qemu::QueryStatus(**rt);
+  if (!status.ok() || !status->running) return false;
   r.guest_ready = true;  // it was ready on the source, and runs on here
   spdlog::info("vm {}: its incoming migration had resumed it here before ferryd stopped; kept",
                r.spec.name);
@@ -1156,8 +1176,8 @@ Status VmService::Readopt() {
     vm->exit_expected = r.state == VmState::kStopping;
     const pid_t old_pid = r.pid;
     auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, CallbacksFor(vm));
-    Result<json> status = Status::Unavailable("not attached");
-    if (rt.ok()) status = (*rt)->Qmp("query-status");
+    Result<qemu::QmpVmStatus> status = Status::Unavailable("not attached");
+    if (rt.ok()) status = qemu::QueryStatus(**rt);
     std::lock_guard<std::mutex> lock(vm->mu);
     vm->launching = false;
     if (!rt.ok()) {
@@ -1178,7 +1198,7 @@ Status VmService::Readopt() {
       continue;
     }
     // Not only "paused": a source whose migration completed waits in "postmigrate".
-    bool paused = status.ok() && !status->value("running", true);
+    bool paused = status.ok() && !status->running;
     r.state = paused ? VmState::kPaused : (r.guest_ready ? VmState::kRunning : VmState::kBooting);
     Persist(*vm);
     spdlog::info("vm {}: re-adopted QEMU pid {} ({})", name, r.pid, VmStateName(r.state));

@@ -136,8 +136,10 @@ class VmService {
   Result<nlohmann::json> GuestRandom(const std::string& name, int bytes);
   nlohmann::json HostInfo();
   OperationLog& operations() { return operations_; }
-  // Runs `work` on a thread joined when the service ends (before VMs are released).
-  void InBackground(std::function<void()> work);
+  // Runs `work` on a thread joined when the service ends (before VMs are released). If `work`
+  // throws, or no thread can be started, `op` (when given and still running) fails with that
+  // error; ferryd itself carries on.
+  void InBackground(std::function<void()> work, std::shared_ptr<Operation> op = nullptr);
 
  private:
   explicit VmService(ServiceConfig config);

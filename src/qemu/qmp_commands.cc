@@ -1,0 +1,170 @@
+#include "qemu/qmp_commands.h"
+
+#include "core/json_fields.h"
+#include "core/json_lines.h"
+
+namespace ferry::qemu {
+
+using nlohmann::json;
+
+namespace {
+
+Result<JsonFields> Reply(const std::string& command, const json& ret) {
+  return JsonFields::Of(ret, "QMP " + command + " reply");
+}
+
+MigrationState StateNamed(const std::string& s) {
+  if (s.empty() || s == "none") return MigrationState::kNone;
+  if (s == "setup") return MigrationState::kSetup;
+  if (s == "active") return MigrationState::kActive;
+  if (s == "device") return MigrationState::kDevice;
+  if (s == "pre-switchover") return MigrationState::kPreSwitchover;
+  if (s.rfind("postcopy", 0) == 0) return MigrationState::kPostcopy;
+  if (s == "cancelling") return MigrationState::kCancelling;
+  if (s == "cancelled") return MigrationState::kCancelled;
+  if (s == "completed") return MigrationState::kCompleted;
+  if (s == "failed") return MigrationState::kFailed;
+  return MigrationState::kOther;
+}
+
+Status Run(QmpExecutor& qmp, const std::string& command, const json& args = json::object(),
+           std::chrono::milliseconds timeout = kQmpTimeout) {
+  return qmp.Qmp(command, args, timeout).status();
+}
+
+}  // namespace
+
+bool MigrationInfo::InProgress() const {
+  switch (state) {
+    case MigrationState::kSetup:
+    case MigrationState::kActive:
+    case MigrationState::kDevice:
+    case MigrationState::kPreSwitchover:
+    case MigrationState::kPostcopy:
+    case MigrationState::kCancelling:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<QmpVmStatus> ParseQueryStatus(const json& ret) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, Reply("query-status", ret));
+  QmpVmStatus out;
+  FERRY_ASSIGN_OR_RETURN(out.running, f.Bool("running"));
+  FERRY_ASSIGN_OR_RETURN(out.status, f.String("status", ""));
+  return out;
+}
+
+Result<MigrationInfo> ParseQueryMigrate(const json& ret) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, Reply("query-migrate", ret));
+  MigrationInfo out;
+  FERRY_ASSIGN_OR_RETURN(out.status, f.String("status", ""));
+  out.state = StateNamed(out.status);
+  FERRY_ASSIGN_OR_RETURN(out.error_desc, f.String("error-desc", ""));
+  if (f.Has("ram")) {
+    FERRY_ASSIGN_OR_RETURN(JsonFields ram, f.Object("ram"));
+    out.has_ram = true;
+    FERRY_ASSIGN_OR_RETURN(int64_t total, ram.Int("total", 0));
+    FERRY_ASSIGN_OR_RETURN(int64_t transferred, ram.Int("transferred", 0));
+    FERRY_ASSIGN_OR_RETURN(int64_t remaining, ram.Int("remaining", 0));
+    FERRY_ASSIGN_OR_RETURN(int64_t dirty, ram.Int("dirty-pages-rate", 0));
+    FERRY_ASSIGN_OR_RETURN(out.ram_mbps, ram.Number("mbps", 0.0));
+    for (int64_t v : {total, transferred, remaining, dirty}) {
+      if (v < 0) return ram.Error("total", "and the other counters must not be negative");
+    }
+    out.ram_total = static_cast<uint64_t>(total);
+    out.ram_transferred = static_cast<uint64_t>(transferred);
+    out.ram_remaining = static_cast<uint64_t>(remaining);
+    out.dirty_pages_rate = static_cast<uint64_t>(dirty);
+  }
+  out.raw = ret;
+  return out;
+}
+
+Result<std::string> ParseVmGenerationId(const json& ret) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, Reply("query-vm-generation-id", ret));
+  return f.String("guid");
+}
+
+Result<QmpLine> ClassifyQmpMessage(const json& message) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(message, "QMP message"));
+  QmpLine out;
+  if (f.Has("id")) {
+    FERRY_ASSIGN_OR_RETURN(uint64_t id, f.Uint("id"));
+    out.id = id;
+  }
+  if (message.contains("return")) {
+    out.kind = QmpLine::Kind::kReturn;
+    out.value = message["return"];
+    return out;
+  }
+  if (f.Has("error")) {
+    FERRY_ASSIGN_OR_RETURN(JsonFields error, f.Object("error"));
+    out.kind = QmpLine::Kind::kError;
+    FERRY_ASSIGN_OR_RETURN(out.error_class, error.String("class", "GenericError"));
+    FERRY_ASSIGN_OR_RETURN(out.error_desc, error.String("desc", ""));
+    return out;
+  }
+  if (f.Has("event")) {
+    out.kind = QmpLine::Kind::kEvent;
+    FERRY_ASSIGN_OR_RETURN(out.event, f.String("event"));
+    if (f.Has("data")) {
+      FERRY_ASSIGN_OR_RETURN(JsonFields data, f.Object("data"));
+      out.value = data.raw();
+    } else {
+      out.value = json::object();
+    }
+    return out;
+  }
+  if (f.Has("QMP")) {
+    FERRY_ASSIGN_OR_RETURN(JsonFields greeting, f.Object("QMP"));
+    out.kind = QmpLine::Kind::kGreeting;
+    out.value = greeting.raw();
+    return out;
+  }
+  return Status::Corruption("QMP message is neither a reply, an event nor the greeting");
+}
+
+Result<QmpLine> ParseQmpLine(std::string_view line) {
+  FERRY_ASSIGN_OR_RETURN(json message, ParseJsonLine(line));
+  return ClassifyQmpMessage(message);
+}
+
+Status Cont(QmpExecutor& qmp) { return Run(qmp, "cont"); }
+Status Stop(QmpExecutor& qmp) { return Run(qmp, "stop"); }
+Status Quit(QmpExecutor& qmp, std::chrono::milliseconds timeout) {
+  return Run(qmp, "quit", json::object(), timeout);
+}
+
+Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp) {
+  FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-status", json::object(), kQmpTimeout));
+  return ParseQueryStatus(ret);
+}
+
+Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp) {
+  FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-migrate", json::object(), kQmpTimeout));
+  return ParseQueryMigrate(ret);
+}
+
+Result<std::string> QueryVmGenerationId(QmpExecutor& qmp) {
+  FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-vm-generation-id", json::object(), kQmpTimeout));
+  return ParseVmGenerationId(ret);
+}
+
+Status Migrate(QmpExecutor& qmp, const std::string& uri) {
+  return Run(qmp, "migrate", {{"uri", uri}});
+}
+
+Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri) {
+  return Run(qmp, "migrate-incoming", {{"uri", uri}});
+}
+
+Status MigrateCancel(QmpExecutor& qmp) { return Run(qmp, "migrate_cancel"); }
+
+Status SetMigrationCapability(QmpExecutor& qmp, const std::string& capability, bool on) {
+  return Run(qmp, "migrate-set-capabilities",
+             {{"capabilities", json::array({{{"capability", capability}, {"state", on}}})}});
+}
+
+}  // namespace ferry::qemu

@@ -1,0 +1,101 @@
+// The QMP commands ferry uses, as typed functions, and their replies parsed into types. QEMU runs
+// a guest we do not trust and may be subverted by it, so its replies are read with checked
+// accessors (core/json_fields.h): a reply of an unexpected shape fails that command with an
+// error naming the command and the member, never ferryd.
+//
+// The functions run on anything that executes QMP commands (QmpExecutor): vm::VmRuntime, which
+// adds "QMP is not connected", or a test's fake.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace ferry::qemu {
+
+class QmpExecutor {
+ public:
+  virtual ~QmpExecutor() = default;
+  // Runs `command` with `args`; the reply's "return" value, or the error.
+  virtual Result<nlohmann::json> Qmp(const std::string& command, const nlohmann::json& args,
+                                     std::chrono::milliseconds timeout) = 0;
+};
+
+inline constexpr std::chrono::milliseconds kQmpTimeout{10000};
+
+// query-status.
+struct QmpVmStatus {
+  bool running = false;
+  std::string status;  // QEMU's RunState: "running", "paused", "inmigrate", "postmigrate", ...
+};
+
+// query-migrate's "status" (MigrationStatus in QEMU's schema).
+enum class MigrationState {
+  kNone,  // no migration since QEMU started (QEMU omits "status")
+  kSetup,
+  kActive,
+  kDevice,
+  kPreSwitchover,
+  kPostcopy,  // any postcopy-* state; ferry does not use postcopy
+  kCancelling,
+  kCancelled,
+  kCompleted,
+  kFailed,
+  kOther,  // a state this ferry does not know (a newer QEMU)
+};
+
+// query-migrate.
+struct MigrationInfo {
+  MigrationState state = MigrationState::kNone;
+  std::string status;      // QEMU's own word, for messages ("" when absent)
+  std::string error_desc;  // set when failed
+  // "ram" counters, when QEMU reports them.
+  bool has_ram = false;
+  uint64_t ram_total = 0;
+  uint64_t ram_transferred = 0;
+  uint64_t ram_remaining = 0;
+  double ram_mbps = 0;
+  uint64_t dirty_pages_rate = 0;
+  nlohmann::json raw;  // the whole reply, for reports that show QEMU's numbers as they are
+
+  // The migration is still going: setup, active, device, pre-switchover, cancelling, postcopy.
+  bool InProgress() const;
+};
+
+Result<QmpVmStatus> ParseQueryStatus(const nlohmann::json& ret);
+Result<MigrationInfo> ParseQueryMigrate(const nlohmann::json& ret);
+// query-vm-generation-id: the GUID as QEMU prints it.
+Result<std::string> ParseVmGenerationId(const nlohmann::json& ret);
+
+// One line from QEMU's monitor, as QmpClient reads it: a reply ({"return": ...} or {"error":
+// {"class": C, "desc": D}} with an "id"), an event ({"event": E, "data": {...}}) or the
+// greeting ({"QMP": {...}}). Bytes in, for fuzzing. A reply with an error gives its status.
+struct QmpLine {
+  enum class Kind { kReturn, kError, kEvent, kGreeting };
+  Kind kind = Kind::kReturn;
+  std::optional<uint64_t> id;
+  nlohmann::json value;  // kReturn: "return"; kEvent: "data" ({} if none); kGreeting: "QMP"
+  std::string event;     // kEvent
+  std::string error_class, error_desc;  // kError
+};
+Result<QmpLine> ParseQmpLine(std::string_view line);
+Result<QmpLine> ClassifyQmpMessage(const nlohmann::json& message);
+
+// The commands.
+Status Cont(QmpExecutor& qmp);
+Status Stop(QmpExecutor& qmp);
+Status Quit(QmpExecutor& qmp, std::chrono::milliseconds timeout = kQmpTimeout);
+Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp);
+Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp);
+Result<std::string> QueryVmGenerationId(QmpExecutor& qmp);
+Status Migrate(QmpExecutor& qmp, const std::string& uri);
+Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri);
+Status MigrateCancel(QmpExecutor& qmp);
+Status SetMigrationCapability(QmpExecutor& qmp, const std::string& capability, bool on);
+
+}  // namespace ferry::qemu

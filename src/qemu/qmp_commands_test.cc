@@ -1,0 +1,108 @@
+#include "qemu/qmp_commands.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace ferry::qemu {
+namespace {
+
+using nlohmann::json;
+
+// Answers every command with a scripted "return" value and records what was asked.
+class FakeQmp : public QmpExecutor {
+ public:
+  explicit FakeQmp(json reply) : reply_(std::move(reply)) {}
+  Result<json> Qmp(const std::string& command, const json& args,
+                   std::chrono::milliseconds) override {
+    calls.push_back({command, args});
+    return reply_;
+  }
+  std::vector<std::pair<std::string, json>> calls;
+
+ private:
+  json reply_;
+};
+
+TEST(QmpCommandsTest, QueryMigrateParsesStatusAndCounters) {
+  FakeQmp qmp({{"status", "active"},
+               {"ram",
+                {{"total", 1000},
+                 {"transferred", 400},
+                 {"remaining", 600},
+                 {"mbps", 12.5},
+                 {"dirty-pages-rate", 3}}}});
+  auto info = QueryMigrate(qmp);
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(qmp.calls.at(0).first, "query-migrate");
+  EXPECT_EQ(info->state, MigrationState::kActive);
+  EXPECT_TRUE(info->InProgress());
+  EXPECT_TRUE(info->has_ram);
+  EXPECT_EQ(info->ram_remaining, 600u);
+  EXPECT_EQ(info->ram_mbps, 12.5);
+
+  auto none = ParseQueryMigrate(json::object());
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->state, MigrationState::kNone);
+  EXPECT_FALSE(none->InProgress());
+  EXPECT_EQ(ParseQueryMigrate({{"status", "wibble"}})->state, MigrationState::kOther);
+  auto failed = ParseQueryMigrate({{"status", "failed"}, {"error-desc", "disk full"}});
+  EXPECT_EQ(failed->state, MigrationState::kFailed);
+  EXPECT_EQ(failed->error_desc, "disk full");
+}
+
+TEST(QmpCommandsTest, WrongTypesFailTheCommandNamingTheMember) {
+  auto bad = ParseQueryMigrate({{"status", 7}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "QMP query-migrate reply: member \"status\" must be a string, not number");
+  EXPECT_FALSE(ParseQueryMigrate({{"status", "active"}, {"ram", {{"total", "many"}}}}).ok());
+  EXPECT_FALSE(ParseQueryMigrate({{"status", "active"}, {"ram", {{"remaining", -1}}}}).ok());
+  EXPECT_FALSE(ParseQueryMigrate({{"status", "active"}, {"ram", 5}}).ok());
+  EXPECT_FALSE(ParseQueryMigrate(json::array()).ok());
+
+  FakeQmp qmp({{"running", "yes"}, {"status", "running"}});
+  auto status = QueryStatus(qmp);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.status().message().find("\"running\" must be a boolean"), std::string::npos);
+  EXPECT_TRUE(ParseQueryStatus({{"running", false}, {"status", "paused"}}).ok());
+  EXPECT_FALSE(ParseVmGenerationId({{"guid", 1}}).ok());
+  EXPECT_EQ(*ParseVmGenerationId({{"guid", "abc"}}), "abc");
+}
+
+TEST(QmpCommandsTest, CommandsSendTheirArguments) {
+  FakeQmp qmp(json::object());
+  ASSERT_TRUE(MigrateIncoming(qmp, "fd:x").ok());
+  ASSERT_TRUE(SetMigrationCapability(qmp, "x-ignore-shared", true).ok());
+  ASSERT_TRUE(Cont(qmp).ok());
+  EXPECT_EQ(qmp.calls[0].first, "migrate-incoming");
+  EXPECT_EQ(qmp.calls[0].second, (json{{"uri", "fd:x"}}));
+  EXPECT_EQ(qmp.calls[1].second["capabilities"][0]["capability"], "x-ignore-shared");
+  EXPECT_EQ(qmp.calls[2].first, "cont");
+}
+
+TEST(QmpCommandsTest, QmpLinesAreClassified) {
+  auto ret = ParseQmpLine(R"({"return": {"status": "running"}, "id": 4})");
+  ASSERT_TRUE(ret.ok());
+  EXPECT_EQ(ret->kind, QmpLine::Kind::kReturn);
+  EXPECT_EQ(*ret->id, 4u);
+  auto err = ParseQmpLine(R"({"error": {"class": "GenericError", "desc": "no"}, "id": 5})");
+  ASSERT_TRUE(err.ok());
+  EXPECT_EQ(err->kind, QmpLine::Kind::kError);
+  EXPECT_EQ(err->error_desc, "no");
+  auto ev = ParseQmpLine(R"({"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}})");
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(ev->event, "STOP");
+  EXPECT_EQ(ParseQmpLine(R"({"QMP": {"version": {}}})")->kind, QmpLine::Kind::kGreeting);
+
+  EXPECT_FALSE(ParseQmpLine(R"({"error": "no", "id": 5})").ok());
+  EXPECT_FALSE(ParseQmpLine(R"({"event": 3})").ok());
+  EXPECT_FALSE(ParseQmpLine(R"({"return": {}, "id": "4"})").ok());
+  EXPECT_FALSE(ParseQmpLine(R"({"hello": 1})").ok());
+  EXPECT_FALSE(
+      ParseQmpLine(R"({"return": )" + std::string(100000, '[') + std::string(100000, ']') + "}")
+          .ok());
+}
+
+}  // namespace
+}  // namespace ferry::qemu
