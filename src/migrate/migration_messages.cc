@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/ids.h"
+#include "core/untrusted_json.h"
 #include "crypto/owner_policy.h"
 #include "migrate/migration_protocol.h"
 
@@ -11,35 +12,6 @@ namespace ferry::migrate {
 namespace {
 
 using nlohmann::json;
-
-// The deepest nesting of objects and arrays in `bytes`, counted without building anything (so
-// a million '[' cost a loop, not a stack). Brackets inside strings do not count. Stops counting
-// once `limit` is passed.
-int NestingDepth(std::string_view bytes, int limit) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : bytes) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) return deepest;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
 
 // Reads the members of one message: each at most once, with its type checked, and the members
 // not read refused at the end.
@@ -215,9 +187,8 @@ Result<PeerMessage> ParsePeerMessage(std::string_view bytes) {
     return Status::InvalidArgument("peer message of " + std::to_string(bytes.size()) +
                                    " bytes is larger than " + std::to_string(kMaxMessageBytes));
   }
-  if (NestingDepth(bytes, kMaxMessageDepth) > kMaxMessageDepth) {
-    return Status::InvalidArgument("peer message nests deeper than " +
-                                   std::to_string(kMaxMessageDepth) + " levels");
+  if (Status depth = CheckJsonDepth(bytes, kMaxMessageDepth); !depth.ok()) {
+    return Status::InvalidArgument("peer message: " + depth.message());
   }
   json message = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (!message.is_object()) {
