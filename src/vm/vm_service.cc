@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
+#include <set>
 
 #include "core/files.h"
 #include "core/ids.h"
@@ -506,9 +508,25 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     warm->SetCallbacks(CallbacksFor(vm));
   } else {
     argv = qemu::BuildCommandLine(launch);
-    rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout);
+    // On disk before QMP connects: a ferryd that dies in between finds this QEMU on start-up
+    // (Readopt) instead of leaving it running unowned.
+    auto record_spawn = [&](pid_t pid, uint64_t start_time) {
+      std::lock_guard<std::mutex> lock(vm->mu);
+      vm->rec.pid = pid;
+      vm->rec.pid_start_time = start_time;
+      vm->rec.qemu_argv = argv;
+      Persist(*vm);
+    };
+    rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout,
+                           record_spawn);
   }
   if (!warm && !rt.ok()) {
+    {
+      std::lock_guard<std::mutex> lock(vm->mu);  // Launch killed the QEMU it recorded
+      vm->rec.pid = 0;
+      vm->rec.pid_start_time = 0;
+      Persist(*vm);
+    }
     if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
     if (tap) tap->Remove();
     finish_launch();
@@ -1081,6 +1099,63 @@ void VmService::DiscardUnfinished(const std::shared_ptr<Vm>& vm) {
                r.pid != 0 ? " (its QEMU, pid " + std::to_string(r.pid) + ", is gone)" : "");
 }
 
+void VmService::EndInterruptedLaunch(const std::shared_ptr<Vm>& vm) {
+  VmRecord& r = vm->rec;
+  const std::string pid = std::to_string(r.pid);
+  // Killed, not adopted: the launch that started it (its QMP set-up, its operation) died with
+  // the old ferryd, so nothing knows what state this QEMU is in.
+  auto process = Process::Adopt(r.pid, r.pid_start_time);
+  const bool killed = process.ok();
+  if (killed) {
+    process->Signal(SIGKILL);
+    process->WaitExit(kKillTimeout);
+  }
+  r.state = VmState::kFailed;
+  r.failure = "ferryd stopped while it launched this VM's QEMU (pid " + pid + "); " +
+              (killed ? "the restarted ferryd killed that QEMU"
+                      : "that QEMU had ended before ferryd restarted") +
+              "; start the VM again (ferry vm start " + r.spec.name + ")";
+  r.guest_ready = false;
+  r.pid = 0;
+  r.pid_start_time = 0;
+  if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+  RemoveTap(r);
+  Persist(*vm);
+  spdlog::warn("vm {}: {}", r.spec.name, r.failure);
+}
+
+void VmService::SweepUnownedQemus() {
+  // A QEMU of this ferryd names its VM directory (STATE/vms/NAME) on its command line. Pool
+  // QEMUs (".pool-*") are the template service's to sweep.
+  const std::string marker = config_.state_dir + "/vms/";
+  std::set<pid_t> owned;
+  for (const auto& [name, vm] : vms_) {
+    if (vm->rec.pid != 0) owned.insert(vm->rec.pid);
+  }
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string id = entry.path().filename();
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(id);
+    auto cmdline = ReadFile(entry.path().string() + "/cmdline");
+    if (!cmdline.ok() || cmdline->find("qemu-system") == std::string::npos) continue;
+    const size_t at = cmdline->find(marker);
+    if (at == std::string::npos || owned.count(pid)) continue;
+    const std::string rest = cmdline->substr(at + marker.size());
+    const std::string dir = marker + rest.substr(0, rest.find('/'));
+    if (rest.rfind(".pool-", 0) == 0) continue;
+    auto start = ProcessStartTime(pid);
+    auto process = start.ok() ? Process::Adopt(pid, *start) : start.status();
+    if (!process.ok()) continue;  // ended meanwhile
+    process->Signal(SIGKILL);
+    process->WaitExit(kKillTimeout);
+    spdlog::warn(
+        "start-up sweep: killed QEMU pid {} of {}: no VM record owns it (a ferryd that "
+        "died while launching it)",
+        pid, dir);
+  }
+}
+
 Status VmService::Readopt() {
   FERRY_ASSIGN_OR_RETURN(std::vector<VmRecord> records, registry_->ListVms());
   for (VmRecord& rec : records) {
@@ -1102,6 +1177,10 @@ Status VmService::Readopt() {
       continue;
     }
     vms_[name] = vm;
+    if (r.pid != 0 && !restoring && (r.state == VmState::kCreating || !HasProcess(r.state))) {
+      EndInterruptedLaunch(vm);
+      continue;
+    }
     if (!HasProcess(r.state) && r.state != VmState::kCreating) {
       RemoveTap(r);  // no QEMU runs: a tap left by a ferryd that died before removing it
       continue;
@@ -1146,6 +1225,7 @@ Status VmService::Readopt() {
       }
     }
   }
+  SweepUnownedQemus();
   return Status::Ok();
 }
 

@@ -139,6 +139,12 @@ class VmService {
   // already runs is kept; anything else is discarded, its QEMU (if any) killed.
   bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm);
   void DiscardUnfinished(const std::shared_ptr<Vm>& vm);
+  // A record whose QEMU was spawned but whose launch never finished (ferryd died between spawn
+  // and QMP): kills that QEMU if it still runs and marks the VM failed, saying so.
+  void EndInterruptedLaunch(const std::shared_ptr<Vm>& vm);
+  // Kills the QEMUs of this state directory that no record owns (spawned by a ferryd that died
+  // before recording them), logging each. REQUIRES: Readopt has loaded every record.
+  void SweepUnownedQemus();
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
