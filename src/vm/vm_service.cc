@@ -811,7 +811,13 @@ Status VmService::Delete(const std::string& name, bool force) {
   {
     std::lock_guard<std::mutex> lock(vm->mu);
     old.swap(vm->rt);
-    FERRY_RETURN_IF_ERROR(registry_->DeleteVm(name));
+    Status removed = registry_->DeleteVm(name);
+    if (!removed.ok()) {
+      vm->busy.clear();  // the VM stays, and a later delete must be able to try again
+      return Status::FromCode(
+          removed.code(), "vm " + name + ": its QEMU is stopped but its record could " +
+                              "not be removed (" + removed.message() + "); run the delete again");
+    }
     if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
     RemoveTap(vm->rec);
     RemoveAll(vm->paths.dir);
