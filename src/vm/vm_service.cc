@@ -859,6 +859,13 @@ Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_
 
 Status VmService::EnsureDisk(const VmRecord& r, const LaunchPlan& plan) {
   if (r.disk_path.empty() || ::access(r.disk_path.c_str(), F_OK) == 0) return Status::Ok();
+  // Only a VM's first launch makes its disk: later, a missing disk is lost data, and a new
+  // empty disk in its place would hide that.
+  if (r.state != VmState::kCreating) {
+    return Status::NotFound("vm " + r.spec.name + ": its data disk " + r.disk_path +
+                            " is missing; put the disk back, or delete the VM (ferry vm delete " +
+                            r.spec.name + ")");
+  }
   const std::string qemu_img = QemuImgFor(config_.qemu_binary);
   Status made = plan.disk_chain.empty()
                     ? CreateBlankDisk(qemu_img, r.disk_path, r.spec.disk_mib)
