@@ -455,6 +455,17 @@ TEST_F(MigrationTest, SourceFerrydKilledAfterFinishSettlesWithTheDestinationOnRe
   EXPECT_EQ(migrations[0]["state"], "succeeded") << migrations.dump();
 }
 
+TEST_F(MigrationTest, AJournalWriteThatFailsAbortsBeforeFinishAndTheVmStaysOnTheSource) {
+  // h1's registry refuses the journal entry of the finish phase: h1 must not send "finish".
+  Ferryd(1).Stop();
+  StartHost(1, "migrate.source.journal_finish:fail");
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_THAT(r.err, HasSubstr("cannot journal the finish phase")) << r.err;
+  ExpectStillOnSourceOnly(r, "k", "before");
+}
+
 TEST_F(MigrationTest, CancelWhileSendingRollsBackAndLeavesTheDestinationClean) {
   // h1 sends slowly (100 ms per MiB, a fault point's "slow"), so the cancel lands mid-Perform.
   Ferryd(1).Stop();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/fault_point.h"
 #include "migrate/migration_protocol.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_connect.h"
@@ -28,11 +29,19 @@ constexpr int64_t kIncomingWaitMs = 75000;
 
 }  // namespace
 
-void MigrationService::Journal(const std::string& id, const std::string& vm, const std::string& to,
-                               const std::string& phase) {
+Status MigrationService::Journal(const std::string& id, const std::string& vm,
+                                 const std::string& to, const std::string& phase) {
   Status st =
-      vms_.registry().PutObject(kJournalKind, id, {{"vm", vm}, {"to", to}, {"phase", phase}});
-  if (!st.ok()) spdlog::error("migration {} of vm {}: cannot journal: {}", id, vm, st.message());
+      FaultPointFails(("migrate.source.journal_" + phase).c_str())
+          ? Status::Internal("registry write refused (fault point)")
+          : vms_.registry().PutObject(kJournalKind, id, {{"vm", vm}, {"to", to}, {"phase", phase}});
+  if (!st.ok()) {
+    spdlog::error("migration {} of vm {}: cannot journal: {}", id, vm, st.message());
+    return Status::FromCode(st.code(), "cannot journal the " + phase + " phase in the registry (" +
+                                           st.message() + "); without it a restart could not " +
+                                           "recover the migration, so it stops here");
+  }
+  return Status::Ok();
 }
 
 void MigrationService::Unjournal(const std::string& id) {

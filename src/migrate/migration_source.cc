@@ -155,7 +155,8 @@ void MigrationService::RunSource(const MigrateRequest& request,
   if (!passed.ok()) return fail_perform(passed);
   const auto started = Clock::now();
   // Journaled before the guest can stop: a ferryd restarted from here on rolls it back.
-  Journal(op->id(), name, request.to, "perform");
+  Status journaled = Journal(op->id(), name, request.to, "perform");
+  if (!journaled.ok()) return fail_perform(journaled);
   auto migrate = rt.Qmp("migrate", {{"uri", std::string("fd:") + kStreamFdName}});
   if (!migrate.ok()) return fail_perform(migrate.status());
   const StreamFd& stream = pair->ferryd;
@@ -210,7 +211,10 @@ void MigrationService::RunSource(const MigrateRequest& request,
 
   // Finish: from here on only the destination may run the guest.
   op->SetPhase("finish on " + request.to, 95);
-  Journal(op->id(), name, request.to, "finish");
+  // Journaled before "finish" is sent: a source that cannot record it must not let the
+  // destination resume (a restart could not tell whether the guest runs there).
+  Status journaled_finish = Journal(op->id(), name, request.to, "finish");
+  if (!journaled_finish.ok()) return fail_perform(journaled_finish);
   st = link->SendMessage({{"type", kMsgFinish}});
   FaultPoint("migrate.source.after_finish");
   if (st.ok()) st = Expect(*link, kMsgFinished, kReplyTimeout).status();
