@@ -114,7 +114,7 @@ Result<std::string> MigrationService::Settle(const std::string& id, const std::s
   while (!stopping_.load()) {
     auto state = AskDestination(to, id, vm);
     if (state.ok() && *state == "running") {
-      Status deleted = vms_.Delete(vm, /*force=*/true);
+      Status deleted = vms_.Delete(vm, /*force=*/true, /*holder=*/id);
       if (!deleted.ok() && vms_.Exists(vm)) {
         return deleted.WithContext("host " + to + " runs vm " + vm + "; removing the copy here");
       }
@@ -194,7 +194,11 @@ void MigrationService::RecoverOnStart() {
                                    "runs on this host"));
       continue;
     }
-    // "finish" was sent, or about to be: only the destination knows whether it resumed.
+    // "finish" was sent, or about to be: only the destination knows whether it resumed. Until
+    // it answers, the migration holds the copy here (released by the roll-back, or deleted).
+    auto held = vms_.Lease(vm, id);
+    if (!held.ok())
+      spdlog::warn("migration {}: cannot hold vm {}: {}", id, vm, held.status().message());
     op->SetPhase("settling with " + to + " after a ferryd restart", 95);
     SettleInBackground(id, vm, to, op);
   }

@@ -220,7 +220,9 @@ void MigrationService::RunSource(const MigrateRequest& request,
   if (st.ok()) st = Expect(*link, kMsgFinished, kReplyTimeout).status();
   const PeerLink::Counters wire = link->counters();
   link->Close();
-  release();
+  // The lease stays held until the migration is settled: until then the paused copy here must
+  // not be resumed, snapshotted or migrated again. Settling rolls it back (and releases it) or
+  // deletes it under this operation's id.
   if (!st.ok()) {
     // The destination may or may not have resumed: resuming here on a guess could make two
     // copies. Ask it on a new link; until it answers, the copy here stays paused.
@@ -241,9 +243,10 @@ void MigrationService::RunSource(const MigrateRequest& request,
   } else {
     // Confirm: the destination runs the guest; the source copy goes.
     op->SetPhase("confirm", 98);
-    Status deleted = vms_.Delete(name, /*force=*/true);
+    Status deleted = vms_.Delete(name, /*force=*/true, /*holder=*/op->id());
     if (!deleted.ok()) {
       spdlog::error("{}: the source copy could not be removed: {}", what, deleted.message());
+      release();
     }
     Unjournal(op->id());
   }

@@ -783,12 +783,12 @@ void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOption
   op.Succeed(result);
 }
 
-Status VmService::Delete(const std::string& name, bool force) {
+Status VmService::Delete(const std::string& name, bool force, const std::string& holder) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
-    if (!vm->busy.empty()) {
+    if (!vm->busy.empty() && vm->busy != holder) {
       return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
                                         "; wait for it to finish");
     }
@@ -830,7 +830,7 @@ Status VmService::Delete(const std::string& name, bool force) {
 Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_id) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::lock_guard<std::mutex> lock(vm->mu);
-  if (!vm->busy.empty()) {
+  if (!vm->busy.empty() && vm->busy != op_id) {
     return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
                                       "; wait for it to finish");
   }
@@ -920,11 +920,20 @@ bool VmService::Exists(const std::string& name) {
   return vms_.count(name) > 0;
 }
 
+// REQUIRES: vm.mu held.
+static Status RefuseBusy(const Vm& vm, const char* what) {
+  if (vm.busy.empty()) return Status::Ok();
+  return Status::FailedPrecondition(
+      "vm " + vm.rec.spec.name + " is busy with operation " + vm.busy + " and cannot be " + what +
+      " now; wait for it to finish (ferry operation show " + vm.busy + ")");
+}
+
 Result<json> VmService::Pause(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
+    FERRY_RETURN_IF_ERROR(RefuseBusy(*vm, "paused"));
     VmState s = vm->rec.state;
     if (s != VmState::kRunning && s != VmState::kBooting) {
       return Status::FailedPrecondition("vm " + name + " is " + VmStateName(s) +
@@ -948,6 +957,9 @@ Result<json> VmService::Resume(const std::string& name) {
   std::shared_ptr<VmRuntime> rt;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
+    // A migration holds its VM until it is settled: resuming the paused source copy then could
+    // run the guest twice.
+    FERRY_RETURN_IF_ERROR(RefuseBusy(*vm, "resumed"));
     if (vm->rec.state != VmState::kPaused) {
       return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
                                         "; only a paused VM can be resumed");
