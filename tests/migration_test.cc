@@ -234,6 +234,19 @@ class MigrationTest : public NetnsFixture {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   std::vector<std::string> Vms(int host) { return Ferryd(host).VmNames(); }
+  // Polls h1's `vm show` until the VM is in `state` (at most 120 s); returns the last state.
+  std::string WaitForState1(const std::string& vm, const std::string& state) {
+    std::string last;
+    const auto until = Clock::now() + std::chrono::seconds(120);
+    while (Clock::now() < until) {
+      CommandResult r = Ferryd(1).Ferry({"vm", "show", vm, "--json"});
+      json shown = json::parse(r.out, nullptr, false);
+      last = shown.is_object() ? shown.value("state", "") : "";
+      if (last == state) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return last;
+  }
   std::string Get(const std::string& key) { return RedisFromClient(kVmAddress, {"get", key}).out; }
   // Waits until a QEMU runs in host i's namespace; returns its pid or -1.
   pid_t WaitForQemuIn(int host, std::chrono::seconds deadline) {
@@ -415,6 +428,52 @@ TEST_F(MigrationTest, DestinationFerrydKilledBeforeResumingLeavesTheVmOnTheSourc
   ExpectStillOnSourceOnly(r, "k", "before");
 }
 
+TEST_F(MigrationTest, TheSourceCopyIsHeldUntilTheMigrationIsSettled) {
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  Ferryd(2).Stop();
+  StartHost(2, "migrate.destination.before_resume");
+  // h2 dies after "finish", before resuming: h1 cannot know whether the guest runs there, and
+  // keeps asking h2 (down until restarted below) with its own copy paused.
+  CommandResult r;
+  std::thread migrate([&] { r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"}); });
+  ASSERT_TRUE(Ferryd(2).WaitExit(std::chrono::seconds(240))) << "h2 did not reach its fault point";
+  bool settling = false;
+  const auto until = Clock::now() + std::chrono::seconds(120);
+  while (!settling && Clock::now() < until) {
+    for (const json& m : Ferryd(1).FerryJson({"migration", "list"})) {
+      const std::string phase = m.value("phase", "");
+      settling = settling || phase.find("asking h2") != std::string::npos ||
+                 m.value("state", "") != "running";
+    }
+    if (!settling) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(settling) << "h1 never started to settle with h2";
+  EXPECT_EQ(Ferryd(1).FerryJson({"vm", "show", "web"})["state"], "paused");
+
+  // While unsettled, the paused copy is the migration's: no resume, snapshot or second migrate.
+  CommandResult resume = Ferryd(1).Ferry({"vm", "resume", "web"});
+  EXPECT_NE(resume.exit_code, 0);
+  EXPECT_THAT(resume.err, HasSubstr("vm web is busy with operation"));
+  EXPECT_THAT(resume.err, HasSubstr("cannot be resumed now"));
+  CommandResult snapshot = Ferryd(1).Ferry({"snapshot", "create", "web", "--name", "stale"});
+  EXPECT_NE(snapshot.exit_code, 0);
+  EXPECT_THAT(snapshot.err, HasSubstr("vm web is busy with operation"));
+  CommandResult again = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.err, HasSubstr("vm web is busy with operation"));
+
+  // h2 comes back without the copy it never ran: h1 resumes its own, and it is free again.
+  StartHost(2);
+  migrate.join();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(WaitForState1("web", "running"), "running");
+  EXPECT_EQ(Get("k"), "before");
+  EXPECT_TRUE(Vms(2).empty());
+  CommandResult pause = Ferryd(1).Ferry({"vm", "pause", "web"});
+  EXPECT_EQ(pause.exit_code, 0) << pause.err;
+}
+
 TEST_F(MigrationTest, DestinationFerrydKilledAfterResumingKeepsTheVmOnTheDestinationOnly) {
   CreateWeb();
   ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
@@ -452,6 +511,17 @@ TEST_F(MigrationTest, SourceFerrydKilledAfterFinishSettlesWithTheDestinationOnRe
   json migrations = Ferryd(1).FerryJson({"migration", "list"});
   ASSERT_EQ(migrations.size(), 1u) << migrations.dump();
   EXPECT_EQ(migrations[0]["state"], "succeeded") << migrations.dump();
+}
+
+TEST_F(MigrationTest, AJournalWriteThatFailsAbortsBeforeFinishAndTheVmStaysOnTheSource) {
+  // h1's registry refuses the journal entry of the finish phase: h1 must not send "finish".
+  Ferryd(1).Stop();
+  StartHost(1, "migrate.source.journal_finish:fail");
+  CreateWeb();
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "before"}).out, "OK");
+  CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
+  EXPECT_THAT(r.err, HasSubstr("cannot journal the finish phase")) << r.err;
+  ExpectStillOnSourceOnly(r, "k", "before");
 }
 
 TEST_F(MigrationTest, CancelWhileSendingRollsBackAndLeavesTheDestinationClean) {

@@ -3,19 +3,39 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
+#include <vector>
 
 #include "harness/ferryd_fixture.h"
 
 namespace ferry::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
-class ReattachTest : public FerrydFixture {};
+class ReattachTest : public FerrydFixture {
+ protected:
+  // Starts ferryd armed with a fault point (src/core/fault_point.h): it kills itself there.
+  void StartFerrydArmed(const char* fault_point) {
+    ::setenv("FERRY_FAULT_POINT", fault_point, 1);
+    StartFerryd();
+    ::unsetenv("FERRY_FAULT_POINT");
+  }
+  // Reaps the armed ferryd, which must have killed itself (SIGKILL) at its fault point.
+  void ReapFerrydKilledAtItsFaultPoint() {
+    int status = 0;
+    ASSERT_EQ(::waitpid(ferryd_pid_, &status, 0), ferryd_pid_);
+    ferryd_pid_ = -1;
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "ferryd status " << status;
+  }
+};
 
 TEST_F(ReattachTest, FerrydKilledAndRestartedReadoptsTheRunningVm) {
   StartFerryd();
@@ -62,6 +82,89 @@ TEST_F(ReattachTest, QemuThatDiedWhileFerrydWasDownIsShownFailedWithTheReason) {
   EXPECT_FALSE(std::filesystem::exists(std::string(before["paths"]["ram_file"])));
   CommandResult list = Ferry({"vm", "list"});
   EXPECT_THAT(list.out, HasSubstr("failed"));
+}
+
+// The QEMU processes whose command line names `dir` (every path of a test's VMs lies under it).
+std::vector<pid_t> QemusUnder(const std::string& dir) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find("qemu-system") != std::string::npos &&
+        cmdline.find(dir) != std::string::npos && ProcessAlive(std::stoi(name))) {
+      found.push_back(std::stoi(name));
+    }
+  }
+  return found;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST_F(ReattachTest, FerrydKilledBetweenSpawnAndQmpLeavesNoUnownedQemu) {
+  // ferryd kills itself right after recording the QEMU it spawned, before it connects QMP.
+  StartFerrydArmed("vm.launch.after_spawn");
+  EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
+  std::vector<pid_t> left = QemusUnder(state_dir_);
+  ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
+  const pid_t qemu = left[0];
+
+  StartFerryd();
+  // The restarted ferryd found that QEMU through its record, killed it, and says so.
+  EXPECT_FALSE(ProcessAlive(qemu)) << "QEMU pid " << qemu << " was left running, unowned";
+  EXPECT_TRUE(QemusUnder(state_dir_).empty());
+  json vm = FerryJson({"vm", "show", "web-1"});
+  EXPECT_EQ(vm["state"], "failed");
+  const std::string failure = vm.value("failure", "");
+  EXPECT_THAT(failure,
+              HasSubstr("ferryd stopped while it launched this VM's QEMU (pid " +
+                        std::to_string(qemu) + "); the restarted ferryd killed that QEMU"));
+  EXPECT_THAT(Ferry({"vm", "show", "web-1"}).out, HasSubstr("killed that QEMU"));
+  EXPECT_THAT(ReadFile(state_dir_ + "/ferryd.log"), HasSubstr("the restarted ferryd killed"));
+  EXPECT_FALSE(std::filesystem::exists(std::string(vm["paths"]["ram_file"])));
+}
+
+TEST_F(ReattachTest, QemuSpawnedButNeverRecordedIsKilledByTheStartUpSweep) {
+  // ferryd dies after spawning QEMU and before its record names that QEMU.
+  StartFerrydArmed("vm.launch.before_record");
+  EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
+  std::vector<pid_t> left = QemusUnder(state_dir_);
+  ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
+
+  StartFerryd();
+  EXPECT_FALSE(ProcessAlive(left[0])) << "QEMU pid " << left[0] << " was left running, unowned";
+  EXPECT_THAT(ReadFile(state_dir_ + "/ferryd.log"),
+              HasSubstr("start-up sweep: killed QEMU pid " + std::to_string(left[0])));
+  EXPECT_TRUE(VmNames().empty()) << "a create that never ran must leave no VM";
+}
+
+TEST_F(ReattachTest, SnapshotLeftUnfinishedByACrashIsSweptAtStartUp) {
+  StartFerrydArmed("snapshot.before_register");
+  uint16_t port = CreateRedisVm("web-1");
+  ASSERT_EQ(Redis(port, {"set", "kept", "yes"}).out, "OK");
+  EXPECT_NE(Ferry({"snapshot", "create", "web-1", "--name", "s1"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
+  // The crash left a finished snapshot directory and its RAM image that no registry row names.
+  const std::string dir = state_dir_ + "/snapshots/s1";
+  const std::string rams = ram_dir_ + "/snapshots";
+  ASSERT_TRUE(std::filesystem::exists(dir));
+  ASSERT_FALSE(std::filesystem::is_empty(rams));
+
+  StartFerryd();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_TRUE(std::filesystem::is_empty(rams)) << "the RAM image outlived the crash";
+  const std::string log = ReadFile(state_dir_ + "/ferryd.log");
+  EXPECT_THAT(log, HasSubstr("start-up sweep: removed snapshot directory " + dir));
+  EXPECT_THAT(log, HasSubstr("start-up sweep: removed RAM image " + rams + "/"));
+  // The VM itself was re-adopted and serves on.
+  EXPECT_EQ(FerryJson({"vm", "show", "web-1"})["state"], "running");
+  EXPECT_EQ(Redis(port, {"get", "kept"}).out, "yes");
 }
 
 }  // namespace

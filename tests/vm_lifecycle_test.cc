@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,8 +14,8 @@
 namespace ferry::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 class VmLifecycleTest : public FerrydFixture {};
 
@@ -115,6 +117,87 @@ TEST_F(VmLifecycleTest, StopIsGracefulThenStartAndDeleteWork) {
   EXPECT_TRUE(VmNames().empty());
   EXPECT_FALSE(std::filesystem::exists(state_dir_ + "/vms/web-1"));
   EXPECT_TRUE(std::filesystem::is_empty(ram_dir_));
+}
+
+// Another process holding SQLite's write lock on a database until Release(): ferryd's writes to
+// it then fail (after SQLite's busy timeout), as on a disk that refuses them.
+class RegistryWriteLock {
+ public:
+  explicit RegistryWriteLock(const std::string& db) {
+    int in[2], out[2];
+    EXPECT_EQ(::pipe(in), 0);
+    EXPECT_EQ(::pipe(out), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      ::close(in[1]);
+      ::close(out[0]);
+      const std::string script =
+          "import sqlite3, sys\n"
+          "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+          "c.execute('BEGIN EXCLUSIVE')\n"
+          "print('locked', flush=True)\n"
+          "sys.stdin.read()\n";
+      ::execlp("python3", "python3", "-c", script.c_str(), db.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    stdin_ = in[1];
+    char got[16] = {};
+    EXPECT_GT(::read(out[0], got, sizeof got - 1), 0);
+    ::close(out[0]);
+    locked_ = std::string(got) == "locked\n";
+  }
+  ~RegistryWriteLock() { Release(); }
+  bool locked() const { return locked_; }
+  void Release() {
+    if (pid_ <= 0) return;
+    ::close(stdin_);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  bool locked_ = false;
+};
+
+TEST_F(VmLifecycleTest, DeleteWhoseRegistryWriteFailsLeavesTheVmDeletable) {
+  StartFerryd();
+  ASSERT_EQ(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
+  const pid_t pid = FerryJson({"vm", "show", "web-1"})["pid"];
+  {
+    RegistryWriteLock lock(state_dir_ + "/registry.db");
+    ASSERT_TRUE(lock.locked());
+    CommandResult del = Ferry({"vm", "delete", "web-1", "--force"});
+    EXPECT_EQ(del.exit_code, 1);
+    EXPECT_THAT(del.err, HasSubstr("vm web-1: its QEMU is stopped but its record could not be "
+                                   "removed"));
+    EXPECT_THAT(del.err, HasSubstr("run the delete again"));
+    EXPECT_FALSE(ProcessAlive(pid));
+  }
+  // The failed delete did not leave the VM busy forever: the next one goes through.
+  CommandResult again = Ferry({"vm", "delete", "web-1", "--force"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(VmNames().empty());
+}
+
+TEST_F(VmLifecycleTest, StartWithItsDataDiskMissingFailsInsteadOfMakingAnEmptyOne) {
+  StartFerryd();
+  ASSERT_EQ(Ferry({"vm", "create", "web-1", "--memory", "256", "--disk", "64M"}).exit_code, 0);
+  const std::string disk = FerryJson({"vm", "show", "web-1"})["paths"]["disk"];
+  ASSERT_TRUE(std::filesystem::exists(disk));
+  ASSERT_EQ(Ferry({"vm", "stop", "web-1", "--force"}).exit_code, 0);
+  ASSERT_TRUE(std::filesystem::remove(disk));
+
+  CommandResult start = Ferry({"vm", "start", "web-1"});
+  EXPECT_EQ(start.exit_code, 1);
+  EXPECT_THAT(start.err, HasSubstr("vm web-1: its data disk " + disk + " is missing"));
+  EXPECT_FALSE(std::filesystem::exists(disk)) << "an empty disk replaced the lost one";
+  EXPECT_NE(FerryJson({"vm", "show", "web-1"})["state"], "running");
 }
 
 }  // namespace

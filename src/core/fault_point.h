@@ -5,6 +5,8 @@
 // beyond the log line: the state is whatever was already on disk or in the kernel).
 // FERRY_FAULT_POINT=NAME:slow instead makes each pass through the point take 100 ms longer: a
 // step that is too quick to catch in the act (a cancel while sending) can then be caught.
+// FERRY_FAULT_POINT=NAME:fail makes FaultPointFails("NAME") true: the write guarded there fails
+// as if the disk had refused it, so a test can prove that such a failure is not only logged.
 //
 // Without the variable a fault point costs one cached comparison. Points are named
 // "module.where" (e.g. "migrate.destination.before_resume") and listed where they are used
@@ -14,5 +16,7 @@
 namespace ferry {
 
 void FaultPoint(const char* name);
+// True when FERRY_FAULT_POINT is "NAME:fail" (then the caller fails its step); else false.
+bool FaultPointFails(const char* name);
 
 }  // namespace ferry

@@ -103,10 +103,10 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   if (prepare->vmgenid) plan.vmgenid = prepare->vmgenid->ToString();
   plan.incoming_migration = true;
   plan.origin = {{"migrated_from", source}, {"migration", prepare->migration}};
-  PeerLink* raw = link.get();
-  plan.restore = [raw](vm::VmRuntime& rt, Operation& op) -> Result<json> {
-    op.SetPhase("receiving from " + raw->peer().host_id, 50);
-    return ReceiveGuest(*raw, rt);
+  // The restore shares the link: it may outlive this call (WaitDone below gives up first).
+  plan.restore = [link](vm::VmRuntime& rt, Operation& op) -> Result<json> {
+    op.SetPhase("receiving from " + link->peer().host_id, 50);
+    return ReceiveGuest(*link, rt);
   };
   auto op = vms_.CreateFrom(std::move(spec).value(), std::move(plan), /*wait_ready=*/false);
   if (!op.ok()) return refuse(op.status());

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/fault_point.h"
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_connect.h"
@@ -28,11 +29,19 @@ constexpr int64_t kIncomingWaitMs = 75000;
 
 }  // namespace
 
-void MigrationService::Journal(const std::string& id, const std::string& vm, const std::string& to,
-                               const std::string& phase) {
+Status MigrationService::Journal(const std::string& id, const std::string& vm,
+                                 const std::string& to, const std::string& phase) {
   Status st =
-      vms_.registry().PutObject(kJournalKind, id, {{"vm", vm}, {"to", to}, {"phase", phase}});
-  if (!st.ok()) spdlog::error("migration {} of vm {}: cannot journal: {}", id, vm, st.message());
+      FaultPointFails(("migrate.source.journal_" + phase).c_str())
+          ? Status::Internal("registry write refused (fault point)")
+          : vms_.registry().PutObject(kJournalKind, id, {{"vm", vm}, {"to", to}, {"phase", phase}});
+  if (!st.ok()) {
+    spdlog::error("migration {} of vm {}: cannot journal: {}", id, vm, st.message());
+    return Status::FromCode(st.code(), "cannot journal the " + phase + " phase in the registry (" +
+                                           st.message() + "); without it a restart could not " +
+                                           "recover the migration, so it stops here");
+  }
+  return Status::Ok();
 }
 
 void MigrationService::Unjournal(const std::string& id) {
@@ -96,7 +105,7 @@ Result<std::string> MigrationService::Settle(const std::string& id, const std::s
   while (!stopping_.load()) {
     auto state = AskDestination(to, id, vm);
     if (state.ok() && *state == "running") {
-      Status deleted = vms_.Delete(vm, /*force=*/true);
+      Status deleted = vms_.Delete(vm, /*force=*/true, /*holder=*/id);
       if (!deleted.ok() && vms_.Exists(vm)) {
         return deleted.WithContext("host " + to + " runs vm " + vm + "; removing the copy here");
       }
@@ -176,7 +185,11 @@ void MigrationService::RecoverOnStart() {
                                    "runs on this host"));
       continue;
     }
-    // "finish" was sent, or about to be: only the destination knows whether it resumed.
+    // "finish" was sent, or about to be: only the destination knows whether it resumed. Until
+    // it answers, the migration holds the copy here (released by the roll-back, or deleted).
+    auto held = vms_.Lease(vm, id);
+    if (!held.ok())
+      spdlog::warn("migration {}: cannot hold vm {}: {}", id, vm, held.status().message());
     op->SetPhase("settling with " + to + " after a ferryd restart", 95);
     SettleInBackground(id, vm, to, op);
   }

@@ -72,8 +72,10 @@ class MigrationService {
   void ServeIncoming(std::shared_ptr<PeerLink> link);
 
   // Recovery and settling (migration_recovery.cc; migration_protocol.h "Recovery").
-  void Journal(const std::string& id, const std::string& vm, const std::string& to,
-               const std::string& phase);
+  // Records the phase of outgoing migration `id`; an error when the registry refuses it (the
+  // caller then aborts: an unjournaled migration could not be recovered after a restart).
+  Status Journal(const std::string& id, const std::string& vm, const std::string& to,
+                 const std::string& phase);
   void Unjournal(const std::string& id);
   std::string PeerAddress(const std::string& host_id);  // "" if not a known peer
   static void RollBack(vm::VmRuntime& rt, const std::string& vm);

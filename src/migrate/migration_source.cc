@@ -158,7 +158,8 @@ void MigrationService::RunSource(const MigrateRequest& request,
   if (!passed.ok()) return fail_perform(passed);
   const auto started = Clock::now();
   // Journaled before the guest can stop: a ferryd restarted from here on rolls it back.
-  Journal(op->id(), name, request.to, "perform");
+  Status journaled = Journal(op->id(), name, request.to, "perform");
+  if (!journaled.ok()) return fail_perform(journaled);
   Status migrate = qemu::Migrate(rt, std::string("fd:") + kStreamFdName);
   if (!migrate.ok()) return fail_perform(migrate);
   const StreamFd& stream = pair->ferryd;
@@ -216,7 +217,10 @@ void MigrationService::RunSource(const MigrateRequest& request,
 
   // Finish: from here on only the destination may run the guest.
   op->SetPhase("finish on " + request.to, 95);
-  Journal(op->id(), name, request.to, "finish");
+  // Journaled before "finish" is sent: a source that cannot record it must not let the
+  // destination resume (a restart could not tell whether the guest runs there).
+  Status journaled_finish = Journal(op->id(), name, request.to, "finish");
+  if (!journaled_finish.ok()) return fail_perform(journaled_finish);
   st = SendPeerMessage(*link, FinishRequest{});
   FaultPoint("migrate.source.after_finish");
   if (st.ok()) {
@@ -225,7 +229,9 @@ void MigrationService::RunSource(const MigrateRequest& request,
   }
   const PeerLink::Counters wire = link->counters();
   link->Close();
-  release();
+  // The lease stays held until the migration is settled: until then the paused copy here must
+  // not be resumed, snapshotted or migrated again. Settling rolls it back (and releases it) or
+  // deletes it under this operation's id.
   if (!st.ok()) {
     // The destination may or may not have resumed: resuming here on a guess could make two
     // copies. Ask it on a new link; until it answers, the copy here stays paused.
@@ -246,9 +252,10 @@ void MigrationService::RunSource(const MigrateRequest& request,
   } else {
     // Confirm: the destination runs the guest; the source copy goes.
     op->SetPhase("confirm", 98);
-    Status deleted = vms_.Delete(name, /*force=*/true);
+    Status deleted = vms_.Delete(name, /*force=*/true, /*holder=*/op->id());
     if (!deleted.ok()) {
       spdlog::error("{}: the source copy could not be removed: {}", what, deleted.message());
+      release();
     }
     Unjournal(op->id());
   }

@@ -20,16 +20,15 @@ using Clock = std::chrono::steady_clock;
 // records; bigger payloads are written in place after their header.
 constexpr size_t kCoalesceBytes = 16 * 1024;
 constexpr char kAcceptPayload[] = "{}";
+constexpr size_t kMaxAcceptPayloadBytes = 4096;
 
 std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 }  // namespace
 
-Result<std::unique_ptr<PeerLink>> PeerLink::Establish(int fd, const PeerTlsContext& context,
-                                                      PeerRole role,
-                                                      const std::string& expected_host_id,
-                                                      Clock::time_point deadline,
-                                                      const std::string& remote) {
+Result<std::unique_ptr<PeerLink>> PeerLink::Establish(
+    int fd, const PeerTlsContext& context, PeerRole role, const std::string& expected_host_id,
+    Clock::time_point deadline, const std::string& remote, const std::string& refusal) {
   auto session = context.Handshake(fd, role, expected_host_id, deadline, "peer " + remote);
   if (!session.ok()) return session.status();
   std::string description = std::string(role == PeerRole::kClient ? "link to " : "link from ") +
@@ -37,6 +36,12 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Establish(int fd, const PeerTlsConte
   std::unique_ptr<PeerLink> link(new PeerLink(fd, std::move(session).value(), description));
   link->owns_fd_ = false;  // until established: the caller closes fd on failure
 
+  if (role == PeerRole::kServer && !refusal.empty()) {
+    const std::string payload = nlohmann::json{{"refused", refusal}}.dump();
+    Status sent = link->SendFrame(FrameType::kAccept, payload.data(), payload.size(), deadline);
+    if (!sent.ok()) return sent;
+    return Status::ResourceExhausted(description + ": refused: " + refusal);
+  }
   if (role == PeerRole::kServer) {
     Status sent =
         link->SendFrame(FrameType::kAccept, kAcceptPayload, sizeof kAcceptPayload - 1, deadline);
@@ -61,6 +66,14 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Establish(int fd, const PeerTlsConte
     return link->Fail(Status::Corruption(description + ": the server sent a " +
                                          FrameTypeName(first->type) +
                                          " frame before accepting this host"));
+  }
+  // Parsed without exceptions and only when small (a refusal is one line): it comes from the peer.
+  const auto accept = first->payload.size() > kMaxAcceptPayloadBytes
+                          ? nlohmann::json()
+                          : nlohmann::json::parse(first->payload, nullptr, false);
+  if (accept.is_object() && accept.contains("refused") && accept["refused"].is_string()) {
+    return Status::Unavailable(
+        description + ": the server refused this link: " + accept["refused"].get<std::string>());
   }
   link->owns_fd_ = true;
   return link;

@@ -10,7 +10,9 @@
 //      certificate. So the server, once it has accepted the client, sends one `accept` frame
 //      first; the client's connect returns only after it has read that frame. A refused client
 //      reads the server's TLS alert instead and reports it. The server hands the link to its
-//      handler after sending `accept`.
+//      handler after sending `accept`. A server that has authenticated the client but cannot take
+//      another link (too many open) sends {"refused": "why"} as the accept frame's payload and
+//      closes; the client reports that reason.
 //   3. From then on both sides may send any frames in any order; the protocol above (migration
 //      phases, see DESIGN.md "Migration protocol") decides who sends what.
 //
@@ -30,7 +32,7 @@
 //   data        the next bytes of the one data stream of the link (e.g. QEMU's migration stream);
 //               SendData splits large writes, so frame boundaries carry no meaning
 //   stream-end  no payload: the data stream is complete
-//   accept      a JSON object (currently {}); sent once, by the server, as the first frame
+//   accept      a JSON object ({}, or {"refused": "why"}); sent once, by the server, first
 //
 // TLS already authenticates every record, so the CRC is not the integrity guarantee on the wire:
 // it catches bugs in our own framing and keeps frames self-checking like every other ferry
@@ -87,11 +89,14 @@ class PeerLink {
   // Runs the handshake on `fd` (a connected TCP socket, non-blocking) and the accept step (see
   // above) within `deadline`. On success the link owns `fd`; on failure the caller still owns it
   // and closes it. `remote` is the peer's address ("10.0.0.2:7700"), for descriptions and errors.
+  // A server passing a non-empty `refusal` sends it in the accept frame and fails
+  // (ResourceExhausted) instead of establishing the link.
   static Result<std::unique_ptr<PeerLink>> Establish(int fd, const PeerTlsContext& context,
                                                      PeerRole role,
                                                      const std::string& expected_host_id,
                                                      std::chrono::steady_clock::time_point deadline,
-                                                     const std::string& remote);
+                                                     const std::string& remote,
+                                                     const std::string& refusal = "");
 
   PeerLink(const PeerLink&) = delete;
   PeerLink& operator=(const PeerLink&) = delete;

@@ -1,5 +1,6 @@
 #include "migrate/peer_listener.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -10,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <system_error>
 
 #include "core/guarded_thread.h"
 #include "migrate/peer_address.h"
@@ -74,6 +77,31 @@ Result<int> BindAndListen(const PeerAddress& address, std::string* bound, uint16
   }
   return Status::ResourceExhausted(what + ": " + last_error +
                                    "; pick another port or stop what is using it");
+}
+
+// The IP address of `address` without its port: the key of the per-address handshake limit.
+std::string HostOf(const sockaddr* address) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (address->sa_family == AF_INET6) {
+    (void)::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr, text,
+                      sizeof text);
+  } else if (address->sa_family == AF_INET) {
+    (void)::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(address)->sin_addr, text,
+                      sizeof text);
+  }
+  return text;
+}
+
+// Waits until `fd` has a byte to read (or is closed), at most `timeout`; false on timeout.
+bool WaitForFirstByte(int fd, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    pollfd pfd{fd, POLLIN, 0};
+    int ready = ::poll(&pfd, 1, PollMillisUntil(deadline));
+    if (ready > 0) return true;  // a byte, an error or a hang-up: the handshake reports which
+    if (ready == 0) return false;
+    if (errno != EINTR) return true;
+  }
 }
 
 }  // namespace
@@ -172,29 +200,43 @@ void PeerListener::AcceptLoop() {
     int one = 1;
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
+    std::string host = HostOf(reinterpret_cast<sockaddr*>(&from));
+
     std::unique_lock<std::mutex> lock(mu_);
+    std::string full;
     if (handshakes_running_ >= options_.max_handshakes) {
+      full = std::to_string(options_.max_handshakes) +
+             " handshakes already in progress (a flood of connections?)";
+    } else if (handshakes_by_address_[host] >= options_.max_handshakes_per_address) {
+      full = std::to_string(options_.max_handshakes_per_address) + " handshakes from " + host +
+             " already in progress (a flood of connections from one address?)";
+    }
+    if (!full.empty()) {
+      if (handshakes_by_address_[host] == 0) handshakes_by_address_.erase(host);
       lock.unlock();
       ::close(fd);
-      Reject(remote, Status::ResourceExhausted(
-                         "dropped: " + std::to_string(options_.max_handshakes) +
-                         " handshakes already in progress (a flood of connections?)"));
+      Reject(remote, Status::ResourceExhausted("dropped: " + full));
       continue;
     }
     ++handshakes_running_;
+    ++handshakes_by_address_[host];
     Connection& c = connections_.emplace_back();
     c.remote = remote;
+    c.remote_host = host;
     c.fd = fd;
-    auto thread = StartGuardedThread("peer connection from " + remote, [this, &c] { Serve(&c); });
-    if (!thread.ok()) {
+    try {
+      c.thread = options_.start_thread([this, &c, remote] {
+        RunGuarded("peer connection from " + remote, [this, &c] { Serve(&c); });
+      });
+    } catch (const std::system_error& e) {
+      EndHandshakeLocked(c);
       connections_.pop_back();
-      --handshakes_running_;
       lock.unlock();
       ::close(fd);
-      Reject(remote, thread.status());
-      continue;
+      Reject(remote, Status::ResourceExhausted(std::string("dropped: cannot start a thread for "
+                                                           "the connection: ") +
+                                               e.what()));
     }
-    c.thread = std::move(thread).value();
   }
 }
 
@@ -204,17 +246,33 @@ void PeerListener::Serve(Connection* c) {
     std::lock_guard<std::mutex> lock(mu_);
     fd = c->fd;
   }
-  auto established = PeerLink::Establish(fd, *context_, PeerRole::kServer, /*expected_host_id=*/"",
-                                         Clock::now() + options_.handshake_timeout, c->remote);
+  const auto deadline = Clock::now() + options_.handshake_timeout;
+  const auto first_byte = std::min(options_.first_byte_timeout, options_.handshake_timeout);
+  Result<std::unique_ptr<PeerLink>> established =
+      Status::DeadlineExceeded("dropped: sent nothing in " + std::to_string(first_byte.count()) +
+                               " ms (a client that opens connections and stays silent?)");
+  bool reserved = false;
+  if (WaitForFirstByte(fd, first_byte)) {
+    std::string refusal;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      refusal = ReserveLinkLocked();
+      reserved = refusal.empty();
+    }
+    established = PeerLink::Establish(fd, *context_, PeerRole::kServer, /*expected_host_id=*/"",
+                                      deadline, c->remote, refusal);
+  }
   std::shared_ptr<PeerLink> link;
   bool stopping;
   {
     std::lock_guard<std::mutex> lock(mu_);
     c->fd = -1;  // from here Stop() reaches the connection through its link, if any
-    --handshakes_running_;
+    EndHandshakeLocked(*c);
+    if (reserved) --links_reserved_;
     if (established.ok()) {
       link = std::move(established).value();
       c->link = link;
+      links_.push_back(link);
     }
     stopping = stopping_.load();
   }
@@ -239,6 +297,29 @@ void PeerListener::Reject(const std::string& remote, const Status& why) {
     spdlog::warn("peer listener {}: refused connection from {}: {}", address_, remote,
                  why.message());
   }
+}
+
+std::string PeerListener::ReserveLinkLocked() {
+  if (OpenLinksLocked() + links_reserved_ >= options_.max_links) {
+    return "host " + context_->self().host_id + " has " + std::to_string(options_.max_links) +
+           " peer links open, its limit; try again when a migration has finished";
+  }
+  ++links_reserved_;
+  return "";
+}
+
+size_t PeerListener::OpenLinksLocked() {
+  std::erase_if(links_, [](const std::weak_ptr<PeerLink>& weak) {
+    auto link = weak.lock();
+    return link == nullptr || !link->open();
+  });
+  return links_.size();
+}
+
+void PeerListener::EndHandshakeLocked(const Connection& c) {
+  --handshakes_running_;
+  auto it = handshakes_by_address_.find(c.remote_host);
+  if (it != handshakes_by_address_.end() && --it->second == 0) handshakes_by_address_.erase(it);
 }
 
 void PeerListener::ReapFinished() {

@@ -4,7 +4,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <future>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "migrate/peer_connect.h"
@@ -215,6 +218,7 @@ TEST_F(PeerListenerTest, SilentClientIsDroppedAtTheHandshakeDeadline) {
 TEST_F(PeerListenerTest, SilentClientsDoNotHoldUpOtherClientsOrStop) {
   PeerListener::Options options;
   options.handshake_timeout = 120s;  // far longer than this test may take
+  options.first_byte_timeout = 120s;
   StartListener(options);
   std::vector<int> silent;
   for (int i = 0; i < 3; ++i) {
@@ -238,6 +242,7 @@ TEST_F(PeerListenerTest, SilentClientsDoNotHoldUpOtherClientsOrStop) {
 TEST_F(PeerListenerTest, ConnectionsBeyondTheHandshakeLimitAreDropped) {
   PeerListener::Options options;
   options.handshake_timeout = 120s;
+  options.first_byte_timeout = 120s;
   options.max_handshakes = 1;
   StartListener(options);
   int first = ConnectPlainTcp(listener_->port());  // occupies the only handshake slot
@@ -250,6 +255,155 @@ TEST_F(PeerListenerTest, ConnectionsBeyondTheHandshakeLimitAreDropped) {
   EXPECT_EQ(why->code(), Status::Code::kResourceExhausted) << why->message();
   ::close(first);
   ::close(second);
+}
+
+// A plain TCP connection to 127.0.0.1:port from the local address `from` (any of 127/8), set
+// non-blocking for PeerLink::Establish; -1 on failure.
+int ConnectFrom(const char* from, uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  ::inet_pton(AF_INET, from, &local.sin_addr);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+TEST_F(PeerListenerTest, AFloodFromOneAddressIsCappedWhileAnotherAddressGetsThrough) {
+  PeerListener::Options options;
+  options.handshake_timeout = 120s;
+  options.first_byte_timeout = 120s;
+  options.max_handshakes_per_address = 3;
+  StartListener(options);
+  std::vector<int> flood;
+  for (int i = 0; i < 3; ++i) {  // silent: each holds a handshake slot of 127.0.0.1
+    flood.push_back(ConnectFrom("127.0.0.1", listener_->port()));
+    ASSERT_GE(flood.back(), 0);
+  }
+  int over = ConnectFrom("127.0.0.1", listener_->port());
+  ASSERT_GE(over, 0);
+  EXPECT_TRUE(ReadsToEnd(over, 10s)) << "a fourth connection from one address was kept";
+  ::close(over);
+  auto why = recorder_.WaitForReject();
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(why->code(), Status::Code::kResourceExhausted) << why->message();
+  EXPECT_TRUE(Contains(why->message(), "3 handshakes from 127.0.0.1")) << why->message();
+
+  // Another address is not locked out by the flood: it authenticates and gets its link.
+  int other = ConnectFrom("127.0.0.2", listener_->port());
+  ASSERT_GE(other, 0);
+  auto link = PeerLink::Establish(other, *TestFleet::Context(creds_a_), PeerRole::kClient, "host-b",
+                                  Clock::now() + 30s, "127.0.0.1");
+  ASSERT_TRUE(link.ok()) << link.status().message();
+  auto served = recorder_.WaitForLink();
+  ASSERT_NE(served, nullptr);
+  EXPECT_EQ(served->peer().host_id, "host-a");
+  EXPECT_EQ(recorder_.reject_count(), 1u);  // only the connection over the limit
+  for (int fd : flood) ::close(fd);
+}
+
+TEST_F(PeerListenerTest, SilentClientIsDroppedAtTheFirstByteTimeout) {
+  PeerListener::Options options;
+  options.handshake_timeout = 120s;  // far longer than this test may take
+  options.first_byte_timeout = 200ms;
+  StartListener(options);
+  int fd = ConnectPlainTcp(listener_->port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(ReadsToEnd(fd, 60s)) << "the server kept a silent connection open";
+  ::close(fd);
+  auto why = recorder_.WaitForReject();
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(why->code(), Status::Code::kDeadlineExceeded) << why->message();
+  EXPECT_TRUE(Contains(why->message(), "sent nothing in 200 ms")) << why->message();
+}
+
+TEST_F(PeerListenerTest, ClientTricklingOneBytePerSecondIsDroppedAtTheHandshakeDeadline) {
+  PeerListener::Options options;
+  options.handshake_timeout = 3s;
+  StartListener(options);
+  int fd = ConnectPlainTcp(listener_->port());
+  ASSERT_GE(fd, 0);
+  // The start of a TLS handshake record announcing 16 KiB, then one byte a second: each byte
+  // keeps the handshake waiting for the next, so only the absolute deadline ends it.
+  const std::string hello = std::string("\x16\x03\x01\x40\x00\x01", 6) + std::string(54, '\0');
+  bool dropped = false;
+  for (size_t i = 0; i < hello.size() && !dropped; ++i) {
+    if (::send(fd, &hello[i], 1, MSG_NOSIGNAL) != 1) {
+      dropped = true;
+      break;
+    }
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, 1000) == 1) {
+      char byte;
+      dropped = ::read(fd, &byte, 1) <= 0;
+    }
+  }
+  ::close(fd);
+  EXPECT_TRUE(dropped) << "the server kept a connection that trickled " << hello.size()
+                       << " bytes over " << hello.size() << " s";
+  auto why = recorder_.WaitForReject();
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(why->code(), Status::Code::kDeadlineExceeded) << why->message();
+}
+
+TEST_F(PeerListenerTest, LinksBeyondTheCapAreRefusedWithAReason) {
+  PeerListener::Options options;
+  options.max_links = 1;
+  StartListener(options);
+  auto first = ConnectToPeer(address(), creds_a_, "host-b", 10s);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  auto served = recorder_.WaitForLink();
+  ASSERT_NE(served, nullptr);  // the recorder keeps it: the one link stays open
+
+  auto second = ConnectToPeer(address(), creds_a_, "host-b", 10s);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Status::Code::kUnavailable) << second.status().message();
+  EXPECT_TRUE(Contains(second.status().message(),
+                       "the server refused this link: host host-b "
+                       "has 1 peer links open, its limit"))
+      << second.status().message();
+  auto why = recorder_.WaitForReject();
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(why->code(), Status::Code::kResourceExhausted) << why->message();
+  EXPECT_EQ(recorder_.link_count(), 1u);
+
+  // Once the open link has ended, the next one is accepted: the listener is still up.
+  served->Close();
+  auto third = ConnectToPeer(address(), creds_a_, "host-b", 10s);
+  ASSERT_TRUE(third.ok()) << third.status().message();
+  EXPECT_NE(recorder_.WaitForLink(1), nullptr);
+}
+
+TEST_F(PeerListenerTest, AThreadThatCannotStartRefusesOnlyThatConnection) {
+  PeerListener::Options options;
+  auto failures = std::make_shared<std::atomic<int>>(1);
+  options.start_thread = [failures](std::function<void()> body) {
+    if (failures->fetch_sub(1) > 0) {
+      throw std::system_error(EAGAIN, std::generic_category(), "thread creation (test)");
+    }
+    return std::thread(std::move(body));
+  };
+  StartListener(options);
+  int fd = ConnectPlainTcp(listener_->port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(ReadsToEnd(fd, 10s)) << "a connection without a thread was kept";
+  ::close(fd);
+  auto why = recorder_.WaitForReject();
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(why->code(), Status::Code::kResourceExhausted) << why->message();
+  EXPECT_TRUE(Contains(why->message(), "cannot start a thread")) << why->message();
+
+  auto link = ConnectToPeer(address(), creds_a_, "host-b", 10s);
+  ASSERT_TRUE(link.ok()) << link.status().message();
+  EXPECT_NE(recorder_.WaitForLink(), nullptr);
 }
 
 TEST_F(PeerListenerTest, StopClosesHandedOutLinksSoHandlersReturn) {

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <set>
 
 #include "core/fault_point.h"
 #include "core/files.h"
@@ -116,7 +118,45 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
 
 }  // namespace
 
-SnapshotService::SnapshotService(vm::VmService& vms) : vms_(vms) {}
+SnapshotService::SnapshotService(vm::VmService& vms) : vms_(vms) { SweepLeftovers(); }
+
+void SnapshotService::SweepLeftovers() {
+  auto all = vms_.registry().ListObjects(kKind);
+  if (!all.ok()) {
+    spdlog::warn("start-up sweep of snapshots skipped: {}", all.status().message());
+    return;
+  }
+  // Compared by file name: every snapshot directory, and every RAM image, lies in one directory.
+  std::set<std::string> kept;
+  for (const auto& [name, row] : *all) {
+    kept.insert(std::filesystem::path(row.value("dir", "")).filename());
+    kept.insert(std::filesystem::path(row.value("ram", "")).filename());
+  }
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(vms_.config().state_dir + "/snapshots", ec)) {
+    const std::string dir = entry.path().string();
+    if (kept.count(entry.path().filename()) || !entry.is_directory(ec)) continue;
+    RemoveAll(dir);
+    spdlog::warn(
+        "start-up sweep: removed snapshot directory {}: no snapshot in the registry owns "
+        "it (a snapshot that ferryd left unfinished)",
+        dir);
+  }
+  for (const auto& entry :
+       std::filesystem::directory_iterator(vms_.config().ram_dir + "/snapshots", ec)) {
+    const std::string ram = entry.path().string();
+    if (kept.count(entry.path().filename()) || entry.path().extension() != ".ram" ||
+        !vms_.VmsMapping(ram).empty()) {
+      continue;
+    }
+    ::unlink(ram.c_str());
+    spdlog::warn(
+        "start-up sweep: removed RAM image {}: no snapshot in the registry owns it (a "
+        "snapshot that ferryd left unfinished)",
+        ram);
+  }
+}
 
 SnapshotService::Paths SnapshotService::PathsFor(const std::string& name,
                                                  const std::string& id) const {
@@ -289,6 +329,7 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   if (::rename(partial.c_str(), paths.dir.c_str()) != 0) {
     return fail(Status::Internal("cannot move " + partial + " into place"));
   }
+  FaultPoint("snapshot.before_register");
   // The policy's digest, kept where ferryd alone writes, so a snapshot whose policy was taken
   // out of its manifest (checksum recomputed) is not cloned as a snapshot without one.
   const std::string& policy = lease.record.spec.policy;

@@ -42,6 +42,7 @@ struct WarmQemu {
 
 class SnapshotService {
  public:
+  // Sweeps what a ferryd that died mid-snapshot left (see SweepLeftovers).
   explicit SnapshotService(vm::VmService& vms);
 
   // Pauses VM briefly, saves its device state and RAM, resumes it.
@@ -74,6 +75,10 @@ class SnapshotService {
       const std::optional<PrimedIdentity>& primed = std::nullopt);
 
  private:
+  // Removes snapshot directories (finished or ".partial") and RAM images that no snapshot in
+  // the registry owns and no VM maps, logging each. Frozen disks are left alone: one that no
+  // record names may still be the backing file of a running VM's disk.
+  void SweepLeftovers();
   struct Paths {
     std::string dir;  // manifest + device state
     std::string ram;  // RAM image on tmpfs

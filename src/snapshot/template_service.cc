@@ -270,14 +270,17 @@ Status TemplateService::SetPoolSize(const std::string& name, int size) {
 Status TemplateService::Delete(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(json row, Record(name));
   const std::string snapshot = row.value("snapshot", "");
+  std::deque<WarmQemu> waiting;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pools_.find(name);
     if (it != pools_.end()) {
-      for (auto& q : it->second.ready) Discard(q);
+      waiting = std::move(it->second.ready);
       pools_.erase(it);
     }
   }
+  // Killed without mu_: each kill may wait seconds, and other template calls must not.
+  for (auto& q : waiting) Discard(q);
   // The record goes first: a snapshot that is a template's base refuses deletion.
   FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
   if (row.value("owns_snapshot", false)) {

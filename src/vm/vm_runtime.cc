@@ -8,6 +8,7 @@
 
 #include <utility>
 
+#include "core/fault_point.h"
 #include "core/files.h"
 #include "core/guarded_thread.h"
 #include "qemu/guest_messages.h"
@@ -42,12 +43,16 @@ VmRuntime::VmRuntime(Process process, VmPaths paths, Callbacks callbacks)
 
 Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::string>& argv,
                                                      const VmPaths& paths, Callbacks callbacks,
-                                                     milliseconds timeout) {
+                                                     milliseconds timeout,
+                                                     const SpawnedHandler& on_spawned) {
   // Stale sockets from an earlier run would let us connect to nothing.
   ::unlink(paths.qmp_socket.c_str());
   ::unlink(paths.guest_socket.c_str());
   FERRY_ASSIGN_OR_RETURN(Process process,
                          Process::Spawn(argv, paths.qemu_log, qemu::QemuEnvironment()));
+  FaultPoint("vm.launch.before_record");
+  if (on_spawned) on_spawned(process.pid(), process.start_time());
+  FaultPoint("vm.launch.after_spawn");
   std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
   Status st = rt->ConnectQmp(timeout);
   if (!st.ok()) {

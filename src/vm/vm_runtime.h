@@ -37,11 +37,18 @@ class VmRuntime : public qemu::QmpExecutor {
     std::function<void(const qemu::QmpEvent&)> on_qmp_event;
   };
 
+  // Called right after QEMU was spawned, before QMP is connected: the caller records the process
+  // so that a ferryd that dies in between still finds it (see VmService::Readopt).
+  using SpawnedHandler = std::function<void(pid_t pid, uint64_t start_time)>;
+
   // Starts QEMU with `argv` and connects QMP. If QEMU exits or QMP does not answer within
-  // `timeout`, QEMU is killed and the error carries QEMU's own last words.
+  // `timeout`, QEMU is killed and the error carries QEMU's own last words. Fault points:
+  // "vm.launch.before_record" between the spawn and `on_spawned`, "vm.launch.after_spawn" between
+  // `on_spawned` and the QMP connection.
   static Result<std::unique_ptr<VmRuntime>> Launch(const std::vector<std::string>& argv,
                                                    const VmPaths& paths, Callbacks callbacks,
-                                                   std::chrono::milliseconds timeout);
+                                                   std::chrono::milliseconds timeout,
+                                                   const SpawnedHandler& on_spawned = nullptr);
   // Re-adopts a QEMU started by an earlier ferryd. NotFound if it is gone.
   static Result<std::unique_ptr<VmRuntime>> Attach(pid_t pid, uint64_t start_time,
                                                    const VmPaths& paths, Callbacks callbacks);

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
+#include <set>
 
 #include "core/files.h"
 #include "core/guarded_thread.h"
@@ -536,9 +538,25 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     warm->SetCallbacks(CallbacksFor(vm));
   } else {
     argv = qemu::BuildCommandLine(launch);
-    rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout);
+    // On disk before QMP connects: a ferryd that dies in between finds this QEMU on start-up
+    // (Readopt) instead of leaving it running unowned.
+    auto record_spawn = [&](pid_t pid, uint64_t start_time) {
+      std::lock_guard<std::mutex> lock(vm->mu);
+      vm->rec.pid = pid;
+      vm->rec.pid_start_time = start_time;
+      vm->rec.qemu_argv = argv;
+      Persist(*vm);
+    };
+    rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout,
+                           record_spawn);
   }
   if (!warm && !rt.ok()) {
+    {
+      std::lock_guard<std::mutex> lock(vm->mu);  // Launch killed the QEMU it recorded
+      vm->rec.pid = 0;
+      vm->rec.pid_start_time = 0;
+      Persist(*vm);
+    }
     if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
     if (tap) tap->Remove();
     finish_launch();
@@ -795,12 +813,12 @@ void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOption
   op.Succeed(result);
 }
 
-Status VmService::Delete(const std::string& name, bool force) {
+Status VmService::Delete(const std::string& name, bool force, const std::string& holder) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
-    if (!vm->busy.empty()) {
+    if (!vm->busy.empty() && vm->busy != holder) {
       return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
                                         "; wait for it to finish");
     }
@@ -823,7 +841,13 @@ Status VmService::Delete(const std::string& name, bool force) {
   {
     std::lock_guard<std::mutex> lock(vm->mu);
     old.swap(vm->rt);
-    FERRY_RETURN_IF_ERROR(registry_->DeleteVm(name));
+    Status removed = registry_->DeleteVm(name);
+    if (!removed.ok()) {
+      vm->busy.clear();  // the VM stays, and a later delete must be able to try again
+      return Status::FromCode(
+          removed.code(), "vm " + name + ": its QEMU is stopped but its record could " +
+                              "not be removed (" + removed.message() + "); run the delete again");
+    }
     if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
     RemoveTap(vm->rec);
     RemoveAll(vm->paths.dir);
@@ -836,7 +860,7 @@ Status VmService::Delete(const std::string& name, bool force) {
 Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_id) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::lock_guard<std::mutex> lock(vm->mu);
-  if (!vm->busy.empty()) {
+  if (!vm->busy.empty() && vm->busy != op_id) {
     return Status::FailedPrecondition("vm " + name + " is busy with operation " + vm->busy +
                                       "; wait for it to finish");
   }
@@ -865,6 +889,13 @@ Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_
 
 Status VmService::EnsureDisk(const VmRecord& r, const LaunchPlan& plan) {
   if (r.disk_path.empty() || ::access(r.disk_path.c_str(), F_OK) == 0) return Status::Ok();
+  // Only a VM's first launch makes its disk: later, a missing disk is lost data, and a new
+  // empty disk in its place would hide that.
+  if (r.state != VmState::kCreating) {
+    return Status::NotFound("vm " + r.spec.name + ": its data disk " + r.disk_path +
+                            " is missing; put the disk back, or delete the VM (ferry vm delete " +
+                            r.spec.name + ")");
+  }
   const std::string qemu_img = QemuImgFor(config_.qemu_binary);
   Status made = plan.disk_chain.empty()
                     ? CreateBlankDisk(qemu_img, r.disk_path, r.spec.disk_mib)
@@ -919,11 +950,20 @@ bool VmService::Exists(const std::string& name) {
   return vms_.count(name) > 0;
 }
 
+// REQUIRES: vm.mu held.
+static Status RefuseBusy(const Vm& vm, const char* what) {
+  if (vm.busy.empty()) return Status::Ok();
+  return Status::FailedPrecondition(
+      "vm " + vm.rec.spec.name + " is busy with operation " + vm.busy + " and cannot be " + what +
+      " now; wait for it to finish (ferry operation show " + vm.busy + ")");
+}
+
 Result<json> VmService::Pause(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
+    FERRY_RETURN_IF_ERROR(RefuseBusy(*vm, "paused"));
     VmState s = vm->rec.state;
     if (s != VmState::kRunning && s != VmState::kBooting) {
       return Status::FailedPrecondition("vm " + name + " is " + VmStateName(s) +
@@ -947,6 +987,9 @@ Result<json> VmService::Resume(const std::string& name) {
   std::shared_ptr<VmRuntime> rt;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
+    // A migration holds its VM until it is settled: resuming the paused source copy then could
+    // run the guest twice.
+    FERRY_RETURN_IF_ERROR(RefuseBusy(*vm, "resumed"));
     if (vm->rec.state != VmState::kPaused) {
       return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
                                         "; only a paused VM can be resumed");
@@ -1146,6 +1189,63 @@ void VmService::DiscardUnfinished(const std::shared_ptr<Vm>& vm) {
                r.pid != 0 ? " (its QEMU, pid " + std::to_string(r.pid) + ", is gone)" : "");
 }
 
+void VmService::EndInterruptedLaunch(const std::shared_ptr<Vm>& vm) {
+  VmRecord& r = vm->rec;
+  const std::string pid = std::to_string(r.pid);
+  // Killed, not adopted: the launch that started it (its QMP set-up, its operation) died with
+  // the old ferryd, so nothing knows what state this QEMU is in.
+  auto process = Process::Adopt(r.pid, r.pid_start_time);
+  const bool killed = process.ok();
+  if (killed) {
+    process->Signal(SIGKILL);
+    process->WaitExit(kKillTimeout);
+  }
+  r.state = VmState::kFailed;
+  r.failure = "ferryd stopped while it launched this VM's QEMU (pid " + pid + "); " +
+              (killed ? "the restarted ferryd killed that QEMU"
+                      : "that QEMU had ended before ferryd restarted") +
+              "; start the VM again (ferry vm start " + r.spec.name + ")";
+  r.guest_ready = false;
+  r.pid = 0;
+  r.pid_start_time = 0;
+  if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
+  RemoveTap(r);
+  Persist(*vm);
+  spdlog::warn("vm {}: {}", r.spec.name, r.failure);
+}
+
+void VmService::SweepUnownedQemus() {
+  // A QEMU of this ferryd names its VM directory (STATE/vms/NAME) on its command line. Pool
+  // QEMUs (".pool-*") are the template service's to sweep.
+  const std::string marker = config_.state_dir + "/vms/";
+  std::set<pid_t> owned;
+  for (const auto& [name, vm] : vms_) {
+    if (vm->rec.pid != 0) owned.insert(vm->rec.pid);
+  }
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string id = entry.path().filename();
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(id);
+    auto cmdline = ReadFile(entry.path().string() + "/cmdline");
+    if (!cmdline.ok() || cmdline->find("qemu-system") == std::string::npos) continue;
+    const size_t at = cmdline->find(marker);
+    if (at == std::string::npos || owned.count(pid)) continue;
+    const std::string rest = cmdline->substr(at + marker.size());
+    const std::string dir = marker + rest.substr(0, rest.find('/'));
+    if (rest.rfind(".pool-", 0) == 0) continue;
+    auto start = ProcessStartTime(pid);
+    auto process = start.ok() ? Process::Adopt(pid, *start) : start.status();
+    if (!process.ok()) continue;  // ended meanwhile
+    process->Signal(SIGKILL);
+    process->WaitExit(kKillTimeout);
+    spdlog::warn(
+        "start-up sweep: killed QEMU pid {} of {}: no VM record owns it (a ferryd that "
+        "died while launching it)",
+        pid, dir);
+  }
+}
+
 Status VmService::Readopt() {
   FERRY_ASSIGN_OR_RETURN(std::vector<VmRecord> records, registry_->ListVms());
   for (VmRecord& rec : records) {
@@ -1167,6 +1267,10 @@ Status VmService::Readopt() {
       continue;
     }
     vms_[name] = vm;
+    if (r.pid != 0 && !restoring && (r.state == VmState::kCreating || !HasProcess(r.state))) {
+      EndInterruptedLaunch(vm);
+      continue;
+    }
     if (!HasProcess(r.state) && r.state != VmState::kCreating) {
       RemoveTap(r);  // no QEMU runs: a tap left by a ferryd that died before removing it
       continue;
@@ -1211,6 +1315,7 @@ Status VmService::Readopt() {
       }
     }
   }
+  SweepUnownedQemus();
   return Status::Ok();
 }
 

@@ -100,8 +100,8 @@ class VmService {
   // set when CreateFrom hands it to a VM through plan.prelaunched.
   Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const LaunchPlan& plan,
                                     const VmPaths& paths);
-  // Holds a VM with a running QEMU for operation `op_id`. FailedPrecondition if it is busy or
-  // has no QEMU.
+  // Holds a VM with a running QEMU for operation `op_id`. FailedPrecondition if it is busy (with
+  // another operation than `op_id`: the holder may lease again) or has no QEMU.
   Result<VmLease> Lease(const std::string& name, const std::string& op_id);
   // Names of the VMs whose RAM is mapped from `ram_path` (clones of one snapshot).
   std::vector<std::string> VmsMapping(const std::string& ram_path);
@@ -117,7 +117,9 @@ class VmService {
   const ServiceConfig& config() const { return config_; }
   ImageCatalog& images() { return images_; }
   Result<std::shared_ptr<Operation>> Stop(const std::string& name, StopOptions options);
-  Status Delete(const std::string& name, bool force);
+  // `holder`: the operation that holds the VM's lease and deletes it under that lease (a
+  // migration settled at its destination); any other busy VM is refused.
+  Status Delete(const std::string& name, bool force, const std::string& holder = "");
   Result<nlohmann::json> Pause(const std::string& name);
   Result<nlohmann::json> Resume(const std::string& name);
 
@@ -148,6 +150,12 @@ class VmService {
   // already runs is kept; anything else is discarded, its QEMU (if any) killed.
   bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm);
   void DiscardUnfinished(const std::shared_ptr<Vm>& vm);
+  // A record whose QEMU was spawned but whose launch never finished (ferryd died between spawn
+  // and QMP): kills that QEMU if it still runs and marks the VM failed, saying so.
+  void EndInterruptedLaunch(const std::shared_ptr<Vm>& vm);
+  // Kills the QEMUs of this state directory that no record owns (spawned by a ferryd that died
+  // before recording them), logging each. REQUIRES: Readopt has loaded every record.
+  void SweepUnownedQemus();
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
