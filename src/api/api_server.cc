@@ -29,6 +29,15 @@ int HttpStatusFor(const Status& status) {
   return 500;
 }
 
+Result<json> ParseRequestBody(std::string_view body) {
+  if (body.empty()) return json::object();
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidArgument("request body is not a JSON object");
+  }
+  return j;
+}
+
 namespace {
 
 void Reply(httplib::Response& res, int code, const json& body) {
@@ -45,14 +54,7 @@ void ReplyOperation(httplib::Response& res, const Result<std::shared_ptr<Operati
   Reply(res, 202, {{"operation", (*op)->ToJson()}});
 }
 
-Result<json> Body(const httplib::Request& req) {
-  if (req.body.empty()) return json::object();
-  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Status::InvalidArgument("request body is not a JSON object");
-  }
-  return j;
-}
+Result<json> Body(const httplib::Request& req) { return ParseRequestBody(req.body); }
 
 bool Flag(const httplib::Request& req, const json& body, const std::string& key) {
   if (body.contains(key) && body[key].is_boolean()) return body[key].get<bool>();

@@ -214,4 +214,13 @@ Result<Frame> DecodeFrame(std::string_view bytes, const std::string& where) {
   return Frame{header.type, std::string(bytes.substr(kFrameHeaderBytes))};
 }
 
+Result<nlohmann::json> ParseControlPayload(std::string_view payload, const std::string& where) {
+  nlohmann::json message = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!message.is_object()) {
+    return Status::Corruption(where + ": control frame of " + std::to_string(payload.size()) +
+                              " bytes is not a JSON object");
+  }
+  return message;
+}
+
 }  // namespace ferry::migrate

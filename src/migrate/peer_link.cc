@@ -347,13 +347,8 @@ Result<nlohmann::json> PeerLink::ReceiveMessage(std::chrono::milliseconds timeou
     return Fail(Status::Corruption(description_ + ": expected a control message, got a " +
                                    FrameTypeName(frame.type) + " frame; protocol out of step"));
   }
-  nlohmann::json message =
-      nlohmann::json::parse(frame.payload, nullptr, /*allow_exceptions=*/false);
-  if (!message.is_object()) {
-    return Fail(Status::Corruption(description_ + ": control frame of " +
-                                   std::to_string(frame.payload.size()) +
-                                   " bytes is not a JSON object"));
-  }
+  auto message = ParseControlPayload(frame.payload, description_);
+  if (!message.ok()) return Fail(message.status());
   return message;
 }
 

@@ -19,7 +19,9 @@ void OnGuestMessage(JsonLineConnection& connection, const json& message,
   if (user) user(GuestEvent{name->get<std::string>(), message});
 }
 
-Result<json> InterpretReply(const std::string& op, const json& reply) {
+}  // namespace
+
+Result<json> InterpretGuestReply(const std::string& op, const json& reply) {
   auto ok = reply.find("ok");
   if (ok == reply.end() || !ok->is_boolean()) {
     return Status::Corruption("guest " + op +
@@ -37,8 +39,6 @@ Result<json> InterpretReply(const std::string& op, const json& reply) {
   result.erase("ok");
   return result;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<GuestChannel>> GuestChannel::Connect(const std::string& path,
                                                             std::chrono::milliseconds timeout) {
@@ -68,7 +68,7 @@ Result<json> GuestChannel::Call(const std::string& op, json args,
   message["op"] = op;  // "id" is set by Request
   return connection_->Wait(
       connection_->Request(std::move(message), "guest " + op,
-                           [op](const json& reply) { return InterpretReply(op, reply); }),
+                           [op](const json& reply) { return InterpretGuestReply(op, reply); }),
       timeout);
 }
 
