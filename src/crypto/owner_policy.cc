@@ -162,7 +162,7 @@ Result<OwnerPolicy> ParsePolicy(const std::string& text, const std::string& orig
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     return r.Bad(std::string("not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) return r.Bad("not a ferry policy (the document is not a JSON object)");
