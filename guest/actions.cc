@@ -85,7 +85,7 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
   json request;
   try {
     request = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     return {ErrorReply(nullptr, "request is not valid JSON: " + Shorten(e.what())), false};
   }
   if (!request.is_object()) {

@@ -13,6 +13,8 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libcpp-httplib-dev
   libbrotli-dev zlib1g-dev
+  # the sanitizer and fuzzing tree (scripts/sanitize.sh): clang with ASan, UBSan and libFuzzer
+  clang-14 libclang-rt-14-dev
   # the engine and the guest image's ingredients
   qemu-system-x86 qemu-utils busybox-static dropbear-bin redis-server cpio gzip
   # what tests and the demo use from the outside

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: installs, builds and runs every test (unit, then integration against real
-# QEMU). .ci/run calls exactly this.
+# QEMU, then the unit tests again under ASan + UBSan and every fuzz target for a bounded time,
+# scripts/sanitize.sh). .ci/run calls exactly this. FERRY_FUZZ_SECONDS sets the seconds per
+# fuzz target (default 30).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,3 +16,6 @@ ctest -L unit --output-on-failure -j"$(nproc)"
 echo "== integration tests (real QEMU, real redis in the guest)"
 # Guests run under TCG here: one VM-booting test per core.
 ctest -L integration --output-on-failure -j"$(nproc)" --timeout 600
+
+echo "== sanitizers and fuzzing"
+"$root/scripts/sanitize.sh"

@@ -39,6 +39,14 @@ int HttpStatusFor(const Status& status) {
   return 500;
 }
 
+Result<json> ParseRequestBody(std::string_view body) {
+  if (body.empty()) return json::object();
+  auto j = ParseUntrustedJson(body, "request body", JsonLimits{kMaxBodyBytes});
+  if (!j.ok()) return Status::InvalidArgument(j.status().message());
+  if (!j->is_object()) return Status::InvalidArgument("request body is not a JSON object");
+  return j;
+}
+
 namespace {
 
 void Reply(httplib::Response& res, int code, const json& body) {
@@ -57,13 +65,7 @@ void ReplyOperation(httplib::Response& res, const Result<std::shared_ptr<Operati
   Reply(res, 202, {{"operation", (*op)->ToJson()}});
 }
 
-Result<json> Body(const httplib::Request& req) {
-  if (req.body.empty()) return json::object();
-  auto j = ParseUntrustedJson(req.body, "request body", JsonLimits{kMaxBodyBytes});
-  if (!j.ok()) return Status::InvalidArgument(j.status().message());
-  if (!j->is_object()) return Status::InvalidArgument("request body is not a JSON object");
-  return j;
-}
+Result<json> Body(const httplib::Request& req) { return ParseRequestBody(req.body); }
 
 // Checked reads of a request body; errors are the caller's to fix (InvalidArgument).
 JsonFields Fields(const json& body) {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "core/status.h"
@@ -46,5 +48,9 @@ class ApiServer {
 
 // HTTP status for a Status code (exposed for tests).
 int HttpStatusFor(const Status& status);
+
+// A request's body as the routes read it: empty is {}, anything but a JSON object is
+// InvalidArgument (exposed for fuzz/).
+Result<nlohmann::json> ParseRequestBody(std::string_view body);
 
 }  // namespace ferry::api

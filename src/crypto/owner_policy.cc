@@ -25,7 +25,9 @@ class FieldReader {
   Status ExactFields(const json& obj, const std::string& where,
                      std::initializer_list<const char*> fields) const {
     if (!obj.is_object()) return Bad(where + " is not a JSON object");
-    for (const auto& [key, value] : obj.items()) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      // Not a structured binding: clang before 16 cannot capture one in a lambda.
+      const std::string& key = it.key();
       if (std::find_if(fields.begin(), fields.end(), [&](const char* f) { return key == f; }) ==
           fields.end()) {
         return Bad("unknown field '" + key + "' in " + where +
@@ -160,7 +162,7 @@ Result<OwnerPolicy> ParsePolicy(const std::string& text, const std::string& orig
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     return r.Bad(std::string("not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) return r.Bad("not a ferry policy (the document is not a JSON object)");

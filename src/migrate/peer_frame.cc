@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "core/untrusted_json.h"
+
 namespace ferry::migrate {
 
 namespace {
@@ -212,6 +214,19 @@ Result<Frame> DecodeFrame(std::string_view bytes, const std::string& where) {
                          DecodeFrameHeader(bytes.substr(0, kFrameHeaderBytes), where));
   FERRY_RETURN_IF_ERROR(CheckFramePayload(header, bytes.substr(kFrameHeaderBytes), where));
   return Frame{header.type, std::string(bytes.substr(kFrameHeaderBytes))};
+}
+
+Result<nlohmann::json> ParseControlPayload(std::string_view payload, const std::string& where) {
+  // Size and nesting depth bounded before anything is built (core/untrusted_json.h).
+  FERRY_ASSIGN_OR_RETURN(
+      nlohmann::json message,
+      ParseUntrustedJson(payload, where + ": control message",
+                         JsonLimits{kMaxFramePayloadBytes, JsonLimits::kDefaultMaxDepth}));
+  if (!message.is_object()) {
+    return Status::Corruption(where + ": control frame of " + std::to_string(payload.size()) +
+                              " bytes is not a JSON object");
+  }
+  return message;
 }
 
 }  // namespace ferry::migrate

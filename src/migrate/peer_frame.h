@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -68,6 +69,8 @@ Status CheckFramePayload(const FrameHeader& header, std::string_view payload,
                          const std::string& where);
 // Decodes one whole frame from `bytes`, which must be exactly one frame: header + payload.
 Result<Frame> DecodeFrame(std::string_view bytes, const std::string& where);
+// The JSON object a control frame's payload holds; anything else is Corruption naming `where`.
+Result<nlohmann::json> ParseControlPayload(std::string_view payload, const std::string& where);
 
 namespace internal {
 // The table-driven CRC-32C, exposed so tests can compare it with the SSE4.2 path.

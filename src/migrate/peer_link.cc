@@ -366,16 +366,8 @@ Result<nlohmann::json> PeerLink::ReceiveMessage(std::chrono::milliseconds timeou
     return Fail(Status::Corruption(description_ + ": expected a control message, got a " +
                                    FrameTypeName(frame.type) + " frame; protocol out of step"));
   }
-  // Size and nesting depth bounded before anything is built (core/untrusted_json.h).
-  auto parsed = ParseUntrustedJson(frame.payload, description_ + ": control message",
-                                   JsonLimits{kMaxFramePayloadBytes, JsonLimits::kDefaultMaxDepth});
-  if (!parsed.ok()) return Fail(parsed.status());
-  nlohmann::json message = std::move(parsed).value();
-  if (!message.is_object()) {
-    return Fail(Status::Corruption(description_ + ": control frame of " +
-                                   std::to_string(frame.payload.size()) +
-                                   " bytes is not a JSON object"));
-  }
+  auto message = ParseControlPayload(frame.payload, description_);
+  if (!message.ok()) return Fail(message.status());
   return message;
 }
 

@@ -22,7 +22,9 @@ void OnGuestMessage(JsonLineConnection& connection, const json& message,
   if (user) user(GuestEvent{line->event, message});
 }
 
-Result<json> InterpretReply(std::string_view op, const json& reply) {
+}  // namespace
+
+Result<json> InterpretGuestReply(std::string_view op, const json& reply) {
   auto line = ClassifyGuestMessage(reply);
   if (!line.ok()) {
     return Status::Corruption("guest " + std::string(op) + ": " + line.status().message() +
@@ -31,8 +33,6 @@ Result<json> InterpretReply(std::string_view op, const json& reply) {
   if (!line->ok) return Status::FailedPrecondition("guest " + std::string(op) + ": " + line->error);
   return std::move(line->body);
 }
-
-}  // namespace
 
 Result<std::unique_ptr<GuestChannel>> GuestChannel::Connect(const std::string& path,
                                                             std::chrono::milliseconds timeout) {
@@ -64,7 +64,7 @@ Result<json> GuestChannel::Call(std::string_view op_name, json args,
   message["op"] = op;  // "id" is set by Request
   return connection_->Wait(
       connection_->Request(std::move(message), "guest " + op,
-                           [op](const json& reply) { return InterpretReply(op, reply); }),
+                           [op](const json& reply) { return InterpretGuestReply(op, reply); }),
       timeout);
 }
 

@@ -39,6 +39,10 @@ struct GuestEvent {
   nlohmann::json message;  // the whole object, e.g. with "proto", "services", "boot_ms"
 };
 
+// A reply to `op` as GuestChannel::Call returns it (see there), as a function of one parsed line
+// (unit tests and fuzz/ call it directly).
+Result<nlohmann::json> InterpretGuestReply(std::string_view op, const nlohmann::json& reply);
+
 class GuestChannel {
  public:
   using EventHandler = std::function<void(const GuestEvent& event)>;

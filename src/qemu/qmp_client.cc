@@ -31,8 +31,9 @@ std::string StringField(const json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// QEMU's timestamp, or 0 when it is missing or nonsense.
-int64_t TimestampMicros(const json& message) {
+}  // namespace
+
+int64_t QmpTimestampMicros(const json& message) {
   auto ts = message.find("timestamp");
   if (ts == message.end() || !ts->is_object()) return 0;
   auto seconds = ts->find("seconds");
@@ -48,10 +49,9 @@ int64_t TimestampMicros(const json& message) {
   return s * 1'000'000 + us;
 }
 
-// Turns a reply into the command's result. QEMU's error classes: CommandNotFound and
-// DeviceNotFound name something that does not exist; the rest (mostly GenericError) mean QEMU
-// refused the command as given or in its current state.
-Result<json> InterpretReply(const std::string& command, const json& reply) {
+// QEMU's error classes: CommandNotFound and DeviceNotFound name something that does not exist;
+// the rest (mostly GenericError) mean QEMU refused the command as given or in its current state.
+Result<json> InterpretQmpReply(const std::string& command, const json& reply) {
   auto ret = reply.find("return");
   if (ret != reply.end()) return *ret;
   auto error = reply.find("error");
@@ -70,8 +70,6 @@ Result<json> InterpretReply(const std::string& command, const json& reply) {
   return Status::Corruption("QMP " + command +
                             ": reply has neither \"return\" nor \"error\": " + dump);
 }
-
-}  // namespace
 
 Result<QmpEvent> QmpClient::EventWaiter::Wait(std::chrono::milliseconds timeout) {
   if (!state_) return Status::FailedPrecondition("QMP event waiter was moved from");
@@ -142,7 +140,7 @@ JsonLineConnection::PendingReply QmpClient::SendCommand(const std::string& comma
   if (args.is_object() && !args.empty()) message["arguments"] = std::move(args);
   return connection_->Request(
       std::move(message), "QMP " + command,
-      [command](const json& reply) { return InterpretReply(command, reply); }, pass_fd);
+      [command](const json& reply) { return InterpretQmpReply(command, reply); }, pass_fd);
 }
 
 std::future<Result<json>> QmpClient::Send(const std::string& command, json args) {
@@ -214,7 +212,7 @@ void QmpClient::OnMessage(const json& message, const EventHandler& user) {
   }
   auto data = message.find("data");
   QmpEvent event{name->get<std::string>(), data != message.end() ? *data : json::object(),
-                 TimestampMicros(message)};
+                 QmpTimestampMicros(message)};
   DeliverToWaiters(event);
   if (user) user(event);
 }

@@ -38,6 +38,14 @@ struct QmpEvent {
   int64_t timestamp_us = 0;  // QEMU's host-clock time in microseconds since the epoch; 0 if absent
 };
 
+// How QmpClient reads what QEMU sends, as functions of one parsed line (unit tests and fuzz/
+// call them directly).
+// A command's reply as its result: "return" as is, "error" as NotFound or FailedPrecondition
+// naming the command, anything else Corruption.
+Result<nlohmann::json> InterpretQmpReply(const std::string& command, const nlohmann::json& reply);
+// An event's "timestamp" in microseconds since the epoch; 0 when missing or nonsense.
+int64_t QmpTimestampMicros(const nlohmann::json& message);
+
 class QmpClient {
  public:
   using EventHandler = std::function<void(const QmpEvent& event)>;

@@ -188,12 +188,16 @@ Status WriteManifest(const std::string& dir, const SnapshotManifest& manifest) {
 
 Result<SnapshotManifest> LoadManifest(const std::string& dir) {
   const std::string path = dir + "/" + SnapshotManifest::kFileName;
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status().WithContext("snapshot manifest");
+  return ParseManifest(*text, path);
+}
+
+Result<SnapshotManifest> ParseManifest(std::string_view text, const std::string& path) {
   auto bad = [&](const std::string& why) {
     return Status::Corruption("snapshot manifest " + path + ": " + why + kDamaged);
   };
-  auto text = ReadFile(path);
-  if (!text.ok()) return text.status().WithContext("snapshot manifest");
-  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad("not valid JSON");
   if (!j.is_object()) return bad("not a JSON object");
   if (!j.contains("format") || j["format"] != SnapshotManifest::kFormat) {

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -79,6 +80,8 @@ Status WriteManifest(const std::string& dir, const SnapshotManifest& manifest);
 // file name that leaves DIR, or a checksum mismatch is Corruption; a newer major version is
 // FailedPrecondition ("upgrade ferry"). Every message names the file.
 Result<SnapshotManifest> LoadManifest(const std::string& dir);
+// The checks of LoadManifest on the file's contents; `path` names the file in errors.
+Result<SnapshotManifest> ParseManifest(std::string_view text, const std::string& path);
 
 // Lowercase hex SHA-256 of a file's contents, read in 1 MiB pieces.
 Result<std::string> Sha256File(const std::string& path);

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/corpus/<target>/ from real messages: the lines QEMU 7.2 and
+ferry-guest send, the frames and prepare messages two ferryds exchange, policies signed by
+`ferry policy sign` (read from POLICY_DIR), manifests as WriteManifest lays them out, API
+bodies as the CLI sends them, host requests from guest/protocol.h and DHCP replies as QEMU's
+user networking sends them. Run it again after a format changes:
+    fuzz/make_corpus.py POLICY_DIR   (a directory of *.policy files)"""
+import hashlib, json, os, struct, sys, zlib
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    d = os.path.join(here, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def line(obj):
+    return json.dumps(obj, separators=(",", ":")) + "\n"
+
+
+ts = {"seconds": 1765000000, "microseconds": 412345}
+qmp = {
+    "greeting": {"QMP": {"version": {"qemu": {"micro": 19, "minor": 2, "major": 7},
+                                     "package": "Debian 1:7.2+dfsg-7+deb12u12"},
+                         "capabilities": ["oob"]}},
+    "capabilities": {"return": {}, "id": 1},
+    "status": {"return": {"status": "running", "singlestep": False, "running": True}, "id": 2},
+    "stop_event": {"timestamp": ts, "event": "STOP"},
+    "shutdown_event": {"timestamp": ts, "event": "SHUTDOWN",
+                       "data": {"guest": True, "reason": "guest-shutdown"}},
+    "migration_event": {"timestamp": ts, "event": "MIGRATION", "data": {"status": "completed"}},
+    "generic_error": {"error": {"class": "GenericError",
+                                "desc": "Parameter 'uri' is missing"}, "id": 7},
+    "not_found": {"error": {"class": "CommandNotFound",
+                            "desc": "The command query-nothing has not been found"}, "id": 8},
+    "query_migrate": {"return": {"status": "completed", "setup-time": 3, "downtime": 41,
+                                 "total-time": 2210, "ram": {"total": 268435456,
+                                 "transferred": 98765432, "remaining": 0, "duplicate": 51234,
+                                 "normal": 23456, "mbps": 812.5, "dirty-pages-rate": 120}},
+                      "id": 12},
+}
+for name, obj in qmp.items():
+    write("qmp_reply", name, line(obj))
+write("qmp_reply", "session", "".join(line(qmp[k]) for k in
+                                      ("greeting", "capabilities", "stop_event", "status")))
+
+guest = {
+    "ping": {"id": 3, "ok": True, "proto": 3, "ready": True, "uptime_ms": 2412},
+    "ready_event": {"event": "ready", "proto": 3, "services": ["redis"], "boot_ms": 1834},
+    "identity": {"id": 4, "ok": True, "hostname": "web-1",
+                 "machine_id": "0123456789abcdef0123456789abcdef",
+                 "boot_id": "6b1e2b2a-1d7c-4d2e-9a57-1a2b3c4d5e6f",
+                 "macs": [{"iface": "eth0", "mac": "52:54:00:12:34:56", "ipv4": ["10.0.2.15/24"]}],
+                 "kernel": "6.1.0-28-amd64",
+                 "ssh_host_keys": [{"type": "ssh-ed25519", "fingerprint":
+                                    "SHA256:CMfTW4xhg+QJe2ifVnnjTpGx/8+JJbybjzF/OlZ6bbs"}],
+                 "clock_unix_ns": 1765000000123456789},
+    "reset_identity": {"id": 5, "ok": True, "identity": {"hostname": "web-1-c1"},
+                       "steps_ms": {"rng": 0.03, "clock": 0.01, "machine_id": 0.2,
+                                    "hostname": 0.4, "mac": 3.1, "ssh_keys": 212.5, "dhcp": 15.2},
+                       "total_ms": 231.6},
+    "reset_failed": {"id": 6, "ok": False, "error": "reset_identity failed at step 'mac': "
+                     "SIOCSIFHWADDR eth0: Operation not permitted. Done before it, and still in "
+                     "effect: rng, clock, machine_id, hostname; not attempted: ssh_keys, dhcp",
+                     "failed_step": "mac", "steps_ms": {"rng": 0.03, "clock": 0.01}},
+    "urandom": {"id": 7, "ok": True, "hex": "5a" * 16},
+    "bad_request": {"id": None, "ok": False,
+                    "error": "request must be a JSON object like {\"id\":1,\"op\":\"ping\"}"},
+    "shutdown": {"id": 9, "ok": True},
+}
+for name, obj in guest.items():
+    write("guest_message", name, line(obj))
+write("guest_message", "session", "".join(line(guest[k]) for k in ("ready_event", "ping", "identity")))
+
+# json_line: a control byte (line limit and piece size, see json_line.cc), then lines.
+write("json_line", "qmp_session", b"\x3f" + "".join(line(qmp[k]) for k in
+                                                    ("greeting", "capabilities", "status")).encode())
+write("json_line", "guest_crlf", b"\x80" + (line(guest["ping"]).rstrip("\n") + "\r\n\n").encode())
+write("json_line", "small_limit", b"\x08" + b'{"id":1}\n{"a":[1,2,3,4,5,6]}\n\n[1]\n')
+write("json_line", "split_pieces", b"\xc0" + line(guest["ready_event"]).encode())
+write("json_line", "numbers", b"\x7f" + b'{"n":-1,"f":0.5,"e":1e10,"u":18446744073709551615}\n')
+write("json_line", "unicode", b"\x7f" + '{"s":"h\\u00e9 \\ud83d\\ude00 \u00e9"}\n'.encode())
+
+guest_requests = {
+    "ping": {"id": 1, "op": "ping"},
+    "identity": {"id": 2, "op": "identity"},
+    "reset_identity": {"id": 11, "op": "reset_identity", "hostname": "web-2",
+                       "mac": "52:54:00:ab:cd:ef", "machine_id": "00112233445566778899aabbccddeeff",
+                       "entropy": "a" * 64 + "b" * 64, "time_unix_ns": 1750000000123456789},
+    "finish_identity": {"id": 12, "op": "finish_identity", "hostname": "web-2-c3",
+                        "entropy": "0123456789abcdef" * 8, "time_unix_ns": 1750000000123456789},
+    "urandom": {"id": 13, "op": "urandom", "bytes": 16},
+    "shutdown": {"id": 14, "op": "shutdown"},
+}
+for name, obj in guest_requests.items():
+    write("guest_request", name, line(obj))
+write("guest_request", "resync_then_ping", "\n" + line(guest_requests["ping"]).rstrip("\n") + "\r\n")
+write("guest_request", "not_json", "ping\n")
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def frame(kind, payload):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    head = b"FRYM" + bytes([1, 0, kind, 0]) + struct.pack("<I", len(payload))
+    return head + struct.pack("<I", crc32c(head + payload)) + payload
+
+
+policies = {}
+policy_dir = sys.argv[1] if len(sys.argv) > 1 else None
+if policy_dir:
+    for f in sorted(os.listdir(policy_dir)):
+        if f.endswith(".policy"):
+            policies[f[:-len(".policy")]] = open(os.path.join(policy_dir, f)).read()
+            write("owner_policy", f, policies[f[:-len(".policy")]])
+
+spec = {"name": "web-1", "image": "default", "memory_mib": 256, "cpus": 1,
+        "network": {"mode": "tap", "forwards": [], "bridge": "ferrybr0", "ip": "10.0.0.10/24"}}
+if "web-1" in policies:
+    spec["policy"] = policies["web-1"]
+messages = {
+    "prepare": {"type": "prepare", "migration": "m-3f9a2c", "spec": spec,
+                "mac": "52:54:00:3a:7c:01", "vmgenid": "8d3c7a4e-1b2f-4c5d-9e6f-0a1b2c3d4e5f"},
+    "prepare_user_net": {"type": "prepare", "migration": "m-77aa01",
+                         "spec": {"name": "redis", "image": "default", "memory_mib": 512, "cpus": 2,
+                                  "disk": "1024M", "network": {"mode": "user", "forwards": [
+                                      {"host_port": 16379, "guest_port": 6379}]}},
+                         "mac": "52:54:00:11:22:33", "vmgenid": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"},
+    "prepared": {"type": "prepared"},
+    "received": {"type": "received"},
+    "finish": {"type": "finish"},
+    "finished": {"type": "finished"},
+    "failed": {"type": "failed", "error": "vm web-1: a VM of that name exists on h2"},
+    "abort": {"type": "abort", "error": "cancelled by the user"},
+    "query": {"type": "query", "migration": "m-3f9a2c", "vm": "web-1"},
+    "state": {"type": "state", "state": "running"},
+}
+for name, obj in messages.items():
+    write("peer_message", name, json.dumps(obj))
+write("peer_frame", "prepare", frame(1, json.dumps(messages["prepare_user_net"])))
+write("peer_frame", "finish", frame(1, json.dumps(messages["finish"])))
+write("peer_frame", "accept", frame(4, "{}"))
+write("peer_frame", "data", frame(2, b"QEVM\x00\x00\x00\x03" + bytes(range(64))))
+write("peer_frame", "data_empty", frame(2, b""))
+write("peer_frame", "stream_end", frame(3, b""))
+
+# API bodies as the CLI sends them (cli/cmd_*.cc).
+api = {
+    "vm_create": {"name": "web-1", "image": "default", "memory": "256M", "cpus": 1,
+                  "network": {"mode": "user", "forwards": ["16379:6379"]}},
+    "vm_create_spec": {"spec": {"name": "db", "memory_mib": 512, "disk": "1G",
+                                "network": {"forwards": [{"host_port": 0, "guest_port": 6379}]}},
+                       "wait_ready": True},
+    "vm_create_tap": {"name": "web-2", "network": {"mode": "tap", "bridge": "ferrybr0",
+                                                   "ip": "10.77.0.10/24", "gateway": "10.77.0.1"}},
+    "vm_create_template": {"name": "api-7", "template": "redis", "forwards": ["0:6379"]},
+    "clone": {"count": 3, "forwards": ["0:6379"]},
+    "snapshot": {"vm": "web-1", "name": "warm"},
+    "stop": {"force": False, "timeout_s": 30},
+    "migrate": {"vm": "web-1", "to": "h2", "downtime_ms": 300},
+    "peer_add": {"host_id": "h2", "address": "10.0.0.2:7400"},
+}
+if "db" in policies:
+    api["vm_create_policy"] = {"name": "db", "memory": "1G", "policy": policies["db"]}
+for name, obj in api.items():
+    write("api_request", name, json.dumps(obj))
+write("api_request", "empty", b"")
+
+
+def manifest(name, with_disk, chunks):
+    chunk_bytes = 2 << 20
+    m = {"format": "ferry-snapshot", "version_major": 1, "version_minor": 1, "name": name,
+         "id": "s-" + hashlib.sha256(name.encode()).hexdigest()[:16],
+         "source_vm": {"name": "web-1", "id": "v-0f3e9a7c21b4d685",
+                       "spec": {"name": "web-1", "image": "default", "memory_mib": 256, "cpus": 1,
+                                "network": {"mode": "user", "forwards": [
+                                    {"host_port": 16379, "guest_port": 6379}]}}},
+         "image": "default", "memory_mib": 256, "accelerator": "tcg",
+         "machine": "pc-i440fx-7.2 qemu64", "created_at_ms": 1765000000123, "pause_ms": 212,
+         "device_state": {"file": "device.state", "size": 1048123,
+                          "sha256": hashlib.sha256(b"device").hexdigest()},
+         "ram": {"file": "ram", "size": len(chunks) * chunk_bytes, "chunk_bytes": chunk_bytes,
+                 "checksum": "crc32", "data_bytes": sum(c != "zero" for c in chunks) * chunk_bytes,
+                 "chunks": chunks}}
+    if with_disk:
+        m["disk"] = {"file": "disk.qcow2", "size": 1245184,
+                     "sha256": hashlib.sha256(b"disk").hexdigest(),
+                     "chain": ["/var/lib/ferry/frozen/d-1.qcow2"]}
+    canonical = json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    m["manifest_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(m, sort_keys=True, indent=1) + "\n"
+
+
+chunks = ["%08x" % (zlib.crc32(bytes([i])) ) if i % 3 else "zero" for i in range(16)]
+write("snapshot_manifest", "warm", manifest("warm", False, chunks))
+write("snapshot_manifest", "with_disk", manifest("nightly", True, chunks[:4]))
+write("snapshot_manifest", "all_zero", manifest("empty", False, ["zero"] * 8))
+
+# DHCP replies as QEMU's user networking sends them (guest/fake_dhcp_messages.h).
+def dhcp_reply(msg_type, yiaddr, extra=b""):
+    b = bytearray(240)
+    b[0], b[1], b[2] = 2, 1, 6
+    b[4:8] = struct.pack(">I", 0x12345678)
+    b[16:20] = bytes(yiaddr)
+    b[20:24] = bytes([10, 0, 2, 2])
+    b[28:34] = bytes([0x52, 0x54, 0x00, 0x12, 0x34, 0x56])
+    b[236:240] = b"\x63\x82\x53\x63"
+    opts = bytes([53, 1, msg_type, 54, 4, 10, 0, 2, 2, 51, 4]) + struct.pack(">I", 86400)
+    opts += bytes([1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 2, 2, 6, 4, 10, 0, 2, 3])
+    return bytes(b) + opts + extra + b"\xff" + bytes(60)
+
+
+write("dhcp_message", "offer", dhcp_reply(2, [10, 0, 2, 16]))
+write("dhcp_message", "ack", dhcp_reply(5, [10, 0, 2, 15], bytes([15, 9]) + b"ferry.lan"))
+write("dhcp_message", "nak", dhcp_reply(6, [0, 0, 0, 0], bytes([56, 14]) + b"wrong address"[:14].ljust(14)))
