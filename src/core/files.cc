@@ -1,11 +1,13 @@
 #include "core/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -38,8 +40,8 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents, int
       int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      return (err == ENOSPC ? Status::ResourceExhausted : Status::Internal)(
-          "cannot write " + tmp + ": " + std::strerror(err));
+      return (err == ENOSPC ? Status::ResourceExhausted
+                            : Status::Internal)("cannot write " + tmp + ": " + std::strerror(err));
     }
     done += static_cast<size_t>(n);
   }
@@ -92,8 +94,73 @@ std::string TailFile(const std::string& path, size_t max_bytes) {
 
 Result<uint64_t> FreeBytesOn(const std::string& path) {
   struct statvfs vfs;
-  if (::statvfs(path.c_str(), &vfs) != 0) return Status::Internal("statvfs " + path + ": " + Errno());
+  if (::statvfs(path.c_str(), &vfs) != 0)
+    return Status::Internal("statvfs " + path + ": " + Errno());
   return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+}
+
+Status EnsurePrivateDir(const std::string& path, const std::string& what) {
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  if (!parent.empty() && !PathExists(parent)) FERRY_RETURN_IF_ERROR(MakeDirs(parent, 0755));
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::Internal(what + " " + path + ": cannot create it: " + Errno());
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return Status::Internal(what + " " + path + ": cannot inspect it: " + Errno());
+  }
+  const std::string fix = "; remove it or choose another path, ferryd creates it itself";
+  if (S_ISLNK(st.st_mode))
+    return Status::FailedPrecondition(what + " " + path + " is a symlink" + fix);
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::FailedPrecondition(what + " " + path + " is not a directory" + fix);
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Status::FailedPrecondition(what + " " + path + " is owned by uid " +
+                                      std::to_string(st.st_uid) + ", not ferryd's uid " +
+                                      std::to_string(::geteuid()) + fix);
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status::FailedPrecondition(what + " " + path + " has mode " + mode +
+                                      ", other users may use it; make it 0700 (chmod 700 " + path +
+                                      ") or remove it");
+  }
+  return Status::Ok();
+}
+
+Result<int> CreateExclusive(const std::string& path, int flags, int mode) {
+  int fd = ::open(path.c_str(), flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) {
+    const int err = errno;
+    return (err == ENOSPC ? Status::ResourceExhausted : Status::Internal)(
+        "cannot create " + path + ": " + std::strerror(err) +
+        (err == EEXIST ? " (a file of that name already exists)" : ""));
+  }
+  return fd;
+}
+
+uint64_t UnallocatedBytesIn(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  uint64_t owed = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(st.st_mode) || (st.st_mode & S_IWUSR) == 0) continue;
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    const uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+    if (size > allocated) owed += size - allocated;
+  }
+  ::closedir(d);
+  return owed;
+}
+
+Result<uint64_t> HeadroomIn(const std::string& dir) {
+  FERRY_ASSIGN_OR_RETURN(uint64_t free_bytes, FreeBytesOn(dir));
+  const uint64_t owed = UnallocatedBytesIn(dir);
+  return free_bytes > owed ? free_bytes - owed : 0;
 }
 
 }  // namespace ferry

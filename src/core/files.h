@@ -20,4 +20,19 @@ std::string TailFile(const std::string& path, size_t max_bytes);
 // Bytes a new file could still take on the filesystem holding `path`.
 Result<uint64_t> FreeBytesOn(const std::string& path);
 
+// A directory only this process's user may use: created with mode 0700 if missing (its parents
+// as needed); refused with one line naming `what` and the path when it exists as a symlink or
+// non-directory, owned by another user, or with any group or other permission bit, since
+// another local user could then plant, swap or read the files ferryd keeps there.
+Status EnsurePrivateDir(const std::string& path, const std::string& what);
+// Creates a new file for writing (O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC): never follows a planted
+// symlink, never reuses a file someone else made. Returns the descriptor.
+Result<int> CreateExclusive(const std::string& path, int flags, int mode);
+// Bytes the writable sparse files directly in `dir` (running VMs' RAM files) may still grow
+// into: their size minus what is allocated. Read-only files (snapshot images) never grow.
+uint64_t UnallocatedBytesIn(const std::string& dir);
+// Space a new file in `dir` may take without starving the sparse files already there: free
+// space minus UnallocatedBytesIn(dir), 0 when they are owed more than is free.
+Result<uint64_t> HeadroomIn(const std::string& dir);
+
 }  // namespace ferry

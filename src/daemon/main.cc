@@ -1,16 +1,17 @@
 // ferryd: one per host. Wiring only: flags, the state-directory lock, the VM service, the API.
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <spdlog/spdlog.h>
 
 #include "api/api_server.h"
-#include "migrate/migration_service.h"
 #include "core/files.h"
+#include "migrate/migration_service.h"
+#include "vm/qemu_user.h"
 #include "vm/vm_service.h"
 
 #ifndef FERRY_DEFAULT_IMAGE_DIR
@@ -30,6 +31,12 @@ int main(int argc, char** argv) {
   app.add_option("--socket", socket_path, "API socket (default: STATE_DIR/ferryd.sock)");
   app.add_option("--image-dir", config.image_dirs, "directory of guest images (repeatable)");
   app.add_option("--qemu", config.qemu_binary, "QEMU binary")->capture_default_str();
+  app.add_option("--qemu-user", config.qemu_user,
+                 "unprivileged system user every QEMU runs as (created if missing)")
+      ->capture_default_str();
+  app.add_option("--console-max-kib", config.console_max_kib,
+                 "size at which a VM's console.log is rotated to console.log.1")
+      ->capture_default_str();
   app.add_option("--ready-timeout", ready_timeout_s, "seconds a guest may take to become ready")
       ->capture_default_str();
   ferry::migrate::MigrationConfig migration;
@@ -46,7 +53,8 @@ int main(int argc, char** argv) {
                "refuse an incoming VM that has no owner's policy");
   app.add_option("--accept-owner", migration.accept_owners,
                  "an owner key fingerprint whose VMs may arrive (repeatable; none: any owner)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -63,7 +71,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  ferry::Status st = ferry::MakeDirs(config.state_dir, 0700);
+  // Both directories are ferryd's alone: a local user who could plant or swap a file there could
+  // hand QEMU a RAM or disk file of their choosing, or read a guest's memory.
+  ferry::Status st = ferry::EnsurePrivateDir(config.state_dir, "state directory");
+  if (st.ok()) st = ferry::EnsurePrivateDir(config.ram_dir, "RAM directory");
+  if (st.ok()) st = ferry::vm::EnsureQemuUser(config.qemu_user);
   if (!st.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
     return 1;

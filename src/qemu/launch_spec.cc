@@ -45,8 +45,10 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   // A guest reboot (e.g. kernel panic with panic=-1) ends QEMU instead of looping silently.
   add({"-no-reboot"});
   add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", spec.kernel_cmdline});
-  add({"-chardev", "file,id=serial0,path=" + EscapeOptionValue(spec.console_log), "-serial",
-       "chardev:serial0"});
+  // append=on: ferryd rotates the file by truncating it, and QEMU's writes then go on at its new
+  // end instead of leaving a hole the size of what was cut.
+  add({"-chardev", "file,id=serial0,append=on,path=" + EscapeOptionValue(spec.console_log),
+       "-serial", "chardev:serial0"});
   add({"-device", "virtio-serial-pci,id=vser0", "-chardev",
        "socket,id=guest0,path=" + EscapeOptionValue(spec.guest_socket) + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"});
@@ -60,7 +62,9 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
       netdev = "tap,id=" + id + ",ifname=" + EscapeOptionValue(nic.ifname) +
                ",script=no,downscript=no,vhost=off";
     } else {
-      netdev = "user,id=" + id;
+      // restrict=on: the guest reaches nothing through slirp (not the host's loopback at
+      // 10.0.2.2, not other VMs' forwards) but the forwards below, which still reach it.
+      netdev = "user,id=" + id + ",restrict=on";
       for (const PortForward& f : nic.forwards) {
         netdev += ",hostfwd=" +
                   EscapeOptionValue("tcp:" + f.host_address + ":" + std::to_string(f.host_port) +
@@ -83,6 +87,12 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   // -S keeps the restored guest paused until ferryd has checked the restore and resumes it.
   if (spec.incoming) add({"-S", "-incoming", "defer"});
   add({"-qmp", "unix:" + EscapeOptionValue(spec.qmp_socket) + ",server=on,wait=off"});
+  // The seccomp filter forbids obsolete system calls, new processes and scheduler/resource
+  // changes. elevateprivileges stays allowed because -runas's setuid comes after the filter is
+  // installed (QEMU 7.2 dies with "Bad system call" otherwise); once QEMU has dropped to the
+  // unprivileged user it holds no saved root id to regain.
+  add({"-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny"});
+  if (!spec.run_as.empty()) add({"-runas", spec.run_as});
   return argv;
 }
 

@@ -53,6 +53,8 @@ struct LaunchSpec {
   std::string disk_path;
   // Start paused, waiting for `migrate-incoming` (restore of a snapshot's device state).
   bool incoming = false;
+  // "UID:GID" QEMU drops to once it has opened what this spec names (-runas); "" keeps ours.
+  std::string run_as;
 };
 
 // The QMP device name of the data disk.

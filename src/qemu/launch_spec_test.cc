@@ -88,9 +88,9 @@ TEST(LaunchSpecTest, AcceleratorSelectsMachineAndCpu) {
   EXPECT_EQ(ValueOf(argv, "-cpu"), "host");
 }
 
-TEST(LaunchSpecTest, ForwardsListenOnLoopbackOnly) {
+TEST(LaunchSpecTest, ForwardsListenOnLoopbackOnlyAndTheGuestReachesNothingElse) {
   EXPECT_EQ(ValueOf(BuildCommandLine(Sample()), "-netdev"),
-            "user,id=net0,hostfwd=tcp:127.0.0.1:16379-:6379");
+            "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:16379-:6379");
   EXPECT_EQ(ValueOf(BuildCommandLine(Sample()), "-device", "virtio-net"),
             "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc");
 }
@@ -191,6 +191,22 @@ TEST(LaunchSpecTest, ClonesWaitPausedForTheirDeviceStateAndGetANewGeneration) {
   EXPECT_EQ(ValueOf(argv, "-incoming"), "defer");
   EXPECT_THAT(argv, Contains("-S"));
   EXPECT_THAT(argv, Contains("vmgenid,guid=6f1a7c1e-1111-2222-3333-444455556666"));
+}
+
+TEST(LaunchSpecTest, QemuIsSandboxedAndDropsToItsUser) {
+  auto spec = Sample();
+  auto argv = BuildCommandLine(spec);
+  EXPECT_EQ(ValueOf(argv, "-sandbox"), "on,obsolete=deny,spawn=deny,resourcecontrol=deny");
+  EXPECT_THAT(argv, ::testing::Not(Contains("-runas")));
+  spec.run_as = "998:997";
+  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-runas"), "998:997");
+}
+
+TEST(LaunchSpecTest, ConsoleIsAppendedSoRotationCanTruncateIt) {
+  auto spec = Sample();
+  spec.console_log = "/state/vms/web-1/console.log";
+  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-chardev", "serial0"),
+            "file,id=serial0,append=on,path=/state/vms/web-1/console.log");
 }
 
 TEST(LaunchSpecTest, KernelCmdlineIsPassedAsOneArgument) {

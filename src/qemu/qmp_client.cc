@@ -157,6 +157,16 @@ Status QmpClient::PassFd(const std::string& name, int fd, std::chrono::milliseco
   return connection_->Wait(SendCommand("getfd", {{"fdname", name}}, fd), timeout).status();
 }
 
+Result<int64_t> QmpClient::AddFd(int fd, std::chrono::milliseconds timeout) {
+  if (fd < 0) return Status::InvalidArgument("QMP add-fd: no descriptor to pass");
+  FERRY_ASSIGN_OR_RETURN(json reply,
+                         connection_->Wait(SendCommand("add-fd", json::object(), fd), timeout));
+  if (!reply.is_object() || !reply.contains("fdset-id") || !reply["fdset-id"].is_number_integer()) {
+    return Status::Internal("QMP add-fd: QEMU's reply has no fdset-id");
+  }
+  return reply["fdset-id"].get<int64_t>();
+}
+
 QmpClient::EventWaiter QmpClient::WatchEvent(std::string name) {
   auto state = std::make_shared<EventWaiter::State>();
   state->name = std::move(name);

@@ -98,6 +98,9 @@ class QmpClient {
   // `getfd`: hands QEMU a copy of `fd` under `name` (for a later "fd:NAME" migration URI).
   Status PassFd(const std::string& name, int fd,
                 std::chrono::milliseconds timeout = kDefaultTimeout);
+  // Adds a copy of `fd` to a new fd set (QMP add-fd); QEMU opens it as "/dev/fdset/ID". Returns
+  // the set's ID.
+  Result<int64_t> AddFd(int fd, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // Starts collecting events named `name` ("" for every event); see EventWaiter.
   EventWaiter WatchEvent(std::string name);

@@ -47,7 +47,7 @@ Status AwaitMigration(vm::VmRuntime& vm, const std::string& what, milliseconds t
 Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds timeout) {
   FERRY_RETURN_IF_ERROR(IgnoreSharedRam(vm, true));
   Status st = Status::Ok();
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     st = Status::Unavailable("device state file " + path +
                              ": cannot create it: " + std::strerror(errno));

@@ -1,10 +1,13 @@
 #include "snapshot/disk_freeze.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "qemu/launch_spec.h"
 #include "vm/vm_disk.h"
@@ -31,11 +34,35 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
     undo();
     return made.WithContext(what);
   }
-  auto switched = rt.Qmp("blockdev-snapshot-sync", {{"device", qemu::kDiskDriveId},
-                                                    {"snapshot-file", new_top},
-                                                    {"format", "qcow2"},
-                                                    {"mode", "existing"}});
+  // QEMU runs unprivileged and cannot open a path in ferryd's directories: ferryd opens the
+  // overlay and hands QEMU the descriptor (add-fd). The overlay node gets no backing of its own;
+  // blockdev-snapshot puts the running disk beneath it.
+  const int top_fd = ::open(new_top.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (top_fd < 0) {
+    const std::string err = std::strerror(errno);
+    undo();
+    return Status::Internal(what + ": cannot open the new overlay " + new_top + ": " + err);
+  }
+  auto fdset = rt.QmpAddFd(top_fd);
+  ::close(top_fd);  // QEMU holds its own copy now
+  const std::string node = "top-" + std::filesystem::path(new_top).stem().string();
+  Result<nlohmann::json> switched = fdset.status();
+  if (fdset.ok()) {
+    switched = rt.Qmp(
+        "blockdev-add",
+        {{"driver", "qcow2"},
+         {"node-name", node},
+         {"file", {{"driver", "file"}, {"filename", "/dev/fdset/" + std::to_string(*fdset)}}},
+         {"backing", nullptr}});
+  }
+  if (switched.ok()) {
+    switched = rt.Qmp("blockdev-snapshot", {{"node", qemu::kDiskDriveId}, {"overlay", node}});
+    if (!switched.ok()) (void)rt.Qmp("blockdev-del", {{"node-name", node}});
+  }
   if (!switched.ok()) {
+    // On success the set stays: QEMU's block layer reopens the overlay through it when it
+    // changes its access (e.g. at the next snapshot).
+    if (fdset.ok()) (void)rt.Qmp("remove-fd", {{"fdset-id", *fdset}});
     undo();
     return switched.status().WithContext(what + ": QEMU did not switch to a new overlay");
   }

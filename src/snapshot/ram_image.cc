@@ -131,7 +131,7 @@ Result<RamImage> CopyFile(const std::string& src, const std::string& dst,
   if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     return Status::InvalidArgument("RAM file " + src + " is not a regular file");
   }
-  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (out.fd < 0) {
     const int err = errno;
     return (err == EEXIST ? Status::AlreadyExists

@@ -219,6 +219,22 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
         lease.record.origin.value("snapshot", "?") +
         "; snapshots of clones are not supported yet: snapshot a VM booted from an image");
   }
+  {
+    // The RAM image takes up to what the VM's RAM file holds now; the running VMs' sparse RAM
+    // files keep their right to grow (HeadroomIn), or a guest would die of SIGBUS later.
+    struct stat ram;
+    auto headroom = HeadroomIn(vms_.config().ram_dir);
+    if (::stat(lease.record.ram_path.c_str(), &ram) == 0 && headroom.ok() &&
+        static_cast<uint64_t>(ram.st_blocks) * 512 > *headroom) {
+      lease.release(json::object());
+      return Status::ResourceExhausted(
+          what + ": the RAM image needs up to " +
+          std::to_string((static_cast<uint64_t>(ram.st_blocks) * 512) >> 20) + " MiB but " +
+          vms_.config().ram_dir + " can spare " + std::to_string(*headroom >> 20) +
+          " MiB beyond what running VMs' RAM may still take; delete snapshots or VMs, or "
+          "enlarge that filesystem");
+    }
+  }
   const std::string id = NewId();
   const Paths paths = PathsFor(name, id);
   const std::string partial = paths.dir + ".partial";

@@ -56,7 +56,8 @@ HostCapacity ProbeCapacity(const std::string& ram_dir) {
   HostCapacity cap;
   auto mem = MemAvailableBytes();
   cap.mem_available_bytes = mem.ok() ? *mem : 0;
-  auto free = FreeBytesOn(ram_dir);
+  // What running VMs' sparse RAM files may still grow into is theirs, not free.
+  auto free = HeadroomIn(ram_dir);
   cap.ram_dir_free_bytes = free.ok() ? *free : 0;
   cap.tcp_port_free = TcpPortFree;
   cap.bridge_usable = TapDevice::CheckBridge;

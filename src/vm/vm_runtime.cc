@@ -13,6 +13,7 @@
 #include "core/guarded_thread.h"
 #include "qemu/guest_messages.h"
 #include "qemu/launch_spec.h"
+#include "vm/console_ring.h"
 
 namespace ferry::vm {
 
@@ -26,7 +27,13 @@ constexpr size_t kLastWordsBytes = 1024;
 // (e.g. ferryd restarted while the guest booted).
 constexpr milliseconds kReadyPollInterval(500);
 constexpr milliseconds kReconnectInterval(50);
+// How often the console's size is checked: the ring holds at most twice its cap plus what the
+// guest prints in this time.
+constexpr milliseconds kConsoleCheckInterval(1000);
+std::atomic<uint64_t> console_ring_bytes{uint64_t{2} << 20};
 }  // namespace
+
+void SetConsoleRingBytes(uint64_t bytes) { console_ring_bytes = bytes; }
 
 std::string QemuLastWords(const VmPaths& paths) {
   std::string words = TailFile(paths.qemu_log, kLastWordsBytes);
@@ -136,8 +143,13 @@ VmRuntime::~VmRuntime() {
 void VmRuntime::WatchProcess() {
   struct pollfd fds[2] = {{process_.pidfd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
   while (true) {
-    int r = ::poll(fds, 2, -1);
+    int r = ::poll(fds, 2, static_cast<int>(kConsoleCheckInterval.count()));
     if (r < 0 && errno == EINTR) continue;
+    if (r == 0) {
+      auto rotated = RotateConsoleIfOver(paths_.console_log, console_ring_bytes);
+      if (!rotated.ok()) spdlog::warn("console of {}: {}", paths_.dir, rotated.status().message());
+      continue;
+    }
     if (fds[1].revents) return;  // runtime destroyed while QEMU still runs
     if (fds[0].revents) break;
   }
@@ -244,6 +256,16 @@ Status VmRuntime::QmpPassFd(const std::string& name, int fd) {
   }
   if (!qmp || !qmp->connected()) return Status::Unavailable("QMP is not connected");
   return qmp->PassFd(name, fd);
+}
+
+Result<int64_t> VmRuntime::QmpAddFd(int fd) {
+  std::shared_ptr<qemu::QmpClient> qmp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    qmp = qmp_;
+  }
+  if (!qmp || !qmp->connected()) return Status::Unavailable("QMP is not connected");
+  return qmp->AddFd(fd);
 }
 
 Result<nlohmann::json> VmRuntime::GuestCall(std::string_view op, const nlohmann::json& args,

@@ -28,6 +28,10 @@ namespace ferry::vm {
 // quoted in errors and in a failed VM's record.
 std::string QemuLastWords(const VmPaths& paths);
 
+// The size past which every runtime rotates its VM's console.log (console_ring.h); set once at
+// start-up.
+void SetConsoleRingBytes(uint64_t bytes);
+
 class VmRuntime : public qemu::QmpExecutor {
  public:
   // Called from the runtime's own threads; they must not destroy the runtime.
@@ -70,6 +74,9 @@ class VmRuntime : public qemu::QmpExecutor {
                              std::chrono::milliseconds timeout = std::chrono::seconds(10)) override;
   // Hands QEMU a copy of `fd` as `name` (QMP getfd), for an "fd:NAME" migration URI.
   Status QmpPassFd(const std::string& name, int fd);
+  // Hands QEMU a copy of `fd` in a new fd set (QMP add-fd); QEMU opens it as /dev/fdset/ID, so
+  // a QEMU that runs unprivileged still uses a file only ferryd can open. Returns the ID.
+  Result<int64_t> QmpAddFd(int fd);
   // Request to ferry-guest; Unavailable while the guest channel is not connected.
   Result<nlohmann::json> GuestCall(std::string_view op,
                                    const nlohmann::json& args = nlohmann::json::object(),

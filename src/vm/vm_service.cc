@@ -21,7 +21,9 @@
 #include "crypto/owner_policy.h"
 #include "qemu/guest_messages.h"
 #include "qemu/launch_spec.h"
+#include "vm/console_ring.h"
 #include "vm/host_probe.h"
+#include "vm/qemu_user.h"
 #include "vm/tap_device.h"
 #include "vm/vm_disk.h"
 #include "vm/vm_paths.h"
@@ -59,11 +61,16 @@ VmService::VmService(ServiceConfig config)
 
 Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
   if (config.state_dir.empty()) return Status::InvalidArgument("no state directory given");
-  FERRY_RETURN_IF_ERROR(MakeDirs(config.state_dir, 0700));
+  FERRY_RETURN_IF_ERROR(EnsurePrivateDir(config.state_dir, "state directory"));
   FERRY_RETURN_IF_ERROR(MakeDirs(config.state_dir + "/vms", 0700));
-  FERRY_RETURN_IF_ERROR(MakeDirs(config.ram_dir, 0700));
+  FERRY_RETURN_IF_ERROR(EnsurePrivateDir(config.ram_dir, "RAM directory"));
   std::unique_ptr<VmService> svc(new VmService(std::move(config)));
   FERRY_ASSIGN_OR_RETURN(svc->registry_, Registry::Open(svc->config_.state_dir + "/registry.db"));
+  if (!svc->config_.qemu_user.empty()) {
+    FERRY_ASSIGN_OR_RETURN(QemuUser user, LookUpQemuUser(svc->config_.qemu_user));
+    svc->qemu_run_as_ = user.RunAs();
+  }
+  SetConsoleRingBytes(svc->config_.console_max_kib << 10);
   svc->accel_ = qemu::ChooseAccelerator(qemu::ProbeHost());
   spdlog::info("accelerator: {}", svc->accel_.reason);
   FERRY_RETURN_IF_ERROR(svc->Readopt());
@@ -407,6 +414,7 @@ Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPat
   launch.memory_mib = r.spec.memory_mib;
   launch.ram_path = r.ram_path;
   launch.disk_path = r.disk_path;
+  launch.run_as = qemu_run_as_;
   launch.kernel = image->kernel;
   launch.initrd = image->initrd;
   launch.kernel_cmdline = image->kernel_cmdline;
@@ -488,10 +496,13 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   Status st = plan.prelaunched.runtime ? Status::Ok() : MakeDirs(vm->paths.dir, 0700);
   if (st.ok() && launch.ram_shared) {
     // The agent owns guest RAM: a sparse file on tmpfs that QEMU maps shared.
-    int fd = ::open(launch.ram_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    // No QEMU of this VM runs now: a file of that name is a leftover of an earlier run. The
+    // new one is made afresh and never through a planted symlink.
+    ::unlink(launch.ram_path.c_str());
+    auto made = CreateExclusive(launch.ram_path, O_RDWR, 0600);
+    const int fd = made.ok() ? *made : -1;
     if (fd < 0) {
-      st = Status::Internal("vm " + name + ": cannot create RAM file " + launch.ram_path + ": " +
-                            std::strerror(errno));
+      st = made.status().WithContext("vm " + name + ": RAM file");
     } else {
       if (::ftruncate(fd, static_cast<off_t>(launch.memory_mib << 20)) != 0) {
         st = Status::ResourceExhausted("vm " + name + ": cannot size RAM file " + launch.ram_path +
@@ -1121,8 +1132,7 @@ Result<std::string> VmService::Console(const std::string& name, size_t max_bytes
     std::lock_guard<std::mutex> lock(vm->mu);
     path = vm->paths.console_log;
   }
-  if (!PathExists(path)) return std::string();
-  return TailFile(path, max_bytes);
+  return ConsoleTail(path, max_bytes);
 }
 
 Result<json> VmService::GuestRandom(const std::string& name, int bytes) {

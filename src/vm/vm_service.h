@@ -36,6 +36,10 @@ struct ServiceConfig {
   std::chrono::milliseconds qemu_start_timeout{15000};
   std::chrono::milliseconds ready_timeout{300000};
   std::chrono::milliseconds graceful_stop_timeout{30000};
+  // Every QEMU drops to this user (see qemu_user.h); "" keeps ferryd's (unit tests only).
+  std::string qemu_user = "ferry-qemu";
+  // console.log is rotated to console.log.1 beyond this size: at most twice it on disk.
+  uint64_t console_max_kib = 2048;
 };
 
 struct StopOptions {
@@ -181,6 +185,7 @@ class VmService {
   std::unique_ptr<Registry> registry_;
   ImageCatalog images_;
   qemu::AcceleratorChoice accel_;
+  std::string qemu_run_as_;  // -runas UID:GID of config_.qemu_user
   OperationLog operations_;
 
   std::mutex mu_;
