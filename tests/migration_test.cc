@@ -556,7 +556,9 @@ TEST_F(MigrationTest, ADestinationWithoutRoomRefusesAndTheVmStaysOnTheSource) {
   // h2's RAM directory is a 64 MiB tmpfs: a 256 MiB guest does not fit there.
   Ferryd(2).Stop();
   const std::string ram_dir = Ferryd(2).ram_dir();
-  ASSERT_EQ(RunCommand({"mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", ram_dir}).exit_code, 0);
+  ASSERT_EQ(
+      RunCommand({"mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", ram_dir}).exit_code,
+      0);
   struct Unmount {
     NamespacedFerryd& h2;
     std::string dir;

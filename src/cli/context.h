@@ -30,8 +30,10 @@ struct Context {
     exit_code = 1;
   }
   // JSON escapes control characters itself; invalid UTF-8 from a guest is replaced.
+  // ASCII only: guest-reported strings may hold C1 controls (U+0080..U+009F, e.g. U+009B, an
+  // 8-bit CSI) that JSON leaves unescaped but a terminal obeys; \u-escaped they are inert.
   void PrintJson(const nlohmann::json& j) const {
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << j.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
   }
 };
 

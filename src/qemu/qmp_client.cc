@@ -157,10 +157,12 @@ Status QmpClient::PassFd(const std::string& name, int fd, std::chrono::milliseco
   return connection_->Wait(SendCommand("getfd", {{"fdname", name}}, fd), timeout).status();
 }
 
-Result<int64_t> QmpClient::AddFd(int fd, std::chrono::milliseconds timeout) {
+Result<int64_t> QmpClient::AddFd(int fd, std::optional<int64_t> fdset,
+                                 std::chrono::milliseconds timeout) {
   if (fd < 0) return Status::InvalidArgument("QMP add-fd: no descriptor to pass");
-  FERRY_ASSIGN_OR_RETURN(json reply,
-                         connection_->Wait(SendCommand("add-fd", json::object(), fd), timeout));
+  json args = json::object();
+  if (fdset) args["fdset-id"] = *fdset;
+  FERRY_ASSIGN_OR_RETURN(json reply, connection_->Wait(SendCommand("add-fd", args, fd), timeout));
   if (!reply.is_object() || !reply.contains("fdset-id") || !reply["fdset-id"].is_number_integer()) {
     return Status::Internal("QMP add-fd: QEMU's reply has no fdset-id");
   }

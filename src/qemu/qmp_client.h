@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,7 +101,10 @@ class QmpClient {
                 std::chrono::milliseconds timeout = kDefaultTimeout);
   // Adds a copy of `fd` to a new fd set (QMP add-fd); QEMU opens it as "/dev/fdset/ID". Returns
   // the set's ID.
-  Result<int64_t> AddFd(int fd, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // `fdset`: add to that existing set instead of a new one (QEMU picks, per open, a descriptor
+  // of the set whose access mode matches: a set for a disk needs a read-only one too).
+  Result<int64_t> AddFd(int fd, std::optional<int64_t> fdset = std::nullopt,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // Starts collecting events named `name` ("" for every event); see EventWaiter.
   EventWaiter WatchEvent(std::string name);

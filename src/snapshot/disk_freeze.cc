@@ -37,14 +37,21 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
   // QEMU runs unprivileged and cannot open a path in ferryd's directories: ferryd opens the
   // overlay and hands QEMU the descriptor (add-fd). The overlay node gets no backing of its own;
   // blockdev-snapshot puts the running disk beneath it.
-  const int top_fd = ::open(new_top.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-  if (top_fd < 0) {
-    const std::string err = std::strerror(errno);
-    undo();
-    return Status::Internal(what + ": cannot open the new overlay " + new_top + ": " + err);
+  // The set holds a read-write and a read-only descriptor: QEMU opens /dev/fdset/N again with
+  // the access it needs, and read-only when it inactivates the disk at the end of a migration
+  // (the device-state save of the next snapshot): with only a read-write one that fails.
+  Result<int64_t> fdset = Status::Internal("");
+  for (int flags : {O_RDWR, O_RDONLY}) {
+    const int fd = ::open(new_top.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      fdset = Status::Internal(what + ": cannot open the new overlay " + new_top + ": " +
+                               std::strerror(errno));
+    } else {
+      fdset = rt.QmpAddFd(fd, flags == O_RDWR ? std::nullopt : std::optional<int64_t>(*fdset));
+      ::close(fd);  // QEMU holds its own copy now
+    }
+    if (!fdset.ok()) break;
   }
-  auto fdset = rt.QmpAddFd(top_fd);
-  ::close(top_fd);  // QEMU holds its own copy now
   const std::string node = "top-" + std::filesystem::path(new_top).stem().string();
   Result<nlohmann::json> switched = fdset.status();
   if (fdset.ok()) {

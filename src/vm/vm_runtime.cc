@@ -258,14 +258,14 @@ Status VmRuntime::QmpPassFd(const std::string& name, int fd) {
   return qmp->PassFd(name, fd);
 }
 
-Result<int64_t> VmRuntime::QmpAddFd(int fd) {
+Result<int64_t> VmRuntime::QmpAddFd(int fd, std::optional<int64_t> fdset) {
   std::shared_ptr<qemu::QmpClient> qmp;
   {
     std::lock_guard<std::mutex> lock(mu_);
     qmp = qmp_;
   }
   if (!qmp || !qmp->connected()) return Status::Unavailable("QMP is not connected");
-  return qmp->AddFd(fd);
+  return qmp->AddFd(fd, fdset);
 }
 
 Result<nlohmann::json> VmRuntime::GuestCall(std::string_view op, const nlohmann::json& args,

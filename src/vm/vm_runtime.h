@@ -76,7 +76,7 @@ class VmRuntime : public qemu::QmpExecutor {
   Status QmpPassFd(const std::string& name, int fd);
   // Hands QEMU a copy of `fd` in a new fd set (QMP add-fd); QEMU opens it as /dev/fdset/ID, so
   // a QEMU that runs unprivileged still uses a file only ferryd can open. Returns the ID.
-  Result<int64_t> QmpAddFd(int fd);
+  Result<int64_t> QmpAddFd(int fd, std::optional<int64_t> fdset = std::nullopt);
   // Request to ferry-guest; Unavailable while the guest channel is not connected.
   Result<nlohmann::json> GuestCall(std::string_view op,
                                    const nlohmann::json& args = nlohmann::json::object(),

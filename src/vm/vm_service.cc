@@ -360,33 +360,35 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
                                : plan.restore          ? "clone"
                                                        : "create");
 
-  InBackground([this, vm, op, plan = std::move(plan), wait_ready] {
-    Status st = Launch(vm, *op, plan, wait_ready);
-    bool never_ran;
-    json described;
-    {
-      std::lock_guard<std::mutex> l(vm->mu);
-      never_ran = vm->rec.state == VmState::kCreating;
-      vm->busy.clear();  // before the operation ends: its waiters may act on the VM at once
-      if (st.ok()) described = Describe(*vm, false);
-    }
-    if (st.ok()) return op->Succeed(described);
-    if (never_ran) {
-      // Nothing ran: leave no trace, as if the request had been refused.
-      std::shared_ptr<VmRuntime> rt;
-      {
-        std::lock_guard<std::mutex> l(vm->mu);
-        rt.swap(vm->rt);
-      }
-      rt.reset();
-      std::lock_guard<std::mutex> l(mu_);
-      vms_.erase(vm->rec.spec.name);
-      registry_->DeleteVm(vm->rec.spec.name);
-      RemoveTap(vm->rec);
-      RemoveAll(vm->paths.dir);
-    }
-    op->Fail(st);
-  }, op);
+  InBackground(
+      [this, vm, op, plan = std::move(plan), wait_ready] {
+        Status st = Launch(vm, *op, plan, wait_ready);
+        bool never_ran;
+        json described;
+        {
+          std::lock_guard<std::mutex> l(vm->mu);
+          never_ran = vm->rec.state == VmState::kCreating;
+          vm->busy.clear();  // before the operation ends: its waiters may act on the VM at once
+          if (st.ok()) described = Describe(*vm, false);
+        }
+        if (st.ok()) return op->Succeed(described);
+        if (never_ran) {
+          // Nothing ran: leave no trace, as if the request had been refused.
+          std::shared_ptr<VmRuntime> rt;
+          {
+            std::lock_guard<std::mutex> l(vm->mu);
+            rt.swap(vm->rt);
+          }
+          rt.reset();
+          std::lock_guard<std::mutex> l(mu_);
+          vms_.erase(vm->rec.spec.name);
+          registry_->DeleteVm(vm->rec.spec.name);
+          RemoveTap(vm->rec);
+          RemoveAll(vm->paths.dir);
+        }
+        op->Fail(st);
+      },
+      op);
   return op;
 }
 
@@ -414,7 +416,11 @@ Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPat
   launch.memory_mib = r.spec.memory_mib;
   launch.ram_path = r.ram_path;
   launch.disk_path = r.disk_path;
-  launch.run_as = qemu_run_as_;
+  // A VM with a data disk keeps QEMU's root uid (still under the sandbox) until its disk is
+  // handed over as descriptors too: QEMU reopens the disk's top image by path, read-only, when it
+  // inactivates it at the end of a snapshot's device-state save, and as ferry-qemu it cannot
+  // reach a path in ferryd's 0700 directories (bdrv_inactivate_all fails).
+  launch.run_as = r.disk_path.empty() ? qemu_run_as_ : "";
   launch.kernel = image->kernel;
   launch.initrd = image->initrd;
   launch.kernel_cmdline = image->kernel_cmdline;
@@ -713,35 +719,37 @@ Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, boo
     FERRY_RETURN_IF_ERROR(CheckFitsHost(vm->rec.spec, ProbeCapacity(config_.ram_dir)));
     op = BeginOperation(vm, "start");
   }
-  InBackground([this, vm, op, wait_ready] {
-    // The runtime of the previous run is dead; release it before starting anew.
-    std::shared_ptr<VmRuntime> old;
-    {
-      std::lock_guard<std::mutex> lock(vm->mu);
-      old.swap(vm->rt);
-    }
-    old.reset();
-    {
-      // A clone that is started again boots from its image with RAM of its own.
-      std::lock_guard<std::mutex> lock(vm->mu);
-      if (!vm->rec.ram_owned) {
-        vm->rec.ram_owned = true;
-        vm->rec.ram_path = config_.ram_dir + "/" + vm->rec.id + ".ram";
-      }
-    }
-    Status st = Launch(vm, *op, LaunchPlan{}, wait_ready);
-    json described;
-    {
-      std::lock_guard<std::mutex> lock(vm->mu);
-      vm->busy.clear();
-      described = Describe(*vm, false);
-    }
-    if (st.ok()) {
-      op->Succeed(described);
-    } else {
-      op->Fail(st);
-    }
-  }, op);
+  InBackground(
+      [this, vm, op, wait_ready] {
+        // The runtime of the previous run is dead; release it before starting anew.
+        std::shared_ptr<VmRuntime> old;
+        {
+          std::lock_guard<std::mutex> lock(vm->mu);
+          old.swap(vm->rt);
+        }
+        old.reset();
+        {
+          // A clone that is started again boots from its image with RAM of its own.
+          std::lock_guard<std::mutex> lock(vm->mu);
+          if (!vm->rec.ram_owned) {
+            vm->rec.ram_owned = true;
+            vm->rec.ram_path = config_.ram_dir + "/" + vm->rec.id + ".ram";
+          }
+        }
+        Status st = Launch(vm, *op, LaunchPlan{}, wait_ready);
+        json described;
+        {
+          std::lock_guard<std::mutex> lock(vm->mu);
+          vm->busy.clear();
+          described = Describe(*vm, false);
+        }
+        if (st.ok()) {
+          op->Succeed(described);
+        } else {
+          op->Fail(st);
+        }
+      },
+      op);
   return op;
 }
 
