@@ -9,12 +9,18 @@
 
 #include "core/json_lines.h"
 #include "qemu/guest_channel.h"
+#include "qemu/guest_messages.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   ferry::JsonLineFramer framer(ferry::qemu::GuestChannel::kMaxLineBytes);
   for (const auto& line : framer.Feed(bytes)) {
     if (!line.ok()) continue;
+    // The typed readers of qemu/guest_messages.h, each on the raw line.
+    (void)ferry::qemu::ParseGuestLine(*line);
+    (void)ferry::qemu::ParsePingReplyLine(*line);
+    (void)ferry::qemu::ParseIdentityReplyLine(*line);
+    (void)ferry::qemu::ParseIdentityChangeReplyLine(*line);
     auto message = ferry::ParseJsonLine(*line);
     if (!message.ok() || !message->is_object()) continue;
     for (const char* op :
