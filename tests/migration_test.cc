@@ -139,11 +139,12 @@ class FlippingRelay {
             buf[flip_at - forwarded] ^= 0x10;
           }
           forwarded += static_cast<size_t>(n);
-          if (::write(server, buf, static_cast<size_t>(n)) != n) break;
+          if (::send(server, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
         }
         if (fds[1].revents) {
           ssize_t n = ::read(server, buf, sizeof buf);
-          if (n <= 0 || ::write(client, buf, static_cast<size_t>(n)) != n) break;
+          // A peer that hung up must end this relay, not the test process (no SIGPIPE).
+          if (n <= 0 || ::send(client, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
         }
       }
       if (client >= 0) ::close(client);
