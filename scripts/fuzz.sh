@@ -6,14 +6,14 @@
 # command that replays it.
 #
 #   scripts/fuzz.sh [TARGET...]          all targets when none is named
-#   FERRY_FUZZ_SECONDS=20                seconds per target (default 20)
+#   FERRY_FUZZ_SECONDS=30                seconds per target (default 30)
 #   FERRY_FUZZ_JOBS=N                    targets at once (default: cores)
 #   FERRY_ASAN_BUILD_DIR=DIR             the sanitizer tree (default build-asan/)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${FERRY_ASAN_BUILD_DIR:-$root/build-asan}
-seconds=${FERRY_FUZZ_SECONDS:-20}
+seconds=${FERRY_FUZZ_SECONDS:-30}
 jobs=${FERRY_FUZZ_JOBS:-$(nproc)}
 
 targets=("$@")

@@ -2,7 +2,7 @@
 # The sanitizer run of scripts/test.sh: builds a second tree (build-asan/) with clang-14 under
 # AddressSanitizer and UndefinedBehaviorSanitizer, with the libFuzzer targets of fuzz/ (the
 # guest image, integration tests and benchmark are left out: -DFERRY_SANITIZE=ON), runs the unit
-# tests in it, then every fuzz target for FERRY_FUZZ_SECONDS (20) seconds (scripts/fuzz.sh).
+# tests in it, then every fuzz target for FERRY_FUZZ_SECONDS (30) seconds (scripts/fuzz.sh).
 # Expects the packages scripts/setup.sh installs.
 set -euo pipefail
 
@@ -22,5 +22,5 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd "$build" && ctest -L unit --output-on-failure -j"$(nproc)")
 
-echo "== fuzzing (${FERRY_FUZZ_SECONDS:-20} s per target)"
+echo "== fuzzing (${FERRY_FUZZ_SECONDS:-30} s per target)"
 "$root/scripts/fuzz.sh"

@@ -2,7 +2,7 @@
 # README command 2: installs, builds and runs every test (unit, then integration against real
 # QEMU, then the unit tests again under ASan + UBSan and every fuzz target for a bounded time,
 # scripts/sanitize.sh). .ci/run calls exactly this. FERRY_FUZZ_SECONDS sets the seconds per
-# fuzz target (default 20).
+# fuzz target (default 30).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
