@@ -47,7 +47,58 @@ Result<uint64_t> ProcessStartTime(pid_t pid) {
 
 Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::string& log_path,
                                const std::vector<std::string>& extra_env) {
-  if (argv.empty()) return Status::InvalidArgument("empty command line");
+  SpawnOptions options;
+  options.extra_env = extra_env;
+  return Spawn(argv, log_path, options);
+}
+
+namespace {
+
+// setpriv's arguments that make the process `who` before it runs the program.
+std::vector<std::string> RunAsPrefix(const Credentials& who) {
+  std::string groups;
+  for (gid_t g : who.groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
+  return {"setpriv",
+          "--reuid=" + std::to_string(who.uid),
+          "--regid=" + std::to_string(who.gid),
+          groups.empty() ? "--clear-groups" : "--groups=" + groups,
+          "--inh-caps=-all",
+          "--bounding-set=-all",
+          "--no-new-privs",
+          "--"};
+}
+
+// Closes what it holds: the copies of inherited descriptors made for one spawn.
+struct FdCopies {
+  std::vector<int> fds;
+  ~FdCopies() {
+    for (int fd : fds) ::close(fd);
+  }
+};
+
+}  // namespace
+
+Result<Process> Process::Spawn(const std::vector<std::string>& program,
+                               const std::string& log_path, const SpawnOptions& options) {
+  if (program.empty()) return Status::InvalidArgument("empty command line");
+  std::vector<std::string> argv = program;
+  if (options.run_as) {
+    std::vector<std::string> prefix = RunAsPrefix(*options.run_as);
+    argv.insert(argv.begin(), prefix.begin(), prefix.end());
+  }
+  const std::vector<std::string>& extra_env = options.extra_env;
+  // Each inherited descriptor is first copied above the numbers the child gives them, so that
+  // placing one (dup2 to 3+i) can never overwrite another not yet placed.
+  FdCopies copies;
+  const int above = InheritedFd(options.inherit.size());
+  for (int fd : options.inherit) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, above);
+    if (copy < 0) {
+      return Status::Internal("cannot pass descriptor " + std::to_string(fd) + " to " +
+                              program[0] + ": " + std::strerror(errno));
+    }
+    copies.fds.push_back(copy);
+  }
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (log_fd < 0) return Status::Internal("cannot open " + log_path + ": " + std::strerror(errno));
   std::vector<char*> args;
@@ -72,7 +123,7 @@ Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::
   // afterwards (costly under nested virtualisation). The child gets a clean slate: signal
   // masks and ignored signals survive exec, so a QEMU started by a ferryd that blocks SIGTERM
   // could otherwise never be terminated; a new session; stdin from /dev/null, stdout and stderr
-  // to the log, nothing else inherited.
+  // to the log, the inherited descriptors at 3, 4, ..., nothing else.
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, defaults;
@@ -88,7 +139,12 @@ Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
   posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  for (size_t i = 0; i < copies.fds.size(); ++i) {
+    posix_spawn_file_actions_adddup2(&actions, copies.fds[i], InheritedFd(i));
+  }
+  posix_spawn_file_actions_addclosefrom_np(&actions, above);
+  // A process of another user may not be able to enter ferryd's working directory.
+  if (options.run_as) posix_spawn_file_actions_addchdir_np(&actions, "/");
   pid_t pid = 0;
   const int err = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);

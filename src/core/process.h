@@ -23,6 +23,27 @@ struct ProcessExit {
   std::string Describe() const;  // "exited with code 1", "was killed by signal 9 (Killed)", ...
 };
 
+// Who a spawned process runs as. setpriv(1) (util-linux) sets it between the spawn and the
+// program: the program never runs as root, so it needs no privilege-dropping of its own, and it
+// starts with no capabilities and no_new_privs.
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups; none when empty
+};
+
+struct SpawnOptions {
+  // "NAME=VALUE" each, set on top of this process's environment.
+  std::vector<std::string> extra_env;
+  // Descriptors the process inherits, in order: the i-th is its descriptor InheritedFd(i).
+  std::vector<int> inherit;
+  // Unset: ours. Set: the process runs as this user, from the directory "/".
+  std::optional<Credentials> run_as;
+};
+
+// The number the i-th descriptor of SpawnOptions::inherit has in the spawned process.
+constexpr int InheritedFd(size_t i) { return 3 + static_cast<int>(i); }
+
 // Owns a pidfd for one process. Not thread-safe; one owner.
 class Process {
  public:
@@ -31,6 +52,9 @@ class Process {
   // environment with `extra_env` ("NAME=VALUE" each) set on top.
   static Result<Process> Spawn(const std::vector<std::string>& argv, const std::string& log_path,
                                const std::vector<std::string>& extra_env = {});
+  // The same, with descriptors to inherit and the user to run as.
+  static Result<Process> Spawn(const std::vector<std::string>& argv, const std::string& log_path,
+                               const SpawnOptions& options);
   // Re-adopts a process started earlier. Fails with NotFound if it is gone or if the pid was
   // reused (its start time differs).
   static Result<Process> Adopt(pid_t pid, uint64_t start_time);

@@ -12,6 +12,12 @@ std::string EscapeOptionValue(const std::string& value) {
   return out;
 }
 
+std::string DiskNodeName(const std::string& path) {
+  std::string name = path.substr(path.rfind('/') + 1);
+  name = name.substr(0, name.find('.'));
+  return "top-" + name;
+}
+
 uint64_t GuestRamKib(const LaunchSpec& spec) {
   // QEMU before 9.0 loses guest stores during a live migration under TCG when the RAM block's
   // length is a multiple of 256 KiB: its fast dirty-bitmap sync clears the bits without
@@ -24,11 +30,29 @@ uint64_t GuestRamKib(const LaunchSpec& spec) {
   return spec.accelerator == Accelerator::kTcg ? kib - 8 : kib;
 }
 
+namespace {
+
+// How QEMU names an inherited descriptor where it wants a path it open()s itself.
+std::string FdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+}  // namespace
+
 std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   const std::string mem = std::to_string(GuestRamKib(spec)) + "K";
   std::vector<std::string> argv = {spec.qemu_binary};
   auto add = [&argv](std::initializer_list<std::string> items) {
     argv.insert(argv.end(), items.begin(), items.end());
+  };
+  // An fd set holding `fds`, named after its first descriptor; QEMU opens it as /dev/fdset/ID
+  // with the access it asks for, and never touches a path.
+  auto fd_set = [&](std::initializer_list<int> fds) {
+    int id = -1;
+    for (int fd : fds) {
+      if (fd < 0) continue;
+      if (id < 0) id = fd;
+      add({"-add-fd", "fd=" + std::to_string(fd) + ",set=" + std::to_string(id)});
+    }
+    return "/dev/fdset/" + std::to_string(id);
   };
   add({"-name", "guest=" + EscapeOptionValue(spec.name) + ",debug-threads=on"});
   add({"-machine",
@@ -37,21 +61,23 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   add({"-cpu", spec.accelerator == Accelerator::kKvm ? "host" : "max"});
   add({"-smp", std::to_string(spec.cpus)});
   add({"-m", mem});
-  add({"-object", "memory-backend-file,id=ram0,size=" + mem +
-                      ",mem-path=" + EscapeOptionValue(spec.ram_path) +
+  // QEMU 7.2's memory-backend-file takes a path, not a descriptor; /proc/self/fd/N reaches the
+  // file ferryd opened without a lookup in ferryd's directories.
+  add({"-object", "memory-backend-file,id=ram0,size=" + mem + ",mem-path=" + FdPath(spec.ram_fd) +
                       ",share=" + (spec.ram_shared ? "on" : "off")});
   // No default devices, no user config, no display: the guest sees exactly what we list here.
   add({"-nodefaults", "-no-user-config", "-display", "none"});
   // A guest reboot (e.g. kernel panic with panic=-1) ends QEMU instead of looping silently.
   add({"-no-reboot"});
-  add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", spec.kernel_cmdline});
+  add({"-kernel", FdPath(spec.kernel_fd), "-initrd", FdPath(spec.initrd_fd), "-append",
+       spec.kernel_cmdline});
   // append=on: ferryd rotates the file by truncating it, and QEMU's writes then go on at its new
   // end instead of leaving a hole the size of what was cut.
-  add({"-chardev", "file,id=serial0,append=on,path=" + EscapeOptionValue(spec.console_log),
-       "-serial", "chardev:serial0"});
+  const std::string console = fd_set({spec.console_fd});
+  add({"-chardev", "file,id=serial0,append=on,path=" + console, "-serial", "chardev:serial0"});
   add({"-device", "virtio-serial-pci,id=vser0", "-chardev",
-       "socket,id=guest0,path=" + EscapeOptionValue(spec.guest_socket) + ",server=on,wait=off",
-       "-device", "virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"});
+       "socket,id=guest0,fd=" + std::to_string(spec.guest_fd) + ",server=on,wait=off", "-device",
+       "virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"});
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const NicSpec& nic = spec.nics[i];
     const std::string id = "net" + std::to_string(i);
@@ -59,8 +85,7 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     if (nic.backend == NicSpec::Backend::kTap) {
       // vhost=off: the kernel's vhost-net worker would move packets outside QEMU, which TCG and
       // a later live migration of this QEMU do not need; QEMU's own virtio-net path is enough.
-      netdev = "tap,id=" + id + ",ifname=" + EscapeOptionValue(nic.ifname) +
-               ",script=no,downscript=no,vhost=off";
+      netdev = "tap,id=" + id + ",fd=" + std::to_string(nic.tap_fd) + ",vhost=off";
     } else {
       // restrict=on: the guest reaches nothing through slirp (not the host's loopback at
       // 10.0.2.2, not other VMs' forwards) but the forwards below, which still reach it.
@@ -76,23 +101,35 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     add({"-netdev", netdev, "-device", device});
   }
   add({"-device", "virtio-rng-pci"});
-  if (!spec.disk_path.empty()) {
-    // id=disk0 is the name QMP uses for it (blockdev-snapshot-sync at snapshot time).
-    add({"-drive", "file=" + EscapeOptionValue(spec.disk_path) + ",if=none,id=" + kDiskDriveId +
-                       ",format=qcow2,discard=unmap"});
-    add({"-device", std::string("virtio-blk-pci,drive=") + kDiskDriveId + ",id=vd0"});
+  // The disk chain as explicit block nodes, base first: QEMU opens no backing file by the name
+  // recorded in an image. The top is node `disk_node`, the name QMP uses for it
+  // (blockdev-snapshot at snapshot time).
+  std::string below = "null";
+  for (size_t i = spec.disk.size(); i-- > 0;) {
+    const DiskImage& image = spec.disk[i];
+    const bool top = i == 0;
+    const std::string node =
+        top ? EscapeOptionValue(spec.disk_node) : "backing" + std::to_string(i);
+    // The guest's discards free space in the top image's file; the images below only read.
+    const std::string access = top ? ",discard=unmap" : ",read-only=on";
+    const std::string file = fd_set({image.read_write_fd, image.read_only_fd});
+    add({"-blockdev", "driver=file,node-name=" + node + "-file,filename=" + file + access});
+    add({"-blockdev", "driver=qcow2,node-name=" + node + ",file=" + node + "-file,backing=" +
+                          below + access});
+    below = node;
+  }
+  if (!spec.disk.empty()) {
+    add({"-device", "virtio-blk-pci,drive=" + EscapeOptionValue(spec.disk_node) + ",id=vd0"});
   }
   add({"-device",
        "vmgenid,guid=" + EscapeOptionValue(spec.vmgenid ? spec.vmgenid->ToString() : "auto")});
   // -S keeps the restored guest paused until ferryd has checked the restore and resumes it.
   if (spec.incoming) add({"-S", "-incoming", "defer"});
-  add({"-qmp", "unix:" + EscapeOptionValue(spec.qmp_socket) + ",server=on,wait=off"});
-  // The seccomp filter forbids obsolete system calls, new processes and scheduler/resource
-  // changes. elevateprivileges stays allowed because -runas's setuid comes after the filter is
-  // installed (QEMU 7.2 dies with "Bad system call" otherwise); once QEMU has dropped to the
-  // unprivileged user it holds no saved root id to regain.
-  add({"-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny"});
-  if (!spec.run_as.empty()) add({"-runas", spec.run_as});
+  add({"-chardev", "socket,id=qmp0,fd=" + std::to_string(spec.qmp_fd) + ",server=on,wait=off",
+       "-mon", "chardev=qmp0,mode=control"});
+  // QEMU starts unprivileged (ferryd spawns it as its own user), so the filter may forbid every
+  // way back: obsolete calls, setuid and friends, new processes, scheduler and resource changes.
+  add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
   return argv;
 }
 

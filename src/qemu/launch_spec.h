@@ -19,15 +19,29 @@ struct PortForward {
   uint16_t guest_port = 0;
 };
 
+// Every file QEMU uses is a descriptor it inherits (core/process.h: SpawnOptions::inherit),
+// named here by its number in QEMU; -1 is none. QEMU runs as an unprivileged user that cannot
+// reach ferryd's directories, and nothing is reopened by a path someone could swap after ferryd
+// checked it.
+
 // One guest NIC: virtio-net with `mac` (unset: QEMU's default), on QEMU's user-mode network (with
-// host `forwards`) or on a host tap interface `ifname` that ferryd created beforehand (persistent,
-// already on its bridge: QEMU runs no scripts and only opens it).
+// host `forwards`) or on a queue of a host tap interface that ferryd created and opened
+// beforehand (`tap_fd`: persistent, already on its bridge).
 struct NicSpec {
   enum class Backend { kUser, kTap };
   Backend backend = Backend::kUser;
   std::optional<MacAddress> mac;
   std::vector<PortForward> forwards;  // kUser only
-  std::string ifname;                 // kTap only
+  int tap_fd = -1;                    // kTap only
+};
+
+// One qcow2 image of the data disk's chain. QEMU reopens an image with the access it needs
+// (read-only when it inactivates the disk at the end of a migration or snapshot, read-write
+// again on the destination): the top gets both descriptors in one fd set, the backing images,
+// which QEMU only reads, a read-only one.
+struct DiskImage {
+  int read_write_fd = -1;
+  int read_only_fd = -1;
 };
 
 struct LaunchSpec {
@@ -36,29 +50,34 @@ struct LaunchSpec {
   Accelerator accelerator = Accelerator::kTcg;
   int cpus = 1;
   uint64_t memory_mib = 256;
-  // Guest RAM is this file, owned by ferryd; share=on makes QEMU write through to it.
-  std::string ram_path;
+  // Guest RAM is this file, owned by ferryd; share=on makes QEMU write through to it. Not
+  // shared: a snapshot's RAM image that clones map copy-on-write.
+  int ram_fd = -1;
   bool ram_shared = true;
-  std::string kernel;
-  std::string initrd;
+  int kernel_fd = -1;
+  int initrd_fd = -1;
   std::string kernel_cmdline;
-  std::string qmp_socket;
-  std::string guest_socket;
-  std::string console_log;
+  // Unix sockets ferryd bound: QMP and the guest channel (virtio-serial).
+  int qmp_fd = -1;
+  int guest_fd = -1;
+  // The serial console's log, opened write-only for appending.
+  int console_fd = -1;
   std::vector<NicSpec> nics;
   // VM generation ID: unset is QEMU's "auto" (a fresh boot); a clone gets a new GUID so its
   // kernel knows it is a copy and reseeds its RNG.
   std::optional<Guid> vmgenid;
-  // The data disk (qcow2, the guest's /dev/vda); "" for none.
-  std::string disk_path;
+  // The data disk (the guest's /dev/vda): its chain, top first; empty for none. The top's node
+  // is `disk_node` (DiskNodeName of its path).
+  std::vector<DiskImage> disk;
+  std::string disk_node;
   // Start paused, waiting for `migrate-incoming` (restore of a snapshot's device state).
   bool incoming = false;
-  // "UID:GID" QEMU drops to once it has opened what this spec names (-runas); "" keeps ours.
-  std::string run_as;
 };
 
-// The QMP device name of the data disk.
-inline constexpr const char* kDiskDriveId = "disk0";
+// The QMP node name of the data disk's top image at `path`: "top-" and the file's name without
+// its extension. The top changes at each snapshot (a new overlay), so QMP commands name the
+// node of the image the VM record says is on top.
+std::string DiskNodeName(const std::string& path);
 
 // The guest's RAM as QEMU gets it (-m and the backend's size=), in KiB: memory_mib, or 8 KiB
 // less under TCG (see launch_spec.cc: a QEMU 7.2 TCG migration bug). The RAM file stays
@@ -75,8 +94,8 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec);
 // older glibc ignores the tunable.
 std::vector<std::string> QemuEnvironment();
 
-// QEMU option values separate keys with ',': a literal comma is written twice. Every value
-// BuildCommandLine puts after a "key=" goes through this, typed values included.
+// QEMU option values separate keys with ',': a literal comma is written twice. Every string
+// value BuildCommandLine puts after a "key=" goes through this, typed values included.
 std::string EscapeOptionValue(const std::string& value);
 
 }  // namespace ferry::qemu

@@ -15,13 +15,13 @@ LaunchSpec Sample() {
   LaunchSpec s;
   s.name = "web-1";
   s.memory_mib = 256;
-  s.ram_path = "/dev/shm/ferry/abc.ram";
-  s.kernel = "/img/vmlinuz";
-  s.initrd = "/img/initramfs.cpio.gz";
+  s.ram_fd = 3;
+  s.kernel_fd = 4;
+  s.initrd_fd = 5;
   s.kernel_cmdline = "console=ttyS0 quiet";
-  s.qmp_socket = "/state/vms/web-1/qmp.sock";
-  s.guest_socket = "/state/vms/web-1/guest.sock";
-  s.console_log = "/state/vms/web-1/console.log";
+  s.qmp_fd = 6;
+  s.guest_fd = 7;
+  s.console_fd = 8;
   NicSpec nic;
   nic.mac = *MacAddress::Parse("52:54:00:aa:bb:cc");
   nic.forwards.push_back({"127.0.0.1", 16379, 6379});
@@ -41,7 +41,7 @@ std::string ValueOf(const std::vector<std::string>& argv, const std::string& fla
 TEST(LaunchSpecTest, RamIsTheAgentsFileMappedShared) {
   auto argv = BuildCommandLine(Sample());
   EXPECT_EQ(ValueOf(argv, "-object", "memory-backend-file"),
-            "memory-backend-file,id=ram0,size=262136K,mem-path=/dev/shm/ferry/abc.ram,share=on");
+            "memory-backend-file,id=ram0,size=262136K,mem-path=/proc/self/fd/3,share=on");
   EXPECT_THAT(ValueOf(argv, "-machine"), HasSubstr("memory-backend=ram0"));
   EXPECT_EQ(ValueOf(argv, "-m"), "262136K");
 }
@@ -66,14 +66,44 @@ TEST(LaunchSpecTest, PrivateMappingWhenNotShared) {
   EXPECT_THAT(ValueOf(BuildCommandLine(spec), "-object"), HasSubstr("share=off"));
 }
 
-TEST(LaunchSpecTest, DataDiskIsAVirtioQcow2DriveNamedForQmp) {
+TEST(LaunchSpecTest, DataDiskIsAChainOfNodesOverFdSetsWithTheTopNamedForQmp) {
   auto spec = Sample();
-  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-drive"), "");
-  spec.disk_path = "/state/vms/db,1/disk-0.qcow2";
+  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-blockdev"), "");
+  spec.disk = {{10, 11}, {-1, 12}, {-1, 13}};
+  spec.disk_node = DiskNodeName("/state/vms/db/disk-5f3a.qcow2");
+  EXPECT_EQ(spec.disk_node, "top-disk-5f3a");
   auto argv = BuildCommandLine(spec);
-  EXPECT_EQ(ValueOf(argv, "-drive"),
-            "file=/state/vms/db,,1/disk-0.qcow2,if=none,id=disk0,format=qcow2,discard=unmap");
-  EXPECT_EQ(ValueOf(argv, "-device", "virtio-blk"), "virtio-blk-pci,drive=disk0,id=vd0");
+  // The base first, each image reached only through an fd set; no backing file is opened by
+  // the name an image records, and only the top is writable.
+  std::vector<std::string> blockdevs, fdsets;
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == "-blockdev") blockdevs.push_back(argv[i + 1]);
+    if (argv[i] == "-add-fd") fdsets.push_back(argv[i + 1]);
+  }
+  EXPECT_THAT(fdsets, Contains("fd=10,set=10"));
+  EXPECT_THAT(fdsets, Contains("fd=11,set=10"));
+  EXPECT_THAT(fdsets, Contains("fd=13,set=13"));
+  ASSERT_EQ(blockdevs.size(), 6u);
+  EXPECT_EQ(blockdevs[0], "driver=file,node-name=backing2-file,filename=/dev/fdset/13,read-only=on");
+  EXPECT_EQ(blockdevs[1],
+            "driver=qcow2,node-name=backing2,file=backing2-file,backing=null,read-only=on");
+  EXPECT_EQ(blockdevs[3],
+            "driver=qcow2,node-name=backing1,file=backing1-file,backing=backing2,read-only=on");
+  EXPECT_EQ(blockdevs[4],
+            "driver=file,node-name=top-disk-5f3a-file,filename=/dev/fdset/10,discard=unmap");
+  EXPECT_EQ(blockdevs[5], "driver=qcow2,node-name=top-disk-5f3a,file=top-disk-5f3a-file,"
+                          "backing=backing1,discard=unmap");
+  EXPECT_EQ(ValueOf(argv, "-device", "virtio-blk"), "virtio-blk-pci,drive=top-disk-5f3a,id=vd0");
+}
+
+TEST(LaunchSpecTest, EveryFileIsAnInheritedDescriptorNeverAPath) {
+  auto argv = BuildCommandLine(Sample());
+  EXPECT_EQ(ValueOf(argv, "-kernel"), "/proc/self/fd/4");
+  EXPECT_EQ(ValueOf(argv, "-initrd"), "/proc/self/fd/5");
+  for (const std::string& arg : argv) {
+    EXPECT_THAT(arg, ::testing::Not(HasSubstr("/state"))) << arg;
+    EXPECT_THAT(arg, ::testing::Not(HasSubstr("path=/dev/shm"))) << arg;
+  }
 }
 
 TEST(LaunchSpecTest, AcceleratorSelectsMachineAndCpu) {
@@ -99,21 +129,20 @@ TEST(LaunchSpecTest, TapNicOpensFerrysTapWithoutScriptsOrVhost) {
   auto spec = Sample();
   spec.nics[0].backend = NicSpec::Backend::kTap;
   spec.nics[0].forwards.clear();
-  spec.nics[0].ifname = "fy01234567";
+  spec.nics[0].tap_fd = 9;
   auto argv = BuildCommandLine(spec);
-  EXPECT_EQ(ValueOf(argv, "-netdev"),
-            "tap,id=net0,ifname=fy01234567,script=no,downscript=no,vhost=off");
+  EXPECT_EQ(ValueOf(argv, "-netdev"), "tap,id=net0,fd=9,vhost=off");
   EXPECT_EQ(ValueOf(argv, "-device", "virtio-net"),
             "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc");
   EXPECT_EQ(std::count(argv.begin(), argv.end(), "-netdev"), 1);
   for (const auto& a : argv) EXPECT_THAT(a, ::testing::Not(HasSubstr("hostfwd"))) << a;
 }
 
-TEST(LaunchSpecTest, ChannelsAreUnixSocketsThatDoNotBlockStartup) {
+TEST(LaunchSpecTest, ChannelsAreSocketsFerrydBoundThatDoNotBlockStartup) {
   auto argv = BuildCommandLine(Sample());
-  EXPECT_EQ(ValueOf(argv, "-qmp"), "unix:/state/vms/web-1/qmp.sock,server=on,wait=off");
-  EXPECT_EQ(ValueOf(argv, "-chardev", "guest0"),
-            "socket,id=guest0,path=/state/vms/web-1/guest.sock,server=on,wait=off");
+  EXPECT_EQ(ValueOf(argv, "-chardev", "qmp0"), "socket,id=qmp0,fd=6,server=on,wait=off");
+  EXPECT_EQ(ValueOf(argv, "-mon"), "chardev=qmp0,mode=control");
+  EXPECT_EQ(ValueOf(argv, "-chardev", "guest0"), "socket,id=guest0,fd=7,server=on,wait=off");
   EXPECT_THAT(argv, Contains("virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"));
 }
 
@@ -125,10 +154,10 @@ TEST(LaunchSpecTest, NoDefaultDevicesNoDisplayNoReboot) {
   EXPECT_EQ(argv.front(), "qemu-system-x86_64");
 }
 
-TEST(LaunchSpecTest, CommasInPathsAreEscaped) {
+TEST(LaunchSpecTest, CommasInValuesAreEscaped) {
   auto spec = Sample();
-  spec.ram_path = "/dev/shm/a,b.ram";
-  EXPECT_THAT(ValueOf(BuildCommandLine(spec), "-object"), HasSubstr("mem-path=/dev/shm/a,,b.ram,"));
+  spec.name = "a,b";
+  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-name"), "guest=a,,b,debug-threads=on");
   EXPECT_EQ(EscapeOptionValue("x,y,,z"), "x,,y,,,,z");
 }
 
@@ -154,16 +183,9 @@ TEST(LaunchSpecTest, NoStringFieldCanAddAnOption) {
   const std::string evil = ",romfile=/etc/ferry/tls/host.key";
   auto spec = Sample();
   spec.name += evil;
-  spec.ram_path += evil;
-  spec.console_log += evil;
-  spec.guest_socket += evil;
-  spec.qmp_socket += evil;
-  spec.disk_path = "/d" + evil;
+  spec.disk = {{10, 11}};
+  spec.disk_node = "top-d" + evil;
   spec.nics[0].forwards[0].host_address += evil;
-  NicSpec tap;
-  tap.backend = NicSpec::Backend::kTap;
-  tap.ifname = "fy0" + evil;
-  spec.nics.push_back(tap);
   for (const std::string& arg : BuildCommandLine(spec)) {
     EXPECT_THAT(OptionKeys(arg), ::testing::Not(Contains("romfile"))) << arg;
   }
@@ -193,20 +215,18 @@ TEST(LaunchSpecTest, ClonesWaitPausedForTheirDeviceStateAndGetANewGeneration) {
   EXPECT_THAT(argv, Contains("vmgenid,guid=6f1a7c1e-1111-2222-3333-444455556666"));
 }
 
-TEST(LaunchSpecTest, QemuIsSandboxedAndDropsToItsUser) {
-  auto spec = Sample();
-  auto argv = BuildCommandLine(spec);
-  EXPECT_EQ(ValueOf(argv, "-sandbox"), "on,obsolete=deny,spawn=deny,resourcecontrol=deny");
+TEST(LaunchSpecTest, QemuIsSandboxedWithNoWayBackToPrivilege) {
+  auto argv = BuildCommandLine(Sample());
+  EXPECT_EQ(ValueOf(argv, "-sandbox"),
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+  // QEMU is spawned as its own user: it drops nothing itself.
   EXPECT_THAT(argv, ::testing::Not(Contains("-runas")));
-  spec.run_as = "998:997";
-  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-runas"), "998:997");
 }
 
 TEST(LaunchSpecTest, ConsoleIsAppendedSoRotationCanTruncateIt) {
-  auto spec = Sample();
-  spec.console_log = "/state/vms/web-1/console.log";
-  EXPECT_EQ(ValueOf(BuildCommandLine(spec), "-chardev", "serial0"),
-            "file,id=serial0,append=on,path=/state/vms/web-1/console.log");
+  auto argv = BuildCommandLine(Sample());
+  EXPECT_THAT(argv, Contains("fd=8,set=8"));
+  EXPECT_EQ(ValueOf(argv, "-chardev", "serial0"), "file,id=serial0,append=on,path=/dev/fdset/8");
 }
 
 TEST(LaunchSpecTest, KernelCmdlineIsPassedAsOneArgument) {

@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "qemu/launch_spec.h"
@@ -52,7 +51,7 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
     }
     if (!fdset.ok()) break;
   }
-  const std::string node = "top-" + std::filesystem::path(new_top).stem().string();
+  const std::string node = qemu::DiskNodeName(new_top);
   Result<nlohmann::json> switched = fdset.status();
   if (fdset.ok()) {
     switched = rt.Qmp(
@@ -63,7 +62,8 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
          {"backing", nullptr}});
   }
   if (switched.ok()) {
-    switched = rt.Qmp("blockdev-snapshot", {{"node", qemu::kDiskDriveId}, {"overlay", node}});
+    switched = rt.Qmp("blockdev-snapshot",
+                      {{"node", qemu::DiskNodeName(vm.disk_path)}, {"overlay", node}});
     if (!switched.ok()) (void)rt.Qmp("blockdev-del", {{"node-name", node}});
   }
   if (!switched.ok()) {

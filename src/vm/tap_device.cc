@@ -16,26 +16,13 @@
 #include <optional>
 #include <vector>
 
+#include "core/unique_fd.h"
+
 namespace ferry::vm {
 
 namespace {
 
 constexpr const char* kTunDevice = "/dev/net/tun";
-
-// Closes on every return path.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string Errno(int err) { return std::strerror(err); }
 
@@ -76,7 +63,7 @@ class LinkRequest {
   // kernel answered with; a RTM_NEWLINK answer (to a RTM_GETLINK) is parsed into `info`.
   int Send(LinkInfo* info = nullptr) {
     reinterpret_cast<nlmsghdr*>(buf_.data())->nlmsg_len = static_cast<uint32_t>(buf_.size());
-    Fd sock(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    UniqueFd sock(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
     if (sock.get() < 0) return errno;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
@@ -210,7 +197,7 @@ Status TapDevice::Create() const {
                                  ") if no VM uses it");
   }
   {
-    Fd tun(::open(kTunDevice, O_RDWR | O_CLOEXEC));
+    UniqueFd tun(::open(kTunDevice, O_RDWR | O_CLOEXEC));
     if (tun.get() < 0) {
       const int err = errno;
       return Status::Unavailable(
@@ -268,6 +255,25 @@ Status TapDevice::Create() const {
         (err == EOPNOTSUPP ? "; is " + bridge_ + " a bridge?" : "")));
   }
   return Status::Ok();
+}
+
+Result<UniqueFd> TapDevice::Open() const {
+  const std::string what = "tap " + name_;
+  UniqueFd tun(::open(kTunDevice, O_RDWR | O_CLOEXEC));
+  if (!tun.valid()) {
+    return Status::Unavailable(what + ": cannot open " + kTunDevice + ": " + Errno(errno));
+  }
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name_.c_str(), IFNAMSIZ - 1);
+  // The flags it was created with: a persistent tap attaches only a queue that matches them.
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (IndexOf(name_) == 0) {
+    return Status::NotFound(what + " does not exist (it is made when its VM starts)");
+  }
+  if (::ioctl(tun.get(), TUNSETIFF, &ifr) != 0) {
+    return Status::Unavailable(what + ": cannot attach to it (TUNSETIFF): " + Errno(errno));
+  }
+  return tun;
 }
 
 Status TapDevice::Remove() const {

@@ -1,6 +1,7 @@
 // TapDevice: the host end of a VM's NIC in tap networking. ferryd creates a persistent tap
 // (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, TUNSETPERSIST), attaches it to the VM's bridge and brings
-// it up before QEMU starts; QEMU then opens it by name (-netdev tap,ifname=...). Because the tap
+// it up before QEMU starts; ferryd then opens a queue of it (Open) and QEMU, which runs
+// unprivileged and could not, inherits that descriptor (-netdev tap,fd=N). Because the tap
 // is persistent it does not depend on ferryd: it lives as long as the VM's QEMU, across ferryd
 // restarts, and ferryd removes it when the QEMU has ended (stop, delete, failure).
 //
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "core/unique_fd.h"
 
 namespace ferry::vm {
 
@@ -40,6 +42,8 @@ class TapDevice {
   // The tap's own (host-side) MAC: 0xfe then five bytes from its name, so the bridge never takes
   // it as its own address (see Create).
   std::array<uint8_t, 6> PortMac() const;
+  // A descriptor of the existing tap's queue, for QEMU to inherit. NotFound if it does not exist.
+  Result<UniqueFd> Open() const;
   // Deletes the interface. Ok if it does not exist. Works while a QEMU still holds it open.
   Status Remove() const;
   bool Exists() const;

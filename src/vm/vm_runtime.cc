@@ -49,18 +49,23 @@ VmRuntime::VmRuntime(Process process, VmPaths paths, Callbacks callbacks)
 }
 
 Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::string>& argv,
-                                                     const VmPaths& paths, Callbacks callbacks,
-                                                     milliseconds timeout,
+                                                     QemuStart start, const VmPaths& paths,
+                                                     Callbacks callbacks, milliseconds timeout,
                                                      const SpawnedHandler& on_spawned) {
-  // Stale sockets from an earlier run would let us connect to nothing.
-  ::unlink(paths.qmp_socket.c_str());
-  ::unlink(paths.guest_socket.c_str());
-  FERRY_ASSIGN_OR_RETURN(Process process,
-                         Process::Spawn(argv, paths.qemu_log, qemu::QemuEnvironment()));
+  SpawnOptions options;
+  options.extra_env = qemu::QemuEnvironment();
+  for (const UniqueFd& fd : start.fds) options.inherit.push_back(fd.get());
+  if (start.uid.held()) options.run_as = Credentials{start.uid.uid(), start.uid.gid(), start.groups};
+  auto spawned = Process::Spawn(argv, paths.qemu_log, options);
+  // QEMU holds its own copies now (or never will): ferryd's close here, so that a QEMU that dies
+  // leaves no listening socket behind for QMP to connect to.
+  start.fds.clear();
+  FERRY_ASSIGN_OR_RETURN(Process process, std::move(spawned));
   FaultPoint("vm.launch.before_record");
   if (on_spawned) on_spawned(process.pid(), process.start_time());
   FaultPoint("vm.launch.after_spawn");
   std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
+  rt->uid_ = std::move(start.uid);
   Status st = rt->ConnectQmp(timeout);
   if (!st.ok()) {
     rt->process_.Signal(SIGKILL);
@@ -79,9 +84,11 @@ Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::stri
 }
 
 Result<std::unique_ptr<VmRuntime>> VmRuntime::Attach(pid_t pid, uint64_t start_time,
-                                                     const VmPaths& paths, Callbacks callbacks) {
+                                                     QemuUidLease uid, const VmPaths& paths,
+                                                     Callbacks callbacks) {
   FERRY_ASSIGN_OR_RETURN(Process process, Process::Adopt(pid, start_time));
   std::unique_ptr<VmRuntime> rt(new VmRuntime(std::move(process), paths, std::move(callbacks)));
+  rt->uid_ = std::move(uid);
   FERRY_RETURN_IF_ERROR(rt->ConnectQmp(std::chrono::seconds(5)));
   FERRY_RETURN_IF_ERROR(rt->StartThreads());
   return rt;

@@ -17,9 +17,11 @@
 
 #include "core/process.h"
 #include "core/status.h"
+#include "core/unique_fd.h"
 #include "qemu/guest_channel.h"
 #include "qemu/qmp_client.h"
 #include "qemu/qmp_commands.h"
+#include "vm/qemu_user.h"
 #include "vm/vm_paths.h"
 
 namespace ferry::vm {
@@ -31,6 +33,21 @@ std::string QemuLastWords(const VmPaths& paths);
 // The size past which every runtime rotates its VM's console.log (console_ring.h); set once at
 // start-up.
 void SetConsoleRingBytes(uint64_t bytes);
+
+// What a QEMU starts with besides its command line: every file it uses, as descriptors ferryd
+// opened (it opens nothing by path), and the uid it runs as.
+struct QemuStart {
+  // The i-th is QEMU's descriptor InheritedFd(i); ferryd's copies close once QEMU has its own.
+  std::vector<UniqueFd> fds;
+  // QEMU runs as this uid with its group; an empty lease runs it as ferryd's own user.
+  QemuUidLease uid;
+  std::vector<gid_t> groups;  // supplementary groups, e.g. kvm's for /dev/kvm
+  // Adds a descriptor; returns the number QEMU knows it by.
+  int Pass(UniqueFd fd) {
+    fds.push_back(std::move(fd));
+    return InheritedFd(fds.size() - 1);
+  }
+};
 
 class VmRuntime : public qemu::QmpExecutor {
  public:
@@ -50,12 +67,15 @@ class VmRuntime : public qemu::QmpExecutor {
   // "vm.launch.before_record" between the spawn and `on_spawned`, "vm.launch.after_spawn" between
   // `on_spawned` and the QMP connection.
   static Result<std::unique_ptr<VmRuntime>> Launch(const std::vector<std::string>& argv,
-                                                   const VmPaths& paths, Callbacks callbacks,
+                                                   QemuStart start, const VmPaths& paths,
+                                                   Callbacks callbacks,
                                                    std::chrono::milliseconds timeout,
                                                    const SpawnedHandler& on_spawned = nullptr);
-  // Re-adopts a QEMU started by an earlier ferryd. NotFound if it is gone.
+  // Re-adopts a QEMU started by an earlier ferryd, holding `uid` (the one it runs as) again.
+  // NotFound if it is gone.
   static Result<std::unique_ptr<VmRuntime>> Attach(pid_t pid, uint64_t start_time,
-                                                   const VmPaths& paths, Callbacks callbacks);
+                                                   QemuUidLease uid, const VmPaths& paths,
+                                                   Callbacks callbacks);
 
   // Stops the watcher threads and closes the channels. QEMU itself keeps running.
   ~VmRuntime() override;
@@ -65,6 +85,7 @@ class VmRuntime : public qemu::QmpExecutor {
   void SetCallbacks(Callbacks callbacks);
 
   pid_t pid() const { return process_.pid(); }
+  uid_t uid() const { return uid_.uid(); }
   uint64_t start_time() const { return process_.start_time(); }
 
   // QMP command; Unavailable once QEMU is gone.
@@ -101,6 +122,7 @@ class VmRuntime : public qemu::QmpExecutor {
   Callbacks CurrentCallbacks();
 
   Process process_;
+  QemuUidLease uid_;  // given back when this runtime goes (its QEMU has ended or is re-adopted)
   VmPaths paths_;
   std::mutex callbacks_mu_;
   Callbacks callbacks_;

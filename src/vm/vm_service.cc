@@ -1,6 +1,7 @@
 #include "vm/vm_service.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -66,13 +67,18 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
   FERRY_RETURN_IF_ERROR(EnsurePrivateDir(config.ram_dir, "RAM directory"));
   std::unique_ptr<VmService> svc(new VmService(std::move(config)));
   FERRY_ASSIGN_OR_RETURN(svc->registry_, Registry::Open(svc->config_.state_dir + "/registry.db"));
-  if (!svc->config_.qemu_user.empty()) {
-    FERRY_ASSIGN_OR_RETURN(QemuUser user, LookUpQemuUser(svc->config_.qemu_user));
-    svc->qemu_run_as_ = user.RunAs();
-  }
   SetConsoleRingBytes(svc->config_.console_max_kib << 10);
   svc->accel_ = qemu::ChooseAccelerator(qemu::ProbeHost());
   spdlog::info("accelerator: {}", svc->accel_.reason);
+  if (!svc->config_.qemu_user.empty()) {
+    FERRY_ASSIGN_OR_RETURN(QemuUser user, LookUpQemuUser(svc->config_.qemu_user));
+    FERRY_RETURN_IF_ERROR(CheckUidRangeUnused(svc->config_.qemu_uids));
+    svc->qemu_uids_ = std::make_unique<QemuUids>(svc->config_.qemu_uids, user.gid);
+    // /dev/kvm belongs to group kvm; QEMU needs nothing else of the host's groups.
+    if (svc->accel_.accelerator == qemu::Accelerator::kKvm) {
+      if (const struct group* kvm = ::getgrnam("kvm")) svc->qemu_groups_.push_back(kvm->gr_gid);
+    }
+  }
   FERRY_RETURN_IF_ERROR(svc->Readopt());
   return svc;
 }
@@ -404,25 +410,23 @@ uint16_t VmService::PickFreePort(const VmSpec& spec) {
   return 0;
 }
 
-Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
-                                                  const LaunchPlan& plan) {
+Result<VmService::QemuLaunch> VmService::LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
+                                                       const LaunchPlan& plan) {
   auto image = images_.Find(r.spec.image);
   if (!image.ok()) return image.status().WithContext("vm " + r.spec.name);
-  qemu::LaunchSpec launch;
+  QemuLaunch out;
+  qemu::LaunchSpec& launch = out.spec;
+  QemuFilePaths& files = out.files;
   launch.qemu_binary = config_.qemu_binary;
   launch.name = r.spec.name;
   launch.accelerator = accel_.accelerator;
   launch.cpus = r.spec.cpus;
   launch.memory_mib = r.spec.memory_mib;
-  launch.ram_path = r.ram_path;
-  launch.disk_path = r.disk_path;
-  // A VM with a data disk keeps QEMU's root uid (still under the sandbox) until its disk is
-  // handed over as descriptors too: QEMU reopens the disk's top image by path, read-only, when it
-  // inactivates it at the end of a snapshot's device-state save, and as ferry-qemu it cannot
-  // reach a path in ferryd's 0700 directories (bdrv_inactivate_all fails).
-  launch.run_as = r.disk_path.empty() ? qemu_run_as_ : "";
-  launch.kernel = image->kernel;
-  launch.initrd = image->initrd;
+  if (!r.ram_owned) files.shared_image = r.ram_path;
+  files.disk = r.disk_path;
+  if (!r.disk_path.empty()) files.disk_chain = r.disk_chain;
+  files.kernel = image->kernel;
+  files.initrd = image->initrd;
   launch.kernel_cmdline = image->kernel_cmdline;
   const NetworkSpec& net = r.spec.network;
   if (plan.restore && !plan.incoming_migration) {
@@ -433,14 +437,14 @@ Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPat
     launch.kernel_cmdline += " ferry.ip=" + net.ip;
     if (!net.gateway.empty()) launch.kernel_cmdline += " ferry.gw=" + net.gateway;
   }
-  launch.qmp_socket = paths.qmp_socket;
-  launch.guest_socket = paths.guest_socket;
-  launch.console_log = paths.console_log;
+  files.qmp_socket = paths.qmp_socket;
+  files.guest_socket = paths.guest_socket;
+  files.console_log = paths.console_log;
   qemu::NicSpec nic;
   FERRY_ASSIGN_OR_RETURN(nic.mac, MacAddress::Parse(r.mac, "the MAC of vm " + r.spec.name));
   if (net.mode == "tap") {
     nic.backend = qemu::NicSpec::Backend::kTap;
-    nic.ifname = TapDevice::NameFor(r.id);
+    files.tap = TapDevice::NameFor(r.id);
   }
   // A restored guest is reachable only once its identity is new: its forwards are added after.
   if (!plan.restore || plan.incoming_migration) {
@@ -455,7 +459,23 @@ Result<qemu::LaunchSpec> VmService::LaunchSpecFor(const VmRecord& r, const VmPat
     FERRY_ASSIGN_OR_RETURN(launch.vmgenid,
                            Guid::Parse(plan.vmgenid, "the VM generation ID of vm " + r.spec.name));
   }
-  return launch;
+  return out;
+}
+
+Result<QemuStart> VmService::PrepareStart(QemuLaunch& launch, UniqueFd ram) {
+  QemuStart start;
+  if (qemu_uids_) {
+    FERRY_ASSIGN_OR_RETURN(start.uid, qemu_uids_->Acquire());
+    start.groups = qemu_groups_;
+  }
+  FERRY_RETURN_IF_ERROR(OpenQemuFiles(launch.files, std::move(ram), launch.spec, start));
+  return start;
+}
+
+QemuUidLease VmService::AdoptedUid(pid_t pid) {
+  if (!qemu_uids_) return {};
+  auto uid = ProcessUid(pid);
+  return uid.ok() ? qemu_uids_->Adopt(*uid) : QemuUidLease{};
 }
 
 Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const LaunchPlan& plan,
@@ -466,13 +486,15 @@ Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const LaunchPla
   r.ram_owned = false;
   r.ram_path = plan.ram_path;
   if (spec.disk_mib != 0 || !plan.disk_chain.empty()) r.disk_path = paths.dir + "/disk.qcow2";
-  FERRY_ASSIGN_OR_RETURN(qemu::LaunchSpec launch, LaunchSpecFor(r, paths, plan));
+  FERRY_ASSIGN_OR_RETURN(QemuLaunch launch, LaunchSpecFor(r, paths, plan));
   FERRY_RETURN_IF_ERROR(MakeDirs(paths.dir, 0700));
   FERRY_RETURN_IF_ERROR(EnsureDisk(r, plan));
+  FERRY_ASSIGN_OR_RETURN(QemuStart start, PrepareStart(launch, UniqueFd()));
   PrelaunchedQemu q;
   q.paths = paths;
-  q.argv = qemu::BuildCommandLine(launch);
-  auto rt = VmRuntime::Launch(q.argv, paths, VmRuntime::Callbacks{}, config_.qemu_start_timeout);
+  q.argv = qemu::BuildCommandLine(launch.spec);
+  auto rt = VmRuntime::Launch(q.argv, std::move(start), paths, VmRuntime::Callbacks{},
+                              config_.qemu_start_timeout);
   if (!rt.ok()) return rt.status();
   q.runtime = std::move(rt).value();
   return q;
@@ -481,10 +503,12 @@ Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const LaunchPla
 Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
                          bool wait_ready) {
   std::string name;
-  qemu::LaunchSpec launch;
+  std::string ram_file;
+  QemuLaunch launch;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
     name = vm->rec.spec.name;
+    ram_file = vm->rec.ram_path;
     auto spec = LaunchSpecFor(vm->rec, vm->paths, plan);
     if (!spec.ok()) return spec.status();
     launch = std::move(spec).value();
@@ -499,27 +523,28 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   };
 
   op.SetPhase("preparing RAM file", 10);
+  const bool ram_owned = launch.spec.ram_shared;
   Status st = plan.prelaunched.runtime ? Status::Ok() : MakeDirs(vm->paths.dir, 0700);
-  if (st.ok() && launch.ram_shared) {
+  UniqueFd ram;
+  if (st.ok() && ram_owned && !plan.prelaunched.runtime) {
     // The agent owns guest RAM: a sparse file on tmpfs that QEMU maps shared.
     // No QEMU of this VM runs now: a file of that name is a leftover of an earlier run. The
     // new one is made afresh and never through a planted symlink.
-    ::unlink(launch.ram_path.c_str());
-    auto made = CreateExclusive(launch.ram_path, O_RDWR, 0600);
-    const int fd = made.ok() ? *made : -1;
-    if (fd < 0) {
+    ::unlink(ram_file.c_str());
+    auto made = CreateExclusive(ram_file, O_RDWR, 0600);
+    if (!made.ok()) {
       st = made.status().WithContext("vm " + name + ": RAM file");
     } else {
-      if (::ftruncate(fd, static_cast<off_t>(launch.memory_mib << 20)) != 0) {
-        st = Status::ResourceExhausted("vm " + name + ": cannot size RAM file " + launch.ram_path +
-                                       ": " + std::strerror(errno));
+      ram.Reset(*made);
+      if (::ftruncate(ram.get(), static_cast<off_t>(launch.spec.memory_mib << 20)) != 0) {
+        st = Status::ResourceExhausted("vm " + name + ": cannot size RAM file " + ram_file + ": " +
+                                       std::strerror(errno));
       }
-      ::close(fd);
     }
   }
   if (st.ok() && !plan.prelaunched.runtime) st = EnsureDisk(vm->rec, plan);
   if (!st.ok()) {
-    if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
+    if (ram_owned) ::unlink(ram_file.c_str());
     finish_launch();
     return st;
   }
@@ -539,7 +564,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     tap->Remove();
     Status made = tap->Create();
     if (!made.ok()) {
-      if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
+      if (ram_owned) ::unlink(ram_file.c_str());
       finish_launch();
       return made.WithContext("vm " + name);
     }
@@ -554,7 +579,6 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     argv = plan.prelaunched.argv;
     warm->SetCallbacks(CallbacksFor(vm));
   } else {
-    argv = qemu::BuildCommandLine(launch);
     // On disk before QMP connects: a ferryd that dies in between finds this QEMU on start-up
     // (Readopt) instead of leaving it running unowned.
     auto record_spawn = [&](pid_t pid, uint64_t start_time) {
@@ -564,8 +588,14 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
       vm->rec.qemu_argv = argv;
       Persist(*vm);
     };
-    rt = VmRuntime::Launch(argv, vm->paths, CallbacksFor(vm), config_.qemu_start_timeout,
-                           record_spawn);
+    auto start = PrepareStart(launch, std::move(ram));
+    if (start.ok()) {
+      argv = qemu::BuildCommandLine(launch.spec);
+      rt = VmRuntime::Launch(argv, std::move(start).value(), vm->paths, CallbacksFor(vm),
+                             config_.qemu_start_timeout, record_spawn);
+    } else {
+      rt = start.status();
+    }
   }
   if (!warm && !rt.ok()) {
     {
@@ -574,7 +604,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
       vm->rec.pid_start_time = 0;
       Persist(*vm);
     }
-    if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
+    if (ram_owned) ::unlink(ram_file.c_str());
     if (tap) tap->Remove();
     finish_launch();
     return rt.status().WithContext("vm " + name);
@@ -1177,7 +1207,7 @@ json VmService::HostInfo() {
 bool VmService::KeepResumedIncoming(const std::shared_ptr<Vm>& vm) {
   VmRecord& r = vm->rec;
   if (!r.origin.contains("migration") || r.pid == 0) return false;
-  auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, {});
+  auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths, {});
   if (!rt.ok()) return false;
   auto status = qemu::QueryStatus(**rt);
   if (!status.ok() || !status->running) return false;
@@ -1190,7 +1220,7 @@ bool VmService::KeepResumedIncoming(const std::shared_ptr<Vm>& vm) {
 void VmService::DiscardUnfinished(const std::shared_ptr<Vm>& vm) {
   const VmRecord& r = vm->rec;
   if (r.pid != 0) {
-    auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, {});
+    auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths, {});
     if (rt.ok()) {
       (*rt)->Kill();
       (*rt)->WaitExit(kKillTimeout);
@@ -1297,7 +1327,8 @@ Status VmService::Readopt() {
     vm->launching = true;  // exits during re-adoption are applied below, once
     vm->exit_expected = r.state == VmState::kStopping;
     const pid_t old_pid = r.pid;
-    auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, vm->paths, CallbacksFor(vm));
+    auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths,
+                                CallbacksFor(vm));
     Result<qemu::QmpVmStatus> status = Status::Unavailable("not attached");
     if (rt.ok()) status = qemu::QueryStatus(**rt);
     std::lock_guard<std::mutex> lock(vm->mu);

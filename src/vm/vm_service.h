@@ -22,6 +22,8 @@
 #include "qemu/accelerator.h"
 #include "qemu/launch_spec.h"
 #include "vm/image.h"
+#include "vm/qemu_files.h"
+#include "vm/qemu_user.h"
 #include "vm/registry.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
@@ -36,8 +38,10 @@ struct ServiceConfig {
   std::chrono::milliseconds qemu_start_timeout{15000};
   std::chrono::milliseconds ready_timeout{300000};
   std::chrono::milliseconds graceful_stop_timeout{30000};
-  // Every QEMU drops to this user (see qemu_user.h); "" keeps ferryd's (unit tests only).
+  // Every QEMU runs as a uid of its own from `qemu_uids` with this user's group (see
+  // qemu_user.h); "" runs QEMU as ferryd's user (unit tests only).
   std::string qemu_user = "ferry-qemu";
+  QemuUidRange qemu_uids;
   // console.log is rotated to console.log.1 beyond this size: at most twice it on disk.
   uint64_t console_max_kib = 2048;
 };
@@ -168,8 +172,17 @@ class VmService {
   // Creates the VM's disk image if it has one and it does not exist yet.
   Status EnsureDisk(const VmRecord& r, const LaunchPlan& plan);
   uint16_t PickFreePort(const VmSpec& spec);
-  Result<qemu::LaunchSpec> LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
-                                         const LaunchPlan& plan);
+  // QEMU's command line (without its files yet) and the files it needs.
+  struct QemuLaunch {
+    qemu::LaunchSpec spec;
+    QemuFilePaths files;
+  };
+  Result<QemuLaunch> LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
+                                   const LaunchPlan& plan);
+  // A uid for a new QEMU and its descriptors, opened; `ram` is the VM's own RAM file, if any.
+  Result<QemuStart> PrepareStart(QemuLaunch& launch, UniqueFd ram);
+  // The uid a re-adopted QEMU runs as, held again.
+  QemuUidLease AdoptedUid(pid_t pid);
   void RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOptions options);
   void OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& exit);
   void OnGuestReady(const std::weak_ptr<Vm>& weak);
@@ -185,7 +198,9 @@ class VmService {
   std::unique_ptr<Registry> registry_;
   ImageCatalog images_;
   qemu::AcceleratorChoice accel_;
-  std::string qemu_run_as_;  // -runas UID:GID of config_.qemu_user
+  // The uids QEMUs run as; unset when config_.qemu_user is "" (QEMU runs as ferryd).
+  std::unique_ptr<QemuUids> qemu_uids_;
+  std::vector<gid_t> qemu_groups_;  // supplementary groups of every QEMU (kvm's, under KVM)
   OperationLog operations_;
 
   std::mutex mu_;

@@ -1,0 +1,41 @@
+// The files one QEMU uses, handed over as descriptors. ferryd opens each (and binds QEMU's
+// sockets) itself, in its own private directories, and QEMU inherits the descriptors: QEMU runs
+// as a uid that cannot reach those directories, and no file is reopened by a path someone could
+// swap after ferryd checked it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/unique_fd.h"
+#include "qemu/launch_spec.h"
+#include "vm/vm_runtime.h"
+
+namespace ferry::vm {
+
+struct QemuFilePaths {
+  std::string kernel;
+  std::string initrd;
+  std::string qmp_socket;
+  std::string guest_socket;
+  std::string console_log;
+  std::string tap;  // a tap interface ferryd made; "" for none
+  // The data disk's top image and the images below it, nearest first; "" for no disk.
+  std::string disk;
+  std::vector<std::string> disk_chain;
+  // Guest RAM that is not the VM's own: a snapshot's RAM image that QEMU maps copy-on-write.
+  std::string shared_image;
+};
+
+// Opens every file of `paths`, binds and listens on the sockets, and passes each in `start`,
+// writing the number QEMU knows it by into `spec`. `ram`, when valid, is the VM's own RAM file
+// (made by the caller), handed to the QEMU's uid. On failure nothing is passed and the error
+// names the file.
+Status OpenQemuFiles(const QemuFilePaths& paths, UniqueFd ram, qemu::LaunchSpec& spec,
+                     QemuStart& start);
+
+// A unix socket bound at `path` (a stale one there is removed) and listening.
+Result<UniqueFd> ListenUnix(const std::string& path);
+
+}  // namespace ferry::vm
