@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/qemu_scratch.h"
 
 namespace ferry::testing {
 namespace {
@@ -264,20 +265,20 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
   // The real QEMU, except that a restoring one (started with -incoming) is killed by SIGKILL the
   // moment it holds the snapshot's device state file open (ferryd hands it over with getfd), while
   // the flag file names that file. No timing is guessed: QEMU is mid-restore by then.
-  const std::string flag = state_dir_ + "/kill-next-restore";
-  const std::string wrapper = state_dir_ + "/qemu-dies-restoring";
-  {
-    std::ofstream w(wrapper);
-    w << "#!/bin/bash\n"
-         "if printf '%s\\n' \"$@\" | grep -qx -- -incoming && [ -s '" << flag << "' ]; then\n"
-         "  ds=$(< '" << flag << "')\n"
-         "  (while kill -0 $$ 2>/dev/null; do\n"
-         "     for f in /proc/$$/fd/*; do [[ $f -ef $ds ]] && { kill -9 $$; exit 0; }; done\n"
-         "   done) &\n"
-         "fi\n"
-         "exec qemu-system-x86_64 \"$@\"\n";
-  }
-  ::chmod(wrapper.c_str(), 0755);
+  // The wrapper runs as QEMU's unprivileged uid: it cannot stat the device state file in the
+  // state directory, so it compares what its descriptors point to with the file's name.
+  QemuScratch scratch;
+  const std::string flag = scratch.File("kill-next-restore");
+  const std::string wrapper = scratch.Script(
+      "qemu-dies-restoring",
+      "#!/bin/bash\n"
+      "if printf '%s\\n' \"$@\" | grep -qx -- -incoming && [ -s '" + flag + "' ]; then\n"
+      "  ds=$(< '" + flag + "')\n"
+      "  (while kill -0 $$ 2>/dev/null; do\n"
+      "     for f in /proc/$$/fd/*; do [[ $(readlink $f) == \"$ds\" ]] && { kill -9 $$; exit 0; }; done\n"
+      "   done) &\n"
+      "fi\n"
+      "exec qemu-system-x86_64 \"$@\"\n");
   ASSERT_NO_FATAL_FAILURE(BootAndSnapshot({"--qemu", wrapper}));
 
   std::ofstream(flag) << snapshot_dir_ << "/device.state";

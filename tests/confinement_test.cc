@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "harness/ferryd_fixture.h"
 
@@ -132,6 +133,68 @@ TEST_F(ConfinementTest, QemuIsUnprivilegedFilteredAndCutOffFromTheHost) {
   CommandResult shown = Ferry({"vm", "console", "jail"});
   EXPECT_EQ(shown.exit_code, 0);
   EXPECT_THAT(shown.out, HasSubstr("ferry-guest: ready"));
+}
+
+std::vector<std::string> CommandLine(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> argv;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) argv.push_back(arg);
+  return argv;
+}
+
+TEST_F(ConfinementTest, EachQemuRunsAsAUidOfItsOwnAndGetsEveryFileAsADescriptor) {
+  StartFerryd();
+  // One VM with a data disk (its chain is handed over as fd sets), one without.
+  ASSERT_EQ(Ferry({"vm", "create", "a", "--memory", "256", "--disk", "64M", "--wait-ready"})
+                .exit_code,
+            0);
+  CreateRedisVm("b");
+  const pid_t a = FerryJson({"vm", "show", "a"})["pid"].get<pid_t>();
+  const pid_t b = FerryJson({"vm", "show", "b"})["pid"].get<pid_t>();
+
+  // Each QEMU started unprivileged, as a uid of its own (real, effective, saved and fs alike),
+  // with no capabilities, no way to gain any, and a filter that forbids setuid and friends.
+  const std::string uid_a = StatusField(a, "Uid");
+  const std::string uid_b = StatusField(b, "Uid");
+  const std::string first_a = uid_a.substr(0, uid_a.find('\t'));
+  const std::string first_b = uid_b.substr(0, uid_b.find('\t'));
+  EXPECT_NE(first_a, first_b);
+  EXPECT_EQ(uid_a, first_a + "\t" + first_a + "\t" + first_a + "\t" + first_a);
+  for (pid_t pid : {a, b}) {
+    EXPECT_NE(StatusField(pid, "Uid").rfind("0\t", 0), 0u);
+    EXPECT_EQ(StatusField(pid, "CapEff"), "0000000000000000");
+    EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
+    EXPECT_EQ(StatusField(pid, "Seccomp"), "2");
+    const std::vector<std::string> argv = CommandLine(pid);
+    EXPECT_THAT(argv, ::testing::Contains(
+                          "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+    EXPECT_THAT(argv, ::testing::Not(::testing::Contains("-runas")));
+    // No file by path: nothing in ferryd's directories is opened by QEMU itself.
+    for (const std::string& arg : argv) {
+      EXPECT_THAT(arg, ::testing::Not(HasSubstr(state_dir_))) << arg;
+      EXPECT_THAT(arg, ::testing::Not(HasSubstr(ram_dir_))) << arg;
+    }
+  }
+  // One QEMU cannot look into another: as a's uid, b's memory and environment are closed (with
+  // one uid for all, /proc/PID/mem of a sibling QEMU would be open to it).
+  CommandResult peek = RunCommand({"setpriv", "--reuid=" + first_a, "--regid=" + first_a,
+                                   "--clear-groups", "cat",
+                                   "/proc/" + std::to_string(b) + "/environ"});
+  EXPECT_NE(peek.exit_code, 0);
+  EXPECT_THAT(peek.err, HasSubstr("Permission denied"));
+  // The VM's own RAM file belongs to its QEMU's uid; nobody else may touch it.
+  struct stat ram;
+  const std::string ram_file = FerryJson({"vm", "show", "b"})["paths"]["ram_file"];
+  ASSERT_EQ(::stat(ram_file.c_str(), &ram), 0);
+  EXPECT_EQ(std::to_string(ram.st_uid), first_b);
+  EXPECT_EQ(ram.st_mode & 0777, 0600u);
+
+  // The disk works through its descriptors, across a snapshot (QEMU reopens the image
+  // read-only at its end, and switches to a new overlay handed over as an fd set).
+  EXPECT_EQ(Ferry({"snapshot", "create", "a", "--name", "s"}).exit_code, 0);
+  EXPECT_EQ(FerryJson({"vm", "show", "a"})["state"], "running");
+  EXPECT_EQ(Ferry({"snapshot", "create", "a", "--name", "s2"}).exit_code, 0);
 }
 
 // On a tmpfs the test mounts, sized so that two 256 MiB VMs fit but leave less room than one

@@ -4,6 +4,7 @@
 // before any QEMU starts, ferryd stays up, and a real migration between two ferryds works right
 // after. Hosts are network namespaces (harness/netns_hosts.h). Needs root.
 #include "harness/hostile_peer.h"
+#include "harness/qemu_scratch.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -67,11 +68,11 @@ class HostilePeerTest : public NetnsFixture {
     mallory_ = mallory->owner_fingerprint;
     // h2's QEMU is a wrapper that writes down each command line before it runs the real one:
     // the test sees every QEMU h2 ever starts, however short-lived.
-    qemu_log_ = fleet_ + "/h2-qemu.log";
-    const std::string wrapper = fleet_ + "/h2-qemu";
-    std::ofstream(wrapper) << "#!/bin/sh\necho \"$*\" >> " << qemu_log_
-                           << "\nexec qemu-system-x86_64 \"$@\"\n";
-    ASSERT_EQ(::chmod(wrapper.c_str(), 0755), 0);
+    // Both where QEMU's unprivileged uids may write and run them.
+    qemu_log_ = qemu_scratch_.File("h2-qemu.log");
+    const std::string wrapper = qemu_scratch_.Script(
+        "h2-qemu",
+        "#!/bin/sh\necho \"$*\" >> " + qemu_log_ + "\nexec qemu-system-x86_64 \"$@\"\n");
     for (int i : {1, 2}) {
       std::vector<std::string> args = {
           "--listen",       NetnsHosts::HostAddress(i) + ":" + kPeerPort,
@@ -126,6 +127,7 @@ class HostilePeerTest : public NetnsFixture {
   size_t IncomingQemus() { return CountLines(Slurp(qemu_log_), "-incoming"); }
   std::string Address2() const { return NetnsHosts::HostAddress(2) + ":" + kPeerPort; }
 
+  QemuScratch qemu_scratch_;
   std::string fleet_, qemu_log_;
   std::string alice_policy_, mallory_policy_, alice_, mallory_;
   std::optional<HostilePeer> hostile_;

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/qemu_scratch.h"
 
 namespace ferry::testing {
 namespace {
@@ -51,12 +52,9 @@ TEST_F(QemuFailureTest, QemuKilledIsFailedWithTheSignal) {
 
 TEST_F(QemuFailureTest, QemuThatRefusesToStartLeavesNothingRegistered) {
   // The real QEMU, given an option it rejects: it prints why and exits 1.
-  const std::string wrapper = state_dir_ + "/qemu-bad-option";
-  {
-    std::ofstream w(wrapper);
-    w << "#!/bin/sh\nexec qemu-system-x86_64 \"$@\" -no-such-option\n";
-  }
-  ::chmod(wrapper.c_str(), 0755);
+  QemuScratch scratch;
+  const std::string wrapper = scratch.Script(
+      "qemu-bad-option", "#!/bin/sh\nexec qemu-system-x86_64 \"$@\" -no-such-option\n");
   StartFerryd({"--qemu", wrapper});
 
   CommandResult r = Ferry({"vm", "create", "web-1", "--wait-ready"});

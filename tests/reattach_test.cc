@@ -84,7 +84,8 @@ TEST_F(ReattachTest, QemuThatDiedWhileFerrydWasDownIsShownFailedWithTheReason) {
   EXPECT_THAT(list.out, HasSubstr("failed"));
 }
 
-// The QEMU processes whose command line names `dir` (every path of a test's VMs lies under it).
+// The QEMU processes that hold a file under `dir` open (every file of a test's VMs lies under
+// it; QEMU gets them as descriptors, so its command line names none).
 std::vector<pid_t> QemusUnder(const std::string& dir) {
   std::vector<pid_t> found;
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -92,9 +93,15 @@ std::vector<pid_t> QemusUnder(const std::string& dir) {
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in(entry.path() / "cmdline");
     std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find("qemu-system") != std::string::npos &&
-        cmdline.find(dir) != std::string::npos && ProcessAlive(std::stoi(name))) {
-      found.push_back(std::stoi(name));
+    if (cmdline.find("qemu-system") == std::string::npos || !ProcessAlive(std::stoi(name))) {
+      continue;
+    }
+    std::error_code ec;
+    for (const auto& fd : std::filesystem::directory_iterator(entry.path() / "fd", ec)) {
+      if (std::filesystem::read_symlink(fd.path(), ec).string().rfind(dir, 0) == 0 && !ec) {
+        found.push_back(std::stoi(name));
+        break;
+      }
     }
   }
   return found;

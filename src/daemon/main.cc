@@ -32,7 +32,11 @@ int main(int argc, char** argv) {
   app.add_option("--image-dir", config.image_dirs, "directory of guest images (repeatable)");
   app.add_option("--qemu", config.qemu_binary, "QEMU binary")->capture_default_str();
   app.add_option("--qemu-user", config.qemu_user,
-                 "unprivileged system user every QEMU runs as (created if missing)")
+                 "system user whose group every QEMU runs with (created if missing)")
+      ->capture_default_str();
+  std::string qemu_uids = config.qemu_uids.ToString();
+  app.add_option("--qemu-uids", qemu_uids,
+                 "FIRST:COUNT: uids no user has, one per running QEMU (one ferryd per range)")
       ->capture_default_str();
   app.add_option("--console-max-kib", config.console_max_kib,
                  "size at which a VM's console.log is rotated to console.log.1")
@@ -76,6 +80,11 @@ int main(int argc, char** argv) {
   ferry::Status st = ferry::EnsurePrivateDir(config.state_dir, "state directory");
   if (st.ok()) st = ferry::EnsurePrivateDir(config.ram_dir, "RAM directory");
   if (st.ok()) st = ferry::vm::EnsureQemuUser(config.qemu_user);
+  if (st.ok()) {
+    auto range = ferry::vm::QemuUidRange::Parse(qemu_uids);
+    st = range.status();
+    if (range.ok()) config.qemu_uids = *range;
+  }
   if (!st.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
     return 1;

@@ -1,5 +1,7 @@
 #include "qemu/launch_spec.h"
 
+#include <nlohmann/json.hpp>
+
 namespace ferry::qemu {
 
 std::string EscapeOptionValue(const std::string& value) {
@@ -104,18 +106,23 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   // The disk chain as explicit block nodes, base first: QEMU opens no backing file by the name
   // recorded in an image. The top is node `disk_node`, the name QMP uses for it
   // (blockdev-snapshot at snapshot time).
-  std::string below = "null";
+  // JSON, not key=value: only JSON can say "no backing" (null).
+  nlohmann::json below = nullptr;
   for (size_t i = spec.disk.size(); i-- > 0;) {
     const DiskImage& image = spec.disk[i];
     const bool top = i == 0;
-    const std::string node =
-        top ? EscapeOptionValue(spec.disk_node) : "backing" + std::to_string(i);
-    // The guest's discards free space in the top image's file; the images below only read.
-    const std::string access = top ? ",discard=unmap" : ",read-only=on";
-    const std::string file = fd_set({image.read_write_fd, image.read_only_fd});
-    add({"-blockdev", "driver=file,node-name=" + node + "-file,filename=" + file + access});
-    add({"-blockdev", "driver=qcow2,node-name=" + node + ",file=" + node + "-file,backing=" +
-                          below + access});
+    const std::string node = top ? spec.disk_node : "backing" + std::to_string(i);
+    nlohmann::json file = {{"driver", "file"},
+                           {"node-name", node + "-file"},
+                           {"filename", fd_set({image.read_write_fd, image.read_only_fd})}};
+    nlohmann::json format = {
+        {"driver", "qcow2"}, {"node-name", node}, {"file", node + "-file"}, {"backing", below}};
+    for (nlohmann::json* n : {&file, &format}) {
+      // The guest's discards free space in the top image's file; the images below only read.
+      if (top) (*n)["discard"] = "unmap";
+      if (!top) (*n)["read-only"] = true;
+    }
+    add({"-blockdev", file.dump(), "-blockdev", format.dump()});
     below = node;
   }
   if (!spec.disk.empty()) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 namespace ferry::qemu {
 namespace {
@@ -84,15 +85,16 @@ TEST(LaunchSpecTest, DataDiskIsAChainOfNodesOverFdSetsWithTheTopNamedForQmp) {
   EXPECT_THAT(fdsets, Contains("fd=11,set=10"));
   EXPECT_THAT(fdsets, Contains("fd=13,set=13"));
   ASSERT_EQ(blockdevs.size(), 6u);
-  EXPECT_EQ(blockdevs[0], "driver=file,node-name=backing2-file,filename=/dev/fdset/13,read-only=on");
+  EXPECT_EQ(blockdevs[0],
+            R"({"driver":"file","filename":"/dev/fdset/13","node-name":"backing2-file","read-only":true})");
   EXPECT_EQ(blockdevs[1],
-            "driver=qcow2,node-name=backing2,file=backing2-file,backing=null,read-only=on");
+            R"({"backing":null,"driver":"qcow2","file":"backing2-file","node-name":"backing2","read-only":true})");
   EXPECT_EQ(blockdevs[3],
-            "driver=qcow2,node-name=backing1,file=backing1-file,backing=backing2,read-only=on");
+            R"({"backing":"backing2","driver":"qcow2","file":"backing1-file","node-name":"backing1","read-only":true})");
   EXPECT_EQ(blockdevs[4],
-            "driver=file,node-name=top-disk-5f3a-file,filename=/dev/fdset/10,discard=unmap");
-  EXPECT_EQ(blockdevs[5], "driver=qcow2,node-name=top-disk-5f3a,file=top-disk-5f3a-file,"
-                          "backing=backing1,discard=unmap");
+            R"({"discard":"unmap","driver":"file","filename":"/dev/fdset/10","node-name":"top-disk-5f3a-file"})");
+  EXPECT_EQ(blockdevs[5],
+            R"({"backing":"backing1","discard":"unmap","driver":"qcow2","file":"top-disk-5f3a-file","node-name":"top-disk-5f3a"})");
   EXPECT_EQ(ValueOf(argv, "-device", "virtio-blk"), "virtio-blk-pci,drive=top-disk-5f3a,id=vd0");
 }
 
@@ -187,6 +189,10 @@ TEST(LaunchSpecTest, NoStringFieldCanAddAnOption) {
   spec.disk_node = "top-d" + evil;
   spec.nics[0].forwards[0].host_address += evil;
   for (const std::string& arg : BuildCommandLine(spec)) {
+    if (arg.front() == '{') {  // JSON (-blockdev): its strings are quoted, never split
+      EXPECT_FALSE(nlohmann::json::parse(arg).contains("romfile")) << arg;
+      continue;
+    }
     EXPECT_THAT(OptionKeys(arg), ::testing::Not(Contains("romfile"))) << arg;
   }
 }

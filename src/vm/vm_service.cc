@@ -549,7 +549,8 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     return st;
   }
 
-  // Tap networking: the host end exists, up and on its bridge, before QEMU opens it by name.
+  // Tap networking: the host end exists, up and on its bridge, before ferryd opens a queue of
+  // it for QEMU.
   std::optional<TapDevice> tap;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
@@ -1263,8 +1264,9 @@ void VmService::EndInterruptedLaunch(const std::shared_ptr<Vm>& vm) {
 }
 
 void VmService::SweepUnownedQemus() {
-  // A QEMU of this ferryd names its VM directory (STATE/vms/NAME) on its command line. Pool
-  // QEMUs (".pool-*") are the template service's to sweep.
+  // A QEMU of this ferryd holds files of its VM directory (STATE/vms/NAME) open: it gets them
+  // as descriptors, so its command line names no path. Pool QEMUs (".pool-*") are the template
+  // service's to sweep.
   const std::string marker = config_.state_dir + "/vms/";
   std::set<pid_t> owned;
   for (const auto& [name, vm] : vms_) {
@@ -1277,9 +1279,17 @@ void VmService::SweepUnownedQemus() {
     const pid_t pid = std::stoi(id);
     auto cmdline = ReadFile(entry.path().string() + "/cmdline");
     if (!cmdline.ok() || cmdline->find("qemu-system") == std::string::npos) continue;
-    const size_t at = cmdline->find(marker);
-    if (at == std::string::npos || owned.count(pid)) continue;
-    const std::string rest = cmdline->substr(at + marker.size());
+    if (owned.count(pid)) continue;
+    std::string held;  // a path under `marker` this QEMU holds open
+    for (const auto& fd : std::filesystem::directory_iterator(entry.path() / "fd", ec)) {
+      const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
+      if (!ec && target.rfind(marker, 0) == 0) {
+        held = target;
+        break;
+      }
+    }
+    if (held.empty()) continue;
+    const std::string rest = held.substr(marker.size());
     const std::string dir = marker + rest.substr(0, rest.find('/'));
     if (rest.rfind(".pool-", 0) == 0) continue;
     auto start = ProcessStartTime(pid);
