@@ -1,5 +1,7 @@
 #include "bench/bare_migration.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <thread>
 #include <vector>
@@ -29,33 +31,44 @@ double Number(const json& j, const char* key) {
 
 }  // namespace
 
-qemu::LaunchSpec BareMigrationContext::SourceSpec(const std::string& name,
-                                                  const std::string& guest_dir, uint64_t memory_mib,
-                                                  const std::string& tap) const {
-  qemu::LaunchSpec s = guest->BareSpec(name, guest_dir, ram_dir, memory_mib, 0);
+BareLaunch BareMigrationContext::SourceSpec(const std::string& name, const std::string& guest_dir,
+                                            uint64_t memory_mib, const std::string& tap) const {
+  BareLaunch b = guest->BareSpec(name, guest_dir, ram_dir, memory_mib, 0);
   // As VmService::LaunchSpecFor does for --net tap: the address on the kernel command line for
-  // the image's init, and a tap NIC without forwards.
-  s.kernel_cmdline += " ferry.ip=" + std::string(kGuestAddress) + "/" + std::to_string(kPrefix);
-  s.nics[0].backend = qemu::NicSpec::Backend::kTap;
-  s.nics[0].ifname = tap;
-  s.nics[0].forwards.clear();
-  return s;
+  // the image's init, and a tap NIC without forwards, on a queue of the tap opened beforehand.
+  b.spec.kernel_cmdline +=
+      " ferry.ip=" + std::string(kGuestAddress) + "/" + std::to_string(kPrefix);
+  b.spec.nics[0].backend = qemu::NicSpec::Backend::kTap;
+  b.spec.nics[0].forwards.clear();
+  b.files.tap = tap;
+  return b;
 }
 
 Status BareMigrationContext::CheckSameCommandLine(const json& show) const {
   std::vector<std::string> ferry_argv = show.value("qemu_argv", std::vector<std::string>{});
   PerVmValues ferry_vm = PerVmValues::FromShow(show);
-  if (ferry_argv.empty() || ferry_vm.tap.empty()) {
+  if (ferry_argv.empty() || show.value("tap", "").empty()) {
     return Status::FailedPrecondition("`ferry vm show --json` of a tap VM has no qemu_argv or tap");
   }
   const std::string check_dir = dir + "/check";
-  qemu::LaunchSpec bare =
-      SourceSpec("check", check_dir, show.value("memory_mib", uint64_t{256}), "fbcheck");
-  PerVmValues bare_vm = PerVmValues::FromSpec(
-      bare, 0, "fbcheck", std::string(kGuestAddress) + "/" + std::to_string(kPrefix));
-  return CompareCommandLines(ferry_argv, ferry_vm, qemu::BuildCommandLine(bare), bare_vm,
-                             "make BareMigrationContext::SourceSpec in bench/bare_migration.cc "
-                             "fill the LaunchSpec as ferryd does for a tap VM");
+  const std::string tap = "fbcheck";
+  FERRY_RETURN_IF_ERROR(MakeDirs(check_dir, 0700));
+  BareLaunch bare = SourceSpec("check", check_dir, show.value("memory_mib", uint64_t{256}), tap);
+  // Opened for real, tap included, so the descriptor numbers are the ones a bare QEMU gets;
+  // nothing runs.
+  const Status tap_made = hosts->AddTap(1, tap);
+  Result<BareLaunch::Opened> opened =
+      tap_made.ok() ? bare.Open(hosts->Host(1)) : Result<BareLaunch::Opened>(tap_made);
+  hosts->RemoveTap(1, tap);
+  RemoveAll(check_dir);
+  ::unlink(bare.ram_path.c_str());
+  if (!opened.ok()) return opened.status().WithContext("checking the bare command line");
+  return CompareCommandLines(
+      ferry_argv, ferry_vm, opened->argv,
+      PerVmValues::FromSpec(bare.spec, 0,
+                            std::string(kGuestAddress) + "/" + std::to_string(kPrefix)),
+      "make BareMigrationContext::SourceSpec in bench/bare_migration.cc fill the LaunchSpec and "
+      "its files as ferryd does for a tap VM");
 }
 
 BareMigratingGuest::BareMigratingGuest(const BareMigrationContext& ctx, BareTransport transport,
@@ -129,9 +142,9 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
   }
 
   const std::string uri = "tcp:" + NamespaceHosts::HostAddress(2) + ":" + std::to_string(port_);
-  qemu::LaunchSpec spec = ctx_.SourceSpec(name_ + "-dst", dest_dir_, memory_mib_, dest_tap_);
-  spec.nics[0].mac = source_->spec().nics[0].mac;
-  if (auto id = Guid::Parse(guid.value("guid", "")); id.ok()) spec.vmgenid = *id;
+  BareLaunch launch = ctx_.SourceSpec(name_ + "-dst", dest_dir_, memory_mib_, dest_tap_);
+  launch.spec.nics[0].mac = source_->launch().spec.nics[0].mac;
+  if (auto id = Guid::Parse(guid.value("guid", "")); id.ok()) launch.spec.vmgenid = *id;
   BareQemuOptions options;
   options.netns = ctx_.hosts->Host(2);
   if (transport_ == BareTransport::kTls) {
@@ -147,7 +160,7 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
 
   // The wall clock starts where ferry's CLI starts its destination: the destination QEMU.
   const auto started = Clock::now();
-  FERRY_ASSIGN_OR_RETURN(dest_, BareQemu::Launch(spec, dest_dir_ + "/qemu.log", options));
+  FERRY_ASSIGN_OR_RETURN(dest_, BareQemu::Launch(launch, dest_dir_ + "/qemu.log", options));
   FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * dst, dest_->Qmp(kQmpTimeout));
   if (transport_ == BareTransport::kTls) {
     FERRY_RETURN_IF_ERROR(
@@ -207,7 +220,7 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
 
 std::string BareMigratingGuest::Console(int host, size_t max_bytes) {
   const auto& qemu = host == 1 ? source_ : dest_;
-  return qemu ? TailFile(qemu->spec().console_log, max_bytes) : "";
+  return qemu ? TailFile(qemu->launch().files.console_log, max_bytes) : "";
 }
 
 }  // namespace ferry::bench

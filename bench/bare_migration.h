@@ -40,12 +40,14 @@ struct BareMigrationContext {
   QemuTlsCreds tls;
   int downtime_limit_ms = 50;
 
-  // The source's LaunchSpec: BareSpec with a tap NIC `tap` and ferry.ip on the kernel command
-  // line, as ferryd fills it for a VM created with --net tap --ip.
-  qemu::LaunchSpec SourceSpec(const std::string& name, const std::string& guest_dir,
-                              uint64_t memory_mib, const std::string& tap) const;
+  // The source's launch: BareSpec with a tap NIC on `tap` (a tap of h1's, NamespaceHosts::AddTap)
+  // and ferry.ip on the kernel command line, as ferryd fills it for a VM created with --net tap
+  // --ip.
+  BareLaunch SourceSpec(const std::string& name, const std::string& guest_dir, uint64_t memory_mib,
+                        const std::string& tap) const;
   // FailedPrecondition unless ferryd's qemu_argv in `show` (`vm show --json` of a booted tap VM)
-  // equals SourceSpec's, per-VM values (name, paths, MAC, tap, address) aside.
+  // equals the command line SourceSpec's files open to, per-VM values (name, MAC, address)
+  // aside. Its files, and a tap on h1 for the check, are made and removed again.
   Status CheckSameCommandLine(const nlohmann::json& show) const;
 };
 

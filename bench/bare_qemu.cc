@@ -30,45 +30,42 @@ std::string OneLine(std::string text) {
   return text;
 }
 
-Status CreateFile(const std::string& path, uint64_t size) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Internal("cannot create " + path + ": " + std::strerror(errno));
-  Status st;
-  if (size > 0 && ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    st = Status::ResourceExhausted("cannot size " + path + ": " + std::strerror(errno));
-  }
-  ::close(fd);
-  return st;
-}
 }  // namespace
 
-Result<std::unique_ptr<BareQemu>> BareQemu::Launch(const qemu::LaunchSpec& spec,
+Result<std::unique_ptr<BareQemu>> BareQemu::Launch(const BareLaunch& launch,
                                                    const std::string& qemu_log,
                                                    const BareQemuOptions& options) {
-  std::unique_ptr<BareQemu> q(new BareQemu(spec, qemu_log));
-  FERRY_RETURN_IF_ERROR(CreateFile(spec.ram_path, spec.memory_mib << 20));
-  FERRY_RETURN_IF_ERROR(CreateFile(spec.console_log, 0));
-  // Watched before QEMU starts, so no write can be missed. QEMU opens the log with O_TRUNC,
-  // which keeps the inode and so the watch.
+  std::unique_ptr<BareQemu> q(new BareQemu(launch, qemu_log));
+  FERRY_ASSIGN_OR_RETURN(BareLaunch::Opened opened, launch.Open(options.netns));
+  // The console log exists now (OpenQemuFiles created it) and QEMU only appends to it: watched
+  // before QEMU starts, so no write can be missed.
+  const std::string& console_log = launch.files.console_log;
   q->inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (q->inotify_fd_ < 0 ||
-      ::inotify_add_watch(q->inotify_fd_, spec.console_log.c_str(), IN_MODIFY) < 0) {
-    return Status::Internal("cannot watch " + spec.console_log + ": " + std::strerror(errno));
+      ::inotify_add_watch(q->inotify_fd_, console_log.c_str(), IN_MODIFY) < 0) {
+    return Status::Internal("cannot watch " + console_log + ": " + std::strerror(errno));
   }
-  q->console_fd_ = ::open(spec.console_log.c_str(), O_RDONLY | O_CLOEXEC);
+  q->console_fd_ = ::open(console_log.c_str(), O_RDONLY | O_CLOEXEC);
   if (q->console_fd_ < 0) {
-    return Status::Internal("cannot open " + spec.console_log + ": " + std::strerror(errno));
+    return Status::Internal("cannot open " + console_log + ": " + std::strerror(errno));
   }
 
   std::vector<std::string> argv;
   if (!options.netns.empty()) argv = {"ip", "netns", "exec", options.netns};  // execs in place
-  for (std::string& arg : qemu::BuildCommandLine(spec)) argv.push_back(std::move(arg));
+  for (std::string& arg : opened.argv) argv.push_back(std::move(arg));
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+  // The same environment as ferryd gives its QEMUs, and its files the same way: the comparison
+  // differs only in what ferry does, not in how QEMU starts. No run_as: plain QEMU runs as
+  // root.
+  SpawnOptions spawn;
+  spawn.extra_env = qemu::QemuEnvironment();
+  for (const UniqueFd& fd : opened.start.fds) spawn.inherit.push_back(fd.get());
   q->spawned_at_ = Clock::now();
-  // The same environment as ferryd gives its QEMUs: the comparison differs only in what ferry
-  // does, not in how QEMU starts.
-  auto p = Process::Spawn(argv, qemu_log, qemu::QemuEnvironment());
-  if (!p.ok()) return p.status().WithContext("starting " + spec.qemu_binary);
+  auto p = Process::Spawn(argv, qemu_log, spawn);
+  // QEMU holds its own copies now (or never will): ours close, so that a QEMU that dies leaves
+  // no listening socket behind for Qmp() to connect to.
+  opened.start.fds.clear();
+  if (!p.ok()) return p.status().WithContext("starting " + launch.spec.qemu_binary);
   q->process_ = std::move(p).value();
   return q;
 }
@@ -81,7 +78,7 @@ BareQemu::~BareQemu() {
   }
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
   if (console_fd_ >= 0) ::close(console_fd_);
-  ::unlink(spec_.ram_path.c_str());
+  if (!launch_.ram_path.empty()) ::unlink(launch_.ram_path.c_str());
 }
 
 bool BareQemu::ConsoleHas(const std::string& marker) {
@@ -98,7 +95,7 @@ bool BareQemu::ConsoleHas(const std::string& marker) {
 
 std::string BareQemu::DescribeEarlyExit(const ProcessExit& exit) const {
   std::string said = OneLine(TailFile(qemu_log_, kLastWordsBytes));
-  std::string console = OneLine(TailFile(spec_.console_log, kLastWordsBytes));
+  std::string console = OneLine(TailFile(launch_.files.console_log, kLastWordsBytes));
   return "QEMU " + exit.Describe() + " before the guest was ready" +
          (said.empty() ? "" : "; QEMU said: " + said) +
          (console.empty() ? "" : "; console ends: " + console);
@@ -118,7 +115,7 @@ Result<BareQemu::Clock::time_point> BareQemu::WaitForConsole(const std::string& 
       return Status::DeadlineExceeded(
           "the guest did not print '" + marker + "' within " +
           std::to_string(timeout.count() / 1000) +
-          " s; console ends: " + OneLine(TailFile(spec_.console_log, kLastWordsBytes)));
+          " s; console ends: " + OneLine(TailFile(launch_.files.console_log, kLastWordsBytes)));
     }
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {process_->pidfd(), POLLIN, 0}};
     int r = ::poll(fds, 2, static_cast<int>(kInterruptCheck.count()));
@@ -133,7 +130,8 @@ Result<BareQemu::Clock::time_point> BareQemu::WaitForConsole(const std::string& 
 Result<qemu::QmpClient*> BareQemu::Qmp(milliseconds timeout) {
   if (qmp_) return qmp_.get();
   const auto deadline = Clock::now() + timeout;
-  Status last = Status::Unavailable("QMP socket " + spec_.qmp_socket + " never appeared");
+  const std::string& socket = launch_.files.qmp_socket;
+  Status last = Status::Unavailable("nothing answered on " + socket);
   while (Clock::now() < deadline) {
     if (auto ex = process_->WaitExit(milliseconds(0))) {
       return Status::Unavailable("QEMU " + ex->Describe() +
@@ -141,14 +139,12 @@ Result<qemu::QmpClient*> BareQemu::Qmp(milliseconds timeout) {
                                  OneLine(TailFile(qemu_log_, kLastWordsBytes)));
     }
     if (Interrupted()) return Status::Unavailable("interrupted");
-    if (PathExists(spec_.qmp_socket)) {
-      auto client = qemu::QmpClient::Connect(spec_.qmp_socket, milliseconds(2000));
-      if (client.ok()) {
-        qmp_ = std::move(client).value();
-        return qmp_.get();
-      }
-      last = client.status();
+    auto client = qemu::QmpClient::Connect(socket, milliseconds(2000));
+    if (client.ok()) {
+      qmp_ = std::move(client).value();
+      return qmp_.get();
     }
+    last = client.status();
     std::this_thread::sleep_for(milliseconds(10));
   }
   return Status::DeadlineExceeded("QEMU's monitor did not answer within " +

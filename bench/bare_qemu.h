@@ -1,6 +1,8 @@
 // A QEMU the benchmark starts itself, without ferryd: the baseline ferry is measured against.
-// Its command line comes from the same qemu::BuildCommandLine ferryd uses, and its guest RAM is a
-// file prepared the way ferryd prepares it, so the two sides differ only by what ferry adds.
+// Its command line comes from the same qemu::BuildCommandLine ferryd uses, its files are opened
+// by the same vm::OpenQemuFiles and inherited as descriptors, and its guest RAM is a file
+// prepared the way ferryd prepares it, so the two sides differ only by what ferry adds. Plain
+// QEMU runs as the benchmark's user (root); ferryd's run as a uid of their own.
 #pragma once
 
 #include <chrono>
@@ -9,16 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "bench/bare_spec.h"
 #include "core/process.h"
 #include "core/status.h"
-#include "qemu/launch_spec.h"
 #include "qemu/qmp_client.h"
 
 namespace ferry::bench {
 
-// Where a BareQemu runs and what it gets beyond BuildCommandLine(spec).
+// Where a BareQemu runs and what it gets beyond its BareLaunch.
 struct BareQemuOptions {
-  std::string netns;  // `ip netns exec NETNS qemu-system-x86_64 ...`; "" for ours
+  // `ip netns exec NETNS qemu-system-x86_64 ...`, its files (the tap) opened in NETNS too; ""
+  // for ours.
+  std::string netns;
   // Appended to the command line: a migration destination's `-incoming tcp:...`, a
   // `-object tls-creds-x509,...`.
   std::vector<std::string> extra_args;
@@ -28,13 +32,14 @@ class BareQemu {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Creates spec.ram_path (a sparse file of spec.memory_mib, as ferryd does) and an empty
-  // spec.console_log, then spawns BuildCommandLine(spec) (plus options.extra_args) with its
-  // output in `qemu_log`.
-  static Result<std::unique_ptr<BareQemu>> Launch(const qemu::LaunchSpec& spec,
+  // Opens the files of `launch` (BareLaunch::Open: the RAM file made as ferryd makes it, the
+  // sockets bound, the console log created) and spawns its command line (plus
+  // options.extra_args) with them as inherited descriptors, in ferryd's QEMU environment, with
+  // its output in `qemu_log`.
+  static Result<std::unique_ptr<BareQemu>> Launch(const BareLaunch& launch,
                                                   const std::string& qemu_log,
                                                   const BareQemuOptions& options = {});
-  // Kills QEMU if it still runs, waits for it, and removes the RAM file.
+  // Kills QEMU if it still runs, waits for it, and removes its own RAM file.
   ~BareQemu();
   BareQemu(const BareQemu&) = delete;
   BareQemu& operator=(const BareQemu&) = delete;
@@ -48,9 +53,10 @@ class BareQemu {
   Result<Clock::time_point> WaitForConsole(const std::string& marker,
                                            std::chrono::milliseconds timeout);
 
-  // QEMU's monitor (spec.qmp_socket), connected on first use the way ferryd connects to its
-  // QEMUs: the socket is polled every 10 ms until QEMU answers. Fails if QEMU exits first, on
-  // timeout, or when the benchmark is interrupted. The client lives as long as this object.
+  // QEMU's monitor (files.qmp_socket), connected on first use the way ferryd connects to its
+  // QEMUs: the socket was bound before QEMU started, and the connection is retried every 10 ms
+  // until QEMU greets on it. Fails if QEMU exits first, on timeout, or when the benchmark is
+  // interrupted. The client lives as long as this object.
   Result<qemu::QmpClient*> Qmp(std::chrono::milliseconds timeout);
   // Polls query-migrate every millisecond (as ferryd does) until the migration, outgoing or
   // incoming, completes; fails if it fails, QEMU exits, on timeout or interruption.
@@ -59,16 +65,17 @@ class BareQemu {
   pid_t pid() const { return process_ ? process_->pid() : -1; }
   // False once QEMU has exited (a guest panic ends it: -no-reboot).
   bool Running() const { return process_ && process_->Running(); }
-  const qemu::LaunchSpec& spec() const { return spec_; }
+  // What it was launched from (the spec without descriptor numbers).
+  const BareLaunch& launch() const { return launch_; }
 
  private:
-  BareQemu(qemu::LaunchSpec spec, std::string qemu_log)
-      : spec_(std::move(spec)), qemu_log_(std::move(qemu_log)) {}
+  BareQemu(BareLaunch launch, std::string qemu_log)
+      : launch_(std::move(launch)), qemu_log_(std::move(qemu_log)) {}
   // Reads what the console log gained since the last call; true once `marker` is in it.
   bool ConsoleHas(const std::string& marker);
   std::string DescribeEarlyExit(const ProcessExit& exit) const;
 
-  qemu::LaunchSpec spec_;
+  BareLaunch launch_;
   std::string qemu_log_;
   std::optional<Process> process_;
   std::unique_ptr<qemu::QmpClient> qmp_;

@@ -1,12 +1,16 @@
 #include "bench/bare_spec.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
+#include "bench/namespace_hosts.h"
 #include "core/files.h"
 #include "core/ids.h"
 #include "core/process.h"
@@ -17,17 +21,26 @@ namespace {
 
 constexpr char kImage[] = "default";
 
+// The RAM file as VmService::Launch makes a VM's: a leftover of that name removed, then created
+// afresh (never through a planted symlink) and sized, sparse.
+Result<UniqueFd> CreateRamFile(const std::string& path, uint64_t memory_mib) {
+  ::unlink(path.c_str());
+  FERRY_ASSIGN_OR_RETURN(int made, CreateExclusive(path, O_RDWR, 0600));
+  UniqueFd fd(made);
+  if (::ftruncate(fd.get(), static_cast<off_t>(memory_mib << 20)) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    return Status::ResourceExhausted("cannot size RAM file " + path + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
 std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmValues& v) {
   std::vector<std::pair<std::string, std::string>> swaps = {
-      {v.ram_path, "<ram>"},
-      {v.console_log, "<console>"},
-      {v.qmp_socket, "<qmp>"},
-      {v.guest_socket, "<guest>"},
       {"guest=" + v.name + ",", "guest=<name>,"},
       {"mac=" + v.mac, "mac=<mac>"},
   };
   if (v.host_port != 0) swaps.push_back({":" + std::to_string(v.host_port) + "-:", ":<port>-:"});
-  if (!v.tap.empty()) swaps.push_back({"ifname=" + v.tap + ",", "ifname=<tap>,"});
   if (!v.address.empty()) swaps.push_back({"ferry.ip=" + v.address, "ferry.ip=<address>"});
   for (std::string& arg : argv) {
     for (const auto& [from, to] : swaps) {
@@ -42,29 +55,33 @@ std::vector<std::string> Normalized(std::vector<std::string> argv, const PerVmVa
 
 }  // namespace
 
-PerVmValues PerVmValues::FromShow(const nlohmann::json& show) {
-  const nlohmann::json paths = show.value("paths", nlohmann::json::object());
-  const nlohmann::json network =
-      show.value("spec", nlohmann::json::object()).value("network", nlohmann::json::object());
-  return {show.value("name", ""),
-          show.value("mac", ""),
-          paths.value("ram_file", ""),
-          paths.value("console_log", ""),
-          paths.value("qmp_socket", ""),
-          paths.value("guest_socket", ""),
-          0,
-          show.value("tap", ""),
-          network.value("ip", "")};
+Result<BareLaunch::Opened> BareLaunch::Open(const std::string& netns) const {
+  Opened out;
+  out.spec = spec;
+  UniqueFd ram;
+  if (!ram_path.empty()) {
+    FERRY_ASSIGN_OR_RETURN(ram, CreateRamFile(ram_path, spec.memory_mib));
+  }
+  auto open = [&] { return vm::OpenQemuFiles(files, std::move(ram), out.spec, out.start); };
+  Status st = netns.empty() ? open() : InNetworkNamespace(netns, open);
+  if (!st.ok()) {
+    if (!ram_path.empty()) ::unlink(ram_path.c_str());
+    return st.WithContext("bare QEMU " + spec.name);
+  }
+  out.argv = qemu::BuildCommandLine(out.spec);
+  return out;
 }
 
-PerVmValues PerVmValues::FromSpec(const qemu::LaunchSpec& spec, uint16_t host_port, std::string tap,
+PerVmValues PerVmValues::FromShow(const nlohmann::json& show) {
+  const nlohmann::json network =
+      show.value("spec", nlohmann::json::object()).value("network", nlohmann::json::object());
+  return {show.value("name", ""), show.value("mac", ""), 0, network.value("ip", "")};
+}
+
+PerVmValues PerVmValues::FromSpec(const qemu::LaunchSpec& spec, uint16_t host_port,
                                   std::string address) {
-  return {
-      spec.name,         spec.nics.empty() || !spec.nics[0].mac ? "" : spec.nics[0].mac->ToString(),
-      spec.ram_path,     spec.console_log,
-      spec.qmp_socket,   spec.guest_socket,
-      host_port,         std::move(tap),
-      std::move(address)};
+  return {spec.name, spec.nics.empty() || !spec.nics[0].mac ? "" : spec.nics[0].mac->ToString(),
+          host_port, std::move(address)};
 }
 
 Status CompareCommandLines(const std::vector<std::string>& ferry_argv, const PerVmValues& ferry_vm,
@@ -108,26 +125,28 @@ Result<GuestSetup> GuestSetup::Find(const BenchConfig& config) {
   return g;
 }
 
-qemu::LaunchSpec GuestSetup::BareSpec(const std::string& name, const std::string& dir,
-                                      const std::string& ram_dir, uint64_t memory_mib,
-                                      uint16_t host_port) const {
-  qemu::LaunchSpec s;  // field by field as VmService::LaunchSpecFor fills it for a booted VM
+BareLaunch GuestSetup::BareSpec(const std::string& name, const std::string& dir,
+                                const std::string& ram_dir, uint64_t memory_mib,
+                                uint16_t host_port) const {
+  BareLaunch b;  // field by field as VmService::LaunchSpecFor fills it for a booted VM
+  qemu::LaunchSpec& s = b.spec;
+  vm::QemuFilePaths& files = b.files;
   s.name = name;
   s.accelerator = accel.accelerator;
   s.cpus = 1;
   s.memory_mib = memory_mib;
-  s.ram_path = ram_dir + "/" + name + ".ram";
-  s.kernel = image.kernel;
-  s.initrd = image.initrd;
+  b.ram_path = ram_dir + "/" + name + ".ram";
+  files.kernel = image.kernel;
+  files.initrd = image.initrd;
   s.kernel_cmdline = image.kernel_cmdline;
-  s.qmp_socket = dir + "/qmp.sock";
-  s.guest_socket = dir + "/guest.sock";
-  s.console_log = dir + "/console.log";
+  files.qmp_socket = dir + "/qmp.sock";
+  files.guest_socket = dir + "/guest.sock";
+  files.console_log = dir + "/console.log";
   qemu::NicSpec nic;
   nic.mac = MacAddress::Random();
   nic.forwards.push_back({"127.0.0.1", host_port, guest_port});
   s.nics.push_back(nic);
-  return s;
+  return b;
 }
 
 Status GuestSetup::CheckSameCommandLine(const nlohmann::json& show, uint16_t ferry_port,
@@ -136,12 +155,17 @@ Status GuestSetup::CheckSameCommandLine(const nlohmann::json& show, uint16_t fer
   PerVmValues ferry_vm = PerVmValues::FromShow(show);
   ferry_vm.host_port = ferry_port;
   const uint16_t bare_port = static_cast<uint16_t>(ferry_port + 1);
-  qemu::LaunchSpec bare = BareSpec("check", scratch_dir + "/check", scratch_dir,
-                                   show.value("memory_mib", uint64_t{256}), bare_port);
-  PerVmValues bare_vm = PerVmValues::FromSpec(bare, bare_port);
+  const std::string dir = scratch_dir + "/check";
+  FERRY_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  BareLaunch bare = BareSpec("check", dir, dir, show.value("memory_mib", uint64_t{256}), bare_port);
+  // Opened for real, so the descriptor numbers are the ones a bare QEMU gets; nothing runs.
+  auto opened = bare.Open();
+  RemoveAll(dir);
+  if (!opened.ok()) return opened.status().WithContext("checking the bare command line");
   return CompareCommandLines(
-      ferry_argv, ferry_vm, qemu::BuildCommandLine(bare), bare_vm,
-      "make GuestSetup::BareSpec in bench/bare_spec.cc fill the LaunchSpec as ferryd does");
+      ferry_argv, ferry_vm, opened->argv, PerVmValues::FromSpec(bare.spec, bare_port),
+      "make GuestSetup::BareSpec in bench/bare_spec.cc fill the LaunchSpec and its files as "
+      "ferryd does");
 }
 
 std::string GuestSetup::AcceleratorNote() const {

@@ -175,9 +175,9 @@ void BenchFerryd::Stop() {
   }
   ferryd_.reset();
   // QEMUs outlive ferryd by design; any left (a create still running when we were interrupted)
-  // name our state directory on their command line.
-  KillProcessesNaming(state_dir_->path());
-  KillProcessesNaming(ram_dir_->path());
+  // hold files of our state and RAM directories open (their console log, their RAM file).
+  KillProcessesUsing(state_dir_->path());
+  KillProcessesUsing(ram_dir_->path());
   state_dir_.reset();
   ram_dir_.reset();
 }

@@ -256,7 +256,7 @@ class CloneBoot : public BenchEntry {
     }
     if (ferryd_) ferryd_->Stop();
     ferryd_.reset();
-    if (bare_dir_) KillProcessesNaming(bare_dir_->path());
+    if (bare_dir_) KillProcessesUsing(bare_dir_->path());
     bare_dir_.reset();
     bare_ram_dir_.reset();
   }

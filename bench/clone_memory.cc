@@ -125,8 +125,10 @@ class CloneMemory : public BenchEntry {
     for (const CloneRun& c : clones) {
       if (c.pid <= 0) return Status::Internal("clone " + c.name + " reports no QEMU pid");
       const std::string proc = "/proc/" + std::to_string(c.pid);
-      auto cmdline = ReadFile(proc + "/cmdline");
-      if (!cmdline.ok() || cmdline->find(ram_path_) == std::string::npos) {
+      // QEMU's command line names its RAM by descriptor (/proc/self/fd/N); its mappings name
+      // the file.
+      auto maps = ReadFile(proc + "/maps");
+      if (!maps.ok() || maps->find(ram_path_) == std::string::npos) {
         return Status::FailedPrecondition("pid " + std::to_string(c.pid) + " of clone " + c.name +
                                           " is not a QEMU mapping " + ram_path_);
       }

@@ -10,7 +10,9 @@
 //                    sends ferryd its ready event, so both sides stop at the same guest moment.
 //
 // During the warm-up the entry checks that the bare command line equals ferryd's (from `vm show
-// --json`) except for per-VM names, paths, MAC and port, so the comparison cannot drift silently.
+// --json`) except for the per-VM name, MAC and port, so the comparison cannot drift silently.
+// Both hand QEMU its files as descriptors, opened by vm::OpenQemuFiles in the same order, so the
+// descriptor numbers must match too.
 
 #include <chrono>
 #include <optional>
@@ -79,8 +81,10 @@ class ColdBoot : public BenchEntry {
         setup_.AcceleratorNote(),
         setup_.ImageNote() + "; " + std::to_string(config_.memory_mib) + " MiB",
         "qemu: " + (qemu_version_.empty() ? std::string("version unknown") : qemu_version_),
-        "command lines: bare QEMU's equals ferryd's up to per-VM name, paths, MAC and port "
-        "(checked in the warm-up)",
+        "command lines: bare QEMU's equals ferryd's up to per-VM name, MAC and port, the "
+        "descriptor numbers of its files included (checked in the warm-up); both QEMUs inherit "
+        "their files opened by vm::OpenQemuFiles; ferryd's runs as a uid of its own (through "
+        "setpriv), the bare one as root",
         "ratio = ferry median / comparison median; overhead = ratio - 1",
     };
   }
@@ -88,7 +92,7 @@ class ColdBoot : public BenchEntry {
   void TearDown() override {
     if (ferryd_) ferryd_->Stop();
     ferryd_.reset();
-    if (bare_dir_) KillProcessesNaming(bare_dir_->path());
+    if (bare_dir_) KillProcessesUsing(bare_dir_->path());
     bare_dir_.reset();
     bare_ram_dir_.reset();
   }

@@ -287,8 +287,8 @@ class Migration : public BenchEntry {
   void TearDown() override {
     if (fleet_) fleet_->Stop();
     fleet_.reset();
-    if (dir_) KillProcessesNaming(dir_->path());
-    if (ram_dir_) KillProcessesNaming(ram_dir_->path());
+    if (dir_) KillProcessesUsing(dir_->path());
+    if (ram_dir_) KillProcessesUsing(ram_dir_->path());
     hosts_.Teardown();
     dir_.reset();
     ram_dir_.reset();

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/files.h"
+#include "core/unique_fd.h"
 #include "testbed/netns.h"
 
 namespace ferry::bench {
@@ -57,6 +58,25 @@ Result<uint64_t> DevTxBytes(const std::string& text, const std::string& ifname) 
 
 }  // namespace
 
+Status InNetworkNamespace(const std::string& ns, const std::function<Status()>& work) {
+  const std::string ns_path = testbed::NamespacePath(ns);
+  Status result;
+  std::thread worker([&] {
+    UniqueFd fd(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      result = Status::NotFound("cannot open " + ns_path + ": " + std::strerror(errno));
+      return;
+    }
+    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
+      result = Status::Internal("setns " + ns_path + ": " + std::strerror(errno));
+      return;
+    }
+    result = work();
+  });
+  worker.join();
+  return result;
+}
+
 Status NamespaceHosts::Build() {
   return NetnsSegment::Build(2).WithContext("the benchmark's hosts");
 }
@@ -87,37 +107,16 @@ void NamespaceHosts::RemoveTap(int host, const std::string& name) {
 }
 
 Result<HostTraffic> NamespaceHosts::Traffic(int host) const {
-  const std::string ns_path = testbed::NamespacePath(Host(host));
   Result<HostTraffic> result = Status::Internal("not read");
-  // setns() moves only the calling thread: a thread of its own reads the namespace's /proc.
-  std::thread reader([&] {
-    int fd = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      result = Status::NotFound("cannot open " + ns_path + ": " + std::strerror(errno));
-      return;
-    }
-    int rc = ::setns(fd, CLONE_NEWNET);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) {
-      result = Status::Internal("setns " + ns_path + ": " + std::strerror(err));
-      return;
-    }
-    auto dev = ReadFile("/proc/thread-self/net/dev");
-    auto netstat = ReadFile("/proc/thread-self/net/netstat");
-    if (!dev.ok() || !netstat.ok()) {
-      result = (!dev.ok() ? dev.status() : netstat.status()).WithContext(Host(host));
-      return;
-    }
-    auto tx = DevTxBytes(*dev, kUplink);
-    auto out = NetstatValue(*netstat, "IpExt", "OutOctets");
-    if (!tx.ok() || !out.ok()) {
-      result = (!tx.ok() ? tx.status() : out.status()).WithContext(Host(host));
-      return;
-    }
-    result = HostTraffic{*tx, *out};
+  Status st = InNetworkNamespace(Host(host), [&]() -> Status {
+    FERRY_ASSIGN_OR_RETURN(std::string dev, ReadFile("/proc/thread-self/net/dev"));
+    FERRY_ASSIGN_OR_RETURN(std::string netstat, ReadFile("/proc/thread-self/net/netstat"));
+    FERRY_ASSIGN_OR_RETURN(uint64_t tx, DevTxBytes(dev, kUplink));
+    FERRY_ASSIGN_OR_RETURN(uint64_t out, NetstatValue(netstat, "IpExt", "OutOctets"));
+    result = HostTraffic{tx, out};
+    return Status::Ok();
   });
-  reader.join();
+  if (!st.ok()) return st.WithContext(Host(host));
   return result;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "core/status.h"
@@ -22,6 +23,10 @@ struct HostTraffic {
   uint64_t ip_out_octets = 0;    // IP bytes the host's own stack sent (IpExt OutOctets)
 };
 
+// Runs `work` on a thread of its own that entered network namespace `ns` (setns moves only the
+// calling thread, so the caller's stays where it is) and returns what `work` returned.
+Status InNetworkNamespace(const std::string& ns, const std::function<Status()>& work);
+
 class NamespaceHosts : public testbed::NetnsSegment {
  public:
   static constexpr const char* kBridge = kVmBridge;
@@ -32,7 +37,8 @@ class NamespaceHosts : public testbed::NetnsSegment {
   Status Build();
 
   // A persistent tap `name` on host i's ferrybr0, up, with a virtio-net header as ferryd makes
-  // its taps (QEMU opens it by name, script=no). RemoveTap is Ok if it is gone already.
+  // its taps; a bare QEMU inherits a queue of it opened in the host's namespace
+  // (BareLaunch::Open), as ferryd's QEMUs do. RemoveTap is Ok if it is gone already.
   Status AddTap(int host, const std::string& name);
   void RemoveTap(int host, const std::string& name);
 

@@ -6,14 +6,23 @@
 //                    its exit; ferryd's timings split it (running_ms: restore start to running).
 //   comparison side: the plain QEMU way. Once, in set-up: a bare QEMU (ferryd's command line, 1
 //                    GiB, see bare_spec.h) boots the image to ready, is stopped, and migrates its
-//                    full state into a file (`migrate exec:cat > FILE`, x-ignore-shared off, so
+//                    full state into a file (`cat > FILE` over a pipe, x-ignore-shared off, so
 //                    the stream holds all RAM pages). Per run: a new bare QEMU with the same
-//                    command line plus `-S -incoming defer` and a fresh RAM file, then
-//                    `migrate-incoming exec:cat FILE`, query-migrate polled every millisecond
+//                    command line plus `-S -incoming defer` and a fresh RAM file, then `cat FILE`
+//                    over a pipe into `migrate-incoming`, query-migrate polled every millisecond
 //                    (as ferryd polls it) until completed, `cont`, and redis PING through its
 //                    forward until it answers. Timed from QEMU's spawn.
+//
+// The stream goes through `sh -c 'cat ...'` and a pipe, as QEMU's `exec:` migration runs it; but
+// ferryd's command line has -sandbox spawn=deny, under which QEMU cannot start a process, so the
+// benchmark starts the same command and hands QEMU its end of the pipe (getfd, `fd:` URI).
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <optional>
 
 #include "bench/bare_qemu.h"
@@ -23,6 +32,8 @@
 #include "bench/runner.h"
 #include "bench/scratch_dir.h"
 #include "core/files.h"
+#include "core/process.h"
+#include "core/unique_fd.h"
 
 namespace ferry::bench {
 namespace {
@@ -36,6 +47,8 @@ constexpr char kSnapshot[] = "s";
 constexpr milliseconds kPingTimeout(30000);
 constexpr milliseconds kMigrationTimeout(300000);
 constexpr milliseconds kQmpTimeout(30000);
+constexpr milliseconds kStreamCommandExit(30000);
+constexpr char kStreamFdName[] = "stream";
 // A stream without RAM is the device state alone (under a MiB); with RAM it is far bigger.
 constexpr uint64_t kMinStreamBytes = uint64_t{16} << 20;
 
@@ -57,6 +70,55 @@ std::string ShellQuote(const std::string& s) {
   return out + "'";
 }
 
+// `sh -c COMMAND` with one end of a new pipe as its descriptor 3, the other end handed to QEMU
+// as kStreamFdName for a `fd:stream` migration URI: what QEMU's `exec:COMMAND` does, started by
+// the benchmark because QEMU runs under -sandbox spawn=deny. Killed, if still running, when it
+// goes.
+class StreamCommand {
+ public:
+  enum class QemuEnd { kWrites, kReads };
+  static Result<StreamCommand> Start(qemu::QmpClient& qmp, const std::string& command,
+                                     QemuEnd qemu_end, const std::string& log) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      return Status::Internal(std::string("pipe: ") + std::strerror(errno));
+    }
+    UniqueFd read_end(fds[0]), write_end(fds[1]);
+    UniqueFd& ours = qemu_end == QemuEnd::kWrites ? read_end : write_end;
+    UniqueFd& qemus = qemu_end == QemuEnd::kWrites ? write_end : read_end;
+    SpawnOptions options;
+    options.inherit = {ours.get()};
+    FERRY_ASSIGN_OR_RETURN(Process p, Process::Spawn({"sh", "-c", command}, log, options));
+    StreamCommand c(std::move(p), command);
+    ours.Reset();  // the command holds it; the pipe ends when the command or QEMU closes its end
+    FERRY_RETURN_IF_ERROR(qmp.PassFd(kStreamFdName, qemus.get()));
+    return c;
+  }
+  StreamCommand(StreamCommand&&) = default;
+  ~StreamCommand() {
+    if (process_ && process_->Running()) {
+      process_->Signal(SIGKILL);
+      process_->WaitExit(kStreamCommandExit);
+    }
+  }
+
+  // Waits for the command to exit; fails unless it exited with code 0.
+  Status Finish() {
+    auto ex = process_->WaitExit(kStreamCommandExit);
+    if (!ex) return Status::DeadlineExceeded("`" + command_ + "` did not exit");
+    if (!ex->known || ex->signaled || ex->code != 0) {
+      return Status::Internal("`" + command_ + "` " + ex->Describe());
+    }
+    return Status::Ok();
+  }
+
+ private:
+  StreamCommand(Process process, std::string command)
+      : process_(std::move(process)), command_(std::move(command)) {}
+  std::optional<Process> process_;
+  std::string command_;
+};
+
 FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {}) {
   FigureSpec f;
   f.name = std::move(name);
@@ -74,8 +136,8 @@ class RestoreMigration : public BenchEntry {
             "plain migration file (all RAM in the stream, no memory sharing)",
             "`ferry clone S --name cN --forward 0:6379 --json`: CLI spawn to exit; to running = "
             "that minus the identity reset",
-            "bare QEMU -S -incoming defer, `migrate-incoming exec:cat FILE`, poll query-migrate, "
-            "`cont`, redis PING: from QEMU's spawn",
+            "bare QEMU -S -incoming defer, `cat FILE` over a pipe into `migrate-incoming`, poll "
+            "query-migrate, `cont`, redis PING: from QEMU's spawn",
             {
                 Row("restore to running, QEMU start included", kFerryToRunning, kBareToRunning,
                     Goal::MinSpeedup(5)),
@@ -121,8 +183,8 @@ class RestoreMigration : public BenchEntry {
         "qemu: " + (qemu_version_.empty() ? std::string("version unknown") : qemu_version_),
         "ferry snapshot: of a 1 GiB VM right after ready; " + std::to_string(snapshot_data_mib_) +
             " MiB of RAM data on tmpfs, mapped copy-on-write by the clone, plus the device state",
-        "migration file: a bare 1 GiB QEMU booted to ready, `stop`, `migrate exec:cat > FILE` "
-        "with x-ignore-shared off: " +
+        "migration file: a bare 1 GiB QEMU booted to ready, `stop`, `migrate` into `cat > FILE` "
+        "over a pipe with x-ignore-shared off: " +
             std::to_string(stream_bytes_ >> 20) +
             " MiB on /dev/shm (tmpfs, like ferry's RAM image, so storage speed plays no part); "
             "each restore gets a fresh sparse RAM file",
@@ -130,8 +192,11 @@ class RestoreMigration : public BenchEntry {
         "`cont` (restore_total_ms - running_ms): an upper bound, QEMU's start included",
         "bare, restore to running: QEMU spawn to `cont` answered, after query-migrate said "
         "completed (polled every ms, as ferryd polls it)",
+        "bare streams: `sh -c 'cat ...'` over a pipe, the command QEMU's exec: migration would "
+        "run, started by the benchmark (QEMU runs under ferryd's -sandbox spawn=deny) and "
+        "handed to QEMU with getfd as `fd:stream`; the restore's start of it is timed",
         "QEMU start excluded: ferryd's running_ms (restore start, QMP connected, to `cont` "
-        "answered) vs `migrate-incoming` sent to `cont` answered",
+        "answered) vs `cat FILE` started (before `migrate-incoming`) to `cont` answered",
         "to serving: ferry's clone is done once its identity is reset (new MAC, DHCP, hostname, "
         "...); the bare restore keeps the old identity, so it has less to do; both then answer "
         "redis PING (checked)",
@@ -142,7 +207,7 @@ class RestoreMigration : public BenchEntry {
   void TearDown() override {
     if (ferryd_) ferryd_->Stop();
     ferryd_.reset();
-    if (bare_dir_) KillProcessesNaming(bare_dir_->path());
+    if (bare_dir_) KillProcessesUsing(bare_dir_->path());
     bare_dir_.reset();
     bare_ram_dir_.reset();
   }
@@ -172,9 +237,15 @@ class RestoreMigration : public BenchEntry {
           }
         }
       }
+      FERRY_ASSIGN_OR_RETURN(
+          StreamCommand cat,
+          StreamCommand::Start(*qmp, "cat <&3 > " + ShellQuote(stream_path_),
+                               StreamCommand::QemuEnd::kWrites, dir + "/cat.log"));
       FERRY_RETURN_IF_ERROR(
-          qmp->Execute("migrate", {{"uri", "exec:cat > " + ShellQuote(stream_path_)}}).status());
+          qmp->Execute("migrate", {{"uri", std::string("fd:") + kStreamFdName}}).status());
       st = qemu->AwaitMigration(kMigrationTimeout);
+      // QEMU closed its end once the migration ended: cat has the whole stream then.
+      if (st.ok()) st = cat.Finish();
     }
     RemoveAll(dir);
     FERRY_RETURN_IF_ERROR(st.WithContext("saving the bare QEMU's migration stream"));
@@ -216,13 +287,13 @@ class RestoreMigration : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(uint16_t port, FreeLoopbackPort());
     Result<Measurements> result = Status::Internal("not run");
     {
-      qemu::LaunchSpec spec = guest_.BareSpec(name, dir, bare_ram_dir_->path(), kMemoryMiB, port);
-      spec.incoming = true;
-      auto qemu = BareQemu::Launch(spec, dir + "/qemu.log");
+      BareLaunch launch = guest_.BareSpec(name, dir, bare_ram_dir_->path(), kMemoryMiB, port);
+      launch.spec.incoming = true;
+      auto qemu = BareQemu::Launch(launch, dir + "/qemu.log");
       if (!qemu.ok()) {
         result = qemu.status();
       } else {
-        result = Restore(**qemu, port);
+        result = Restore(**qemu, port, dir + "/cat.log");
       }
     }  // QEMU killed, RAM file removed
     RemoveAll(dir);
@@ -230,16 +301,20 @@ class RestoreMigration : public BenchEntry {
     return result;
   }
 
-  Result<Measurements> Restore(BareQemu& qemu, uint16_t port) {
+  // `log`: where the stream command's output goes.
+  Result<Measurements> Restore(BareQemu& qemu, uint16_t port, const std::string& log) {
     const auto t0 = qemu.spawned_at();
     FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * qmp, qemu.Qmp(kQmpTimeout));
     const auto incoming = Clock::now();
+    FERRY_ASSIGN_OR_RETURN(StreamCommand cat,
+                           StreamCommand::Start(*qmp, "cat " + ShellQuote(stream_path_) + " >&3",
+                                                StreamCommand::QemuEnd::kReads, log));
     FERRY_RETURN_IF_ERROR(
-        qmp->Execute("migrate-incoming", {{"uri", "exec:cat " + ShellQuote(stream_path_)}})
-            .status());
+        qmp->Execute("migrate-incoming", {{"uri", std::string("fd:") + kStreamFdName}}).status());
     FERRY_RETURN_IF_ERROR(qemu.AwaitMigration(kMigrationTimeout));
     FERRY_RETURN_IF_ERROR(qmp->Execute("cont").status());
     const auto running = Clock::now();
+    FERRY_RETURN_IF_ERROR(cat.Finish());
     FERRY_RETURN_IF_ERROR(RedisPing(port, kPingTimeout));
     const auto pong = Clock::now();
     return Measurements{

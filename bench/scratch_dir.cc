@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -64,7 +65,32 @@ Result<uint16_t> FreeLoopbackPort() {
   return static_cast<uint16_t>(ntohs(addr.sin_port));
 }
 
-int KillProcessesNaming(const std::string& path) {
+namespace {
+
+// Whether process `pid` has a descriptor open on `path` or a file below it.
+bool HoldsFileUnder(const std::string& pid, const std::string& path) {
+  const std::string fd_dir = "/proc/" + pid + "/fd";
+  DIR* fds = ::opendir(fd_dir.c_str());
+  if (fds == nullptr) return false;
+  bool holds = false;
+  char target[PATH_MAX];
+  while (dirent* e = ::readdir(fds)) {
+    if (e->d_name[0] == '.') continue;
+    const ssize_t n = ::readlink((fd_dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    const std::string file(target, static_cast<size_t>(n));
+    if (file == path || file.rfind(path + "/", 0) == 0) {
+      holds = true;
+      break;
+    }
+  }
+  ::closedir(fds);
+  return holds;
+}
+
+}  // namespace
+
+int KillProcessesUsing(const std::string& path) {
   if (path.empty()) return 0;
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return 0;
@@ -74,7 +100,8 @@ int KillProcessesNaming(const std::string& path) {
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0 || pid == ::getpid()) continue;
     auto cmdline = ReadFile("/proc/" + std::string(e->d_name) + "/cmdline");
-    if (!cmdline.ok() || cmdline->find(path) == std::string::npos) continue;
+    if (!cmdline.ok()) continue;
+    if (cmdline->find(path) == std::string::npos && !HoldsFileUnder(e->d_name, path)) continue;
     auto start = ProcessStartTime(static_cast<pid_t>(pid));
     if (start.ok()) victims.emplace_back(static_cast<pid_t>(pid), *start);
   }

@@ -33,9 +33,11 @@ class ScratchDir {
 // Another process may take it before the caller binds it; good enough for a benchmark.
 Result<uint16_t> FreeLoopbackPort();
 
-// SIGKILLs every process whose command line contains `path` and waits (up to 5 s each) for them
-// to go. `path` must be a directory unique to this benchmark (a ScratchDir): this is the safety
-// net for QEMUs that outlived their ferryd. Returns how many it killed.
-int KillProcessesNaming(const std::string& path);
+// SIGKILLs every process whose command line contains `path` or that holds a file under `path`
+// open, and waits (up to 5 s each) for them to go. `path` must be a directory unique to this
+// benchmark (a ScratchDir): this is the safety net for QEMUs that outlived their ferryd or the
+// benchmark's own, whose command lines name their files by descriptor (/proc/self/fd/N).
+// Returns how many it killed.
+int KillProcessesUsing(const std::string& path);
 
 }  // namespace ferry::bench
