@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/qemu_processes.h"
 #include "harness/qemu_scratch.h"
 
 namespace ferry::testing {
@@ -34,21 +35,10 @@ std::string ReadAll(const std::string& path) {
   return s.str();
 }
 
-// QEMU processes whose command line mentions `needle` (this test's state directory): other
-// tests on the machine run QEMUs of their own.
-int QemusMentioning(const std::string& needle) {
-  int n = 0;
-  DIR* proc = ::opendir("/proc");
-  while (dirent* e = proc ? ::readdir(proc) : nullptr) {
-    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
-    std::string cmdline = ReadAll(std::string("/proc/") + e->d_name + "/cmdline");
-    if (cmdline.rfind("qemu-system", 0) != 0 && cmdline.find("/qemu-system") == std::string::npos) {
-      continue;
-    }
-    if (cmdline.find(needle) != std::string::npos && ProcessAlive(std::atoi(e->d_name))) ++n;
-  }
-  if (proc) ::closedir(proc);
-  return n;
+// QEMU processes of this test (holding files of its state directory): other tests on the
+// machine run QEMUs of their own.
+int QemusMentioning(const std::string& state_dir) {
+  return static_cast<int>(QemusHoldingFilesUnder(state_dir).size());
 }
 
 // Flips every bit of the byte at `offset` (the files are mode 0400; the test runs as root).
@@ -265,8 +255,8 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
   // The real QEMU, except that a restoring one (started with -incoming) is killed by SIGKILL the
   // moment it holds the snapshot's device state file open (ferryd hands it over with getfd), while
   // the flag file names that file. No timing is guessed: QEMU is mid-restore by then.
-  // The wrapper runs as QEMU's unprivileged uid: it cannot stat the device state file in the
-  // state directory, so it compares what its descriptors point to with the file's name.
+  // The wrapper runs as QEMU's unprivileged uid, which cannot reach the device state file in the
+  // state directory: the flag names a hard link of it where that uid can.
   QemuScratch scratch;
   const std::string flag = scratch.File("kill-next-restore");
   const std::string wrapper = scratch.Script(
@@ -275,13 +265,15 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
       "if printf '%s\\n' \"$@\" | grep -qx -- -incoming && [ -s '" + flag + "' ]; then\n"
       "  ds=$(< '" + flag + "')\n"
       "  (while kill -0 $$ 2>/dev/null; do\n"
-      "     for f in /proc/$$/fd/*; do [[ $(readlink $f) == \"$ds\" ]] && { kill -9 $$; exit 0; }; done\n"
+      "     for f in /proc/$$/fd/*; do [[ $f -ef $ds ]] && { kill -9 $$; exit 0; }; done\n"
       "   done) &\n"
       "fi\n"
       "exec qemu-system-x86_64 \"$@\"\n");
   ASSERT_NO_FATAL_FAILURE(BootAndSnapshot({"--qemu", wrapper}));
 
-  std::ofstream(flag) << snapshot_dir_ << "/device.state";
+  const std::string device_state = scratch.dir() + "/device.state";
+  std::filesystem::create_hard_link(snapshot_dir_ + "/device.state", device_state);
+  std::ofstream(flag) << device_state;
   CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_THAT(r.err, StartsWith("ferry: "));

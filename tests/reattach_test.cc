@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/qemu_processes.h"
 
 namespace ferry::testing {
 namespace {
@@ -84,29 +85,6 @@ TEST_F(ReattachTest, QemuThatDiedWhileFerrydWasDownIsShownFailedWithTheReason) {
   EXPECT_THAT(list.out, HasSubstr("failed"));
 }
 
-// The QEMU processes that hold a file under `dir` open (every file of a test's VMs lies under
-// it; QEMU gets them as descriptors, so its command line names none).
-std::vector<pid_t> QemusUnder(const std::string& dir) {
-  std::vector<pid_t> found;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find("qemu-system") == std::string::npos || !ProcessAlive(std::stoi(name))) {
-      continue;
-    }
-    std::error_code ec;
-    for (const auto& fd : std::filesystem::directory_iterator(entry.path() / "fd", ec)) {
-      if (std::filesystem::read_symlink(fd.path(), ec).string().rfind(dir, 0) == 0 && !ec) {
-        found.push_back(std::stoi(name));
-        break;
-      }
-    }
-  }
-  return found;
-}
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -117,14 +95,14 @@ TEST_F(ReattachTest, FerrydKilledBetweenSpawnAndQmpLeavesNoUnownedQemu) {
   StartFerrydArmed("vm.launch.after_spawn");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusUnder(state_dir_);
+  std::vector<pid_t> left = QemusHoldingFilesUnder(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
   const pid_t qemu = left[0];
 
   StartFerryd();
   // The restarted ferryd found that QEMU through its record, killed it, and says so.
   EXPECT_FALSE(ProcessAlive(qemu)) << "QEMU pid " << qemu << " was left running, unowned";
-  EXPECT_TRUE(QemusUnder(state_dir_).empty());
+  EXPECT_TRUE(QemusHoldingFilesUnder(state_dir_).empty());
   json vm = FerryJson({"vm", "show", "web-1"});
   EXPECT_EQ(vm["state"], "failed");
   const std::string failure = vm.value("failure", "");
@@ -141,7 +119,7 @@ TEST_F(ReattachTest, QemuSpawnedButNeverRecordedIsKilledByTheStartUpSweep) {
   StartFerrydArmed("vm.launch.before_record");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusUnder(state_dir_);
+  std::vector<pid_t> left = QemusHoldingFilesUnder(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
 
   StartFerryd();

@@ -19,6 +19,12 @@
 #endif
 
 int main(int argc, char** argv) {
+  // Descriptors 0-2 stay taken: started with one closed, ferryd's next open() would get that
+  // number, and whatever later writes to stdout or stderr (a library, a child's inherited copy)
+  // would write into a database or a socket.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && ::open("/dev/null", O_RDWR) != fd) return 1;
+  }
   CLI::App app{"ferryd: the ferry agent; runs QEMU VMs and serves the ferry API"};
   ferry::vm::ServiceConfig config;
   std::string socket_path;

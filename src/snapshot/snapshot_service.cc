@@ -301,7 +301,9 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   spdlog::info("{}: VM paused {} ms (device state {} ms)", what, pause_ms, device_ms);
 
   op.SetPhase("writing manifest", 90);
-  ::chmod(paths.ram.c_str(), 0400);
+  // Clones map the image copy-on-write; see VmService::ShareRamImage for who may open it.
+  st = vms_.ShareRamImage(paths.ram);
+  if (!st.ok()) return fail(st);
   m.name = name;
   m.id = id;
   m.vm_name = vm_name;

@@ -59,12 +59,19 @@ Status OpenQemuFiles(const QemuFilePaths& paths, UniqueFd ram, qemu::LaunchSpec&
     FERRY_ASSIGN_OR_RETURN(UniqueFd image,
                            OpenFile(paths.shared_image, O_RDONLY | O_NOFOLLOW, "RAM image"));
     // QEMU 7.2 opens a private mapping's file read-write too (8.2 falls back to read-only), so
-    // the clones' group may write the image: u=r (ferryd never writes it again, and its tmpfs
-    // accounting counts it as frozen), g=rw, nothing for others.
-    if (::fchown(image.get(), static_cast<uid_t>(-1), gid) != 0 ||
-        ::fchmod(image.get(), 0460) != 0) {
-      return Status::Internal("cannot give RAM image " + paths.shared_image +
-                              " to QEMU's group: " + std::strerror(errno));
+    // the clones' group may write the image (VmService::ShareRamImage made it so when the
+    // snapshot was taken). An image from before that is handed over now.
+    struct stat st;
+    if (::fstat(image.get(), &st) != 0) {
+      return Status::Internal("cannot stat RAM image " + paths.shared_image + ": " +
+                              std::strerror(errno));
+    }
+    if (start.uid.held() && (st.st_gid != gid || (st.st_mode & 0777) != 0460)) {
+      if (::fchown(image.get(), static_cast<uid_t>(-1), gid) != 0 ||
+          ::fchmod(image.get(), 0460) != 0) {
+        return Status::Internal("cannot give RAM image " + paths.shared_image +
+                                " to QEMU's group: " + std::strerror(errno));
+      }
     }
     spec.ram_fd = opened.Pass(std::move(image));
   }

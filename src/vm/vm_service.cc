@@ -472,6 +472,16 @@ Result<QemuStart> VmService::PrepareStart(QemuLaunch& launch, UniqueFd ram) {
   return start;
 }
 
+Status VmService::ShareRamImage(const std::string& path) {
+  const bool shared = qemu_uids_ != nullptr;
+  if ((shared && ::chown(path.c_str(), static_cast<uid_t>(-1), qemu_uids_->group()) != 0) ||
+      ::chmod(path.c_str(), shared ? 0460 : 0400) != 0) {
+    return Status::Internal("cannot hand RAM image " + path + " to the clones' QEMU group: " +
+                            std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
 QemuUidLease VmService::AdoptedUid(pid_t pid) {
   if (!qemu_uids_) return {};
   auto uid = ProcessUid(pid);
