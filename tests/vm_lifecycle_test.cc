@@ -135,7 +135,7 @@ class RegistryWriteLock {
       ::close(out[0]);
       const std::string script =
           "import sqlite3, sys\n"
-          "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+          "c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)\n"
           "c.execute('BEGIN EXCLUSIVE')\n"
           "print('locked', flush=True)\n"
           "sys.stdin.read()\n";
@@ -167,7 +167,9 @@ class RegistryWriteLock {
 
 TEST_F(VmLifecycleTest, DeleteWhoseRegistryWriteFailsLeavesTheVmDeletable) {
   StartFerryd();
-  ASSERT_EQ(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
+  // Booted first: ferryd writes the record when the guest becomes ready, and the lock must not
+  // wait behind that write on a loaded host.
+  ASSERT_EQ(Ferry({"vm", "create", "web-1", "--memory", "256", "--wait-ready"}).exit_code, 0);
   const pid_t pid = FerryJson({"vm", "show", "web-1"})["pid"];
   {
     RegistryWriteLock lock(state_dir_ + "/registry.db");

@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,20 +54,6 @@ Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::
 
 namespace {
 
-// setpriv's arguments that make the process `who` before it runs the program.
-std::vector<std::string> RunAsPrefix(const Credentials& who) {
-  std::string groups;
-  for (gid_t g : who.groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
-  return {"setpriv",
-          "--reuid=" + std::to_string(who.uid),
-          "--regid=" + std::to_string(who.gid),
-          groups.empty() ? "--clear-groups" : "--groups=" + groups,
-          "--inh-caps=-all",
-          "--bounding-set=-all",
-          "--no-new-privs",
-          "--"};
-}
-
 // Closes what it holds: the copies of inherited descriptors made for one spawn.
 struct FdCopies {
   std::vector<int> fds;
@@ -76,16 +62,76 @@ struct FdCopies {
   }
 };
 
+// `name` as execve needs it: itself if it names a path, else the first executable file of that
+// name in $PATH. Found in the parent: the child runs nothing that may allocate.
+Result<std::string> FindProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = ::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    const size_t colon = dirs.find(':');
+    std::string dir(dirs.substr(0, colon));
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return Status::NotFound("cannot run " + name + ": not found in PATH");
+}
+
+// Everything the child does between vfork and execve, with raw system calls only: it shares
+// ferryd's memory (so it must not allocate or take a lock), and glibc's setresuid and friends
+// would signal ferryd's other threads to change their credentials too. Returns only on failure,
+// with the errno to report.
+struct ChildPlan {
+  const char* program;
+  char* const* argv;
+  char* const* envp;
+  int log_fd;
+  const std::vector<int>* inherit;  // already above every target number
+  int close_from;
+  const Credentials* run_as;  // null: keep ours
+};
+
+int RunChild(const ChildPlan& plan) {
+  // A clean slate: signal dispositions ferryd ignores and its blocked mask survive exec, so a
+  // QEMU started by a ferryd that ignores SIGPIPE or blocks SIGTERM could otherwise never be
+  // told to stop.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
+  if (::syscall(SYS_setsid) < 0) return errno;
+  // Wherever it lands below `close_from`, a target descriptor replaces it.
+  const int null_fd = ::open("/dev/null", O_RDONLY);
+  if (null_fd < 0 || ::dup2(null_fd, 0) < 0) return errno;
+  if (::dup2(plan.log_fd, 1) < 0 || ::dup2(plan.log_fd, 2) < 0) return errno;
+  for (size_t i = 0; i < plan.inherit->size(); ++i) {
+    if (::dup2((*plan.inherit)[i], InheritedFd(i)) < 0) return errno;
+  }
+  if (::syscall(SYS_close_range, plan.close_from, ~0U, 0) < 0) return errno;
+  if (plan.run_as != nullptr) {
+    const Credentials& who = *plan.run_as;
+    // Groups first, while still root; then the gid, then the uid, which drops every capability.
+    if (::syscall(SYS_setgroups, who.groups.size(), who.groups.data()) < 0) return errno;
+    if (::syscall(SYS_setresgid, who.gid, who.gid, who.gid) < 0) return errno;
+    if (::syscall(SYS_setresuid, who.uid, who.uid, who.uid) < 0) return errno;
+    // No execve may give it back (no setuid binary, no file capabilities).
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return errno;
+    if (::chdir("/") < 0) return errno;  // ferryd's directory may be closed to this user
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(plan.program, plan.argv, plan.envp);
+  return errno;
+}
+
 }  // namespace
 
-Result<Process> Process::Spawn(const std::vector<std::string>& program,
-                               const std::string& log_path, const SpawnOptions& options) {
-  if (program.empty()) return Status::InvalidArgument("empty command line");
-  std::vector<std::string> argv = program;
-  if (options.run_as) {
-    std::vector<std::string> prefix = RunAsPrefix(*options.run_as);
-    argv.insert(argv.begin(), prefix.begin(), prefix.end());
-  }
+Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::string& log_path,
+                               const SpawnOptions& options) {
+  if (argv.empty()) return Status::InvalidArgument("empty command line");
+  FERRY_ASSIGN_OR_RETURN(std::string program, FindProgram(argv[0]));
   const std::vector<std::string>& extra_env = options.extra_env;
   // Each inherited descriptor is first copied above the numbers the child gives them, so that
   // placing one (dup2 to 3+i) can never overwrite another not yet placed.
@@ -94,12 +140,16 @@ Result<Process> Process::Spawn(const std::vector<std::string>& program,
   for (int fd : options.inherit) {
     const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, above);
     if (copy < 0) {
-      return Status::Internal("cannot pass descriptor " + std::to_string(fd) + " to " +
-                              program[0] + ": " + std::strerror(errno));
+      return Status::Internal("cannot pass descriptor " + std::to_string(fd) + " to " + argv[0] +
+                              ": " + std::strerror(errno));
     }
     copies.fds.push_back(copy);
   }
-  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  // The log too lies above the targets, so placing them cannot close it.
+  const int opened = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (opened < 0) return Status::Internal("cannot open " + log_path + ": " + std::strerror(errno));
+  const int log_fd = ::fcntl(opened, F_DUPFD_CLOEXEC, above);
+  ::close(opened);
   if (log_fd < 0) return Status::Internal("cannot open " + log_path + ": " + std::strerror(errno));
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -118,43 +168,34 @@ Result<Process> Process::Spawn(const std::vector<std::string>& program,
   }
   env.push_back(nullptr);
 
-  // posix_spawn, not fork: glibc's is a vfork-style clone that copies no page tables, so a
-  // large multithreaded ferryd neither pays to copy its mappings nor takes copy-on-write faults
-  // afterwards (costly under nested virtualisation). The child gets a clean slate: signal
-  // masks and ignored signals survive exec, so a QEMU started by a ferryd that blocks SIGTERM
-  // could otherwise never be terminated; a new session; stdin from /dev/null, stdout and stderr
-  // to the log, the inherited descriptors at 3, 4, ..., nothing else.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
-  for (size_t i = 0; i < copies.fds.size(); ++i) {
-    posix_spawn_file_actions_adddup2(&actions, copies.fds[i], InheritedFd(i));
+  // vfork, not fork: the child copies no page tables, so a large multithreaded ferryd neither
+  // pays to copy its mappings nor takes copy-on-write faults afterwards (costly under nested
+  // virtualisation), and ferryd's thread waits only until the child has exec'd. The child
+  // switches user itself (RunChild) rather than through a helper program: one exec, not two.
+  const ChildPlan plan{program.c_str(), args.data(), env.data(), log_fd, &copies.fds, above,
+                       options.run_as ? &*options.run_as : nullptr};
+  // Signals stay blocked across vfork: a handler of ferryd's must never run in the child.
+  sigset_t all, saved;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+  volatile int child_error = 0;  // written by the child (shared memory) when it cannot exec
+  const pid_t pid = ::vfork();
+  if (pid == 0) {
+    child_error = RunChild(plan);
+    ::_exit(127);
   }
-  posix_spawn_file_actions_addclosefrom_np(&actions, above);
-  // A process of another user may not be able to enter ferryd's working directory.
-  if (options.run_as) posix_spawn_file_actions_addchdir_np(&actions, "/");
-  pid_t pid = 0;
-  const int err = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   ::close(log_fd);
-  if (err == ENOENT || err == EACCES || err == ENOEXEC) {
-    return Status::NotFound("cannot run " + argv[0] + ": " + std::strerror(err));
+  if (pid < 0) {
+    return Status::ResourceExhausted("cannot start " + argv[0] + ": " + std::strerror(errno));
   }
-  if (err != 0) {
-    return Status::ResourceExhausted("posix_spawn " + argv[0] + ": " + std::strerror(err));
+  if (child_error != 0) {
+    ::waitpid(pid, nullptr, 0);
+    const int err = child_error;
+    if (err == ENOENT || err == EACCES || err == ENOEXEC) {
+      return Status::NotFound("cannot run " + argv[0] + ": " + std::strerror(err));
+    }
+    return Status::Internal("cannot start " + argv[0] + ": " + std::strerror(err));
   }
 
   int pidfd = PidfdOpen(pid);

@@ -23,9 +23,9 @@ struct ProcessExit {
   std::string Describe() const;  // "exited with code 1", "was killed by signal 9 (Killed)", ...
 };
 
-// Who a spawned process runs as. setpriv(1) (util-linux) sets it between the spawn and the
-// program: the program never runs as root, so it needs no privilege-dropping of its own, and it
-// starts with no capabilities and no_new_privs.
+// Who a spawned process runs as. The child switches to it between fork and exec: the program
+// never runs as root, so it needs no privilege-dropping of its own, and it starts with no
+// capabilities and no_new_privs.
 struct Credentials {
   uid_t uid = 0;
   gid_t gid = 0;
