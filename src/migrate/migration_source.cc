@@ -158,7 +158,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
   if (!passed.ok()) return fail_perform(passed);
   const auto started = Clock::now();
   // Journaled before the guest can stop: a ferryd restarted from here on rolls it back.
-  Status journaled = Journal(op->id(), name, request.to, "perform");
+  Status journaled = Journal(op->id(), name, request.to, JournalPhase::kPerform);
   if (!journaled.ok()) return fail_perform(journaled);
   Status migrate = qemu::Migrate(rt, std::string("fd:") + kStreamFdName);
   if (!migrate.ok()) return fail_perform(migrate);
@@ -219,7 +219,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
   op->SetPhase("finish on " + request.to, 95);
   // Journaled before "finish" is sent: a source that cannot record it must not let the
   // destination resume (a restart could not tell whether the guest runs there).
-  Status journaled_finish = Journal(op->id(), name, request.to, "finish");
+  Status journaled_finish = Journal(op->id(), name, request.to, JournalPhase::kFinish);
   if (!journaled_finish.ok()) return fail_perform(journaled_finish);
   st = SendPeerMessage(*link, FinishRequest{});
   FaultPoint("migrate.source.after_finish");
@@ -237,7 +237,7 @@ void MigrationService::RunSource(const MigrateRequest& request,
     // copies. Ask it on a new link; until it answers, the copy here stays paused.
     op->SetPhase("finish: asking " + request.to + " whether the guest runs there", 96);
     auto settled = Settle(op->id(), name, request.to, Clock::now() + kSettleTimeout);
-    if (settled.ok() && *settled == "absent") {
+    if (settled.ok() && *settled == SettledState::kAbsent) {
       return finish(Status::Unavailable("host " + request.to + " did not resume the guest (" +
                                         st.message() + "); it runs here again"));
     }
