@@ -68,6 +68,8 @@ class MigrationService {
  private:
   MigrationService(vm::VmService& vms, MigrationConfig config,
                    std::shared_ptr<const PeerTlsContext> tls);
+  class MigrationSource;  // one outgoing migration, phase by phase (migration_source.h)
+  // Runs one outgoing migration on the operation's thread; `op` ends with its outcome.
   void RunSource(const MigrateRequest& request, const std::shared_ptr<Operation>& op);
   void ServeIncoming(std::shared_ptr<PeerLink> link);
 
