@@ -12,7 +12,7 @@
 #include "core/files.h"
 #include "core/ids.h"
 #include "crypto/openssl_util.h"
-#include "snapshot/clone_identity.h"
+#include "snapshot/clone_identity_reset.h"
 #include "snapshot/device_state.h"
 #include "snapshot/snapshot_manifest.h"
 #include "vm/vm_policy.h"

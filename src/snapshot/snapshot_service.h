@@ -19,7 +19,7 @@
 
 #include "core/operation.h"
 #include "core/status.h"
-#include "snapshot/clone_identity.h"
+#include "snapshot/clone_identity_reset.h"
 #include "snapshot/snapshot_manifest.h"
 #include "snapshot/verified_files.h"
 #include "vm/vm_service.h"

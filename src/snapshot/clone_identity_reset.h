@@ -1,4 +1,5 @@
-// What makes a clone its own machine, as ferryd asks ferry-guest for it (guest/protocol.h).
+// Resetting a clone's identity from the host: what makes a clone its own machine, as ferryd asks
+// ferry-guest for it (guest/protocol.h; the guest's side is guest/identity_reset.h).
 //
 // A plain clone gets everything at once after `cont`: reset_identity (RNG, clock, machine-id,
 // hostname, MAC, SSH host key, DHCP lease). A warm-pool QEMU is primed instead: while it waits
