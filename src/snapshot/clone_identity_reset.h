@@ -25,7 +25,8 @@
 
 namespace ferry::snapshot {
 
-// Covers reset_identity's slowest case (guest/protocol.h: about 8 s) with room for TCG.
+// Covers reset_identity's slowest case (guest/protocol.h: about 5 s and the quick steps) with
+// room for TCG.
 inline constexpr std::chrono::milliseconds kGuestIdentityTimeout(30000);
 
 // A VM name as a hostname label: RFC 1123 allows letters, digits and '-'.
