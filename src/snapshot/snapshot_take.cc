@@ -20,6 +20,7 @@
 #include "core/files.h"
 #include "core/ids.h"
 #include "crypto/openssl_util.h"
+#include "qemu/accelerator.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
 #include "snapshot/snapshot_service.h"
@@ -196,7 +197,11 @@ Status SnapshotService::WriteSnapshotDir(Taking& t, Operation& op) {
   m.image = rec.spec.image;
   m.memory_mib = rec.spec.memory_mib;
   m.accelerator = rec.accelerator;
-  m.machine = "q35/" + std::string(rec.accelerator == "kvm" ? "host" : "max");
+  // The record names the accelerator its VM was created under; a name other than kvm's ran
+  // under TCG.
+  const qemu::Accelerator accelerator =
+      qemu::AcceleratorFromName(rec.accelerator).value_or(qemu::Accelerator::kTcg);
+  m.machine = std::string("q35/") + qemu::CpuModelFor(accelerator);
   m.created_at_ms = NowUnixMs();
   m.pause_ms = t.pause_ms;
   const std::string device_state = t.partial + "/" + m.device_state.file;
