@@ -11,6 +11,7 @@
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_connect.h"
+#include "vm/vm_origin.h"
 
 namespace ferry::migrate {
 namespace {
@@ -212,7 +213,10 @@ void MigrationService::AnswerQuery(PeerLink& link, const QueryRequest& query) {
   }
   SettledState state = SettledState::kAbsent;
   auto shown = vms_.Show(vm);
-  if (shown.ok() && shown->value("origin", json::object()).value("migration", "") == id) {
+  const vm::VmOrigin origin =
+      vm::OriginFromJson(shown.ok() ? shown->value("origin", json::object()) : json::object());
+  const auto* migrated = std::get_if<vm::MigrationOrigin>(&origin);
+  if (migrated && migrated->migration == id) {
     // Once resumed here, the copy here is the VM, whatever became of it since.
     state =
         shown->value("state", "") == "creating" ? SettledState::kUnsettled : SettledState::kRunning;

@@ -15,6 +15,7 @@
 #include "snapshot/clone_identity_reset.h"
 #include "snapshot/device_state.h"
 #include "snapshot/snapshot_manifest.h"
+#include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
 
 namespace ferry::snapshot {
@@ -225,8 +226,7 @@ std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
 }
 
 Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
-    const std::string& snapshot, const std::string& name,
-    const std::optional<PrimedIdentity>& primed) {
+    const std::string& snapshot, const std::string& name, WarmQemu warm) {
   const auto begun_at = Clock::now();
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   const std::string what = "snapshot " + snapshot;
@@ -249,13 +249,19 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
   plan.ram_path = paths.ram;
   plan.mac = m.vm_spec.value("mac", "");
   plan.vmgenid = NewGuid();
-  plan.origin = {{"snapshot", snapshot}, {"snapshot_id", m.id}, {"source_vm", m.vm_name}};
+  vm::CloneOrigin origin{snapshot, m.id, m.vm_name};
+  if (warm.qemu.runtime) {
+    plan.prelaunched = std::move(warm.qemu);
+    origin.warm_pool = true;
+    origin.identity_primed = warm.primed.has_value();
+  }
+  plan.origin = vm::OriginToJson(origin);
   if (m.disk) {
     FERRY_ASSIGN_OR_RETURN(std::string frozen, FrozenDiskOf(paths.dir, m));
     plan.disk_chain.push_back(frozen);
     plan.disk_chain.insert(plan.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
   }
-  CloneRestore restore{paths.dir, m, name, primed, begun_at};
+  CloneRestore restore{paths.dir, m, name, warm.primed, begun_at};
   plan.restore = [restore](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, restore);
   };
@@ -303,14 +309,9 @@ Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) 
 Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
     const std::string& snapshot, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
     WarmQemu warm) {
-  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, warm.primed));
+  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, std::move(warm)));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
-  if (warm.qemu.runtime) {
-    plan.prelaunched = std::move(warm.qemu);
-    plan.origin["warm_pool"] = true;
-    plan.origin["identity_primed"] = warm.primed.has_value();
-  }
   return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
 }
 

@@ -68,12 +68,12 @@ class SnapshotService {
   // the same; what makes a clone new (VMGenID on its command line, the identity reset) comes
   // after.
   Status Preload(const std::string& snapshot, vm::VmRuntime& rt);
-  // What a clone of `snapshot` is: its spec (named `name`) and how to start it; `primed` when it
-  // takes a primed pool QEMU. The snapshot is verified first: a damaged one is refused before
-  // any QEMU starts.
-  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(
-      const std::string& snapshot, const std::string& name,
-      const std::optional<PrimedIdentity>& primed = std::nullopt);
+  // What a clone of `snapshot` is: its spec (named `name`) and how to start it; in `warm`'s QEMU
+  // (primed or not) when it takes one from a template's pool. The snapshot is verified first: a
+  // damaged one is refused before any QEMU starts.
+  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(const std::string& snapshot,
+                                                          const std::string& name,
+                                                          WarmQemu warm = {});
 
  private:
   // Removes snapshot directories (finished or ".partial") and RAM images that no snapshot in

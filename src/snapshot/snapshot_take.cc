@@ -25,6 +25,7 @@
 #include "snapshot/disk_freeze.h"
 #include "snapshot/snapshot_service.h"
 #include "vm/vm_disk.h"
+#include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
 
 namespace ferry::snapshot {
@@ -111,9 +112,10 @@ Status SnapshotService::CheckSnapshottable(const vm::VmRecord& rec, const std::s
   if (!rec.ram_owned) {
     // A clone's RAM is its snapshot's file plus private copy-on-write pages QEMU holds: there is
     // no agent-owned file to copy, and the device state would carry the whole RAM.
+    const vm::VmOrigin origin = vm::OriginFromJson(rec.origin);
+    const auto* clone = std::get_if<vm::CloneOrigin>(&origin);
     return Status::FailedPrecondition(
-        what + ": vm " + vm_name + " is a clone of snapshot " +
-        rec.origin.value("snapshot", "?") +
+        what + ": vm " + vm_name + " is a clone of snapshot " + (clone ? clone->snapshot : "?") +
         "; snapshots of clones are not supported yet: snapshot a VM booted from an image");
   }
   // The RAM image takes up to what the VM's RAM file holds now; the running VMs' sparse RAM
