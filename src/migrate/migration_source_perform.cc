@@ -1,8 +1,6 @@
 // Perform (migration_protocol.h): QEMU precopies into ferryd's end of a socket pair; ferryd
 // carries the bytes to the destination as data frames, then a stream end. The guest stops only
 // when the precopy completes.
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <thread>
 
@@ -40,15 +38,9 @@ Status MigrationService::MigrationSource::Perform() {
 
 Status MigrationService::MigrationSource::ConfigureQemuMigration() {
   vm::VmRuntime& rt = *lease_->runtime;
-  auto caps = rt.Qmp(
-      "migrate-set-capabilities",
-      {{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}},
-                                     {{"capability", "x-ignore-shared"}, {"state", false}}})}});
-  if (!caps.ok()) return caps.status();
-  return rt
-      .Qmp("migrate-set-parameters",
-           {{"downtime-limit", downtime_ms_}, {"max-bandwidth", kUnlimitedBandwidth}})
-      .status();
+  FERRY_RETURN_IF_ERROR(
+      qemu::SetMigrationCapabilities(rt, {{"auto-converge", true}, {"x-ignore-shared", false}}));
+  return qemu::SetMigrationParameters(rt, {downtime_ms_, kUnlimitedBandwidth});
 }
 
 Status MigrationService::MigrationSource::StartQemuMigration() {
