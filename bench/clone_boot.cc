@@ -37,6 +37,7 @@
 #include "bench/runner.h"
 #include "bench/scratch_dir.h"
 #include "core/files.h"
+#include "guest/protocol.h"
 
 namespace ferry::bench {
 namespace {
@@ -47,7 +48,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kSnapshot[] = "s";
 constexpr char kTemplate[] = "t";
-constexpr char kStartingMarker[] = "ferry-guest: starting";
 constexpr milliseconds kPoolTimeout(120000);
 constexpr milliseconds kPingTimeout(10000);
 constexpr milliseconds kCplSampleEvery(10);
@@ -368,7 +368,7 @@ class CloneBoot : public BenchEntry {
                                                               config_.memory_mib, port),
                                               dir + "/qemu.log"));
       auto user = WaitForUserMode(*qemu, kVmBootTimeout);
-      auto starting = user.ok() ? qemu->WaitForConsole(kStartingMarker, kVmBootTimeout)
+      auto starting = user.ok() ? qemu->WaitForConsole(std::string(guest::kStartingMarker), kVmBootTimeout)
                                 : Result<Clock::time_point>(user.status());
       auto ready = starting.ok() ? qemu->WaitForConsole(guest_.image.ready_marker, kVmBootTimeout)
                                  : Result<Clock::time_point>(starting.status());

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
-#include "guest/clone_identity.h"
+#include "guest/identity_request.h"
 #include "guest/encoding.h"
 #include "guest/protocol.h"
 

@@ -5,7 +5,7 @@
 #include <array>
 #include <cstdio>
 
-#include "guest/clone_identity.h"
+#include "guest/identity_request.h"
 
 namespace ferry::guest {
 namespace {

@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-#include "guest/clone_identity.h"
+#include "guest/identity_request.h"
 #include "guest/dhcp_message.h"
 #include "guest/guest_system.h"
 

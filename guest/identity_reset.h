@@ -30,7 +30,7 @@
 #include <utility>
 #include <vector>
 
-#include "guest/clone_identity.h"
+#include "guest/identity_request.h"
 #include "guest/guest_system.h"
 #include "guest/host_keys.h"
 

@@ -64,7 +64,9 @@
 //                              set (SIOCSIFHWADDR) and brought up; with arp_notify set, coming
 //                              up announces its IPv4 addresses under the new MAC
 //                  ssh_keys    every /etc/dropbear/dropbear_*_host_key deleted, then one new
-//                              ed25519 key made by /usr/bin/dropbearkey
+//                              ed25519 key: ssh_host_key written in dropbear's format when it
+//                              is given (ferryd always gives it: no program starts), else one
+//                              made by /usr/bin/dropbearkey
 //                  dhcp        ferry-guest's own DHCP client (no program started) asks for a
 //                              lease for the new MAC, asking for the current address, which is
 //                              kept (QEMU user networking forwards host ports to it but offers a
@@ -72,9 +74,10 @@
 //                              netlink); default route via the lease's router; /etc/resolv.conf
 //                              from the lease. With ferry.ip= on the kernel command line (tap
 //                              networking): no DHCP, only the default route via ferry.gw= again
-//                steps_ms and total_ms are milliseconds to 0.01. Under TCG emulation it takes
-//                0.2 to 0.5 s (dropbearkey is most of it); dropbearkey is killed at 5 s and
-//                DHCP gives up at 3 s, side by side, so it always replies within about 8 s,
+//                steps_ms and total_ms are milliseconds to 0.01. ssh_keys and dhcp run side
+//                by side, after the others. Under TCG emulation it takes 0.2 to 0.5 s
+//                (dropbearkey, when it runs, is most of it); dropbearkey is killed at 5 s and
+//                DHCP gives up at 3 s, so it replies within about 5 s plus the quick steps,
 //                and a host's timeout should allow that. On failure:
 //                {"ok": false, "error": "reset_identity failed at step 'mac': <why>. Done before
 //                 it, and still in effect: rng, ...; not attempted: ...", "failed_step": "mac",
@@ -108,7 +111,8 @@
 // Versions: proto 2 added reset_identity, urandom, and ssh_host_keys, clock_unix_ns and
 // macs[].ipv4 in identity; proto 3 added finish_identity. A host that needs them checks proto
 // from ping or the ready event; an older guest answers an op it lacks with an "unknown op"
-// error.
+// error. reset_identity's ssh_host_key argument came later in proto 2 without a new version: a
+// guest from before it refuses the argument as an unknown member.
 //
 // Reconnects: the guest cannot reliably tell one host connection from the next (virtio-serial
 // reports a connect only after the new host's first bytes may already have been read), so it

@@ -1,4 +1,5 @@
-// ferry vm create|list|show|start|pause|resume|stop|delete|console
+// ferry vm create|list|show|set-policy|pause|resume|start|stop|delete|random|console: one
+// function per verb.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -117,255 +118,275 @@ void PrintVm(const json& vm) {
   }
 }
 
+// What `vm create` takes; the options write into it as CLI11 parses them.
+struct VmCreateOptions {
+  std::string name;
+  std::string image = "default";
+  std::string memory = "256";
+  int cpus = 1;
+  std::string disk;
+  std::string policy_file;
+  std::vector<std::string> forwards;
+  std::string net = "user";
+  std::string bridge;
+  std::string ip;
+  std::string gateway;
+  bool wait_ready = false;
+  bool as_json = false;
+  std::string from_template;
+};
+
+// The body of POST /v1/vms: a spec to boot, or a template to clone.
+Result<json> VmCreateBody(const VmCreateOptions& o) {
+  // Tap settings go to ferryd as given; it checks them and names what is wrong.
+  json network = {{"mode", o.net}, {"forwards", o.forwards}};
+  if (!o.bridge.empty()) network["bridge"] = o.bridge;
+  if (!o.ip.empty()) network["ip"] = o.ip;
+  if (!o.gateway.empty()) network["gateway"] = o.gateway;
+  json spec = {{"name", o.name}, {"image", o.image}, {"memory", o.memory}, {"cpus", o.cpus},
+               {"network", network}};
+  if (!o.disk.empty()) spec["disk"] = o.disk;
+  if (!o.policy_file.empty()) {
+    auto text = ReadFile(o.policy_file);
+    if (!text.ok()) return text.status().WithContext("--policy");
+    spec["policy"] = *text;
+  }
+  if (o.from_template.empty()) return json{{"spec", spec}, {"wait_ready", o.wait_ready}};
+  if (o.net != "user" || !o.bridge.empty() || !o.ip.empty() || !o.gateway.empty()) {
+    return Status::InvalidArgument("vm " + o.name +
+                                   ": --net, --bridge, --ip and --gateway cannot be used with "
+                                   "--template; a clone has its template's network");
+  }
+  return json{{"name", o.name}, {"template", o.from_template}, {"forwards", o.forwards}};
+}
+
+// "vm web-1 running (clone of base from the warm pool, restored in 41 ms)".
+void PrintCreated(const std::string& name, const json& result) {
+  std::cout << "vm " << name << " " << result.value("state", "");
+  const json& t = result.value("timings", json::object());
+  const json& origin = result.value("origin", json::object());
+  if (t.contains("restore_total_ms")) {
+    std::cout << " (clone of " << origin.value("snapshot", "")
+              << (origin.value("warm_pool", false) ? " from the warm pool" : "")
+              << ", restored in " << FormatDuration(t.value("restore_total_ms", 0)) << ")";
+  } else if (result.value("boot_to_ready_ms", 0) > 0) {
+    std::cout << " (ready " << FormatDuration(result.value("boot_to_ready_ms", 0))
+              << " after QEMU start)";
+  }
+  std::cout << "\n";
+}
+
+void AddVmCreate(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("create", "create a VM and boot it");
+  auto o = std::make_shared<VmCreateOptions>();
+  cmd->add_option("name", o->name, "VM name")->required();
+  cmd->add_option("--template", o->from_template,
+                  "clone this template (from its warm pool when a QEMU waits there)");
+  cmd->add_option("--image", o->image, "guest image")->capture_default_str();
+  cmd->add_option("--memory", o->memory, "guest RAM in MiB (or 512M, 1G)")->capture_default_str();
+  cmd->add_option("--cpus", o->cpus, "virtual CPUs")->capture_default_str();
+  cmd->add_option("--policy", o->policy_file,
+                  "the owner's signed policy for this VM (ferry policy sign): where it may go");
+  cmd->add_option("--disk", o->disk,
+                  "a qcow2 data disk of this size (64M, 1G): the guest keeps redis's "
+                  "append-only file on it");
+  cmd->add_option("--forward", o->forwards, "HOST_PORT:GUEST_PORT on 127.0.0.1 (repeatable)");
+  cmd->add_option("--net", o->net,
+                  "user: QEMU user networking, reached through --forward; tap: a tap on a "
+                  "host bridge, reached at --ip (can move between hosts with it)")
+      ->check(CLI::IsMember({"user", "tap"}))
+      ->capture_default_str();
+  cmd->add_option("--bridge", o->bridge, "with --net tap: the host bridge (default ferrybr0)");
+  cmd->add_option("--ip", o->ip, "with --net tap: the guest's address and prefix, 10.77.0.10/24");
+  cmd->add_option("--gateway", o->gateway, "with --net tap: the guest's default route, 10.77.0.1");
+  cmd->add_flag("--wait-ready", o->wait_ready, "return once the guest's services answer");
+  cmd->add_flag("--json", o->as_json, "print the VM as JSON");
+  cmd->callback([o, &ctx] {
+    auto body = VmCreateBody(*o);
+    if (!body.ok()) return ctx.Fail(body.status());
+    auto client = ctx.Client();
+    auto accepted = client.Post("/v1/vms", *body);
+    if (!accepted.ok()) return ctx.Fail(accepted.status());
+    auto result = client.Follow(*accepted, ShowProgress);
+    if (!result.ok()) return ctx.Fail(result.status());
+    if (o->as_json) return ctx.PrintJson(*result);
+    PrintCreated(o->name, *result);
+  });
+}
+
+void AddVmList(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("list", "list VMs");
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Get("/v1/vms");
+    if (!r.ok()) return ctx.Fail(r.status());
+    if (*as_json) return ctx.PrintJson((*r)["vms"]);
+    Table t({"NAME", "STATE", "MEMORY", "CPUS", "UPTIME", "ACCEL", "FORWARDS"});
+    for (const auto& v : (*r)["vms"]) {
+      int64_t up = v.value("uptime_ms", int64_t{0});
+      t.AddRow({v.value("name", ""), v.value("state", ""),
+                std::to_string(v.value("memory_mib", 0)) + " MiB",
+                std::to_string(v.value("cpus", 1)), up > 0 ? FormatDuration(up) : "-",
+                v.value("accelerator", ""), Forwards(v["forwards"])});
+    }
+    t.Print(std::cout);
+  });
+}
+
+void AddVmShow(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("show", "everything ferry knows about a VM");
+  auto name = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Get("/v1/vms/" + *name);
+    if (!r.ok()) return ctx.Fail(r.status());
+    if (*as_json) return ctx.PrintJson(*r);
+    PrintVm(*r);
+  });
+}
+
+void AddVmSetPolicy(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("set-policy",
+                                "replace a VM's owner policy with one signed by the same owner");
+  auto name = std::make_shared<std::string>();
+  auto file = std::make_shared<std::string>();
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_option("file", *file, "the new signed policy (ferry policy sign)")->required();
+  cmd->callback([=, &ctx] {
+    auto text = ReadFile(*file);
+    if (!text.ok()) return ctx.Fail(text.status());
+    auto r = ctx.Client().Post("/v1/vms/" + *name + "/policy", {{"policy", *text}});
+    if (!r.ok()) return ctx.Fail(r.status());
+    std::cout << "vm " << *name << ": policy replaced (owner " << (*r)["policy"].value("owner", "")
+              << "…)\n";
+  });
+}
+
+// pause and resume: the same request to /v1/vms/NAME/VERB.
+void AddVmPauseOrResume(CLI::App& vm, Context& ctx, const std::string& verb,
+                        const std::string& description) {
+  auto* cmd = vm.add_subcommand(verb, description);
+  auto name = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_flag("--json", *as_json, "print the VM as JSON");
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Post("/v1/vms/" + *name + "/" + verb, json::object());
+    if (!r.ok()) return ctx.Fail(r.status());
+    if (*as_json) return ctx.PrintJson(*r);
+    std::cout << "vm " << *name << " " << r->value("state", "") << "\n";
+  });
+}
+
+void AddVmStart(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("start", "boot a stopped or failed VM again");
+  auto name = std::make_shared<std::string>();
+  auto wait_ready = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_flag("--wait-ready", *wait_ready, "return once the guest's services answer");
+  cmd->callback([=, &ctx] {
+    auto client = ctx.Client();
+    auto accepted = client.Post("/v1/vms/" + *name + "/start", {{"wait_ready", *wait_ready}});
+    if (!accepted.ok()) return ctx.Fail(accepted.status());
+    auto result = client.Follow(*accepted, ShowProgress);
+    if (!result.ok()) return ctx.Fail(result.status());
+    std::cout << "vm " << *name << " " << result->value("state", "") << "\n";
+  });
+}
+
+void AddVmStop(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("stop",
+                                "shut a VM down: gracefully via its guest agent, "
+                                "forced after a timeout");
+  auto name = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
+  auto timeout = std::make_shared<int>(0);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_flag("--force", *force, "do not ask the guest; end QEMU now");
+  cmd->add_option("--timeout", *timeout, "seconds to wait for a graceful shutdown (default 30)");
+  cmd->callback([=, &ctx] {
+    json body = {{"force", *force}};
+    if (*timeout > 0) body["timeout_s"] = *timeout;
+    auto client = ctx.Client();
+    auto accepted = client.Post("/v1/vms/" + *name + "/stop", body);
+    if (!accepted.ok()) return ctx.Fail(accepted.status());
+    auto result = client.Follow(*accepted, ShowProgress);
+    if (!result.ok()) return ctx.Fail(result.status());
+    std::cout << "vm " << *name << " stopped (" << result->value("stop_mode", "") << ")\n";
+  });
+}
+
+void AddVmDelete(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("delete", "delete a VM and its files");
+  auto name = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_flag("--force", *force, "delete even if it runs (its QEMU is killed)");
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Delete("/v1/vms/" + *name + (*force ? "?force=1" : ""));
+    if (!r.ok()) return ctx.Fail(r.status());
+    std::cout << "vm " << *name << " deleted\n";
+  });
+}
+
+void AddVmRandom(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("random", "bytes from the guest's /dev/urandom (RNG check)");
+  auto name = std::make_shared<std::string>();
+  auto bytes = std::make_shared<int>(32);
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_option("--bytes", *bytes, "how many (1-64)")->capture_default_str();
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([=, &ctx] {
+    auto r =
+        ctx.Client().Get("/v1/vms/" + *name + "/guest/urandom?bytes=" + std::to_string(*bytes));
+    if (!r.ok()) return ctx.Fail(r.status());
+    if (*as_json) return ctx.PrintJson(*r);
+    std::cout << r->value("hex", "") << "\n";
+  });
+}
+
+void AddVmConsole(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand("console", "print the VM's serial console log");
+  auto name = std::make_shared<std::string>();
+  auto bytes = std::make_shared<size_t>(64 * 1024);
+  auto as_json = std::make_shared<bool>(false);
+  auto raw = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_option("--bytes", *bytes, "how much of the end of the log")->capture_default_str();
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->add_flag("--raw", *raw,
+                "print the log byte for byte, terminal escape sequences included (the guest "
+                "wrote them: only for a trusted guest, or into a file)");
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().GetText("/v1/vms/" + *name + "/console?bytes=" + std::to_string(*bytes));
+    if (!r.ok()) return ctx.Fail(r.status());
+    if (*as_json) return ctx.PrintJson({{"name", *name}, {"console", *r}});
+    // Filtered whether or not stdout is a terminal: a log saved to a file is often shown on
+    // one later (cat, less -R), and the guest wrote every byte of it.
+    std::cout << (*raw ? *r : FilterConsoleForTerminal(*r));
+  });
+}
+
 }  // namespace
 
 void AddVmCommands(CLI::App& app, Context& ctx) {
   auto* vm = app.add_subcommand("vm", "create and manage VMs");
   vm->require_subcommand(1);
-
-  // create
-  {
-    auto* cmd = vm->add_subcommand("create", "create a VM and boot it");
-    auto name = std::make_shared<std::string>();
-    auto image = std::make_shared<std::string>("default");
-    auto memory = std::make_shared<std::string>("256");
-    auto cpus = std::make_shared<int>(1);
-    auto disk = std::make_shared<std::string>();
-    auto policy_file = std::make_shared<std::string>();
-    auto forwards = std::make_shared<std::vector<std::string>>();
-    auto net = std::make_shared<std::string>("user");
-    auto bridge = std::make_shared<std::string>();
-    auto ip = std::make_shared<std::string>();
-    auto gateway = std::make_shared<std::string>();
-    auto wait_ready = std::make_shared<bool>(false);
-    auto as_json = std::make_shared<bool>(false);
-    auto from_template = std::make_shared<std::string>();
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_option("--template", *from_template,
-                    "clone this template (from its warm pool when a QEMU waits there)");
-    cmd->add_option("--image", *image, "guest image")->capture_default_str();
-    cmd->add_option("--memory", *memory, "guest RAM in MiB (or 512M, 1G)")->capture_default_str();
-    cmd->add_option("--cpus", *cpus, "virtual CPUs")->capture_default_str();
-    cmd->add_option("--policy", *policy_file,
-                    "the owner's signed policy for this VM (ferry policy sign): where it may go");
-    cmd->add_option("--disk", *disk,
-                    "a qcow2 data disk of this size (64M, 1G): the guest keeps redis's "
-                    "append-only file on it");
-    cmd->add_option("--forward", *forwards, "HOST_PORT:GUEST_PORT on 127.0.0.1 (repeatable)");
-    cmd->add_option("--net", *net,
-                    "user: QEMU user networking, reached through --forward; tap: a tap on a "
-                    "host bridge, reached at --ip (can move between hosts with it)")
-        ->check(CLI::IsMember({"user", "tap"}))
-        ->capture_default_str();
-    cmd->add_option("--bridge", *bridge, "with --net tap: the host bridge (default ferrybr0)");
-    cmd->add_option("--ip", *ip, "with --net tap: the guest's address and prefix, 10.77.0.10/24");
-    cmd->add_option("--gateway", *gateway, "with --net tap: the guest's default route, 10.77.0.1");
-    cmd->add_flag("--wait-ready", *wait_ready, "return once the guest's services answer");
-    cmd->add_flag("--json", *as_json, "print the VM as JSON");
-    cmd->callback([=, &ctx] {
-      // Tap settings go to ferryd as given; it checks them and names what is wrong.
-      json network = {{"mode", *net}, {"forwards", *forwards}};
-      if (!bridge->empty()) network["bridge"] = *bridge;
-      if (!ip->empty()) network["ip"] = *ip;
-      if (!gateway->empty()) network["gateway"] = *gateway;
-      json spec = {{"name", *name}, {"image", *image}, {"memory", *memory}, {"cpus", *cpus},
-                   {"network", network}};
-      if (!disk->empty()) spec["disk"] = *disk;
-      if (!policy_file->empty()) {
-        auto text = ReadFile(*policy_file);
-        if (!text.ok()) return ctx.Fail(text.status().WithContext("--policy"));
-        spec["policy"] = *text;
-      }
-      json body = {{"spec", spec}, {"wait_ready", *wait_ready}};
-      if (!from_template->empty()) {
-        if (*net != "user" || !bridge->empty() || !ip->empty() || !gateway->empty()) {
-          return ctx.Fail(Status::InvalidArgument(
-              "vm " + *name + ": --net, --bridge, --ip and --gateway cannot be used with "
-              "--template; a clone has its template's network"));
-        }
-        body = {{"name", *name}, {"template", *from_template}, {"forwards", *forwards}};
-      }
-      auto client = ctx.Client();
-      auto accepted = client.Post("/v1/vms", body);
-      if (!accepted.ok()) return ctx.Fail(accepted.status());
-      auto result = client.Follow(*accepted, ShowProgress);
-      if (!result.ok()) return ctx.Fail(result.status());
-      if (*as_json) return ctx.PrintJson(*result);
-      std::cout << "vm " << *name << " " << result->value("state", "");
-      const json& t = result->value("timings", json::object());
-      if (t.contains("restore_total_ms")) {
-        std::cout << " (clone of " << result->value("origin", json::object()).value("snapshot", "")
-                  << (result->value("origin", json::object()).value("warm_pool", false)
-                          ? " from the warm pool" : "")
-                  << ", restored in " << FormatDuration(t.value("restore_total_ms", 0)) << ")";
-      } else if (result->value("boot_to_ready_ms", 0) > 0) {
-        std::cout << " (ready " << FormatDuration(result->value("boot_to_ready_ms", 0))
-                  << " after QEMU start)";
-      }
-      std::cout << "\n";
-    });
-  }
-
-  // list
-  {
-    auto* cmd = vm->add_subcommand("list", "list VMs");
-    auto as_json = std::make_shared<bool>(false);
-    cmd->add_flag("--json", *as_json, "print JSON");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Get("/v1/vms");
-      if (!r.ok()) return ctx.Fail(r.status());
-      if (*as_json) return ctx.PrintJson((*r)["vms"]);
-      Table t({"NAME", "STATE", "MEMORY", "CPUS", "UPTIME", "ACCEL", "FORWARDS"});
-      for (const auto& v : (*r)["vms"]) {
-        int64_t up = v.value("uptime_ms", int64_t{0});
-        t.AddRow({v.value("name", ""), v.value("state", ""),
-                  std::to_string(v.value("memory_mib", 0)) + " MiB",
-                  std::to_string(v.value("cpus", 1)), up > 0 ? FormatDuration(up) : "-",
-                  v.value("accelerator", ""), Forwards(v["forwards"])});
-      }
-      t.Print(std::cout);
-    });
-  }
-
-  // show
-  {
-    auto* cmd = vm->add_subcommand("show", "everything ferry knows about a VM");
-    auto name = std::make_shared<std::string>();
-    auto as_json = std::make_shared<bool>(false);
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_flag("--json", *as_json, "print JSON");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Get("/v1/vms/" + *name);
-      if (!r.ok()) return ctx.Fail(r.status());
-      if (*as_json) return ctx.PrintJson(*r);
-      PrintVm(*r);
-    });
-  }
-
-  // set-policy
-  {
-    auto* cmd = vm->add_subcommand("set-policy",
-                                   "replace a VM's owner policy with one signed by the same owner");
-    auto name = std::make_shared<std::string>();
-    auto file = std::make_shared<std::string>();
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_option("file", *file, "the new signed policy (ferry policy sign)")->required();
-    cmd->callback([=, &ctx] {
-      auto text = ReadFile(*file);
-      if (!text.ok()) return ctx.Fail(text.status());
-      auto r = ctx.Client().Post("/v1/vms/" + *name + "/policy", {{"policy", *text}});
-      if (!r.ok()) return ctx.Fail(r.status());
-      std::cout << "vm " << *name << ": policy replaced (owner "
-                << (*r)["policy"].value("owner", "") << "…)\n";
-    });
-  }
-
-  // pause / resume
-  for (const std::string verb : {"pause", "resume"}) {
-    auto* cmd = vm->add_subcommand(verb, verb == "pause" ? "pause a VM's CPUs" : "resume a paused VM");
-    auto name = std::make_shared<std::string>();
-    auto as_json = std::make_shared<bool>(false);
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_flag("--json", *as_json, "print the VM as JSON");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Post("/v1/vms/" + *name + "/" + verb, json::object());
-      if (!r.ok()) return ctx.Fail(r.status());
-      if (*as_json) return ctx.PrintJson(*r);
-      std::cout << "vm " << *name << " " << r->value("state", "") << "\n";
-    });
-  }
-
-  // start / stop
-  {
-    auto* cmd = vm->add_subcommand("start", "boot a stopped or failed VM again");
-    auto name = std::make_shared<std::string>();
-    auto wait_ready = std::make_shared<bool>(false);
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_flag("--wait-ready", *wait_ready, "return once the guest's services answer");
-    cmd->callback([=, &ctx] {
-      auto client = ctx.Client();
-      auto accepted = client.Post("/v1/vms/" + *name + "/start", {{"wait_ready", *wait_ready}});
-      if (!accepted.ok()) return ctx.Fail(accepted.status());
-      auto result = client.Follow(*accepted, ShowProgress);
-      if (!result.ok()) return ctx.Fail(result.status());
-      std::cout << "vm " << *name << " " << result->value("state", "") << "\n";
-    });
-  }
-  {
-    auto* cmd = vm->add_subcommand("stop", "shut a VM down: gracefully via its guest agent, "
-                                           "forced after a timeout");
-    auto name = std::make_shared<std::string>();
-    auto force = std::make_shared<bool>(false);
-    auto timeout = std::make_shared<int>(0);
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_flag("--force", *force, "do not ask the guest; end QEMU now");
-    cmd->add_option("--timeout", *timeout, "seconds to wait for a graceful shutdown (default 30)");
-    cmd->callback([=, &ctx] {
-      json body = {{"force", *force}};
-      if (*timeout > 0) body["timeout_s"] = *timeout;
-      auto client = ctx.Client();
-      auto accepted = client.Post("/v1/vms/" + *name + "/stop", body);
-      if (!accepted.ok()) return ctx.Fail(accepted.status());
-      auto result = client.Follow(*accepted, ShowProgress);
-      if (!result.ok()) return ctx.Fail(result.status());
-      std::cout << "vm " << *name << " stopped (" << result->value("stop_mode", "") << ")\n";
-    });
-  }
-
-  // delete
-  {
-    auto* cmd = vm->add_subcommand("delete", "delete a VM and its files");
-    auto name = std::make_shared<std::string>();
-    auto force = std::make_shared<bool>(false);
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_flag("--force", *force, "delete even if it runs (its QEMU is killed)");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Delete("/v1/vms/" + *name + (*force ? "?force=1" : ""));
-      if (!r.ok()) return ctx.Fail(r.status());
-      std::cout << "vm " << *name << " deleted\n";
-    });
-  }
-
-  // random
-  {
-    auto* cmd = vm->add_subcommand("random", "bytes from the guest's /dev/urandom (RNG check)");
-    auto name = std::make_shared<std::string>();
-    auto bytes = std::make_shared<int>(32);
-    auto as_json = std::make_shared<bool>(false);
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_option("--bytes", *bytes, "how many (1-64)")->capture_default_str();
-    cmd->add_flag("--json", *as_json, "print JSON");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Get("/v1/vms/" + *name + "/guest/urandom?bytes=" +
-                                std::to_string(*bytes));
-      if (!r.ok()) return ctx.Fail(r.status());
-      if (*as_json) return ctx.PrintJson(*r);
-      std::cout << r->value("hex", "") << "\n";
-    });
-  }
-
-  // console
-  {
-    auto* cmd = vm->add_subcommand("console", "print the VM's serial console log");
-    auto name = std::make_shared<std::string>();
-    auto bytes = std::make_shared<size_t>(64 * 1024);
-    auto as_json = std::make_shared<bool>(false);
-    auto raw = std::make_shared<bool>(false);
-    cmd->add_option("name", *name, "VM name")->required();
-    cmd->add_option("--bytes", *bytes, "how much of the end of the log")->capture_default_str();
-    cmd->add_flag("--json", *as_json, "print JSON");
-    cmd->add_flag("--raw", *raw,
-                  "print the log byte for byte, terminal escape sequences included (the guest "
-                  "wrote them: only for a trusted guest, or into a file)");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().GetText("/v1/vms/" + *name + "/console?bytes=" + std::to_string(*bytes));
-      if (!r.ok()) return ctx.Fail(r.status());
-      if (*as_json) return ctx.PrintJson({{"name", *name}, {"console", *r}});
-      // Filtered whether or not stdout is a terminal: a log saved to a file is often shown on
-      // one later (cat, less -R), and the guest wrote every byte of it.
-      std::cout << (*raw ? *r : FilterConsoleForTerminal(*r));
-    });
-  }
+  AddVmCreate(*vm, ctx);
+  AddVmList(*vm, ctx);
+  AddVmShow(*vm, ctx);
+  AddVmSetPolicy(*vm, ctx);
+  AddVmPauseOrResume(*vm, ctx, "pause", "pause a VM's CPUs");
+  AddVmPauseOrResume(*vm, ctx, "resume", "resume a paused VM");
+  AddVmStart(*vm, ctx);
+  AddVmStop(*vm, ctx);
+  AddVmDelete(*vm, ctx);
+  AddVmRandom(*vm, ctx);
+  AddVmConsole(*vm, ctx);
 }
 
 }  // namespace ferry::cli

@@ -43,7 +43,7 @@ Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::Ho
                                       " has a data disk; disks do not migrate yet, so " + here +
                                       " does not take it");
   }
-  if (spec.network.mode == "tap") {
+  if (spec.network.mode == vm::NetworkMode::kTap) {
     const auto& allowed = config.allow_bridges;
     if (std::find(allowed.begin(), allowed.end(), spec.network.bridge) == allowed.end()) {
       std::string list;

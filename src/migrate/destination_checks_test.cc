@@ -39,7 +39,7 @@ class DestinationChecks : public ::testing::Test {
   PrepareRequest Valid() const {
     PrepareRequest p{"m1", {}, *MacAddress::Parse("52:54:00:00:00:01"), std::nullopt, alice_fp_};
     p.spec.name = "web";
-    p.spec.network.mode = "tap";
+    p.spec.network.mode = vm::NetworkMode::kTap;
     p.spec.network.bridge = "ferrybr0";
     p.spec.network.ip = "10.77.0.10/24";
     p.spec.policy = alice_policy_;

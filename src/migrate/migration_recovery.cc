@@ -11,6 +11,7 @@
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_connect.h"
+#include "vm/vm_origin.h"
 
 namespace ferry::migrate {
 namespace {
@@ -29,8 +30,13 @@ constexpr int64_t kIncomingWaitMs = 75000;
 
 }  // namespace
 
+const char* MigrationService::JournalPhaseName(JournalPhase phase) {
+  return phase == JournalPhase::kFinish ? "finish" : "perform";
+}
+
 Status MigrationService::Journal(const std::string& id, const std::string& vm,
-                                 const std::string& to, const std::string& phase) {
+                                 const std::string& to, JournalPhase journal_phase) {
+  const std::string phase = JournalPhaseName(journal_phase);
   Status st =
       FaultPointFails(("migrate.source.journal_" + phase).c_str())
           ? Status::Internal("registry write refused (fault point)")
@@ -83,7 +89,7 @@ Status MigrationService::RollBackHere(const std::string& vm, const std::string& 
   return Status::Ok();
 }
 
-Result<std::string> MigrationService::AskDestination(const std::string& to, const std::string& id,
+Result<SettledState> MigrationService::AskDestination(const std::string& to, const std::string& id,
                                                      const std::string& vm) {
   const std::string address = PeerAddress(to);
   if (address.empty()) {
@@ -96,15 +102,15 @@ Result<std::string> MigrationService::AskDestination(const std::string& to, cons
   auto answer = ExpectPeerMessage<StateReply>(*link, kAnswerTimeout, "the answer to a query");
   link->Close();
   if (!answer.ok()) return answer.status().WithContext("asking host " + to);
-  return std::string(SettledStateName(answer->state));
+  return answer->state;
 }
 
-Result<std::string> MigrationService::Settle(const std::string& id, const std::string& vm,
+Result<SettledState> MigrationService::Settle(const std::string& id, const std::string& vm,
                                              const std::string& to, Clock::time_point deadline) {
   Status last = Status::Unavailable("not asked yet");
   while (!stopping_.load()) {
     auto state = AskDestination(to, id, vm);
-    if (state.ok() && *state == "running") {
+    if (state.ok() && *state == SettledState::kRunning) {
       Status deleted = vms_.Delete(vm, /*force=*/true, /*holder=*/id);
       if (!deleted.ok() && vms_.Exists(vm)) {
         return deleted.WithContext("host " + to + " runs vm " + vm + "; removing the copy here");
@@ -113,7 +119,7 @@ Result<std::string> MigrationService::Settle(const std::string& id, const std::s
       spdlog::info("migration {}: host {} runs vm {}; the copy here is gone", id, to, vm);
       return *state;
     }
-    if (state.ok() && *state == "absent") {
+    if (state.ok() && *state == SettledState::kAbsent) {
       FERRY_RETURN_IF_ERROR(RollBackHere(vm, id));
       Unjournal(id);
       spdlog::info("migration {}: host {} holds no copy of vm {}; it runs here again", id, to, vm);
@@ -141,7 +147,7 @@ void MigrationService::SettleInBackground(const std::string& id, const std::stri
     while (!stopping_.load()) {
       auto settled = Settle(id, vm, to, Clock::now() + std::chrono::minutes(1));
       if (settled.ok() || !vms_.Exists(vm)) {
-        if (op && settled.ok() && *settled == "running") {
+        if (op && settled.ok() && *settled == SettledState::kRunning) {
           op->Succeed({{"vm", vm}, {"to", to}, {"settled_later", true}});
         } else if (op) {
           op->Fail(settled.ok()
@@ -165,13 +171,13 @@ void MigrationService::RecoverOnStart() {
   if (!journal.ok()) return;
   for (const auto& [id, entry] : *journal) {
     const std::string vm = entry.value("vm", ""), to = entry.value("to", "");
-    const std::string phase = entry.value("phase", "");
+    const bool finishing = entry.value("phase", "") == JournalPhaseName(JournalPhase::kFinish);
     if (!vms_.Exists(vm)) {  // settled before the restart, or deleted by its owner
       Unjournal(id);
       continue;
     }
     auto op = vms_.operations().Start("migrate", vm);
-    if (phase != "finish") {
+    if (!finishing) {
       // QEMU's stream went into the ferryd that died: the destination never resumed the guest.
       Status rolled = RollBackHere(vm, op->id());
       if (!rolled.ok()) spdlog::error("migration {}: {}", id, rolled.message());
@@ -207,7 +213,10 @@ void MigrationService::AnswerQuery(PeerLink& link, const QueryRequest& query) {
   }
   SettledState state = SettledState::kAbsent;
   auto shown = vms_.Show(vm);
-  if (shown.ok() && shown->value("origin", json::object()).value("migration", "") == id) {
+  const vm::VmOrigin origin =
+      vm::OriginFromJson(shown.ok() ? shown->value("origin", json::object()) : json::object());
+  const auto* migrated = std::get_if<vm::MigrationOrigin>(&origin);
+  if (migrated && migrated->migration == id) {
     // Once resumed here, the copy here is the VM, whatever became of it since.
     state =
         shown->value("state", "") == "creating" ? SettledState::kUnsettled : SettledState::kRunning;

@@ -68,24 +68,31 @@ class MigrationService {
  private:
   MigrationService(vm::VmService& vms, MigrationConfig config,
                    std::shared_ptr<const PeerTlsContext> tls);
+  class MigrationSource;  // one outgoing migration, phase by phase (migration_source.h)
+  // Runs one outgoing migration on the operation's thread; `op` ends with its outcome.
   void RunSource(const MigrateRequest& request, const std::shared_ptr<Operation>& op);
   void ServeIncoming(std::shared_ptr<PeerLink> link);
 
   // Recovery and settling (migration_recovery.cc; migration_protocol.h "Recovery").
+  // The phase an outgoing migration is journaled in: "perform" (QEMU may be sending; a restart
+  // rolls back) or "finish" (the destination may run the guest; a restart asks it).
+  enum class JournalPhase { kPerform, kFinish };
+  static const char* JournalPhaseName(JournalPhase phase);
   // Records the phase of outgoing migration `id`; an error when the registry refuses it (the
   // caller then aborts: an unjournaled migration could not be recovered after a restart).
   Status Journal(const std::string& id, const std::string& vm, const std::string& to,
-                 const std::string& phase);
+                 JournalPhase phase);
   void Unjournal(const std::string& id);
   std::string PeerAddress(const std::string& host_id);  // "" if not a known peer
   static void RollBack(vm::VmRuntime& rt, const std::string& vm);
   // RollBack on this host's copy, under a lease of the VM taken for `op_id`.
   Status RollBackHere(const std::string& vm, const std::string& op_id);
-  // "running" / "absent" / "unsettled" as the destination answers.
-  Result<std::string> AskDestination(const std::string& to, const std::string& id,
+  // kRunning / kAbsent / kUnsettled as the destination answers.
+  Result<SettledState> AskDestination(const std::string& to, const std::string& id,
                                      const std::string& vm);
-  // Asks until `deadline`; on "running" deletes the copy here, on "absent" resumes it.
-  Result<std::string> Settle(const std::string& id, const std::string& vm, const std::string& to,
+  // Asks until `deadline`; on kRunning deletes the copy here, on kAbsent resumes it. Never
+  // kUnsettled: an unsettled answer is asked again until the deadline, then an error.
+  Result<SettledState> Settle(const std::string& id, const std::string& vm, const std::string& to,
                              std::chrono::steady_clock::time_point deadline);
   // Settle, retried until answered; `op` (may be null) ends with the outcome.
   void SettleInBackground(const std::string& id, const std::string& vm, const std::string& to,

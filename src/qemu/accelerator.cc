@@ -11,6 +11,14 @@ namespace ferry::qemu {
 
 const char* AcceleratorName(Accelerator a) { return a == Accelerator::kKvm ? "kvm" : "tcg"; }
 
+std::optional<Accelerator> AcceleratorFromName(std::string_view name) {
+  if (name == AcceleratorName(Accelerator::kKvm)) return Accelerator::kKvm;
+  if (name == AcceleratorName(Accelerator::kTcg)) return Accelerator::kTcg;
+  return std::nullopt;
+}
+
+const char* CpuModelFor(Accelerator a) { return a == Accelerator::kKvm ? "host" : "max"; }
+
 AcceleratorProbe ProbeHost() {
   AcceleratorProbe probe;
   auto cpuinfo = ReadFile("/proc/cpuinfo");

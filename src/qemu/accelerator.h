@@ -3,13 +3,20 @@
 // hangs a stock kernel right after the decompressor. Everywhere else: TCG.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace ferry::qemu {
 
 enum class Accelerator { kKvm, kTcg };
 
 const char* AcceleratorName(Accelerator a);  // "kvm" / "tcg"
+// The accelerator a name (as AcceleratorName writes it, in VM records and manifests) says;
+// nullopt for any other name.
+std::optional<Accelerator> AcceleratorFromName(std::string_view name);
+// The -cpu model ferry gives QEMU under `a`: the host's CPU under KVM, QEMU's "max" under TCG.
+const char* CpuModelFor(Accelerator a);
 
 // What the host shows; gathered by ProbeHost(), filled by hand in tests.
 struct AcceleratorProbe {

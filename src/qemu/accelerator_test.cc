@@ -39,5 +39,18 @@ TEST(AcceleratorTest, FlagMustBeAWholeWord) {
   EXPECT_EQ(c.accelerator, Accelerator::kTcg);
 }
 
+TEST(AcceleratorTest, NamesRoundTripAndOtherNamesAreRefused) {
+  for (Accelerator a : {Accelerator::kKvm, Accelerator::kTcg}) {
+    EXPECT_EQ(AcceleratorFromName(AcceleratorName(a)), a);
+  }
+  EXPECT_EQ(AcceleratorFromName("KVM"), std::nullopt);
+  EXPECT_EQ(AcceleratorFromName(""), std::nullopt);
+}
+
+TEST(AcceleratorTest, CpuModelIsTheHostsUnderKvmAndMaxUnderTcg) {
+  EXPECT_STREQ(CpuModelFor(Accelerator::kKvm), "host");
+  EXPECT_STREQ(CpuModelFor(Accelerator::kTcg), "max");
+}
+
 }  // namespace
 }  // namespace ferry::qemu

@@ -1,14 +1,10 @@
 // ferryd's end of the channel to ferry-guest, the agent inside a VM. QEMU exposes the guest's
-// virtio-serial port as a UNIX socket (`-chardev socket,id=guest0,path=PATH,server=on,wait=off`);
-// over it both sides speak JSON lines, as guest/protocol.h (the one description of the protocol,
-// its version, ops and events, shared with ferry-guest) says:
-//
-//   ferryd -> {"id": N, "op": "<one of guest::ops>", ...op arguments}
-//   guest  -> {"id": N, "ok": true, ...results}  or  {"id": N, "ok": false, "error": "text"}
-//   guest  -> {"event": "ready", "proto": P, "services": [...], "boot_ms": N}   unsolicited
-//
-// Replies are checked here only for "ok" and "error"; their results are typed by the parsers of
-// guest_messages.h. Lines are limited in size (kMaxLineBytes) and nesting depth (see
+// virtio-serial port as a UNIX socket (`-chardev socket,id=guest0,path=PATH,server=on,wait=off`).
+// What goes over it -- framing, requests, replies, events, ops, versions -- is guest/protocol.h,
+// the one description of the protocol, shared with ferry-guest; this class is the transport: it
+// numbers requests, matches replies by id, checks only their "ok" and "error", and hands events
+// to a handler. guest_messages.h types the rest of each reply. Lines are limited in size
+// (kMaxLineBytes: ferryd's own bound, larger than the guest's) and nesting depth (see
 // core/untrusted_json.h).
 //
 // There is no greeting. Until ferry-guest runs, QEMU accepts the connection but nothing answers,
@@ -35,8 +31,8 @@
 namespace ferry::qemu {
 
 struct GuestEvent {
-  std::string name;        // the "event" member: "ready", ...
-  nlohmann::json message;  // the whole object, e.g. with "proto", "services", "boot_ms"
+  std::string name;        // the "event" member: one of guest::events
+  nlohmann::json message;  // the whole object (guest_messages.h parses it)
 };
 
 // A reply to `op` as GuestChannel::Call returns it (see there), as a function of one parsed line
@@ -62,8 +58,8 @@ class GuestChannel {
   // called from a handler, and no other thread is inside a method of this channel.
   ~GuestChannel();
 
-  // Sends {"id": N, "op": op, ...args} and waits up to `timeout` for the reply. Returns the
-  // reply without "id" and "ok". Errors: FailedPrecondition "guest <op>: <guest's error>" for
+  // Sends request `op` (one of guest::ops) with `args` and waits up to `timeout` for the reply.
+  // Returns the reply without "id" and "ok". Errors: FailedPrecondition "guest <op>: <guest's error>" for
   // "ok": false; Corruption for a reply without a boolean "ok"; DeadlineExceeded naming the op;
   // Unavailable when the channel ends first; InvalidArgument if `args` is not an object.
   Result<nlohmann::json> Call(std::string_view op, nlohmann::json args = nlohmann::json::object(),

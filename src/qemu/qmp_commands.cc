@@ -163,8 +163,22 @@ Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri) {
 Status MigrateCancel(QmpExecutor& qmp) { return Run(qmp, "migrate_cancel"); }
 
 Status SetMigrationCapability(QmpExecutor& qmp, const std::string& capability, bool on) {
-  return Run(qmp, "migrate-set-capabilities",
-             {{"capabilities", json::array({{{"capability", capability}, {"state", on}}})}});
+  return SetMigrationCapabilities(qmp, {{capability, on}});
+}
+
+Status SetMigrationCapabilities(QmpExecutor& qmp,
+                                const std::vector<std::pair<std::string, bool>>& capabilities) {
+  json list = json::array();
+  for (const auto& [capability, on] : capabilities) {
+    list.push_back({{"capability", capability}, {"state", on}});
+  }
+  return Run(qmp, "migrate-set-capabilities", {{"capabilities", list}});
+}
+
+Status SetMigrationParameters(QmpExecutor& qmp, const MigrationParameters& parameters) {
+  return Run(qmp, "migrate-set-parameters",
+             {{"downtime-limit", parameters.downtime_limit_ms},
+              {"max-bandwidth", parameters.max_bandwidth_bytes_per_s}});
 }
 
 }  // namespace ferry::qemu

@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/status.h"
 
@@ -97,5 +99,15 @@ Status Migrate(QmpExecutor& qmp, const std::string& uri);
 Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri);
 Status MigrateCancel(QmpExecutor& qmp);
 Status SetMigrationCapability(QmpExecutor& qmp, const std::string& capability, bool on);
+// Several capabilities in one migrate-set-capabilities, in the order given.
+Status SetMigrationCapabilities(QmpExecutor& qmp,
+                                const std::vector<std::pair<std::string, bool>>& capabilities);
+// migrate-set-parameters: the pause QEMU aims at when it stops the guest for the last pass
+// (downtime-limit), and its bandwidth cap in bytes/s (max-bandwidth).
+struct MigrationParameters {
+  int64_t downtime_limit_ms = 0;
+  int64_t max_bandwidth_bytes_per_s = 0;
+};
+Status SetMigrationParameters(QmpExecutor& qmp, const MigrationParameters& parameters);
 
 }  // namespace ferry::qemu

@@ -10,6 +10,9 @@
 
 namespace ferry::snapshot {
 
+// How long ferryd lets QEMU save or load a device state (about 1 MB) before it gives up.
+inline constexpr std::chrono::milliseconds kDeviceStateTimeout{60000};
+
 // Writes the device state of a paused VM to `path`. The VM stays paused (QEMU: postmigrate).
 Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path,
                        std::chrono::milliseconds timeout);

@@ -1,7 +1,6 @@
 #include "snapshot/snapshot_service.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,11 +12,10 @@
 #include "core/files.h"
 #include "core/ids.h"
 #include "crypto/openssl_util.h"
-#include "snapshot/clone_identity.h"
+#include "snapshot/clone_identity_reset.h"
 #include "snapshot/device_state.h"
-#include "snapshot/disk_freeze.h"
 #include "snapshot/snapshot_manifest.h"
-#include "vm/vm_disk.h"
+#include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
 
 namespace ferry::snapshot {
@@ -27,18 +25,6 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-constexpr const char* kKind = "snapshot";
-constexpr milliseconds kDeviceStateTimeout(60000);
-
-// A snapshot serves only to clone (and to make templates, which are clones): of a VM whose owner
-// forbids clones none is taken, so no copy of its memory is left on the host.
-Status CheckSnapshotAllowed(const vm::VmSpec& spec, const std::string& what) {
-  Status st = vm::CheckSpecCloneAllowed(spec, what);
-  if (st.code() != Status::Code::kPermissionDenied) return st;
-  return Status::PermissionDenied(st.message() +
-                                  "; a snapshot serves only to clone, so none is taken");
-}
 
 int64_t MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
@@ -161,7 +147,7 @@ void SnapshotService::SweepLeftovers() {
 SnapshotService::Paths SnapshotService::PathsFor(const std::string& name,
                                                  const std::string& id) const {
   return {vms_.config().state_dir + "/snapshots/" + name,
-          vms_.config().ram_dir + "/snapshots/" + id + ".ram"};
+          vms_.config().ram_dir + "/snapshots/" + id + ".ram", std::nullopt};
 }
 
 Result<SnapshotService::Paths> SnapshotService::Find(const std::string& name) {
@@ -202,182 +188,6 @@ Result<std::shared_ptr<Operation>> SnapshotService::Create(const std::string& vm
   return op;
 }
 
-Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::string& name,
-                                     Operation& op) {
-  const std::string what = "snapshot " + vm_name + "@" + name;
-  FERRY_ASSIGN_OR_RETURN(vm::VmLease lease, vms_.Lease(vm_name, op.id()));
-  if (Status allowed = CheckSnapshotAllowed(lease.record.spec, what); !allowed.ok()) {
-    lease.release(json::object());  // the policy may have been replaced since Create looked
-    return allowed;
-  }
-  if (!lease.record.ram_owned) {
-    // A clone's RAM is its snapshot's file plus private copy-on-write pages QEMU holds: there is
-    // no agent-owned file to copy, and the device state would carry the whole RAM.
-    lease.release(json::object());
-    return Status::FailedPrecondition(
-        what + ": vm " + vm_name + " is a clone of snapshot " +
-        lease.record.origin.value("snapshot", "?") +
-        "; snapshots of clones are not supported yet: snapshot a VM booted from an image");
-  }
-  {
-    // The RAM image takes up to what the VM's RAM file holds now; the running VMs' sparse RAM
-    // files keep their right to grow (HeadroomIn), or a guest would die of SIGBUS later.
-    struct stat ram;
-    auto headroom = HeadroomIn(vms_.config().ram_dir);
-    if (::stat(lease.record.ram_path.c_str(), &ram) == 0 && headroom.ok() &&
-        static_cast<uint64_t>(ram.st_blocks) * 512 > *headroom) {
-      lease.release(json::object());
-      return Status::ResourceExhausted(
-          what + ": the RAM image needs up to " +
-          std::to_string((static_cast<uint64_t>(ram.st_blocks) * 512) >> 20) + " MiB but " +
-          vms_.config().ram_dir + " can spare " + std::to_string(*headroom >> 20) +
-          " MiB beyond what running VMs' RAM may still take; delete snapshots or VMs, or "
-          "enlarge that filesystem");
-    }
-  }
-  const std::string id = NewId();
-  const Paths paths = PathsFor(name, id);
-  const std::string partial = paths.dir + ".partial";
-  json lease_timings;
-  auto fail = [&](const Status& st) {
-    RemoveAll(partial);
-    ::unlink(paths.ram.c_str());
-    lease.release(lease_timings);
-    return st.WithContext(what);
-  };
-  RemoveAll(partial);
-  Status st = MakeDirs(partial, 0700);
-  if (st.ok()) st = MakeDirs(vms_.config().ram_dir + "/snapshots", 0700);
-  if (!st.ok()) return fail(st);
-
-  vm::VmRuntime& rt = *lease.runtime;
-  const bool was_running = lease.record.state != vm::VmState::kPaused;
-  op.SetPhase("pausing", 10);
-  const auto paused_at = Clock::now();
-  if (was_running) {
-    Status stopped = qemu::Stop(rt);
-    if (!stopped.ok()) return fail(stopped);
-  }
-  // From here on the VM must be resumed whatever happens.
-  auto resume = [&] {
-    if (!was_running) return Status::Ok();
-    return qemu::Cont(rt);
-  };
-  op.SetPhase("saving device state", 30);
-  SnapshotManifest m;
-  st = SaveDeviceState(rt, partial + "/" + m.device_state.file, kDeviceStateTimeout);
-  const int64_t device_ms = MsSince(paused_at);
-  std::optional<FrozenDisk> frozen;
-  if (st.ok() && !lease.record.disk_path.empty()) {
-    op.SetPhase("freezing disk", 40);
-    const std::string disks = vms_.config().state_dir + "/disks";
-    st = MakeDirs(disks, 0700);
-    auto made = st.ok() ? FreezeDisk(rt, lease.record, disks + "/" + id + ".qcow2",
-                                     lease.record.dir + "/disk-" + id + ".qcow2",
-                                     vm::QemuImgFor(vms_.config().qemu_binary))
-                        : Result<FrozenDisk>(st);
-    st = made.status();
-    if (made.ok()) {
-      frozen = *made;
-      // From here the VM writes the new overlay, whatever becomes of this snapshot.
-      st = vms_.SetDisk(vm_name, frozen->top, frozen->chain);
-    }
-  }
-  Result<RamImage> ram = Status::Internal("not copied");
-  if (st.ok()) {
-    op.SetPhase("copying RAM", 50);
-    RamCopyOptions copy_options;
-    copy_options.what = what;
-    ram = CopyRamFile(lease.record.ram_path, paths.ram, copy_options);
-    st = ram.status();
-  }
-  Status resumed = resume();
-  const int64_t pause_ms = MsSince(paused_at);
-  if (!st.ok()) return fail(st);
-  if (!resumed.ok()) {
-    return fail(
-        Status::Unavailable("the VM did not resume after the snapshot: " + resumed.message()));
-  }
-  spdlog::info("{}: VM paused {} ms (device state {} ms)", what, pause_ms, device_ms);
-
-  op.SetPhase("writing manifest", 90);
-  // Clones map the image copy-on-write; see VmService::ShareRamImage for who may open it.
-  st = vms_.ShareRamImage(paths.ram);
-  if (!st.ok()) return fail(st);
-  m.name = name;
-  m.id = id;
-  m.vm_name = vm_name;
-  m.vm_id = lease.record.id;
-  m.vm_spec = {{"spec", lease.record.spec.ToJson()}, {"mac", lease.record.mac}};
-  m.image = lease.record.spec.image;
-  m.memory_mib = lease.record.spec.memory_mib;
-  m.accelerator = lease.record.accelerator;
-  m.machine = "q35/" + std::string(lease.record.accelerator == "kvm" ? "host" : "max");
-  m.created_at_ms = NowUnixMs();
-  m.pause_ms = pause_ms;
-  m.ram = *ram;
-  auto sha = Sha256File(partial + "/" + m.device_state.file);
-  if (!sha.ok()) return fail(sha.status());
-  if (frozen) {
-    op.SetPhase("checksumming disk", 92);
-    DiskImageFile disk;
-    auto disk_sha = Sha256File(frozen->frozen);
-    if (!disk_sha.ok()) return fail(disk_sha.status());
-    disk.sha256 = *disk_sha;
-    struct stat st_disk;
-    ::stat(frozen->frozen.c_str(), &st_disk);
-    disk.size_bytes = static_cast<uint64_t>(st_disk.st_size);
-    disk.chain.assign(frozen->chain.begin() + 1, frozen->chain.end());
-    if (::symlink(frozen->frozen.c_str(), (partial + "/" + disk.file).c_str()) != 0) {
-      return fail(Status::Internal("cannot link the frozen disk into " + partial));
-    }
-    m.disk = disk;
-  }
-  m.device_state.sha256 = *sha;
-  struct stat st_dev;
-  ::stat((partial + "/" + m.device_state.file).c_str(), &st_dev);
-  m.device_state.size_bytes = static_cast<uint64_t>(st_dev.st_size);
-  // The RAM image lives on tmpfs for cheap sharing; the snapshot directory points at it.
-  if (::symlink(paths.ram.c_str(), (partial + "/" + m.ram_file).c_str()) != 0) {
-    return fail(Status::Internal("cannot link the RAM image into " + partial));
-  }
-  st = WriteManifest(partial, m);
-  if (!st.ok()) return fail(st);
-  RemoveAll(paths.dir);
-  if (::rename(partial.c_str(), paths.dir.c_str()) != 0) {
-    return fail(Status::Internal("cannot move " + partial + " into place"));
-  }
-  FaultPoint("snapshot.before_register");
-  // The policy's digest, kept where ferryd alone writes, so a snapshot whose policy was taken
-  // out of its manifest (checksum recomputed) is not cloned as a snapshot without one.
-  const std::string& policy = lease.record.spec.policy;
-  st = vms_.registry().InsertObject(
-      kKind, name,
-      {{"dir", paths.dir},
-       {"ram", paths.ram},
-       {"id", id},
-       {"vm", vm_name},
-       {"policy_sha256", policy.empty() ? "" : crypto::Sha256Hex(policy)}});
-  if (!st.ok()) {
-    RemoveAll(paths.dir);
-    return fail(st);
-  }
-  lease_timings = {{"last_snapshot",
-                    {{"name", name},
-                     {"pause_ms", pause_ms},
-                     {"device_state_ms", device_ms},
-                     {"ram_copy_ms", m.ram.copy_micros / 1000}}}};
-  lease.release(lease_timings);
-  op.Succeed({{"name", name},
-              {"vm", vm_name},
-              {"pause_ms", pause_ms},
-              {"device_state_ms", device_ms},
-              {"device_state_bytes", m.device_state.size_bytes},
-              {"ram_data_bytes", m.ram.data_bytes},
-              {"ram_copy_ms", m.ram.copy_micros / 1000}});
-  return Status::Ok();
-}
-
 Result<std::string> SnapshotService::FrozenDiskOf(const std::string& dir,
                                                   const SnapshotManifest& m) {
   const std::string link = dir + "/" + m.disk->file;
@@ -416,8 +226,7 @@ std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
 }
 
 Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
-    const std::string& snapshot, const std::string& name,
-    const std::optional<PrimedIdentity>& primed) {
+    const std::string& snapshot, const std::string& name, WarmQemu warm) {
   const auto begun_at = Clock::now();
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   const std::string what = "snapshot " + snapshot;
@@ -440,13 +249,19 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
   plan.ram_path = paths.ram;
   plan.mac = m.vm_spec.value("mac", "");
   plan.vmgenid = NewGuid();
-  plan.origin = {{"snapshot", snapshot}, {"snapshot_id", m.id}, {"source_vm", m.vm_name}};
+  vm::CloneOrigin origin{snapshot, m.id, m.vm_name};
+  if (warm.qemu.runtime) {
+    plan.prelaunched = std::move(warm.qemu);
+    origin.warm_pool = true;
+    origin.identity_primed = warm.primed.has_value();
+  }
+  plan.origin = vm::OriginToJson(origin);
   if (m.disk) {
     FERRY_ASSIGN_OR_RETURN(std::string frozen, FrozenDiskOf(paths.dir, m));
     plan.disk_chain.push_back(frozen);
     plan.disk_chain.insert(plan.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
   }
-  CloneRestore restore{paths.dir, m, name, primed, begun_at};
+  CloneRestore restore{paths.dir, m, name, warm.primed, begun_at};
   plan.restore = [restore](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, restore);
   };
@@ -494,14 +309,9 @@ Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) 
 Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
     const std::string& snapshot, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
     WarmQemu warm) {
-  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, warm.primed));
+  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, std::move(warm)));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
-  if (warm.qemu.runtime) {
-    plan.prelaunched = std::move(warm.qemu);
-    plan.origin["warm_pool"] = true;
-    plan.origin["identity_primed"] = warm.primed.has_value();
-  }
   return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
 }
 

@@ -8,6 +8,7 @@
 // Thread-safety: all public methods may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -18,7 +19,7 @@
 
 #include "core/operation.h"
 #include "core/status.h"
-#include "snapshot/clone_identity.h"
+#include "snapshot/clone_identity_reset.h"
 #include "snapshot/snapshot_manifest.h"
 #include "snapshot/verified_files.h"
 #include "vm/vm_service.h"
@@ -67,12 +68,12 @@ class SnapshotService {
   // the same; what makes a clone new (VMGenID on its command line, the identity reset) comes
   // after.
   Status Preload(const std::string& snapshot, vm::VmRuntime& rt);
-  // What a clone of `snapshot` is: its spec (named `name`) and how to start it; `primed` when it
-  // takes a primed pool QEMU. The snapshot is verified first: a damaged one is refused before
-  // any QEMU starts.
-  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(
-      const std::string& snapshot, const std::string& name,
-      const std::optional<PrimedIdentity>& primed = std::nullopt);
+  // What a clone of `snapshot` is: its spec (named `name`) and how to start it; in `warm`'s QEMU
+  // (primed or not) when it takes one from a template's pool. The snapshot is verified first: a
+  // damaged one is refused before any QEMU starts.
+  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(const std::string& snapshot,
+                                                          const std::string& name,
+                                                          WarmQemu warm = {});
 
  private:
   // Removes snapshot directories (finished or ".partial") and RAM images that no snapshot in
@@ -89,7 +90,23 @@ class SnapshotService {
   Paths PathsFor(const std::string& name, const std::string& id) const;
   Result<Paths> Find(const std::string& name);
   Status CheckClonable(const Paths& paths, const SnapshotManifest& m, const std::string& what);
+  static constexpr const char* kKind = "snapshot";  // the registry's kind for snapshots
+
+  // Create's work, in the background, as the steps of snapshot_take.cc.
   Status TakeSnapshot(const std::string& vm, const std::string& name, Operation& op);
+  struct Taking;  // one snapshot being taken (snapshot_take.cc)
+  static Status CheckSnapshotAllowed(const vm::VmSpec& spec, const std::string& what);
+  Status CheckSnapshottable(const vm::VmRecord& rec, const std::string& vm_name,
+                            const std::string& what);
+  Status PrepareDirs(Taking& t);
+  Status CaptureWhilePaused(Taking& t, Operation& op);
+  Status Capture(Taking& t, Operation& op, std::chrono::steady_clock::time_point paused_at);
+  Status FreezeVmDisk(Taking& t, Operation& op);
+  Status WriteSnapshotDir(Taking& t, Operation& op);
+  Status LinkFrozenDisk(Taking& t, Operation& op);
+  Status Register(Taking& t);
+  // Undoes a failed take: the directories and RAM image written, the lease.
+  void Discard(Taking& t);
   std::vector<std::string> CloneNames(const std::string& source, const CloneRequest& req);
   // The frozen disk image the snapshot's disk link points at.
   Result<std::string> FrozenDiskOf(const std::string& dir, const SnapshotManifest& m);

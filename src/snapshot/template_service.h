@@ -1,7 +1,7 @@
 // Templates: a snapshot taken at a VM's ready point, plus a warm pool of QEMUs already started
 // with -incoming defer on that snapshot, so a clone from the pool skips QEMU's start-up. Each
-// pool QEMU has the device state loaded and is primed (clone_identity.h): its identity, but for
-// the name, is made while it waits, so a clone from the pool only resumes and finishes it.
+// pool QEMU has the device state loaded and is primed (clone_identity_reset.h): its identity, but
+// for the name, is made while it waits, so a clone from the pool only resumes and finishes it.
 //
 // A template is a registry object {snapshot, pool_size, owns_snapshot}. A keeper thread tops
 // each pool up to its size in the background; sizes persist, so a restarted ferryd refills its

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/files.h"
+#include "guest/protocol.h"
 
 namespace ferry::vm {
 
@@ -39,7 +40,7 @@ Result<Image> ParseImageManifest(const std::string& dir, const std::string& text
   img.kernel = dir + "/" + j["kernel"].get<std::string>();
   img.initrd = dir + "/" + j["initrd"].get<std::string>();
   img.kernel_cmdline = j["cmdline"];
-  img.ready_marker = j.value("ready_marker", "ferry-guest: ready");
+  img.ready_marker = j.value("ready_marker", std::string(guest::kReadyMarker));
   if (j.contains("services") && j["services"].is_array()) {
     for (const json& s : j["services"]) {
       if (!s.is_object() || !s.contains("name") || !s["name"].is_string() ||

@@ -1,5 +1,7 @@
 #include "vm/vm_policy.h"
 
+#include "vm/vm_origin.h"
+
 namespace ferry::vm {
 
 using nlohmann::json;
@@ -39,8 +41,9 @@ json DescribePolicy(const VmSpec& spec, const json& origin) {
             {"clone", p.clone}};
   if (!spec.cloned_from.empty()) {
     j["inherited_from"] = {{"vm", spec.cloned_from}};
-    if (origin.is_object() && origin.contains("snapshot") && origin["snapshot"].is_string()) {
-      j["inherited_from"]["snapshot"] = origin["snapshot"];
+    const VmOrigin parsed = OriginFromJson(origin);
+    if (const auto* clone = std::get_if<CloneOrigin>(&parsed)) {
+      j["inherited_from"]["snapshot"] = clone->snapshot;
     }
   }
   return j;

@@ -41,7 +41,8 @@ struct VmRecord {
   // The owner pinned when the VM was created: the SHA-256 fingerprint of the key that signed its
   // policy, "" for a VM created without one. Only this owner can replace the policy.
   std::string owner;
-  nlohmann::json origin = nlohmann::json::object();   // e.g. {"snapshot": "warm"} for a clone
+  // Where the VM came from, as vm_origin.h writes it (OriginFromJson reads it).
+  nlohmann::json origin = nlohmann::json::object();
   nlohmann::json timings = nlohmann::json::object();  // e.g. a clone's restore phases in ms
   pid_t pid = 0;
   uint64_t pid_start_time = 0;  // with pid, identifies the QEMU process across ferryd restarts

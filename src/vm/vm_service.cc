@@ -177,7 +177,7 @@ VmRuntime::Callbacks VmService::CallbacksFor(const std::shared_ptr<Vm>& vm) {
 
 // A clone resumes with its parent's static address; two VMs would then answer for it.
 static Status RefuseTapClone(const VmSpec& spec) {
-  if (spec.network.mode != "tap") return Status::Ok();
+  if (spec.network.mode != NetworkMode::kTap) return Status::Ok();
   return Status::FailedPrecondition("vm " + spec.name + ": cloning a VM on tap networking is " +
                                     "not supported yet (the clone would take its parent's " +
                                     "address " + spec.network.ip + ")");
@@ -185,7 +185,7 @@ static Status RefuseTapClone(const VmSpec& spec) {
 
 // A tap VM's tap lives as long as its QEMU: removed once no QEMU of the VM runs. Idempotent.
 static void RemoveTap(const VmRecord& r) {
-  if (r.spec.network.mode != "tap") return;
+  if (r.spec.network.mode != NetworkMode::kTap) return;
   Status st = TapDevice::ForVm(r.id, r.spec.network.bridge).Remove();
   if (!st.ok()) spdlog::warn("vm {}: {}", r.spec.name, st.message());
 }
@@ -282,7 +282,7 @@ Status VmService::CheckPortsUnclaimed(const VmSpec& spec) {
     // Two running VMs on one segment with one address would each get half the traffic.
     const NetworkSpec& mine = spec.network;
     const NetworkSpec& theirs = other->rec.spec.network;
-    if (mine.mode == "tap" && theirs.mode == "tap" && mine.bridge == theirs.bridge &&
+    if (mine.mode == NetworkMode::kTap && theirs.mode == NetworkMode::kTap && mine.bridge == theirs.bridge &&
         mine.ip.substr(0, mine.ip.find('/')) == theirs.ip.substr(0, theirs.ip.find('/'))) {
       return Status::ResourceExhausted("vm " + spec.name + ": address " + mine.ip + " on bridge " +
                                        mine.bridge + " is used by vm " + name +
@@ -432,7 +432,7 @@ Result<VmService::QemuLaunch> VmService::LaunchSpecFor(const VmRecord& r, const 
   if (plan.restore && !plan.incoming_migration) {
     FERRY_RETURN_IF_ERROR(RefuseTapClone(r.spec));  // e.g. a warm-pool QEMU
   }
-  if (net.mode == "tap") {
+  if (net.mode == NetworkMode::kTap) {
     // The image's init configures eth0 statically from these instead of asking DHCP.
     launch.kernel_cmdline += " ferry.ip=" + net.ip;
     if (!net.gateway.empty()) launch.kernel_cmdline += " ferry.gw=" + net.gateway;
@@ -442,7 +442,7 @@ Result<VmService::QemuLaunch> VmService::LaunchSpecFor(const VmRecord& r, const 
   files.console_log = paths.console_log;
   qemu::NicSpec nic;
   FERRY_ASSIGN_OR_RETURN(nic.mac, MacAddress::Parse(r.mac, "the MAC of vm " + r.spec.name));
-  if (net.mode == "tap") {
+  if (net.mode == NetworkMode::kTap) {
     nic.backend = qemu::NicSpec::Backend::kTap;
     files.tap = TapDevice::NameFor(r.id);
   }
@@ -565,7 +565,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   {
     std::lock_guard<std::mutex> lock(vm->mu);
     const VmRecord& r = vm->rec;
-    if (r.spec.network.mode == "tap" && !plan.prelaunched.runtime) {
+    if (r.spec.network.mode == NetworkMode::kTap && !plan.prelaunched.runtime) {
       tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
     }
   }
@@ -1092,7 +1092,7 @@ json VmService::Describe(Vm& vm, bool with_guest) {
   j["busy_with"] = vm.busy;
   j["policy"] = DescribePolicy(r.spec, r.origin);
   j["owner"] = j["policy"]["owner"];
-  if (r.spec.network.mode == "tap") j["tap"] = TapDevice::NameFor(r.id);
+  if (r.spec.network.mode == NetworkMode::kTap) j["tap"] = TapDevice::NameFor(r.id);
   return j;
 }
 
@@ -1375,7 +1375,7 @@ Status VmService::Readopt() {
     r.state = paused ? VmState::kPaused : (r.guest_ready ? VmState::kRunning : VmState::kBooting);
     Persist(*vm);
     spdlog::info("vm {}: re-adopted QEMU pid {} ({})", name, r.pid, VmStateName(r.state));
-    if (r.spec.network.mode == "tap") {
+    if (r.spec.network.mode == NetworkMode::kTap) {
       TapDevice tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
       auto bridge = tap.AttachedBridge();
       if (!bridge.ok() || *bridge != tap.bridge()) {

@@ -69,7 +69,7 @@ std::string FormatIpv4(uint32_t a) {
          std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
 }
 
-// REQUIRES: net.mode == "tap"; j["bridge"], j["ip"], j["gateway"] are strings when present.
+// REQUIRES: net.mode is kTap; j["bridge"], j["ip"], j["gateway"] are strings when present.
 Status TapSettingsFromJson(const json& j, NetworkSpec& net) {
   net.bridge = j.value("bridge", std::string(NetworkSpec::kDefaultBridge));
   if (auto bridge = InterfaceName::Parse(net.bridge, "network.bridge"); !bridge.ok()) {
@@ -107,23 +107,25 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
   NetworkSpec net;
   if (j.contains("mode")) {
     if (!j["mode"].is_string()) return Status::InvalidArgument("network.mode must be a string");
-    net.mode = j["mode"];
-  }
-  if (net.mode != "user" && net.mode != "tap") {
-    return Status::InvalidArgument("network mode '" + net.mode +
-                                   "' is not supported; use 'user' or 'tap'");
+    const std::string name = j["mode"];
+    auto mode = NetworkModeFromName(name);
+    if (!mode) {
+      return Status::InvalidArgument("network mode '" + name +
+                                     "' is not supported; use 'user' or 'tap'");
+    }
+    net.mode = *mode;
   }
   for (const char* key : {"bridge", "ip", "gateway"}) {
     if (!j.contains(key)) continue;
     if (!j[key].is_string()) {
       return Status::InvalidArgument(std::string("network.") + key + " must be a string");
     }
-    if (net.mode != "tap") {
+    if (net.mode != NetworkMode::kTap) {
       return Status::InvalidArgument(std::string("network.") + key +
                                      " is only for tap networking; add --net tap (mode \"tap\")");
     }
   }
-  if (net.mode == "tap") FERRY_RETURN_IF_ERROR(TapSettingsFromJson(j, net));
+  if (net.mode == NetworkMode::kTap) FERRY_RETURN_IF_ERROR(TapSettingsFromJson(j, net));
   if (j.contains("forwards")) {
     if (!j["forwards"].is_array())
       return Status::InvalidArgument("network.forwards must be a list");
@@ -150,7 +152,7 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
       net.forwards.push_back(fwd);
     }
   }
-  if (net.mode == "tap" && !net.forwards.empty()) {
+  if (net.mode == NetworkMode::kTap && !net.forwards.empty()) {
     return Status::InvalidArgument(
         "network.forwards: port forwards are for user networking; a VM on tap networking is "
         "reached at its own address " +
@@ -160,6 +162,16 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
 }
 
 }  // namespace
+
+const char* NetworkModeName(NetworkMode mode) {
+  return mode == NetworkMode::kTap ? "tap" : "user";
+}
+
+std::optional<NetworkMode> NetworkModeFromName(std::string_view name) {
+  if (name == NetworkModeName(NetworkMode::kUser)) return NetworkMode::kUser;
+  if (name == NetworkModeName(NetworkMode::kTap)) return NetworkMode::kTap;
+  return std::nullopt;
+}
 
 Result<uint64_t> ParseMemoryMiB(const std::string& text) {
   auto bad = [&](const std::string& why) {
@@ -318,8 +330,8 @@ json VmSpec::ToJson() const {
   for (const auto& f : network.forwards) {
     forwards.push_back({{"host_port", f.host_port}, {"guest_port", f.guest_port}});
   }
-  json net = {{"mode", network.mode}, {"forwards", forwards}};
-  if (network.mode == "tap") {
+  json net = {{"mode", NetworkModeName(network.mode)}, {"forwards", forwards}};
+  if (network.mode == NetworkMode::kTap) {
     net["bridge"] = network.bridge;
     net["ip"] = network.ip;
     if (!network.gateway.empty()) net["gateway"] = network.gateway;
@@ -345,7 +357,7 @@ Status CheckFitsHost(const VmSpec& spec, const HostCapacity& host) {
         "can give at most " + std::to_string(can >> 20) + " MiB now (the smaller of available " +
         "memory and free space in the RAM directory); ask for less memory");
   }
-  if (spec.network.mode == "tap" && host.bridge_usable) {
+  if (spec.network.mode == NetworkMode::kTap && host.bridge_usable) {
     Status bridge = host.bridge_usable(spec.network.bridge);
     if (!bridge.ok()) return bridge.WithContext(where);
   }

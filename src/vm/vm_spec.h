@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -19,17 +21,22 @@ struct PortForwardSpec {
   bool operator==(const PortForwardSpec&) const = default;
 };
 
-// Networking is a mode plus its settings.
-//   "user" (default): QEMU's user-mode networking; the host reaches the guest through
+// Networking is a mode plus its settings. The JSON names the mode "user" or "tap".
+//   kUser (default): QEMU's user-mode networking; the host reaches the guest through
 //          `forwards` on 127.0.0.1. The guest takes its address by DHCP from QEMU.
-//   "tap": a tap interface on the host attached to `bridge`; the guest has the static address
+//   kTap:  a tap interface on the host attached to `bridge`; the guest has the static address
 //          `ip` (with `gateway` as its default route, if given) on the bridge's L2 segment, so
 //          the VM keeps its address and connections when it moves to a host on that segment.
 //          Forwards are refused: the VM is reached at its own address.
+enum class NetworkMode { kUser, kTap };
+
+const char* NetworkModeName(NetworkMode mode);  // "user" / "tap"
+std::optional<NetworkMode> NetworkModeFromName(std::string_view name);
+
 struct NetworkSpec {
   static constexpr const char* kDefaultBridge = "ferrybr0";
 
-  std::string mode = "user";
+  NetworkMode mode = NetworkMode::kUser;
   std::vector<PortForwardSpec> forwards;
   std::string bridge;   // tap only: the host bridge ("ferrybr0" when not given)
   std::string ip;       // tap only, required: IPv4 address with prefix, "10.77.0.10/24"

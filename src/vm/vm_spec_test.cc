@@ -53,7 +53,7 @@ TEST(VmSpecTest, DefaultsAndRoundTrip) {
   EXPECT_EQ(spec->image, "default");
   EXPECT_EQ(spec->memory_mib, 256u);
   EXPECT_EQ(spec->cpus, 1);
-  EXPECT_EQ(spec->network.mode, "user");
+  EXPECT_EQ(spec->network.mode, NetworkMode::kUser);
 
   json full = {{"name", "web-1"},
                {"image", "default"},
@@ -133,7 +133,7 @@ TEST(VmSpecTest, TapNetworkRoundTripsWithItsDefaults) {
   auto spec = VmSpec::FromJson(
       {{"name", "db-1"}, {"network", {{"mode", "tap"}, {"ip", "10.77.0.10/24"}}}});
   ASSERT_TRUE(spec.ok()) << spec.status().message();
-  EXPECT_EQ(spec->network.mode, "tap");
+  EXPECT_EQ(spec->network.mode, NetworkMode::kTap);
   EXPECT_EQ(spec->network.bridge, "ferrybr0");
   EXPECT_EQ(spec->network.ip, "10.77.0.10/24");
   EXPECT_EQ(spec->network.gateway, "");
@@ -281,4 +281,18 @@ TEST(CheckFitsHostTest, TapBridgeMustBeUsable) {
 }
 
 }  // namespace
+TEST(NetworkModeTest, NamesRoundTripAndOtherNamesAreRefused) {
+  for (NetworkMode mode : {NetworkMode::kUser, NetworkMode::kTap}) {
+    EXPECT_EQ(NetworkModeFromName(NetworkModeName(mode)), mode);
+  }
+  EXPECT_STREQ(NetworkModeName(NetworkMode::kTap), "tap");
+  EXPECT_EQ(NetworkModeFromName("bridge"), std::nullopt);
+  EXPECT_EQ(NetworkModeFromName("TAP"), std::nullopt);
+  EXPECT_EQ(NetworkModeFromName(""), std::nullopt);
+}
+
+// The transitional comparison with a literal name agrees with the enum.
+static_assert(NetworkMode::kTap == "tap" && NetworkMode::kTap != "user");
+static_assert(NetworkMode::kUser == "user" && NetworkMode::kUser != "tap");
+
 }  // namespace ferry::vm

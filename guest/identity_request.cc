@@ -1,4 +1,4 @@
-#include "guest/clone_identity.h"
+#include "guest/identity_request.h"
 
 #include <algorithm>
 #include <array>

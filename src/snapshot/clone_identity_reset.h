@@ -1,4 +1,5 @@
-// What makes a clone its own machine, as ferryd asks ferry-guest for it (guest/protocol.h).
+// Resetting a clone's identity from the host: what makes a clone its own machine, as ferryd asks
+// ferry-guest for it (guest/protocol.h; the guest's side is guest/identity_reset.h).
 //
 // A plain clone gets everything at once after `cont`: reset_identity (RNG, clock, machine-id,
 // hostname, MAC, SSH host key, DHCP lease). A warm-pool QEMU is primed instead: while it waits
@@ -24,7 +25,8 @@
 
 namespace ferry::snapshot {
 
-// Covers reset_identity's slowest case (guest/protocol.h: about 8 s) with room for TCG.
+// Covers reset_identity's slowest case (guest/protocol.h: about 5 s and the quick steps) with
+// room for TCG.
 inline constexpr std::chrono::milliseconds kGuestIdentityTimeout(30000);
 
 // A VM name as a hostname label: RFC 1123 allows letters, digits and '-'.

@@ -1,4 +1,4 @@
-#include "snapshot/clone_identity.h"
+#include "snapshot/clone_identity_reset.h"
 
 #include <time.h>
 

@@ -1,7 +1,8 @@
-// CloneIdentity: who a cloned guest is to become, as ferryd sends it in reset_identity (see
-// protocol.h), CloneIdentityFinish: the part finish_identity decides when a primed warm-pool
-// guest becomes a clone, and the strict checks every field passes before anything in the guest
-// changes.
+// The identity ops' requests as the guest receives them: CloneIdentity, who a cloned guest is to
+// become, as ferryd sends it in reset_identity (see protocol.h); CloneIdentityFinish, the part
+// finish_identity decides when a primed warm-pool guest becomes a clone; and the strict checks
+// every argument passes before anything in the guest changes (identity_reset.h then makes the
+// changes).
 // Everything here comes from the host: it is validated, never trusted, and nothing of it is
 // ever run or used as a path.
 #pragma once

@@ -1,0 +1,43 @@
+// Prepare (migration_protocol.h): the destination checks the request itself and starts a QEMU
+// that waits for the stream.
+#include "core/guid.h"
+#include "core/mac_address.h"
+#include "migrate/migration_messages.h"
+#include "migrate/migration_source.h"
+#include "qemu/qmp_commands.h"
+
+namespace ferry::migrate {
+namespace {
+
+// The owner the VM was pinned to when it was created, sent beside its policy so that the
+// destination sees a policy swapped on the way. A record from before owners were pinned falls
+// back to the key that signed the policy in force.
+std::string PinnedOwner(const vm::VmRecord& rec, const std::optional<crypto::OwnerPolicy>& policy) {
+  if (!rec.owner.empty()) return rec.owner;
+  return policy ? policy->owner_fingerprint : "";
+}
+
+}  // namespace
+
+Status MigrationService::MigrationSource::Prepare() {
+  stage_ = Stage::kPrepare;
+  const vm::VmRecord& rec = lease_->record;
+  auto guid = qemu::QueryVmGenerationId(*lease_->runtime);
+  op_->SetPhase("prepare on " + request_.to, 5);
+  FERRY_ASSIGN_OR_RETURN(MacAddress mac,
+                         MacAddress::Parse(rec.mac, "the MAC of vm " + request_.vm));
+  PrepareRequest prepare{op_->id(), rec.spec, mac, std::nullopt, PinnedOwner(rec, policy_)};
+  if (guid.ok()) {
+    if (auto id = Guid::Parse(*guid); id.ok()) prepare.vmgenid = *id;
+  }
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(*link_, prepare));
+  FERRY_RETURN_IF_ERROR(
+      ExpectPeerMessage<PreparedReply>(*link_, kPrepareTimeout, "the destination's prepared")
+          .status());
+  stage_ = Stage::kPrepared;
+  // Cancelled while the destination prepared: it drops its QEMU when told to abort.
+  if (Cancelled()) return Status::Cancelled("the migration was cancelled");
+  return Status::Ok();
+}
+
+}  // namespace ferry::migrate
