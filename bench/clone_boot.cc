@@ -368,8 +368,9 @@ class CloneBoot : public BenchEntry {
                                                               config_.memory_mib, port),
                                               dir + "/qemu.log"));
       auto user = WaitForUserMode(*qemu, kVmBootTimeout);
-      auto starting = user.ok() ? qemu->WaitForConsole(std::string(guest::kStartingMarker), kVmBootTimeout)
-                                : Result<Clock::time_point>(user.status());
+      auto starting =
+          user.ok() ? qemu->WaitForConsole(std::string(guest::kStartingMarker), kVmBootTimeout)
+                    : Result<Clock::time_point>(user.status());
       auto ready = starting.ok() ? qemu->WaitForConsole(guest_.image.ready_marker, kVmBootTimeout)
                                  : Result<Clock::time_point>(starting.status());
       st = ready.status();

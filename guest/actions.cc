@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
-#include "guest/identity_request.h"
 #include "guest/encoding.h"
+#include "guest/identity_request.h"
 #include "guest/protocol.h"
 
 namespace ferry::guest {

@@ -11,9 +11,9 @@
 #include <variant>
 #include <vector>
 
-#include "guest/identity_request.h"
 #include "guest/dhcp_message.h"
 #include "guest/guest_system.h"
+#include "guest/identity_request.h"
 
 namespace ferry::guest {
 

@@ -30,9 +30,9 @@
 #include <utility>
 #include <vector>
 
-#include "guest/identity_request.h"
 #include "guest/guest_system.h"
 #include "guest/host_keys.h"
+#include "guest/identity_request.h"
 
 namespace ferry::guest {
 

@@ -143,7 +143,10 @@ Result<json> VmCreateBody(const VmCreateOptions& o) {
   if (!o.bridge.empty()) network["bridge"] = o.bridge;
   if (!o.ip.empty()) network["ip"] = o.ip;
   if (!o.gateway.empty()) network["gateway"] = o.gateway;
-  json spec = {{"name", o.name}, {"image", o.image}, {"memory", o.memory}, {"cpus", o.cpus},
+  json spec = {{"name", o.name},
+               {"image", o.image},
+               {"memory", o.memory},
+               {"cpus", o.cpus},
                {"network", network}};
   if (!o.disk.empty()) spec["disk"] = o.disk;
   if (!o.policy_file.empty()) {
@@ -167,8 +170,8 @@ void PrintCreated(const std::string& name, const json& result) {
   const json& origin = result.value("origin", json::object());
   if (t.contains("restore_total_ms")) {
     std::cout << " (clone of " << origin.value("snapshot", "")
-              << (origin.value("warm_pool", false) ? " from the warm pool" : "")
-              << ", restored in " << FormatDuration(t.value("restore_total_ms", 0)) << ")";
+              << (origin.value("warm_pool", false) ? " from the warm pool" : "") << ", restored in "
+              << FormatDuration(t.value("restore_total_ms", 0)) << ")";
   } else if (result.value("boot_to_ready_ms", 0) > 0) {
     std::cout << " (ready " << FormatDuration(result.value("boot_to_ready_ms", 0))
               << " after QEMU start)";

@@ -90,7 +90,7 @@ Status MigrationService::RollBackHere(const std::string& vm, const std::string& 
 }
 
 Result<SettledState> MigrationService::AskDestination(const std::string& to, const std::string& id,
-                                                     const std::string& vm) {
+                                                      const std::string& vm) {
   const std::string address = PeerAddress(to);
   if (address.empty()) {
     return Status::NotFound("host " + to + " is no longer a known peer (ferry peer add " + to +
@@ -106,7 +106,7 @@ Result<SettledState> MigrationService::AskDestination(const std::string& to, con
 }
 
 Result<SettledState> MigrationService::Settle(const std::string& id, const std::string& vm,
-                                             const std::string& to, Clock::time_point deadline) {
+                                              const std::string& to, Clock::time_point deadline) {
   Status last = Status::Unavailable("not asked yet");
   while (!stopping_.load()) {
     auto state = AskDestination(to, id, vm);

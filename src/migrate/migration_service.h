@@ -89,11 +89,11 @@ class MigrationService {
   Status RollBackHere(const std::string& vm, const std::string& op_id);
   // kRunning / kAbsent / kUnsettled as the destination answers.
   Result<SettledState> AskDestination(const std::string& to, const std::string& id,
-                                     const std::string& vm);
+                                      const std::string& vm);
   // Asks until `deadline`; on kRunning deletes the copy here, on kAbsent resumes it. Never
   // kUnsettled: an unsettled answer is asked again until the deadline, then an error.
   Result<SettledState> Settle(const std::string& id, const std::string& vm, const std::string& to,
-                             std::chrono::steady_clock::time_point deadline);
+                              std::chrono::steady_clock::time_point deadline);
   // Settle, retried until answered; `op` (may be null) ends with the outcome.
   void SettleInBackground(const std::string& id, const std::string& vm, const std::string& to,
                           std::shared_ptr<Operation> op);

@@ -93,16 +93,16 @@ class MigrationService::MigrationSource {
 
   Stage stage_ = Stage::kBegin;
   std::optional<vm::VmLease> lease_;  // from Begin until released or the VM is deleted
-  std::unique_ptr<PeerLink> link_;     // from Begin until Finish closes it
+  std::unique_ptr<PeerLink> link_;    // from Begin until Finish closes it
   std::optional<crypto::OwnerPolicy> policy_;
   int downtime_ms_ = 0;
   // ferryd's end of QEMU's migration stream. Open until the run ends, as it was when QEMU's
   // migration is cancelled after a failure.
   StreamFd stream_;
-  Clock::time_point started_;      // when QEMU was about to start sending
-  nlohmann::json qemu_result_;     // QEMU's query-migrate reply once it completed
-  PeerLink::Counters wire_;        // the link's counters when Finish closed it
-  bool settled_there_ = false;     // a failed Finish learnt that the destination runs the guest
+  Clock::time_point started_;   // when QEMU was about to start sending
+  nlohmann::json qemu_result_;  // QEMU's query-migrate reply once it completed
+  PeerLink::Counters wire_;     // the link's counters when Finish closed it
+  bool settled_there_ = false;  // a failed Finish learnt that the destination runs the guest
 };
 
 // "12 MiB", for progress and logs.

@@ -23,9 +23,8 @@ json MigrationService::MigrationSource::Summary() const {
   json ram = qemu_result_.value("ram", json::object());
   return {{"vm", request_.vm},
           {"to", request_.to},
-          {"total_ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
-                                                                             started_)
-                           .count()},
+          {"total_ms",
+           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count()},
           {"qemu_total_ms", qemu_result_.value("total-time", 0)},
           {"downtime_ms", qemu_result_.value("downtime", 0)},
           {"ram_transferred_bytes", ram.value("transferred", uint64_t{0})},

@@ -59,9 +59,10 @@ class GuestChannel {
   ~GuestChannel();
 
   // Sends request `op` (one of guest::ops) with `args` and waits up to `timeout` for the reply.
-  // Returns the reply without "id" and "ok". Errors: FailedPrecondition "guest <op>: <guest's error>" for
-  // "ok": false; Corruption for a reply without a boolean "ok"; DeadlineExceeded naming the op;
-  // Unavailable when the channel ends first; InvalidArgument if `args` is not an object.
+  // Returns the reply without "id" and "ok". Errors: FailedPrecondition
+  // "guest <op>: <guest's error>" for "ok": false; Corruption for a reply without a boolean "ok";
+  // DeadlineExceeded naming the op; Unavailable when the channel ends first; InvalidArgument if
+  // `args` is not an object.
   Result<nlohmann::json> Call(std::string_view op, nlohmann::json args = nlohmann::json::object(),
                               std::chrono::milliseconds timeout = kDefaultTimeout);
 

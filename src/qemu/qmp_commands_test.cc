@@ -83,14 +83,13 @@ TEST(QmpCommandsTest, CommandsSendTheirArguments) {
 
 TEST(QmpCommandsTest, MigrationCapabilitiesAndParametersAreSentAsQemuNamesThem) {
   FakeQmp qmp(json::object());
-  ASSERT_TRUE(SetMigrationCapabilities(qmp, {{"auto-converge", true}, {"x-ignore-shared", false}})
-                  .ok());
+  ASSERT_TRUE(
+      SetMigrationCapabilities(qmp, {{"auto-converge", true}, {"x-ignore-shared", false}}).ok());
   ASSERT_TRUE(SetMigrationParameters(qmp, {50, int64_t{1} << 40}).ok());
   EXPECT_EQ(qmp.calls[0].first, "migrate-set-capabilities");
-  EXPECT_EQ(qmp.calls[0].second,
-            (json{{"capabilities",
-                   {{{"capability", "auto-converge"}, {"state", true}},
-                    {{"capability", "x-ignore-shared"}, {"state", false}}}}}));
+  EXPECT_EQ(qmp.calls[0].second, (json{{"capabilities",
+                                        {{{"capability", "auto-converge"}, {"state", true}},
+                                         {{"capability", "x-ignore-shared"}, {"state", false}}}}}));
   EXPECT_EQ(qmp.calls[1].first, "migrate-set-parameters");
   EXPECT_EQ(qmp.calls[1].second,
             (json{{"downtime-limit", 50}, {"max-bandwidth", int64_t{1} << 40}}));

@@ -48,8 +48,8 @@ struct SnapshotService::Taking {
   vm::VmLease lease;
   std::string id;
   Paths paths;
-  std::string partial;             // paths.dir + ".partial" until the snapshot is complete
-  SnapshotManifest manifest;       // filled as the steps go
+  std::string partial;               // paths.dir + ".partial" until the snapshot is complete
+  SnapshotManifest manifest;         // filled as the steps go
   std::optional<FrozenDisk> frozen;  // set when the VM's data disk was frozen
   int64_t pause_ms = 0;
   int64_t device_ms = 0;

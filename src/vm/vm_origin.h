@@ -20,10 +20,10 @@ struct BootedOrigin {
 };
 
 struct CloneOrigin {
-  std::string snapshot;     // the snapshot's name
-  std::string snapshot_id;  // and id, which a later snapshot of the same name does not share
-  std::string source_vm;    // the VM the snapshot was taken of
-  bool warm_pool = false;   // its QEMU came from a template's warm pool
+  std::string snapshot;          // the snapshot's name
+  std::string snapshot_id;       // and id, which a later snapshot of the same name does not share
+  std::string source_vm;         // the VM the snapshot was taken of
+  bool warm_pool = false;        // its QEMU came from a template's warm pool
   bool identity_primed = false;  // warm_pool, and the guest's identity was made while it waited
   bool operator==(const CloneOrigin&) const = default;
 };

@@ -163,9 +163,7 @@ Result<NetworkSpec> NetworkFromJson(const json& j) {
 
 }  // namespace
 
-const char* NetworkModeName(NetworkMode mode) {
-  return mode == NetworkMode::kTap ? "tap" : "user";
-}
+const char* NetworkModeName(NetworkMode mode) { return mode == NetworkMode::kTap ? "tap" : "user"; }
 
 std::optional<NetworkMode> NetworkModeFromName(std::string_view name) {
   if (name == NetworkModeName(NetworkMode::kUser)) return NetworkMode::kUser;
