@@ -291,8 +291,4 @@ TEST(NetworkModeTest, NamesRoundTripAndOtherNamesAreRefused) {
   EXPECT_EQ(NetworkModeFromName(""), std::nullopt);
 }
 
-// The transitional comparison with a literal name agrees with the enum.
-static_assert(NetworkMode::kTap == "tap" && NetworkMode::kTap != "user");
-static_assert(NetworkMode::kUser == "user" && NetworkMode::kUser != "tap");
-
 }  // namespace ferry::vm
