@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/qemu_processes.h"
 
 #ifndef FERRY_HOSTILE_IMAGE_DIR
 #error "FERRY_HOSTILE_IMAGE_DIR must point at the hostile test images"
@@ -158,16 +159,8 @@ class HostileGuestTest : public FerrydFixture {
 
   // ferryd died: its QEMUs run on. Each one's command line names this test's directories.
   void KillQemusOfThisTest() {
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-      const std::string pid = entry.path().filename();
-      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-      std::ifstream in(entry.path() / "cmdline");
-      std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (cmdline.find("qemu") == std::string::npos) continue;
-      if (cmdline.find(state_dir_) != std::string::npos ||
-          cmdline.find(ram_dir_) != std::string::npos) {
-        ::kill(std::stoi(pid), SIGKILL);
-      }
+    for (const std::string& dir : {state_dir_, ram_dir_}) {
+      for (pid_t pid : QemusMentioning(dir)) ::kill(pid, SIGKILL);
     }
   }
 

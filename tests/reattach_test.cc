@@ -3,16 +3,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <thread>
 #include <vector>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/qemu_processes.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
@@ -23,11 +22,7 @@ using ::testing::HasSubstr;
 class ReattachTest : public FerrydFixture {
  protected:
   // Starts ferryd armed with a fault point (src/core/fault_point.h): it kills itself there.
-  void StartFerrydArmed(const char* fault_point) {
-    ::setenv("FERRY_FAULT_POINT", fault_point, 1);
-    StartFerryd();
-    ::unsetenv("FERRY_FAULT_POINT");
-  }
+  void StartFerrydArmed(const char* fault_point) { StartFerryd({}, fault_point); }
   // Reaps the armed ferryd, which must have killed itself (SIGKILL) at its fault point.
   void ReapFerrydKilledAtItsFaultPoint() {
     int status = 0;
@@ -84,40 +79,19 @@ TEST_F(ReattachTest, QemuThatDiedWhileFerrydWasDownIsShownFailedWithTheReason) {
   EXPECT_THAT(list.out, HasSubstr("failed"));
 }
 
-// The QEMU processes whose command line names `dir` (every path of a test's VMs lies under it).
-std::vector<pid_t> QemusUnder(const std::string& dir) {
-  std::vector<pid_t> found;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find("qemu-system") != std::string::npos &&
-        cmdline.find(dir) != std::string::npos && ProcessAlive(std::stoi(name))) {
-      found.push_back(std::stoi(name));
-    }
-  }
-  return found;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 TEST_F(ReattachTest, FerrydKilledBetweenSpawnAndQmpLeavesNoUnownedQemu) {
   // ferryd kills itself right after recording the QEMU it spawned, before it connects QMP.
   StartFerrydArmed("vm.launch.after_spawn");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusUnder(state_dir_);
+  std::vector<pid_t> left = QemusMentioning(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
   const pid_t qemu = left[0];
 
   StartFerryd();
   // The restarted ferryd found that QEMU through its record, killed it, and says so.
   EXPECT_FALSE(ProcessAlive(qemu)) << "QEMU pid " << qemu << " was left running, unowned";
-  EXPECT_TRUE(QemusUnder(state_dir_).empty());
+  EXPECT_TRUE(QemusMentioning(state_dir_).empty());
   json vm = FerryJson({"vm", "show", "web-1"});
   EXPECT_EQ(vm["state"], "failed");
   const std::string failure = vm.value("failure", "");
@@ -134,7 +108,7 @@ TEST_F(ReattachTest, QemuSpawnedButNeverRecordedIsKilledByTheStartUpSweep) {
   StartFerrydArmed("vm.launch.before_record");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusUnder(state_dir_);
+  std::vector<pid_t> left = QemusMentioning(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
 
   StartFerryd();

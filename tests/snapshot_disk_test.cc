@@ -7,22 +7,15 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 // The image a qcow2 file lies on, as qemu-img reads it from the file's own header.
 std::string BackingOf(const std::string& path) {
@@ -95,7 +88,7 @@ TEST_F(SnapshotDiskTest, SnapshotFreezesTheDiskAndEachCloneWritesItsOwnOverlay) 
   struct stat st;
   ASSERT_EQ(::stat(frozen.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0400u);
-  const std::string frozen_bytes = Slurp(frozen);
+  const std::string frozen_bytes = ReadFile(frozen);
 
   // The parent goes on in a new overlay on the frozen image.
   json parent_vm = FerryJson({"vm", "show", "web-1"});
@@ -127,7 +120,7 @@ TEST_F(SnapshotDiskTest, SnapshotFreezesTheDiskAndEachCloneWritesItsOwnOverlay) 
   EXPECT_EQ(Get(parent, "before"), "snapshot");
   EXPECT_EQ(Get(parent, "after"), "snapshot");
   EXPECT_EQ(Get(parent, "mine"), "");
-  EXPECT_EQ(Slurp(frozen), frozen_bytes) << "nobody may write the frozen image";
+  EXPECT_EQ(ReadFile(frozen), frozen_bytes) << "nobody may write the frozen image";
 
   // The parent's and the clones' disks lie on it: deleting the snapshot is refused, naming them.
   CommandResult del = Ferry({"snapshot", "delete", "warm"});
@@ -142,7 +135,7 @@ TEST_F(SnapshotDiskTest, ADamagedFrozenDiskIsRefusedBeforeAnyQemuStarts) {
   FerryJson({"snapshot", "create", "web-1", "--name", "warm"});
   json snap = FerryJson({"snapshot", "show", "warm"});
   const std::string link = snap["dir"].get<std::string>() + "/disk.qcow2";
-  std::string bytes = Slurp(link);
+  std::string bytes = ReadFile(link);
   ASSERT_GT(bytes.size(), 70000u);
   bytes[65536 + 100] ^= 0x01;
   ASSERT_EQ(::chmod(link.c_str(), 0600), 0);
