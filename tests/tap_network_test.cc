@@ -13,6 +13,7 @@
 
 #include "harness/ferryd_fixture.h"
 #include "harness/netns_hosts.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
@@ -171,6 +172,48 @@ TEST_F(TapNetworkTest, FerrydKilledAndRestartedReadoptsTheTapVm) {
   EXPECT_THAT(stop.out, HasSubstr("graceful"));
   EXPECT_FALSE(ProcessAlive(qemu));
   EXPECT_FALSE(TapExistsOnH1(tap));
+}
+
+TEST_F(TapNetworkTest, ATapLeftByAFerrydKilledMidDeleteIsSweptAtStartUpAndOthersStay) {
+  NamespacedFerryd& h1 = Ferryd(1);
+  // ferryd dies in `vm delete` after the VM's record is gone and before its tap is.
+  h1.Start({}, "vm.delete.before_tap");
+  CreateTapVm("db-1");
+  CommandResult made = h1.Ferry({"vm", "create", "gone", "--net", "tap", "--bridge", "ferrybr0",
+                                 "--ip", "10.77.0.11/24", "--wait-ready"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "kept"}).out, "OK");
+  const std::string kept = h1.FerryJson({"vm", "show", "db-1"})["tap"];
+  json gone_vm = h1.FerryJson({"vm", "show", "gone"});
+  const std::string gone = gone_vm["tap"];
+  // The tap says whose it is.
+  EXPECT_THAT(
+      NetnsHosts::RunIn(net_.Host(1), {"ip", "link", "show", gone}).out,
+      HasSubstr("alias ferryd " + h1.state_dir() + " vm " + gone_vm["id"].get<std::string>()));
+  // A tap of ferry's name that this ferryd did not make (by hand, or another ferryd's).
+  const std::string foreign = "fy0badcafe";
+  ASSERT_EQ(NetnsHosts::RunIn(net_.Host(1), {"ip", "tuntap", "add", "dev", foreign, "mode", "tap"})
+                .exit_code,
+            0);
+  ASSERT_EQ(
+      NetnsHosts::RunIn(net_.Host(1), {"ip", "link", "set", foreign, "master", "ferrybr0", "up"})
+          .exit_code,
+      0);
+
+  EXPECT_NE(h1.Ferry({"vm", "delete", "gone", "--force"}).exit_code, 0);
+  ASSERT_TRUE(h1.WaitExit(std::chrono::seconds(60))) << "ferryd did not reach its fault point";
+  ASSERT_TRUE(TapExistsOnH1(gone)) << "the crash left no tap behind: the test would prove nothing";
+
+  h1.Start();
+  EXPECT_FALSE(TapExistsOnH1(gone)) << "the tap of a deleted VM outlived the restart";
+  EXPECT_THAT(ReadFile(h1.state_dir() + "/ferryd.log"),
+              HasSubstr("start-up sweep: removed tap " + gone + ": its VM (id " +
+                        gone_vm["id"].get<std::string>() + ") is in no record"));
+  EXPECT_TRUE(TapExistsOnH1(foreign)) << "a tap this ferryd did not make was removed";
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(kept));
+  EXPECT_EQ(h1.VmNames(), std::vector<std::string>{"db-1"});
+  EXPECT_EQ(h1.FerryJson({"vm", "show", "db-1"})["state"], "running");
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "k"}).out, "kept");
 }
 
 TEST_F(TapNetworkTest, CloneOfATapVmIsRefusedAndLeavesNothing) {

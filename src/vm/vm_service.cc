@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <set>
 
+#include "core/fault_point.h"
 #include "core/files.h"
 #include "core/guarded_thread.h"
 #include "core/guid.h"
@@ -25,6 +26,7 @@
 #include "vm/host_probe.h"
 #include "vm/qemu_user.h"
 #include "vm/tap_device.h"
+#include "vm/tap_sweep.h"
 #include "vm/vm_disk.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_policy.h"
@@ -526,18 +528,20 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
 
   // Tap networking: the host end exists, up and on its bridge, before QEMU opens it by name.
   std::optional<TapDevice> tap;
+  std::string tap_alias;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
     const VmRecord& r = vm->rec;
     if (r.spec.network.mode == "tap" && !plan.prelaunched.runtime) {
       tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
+      tap_alias = TapAlias(config_.state_dir, r.id);
     }
   }
   if (tap) {
     op.SetPhase("creating tap " + tap->name(), 20);
     // No QEMU of this VM runs now: a tap of its name is a leftover of an earlier run.
     tap->Remove();
-    Status made = tap->Create();
+    Status made = tap->Create(tap_alias);
     if (!made.ok()) {
       if (launch.ram_shared) ::unlink(launch.ram_path.c_str());
       finish_launch();
@@ -868,6 +872,7 @@ Status VmService::Delete(const std::string& name, bool force, const std::string&
                               "not be removed (" + removed.message() + "); run the delete again");
     }
     if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
+    FaultPoint("vm.delete.before_tap");  // a tap left here is the start-up sweep's (tap_sweep.h)
     RemoveTap(vm->rec);
     RemoveAll(vm->paths.dir);
     vms_.erase(name);
@@ -1334,7 +1339,22 @@ Status VmService::Readopt() {
     }
   }
   SweepUnownedQemus();
+  SweepLeftoverTaps();
   return Status::Ok();
+}
+
+void VmService::SweepLeftoverTaps() {
+  std::vector<VmRecord> records;
+  for (const auto& [name, vm] : vms_) records.push_back(vm->rec);
+  for (const TapLeftover& tap :
+       FindTapLeftovers(TapDevice::ListTunLinks(), records, config_.state_dir)) {
+    Status removed = TapDevice(tap.name, "").Remove();
+    if (!removed.ok()) {
+      spdlog::warn("start-up sweep: {}", removed.message());
+      continue;
+    }
+    spdlog::warn("start-up sweep: removed tap {}: {}", tap.name, tap.why);
+  }
 }
 
 }  // namespace ferry::vm

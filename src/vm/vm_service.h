@@ -160,6 +160,9 @@ class VmService {
   // Kills the QEMUs of this state directory that no record owns (spawned by a ferryd that died
   // before recording them), logging each. REQUIRES: Readopt has loaded every record.
   void SweepUnownedQemus();
+  // Removes the taps this ferryd made on which no QEMU runs (tap_sweep.h), logging each.
+  // REQUIRES: Readopt has re-adopted every VM.
+  void SweepLeftoverTaps();
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
