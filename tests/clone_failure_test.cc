@@ -289,10 +289,7 @@ TEST_F(CloneFailureTest, FerrydDyingBeforeTheIdentityResetDropsTheCloneOnRestart
   StartFerryd({}, "snapshot.clone.before_identity");
   CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
   EXPECT_EQ(r.exit_code, 1) << "the CLI lost its ferryd: " << r.out;
-  int status = 0;
-  ASSERT_EQ(::waitpid(ferryd_pid_, &status, 0), ferryd_pid_);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "ferryd did not die at its fault point";
-  ferryd_pid_ = -1;
+  ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
 
   StartFerryd();
   ExpectNothingLeftAndParentRuns("web-1-c1");

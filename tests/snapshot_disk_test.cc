@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "harness/ferryd_fixture.h"
@@ -50,6 +52,32 @@ class SnapshotDiskTest : public FerrydFixture {
     ASSERT_EQ(start.exit_code, 0) << start.err;
   }
   std::string Get(uint16_t port, const std::string& key) { return Redis(port, {"get", key}).out; }
+  // The data-disk files on the state disk: frozen images and the images in `vm`'s directory.
+  std::vector<std::string> DiskFiles(const std::string& vm) {
+    std::vector<std::string> files;
+    for (const std::string dir : {state_dir_ + "/disks", state_dir_ + "/vms/" + vm}) {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename();
+        if (name.find(".qcow2") != std::string::npos) files.push_back(e.path());
+      }
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+  // Boots VM db with a disk and key "kept" on it, and snapshots it with ferryd armed to die at
+  // `fault_point`; `port` and `disk` are db's forwarded port and its disk before the snapshot.
+  void SnapshotDbKilledAt(const std::string& fault_point, uint16_t* port, std::string* disk) {
+    StartFerryd({}, fault_point);
+    *port = CreateDiskVm("db");
+    ASSERT_EQ(Redis(*port, {"set", "kept", "on-disk"}).out, "OK");
+    *disk = FerryJson({"vm", "show", "db"})["paths"]["disk"];
+    EXPECT_NE(Ferry({"snapshot", "create", "db", "--name", "s1"}).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
+  }
+  bool LogSays(const std::string& text) {
+    return ReadFile(state_dir_ + "/ferryd.log").find(text) != std::string::npos;
+  }
 };
 
 TEST_F(SnapshotDiskTest, DataOnTheDiskOutlivesAStopAndStart) {
@@ -127,6 +155,69 @@ TEST_F(SnapshotDiskTest, SnapshotFreezesTheDiskAndEachCloneWritesItsOwnOverlay) 
   EXPECT_NE(del.exit_code, 0);
   EXPECT_THAT(del.err, HasSubstr("web-1"));
   EXPECT_EQ(::stat(frozen.c_str(), &st), 0);
+}
+
+TEST_F(SnapshotDiskTest, FerrydKilledBeforeTheDiskSwitchLeavesFilesTheRestartRemoves) {
+  // ferryd dies in the snapshot after it linked the frozen image and made the new overlay, before
+  // QEMU switched to it: both are leftovers, and the VM's disk is the one it had.
+  uint16_t port = 0;
+  std::string disk;
+  ASSERT_NO_FATAL_FAILURE(SnapshotDbKilledAt("snapshot.disk.before_switch", &port, &disk));
+  const std::vector<std::string> left = DiskFiles("db");
+  ASSERT_EQ(left.size(), 3u) << "not the frozen link, the launch disk and the new overlay: "
+                             << ::testing::PrintToString(left);
+  const std::string frozen = left[0], overlay = left[1];  // "disk-ID" sorts before "disk."
+  ASSERT_EQ(left[2], disk);
+  ASSERT_EQ(frozen.rfind(state_dir_ + "/disks/", 0), 0u) << frozen;
+  ASSERT_EQ(overlay.rfind(state_dir_ + "/vms/db/disk-", 0), 0u) << overlay;
+
+  StartFerryd();
+  EXPECT_EQ(DiskFiles("db"), std::vector<std::string>{disk});
+  EXPECT_TRUE(LogSays("start-up sweep: removed " + overlay + ": vm db writes " + disk));
+  EXPECT_TRUE(LogSays("start-up sweep: removed " + frozen + ": frozen disk image"));
+  json vm = FerryJson({"vm", "show", "db"});
+  EXPECT_EQ(vm["paths"]["disk"], disk);
+  EXPECT_EQ(vm["paths"]["disk_chain"], json::array());
+  // The snapshot had paused the guest; it goes on with its data, and snapshots work again.
+  EXPECT_EQ(vm["state"], "paused");
+  ASSERT_EQ(Ferry({"vm", "resume", "db"}).exit_code, 0);
+  EXPECT_EQ(Get(port, "kept"), "on-disk");
+  CommandResult again = Ferry({"snapshot", "create", "db", "--name", "s2"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  Restart("db");
+  EXPECT_EQ(Get(port, "kept"), "on-disk");
+}
+
+TEST_F(SnapshotDiskTest, FerrydKilledAfterTheDiskSwitchKeepsTheDiskAndFinishesItsRecord) {
+  // ferryd dies after QEMU switched to the new overlay (and the old top's name was unlinked),
+  // before the VM's record said so: the overlay and the frozen image under it are the VM's disk.
+  uint16_t port = 0;
+  std::string launch_disk;
+  ASSERT_NO_FATAL_FAILURE(SnapshotDbKilledAt("snapshot.disk.before_record", &port, &launch_disk));
+  const std::vector<std::string> left = DiskFiles("db");
+  ASSERT_EQ(left.size(), 2u) << ::testing::PrintToString(left);
+  const std::string frozen = left[0], overlay = left[1];
+  ASSERT_EQ(overlay.rfind(state_dir_ + "/vms/db/disk-", 0), 0u) << overlay;
+
+  StartFerryd();
+  EXPECT_EQ(DiskFiles("db"), left) << "the files the VM's disk is made of must stay";
+  json vm = FerryJson({"vm", "show", "db"});
+  EXPECT_EQ(vm["paths"]["disk"], overlay);
+  EXPECT_EQ(vm["paths"]["disk_chain"], json::array({frozen}));
+  EXPECT_TRUE(
+      LogSays("start-up sweep: vm db: its disk is now " + overlay + " on frozen image " + frozen));
+  struct stat st;
+  ASSERT_EQ(::stat(frozen.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0400u);
+  // What the guest writes now lands in the overlay, and a cold boot reads both back.
+  EXPECT_EQ(vm["state"], "paused");
+  ASSERT_EQ(Ferry({"vm", "resume", "db"}).exit_code, 0);
+  ASSERT_EQ(Redis(port, {"set", "after", "the-crash"}).out, "OK");
+  Restart("db");
+  EXPECT_EQ(Get(port, "kept"), "on-disk");
+  EXPECT_EQ(Get(port, "after"), "the-crash");
+  EXPECT_EQ(FerryJson({"vm", "show", "db"})["paths"]["disk"], overlay);
+  EXPECT_FALSE(std::filesystem::exists(launch_disk));
 }
 
 TEST_F(SnapshotDiskTest, ADamagedFrozenDiskIsRefusedBeforeAnyQemuStarts) {

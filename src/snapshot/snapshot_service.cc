@@ -16,6 +16,7 @@
 #include "snapshot/clone_identity.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
+#include "snapshot/disk_recovery.h"
 #include "snapshot/snapshot_manifest.h"
 #include "vm/vm_disk.h"
 #include "vm/vm_policy.h"
@@ -128,9 +129,23 @@ void SnapshotService::SweepLeftovers() {
   }
   // Compared by file name: every snapshot directory, and every RAM image, lies in one directory.
   std::set<std::string> kept;
+  // The frozen disk images the snapshots keep: each one's own (named by its id, whatever its
+  // manifest says) and those it lies on.
+  std::set<std::string> frozen_kept;
+  bool snapshots_known = true;
   for (const auto& [name, row] : *all) {
     kept.insert(std::filesystem::path(row.value("dir", "")).filename());
     kept.insert(std::filesystem::path(row.value("ram", "")).filename());
+    frozen_kept.insert(vms_.config().state_dir + "/disks/" + row.value("id", "") + ".qcow2");
+    auto m = LoadManifest(row.value("dir", ""));
+    if (!m.ok()) {
+      snapshots_known = false;
+    } else if (m->disk) {
+      auto frozen = FrozenDiskOf(row.value("dir", ""), *m);
+      if (!frozen.ok()) snapshots_known = false;
+      if (frozen.ok()) frozen_kept.insert(*frozen);
+      frozen_kept.insert(m->disk->chain.begin(), m->disk->chain.end());
+    }
   }
   std::error_code ec;
   for (const auto& entry :
@@ -156,6 +171,7 @@ void SnapshotService::SweepLeftovers() {
         "snapshot that ferryd left unfinished)",
         ram);
   }
+  RecoverDisks(vms_, frozen_kept, snapshots_known);
 }
 
 SnapshotService::Paths SnapshotService::PathsFor(const std::string& name,
@@ -279,6 +295,9 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
     st = made.status();
     if (made.ok()) {
       frozen = *made;
+      // QEMU writes the new overlay now; a ferryd that dies before the record says so is
+      // recovered at start-up (disk_recovery.h).
+      FaultPoint("snapshot.disk.before_record");
       // From here the VM writes the new overlay, whatever becomes of this snapshot.
       st = vms_.SetDisk(vm_name, frozen->top, frozen->chain);
     }

@@ -942,10 +942,25 @@ Status VmService::SetDisk(const std::string& name, const std::string& top,
                           const std::vector<std::string>& chain) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::lock_guard<std::mutex> lock(vm->mu);
+  // In memory whatever the registry says: it is what QEMU writes now.
   vm->rec.disk_path = top;
   vm->rec.disk_chain = chain;
-  Persist(*vm);
-  return Status::Ok();
+  Status recorded = registry_->UpdateVm(vm->rec);
+  vm->cv.notify_all();
+  return recorded.WithContext("vm " + name + ": recording its disk " + top);
+}
+
+Result<std::optional<std::string>> VmService::DiskNode(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<VmRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (HasProcess(vm->rec.state) && vm->rt && !vm->rt->Exited()) rt = vm->rt;
+  }
+  if (!rt) return std::optional<std::string>();
+  auto node = qemu::QueryBlockNodeName(*rt, qemu::kDiskDriveId);
+  if (!node.ok()) return node.status().WithContext("vm " + name);
+  return std::optional<std::string>(*node);
 }
 
 std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {

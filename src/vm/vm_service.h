@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,9 +112,13 @@ class VmService {
   std::vector<std::string> VmsMapping(const std::string& ram_path);
   // VMs, in any state, whose disk lies on this frozen image.
   std::vector<std::string> VmsUsingDisk(const std::string& frozen_path);
-  // After a snapshot froze the VM's disk: QEMU now writes `top`, which lies on `chain`.
+  // After a snapshot froze the VM's disk: QEMU now writes `top`, which lies on `chain`. The VM
+  // holds it from now on; an error says the registry did not record it.
   Status SetDisk(const std::string& name, const std::string& top,
                  const std::vector<std::string>& chain);
+  // The node name of the image the VM's data disk writes, as its QEMU says (query-block);
+  // nullopt when no QEMU of the VM runs.
+  Result<std::optional<std::string>> DiskNode(const std::string& name);
   bool Exists(const std::string& name);
   // True if a registered VM lives in `dir` (a VM taken from the warm pool keeps its directory).
   bool OwnsDir(const std::string& dir);

@@ -152,6 +152,19 @@ void FerrydFixture::KillFerryd() {
 
 void FerrydFixture::StopFerryd() { SignalAndReap(ferryd_pid_, SIGTERM); }
 
+void FerrydFixture::ReapFerrydKilledAtItsFaultPoint() {
+  ASSERT_GT(ferryd_pid_, 0);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (::waitpid(ferryd_pid_, &status, WNOHANG) != ferryd_pid_) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "ferryd did not reach its fault point";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ferryd_pid_ = -1;
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "ferryd ended otherwise than at its fault point: status " << status;
+}
+
 CommandResult FerrydFixture::Ferry(const std::vector<std::string>& args) {
   return FerryAt(socket_, args);
 }

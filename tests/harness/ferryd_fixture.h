@@ -28,6 +28,9 @@ class FerrydFixture : public ::testing::Test {
   // SIGKILL, as a crash would; its QEMUs keep running.
   void KillFerryd();
   void StopFerryd();  // SIGTERM and wait
+  // Waits (60 s at most) for ferryd to kill itself (SIGKILL) at the fault point it was started
+  // with, and reaps it; a gtest failure if it did not.
+  void ReapFerrydKilledAtItsFaultPoint();
 
   // `ferry ARGS...` against this test's ferryd.
   CommandResult Ferry(const std::vector<std::string>& args);
