@@ -218,6 +218,16 @@ TEST_F(SnapshotDiskTest, FerrydKilledAfterTheDiskSwitchKeepsTheDiskAndFinishesIt
   EXPECT_EQ(Get(port, "after"), "the-crash");
   EXPECT_EQ(FerryJson({"vm", "show", "db"})["paths"]["disk"], overlay);
   EXPECT_FALSE(std::filesystem::exists(launch_disk));
+
+  // A ferryd given its state directory another way than the records name it ("DIR/.") still
+  // finds the frozen image under the VM's disk in use.
+  StopFerryd();
+  const std::string state_dir = state_dir_;
+  state_dir_ = state_dir + "/.";
+  StartFerryd();
+  state_dir_ = state_dir;
+  EXPECT_EQ(DiskFiles("db"), left);
+  EXPECT_EQ(Get(port, "after"), "the-crash");
 }
 
 TEST_F(SnapshotDiskTest, ADamagedFrozenDiskIsRefusedBeforeAnyQemuStarts) {

@@ -75,6 +75,20 @@ bool IsDiskFile(const std::string& name) {
 
 bool IsImage(const std::string& name) { return EndsWith(name, kImageSuffix); }
 
+// Paths are compared as strings: a state directory given another way than when a record was
+// written (through a link, with a trailing "/.") must not make a frozen image look unused.
+std::string Canonical(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path canonical = std::filesystem::weakly_canonical(path, ec);
+  return ec ? std::filesystem::path(path).lexically_normal().string() : canonical.string();
+}
+
+std::vector<std::string> Canonical(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const auto& p : paths) out.push_back(Canonical(p));
+  return out;
+}
+
 }  // namespace
 
 std::string OverlayNodeName(const std::string& overlay_path) {
@@ -193,9 +207,9 @@ DiskRecoveryPlan PlanDiskRecovery(const DiskStartState& state) {
 void RecoverDisks(vm::VmService& vms, const std::set<std::string>& kept_by_snapshots,
                   bool snapshots_known) {
   DiskStartState state;
-  state.frozen_dir = vms.config().state_dir + "/disks";
+  state.frozen_dir = Canonical(vms.config().state_dir + "/disks");
   state.frozen_files = FilesIn(state.frozen_dir, IsImage);
-  state.kept_by_snapshots = kept_by_snapshots;
+  for (const auto& kept : kept_by_snapshots) state.kept_by_snapshots.insert(Canonical(kept));
   state.snapshots_known = snapshots_known;
   auto records = vms.registry().ListVms();
   if (!records.ok()) {
@@ -206,9 +220,10 @@ void RecoverDisks(vm::VmService& vms, const std::set<std::string>& kept_by_snaps
     if (r.disk_path.empty()) continue;
     VmDiskState v;
     v.vm = r.spec.name;
-    v.dir = r.dir.empty() ? vm::VmPaths::For(vms.config().state_dir, r.spec.name).dir : r.dir;
-    v.top = r.disk_path;
-    v.chain = r.disk_chain;
+    v.dir = Canonical(r.dir.empty() ? vm::VmPaths::For(vms.config().state_dir, r.spec.name).dir
+                                    : r.dir);
+    v.top = Canonical(r.disk_path);
+    v.chain = Canonical(r.disk_chain);
     struct stat st;
     v.top_exists = ::stat(r.disk_path.c_str(), &st) == 0;
     auto node = vms.DiskNode(r.spec.name);
@@ -223,7 +238,7 @@ void RecoverDisks(vm::VmService& vms, const std::set<std::string>& kept_by_snaps
     for (const std::string& f : v.files) {
       if (!IsImage(f)) continue;
       auto backing = vm::Qcow2BackingFile(f);
-      v.backing[f] = backing.ok() ? *backing : "";
+      v.backing[f] = backing.ok() && !backing->empty() ? Canonical(*backing) : "";
     }
     state.vms.push_back(std::move(v));
   }

@@ -85,6 +85,8 @@ DiskRecoveryPlan PlanDiskRecovery(const DiskStartState& state);
 // Finds what PlanDiskRecovery needs (every VM record with a disk, its QEMU's answer, the files
 // in its directory and in STATE/disks) and carries the plan out, one log line for each record
 // finished, file removed and thing kept. Removes nothing if a record could not be finished.
+// Paths are compared in canonical form, so a state directory given another way than when a
+// record was written does not make an image look unused.
 // `kept_by_snapshots` and `snapshots_known` are as in DiskStartState.
 // REQUIRES: `vms` has re-adopted its QEMUs and serves nobody yet.
 void RecoverDisks(vm::VmService& vms, const std::set<std::string>& kept_by_snapshots,

@@ -67,6 +67,11 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
   FERRY_RETURN_IF_ERROR(MakeDirs(config.state_dir + "/vms", 0700));
   FERRY_RETURN_IF_ERROR(EnsurePrivateDir(config.ram_dir, "RAM directory"));
   std::unique_ptr<VmService> svc(new VmService(std::move(config)));
+  // Taps carry the state directory in their alias (tap_sweep.h): spelled one way, whatever way
+  // ferryd is given it.
+  std::error_code ec;
+  const std::filesystem::path canonical = std::filesystem::canonical(svc->config_.state_dir, ec);
+  svc->tap_owner_ = ec ? svc->config_.state_dir : canonical.string();
   FERRY_ASSIGN_OR_RETURN(svc->registry_, Registry::Open(svc->config_.state_dir + "/registry.db"));
   if (!svc->config_.qemu_user.empty()) {
     FERRY_ASSIGN_OR_RETURN(QemuUser user, LookUpQemuUser(svc->config_.qemu_user));
@@ -534,7 +539,7 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
     const VmRecord& r = vm->rec;
     if (r.spec.network.mode == "tap" && !plan.prelaunched.runtime) {
       tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
-      tap_alias = TapAlias(config_.state_dir, r.id);
+      tap_alias = TapAlias(tap_owner_, r.id);
     }
   }
   if (tap) {
@@ -1361,8 +1366,7 @@ Status VmService::Readopt() {
 void VmService::SweepLeftoverTaps() {
   std::vector<VmRecord> records;
   for (const auto& [name, vm] : vms_) records.push_back(vm->rec);
-  for (const TapLeftover& tap :
-       FindTapLeftovers(TapDevice::ListTunLinks(), records, config_.state_dir)) {
+  for (const TapLeftover& tap : FindTapLeftovers(TapDevice::ListTunLinks(), records, tap_owner_)) {
     Status removed = TapDevice(tap.name, "").Remove();
     if (!removed.ok()) {
       spdlog::warn("start-up sweep: {}", removed.message());

@@ -194,6 +194,7 @@ class VmService {
   ImageCatalog images_;
   qemu::AcceleratorChoice accel_;
   std::string qemu_run_as_;  // -runas UID:GID of config_.qemu_user
+  std::string tap_owner_;    // the canonical state directory, as tap aliases name it
   OperationLog operations_;
 
   std::mutex mu_;
