@@ -174,44 +174,48 @@ TEST_F(TapNetworkTest, FerrydKilledAndRestartedReadoptsTheTapVm) {
   EXPECT_FALSE(TapExistsOnH1(tap));
 }
 
-TEST_F(TapNetworkTest, ATapLeftByAFerrydKilledMidDeleteIsSweptAtStartUpAndOthersStay) {
+TEST_F(TapNetworkTest, ATapThisFerrydLeftIsSweptAtStartUpAndOthersStay) {
   NamespacedFerryd& h1 = Ferryd(1);
-  // ferryd dies in `vm delete` after the VM's record is gone and before its tap is.
-  h1.Start({}, "vm.delete.before_tap");
+  h1.Start();
   CreateTapVm("db-1");
-  CommandResult made = h1.Ferry({"vm", "create", "gone", "--net", "tap", "--bridge", "ferrybr0",
-                                 "--ip", "10.77.0.11/24", "--wait-ready"});
-  ASSERT_EQ(made.exit_code, 0) << made.err;
   ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "kept"}).out, "OK");
-  const std::string kept = h1.FerryJson({"vm", "show", "db-1"})["tap"];
-  json gone_vm = h1.FerryJson({"vm", "show", "gone"});
-  const std::string gone = gone_vm["tap"];
-  // The tap says whose it is.
-  EXPECT_THAT(
-      NetnsHosts::RunIn(net_.Host(1), {"ip", "link", "show", gone}).out,
-      HasSubstr("alias ferryd " + h1.state_dir() + " vm " + gone_vm["id"].get<std::string>()));
-  // A tap of ferry's name that this ferryd did not make (by hand, or another ferryd's).
-  const std::string foreign = "fy0badcafe";
-  ASSERT_EQ(NetnsHosts::RunIn(net_.Host(1), {"ip", "tuntap", "add", "dev", foreign, "mode", "tap"})
-                .exit_code,
-            0);
-  ASSERT_EQ(
-      NetnsHosts::RunIn(net_.Host(1), {"ip", "link", "set", foreign, "master", "ferrybr0", "up"})
-          .exit_code,
-      0);
+  json vm = h1.FerryJson({"vm", "show", "db-1"});
+  const std::string kept = vm["tap"];
+  // A tap says which ferryd made it, and for which VM.
+  const std::string ours = "ferryd " + h1.state_dir() + " vm ";
+  EXPECT_THAT(NetnsHosts::RunIn(net_.Host(1), {"ip", "link", "show", kept}).out,
+              HasSubstr("alias " + ours + vm["id"].get<std::string>()));
 
-  EXPECT_NE(h1.Ferry({"vm", "delete", "gone", "--force"}).exit_code, 0);
-  ASSERT_TRUE(h1.WaitExit(std::chrono::seconds(60))) << "ferryd did not reach its fault point";
-  ASSERT_TRUE(TapExistsOnH1(gone)) << "the crash left no tap behind: the test would prove nothing";
+  h1.Kill();
+  // While ferryd is down, taps of ferry's name appear on its bridge: one as this ferryd leaves
+  // it when it dies between deleting a VM's record and removing its tap (that window is too
+  // narrow to hit with a fault point: the QEMU's exit usually removes the tap first), one of
+  // another ferryd on this host, and one made by hand.
+  auto add_tap = [&](const std::string& name, const std::string& alias) {
+    ASSERT_EQ(NetnsHosts::RunIn(net_.Host(1), {"ip", "tuntap", "add", "dev", name, "mode", "tap"})
+                  .exit_code,
+              0);
+    std::vector<std::string> set = {"ip", "link", "set", name, "master", "ferrybr0", "up"};
+    if (!alias.empty()) set.insert(set.end(), {"alias", alias});
+    ASSERT_EQ(NetnsHosts::RunIn(net_.Host(1), set).exit_code, 0);
+  };
+  // The name ferry gives the tap of VM id ID: "fy" and its first 8 characters.
+  auto tap_of = [](const std::string& id) { return "fy" + id.substr(0, 8); };
+  const std::string leftover = tap_of("deadbeef00000000");
+  ASSERT_NO_FATAL_FAILURE(add_tap(leftover, ours + "deadbeef00000000"));
+  const std::string other_ferryds = tap_of("cafe012300000000");
+  ASSERT_NO_FATAL_FAILURE(add_tap(other_ferryds, "ferryd /var/lib/ferry vm cafe012300000000"));
+  const std::string by_hand = tap_of("0badcafe00000000");
+  ASSERT_NO_FATAL_FAILURE(add_tap(by_hand, ""));
 
   h1.Start();
-  EXPECT_FALSE(TapExistsOnH1(gone)) << "the tap of a deleted VM outlived the restart";
+  EXPECT_FALSE(TapExistsOnH1(leftover)) << "the tap of a VM in no record outlived the restart";
   EXPECT_THAT(ReadFile(h1.state_dir() + "/ferryd.log"),
-              HasSubstr("start-up sweep: removed tap " + gone + ": its VM (id " +
-                        gone_vm["id"].get<std::string>() + ") is in no record"));
-  EXPECT_TRUE(TapExistsOnH1(foreign)) << "a tap this ferryd did not make was removed";
+              HasSubstr("start-up sweep: removed tap " + leftover +
+                        ": its VM (id deadbeef00000000) is in no record"));
+  EXPECT_TRUE(TapExistsOnH1(other_ferryds)) << "another ferryd's tap was removed";
+  EXPECT_TRUE(TapExistsOnH1(by_hand)) << "a tap made by hand was removed";
   EXPECT_THAT(TapsOnH1Bridge(), Contains(kept));
-  EXPECT_EQ(h1.VmNames(), std::vector<std::string>{"db-1"});
   EXPECT_EQ(h1.FerryJson({"vm", "show", "db-1"})["state"], "running");
   EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "k"}).out, "kept");
 }

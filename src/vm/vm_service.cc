@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <set>
 
-#include "core/fault_point.h"
 #include "core/files.h"
 #include "core/guarded_thread.h"
 #include "core/guid.h"
@@ -877,7 +876,6 @@ Status VmService::Delete(const std::string& name, bool force, const std::string&
                               "not be removed (" + removed.message() + "); run the delete again");
     }
     if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
-    FaultPoint("vm.delete.before_tap");  // a tap left here is the start-up sweep's (tap_sweep.h)
     RemoveTap(vm->rec);
     RemoveAll(vm->paths.dir);
     vms_.erase(name);
