@@ -43,6 +43,18 @@ qmp = {
                                  "transferred": 98765432, "remaining": 0, "duplicate": 51234,
                                  "normal": 23456, "mbps": 812.5, "dirty-pages-rate": 120}},
                       "id": 12},
+    # After a snapshot switched the data disk to its overlay (node top-disk-ID, fd set).
+    "query_block": {"return": [{"io-status": "ok", "device": "disk0", "locked": False,
+                                "removable": False, "inserted": {
+                                    "iops_rd": 0, "detect_zeroes": "off", "image": {
+                                        "virtual-size": 67108864, "filename": "/dev/fdset/0",
+                                        "format": "qcow2", "backing-filename":
+                                        "/var/lib/ferry/disks/0123456789abcdef.qcow2"},
+                                    "node-name": "top-disk-0123456789abcdef", "ro": False,
+                                    "drv": "qcow2", "encrypted": False,
+                                    "file": "/dev/fdset/0", "cache": {"writeback": True,
+                                    "direct": False, "no-flush": False}}, "qdev": "vd0",
+                                "type": "unknown"}], "id": 14},
 }
 for name, obj in qmp.items():
     write("qmp_reply", name, line(obj))

@@ -1,5 +1,6 @@
 // Fuzzes what ferryd reads from QEMU's QMP socket (qemu/qmp_client.h): each line, framed and
-// parsed as JsonLineConnection does, read as a command's reply and as an event's timestamp.
+// parsed as JsonLineConnection does, read as a command's reply and as an event's timestamp, and
+// a reply's "return" value read by each typed parser (qemu/qmp_commands.h).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -7,7 +8,9 @@
 #include <string_view>
 
 #include "core/json_lines.h"
+#include "qemu/launch_spec.h"
 #include "qemu/qmp_client.h"
+#include "qemu/qmp_commands.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
@@ -20,6 +23,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (reply.ok() && !message->contains("return")) {
       std::fprintf(stderr, "qmp_reply: a reply without \"return\" was taken as a result\n");
       std::abort();
+    }
+    if (reply.ok()) {
+      // Errors are the expected outcome of most inputs; a throw or a crash is not.
+      (void)ferry::qemu::ParseQueryStatus(*reply);
+      (void)ferry::qemu::ParseQueryMigrate(*reply);
+      (void)ferry::qemu::ParseVmGenerationId(*reply);
+      (void)ferry::qemu::ParseBlockNodeName(*reply, ferry::qemu::kDiskDriveId);
     }
     if (ferry::qemu::QmpTimestampMicros(*message) < 0) {
       std::fprintf(stderr, "qmp_reply: negative event timestamp\n");

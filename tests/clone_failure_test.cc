@@ -1,7 +1,6 @@
 // A clone that cannot be made leaves nothing behind: a damaged snapshot is refused before any
 // QEMU starts, and a QEMU that dies mid-restore leaves no half-registered VM. Either way the
 // user gets one clear line, and the parent VM runs on untouched.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,11 +12,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "harness/ferryd_fixture.h"
 #include "harness/qemu_processes.h"
 #include "harness/qemu_scratch.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
@@ -27,19 +26,6 @@ using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// QEMU processes of this test (holding files of its state directory): other tests on the
-// machine run QEMUs of their own.
-int QemusMentioning(const std::string& state_dir) {
-  return static_cast<int>(QemusHoldingFilesUnder(state_dir).size());
-}
 
 // Flips every bit of the byte at `offset` (the files are mode 0400; the test runs as root).
 void FlipByte(const std::string& path, off_t offset) {
@@ -97,7 +83,8 @@ class CloneFailureTest : public FerrydFixture {
   // The refused clone left nothing: no VM, no QEMU, no directory, no RAM file; the parent runs.
   void ExpectNothingLeftAndParentRuns(const std::string& clone_name) {
     EXPECT_EQ(VmNames(), std::vector<std::string>{"web-1"});
-    EXPECT_EQ(QemusMentioning(state_dir_), 1) << "a QEMU other than the parent's is running";
+    EXPECT_EQ(QemusHoldingFilesUnder(state_dir_).size(), 1u)
+        << "a QEMU other than the parent's is running";
     EXPECT_FALSE(std::filesystem::exists(state_dir_ + "/vms/" + clone_name));
     // (`snapshot list`, not `show`: show refuses a snapshot whose manifest is damaged.)
     for (const auto& snap : FerryJson({"snapshot", "list"})) {
@@ -201,7 +188,7 @@ INSTANTIATE_TEST_SUITE_P(
         Damage{"RamZeroChunkWritten",
                [](const std::string& dir, const std::string& ram) {
                  // A chunk the manifest records as all zero (a hole) gets a byte of data.
-                 json table = json::parse(ReadAll(dir + "/manifest.json"))["ram"];
+                 json table = json::parse(ReadFile(dir + "/manifest.json"))["ram"];
                  const uint64_t chunk = table["chunk_bytes"];
                  const json& chunks = table["chunks"];
                  for (size_t i = chunks.size() / 2; i < chunks.size(); ++i) {
@@ -238,7 +225,7 @@ INSTANTIATE_TEST_SUITE_P(
         Damage{"ManifestValueEdited",
                [](const std::string& dir, const std::string&) {
                  const std::string f = dir + "/manifest.json";
-                 json m = json::parse(ReadAll(f));
+                 json m = json::parse(ReadFile(f));
                  m["pause_ms"] = m.value("pause_ms", 0) + 1;
                  std::ofstream(f, std::ios::trunc) << m.dump(2) << "\n";
                  return f;
@@ -302,15 +289,10 @@ TEST_F(CloneFailureTest, FerrydDyingBeforeTheIdentityResetDropsTheCloneOnRestart
   // (at a fault point, src/core/fault_point.h). On restart it must not adopt that clone.
   ASSERT_NO_FATAL_FAILURE(BootAndSnapshot());
   StopFerryd();
-  ::setenv("FERRY_FAULT_POINT", "snapshot.clone.before_identity", 1);
-  StartFerryd();
-  ::unsetenv("FERRY_FAULT_POINT");
+  StartFerryd({}, "snapshot.clone.before_identity");
   CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
   EXPECT_EQ(r.exit_code, 1) << "the CLI lost its ferryd: " << r.out;
-  int status = 0;
-  ASSERT_EQ(::waitpid(ferryd_pid_, &status, 0), ferryd_pid_);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "ferryd did not die at its fault point";
-  ferryd_pid_ = -1;
+  ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
 
   StartFerryd();
   ExpectNothingLeftAndParentRuns("web-1-c1");

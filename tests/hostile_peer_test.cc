@@ -11,13 +11,15 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 
 #include "crypto/owner_policy.h"
+#include "harness/fleet.h"
 #include "harness/netns_hosts.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
@@ -26,13 +28,6 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 
 constexpr const char* kPeerPort = "7400";
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 size_t CountLines(const std::string& text, const std::string& needle) {
   size_t n = 0;
@@ -48,19 +43,16 @@ class HostilePeerTest : public NetnsFixture {
   void SetUp() override {
     NetnsFixture::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    char dir[] = "/tmp/ferry-hostile-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    fleet_ = dir;
-    Local({"ca", "init", "--dir", fleet_ + "/ca"});
-    for (const char* host : {"h1", "h2", "h9"}) {
-      Local({"host", "enroll", "--ca", fleet_ + "/ca", "--host-id", host, "--label",
-             std::string("zone=") + (host == std::string("h1") ? "a" : "b"), "--out",
-             fleet_ + "/" + host});
-    }
-    Local({"owner", "keygen", "--out", fleet_ + "/alice.key"});
-    Local({"owner", "keygen", "--out", fleet_ + "/mallory.key"});
-    alice_policy_ = SignPolicy("alice.key", "web");
-    mallory_policy_ = SignPolicy("mallory.key", "web");
+    fleet_.emplace();
+    fleet_->AddHost("h1", {"zone=a"});
+    fleet_->AddHost("h2", {"zone=b"});
+    fleet_->AddHost("h9", {"zone=b"});
+    fleet_->AddOwner("alice.key");
+    fleet_->AddOwner("mallory.key");
+    alice_policy_file_ = fleet_->SignPolicy("alice.key", "web", {"--allow-label", "zone=b"});
+    alice_policy_ = ReadFile(alice_policy_file_);
+    mallory_policy_ =
+        ReadFile(fleet_->SignPolicy("mallory.key", "web", {"--allow-label", "zone=b"}));
     auto alice = crypto::ParsePolicy(alice_policy_, "alice's policy");
     auto mallory = crypto::ParsePolicy(mallory_policy_, "mallory's policy");
     ASSERT_TRUE(alice.ok() && mallory.ok());
@@ -76,7 +68,7 @@ class HostilePeerTest : public NetnsFixture {
     for (int i : {1, 2}) {
       std::vector<std::string> args = {
           "--listen",       NetnsHosts::HostAddress(i) + ":" + kPeerPort,
-          "--tls-dir",      fleet_ + "/h" + std::to_string(i),
+          "--tls-dir",      fleet_->TlsDir("h" + std::to_string(i)),
           "--allow-bridge", "ferrybr0"};
       if (i == 2) {
         args.insert(args.end(),
@@ -89,26 +81,9 @@ class HostilePeerTest : public NetnsFixture {
     CommandResult peer =
         Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
     ASSERT_EQ(peer.exit_code, 0) << peer.err;
-    auto mallory_host = HostilePeer::Load(fleet_ + "/h9", net_.Client());
+    auto mallory_host = HostilePeer::Load(fleet_->TlsDir("h9"), net_.Client());
     ASSERT_TRUE(mallory_host.ok()) << mallory_host.status().message();
     hostile_.emplace(std::move(mallory_host).value());
-  }
-  void TearDown() override {
-    NetnsFixture::TearDown();
-    if (!fleet_.empty()) std::filesystem::remove_all(fleet_);
-  }
-
-  void Local(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {std::string(FERRY_BUILD_DIR) + "/ferry"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    CommandResult r = RunCommand(argv);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  std::string SignPolicy(const std::string& key, const std::string& vm) {
-    const std::string out = fleet_ + "/" + vm + "-" + key + ".policy";
-    Local({"policy", "sign", "--key", fleet_ + "/" + key, "--vm", vm, "--allow-label", "zone=b",
-           "--out", out});
-    return Slurp(out);
   }
   // A prepare h2 would accept from h9 (h2 allows ferrybr0, accepts alice's VMs, and alice's
   // policy allows zone=b): each case changes one thing.
@@ -124,11 +99,13 @@ class HostilePeerTest : public NetnsFixture {
             {"vmgenid", "6f1a7c1e-1111-2222-3333-444455556666"},
             {"owner", alice_}};
   }
-  size_t IncomingQemus() { return CountLines(Slurp(qemu_log_), "-incoming"); }
+  size_t IncomingQemus() { return CountLines(ReadFile(qemu_log_), "-incoming"); }
   std::string Address2() const { return NetnsHosts::HostAddress(2) + ":" + kPeerPort; }
 
   QemuScratch qemu_scratch_;
-  std::string fleet_, qemu_log_;
+  std::optional<Fleet> fleet_;  // made in SetUp, once the test is known to run
+  std::string qemu_log_;
+  std::string alice_policy_file_;  // alice's policy for web, allowing zone=b
   std::string alice_policy_, mallory_policy_, alice_, mallory_;
   std::optional<HostilePeer> hostile_;
 };
@@ -230,13 +207,12 @@ TEST_F(HostilePeerTest, CraftedPreparesAreRefusedBeforeQemuAndARealMigrationWork
   EXPECT_EQ(IncomingQemus(), qemus_before) << "a crafted prepare started a QEMU on h2";
   EXPECT_TRUE(Ferryd(2).VmNames().empty());
   // Each refusal is one line in h2's log, naming the VM's peer.
-  EXPECT_GE(CountLines(Slurp(Ferryd(2).state_dir() + "/ferryd.log"), "from host h9 refused: "),
+  EXPECT_GE(CountLines(ReadFile(Ferryd(2).state_dir() + "/ferryd.log"), "from host h9 refused: "),
             cases.size());
 
   // A real source: a VM whose policy another owner signed is refused by h2 and runs on at h1.
-  const std::string rogue_policy = fleet_ + "/rogue.policy";
-  Local({"policy", "sign", "--key", fleet_ + "/mallory.key", "--vm", "rogue", "--allow-label",
-         "zone=b", "--out", rogue_policy});
+  const std::string rogue_policy =
+      fleet_->SignPolicy("mallory.key", "rogue", {"--allow-label", "zone=b"});
   CommandResult made =
       Ferryd(1).Ferry({"vm", "create", "rogue", "--net", "tap", "--bridge", "ferrybr0", "--ip",
                        "10.77.0.11/24", "--policy", rogue_policy, "--wait-ready"});
@@ -251,9 +227,8 @@ TEST_F(HostilePeerTest, CraftedPreparesAreRefusedBeforeQemuAndARealMigrationWork
   EXPECT_EQ(IncomingQemus(), qemus_before);
 
   // And a real migration right after: alice's VM moves to h2 with its data.
-  const std::string web_policy = fleet_ + "/web-alice.key.policy";
   made = Ferryd(1).Ferry({"vm", "create", "web", "--net", "tap", "--bridge", "ferrybr0", "--ip",
-                          "10.77.0.10/24", "--policy", web_policy, "--wait-ready"});
+                          "10.77.0.10/24", "--policy", alice_policy_file_, "--wait-ready"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   ASSERT_EQ(RedisFromClient("10.77.0.10", {"set", "k", "moved"}).out, "OK");
   CommandResult moved = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});

@@ -25,8 +25,11 @@
 #include <sstream>
 #include <thread>
 
+#include "harness/background.h"
 #include "harness/ferryd_fixture.h"
+#include "harness/fleet.h"
 #include "harness/netns_hosts.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
@@ -37,47 +40,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kVmAddress = "10.77.0.10";
 constexpr const char* kPeerPort = "7400";
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// A program running in the background with its stdout in a file.
-class Background {
- public:
-  Background(const std::vector<std::string>& argv, const std::string& out_path) : out_(out_path) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* f = std::fopen(out_path.c_str(), "w");
-      ::dup2(fileno(f), 1);
-      std::vector<char*> c;
-      for (const auto& a : argv) c.push_back(const_cast<char*>(a.c_str()));
-      c.push_back(nullptr);
-      ::execvp(c[0], c.data());
-      ::_exit(127);
-    }
-  }
-  ~Background() { Stop(); }
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGINT);
-    int status;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  std::string Output() const { return Slurp(out_); }
-  size_t Lines() const {
-    const std::string out = Output();
-    return static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_;
-};
 
 // A TCP relay inside a network namespace that, once `flip_at` bytes went from the client to the
 // server, flips one bit of the stream (a wire that corrupts data in flight) or, with `cut`,
@@ -166,30 +128,20 @@ class MigrationTest : public NetnsFixture {
   void SetUp() override {
     NetnsFixture::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    char dir[] = "/tmp/ferry-fleet-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    fleet_ = dir;
-    Local({"ca", "init", "--dir", fleet_ + "/ca"});
-    Local({"host", "enroll", "--ca", fleet_ + "/ca", "--host-id", "h1", "--label", "zone=a",
-           "--out", fleet_ + "/h1"});
-    Local({"host", "enroll", "--ca", fleet_ + "/ca", "--host-id", "h2", "--label", "zone=b",
-           "--out", fleet_ + "/h2"});
-    Local({"owner", "keygen", "--out", fleet_ + "/alice.key"});
-    Local({"owner", "keygen", "--out", fleet_ + "/mallory.key"});
+    fleet_.emplace();
+    fleet_->AddHost("h1", {"zone=a"});
+    fleet_->AddHost("h2", {"zone=b"});
+    fleet_->AddOwner("alice.key");
+    fleet_->AddOwner("mallory.key");
     for (int i : {1, 2}) StartHost(i);
     CommandResult peer =
         Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
     ASSERT_EQ(peer.exit_code, 0) << peer.err;
   }
-  void TearDown() override {
-    NetnsFixture::TearDown();
-    if (!fleet_.empty()) std::filesystem::remove_all(fleet_);
-  }
-
   // Host i's ferryd with its peer port and fleet certificate; it dies at `fault_point` if given.
   void StartHost(int i, const std::string& fault_point = "") {
     Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
-                     fleet_ + "/h" + std::to_string(i), "--allow-bridge", "ferrybr0"},
+                     fleet_->TlsDir("h" + std::to_string(i)), "--allow-bridge", "ferrybr0"},
                     fault_point);
   }
   // Starts host i's ferryd again as soon as it died at its fault point (on another thread,
@@ -210,20 +162,9 @@ class MigrationTest : public NetnsFixture {
     }
     return Vms(host) == names;
   }
-  // A ferry verb that needs no ferryd (CA, keys, policies).
-  void Local(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {std::string(FERRY_BUILD_DIR) + "/ferry"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    CommandResult r = RunCommand(argv);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
+  // A policy for VM web signed with `key` (alice.key, mallory.key); returns its file.
   std::string SignPolicy(const std::string& key, const std::vector<std::string>& rules) {
-    const std::string out = fleet_ + "/web-" + std::to_string(++policies_) + ".policy";
-    std::vector<std::string> args = {"policy", "sign", "--key", fleet_ + "/" + key,
-                                     "--vm",   "web",  "--out", out};
-    args.insert(args.end(), rules.begin(), rules.end());
-    Local(args);
-    return out;
+    return fleet_->SignPolicy(key, "web", rules);
   }
   void CreateWeb(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"vm",          "create", "web",
@@ -254,7 +195,7 @@ class MigrationTest : public NetnsFixture {
     const auto until = Clock::now() + deadline;
     while (Clock::now() < until) {
       for (pid_t pid : NetnsHosts::PidsIn(net_.Host(host))) {
-        std::string comm = Slurp("/proc/" + std::to_string(pid) + "/comm");
+        std::string comm = ReadFile("/proc/" + std::to_string(pid) + "/comm");
         if (comm.rfind("qemu-system", 0) == 0) return pid;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -277,8 +218,7 @@ class MigrationTest : public NetnsFixture {
     EXPECT_EQ(WaitForQemuIn(2, std::chrono::seconds(0)), -1) << "no QEMU may be left on h2";
   }
 
-  std::string fleet_;
-  int policies_ = 0;
+  std::optional<Fleet> fleet_;  // made in SetUp, once the test is known to run
 };
 
 TEST_F(MigrationTest, RedisUnderAWriteLoadMovesWithItsConnectionAndEveryAcknowledgedWrite) {
@@ -286,7 +226,7 @@ TEST_F(MigrationTest, RedisUnderAWriteLoadMovesWithItsConnectionAndEveryAcknowle
   // One long-lived connection: redis-cli repeats INCR on it and prints every acknowledged value.
   Background writer(NetnsHosts::InNamespace(net_.Client(), {"redis-cli", "-h", kVmAddress, "-r",
                                                             "-1", "-i", "0.01", "incr", "counter"}),
-                    fleet_ + "/writer.out");
+                    fleet_->Path("writer.out"), SIGINT);
   const auto until = Clock::now() + std::chrono::seconds(30);
   while (Clock::now() < until && writer.Lines() < 20) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -349,21 +289,21 @@ TEST_F(MigrationTest, APolicyThatForbidsTheDestinationIsRefusedBeforeAnythingIsS
 TEST_F(MigrationTest, TamperedOrForeignPoliciesAreRefused) {
   const std::string good = SignPolicy("alice.key", {"--allow-label", "zone=b"});
   // Edited after signing: allow any label.
-  std::string text = Slurp(good);
+  std::string text = ReadFile(good);
   json doc = json::parse(text);
   doc["policy"]["allow_labels"] = {{"zone", "c"}};
-  std::ofstream(fleet_ + "/edited.policy") << doc.dump();
+  std::ofstream(fleet_->Path("edited.policy")) << doc.dump();
   CommandResult edited =
-      Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/edited.policy"});
+      Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_->Path("edited.policy")});
   EXPECT_NE(edited.exit_code, 0);
   EXPECT_THAT(edited.err, HasSubstr("signature"));
   // Alice's owner key, Mallory's signature.
   const std::string mallorys = SignPolicy("mallory.key", {"--allow-label", "zone=b"});
-  json forged = json::parse(Slurp(mallorys));
+  json forged = json::parse(ReadFile(mallorys));
   forged["owner_key"] = json::parse(text)["owner_key"];
-  std::ofstream(fleet_ + "/forged.policy") << forged.dump();
+  std::ofstream(fleet_->Path("forged.policy")) << forged.dump();
   CommandResult foreign =
-      Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_ + "/forged.policy"});
+      Ferryd(1).Ferry({"vm", "create", "web", "--policy", fleet_->Path("forged.policy")});
   EXPECT_NE(foreign.exit_code, 0);
   EXPECT_THAT(foreign.err, HasSubstr("signature"));
   EXPECT_TRUE(Vms(1).empty());
@@ -620,15 +560,15 @@ TEST_F(MigrationTest, PeersWithoutAFleetCertificateAreRefusedAndGetNothing) {
         net_.Client(), {"timeout", "10", "bash", "-c",
                         "sleep 2 | openssl s_client -connect " + target + " -tls1_3 " + args});
   };
-  CommandResult none = s_client("-CAfile " + fleet_ + "/ca/ca.crt");
+  CommandResult none = s_client("-CAfile " + fleet_->CaDir() + "/ca.crt");
   EXPECT_THAT(none.out + none.err, HasSubstr("alert certificate required"));
   EXPECT_THAT(none.out, ::testing::Not(HasSubstr("FRYM")));
   // A certificate from another CA, with a host id ferry would accept.
-  Local({"ca", "init", "--dir", fleet_ + "/other-ca"});
-  Local({"host", "enroll", "--ca", fleet_ + "/other-ca", "--host-id", "h2", "--out",
-         fleet_ + "/other"});
-  CommandResult foreign = s_client("-cert " + fleet_ + "/other/host.crt -key " + fleet_ +
-                                   "/other/host.key -CAfile " + fleet_ + "/ca/ca.crt");
+  Fleet other;
+  other.AddHost("h2");
+  CommandResult foreign =
+      s_client("-cert " + other.TlsDir("h2") + "/host.crt -key " + other.TlsDir("h2") +
+               "/host.key -CAfile " + fleet_->CaDir() + "/ca.crt");
   EXPECT_THAT(foreign.out + foreign.err, HasSubstr("alert unknown ca"));
   EXPECT_THAT(foreign.out, ::testing::Not(HasSubstr("FRYM")));
   // Plain TCP: bytes that are not TLS; the port answers with nothing ferry speaks.

@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/fleet.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
@@ -18,39 +18,18 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 class OwnerPolicyTest : public FerrydFixture {
  protected:
   void SetUp() override {
     FerrydFixture::SetUp();
-    keys_ = state_dir_ + "/keys";
-    std::filesystem::create_directories(keys_);
-    Local({"owner", "keygen", "--out", keys_ + "/alice.key"});
-    Local({"owner", "keygen", "--out", keys_ + "/mallory.key"});
+    fleet_.AddOwner("alice.key");
+    fleet_.AddOwner("mallory.key");
     StartFerryd();
   }
 
-  // A ferry verb that needs no ferryd (keys, policies).
-  void Local(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {std::string(FERRY_BUILD_DIR) + "/ferry"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    CommandResult r = RunCommand(argv);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
   // A policy for VM web signed with `key` (alice.key, mallory.key); returns its file.
   std::string SignPolicy(const std::string& key, const std::vector<std::string>& rules) {
-    const std::string out = keys_ + "/web-" + std::to_string(++policies_) + ".policy";
-    std::vector<std::string> args = {"policy", "sign", "--key", keys_ + "/" + key,
-                                     "--vm",   "web",  "--out", out};
-    args.insert(args.end(), rules.begin(), rules.end());
-    Local(args);
-    return out;
+    return fleet_.SignPolicy(key, "web", rules);
   }
   // Boots VM web with `policy` and a redis key set; returns its forwarded port.
   uint16_t CreateWeb(const std::string& policy) {
@@ -62,8 +41,7 @@ class OwnerPolicyTest : public FerrydFixture {
     return port;
   }
   std::string ShortOwner(const std::string& key) {
-    CommandResult r = RunCommand(
-        {std::string(FERRY_BUILD_DIR) + "/ferry", "policy", "show", SignPolicy(key, {}), "--json"});
+    CommandResult r = FerryLocal({"policy", "show", SignPolicy(key, {}), "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     json j = json::parse(r.out, nullptr, false);
     return j.is_object() ? j.value("owner_fingerprint", "").substr(0, 16) : "";
@@ -72,7 +50,7 @@ class OwnerPolicyTest : public FerrydFixture {
   // someone who can write the file would.
   void RewriteManifest(const std::string& name, const std::function<void(json&)>& edit) {
     const std::string path = state_dir_ + "/snapshots/" + name + "/manifest.json";
-    json m = json::parse(Slurp(path));
+    json m = json::parse(ReadFile(path));
     edit(m);
     m.erase("manifest_sha256");
     const std::string canonical = state_dir_ + "/canonical.json";
@@ -91,8 +69,7 @@ class OwnerPolicyTest : public FerrydFixture {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
 
-  std::string keys_;
-  int policies_ = 0;
+  Fleet fleet_;  // the owners' keys and policies
 };
 
 TEST_F(OwnerPolicyTest, ANoCloneVmIsNotSnapshottedClonedOrTemplatedAndOnlyItsOwnerReplacesIt) {
@@ -107,7 +84,7 @@ TEST_F(OwnerPolicyTest, ANoCloneVmIsNotSnapshottedClonedOrTemplatedAndOnlyItsOwn
 
   // A snapshot whose policy was edited, or taken out, is not cloned (checksum made valid again).
   const std::string manifest = state_dir_ + "/snapshots/before/manifest.json";
-  const std::string original = Slurp(manifest);
+  const std::string original = ReadFile(manifest);
   RewriteManifest("before", [](json& m) {
     json& spec = m["source_vm"]["spec"]["spec"];
     json policy = json::parse(spec["policy"].get<std::string>());

@@ -3,17 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/wait.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <thread>
 #include <vector>
 
 #include "harness/ferryd_fixture.h"
 #include "harness/qemu_processes.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
@@ -21,22 +18,7 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-class ReattachTest : public FerrydFixture {
- protected:
-  // Starts ferryd armed with a fault point (src/core/fault_point.h): it kills itself there.
-  void StartFerrydArmed(const char* fault_point) {
-    ::setenv("FERRY_FAULT_POINT", fault_point, 1);
-    StartFerryd();
-    ::unsetenv("FERRY_FAULT_POINT");
-  }
-  // Reaps the armed ferryd, which must have killed itself (SIGKILL) at its fault point.
-  void ReapFerrydKilledAtItsFaultPoint() {
-    int status = 0;
-    ASSERT_EQ(::waitpid(ferryd_pid_, &status, 0), ferryd_pid_);
-    ferryd_pid_ = -1;
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "ferryd status " << status;
-  }
-};
+class ReattachTest : public FerrydFixture {};
 
 TEST_F(ReattachTest, FerrydKilledAndRestartedReadoptsTheRunningVm) {
   StartFerryd();
@@ -85,14 +67,9 @@ TEST_F(ReattachTest, QemuThatDiedWhileFerrydWasDownIsShownFailedWithTheReason) {
   EXPECT_THAT(list.out, HasSubstr("failed"));
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 TEST_F(ReattachTest, FerrydKilledBetweenSpawnAndQmpLeavesNoUnownedQemu) {
   // ferryd kills itself right after recording the QEMU it spawned, before it connects QMP.
-  StartFerrydArmed("vm.launch.after_spawn");
+  StartFerryd({}, "vm.launch.after_spawn");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
   std::vector<pid_t> left = QemusHoldingFilesUnder(state_dir_);
@@ -116,7 +93,7 @@ TEST_F(ReattachTest, FerrydKilledBetweenSpawnAndQmpLeavesNoUnownedQemu) {
 
 TEST_F(ReattachTest, QemuSpawnedButNeverRecordedIsKilledByTheStartUpSweep) {
   // ferryd dies after spawning QEMU and before its record names that QEMU.
-  StartFerrydArmed("vm.launch.before_record");
+  StartFerryd({}, "vm.launch.before_record");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
   std::vector<pid_t> left = QemusHoldingFilesUnder(state_dir_);
@@ -130,7 +107,7 @@ TEST_F(ReattachTest, QemuSpawnedButNeverRecordedIsKilledByTheStartUpSweep) {
 }
 
 TEST_F(ReattachTest, SnapshotLeftUnfinishedByACrashIsSweptAtStartUp) {
-  StartFerrydArmed("snapshot.before_register");
+  StartFerryd({}, "snapshot.before_register");
   uint16_t port = CreateRedisVm("web-1");
   ASSERT_EQ(Redis(port, {"set", "kept", "yes"}).out, "OK");
   EXPECT_NE(Ferry({"snapshot", "create", "web-1", "--name", "s1"}).exit_code, 0);

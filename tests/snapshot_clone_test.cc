@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "harness/background.h"
 #include "harness/ferryd_fixture.h"
 #include "harness/guest_identity.h"
 
@@ -108,34 +109,6 @@ std::vector<std::string> MappingPerms(pid_t pid, const std::string& path) {
   }
   return perms;
 }
-
-// A long-running client (e.g. a writer) that the test stops when it has seen enough.
-class Background {
- public:
-  explicit Background(const std::vector<std::string>& argv) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::freopen("/dev/null", "w", stdout);
-      std::freopen("/dev/null", "r", stdin);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execvp(args[0], args.data());
-      ::_exit(127);
-    }
-  }
-  ~Background() { Stop(); }
-  bool Running() const { return pid_ > 0 && ProcessAlive(pid_); }
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 class SnapshotCloneTest : public FerrydFixture {
  protected:

@@ -5,24 +5,19 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/test_files.h"
 
 namespace ferry::testing {
 namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 // The image a qcow2 file lies on, as qemu-img reads it from the file's own header.
 std::string BackingOf(const std::string& path) {
@@ -57,6 +52,32 @@ class SnapshotDiskTest : public FerrydFixture {
     ASSERT_EQ(start.exit_code, 0) << start.err;
   }
   std::string Get(uint16_t port, const std::string& key) { return Redis(port, {"get", key}).out; }
+  // The data-disk files on the state disk: frozen images and the images in `vm`'s directory.
+  std::vector<std::string> DiskFiles(const std::string& vm) {
+    std::vector<std::string> files;
+    for (const std::string dir : {state_dir_ + "/disks", state_dir_ + "/vms/" + vm}) {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename();
+        if (name.find(".qcow2") != std::string::npos) files.push_back(e.path());
+      }
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+  // Boots VM db with a disk and key "kept" on it, and snapshots it with ferryd armed to die at
+  // `fault_point`; `port` and `disk` are db's forwarded port and its disk before the snapshot.
+  void SnapshotDbKilledAt(const std::string& fault_point, uint16_t* port, std::string* disk) {
+    StartFerryd({}, fault_point);
+    *port = CreateDiskVm("db");
+    ASSERT_EQ(Redis(*port, {"set", "kept", "on-disk"}).out, "OK");
+    *disk = FerryJson({"vm", "show", "db"})["paths"]["disk"];
+    EXPECT_NE(Ferry({"snapshot", "create", "db", "--name", "s1"}).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
+  }
+  bool LogSays(const std::string& text) {
+    return ReadFile(state_dir_ + "/ferryd.log").find(text) != std::string::npos;
+  }
 };
 
 TEST_F(SnapshotDiskTest, DataOnTheDiskOutlivesAStopAndStart) {
@@ -95,7 +116,7 @@ TEST_F(SnapshotDiskTest, SnapshotFreezesTheDiskAndEachCloneWritesItsOwnOverlay) 
   struct stat st;
   ASSERT_EQ(::stat(frozen.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0400u);
-  const std::string frozen_bytes = Slurp(frozen);
+  const std::string frozen_bytes = ReadFile(frozen);
 
   // The parent goes on in a new overlay on the frozen image.
   json parent_vm = FerryJson({"vm", "show", "web-1"});
@@ -127,7 +148,7 @@ TEST_F(SnapshotDiskTest, SnapshotFreezesTheDiskAndEachCloneWritesItsOwnOverlay) 
   EXPECT_EQ(Get(parent, "before"), "snapshot");
   EXPECT_EQ(Get(parent, "after"), "snapshot");
   EXPECT_EQ(Get(parent, "mine"), "");
-  EXPECT_EQ(Slurp(frozen), frozen_bytes) << "nobody may write the frozen image";
+  EXPECT_EQ(ReadFile(frozen), frozen_bytes) << "nobody may write the frozen image";
 
   // The parent's and the clones' disks lie on it: deleting the snapshot is refused, naming them.
   CommandResult del = Ferry({"snapshot", "delete", "warm"});
@@ -136,13 +157,86 @@ TEST_F(SnapshotDiskTest, SnapshotFreezesTheDiskAndEachCloneWritesItsOwnOverlay) 
   EXPECT_EQ(::stat(frozen.c_str(), &st), 0);
 }
 
+TEST_F(SnapshotDiskTest, FerrydKilledBeforeTheDiskSwitchLeavesFilesTheRestartRemoves) {
+  // ferryd dies in the snapshot after it linked the frozen image and made the new overlay, before
+  // QEMU switched to it: both are leftovers, and the VM's disk is the one it had.
+  uint16_t port = 0;
+  std::string disk;
+  ASSERT_NO_FATAL_FAILURE(SnapshotDbKilledAt("snapshot.disk.before_switch", &port, &disk));
+  const std::vector<std::string> left = DiskFiles("db");
+  ASSERT_EQ(left.size(), 3u) << "not the frozen link, the launch disk and the new overlay: "
+                             << ::testing::PrintToString(left);
+  const std::string frozen = left[0], overlay = left[1];  // "disk-ID" sorts before "disk."
+  ASSERT_EQ(left[2], disk);
+  ASSERT_EQ(frozen.rfind(state_dir_ + "/disks/", 0), 0u) << frozen;
+  ASSERT_EQ(overlay.rfind(state_dir_ + "/vms/db/disk-", 0), 0u) << overlay;
+
+  StartFerryd();
+  EXPECT_EQ(DiskFiles("db"), std::vector<std::string>{disk});
+  EXPECT_TRUE(LogSays("start-up sweep: removed " + overlay + ": vm db writes " + disk));
+  EXPECT_TRUE(LogSays("start-up sweep: removed " + frozen + ": frozen disk image"));
+  json vm = FerryJson({"vm", "show", "db"});
+  EXPECT_EQ(vm["paths"]["disk"], disk);
+  EXPECT_EQ(vm["paths"]["disk_chain"], json::array());
+  // The snapshot had paused the guest; it goes on with its data, and snapshots work again.
+  EXPECT_EQ(vm["state"], "paused");
+  ASSERT_EQ(Ferry({"vm", "resume", "db"}).exit_code, 0);
+  EXPECT_EQ(Get(port, "kept"), "on-disk");
+  CommandResult again = Ferry({"snapshot", "create", "db", "--name", "s2"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  Restart("db");
+  EXPECT_EQ(Get(port, "kept"), "on-disk");
+}
+
+TEST_F(SnapshotDiskTest, FerrydKilledAfterTheDiskSwitchKeepsTheDiskAndFinishesItsRecord) {
+  // ferryd dies after QEMU switched to the new overlay (and the old top's name was unlinked),
+  // before the VM's record said so: the overlay and the frozen image under it are the VM's disk.
+  uint16_t port = 0;
+  std::string launch_disk;
+  ASSERT_NO_FATAL_FAILURE(SnapshotDbKilledAt("snapshot.disk.before_record", &port, &launch_disk));
+  const std::vector<std::string> left = DiskFiles("db");
+  ASSERT_EQ(left.size(), 2u) << ::testing::PrintToString(left);
+  const std::string frozen = left[0], overlay = left[1];
+  ASSERT_EQ(overlay.rfind(state_dir_ + "/vms/db/disk-", 0), 0u) << overlay;
+
+  StartFerryd();
+  EXPECT_EQ(DiskFiles("db"), left) << "the files the VM's disk is made of must stay";
+  json vm = FerryJson({"vm", "show", "db"});
+  EXPECT_EQ(vm["paths"]["disk"], overlay);
+  EXPECT_EQ(vm["paths"]["disk_chain"], json::array({frozen}));
+  EXPECT_TRUE(
+      LogSays("start-up sweep: vm db: its disk is now " + overlay + " on frozen image " + frozen));
+  struct stat st;
+  ASSERT_EQ(::stat(frozen.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0400u);
+  // What the guest writes now lands in the overlay, and a cold boot reads both back.
+  EXPECT_EQ(vm["state"], "paused");
+  ASSERT_EQ(Ferry({"vm", "resume", "db"}).exit_code, 0);
+  ASSERT_EQ(Redis(port, {"set", "after", "the-crash"}).out, "OK");
+  Restart("db");
+  EXPECT_EQ(Get(port, "kept"), "on-disk");
+  EXPECT_EQ(Get(port, "after"), "the-crash");
+  EXPECT_EQ(FerryJson({"vm", "show", "db"})["paths"]["disk"], overlay);
+  EXPECT_FALSE(std::filesystem::exists(launch_disk));
+
+  // A ferryd given its state directory another way than the records name it ("DIR/.") still
+  // finds the frozen image under the VM's disk in use.
+  StopFerryd();
+  const std::string state_dir = state_dir_;
+  state_dir_ = state_dir + "/.";
+  StartFerryd();
+  state_dir_ = state_dir;
+  EXPECT_EQ(DiskFiles("db"), left);
+  EXPECT_EQ(Get(port, "after"), "the-crash");
+}
+
 TEST_F(SnapshotDiskTest, ADamagedFrozenDiskIsRefusedBeforeAnyQemuStarts) {
   StartFerryd();
   CreateDiskVm("web-1");
   FerryJson({"snapshot", "create", "web-1", "--name", "warm"});
   json snap = FerryJson({"snapshot", "show", "warm"});
   const std::string link = snap["dir"].get<std::string>() + "/disk.qcow2";
-  std::string bytes = Slurp(link);
+  std::string bytes = ReadFile(link);
   ASSERT_GT(bytes.size(), 70000u);
   bytes[65536 + 100] ^= 0x01;
   ASSERT_EQ(::chmod(link.c_str(), 0600), 0);

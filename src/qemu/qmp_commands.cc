@@ -87,6 +87,22 @@ Result<std::string> ParseVmGenerationId(const json& ret) {
   return f.String("guid");
 }
 
+Result<std::string> ParseBlockNodeName(const json& ret, const std::string& device) {
+  const std::string source = "QMP query-block reply";
+  if (!ret.is_array()) return Status::Corruption(source + ": not an array");
+  for (const json& entry : ret) {
+    FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(entry, source));
+    FERRY_ASSIGN_OR_RETURN(std::string name, f.String("device", ""));
+    if (name != device) continue;
+    if (!f.Has("inserted")) {
+      return Status::NotFound(source + ": device " + device + " has no medium");
+    }
+    FERRY_ASSIGN_OR_RETURN(JsonFields inserted, f.Object("inserted"));
+    return inserted.String("node-name");
+  }
+  return Status::NotFound(source + ": no device " + device);
+}
+
 Result<QmpLine> ClassifyQmpMessage(const json& message) {
   FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(message, "QMP message"));
   QmpLine out;
@@ -150,6 +166,11 @@ Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp) {
 Result<std::string> QueryVmGenerationId(QmpExecutor& qmp) {
   FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-vm-generation-id", json::object(), kQmpTimeout));
   return ParseVmGenerationId(ret);
+}
+
+Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& device) {
+  FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-block", json::object(), kQmpTimeout));
+  return ParseBlockNodeName(ret, device);
 }
 
 Status Migrate(QmpExecutor& qmp, const std::string& uri) {

@@ -73,6 +73,10 @@ Result<QmpVmStatus> ParseQueryStatus(const nlohmann::json& ret);
 Result<MigrationInfo> ParseQueryMigrate(const nlohmann::json& ret);
 // query-vm-generation-id: the GUID as QEMU prints it.
 Result<std::string> ParseVmGenerationId(const nlohmann::json& ret);
+// query-block: the node name of the image device `device` writes (its active top: after a
+// blockdev-snapshot, the overlay's node). NotFound when QEMU has no such device or no medium in
+// it.
+Result<std::string> ParseBlockNodeName(const nlohmann::json& ret, const std::string& device);
 
 // One line from QEMU's monitor, as QmpClient reads it: a reply ({"return": ...} or {"error":
 // {"class": C, "desc": D}} with an "id"), an event ({"event": E, "data": {...}}) or the
@@ -95,6 +99,7 @@ Status Quit(QmpExecutor& qmp, std::chrono::milliseconds timeout = kQmpTimeout);
 Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp);
 Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp);
 Result<std::string> QueryVmGenerationId(QmpExecutor& qmp);
+Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& device);
 Status Migrate(QmpExecutor& qmp, const std::string& uri);
 Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri);
 Status MigrateCancel(QmpExecutor& qmp);

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/fault_point.h"
 #include "qemu/launch_spec.h"
+#include "snapshot/disk_recovery.h"
 #include "vm/vm_disk.h"
 
 namespace ferry::snapshot {
@@ -33,6 +35,8 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
     undo();
     return made.WithContext(what);
   }
+  // A ferryd that dies from here until the switch leaves both files unused (disk_recovery.h).
+  FaultPoint("snapshot.disk.before_switch");
   // QEMU runs unprivileged and cannot open a path in ferryd's directories: ferryd opens the
   // overlay and hands QEMU the descriptor (add-fd). The overlay node gets no backing of its own;
   // blockdev-snapshot puts the running disk beneath it.
@@ -51,6 +55,7 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
     }
     if (!fdset.ok()) break;
   }
+  // The name tells a restarted ferryd which overlay QEMU switched to (disk_recovery.h).
   const std::string node = qemu::DiskNodeName(new_top);
   Result<nlohmann::json> switched = fdset.status();
   if (fdset.ok()) {

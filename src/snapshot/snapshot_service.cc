@@ -14,6 +14,7 @@
 #include "crypto/openssl_util.h"
 #include "snapshot/clone_identity_reset.h"
 #include "snapshot/device_state.h"
+#include "snapshot/disk_recovery.h"
 #include "snapshot/snapshot_manifest.h"
 #include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
@@ -114,9 +115,23 @@ void SnapshotService::SweepLeftovers() {
   }
   // Compared by file name: every snapshot directory, and every RAM image, lies in one directory.
   std::set<std::string> kept;
+  // The frozen disk images the snapshots keep: each one's own (named by its id, whatever its
+  // manifest says) and those it lies on.
+  std::set<std::string> frozen_kept;
+  bool snapshots_known = true;
   for (const auto& [name, row] : *all) {
     kept.insert(std::filesystem::path(row.value("dir", "")).filename());
     kept.insert(std::filesystem::path(row.value("ram", "")).filename());
+    frozen_kept.insert(vms_.config().state_dir + "/disks/" + row.value("id", "") + ".qcow2");
+    auto m = LoadManifest(row.value("dir", ""));
+    if (!m.ok()) {
+      snapshots_known = false;
+    } else if (m->disk) {
+      auto frozen = FrozenDiskOf(row.value("dir", ""), *m);
+      if (!frozen.ok()) snapshots_known = false;
+      if (frozen.ok()) frozen_kept.insert(*frozen);
+      frozen_kept.insert(m->disk->chain.begin(), m->disk->chain.end());
+    }
   }
   std::error_code ec;
   for (const auto& entry :
@@ -142,6 +157,7 @@ void SnapshotService::SweepLeftovers() {
         "snapshot that ferryd left unfinished)",
         ram);
   }
+  RecoverDisks(vms_, frozen_kept, snapshots_known);
 }
 
 SnapshotService::Paths SnapshotService::PathsFor(const std::string& name,

@@ -77,8 +77,8 @@ class SnapshotService {
 
  private:
   // Removes snapshot directories (finished or ".partial") and RAM images that no snapshot in
-  // the registry owns and no VM maps, logging each. Frozen disks are left alone: one that no
-  // record names may still be the backing file of a running VM's disk.
+  // the registry owns and no VM maps, logging each; then finishes or removes what a snapshot of
+  // a VM with a disk left (RecoverDisks, disk_recovery.h).
   void SweepLeftovers();
   struct Paths {
     std::string dir;  // manifest + device state

@@ -182,6 +182,9 @@ Status SnapshotService::FreezeVmDisk(Taking& t, Operation& op) {
   FERRY_ASSIGN_OR_RETURN(t.frozen, FreezeDisk(*t.lease.runtime, rec, disks + "/" + t.id + ".qcow2",
                                               rec.dir + "/disk-" + t.id + ".qcow2",
                                               vm::QemuImgFor(vms_.config().qemu_binary)));
+  // QEMU writes the new overlay now; a ferryd that dies before the record says so is recovered
+  // at start-up (disk_recovery.h).
+  FaultPoint("snapshot.disk.before_record");
   // From here the VM writes the new overlay, whatever becomes of this snapshot.
   return vms_.SetDisk(t.vm_name, t.frozen->top, t.frozen->chain);
 }

@@ -33,6 +33,7 @@ struct LinkInfo {
   int master = 0;    // index of the bridge it is attached to, 0 if none
   unsigned flags = 0;
   unsigned mtu = 0;
+  std::string alias;  // IFLA_IFALIAS
 };
 
 // One rtnetlink request (a struct ifinfomsg and attributes) and its answer.
@@ -102,6 +103,9 @@ class LinkRequest {
         info.master = static_cast<int>(*reinterpret_cast<uint32_t*>(RTA_DATA(a)));
       } else if (a->rta_type == IFLA_MTU && payload >= sizeof(uint32_t)) {
         info.mtu = *reinterpret_cast<uint32_t*>(RTA_DATA(a));
+      } else if (a->rta_type == IFLA_IFALIAS) {
+        const char* alias = static_cast<const char*>(RTA_DATA(a));
+        info.alias.assign(alias, ::strnlen(alias, payload));
       } else if (a->rta_type == IFLA_LINKINFO) {
         int inner = static_cast<int>(payload);
         for (auto* b = reinterpret_cast<rtattr*>(RTA_DATA(a)); RTA_OK(b, inner);
@@ -184,7 +188,7 @@ Status TapDevice::CheckBridge(const std::string& bridge) {
   return Status::Ok();
 }
 
-Status TapDevice::Create() const {
+Status TapDevice::Create(const std::string& alias) const {
   const std::string what = "tap " + name_ + " on bridge " + bridge_;
   if (name_.empty() || name_.size() >= IFNAMSIZ) {
     return Status::InvalidArgument(what + ": the name must be 1-" + std::to_string(IFNAMSIZ - 1) +
@@ -249,6 +253,7 @@ Status TapDevice::Create() const {
   req.AddU32(IFLA_MASTER, static_cast<uint32_t>(bridge->index));
   // The bridge's MTU, so adding this port does not lower it for every other port.
   if (bridge->mtu != 0) req.AddU32(IFLA_MTU, bridge->mtu);
+  if (!alias.empty()) req.AddBytes(IFLA_IFALIAS, alias.c_str(), alias.size() + 1);
   if (int err = req.Send(); err != 0) {
     return undo(Status::Unavailable(
         what + ": cannot attach it to the bridge and bring it up: " + Errno(err) +
@@ -298,6 +303,18 @@ Result<std::string> TapDevice::AttachedBridge() const {
                             ") vanished");
   }
   return std::string(master);
+}
+
+std::vector<TunLink> TapDevice::ListTunLinks() {
+  std::vector<TunLink> links;
+  struct if_nameindex* all = ::if_nameindex();
+  if (all == nullptr) return links;
+  for (struct if_nameindex* i = all; i->if_index != 0 && i->if_name != nullptr; ++i) {
+    auto info = QueryLink(i->if_name);  // nullopt: it vanished meanwhile
+    if (info && info->kind == "tun") links.push_back({i->if_name, info->alias});
+  }
+  ::if_freenameindex(all);
+  return links;
 }
 
 }  // namespace ferry::vm

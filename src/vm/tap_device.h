@@ -15,11 +15,18 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/unique_fd.h"
 
 namespace ferry::vm {
+
+// A tun or tap interface as the kernel lists it.
+struct TunLink {
+  std::string name;
+  std::string alias;  // IFLA_IFALIAS ("" for none), see TapDevice::Create
+};
 
 class TapDevice {
  public:
@@ -35,10 +42,12 @@ class TapDevice {
   // FailedPrecondition naming the bridge and what to do.
   static Status CheckBridge(const std::string& bridge);
 
-  // Creates the tap, attaches it to the bridge (with the bridge's MTU) and brings it up.
+  // Creates the tap, attaches it to the bridge (with the bridge's MTU) and brings it up, with
+  // `alias` as its interface alias (`ip link` shows it; "" for none): ferryd writes there whose
+  // tap it is (tap_sweep.h), since the name alone does not say which ferryd made it.
   // AlreadyExists if an interface of this name exists (it is left alone). On any other failure
   // nothing is left behind.
-  Status Create() const;
+  Status Create(const std::string& alias = "") const;
   // The tap's own (host-side) MAC: 0xfe then five bytes from its name, so the bridge never takes
   // it as its own address (see Create).
   std::array<uint8_t, 6> PortMac() const;
@@ -50,6 +59,9 @@ class TapDevice {
   // The name of the bridge the interface is attached to ("" when none). NotFound if there is no
   // such interface.
   Result<std::string> AttachedBridge() const;
+
+  // Every tun and tap interface (link kind "tun") of this network namespace, whoever made it.
+  static std::vector<TunLink> ListTunLinks();
 
   const std::string& name() const { return name_; }
   const std::string& bridge() const { return bridge_; }

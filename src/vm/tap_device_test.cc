@@ -16,6 +16,7 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 namespace ferry::vm {
 namespace {
@@ -125,6 +126,20 @@ TEST_F(TapDeviceTest, CreateAttachesAnUpTapToTheBridgeAndRemoveDeletesIt) {
   EXPECT_FALSE(tap.Exists());
   EXPECT_TRUE(tap.Remove().ok()) << "removing a missing tap is not an error";
   EXPECT_EQ(tap.AttachedBridge().status().code(), Status::Code::kNotFound);
+}
+
+TEST_F(TapDeviceTest, TheAliasIsSetAndTunLinksAreListedWithTheirAliases) {
+  MakeBridge("ferrybr0");
+  const std::string alias = "ferryd /var/lib/ferry vm 0123456789abcdef";
+  ASSERT_TRUE(TapDevice("fy01234567", "ferrybr0").Create(alias).ok());
+  ASSERT_TRUE(TapDevice("fy89abcdef", "ferrybr0").Create().ok());
+  // Not a tun/tap interface: never listed, whatever its name.
+  ASSERT_EQ(std::system("ip link add fyfedcba98 type veth peer name fyfedcba99"), 0);
+  std::vector<TunLink> links = TapDevice::ListTunLinks();
+  std::map<std::string, std::string> by_name;
+  for (const auto& l : links) by_name[l.name] = l.alias;
+  EXPECT_EQ(by_name,
+            (std::map<std::string, std::string>{{"fy01234567", alias}, {"fy89abcdef", ""}}));
 }
 
 TEST_F(TapDeviceTest, TapsComingAndGoingNeverChangeTheBridgesMac) {

@@ -1,8 +1,12 @@
 #include "vm/vm_disk.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "core/files.h"
 #include "core/process.h"
@@ -11,6 +15,15 @@ namespace ferry::vm {
 namespace {
 
 constexpr std::chrono::milliseconds kQemuImgTimeout{60000};
+// QEMU refuses a longer backing file name (BDRV_ORIGINAL_FILENAME is 4096; qcow2 caps it at
+// 1023 bytes).
+constexpr uint32_t kMaxBackingBytes = 1023;
+
+uint64_t BigEndian(const unsigned char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | p[i];
+  return v;
+}
 
 Status RunQemuImg(const std::vector<std::string>& argv, const std::string& path) {
   struct stat st;
@@ -59,6 +72,40 @@ Status CreateOverlay(const std::string& qemu_img, const std::string& path,
   }
   return RunQemuImg({qemu_img, "create", "-q", "-f", "qcow2", "-b", backing, "-F", "qcow2", path},
                     path);
+}
+
+Result<std::string> Qcow2BackingFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::NotFound("disk image " + path + ": cannot open it: " + std::strerror(errno));
+  }
+  // The header starts: magic "QFI\xfb", version (4 bytes), backing file offset (8), backing
+  // file size (4), all big-endian.
+  unsigned char header[20];
+  struct stat st;
+  std::string backing;
+  Status status = Status::Ok();
+  if (::fstat(fd, &st) != 0 || ::pread(fd, header, sizeof header, 0) != sizeof header ||
+      BigEndian(header, 4) != 0x514649fb) {
+    status = Status::Corruption("disk image " + path + " is not a qcow2 image");
+  } else {
+    const uint64_t offset = BigEndian(header + 8, 8);
+    const uint64_t size = BigEndian(header + 16, 4);
+    if (offset != 0 && (size > kMaxBackingBytes || offset > static_cast<uint64_t>(st.st_size) ||
+                        size > static_cast<uint64_t>(st.st_size) - offset)) {
+      status = Status::Corruption("disk image " + path +
+                                  ": the backing file name in its header is out of bounds");
+    } else if (offset != 0) {
+      backing.resize(size);
+      if (::pread(fd, backing.data(), size, static_cast<off_t>(offset)) !=
+          static_cast<ssize_t>(size)) {
+        status = Status::Corruption("disk image " + path + ": cannot read its backing file name");
+      }
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return backing;
 }
 
 }  // namespace ferry::vm

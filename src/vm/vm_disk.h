@@ -18,5 +18,8 @@ Status CreateBlankDisk(const std::string& qemu_img, const std::string& path, uin
 // A qcow2 overlay at `path` whose reads fall through to `backing` (an absolute path).
 Status CreateOverlay(const std::string& qemu_img, const std::string& path,
                      const std::string& backing);
+// The backing file a qcow2 image names in its header ("" for none), read without qemu-img.
+// Corruption if `path` is not a qcow2 image or its header is out of bounds.
+Result<std::string> Qcow2BackingFile(const std::string& path);
 
 }  // namespace ferry::vm

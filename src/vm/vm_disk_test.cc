@@ -70,5 +70,32 @@ TEST_F(VmDiskTest, FailuresSayWhatQemuImgSaidAndLeaveNothing) {
   EXPECT_FALSE(CreateOverlay("qemu-img", top, "relative.qcow2").ok());
 }
 
+TEST_F(VmDiskTest, TheBackingFileIsReadFromTheQcow2Header) {
+  const std::string base = dir_ + "/base.qcow2", top = dir_ + "/top.qcow2";
+  ASSERT_TRUE(CreateBlankDisk("qemu-img", base, 64).ok());
+  ASSERT_TRUE(CreateOverlay("qemu-img", top, base).ok());
+  auto backing = Qcow2BackingFile(top);
+  ASSERT_TRUE(backing.ok()) << backing.status().message();
+  EXPECT_EQ(*backing, base);
+  EXPECT_EQ(*Qcow2BackingFile(base), "");
+
+  EXPECT_EQ(Qcow2BackingFile(dir_ + "/missing.qcow2").status().code(), Status::Code::kNotFound);
+  const std::string junk = dir_ + "/junk";
+  ASSERT_TRUE(WriteFileAtomic(junk, "not an image at all", 0600).ok());
+  EXPECT_EQ(Qcow2BackingFile(junk).status().code(), Status::Code::kCorruption);
+  // A header whose backing name runs past the end of the file.
+  std::string header = *ReadFile(top);
+  header.resize(4096);
+  header[16] = header[17] = '\0';
+  header[18] = 0x03;
+  header[19] = static_cast<char>(0xff);  // 1023 bytes
+  header[8] = header[9] = header[10] = header[11] = header[12] = header[13] = '\0';
+  header[14] = 0x0f;
+  header[15] = 0x00;  // at 3840: 3840 + 1023 > 4096
+  const std::string cut = dir_ + "/cut.qcow2";
+  ASSERT_TRUE(WriteFileAtomic(cut, header, 0600).ok());
+  EXPECT_EQ(Qcow2BackingFile(cut).status().code(), Status::Code::kCorruption);
+}
+
 }  // namespace
 }  // namespace ferry::vm

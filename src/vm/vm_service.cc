@@ -26,6 +26,7 @@
 #include "vm/host_probe.h"
 #include "vm/qemu_user.h"
 #include "vm/tap_device.h"
+#include "vm/tap_sweep.h"
 #include "vm/vm_disk.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_policy.h"
@@ -66,6 +67,11 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
   FERRY_RETURN_IF_ERROR(MakeDirs(config.state_dir + "/vms", 0700));
   FERRY_RETURN_IF_ERROR(EnsurePrivateDir(config.ram_dir, "RAM directory"));
   std::unique_ptr<VmService> svc(new VmService(std::move(config)));
+  // Taps carry the state directory in their alias (tap_sweep.h): spelled one way, whatever way
+  // ferryd is given it.
+  std::error_code ec;
+  const std::filesystem::path canonical = std::filesystem::canonical(svc->config_.state_dir, ec);
+  svc->tap_owner_ = ec ? svc->config_.state_dir : canonical.string();
   FERRY_ASSIGN_OR_RETURN(svc->registry_, Registry::Open(svc->config_.state_dir + "/registry.db"));
   SetConsoleRingBytes(svc->config_.console_max_kib << 10);
   svc->accel_ = qemu::ChooseAccelerator(qemu::ProbeHost());
@@ -562,18 +568,20 @@ Status VmService::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const Lau
   // Tap networking: the host end exists, up and on its bridge, before ferryd opens a queue of
   // it for QEMU.
   std::optional<TapDevice> tap;
+  std::string tap_alias;
   {
     std::lock_guard<std::mutex> lock(vm->mu);
     const VmRecord& r = vm->rec;
     if (r.spec.network.mode == NetworkMode::kTap && !plan.prelaunched.runtime) {
       tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
+      tap_alias = TapAlias(tap_owner_, r.id);
     }
   }
   if (tap) {
     op.SetPhase("creating tap " + tap->name(), 20);
     // No QEMU of this VM runs now: a tap of its name is a leftover of an earlier run.
     tap->Remove();
-    Status made = tap->Create();
+    Status made = tap->Create(tap_alias);
     if (!made.ok()) {
       if (ram_owned) ::unlink(ram_file.c_str());
       finish_launch();
@@ -978,10 +986,25 @@ Status VmService::SetDisk(const std::string& name, const std::string& top,
                           const std::vector<std::string>& chain) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::lock_guard<std::mutex> lock(vm->mu);
+  // In memory whatever the registry says: it is what QEMU writes now.
   vm->rec.disk_path = top;
   vm->rec.disk_chain = chain;
-  Persist(*vm);
-  return Status::Ok();
+  Status recorded = registry_->UpdateVm(vm->rec);
+  vm->cv.notify_all();
+  return recorded.WithContext("vm " + name + ": recording its disk " + top);
+}
+
+Result<std::optional<std::string>> VmService::DiskNode(const std::string& name) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<VmRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (HasProcess(vm->rec.state) && vm->rt && !vm->rt->Exited()) rt = vm->rt;
+  }
+  if (!rt) return std::optional<std::string>();
+  auto node = qemu::QueryBlockNodeName(*rt, qemu::kDiskDriveId);
+  if (!node.ok()) return node.status().WithContext("vm " + name);
+  return std::optional<std::string>(*node);
 }
 
 std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {
@@ -1385,7 +1408,21 @@ Status VmService::Readopt() {
     }
   }
   SweepUnownedQemus();
+  SweepLeftoverTaps();
   return Status::Ok();
+}
+
+void VmService::SweepLeftoverTaps() {
+  std::vector<VmRecord> records;
+  for (const auto& [name, vm] : vms_) records.push_back(vm->rec);
+  for (const TapLeftover& tap : FindTapLeftovers(TapDevice::ListTunLinks(), records, tap_owner_)) {
+    Status removed = TapDevice(tap.name, "").Remove();
+    if (!removed.ok()) {
+      spdlog::warn("start-up sweep: {}", removed.message());
+      continue;
+    }
+    spdlog::warn("start-up sweep: removed tap {}: {}", tap.name, tap.why);
+  }
 }
 
 }  // namespace ferry::vm

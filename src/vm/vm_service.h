@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,9 +116,13 @@ class VmService {
   std::vector<std::string> VmsMapping(const std::string& ram_path);
   // VMs, in any state, whose disk lies on this frozen image.
   std::vector<std::string> VmsUsingDisk(const std::string& frozen_path);
-  // After a snapshot froze the VM's disk: QEMU now writes `top`, which lies on `chain`.
+  // After a snapshot froze the VM's disk: QEMU now writes `top`, which lies on `chain`. The VM
+  // holds it from now on; an error says the registry did not record it.
   Status SetDisk(const std::string& name, const std::string& top,
                  const std::vector<std::string>& chain);
+  // The node name of the image the VM's data disk writes, as its QEMU says (query-block);
+  // nullopt when no QEMU of the VM runs.
+  Result<std::optional<std::string>> DiskNode(const std::string& name);
   bool Exists(const std::string& name);
   // True if a registered VM lives in `dir` (a VM taken from the warm pool keeps its directory).
   bool OwnsDir(const std::string& dir);
@@ -168,6 +173,9 @@ class VmService {
   // Kills the QEMUs of this state directory that no record owns (spawned by a ferryd that died
   // before recording them), logging each. REQUIRES: Readopt has loaded every record.
   void SweepUnownedQemus();
+  // Removes the taps this ferryd made on which no QEMU runs (tap_sweep.h), logging each.
+  // REQUIRES: Readopt has re-adopted every VM.
+  void SweepLeftoverTaps();
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
@@ -205,6 +213,7 @@ class VmService {
   // The uids QEMUs run as; unset when config_.qemu_user is "" (QEMU runs as ferryd).
   std::unique_ptr<QemuUids> qemu_uids_;
   std::vector<gid_t> qemu_groups_;  // supplementary groups of every QEMU (kvm's, under KVM)
+  std::string tap_owner_;           // the canonical state directory, as tap aliases name it
   OperationLog operations_;
 
   std::mutex mu_;

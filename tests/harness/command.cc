@@ -6,19 +6,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+
+#include "harness/test_files.h"
 
 namespace ferry::testing {
-
-namespace {
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-}  // namespace
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   char out_path[] = "/tmp/ferry-cmd-out-XXXXXX";
@@ -45,8 +36,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::vector
   ::close(err_fd);
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = Slurp(out_path);
-  r.err = Slurp(err_path);
+  r.out = ReadFile(out_path);
+  r.err = ReadFile(err_path);
   ::unlink(out_path);
   ::unlink(err_path);
   return r;

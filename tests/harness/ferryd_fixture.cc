@@ -12,6 +12,8 @@
 #include <fstream>
 #include <thread>
 
+#include "harness/test_files.h"
+
 #ifndef FERRY_BUILD_DIR
 #error "FERRY_BUILD_DIR must point at the build tree"
 #endif
@@ -22,12 +24,6 @@ using nlohmann::json;
 
 namespace {
 const std::string kBuild = FERRY_BUILD_DIR;
-
-std::string MakeTempDir(const std::string& parent, const std::string& prefix) {
-  std::string tmpl = parent + "/" + prefix + "XXXXXX";
-  char* dir = ::mkdtemp(tmpl.data());
-  return dir ? std::string(dir) : std::string();
-}
 }  // namespace
 
 uint16_t FreePort() {
@@ -80,35 +76,50 @@ void FerrydFixture::TearDown() {
   std::filesystem::remove_all(ram_dir_, ec);
 }
 
-void FerrydFixture::StartFerryd(const std::vector<std::string>& extra_args) {
-  ferryd_args_ = {kBuild + "/ferryd",  "--state-dir", state_dir_, "--ram-dir",
-                  ram_dir_,            "--socket",    socket_,    "--ready-timeout",
-                  "240"};
-  ferryd_args_.insert(ferryd_args_.end(), extra_args.begin(), extra_args.end());
+void FerrydFixture::StartFerryd(const std::vector<std::string>& extra_args,
+                                const std::string& fault_point) {
+  std::vector<std::string> args = {
+      kBuild + "/ferryd", "--state-dir", state_dir_,        "--ram-dir", ram_dir_,
+      "--socket",         socket_,       "--ready-timeout", "240"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  const std::string log = state_dir_ + "/ferryd.log";
+  ferryd_pid_ = SpawnFerryd(args, log, fault_point);
+  ASSERT_GT(ferryd_pid_, 0) << "cannot fork ferryd";
+  ASSERT_TRUE(WaitForFerrydApi(ferryd_pid_, socket_, "ferryd", log));
+}
+
+pid_t SpawnFerryd(const std::vector<std::string>& argv, const std::string& log,
+                  const std::string& fault_point) {
   pid_t pid = ::fork();
   if (pid == 0) {
-    std::string log = state_dir_ + "/ferryd.log";
     FILE* f = std::freopen(log.c_str(), "a", stderr);
     (void)f;
+    if (!fault_point.empty()) ::setenv("FERRY_FAULT_POINT", fault_point.c_str(), 1);
     ::dup2(2, 1);
     std::vector<char*> args;
-    for (auto& a : ferryd_args_) args.push_back(a.data());
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    ::execv(args[0], args.data());
+    ::execvp(args[0], args.data());
     ::_exit(127);
   }
-  ferryd_pid_ = pid;
+  return pid;
+}
+
+::testing::AssertionResult WaitForFerrydApi(pid_t& pid, const std::string& socket,
+                                            const std::string& who, const std::string& log) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (Ferry({"host", "show", "--json"}).exit_code == 0) return;
+    if (FerryAt(socket, {"host", "show", "--json"}).exit_code == 0) {
+      return ::testing::AssertionSuccess();
+    }
     int status;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
-      ferryd_pid_ = -1;
-      FAIL() << "ferryd exited at start-up; see " << state_dir_ << "/ferryd.log";
+      pid = -1;
+      return ::testing::AssertionFailure() << who << " exited at start-up; see " << log;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  FAIL() << "ferryd did not answer within 20 s";
+  return ::testing::AssertionFailure() << who << " did not answer within 20 s; see " << log;
 }
 
 void SignalAndReap(pid_t& pid, int sig) {
@@ -141,6 +152,19 @@ void FerrydFixture::KillFerryd() {
 
 void FerrydFixture::StopFerryd() { SignalAndReap(ferryd_pid_, SIGTERM); }
 
+void FerrydFixture::ReapFerrydKilledAtItsFaultPoint() {
+  ASSERT_GT(ferryd_pid_, 0);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (::waitpid(ferryd_pid_, &status, WNOHANG) != ferryd_pid_) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "ferryd did not reach its fault point";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ferryd_pid_ = -1;
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "ferryd ended otherwise than at its fault point: status " << status;
+}
+
 CommandResult FerrydFixture::Ferry(const std::vector<std::string>& args) {
   return FerryAt(socket_, args);
 }
@@ -172,9 +196,11 @@ json FerrydFixture::WaitForState(const std::string& name, const std::string& sta
   return vm;
 }
 
-std::vector<std::string> FerrydFixture::VmNames() {
+std::vector<std::string> FerrydFixture::VmNames() { return VmNamesAt(socket_); }
+
+std::vector<std::string> VmNamesAt(const std::string& socket) {
   std::vector<std::string> names;
-  CommandResult r = Ferry({"vm", "list", "--json"});
+  CommandResult r = FerryAt(socket, {"vm", "list", "--json"});
   json list = json::parse(r.out, nullptr, false);
   if (!list.is_array()) return names;
   for (const auto& v : list) names.push_back(v.value("name", ""));

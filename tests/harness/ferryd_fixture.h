@@ -21,11 +21,16 @@ class FerrydFixture : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
-  // Starts ferryd on this test's state directory and waits until its API answers.
-  void StartFerryd(const std::vector<std::string>& extra_args = {});
+  // Starts ferryd on this test's state directory and waits until its API answers. With a
+  // `fault_point` (src/core/fault_point.h) ferryd kills itself when it reaches it.
+  void StartFerryd(const std::vector<std::string>& extra_args = {},
+                   const std::string& fault_point = "");
   // SIGKILL, as a crash would; its QEMUs keep running.
   void KillFerryd();
   void StopFerryd();  // SIGTERM and wait
+  // Waits (60 s at most) for ferryd to kill itself (SIGKILL) at the fault point it was started
+  // with, and reaps it; a gtest failure if it did not.
+  void ReapFerrydKilledAtItsFaultPoint();
 
   // `ferry ARGS...` against this test's ferryd.
   CommandResult Ferry(const std::vector<std::string>& args);
@@ -42,14 +47,25 @@ class FerrydFixture : public ::testing::Test {
   std::string ram_dir_;
   std::string socket_;
   pid_t ferryd_pid_ = -1;
-  std::vector<std::string> ferryd_args_;
 };
+
+// Starts a ferryd: `argv` (argv[0] searched in PATH, so `ip netns exec NS ferryd ...` works too)
+// with stdout and stderr appended to `log`, and FERRY_FAULT_POINT=`fault_point` in its
+// environment when one is given. Returns its pid, -1 if it could not fork.
+pid_t SpawnFerryd(const std::vector<std::string>& argv, const std::string& log,
+                  const std::string& fault_point = "");
+// Waits (20 s at most) until the ferryd `pid` answers on `socket`. A failure names `who` and
+// `log`; a ferryd that exited meanwhile is reaped and `pid` set to -1.
+::testing::AssertionResult WaitForFerrydApi(pid_t& pid, const std::string& socket,
+                                            const std::string& who, const std::string& log);
 
 // Sends `sig` to a child process, reaps it and sets `pid` to -1; nothing when pid <= 0.
 void SignalAndReap(pid_t& pid, int sig);
 // `ferry --socket SOCKET ARGS...`, and the same with --json, parsed (a test failure if it fails).
 CommandResult FerryAt(const std::string& socket, const std::vector<std::string>& args);
 nlohmann::json FerryJsonAt(const std::string& socket, const std::vector<std::string>& args);
+// The names of the VMs the ferryd on `socket` has (none if it does not answer).
+std::vector<std::string> VmNamesAt(const std::string& socket);
 
 // A loopback TCP port that nothing listens on right now.
 uint16_t FreePort();

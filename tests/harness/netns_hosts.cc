@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "harness/ferryd_fixture.h"
+#include "harness/test_files.h"
 
 #ifndef FERRY_BUILD_DIR
 #error "FERRY_BUILD_DIR must point at the build tree"
@@ -24,12 +25,6 @@ using nlohmann::json;
 namespace {
 
 const std::string kBuild = FERRY_BUILD_DIR;
-
-std::string MakeTempDir(const std::string& parent, const std::string& prefix) {
-  std::string tmpl = parent + "/" + prefix + "XXXXXX";
-  char* dir = ::mkdtemp(tmpl.data());
-  return dir ? std::string(dir) : std::string();
-}
 
 }  // namespace
 
@@ -100,31 +95,9 @@ void NamespacedFerryd::Start(const std::vector<std::string>& extra_args,
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   args = NetnsHosts::InNamespace(ns_, args);
   const std::string log = state_dir_ + "/ferryd.log";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    FILE* f = std::freopen(log.c_str(), "a", stderr);
-    (void)f;
-    if (!fault_point.empty()) ::setenv("FERRY_FAULT_POINT", fault_point.c_str(), 1);
-    ::dup2(2, 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ASSERT_GT(pid, 0);
-  pid_ = pid;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (Ferry({"host", "show", "--json"}).exit_code == 0) return;
-    int status;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      pid_ = -1;
-      FAIL() << "ferryd in " << ns_ << " exited at start-up; see " << log;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  FAIL() << "ferryd in " << ns_ << " did not answer within 20 s; see " << log;
+  pid_ = SpawnFerryd(args, log, fault_point);
+  ASSERT_GT(pid_, 0) << "cannot fork ferryd in " << ns_;
+  ASSERT_TRUE(WaitForFerrydApi(pid_, socket_, "ferryd in " + ns_, log));
 }
 
 void NamespacedFerryd::Kill() {
@@ -155,14 +128,7 @@ json NamespacedFerryd::FerryJson(const std::vector<std::string>& args) {
   return FerryJsonAt(socket_, args);
 }
 
-std::vector<std::string> NamespacedFerryd::VmNames() {
-  std::vector<std::string> names;
-  CommandResult r = Ferry({"vm", "list", "--json"});
-  json list = json::parse(r.out, nullptr, false);
-  if (!list.is_array()) return names;
-  for (const auto& v : list) names.push_back(v.value("name", ""));
-  return names;
-}
+std::vector<std::string> NamespacedFerryd::VmNames() { return VmNamesAt(socket_); }
 
 // ------------------------------------------------------------------------------------------
 

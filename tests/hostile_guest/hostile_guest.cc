@@ -13,6 +13,9 @@
 //           one; identity and shutdown are never answered at all
 //   escape  terminal escape sequences and control bytes in its hostname, interfaces, error
 //           texts and serial console output
+//   console its serial console flooded without pause by a child process, with numbered lines of
+//           one length ("console-flood 000000042 xxx...", kFloodLineBytes with the newline),
+//           while the agent answers every op correctly
 //
 // In every mode it sends a well-formed ready event just before its first reply (in types mode,
 // after the first few pings), so ferryd takes the VM as booted and the later ops reach the
@@ -29,6 +32,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -65,7 +69,11 @@ constexpr std::string_view kEscapes =
 constexpr std::string_view kEscapesJson =
     R"(\u001b]0;pwned\u0007\u001b[2J\u001b[31m\b\u007f\u009b1m)";
 
-enum class Mode { kTypes, kDeep, kFlood, kIds, kEscape };
+enum class Mode { kTypes, kDeep, kFlood, kIds, kEscape, kConsole };
+
+// One line of the console flood, newline included (the guest's tty makes it "\r\n" on the
+// serial line: one byte more on the host).
+constexpr std::size_t kFloodLineBytes = 100;
 
 std::optional<Mode> ModeFromCmdline() {
   std::ifstream in("/proc/cmdline");
@@ -78,6 +86,7 @@ std::optional<Mode> ModeFromCmdline() {
     if (mode == "flood") return Mode::kFlood;
     if (mode == "ids") return Mode::kIds;
     if (mode == "escape") return Mode::kEscape;
+    if (mode == "console") return Mode::kConsole;
   }
   return std::nullopt;
 }
@@ -157,6 +166,8 @@ class Agent {
         return Ids(id, op);
       case Mode::kEscape:
         return Escape(id, op);
+      case Mode::kConsole:
+        return Plain(id, op, "console");
     }
   }
 
@@ -244,14 +255,7 @@ class Agent {
         if (i % 100 == 0) Send(Reply(UINT64_MAX - static_cast<uint64_t>(i), ""));
       }
     }
-    if (op == "ping") return Send(Reply(id, R"("proto":3,"ready":true,"uptime_ms":1)"));
-    if (op == "identity") return Send(Reply(id, IdentityMembers("flood")));
-    if (op == "urandom") return Send(Reply(id, R"("hex":")" + RandomHex(8) + R"(")"));
-    if (op == "shutdown") {
-      Send(Reply(id, ""));
-      PowerOff(channel_);
-    }
-    Send(Reply(id, ""));
+    Plain(id, op, "flood");
   }
 
   // Answers ids it was not asked about; the caller's own reply never comes.
@@ -267,6 +271,18 @@ class Agent {
     Send(R"({"id":)" + n + R"(.5,"ok":true,"hex":"00"})");
     Send(R"({"id":")" + n + R"(","ok":true,"hex":"00"})");
     Send(R"({"id":null,"ok":true,"hex":"00"})");
+  }
+
+  // Every op answered as ferry-guest would, with `hostname` as the hostname.
+  void Plain(uint64_t id, const std::string& op, std::string_view hostname) {
+    if (op == "ping") return Send(Reply(id, R"("proto":3,"ready":true,"uptime_ms":1)"));
+    if (op == "identity") return Send(Reply(id, IdentityMembers(hostname)));
+    if (op == "urandom") return Send(Reply(id, R"("hex":")" + RandomHex(8) + R"(")"));
+    if (op == "shutdown") {
+      Send(Reply(id, ""));
+      PowerOff(channel_);
+    }
+    Send(Reply(id, ""));
   }
 
   // Control bytes everywhere a guest string can reach a terminal.
@@ -301,14 +317,29 @@ class Agent {
   std::map<std::string, int> count_;
 };
 
+// Forks a child that writes numbered lines to the serial console for as long as the guest runs,
+// each in one write() and as fast as the console takes them.
+void FloodConsole() {
+  if (fork() != 0) return;
+  char line[kFloodLineBytes + 1];
+  for (unsigned long long n = 0;; ++n) {
+    int len = std::snprintf(line, sizeof line, "console-flood %09llu ", n);
+    std::memset(line + len, 'x', kFloodLineBytes - 1 - static_cast<std::size_t>(len));
+    line[kFloodLineBytes - 1] = '\n';
+    if (write(STDOUT_FILENO, line, kFloodLineBytes) < 0 && errno != EINTR) usleep(1000);
+  }
+}
+
 int Run() {
   ConsoleWrite("hostile-guest: starting");
   std::optional<Mode> mode = ModeFromCmdline();
   if (!mode) {
-    ConsoleWrite("hostile-guest: no ferry.hostile=types|deep|flood|ids|escape on the command line");
+    ConsoleWrite(
+        "hostile-guest: no ferry.hostile=types|deep|flood|ids|escape|console on the command line");
     return 1;
   }
   if (*mode == Mode::kEscape) ConsoleWrite(std::string("hostile console ") + std::string(kEscapes));
+  if (*mode == Mode::kConsole) FloodConsole();
 
   // As in ferry-guest: SIGIO (host connection changes) and SIGCHLD from a signalfd.
   sigset_t mask;
