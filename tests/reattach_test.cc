@@ -72,7 +72,7 @@ TEST_F(ReattachTest, FerrydKilledBetweenSpawnAndQmpLeavesNoUnownedQemu) {
   StartFerryd({}, "vm.launch.after_spawn");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusMentioning(state_dir_);
+  std::vector<pid_t> left = WaitForQemusMentioning(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
   const pid_t qemu = left[0];
 
@@ -96,8 +96,16 @@ TEST_F(ReattachTest, QemuSpawnedButNeverRecordedIsKilledByTheStartUpSweep) {
   StartFerryd({}, "vm.launch.before_record");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusMentioning(state_dir_);
+  std::vector<pid_t> left = WaitForQemusMentioning(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
+  // Up to its monitor before ferryd restarts: one still starting would die by itself when the
+  // restarted ferryd drops the unfinished create's directory, and no sweep would be seen.
+  const std::string qmp = state_dir_ + "/vms/web-1/qmp.sock";
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!std::filesystem::exists(qmp) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(std::filesystem::exists(qmp)) << "the spawned QEMU never made its QMP socket";
 
   StartFerryd();
   EXPECT_FALSE(ProcessAlive(left[0])) << "QEMU pid " << left[0] << " was left running, unowned";

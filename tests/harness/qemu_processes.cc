@@ -1,6 +1,7 @@
 #include "harness/qemu_processes.h"
 
 #include <filesystem>
+#include <thread>
 
 #include "harness/ferryd_fixture.h"
 #include "harness/test_files.h"
@@ -22,6 +23,17 @@ std::vector<pid_t> QemusMentioning(const std::string& needle) {
     if (cmdline.find(needle) == std::string::npos) continue;
     const pid_t pid = std::stoi(name);
     if (ProcessAlive(pid)) found.push_back(pid);
+  }
+  return found;
+}
+
+std::vector<pid_t> WaitForQemusMentioning(const std::string& needle,
+                                          std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  std::vector<pid_t> found = QemusMentioning(needle);
+  while (found.empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    found = QemusMentioning(needle);
   }
   return found;
 }
