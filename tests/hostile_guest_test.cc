@@ -21,7 +21,6 @@
 #include <thread>
 
 #include "harness/ferryd_fixture.h"
-#include "harness/qemu_processes.h"
 
 #ifndef FERRY_HOSTILE_IMAGE_DIR
 #error "FERRY_HOSTILE_IMAGE_DIR must point at the hostile test images"
@@ -73,11 +72,6 @@ class HostileGuestTest : public FerrydFixture {
     StartFerryd({"--image-dir", kHostileImages});
     normal_port_ = CreateRedisVm("normal");
     ASSERT_EQ(Redis(normal_port_, {"set", "survivor", "still-here"}).out, "OK");
-  }
-
-  void TearDown() override {
-    if (ferryd_pid_ <= 0) KillQemusOfThisTest();  // no ferryd left to delete them
-    FerrydFixture::TearDown();
   }
 
   // One hostile case: runs `step` (which drives the CLI and checks the hostile VM's outcome),
@@ -155,13 +149,6 @@ class HostileGuestTest : public FerrydFixture {
     std::string out;
     for (const auto& l : lines) out += "  " + l + "\n";
     return out;
-  }
-
-  // ferryd died: its QEMUs run on, holding files of this test's directories.
-  void KillQemusOfThisTest() {
-    for (const std::string& dir : {state_dir_, ram_dir_}) {
-      for (pid_t pid : QemusHoldingFilesUnder(dir)) ::kill(pid, SIGKILL);
-    }
   }
 
   uint16_t normal_port_ = 0;

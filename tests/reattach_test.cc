@@ -72,7 +72,7 @@ TEST_F(ReattachTest, FerrydKilledBetweenSpawnAndQmpLeavesNoUnownedQemu) {
   StartFerryd({}, "vm.launch.after_spawn");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusHoldingFilesUnder(state_dir_);
+  std::vector<pid_t> left = WaitForQemusHoldingFilesUnder(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
   const pid_t qemu = left[0];
 
@@ -96,7 +96,7 @@ TEST_F(ReattachTest, QemuSpawnedButNeverRecordedIsKilledByTheStartUpSweep) {
   StartFerryd({}, "vm.launch.before_record");
   EXPECT_NE(Ferry({"vm", "create", "web-1", "--memory", "256"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
-  std::vector<pid_t> left = QemusHoldingFilesUnder(state_dir_);
+  std::vector<pid_t> left = WaitForQemusHoldingFilesUnder(state_dir_);
   ASSERT_EQ(left.size(), 1u) << "the spawned QEMU is not running";
 
   StartFerryd();

@@ -145,10 +145,13 @@ class RegistryWriteLock {
     ::close(in[0]);
     ::close(out[1]);
     stdin_ = in[1];
-    char got[16] = {};
-    EXPECT_GT(::read(out[0], got, sizeof got - 1), 0);
+    // Up to the newline: an unbuffered python (PYTHONUNBUFFERED) writes "locked" and "\n"
+    // apart, and one read may see only the first.
+    std::string got;
+    char c = 0;
+    while (got.size() < 16 && ::read(out[0], &c, 1) == 1 && c != '\n') got.push_back(c);
     ::close(out[0]);
-    locked_ = std::string(got) == "locked\n";
+    locked_ = got == "locked";
   }
   ~RegistryWriteLock() { Release(); }
   bool locked() const { return locked_; }

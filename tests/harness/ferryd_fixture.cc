@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "harness/qemu_processes.h"
 #include "harness/test_files.h"
 
 #ifndef FERRY_BUILD_DIR
@@ -70,6 +71,11 @@ void FerrydFixture::TearDown() {
   if (ferryd_pid_ > 0) {
     for (const auto& name : VmNames()) Ferry({"vm", "delete", name, "--force"});
     StopFerryd();
+  }
+  // A test that ended with ferryd dead (a fault point, a crash) left its QEMUs running: every
+  // one of them holds files under this test's directories.
+  for (const std::string& dir : {state_dir_, ram_dir_}) {
+    for (pid_t pid : QemusHoldingFilesUnder(dir)) ::kill(pid, SIGKILL);
   }
   std::error_code ec;
   std::filesystem::remove_all(state_dir_, ec);
