@@ -1,10 +1,10 @@
 #include "harness/qemu_processes.h"
 
-#include <signal.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include "core/process.h"
 
 namespace ferry::testing {
 
@@ -19,13 +19,7 @@ std::vector<pid_t> QemusHoldingFilesUnder(const std::string& dir) {
     if (cmdline.find("qemu-system") == std::string::npos) continue;
     const pid_t pid = std::stoi(name);
     // A zombie holds no files and is not running.
-    for (const auto& fd : std::filesystem::directory_iterator(entry.path() / "fd", ec)) {
-      const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
-      if (!ec && target.rfind(dir, 0) == 0) {
-        found.push_back(pid);
-        break;
-      }
-    }
+    if (!OpenFileUnder(pid, dir).empty()) found.push_back(pid);
   }
   return found;
 }
