@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -65,31 +64,6 @@ Result<uint16_t> FreeLoopbackPort() {
   return static_cast<uint16_t>(ntohs(addr.sin_port));
 }
 
-namespace {
-
-// Whether process `pid` has a descriptor open on `path` or a file below it.
-bool HoldsFileUnder(const std::string& pid, const std::string& path) {
-  const std::string fd_dir = "/proc/" + pid + "/fd";
-  DIR* fds = ::opendir(fd_dir.c_str());
-  if (fds == nullptr) return false;
-  bool holds = false;
-  char target[PATH_MAX];
-  while (dirent* e = ::readdir(fds)) {
-    if (e->d_name[0] == '.') continue;
-    const ssize_t n = ::readlink((fd_dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
-    if (n <= 0) continue;
-    const std::string file(target, static_cast<size_t>(n));
-    if (file == path || file.rfind(path + "/", 0) == 0) {
-      holds = true;
-      break;
-    }
-  }
-  ::closedir(fds);
-  return holds;
-}
-
-}  // namespace
-
 int KillProcessesUsing(const std::string& path) {
   if (path.empty()) return 0;
   DIR* proc = ::opendir("/proc");
@@ -101,7 +75,10 @@ int KillProcessesUsing(const std::string& path) {
     if (*end != '\0' || pid <= 0 || pid == ::getpid()) continue;
     auto cmdline = ReadFile("/proc/" + std::string(e->d_name) + "/cmdline");
     if (!cmdline.ok()) continue;
-    if (cmdline->find(path) == std::string::npos && !HoldsFileUnder(e->d_name, path)) continue;
+    if (cmdline->find(path) == std::string::npos &&
+        OpenFileUnder(static_cast<pid_t>(pid), path).empty()) {
+      continue;
+    }
     auto start = ProcessStartTime(static_cast<pid_t>(pid));
     if (start.ok()) victims.emplace_back(static_cast<pid_t>(pid), *start);
   }

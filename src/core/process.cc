@@ -1,5 +1,6 @@
 #include "core/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -26,6 +28,26 @@ std::string ProcessExit::Describe() const {
     return "was killed by signal " + std::to_string(code) + " (" + ::strsignal(code) + ")";
   }
   return "exited with code " + std::to_string(code);
+}
+
+std::string OpenFileUnder(pid_t pid, const std::string& dir) {
+  const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* fds = ::opendir(fd_dir.c_str());
+  if (fds == nullptr) return "";
+  std::string found;
+  char target[PATH_MAX];
+  while (dirent* e = ::readdir(fds)) {
+    if (e->d_name[0] == '.') continue;
+    const ssize_t n = ::readlink((fd_dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    std::string file(target, static_cast<size_t>(n));
+    if (file == dir || file.rfind(dir + "/", 0) == 0) {
+      found = std::move(file);
+      break;
+    }
+  }
+  ::closedir(fds);
+  return found;
 }
 
 Result<uint64_t> ProcessStartTime(pid_t pid) {
@@ -172,7 +194,12 @@ Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::
   // pays to copy its mappings nor takes copy-on-write faults afterwards (costly under nested
   // virtualisation), and ferryd's thread waits only until the child has exec'd. The child
   // switches user itself (RunChild) rather than through a helper program: one exec, not two.
-  const ChildPlan plan{program.c_str(), args.data(), env.data(), log_fd, &copies.fds, above,
+  const ChildPlan plan{program.c_str(),
+                       args.data(),
+                       env.data(),
+                       log_fd,
+                       &copies.fds,
+                       above,
                        options.run_as ? &*options.run_as : nullptr};
   // Signals stay blocked across vfork: a handler of ferryd's must never run in the child.
   sigset_t all, saved;
@@ -184,10 +211,11 @@ Result<Process> Process::Spawn(const std::vector<std::string>& argv, const std::
     child_error = RunChild(plan);
     ::_exit(127);
   }
+  const int vfork_error = errno;  // before the calls below may change it
   ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   ::close(log_fd);
   if (pid < 0) {
-    return Status::ResourceExhausted("cannot start " + argv[0] + ": " + std::strerror(errno));
+    return Status::ResourceExhausted("cannot start " + argv[0] + ": " + std::strerror(vfork_error));
   }
   if (child_error != 0) {
     ::waitpid(pid, nullptr, 0);
@@ -226,7 +254,10 @@ Result<Process> Process::Adopt(pid_t pid, uint64_t start_time) {
 }
 
 Process::Process(Process&& o) noexcept
-    : pid_(o.pid_), pidfd_(o.pidfd_), start_time_(o.start_time_), is_child_(o.is_child_),
+    : pid_(o.pid_),
+      pidfd_(o.pidfd_),
+      start_time_(o.start_time_),
+      is_child_(o.is_child_),
       exit_(o.exit_) {
   o.pidfd_ = -1;
   o.pid_ = -1;

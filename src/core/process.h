@@ -19,7 +19,7 @@ namespace ferry {
 struct ProcessExit {
   bool known = false;
   bool signaled = false;
-  int code = 0;  // exit code, or signal number when `signaled`
+  int code = 0;                  // exit code, or signal number when `signaled`
   std::string Describe() const;  // "exited with code 1", "was killed by signal 9 (Killed)", ...
 };
 
@@ -85,6 +85,11 @@ class Process {
   bool is_child_ = false;
   std::optional<ProcessExit> exit_;
 };
+
+// A file at `dir` or below it that process `pid` holds open; "" when none (or when its
+// descriptors cannot be read). A QEMU gets its files as descriptors, so this, not its command
+// line, says which VM directory it belongs to.
+std::string OpenFileUnder(pid_t pid, const std::string& dir);
 
 // Field 22 of /proc/PID/stat (clock ticks since boot): with the pid, identifies a process.
 Result<uint64_t> ProcessStartTime(pid_t pid);

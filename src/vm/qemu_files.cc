@@ -26,6 +26,19 @@ Result<UniqueFd> OpenFile(const std::string& path, int flags, const std::string&
 
 }  // namespace
 
+Status ShareRamImageWithQemus(int fd, gid_t group, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    return Status::Internal("cannot stat RAM image " + path + ": " + std::strerror(errno));
+  }
+  if (st.st_gid == group && (st.st_mode & 0777) == 0460) return Status::Ok();
+  if (::fchown(fd, static_cast<uid_t>(-1), group) != 0 || ::fchmod(fd, 0460) != 0) {
+    return Status::Internal("cannot hand RAM image " + path +
+                            " to the clones' QEMU group: " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
 Result<UniqueFd> ListenUnix(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -58,20 +71,10 @@ Status OpenQemuFiles(const QemuFilePaths& paths, UniqueFd ram, qemu::LaunchSpec&
   } else {
     FERRY_ASSIGN_OR_RETURN(UniqueFd image,
                            OpenFile(paths.shared_image, O_RDONLY | O_NOFOLLOW, "RAM image"));
-    // QEMU 7.2 opens a private mapping's file read-write too (8.2 falls back to read-only), so
-    // the clones' group may write the image (VmService::ShareRamImage made it so when the
-    // snapshot was taken). An image from before that is handed over now.
-    struct stat st;
-    if (::fstat(image.get(), &st) != 0) {
-      return Status::Internal("cannot stat RAM image " + paths.shared_image + ": " +
-                              std::strerror(errno));
-    }
-    if (start.uid.held() && (st.st_gid != gid || (st.st_mode & 0777) != 0460)) {
-      if (::fchown(image.get(), static_cast<uid_t>(-1), gid) != 0 ||
-          ::fchmod(image.get(), 0460) != 0) {
-        return Status::Internal("cannot give RAM image " + paths.shared_image +
-                                " to QEMU's group: " + std::strerror(errno));
-      }
+    // Done when the snapshot was taken (VmService::ShareRamImage); an image from before that
+    // is handed over now.
+    if (start.uid.held()) {
+      FERRY_RETURN_IF_ERROR(ShareRamImageWithQemus(image.get(), gid, paths.shared_image));
     }
     spec.ram_fd = opened.Pass(std::move(image));
   }
@@ -84,8 +87,8 @@ Status OpenQemuFiles(const QemuFilePaths& paths, UniqueFd ram, qemu::LaunchSpec&
   FERRY_ASSIGN_OR_RETURN(UniqueFd guest, ListenUnix(paths.guest_socket));
   spec.guest_fd = opened.Pass(std::move(guest));
   FERRY_ASSIGN_OR_RETURN(
-      UniqueFd console, OpenFile(paths.console_log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW,
-                                 "console log", 0600));
+      UniqueFd console,
+      OpenFile(paths.console_log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, "console log", 0600));
   spec.console_fd = opened.Pass(std::move(console));
   if (!paths.tap.empty()) {
     for (qemu::NicSpec& nic : spec.nics) {

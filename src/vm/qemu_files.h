@@ -4,6 +4,8 @@
 // swap after ferryd checked it.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -34,6 +36,13 @@ struct QemuFilePaths {
 // names the file.
 Status OpenQemuFiles(const QemuFilePaths& paths, UniqueFd ram, qemu::LaunchSpec& spec,
                      QemuStart& start);
+
+// Makes the snapshot RAM image open at `fd` (named `path` in errors) what the clones' QEMUs, one
+// uid each, map copy-on-write: u=r (ferryd never writes it again, and its tmpfs accounting
+// counts it as frozen), g=rw for their `group` (QEMU 7.2 opens a private mapping's file
+// read-write; 8.2 falls back to read-only), nothing for others. Changes nothing, and so not the
+// file's ctime, when it is so already.
+Status ShareRamImageWithQemus(int fd, gid_t group, const std::string& path);
 
 // A unix socket bound at `path` (a stale one there is removed) and listening.
 Result<UniqueFd> ListenUnix(const std::string& path);

@@ -109,7 +109,8 @@ void QemuUidLease::Release() {
   pool_.reset();
 }
 
-QemuUids::QemuUids(QemuUidRange range, gid_t group) : pool_(std::make_shared<QemuUidLease::Pool>()) {
+QemuUids::QemuUids(QemuUidRange range, gid_t group)
+    : pool_(std::make_shared<QemuUidLease::Pool>()) {
   pool_->range = range;
   pool_->group = group;
 }
@@ -127,8 +128,9 @@ Result<QemuUidLease> QemuUids::Acquire() {
     ++candidate;
   }
   if (candidate - r.first >= r.count) {
-    return Status::ResourceExhausted("all " + std::to_string(r.count) + " QEMU uids of --qemu-uids " +
-                                     r.ToString() + " are in use; widen the range");
+    return Status::ResourceExhausted("all " + std::to_string(r.count) +
+                                     " QEMU uids of --qemu-uids " + r.ToString() +
+                                     " are in use; widen the range");
   }
   pool_->used.insert(candidate);
   return QemuUidLease(pool_, candidate, pool_->group);

@@ -55,7 +55,9 @@ Result<std::unique_ptr<VmRuntime>> VmRuntime::Launch(const std::vector<std::stri
   SpawnOptions options;
   options.extra_env = qemu::QemuEnvironment();
   for (const UniqueFd& fd : start.fds) options.inherit.push_back(fd.get());
-  if (start.uid.held()) options.run_as = Credentials{start.uid.uid(), start.uid.gid(), start.groups};
+  if (start.uid.held()) {
+    options.run_as = Credentials{start.uid.uid(), start.uid.gid(), start.groups};
+  }
   auto spawned = Process::Spawn(argv, paths.qemu_log, options);
   // QEMU holds its own copies now (or never will): ferryd's close here, so that a QEMU that dies
   // leaves no listening socket behind for QMP to connect to.

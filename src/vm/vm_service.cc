@@ -288,7 +288,8 @@ Status VmService::CheckPortsUnclaimed(const VmSpec& spec) {
     // Two running VMs on one segment with one address would each get half the traffic.
     const NetworkSpec& mine = spec.network;
     const NetworkSpec& theirs = other->rec.spec.network;
-    if (mine.mode == NetworkMode::kTap && theirs.mode == NetworkMode::kTap && mine.bridge == theirs.bridge &&
+    if (mine.mode == NetworkMode::kTap && theirs.mode == NetworkMode::kTap &&
+        mine.bridge == theirs.bridge &&
         mine.ip.substr(0, mine.ip.find('/')) == theirs.ip.substr(0, theirs.ip.find('/'))) {
       return Status::ResourceExhausted("vm " + spec.name + ": address " + mine.ip + " on bridge " +
                                        mine.bridge + " is used by vm " + name +
@@ -479,13 +480,17 @@ Result<QemuStart> VmService::PrepareStart(QemuLaunch& launch, UniqueFd ram) {
 }
 
 Status VmService::ShareRamImage(const std::string& path) {
-  const bool shared = qemu_uids_ != nullptr;
-  if ((shared && ::chown(path.c_str(), static_cast<uid_t>(-1), qemu_uids_->group()) != 0) ||
-      ::chmod(path.c_str(), shared ? 0460 : 0400) != 0) {
-    return Status::Internal("cannot hand RAM image " + path + " to the clones' QEMU group: " +
-                            std::strerror(errno));
+  if (!qemu_uids_) {
+    return ::chmod(path.c_str(), 0400) == 0
+               ? Status::Ok()
+               : Status::Internal("cannot make RAM image " + path +
+                                  " read-only: " + std::strerror(errno));
   }
-  return Status::Ok();
+  UniqueFd image(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!image.valid()) {
+    return Status::Internal("cannot open RAM image " + path + ": " + std::strerror(errno));
+  }
+  return ShareRamImageWithQemus(image.get(), qemu_uids_->group(), path);
 }
 
 QemuUidLease VmService::AdoptedUid(pid_t pid) {
@@ -1300,7 +1305,8 @@ void VmService::SweepUnownedQemus() {
   // A QEMU of this ferryd holds files of its VM directory (STATE/vms/NAME) open: it gets them
   // as descriptors, so its command line names no path. Pool QEMUs (".pool-*") are the template
   // service's to sweep.
-  const std::string marker = config_.state_dir + "/vms/";
+  const std::string vms_dir = config_.state_dir + "/vms";
+  const std::string marker = vms_dir + "/";
   std::set<pid_t> owned;
   for (const auto& [name, vm] : vms_) {
     if (vm->rec.pid != 0) owned.insert(vm->rec.pid);
@@ -1313,15 +1319,8 @@ void VmService::SweepUnownedQemus() {
     auto cmdline = ReadFile(entry.path().string() + "/cmdline");
     if (!cmdline.ok() || cmdline->find("qemu-system") == std::string::npos) continue;
     if (owned.count(pid)) continue;
-    std::string held;  // a path under `marker` this QEMU holds open
-    for (const auto& fd : std::filesystem::directory_iterator(entry.path() / "fd", ec)) {
-      const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
-      if (!ec && target.rfind(marker, 0) == 0) {
-        held = target;
-        break;
-      }
-    }
-    if (held.empty()) continue;
+    const std::string held = OpenFileUnder(pid, vms_dir);
+    if (held.rfind(marker, 0) != 0) continue;
     const std::string rest = held.substr(marker.size());
     const std::string dir = marker + rest.substr(0, rest.find('/'));
     if (rest.rfind(".pool-", 0) == 0) continue;
@@ -1370,8 +1369,8 @@ Status VmService::Readopt() {
     vm->launching = true;  // exits during re-adoption are applied below, once
     vm->exit_expected = r.state == VmState::kStopping;
     const pid_t old_pid = r.pid;
-    auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths,
-                                CallbacksFor(vm));
+    auto rt =
+        VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths, CallbacksFor(vm));
     Result<qemu::QmpVmStatus> status = Status::Unavailable("not attached");
     if (rt.ok()) status = qemu::QueryStatus(**rt);
     std::lock_guard<std::mutex> lock(vm->mu);

@@ -127,9 +127,8 @@ class VmService {
   // True if a registered VM lives in `dir` (a VM taken from the warm pool keeps its directory).
   bool OwnsDir(const std::string& dir);
   Registry& registry() { return *registry_; }
-  // Makes a snapshot's finished RAM image what clones' QEMUs map: never written by ferryd again
-  // (u=r), opened by their group (QEMU 7.2 opens a private mapping's file read-write, g=rw),
-  // nothing for others; 0400 when QEMU runs as ferryd's user.
+  // Makes a snapshot's finished RAM image what clones' QEMUs map (ShareRamImageWithQemus); 0400
+  // when QEMU runs as ferryd's user.
   Status ShareRamImage(const std::string& path);
   const ServiceConfig& config() const { return config_; }
   ImageCatalog& images() { return images_; }
