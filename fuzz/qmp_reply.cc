@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)ferry::qemu::ParseQueryStatus(*reply);
       (void)ferry::qemu::ParseQueryMigrate(*reply);
       (void)ferry::qemu::ParseVmGenerationId(*reply);
-      (void)ferry::qemu::ParseBlockNodeName(*reply, ferry::qemu::kDiskDriveId);
+      (void)ferry::qemu::ParseBlockNodeName(*reply, ferry::qemu::kDiskDeviceId);
     }
     if (ferry::qemu::QmpTimestampMicros(*message) < 0) {
       std::fprintf(stderr, "qmp_reply: negative event timestamp\n");

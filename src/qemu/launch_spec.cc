@@ -126,7 +126,8 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     below = node;
   }
   if (!spec.disk.empty()) {
-    add({"-device", "virtio-blk-pci,drive=" + EscapeOptionValue(spec.disk_node) + ",id=vd0"});
+    add({"-device", "virtio-blk-pci,drive=" + EscapeOptionValue(spec.disk_node) + ",id=" +
+         kDiskDeviceId});
   }
   add({"-device",
        "vmgenid,guid=" + EscapeOptionValue(spec.vmgenid ? spec.vmgenid->ToString() : "auto")});

@@ -79,6 +79,9 @@ struct LaunchSpec {
 // node of the image the VM record says is on top.
 std::string DiskNodeName(const std::string& path);
 
+// The id of the data disk's virtio-blk device: query-block finds the disk's active node by it.
+inline constexpr const char* kDiskDeviceId = "vd0";
+
 // The guest's RAM as QEMU gets it (-m and the backend's size=), in KiB: memory_mib, or 8 KiB
 // less under TCG (see launch_spec.cc: a QEMU 7.2 TCG migration bug). The RAM file stays
 // memory_mib MiB; QEMU maps the first part of it.

@@ -92,8 +92,11 @@ Result<std::string> ParseBlockNodeName(const json& ret, const std::string& devic
   if (!ret.is_array()) return Status::Corruption(source + ": not an array");
   for (const json& entry : ret) {
     FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(entry, source));
-    FERRY_ASSIGN_OR_RETURN(std::string name, f.String("device", ""));
-    if (name != device) continue;
+    // A disk made of -blockdev nodes has no drive name ("device" is empty); its guest device
+    // is named by "qdev": the device id, or QOM's path to it (/machine/peripheral/ID/...).
+    FERRY_ASSIGN_OR_RETURN(std::string qdev, f.String("qdev", ""));
+    const std::string under = "/machine/peripheral/" + device + "/";
+    if (qdev != device && qdev.rfind(under, 0) != 0) continue;
     if (!f.Has("inserted")) {
       return Status::NotFound(source + ": device " + device + " has no medium");
     }

@@ -73,9 +73,9 @@ Result<QmpVmStatus> ParseQueryStatus(const nlohmann::json& ret);
 Result<MigrationInfo> ParseQueryMigrate(const nlohmann::json& ret);
 // query-vm-generation-id: the GUID as QEMU prints it.
 Result<std::string> ParseVmGenerationId(const nlohmann::json& ret);
-// query-block: the node name of the image device `device` writes (its active top: after a
-// blockdev-snapshot, the overlay's node). NotFound when QEMU has no such device or no medium in
-// it.
+// query-block: the node name of the image the guest device with id `device` writes (its active
+// top: after a blockdev-snapshot, the overlay's node). NotFound when QEMU has no such device or
+// no medium in it.
 Result<std::string> ParseBlockNodeName(const nlohmann::json& ret, const std::string& device);
 
 // One line from QEMU's monitor, as QmpClient reads it: a reply ({"return": ...} or {"error":

@@ -73,18 +73,19 @@ TEST(QmpCommandsTest, WrongTypesFailTheCommandNamingTheMember) {
 TEST(QmpCommandsTest, QueryBlockGivesTheActiveNodeOfOneDevice) {
   // Trimmed from QEMU 7.2 after a blockdev-snapshot onto node top-disk-1.
   const json reply = json::array(
-      {{{"device", "cd0"}, {"locked", false}, {"removable", true}},
-       {{"device", "disk0"},
+      {{{"device", ""}, {"qdev", "cd0"}, {"locked", false}, {"removable", true}},
+       {{"device", ""},
+        {"qdev", "/machine/peripheral/vd0/virtio-backend"},
         {"inserted", {{"node-name", "top-disk-1"}, {"file", "/dev/fdset/0"}, {"ro", false}}}}});
   FakeQmp qmp(reply);
-  auto node = QueryBlockNodeName(qmp, "disk0");
+  auto node = QueryBlockNodeName(qmp, "vd0");
   ASSERT_TRUE(node.ok()) << node.status().message();
   EXPECT_EQ(*node, "top-disk-1");
   EXPECT_EQ(qmp.calls.at(0).first, "query-block");
 
   auto empty = ParseBlockNodeName(reply, "cd0");
   EXPECT_EQ(empty.status().code(), Status::Code::kNotFound);
-  EXPECT_EQ(ParseBlockNodeName(reply, "disk9").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(ParseBlockNodeName(reply, "vd").status().code(), Status::Code::kNotFound);
   // QEMU's reply is data from a process a guest may have subverted: wrong shapes fail the call.
   EXPECT_EQ(ParseBlockNodeName(json::object(), "disk0").status().code(), Status::Code::kCorruption);
   EXPECT_FALSE(ParseBlockNodeName(json::array({5}), "disk0").ok());

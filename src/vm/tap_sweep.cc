@@ -55,7 +55,7 @@ std::vector<TapLeftover> FindTapLeftovers(const std::vector<TunLink>& links,
       continue;
     }
     const VmRecord& r = *it->second;
-    if (r.spec.network.mode != "tap") {
+    if (r.spec.network.mode != NetworkMode::kTap) {
       out.push_back({link.name, "vm " + r.spec.name + " is not on tap networking"});
     } else if (!HasProcess(r.state)) {
       out.push_back({link.name,

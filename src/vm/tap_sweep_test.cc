@@ -13,7 +13,7 @@ using ::testing::SizeIs;
 constexpr const char* kState = "/var/lib/ferry";
 
 VmRecord Vm(const std::string& name, const std::string& id, VmState state,
-            const std::string& mode = "tap") {
+            NetworkMode mode = NetworkMode::kTap) {
   VmRecord r;
   r.spec.name = name;
   r.spec.network.mode = mode;
@@ -47,7 +47,7 @@ TEST(TapSweepTest, OnlyThisFerrydsTapsOnWhichNoQemuRunsGo) {
       Vm("paused", "2222222222222222", VmState::kPaused),
       Vm("off", "3333333333333333", VmState::kStopped),
       Vm("dead", "4444444444444444", VmState::kFailed),
-      Vm("user", "5555555555555555", VmState::kRunning, "user"),
+      Vm("user", "5555555555555555", VmState::kRunning, NetworkMode::kUser),
   };
   // The last one's VM is gone from the registry.
   const std::vector<TunLink> links = {Ours("1111111111111111"), Ours("2222222222222222"),

@@ -1007,7 +1007,7 @@ Result<std::optional<std::string>> VmService::DiskNode(const std::string& name) 
     if (HasProcess(vm->rec.state) && vm->rt && !vm->rt->Exited()) rt = vm->rt;
   }
   if (!rt) return std::optional<std::string>();
-  auto node = qemu::QueryBlockNodeName(*rt, qemu::kDiskDriveId);
+  auto node = qemu::QueryBlockNodeName(*rt, qemu::kDiskDeviceId);
   if (!node.ok()) return node.status().WithContext("vm " + name);
   return std::optional<std::string>(*node);
 }
