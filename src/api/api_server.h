@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "hold/hold_service.h"
 #include "migrate/migration_service.h"
 #include "snapshot/snapshot_service.h"
 #include "snapshot/template_service.h"
@@ -22,9 +23,11 @@ namespace ferry::api {
 
 class ApiServer {
  public:
-  // `migrations` is null when this ferryd has no peer identity (no --tls-dir).
+  // `migrations` and `holds` are null when this ferryd has no host identity (no --tls-dir): a
+  // hold's manifest is signed with the host's key.
   ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots,
-            snapshot::TemplateService& templates, migrate::MigrationService* migrations);
+            snapshot::TemplateService& templates, migrate::MigrationService* migrations,
+            hold::HoldService* holds = nullptr);
   ~ApiServer();
 
   // Binds SOCKET_PATH (mode 0600) and serves on a background thread.
@@ -37,11 +40,13 @@ class ApiServer {
   void SnapshotRoutes();
   void TemplateRoutes();
   void MigrationRoutes();
+  void HoldRoutes();
 
   vm::VmService& service_;
   snapshot::SnapshotService& snapshots_;
   snapshot::TemplateService& templates_;
   migrate::MigrationService* migrations_;
+  hold::HoldService* holds_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

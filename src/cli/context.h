@@ -47,6 +47,7 @@ void AddOperationCommands(CLI::App& app, Context& ctx);
 void AddHostCommands(CLI::App& app, Context& ctx);
 void AddSnapshotCommands(CLI::App& app, Context& ctx);
 void AddTemplateCommands(CLI::App& app, Context& ctx);
+void AddHoldCommands(CLI::App& app, Context& ctx);  // and "ferry store"
 // Local verbs (no ferryd): fleet CA, owner keys, VM policies.
 void AddCaCommands(CLI::App& app, Context& ctx);
 void AddHostEnrollCommand(CLI::App& host, Context& ctx);  // adds "enroll" to "ferry host"

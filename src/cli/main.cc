@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   ferry::cli::AddHostCommands(app, ctx);
   ferry::cli::AddSnapshotCommands(app, ctx);
   ferry::cli::AddTemplateCommands(app, ctx);
+  ferry::cli::AddHoldCommands(app, ctx);
   ferry::cli::AddCaCommands(app, ctx);
   ferry::cli::AddOwnerCommands(app, ctx);
   ferry::cli::AddPolicyCommands(app, ctx);

@@ -10,6 +10,7 @@
 
 #include "api/api_server.h"
 #include "core/files.h"
+#include "hold/host_store.h"
 #include "migrate/migration_service.h"
 #include "vm/qemu_user.h"
 #include "vm/vm_service.h"
@@ -63,6 +64,9 @@ int main(int argc, char** argv) {
                "refuse an incoming VM that has no owner's policy");
   app.add_option("--accept-owner", migration.accept_owners,
                  "an owner key fingerprint whose VMs may arrive (repeatable; none: any owner)");
+  std::string store_dir;
+  app.add_option("--store-dir", store_dir,
+                 "where holds are kept, sealed (default STATE_DIR/store; needs --tls-dir)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -123,7 +127,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ferryd: --listen needs --tls-dir (peers speak only mutual TLS)\n");
     return 1;
   }
-  ferry::api::ApiServer api(**service, snapshots, templates, migrations.get());
+  // Holds are signed with the host's fleet key: a ferryd without one keeps none.
+  ferry::hold::HostStore host_store;
+  std::unique_ptr<ferry::hold::HoldService> holds;
+  if (!migration.tls_dir.empty()) {
+    auto opened = ferry::hold::OpenHostStore(
+        store_dir.empty() ? config.state_dir + "/store" : store_dir, migration.tls_dir);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "ferryd: %s\n", opened.status().message().c_str());
+      return 1;
+    }
+    host_store = std::move(opened).value();
+    holds = std::make_unique<ferry::hold::HoldService>(**service, *host_store.store);
+  } else if (!store_dir.empty()) {
+    std::fprintf(stderr, "ferryd: --store-dir needs --tls-dir (holds are signed by the host)\n");
+    return 1;
+  }
+  ferry::api::ApiServer api(**service, snapshots, templates, migrations.get(), holds.get());
   st = api.Start(socket_path);
   if (!st.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
@@ -138,8 +158,9 @@ int main(int argc, char** argv) {
   api.Stop();
   migrations.reset();  // closes the peer port and its links before the VM service goes
   ::unlink(socket_path.c_str());
-  // Background operations end first; then templates (their pool QEMUs), snapshots and the VM
-  // service go, in that order, as the scope unwinds.
+  // Background operations (holds' among them) end first; then the hold service (its reaper), the
+  // store, templates (their pool QEMUs), snapshots and the VM service go, in that order, as the
+  // scope unwinds.
   (*service)->Shutdown();
   return 0;
 }

@@ -28,6 +28,9 @@ struct ToJsonVisitor {
   json operator()(const MigrationOrigin& m) const {
     return {{"migrated_from", m.migrated_from}, {"migration", m.migration}};
   }
+  json operator()(const HoldOrigin& h) const {
+    return {{"hold", h.hold}, {"held_at", h.held_at}, {"held_on", h.held_on}};
+  }
 };
 
 }  // namespace
@@ -36,6 +39,12 @@ json OriginToJson(const VmOrigin& origin) { return std::visit(ToJsonVisitor{}, o
 
 VmOrigin OriginFromJson(const json& j) {
   if (!j.is_object()) return BootedOrigin{};
+  if (j.contains("hold")) {
+    auto at = j.find("held_at");
+    return HoldOrigin{StringMember(j, "hold"),
+                      at != j.end() && at->is_number_integer() ? at->get<int64_t>() : 0,
+                      StringMember(j, "held_on")};
+  }
   if (j.contains("migration")) {
     return MigrationOrigin{StringMember(j, "migrated_from"), StringMember(j, "migration")};
   }

@@ -7,6 +7,7 @@
 //                           "warm_pool": true, "identity_primed": BOOL when its QEMU came from a
 //                           template's warm pool
 //   an incoming migration   {"migrated_from": HOST, "migration": ID}
+//   restored from a hold    {"hold": ID, "held_at": UNIX_SECONDS, "held_on": HOST}
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -34,10 +35,19 @@ struct MigrationOrigin {
   bool operator==(const MigrationOrigin&) const = default;
 };
 
-using VmOrigin = std::variant<BootedOrigin, CloneOrigin, MigrationOrigin>;
+// The same machine, brought back from a hold (hold/hold_service.h).
+struct HoldOrigin {
+  std::string hold;     // the hold's id in the store
+  int64_t held_at = 0;  // unix seconds
+  std::string held_on;  // the host that sealed it ("" when unknown)
+  bool operator==(const HoldOrigin&) const = default;
+};
+
+using VmOrigin = std::variant<BootedOrigin, CloneOrigin, MigrationOrigin, HoldOrigin>;
 
 nlohmann::json OriginToJson(const VmOrigin& origin);
-// Reads what OriginToJson writes. A "migration" member makes a MigrationOrigin, else a
+// Reads what OriginToJson writes. A "hold" member makes a HoldOrigin, a "migration" member a
+// MigrationOrigin, else a
 // "snapshot" member a CloneOrigin, else it is a BootedOrigin. The registry is ferryd's own
 // data, but a member of the wrong type reads as empty (or false) rather than failing the VM.
 VmOrigin OriginFromJson(const nlohmann::json& j);

@@ -19,6 +19,8 @@ TEST(VmOriginTest, EachKindWritesTheRecordsShapeAndReadsBack) {
         {"warm_pool", true},
         {"identity_primed", false}}},
       {MigrationOrigin{"h1", "op-7"}, {{"migrated_from", "h1"}, {"migration", "op-7"}}},
+      {HoldOrigin{"9f3a", 1700000000, "h1"},
+       {{"hold", "9f3a"}, {"held_at", 1700000000}, {"held_on", "h1"}}},
   };
   for (const auto& [origin, shape] : cases) {
     EXPECT_EQ(OriginToJson(origin), shape);

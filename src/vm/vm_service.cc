@@ -28,6 +28,7 @@
 #include "vm/tap_device.h"
 #include "vm/tap_sweep.h"
 #include "vm/vm_disk.h"
+#include "vm/vm_origin.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_policy.h"
 #include "vm/vm_runtime.h"
@@ -1245,14 +1246,19 @@ json VmService::HostInfo() {
 
 bool VmService::KeepResumedIncoming(const std::shared_ptr<Vm>& vm) {
   VmRecord& r = vm->rec;
-  if (!r.origin.contains("migration") || r.pid == 0) return false;
+  // A restore that resumed the guest keeps it: an incoming migration (the source has let go) or
+  // a hold restore (hold_recovery.cc then consumes the hold).
+  const VmOrigin origin = OriginFromJson(r.origin);
+  const bool resumable = std::holds_alternative<MigrationOrigin>(origin) ||
+                         std::holds_alternative<HoldOrigin>(origin);
+  if (!resumable || r.pid == 0) return false;
   auto rt = VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths, {});
   if (!rt.ok()) return false;
   auto status = qemu::QueryStatus(**rt);
   if (!status.ok() || !status->running) return false;
   r.guest_ready = true;  // it was ready on the source, and runs on here
-  spdlog::info("vm {}: its incoming migration had resumed it here before ferryd stopped; kept",
-               r.spec.name);
+  spdlog::info("vm {}: its {} had resumed it here before ferryd stopped; kept", r.spec.name,
+               std::holds_alternative<HoldOrigin>(origin) ? "hold restore" : "incoming migration");
   return true;
 }
 
@@ -1269,7 +1275,8 @@ void VmService::DiscardUnfinished(const std::shared_ptr<Vm>& vm) {
   RemoveTap(r);  // the launch may have made it before ferryd died
   RemoveAll(vm->paths.dir);
   if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());
-  const char* what = r.origin.contains("migration")  ? "incoming migration"
+  const char* what = r.origin.contains("hold")       ? "hold restore"
+                     : r.origin.contains("migration") ? "incoming migration"
                      : r.origin.contains("snapshot") ? "clone"
                                                      : "create";
   spdlog::warn("vm {}: dropped a {} that ferryd left unfinished{}", r.spec.name, what,
@@ -1351,7 +1358,8 @@ Status VmService::Readopt() {
     // runs it or will resume it). Only an incoming guest that already runs here (the source
     // said finish, this host resumed it) is kept.
     const bool restoring = r.state == VmState::kCreating &&
-                           (r.origin.contains("migration") || r.origin.contains("snapshot"));
+                           (r.origin.contains("migration") || r.origin.contains("snapshot") ||
+                            r.origin.contains("hold"));
     if ((r.state == VmState::kCreating && r.pid == 0) || (restoring && !KeepResumedIncoming(vm))) {
       DiscardUnfinished(vm);
       continue;

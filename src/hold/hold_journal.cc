@@ -1,0 +1,50 @@
+#include "hold/hold_journal.h"
+
+#include "core/json_fields.h"
+
+namespace ferry::hold {
+
+const char* HoldStepName(HoldStep step) {
+  switch (step) {
+    case HoldStep::kSealing:
+      return "sealing";
+    case HoldStep::kDurable:
+      return "durable";
+    case HoldStep::kRestoring:
+      return "restoring";
+  }
+  return "?";
+}
+
+std::optional<HoldStep> HoldStepFromName(const std::string& name) {
+  for (HoldStep s : {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring}) {
+    if (name == HoldStepName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+nlohmann::json HoldRow::ToJson() const {
+  return {{"hold_id", hold_id},
+          {"step", HoldStepName(step)},
+          {"held_at", held_at},
+          {"expires_at", expires_at},
+          {"vm_was_running", vm_was_running}};
+}
+
+Result<HoldRow> HoldRow::FromJson(const std::string& vm, const nlohmann::json& j) {
+  const std::string what = "the registry's hold row of vm " + vm;
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(j, what));
+  HoldRow row;
+  row.vm = vm;
+  FERRY_ASSIGN_OR_RETURN(row.hold_id, f.String("hold_id"));
+  FERRY_ASSIGN_OR_RETURN(std::string step, f.String("step"));
+  auto parsed = HoldStepFromName(step);
+  if (!parsed) return Status::Corruption(what + ": unknown step \"" + step + "\"");
+  row.step = *parsed;
+  FERRY_ASSIGN_OR_RETURN(row.held_at, f.Int("held_at"));
+  FERRY_ASSIGN_OR_RETURN(row.expires_at, f.Int("expires_at"));
+  FERRY_ASSIGN_OR_RETURN(row.vm_was_running, f.Bool("vm_was_running", false));
+  return row;
+}
+
+}  // namespace ferry::hold

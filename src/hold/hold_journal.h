@@ -1,0 +1,43 @@
+// The registry's row for one hold: which step of hold or restore it has reached. With the
+// store's manifest it is what a starting ferryd reads to leave exactly one copy of the VM —
+// running here, or held — whatever step a crash interrupted (HoldService::Recover).
+//
+//   step        written                                   a crash here leaves, and Recover does
+//   sealing     before the VM is paused                   the VM (maybe paused), maybe a manifest:
+//                                                         no manifest -> resume the VM, drop row;
+//                                                         manifest -> the hold is durable: as below
+//   durable     after the manifest is durable             the hold, maybe the VM still paused:
+//                                                         the VM's copy is ended (the hold is it)
+//   restoring   before the restored VM is launched        maybe a running VM: running -> the hold
+//                                                         is consumed (shredded); not -> durable
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+
+namespace ferry::hold {
+
+enum class HoldStep { kSealing, kDurable, kRestoring };
+
+const char* HoldStepName(HoldStep step);
+std::optional<HoldStep> HoldStepFromName(const std::string& name);
+
+struct HoldRow {
+  std::string vm;       // the held VM's name (the row's key)
+  std::string hold_id;  // the store's name for the hold
+  HoldStep step = HoldStep::kSealing;
+  int64_t held_at = 0;     // unix seconds
+  int64_t expires_at = 0;  // unix seconds; 0: the owner set no limit
+  // The VM ran when the hold paused it: a hold that does not finish resumes it.
+  bool vm_was_running = false;
+
+  nlohmann::json ToJson() const;  // without vm: it is the row's name
+  // `vm` is the row's name; `j` its value. Corruption names the row.
+  static Result<HoldRow> FromJson(const std::string& vm, const nlohmann::json& j);
+};
+
+}  // namespace ferry::hold

@@ -1,0 +1,43 @@
+#include "hold/hold_journal.h"
+
+#include <gtest/gtest.h>
+
+namespace ferry::hold {
+namespace {
+
+using nlohmann::json;
+
+TEST(HoldJournalTest, ARowReadsBackAsWritten) {
+  HoldRow row;
+  row.vm = "web-1";
+  row.hold_id = "0123456789abcdef";
+  row.step = HoldStep::kRestoring;
+  row.held_at = 1700000000;
+  row.expires_at = 1700003600;
+  row.vm_was_running = true;
+  auto back = HoldRow::FromJson("web-1", row.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->hold_id, row.hold_id);
+  EXPECT_EQ(back->step, HoldStep::kRestoring);
+  EXPECT_EQ(back->held_at, row.held_at);
+  EXPECT_EQ(back->expires_at, row.expires_at);
+  EXPECT_TRUE(back->vm_was_running);
+  for (HoldStep s : {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring}) {
+    EXPECT_EQ(HoldStepFromName(HoldStepName(s)), s);
+  }
+}
+
+TEST(HoldJournalTest, ARowOfTheWrongShapeIsCorruptionNamingTheVm) {
+  const json bad[] = {json::array(),
+                      {{"hold_id", "x"}, {"step", "flying"}, {"held_at", 1}, {"expires_at", 0}},
+                      {{"hold_id", 5}, {"step", "durable"}, {"held_at", 1}, {"expires_at", 0}},
+                      {{"hold_id", "x"}, {"step", "durable"}, {"held_at", "1"}, {"expires_at", 0}}};
+  for (const json& j : bad) {
+    auto row = HoldRow::FromJson("web-1", j);
+    ASSERT_FALSE(row.ok()) << j.dump();
+    EXPECT_NE(row.status().message().find("web-1"), std::string::npos) << row.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace ferry::hold

@@ -1,0 +1,83 @@
+// What a starting ferryd finishes of the holds and restores a crash interrupted, so that exactly
+// one copy of each VM is left: the VM running here, or one durable hold (hold_journal.h).
+#include <spdlog/spdlog.h>
+
+#include "hold/hold_service.h"
+#include "qemu/qmp_commands.h"
+
+namespace ferry::hold {
+
+void HoldService::Recover() {
+  auto rows = vms_.registry().ListObjects(kKind);
+  if (!rows.ok()) {
+    spdlog::error("holds: cannot read the registry's hold rows: {}", rows.status().message());
+    return;
+  }
+  for (const auto& [name, value] : *rows) {
+    auto row = HoldRow::FromJson(name, value);
+    if (!row.ok()) {
+      spdlog::error("holds: {}; left as it is", row.status().message());
+      continue;
+    }
+    RecoverRow(*row);
+  }
+}
+
+void HoldService::RecoverRow(const HoldRow& row) {
+  const std::string what = "hold of vm " + row.vm;
+  const bool durable = store_.LoadHold(row.hold_id).ok();
+  auto rec = vms_.Get(row.vm);
+  const bool vm_here = rec.ok();
+  const bool vm_runs = vm_here && vm::HasProcess(rec->state);
+  switch (row.step) {
+    case HoldStep::kSealing:
+      if (!durable) {
+        // The hold never finished: the VM is the copy. It was paused for sealing: resume it.
+        vms_.registry().DeleteObject(kKind, row.vm);
+        if (vm_runs && row.vm_was_running && rec->state == vm::VmState::kPaused) {
+          auto resumed = vms_.Resume(row.vm);
+          spdlog::warn("{}: interrupted before it was durable; dropped, the VM runs on{}", what,
+                       resumed.ok() ? "" : " (resume: " + resumed.status().message() + ")");
+        } else {
+          spdlog::warn("{}: interrupted before it was durable; dropped", what);
+        }
+        return;
+      }
+      [[fallthrough]];
+    case HoldStep::kDurable: {
+      if (!durable) {
+        spdlog::error("{}: the registry says durable but the store has no valid manifest for "
+                      "hold {}; left for `ferry store verify`", what, row.hold_id);
+        return;
+      }
+      HoldRow done = row;
+      done.step = HoldStep::kDurable;
+      vms_.registry().PutObject(kKind, row.vm, done.ToJson());
+      if (vm_here) {
+        // Sealed, but the VM's copy was not yet removed: the hold is the copy.
+        Status removed = vms_.Delete(row.vm, /*force=*/true);
+        spdlog::warn("{}: durable; the VM's copy that was left here {}", what,
+                     removed.ok() ? "is removed" : "could not be removed: " + removed.message());
+      }
+      return;
+    }
+    case HoldStep::kRestoring: {
+      if (vm_runs) {
+        // The restored VM runs (the launcher keeps a resumed restore): it is the copy.
+        Status shredded = store_.ShredHold(row.hold_id);
+        vms_.registry().DeleteObject(kKind, row.vm);
+        spdlog::warn("{}: the restored VM runs; the hold is consumed{}", what,
+                     shredded.ok() ? "" : " (shred: " + shredded.message() + ")");
+        return;
+      }
+      if (vm_here) vms_.Delete(row.vm, /*force=*/true);  // a restore that never ran
+      HoldRow back = row;
+      back.step = HoldStep::kDurable;
+      vms_.registry().PutObject(kKind, row.vm, back.ToJson());
+      spdlog::warn("{}: its restore was interrupted; the hold is kept", what);
+      return;
+    }
+  }
+}
+
+}  // namespace ferry::hold

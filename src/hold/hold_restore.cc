@@ -1,0 +1,159 @@
+// Restoring a hold (HoldService::Restore), as named steps:
+//
+//   Load           the manifest, its signature checked; the VM it keeps parsed; the hold not
+//                  past its expiry (an expired one is shredded now); the owner's policy bound
+//   Journal        the row says "restoring"
+//   Launch         the VM registered again under its name, with its MAC, generation ID, network
+//                  and forwards; QEMU waits with -incoming defer on a new own RAM file; the RAM
+//                  and device state are reconstituted from the store into it and loaded; resumed;
+//                  ferry-guest keeps its hostname but steps the clock and reseeds its RNG
+//   Consume        the hold is shredded and its row dropped: the VM is the copy again
+//
+// A failure before Consume leaves the hold durable and no VM (the launcher drops a VM that never
+// ran).
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "core/fault_point.h"
+#include "core/files.h"
+#include "core/unique_fd.h"
+#include "hold/hold_service.h"
+#include "qemu/guest_messages.h"
+#include "qemu/qmp_commands.h"
+#include "snapshot/clone_identity_reset.h"
+#include "snapshot/device_state.h"
+#include "vm/vm_origin.h"
+#include "vm/vm_policy.h"
+
+namespace ferry::hold {
+namespace {
+
+using nlohmann::json;
+
+Status Reconstitute(store::Store& store, const std::string& hold_id, const std::string& blob,
+                    const std::string& path, bool create) {
+  UniqueFd fd;
+  if (create) {
+    auto made = CreateExclusive(path, O_RDWR, 0600);
+    if (!made.ok()) return made.status();
+    fd.Reset(*made);
+  } else {
+    fd.Reset(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return Status::Internal("cannot open " + path + ": " + std::strerror(errno));
+  }
+  return store.ReconstituteBlob(hold_id, blob, fd.get());
+}
+
+// The guest runs again: the same hostname, a stepped clock and a reseeded RNG (state that was
+// copied must not be reused). The hostname is the guest's own, read back first.
+Result<json> WakeGuest(vm::VmRuntime& rt, const MacAddress& mac) {
+  FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(snapshot::kGuestIdentityTimeout));
+  auto reply = rt.GuestCall(guest::ops::kIdentity, json::object(), snapshot::kGuestIdentityTimeout);
+  if (!reply.ok()) return reply.status().WithContext("asking the guest its identity");
+  FERRY_ASSIGN_OR_RETURN(qemu::GuestIdentity identity, qemu::ParseIdentityReply(*reply));
+  snapshot::PrimedIdentity same;
+  same.mac = mac.ToString();
+  FERRY_ASSIGN_OR_RETURN(snapshot::IdentityOutcome woke,
+                         snapshot::FinishIdentity(rt, same, identity.hostname));
+  return json{{"clock_ms", woke.reply.total_ms}, {"hostname", woke.reply.identity.hostname}};
+}
+
+}  // namespace
+
+Status HoldService::RestoreHold(const std::string& vm_name, bool wait_ready, Operation& op) {
+  const std::string what = "restore of the hold of vm " + vm_name;
+  FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm_name));
+  op.SetPhase("verifying the hold", 5);
+  auto manifest = store_.LoadHold(row.hold_id);
+  if (!manifest.ok()) return manifest.status().WithContext(what);
+  FERRY_ASSIGN_OR_RETURN(HeldVm held, HeldVm::Parse(manifest->header.spec_json, what));
+  if (held.spec.name != vm_name || manifest->header.vm_name != vm_name) {
+    return Status::Corruption(what + ": the hold keeps vm " + held.spec.name +
+                              ", not this one; the hold is damaged");
+  }
+  const int64_t now = std::time(nullptr);
+  const int64_t expires_at = manifest->header.expires_at;
+  if (expires_at != 0 && now >= expires_at) {
+    Status shredded = Shred(row);
+    return Status::PermissionDenied(
+        what + ": the hold expired at " + std::to_string(expires_at) +
+        " (unix seconds; its owner allows holds of " +
+        std::to_string(expires_at - manifest->header.created_at) + " s); " +
+        (shredded.ok() ? "its key is shredded" : "shredding it failed: " + shredded.message()));
+  }
+  // The policy kept is the one the owner signed for this VM: checked again, as on a migration.
+  auto policy = vm::PolicyOf(held.spec);
+  if (!policy.ok()) return policy.status().WithContext(what);
+  if (*policy && (*policy)->owner_fingerprint != held.owner) {
+    return Status::PermissionDenied(what + ": the hold's policy is signed by owner " +
+                                    (*policy)->ShortOwner() + ", not by the owner the VM was " +
+                                    "pinned to; the hold is refused");
+  }
+
+  row.step = HoldStep::kRestoring;
+  FERRY_RETURN_IF_ERROR(PutRow(row).WithContext(what + ": journaling it"));
+  auto restored = Relaunch(row, held, wait_ready, op);
+  if (!restored.ok()) {
+    row.step = HoldStep::kDurable;
+    if (Status back = PutRow(row); !back.ok()) {
+      spdlog::error("{}: the registry still says restoring: {}", what, back.message());
+    }
+    return restored.status().WithContext(what + "; the hold is kept");
+  }
+  FaultPoint("hold.restore.before_consume");
+  op.SetPhase("consuming the hold", 95);
+  if (Status consumed = Shred(row); !consumed.ok()) {
+    // The VM runs: a hold left behind would be a second copy. Recover retries at start-up.
+    spdlog::error("{}: the VM runs but its hold could not be consumed: {}", what,
+                  consumed.message());
+  }
+  spdlog::info("{}: hold {} restored; the VM runs", what, row.hold_id);
+  op.Succeed(*restored);
+  return Status::Ok();
+}
+
+Result<json> HoldService::Relaunch(const HoldRow& row, const HeldVm& held, bool wait_ready,
+                                   Operation& op) {
+  vm::LaunchPlan plan;
+  plan.mac = held.mac.ToString();
+  if (held.vmgenid) plan.vmgenid = held.vmgenid->ToString();
+  // Like an incoming migration: the guest keeps its network (tap address, forwards) and
+  // generation; its memory and devices come from here instead of a peer.
+  plan.incoming_migration = true;
+  plan.origin = vm::OriginToJson(vm::HoldOrigin{row.hold_id, row.held_at, ""});
+  const std::string name = row.vm;
+  const std::string hold_id = row.hold_id;
+  plan.restore = [this, name, hold_id, mac = held.mac](vm::VmRuntime& rt,
+                                                         Operation& op) -> Result<json> {
+    FERRY_ASSIGN_OR_RETURN(vm::VmRecord rec, vms_.Get(name));
+    op.SetPhase("reconstituting RAM", 40);
+    // QEMU maps this file shared and writes nothing to guest RAM while it waits for an incoming
+    // stream, so what is written here is what the guest finds.
+    FERRY_RETURN_IF_ERROR(Reconstitute(store_, hold_id, kRamBlob, rec.ram_path, false));
+    const std::string state_file = rec.dir + "/hold-" + hold_id + ".state";
+    ::unlink(state_file.c_str());
+    Status st = Reconstitute(store_, hold_id, kDeviceStateBlob, state_file, true);
+    op.SetPhase("loading device state", 70);
+    if (st.ok()) st = snapshot::LoadDeviceState(rt, state_file, snapshot::kDeviceStateTimeout);
+    ::unlink(state_file.c_str());
+    FERRY_RETURN_IF_ERROR(st);
+    FERRY_RETURN_IF_ERROR(qemu::Cont(rt));
+    op.SetPhase("waking the guest", 85);
+    FERRY_ASSIGN_OR_RETURN(json woke, WakeGuest(rt, mac));
+    return json{{"timings", {{"wake_ms", woke["clock_ms"]}}}, {"mac", mac.ToString()}};
+  };
+  FERRY_ASSIGN_OR_RETURN(auto create, vms_.CreateFrom(held.spec, std::move(plan), wait_ready));
+  create->WaitDone(/*timeout_ms=*/600000);
+  json result = create->ToJson();
+  if (result.value("state", "") != "succeeded") {
+    const json error = result.value("error", json::object());
+    return Status::Unavailable(error.value("message", std::string("the VM did not start")));
+  }
+  return result.value("result", json::object());
+}
+
+}  // namespace ferry::hold

@@ -1,0 +1,219 @@
+// HoldService: the verbs that only read or drop a hold, the store's verbs, and the reaper. The
+// steps of taking and restoring a hold are in hold_take.cc and hold_restore.cc; what a starting
+// ferryd finishes is in hold_recovery.cc.
+#include "hold/hold_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "core/guarded_thread.h"
+
+namespace ferry::hold {
+
+using nlohmann::json;
+
+HoldService::HoldService(vm::VmService& vms, store::Store& store) : vms_(vms), store_(store) {
+  Recover();
+  auto reaper = StartGuardedThread("the hold reaper", [this] { ReaperLoop(); });
+  if (reaper.ok()) {
+    reaper_ = std::move(reaper).value();
+  } else {
+    spdlog::error("expired holds will not be shredded until ferryd restarts: {}",
+                  reaper.status().message());
+  }
+}
+
+HoldService::~HoldService() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  reaper_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+Result<HoldRow> HoldService::Row(const std::string& vm) {
+  FERRY_ASSIGN_OR_RETURN(auto rows, vms_.registry().ListObjects(kKind));
+  for (const auto& [name, value] : rows) {
+    if (name == vm) return HoldRow::FromJson(name, value);
+  }
+  return Status::NotFound("no hold of vm " + vm + "; `ferry hold list` shows the held VMs");
+}
+
+Status HoldService::PutRow(const HoldRow& row) {
+  return vms_.registry().PutObject(kKind, row.vm, row.ToJson());
+}
+
+Status HoldService::Claim(const std::string& vm, const std::string& what) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!busy_.insert(vm).second) {
+    return Status::FailedPrecondition(what + ": another hold operation on vm " + vm +
+                                      " is in progress; wait for it (`ferry operation list`)");
+  }
+  return Status::Ok();
+}
+
+void HoldService::Release(const std::string& vm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  busy_.erase(vm);
+}
+
+Result<std::shared_ptr<Operation>> HoldService::Hold(const std::string& vm) {
+  const std::string what = "hold of vm " + vm;
+  if (Row(vm).ok()) {
+    return Status::AlreadyExists(what + ": vm " + vm + " is already held; restore or delete it");
+  }
+  FERRY_RETURN_IF_ERROR(vms_.Get(vm).status());
+  FERRY_RETURN_IF_ERROR(Claim(vm, what));
+  auto op = vms_.operations().Start("hold", vm);
+  vms_.InBackground(
+      [this, vm, op] {
+        Status st = TakeHold(vm, *op);
+        Release(vm);
+        if (!st.ok()) op->Fail(st);
+      },
+      op);
+  return op;
+}
+
+Result<std::shared_ptr<Operation>> HoldService::Restore(const std::string& vm, bool wait_ready) {
+  const std::string what = "restore of the hold of vm " + vm;
+  FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm));
+  if (row.step != HoldStep::kDurable) {
+    return Status::FailedPrecondition(what + ": the hold is " + HoldStepName(row.step) +
+                                      ", not durable; wait for its operation to end");
+  }
+  if (vms_.Exists(vm)) {
+    return Status::AlreadyExists(what + ": a vm named " + vm + " exists here; delete it first");
+  }
+  FERRY_RETURN_IF_ERROR(Claim(vm, what));
+  auto op = vms_.operations().Start("hold-restore", vm);
+  vms_.InBackground(
+      [this, vm, wait_ready, op] {
+        Status st = RestoreHold(vm, wait_ready, *op);
+        Release(vm);
+        if (!st.ok()) op->Fail(st);
+      },
+      op);
+  return op;
+}
+
+json HoldService::Describe(const HoldRow& row) {
+  json j = {{"vm", row.vm},
+            {"hold_id", row.hold_id},
+            {"step", HoldStepName(row.step)},
+            {"held_at", row.held_at},
+            {"expires_at", row.expires_at}};
+  auto manifest = store_.LoadHold(row.hold_id);
+  if (!manifest.ok()) {
+    j["problem"] = manifest.status().message();
+    return j;
+  }
+  uint64_t size = 0;
+  json blobs = json::array();
+  for (const auto& b : manifest->blobs) {
+    size += b.size;
+    blobs.push_back({{"name", b.name}, {"size", b.size}, {"chunks", b.chunks},
+                     {"zero_chunks", b.zero_chunks}});
+  }
+  j["size_bytes"] = size;
+  j["blobs"] = blobs;
+  j["owner"] = manifest->header.owner_fingerprint;
+  j["held_on"] = manifest->signer_host_id;
+  return j;
+}
+
+json HoldService::List() {
+  json out = json::array();
+  auto rows = vms_.registry().ListObjects(kKind);
+  if (!rows.ok()) return out;
+  for (const auto& [name, value] : *rows) {
+    auto row = HoldRow::FromJson(name, value);
+    if (row.ok()) out.push_back(Describe(*row));
+  }
+  return out;
+}
+
+Result<json> HoldService::Show(const std::string& vm) {
+  FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm));
+  json j = Describe(row);
+  if (row.expires_at != 0) {
+    // The reaper looks every kReapInterval: a hold is shredded at most that long after expiry.
+    j["shredded_by"] = row.expires_at + kReapInterval.count();
+  }
+  return j;
+}
+
+Status HoldService::Shred(const HoldRow& row) {
+  Status shredded = store_.ShredHold(row.hold_id);
+  if (!shredded.ok() && shredded.code() != Status::Code::kNotFound) {
+    return shredded.WithContext("hold of vm " + row.vm);
+  }
+  return vms_.registry().DeleteObject(kKind, row.vm);
+}
+
+Status HoldService::Delete(const std::string& vm) {
+  const std::string what = "delete of the hold of vm " + vm;
+  FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm));
+  FERRY_RETURN_IF_ERROR(Claim(vm, what));
+  Status st = Shred(row);
+  Release(vm);
+  if (st.ok()) spdlog::info("hold of vm {} (id {}) shredded", vm, row.hold_id);
+  return st;
+}
+
+Result<json> HoldService::StoreShow() {
+  FERRY_ASSIGN_OR_RETURN(store::StoreStats s, store_.Stats());
+  return json{{"holds", s.holds},
+              {"chunks", s.chunks},
+              {"stored_bytes", s.stored_bytes},
+              {"logical_bytes", s.logical_bytes},
+              {"dedup_ratio", s.dedup_ratio}};
+}
+
+Result<json> HoldService::StoreVerify() {
+  FERRY_ASSIGN_OR_RETURN(store::VerifyReport r, store_.Verify());
+  return json{{"ok", r.ok()},
+              {"chunks_checked", r.chunks_checked},
+              {"holds_checked", r.holds_checked},
+              {"problems", r.problems}};
+}
+
+Result<json> HoldService::StoreCollect() {
+  FERRY_ASSIGN_OR_RETURN(store::CollectReport r, store_.Collect());
+  return json{{"chunks_removed", r.chunks_removed}, {"bytes_freed", r.bytes_freed}};
+}
+
+void HoldService::ReapExpired() {
+  auto rows = vms_.registry().ListObjects(kKind);
+  if (!rows.ok()) return;
+  const int64_t now = std::time(nullptr);
+  for (const auto& [name, value] : *rows) {
+    auto row = HoldRow::FromJson(name, value);
+    if (!row.ok() || row->expires_at == 0 || row->expires_at > now) continue;
+    if (row->step != HoldStep::kDurable || !Claim(name, "reaper").ok()) continue;
+    Status st = Shred(*row);
+    Release(name);
+    if (st.ok()) {
+      spdlog::info("hold of vm {} expired (the owner allowed it until {}): shredded", name,
+                   row->expires_at);
+    } else {
+      spdlog::warn("hold of vm {} expired but could not be shredded: {}", name, st.message());
+    }
+  }
+}
+
+void HoldService::ReaperLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    // One bad row or store error must not end the reaper for the daemon's lifetime.
+    Status reaped = RunGuarded("reaping expired holds", [this] { ReapExpired(); });
+    if (!reaped.ok()) spdlog::error("{}", reaped.message());
+    lock.lock();
+    reaper_cv_.wait_for(lock, kReapInterval, [this] { return stopping_; });
+  }
+}
+
+}  // namespace ferry::hold

@@ -1,0 +1,98 @@
+// Holds: a VM's whole state sealed into this host's store while it runs nowhere, and brought
+// back later as the same machine (docs/holds.md).
+//
+//   ferry hold VM       pause; device state; RAM and device state sealed into the store
+//                       (durable); then the VM's QEMU, RAM file and record go: the hold is it
+//   ferry hold restore  the VM registered again from the hold, its RAM file and device state
+//                       reconstituted into a QEMU waiting with -incoming; resumed with the same
+//                       MAC, generation ID, hostname and tap address; its clock stepped; the
+//                       hold consumed
+//   ferry hold delete   crypto-shred: the hold's data key and manifest go, chunks no other
+//                       hold uses are collected
+//
+// Exactly one copy: each step is journaled in the registry (hold_journal.h) before it is taken,
+// and Recover finishes or undoes what a crash interrupted. The owner's policy is checked at
+// hold (hold.allowed) and at restore (the hold's expiry, hold.max_seconds after it was taken);
+// the reaper shreds expired holds.
+//
+// Thread-safety: all public methods may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "core/operation.h"
+#include "core/status.h"
+#include "hold/held_vm.h"
+#include "hold/hold_journal.h"
+#include "store/store.h"
+#include "vm/vm_service.h"
+
+namespace ferry::hold {
+
+class HoldService {
+ public:
+  // Finishes what a ferryd that died mid-hold or mid-restore left (Recover) and starts the
+  // reaper. REQUIRES: `vms` has re-adopted its VMs.
+  HoldService(vm::VmService& vms, store::Store& store);
+  ~HoldService();
+
+  Result<std::shared_ptr<Operation>> Hold(const std::string& vm);
+  Result<std::shared_ptr<Operation>> Restore(const std::string& vm, bool wait_ready);
+  nlohmann::json List();
+  Result<nlohmann::json> Show(const std::string& vm);
+  // Crypto-shred: the hold cannot be restored by anyone afterwards.
+  Status Delete(const std::string& vm);
+
+  Result<nlohmann::json> StoreShow();
+  Result<nlohmann::json> StoreVerify();
+  Result<nlohmann::json> StoreCollect();
+
+  // Shreds every hold past its expiry, logging each. The reaper calls it every kReapInterval.
+  void ReapExpired();
+  static constexpr std::chrono::seconds kReapInterval{30};
+
+ private:
+  static constexpr const char* kKind = "hold";  // the registry's kind for hold rows
+  // The store's blobs of one hold.
+  static constexpr const char* kRamBlob = "ram";
+  static constexpr const char* kDeviceStateBlob = "device-state";
+
+  Result<HoldRow> Row(const std::string& vm);
+  Status PutRow(const HoldRow& row);
+  // Marks `vm` as having a hold operation in flight; AlreadyExists names the operation.
+  Status Claim(const std::string& vm, const std::string& what);
+  void Release(const std::string& vm);
+
+  // The steps, in hold_take.cc and hold_restore.cc.
+  Status TakeHold(const std::string& vm, Operation& op);
+  Result<store::HoldStats> SealBlobs(const HoldRow& row, const HeldVm& held,
+                                     const vm::VmRecord& rec, const std::string& state_file,
+                                     const std::string& what);
+  Status RestoreHold(const std::string& vm, bool wait_ready, Operation& op);
+  // The VM registered and started again from the hold; the operation's result.
+  Result<nlohmann::json> Relaunch(const HoldRow& row, const HeldVm& held, bool wait_ready,
+                                  Operation& op);
+  Status Shred(const HoldRow& row);
+  nlohmann::json Describe(const HoldRow& row);
+
+  // hold_recovery.cc
+  void Recover();
+  void RecoverRow(const HoldRow& row);
+  void ReaperLoop();
+
+  vm::VmService& vms_;
+  store::Store& store_;
+  std::mutex mu_;
+  std::set<std::string> busy_;  // VMs with a hold, restore or delete in flight
+  std::condition_variable reaper_cv_;
+  bool stopping_ = false;
+  std::thread reaper_;
+};
+
+}  // namespace ferry::hold

@@ -1,0 +1,197 @@
+// Taking a hold (HoldService::Hold), as named steps:
+//
+//   CheckHoldable   the owner's policy allows a hold; the VM owns its RAM file and has no disk
+//   Journal         the registry's row, step "sealing" (hold_journal.h)
+//   SealWhilePaused pause; device state; RAM file and device state sealed into the store, whose
+//                   manifest is durable when SealHold returns
+//   Commit          the row says "durable"; the VM's QEMU, RAM file and record go
+//
+// Until Commit the VM is what exists: any failure resumes it (if it ran) and drops the row. From
+// the durable row on, the hold is what exists.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "core/fault_point.h"
+#include "core/files.h"
+#include "core/ids.h"
+#include "core/unique_fd.h"
+#include "hold/held_vm.h"
+#include "hold/hold_service.h"
+#include "qemu/qmp_commands.h"
+#include "snapshot/device_state.h"
+#include "vm/vm_policy.h"
+
+namespace ferry::hold {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+// The owner's rules for holding `rec`: Ok, or PermissionDenied naming the owner. Sets
+// `expires_at` from hold.max_seconds (0: no limit).
+Status CheckHoldable(const vm::VmRecord& rec, const std::string& what, int64_t now,
+                     int64_t& expires_at) {
+  expires_at = 0;
+  auto policy = vm::PolicyOf(rec.spec);
+  if (!policy.ok()) return policy.status().WithContext(what);
+  if (*policy) {
+    FERRY_RETURN_IF_ERROR(crypto::CheckHoldAllowed(**policy, 0).WithContext(what));
+    if ((*policy)->hold_max_seconds > 0) expires_at = now + (*policy)->hold_max_seconds;
+  }
+  if (!rec.ram_owned) {
+    return Status::FailedPrecondition(
+        what + ": vm " + rec.spec.name +
+        " is a clone: its memory is its snapshot's file plus copy-on-write pages inside QEMU, "
+        "and holding clones is not supported yet");
+  }
+  if (!rec.disk_path.empty()) {
+    return Status::FailedPrecondition(what + ": vm " + rec.spec.name +
+                                      " has a data disk; holding a VM with a disk is not "
+                                      "supported yet");
+  }
+  return Status::Ok();
+}
+
+Result<UniqueFd> OpenForReading(const std::string& path, const std::string& what) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    return Status::Internal(what + ": cannot open " + path + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
+Result<uint64_t> SizeOf(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::Internal("cannot stat " + path);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+}  // namespace
+
+Status HoldService::TakeHold(const std::string& vm_name, Operation& op) {
+  const std::string what = "hold of vm " + vm_name;
+  FERRY_ASSIGN_OR_RETURN(vm::VmLease lease, vms_.Lease(vm_name, op.id()));
+  const vm::VmRecord& rec = lease.record;
+  HoldRow row;
+  row.vm = vm_name;
+  row.held_at = std::time(nullptr);
+  if (Status st = CheckHoldable(rec, what, row.held_at, row.expires_at); !st.ok()) {
+    lease.release(json::object());
+    return st;
+  }
+  row.hold_id = NewId();
+  HeldVm held;
+  held.spec = rec.spec;
+  held.owner = rec.owner;
+  held.vm_id = rec.id;
+  auto mac = MacAddress::Parse(rec.mac, "the MAC of vm " + vm_name);
+  if (!mac.ok()) {
+    lease.release(json::object());
+    return mac.status().WithContext(what);
+  }
+  held.mac = *mac;
+  // The guest keeps its generation: it is the same machine, resumed.
+  if (auto guid = qemu::QueryVmGenerationId(*lease.runtime); guid.ok()) {
+    if (auto g = Guid::Parse(*guid); g.ok()) held.vmgenid = *g;
+  }
+  const bool was_running = rec.state != vm::VmState::kPaused;
+  row.vm_was_running = was_running;
+  if (Status st = PutRow(row); !st.ok()) {
+    lease.release(json::object());
+    return st.WithContext(what + ": journaling it");
+  }
+
+  // Sealing, with the VM paused; resumed on every path that leaves the VM the copy.
+  vm::VmRuntime& rt = *lease.runtime;
+  const std::string state_file = rec.dir + "/hold-" + row.hold_id + ".state";
+  op.SetPhase("pausing", 10);
+  const auto paused_at = Clock::now();
+  Status st = was_running ? qemu::Stop(rt) : Status::Ok();
+  int64_t device_ms = 0;
+  Result<store::HoldStats> stats = Status::Internal("not sealed");
+  if (st.ok()) {
+    op.SetPhase("saving device state", 20);
+    st = snapshot::SaveDeviceState(rt, state_file, snapshot::kDeviceStateTimeout);
+    device_ms = MsSince(paused_at);
+  }
+  if (st.ok()) {
+    op.SetPhase("sealing RAM and device state", 40);
+    stats = SealBlobs(row, held, rec, state_file, what);
+    st = stats.status();
+  }
+  if (!st.ok()) {
+    ::unlink(state_file.c_str());
+    vms_.registry().DeleteObject(kKind, vm_name);
+    Status resumed = was_running ? qemu::Cont(rt) : Status::Ok();
+    lease.release(json::object());
+    if (!resumed.ok()) {
+      return st.WithContext(what + " (and the VM did not resume: " + resumed.message() + ")");
+    }
+    return st.WithContext(what + "; the VM runs on");
+  }
+  FaultPoint("hold.after_seal");
+  const int64_t sealed_ms = MsSince(paused_at);
+
+  // Durable: from here the hold is the VM.
+  row.step = HoldStep::kDurable;
+  if (Status journaled = PutRow(row); !journaled.ok()) {
+    // The store has a durable hold the registry does not say is one: at the next start Recover
+    // finds the "sealing" row and the manifest, and finishes the hold then.
+    spdlog::error("{}: the hold is durable but the registry did not record it: {}", what,
+                  journaled.message());
+  }
+  FaultPoint("hold.before_vm_removed");
+  op.SetPhase("ending the VM's QEMU", 90);
+  Status removed = vms_.Delete(vm_name, /*force=*/true, /*holder=*/op.id());
+  if (!removed.ok()) {
+    spdlog::error("{}: held, but the VM's copy here could not be removed: {}", what,
+                  removed.message());
+    lease.release(json::object());
+  }
+  spdlog::info("{}: sealed as hold {} ({} bytes, {} new) in {} ms", what, row.hold_id,
+               stats->logical_bytes, stats->stored_new_bytes, sealed_ms);
+  op.Succeed({{"vm", vm_name},
+              {"hold_id", row.hold_id},
+              {"logical_bytes", stats->logical_bytes},
+              {"stored_new_bytes", stats->stored_new_bytes},
+              {"chunks", stats->chunks},
+              {"new_chunks", stats->new_chunks},
+              {"zero_chunks", stats->zero_chunks},
+              {"pause_to_durable_ms", sealed_ms},
+              {"device_state_ms", device_ms},
+              {"expires_at", row.expires_at}});
+  return Status::Ok();
+}
+
+Result<store::HoldStats> HoldService::SealBlobs(const HoldRow& row, const HeldVm& held,
+                                                const vm::VmRecord& rec,
+                                                const std::string& state_file,
+                                                const std::string& what) {
+  FERRY_ASSIGN_OR_RETURN(UniqueFd ram, OpenForReading(rec.ram_path, what));
+  FERRY_ASSIGN_OR_RETURN(UniqueFd device, OpenForReading(state_file, what));
+  FERRY_ASSIGN_OR_RETURN(uint64_t ram_size, SizeOf(ram.get(), rec.ram_path));
+  FERRY_ASSIGN_OR_RETURN(uint64_t device_size, SizeOf(device.get(), state_file));
+  store::HoldHeader header;
+  header.hold_id = row.hold_id;
+  header.vm_name = row.vm;
+  header.owner_fingerprint = held.owner;
+  header.policy_text = held.spec.policy;
+  header.spec_json = held.ToText();
+  header.created_at = row.held_at;
+  header.expires_at = row.expires_at;
+  header.state = "durable";
+  return store_.SealHold(header, {{kRamBlob, ram.get(), ram_size},
+                                  {kDeviceStateBlob, device.get(), device_size}});
+}
+
+}  // namespace ferry::hold
