@@ -4,6 +4,8 @@
 // real redis, a fleet certificate made by the real CLI (a hold is signed with the host's key).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -170,6 +172,43 @@ TEST_F(HoldTest, ADamagedHoldIsRefusedNamingWhatIsWrongAndKept) {
   EXPECT_THAT(verify.out, HasSubstr("problem"));
 }
 
+// The store on a filesystem too small for the VM's state: the hold fails, nothing is lost.
+class FullStoreTest : public HoldTest {
+ protected:
+  void SetUp() override {
+    FerrydFixture::SetUp();
+    fleet_.AddHost("h1");
+    fleet_.AddOwner("alice.key");
+    store_ = state_dir_ + "-store";
+    ASSERT_EQ(::mkdir(store_.c_str(), 0700), 0);
+    ASSERT_EQ(::mount("tmpfs", store_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700"),
+              0)
+        << "cannot mount a small tmpfs (needs root)";
+    mounted_ = true;
+    StartFerryd({"--tls-dir", fleet_.TlsDir("h1"), "--store-dir", store_});
+  }
+  void TearDown() override {
+    HoldTest::TearDown();
+    if (mounted_) ::umount2(store_.c_str(), MNT_DETACH);
+    ::rmdir(store_.c_str());
+  }
+  std::string store_;
+  bool mounted_ = false;
+};
+
+TEST_F(FullStoreTest, AHoldThatDoesNotFitFailsAndTheVmRunsOnWithItsData) {
+  const uint16_t port = CreateWeb();
+  CommandResult r = Ferry({"hold", "web"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("hold of vm web"));
+  EXPECT_THAT(r.err, HasSubstr("runs on"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(FerryJson({"vm", "show", "web"}).value("state", ""), "running");
+  ExpectEveryKey(port);
+  EXPECT_TRUE(Holds().empty());
+  EXPECT_EQ(Redis(port, {"set", "after", "yes"}).out, "OK");
+}
+
 // ferryd killed at each step of hold and restore: after a restart, exactly one copy.
 class HoldCrashTest : public HoldTest, public ::testing::WithParamInterface<const char*> {};
 
@@ -204,7 +243,8 @@ TEST_P(HoldCrashTest, FerrydKilledAtAStepLeavesExactlyOneCopy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, HoldCrashTest,
-                         ::testing::Values("hold.after_seal", "hold.before_vm_removed",
+                         ::testing::Values("hold.before_seal", "hold.after_seal",
+                                           "hold.before_vm_removed",
                                            "hold.restore.before_consume"),
                          [](const auto& info) {
                            std::string name = info.param;

@@ -23,13 +23,12 @@ Result<HeldVm> HeldVm::Parse(const std::string& text, const std::string& what) {
   }
   FERRY_ASSIGN_OR_RETURN(nlohmann::json j, ParseUntrustedJson(text, source));
   FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(j, source));
-  HeldVm out;
   FERRY_RETURN_IF_ERROR(f.Object("spec").status());
-  auto parsed = vm::VmSpec::FromJson(j["spec"]);
-  if (!parsed.ok()) return parsed.status().WithContext(source);
-  out.spec = std::move(parsed).value();
-  FERRY_ASSIGN_OR_RETURN(std::string mac, f.String("mac"));
-  FERRY_ASSIGN_OR_RETURN(out.mac, MacAddress::Parse(mac, source + ": mac"));
+  auto spec = vm::VmSpec::FromJson(j["spec"]);
+  if (!spec.ok()) return spec.status().WithContext(source);
+  FERRY_ASSIGN_OR_RETURN(std::string mac_text, f.String("mac"));
+  FERRY_ASSIGN_OR_RETURN(MacAddress mac, MacAddress::Parse(mac_text, source + ": mac"));
+  HeldVm out{std::move(spec).value(), mac};
   FERRY_ASSIGN_OR_RETURN(std::string guid, f.String("vmgenid"));
   if (!guid.empty()) {
     FERRY_ASSIGN_OR_RETURN(Guid g, Guid::Parse(guid, source + ": vmgenid"));

@@ -8,11 +8,11 @@ namespace {
 using nlohmann::json;
 
 HeldVm Sample() {
-  HeldVm held;
-  held.spec.name = "web-1";
-  held.spec.image = "default";
-  held.spec.memory_mib = 256;
-  held.mac = *MacAddress::Parse("52:54:00:12:34:56");
+  vm::VmSpec spec;
+  spec.name = "web-1";
+  spec.image = "default";
+  spec.memory_mib = 256;
+  HeldVm held{spec, *MacAddress::Parse("52:54:00:12:34:56")};
   held.vmgenid = Guid::Random();
   held.owner = std::string(64, 'a');
   held.vm_id = "0123456789abcdef";

@@ -64,7 +64,8 @@ Result<json> WakeGuest(vm::VmRuntime& rt, const MacAddress& mac) {
 
 }  // namespace
 
-Status HoldService::RestoreHold(const std::string& vm_name, bool wait_ready, Operation& op) {
+Result<json> HoldService::RestoreHold(const std::string& vm_name, bool wait_ready,
+                                       Operation& op) {
   const std::string what = "restore of the hold of vm " + vm_name;
   FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm_name));
   op.SetPhase("verifying the hold", 5);
@@ -112,8 +113,7 @@ Status HoldService::RestoreHold(const std::string& vm_name, bool wait_ready, Ope
                   consumed.message());
   }
   spdlog::info("{}: hold {} restored; the VM runs", what, row.hold_id);
-  op.Succeed(*restored);
-  return Status::Ok();
+  return *restored;
 }
 
 Result<json> HoldService::Relaunch(const HoldRow& row, const HeldVm& held, bool wait_ready,

@@ -69,9 +69,11 @@ Result<std::shared_ptr<Operation>> HoldService::Hold(const std::string& vm) {
   auto op = vms_.operations().Start("hold", vm);
   vms_.InBackground(
       [this, vm, op] {
-        Status st = TakeHold(vm, *op);
+        // Released before the operation ends: its waiters may act on the hold at once.
+        Result<json> held = TakeHold(vm, *op);
         Release(vm);
-        if (!st.ok()) op->Fail(st);
+        if (held.ok()) op->Succeed(*held);
+        if (!held.ok()) op->Fail(held.status());
       },
       op);
   return op;
@@ -91,9 +93,10 @@ Result<std::shared_ptr<Operation>> HoldService::Restore(const std::string& vm, b
   auto op = vms_.operations().Start("hold-restore", vm);
   vms_.InBackground(
       [this, vm, wait_ready, op] {
-        Status st = RestoreHold(vm, wait_ready, *op);
+        Result<json> restored = RestoreHold(vm, wait_ready, *op);
         Release(vm);
-        if (!st.ok()) op->Fail(st);
+        if (restored.ok()) op->Succeed(*restored);
+        if (!restored.ok()) op->Fail(restored.status());
       },
       op);
   return op;

@@ -70,11 +70,12 @@ class HoldService {
   void Release(const std::string& vm);
 
   // The steps, in hold_take.cc and hold_restore.cc.
-  Status TakeHold(const std::string& vm, Operation& op);
+  // Each returns the operation's result.
+  Result<nlohmann::json> TakeHold(const std::string& vm, Operation& op);
   Result<store::HoldStats> SealBlobs(const HoldRow& row, const HeldVm& held,
                                      const vm::VmRecord& rec, const std::string& state_file,
                                      const std::string& what);
-  Status RestoreHold(const std::string& vm, bool wait_ready, Operation& op);
+  Result<nlohmann::json> RestoreHold(const std::string& vm, bool wait_ready, Operation& op);
   // The VM registered and started again from the hold; the operation's result.
   Result<nlohmann::json> Relaunch(const HoldRow& row, const HeldVm& held, bool wait_ready,
                                   Operation& op);

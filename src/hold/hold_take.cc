@@ -78,7 +78,7 @@ Result<uint64_t> SizeOf(int fd, const std::string& path) {
 
 }  // namespace
 
-Status HoldService::TakeHold(const std::string& vm_name, Operation& op) {
+Result<json> HoldService::TakeHold(const std::string& vm_name, Operation& op) {
   const std::string what = "hold of vm " + vm_name;
   FERRY_ASSIGN_OR_RETURN(vm::VmLease lease, vms_.Lease(vm_name, op.id()));
   const vm::VmRecord& rec = lease.record;
@@ -90,16 +90,14 @@ Status HoldService::TakeHold(const std::string& vm_name, Operation& op) {
     return st;
   }
   row.hold_id = NewId();
-  HeldVm held;
-  held.spec = rec.spec;
-  held.owner = rec.owner;
-  held.vm_id = rec.id;
   auto mac = MacAddress::Parse(rec.mac, "the MAC of vm " + vm_name);
   if (!mac.ok()) {
     lease.release(json::object());
     return mac.status().WithContext(what);
   }
-  held.mac = *mac;
+  HeldVm held{rec.spec, *mac};
+  held.owner = rec.owner;
+  held.vm_id = rec.id;
   // The guest keeps its generation: it is the same machine, resumed.
   if (auto guid = qemu::QueryVmGenerationId(*lease.runtime); guid.ok()) {
     if (auto g = Guid::Parse(*guid); g.ok()) held.vmgenid = *g;
@@ -125,6 +123,7 @@ Status HoldService::TakeHold(const std::string& vm_name, Operation& op) {
     device_ms = MsSince(paused_at);
   }
   if (st.ok()) {
+    FaultPoint("hold.before_seal");
     op.SetPhase("sealing RAM and device state", 40);
     stats = SealBlobs(row, held, rec, state_file, what);
     st = stats.status();
@@ -160,7 +159,7 @@ Status HoldService::TakeHold(const std::string& vm_name, Operation& op) {
   }
   spdlog::info("{}: sealed as hold {} ({} bytes, {} new) in {} ms", what, row.hold_id,
                stats->logical_bytes, stats->stored_new_bytes, sealed_ms);
-  op.Succeed({{"vm", vm_name},
+  return json{{"vm", vm_name},
               {"hold_id", row.hold_id},
               {"logical_bytes", stats->logical_bytes},
               {"stored_new_bytes", stats->stored_new_bytes},
@@ -169,8 +168,7 @@ Status HoldService::TakeHold(const std::string& vm_name, Operation& op) {
               {"zero_chunks", stats->zero_chunks},
               {"pause_to_durable_ms", sealed_ms},
               {"device_state_ms", device_ms},
-              {"expires_at", row.expires_at}});
-  return Status::Ok();
+              {"expires_at", row.expires_at}};
 }
 
 Result<store::HoldStats> HoldService::SealBlobs(const HoldRow& row, const HeldVm& held,
