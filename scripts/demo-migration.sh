@@ -53,7 +53,7 @@ mkdir -p "$work"
 "$ferry" host enroll --ca "$work/ca" --host-id h1 --label zone=a --out "$work/h1"
 "$ferry" host enroll --ca "$work/ca" --host-id h2 --label zone=b --out "$work/h2"
 "$ferry" owner keygen --out "$work/alice.key"
-"$ferry" policy sign --key "$work/alice.key" --vm web --allow-label zone=b --no-hold \
+"$ferry" policy sign --key "$work/alice.key" --vm web --allow-label zone=b --hold-max 86400 \
   --out "$work/web.policy"
 
 for i in 1 2; do
@@ -101,4 +101,30 @@ print(f"  writes acknowledged: {acked} ({int(acked) - int(before)} after the mov
 print("  every acknowledged write is on h2" if int(stored) >= int(last) and broken == "0"
       else "  WRITES LOST OR CONNECTION BROKEN")
 PY
+
+identity() {
+  h2 vm show web --json | python3 -c '
+import json, sys
+j = json.load(sys.stdin); g = j.get("guest", {})
+keys = g.get("ssh_host_keys") or [{}]
+print("host %s, mac %s, machine-id %s, ssh %s" % (g.get("hostname"),
+      (g.get("macs") or [{}])[0].get("mac"), g.get("machine_id"), keys[0].get("fingerprint")))'
+}
+echo "--- hold web on h2: it stops running; its whole state is sealed into h2's store"
+before_hold=$(ip netns exec ${p}cl redis-cli -h $vm_ip get counter)
+identity_before=$(identity)
+h2 hold web
+h2 hold list
+h2 store show
+echo "h2: $(h2 vm list | tail -n +2 | wc -l) VM(s) running; redis at $vm_ip answers: $(
+  ip netns exec ${p}cl timeout 2 redis-cli -h $vm_ip ping 2>/dev/null || echo no)"
+echo "--- restore it on h2: the same machine, its data, its address"
+h2 hold restore web --wait-ready
+after_hold=$(ip netns exec ${p}cl redis-cli -h $vm_ip get counter)
+echo "  counter before the hold $before_hold, after the restore $after_hold"
+[[ $before_hold == "$after_hold" ]] || { echo "demo: the held VM lost its data"; exit 1; }
+identity_after=$(identity)
+echo "  before: $identity_before"
+echo "  after:  $identity_after"
+[[ $identity_before == "$identity_after" ]] || { echo "demo: the restored VM is not the same machine"; exit 1; }
 h2 vm delete web --force
