@@ -14,7 +14,9 @@ namespace ferry::hold {
 using nlohmann::json;
 
 HoldService::HoldService(vm::VmService& vms, store::Store& store) : vms_(vms), store_(store) {
-  Recover();
+  // A row this ferryd cannot finish is logged and left; it must not stop ferryd starting.
+  Status recovered = RunGuarded("finishing interrupted holds", [this] { Recover(); });
+  if (!recovered.ok()) spdlog::error("{}", recovered.message());
   auto reaper = StartGuardedThread("the hold reaper", [this] { ReaperLoop(); });
   if (reaper.ok()) {
     reaper_ = std::move(reaper).value();
