@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <variant>
@@ -35,7 +36,7 @@ bool LooksLikeMac(const std::string& s) { return s.size() == 17 && s != "00:00:0
 
 constexpr std::size_t kMaxUrandomBytes = 64;
 constexpr const char* kKnownOps =
-    "ping, identity, reset_identity, finish_identity, urandom, shutdown";
+    "ping, identity, reset_identity, finish_identity, urandom, ballast, shutdown";
 
 // Who the guest is now: the "identity" reply, also returned by reset_identity and
 // finish_identity.
@@ -134,6 +135,7 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
       if (!bytes) return {ErrorReply(id, "urandom: cannot read /dev/urandom in the guest"), false};
       return {Dump(json{{"id", id}, {"ok", true}, {"hex", HexEncode(*bytes)}}), false};
     }
+    if (op == ops::kBallast) return {HoldBallast(id, request), false};
     if (op == ops::kShutdown) {
       if (!system_.IsInit()) {
         return {ErrorReply(id,
@@ -149,6 +151,28 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
         false};
   }
   return {ErrorReply(id, "unknown op '" + Shorten(op) + "'; known ops: " + kKnownOps), false};
+}
+
+std::string GuestActions::HoldBallast(const json& id, const json& request) {
+  auto n = request.find("mib");
+  if (n == request.end() || !n->is_number_unsigned() || n->get<uint64_t>() > Ballast::kMaxMiB) {
+    return ErrorReply(id, "ballast needs \"mib\": an integer from 0 to " +
+                              std::to_string(Ballast::kMaxMiB));
+  }
+  // What the guest can spare: the kernel's estimate, less a reserve for everything else.
+  constexpr uint64_t kReserveMiB = 64;
+  const uint64_t available = MemAvailableMiB(system_.ReadFile("/proc/meminfo").value_or(""));
+  const uint64_t spare = available > kReserveMiB ? available - kReserveMiB : 0;
+  auto seed = system_.ReadUrandom(sizeof(uint64_t));
+  uint64_t seed_word = 0;
+  if (seed) std::memcpy(&seed_word, seed->data(), sizeof seed_word);
+  const auto start = std::chrono::steady_clock::now();
+  const std::string error = ballast_.Resize(n->get<uint64_t>(), spare, seed_word);
+  if (!error.empty()) return ErrorReply(id, error);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  return Dump(json{{"id", id}, {"ok", true}, {"mib", ballast_.mib()}, {"fill_ms", ms}});
 }
 
 std::string GuestActions::ResetIdentity(const json& id, const json& request) {

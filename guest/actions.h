@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "guest/ballast.h"
 #include "guest/guest_system.h"
 #include "guest/host_keys.h"
 #include "guest/identity_reset.h"
@@ -43,6 +44,7 @@ class GuestActions {
   long long UptimeMs();
   std::string ResetIdentity(const nlohmann::json& id, const nlohmann::json& request);
   std::string FinishIdentity(const nlohmann::json& id, const nlohmann::json& request);
+  std::string HoldBallast(const nlohmann::json& id, const nlohmann::json& request);
   // The reply of reset_identity and finish_identity: the guest's identity after it, or the
   // failed step, with the step times; total_ms counted from `start`.
   std::string IdentityStepsReply(const nlohmann::json& id, const IdentityResetResult& result,
@@ -52,6 +54,7 @@ class GuestActions {
   const Readiness& readiness_;
   DropbearHostKeys host_keys_;
   IdentityReset identity_reset_;
+  Ballast ballast_;
 };
 
 }  // namespace ferry::guest

@@ -328,6 +328,25 @@ TEST_F(GuestActionsTest, UrandomReturnsHex) {
   EXPECT_EQ(Handle(R"({"id": 4, "op": "urandom", "bytes": 8})")["ok"], false);
 }
 
+TEST_F(GuestActionsTest, BallastHoldsWhatIsAskedWithinWhatTheGuestCanSpare) {
+  system_.files["/proc/meminfo"] = "MemTotal: 262144 kB\nMemAvailable: 204800 kB\n";  // 200 MiB
+  json reply = Handle(R"({"id": 6, "op": "ballast", "mib": 2})");
+  EXPECT_EQ(reply["ok"], true) << reply;
+  EXPECT_EQ(reply["mib"], 2);
+  EXPECT_TRUE(reply["fill_ms"].is_number());
+  // 200 MiB available less the 64 MiB reserve: 136 may be added, 137 may not.
+  json refused = Handle(R"({"id": 7, "op": "ballast", "mib": 139})");
+  EXPECT_EQ(refused["ok"], false);
+  EXPECT_NE(refused["error"].get<std::string>().find("can spare only 136 MiB"), std::string::npos)
+      << refused;
+  EXPECT_EQ(Handle(R"({"id": 8, "op": "ballast", "mib": 0})")["mib"], 0);
+  for (const char* bad : {R"({"id": 9, "op": "ballast"})", R"({"id": 9, "op": "ballast", "mib": -1})",
+                          R"({"id": 9, "op": "ballast", "mib": "2"})",
+                          R"({"id": 9, "op": "ballast", "mib": 99999999999})"}) {
+    EXPECT_EQ(Handle(bad)["ok"], false) << bad;
+  }
+}
+
 TEST_F(GuestActionsTest, UnknownOpIsNamed) {
   json reply = Handle(R"({"id": 5, "op": "exec", "cmd": "rm -rf /"})");
   EXPECT_EQ(reply["id"], 5);

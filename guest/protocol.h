@@ -104,12 +104,18 @@
 //   urandom   {"bytes": <1..64>} -> {"hex": "<2*bytes lowercase hex>"}
 //                Bytes read from the guest's /dev/urandom. A test and diagnostic op: it lets a
 //                test check that clones resumed from one snapshot draw different random numbers.
+//   ballast   {"mib": <0..1048576>} -> {"mib": <MiB held now>, "fill_ms": <ms>}
+//                Holds exactly that much guest memory, filled with pseudo-random bytes that
+//                neither compress nor deduplicate (0 frees it). A test and benchmark op: holds,
+//                snapshots and migrations are measured on full guests. Growth beyond what the
+//                guest can spare (MemAvailable less 64 MiB) is refused: ferry-guest is PID 1.
 //   shutdown  -> {} (written out first), then SIGTERM to every process, up to 2 s for them to
 //                exit, SIGKILL to the rest, sync(), ACPI power off, which ends QEMU.
 //                Refused when ferry-guest is not PID 1.
 //
 // Versions: proto 2 added reset_identity, urandom, and ssh_host_keys, clock_unix_ns and
-// macs[].ipv4 in identity; proto 3 added finish_identity. A host that needs them checks proto
+// macs[].ipv4 in identity; proto 3 added finish_identity. ballast came later in proto 3 without
+// a new version: a guest from before it answers it as an unknown op. A host that needs them checks proto
 // from ping or the ready event; an older guest answers an op it lacks with an "unknown op"
 // error. reset_identity's ssh_host_key argument came later in proto 2 without a new version: a
 // guest from before it refuses the argument as an unknown member.
@@ -142,6 +148,7 @@ inline constexpr std::string_view kIdentity = "identity";
 inline constexpr std::string_view kResetIdentity = "reset_identity";
 inline constexpr std::string_view kFinishIdentity = "finish_identity";
 inline constexpr std::string_view kUrandom = "urandom";
+inline constexpr std::string_view kBallast = "ballast";
 inline constexpr std::string_view kShutdown = "shutdown";
 }  // namespace ops
 

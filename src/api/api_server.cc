@@ -419,6 +419,16 @@ void ApiServer::Routes() {
     if (!r.ok()) return ReplyError(res, r.status());
     Reply(res, 200, *r);
   });
+  s.Post(R"(/v1/vms/([^/]+)/guest/ballast)", [this](const httplib::Request& req,
+                                                     httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    auto mib = Fields(*body).Uint("mib");
+    if (!mib.ok()) return ReplyError(res, mib.status());
+    auto r = service_.GuestBallast(req.matches[1], *mib);
+    if (!r.ok()) return ReplyError(res, r.status());
+    Reply(res, 200, *r);
+  });
   s.Get("/v1/operations", [this](const httplib::Request&, httplib::Response& res) {
     json ops = json::array();
     for (auto& op : service_.operations().List()) ops.push_back(op->ToJson());

@@ -352,6 +352,21 @@ void AddVmRandom(CLI::App& vm, Context& ctx) {
   });
 }
 
+void AddVmBallast(CLI::App& vm, Context& ctx) {
+  auto* cmd = vm.add_subcommand(
+      "ballast", "make the guest hold MIB of random bytes (a test and benchmark aid; 0 frees)");
+  auto name = std::make_shared<std::string>();
+  auto mib = std::make_shared<uint64_t>(0);
+  cmd->add_option("name", *name, "VM name")->required();
+  cmd->add_option("mib", *mib, "MiB the guest holds afterwards")->required();
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Post("/v1/vms/" + *name + "/guest/ballast", {{"mib", *mib}});
+    if (!r.ok()) return ctx.Fail(r.status());
+    std::cout << "vm " << *name << " holds " << r->value("mib", uint64_t{0})
+              << " MiB of random bytes (filled in " << r->value("fill_ms", int64_t{0}) << " ms)\n";
+  });
+}
+
 void AddVmConsole(CLI::App& vm, Context& ctx) {
   auto* cmd = vm.add_subcommand("console", "print the VM's serial console log");
   auto name = std::make_shared<std::string>();
@@ -389,6 +404,7 @@ void AddVmCommands(CLI::App& app, Context& ctx) {
   AddVmStop(*vm, ctx);
   AddVmDelete(*vm, ctx);
   AddVmRandom(*vm, ctx);
+  AddVmBallast(*vm, ctx);
   AddVmConsole(*vm, ctx);
 }
 

@@ -134,6 +134,15 @@ Result<GuestRandom> ParseRandomReply(const json& reply, size_t bytes) {
   return random;
 }
 
+Result<GuestBallast> ParseBallastReply(const json& reply, uint64_t mib) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, Reply(guest::ops::kBallast, reply));
+  GuestBallast ballast;
+  FERRY_ASSIGN_OR_RETURN(ballast.mib, f.Uint("mib"));
+  FERRY_ASSIGN_OR_RETURN(ballast.fill_ms, f.Int("fill_ms"));
+  if (ballast.mib != mib) return f.Error("mib", "must be the " + std::to_string(mib) + " asked");
+  return ballast;
+}
+
 Status ParseShutdownReply(const json& reply) {
   return Reply(guest::ops::kShutdown, reply).status();
 }

@@ -68,6 +68,12 @@ struct GuestRandom {
   std::string hex;
 };
 
+// ballast: the MiB of random bytes the guest now holds, and how long filling them took.
+struct GuestBallast {
+  uint64_t mib = 0;
+  int64_t fill_ms = 0;
+};
+
 // The unsolicited "ready" event.
 struct GuestReadyEvent {
   int proto = 0;
@@ -81,6 +87,8 @@ Result<GuestIdentity> ParseIdentityReply(const nlohmann::json& reply);
 Result<GuestIdentityChange> ParseIdentityChangeReply(std::string_view op,
                                                      const nlohmann::json& reply);
 Result<GuestRandom> ParseRandomReply(const nlohmann::json& reply, size_t bytes);
+// For a ballast of `mib`: the guest must say it holds exactly that.
+Result<GuestBallast> ParseBallastReply(const nlohmann::json& reply, uint64_t mib);
 // shutdown answers {}: any object is accepted.
 Status ParseShutdownReply(const nlohmann::json& reply);
 Result<GuestReadyEvent> ParseReadyEvent(const nlohmann::json& event);

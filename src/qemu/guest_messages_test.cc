@@ -86,6 +86,13 @@ TEST(GuestMessagesTest, IdentityChangeChecksStepsAndIdentity) {
   EXPECT_FALSE(ParseIdentityChangeReply("reset_identity", bad).ok());
 }
 
+TEST(GuestMessagesTest, BallastMustBeWhatWasAsked) {
+  EXPECT_EQ(ParseBallastReply({{"mib", 900}, {"fill_ms", 4100}}, 900)->fill_ms, 4100);
+  EXPECT_FALSE(ParseBallastReply({{"mib", 899}, {"fill_ms", 4100}}, 900).ok());
+  EXPECT_FALSE(ParseBallastReply({{"mib", "900"}, {"fill_ms", 4100}}, 900).ok());
+  EXPECT_FALSE(ParseBallastReply({{"mib", 900}}, 900).ok());
+}
+
 TEST(GuestMessagesTest, RandomMustBeHexOfTheAskedLength) {
   EXPECT_TRUE(ParseRandomReply({{"hex", "00ff"}}, 2).ok());
   EXPECT_FALSE(ParseRandomReply({{"hex", "00ff"}}, 3).ok());

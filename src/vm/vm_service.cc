@@ -1232,6 +1232,26 @@ Result<json> VmService::GuestRandom(const std::string& name, int bytes) {
   return json{{"hex", random->hex}};
 }
 
+Result<json> VmService::GuestBallast(const std::string& name, uint64_t mib) {
+  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::shared_ptr<VmRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(vm->mu);
+    if (vm->rec.state != VmState::kRunning) {
+      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
+                                        "; its guest must be running");
+    }
+    rt = vm->rt;
+  }
+  if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
+  // Filling a GiB takes seconds under TCG.
+  auto r = rt->GuestCall(guest::ops::kBallast, {{"mib", mib}}, std::chrono::minutes(5));
+  if (!r.ok()) return r.status().WithContext("vm " + name);
+  auto ballast = qemu::ParseBallastReply(*r, mib);
+  if (!ballast.ok()) return ballast.status().WithContext("vm " + name);
+  return json{{"mib", ballast->mib}, {"fill_ms", ballast->fill_ms}};
+}
+
 json VmService::HostInfo() {
   json images = images_.Names();
   auto cap = ProbeCapacity(config_.ram_dir);

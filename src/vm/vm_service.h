@@ -152,6 +152,8 @@ class VmService {
   // Bytes from the guest's /dev/urandom, through ferry-guest: lets a user check that clones of
   // one snapshot do not share RNG state.
   Result<nlohmann::json> GuestRandom(const std::string& name, int bytes);
+  // Makes the guest hold `mib` MiB of random bytes (guest/ballast.h): a test and benchmark aid.
+  Result<nlohmann::json> GuestBallast(const std::string& name, uint64_t mib);
   nlohmann::json HostInfo();
   OperationLog& operations() { return operations_; }
   // Runs `work` on a thread joined when the service ends (before VMs are released). If `work`
