@@ -31,6 +31,7 @@
 #include "bench/ferry_ops.h"
 #include "bench/runner.h"
 #include "bench/scratch_dir.h"
+#include "bench/stream_command.h"
 #include "core/files.h"
 #include "core/process.h"
 #include "core/unique_fd.h"
@@ -47,8 +48,6 @@ constexpr char kSnapshot[] = "s";
 constexpr milliseconds kPingTimeout(30000);
 constexpr milliseconds kMigrationTimeout(300000);
 constexpr milliseconds kQmpTimeout(30000);
-constexpr milliseconds kStreamCommandExit(30000);
-constexpr char kStreamFdName[] = "stream";
 // A stream without RAM is the device state alone (under a MiB); with RAM it is far bigger.
 constexpr uint64_t kMinStreamBytes = uint64_t{16} << 20;
 
@@ -63,61 +62,6 @@ constexpr char kBareToRunning[] = "bare_spawn_to_running_ms";
 constexpr char kBareIncomingToRunning[] = "bare_incoming_to_running_ms";
 constexpr char kBareToQmp[] = "bare_spawn_to_qmp_ms";
 constexpr char kBareToPong[] = "bare_spawn_to_pong_ms";
-
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// `sh -c COMMAND` with one end of a new pipe as its descriptor 3, the other end handed to QEMU
-// as kStreamFdName for a `fd:stream` migration URI: what QEMU's `exec:COMMAND` does, started by
-// the benchmark because QEMU runs under -sandbox spawn=deny. Killed, if still running, when it
-// goes.
-class StreamCommand {
- public:
-  enum class QemuEnd { kWrites, kReads };
-  static Result<StreamCommand> Start(qemu::QmpClient& qmp, const std::string& command,
-                                     QemuEnd qemu_end, const std::string& log) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      return Status::Internal(std::string("pipe: ") + std::strerror(errno));
-    }
-    UniqueFd read_end(fds[0]), write_end(fds[1]);
-    UniqueFd& ours = qemu_end == QemuEnd::kWrites ? read_end : write_end;
-    UniqueFd& qemus = qemu_end == QemuEnd::kWrites ? write_end : read_end;
-    SpawnOptions options;
-    options.inherit = {ours.get()};
-    FERRY_ASSIGN_OR_RETURN(Process p, Process::Spawn({"sh", "-c", command}, log, options));
-    StreamCommand c(std::move(p), command);
-    ours.Reset();  // the command holds it; the pipe ends when the command or QEMU closes its end
-    FERRY_RETURN_IF_ERROR(qmp.PassFd(kStreamFdName, qemus.get()));
-    return c;
-  }
-  StreamCommand(StreamCommand&&) = default;
-  ~StreamCommand() {
-    if (process_ && process_->Running()) {
-      process_->Signal(SIGKILL);
-      process_->WaitExit(kStreamCommandExit);
-    }
-  }
-
-  // Waits for the command to exit; fails unless it exited with code 0.
-  Status Finish() {
-    auto ex = process_->WaitExit(kStreamCommandExit);
-    if (!ex) return Status::DeadlineExceeded("`" + command_ + "` did not exit");
-    if (!ex->known || ex->signaled || ex->code != 0) {
-      return Status::Internal("`" + command_ + "` " + ex->Describe());
-    }
-    return Status::Ok();
-  }
-
- private:
-  StreamCommand(Process process, std::string command)
-      : process_(std::move(process)), command_(std::move(command)) {}
-  std::optional<Process> process_;
-  std::string command_;
-};
 
 FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {}) {
   FigureSpec f;
