@@ -151,7 +151,9 @@ Result<json> HoldService::TakeHold(const std::string& vm_name, Operation& op) {
   }
   FaultPoint("hold.before_vm_removed");
   op.SetPhase("ending the VM's QEMU", 90);
+  const auto removing = Clock::now();
   Status removed = vms_.Delete(vm_name, /*force=*/true, /*holder=*/op.id());
+  const int64_t removed_ms = MsSince(removing);
   if (!removed.ok()) {
     spdlog::error("{}: held, but the VM's copy here could not be removed: {}", what,
                   removed.message());
@@ -167,6 +169,7 @@ Result<json> HoldService::TakeHold(const std::string& vm_name, Operation& op) {
               {"new_chunks", stats->new_chunks},
               {"zero_chunks", stats->zero_chunks},
               {"pause_to_durable_ms", sealed_ms},
+              {"vm_removed_ms", removed_ms},
               {"device_state_ms", device_ms},
               {"expires_at", row.expires_at}};
 }

@@ -27,6 +27,7 @@ constexpr size_t kLastWordsBytes = 1024;
 // (e.g. ferryd restarted while the guest booted).
 constexpr milliseconds kReadyPollInterval(500);
 constexpr milliseconds kReconnectInterval(50);
+constexpr milliseconds kGuestConnectTry(100);
 // How often the console's size is checked: the ring holds at most twice its cap plus what the
 // guest prints in this time.
 constexpr milliseconds kConsoleCheckInterval(1000);
@@ -204,7 +205,9 @@ void VmRuntime::WatchGuest() {
   while (!stopping_ && !exit_) {
     if (!guest_) {
       lock.unlock();
-      auto ch = qemu::GuestChannel::Connect(paths_.guest_socket, std::chrono::seconds(1));
+      // A short try: this thread must notice soon when the runtime ends (a destructor joins
+      // it), and a QEMU that is gone leaves a socket that refuses until the timeout.
+      auto ch = qemu::GuestChannel::Connect(paths_.guest_socket, kGuestConnectTry);
       lock.lock();
       if (!ch.ok()) {
         cv_.wait_for(lock, kReconnectInterval, [this] { return stopping_ || exit_.has_value(); });

@@ -57,6 +57,9 @@ struct Vm {
   bool exit_expected = false;       // a stop or forced delete is ending QEMU
   std::string shutdown_reason;      // from QEMU's SHUTDOWN event, if one came
   std::optional<ProcessExit> exit;  // QEMU's exit, once it happened
+  // Its record is gone from the registry: a late event (QEMU's exit after a forced delete) has
+  // nothing left to record.
+  bool deleted = false;
 };
 
 VmService::VmService(ServiceConfig config)
@@ -159,6 +162,10 @@ void VmService::InBackground(std::function<void()> work, std::shared_ptr<Operati
 }
 
 void VmService::Persist(Vm& vm) {
+  if (vm.deleted) {
+    vm.cv.notify_all();
+    return;
+  }
   Status st = registry_->UpdateVm(vm.rec);
   if (!st.ok()) spdlog::error("vm {}: cannot record state: {}", vm.rec.spec.name, st.message());
   vm.cv.notify_all();
@@ -922,6 +929,7 @@ Status VmService::Delete(const std::string& name, bool force, const std::string&
           removed.code(), "vm " + name + ": its QEMU is stopped but its record could " +
                               "not be removed (" + removed.message() + "); run the delete again");
     }
+    vm->deleted = true;
     if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
     RemoveTap(vm->rec);
     RemoveAll(vm->paths.dir);
