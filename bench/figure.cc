@@ -175,4 +175,15 @@ nlohmann::json FigureResult::ToJson() const {
   return j;
 }
 
+FigureSpec Figure(std::string name, std::string ferry_key, std::string comparison_key, Goal goal,
+                  Unit unit) {
+  FigureSpec f;
+  f.name = std::move(name);
+  f.ferry_key = std::move(ferry_key);
+  f.comparison_key = std::move(comparison_key);
+  f.goal = std::move(goal);
+  f.unit = unit;
+  return f;
+}
+
 }  // namespace ferry::bench

@@ -60,6 +60,10 @@ struct FigureSpec {
   Goal second_goal{};                   // ferry median against the second comparison's
 };
 
+// A row of an entry's table: `ferry_key` next to `comparison_key` ("" for none), under `goal`.
+FigureSpec Figure(std::string name, std::string ferry_key, std::string comparison_key,
+                  Goal goal = {}, Unit unit = Unit::kMillis);
+
 // A figure with its samples, in run order, in the figure's unit (times in milliseconds).
 struct FigureResult {
   FigureSpec spec;

@@ -62,21 +62,6 @@ constexpr char kBareSaveNoSync[] = "bare_save_ms";
 constexpr char kBareRestore[] = "bare_restore_ms";
 constexpr char kBareFileMiB[] = "bare_file_mib";
 
-FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {}) {
-  FigureSpec f;
-  f.name = std::move(name);
-  f.ferry_key = std::move(ferry);
-  f.comparison_key = std::move(comparison);
-  f.goal = std::move(goal);
-  return f;
-}
-
-FigureSpec MiBRow(std::string name, std::string ferry, std::string comparison) {
-  FigureSpec f = Row(std::move(name), std::move(ferry), std::move(comparison));
-  f.unit = Unit::kMiB;
-  return f;
-}
-
 Status Fsync(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid() || ::fsync(fd.get()) != 0) {
@@ -97,14 +82,14 @@ class Hold : public BenchEntry {
             "bare QEMU `stop` + `migrate` into `cat > FILE` + fsync(FILE); restore: spawn "
             "-incoming defer, `cat FILE` into `migrate-incoming`, `cont`",
             {
-                Row("hold: command to durable vs QEMU stop+save to file+fsync", kFerryHold,
+                Figure("hold: command to durable vs QEMU stop+save to file+fsync", kFerryHold,
                     kBareSave, Goal::MaxRatio(0.5)),
-                Row("restore: command to running vs QEMU -incoming from the file", kFerryRestore,
+                Figure("restore: command to running vs QEMU -incoming from the file", kFerryRestore,
                     kBareRestore, Goal::MaxRatio(1.0)),
-                Row("ferry: pause to durable as ferryd timed it", kFerryPauseToDurable, ""),
-                Row("bare: save without fsync", "", kBareSaveNoSync),
-                MiBRow("MiB written: new in the store vs the file", kFerryStoredMiB,
-                       kBareFileMiB),
+                Figure("ferry: pause to durable as ferryd timed it", kFerryPauseToDurable, ""),
+                Figure("bare: save without fsync", "", kBareSaveNoSync),
+                Figure("MiB written: new in the store vs the file", kFerryStoredMiB,
+                       kBareFileMiB, {}, Unit::kMiB),
             }};
   }
 

@@ -63,15 +63,6 @@ constexpr char kBareIncomingToRunning[] = "bare_incoming_to_running_ms";
 constexpr char kBareToQmp[] = "bare_spawn_to_qmp_ms";
 constexpr char kBareToPong[] = "bare_spawn_to_pong_ms";
 
-FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {}) {
-  FigureSpec f;
-  f.name = std::move(name);
-  f.ferry_key = std::move(ferry);
-  f.comparison_key = std::move(comparison);
-  f.goal = std::move(goal);
-  return f;
-}
-
 class RestoreMigration : public BenchEntry {
  public:
   EntryInfo Info() const override {
@@ -83,15 +74,15 @@ class RestoreMigration : public BenchEntry {
             "bare QEMU -S -incoming defer, `cat FILE` over a pipe into `migrate-incoming`, poll "
             "query-migrate, `cont`, redis PING: from QEMU's spawn",
             {
-                Row("restore to running, QEMU start included", kFerryToRunning, kBareToRunning,
+                Figure("restore to running, QEMU start included", kFerryToRunning, kBareToRunning,
                     Goal::MinSpeedup(5)),
-                Row("restore to running, QEMU start excluded (running_ms vs incoming..cont)",
+                Figure("restore to running, QEMU start excluded (running_ms vs incoming..cont)",
                     kFerryRunningMs, kBareIncomingToRunning, Goal::MinSpeedup(5)),
-                Row("to serving: clone CLI (identity reset done) vs bare spawn to redis PONG",
+                Figure("to serving: clone CLI (identity reset done) vs bare spawn to redis PONG",
                     kFerryCli, kBareToPong),
-                Row("ferry: device state load (device_state_ms)", kFerryDeviceMs, ""),
-                Row("ferry: outside the restore (CLI wall - restore_total_ms)", kFerryOutside, ""),
-                Row("bare: QEMU spawn to QMP answering", "", kBareToQmp),
+                Figure("ferry: device state load (device_state_ms)", kFerryDeviceMs, ""),
+                Figure("ferry: outside the restore (CLI wall - restore_total_ms)", kFerryOutside, ""),
+                Figure("bare: QEMU spawn to QMP answering", "", kBareToQmp),
             }};
   }
 

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/elapsed.h"
 #include "core/fault_point.h"
 #include "core/files.h"
 #include "core/ids.h"
@@ -33,9 +34,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
 
 // The owner's rules for holding `rec`: Ok, or PermissionDenied naming the owner. Sets
 // `expires_at` from hold.max_seconds (0: no limit).

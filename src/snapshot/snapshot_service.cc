@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 
+#include "core/elapsed.h"
 #include "core/fault_point.h"
 #include "core/files.h"
 #include "core/ids.h"
@@ -26,10 +27,6 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
-}
 
 std::string NewGuid() {
   std::string h = RandomHex(16);

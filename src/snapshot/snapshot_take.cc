@@ -16,6 +16,7 @@
 #include <chrono>
 #include <optional>
 
+#include "core/elapsed.h"
 #include "core/fault_point.h"
 #include "core/files.h"
 #include "core/ids.h"
@@ -34,9 +35,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
 
 }  // namespace
 

@@ -1221,18 +1221,19 @@ Result<std::string> VmService::Console(const std::string& name, size_t max_bytes
   return ConsoleTail(path, max_bytes);
 }
 
-Result<json> VmService::GuestRandom(const std::string& name, int bytes) {
+Result<std::shared_ptr<VmRuntime>> VmService::RunningGuest(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::shared_ptr<VmRuntime> rt;
-  {
-    std::lock_guard<std::mutex> lock(vm->mu);
-    if (vm->rec.state != VmState::kRunning) {
-      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
-                                        "; its guest must be running");
-    }
-    rt = vm->rt;
+  std::lock_guard<std::mutex> lock(vm->mu);
+  if (vm->rec.state != VmState::kRunning) {
+    return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
+                                      "; its guest must be running");
   }
-  if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
+  if (!vm->rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
+  return vm->rt;
+}
+
+Result<json> VmService::GuestRandom(const std::string& name, int bytes) {
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<VmRuntime> rt, RunningGuest(name));
   auto r = rt->GuestCall(guest::ops::kUrandom, {{"bytes", bytes}}, std::chrono::seconds(5));
   if (!r.ok()) return r.status().WithContext("vm " + name);
   auto random = qemu::ParseRandomReply(*r, bytes > 0 ? static_cast<size_t>(bytes) : 0);
@@ -1241,17 +1242,7 @@ Result<json> VmService::GuestRandom(const std::string& name, int bytes) {
 }
 
 Result<json> VmService::GuestBallast(const std::string& name, uint64_t mib) {
-  FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::shared_ptr<VmRuntime> rt;
-  {
-    std::lock_guard<std::mutex> lock(vm->mu);
-    if (vm->rec.state != VmState::kRunning) {
-      return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
-                                        "; its guest must be running");
-    }
-    rt = vm->rt;
-  }
-  if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<VmRuntime> rt, RunningGuest(name));
   // Filling a GiB takes seconds under TCG.
   auto r = rt->GuestCall(guest::ops::kBallast, {{"mib", mib}}, std::chrono::minutes(5));
   if (!r.ok()) return r.status().WithContext("vm " + name);

@@ -178,6 +178,8 @@ class VmService {
   // REQUIRES: Readopt has re-adopted every VM.
   void SweepLeftoverTaps();
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
+  // The runtime of a VM whose guest runs (for guest calls); FailedPrecondition otherwise.
+  Result<std::shared_ptr<VmRuntime>> RunningGuest(const std::string& name);
   Status CheckPortsUnclaimed(const VmSpec& spec);
   // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
   Status Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
