@@ -217,14 +217,7 @@ class Hold : public BenchEntry {
         qmp->Execute("migrate-set-parameters", {{"max-bandwidth", kUnthrottled}}).status());
     const auto t0 = Clock::now();
     FERRY_RETURN_IF_ERROR(qmp->Execute("stop").status());
-    FERRY_ASSIGN_OR_RETURN(StreamCommand cat,
-                           StreamCommand::Start(*qmp, "cat <&3 > " + ShellQuote(file),
-                                                StreamCommand::QemuEnd::kWrites,
-                                                dir + "/cat.log"));
-    FERRY_RETURN_IF_ERROR(
-        qmp->Execute("migrate", {{"uri", std::string("fd:") + kStreamFdName}}).status());
-    FERRY_RETURN_IF_ERROR(qemu->AwaitMigration(kMigrationTimeout));
-    FERRY_RETURN_IF_ERROR(cat.Finish());
+    FERRY_RETURN_IF_ERROR(SaveToFile(*qemu, file, dir + "/cat.log", kMigrationTimeout));
     const auto saved = Clock::now();
     FERRY_RETURN_IF_ERROR(Fsync(file));
     const auto durable = Clock::now();
@@ -244,17 +237,8 @@ class Hold : public BenchEntry {
     launch.spec.incoming = true;
     FERRY_ASSIGN_OR_RETURN(auto qemu, BareQemu::Launch(launch, dir + "/qemu.log"));
     const auto t0 = qemu->spawned_at();
-    FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * qmp, qemu->Qmp(kQmpTimeout));
-    FERRY_ASSIGN_OR_RETURN(StreamCommand cat,
-                           StreamCommand::Start(*qmp, "cat " + ShellQuote(file) + " >&3",
-                                                StreamCommand::QemuEnd::kReads,
-                                                dir + "/cat.log"));
-    FERRY_RETURN_IF_ERROR(
-        qmp->Execute("migrate-incoming", {{"uri", std::string("fd:") + kStreamFdName}}).status());
-    FERRY_RETURN_IF_ERROR(qemu->AwaitMigration(kMigrationTimeout));
-    FERRY_RETURN_IF_ERROR(qmp->Execute("cont").status());
-    const auto running = Clock::now();
-    FERRY_RETURN_IF_ERROR(cat.Finish());
+    FERRY_ASSIGN_OR_RETURN(auto running,
+                           RestoreFromFile(*qemu, file, dir + "/cat.log", kMigrationTimeout));
     FERRY_RETURN_IF_ERROR(RedisPing(port, kPingTimeout));
     return Measurements{{kBareRestore, DurationMs(running - t0)}};
   }

@@ -172,15 +172,7 @@ class RestoreMigration : public BenchEntry {
           }
         }
       }
-      FERRY_ASSIGN_OR_RETURN(
-          StreamCommand cat,
-          StreamCommand::Start(*qmp, "cat <&3 > " + ShellQuote(stream_path_),
-                               StreamCommand::QemuEnd::kWrites, dir + "/cat.log"));
-      FERRY_RETURN_IF_ERROR(
-          qmp->Execute("migrate", {{"uri", std::string("fd:") + kStreamFdName}}).status());
-      st = qemu->AwaitMigration(kMigrationTimeout);
-      // QEMU closed its end once the migration ended: cat has the whole stream then.
-      if (st.ok()) st = cat.Finish();
+      st = SaveToFile(*qemu, stream_path_, dir + "/cat.log", kMigrationTimeout);
     }
     RemoveAll(dir);
     FERRY_RETURN_IF_ERROR(st.WithContext("saving the bare QEMU's migration stream"));
@@ -239,17 +231,11 @@ class RestoreMigration : public BenchEntry {
   // `log`: where the stream command's output goes.
   Result<Measurements> Restore(BareQemu& qemu, uint16_t port, const std::string& log) {
     const auto t0 = qemu.spawned_at();
-    FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * qmp, qemu.Qmp(kQmpTimeout));
+    // Connected first: the incoming figure starts once QMP answers.
+    FERRY_RETURN_IF_ERROR(qemu.Qmp(kQmpTimeout).status());
     const auto incoming = Clock::now();
-    FERRY_ASSIGN_OR_RETURN(StreamCommand cat,
-                           StreamCommand::Start(*qmp, "cat " + ShellQuote(stream_path_) + " >&3",
-                                                StreamCommand::QemuEnd::kReads, log));
-    FERRY_RETURN_IF_ERROR(
-        qmp->Execute("migrate-incoming", {{"uri", std::string("fd:") + kStreamFdName}}).status());
-    FERRY_RETURN_IF_ERROR(qemu.AwaitMigration(kMigrationTimeout));
-    FERRY_RETURN_IF_ERROR(qmp->Execute("cont").status());
-    const auto running = Clock::now();
-    FERRY_RETURN_IF_ERROR(cat.Finish());
+    FERRY_ASSIGN_OR_RETURN(auto running,
+                           RestoreFromFile(qemu, stream_path_, log, kMigrationTimeout));
     FERRY_RETURN_IF_ERROR(RedisPing(port, kPingTimeout));
     const auto pong = Clock::now();
     return Measurements{

@@ -51,4 +51,33 @@ Status StreamCommand::Finish() {
   return Status::Ok();
 }
 
+Status SaveToFile(BareQemu& qemu, const std::string& file, const std::string& log,
+                  std::chrono::milliseconds timeout) {
+  FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * qmp, qemu.Qmp(timeout));
+  FERRY_ASSIGN_OR_RETURN(StreamCommand cat, StreamCommand::Start(*qmp, "cat <&3 > " + ShellQuote(file),
+                                                                 StreamCommand::QemuEnd::kWrites,
+                                                                 log));
+  FERRY_RETURN_IF_ERROR(
+      qmp->Execute("migrate", {{"uri", std::string("fd:") + kStreamFdName}}).status());
+  FERRY_RETURN_IF_ERROR(qemu.AwaitMigration(timeout));
+  // QEMU closed its end once the migration ended: cat has the whole stream then.
+  return cat.Finish();
+}
+
+Result<BareQemu::Clock::time_point> RestoreFromFile(BareQemu& qemu, const std::string& file,
+                                                    const std::string& log,
+                                                    std::chrono::milliseconds timeout) {
+  FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * qmp, qemu.Qmp(timeout));
+  FERRY_ASSIGN_OR_RETURN(StreamCommand cat,
+                         StreamCommand::Start(*qmp, "cat " + ShellQuote(file) + " >&3",
+                                              StreamCommand::QemuEnd::kReads, log));
+  FERRY_RETURN_IF_ERROR(
+      qmp->Execute("migrate-incoming", {{"uri", std::string("fd:") + kStreamFdName}}).status());
+  FERRY_RETURN_IF_ERROR(qemu.AwaitMigration(timeout));
+  FERRY_RETURN_IF_ERROR(qmp->Execute("cont").status());
+  const auto running = BareQemu::Clock::now();
+  FERRY_RETURN_IF_ERROR(cat.Finish());
+  return running;
+}
+
 }  // namespace ferry::bench

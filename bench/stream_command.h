@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "bench/bare_qemu.h"
 #include "core/process.h"
 #include "core/status.h"
 #include "qemu/qmp_client.h"
@@ -40,5 +41,17 @@ class StreamCommand {
   std::optional<Process> process_;
   std::string command_;
 };
+
+// A bare QEMU's whole state into `file` through `cat > FILE`: `migrate` (the caller has stopped
+// the guest and set what it wants of the migration), until it completes and cat exits. `log`
+// takes cat's output.
+Status SaveToFile(BareQemu& qemu, const std::string& file, const std::string& log,
+                  std::chrono::milliseconds timeout);
+// A bare QEMU started with -incoming defer restored from `file` through `cat FILE`:
+// `migrate-incoming`, until it completes, `cont`. Returns when `cont` was answered; cat's exit
+// is checked after.
+Result<BareQemu::Clock::time_point> RestoreFromFile(BareQemu& qemu, const std::string& file,
+                                                    const std::string& log,
+                                                    std::chrono::milliseconds timeout);
 
 }  // namespace ferry::bench
