@@ -12,7 +12,7 @@ packages=(
   build-essential cmake pkg-config git
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libcpp-httplib-dev
-  libbrotli-dev zlib1g-dev
+  libbrotli-dev zlib1g-dev libzstd-dev
   # the sanitizer and fuzzing tree (scripts/sanitize.sh): clang with ASan, UBSan and libFuzzer
   clang-14 libclang-rt-14-dev
   # the engine and the guest image's ingredients

@@ -1,0 +1,425 @@
+#include "store/store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core/files.h"
+#include "store/hold_import.h"
+#include "store/store_test_env.h"
+
+namespace ferry::store {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr uint32_t kChunk = 64 << 10;
+const std::string kOwnerA(64, 'a');
+const std::string kOwnerB(64, 'b');
+
+// 4 MiB and a bit: random chunks, text chunks, and a long zero stretch in the middle.
+std::string MixedRam() {
+  std::string ram = RandomBytesForTest(1 << 20, 1);
+  std::string line = "redis key value pairs and a kernel's text pages";
+  line.resize(64, '.');  // a period that divides the chunk size: all 16 text chunks are equal
+  std::string text;
+  while (text.size() < (1 << 20)) text += line;
+  ram += text;
+  ram += std::string(2 << 20, '\0');
+  ram += RandomBytesForTest(1000, 2);  // a short last chunk
+  return ram;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::string Dir() const { return env_.path("store"); }
+  std::unique_ptr<Store> OpenStore() { return env_.Open(Dir(), env_.h1(), kChunk); }
+
+  HoldStats Seal(Store& store, const HoldHeader& header, const std::string& ram,
+                 const std::string& device = "device state") {
+    UniqueFd r = env_.Blob(header.hold_id + ".ram", ram);
+    UniqueFd d = env_.Blob(header.hold_id + ".dev", device);
+    auto stats = store.SealHold(
+        header, {{"ram", r.get(), ram.size()}, {"device-state", d.get(), device.size()}});
+    EXPECT_TRUE(stats.ok()) << stats.status().message();
+    return stats.ok() ? *stats : HoldStats{};
+  }
+
+  Result<std::string> Reconstitute(Store& store, const std::string& hold, const std::string& blob,
+                                   struct stat* st = nullptr) {
+    const std::string out = env_.path("out-" + hold + "-" + blob);
+    UniqueFd fd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    FERRY_RETURN_IF_ERROR(store.ReconstituteBlob(hold, blob, fd.get()));
+    if (st) ::fstat(fd.get(), st);
+    return ReadFile(out);
+  }
+
+  // The chunk file of the first data chunk of hold `id`.
+  std::string FirstChunkFile(Store& store, const std::string& id) {
+    auto ids = store.HoldChunkIds(id);
+    EXPECT_TRUE(ids.ok() && !ids->empty());
+    const std::string hex = (*ids)[0].Hex();
+    return Dir() + "/chunks/" + hex.substr(0, 2) + "/" + hex;
+  }
+
+  StoreTestEnv env_;
+};
+
+TEST_F(StoreTest, SealThenReconstituteIsByteIdenticalAndSparse) {
+  auto store = OpenStore();
+  const std::string ram = MixedRam();
+  HoldStats stats = Seal(*store, HeaderForTest("h-1"), ram);
+  EXPECT_EQ(stats.logical_bytes, ram.size() + 12);
+  EXPECT_EQ(stats.zero_chunks, 32u);
+  EXPECT_EQ(stats.chunks, 16u + 16u + 1u + 1u);
+  // The text chunks are equal: one of them is stored for all 16.
+  EXPECT_EQ(stats.new_chunks, 16u + 1u + 1u + 1u);
+
+  struct stat st;
+  auto back = Reconstitute(*store, "h-1", "ram", &st);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(*back == ram);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, ram.size() - (1 << 20))
+      << "the zero stretch must be a hole";
+  auto dev = Reconstitute(*store, "h-1", "device-state");
+  ASSERT_TRUE(dev.ok());
+  EXPECT_EQ(*dev, "device state");
+
+  auto manifest = store->LoadHold("h-1");
+  ASSERT_TRUE(manifest.ok()) << manifest.status().message();
+  EXPECT_EQ(manifest->header, HeaderForTest("h-1"));
+  EXPECT_EQ(manifest->signer_host_id, "h1");
+  ASSERT_EQ(manifest->blobs.size(), 2u);
+  EXPECT_EQ(manifest->blobs[0], (BlobInfo{"ram", ram.size(), 65, 32}));
+  EXPECT_EQ(store->ReconstituteBlob("h-1", "disk", 0).code(), Status::Code::kNotFound);
+}
+
+TEST_F(StoreTest, ASecondHoldOfTheSameOwnerStoresOnlyWhatChanged) {
+  auto store = OpenStore();
+  std::string ram = RandomBytesForTest(2 << 20, 7);
+  HoldStats first = Seal(*store, HeaderForTest("first", kOwnerA), ram);
+  EXPECT_EQ(first.new_chunks, 33u);
+  ram[5 * kChunk + 17] ^= 0x55;  // the sibling wrote one page
+  HoldStats second = Seal(*store, HeaderForTest("second", kOwnerA), ram);
+  EXPECT_EQ(second.new_chunks, 1u);
+  EXPECT_LT(second.stored_new_bytes, kChunk + 1024);
+  auto back = Reconstitute(*store, "second", "ram");
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(*back == ram);
+  auto stats = store->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->holds, 2u);
+  EXPECT_EQ(stats->chunks, 34u);
+  EXPECT_GT(stats->dedup_ratio, 1.9);
+}
+
+TEST_F(StoreTest, EqualContentOfTwoOwnersSharesNothing) {
+  auto store = OpenStore();
+  const std::string ram = RandomBytesForTest(1 << 20, 9);
+  HoldStats a = Seal(*store, HeaderForTest("of-a", kOwnerA), ram);
+  HoldStats b = Seal(*store, HeaderForTest("of-b", kOwnerB), ram);
+  EXPECT_EQ(a.new_chunks, b.new_chunks);
+  auto ids_a = store->HoldChunkIds("of-a");
+  auto ids_b = store->HoldChunkIds("of-b");
+  ASSERT_TRUE(ids_a.ok() && ids_b.ok());
+  for (const ChunkId& id : *ids_a) {
+    EXPECT_EQ(std::find(ids_b->begin(), ids_b->end(), id), ids_b->end());
+  }
+}
+
+TEST_F(StoreTest, ZeroChunksAreNeverStored) {
+  auto store = OpenStore();
+  HoldStats stats = Seal(*store, HeaderForTest("zeros"), std::string(1 << 20, '\0'), "x");
+  EXPECT_EQ(stats.zero_chunks, 16u);
+  EXPECT_EQ(stats.new_chunks, 1u) << "only the device state";
+  struct stat st;
+  auto back = Reconstitute(*store, "zeros", "ram", &st);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, std::string(1 << 20, '\0'));
+  EXPECT_EQ(st.st_blocks, 0);
+}
+
+TEST_F(StoreTest, AFlippedByteInAChunkFileIsNamedOnReconstituteAndByVerify) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
+  const std::string file = FirstChunkFile(*store, "h-1");
+  std::string bytes = *ReadFile(file);
+  bytes[bytes.size() / 2] ^= 1;
+  ASSERT_TRUE(WriteFileAtomic(file, bytes, 0600).ok());
+  Status st = Reconstitute(*store, "h-1", "ram").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("hold h-1: chunk 0 of blob ram (offset 0) is damaged"));
+  EXPECT_THAT(st.message(), HasSubstr("checksum mismatch"));
+  EXPECT_THAT(st.message(), HasSubstr("the hold is damaged"));
+  auto report = store->Verify();
+  ASSERT_TRUE(report.ok());
+  EXPECT_FALSE(report->ok());
+  EXPECT_EQ(report->chunks_checked, 17u);
+  EXPECT_EQ(report->holds_checked, 1u);
+  ASSERT_EQ(report->problems.size(), 2u);
+  EXPECT_THAT(report->problems[0], HasSubstr(file + ": checksum mismatch"));
+  EXPECT_THAT(report->problems[1], HasSubstr("hold h-1: chunk 0 of blob ram (offset 0)"));
+}
+
+TEST_F(StoreTest, AChunkFlippedWithItsChecksumFixedIsCaughtByTheTag) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
+  const std::string file = FirstChunkFile(*store, "h-1");
+  std::string bytes = *ReadFile(file);
+  bytes[100] ^= 1;
+  std::string body = bytes.substr(0, bytes.size() - 32);
+  unsigned char md[32];
+  EVP_Digest(body.data(), body.size(), md, nullptr, EVP_sha256(), nullptr);
+  ASSERT_TRUE(
+      WriteFileAtomic(file, body + std::string(reinterpret_cast<char*>(md), 32), 0600).ok());
+  Status st = Reconstitute(*store, "h-1", "ram").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("authentication failed"));
+  auto report = store->Verify();
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->problems.size(), 1u) << "the file checks, the AEAD does not";
+  EXPECT_THAT(report->problems[0], HasSubstr("chunk 0 of blob ram (offset 0) is damaged"));
+}
+
+TEST_F(StoreTest, AMissingChunkIsNamed) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
+  ASSERT_EQ(::unlink(FirstChunkFile(*store, "h-1").c_str()), 0);
+  Status st = Reconstitute(*store, "h-1", "ram").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("hold h-1: chunk 0 of blob ram (offset 0) is missing"));
+  auto report = store->Verify();
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->problems.size(), 1u);
+  EXPECT_THAT(report->problems[0], HasSubstr("is missing"));
+}
+
+TEST_F(StoreTest, AnEditedManifestIsRefusedByChecksumAndThenBySignature) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 18, 3));
+  const std::string path = Dir() + "/holds/h-1.hold";
+  const std::string original = *ReadFile(path);
+  std::string edited = original;
+  const size_t at = edited.find("durable");
+  ASSERT_NE(at, std::string::npos);
+  edited.replace(at, 7, "expired");
+  ASSERT_TRUE(WriteFileAtomic(path, edited, 0600).ok());
+  Status st = store->LoadHold("h-1").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr(path + ": checksum mismatch; the hold is damaged"));
+
+  std::string body = edited.substr(0, edited.size() - 32);
+  unsigned char md[32];
+  EVP_Digest(body.data(), body.size(), md, nullptr, EVP_sha256(), nullptr);
+  ASSERT_TRUE(
+      WriteFileAtomic(path, body + std::string(reinterpret_cast<char*>(md), 32), 0600).ok());
+  st = store->LoadHold("h-1").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("signature does not verify"));
+  EXPECT_EQ(store->ReconstituteBlob("h-1", "ram", 0).code(), Status::Code::kCorruption);
+  EXPECT_EQ(store->UpdateState("h-1", "restoring").code(), Status::Code::kCorruption)
+      << "a forged manifest is never re-signed";
+}
+
+TEST_F(StoreTest, AManifestSignedByAnotherHostIsRefused) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 18, 3));
+  store.reset();
+  // Same directory and keys, opened as h2: h1's signature does not verify against h2's cert.
+  auto as_h2 = env_.Open(Dir(), env_.h2(), kChunk);
+  ASSERT_TRUE(as_h2);
+  Status st = as_h2->LoadHold("h-1").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("signed by another host"));
+  auto report = as_h2->Verify();
+  ASSERT_TRUE(report.ok());
+  EXPECT_FALSE(report->ok());
+}
+
+TEST_F(StoreTest, ShredThenCollectFreesWhatOnlyThatHoldUsed) {
+  auto store = OpenStore();
+  const std::string shared = RandomBytesForTest(1 << 20, 11);
+  Seal(*store, HeaderForTest("keep", kOwnerA), shared + RandomBytesForTest(kChunk, 12), "a");
+  Seal(*store, HeaderForTest("drop", kOwnerA), shared + RandomBytesForTest(2 * kChunk, 13), "b");
+  ASSERT_TRUE(store->ShredHold("drop").ok());
+  EXPECT_EQ(store->LoadHold("drop").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(store->ShredHold("drop").code(), Status::Code::kNotFound);
+  auto collected = store->Collect();
+  ASSERT_TRUE(collected.ok()) << collected.status().message();
+  EXPECT_EQ(collected->chunks_removed, 3u) << "two random chunks and device state \"b\"";
+  EXPECT_GT(collected->bytes_freed, 2u * kChunk);
+  auto back = Reconstitute(*store, "keep", "ram");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(*back == shared + RandomBytesForTest(kChunk, 12));
+  auto report = store->Verify();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok()) << report->problems[0];
+}
+
+TEST_F(StoreTest, CollectSweepsNothingWhileAManifestIsUnreadable) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 18, 3));
+  ASSERT_TRUE(WriteFileAtomic(Dir() + "/holds/h-1.hold", "garbage", 0600).ok());
+  auto collected = store->Collect();
+  EXPECT_EQ(collected.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_THAT(collected.status().message(), HasSubstr("hold h-1 cannot be read"));
+  EXPECT_EQ(store->Stats()->chunks, 5u);
+}
+
+TEST_F(StoreTest, AFullDiskDuringSealFailsNamingTheHoldAndLeavesNoManifest) {
+  const std::string mnt = env_.path("small");
+  ASSERT_TRUE(MakeDirs(mnt, 0700).ok());
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=2m,mode=0700") != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs (needs root): " << std::strerror(errno);
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  auto store = env_.Open(mnt + "/store", env_.h1(), kChunk);
+  ASSERT_TRUE(store);
+  const std::string ram = RandomBytesForTest(8 << 20, 5);
+  UniqueFd fd = env_.Blob("big.ram", ram);
+  auto stats = store->SealHold(HeaderForTest("big"), {{"ram", fd.get(), ram.size()}});
+  EXPECT_EQ(stats.status().code(), Status::Code::kResourceExhausted);
+  EXPECT_THAT(stats.status().message(), HasSubstr("hold big was not made"));
+  EXPECT_THAT(stats.status().message(), HasSubstr("is full"));
+  EXPECT_TRUE(store->ListHolds().empty());
+  EXPECT_EQ(store->LoadHold("big").status().code(), Status::Code::kNotFound);
+  auto collected = store->Collect();
+  ASSERT_TRUE(collected.ok()) << collected.status().message();
+  EXPECT_GT(collected->bytes_freed, 1u << 20) << "what the failed seal wrote goes back";
+  const std::string small = RandomBytesForTest(256 << 10, 6);
+  UniqueFd small_fd = env_.Blob("small.ram", small);
+  EXPECT_TRUE(store->SealHold(HeaderForTest("fits"), {{"ram", small_fd.get(), small.size()}}).ok());
+}
+
+TEST_F(StoreTest, AReopenedStoreKeepsItsKeysAndHolds) {
+  const std::string ram = RandomBytesForTest(1 << 20, 21);
+  {
+    auto store = OpenStore();
+    Seal(*store, HeaderForTest("h-1", kOwnerA), ram);
+  }
+  struct stat st;
+  ASSERT_EQ(::stat((Dir() + "/keys/host.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(Dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  auto store = OpenStore();
+  EXPECT_EQ(store->ListHolds(), std::vector<std::string>{"h-1"});
+  auto back = Reconstitute(*store, "h-1", "ram");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(*back == ram);
+  HoldStats again = Seal(*store, HeaderForTest("h-2", kOwnerA), ram);
+  EXPECT_EQ(again.new_chunks, 0u) << "the owner's secret persisted, so the chunks dedup";
+}
+
+TEST_F(StoreTest, OneProcessAtATimeAndOnlyAPrivateDirectory) {
+  auto store = OpenStore();
+  StoreOptions options;
+  options.dir = Dir();
+  auto second = Store::Open(options, *env_.h1().signer, env_.h1().cert.get());
+  EXPECT_EQ(second.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("in use"));
+
+  const std::string wide = env_.path("wide");
+  ASSERT_EQ(::mkdir(wide.c_str(), 0755), 0);
+  options.dir = wide;
+  auto refused = Store::Open(options, *env_.h1().signer, env_.h1().cert.get());
+  EXPECT_EQ(refused.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("mode 0755"));
+}
+
+TEST_F(StoreTest, UpdateStateResignsAndKeepsTheContents) {
+  auto store = OpenStore();
+  const std::string ram = RandomBytesForTest(1 << 19, 4);
+  Seal(*store, HeaderForTest("h-1"), ram);
+  ASSERT_TRUE(store->UpdateState("h-1", "restoring").ok());
+  auto manifest = store->LoadHold("h-1");
+  ASSERT_TRUE(manifest.ok());
+  EXPECT_EQ(manifest->header.state, "restoring");
+  EXPECT_TRUE(*Reconstitute(*store, "h-1", "ram") == ram);
+  EXPECT_EQ(store->UpdateState("h-1", "Bad State").code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(store->UpdateState("nope", "durable").code(), Status::Code::kNotFound);
+}
+
+TEST_F(StoreTest, HoldIdsAreNeverReused) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), "abc");
+  UniqueFd fd = env_.Blob("again", "def");
+  auto again = store->SealHold(HeaderForTest("h-1"), {{"ram", fd.get(), 3}});
+  EXPECT_EQ(again.status().code(), Status::Code::kAlreadyExists);
+  auto bad = store->SealHold(HeaderForTest("../x"), {{"ram", fd.get(), 3}});
+  EXPECT_EQ(bad.status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(StoreTest, AHoldTravelsToAnotherStoreWithOnlyTheChunksItLacks) {
+  auto sender = OpenStore();
+  auto receiver = env_.Open(env_.path("store-h2"), env_.h2(), kChunk);
+  const std::string ram = RandomBytesForTest(1 << 20, 31);
+  Seal(*sender, HeaderForTest("one", kOwnerA), ram);
+  auto secret = sender->ExportOwnerSecret(kOwnerA);
+  ASSERT_TRUE(secret.ok() && secret->has_value());
+  EXPECT_TRUE(*receiver->AdoptOwnerSecret(kOwnerA, **secret));
+
+  auto send = [&](const std::string& id) -> size_t {
+    auto exported = sender->ExportHold(id);
+    EXPECT_TRUE(exported.ok());
+    auto import = receiver->BeginImport(*exported, env_.h1().cert.get());
+    EXPECT_TRUE(import.ok()) << import.status().message();
+    if (!import.ok()) return 0;
+    for (const ChunkId& c : (*import)->needed()) {
+      EXPECT_TRUE((*import)->PutChunk(c, *sender->ReadSealedChunk(c)).ok());
+    }
+    EXPECT_TRUE((*import)->Commit("durable").ok());
+    return (*import)->needed().size();
+  };
+  EXPECT_EQ(send("one"), 17u);
+  auto manifest = receiver->LoadHold("one");
+  ASSERT_TRUE(manifest.ok()) << manifest.status().message();
+  EXPECT_EQ(manifest->signer_host_id, "h2");
+  EXPECT_TRUE(*Reconstitute(*receiver, "one", "ram") == ram);
+
+  std::string sibling = ram;
+  sibling[3 * kChunk] ^= 1;
+  Seal(*sender, HeaderForTest("two", kOwnerA), sibling);
+  EXPECT_EQ(send("two"), 1u) << "only the chunk the sibling changed travels";
+  EXPECT_TRUE(*Reconstitute(*receiver, "two", "ram") == sibling);
+}
+
+TEST_F(StoreTest, AnImportRefusesForeignChunksAnIncompleteHoldAndTheWrongSender) {
+  auto sender = OpenStore();
+  auto receiver = env_.Open(env_.path("store-h2"), env_.h2(), kChunk);
+  Seal(*sender, HeaderForTest("one"), RandomBytesForTest(1 << 18, 41));
+  Seal(*sender, HeaderForTest("other"), RandomBytesForTest(1 << 18, 42));
+  auto exported = sender->ExportHold("one");
+  ASSERT_TRUE(exported.ok());
+  EXPECT_EQ(receiver->BeginImport(*exported, env_.h2().cert.get()).status().code(),
+            Status::Code::kCorruption)
+      << "not signed by the host the TLS session says sent it";
+  HoldExport wrong_key{exported->manifest, std::string(32, 'k')};
+  EXPECT_EQ(receiver->BeginImport(wrong_key, env_.h1().cert.get()).status().code(),
+            Status::Code::kCorruption);
+
+  auto import = receiver->BeginImport(*exported, env_.h1().cert.get());
+  ASSERT_TRUE(import.ok());
+  auto foreign = (*sender->HoldChunkIds("other"))[0];
+  EXPECT_EQ((*import)->PutChunk(foreign, *sender->ReadSealedChunk(foreign)).code(),
+            Status::Code::kCorruption);
+  const ChunkId first = (*import)->needed()[0];
+  const ChunkId second = (*import)->needed()[1];
+  EXPECT_EQ((*import)->PutChunk(first, *sender->ReadSealedChunk(second)).code(),
+            Status::Code::kCorruption)
+      << "a listed id with another chunk's bytes";
+  EXPECT_EQ((*import)->Commit("durable").code(), Status::Code::kFailedPrecondition);
+  EXPECT_TRUE(receiver->ListHolds().empty());
+}
+
+}  // namespace
+}  // namespace ferry::store
