@@ -172,6 +172,29 @@ TEST_F(HoldTest, ADamagedHoldIsRefusedNamingWhatIsWrongAndKept) {
   EXPECT_THAT(verify.out, HasSubstr("problem"));
 }
 
+TEST_F(HoldTest, AVmWithADataDiskIsHeldWithItsDiskAndTheImagesBelowIt) {
+  const uint16_t port = FreePort();
+  ASSERT_EQ(Ferry({"vm", "create", "db", "--disk", "64M", "--forward",
+                   std::to_string(port) + ":6379", "--wait-ready"})
+                .exit_code,
+            0);
+  ASSERT_EQ(Redis(port, {"set", "before-snapshot", "1"}).out, "OK");
+  // A snapshot freezes the disk: db writes an overlay on a frozen image from then on.
+  ASSERT_EQ(Ferry({"snapshot", "create", "db", "--name", "s"}).exit_code, 0);
+  ASSERT_EQ(Redis(port, {"set", "after-snapshot", "2"}).out, "OK");
+  CommandResult held = Ferry({"hold", "db"});
+  ASSERT_EQ(held.exit_code, 0) << held.err;
+  // With the snapshot gone, nothing keeps the frozen image: the hold must bring it back.
+  ASSERT_EQ(Ferry({"snapshot", "delete", "s"}).exit_code, 0);
+  CommandResult restored = Ferry({"hold", "restore", "db", "--wait-ready"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  EXPECT_EQ(Redis(port, {"mget", "before-snapshot", "after-snapshot"}).out, "1\n2");
+  // A graceful stop and a cold boot: redis reads its data back from the disk that came back.
+  ASSERT_EQ(Ferry({"vm", "stop", "db"}).exit_code, 0);
+  ASSERT_EQ(Ferry({"vm", "start", "db", "--wait-ready"}).exit_code, 0);
+  EXPECT_EQ(Redis(port, {"mget", "before-snapshot", "after-snapshot"}).out, "1\n2");
+}
+
 // The store on a filesystem too small for the VM's state: the hold fails, nothing is lost.
 class FullStoreTest : public HoldTest {
  protected:

@@ -31,6 +31,20 @@ TEST(HeldVmTest, TheSameMachineReadsBack) {
   EXPECT_EQ(back->vm_id, held.vm_id);
 }
 
+TEST(HeldVmTest, ADiskChainOfFrozenImagesReadsBack) {
+  HeldVm held = Sample();
+  held.spec.disk_mib = 64;
+  held.disk_chain = {"0123456789abcdef.qcow2", "fedcba9876543210.qcow2"};
+  auto back = HeldVm::Parse(held.ToText(), "hold of vm web-1");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->disk_chain, held.disk_chain);
+  EXPECT_EQ(DiskBlobName(-1), "disk");
+  EXPECT_EQ(DiskBlobName(1), "disk-base-1");
+  EXPECT_FALSE(IsFrozenImageName("x/y.qcow2"));
+  EXPECT_FALSE(IsFrozenImageName(".qcow2"));
+  EXPECT_TRUE(IsFrozenImageName("abc123.qcow2"));
+}
+
 TEST(HeldVmTest, WhatCannotBeTheSameMachineIsRefused) {
   json base = json::parse(Sample().ToText());
   auto with = [&](const char* key, json value) {
@@ -46,6 +60,9 @@ TEST(HeldVmTest, WhatCannotBeTheSameMachineIsRefused) {
       with("vmgenid", "not-a-guid"),
       with("owner", "ab"),
       with("spec", "web-1"),
+      with("disk_chain", json::array({"../../etc/shadow"})),
+      with("disk_chain", json::array({"abc.qcow2"})),  // the VM has no disk
+      with("disk_chain", "abc.qcow2"),
       std::string(kMaxHeldVmBytes + 1, ' '),
       std::string(10000, '[') + std::string(10000, ']'),
   };

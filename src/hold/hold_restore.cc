@@ -3,6 +3,8 @@
 //   Load           the manifest, its signature checked; the VM it keeps parsed; the hold not
 //                  past its expiry (an expired one is shredded now); the owner's policy bound
 //   Journal        the row says "restoring"
+//   Disk           a VM with a data disk: the image it writes laid out in its directory, and the
+//                  frozen images below it in STATE/disks unless a snapshot still keeps them there
 //   Launch         the VM registered again under its name, with its MAC, generation ID, network
 //                  and forwards; QEMU waits with -incoming defer on a new own RAM file; the RAM
 //                  and device state are reconstituted from the store into it and loaded; resumed;
@@ -15,8 +17,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <ctime>
+#include <vector>
 
 #include "core/fault_point.h"
 #include "core/files.h"
@@ -27,6 +32,7 @@
 #include "snapshot/clone_identity_reset.h"
 #include "snapshot/device_state.h"
 #include "vm/vm_origin.h"
+#include "vm/vm_paths.h"
 #include "vm/vm_policy.h"
 
 namespace ferry::hold {
@@ -146,14 +152,55 @@ Result<json> HoldService::Relaunch(const HoldRow& row, const HeldVm& held, bool 
     FERRY_ASSIGN_OR_RETURN(json woke, WakeGuest(rt, mac));
     return json{{"timings", {{"wake_ms", woke["clock_ms"]}}}, {"mac", mac.ToString()}};
   };
-  FERRY_ASSIGN_OR_RETURN(auto create, vms_.CreateFrom(held.spec, std::move(plan), wait_ready));
-  create->WaitDone(/*timeout_ms=*/600000);
-  json result = create->ToJson();
-  if (result.value("state", "") != "succeeded") {
-    const json error = result.value("error", json::object());
-    return Status::Unavailable(error.value("message", std::string("the VM did not start")));
+  const std::string dir = vm::VmPaths::For(vms_.config().state_dir, name).dir;
+  if (held.spec.disk_mib != 0) {
+    op.SetPhase("reconstituting the disk", 20);
+    auto chain = LayOutDisk(row, held, dir);
+    if (!chain.ok()) {
+      RemoveAll(dir);
+      return chain.status();
+    }
+    plan.disk_chain = std::move(chain).value();
   }
-  return result.value("result", json::object());
+  auto create = vms_.CreateFrom(held.spec, std::move(plan), wait_ready);
+  Result<json> outcome = create.status();
+  if (create.ok()) {
+    (*create)->WaitDone(/*timeout_ms=*/600000);
+    json result = (*create)->ToJson();
+    if (result.value("state", "") == "succeeded") {
+      outcome = result.value("result", json::object());
+    } else {
+      const json error = result.value("error", json::object());
+      outcome = Status::Unavailable(error.value("message", std::string("the VM did not start")));
+    }
+  }
+  // A disk laid out for a VM that did not come back must not be found by a later VM of the name.
+  if (!outcome.ok() && !vms_.Exists(name)) RemoveAll(dir);
+  return outcome;
+}
+
+Result<std::vector<std::string>> HoldService::LayOutDisk(const HoldRow& row, const HeldVm& held,
+                                                         const std::string& dir) {
+  // No VM of this name exists (Restore checked): what its directory holds is a leftover.
+  RemoveAll(dir);
+  FERRY_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  // The launcher finds the disk in place and uses it instead of making one.
+  FERRY_RETURN_IF_ERROR(
+      Reconstitute(store_, row.hold_id, DiskBlobName(-1), dir + "/disk.qcow2", true));
+  const std::string disks = vms_.config().state_dir + "/disks";
+  FERRY_RETURN_IF_ERROR(MakeDirs(disks, 0700));
+  std::vector<std::string> chain;
+  for (size_t i = 0; i < held.disk_chain.size(); ++i) {
+    // A frozen image never changes once made: one still here (a snapshot keeps it) is the same.
+    const std::string path = disks + "/" + held.disk_chain[i];
+    if (::access(path.c_str(), F_OK) != 0) {
+      FERRY_RETURN_IF_ERROR(Reconstitute(store_, row.hold_id,
+                                         DiskBlobName(static_cast<int>(i)), path, true));
+      ::chmod(path.c_str(), 0400);
+    }
+    chain.push_back(path);
+  }
+  return chain;
 }
 
 }  // namespace ferry::hold

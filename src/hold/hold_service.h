@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/operation.h"
 #include "core/status.h"
@@ -79,6 +80,10 @@ class HoldService {
   // The VM registered and started again from the hold; the operation's result.
   Result<nlohmann::json> Relaunch(const HoldRow& row, const HeldVm& held, bool wait_ready,
                                   Operation& op);
+  // A held data disk put back where the launcher finds it (`dir`: the VM's directory); returns
+  // the frozen images it lies on, nearest first.
+  Result<std::vector<std::string>> LayOutDisk(const HoldRow& row, const HeldVm& held,
+                                              const std::string& dir);
   Status Shred(const HoldRow& row);
   nlohmann::json Describe(const HoldRow& row);
 

@@ -1,9 +1,10 @@
 // Taking a hold (HoldService::Hold), as named steps:
 //
-//   CheckHoldable   the owner's policy allows a hold; the VM owns its RAM file and has no disk
+//   CheckHoldable   the owner's policy allows a hold; the VM owns its RAM file (not a clone)
 //   Journal         the registry's row, step "sealing" (hold_journal.h)
-//   SealWhilePaused pause; device state; RAM file and device state sealed into the store, whose
-//                   manifest is durable when SealHold returns
+//   SealWhilePaused pause; device state; RAM file, device state and data disk (its image and the
+//                   frozen images below) sealed into the store, whose manifest is durable when
+//                   SealHold returns
 //   Commit          the row says "durable"; the VM's QEMU, RAM file and record go
 //
 // Until Commit the VM is what exists: any failure resumes it (if it ran) and drops the row. From
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <vector>
 
 #include "core/elapsed.h"
 #include "core/fault_point.h"
@@ -52,10 +54,12 @@ Status CheckHoldable(const vm::VmRecord& rec, const std::string& what, int64_t n
         " is a clone: its memory is its snapshot's file plus copy-on-write pages inside QEMU, "
         "and holding clones is not supported yet");
   }
-  if (!rec.disk_path.empty()) {
-    return Status::FailedPrecondition(what + ": vm " + rec.spec.name +
-                                      " has a data disk; holding a VM with a disk is not "
-                                      "supported yet");
+  for (const auto& frozen : rec.disk_chain) {
+    const std::string name = frozen.substr(frozen.rfind('/') + 1);
+    if (!IsFrozenImageName(name)) {
+      return Status::FailedPrecondition(what + ": vm " + rec.spec.name + "'s disk lies on " +
+                                        frozen + ", not a frozen image of ferryd's");
+    }
   }
   return Status::Ok();
 }
@@ -96,6 +100,7 @@ Result<json> HoldService::TakeHold(const std::string& vm_name, Operation& op) {
   HeldVm held{rec.spec, *mac};
   held.owner = rec.owner;
   held.vm_id = rec.id;
+  for (const auto& frozen : rec.disk_chain) held.disk_chain.push_back(frozen.substr(frozen.rfind('/') + 1));
   // The guest keeps its generation: it is the same machine, resumed.
   if (auto guid = qemu::QueryVmGenerationId(*lease.runtime); guid.ok()) {
     if (auto g = Guid::Parse(*guid); g.ok()) held.vmgenid = *g;
@@ -176,10 +181,26 @@ Result<store::HoldStats> HoldService::SealBlobs(const HoldRow& row, const HeldVm
                                                 const vm::VmRecord& rec,
                                                 const std::string& state_file,
                                                 const std::string& what) {
-  FERRY_ASSIGN_OR_RETURN(UniqueFd ram, OpenForReading(rec.ram_path, what));
-  FERRY_ASSIGN_OR_RETURN(UniqueFd device, OpenForReading(state_file, what));
-  FERRY_ASSIGN_OR_RETURN(uint64_t ram_size, SizeOf(ram.get(), rec.ram_path));
-  FERRY_ASSIGN_OR_RETURN(uint64_t device_size, SizeOf(device.get(), state_file));
+  // The RAM, the device state and, for a VM with a disk, the image it writes and the frozen
+  // images below it. QEMU flushed the disk when it stopped the guest, so the files are whole.
+  std::vector<std::string> paths = {rec.ram_path, state_file};
+  std::vector<std::string> names = {kRamBlob, kDeviceStateBlob};
+  if (!rec.disk_path.empty()) {
+    paths.push_back(rec.disk_path);
+    names.push_back(DiskBlobName(-1));
+    for (size_t i = 0; i < rec.disk_chain.size(); ++i) {
+      paths.push_back(rec.disk_chain[i]);
+      names.push_back(DiskBlobName(static_cast<int>(i)));
+    }
+  }
+  std::vector<UniqueFd> fds;
+  std::vector<store::BlobSource> blobs;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    FERRY_ASSIGN_OR_RETURN(UniqueFd fd, OpenForReading(paths[i], what));
+    FERRY_ASSIGN_OR_RETURN(uint64_t size, SizeOf(fd.get(), paths[i]));
+    blobs.push_back({names[i], fd.get(), size});
+    fds.push_back(std::move(fd));
+  }
   store::HoldHeader header;
   header.hold_id = row.hold_id;
   header.vm_name = row.vm;
@@ -189,8 +210,7 @@ Result<store::HoldStats> HoldService::SealBlobs(const HoldRow& row, const HeldVm
   header.created_at = row.held_at;
   header.expires_at = row.expires_at;
   header.state = "durable";
-  return store_.SealHold(header, {{kRamBlob, ram.get(), ram_size},
-                                  {kDeviceStateBlob, device.get(), device_size}});
+  return store_.SealHold(header, blobs);
 }
 
 }  // namespace ferry::hold
