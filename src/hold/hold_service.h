@@ -73,6 +73,13 @@ class HoldService {
   // The steps, in hold_take.cc and hold_restore.cc.
   // Each returns the operation's result.
   Result<nlohmann::json> TakeHold(const std::string& vm, Operation& op);
+  // What the hold keeps of the VM, the owner's rules checked (sets row.expires_at).
+  Result<HeldVm> WhatToKeep(const vm::VmLease& lease, HoldRow& row, const std::string& what);
+  // Pause, device state, seal; the VM resumed and the lease released if that fails. Returns the
+  // operation's figures.
+  Result<nlohmann::json> SealWhilePaused(vm::VmLease& lease, const HoldRow& row,
+                                         const HeldVm& held, const std::string& what,
+                                         Operation& op);
   Result<store::HoldStats> SealBlobs(const HoldRow& row, const HeldVm& held,
                                      const vm::VmRecord& rec, const std::string& state_file,
                                      const std::string& what);

@@ -37,8 +37,8 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 
-// The owner's rules for holding `rec`: Ok, or PermissionDenied naming the owner. Sets
-// `expires_at` from hold.max_seconds (0: no limit).
+// The owner's rules for holding `rec`, and what ferry can hold: Ok, or PermissionDenied naming
+// the owner. Sets `expires_at` from hold.max_seconds (0: no limit).
 Status CheckHoldable(const vm::VmRecord& rec, const std::string& what, int64_t now,
                      int64_t& expires_at) {
   expires_at = 0;
@@ -83,66 +83,21 @@ Result<uint64_t> SizeOf(int fd, const std::string& path) {
 Result<json> HoldService::TakeHold(const std::string& vm_name, Operation& op) {
   const std::string what = "hold of vm " + vm_name;
   FERRY_ASSIGN_OR_RETURN(vm::VmLease lease, vms_.Lease(vm_name, op.id()));
-  const vm::VmRecord& rec = lease.record;
   HoldRow row;
   row.vm = vm_name;
   row.held_at = std::time(nullptr);
-  if (Status st = CheckHoldable(rec, what, row.held_at, row.expires_at); !st.ok()) {
+  row.hold_id = NewId();
+  row.vm_was_running = lease.record.state != vm::VmState::kPaused;
+  auto held = WhatToKeep(lease, row, what);
+  Status st = held.status();
+  if (st.ok()) st = PutRow(row).WithContext(what + ": journaling it");
+  if (!st.ok()) {
     lease.release(json::object());
     return st;
   }
-  row.hold_id = NewId();
-  auto mac = MacAddress::Parse(rec.mac, "the MAC of vm " + vm_name);
-  if (!mac.ok()) {
-    lease.release(json::object());
-    return mac.status().WithContext(what);
-  }
-  HeldVm held{rec.spec, *mac};
-  held.owner = rec.owner;
-  held.vm_id = rec.id;
-  for (const auto& frozen : rec.disk_chain) held.disk_chain.push_back(frozen.substr(frozen.rfind('/') + 1));
-  // The guest keeps its generation: it is the same machine, resumed.
-  if (auto guid = qemu::QueryVmGenerationId(*lease.runtime); guid.ok()) {
-    if (auto g = Guid::Parse(*guid); g.ok()) held.vmgenid = *g;
-  }
-  const bool was_running = rec.state != vm::VmState::kPaused;
-  row.vm_was_running = was_running;
-  if (Status st = PutRow(row); !st.ok()) {
-    lease.release(json::object());
-    return st.WithContext(what + ": journaling it");
-  }
-
-  // Sealing, with the VM paused; resumed on every path that leaves the VM the copy.
-  vm::VmRuntime& rt = *lease.runtime;
-  const std::string state_file = rec.dir + "/hold-" + row.hold_id + ".state";
-  op.SetPhase("pausing", 10);
-  const auto paused_at = Clock::now();
-  Status st = was_running ? qemu::Stop(rt) : Status::Ok();
-  int64_t device_ms = 0;
-  Result<store::HoldStats> stats = Status::Internal("not sealed");
-  if (st.ok()) {
-    op.SetPhase("saving device state", 20);
-    st = snapshot::SaveDeviceState(rt, state_file, snapshot::kDeviceStateTimeout);
-    device_ms = MsSince(paused_at);
-  }
-  if (st.ok()) {
-    FaultPoint("hold.before_seal");
-    op.SetPhase("sealing RAM and device state", 40);
-    stats = SealBlobs(row, held, rec, state_file, what);
-    st = stats.status();
-  }
-  if (!st.ok()) {
-    ::unlink(state_file.c_str());
-    vms_.registry().DeleteObject(kKind, vm_name);
-    Status resumed = was_running ? qemu::Cont(rt) : Status::Ok();
-    lease.release(json::object());
-    if (!resumed.ok()) {
-      return st.WithContext(what + " (and the VM did not resume: " + resumed.message() + ")");
-    }
-    return st.WithContext(what + "; the VM runs on");
-  }
+  auto sealed = SealWhilePaused(lease, row, *held, what, op);
+  if (!sealed.ok()) return sealed.status();
   FaultPoint("hold.after_seal");
-  const int64_t sealed_ms = MsSince(paused_at);
 
   // Durable: from here the hold is the VM.
   row.step = HoldStep::kDurable;
@@ -156,25 +111,80 @@ Result<json> HoldService::TakeHold(const std::string& vm_name, Operation& op) {
   op.SetPhase("ending the VM's QEMU", 90);
   const auto removing = Clock::now();
   Status removed = vms_.Delete(vm_name, /*force=*/true, /*holder=*/op.id());
-  const int64_t removed_ms = MsSince(removing);
+  (*sealed)["vm_removed_ms"] = MsSince(removing);
   if (!removed.ok()) {
     spdlog::error("{}: held, but the VM's copy here could not be removed: {}", what,
                   removed.message());
     lease.release(json::object());
   }
   spdlog::info("{}: sealed as hold {} ({} bytes, {} new) in {} ms", what, row.hold_id,
-               stats->logical_bytes, stats->stored_new_bytes, sealed_ms);
-  return json{{"vm", vm_name},
-              {"hold_id", row.hold_id},
-              {"logical_bytes", stats->logical_bytes},
+               (*sealed)["logical_bytes"].dump(), (*sealed)["stored_new_bytes"].dump(),
+               (*sealed)["pause_to_durable_ms"].dump());
+  (*sealed)["vm"] = vm_name;
+  (*sealed)["hold_id"] = row.hold_id;
+  (*sealed)["expires_at"] = row.expires_at;
+  return sealed;
+}
+
+Result<HeldVm> HoldService::WhatToKeep(const vm::VmLease& lease, HoldRow& row,
+                                     const std::string& what) {
+  const vm::VmRecord& rec = lease.record;
+  FERRY_RETURN_IF_ERROR(CheckHoldable(rec, what, row.held_at, row.expires_at));
+  auto mac = MacAddress::Parse(rec.mac, "the MAC of vm " + rec.spec.name);
+  if (!mac.ok()) return mac.status().WithContext(what);
+  HeldVm held{rec.spec, *mac};
+  held.owner = rec.owner;
+  held.vm_id = rec.id;
+  for (const auto& frozen : rec.disk_chain) {
+    held.disk_chain.push_back(frozen.substr(frozen.rfind('/') + 1));
+  }
+  // The guest keeps its generation: it is the same machine, resumed.
+  if (auto guid = qemu::QueryVmGenerationId(*lease.runtime); guid.ok()) {
+    if (auto g = Guid::Parse(*guid); g.ok()) held.vmgenid = *g;
+  }
+  return held;
+}
+
+Result<json> HoldService::SealWhilePaused(vm::VmLease& lease, const HoldRow& row,
+                                          const HeldVm& held, const std::string& what,
+                                          Operation& op) {
+  vm::VmRuntime& rt = *lease.runtime;
+  const vm::VmRecord& rec = lease.record;
+  const std::string state_file = rec.dir + "/hold-" + row.hold_id + ".state";
+  op.SetPhase("pausing", 10);
+  const auto paused_at = Clock::now();
+  Status st = row.vm_was_running ? qemu::Stop(rt) : Status::Ok();
+  int64_t device_ms = 0;
+  Result<store::HoldStats> stats = Status::Internal("not sealed");
+  if (st.ok()) {
+    op.SetPhase("saving device state", 20);
+    st = snapshot::SaveDeviceState(rt, state_file, snapshot::kDeviceStateTimeout);
+    device_ms = MsSince(paused_at);
+  }
+  if (st.ok()) {
+    FaultPoint("hold.before_seal");
+    op.SetPhase("sealing RAM, device state and disk", 40);
+    stats = SealBlobs(row, held, rec, state_file, what);
+    st = stats.status();
+  }
+  ::unlink(state_file.c_str());
+  if (!st.ok()) {
+    // The VM is the copy: resumed (if it ran), the journal row dropped.
+    vms_.registry().DeleteObject(kKind, row.vm);
+    Status resumed = row.vm_was_running ? qemu::Cont(rt) : Status::Ok();
+    lease.release(json::object());
+    if (!resumed.ok()) {
+      return st.WithContext(what + " (and the VM did not resume: " + resumed.message() + ")");
+    }
+    return st.WithContext(what + "; the VM runs on");
+  }
+  return json{{"logical_bytes", stats->logical_bytes},
               {"stored_new_bytes", stats->stored_new_bytes},
               {"chunks", stats->chunks},
               {"new_chunks", stats->new_chunks},
               {"zero_chunks", stats->zero_chunks},
-              {"pause_to_durable_ms", sealed_ms},
-              {"vm_removed_ms", removed_ms},
-              {"device_state_ms", device_ms},
-              {"expires_at", row.expires_at}};
+              {"pause_to_durable_ms", MsSince(paused_at)},
+              {"device_state_ms", device_ms}};
 }
 
 Result<store::HoldStats> HoldService::SealBlobs(const HoldRow& row, const HeldVm& held,
