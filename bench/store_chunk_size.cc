@@ -97,12 +97,14 @@ Status RunSize(const std::string& scratch, const Host& host, uint32_t kib, int t
   FERRY_ASSIGN_OR_RETURN(double back, ReconstituteSeconds(*s, "one", scratch + "/out.ram"));
   const uint64_t data1 = (one.stats.chunks) * uint64_t{o.chunk_bytes};
   std::printf(
-      "%6u KiB %-7s %9.1f %9.1f %9.1f %10.2f %8zu %9.0f %9.0f %9.0f\n", kib,
+      "%6u KiB %-7s %9.1f %9.1f %9.1f %10.2f %8zu %9.0f %9.0f %9.0f %lld/%lld/%lld\n", kib,
       fsync_each ? "fsync" : "syncfs", MiB(two.stats.logical_bytes),
       MiB(one.stats.stored_new_bytes), MiB(two.stats.stored_new_bytes),
       100.0 * two.stats.stored_new_bytes / std::max<uint64_t>(1, one.stats.stored_new_bytes),
       static_cast<size_t>(one.stats.new_chunks), MiB(data1) / one.seconds,
-      MiB(one.stats.logical_bytes) / one.seconds, MiB(one.stats.logical_bytes) / back);
+      MiB(one.stats.logical_bytes) / one.seconds, MiB(one.stats.logical_bytes) / back,
+      static_cast<long long>(one.stats.chunk_ms), static_cast<long long>(one.stats.sync_ms),
+      static_cast<long long>(one.stats.manifest_ms));
   std::fflush(stdout);
   return RemoveAll(o.dir);
 }
@@ -153,8 +155,9 @@ int main(int argc, char** argv) {
   if (!host.ok()) return fail(host.status());
   std::printf("images: %s, %s; %d sealing threads; store in %s\n", images[0].c_str(),
               images[1].c_str(), threads, scratch.c_str());
-  std::printf("%10s %-7s %9s %9s %9s %10s %8s %9s %9s %9s\n", "chunk", "flush", "MiB img",
-              "stored 1", "stored 2", "2 vs 1 %", "chunks 1", "seal MB/s", "seal log", "restore");
+  std::printf("%10s %-7s %9s %9s %9s %10s %8s %9s %9s %9s %s\n", "chunk", "flush", "MiB img",
+              "stored 1", "stored 2", "2 vs 1 %", "chunks 1", "seal MB/s", "seal log", "restore",
+              "ms chunk/sync/manifest");
   for (uint32_t kib : sizes) {
     Status st = RunSize(scratch, *host, kib, threads, false, images);
     if (!st.ok()) return fail(st);
@@ -175,7 +178,7 @@ int main(int argc, char** argv) {
       "MiB img: size of image 2; stored 1/2: MiB of chunk files each seal added; chunks 1: "
       "chunk files of image 1; seal MB/s: non-zero data of image 1 per second of SealHold "
       "(to durable); seal log: its logical size per second; restore: logical MiB/s of "
-      "ReconstituteBlob\n");
+      "ReconstituteBlob; ms: image 1's seal split into chunking, syncing, manifest\n");
   (void)RemoveAll(scratch);
   return 0;
 }

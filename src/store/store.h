@@ -84,6 +84,9 @@ struct HoldStats {
   uint64_t chunks = 0;            // non-zero chunks referenced (with repeats)
   uint64_t new_chunks = 0;        // of which this hold wrote
   uint64_t zero_chunks = 0;       // holes
+  // Where the time went: reading, hashing, compressing, sealing and writing chunks; making
+  // them durable (ChunkStore::Sync); writing the manifest.
+  int64_t chunk_ms = 0, sync_ms = 0, manifest_ms = 0;
 };
 
 struct HoldManifest {
