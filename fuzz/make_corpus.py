@@ -238,3 +238,57 @@ def dhcp_reply(msg_type, yiaddr, extra=b""):
 write("dhcp_message", "offer", dhcp_reply(2, [10, 0, 2, 16]))
 write("dhcp_message", "ack", dhcp_reply(5, [10, 0, 2, 15], bytes([15, 9]) + b"ferry.lan"))
 write("dhcp_message", "nak", dhcp_reply(6, [0, 0, 0, 0], bytes([56, 14]) + b"wrong address"[:14].ljust(14)))
+
+# Store formats (src/store/): sealed chunks as SealChunk writes them (raw and zstd-compressed),
+# and hold manifests laid out as EncodeHoldManifest writes them. The fuzz target re-signs a
+# manifest with its own key, so the seeds carry a placeholder signature.
+def store_seeds():
+    import subprocess
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    import hmac as hmac_mod
+
+    key = bytes([0x5a]) * 32
+
+    def sealed_chunk(plain, level=1):
+        z = subprocess.run(["zstd", "-q", "-c", "-%d" % level, "--no-check"], input=plain,
+                           capture_output=True, check=True).stdout
+        compressed = len(z) < len(plain)
+        body = z if compressed else plain
+        header = b"FRCK" + bytes([1, 0, 1 if compressed else 0, 0])
+        header += struct.pack("<II", len(plain), len(body) + 16)
+        nonce = hmac_mod.new(key, b"nonce", hashlib.sha256).digest()[:12]
+        f = header + AESGCM(key).encrypt(nonce, body, header)
+        return f + hashlib.sha256(f).digest()
+
+    write("sealed_chunk", "text_page", sealed_chunk(b"redis key value pairs. " * 178))
+    write("sealed_chunk", "random_page", sealed_chunk(os.urandom(4096)))
+    write("sealed_chunk", "short_tail", sealed_chunk(b"\x01\x02\x03 end of a blob"))
+
+    def table(blobs, chunk_bytes=65536):
+        out = struct.pack("<II", chunk_bytes, len(blobs))
+        for name, size, kinds in blobs:
+            out += struct.pack("<I", len(name)) + name + struct.pack("<QQ", size, len(kinds))
+            for k in kinds:
+                out += bytes([k]) + (os.urandom(64) if k else b"")
+        return out
+
+    def manifest(header, table_bytes):
+        h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+        out = b"FERRYHLD" + struct.pack("<HHIQ", 1, 0, len(h), len(table_bytes)) + h
+        out += table_bytes + struct.pack("<I", 71) + bytes(71)
+        return out + hashlib.sha256(out).digest()
+
+    header = {"chunk_bytes": 65536, "created_at": 1765000000, "expires_at": 0,
+              "hold_id": "web-1-3f2a", "logical_bytes": 268435468, "owner_fingerprint": "a" * 64,
+              "policy": "{\"magic\":\"ferry-policy\"}", "sealed_at": 1765000100,
+              "signer_host_id": "h1", "spec": "{\"name\":\"web-1\",\"memory_mib\":256}",
+              "state": "durable", "vm_name": "web-1",
+              "wrapped_data_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"[:80]}
+    write("hold_manifest", "durable", manifest(header, os.urandom(28 + 200)))
+    write("hold_manifest", "unowned", manifest(dict(header, owner_fingerprint="", policy="",
+                                                    state="restoring"), os.urandom(60)))
+    write("hold_manifest", "table", table([(b"ram", 3 * 65536 + 10, [1, 0, 0, 1]),
+                                           (b"device-state", 12, [1])]))
+
+
+store_seeds()

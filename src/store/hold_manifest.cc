@@ -16,7 +16,6 @@ using nlohmann::json;
 namespace {
 
 constexpr char kMagic[] = "FERRYHLD";
-constexpr size_t kFixedHeaderBytes = 24;
 constexpr size_t kMaxHeaderBytes = size_t{4} << 20;
 constexpr uint64_t kMaxTableBytes = uint64_t{1} << 30;
 constexpr size_t kMaxSignatureBytes = 1024;

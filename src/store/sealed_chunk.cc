@@ -87,7 +87,9 @@ Result<std::string> SealChunk(std::string_view key, std::string_view plaintext, 
   PutU32(file, static_cast<uint32_t>(body.size() + crypto::kAeadTagBytes));
   FERRY_ASSIGN_OR_RETURN(std::string nonce, Nonce(key));
   const std::string header = file;
-  FERRY_RETURN_IF_ERROR(crypto::AeadSeal(key, nonce, header, body, file));
+  Status sealed = crypto::AeadSeal(key, nonce, header, body, file);
+  crypto::Wipe(compressed);  // guest memory, compressed
+  FERRY_RETURN_IF_ERROR(sealed);
   FERRY_ASSIGN_OR_RETURN(std::string digest, Digest(file));
   file += digest;
   return file;
@@ -146,6 +148,7 @@ Result<std::string> OpenSealedChunk(std::string_view key, std::string_view file,
   std::string plaintext(info.plaintext_bytes, '\0');
   const size_t n =
       ZSTD_decompressDCtx(ctx, plaintext.data(), plaintext.size(), body.data(), body.size());
+  crypto::Wipe(body);
   if (ZSTD_isError(n) || n != plaintext.size()) {
     return Status::Corruption(what + ": compressed contents do not expand to " +
                               std::to_string(info.plaintext_bytes) + " bytes");

@@ -41,9 +41,10 @@ namespace ferry::store {
 
 struct StoreOptions {
   std::string dir;
-  // Chosen from bench/store_chunk_size.cc on two 256 MiB RAM images of the default guest (see
-  // docs/store.md for the table): 64 KiB keeps nearly all of 16 KiB's dedup between sibling
-  // VMs, with a quarter of the files and table entries, and seals as fast as 256 KiB.
+  // Chosen from bench/store_chunk_size.cc on 256 MiB RAM images of the default guest (the table
+  // is in docs/store.md): a sibling's hold adds 0.5 % of the first at 64 KiB against 1.3 % at
+  // 256 KiB, with a quarter of 16 KiB's files; sealing is disk-bound, and once past the page
+  // cache 64 KiB runs within about 25 % of 256 KiB (one file per chunk costs ~0.3 ms here).
   uint32_t chunk_bytes = 64 * 1024;
   int threads = 2;
   // zstd level for chunks: 1 is the fastest ordinary level; RAM compresses well at it.
@@ -83,6 +84,9 @@ struct HoldStats {
   uint64_t chunks = 0;            // non-zero chunks referenced (with repeats)
   uint64_t new_chunks = 0;        // of which this hold wrote
   uint64_t zero_chunks = 0;       // holes
+  // Where the time went: reading, hashing, compressing, sealing and writing chunks; making
+  // them durable (ChunkStore::Sync); writing the manifest.
+  int64_t chunk_ms = 0, sync_ms = 0, manifest_ms = 0;
 };
 
 struct HoldManifest {

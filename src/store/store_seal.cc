@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -49,6 +50,12 @@ Status SealFailure(const std::string& hold_id, const std::string& dir, const Sta
   return Status::FromCode(st.code(), msg);
 }
 
+int64_t MsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
 Status WriteAllAt(int fd, std::string_view bytes, uint64_t offset) {
   size_t done = 0;
   while (done < bytes.size()) {
@@ -79,12 +86,17 @@ Result<HoldStats> Store::SealHold(const HoldHeader& header, const std::vector<Bl
   auto scope = keys_->Scope(header.owner_fingerprint);
   if (!scope.ok()) return fail(scope.status());
   HoldStats stats;
+  auto start = std::chrono::steady_clock::now();
   HoldSealer sealer(*chunks_, **scope, options_.chunk_bytes, options_.zstd_level, options_.threads);
   auto table = sealer.Seal(blobs, stats);
   if (!table.ok()) return fail(table.status());
+  stats.chunk_ms = MsSince(start);
   // Chunks first, manifest last: a hold never lists a chunk that is not durable.
+  start = std::chrono::steady_clock::now();
   Status synced = chunks_->Sync();
   if (!synced.ok()) return fail(synced);
+  stats.sync_ms = MsSince(start);
+  start = std::chrono::steady_clock::now();
 
   HoldManifest manifest;
   manifest.header = header;
@@ -98,6 +110,7 @@ Result<HoldStats> Store::SealHold(const HoldHeader& header, const std::vector<Bl
   if (!file.ok()) return fail(file.status());
   Status written = WriteManifestFile(*file, /*replace=*/false);
   if (!written.ok()) return fail(written);
+  stats.manifest_ms = MsSince(start);
   return stats;
 }
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "core/files.h"
 #include "store/hold_import.h"
@@ -298,6 +299,32 @@ TEST_F(StoreTest, AFullDiskDuringSealFailsNamingTheHoldAndLeavesNoManifest) {
   const std::string small = RandomBytesForTest(256 << 10, 6);
   UniqueFd small_fd = env_.Blob("small.ram", small);
   EXPECT_TRUE(store->SealHold(HeaderForTest("fits"), {{"ram", small_fd.get(), small.size()}}).ok());
+}
+
+TEST_F(StoreTest, SealsAndCollectsAtOnceLoseNothing) {
+  auto store = OpenStore();
+  const std::string shared = RandomBytesForTest(1 << 20, 51);
+  std::vector<std::string> rams;
+  for (int i = 0; i < 4; ++i) rams.push_back(shared + RandomBytesForTest(kChunk, 60 + i));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      UniqueFd fd = env_.Blob("c" + std::to_string(i), rams[i]);
+      auto stats = store->SealHold(HeaderForTest("c-" + std::to_string(i), kOwnerA),
+                                   {{"ram", fd.get(), rams[i].size()}});
+      EXPECT_TRUE(stats.ok()) << stats.status().message();
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 5; ++i) EXPECT_TRUE(store->Collect().ok());
+  });
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(store->Stats()->chunks, 16u + 4u);
+  for (int i = 0; i < 4; ++i) {
+    auto back = Reconstitute(*store, "c-" + std::to_string(i), "ram");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_TRUE(*back == rams[i]);
+  }
 }
 
 TEST_F(StoreTest, AReopenedStoreKeepsItsKeysAndHolds) {
