@@ -563,6 +563,9 @@ TEST(MigrationStreamTest, RefusesADeviceStateThatDoesNotEndWithAVmdesc) {
   StreamBuilder wrong_length = s;
   wrong_length.U8(0x00).U8(0x06).Be32(3).U8('{').U8('}');
   ExpectRefused(wrong_length.b, wrong_length.size(), "does not end with EOF and a vmdesc");
+  StreamBuilder not_json = s;
+  not_json.U8(0x00).U8(0x06).Be32(2).U8('a').U8('b');
+  ExpectRefused(not_json.b, not_json.size(), "does not end with EOF and a vmdesc");
   StreamBuilder good = s;
   good.U8(0x00).U8(0x06).Be32(2).U8('{').U8('}');
   EXPECT_TRUE(ReadAll(good.b).ok());
