@@ -69,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RamStrippedStream strip([&](std::span<const uint8_t> bytes) {
     stripped.insert(stripped.end(), bytes.begin(), bytes.end());
     return Status::Ok();
-  });
+  }, [](const MigrationRamBlock&) { return true; });
   if (!Read(input, size, strip).ok()) Fail("an accepted stream was refused by the stripper");
   if (stripped != whole.other) Fail("the stripped stream is not the non-page bytes");
   Counter again;

@@ -13,7 +13,7 @@ Status RamStrippedStream::OnRamBlocks(const std::vector<MigrationRamBlock>& bloc
   stripped_.clear();
   for (const auto& b : blocks) {
     names_.push_back(b.name);
-    stripped_.push_back(!strip_ || strip_(b));
+    stripped_.push_back(strip_(b));
   }
   return Status::Ok();
 }
