@@ -3,15 +3,16 @@
 // the reader promises: a split of the input changes nothing; the non-page bytes and the pages
 // are the whole input; an accepted stream stripped of its pages reads back accepted, with no
 // page and the same non-page bytes.
+#include "qemu/migration_stream.h"
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <algorithm>
 #include <cstdlib>
 #include <span>
 #include <vector>
 
-#include "qemu/migration_stream.h"
 #include "qemu/ram_stripped_stream.h"
 
 namespace {
@@ -59,17 +60,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Counter whole, split;
   Status a = Read(input, size ? size : 1, whole);
   Status b = Read(input, 1 + size % 13, split);
-  if (a.ok() != b.ok() || a.message() != b.message()) Fail("a split of the input changed the result");
+  if (a.ok() != b.ok() || a.message() != b.message())
+    Fail("a split of the input changed the result");
   if (!a.ok()) return 0;  // what was reported before an error may differ: it is thrown away
   if (whole.pages != split.pages || whole.other != split.other) {
     Fail("a split of the input changed the events");
   }
 
   std::vector<uint8_t> stripped;
-  RamStrippedStream strip([&](std::span<const uint8_t> bytes) {
-    stripped.insert(stripped.end(), bytes.begin(), bytes.end());
-    return Status::Ok();
-  }, [](const MigrationRamBlock&) { return true; });
+  RamStrippedStream strip(
+      [&](std::span<const uint8_t> bytes) {
+        stripped.insert(stripped.end(), bytes.begin(), bytes.end());
+        return Status::Ok();
+      },
+      [](const MigrationRamBlock&) { return true; });
   if (!Read(input, size, strip).ok()) Fail("an accepted stream was refused by the stripper");
   if (stripped != whole.other) Fail("the stripped stream is not the non-page bytes");
   Counter again;

@@ -105,27 +105,46 @@ enum class MigrationStreamReader::State {
 
 const char* MigrationStreamReader::Describe(State state) const {
   switch (state) {
-    case State::kHeader: return "the file header";
-    case State::kConfigType: case State::kConfigNameLength: case State::kConfigName:
+    case State::kHeader:
+      return "the file header";
+    case State::kConfigType:
+    case State::kConfigNameLength:
+    case State::kConfigName:
       return "the configuration section";
-    case State::kAfterConfig: return "the section after the configuration";
-    case State::kSubsectionNameLength: case State::kSubsectionName:
-    case State::kSubsectionVersion: case State::kPageBits: case State::kUuid:
-    case State::kCapabilityCount: case State::kCapabilityNameLength: case State::kCapabilityName:
+    case State::kAfterConfig:
+      return "the section after the configuration";
+    case State::kSubsectionNameLength:
+    case State::kSubsectionName:
+    case State::kSubsectionVersion:
+    case State::kPageBits:
+    case State::kUuid:
+    case State::kCapabilityCount:
+    case State::kCapabilityNameLength:
+    case State::kCapabilityName:
       return "a configuration subsection";
-    case State::kSectionType: return "the next section header";
-    case State::kSectionId: case State::kSectionNameLength: case State::kSectionName:
+    case State::kSectionType:
+      return "the next section header";
+    case State::kSectionId:
+    case State::kSectionNameLength:
+    case State::kSectionName:
     case State::kSectionInstanceVersion:
       return "a section header";
-    case State::kRamRecord: return "a RAM record";
-    case State::kBlockNameLength: case State::kBlockName: case State::kBlockUsedBytes:
+    case State::kRamRecord:
+      return "a RAM record";
+    case State::kBlockNameLength:
+    case State::kBlockName:
+    case State::kBlockUsedBytes:
     case State::kBlockGuestAddress:
       return "the RAM block list";
-    case State::kPageBlockNameLength: case State::kPageBlockName: case State::kZeroFill:
+    case State::kPageBlockNameLength:
+    case State::kPageBlockName:
+    case State::kZeroFill:
     case State::kPageData:
       return "a RAM page record";
-    case State::kFooter: return "a section footer";
-    case State::kDeviceState: return "the device state";
+    case State::kFooter:
+      return "a section footer";
+    case State::kDeviceState:
+      return "the device state";
   }
   return "?";
 }
@@ -195,8 +214,8 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
     case State::kConfigType:
       keep();
       if (item[0] != kVmConfiguration) {
-        return Refuse(item_offset_, "no configuration section after the header (type " +
-                                        Hex(item[0]) + ")");
+        return Refuse(item_offset_,
+                      "no configuration section after the header (type " + Hex(item[0]) + ")");
       }
       Expect(State::kConfigNameLength, 4);
       return Status::Ok();
@@ -230,8 +249,8 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       subsection_.assign(reinterpret_cast<const char*>(item), n);
       if (subsection_ != kSubsectionPageBits && subsection_ != kSubsectionCapabilities &&
           subsection_ != kSubsectionUuid) {
-        return Refuse(item_offset_, "unknown configuration subsection \"" +
-                                        Printable(item, n) + "\"");
+        return Refuse(item_offset_,
+                      "unknown configuration subsection \"" + Printable(item, n) + "\"");
       }
       if (std::find(subsections_seen_.begin(), subsections_seen_.end(), subsection_) !=
           subsections_seen_.end()) {
@@ -243,13 +262,16 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
     case State::kSubsectionVersion:
       keep();
       if (Be32(item) != 1) {
-        return Refuse(item_offset_, "configuration subsection \"" + subsection_ +
-                                        "\" of version " + std::to_string(Be32(item)) +
+        return Refuse(item_offset_, "configuration subsection \"" + subsection_ + "\" of version " +
+                                        std::to_string(Be32(item)) +
                                         ", only version 1 is understood");
       }
-      if (subsection_ == kSubsectionPageBits) Expect(State::kPageBits, 4);
-      else if (subsection_ == kSubsectionUuid) Expect(State::kUuid, 16);
-      else Expect(State::kCapabilityCount, 4);
+      if (subsection_ == kSubsectionPageBits)
+        Expect(State::kPageBits, 4);
+      else if (subsection_ == kSubsectionUuid)
+        Expect(State::kUuid, 16);
+      else
+        Expect(State::kCapabilityCount, 4);
       return Status::Ok();
     case State::kPageBits:
       keep();
@@ -284,8 +306,8 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       // x-ignore-shared is the only capability QEMU 7.2 sends, and the one that changes the
       // block list's layout; any other would change the stream in ways not understood here.
       if (name != "x-ignore-shared") {
-        return Refuse(item_offset_, "migration capability \"" + Printable(item, n) +
-                                        "\" is not supported");
+        return Refuse(item_offset_,
+                      "migration capability \"" + Printable(item, n) + "\" is not supported");
       }
       ignore_shared_ = true;
       --capabilities_left_;
@@ -302,12 +324,10 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
         return Status::Ok();
       }
       if (!ram_section_id_ || *ram_section_id_ != section_id_) {
-        return Refuse(record_offset_, "a " + std::string(section_type_ == kVmSectionPart
-                                                             ? "PART"
-                                                             : "END") +
-                                          " section of section id " +
-                                          std::to_string(section_id_) +
-                                          ", which is not RAM's (only RAM's are understood)");
+        return Refuse(record_offset_,
+                      "a " + std::string(section_type_ == kVmSectionPart ? "PART" : "END") +
+                          " section of section id " + std::to_string(section_id_) +
+                          ", which is not RAM's (only RAM's are understood)");
       }
       Expect(State::kRamRecord, 8);
       return Status::Ok();
@@ -352,12 +372,12 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       keep();
       std::string name(reinterpret_cast<const char*>(item), n);
       for (const auto& b : blocks_) {
-        if (b.name == name) return Refuse(item_offset_, "RAM block \"" + Printable(item, n) +
-                                                            "\" listed twice");
+        if (b.name == name)
+          return Refuse(item_offset_, "RAM block \"" + Printable(item, n) + "\" listed twice");
       }
       if (blocks_.size() == kMaxMigrationRamBlocks) {
-        return Refuse(item_offset_, "more than " + std::to_string(kMaxMigrationRamBlocks) +
-                                        " RAM blocks");
+        return Refuse(item_offset_,
+                      "more than " + std::to_string(kMaxMigrationRamBlocks) + " RAM blocks");
       }
       MigrationRamBlock block;
       block.name = std::move(name);
@@ -370,10 +390,10 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       uint64_t used = Be64(item);
       MigrationRamBlock& block = blocks_.back();
       if (used == 0 || used % kMigrationPageBytes != 0 || used > blocks_left_bytes_) {
-        return Refuse(item_offset_, "RAM block \"" + Printable(block.name) + "\" of " + std::to_string(used) +
-                                        " bytes: not a non-zero multiple of 4096 within the " +
-                                        std::to_string(blocks_left_bytes_) +
-                                        " bytes the list has left");
+        return Refuse(item_offset_,
+                      "RAM block \"" + Printable(block.name) + "\" of " + std::to_string(used) +
+                          " bytes: not a non-zero multiple of 4096 within the " +
+                          std::to_string(blocks_left_bytes_) + " bytes the list has left");
       }
       block.used_bytes = used;
       blocks_left_bytes_ -= used;
@@ -439,9 +459,8 @@ Status MigrationStreamReader::StepSectionType(uint8_t type) {
     case kVmSectionFull:
     case kVmEof:
       if (!ram_complete_) {
-        return Refuse(item_offset_,
-                      std::string(type == kVmEof ? "EOF" : "a FULL section") +
-                          " before RAM's END section: RAM must come first and whole");
+        return Refuse(item_offset_, std::string(type == kVmEof ? "EOF" : "a FULL section") +
+                                        " before RAM's END section: RAM must come first and whole");
       }
       // The device state: opaque from here on (see the header).
       stats_.device_state_bytes = 1;
@@ -466,12 +485,18 @@ Status MigrationStreamReader::StepRamRecord(uint64_t value) {
   const uint64_t known = kFlagZero | kFlagMemSize | kFlagPage | kFlagEos | kFlagContinue;
   if (flags & ~known) {
     std::string what;
-    if (flags & kFlagCompressPage) what = "a compressed page (compress capability)";
-    else if (flags & kFlagXbzrle) what = "an XBZRLE page (xbzrle capability)";
-    else if (flags & kFlagHook) what = "an RDMA hook";
-    else if (flags & kFlagMultifdFlush) what = "a multifd flush (QEMU 8.0 or later)";
-    else if (flags & kFlagFull) what = "the obsolete FULL flag";
-    else what = "unknown flags " + Hex(flags & ~known);
+    if (flags & kFlagCompressPage)
+      what = "a compressed page (compress capability)";
+    else if (flags & kFlagXbzrle)
+      what = "an XBZRLE page (xbzrle capability)";
+    else if (flags & kFlagHook)
+      what = "an RDMA hook";
+    else if (flags & kFlagMultifdFlush)
+      what = "a multifd flush (QEMU 8.0 or later)";
+    else if (flags & kFlagFull)
+      what = "the obsolete FULL flag";
+    else
+      what = "unknown flags " + Hex(flags & ~known);
     return Refuse(item_offset_, "RAM record with " + what + ", which is not supported");
   }
   const uint64_t kind = flags & ~kFlagContinue;
@@ -538,8 +563,10 @@ Status MigrationStreamReader::FinishBlockName(const uint8_t* name, size_t length
                                       Printable(block.name) + "\", which has " +
                                       std::to_string(block.used_bytes) + " bytes");
   }
-  if (page_flags_ & kFlagZero) Expect(State::kZeroFill, 1);
-  else Expect(State::kPageData, kMigrationPageBytes);
+  if (page_flags_ & kFlagZero)
+    Expect(State::kZeroFill, 1);
+  else
+    Expect(State::kPageData, kMigrationPageBytes);
   return Status::Ok();
 }
 
@@ -561,8 +588,7 @@ Status MigrationStreamReader::StepPage(const uint8_t* item) {
 
 Status MigrationStreamReader::ReadDeviceState(std::span<const uint8_t> bytes) {
   if (stats_.device_state_bytes + bytes.size() > kMaxDeviceStateBytes) {
-    return Refuse(offset_, "device state over " + std::to_string(kMaxDeviceStateBytes) +
-                               " bytes");
+    return Refuse(offset_, "device state over " + std::to_string(kMaxDeviceStateBytes) + " bytes");
   }
   offset_ += bytes.size();
   stats_.device_state_bytes += bytes.size();
@@ -581,11 +607,12 @@ Status MigrationStreamReader::Finish() {
   if (finished_) return Status::Ok();
   finished_ = true;
   if (state_ != State::kDeviceState) {
-    status_ = Refuse(offset_, "the stream ends in " + std::string(Describe(state_)) +
-                                  (item_.empty() ? "" : " (" + std::to_string(item_.size()) +
-                                                            " of its " + std::to_string(need_) +
-                                                            " bytes)") +
-                                  ": truncated");
+    status_ =
+        Refuse(offset_, "the stream ends in " + std::string(Describe(state_)) +
+                            (item_.empty() ? ""
+                                           : " (" + std::to_string(item_.size()) + " of its " +
+                                                 std::to_string(need_) + " bytes)") +
+                            ": truncated");
     return status_;
   }
   // The end must be EOF, 0x06, be32 n and n bytes of JSON: QEMU's device state ends so for every

@@ -73,11 +73,11 @@ namespace ferry::qemu {
 inline constexpr uint64_t kMigrationPageBytes = 4096;  // TARGET_PAGE_SIZE of x86
 // Limits on what the stream may claim; larger is refused as absurd.
 inline constexpr uint64_t kMaxMigrationRamBytes = uint64_t{1} << 40;  // per block and in total
-inline constexpr size_t kMaxMigrationRamBlocks = 256;  // a q35 VM has about 6
+inline constexpr size_t kMaxMigrationRamBlocks = 256;                 // a q35 VM has about 6
 inline constexpr uint32_t kMaxMachineTypeBytes = 256;
 inline constexpr uint32_t kMaxMigrationCapabilities = 64;
 inline constexpr uint64_t kMaxDeviceStateBytes = uint64_t{256} << 20;  // about 1 MiB in practice
-inline constexpr uint32_t kMaxVmdescBytes = uint32_t{1} << 20;  // about 43 KiB for a q35 VM
+inline constexpr uint32_t kMaxVmdescBytes = uint32_t{1} << 20;         // about 43 KiB for a q35 VM
 
 // One RAM block of the stream's block list.
 struct MigrationRamBlock {
@@ -89,10 +89,10 @@ struct MigrationRamBlock {
 
 // One page record. `data` points into the reader's input or buffer: valid only during the call.
 struct MigrationRamPage {
-  size_t block = 0;  // index into the block list
-  uint64_t offset = 0;  // a multiple of kMigrationPageBytes, below the block's used_bytes
+  size_t block = 0;               // index into the block list
+  uint64_t offset = 0;            // a multiple of kMigrationPageBytes, below the block's used_bytes
   std::span<const uint8_t> data;  // kMigrationPageBytes bytes, or empty for a ZERO record
-  uint8_t fill = 0;  // a ZERO record's byte (QEMU 7.2 always sends 0)
+  uint8_t fill = 0;               // a ZERO record's byte (QEMU 7.2 always sends 0)
   bool zero() const { return data.empty(); }
 };
 
@@ -117,15 +117,15 @@ class MigrationStreamVisitor {
 };
 
 struct MigrationStreamStats {
-  uint64_t pages = 0;       // PAGE records
-  uint64_t zero_pages = 0;  // ZERO records
-  uint64_t ram_sections = 0;  // EOS records seen
+  uint64_t pages = 0;               // PAGE records
+  uint64_t zero_pages = 0;          // ZERO records
+  uint64_t ram_sections = 0;        // EOS records seen
   uint64_t device_state_bytes = 0;  // from the first FULL/EOF byte to the end
 };
 
-// Reads one stream, fed in pieces of any size. Memory is bounded (one record, the block list and
-// the last kMaxVmdescBytes of the device state), whatever the stream's size.
-// Not thread-safe; one instance per stream.
+// Reads one stream, fed in pieces of any size. Memory stays bounded whatever the stream's size:
+// one record (up to 4 KiB), the block list, and at most twice kMaxVmdescBytes of the device
+// state's end (for the check of its last bytes). Not thread-safe; one instance per stream.
 class MigrationStreamReader {
  public:
   explicit MigrationStreamReader(MigrationStreamVisitor& visitor) : visitor_(visitor) {}
@@ -158,11 +158,11 @@ class MigrationStreamReader {
   Status status_;
   bool finished_ = false;
   State state_{};
-  size_t need_ = 8;  // bytes of the item the state reads
-  std::vector<uint8_t> item_;  // an item split across pieces, up to need_ bytes
+  size_t need_ = 8;             // bytes of the item the state reads
+  std::vector<uint8_t> item_;   // an item split across pieces, up to need_ bytes
   std::vector<uint8_t> other_;  // non-page bytes not yet given to the visitor
-  uint64_t offset_ = 0;  // bytes consumed
-  uint64_t item_offset_ = 0;  // where the current item starts
+  uint64_t offset_ = 0;         // bytes consumed
+  uint64_t item_offset_ = 0;    // where the current item starts
   uint64_t record_offset_ = 0;  // where the current section or record starts
 
   std::string machine_type_;
@@ -177,7 +177,7 @@ class MigrationStreamReader {
 
   std::vector<MigrationRamBlock> blocks_;
   bool blocks_known_ = false;
-  uint64_t blocks_left_bytes_ = 0;  // of the block list being read
+  uint64_t blocks_left_bytes_ = 0;    // of the block list being read
   std::optional<size_t> page_block_;  // the block of the last page record (CONTINUE)
   uint64_t page_offset_ = 0;
   uint8_t page_flags_ = 0;

@@ -27,7 +27,8 @@ Bytes ReadTestStream(const std::string& name) {
   if (f == nullptr) return out;
   std::vector<uint8_t> buf(1 << 16);
   int n;
-  while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0) out.insert(out.end(), buf.data(), buf.data() + n);
+  while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0)
+    out.insert(out.end(), buf.data(), buf.data() + n);
   gzclose(f);
   return out;
 }
@@ -74,7 +75,7 @@ struct Recorder : MigrationStreamVisitor {
   std::vector<Page> pages;
   std::vector<RamSectionKind> sections;
   Bytes other;
-  std::vector<uint64_t> boundaries;  // ends of the block list, page records and EOS records
+  std::vector<uint64_t> boundaries;     // ends of the block list, page records and EOS records
   std::vector<uint64_t> record_starts;  // ends of the block list and page records: a record follows
 
   Status OnRamBlocks(const std::vector<MigrationRamBlock>& b) override {
@@ -139,7 +140,10 @@ Bytes Strip(const Bytes& stream, RamStrippedStream::BlockFilter filter, Status* 
 // Builds streams in the 7.2 layout, for the cases QEMU does not send.
 struct StreamBuilder {
   Bytes b;
-  StreamBuilder& U8(uint8_t v) { b.push_back(v); return *this; }
+  StreamBuilder& U8(uint8_t v) {
+    b.push_back(v);
+    return *this;
+  }
   StreamBuilder& Be32(uint32_t v) {
     for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(v >> s));
     return *this;
@@ -229,9 +233,9 @@ TEST(MigrationStreamTest, ReadsEveryRecordOfASyntheticStream) {
                                       {1, 4096, false, 0, Crc(cd)},
                                       {1, 0, false, 0, Crc(ef)}};
   EXPECT_EQ(r.pages, want);
-  EXPECT_EQ(r.sections, (std::vector<RamSectionKind>{RamSectionKind::kSetup,
-                                                     RamSectionKind::kIteration,
-                                                     RamSectionKind::kComplete}));
+  EXPECT_EQ(r.sections,
+            (std::vector<RamSectionKind>{RamSectionKind::kSetup, RamSectionKind::kIteration,
+                                         RamSectionKind::kComplete}));
   EXPECT_EQ(reader.stats().pages, 3u);
   EXPECT_EQ(reader.stats().zero_pages, 1u);
   EXPECT_EQ(reader.stats().ram_sections, 3u);
@@ -328,9 +332,8 @@ TEST(MigrationStreamTest, StrippedStreamIsSmallerKeepsItsStructureAndHasNoPage) 
 TEST(MigrationStreamTest, StrippingOneBlockKeepsTheOthersPages) {
   Recorder before;
   ASSERT_TRUE(ReadAll(ShareOffStream(), before).ok());
-  Bytes stripped = Strip(ShareOffStream(), [](const MigrationRamBlock& b) {
-    return b.name == "ram0";
-  });
+  Bytes stripped =
+      Strip(ShareOffStream(), [](const MigrationRamBlock& b) { return b.name == "ram0"; });
   Recorder after;
   ASSERT_TRUE(ReadAll(stripped, after).ok());
   std::vector<Recorder::Page> roms;
@@ -510,11 +513,16 @@ TEST(MigrationStreamTest, RefusesSectionsItCannotFrame) {
 }
 
 TEST(MigrationStreamTest, RefusesFlagsItDoesNotUnderstand) {
-  const std::vector<std::pair<uint64_t, std::string>> cases = {
-      {0x100 | 0x20, "compressed page"}, {0x40, "XBZRLE"}, {0x80, "RDMA hook"},
-      {0x200, "multifd flush"},           {0x01, "obsolete FULL"}, {0x800, "unknown flags 0x800"},
-      {0x02 | 0x08, "unknown combination"}, {0x10 | 0x20, "unknown combination"},
-      {0x04 | 0x20, "unknown combination"}, {0, "unknown combination"}};
+  const std::vector<std::pair<uint64_t, std::string>> cases = {{0x100 | 0x20, "compressed page"},
+                                                               {0x40, "XBZRLE"},
+                                                               {0x80, "RDMA hook"},
+                                                               {0x200, "multifd flush"},
+                                                               {0x01, "obsolete FULL"},
+                                                               {0x800, "unknown flags 0x800"},
+                                                               {0x02 | 0x08, "unknown combination"},
+                                                               {0x10 | 0x20, "unknown combination"},
+                                                               {0x04 | 0x20, "unknown combination"},
+                                                               {0, "unknown combination"}};
   for (const auto& [flags, what] : cases) {
     StreamBuilder s = Start();
     s.Page("pc.ram", 0, 1);
@@ -601,7 +609,8 @@ TEST(MigrationStreamTest, AVisitorErrorStopsTheReadAndErrorsStick) {
   struct Failing : MigrationStreamVisitor {
     int pages = 0;
     Status OnRamPage(const MigrationRamPage&) override {
-      return ++pages == 2 ? Status::ResourceExhausted("snapshot RAM image: no space") : Status::Ok();
+      return ++pages == 2 ? Status::ResourceExhausted("snapshot RAM image: no space")
+                          : Status::Ok();
     }
   } failing;
   MigrationStreamReader reader(failing);

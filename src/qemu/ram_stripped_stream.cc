@@ -29,8 +29,8 @@ Status RamStrippedStream::OnRamPage(const MigrationRamPage& page) {
   }
   ++pages_kept_;
   const bool same_block = last_written_block_ == page.block;
-  uint64_t header = page.offset | (page.zero() ? kFlagZero : kFlagPage) |
-                    (same_block ? kFlagContinue : 0);
+  uint64_t header =
+      page.offset | (page.zero() ? kFlagZero : kFlagPage) | (same_block ? kFlagContinue : 0);
   record_.clear();
   for (int shift = 56; shift >= 0; shift -= 8) record_.push_back(uint8_t(header >> shift));
   if (!same_block) {
@@ -38,8 +38,10 @@ Status RamStrippedStream::OnRamPage(const MigrationRamPage& page) {
     record_.push_back(uint8_t(name.size()));
     record_.insert(record_.end(), name.begin(), name.end());
   }
-  if (page.zero()) record_.push_back(page.fill);
-  else record_.insert(record_.end(), page.data.begin(), page.data.end());
+  if (page.zero())
+    record_.push_back(page.fill);
+  else
+    record_.insert(record_.end(), page.data.begin(), page.data.end());
   last_written_block_ = page.block;
   return output_(record_);
 }
