@@ -605,6 +605,33 @@ TEST(MigrationStreamTest, RefusesADeviceStateThatDoesNotEndWithAVmdesc) {
   EXPECT_TRUE(ReadAll(good.b).ok());
 }
 
+TEST(MigrationStreamTest, RefusesADeviceStateOverItsLimit) {
+  StreamBuilder s = Start();
+  s.Eos().End().Eos().U8(0x04);
+  MigrationStreamVisitor ignore;
+  MigrationStreamReader reader(ignore);
+  ASSERT_TRUE(reader.Feed(s.b).ok());
+  const Bytes junk(1 << 20, 0x5a);
+  Status st;
+  uint64_t fed = 1;  // the FULL byte
+  while (st.ok() && fed < kMaxDeviceStateBytes + junk.size()) {
+    st = reader.Feed(junk);
+    fed += junk.size();
+  }
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("device state over 268435456 bytes"), std::string::npos)
+      << st.message();
+  EXPECT_EQ(reader.stats().device_state_bytes, kMaxDeviceStateBytes - junk.size() + 1);
+}
+
+TEST(MigrationStreamTest, FeedAfterFinishIsAnError) {
+  MigrationStreamVisitor ignore;
+  MigrationStreamReader reader(ignore);
+  Bytes s = Synthetic();
+  ASSERT_TRUE(ReadAll(s, reader).ok());
+  EXPECT_EQ(reader.Feed(s).code(), Status::Code::kInternal);
+}
+
 TEST(MigrationStreamTest, AVisitorErrorStopsTheReadAndErrorsStick) {
   struct Failing : MigrationStreamVisitor {
     int pages = 0;
