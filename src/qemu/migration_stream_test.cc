@@ -1,6 +1,7 @@
 #include "qemu/migration_stream.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "qemu/ram_stripped_stream.h"
@@ -622,6 +624,38 @@ TEST(MigrationStreamTest, RefusesADeviceStateOverItsLimit) {
   EXPECT_NE(st.message().find("device state over 268435456 bytes"), std::string::npos)
       << st.message();
   EXPECT_EQ(reader.stats().device_state_bytes, kMaxDeviceStateBytes - junk.size() + 1);
+}
+
+TEST(MigrationStreamTest, ReadsAStreamFromADescriptorAndNamesItInErrors) {
+  for (bool truncated : {false, true}) {
+    Bytes s = Synthetic();
+    if (truncated) s.resize(s.size() - 3);
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    std::thread writer([&] {
+      for (size_t pos = 0; pos < s.size();) {
+        ssize_t n = write(fds[1], s.data() + pos, std::min<size_t>(1000, s.size() - pos));
+        if (n <= 0) break;
+        pos += size_t(n);
+      }
+      close(fds[1]);
+    });
+    Recorder r;
+    MigrationStreamReader reader(r);
+    Status st = ReadMigrationStream(fds[0], reader, "snapshot web-1@3 device state");
+    writer.join();
+    close(fds[0]);
+    if (!truncated) {
+      EXPECT_TRUE(st.ok()) << st.message();
+      EXPECT_EQ(r.pages.size(), 4u);
+    } else {
+      EXPECT_EQ(st.code(), Status::Code::kCorruption);
+      EXPECT_EQ(
+          st.message().rfind("snapshot web-1@3 device state: QEMU migration stream: at byte", 0),
+          0u)
+          << st.message();
+    }
+  }
 }
 
 TEST(MigrationStreamTest, FeedAfterFinishIsAnError) {
