@@ -292,3 +292,49 @@ def store_seeds():
 
 
 store_seeds()
+# QEMU 7.2 migration streams (src/qemu/migration_stream.h), laid out as qemu-system-x86_64 7.2
+# writes them for a q35 VM (the real ones, src/qemu/testdata/, are too big for seeds): the RAM
+# sections with few pages, then a small device state ending in EOF and a vmdesc.
+def mig_stream(ignore_shared=False, pages=True, uuid=False):
+    def name(s):
+        return bytes([len(s)]) + s.encode()
+    blocks = [("ram0", 16 * 4096, 0), ("/rom@etc/acpi/tables", 4 * 4096, 0),
+              ("pc.bios", 4 * 4096, 0xfffc0000)]
+    b = b"QEVM" + struct.pack(">I", 3) + b"\x07" + struct.pack(">I", 10) + b"pc-q35-7.2"
+    if ignore_shared:
+        b += b"\x05" + name("configuration/capabilities") + struct.pack(">II", 1, 1)
+        b += name("x-ignore-shared")
+    if uuid:
+        b += b"\x05" + name("configuration/uuid") + struct.pack(">I", 1) + bytes(range(16))
+    b += b"\x01" + struct.pack(">I", 2) + name("ram") + struct.pack(">II", 0, 4)
+    b += struct.pack(">Q", sum(s for _, s, _ in blocks) | 0x04)
+    for n, s, a in blocks:
+        b += name(n) + struct.pack(">Q", s) + (struct.pack(">Q", a) if ignore_shared else b"")
+    eos = struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 2)
+
+    def page(block, offset, data=None, cont=False):
+        flags = (0x08 if data is not None else 0x02) | (0x20 if cont else 0)
+        r = struct.pack(">Q", offset | flags) + (b"" if cont else name(block))
+        return r + (data if data is not None else b"\x00")
+
+    if pages:
+        first = "pc.bios" if ignore_shared else "ram0"
+        b += page(first, 0) + page(first, 4096, cont=True)
+        b += page(first, 8192, bytes([0x5a]) * 4096, cont=True)
+    b += eos + b"\x02" + struct.pack(">I", 2)
+    if pages:
+        b += page("/rom@etc/acpi/tables", 0, b"ferry" * 819 + b"!")
+    b += eos + b"\x03" + struct.pack(">I", 2)
+    if pages:
+        b += page("pc.bios", 3 * 4096)
+    b += eos
+    vmdesc = json.dumps({"page_size": 4096, "devices": [{"name": "timer", "instance_id": 0}]})
+    b += b"\x04" + struct.pack(">I", 3) + name("timer") + struct.pack(">II", 0, 2)
+    b += struct.pack(">QQ", 0x1234, 0) + b"\x7e" + struct.pack(">I", 3)
+    return b + b"\x00\x06" + struct.pack(">I", len(vmdesc)) + vmdesc.encode()
+
+
+write("migration_stream", "share_off", mig_stream())
+write("migration_stream", "ignore_shared", mig_stream(ignore_shared=True))
+write("migration_stream", "stripped", mig_stream(pages=False))
+write("migration_stream", "uuid", mig_stream(uuid=True))
