@@ -148,7 +148,7 @@ void AddHoldCommands(CLI::App& app, Context& ctx) {
   hold->add_option("vm", *vm, "the VM to hold (it stops running here)");
   hold->add_flag("--json", *as_json, "print JSON");
   AddHoldVerbs(*hold, ctx);
-  hold->callback([=, &ctx, hold] {
+  hold->callback([=, &ctx] {
     if (!hold->get_subcommands().empty()) return;
     if (vm->empty()) return ctx.Fail(Status::InvalidArgument("ferry hold VM: which VM?"));
     auto client = ctx.Client();
