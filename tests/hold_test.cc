@@ -135,11 +135,20 @@ TEST_F(HoldTest, TheOwnersPolicyDecidesWhetherAndHowLong) {
   json shown = FerryJson({"hold", "show", "web"});
   EXPECT_GT(shown.value("expires_at", int64_t{0}), 0) << shown;
   std::this_thread::sleep_for(std::chrono::seconds(3));
+  // Refused whether the reaper shredded it first or the restore finds it expired.
   CommandResult late = Ferry({"hold", "restore", "web"});
   EXPECT_EQ(late.exit_code, 1);
   EXPECT_THAT(late.err, HasSubstr("expired"));
-  EXPECT_TRUE(Holds().empty());
+  EXPECT_THAT(late.err, HasSubstr("shredded"));
   EXPECT_TRUE(VmNames().empty());
+  json holds = Holds();
+  ASSERT_EQ(holds.size(), 1u) << holds.dump();
+  EXPECT_EQ(holds[0].value("step", ""), "expired");
+  EXPECT_TRUE(holds[0].value("shredded", false));
+  // Its key is gone: nothing is left for any restore.
+  EXPECT_THAT(Ferry({"hold", "restore", "web"}).err, HasSubstr("expired"));
+  ASSERT_EQ(Ferry({"hold", "delete", "web"}).exit_code, 0);
+  EXPECT_TRUE(Holds().empty());
 }
 
 TEST_F(HoldTest, ADamagedHoldIsRefusedNamingWhatIsWrongAndKept) {

@@ -365,7 +365,16 @@ TEST_F(MigrationTest, DestinationFerrydKilledBeforeResumingLeavesTheVmOnTheSourc
   CommandResult r = Ferryd(1).Ferry({"migrate", "web", "--to", "h2"});
   restarter.join();
   ASSERT_TRUE(restarted) << "h2 did not reach its fault point";
-  EXPECT_THAT(r.err, HasSubstr("did not resume the guest"));
+  // h1 settles it when it asks h2: at once if h2 is back by then, or, on a loaded machine where
+  // h2's restart takes longer than the question, a little later, as ferryd keeps asking.
+  if (r.err.find("keeps asking h2") == std::string::npos) {
+    EXPECT_THAT(r.err, HasSubstr("did not resume the guest"));
+  }
+  const auto until = Clock::now() + std::chrono::seconds(90);
+  while (Clock::now() < until &&
+         Ferryd(1).FerryJson({"vm", "show", "web"}).value("state", "") != "running") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   ExpectStillOnSourceOnly(r, "k", "before");
 }
 

@@ -12,12 +12,15 @@ const char* HoldStepName(HoldStep step) {
       return "durable";
     case HoldStep::kRestoring:
       return "restoring";
+    case HoldStep::kExpired:
+      return "expired";
   }
   return "?";
 }
 
 std::optional<HoldStep> HoldStepFromName(const std::string& name) {
-  for (HoldStep s : {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring}) {
+  for (HoldStep s :
+       {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring, HoldStep::kExpired}) {
     if (name == HoldStepName(s)) return s;
   }
   return std::nullopt;

@@ -10,6 +10,8 @@
 //                                                         the VM's copy is ended (the hold is it)
 //   restoring   before the restored VM is launched        maybe a running VM: running -> the hold
 //                                                         is consumed (shredded); not -> durable
+//   expired     after the reaper (or a late restore)      nothing to do: the row only tells the
+//               shredded a hold past its owner's limit    user what became of the hold
 #pragma once
 
 #include <cstdint>
@@ -21,7 +23,7 @@
 
 namespace ferry::hold {
 
-enum class HoldStep { kSealing, kDurable, kRestoring };
+enum class HoldStep { kSealing, kDurable, kRestoring, kExpired };
 
 const char* HoldStepName(HoldStep step);
 std::optional<HoldStep> HoldStepFromName(const std::string& name);

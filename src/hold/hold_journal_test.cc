@@ -22,7 +22,8 @@ TEST(HoldJournalTest, ARowReadsBackAsWritten) {
   EXPECT_EQ(back->held_at, row.held_at);
   EXPECT_EQ(back->expires_at, row.expires_at);
   EXPECT_TRUE(back->vm_was_running);
-  for (HoldStep s : {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring}) {
+  for (HoldStep s :
+       {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring, HoldStep::kExpired}) {
     EXPECT_EQ(HoldStepFromName(HoldStepName(s)), s);
   }
 }

@@ -25,11 +25,14 @@ void HoldService::Recover() {
 
 void HoldService::RecoverRow(const HoldRow& row) {
   const std::string what = "hold of vm " + row.vm;
+  if (row.step == HoldStep::kExpired) return;  // shredded already; the row only says so
   const bool durable = store_.LoadHold(row.hold_id).ok();
   auto rec = vms_.Get(row.vm);
   const bool vm_here = rec.ok();
   const bool vm_runs = vm_here && vm::HasProcess(rec->state);
   switch (row.step) {
+    case HoldStep::kExpired:
+      return;
     case HoldStep::kSealing:
       if (!durable) {
         // The hold never finished: the VM is the copy. It was paused for sealing: resume it.

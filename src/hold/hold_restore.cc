@@ -85,12 +85,8 @@ Result<json> HoldService::RestoreHold(const std::string& vm_name, bool wait_read
   const int64_t now = std::time(nullptr);
   const int64_t expires_at = manifest->header.expires_at;
   if (expires_at != 0 && now >= expires_at) {
-    Status shredded = Shred(row);
-    return Status::PermissionDenied(
-        what + ": the hold expired at " + std::to_string(expires_at) +
-        " (unix seconds; its owner allows holds of " +
-        std::to_string(expires_at - manifest->header.created_at) + " s); " +
-        (shredded.ok() ? "its key is shredded" : "shredding it failed: " + shredded.message()));
+    if (Status shredded = ShredExpired(row); !shredded.ok()) return shredded.WithContext(what);
+    return ExpiredRefusal(what, row);
   }
   // The policy kept is the one the owner signed for this VM: checked again, as on a migration.
   auto policy = vm::PolicyOf(held.spec);

@@ -63,8 +63,12 @@ void HoldService::Release(const std::string& vm) {
 
 Result<std::shared_ptr<Operation>> HoldService::Hold(const std::string& vm) {
   const std::string what = "hold of vm " + vm;
-  if (Row(vm).ok()) {
-    return Status::AlreadyExists(what + ": vm " + vm + " is already held; restore or delete it");
+  if (auto row = Row(vm); row.ok()) {
+    if (row->step != HoldStep::kExpired) {
+      return Status::AlreadyExists(what + ": vm " + vm + " is already held; restore or delete it");
+    }
+    // Only the record of an expired, shredded hold: a new hold of the name replaces it.
+    FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, vm));
   }
   FERRY_RETURN_IF_ERROR(vms_.Get(vm).status());
   FERRY_RETURN_IF_ERROR(Claim(vm, what));
@@ -84,6 +88,7 @@ Result<std::shared_ptr<Operation>> HoldService::Hold(const std::string& vm) {
 Result<std::shared_ptr<Operation>> HoldService::Restore(const std::string& vm, bool wait_ready) {
   const std::string what = "restore of the hold of vm " + vm;
   FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm));
+  if (row.step == HoldStep::kExpired) return ExpiredRefusal(what, row);
   if (row.step != HoldStep::kDurable) {
     return Status::FailedPrecondition(what + ": the hold is " + HoldStepName(row.step) +
                                       ", not durable; wait for its operation to end");
@@ -110,6 +115,10 @@ json HoldService::Describe(const HoldRow& row) {
             {"step", HoldStepName(row.step)},
             {"held_at", row.held_at},
             {"expires_at", row.expires_at}};
+  if (row.step == HoldStep::kExpired) {
+    j["shredded"] = true;
+    return j;
+  }
   auto manifest = store_.LoadHold(row.hold_id);
   if (!manifest.ok()) {
     j["problem"] = manifest.status().message();
@@ -143,7 +152,7 @@ json HoldService::List() {
 Result<json> HoldService::Show(const std::string& vm) {
   FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm));
   json j = Describe(row);
-  if (row.expires_at != 0) {
+  if (row.expires_at != 0 && row.step != HoldStep::kExpired) {
     // The reaper looks every kReapInterval: a hold is shredded at most that long after expiry.
     j["shredded_by"] = row.expires_at + kReapInterval.count();
   }
@@ -156,6 +165,24 @@ Status HoldService::Shred(const HoldRow& row) {
     return shredded.WithContext("hold of vm " + row.vm);
   }
   return vms_.registry().DeleteObject(kKind, row.vm);
+}
+
+Status HoldService::ShredExpired(const HoldRow& row) {
+  Status shredded = store_.ShredHold(row.hold_id);
+  if (!shredded.ok() && shredded.code() != Status::Code::kNotFound) {
+    return shredded.WithContext("hold of vm " + row.vm);
+  }
+  // The row stays, saying what became of the hold, until the user deletes it.
+  HoldRow expired = row;
+  expired.step = HoldStep::kExpired;
+  return PutRow(expired);
+}
+
+Status HoldService::ExpiredRefusal(const std::string& what, const HoldRow& row) {
+  return Status::PermissionDenied(what + ": the hold expired at " +
+                                  std::to_string(row.expires_at) +
+                                  " (unix seconds; the owner's policy limits holds) and its key is "
+                                  "shredded; `ferry hold delete " + row.vm + "` forgets it");
 }
 
 Status HoldService::Delete(const std::string& vm) {
@@ -198,7 +225,7 @@ void HoldService::ReapExpired() {
     auto row = HoldRow::FromJson(name, value);
     if (!row.ok() || row->expires_at == 0 || row->expires_at > now) continue;
     if (row->step != HoldStep::kDurable || !Claim(name, "reaper").ok()) continue;
-    Status st = Shred(*row);
+    Status st = ShredExpired(*row);
     Release(name);
     if (st.ok()) {
       spdlog::info("hold of vm {} expired (the owner allowed it until {}): shredded", name,
