@@ -67,8 +67,7 @@ void HoldService::RecoverRow(const HoldRow& row) {
     case HoldStep::kRestoring: {
       if (vm_runs) {
         // The restored VM runs (the launcher keeps a resumed restore): it is the copy.
-        Status shredded = store_.ShredHold(row.hold_id);
-        vms_.registry().DeleteObject(kKind, row.vm);
+        Status shredded = Shred(row);
         spdlog::warn("{}: the restored VM runs; the hold is consumed{}", what,
                      shredded.ok() ? "" : " (shred: " + shredded.message() + ")");
         return;

@@ -159,19 +159,21 @@ Result<json> HoldService::Show(const std::string& vm) {
   return j;
 }
 
-Status HoldService::Shred(const HoldRow& row) {
+Status HoldService::ShredKey(const HoldRow& row) {
   Status shredded = store_.ShredHold(row.hold_id);
   if (!shredded.ok() && shredded.code() != Status::Code::kNotFound) {
     return shredded.WithContext("hold of vm " + row.vm);
   }
+  return Status::Ok();
+}
+
+Status HoldService::Shred(const HoldRow& row) {
+  FERRY_RETURN_IF_ERROR(ShredKey(row));
   return vms_.registry().DeleteObject(kKind, row.vm);
 }
 
 Status HoldService::ShredExpired(const HoldRow& row) {
-  Status shredded = store_.ShredHold(row.hold_id);
-  if (!shredded.ok() && shredded.code() != Status::Code::kNotFound) {
-    return shredded.WithContext("hold of vm " + row.vm);
-  }
+  FERRY_RETURN_IF_ERROR(ShredKey(row));
   // The row stays, saying what became of the hold, until the user deletes it.
   HoldRow expired = row;
   expired.step = HoldStep::kExpired;

@@ -91,7 +91,8 @@ class HoldService {
   // the frozen images it lies on, nearest first.
   Result<std::vector<std::string>> LayOutDisk(const HoldRow& row, const HeldVm& held,
                                               const std::string& dir);
-  Status Shred(const HoldRow& row);  // the hold's key and manifest, and its row
+  Status ShredKey(const HoldRow& row);  // the hold's key and manifest (gone already: Ok)
+  Status Shred(const HoldRow& row);     // those, and its row
   // A hold past its expiry: key and manifest shredded, the row kept as "expired".
   Status ShredExpired(const HoldRow& row);
   static Status ExpiredRefusal(const std::string& what, const HoldRow& row);
