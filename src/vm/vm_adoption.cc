@@ -116,7 +116,7 @@ void VmService::EndInterruptedLaunch(const std::shared_ptr<Vm>& vm) {
     process->Signal(SIGKILL);
     process->WaitExit(kKillTimeout);
   }
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   LaunchInterrupted(*vm, killed);
   Persist(*vm);
   spdlog::warn("vm {}: {}", vm->rec.spec.name, vm->rec.failure);
@@ -126,7 +126,7 @@ void VmService::Reattach(const std::shared_ptr<Vm>& vm) {
   VmRecord& r = vm->rec;
   const std::string name = r.spec.name;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     ReadoptBegun(*vm);  // exits during re-adoption are applied below, once
   }
   const pid_t old_pid = r.pid;
@@ -134,7 +134,7 @@ void VmService::Reattach(const std::shared_ptr<Vm>& vm) {
       VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths, CallbacksFor(vm));
   Result<qemu::QmpVmStatus> status = Status::Unavailable("not attached");
   if (rt.ok()) status = qemu::QueryStatus(**rt);
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   if (!rt.ok()) {
     StopDeferringExits(*vm);
     vm->exit = ProcessExit{};

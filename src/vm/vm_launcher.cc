@@ -26,7 +26,7 @@ void LaunchRollback::Undo() {
   committed_ = true;  // once
   if (qemu_) {
     {
-      std::lock_guard<std::mutex> lock(vm_->mu);
+      MutexLock lock(vm_->mu);
       LaunchAbandoned(*vm_);
     }
     qemu_->Kill();
@@ -35,7 +35,7 @@ void LaunchRollback::Undo() {
   }
   VmRecord record;
   {
-    std::lock_guard<std::mutex> lock(vm_->mu);
+    MutexLock lock(vm_->mu);
     if (spawn_recorded_) {
       SpawnUndone(*vm_);
       hooks_.persist(*vm_);
@@ -112,7 +112,7 @@ Status VmLauncher::PrepareFiles(Vm& vm, const LaunchShape& shape, const QemuLaun
   if (shape.prelaunched) return Status::Ok();  // its QEMU has them all
   VmRecord r;
   {
-    std::lock_guard<std::mutex> lock(vm.mu);
+    MutexLock lock(vm.mu);
     r = vm.rec;
   }
   FERRY_RETURN_IF_ERROR(steps_.MakeDir(vm.paths.dir));
@@ -134,7 +134,7 @@ Status VmLauncher::PrepareTap(Vm& vm, const LaunchShape& shape, Operation& op,
   // it for QEMU. A pooled QEMU has no tap (clones of tap VMs are refused).
   VmRecord r;
   {
-    std::lock_guard<std::mutex> lock(vm.mu);
+    MutexLock lock(vm.mu);
     r = vm.rec;
   }
   if (r.spec.network.mode != NetworkMode::kTap || shape.prelaunched) return Status::Ok();
@@ -154,7 +154,7 @@ Result<VmLauncher::Started> VmLauncher::StartQemu(const std::shared_ptr<Vm>& vm,
   // On disk before QMP connects: a ferryd that dies in between finds this QEMU on start-up
   // (Readopt) instead of leaving it running unowned.
   auto record_spawn = [&](pid_t pid, uint64_t start_time, const std::vector<std::string>& argv) {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     rollback.SpawnRecorded();
     SpawnRecorded(*vm, pid, start_time, argv);
     hooks_.persist(*vm);
@@ -172,7 +172,7 @@ Status VmLauncher::AddForwards(Vm& vm, VmRuntime& rt) {
   std::vector<PortForwardSpec> forwards;
   std::string name;
   {
-    std::lock_guard<std::mutex> lock(vm.mu);
+    MutexLock lock(vm.mu);
     forwards = vm.rec.spec.network.forwards;
     name = vm.rec.spec.name;
   }
@@ -198,7 +198,7 @@ Status VmLauncher::Restore(const std::shared_ptr<Vm>& vm, const LaunchShape& sha
   // A migrated VM had its forwards on the command line; a clone gets them once it is new.
   if (restored.ok() && shape.new_identity) restored = AddForwards(*vm, rt);
   if (restored.ok()) {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     Restored(*vm, *outcome);
     hooks_.persist(*vm);
     return Status::Ok();
@@ -222,12 +222,14 @@ Status VmLauncher::Restore(const std::shared_ptr<Vm>& vm, const LaunchShape& sha
 }
 
 Status VmLauncher::WaitReady(Vm& vm) {
-  std::unique_lock<std::mutex> lock(vm.mu);
+  MutexLock lock(vm.mu);
   const std::string& name = vm.rec.spec.name;
-  bool ended = vm.cv.wait_for(lock, config_.ready_timeout, [&] {
-    return *hooks_.shutting_down || vm.rec.guest_ready ||
-           (vm.rec.state != VmState::kBooting && vm.rec.state != VmState::kPaused);
-  });
+  // The predicate runs with vm.mu held (wait_for's contract), which the analysis cannot see.
+  bool ended =
+      vm.cv.wait_for(lock.unique(), config_.ready_timeout, [&]() FERRY_NO_THREAD_SAFETY_ANALYSIS {
+        return *hooks_.shutting_down || vm.rec.guest_ready ||
+               (vm.rec.state != VmState::kBooting && vm.rec.state != VmState::kPaused);
+      });
   if (vm.rec.state == VmState::kFailed) {
     return Status::Unavailable(
         "vm " + name + " failed while booting: " + vm.rec.failure +
@@ -251,7 +253,7 @@ Status VmLauncher::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const La
   std::string name;
   QemuLaunch launch;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     name = vm->rec.spec.name;
     FERRY_ASSIGN_OR_RETURN(launch, LaunchSpecFor(vm->rec, vm->paths, shape));
     LaunchBegun(*vm);
@@ -269,7 +271,7 @@ Status VmLauncher::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const La
     // Restore while the VM is still `creating`: a failure kills this QEMU and the VM is
     // dropped, so no half-restored clone is ever registered as running.
     {
-      std::lock_guard<std::mutex> lock(vm->mu);
+      MutexLock lock(vm->mu);
       RestoreBegun(*vm, rt, started->argv);
       // On disk before the restore: a ferryd that dies during it finds this QEMU on start-up
       // and ends it (Readopt), instead of leaving it running unowned.
@@ -281,7 +283,7 @@ Status VmLauncher::Launch(const std::shared_ptr<Vm>& vm, Operation& op, const La
     return Status::Ok();
   }
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     Booted(*vm, rt, started->argv);
     hooks_.persist(*vm);
     rollback.Commit();

@@ -176,7 +176,7 @@ class VmLauncherTest : public ::testing::Test {
       cb.on_exit = [weak](const ProcessExit& exit) {
         auto held = weak.lock();
         if (!held) return;
-        std::lock_guard<std::mutex> lock(held->mu);
+        MutexLock lock(held->mu);
         if (QemuExited(*held, exit)) ApplyExit(*held);
       };
       return cb;
@@ -197,7 +197,7 @@ class VmLauncherTest : public ::testing::Test {
   static void DropRuntime(Vm& vm) {
     std::shared_ptr<VmRuntime> rt;
     {
-      std::lock_guard<std::mutex> lock(vm.mu);
+      MutexLock lock(vm.mu);
       rt.swap(vm.rt);
     }
     if (!rt) return;

@@ -30,7 +30,7 @@ Status VmService::ShareRamImage(const std::string& path) {
 
 Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_id) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   FERRY_RETURN_IF_ERROR(CheckFree(*vm, op_id));
   const VmState s = vm->rec.state;
   if ((s != VmState::kRunning && s != VmState::kPaused && s != VmState::kBooting) || !vm->rt) {
@@ -45,7 +45,7 @@ Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_
   lease.release = [this, weak](const json& timings) {
     auto held = weak.lock();
     if (!held) return;
-    std::lock_guard<std::mutex> l(held->mu);
+    MutexLock l(held->mu);
     Release(*held);
     if (!timings.empty()) {
       held->rec.timings.update(timings);
@@ -58,7 +58,7 @@ Result<VmLease> VmService::Lease(const std::string& name, const std::string& op_
 Status VmService::SetDisk(const std::string& name, const std::string& top,
                           const std::vector<std::string>& chain) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   // In memory whatever the registry says: it is what QEMU writes now.
   vm->rec.disk_path = top;
   vm->rec.disk_chain = chain;

@@ -64,18 +64,21 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
                               svc->qemu_uids_.get(), svc->qemu_groups_});
   VmService* s = svc.get();
   LaunchHooks hooks;
-  hooks.persist = [s](Vm& vm) { s->Persist(vm); };
+  // The launcher calls it with vm.mu held, through a std::function the analysis cannot see.
+  hooks.persist = [s](Vm& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS { s->Persist(vm); };
   hooks.callbacks_for = [s](const std::shared_ptr<Vm>& vm) { return s->CallbacksFor(vm); };
   hooks.unregister = [s](const std::shared_ptr<Vm>& vm) {
     std::shared_ptr<VmRuntime> rt;
+    std::string name;
     {
-      std::lock_guard<std::mutex> lock(vm->mu);
+      MutexLock lock(vm->mu);
       rt.swap(vm->rt);
+      name = vm->rec.spec.name;
     }
     rt.reset();
-    std::lock_guard<std::mutex> lock(s->mu_);
-    s->vms_.erase(vm->rec.spec.name);
-    s->registry_->DeleteVm(vm->rec.spec.name);
+    MutexLock lock(s->mu_);
+    s->vms_.erase(name);
+    s->registry_->DeleteVm(name);
   };
   hooks.shutting_down = &s->shutting_down_;
   svc->launcher_ = std::make_unique<VmLauncher>(
@@ -89,7 +92,7 @@ void VmService::Shutdown() {
   shutting_down_ = true;
   std::map<std::string, std::shared_ptr<Vm>> vms;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     vms = vms_;
   }
   for (auto& [name, vm] : vms) vm->cv.notify_all();
@@ -100,14 +103,14 @@ VmService::~VmService() {
   Shutdown();
   std::map<std::string, std::shared_ptr<Vm>> vms;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     vms = vms_;
   }
   // Runtimes go last: their threads stop, their QEMUs run on.
   for (auto& [name, vm] : vms) {
     std::shared_ptr<VmRuntime> rt;
     {
-      std::lock_guard<std::mutex> lock(vm->mu);
+      MutexLock lock(vm->mu);
       rt.swap(vm->rt);
     }
   }
@@ -124,7 +127,7 @@ void VmService::Persist(Vm& vm) {
 }
 
 Result<std::shared_ptr<Vm>> VmService::Find(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) {
     return Status::NotFound("vm " + name + " does not exist; `ferry vm list` shows the VMs");
@@ -135,7 +138,7 @@ Result<std::shared_ptr<Vm>> VmService::Find(const std::string& name) {
 std::vector<NetworkClaim> VmService::ClaimsLocked() {
   std::vector<NetworkClaim> claims;
   for (const auto& [name, other] : vms_) {
-    std::lock_guard<std::mutex> lock(other->mu);
+    MutexLock lock(other->mu);
     if (!HasProcess(other->rec.state) && other->rec.state != VmState::kCreating) continue;
     claims.push_back({name, other->rec.spec.network});
   }
@@ -154,7 +157,7 @@ VmRuntime::Callbacks VmService::CallbacksFor(const std::shared_ptr<Vm>& vm) {
 void VmService::OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& ex) {
   auto vm = weak.lock();
   if (!vm) return;
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   if (!QemuExited(*vm, ex)) return;  // the launcher applies it once QEMU is registered
   ApplyExit(*vm);
   Persist(*vm);
@@ -163,7 +166,7 @@ void VmService::OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& ex) {
 void VmService::OnGuestReady(const std::weak_ptr<Vm>& weak) {
   auto vm = weak.lock();
   if (!vm) return;
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   if (!GuestReady(*vm)) return;
   spdlog::info("vm {}: guest ready {} ms after QEMU start", vm->rec.spec.name,
                vm->rec.ready_at_ms - vm->rec.started_at_ms);
@@ -174,7 +177,7 @@ void VmService::OnQmpEvent(const std::weak_ptr<Vm>& weak, const std::string& eve
                            const json& data) {
   auto vm = weak.lock();
   if (!vm) return;
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   if (event == "SHUTDOWN") {
     vm->shutdown_reason = data.value("reason", "");
   } else if ((event == "STOP" && Paused(*vm)) || (event == "RESUME" && Resumed(*vm))) {
@@ -229,7 +232,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   // A clone keeps its parent's policy, which names the parent (spec.cloned_from).
   FERRY_ASSIGN_OR_RETURN(std::optional<crypto::OwnerPolicy> policy, PolicyOf(spec));
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (vms_.count(spec.name)) {
     return Status::AlreadyExists("vm " + spec.name +
                                  " already exists; choose another name or "
@@ -244,12 +247,12 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   }
   auto vm = std::make_shared<Vm>();
   vm->paths = paths;
-  vm->rec = NewRecord(spec, shape, paths, policy ? policy->owner_fingerprint : "");
-  FERRY_RETURN_IF_ERROR(registry_->InsertVm(vm->rec));
-  vms_[spec.name] = vm;
   std::shared_ptr<Operation> op;
   {
-    std::lock_guard<std::mutex> l(vm->mu);
+    MutexLock l(vm->mu);
+    vm->rec = NewRecord(spec, shape, paths, policy ? policy->owner_fingerprint : "");
+    FERRY_RETURN_IF_ERROR(registry_->InsertVm(vm->rec));
+    vms_[spec.name] = vm;
     op = BeginOperation(*vm, shape.operation);
   }
   InBackground([this, vm, op, plan = std::move(plan),
@@ -268,7 +271,7 @@ void VmService::RunLaunch(const std::shared_ptr<Vm>& vm, const std::shared_ptr<O
   if (!st.ok()) rollback.Undo();
   json described;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     Release(*vm);  // before the operation ends: its waiters may act on the VM at once
     if (st.ok()) described = Describe(*vm);
   }
@@ -286,11 +289,11 @@ Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const CloneLaun
 
 Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, bool wait_ready) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard<std::mutex> svc_lock(mu_);
+  MutexLock svc_lock(mu_);
   const std::vector<NetworkClaim> claims = ClaimsLocked();
   std::shared_ptr<Operation> op;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     FERRY_RETURN_IF_ERROR(CheckStartable(*vm));
     FERRY_RETURN_IF_ERROR(CheckPortsUnclaimed(vm->rec.spec, claims));
     FERRY_RETURN_IF_ERROR(CheckFitsHost(vm->rec.spec, ProbeCapacity(config_.ram_dir)));
@@ -301,7 +304,7 @@ Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, boo
         // The runtime of the previous run is dead; release it before starting anew.
         std::shared_ptr<VmRuntime> old;
         {
-          std::lock_guard<std::mutex> lock(vm->mu);
+          MutexLock lock(vm->mu);
           old.swap(vm->rt);
           // A clone that is started again boots from its image with RAM of its own.
           if (!vm->rec.ram_owned) {
@@ -320,7 +323,7 @@ Result<std::shared_ptr<Operation>> VmService::Stop(const std::string& name, Stop
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<Operation> op;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     FERRY_RETURN_IF_ERROR(CheckStoppable(*vm));
     op = BeginOperation(*vm, "stop");
     StopBegun(*vm);
@@ -362,7 +365,7 @@ void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOption
   std::shared_ptr<VmRuntime> rt;
   std::string name;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     rt = vm->rt;
     name = vm->rec.spec.name;
   }
@@ -370,7 +373,7 @@ void VmService::RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOption
   std::shared_ptr<VmRuntime> old;
   json result;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     Stopped(*vm, mode, rt && rt->Exited());
     Persist(*vm);
     old.swap(vm->rt);
@@ -386,7 +389,7 @@ Status VmService::Delete(const std::string& name, bool force, const std::string&
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     FERRY_RETURN_IF_ERROR(CheckDeletable(*vm, force, holder));
     DeleteBegun(*vm);
     rt = vm->rt;
@@ -396,10 +399,10 @@ Status VmService::Delete(const std::string& name, bool force, const std::string&
     rt->WaitExit(kKillTimeout);
   }
   rt.reset();
-  std::lock_guard<std::mutex> svc_lock(mu_);
+  MutexLock svc_lock(mu_);
   std::shared_ptr<VmRuntime> old;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     old.swap(vm->rt);
     Status removed = registry_->DeleteVm(name);
     if (!removed.ok()) {
@@ -421,7 +424,7 @@ Result<json> VmService::Pause(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     FERRY_RETURN_IF_ERROR(RefuseBusy(*vm, "paused"));
     VmState s = vm->rec.state;
     if (s != VmState::kRunning && s != VmState::kBooting) {
@@ -433,7 +436,7 @@ Result<json> VmService::Pause(const std::string& name) {
   if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
   Status r = qemu::Stop(*rt);
   if (!r.ok()) return r.WithContext("vm " + name);
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   if (Paused(*vm)) Persist(*vm);
   return Describe(*vm);
 }
@@ -442,7 +445,7 @@ Result<json> VmService::Resume(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     // A migration holds its VM until it is settled: resuming the paused source copy then could
     // run the guest twice.
     FERRY_RETURN_IF_ERROR(RefuseBusy(*vm, "resumed"));
@@ -455,7 +458,7 @@ Result<json> VmService::Resume(const std::string& name) {
   if (!rt) return Status::Unavailable("vm " + name + ": QEMU is not connected");
   Status r = qemu::Cont(*rt);
   if (!r.ok()) return r.WithContext("vm " + name);
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   if (Resumed(*vm)) Persist(*vm);
   return Describe(*vm);
 }
@@ -464,7 +467,7 @@ Result<json> VmService::SetPolicy(const std::string& name, const std::string& te
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   auto replacement = crypto::ParsePolicy(text, "the replacement policy of vm " + name);
   if (!replacement.ok()) return replacement.status().WithContext("vm " + name);
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   VmRecord& r = vm->rec;
   if (!vm->holder.free()) {
     return Status::FailedPrecondition("vm " + name + " is busy with operation " +

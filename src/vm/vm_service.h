@@ -30,6 +30,7 @@
 
 #include "core/operation.h"
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "qemu/accelerator.h"
 #include "qemu/launch_spec.h"
 #include "vm/background_threads.h"
@@ -146,32 +147,34 @@ class VmService {
  private:
   explicit VmService(ServiceConfig config);
 
-  // Re-adoption (vm_adoption.cc).
-  Status Readopt();
+  // Re-adoption (vm_adoption.cc). These run in Open, before any other thread can see the VMs
+  // or reach the service (runtime watchers report only through the VMs' locks), so they read
+  // the table and the records without locks: not analysed.
+  Status Readopt() FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // One record: dropped, failed, left as it is, or re-attached to its QEMU.
-  void ReadoptOne(VmRecord rec);
+  void ReadoptOne(VmRecord rec) FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // A VM ferryd left in `creating`: an incoming migration that already runs is kept; anything
   // else is discarded, its QEMU (if any) killed.
-  bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm);
-  void DiscardUnfinished(const std::shared_ptr<Vm>& vm);
+  bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
+  void DiscardUnfinished(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // A record whose QEMU was spawned but whose launch never finished (ferryd died between spawn
   // and QMP): kills that QEMU if it still runs and marks the VM failed, saying so.
-  void EndInterruptedLaunch(const std::shared_ptr<Vm>& vm);
+  void EndInterruptedLaunch(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // Attaches to the QEMU of a VM that had one; the VM becomes what its QEMU says, or failed.
-  void Reattach(const std::shared_ptr<Vm>& vm);
+  void Reattach(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // Kills the QEMUs of this state directory that no record owns (spawned by a ferryd that died
   // before recording them), logging each. REQUIRES: Readopt has loaded every record.
-  void SweepUnownedQemus();
+  void SweepUnownedQemus() FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // Removes the taps this ferryd made on which no QEMU runs (tap_sweep.h), logging each.
   // REQUIRES: Readopt has re-adopted every VM.
-  void SweepLeftoverTaps();
+  void SweepLeftoverTaps() FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // The uid a re-adopted QEMU runs as, held again.
   QemuUidLease AdoptedUid(pid_t pid);
 
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
-  // What the VMs with a QEMU (or being created) claim of the host's network. REQUIRES: mu_
-  // held, no Vm::mu held.
-  std::vector<NetworkClaim> ClaimsLocked();
+  // What the VMs with a QEMU (or being created) claim of the host's network. No Vm::mu may be
+  // held: it takes each.
+  std::vector<NetworkClaim> ClaimsLocked() FERRY_REQUIRES(mu_);
   // The new VM's record, in `creating`, for `spec` launched by `shape`.
   VmRecord NewRecord(const VmSpec& spec, const LaunchShape& shape, const VmPaths& paths,
                      const std::string& owner);
@@ -186,11 +189,11 @@ class VmService {
   void OnQmpEvent(const std::weak_ptr<Vm>& weak, const std::string& event,
                   const nlohmann::json& data);
   VmRuntime::Callbacks CallbacksFor(const std::shared_ptr<Vm>& vm);
-  void Persist(Vm& vm);  // REQUIRES: vm.mu held
-  // REQUIRES: vm.mu held (vm_views.cc).
-  nlohmann::json Describe(Vm& vm);
-  // Starts operation `kind` on `vm` and makes it the VM's holder. REQUIRES: vm.mu held.
-  std::shared_ptr<Operation> BeginOperation(Vm& vm, const std::string& kind);
+  void Persist(Vm& vm) FERRY_REQUIRES(vm.mu);
+  // The JSON `vm show` prints (vm_views.cc).
+  nlohmann::json Describe(Vm& vm) FERRY_REQUIRES(vm.mu);
+  // Starts operation `kind` on `vm` and makes it the VM's holder.
+  std::shared_ptr<Operation> BeginOperation(Vm& vm, const std::string& kind) FERRY_REQUIRES(vm.mu);
 
   ServiceConfig config_;
   std::unique_ptr<Registry> registry_;
@@ -205,8 +208,8 @@ class VmService {
   OperationLog operations_;
 
   // Lock order: mu_ first, then a VM's Vm::mu.
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Vm>> vms_;  // guarded by mu_
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<Vm>> vms_ FERRY_GUARDED_BY(mu_);
   std::atomic<bool> shutting_down_{false};
 
   BackgroundThreads workers_;

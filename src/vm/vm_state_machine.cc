@@ -19,7 +19,7 @@ bool ExitExpected(ExitHandling h) {
   return h == ExitHandling::kStops || h == ExitHandling::kDeferredStops;
 }
 
-std::string BusyMessage(const Vm& vm) {
+std::string BusyMessage(const Vm& vm) FERRY_REQUIRES(vm.mu) {
   return "vm " + vm.rec.spec.name + " is busy with operation " + vm.holder.Describe() +
          "; wait for it to finish";
 }

@@ -55,6 +55,7 @@
 
 #include "core/process.h"
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "vm/launch_plan.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_record.h"
@@ -95,72 +96,87 @@ enum class ExitHandling {
 
 // One VM. Lock order: VmService::mu_, then `mu`.
 struct Vm {
-  std::mutex mu;               // guards every member below
+  Mutex mu;
   std::condition_variable cv;  // notified on every change that is persisted (VmService::Persist)
-  VmRecord rec;
-  VmPaths paths;
-  std::shared_ptr<VmRuntime> rt;  // the QEMU's runtime, once registered; kept after it ends
-  VmHolder holder;
-  ExitHandling exit_handling = ExitHandling::kFails;
-  std::string shutdown_reason;      // from QEMU's SHUTDOWN event, if one came
-  std::optional<ProcessExit> exit;  // QEMU's exit, once it happened
+  VmPaths paths;               // set before the VM is shared, never changed
+  VmRecord rec FERRY_GUARDED_BY(mu);
+  // The QEMU's runtime, once registered; kept after it ends.
+  std::shared_ptr<VmRuntime> rt FERRY_GUARDED_BY(mu);
+  VmHolder holder FERRY_GUARDED_BY(mu);
+  ExitHandling exit_handling FERRY_GUARDED_BY(mu) = ExitHandling::kFails;
+  std::string shutdown_reason FERRY_GUARDED_BY(mu);      // from QEMU's SHUTDOWN event, if any
+  std::optional<ProcessExit> exit FERRY_GUARDED_BY(mu);  // QEMU's exit, once it happened
 };
 
-// The transitions. REQUIRES: vm.mu held, for every one. A `bool` result says whether the VM's
-// state changed (the caller then persists it).
+// The transitions. Each requires vm.mu held (FERRY_REQUIRES, checked by clang's -Wthread-safety). A
+// `bool` result says whether the VM's state changed (the caller then persists it).
 
 // Holder.
-void Claim(Vm& vm, const std::string& op_id);  // REQUIRES: vm.holder.FreeFor(op_id)
-void Release(Vm& vm);
+// REQUIRES: vm.holder.FreeFor(op_id)
+void Claim(Vm& vm, const std::string& op_id) FERRY_REQUIRES(vm.mu);
+void Release(Vm& vm) FERRY_REQUIRES(vm.mu);
 // FailedPrecondition naming the holder unless the VM is free (or held by `op_id`).
-Status CheckFree(const Vm& vm, const std::string& op_id = "");
+Status CheckFree(const Vm& vm, const std::string& op_id = "") FERRY_REQUIRES(vm.mu);
 // As CheckFree, for a verb that takes no operation; `what` says what was asked ("paused").
-Status RefuseBusy(const Vm& vm, const char* what);
+Status RefuseBusy(const Vm& vm, const char* what) FERRY_REQUIRES(vm.mu);
 // Refuses unless the VM is free (or held by `holder`) and, unless `force`, has no QEMU.
-Status CheckDeletable(const Vm& vm, bool force, const std::string& holder);
-void DeleteBegun(Vm& vm);   // REQUIRES: CheckDeletable; then QEMU's end means stopped
-void DeleteFailed(Vm& vm);  // the record stays: free again, a later delete may try again
+Status CheckDeletable(const Vm& vm, bool force, const std::string& holder) FERRY_REQUIRES(vm.mu);
+// REQUIRES: CheckDeletable; then QEMU's end means stopped.
+void DeleteBegun(Vm& vm) FERRY_REQUIRES(vm.mu);
+// The record stays: free again, a later delete may try again.
+void DeleteFailed(Vm& vm) FERRY_REQUIRES(vm.mu);
 
 // Launch (vm_launcher.cc).
-Status CheckStartable(const Vm& vm);  // stopped or failed, and free
-void LaunchBegun(Vm& vm);             // exits are recorded, not applied
-void SpawnRecorded(Vm& vm, pid_t pid, uint64_t start_time, const std::vector<std::string>& argv);
-void SpawnUndone(Vm& vm);  // the spawned QEMU was killed before it was registered
+// Stopped or failed, and free.
+Status CheckStartable(const Vm& vm) FERRY_REQUIRES(vm.mu);
+// Exits are recorded, not applied.
+void LaunchBegun(Vm& vm) FERRY_REQUIRES(vm.mu);
+void SpawnRecorded(Vm& vm, pid_t pid, uint64_t start_time, const std::vector<std::string>& argv)
+    FERRY_REQUIRES(vm.mu);
+// The spawned QEMU was killed before it was registered.
+void SpawnUndone(Vm& vm) FERRY_REQUIRES(vm.mu);
 // A restore-plan QEMU runs (spawned or from the pool) and is on record before its restore.
 void RestoreBegun(Vm& vm, const std::shared_ptr<VmRuntime>& rt,
-                  const std::vector<std::string>& argv);
-void LaunchAbandoned(Vm& vm);     // the launch kills its QEMU: its end means stopped
-void StopDeferringExits(Vm& vm);  // a failed launch or re-adoption: exits are applied again
+                  const std::vector<std::string>& argv) FERRY_REQUIRES(vm.mu);
+// The launch kills its QEMU: its end means stopped.
+void LaunchAbandoned(Vm& vm) FERRY_REQUIRES(vm.mu);
+// A failed launch or re-adoption: exits are applied again.
+void StopDeferringExits(Vm& vm) FERRY_REQUIRES(vm.mu);
 // QEMU booted: booting (or what a recorded exit makes of it).
-void Booted(Vm& vm, const std::shared_ptr<VmRuntime>& rt, const std::vector<std::string>& argv);
+void Booted(Vm& vm, const std::shared_ptr<VmRuntime>& rt, const std::vector<std::string>& argv)
+    FERRY_REQUIRES(vm.mu);
 // A restore step succeeded: running, and ready (or what a recorded exit makes of it).
-void Restored(Vm& vm, const RestoredGuest& guest);
+void Restored(Vm& vm, const RestoredGuest& guest) FERRY_REQUIRES(vm.mu);
 
 // Guest and QEMU events.
-bool GuestReady(Vm& vm);
-bool Paused(Vm& vm);   // running or booting -> paused
-bool Resumed(Vm& vm);  // paused -> running (guest ready) or booting
+bool GuestReady(Vm& vm) FERRY_REQUIRES(vm.mu);
+// Running or booting -> paused.
+bool Paused(Vm& vm) FERRY_REQUIRES(vm.mu);
+// Paused -> running (guest ready) or booting.
+bool Resumed(Vm& vm) FERRY_REQUIRES(vm.mu);
 // Records QEMU's exit; true when it is to be applied now (not deferred).
-bool QemuExited(Vm& vm, const ProcessExit& exit);
+bool QemuExited(Vm& vm, const ProcessExit& exit) FERRY_REQUIRES(vm.mu);
 // What QEMU's exit means for the VM: stopped or failed; then the VM's own RAM file and its tap
 // go. REQUIRES: vm.exit set.
-void ApplyExit(Vm& vm);
+void ApplyExit(Vm& vm) FERRY_REQUIRES(vm.mu);
 
 // Stop.
-Status CheckStoppable(const Vm& vm);
-void StopBegun(Vm& vm);  // -> stopping; QEMU's end means stopped
+Status CheckStoppable(const Vm& vm) FERRY_REQUIRES(vm.mu);
+// -> stopping; QEMU's end means stopped.
+void StopBegun(Vm& vm) FERRY_REQUIRES(vm.mu);
 // The stop is done: stopped, in `mode`. `qemu_gone`: its QEMU's exit was seen (else it is
 // recorded as unknown).
-void Stopped(Vm& vm, const std::string& mode, bool qemu_gone);
+void Stopped(Vm& vm, const std::string& mode, bool qemu_gone) FERRY_REQUIRES(vm.mu);
 
 // Re-adoption (vm_adoption.cc).
-void ReadoptBegun(Vm& vm);  // exits are recorded, not applied
+// Exits are recorded, not applied.
+void ReadoptBegun(Vm& vm) FERRY_REQUIRES(vm.mu);
 // The QEMU answered: paused if it says so (not only "paused": a migrated-away source waits in
 // "postmigrate"), else running or booting.
-void Readopted(Vm& vm, const std::shared_ptr<VmRuntime>& rt, bool paused);
+void Readopted(Vm& vm, const std::shared_ptr<VmRuntime>& rt, bool paused) FERRY_REQUIRES(vm.mu);
 // A QEMU recorded for a launch that never finished (ferryd died in it): failed, saying so;
 // `killed` says whether the restarted ferryd killed it.
-void LaunchInterrupted(Vm& vm, bool killed);
+void LaunchInterrupted(Vm& vm, bool killed) FERRY_REQUIRES(vm.mu);
 
 // A tap VM's tap lives as long as its QEMU: removed once no QEMU of the VM runs. Idempotent.
 void RemoveVmTap(const VmRecord& r);

@@ -16,7 +16,7 @@ namespace ferry::vm {
 using nlohmann::json;
 
 json VmService::Describe(Vm& vm) {
-  const VmRecord& r = vm.rec;
+  const VmRecord r = vm.rec;  // a copy: the analysis follows no reference into vm
   json j = r.ToJson();
   json summary = {{"name", r.spec.name},
                   {"state", VmStateName(r.state)},
@@ -49,7 +49,7 @@ Result<json> VmService::Show(const std::string& name) {
   std::shared_ptr<VmRuntime> rt;
   bool ask_guest;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     j = Describe(*vm);
     ask_guest = vm->rec.guest_ready && vm->rec.state == VmState::kRunning;
     rt = vm->rt;
@@ -70,12 +70,12 @@ Result<json> VmService::Show(const std::string& name) {
 json VmService::List() {
   std::vector<std::shared_ptr<Vm>> vms;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [name, vm] : vms_) vms.push_back(vm);
   }
   json out = json::array();
   for (auto& vm : vms) {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     json d = Describe(*vm);
     out.push_back({{"name", d["name"]},
                    {"state", d["state"]},
@@ -93,7 +93,7 @@ Result<std::string> VmService::Console(const std::string& name, size_t max_bytes
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::string path;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     path = vm->paths.console_log;
   }
   return ConsoleTail(path, max_bytes);
@@ -112,10 +112,10 @@ json VmService::HostInfo() {
 }
 
 std::vector<std::string> VmService::VmsUsingDisk(const std::string& frozen_path) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> names;
   for (auto& [name, vm] : vms_) {
-    std::lock_guard<std::mutex> l(vm->mu);
+    MutexLock l(vm->mu);
     const auto& chain = vm->rec.disk_chain;
     if (std::find(chain.begin(), chain.end(), frozen_path) != chain.end()) names.push_back(name);
   }
@@ -126,7 +126,7 @@ Result<std::optional<std::string>> VmService::DiskNode(const std::string& name) 
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     if (HasProcess(vm->rec.state) && vm->rt && !vm->rt->Exited()) rt = vm->rt;
   }
   if (!rt) return std::optional<std::string>();
@@ -137,9 +137,9 @@ Result<std::optional<std::string>> VmService::DiskNode(const std::string& name) 
 
 std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {
   std::vector<std::string> names;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [name, vm] : vms_) {
-    std::lock_guard<std::mutex> l(vm->mu);
+    MutexLock l(vm->mu);
     // A stopped clone maps nothing: started again, it boots with RAM of its own.
     const bool live = HasProcess(vm->rec.state) || vm->rec.state == VmState::kCreating;
     if (live && !vm->rec.ram_owned && vm->rec.ram_path == ram_path) names.push_back(name);
@@ -148,22 +148,22 @@ std::vector<std::string> VmService::VmsMapping(const std::string& ram_path) {
 }
 
 bool VmService::OwnsDir(const std::string& dir) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [name, vm] : vms_) {
-    std::lock_guard<std::mutex> l(vm->mu);
+    MutexLock l(vm->mu);
     if (vm->paths.dir == dir) return true;
   }
   return false;
 }
 
 bool VmService::Exists(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return vms_.count(name) > 0;
 }
 
 Result<VmRecord> VmService::Get(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard<std::mutex> lock(vm->mu);
+  MutexLock lock(vm->mu);
   return vm->rec;
 }
 
@@ -171,7 +171,7 @@ Result<json> VmService::GuestRandom(const std::string& name, int bytes) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::shared_ptr<VmRuntime> rt;
   {
-    std::lock_guard<std::mutex> lock(vm->mu);
+    MutexLock lock(vm->mu);
     if (vm->rec.state != VmState::kRunning) {
       return Status::FailedPrecondition("vm " + name + " is " + VmStateName(vm->rec.state) +
                                         "; its guest must be running");
