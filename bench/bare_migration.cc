@@ -34,7 +34,7 @@ double Number(const json& j, const char* key) {
 BareLaunch BareMigrationContext::SourceSpec(const std::string& name, const std::string& guest_dir,
                                             uint64_t memory_mib, const std::string& tap) const {
   BareLaunch b = guest->BareSpec(name, guest_dir, ram_dir, memory_mib, 0);
-  // As VmService::LaunchSpecFor does for --net tap: the address on the kernel command line for
+  // As VmLauncher::LaunchSpecFor does for --net tap: the address on the kernel command line for
   // the image's init, and a tap NIC without forwards, on a queue of the tap opened beforehand.
   b.spec.kernel_cmdline +=
       " ferry.ip=" + std::string(kGuestAddress) + "/" + std::to_string(kPrefix);

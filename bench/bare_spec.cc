@@ -21,8 +21,8 @@ namespace {
 
 constexpr char kImage[] = "default";
 
-// The RAM file as VmService::Launch makes a VM's: a leftover of that name removed, then created
-// afresh (never through a planted symlink) and sized, sparse.
+// The RAM file as HostLaunchSteps::CreateRamFile makes a VM's: a leftover of that name removed,
+// then created afresh (never through a planted symlink) and sized, sparse.
 Result<UniqueFd> CreateRamFile(const std::string& path, uint64_t memory_mib) {
   ::unlink(path.c_str());
   FERRY_ASSIGN_OR_RETURN(int made, CreateExclusive(path, O_RDWR, 0600));
@@ -128,7 +128,7 @@ Result<GuestSetup> GuestSetup::Find(const BenchConfig& config) {
 BareLaunch GuestSetup::BareSpec(const std::string& name, const std::string& dir,
                                 const std::string& ram_dir, uint64_t memory_mib,
                                 uint16_t host_port) const {
-  BareLaunch b;  // field by field as VmService::LaunchSpecFor fills it for a booted VM
+  BareLaunch b;  // field by field as VmLauncher::LaunchSpecFor fills it for a booted VM
   qemu::LaunchSpec& s = b.spec;
   vm::QemuFilePaths& files = b.files;
   s.name = name;

@@ -1,5 +1,5 @@
 // What the entries that start QEMU themselves share: the guest image, the accelerator, and the
-// launch of a bare QEMU filled field by field as ferryd's VmService::LaunchSpecFor fills it, its
+// launch of a bare QEMU filled field by field as ferryd's VmLauncher::LaunchSpecFor fills it, its
 // files opened by the same vm::OpenQemuFiles, so a bare QEMU gets ferryd's command line, the
 // descriptor numbers included, up to per-VM name, MAC and port. CheckSameCommandLine compares
 // the two on a VM ferryd booted, so a comparison cannot drift silently when ferryd's launch

@@ -120,17 +120,16 @@ Result<json> HoldService::RestoreHold(const std::string& vm_name, bool wait_read
 
 Result<json> HoldService::Relaunch(const HoldRow& row, const HeldVm& held, bool wait_ready,
                                    Operation& op) {
-  vm::LaunchPlan plan;
-  plan.mac = held.mac.ToString();
-  if (held.vmgenid) plan.vmgenid = held.vmgenid->ToString();
   // Like an incoming migration: the guest keeps its network (tap address, forwards) and
   // generation; its memory and devices come from here instead of a peer.
-  plan.incoming_migration = true;
-  plan.origin = vm::OriginToJson(vm::HoldOrigin{row.hold_id, row.held_at, ""});
+  vm::HoldRestoreLaunch plan;
+  plan.mac = held.mac.ToString();
+  if (held.vmgenid) plan.vmgenid = held.vmgenid->ToString();
+  plan.origin = vm::HoldOrigin{row.hold_id, row.held_at, ""};
   const std::string name = row.vm;
   const std::string hold_id = row.hold_id;
   plan.restore = [this, name, hold_id, mac = held.mac](vm::VmRuntime& rt,
-                                                         Operation& op) -> Result<json> {
+                                                         Operation& op) -> Result<vm::RestoredGuest> {
     FERRY_ASSIGN_OR_RETURN(vm::VmRecord rec, vms_.Get(name));
     op.SetPhase("reconstituting RAM", 40);
     // QEMU maps this file shared and writes nothing to guest RAM while it waits for an incoming
@@ -146,7 +145,7 @@ Result<json> HoldService::Relaunch(const HoldRow& row, const HeldVm& held, bool 
     FERRY_RETURN_IF_ERROR(qemu::Cont(rt));
     op.SetPhase("waking the guest", 85);
     FERRY_ASSIGN_OR_RETURN(json woke, WakeGuest(rt, mac));
-    return json{{"timings", {{"wake_ms", woke["clock_ms"]}}}, {"mac", mac.ToString()}};
+    return vm::RestoredGuest{json{{"wake_ms", woke["clock_ms"]}}, mac.ToString()};
   };
   const std::string dir = vm::VmPaths::For(vms_.config().state_dir, name).dir;
   if (held.spec.disk_mib != 0) {

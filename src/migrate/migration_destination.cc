@@ -25,7 +25,7 @@ constexpr int64_t kOperationTimeoutMs = 3'600'000;
 
 // Receives the guest into a QEMU waiting with -incoming defer, then resumes it when the source
 // says so. Returns the timings recorded in the VM.
-Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
+Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
   FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
   FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kStreamFdName, pair.qemu.get())
                             .WithContext("handing QEMU the incoming migration stream"));
@@ -64,7 +64,9 @@ Result<json> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
   }
   const auto ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();
-  return json{{"timings", {{"migration_receive_ms", ms}}}};
+  vm::RestoredGuest received;
+  received.timings = {{"migration_receive_ms", ms}};
+  return received;
 }
 
 }  // namespace
@@ -98,13 +100,12 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   if (!spec.ok()) return refuse(spec.status());
   const std::string name = spec->name;
 
-  vm::LaunchPlan plan;
+  vm::IncomingMigrationLaunch plan;
   plan.mac = prepare->mac.ToString();
   if (prepare->vmgenid) plan.vmgenid = prepare->vmgenid->ToString();
-  plan.incoming_migration = true;
-  plan.origin = {{"migrated_from", source}, {"migration", prepare->migration}};
+  plan.origin = vm::MigrationOrigin{source, prepare->migration};
   // The restore shares the link: it may outlive this call (WaitDone below gives up first).
-  plan.restore = [link](vm::VmRuntime& rt, Operation& op) -> Result<json> {
+  plan.restore = [link](vm::VmRuntime& rt, Operation& op) -> Result<vm::RestoredGuest> {
     op.SetPhase("receiving from " + link->peer().host_id, 50);
     return ReceiveGuest(*link, rt);
   };

@@ -17,7 +17,9 @@ std::optional<Accelerator> AcceleratorFromName(std::string_view name) {
   return std::nullopt;
 }
 
-const char* CpuModelFor(Accelerator a) { return a == Accelerator::kKvm ? "host" : "max"; }
+const char* CpuModelFor(Accelerator a) {
+  return a == Accelerator::kKvm ? kKvmCpuModel : kTcgCpuModel;
+}
 
 AcceleratorProbe ProbeHost() {
   AcceleratorProbe probe;

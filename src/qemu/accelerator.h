@@ -15,7 +15,11 @@ const char* AcceleratorName(Accelerator a);  // "kvm" / "tcg"
 // The accelerator a name (as AcceleratorName writes it, in VM records and manifests) says;
 // nullopt for any other name.
 std::optional<Accelerator> AcceleratorFromName(std::string_view name);
-// The -cpu model ferry gives QEMU under `a`: the host's CPU under KVM, QEMU's "max" under TCG.
+// The -cpu models ferry gives QEMU: the host's CPU under KVM, QEMU's "max" under TCG. They are
+// recorded in snapshot manifests ("q35/host"), so they are part of that format.
+inline constexpr const char* kKvmCpuModel = "host";
+inline constexpr const char* kTcgCpuModel = "max";
+// The -cpu model ferry gives QEMU under `a`.
 const char* CpuModelFor(Accelerator a);
 
 // What the host shows; gathered by ProbeHost(), filled by hand in tests.

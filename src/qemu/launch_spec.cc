@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "guest/protocol.h"
+
 namespace ferry::qemu {
 
 std::string EscapeOptionValue(const std::string& value) {
@@ -60,7 +62,7 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   add({"-machine",
        std::string("q35,accel=") + AcceleratorName(spec.accelerator) + ",memory-backend=ram0"});
   // KVM passes the host CPU through; TCG emulates the richest model it can.
-  add({"-cpu", spec.accelerator == Accelerator::kKvm ? "host" : "max"});
+  add({"-cpu", CpuModelFor(spec.accelerator)});
   add({"-smp", std::to_string(spec.cpus)});
   add({"-m", mem});
   // QEMU 7.2's memory-backend-file takes a path, not a descriptor; /proc/self/fd/N reaches the
@@ -79,7 +81,7 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   add({"-chardev", "file,id=serial0,append=on,path=" + console, "-serial", "chardev:serial0"});
   add({"-device", "virtio-serial-pci,id=vser0", "-chardev",
        "socket,id=guest0,fd=" + std::to_string(spec.guest_fd) + ",server=on,wait=off", "-device",
-       "virtserialport,bus=vser0.0,chardev=guest0,name=org.ferry.guest"});
+       "virtserialport,bus=vser0.0,chardev=guest0,name=" + std::string(guest::kPortName)});
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const NicSpec& nic = spec.nics[i];
     const std::string id = "net" + std::to_string(i);

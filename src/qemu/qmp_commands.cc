@@ -205,4 +205,31 @@ Status SetMigrationParameters(QmpExecutor& qmp, const MigrationParameters& param
               {"max-bandwidth", parameters.max_bandwidth_bytes_per_s}});
 }
 
+Result<std::string> HumanMonitorCommand(QmpExecutor& qmp, const std::string& command_line) {
+  FERRY_ASSIGN_OR_RETURN(
+      json ret, qmp.Qmp("human-monitor-command", {{"command-line", command_line}}, kQmpTimeout));
+  return ret.is_string() ? ret.get<std::string>() : std::string();
+}
+
+Status BlockdevAddQcow2(QmpExecutor& qmp, const std::string& node_name, int64_t fdset_id) {
+  return Run(
+      qmp, "blockdev-add",
+      {{"driver", "qcow2"},
+       {"node-name", node_name},
+       {"file", {{"driver", "file"}, {"filename", "/dev/fdset/" + std::to_string(fdset_id)}}},
+       {"backing", nullptr}});
+}
+
+Status BlockdevSnapshot(QmpExecutor& qmp, const std::string& node, const std::string& overlay) {
+  return Run(qmp, "blockdev-snapshot", {{"node", node}, {"overlay", overlay}});
+}
+
+Status BlockdevDel(QmpExecutor& qmp, const std::string& node_name) {
+  return Run(qmp, "blockdev-del", {{"node-name", node_name}});
+}
+
+Status RemoveFdSet(QmpExecutor& qmp, int64_t fdset_id) {
+  return Run(qmp, "remove-fd", {{"fdset-id", fdset_id}});
+}
+
 }  // namespace ferry::qemu

@@ -115,4 +115,17 @@ struct MigrationParameters {
 };
 Status SetMigrationParameters(QmpExecutor& qmp, const MigrationParameters& parameters);
 
+// human-monitor-command: runs one HMP command line; returns what the monitor printed, which is
+// how HMP reports a failure ("" for success for commands such as hostfwd_add).
+Result<std::string> HumanMonitorCommand(QmpExecutor& qmp, const std::string& command_line);
+
+// The block commands of a disk freeze (snapshot/disk_freeze.cc).
+// blockdev-add: a qcow2 node `node_name` over /dev/fdset/ID (add-fd), with no backing of its own.
+Status BlockdevAddQcow2(QmpExecutor& qmp, const std::string& node_name, int64_t fdset_id);
+// blockdev-snapshot: `overlay` becomes the active top, with `node` beneath it.
+Status BlockdevSnapshot(QmpExecutor& qmp, const std::string& node, const std::string& overlay);
+Status BlockdevDel(QmpExecutor& qmp, const std::string& node_name);
+// remove-fd: drops the fd set ID (add-fd).
+Status RemoveFdSet(QmpExecutor& qmp, int64_t fdset_id);
+
 }  // namespace ferry::qemu

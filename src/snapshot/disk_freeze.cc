@@ -10,6 +10,7 @@
 
 #include "core/fault_point.h"
 #include "qemu/launch_spec.h"
+#include "qemu/qmp_commands.h"
 #include "snapshot/disk_recovery.h"
 #include "vm/vm_disk.h"
 
@@ -57,26 +58,18 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
   }
   // The name tells a restarted ferryd which overlay QEMU switched to (disk_recovery.h).
   const std::string node = qemu::DiskNodeName(new_top);
-  Result<nlohmann::json> switched = fdset.status();
-  if (fdset.ok()) {
-    switched = rt.Qmp(
-        "blockdev-add",
-        {{"driver", "qcow2"},
-         {"node-name", node},
-         {"file", {{"driver", "file"}, {"filename", "/dev/fdset/" + std::to_string(*fdset)}}},
-         {"backing", nullptr}});
-  }
+  Status switched = fdset.status();
+  if (fdset.ok()) switched = qemu::BlockdevAddQcow2(rt, node, *fdset);
   if (switched.ok()) {
-    switched = rt.Qmp("blockdev-snapshot",
-                      {{"node", qemu::DiskNodeName(vm.disk_path)}, {"overlay", node}});
-    if (!switched.ok()) (void)rt.Qmp("blockdev-del", {{"node-name", node}});
+    switched = qemu::BlockdevSnapshot(rt, qemu::DiskNodeName(vm.disk_path), node);
+    if (!switched.ok()) (void)qemu::BlockdevDel(rt, node);
   }
   if (!switched.ok()) {
     // On success the set stays: QEMU's block layer reopens the overlay through it when it
     // changes its access (e.g. at the next snapshot).
-    if (fdset.ok()) (void)rt.Qmp("remove-fd", {{"fdset-id", *fdset}});
+    if (fdset.ok()) (void)qemu::RemoveFdSet(rt, *fdset);
     undo();
-    return switched.status().WithContext(what + ": QEMU did not switch to a new overlay");
+    return switched.WithContext(what + ": QEMU did not switch to a new overlay");
   }
   ::unlink(vm.disk_path.c_str());
   ::chmod(frozen_path.c_str(), 0400);

@@ -49,7 +49,7 @@ struct CloneRestore {
 };
 
 // Restores one clone inside its fresh QEMU: device state, resume, new identity.
-Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& c) {
+Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& c) {
   const auto t0 = Clock::now();
   const std::optional<PrimedIdentity>& primed = c.primed;
   json timings;
@@ -96,8 +96,7 @@ Result<json> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& 
                primed ? "finished" : "reset", timings["identity_ms"].get<int64_t>(),
                timings["identity_steps_ms"].dump(-1, ' ', true, json::error_handler_t::replace));
   timings["restore_total_ms"] = MsSince(t0);
-  return json{
-      {"timings", timings}, {"mac", reset->mac}, {"identity", reply.identity.ToJson()}};
+  return vm::RestoredGuest{timings, reset->mac};
 }
 
 }  // namespace
@@ -258,26 +257,28 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
   spec->name = name;
   spec->network.forwards.clear();
 
-  vm::LaunchPlan plan;
-  plan.ram_path = paths.ram;
-  plan.mac = m.vm_spec.value("mac", "");
-  plan.vmgenid = NewGuid();
-  vm::CloneOrigin origin{snapshot, m.id, m.vm_name};
-  if (warm.qemu.runtime) {
-    plan.prelaunched = std::move(warm.qemu);
-    origin.warm_pool = true;
-    origin.identity_primed = warm.primed.has_value();
-  }
-  plan.origin = vm::OriginToJson(origin);
+  vm::CloneLaunch clone;
+  clone.ram_image = paths.ram;
+  clone.mac = m.vm_spec.value("mac", "");
+  clone.vmgenid = NewGuid();
+  clone.origin = vm::CloneOrigin{snapshot, m.id, m.vm_name};
   if (m.disk) {
     FERRY_ASSIGN_OR_RETURN(std::string frozen, FrozenDiskOf(paths.dir, m));
-    plan.disk_chain.push_back(frozen);
-    plan.disk_chain.insert(plan.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
+    clone.disk_chain.push_back(frozen);
+    clone.disk_chain.insert(clone.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
   }
   CloneRestore restore{paths.dir, m, name, warm.primed, begun_at};
-  plan.restore = [restore](vm::VmRuntime& rt, Operation& op) {
+  clone.restore = [restore](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, restore);
   };
+  vm::LaunchPlan plan;
+  if (warm.qemu.runtime) {
+    clone.origin.warm_pool = true;
+    clone.origin.identity_primed = warm.primed.has_value();
+    plan = vm::PooledCloneLaunch{std::move(clone), std::move(warm.qemu)};
+  } else {
+    plan = std::move(clone);
+  }
   return std::make_pair(std::move(spec).value(), std::move(plan));
 }
 

@@ -200,12 +200,8 @@ Status SnapshotService::WriteSnapshotDir(Taking& t, Operation& op) {
   m.vm_spec = {{"spec", rec.spec.ToJson()}, {"mac", rec.mac}};
   m.image = rec.spec.image;
   m.memory_mib = rec.spec.memory_mib;
-  m.accelerator = rec.accelerator;
-  // The record names the accelerator its VM was created under; a name other than kvm's ran
-  // under TCG.
-  const qemu::Accelerator accelerator =
-      qemu::AcceleratorFromName(rec.accelerator).value_or(qemu::Accelerator::kTcg);
-  m.machine = std::string("q35/") + qemu::CpuModelFor(accelerator);
+  m.accelerator = qemu::AcceleratorName(rec.accelerator);
+  m.machine = std::string("q35/") + qemu::CpuModelFor(rec.accelerator);
   m.created_at_ms = NowUnixMs();
   m.pause_ms = t.pause_ms;
   const std::string device_state = t.partial + "/" + m.device_state.file;

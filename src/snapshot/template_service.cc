@@ -68,10 +68,13 @@ void TemplateService::Discard(WarmQemu& warm) {
 Result<WarmQemu> TemplateService::StartPoolQemu(const std::string& pool_name,
                                                 const std::string& snapshot) {
   FERRY_ASSIGN_OR_RETURN(auto planned, snapshots_.ClonePlan(snapshot, "pool"));
+  // Without a warm QEMU, ClonePlan plans a clone in a QEMU of its own: the one started here.
+  const auto* clone = std::get_if<vm::CloneLaunch>(&planned.second);
+  if (clone == nullptr) return Status::Internal("template " + pool_name + ": not a clone plan");
   const std::string dir = vms_.config().state_dir + "/vms/" + kPoolPrefix + NewId();
   WarmQemu warm;
   FERRY_ASSIGN_OR_RETURN(warm.qemu,
-                         vms_.Prelaunch(planned.first, planned.second, vm::VmPaths::ForDir(dir)));
+                         vms_.Prelaunch(planned.first, *clone, vm::VmPaths::ForDir(dir)));
   // Lets a restarted ferryd find and end this QEMU if it is still waiting then.
   WriteFileAtomic(dir + "/pid", std::to_string(warm.qemu.runtime->pid()) + " " +
                                     std::to_string(warm.qemu.runtime->start_time()) + "\n");

@@ -28,7 +28,7 @@ class RegistryTest : public ::testing::Test {
                                 {"network", {{"forwards", {"16379:6379"}}}}});
     r.id = "0123456789abcdef";
     r.state = VmState::kRunning;
-    r.accelerator = "tcg";
+    r.accelerator = qemu::Accelerator::kTcg;
     r.mac = "52:54:00:01:02:03";
     r.ram_path = "/dev/shm/ferry/0123456789abcdef.ram";
     r.pid = 4242;

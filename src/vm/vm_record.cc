@@ -29,7 +29,7 @@ json VmRecord::ToJson() const {
   return {{"spec", spec.ToJson()},
           {"id", id},
           {"state", VmStateName(state)},
-          {"accelerator", accelerator},
+          {"accelerator", qemu::AcceleratorName(accelerator)},
           {"mac", mac},
           {"ram_path", ram_path},
           {"ram_owned", ram_owned},
@@ -58,7 +58,8 @@ Result<VmRecord> VmRecord::FromJson(const json& j) {
   try {
     FERRY_ASSIGN_OR_RETURN(r.state, VmStateFromName(j.at("state").get<std::string>()));
     r.id = j.at("id");
-    r.accelerator = j.value("accelerator", "");
+    r.accelerator =
+        qemu::AcceleratorFromName(j.value("accelerator", "")).value_or(qemu::Accelerator::kTcg);
     r.mac = j.value("mac", "");
     r.ram_path = j.value("ram_path", "");
     r.ram_owned = j.value("ram_owned", true);

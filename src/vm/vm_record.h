@@ -4,18 +4,19 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/status.h"
+#include "qemu/accelerator.h"
 #include "vm/vm_spec.h"
 
 namespace ferry::vm {
 
 // creating -> booting -> running <-> paused; any live state -> stopping -> stopped;
 // any live state -> failed when QEMU dies unexpectedly. stopped/failed -> booting on start.
+// The transitions, drawn, and the only code that makes them: vm_state_machine.h.
 enum class VmState { kCreating, kBooting, kRunning, kPaused, kStopping, kStopped, kFailed };
 
 const char* VmStateName(VmState s);
@@ -27,7 +28,9 @@ struct VmRecord {
   VmSpec spec;
   std::string id;
   VmState state = VmState::kCreating;
-  std::string accelerator;
+  // The accelerator in effect when the VM was created. Stored as AcceleratorName writes it; a
+  // record without a name ferry knows reads as TCG (what such a VM ran under).
+  qemu::Accelerator accelerator = qemu::Accelerator::kTcg;
   std::string mac;
   std::string ram_path;  // the file backing guest RAM
   // True when ram_path is this VM's own file (deleted when QEMU ends); false for a clone, which

@@ -1,8 +1,18 @@
-// The VM lifecycle: create, start, pause, resume, stop, delete, and re-adoption of running QEMUs
-// when ferryd starts. Every change is written to the registry before it is reported.
+// The VM lifecycle verbs: create, start, pause, resume, stop, delete, lease; and re-adoption of
+// running QEMUs when ferryd starts. Every change is written to the registry before it is
+// reported. Where the parts live:
 //
-// Thread-safety: all public methods may be called from any thread. Lock order: service mutex,
-// then a VM's mutex. No QMP or guest call is made while holding either.
+//   vm_service.cc        the verbs, and QEMU's events turned into transitions
+//   vm_state_machine.h   one VM's states, holder and exit handling, and every transition
+//   vm_launcher.h        launching QEMU for each kind of LaunchPlan (launch_plan.h), rollback
+//   vm_admission.h       whether a VM may be created or started here (ports, addresses, room)
+//   vm_adoption.cc       re-adoption at start-up and the start-up sweeps
+//   vm_views.cc          the JSON views (show, list, host)
+//   background_threads.h the threads operations run on
+//
+// Thread-safety: all public methods may be called from any thread. Lock order: mu_, then a
+// VM's Vm::mu (vm_state_machine.h); workers' and the operation log's locks are leaves. No QMP or
+// guest call is made while holding either.
 #pragma once
 
 #include <atomic>
@@ -20,12 +30,17 @@
 
 #include "core/operation.h"
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "qemu/accelerator.h"
 #include "qemu/launch_spec.h"
+#include "vm/background_threads.h"
 #include "vm/image.h"
+#include "vm/launch_plan.h"
 #include "vm/qemu_files.h"
 #include "vm/qemu_user.h"
 #include "vm/registry.h"
+#include "vm/vm_admission.h"
+#include "vm/vm_launcher.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
 
@@ -52,34 +67,6 @@ struct StopOptions {
   std::chrono::milliseconds timeout{0};  // 0: the configured graceful_stop_timeout
 };
 
-// A QEMU started ahead of need (warm pool), paused with -incoming defer, waiting for a VM.
-struct PrelaunchedQemu {
-  std::shared_ptr<VmRuntime> runtime;
-  VmPaths paths;
-  std::vector<std::string> argv;
-};
-
-// How a new VM gets its memory and state. The default boots the image with a RAM file of the
-// VM's own. A clone maps a snapshot's RAM file privately and restores its device state.
-struct LaunchPlan {
-  std::string ram_path;  // non-empty: map this file copy-on-write instead of a new own file
-  std::string mac;       // the NIC's MAC on QEMU's command line; "" picks a new one
-  std::string vmgenid;   // "" for QEMU's "auto"
-  // Non-empty: the VM's disk is a new overlay on the first of these frozen images (a snapshot's
-  // disk), which lie on the rest of them.
-  std::vector<std::string> disk_chain;
-  // The VM arrives by live migration: QEMU waits with -incoming defer like a clone, but the guest
-  // keeps its identity, its network (tap, forwards) and its VM generation ID.
-  bool incoming_migration = false;
-  nlohmann::json origin = nlohmann::json::object();  // recorded in the VM, e.g. the snapshot
-  // Runs once QMP answers, while the VM is still unregistered as running; QEMU was started
-  // paused with -incoming defer. The VM becomes running (and ready) only if this succeeds. It
-  // returns {"timings": {...}, "mac": "<the guest's new MAC>"}, both recorded in the VM.
-  std::function<Result<nlohmann::json>(VmRuntime&, Operation&)> restore;
-  // Set: use this already running QEMU (and its directory) instead of starting one.
-  PrelaunchedQemu prelaunched;
-};
-
 // A VM held for a long operation on it (e.g. a snapshot): nothing else may start, stop or delete
 // it until the lease is released.
 struct VmLease {
@@ -87,8 +74,6 @@ struct VmLease {
   VmRecord record;
   std::function<void(const nlohmann::json& timings)> release;
 };
-
-struct Vm;  // one VM's record, runtime and lock (vm_service.cc)
 
 class VmService {
  public:
@@ -105,9 +90,9 @@ class VmService {
   // A VM from an already validated spec, started the way `plan` says.
   Result<std::shared_ptr<Operation>> CreateFrom(VmSpec spec, LaunchPlan plan, bool wait_ready);
   Result<std::shared_ptr<Operation>> Start(const std::string& name, bool wait_ready);
-  // Starts a QEMU for a restore-plan VM that does not exist yet (warm pool). Its callbacks are
-  // set when CreateFrom hands it to a VM through plan.prelaunched.
-  Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const LaunchPlan& plan,
+  // Starts a QEMU for a clone that does not exist yet (warm pool). Its callbacks are set when
+  // CreateFrom hands it to a VM through a PooledCloneLaunch.
+  Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const CloneLaunch& clone,
                                     const VmPaths& paths);
   // Holds a VM with a running QEMU for operation `op_id`. FailedPrecondition if it is busy (with
   // another operation than `op_id`: the holder may lease again) or has no QEMU.
@@ -163,51 +148,56 @@ class VmService {
 
  private:
   explicit VmService(ServiceConfig config);
-  Status Readopt();
-  // Re-adoption of a VM ferryd left in `creating` (vm_service.cc): an incoming migration that
-  // already runs is kept; anything else is discarded, its QEMU (if any) killed.
-  bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm);
-  void DiscardUnfinished(const std::shared_ptr<Vm>& vm);
+
+  // Re-adoption (vm_adoption.cc). These run in Open, before any other thread can see the VMs
+  // or reach the service (runtime watchers report only through the VMs' locks), so they read
+  // the table and the records without locks: not analysed.
+  Status Readopt() FERRY_NO_THREAD_SAFETY_ANALYSIS;
+  // One record: dropped, failed, left as it is, or re-attached to its QEMU.
+  void ReadoptOne(VmRecord rec) FERRY_NO_THREAD_SAFETY_ANALYSIS;
+  // A VM ferryd left in `creating`: an incoming migration that already runs is kept; anything
+  // else is discarded, its QEMU (if any) killed.
+  bool KeepResumedIncoming(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
+  void DiscardUnfinished(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // A record whose QEMU was spawned but whose launch never finished (ferryd died between spawn
   // and QMP): kills that QEMU if it still runs and marks the VM failed, saying so.
-  void EndInterruptedLaunch(const std::shared_ptr<Vm>& vm);
+  void EndInterruptedLaunch(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
+  // Attaches to the QEMU of a VM that had one; the VM becomes what its QEMU says, or failed.
+  void Reattach(const std::shared_ptr<Vm>& vm) FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // Kills the QEMUs of this state directory that no record owns (spawned by a ferryd that died
   // before recording them), logging each. REQUIRES: Readopt has loaded every record.
-  void SweepUnownedQemus();
+  void SweepUnownedQemus() FERRY_NO_THREAD_SAFETY_ANALYSIS;
   // Removes the taps this ferryd made on which no QEMU runs (tap_sweep.h), logging each.
   // REQUIRES: Readopt has re-adopted every VM.
-  void SweepLeftoverTaps();
+  void SweepLeftoverTaps() FERRY_NO_THREAD_SAFETY_ANALYSIS;
+  // The uid a re-adopted QEMU runs as, held again.
+  QemuUidLease AdoptedUid(pid_t pid);
+
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
   // The runtime of a VM whose guest runs (for guest calls); FailedPrecondition otherwise.
   Result<std::shared_ptr<VmRuntime>> RunningGuest(const std::string& name);
-  Status CheckPortsUnclaimed(const VmSpec& spec);
-  // Starts QEMU for a VM whose lifecycle this thread owns; then optionally waits for ready.
-  Status Launch(const std::shared_ptr<Vm>& vm, Operation& op, const LaunchPlan& plan,
-                bool wait_ready);
-  // Creates the VM's disk image if it has one and it does not exist yet.
-  Status EnsureDisk(const VmRecord& r, const LaunchPlan& plan);
-  uint16_t PickFreePort(const VmSpec& spec);
-  // QEMU's command line (without its files yet) and the files it needs.
-  struct QemuLaunch {
-    qemu::LaunchSpec spec;
-    QemuFilePaths files;
-  };
-  Result<QemuLaunch> LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
-                                   const LaunchPlan& plan);
-  // A uid for a new QEMU and its descriptors, opened; `ram` is the VM's own RAM file, if any.
-  Result<QemuStart> PrepareStart(QemuLaunch& launch, UniqueFd ram);
-  // The uid a re-adopted QEMU runs as, held again.
-  QemuUidLease AdoptedUid(pid_t pid);
+  // What the VMs with a QEMU (or being created) claim of the host's network. No Vm::mu may be
+  // held: it takes each.
+  std::vector<NetworkClaim> ClaimsLocked() FERRY_REQUIRES(mu_);
+  // The new VM's record, in `creating`, for `spec` launched by `shape`.
+  VmRecord NewRecord(const VmSpec& spec, const LaunchShape& shape, const VmPaths& paths,
+                     const std::string& owner);
+  // Launches `vm` on this thread, for operation `op`; undoes a failed launch and ends `op`.
+  void RunLaunch(const std::shared_ptr<Vm>& vm, const std::shared_ptr<Operation>& op,
+                 const LaunchPlan& plan, bool wait_ready, bool new_vm);
   void RunStop(const std::shared_ptr<Vm>& vm, Operation& op, StopOptions options);
+  // Ends a VM's QEMU the way a stop asks; returns the stop's mode ("graceful" or "forced").
+  std::string EndQemu(VmRuntime* rt, Operation& op, StopOptions options, const std::string& name);
   void OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& exit);
   void OnGuestReady(const std::weak_ptr<Vm>& weak);
   void OnQmpEvent(const std::weak_ptr<Vm>& weak, const std::string& event,
                   const nlohmann::json& data);
   VmRuntime::Callbacks CallbacksFor(const std::shared_ptr<Vm>& vm);
-  void Persist(Vm& vm);  // REQUIRES: vm.mu held
-  nlohmann::json Describe(Vm& vm, bool with_guest);
-
-  std::shared_ptr<Operation> BeginOperation(const std::shared_ptr<Vm>& vm, const std::string& kind);
+  void Persist(Vm& vm) FERRY_REQUIRES(vm.mu);
+  // The JSON `vm show` prints (vm_views.cc).
+  nlohmann::json Describe(Vm& vm) FERRY_REQUIRES(vm.mu);
+  // Starts operation `kind` on `vm` and makes it the VM's holder.
+  std::shared_ptr<Operation> BeginOperation(Vm& vm, const std::string& kind) FERRY_REQUIRES(vm.mu);
 
   ServiceConfig config_;
   std::unique_ptr<Registry> registry_;
@@ -217,18 +207,16 @@ class VmService {
   std::unique_ptr<QemuUids> qemu_uids_;
   std::vector<gid_t> qemu_groups_;  // supplementary groups of every QEMU (kvm's, under KVM)
   std::string tap_owner_;           // the canonical state directory, as tap aliases name it
+  std::unique_ptr<HostLaunchSteps> launch_steps_;
+  std::unique_ptr<VmLauncher> launcher_;
   OperationLog operations_;
 
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Vm>> vms_;
+  // Lock order: mu_ first, then a VM's Vm::mu.
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<Vm>> vms_ FERRY_GUARDED_BY(mu_);
   std::atomic<bool> shutting_down_{false};
 
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::mutex workers_mu_;
-  std::list<Worker> workers_;
+  BackgroundThreads workers_;
 };
 
 }  // namespace ferry::vm

@@ -236,6 +236,45 @@ Result<Ipv4Prefix> ParseIpv4Prefix(const std::string& text) {
   return out;
 }
 
+namespace {
+
+// "memory" (a string such as "512M") or "memory_mib" (a whole number), not both; `fallback`
+// when neither is given.
+Result<uint64_t> MemoryFromJson(const json& j, uint64_t fallback) {
+  if (j.contains("memory") && j.contains("memory_mib")) {
+    return Status::InvalidArgument("give either memory or memory_mib, not both");
+  }
+  if (j.contains("memory")) {
+    if (!j["memory"].is_string()) {
+      return Status::InvalidArgument("memory must be a string such as \"512M\"");
+    }
+    return ParseMemoryMiB(j["memory"]);
+  }
+  if (j.contains("memory_mib")) {
+    const json& m = j["memory_mib"];
+    if (!AsWhole(m)) {
+      return Status::InvalidArgument("memory_mib " + m.dump() + " is not a whole number of MiB");
+    }
+    return ParseMemoryMiB(std::to_string(*AsWhole(m)));
+  }
+  return fallback;
+}
+
+// A data disk: "1G" like memory, or a whole number of MiB.
+Result<uint64_t> DiskFromJson(const json& d) {
+  Result<uint64_t> mib = d.is_string() ? ParseMemoryMiB(d.get<std::string>())
+                         : AsWhole(d)  ? ParseMemoryMiB(std::to_string(*AsWhole(d)))
+                                       : Status::InvalidArgument("");
+  if (!mib.ok() || *mib < VmSpec::kMinDiskMiB || *mib > VmSpec::kMaxDiskMiB) {
+    return Status::InvalidArgument("disk " + d.dump() + " is not a size from " +
+                                   std::to_string(VmSpec::kMinDiskMiB) +
+                                   " MiB to 16 TiB such as \"1G\"");
+  }
+  return mib;
+}
+
+}  // namespace
+
 Result<VmSpec> VmSpec::FromJson(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("a VM spec must be a JSON object");
   VmSpec spec;
@@ -259,26 +298,9 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
     Status st = ValidateName("image", spec.image);
     if (!st.ok()) return in_context(st);
   }
-  if (j.contains("memory") && j.contains("memory_mib")) {
-    return in_context(Status::InvalidArgument("give either memory or memory_mib, not both"));
-  }
-  if (j.contains("memory")) {
-    if (!j["memory"].is_string()) {
-      return in_context(Status::InvalidArgument("memory must be a string such as \"512M\""));
-    }
-    auto mib = ParseMemoryMiB(j["memory"]);
-    if (!mib.ok()) return in_context(mib.status());
-    spec.memory_mib = *mib;
-  } else if (j.contains("memory_mib")) {
-    const json& m = j["memory_mib"];
-    if (!AsWhole(m)) {
-      return in_context(
-          Status::InvalidArgument("memory_mib " + m.dump() + " is not a whole number of MiB"));
-    }
-    auto mib = ParseMemoryMiB(std::to_string(*AsWhole(m)));
-    if (!mib.ok()) return in_context(mib.status());
-    spec.memory_mib = *mib;
-  }
+  auto memory = MemoryFromJson(j, spec.memory_mib);
+  if (!memory.ok()) return in_context(memory.status());
+  spec.memory_mib = *memory;
   if (j.contains("cpus")) {
     const json& c = j["cpus"];
     auto cpus = AsWhole(c);
@@ -289,17 +311,9 @@ Result<VmSpec> VmSpec::FromJson(const json& j) {
     spec.cpus = static_cast<int>(*cpus);
   }
   if (j.contains("disk")) {
-    // A data disk: "1G" like memory, or a whole number of MiB.
-    const json& d = j["disk"];
-    Result<uint64_t> mib = d.is_string() ? ParseMemoryMiB(d.get<std::string>())
-                           : AsWhole(d)  ? ParseMemoryMiB(std::to_string(*AsWhole(d)))
-                                         : Status::InvalidArgument("");
-    if (!mib.ok() || *mib < kMinDiskMiB || *mib > kMaxDiskMiB) {
-      return in_context(Status::InvalidArgument("disk " + d.dump() + " is not a size from " +
-                                                std::to_string(kMinDiskMiB) +
-                                                " MiB to 16 TiB such as \"1G\""));
-    }
-    spec.disk_mib = *mib;
+    auto disk = DiskFromJson(j["disk"]);
+    if (!disk.ok()) return in_context(disk.status());
+    spec.disk_mib = *disk;
   }
   if (j.contains("policy")) {
     if (!j["policy"].is_string()) {
