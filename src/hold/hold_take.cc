@@ -30,6 +30,7 @@
 #include "core/unique_fd.h"
 #include "hold/held_vm.h"
 #include "hold/hold_service.h"
+#include "qemu/launch_spec.h"
 #include "qemu/qmp_commands.h"
 #include "snapshot/clone_state.h"
 #include "snapshot/device_state.h"
@@ -118,8 +119,17 @@ Result<json> SaveClone(vm::VmRuntime& rt, const HoldRow& row, const vm::VmRecord
   const std::string state_path = rec.dir + "/hold-" + row.hold_id + ".state";
   FERRY_ASSIGN_OR_RETURN(ram, AnonymousFile(ram_dir, ram_path, what));
   FERRY_ASSIGN_OR_RETURN(device_state, AnonymousFile(rec.dir, state_path, what));
-  snapshot::CloneStateFiles files{ram.get(), ram_path, rec.spec.memory_mib << 20,
-                                  device_state.get(), state_path};
+  // QEMU's RAM block is what the launcher gave it; the image is as large as a VM's own RAM file.
+  qemu::LaunchSpec launched;
+  launched.memory_mib = rec.spec.memory_mib;
+  auto accelerator = qemu::AcceleratorFromName(rec.accelerator);
+  if (!accelerator) {
+    return Status::Internal(what + ": vm " + rec.spec.name + " runs under an unknown accelerator " +
+                            rec.accelerator);
+  }
+  launched.accelerator = *accelerator;
+  snapshot::CloneStateFiles files{ram.get(), ram_path, qemu::GuestRamKib(launched) << 10,
+                                  rec.spec.memory_mib << 20, device_state.get(), state_path};
   const auto started = Clock::now();
   auto saved = snapshot::SaveCloneState(rt, files);
   if (!saved.ok()) return saved.status();

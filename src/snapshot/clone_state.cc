@@ -112,7 +112,7 @@ Result<CloneStateSaved> SaveCloneState(vm::VmRuntime& vm, const CloneStateFiles&
 
   CloneStateSaved saved;
   StreamRamSplit split(
-      files.ram_fd, files.ram_path, {files.ram_bytes, kMaxCloneDeviceStateBytes},
+      files.ram_fd, files.ram_path, {files.ram_bytes, kMaxCloneDeviceStateBytes, files.image_bytes},
       [&](std::span<const uint8_t> bytes) {
         return WriteAll(files.device_state_fd, bytes, files.device_state_path);
       });

@@ -30,7 +30,8 @@ inline constexpr std::chrono::milliseconds kCloneStateTimeout{600000};
 struct CloneStateFiles {
   int ram_fd = -1;  // an empty file: becomes the sparse RAM image
   std::string ram_path;  // for messages
-  uint64_t ram_bytes = 0;  // the VM's RAM size: the guest RAM block must have exactly this
+  uint64_t ram_bytes = 0;    // QEMU's guest RAM size: the guest RAM block must have exactly this
+  uint64_t image_bytes = 0;  // the RAM image's file size (the VM's memory), >= ram_bytes
   int device_state_fd = -1;  // an empty file: receives the device state
   std::string device_state_path;
 };

@@ -52,7 +52,8 @@ Status StreamRamSplit::OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& b
     return Status::Corruption(std::string("the stream lists no guest RAM block (") +
                               kGuestRamBlock + ")");
   }
-  if (::ftruncate(ram_fd_, static_cast<off_t>(limits_.ram_bytes)) != 0) {
+  const uint64_t image_bytes = std::max(limits_.image_bytes, limits_.ram_bytes);
+  if (::ftruncate(ram_fd_, static_cast<off_t>(image_bytes)) != 0) {
     return Status::ResourceExhausted("cannot size the RAM image " + ram_path_ + ": " +
                                      std::strerror(errno));
   }

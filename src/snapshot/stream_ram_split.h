@@ -37,6 +37,10 @@ inline constexpr const char* kGuestRamBlock = "ram0";
 struct StreamRamSplitLimits {
   uint64_t ram_bytes = 0;               // the guest RAM block's used length must be exactly this
   uint64_t max_device_state_bytes = 0;  // bytes of the stripped stream
+  // The RAM image's file size, as a VM's own RAM file has it (QEMU maps the first ram_bytes of
+  // it: under TCG ferry gives QEMU 8 KiB less than the VM's memory, see qemu::GuestRamKib).
+  // 0: ram_bytes.
+  uint64_t image_bytes = 0;
 };
 
 struct StreamRamSplitStats {
@@ -50,7 +54,8 @@ class StreamRamSplit : public qemu::MigrationStreamVisitor {
  public:
   // `ram_fd`: an empty file open for writing, which becomes the RAM image (sized by
   // OnRamBlocks). `device_state`: receives the stripped stream, in order.
-  // REQUIRES: limits.ram_bytes is a non-zero multiple of qemu::kMigrationPageBytes.
+  // REQUIRES: limits.ram_bytes is a non-zero multiple of qemu::kMigrationPageBytes, and
+  // limits.image_bytes is 0 or at least ram_bytes.
   StreamRamSplit(int ram_fd, const std::string& ram_path, StreamRamSplitLimits limits,
                  qemu::RamStrippedStream::Output device_state);
 
