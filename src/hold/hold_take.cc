@@ -253,6 +253,9 @@ Result<json> HoldService::SealWhilePaused(vm::VmLease& lease, const HoldRow& row
     vms_.registry().DeleteObject(kKind, row.vm);
     Status resumed = row.vm_was_running ? qemu::Cont(rt) : Status::Ok();
     lease.release(json::object());
+    if (!resumed.ok() && rt.Exited()) {
+      return st.WithContext(what + "; its QEMU exited, so nothing is held and the VM is failed");
+    }
     if (!resumed.ok()) {
       return st.WithContext(what + " (and the VM did not resume: " + resumed.message() + ")");
     }
