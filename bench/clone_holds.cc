@@ -44,8 +44,8 @@ constexpr char kStreamMs[] = "clone_stream_ms";
 
 FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {},
                Unit unit = Unit::kMiB) {
-  FigureSpec f = Figure(std::move(name), std::move(ferry), std::move(comparison),
-                        std::move(goal), unit);
+  FigureSpec f =
+      Figure(std::move(name), std::move(ferry), std::move(comparison), std::move(goal), unit);
   f.comparison_on_ferry_side = !f.comparison_key.empty();
   return f;
 }
@@ -62,14 +62,13 @@ class CloneHolds : public BenchEntry {
         "turn; `ferry store show` after each hold",
         "",
         {
-            Row("8 holds of sibling clones: stored vs 8 x one hold alone", kStoredAll,
-                kEightAlone, Goal::MaxRatio(1.5 / 8, "<= 1.5/8 (0.1875)")),
+            Row("8 holds of sibling clones: stored vs 8 x one hold alone", kStoredAll, kEightAlone,
+                Goal::MaxRatio(1.5 / 8, "<= 1.5/8 (0.1875)")),
             Row("  one hold alone (the first, into an empty store)", kFirstStored, ""),
             Row("  each later hold: new in the store (median of holds 2-8)", kLaterStored,
                 kFirstStored),
             Row("  logical bytes of the 8 holds", kLogicalAll, ""),
-            Row("`ferry hold` of a clone: CLI wall (median of 8)", kHoldCli, "", {},
-                Unit::kMillis),
+            Row("`ferry hold` of a clone: CLI wall (median of 8)", kHoldCli, "", {}, Unit::kMillis),
             Row("  pause to durable as ferryd timed it", kHoldPause, "", {}, Unit::kMillis),
             Row("  of which streaming and splitting the clone's state", kStreamMs, "", {},
                 Unit::kMillis),

@@ -4,6 +4,8 @@
 // "does not crash", it checks what the split promises for an accepted stream: the image holds
 // exactly what a loader applying every ram0 record in order would (pages never sent are zero),
 // it is never larger than the VM's RAM, and the rest is what RamStrippedStream writes.
+#include "snapshot/stream_ram_split.h"
+
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,7 +22,6 @@
 #include "core/unique_fd.h"
 #include "qemu/migration_stream.h"
 #include "qemu/ram_stripped_stream.h"
-#include "snapshot/stream_ram_split.h"
 
 namespace {
 

@@ -85,9 +85,7 @@ class HoldTest : public FerrydFixture {
     }
     return ports;
   }
-  uint64_t StoredBytes() {
-    return FerryJson({"store", "show"}).value("stored_bytes", uint64_t{0});
-  }
+  uint64_t StoredBytes() { return FerryJson({"store", "show"}).value("stored_bytes", uint64_t{0}); }
   // The store's chunk files (STATE/store/chunks/...).
   std::vector<std::string> ChunkFiles() {
     std::vector<std::string> out;
@@ -315,9 +313,9 @@ TEST_F(HoldTest, AHoldOfACloneThatFailsMidStreamHoldsNothingAndLeavesTheClone) {
   const pid_t qemu = FerryJson({"vm", "show", "a"}).value("pid", 0);
   ASSERT_GT(qemu, 0);
   // The CLI's error goes to stderr: through a shell, into the file Background reads.
-  Background hold({"sh", "-c",
-                   std::string(FERRY_BUILD_DIR) + "/ferry --socket '" + socket_ + "' hold a 2>&1"},
-                  state_dir_ + "-hold.out");
+  Background hold(
+      {"sh", "-c", std::string(FERRY_BUILD_DIR) + "/ferry --socket '" + socket_ + "' hold a 2>&1"},
+      state_dir_ + "-hold.out");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   bool streaming = false;
   while (!streaming && std::chrono::steady_clock::now() < deadline) {
@@ -332,7 +330,8 @@ TEST_F(HoldTest, AHoldOfACloneThatFailsMidStreamHoldsNothingAndLeavesTheClone) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_FALSE(hold.Running()) << "the hold did not end after its QEMU died";
-  EXPECT_THAT(ReadFile(state_dir_ + "-hold.out"), HasSubstr("nothing is held and the VM is failed"));
+  EXPECT_THAT(ReadFile(state_dir_ + "-hold.out"),
+              HasSubstr("nothing is held and the VM is failed"));
   ::unlink((state_dir_ + "-hold.out").c_str());
   EXPECT_TRUE(Holds().empty());
   EXPECT_EQ(FerryJson({"store", "show"}).value("holds", 1), 0);

@@ -128,15 +128,21 @@ Result<json> SaveClone(vm::VmRuntime& rt, const HoldRow& row, const vm::VmRecord
                             rec.accelerator);
   }
   launched.accelerator = *accelerator;
-  snapshot::CloneStateFiles files{ram.get(), ram_path, qemu::GuestRamKib(launched) << 10,
-                                  rec.spec.memory_mib << 20, device_state.get(), state_path};
+  snapshot::CloneStateFiles files;
+  files.ram_fd = ram.get();
+  files.ram_path = ram_path;
+  files.ram_bytes = qemu::GuestRamKib(launched) << 10;
+  files.image_bytes = rec.spec.memory_mib << 20;
+  files.device_state_fd = device_state.get();
+  files.device_state_path = state_path;
   const auto started = Clock::now();
   auto saved = snapshot::SaveCloneState(rt, files);
   if (!saved.ok()) return saved.status();
-  spdlog::info("{}: the clone's stream ({} bytes) split into {} RAM pages with data, {} zero, "
-               "and {} bytes of device state",
-               what, saved->stream_bytes, saved->split.data_pages, saved->split.zero_pages,
-               saved->split.device_state_bytes);
+  spdlog::info(
+      "{}: the clone's stream ({} bytes) split into {} RAM pages with data, {} zero, "
+      "and {} bytes of device state",
+      what, saved->stream_bytes, saved->split.data_pages, saved->split.zero_pages,
+      saved->split.device_state_bytes);
   return json{{"stream_bytes", saved->stream_bytes},
               {"ram_data_pages", saved->split.data_pages},
               {"ram_zero_pages", saved->split.zero_pages},

@@ -22,7 +22,7 @@ using std::chrono::milliseconds;
 
 constexpr const char* kFdName = "ferry-clone-state";
 constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no throttle in practice
-constexpr int64_t kDowntimeLimitMs = 300;                 // QEMU's default; the VM is paused
+constexpr int64_t kDowntimeLimitMs = 300;                  // QEMU's default; the VM is paused
 constexpr int kPipeBytes = 1 << 20;
 constexpr size_t kReadBytes = 256 << 10;
 
@@ -36,8 +36,7 @@ Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& path)
       if (err == ENOSPC) {
         return Status::ResourceExhausted("no space left for the device state " + path);
       }
-      return Status::Internal("cannot write the device state " + path + ": " +
-                              std::strerror(err));
+      return Status::Internal("cannot write the device state " + path + ": " + std::strerror(err));
     }
     done += static_cast<size_t>(n);
   }
@@ -54,9 +53,8 @@ Status ReadStream(int fd, qemu::MigrationStreamReader& reader, milliseconds idle
     const auto now = Clock::now();
     if (now >= deadline) {
       return Status::DeadlineExceeded("QEMU did not finish sending within " +
-                                      std::to_string(kCloneStateTimeout.count() / 1000) +
-                                      " s (" + std::to_string(reader.bytes_read()) +
-                                      " bytes read)");
+                                      std::to_string(kCloneStateTimeout.count() / 1000) + " s (" +
+                                      std::to_string(reader.bytes_read()) + " bytes read)");
     }
     const auto wait = std::min<milliseconds>(
         idle, std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
@@ -111,11 +109,11 @@ Result<CloneStateSaved> SaveCloneState(vm::VmRuntime& vm, const CloneStateFiles&
   const bool started = st.ok();
 
   CloneStateSaved saved;
-  StreamRamSplit split(
-      files.ram_fd, files.ram_path, {files.ram_bytes, kMaxCloneDeviceStateBytes, files.image_bytes},
-      [&](std::span<const uint8_t> bytes) {
-        return WriteAll(files.device_state_fd, bytes, files.device_state_path);
-      });
+  StreamRamSplit split(files.ram_fd, files.ram_path,
+                       {files.ram_bytes, kMaxCloneDeviceStateBytes, files.image_bytes},
+                       [&](std::span<const uint8_t> bytes) {
+                         return WriteAll(files.device_state_fd, bytes, files.device_state_path);
+                       });
   qemu::MigrationStreamReader reader(split);
   if (st.ok()) {
     st = ReadStream(from_qemu.get(), reader, idle_timeout, Clock::now() + kCloneStateTimeout);

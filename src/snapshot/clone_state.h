@@ -28,8 +28,8 @@ inline constexpr std::chrono::milliseconds kCloneStreamIdleTimeout{60000};
 inline constexpr std::chrono::milliseconds kCloneStateTimeout{600000};
 
 struct CloneStateFiles {
-  int ram_fd = -1;  // an empty file: becomes the sparse RAM image
-  std::string ram_path;  // for messages
+  int ram_fd = -1;           // an empty file: becomes the sparse RAM image
+  std::string ram_path;      // for messages
   uint64_t ram_bytes = 0;    // QEMU's guest RAM size: the guest RAM block must have exactly this
   uint64_t image_bytes = 0;  // the RAM image's file size (the VM's memory), >= ram_bytes
   int device_state_fd = -1;  // an empty file: receives the device state
@@ -42,8 +42,8 @@ struct CloneStateSaved {
 };
 
 // REQUIRES: the clone is paused.
-Result<CloneStateSaved> SaveCloneState(vm::VmRuntime& vm, const CloneStateFiles& files,
-                                       std::chrono::milliseconds idle_timeout =
-                                           kCloneStreamIdleTimeout);
+Result<CloneStateSaved> SaveCloneState(
+    vm::VmRuntime& vm, const CloneStateFiles& files,
+    std::chrono::milliseconds idle_timeout = kCloneStreamIdleTimeout);
 
 }  // namespace ferry::snapshot

@@ -18,8 +18,7 @@ bool AllZero(std::span<const uint8_t> bytes) {
 
 }  // namespace
 
-StreamRamSplit::StreamRamSplit(int ram_fd, const std::string& ram_path,
-                               StreamRamSplitLimits limits,
+StreamRamSplit::StreamRamSplit(int ram_fd, const std::string& ram_path, StreamRamSplitLimits limits,
                                qemu::RamStrippedStream::Output device_state)
     : ram_fd_(ram_fd),
       ram_path_(ram_path),

@@ -1,7 +1,7 @@
 #include "snapshot/stream_ram_split.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,8 +116,8 @@ struct Split {
                          });
     MigrationStreamReader reader(split);
     for (size_t pos = 0; pos < stream.size() && status.ok(); pos += piece) {
-      status = reader.Feed(std::span<const uint8_t>(stream.data() + pos,
-                                                     std::min(piece, stream.size() - pos)));
+      status = reader.Feed(
+          std::span<const uint8_t>(stream.data() + pos, std::min(piece, stream.size() - pos)));
     }
     if (status.ok()) status = reader.Finish();
     if (status.ok()) status = split.Finish();
@@ -243,9 +243,9 @@ TEST(StreamRamSplitTest, AZeroOverDataWritesZerosAndAFilledZeroRecordIsData) {
   EXPECT_EQ(split.stats.rewritten_pages, 1u);
   // The ROM page is in the stripped stream, the guest RAM's are not.
   const Bytes rom(kMigrationPageBytes, 0xee);
-  EXPECT_NE(std::search(split.device_state.begin(), split.device_state.end(), rom.begin(),
-                        rom.end()),
-            split.device_state.end());
+  EXPECT_NE(
+      std::search(split.device_state.begin(), split.device_state.end(), rom.begin(), rom.end()),
+      split.device_state.end());
   const Bytes ram_page(kMigrationPageBytes, 0xcd);
   EXPECT_EQ(std::search(split.device_state.begin(), split.device_state.end(), ram_page.begin(),
                         ram_page.end()),
