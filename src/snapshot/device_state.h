@@ -20,5 +20,9 @@ Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path,
 // a descriptor of the file (QMP getfd, "fd:" URI).
 Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path,
                        std::chrono::milliseconds timeout);
+// Polls query-migrate until the migration completes (Ok), fails or is cancelled (Unavailable
+// with QEMU's reason), or `timeout` passes (DeadlineExceeded). `what` names it in errors.
+Status AwaitMigration(vm::VmRuntime& vm, const std::string& what,
+                      std::chrono::milliseconds timeout);
 
 }  // namespace ferry::snapshot
