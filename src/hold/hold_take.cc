@@ -122,12 +122,7 @@ Result<json> SaveClone(vm::VmRuntime& rt, const HoldRow& row, const vm::VmRecord
   // QEMU's RAM block is what the launcher gave it; the image is as large as a VM's own RAM file.
   qemu::LaunchSpec launched;
   launched.memory_mib = rec.spec.memory_mib;
-  auto accelerator = qemu::AcceleratorFromName(rec.accelerator);
-  if (!accelerator) {
-    return Status::Internal(what + ": vm " + rec.spec.name + " runs under an unknown accelerator " +
-                            rec.accelerator);
-  }
-  launched.accelerator = *accelerator;
+  launched.accelerator = rec.accelerator;
   snapshot::CloneStateFiles files;
   files.ram_fd = ram.get();
   files.ram_path = ram_path;
