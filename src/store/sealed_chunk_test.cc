@@ -45,6 +45,24 @@ TEST(SealedChunkTest, RandomChunksAreStoredRawAndSealingIsDeterministic) {
   EXPECT_EQ(*OpenSealedChunk(kKey, *a, "chunk"), plain);
 }
 
+TEST(SealedChunkTest, TheProbeDecidesFromTheFirstAndMiddlePages) {
+  // Random where the probes look, text elsewhere: stored raw (the probe's documented miss).
+  std::string plain(65536, 't');
+  plain.replace(0, 4096, RandomBytesForTest(4096, 3));
+  plain.replace(32768, 4096, RandomBytesForTest(4096, 4));
+  auto raw = SealChunk(kKey, plain, 1);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_FALSE(CheckSealedChunk(*raw, "chunk")->compressed);
+  EXPECT_EQ(*OpenSealedChunk(kKey, *raw, "chunk"), plain);
+  // Random only at the start: the middle probe shrinks, so the whole chunk is compressed.
+  plain.replace(32768, 4096, std::string(4096, 't'));
+  auto packed = SealChunk(kKey, plain, 1);
+  ASSERT_TRUE(packed.ok());
+  EXPECT_TRUE(CheckSealedChunk(*packed, "chunk")->compressed);
+  EXPECT_LT(packed->size(), 6000u);
+  EXPECT_EQ(*OpenSealedChunk(kKey, *packed, "chunk"), plain);
+}
+
 TEST(SealedChunkTest, TheLoaderRefusesBadMagicNewerVersionFlagsAndChecksum) {
   const std::string good = *SealChunk(kKey, RandomBytesForTest(5000, 2), 1);
   std::string bad = good;
