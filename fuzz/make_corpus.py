@@ -264,6 +264,24 @@ def store_seeds():
     write("sealed_chunk", "random_page", sealed_chunk(os.urandom(4096)))
     write("sealed_chunk", "short_tail", sealed_chunk(b"\x01\x02\x03 end of a blob"))
 
+    def pack(seq, chunks, index=True):
+        out = b"FRPK" + bytes([1, 0, 0, 0]) + struct.pack("<Q", seq)
+        entries = b""
+        for plain in chunks:
+            sealed = sealed_chunk(plain)
+            cid = hashlib.sha256(plain).digest()
+            entries += cid + struct.pack("<QI", len(out), len(sealed))
+            out += cid + struct.pack("<I", len(sealed)) + sealed
+        if not index:
+            return out
+        tail = entries + struct.pack("<QI", len(out), len(chunks)) + b"FRPX"
+        return out + tail + hashlib.sha256(tail).digest()
+
+    write("pack_file", "two_chunks", pack(1, [b"redis key value pairs. " * 178, os.urandom(3000)]))
+    write("pack_file", "no_index", pack(7, [os.urandom(2000), b"\x01\x02 end of a blob"],
+                                        index=False))
+    write("pack_file", "empty", pack(2, []))
+
     def table(blobs, chunk_bytes=65536):
         out = struct.pack("<II", chunk_bytes, len(blobs))
         for name, size, kinds in blobs:
