@@ -254,11 +254,19 @@ def store_seeds():
                            capture_output=True, check=True).stdout
         compressed = len(z) < len(plain)
         body = z if compressed else plain
-        header = b"FRCK" + bytes([1, 0, 1 if compressed else 0, 0])
+        header = b"FRCK" + bytes([2, 0, 1 if compressed else 0, 0])
         header += struct.pack("<II", len(plain), len(body) + 16)
         nonce = hmac_mod.new(key, b"nonce", hashlib.sha256).digest()[:12]
         f = header + AESGCM(key).encrypt(nonce, body, header)
-        return f + hashlib.sha256(f).digest()
+        return f + struct.pack("<I", crc32c(f))
+
+    def crc32c(data):
+        crc = 0xffffffff
+        for b in data:
+            crc ^= b
+            for _ in range(8):
+                crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
+        return crc ^ 0xffffffff
 
     write("sealed_chunk", "text_page", sealed_chunk(b"redis key value pairs. " * 178))
     write("sealed_chunk", "random_page", sealed_chunk(os.urandom(4096)))

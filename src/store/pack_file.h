@@ -12,7 +12,7 @@
 //   records, from offset 16, back to back:
 //     0    32  chunk id
 //     32   4   sealed chunk bytes L (kSealedChunkOverhead+1 ... kMaxChunkBytes+overhead)
-//     36   L   the sealed chunk (sealed_chunk.h: its own magic, lengths and SHA-256)
+//     36   L   the sealed chunk (sealed_chunk.h: its own magic, lengths and CRC-32C)
 //   index, at I:
 //     N entries of 44 bytes: chunk id (32), record offset (8), sealed bytes L (4)
 //   trailer (48 bytes, the file's last):

@@ -1,21 +1,21 @@
 #include "store/sealed_chunk.h"
 
-#include <openssl/evp.h>
 #include <zstd.h>
 
 #include <memory>
 
 #include "crypto/aead.h"
 #include "store/byte_codec.h"
+#include "store/crc32c.h"
 
 namespace ferry::store {
 
 namespace {
 
 constexpr char kMagic[4] = {'F', 'R', 'C', 'K'};
-constexpr uint8_t kMajor = 1, kMinor = 0;
+constexpr uint8_t kMajor = 2, kMinor = 0;
 constexpr uint8_t kFlagCompressed = 1;
-constexpr size_t kDigestBytes = 32;
+constexpr size_t kDigestBytes = 4;  // CRC-32C
 
 struct CctxFree {
   void operator()(ZSTD_CCtx* p) const { ZSTD_freeCCtx(p); }
@@ -34,19 +34,9 @@ ZSTD_DCtx* DecompressContext() {
   return ctx.get();
 }
 
-const EVP_MD* Sha256() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-}
-
-Result<std::string> Digest(std::string_view bytes) {
-  std::string out(kDigestBytes, '\0');
-  unsigned int len = 0;
-  if (!Sha256() ||
-      EVP_Digest(bytes.data(), bytes.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                 Sha256(), nullptr) != 1) {
-    return Status::Internal("cannot compute SHA-256");
-  }
+std::string Digest(std::string_view bytes) {
+  std::string out;
+  PutU32(out, Crc32c(bytes));
   return out;
 }
 
@@ -111,8 +101,7 @@ Result<std::string> SealChunk(std::string_view key, std::string_view plaintext, 
   Status sealed = crypto::AeadSeal(key, nonce, header, body, file);
   crypto::Wipe(compressed);  // guest memory, compressed
   FERRY_RETURN_IF_ERROR(sealed);
-  FERRY_ASSIGN_OR_RETURN(std::string digest, Digest(file));
-  file += digest;
+  file += Digest(file);
   return file;
 }
 
@@ -149,8 +138,7 @@ Result<SealedChunkInfo> CheckSealedChunk(std::string_view file, const std::strin
                                                                              : "trailing bytes");
   }
   const size_t body_end = kSealedChunkHeaderBytes + sealed;
-  FERRY_ASSIGN_OR_RETURN(std::string digest, Digest(file.substr(0, body_end)));
-  if (digest != file.substr(body_end)) return bad("checksum mismatch");
+  if (Digest(file.substr(0, body_end)) != file.substr(body_end)) return bad("checksum mismatch");
   return info;
 }
 
