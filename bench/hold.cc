@@ -88,17 +88,17 @@ class Hold : public BenchEntry {
             "-incoming defer, `cat FILE` into `migrate-incoming`, `cont`",
             {
                 Figure("hold: command to durable vs QEMU stop+save to file+fsync", kFerryHold,
-                    kBareSave, Goal::MaxRatio(0.5)),
+                       kBareSave, Goal::MaxRatio(0.5)),
                 Figure("restore: command to running vs QEMU -incoming from the file", kFerryRestore,
-                    kBareRestore, Goal::MaxRatio(1.0)),
+                       kBareRestore, Goal::MaxRatio(1.0)),
                 Figure("ferry: pause to durable as ferryd timed it", kFerryPauseToDurable, ""),
                 Figure("ferry: pause to device state saved", kFerryDeviceState, ""),
                 Figure("ferry: seal: chunks read, sealed, written", kFerryChunk, ""),
                 Figure("ferry: seal: chunks made durable", kFerrySync, ""),
                 Figure("ferry: seal: manifest written", kFerryManifest, ""),
                 Figure("bare: save without fsync", "", kBareSaveNoSync),
-                Figure("MiB written: new in the store vs the file", kFerryStoredMiB,
-                       kBareFileMiB, {}, Unit::kMiB),
+                Figure("MiB written: new in the store vs the file", kFerryStoredMiB, kBareFileMiB,
+                       {}, Unit::kMiB),
             }};
   }
 
@@ -215,8 +215,7 @@ class Hold : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(uint16_t port, FreeLoopbackPort());
     BareLaunch launch = guest_.BareSpec(name, dir, ram_dir_->path(), kMemoryMiB, port);
     FERRY_ASSIGN_OR_RETURN(auto qemu, BareQemu::Launch(launch, dir + "/qemu.log"));
-    FERRY_RETURN_IF_ERROR(
-        qemu->WaitForConsole(guest_.image.ready_marker, kVmBootTimeout).status());
+    FERRY_RETURN_IF_ERROR(qemu->WaitForConsole(guest_.image.ready_marker, kVmBootTimeout).status());
     {
       FERRY_ASSIGN_OR_RETURN(auto guest,
                              qemu::GuestChannel::Connect(launch.files.guest_socket, kQmpTimeout));

@@ -4,6 +4,8 @@
 // with its index checksum fixed up, so the entry checks behind the checksum are fuzzed too.
 // Promises beyond not crashing: every entry an accepted index or a scan returns lies inside the
 // file, and the record it points at names its id (scanned records) or is refused as Corruption.
+#include "store/pack_file.h"
+
 #include <openssl/evp.h>
 
 #include <cstddef>
@@ -14,7 +16,6 @@
 #include <string_view>
 
 #include "store/byte_codec.h"
-#include "store/pack_file.h"
 
 namespace {
 
@@ -38,8 +39,7 @@ void Check(std::string_view file) {
         std::fprintf(stderr, "pack_file: an accepted index entry points past the file\n");
         std::abort();
       }
-      auto record =
-          read(e.offset, store::kPackRecordHeaderBytes + e.sealed_bytes);
+      auto record = read(e.offset, store::kPackRecordHeaderBytes + e.sealed_bytes);
       auto sealed = store::SealedBytesOfRecord(*record, e.id, "fuzz record");
       if (!sealed.ok() && sealed.status().code() != Status::Code::kCorruption) std::abort();
     }

@@ -263,7 +263,8 @@ void PackChunkStore::RunFlusher() {
 
 Status PackChunkStore::Put(const ChunkId& id, std::string_view sealed) {
   // What a pack's index accepts back (pack_file.cc); anything else would hide the pack's index.
-  if (sealed.size() <= kSealedChunkOverhead || sealed.size() > kMaxChunkBytes + kSealedChunkOverhead) {
+  if (sealed.size() <= kSealedChunkOverhead ||
+      sealed.size() > kMaxChunkBytes + kSealedChunkOverhead) {
     return Status::InvalidArgument("chunk " + id.Hex() + ": " + std::to_string(sealed.size()) +
                                    " bytes is no sealed chunk's length");
   }
@@ -319,11 +320,11 @@ Result<std::string> PackChunkStore::Get(const ChunkId& id) {
     fd = packs_.at(loc.pack).fd;
   }
   const std::string path = PackPath(loc.pack);
-  const std::string what = "chunk " + id.Hex() + " in pack " + path + " at offset " +
-                           std::to_string(loc.offset);
-  FERRY_ASSIGN_OR_RETURN(std::string record, ReadAt(fd->get(), loc.offset,
-                                                    kPackRecordHeaderBytes + loc.sealed_bytes,
-                                                    path));
+  const std::string what =
+      "chunk " + id.Hex() + " in pack " + path + " at offset " + std::to_string(loc.offset);
+  FERRY_ASSIGN_OR_RETURN(
+      std::string record,
+      ReadAt(fd->get(), loc.offset, kPackRecordHeaderBytes + loc.sealed_bytes, path));
   FERRY_ASSIGN_OR_RETURN(std::string_view sealed, SealedBytesOfRecord(record, id, what));
   return std::string(sealed);
 }
@@ -388,10 +389,10 @@ Result<uint64_t> PackChunkStore::Compact(uint64_t seq) {
     }
     // Copied as is: a damaged record stays damaged (and Verify keeps naming it), never dropped.
     auto sealed = SealedBytesOfRecord(*record, id, "pack " + path);
-    std::string_view bytes = sealed.ok()
-                                 ? *sealed
-                                 : std::string_view(*record).substr(
-                                       std::min(record->size(), kPackRecordHeaderBytes));
+    std::string_view bytes =
+        sealed.ok()
+            ? *sealed
+            : std::string_view(*record).substr(std::min(record->size(), kPackRecordHeaderBytes));
     if (bytes.size() != loc.sealed_bytes) {
       st = Status::Corruption("pack " + path + ": chunk " + id.Hex() + " is truncated");
       break;
@@ -492,7 +493,9 @@ std::vector<std::string> PackChunkStore::CheckContainers() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [seq, p] : packs_) packs[seq] = p.fd;
   }
-  for (const auto& [seq, fd] : packs) {
+  for (const auto& entry : packs) {
+    const uint64_t seq = entry.first;
+    const std::shared_ptr<UniqueFd>& fd = entry.second;
     const std::string path = PackPath(seq);
     struct stat st;
     if (::fstat(fd->get(), &st) != 0) continue;
@@ -504,9 +507,8 @@ std::vector<std::string> PackChunkStore::CheckContainers() {
     }
     if (!checked.ok() &&
         std::find(problems.begin(), problems.end(), checked.message()) == problems.end() &&
-        std::none_of(problems.begin(), problems.end(), [&](const std::string& p) {
-          return p.rfind(checked.message(), 0) == 0;
-        })) {
+        std::none_of(problems.begin(), problems.end(),
+                     [&](const std::string& p) { return p.rfind(checked.message(), 0) == 0; })) {
       problems.push_back(checked.message());
     }
   }

@@ -111,13 +111,13 @@ class PackChunkStore : public ChunkStore {
   mutable std::mutex mu_;
   std::condition_variable queued_cv_, flushed_cv_;
   std::unordered_map<ChunkId, Location, ChunkIdHash> index_;  // guarded by mu_
-  std::map<uint64_t, Pack> packs_;                              // guarded by mu_
-  uint64_t next_seq_ = 1;                                       // guarded by mu_
-  std::deque<std::unique_ptr<OpenPack>> queue_;                 // guarded by mu_
-  uint64_t queued_ = 0, flushed_ = 0;                           // guarded by mu_
-  Status error_;                                                // guarded by mu_
-  bool stop_ = false;                                           // guarded by mu_
-  std::vector<std::string> open_problems_;                      // found at open
+  std::map<uint64_t, Pack> packs_;                            // guarded by mu_
+  uint64_t next_seq_ = 1;                                     // guarded by mu_
+  std::deque<std::unique_ptr<OpenPack>> queue_;               // guarded by mu_
+  uint64_t queued_ = 0, flushed_ = 0;                         // guarded by mu_
+  Status error_;                                              // guarded by mu_
+  bool stop_ = false;                                         // guarded by mu_
+  std::vector<std::string> open_problems_;                    // found at open
   std::thread flusher_;
 };
 

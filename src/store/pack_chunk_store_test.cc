@@ -107,8 +107,7 @@ TEST_F(PackChunkStoreTest, APackWithoutItsIndexIsReadByItsRecords) {
   // The index (3 entries) and trailer gone: as if the flush had stopped after the records.
   struct stat st;
   ASSERT_EQ(::stat(pack.c_str(), &st), 0);
-  ASSERT_EQ(::truncate(pack.c_str(), st.st_size - 3 * kPackIndexEntryBytes - kPackTrailerBytes),
-            0);
+  ASSERT_EQ(::truncate(pack.c_str(), st.st_size - 3 * kPackIndexEntryBytes - kPackTrailerBytes), 0);
   s = Open();
   for (int i = 1; i <= 3; ++i) EXPECT_EQ(*s->Get(Id(i)), Sealed(i));
   auto problems = s->CheckContainers();

@@ -110,8 +110,7 @@ Result<std::vector<PackEntry>> ReadPackIndex(const PackReadAt& read, uint64_t si
     e.id = ChunkId::FromBytes(r.Take(ChunkId::kBytes));
     e.offset = r.U64();
     e.sealed_bytes = r.U32();
-    if (e.offset < kPackHeaderBytes || e.sealed_bytes < kMinSealed ||
-        e.sealed_bytes > kMaxSealed ||
+    if (e.offset < kPackHeaderBytes || e.sealed_bytes < kMinSealed || e.sealed_bytes > kMaxSealed ||
         e.offset > index_offset ||
         index_offset - e.offset < kPackRecordHeaderBytes + e.sealed_bytes) {
       return bad("index entry " + std::to_string(i) + " points outside the records");

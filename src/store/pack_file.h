@@ -67,7 +67,7 @@ Result<std::vector<PackEntry>> ReadPackIndex(const PackReadAt& read, uint64_t si
 
 struct PackScan {
   std::vector<PackEntry> entries;
-  uint64_t end = 0;  // where the last good record ends
+  uint64_t end = 0;     // where the last good record ends
   std::string stopped;  // why the scan stopped before `size` ("" if at a clean end)
 };
 // Every record from the front whose sealed chunk checks (CheckSealedChunk), up to the first that

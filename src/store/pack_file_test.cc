@@ -76,8 +76,7 @@ TEST(PackFileTest, TheHeaderRefusesBadMagicNewerVersionReservedBytesAndAnotherNu
   bad[6] = 1;
   EXPECT_EQ(CheckPackHeader(bad, 3, "pack P").code(), Status::Code::kCorruption);
   EXPECT_THAT(CheckPackHeader(good, 4, "pack P").message(), HasSubstr("renamed?"));
-  EXPECT_EQ(CheckPackHeader(good.substr(0, 10), 3, "pack P").code(),
-            Status::Code::kCorruption);
+  EXPECT_EQ(CheckPackHeader(good.substr(0, 10), 3, "pack P").code(), Status::Code::kCorruption);
 }
 
 TEST(PackFileTest, AnIndexWithABadChecksumOrEntryOrNoTrailerIsRefused) {

@@ -58,8 +58,8 @@ bool ProbeShrinks(ZSTD_CCtx* ctx, std::string_view plaintext, int level) {
   if (plaintext.size() < 4 * kProbeBytes) return true;
   char out[kProbeBytes];
   for (size_t at : {size_t{0}, plaintext.size() / 2}) {
-    const size_t n = ZSTD_compressCCtx(ctx, out, sizeof out, plaintext.data() + at, kProbeBytes,
-                                       level);
+    const size_t n =
+        ZSTD_compressCCtx(ctx, out, sizeof out, plaintext.data() + at, kProbeBytes, level);
     if (!ZSTD_isError(n) && n <= kProbeBytes - kProbeBytes / 32) return true;
   }
   return false;

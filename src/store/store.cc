@@ -13,8 +13,8 @@
 
 #include "core/files.h"
 #include "crypto/host_identity.h"
-#include "store/pack_chunk_store.h"
 #include "store/opened_hold.h"
+#include "store/pack_chunk_store.h"
 
 namespace ferry::store {
 
