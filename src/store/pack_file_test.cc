@@ -49,14 +49,11 @@ TEST(PackFileTest, AnIndexReadsBackAndAScanFindsTheSameRecords) {
   EXPECT_EQ(scan.entries, p.entries);
   EXPECT_FALSE(scan.stopped.empty()) << "it stops at the index";
   const PackEntry& e = p.entries[1];
-  auto sealed = SealedBytesOfRecord(
-      p.bytes.substr(e.offset, kPackRecordHeaderBytes + e.sealed_bytes), e.id, "chunk C");
+  const std::string record = p.bytes.substr(e.offset, kPackRecordHeaderBytes + e.sealed_bytes);
+  auto sealed = SealedBytesOfRecord(record, e.id, "chunk C");
   ASSERT_TRUE(sealed.ok());
   EXPECT_TRUE(CheckSealedChunk(*sealed, "chunk C").ok());
-  EXPECT_THAT(SealedBytesOfRecord(p.bytes.substr(e.offset, kPackRecordHeaderBytes + e.sealed_bytes),
-                                  p.entries[0].id, "chunk C")
-                  .status()
-                  .message(),
+  EXPECT_THAT(SealedBytesOfRecord(record, p.entries[0].id, "chunk C").status().message(),
               HasSubstr("chunk C: the record there names another chunk"));
 }
 
