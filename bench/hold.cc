@@ -54,6 +54,11 @@ constexpr uint64_t kUnthrottled = uint64_t{1} << 40;  // bytes/s: no limit in pr
 // ferry side
 constexpr char kFerryHold[] = "ferry_hold_ms";
 constexpr char kFerryPauseToDurable[] = "ferry_pause_to_durable_ms";
+// Where the store's seal went (store::HoldStats): chunking, making chunks durable, manifest.
+constexpr char kFerryChunk[] = "ferry_seal_chunk_ms";
+constexpr char kFerrySync[] = "ferry_seal_sync_ms";
+constexpr char kFerryManifest[] = "ferry_seal_manifest_ms";
+constexpr char kFerryDeviceState[] = "ferry_device_state_ms";
 constexpr char kFerryRestore[] = "ferry_restore_ms";
 constexpr char kFerryStoredMiB[] = "ferry_stored_mib";
 // comparison side
@@ -83,13 +88,17 @@ class Hold : public BenchEntry {
             "-incoming defer, `cat FILE` into `migrate-incoming`, `cont`",
             {
                 Figure("hold: command to durable vs QEMU stop+save to file+fsync", kFerryHold,
-                    kBareSave, Goal::MaxRatio(0.5)),
+                       kBareSave, Goal::MaxRatio(0.5)),
                 Figure("restore: command to running vs QEMU -incoming from the file", kFerryRestore,
-                    kBareRestore, Goal::MaxRatio(1.0)),
+                       kBareRestore, Goal::MaxRatio(1.0)),
                 Figure("ferry: pause to durable as ferryd timed it", kFerryPauseToDurable, ""),
+                Figure("ferry: pause to device state saved", kFerryDeviceState, ""),
+                Figure("ferry: seal: chunks read, sealed, written", kFerryChunk, ""),
+                Figure("ferry: seal: chunks made durable", kFerrySync, ""),
+                Figure("ferry: seal: manifest written", kFerryManifest, ""),
                 Figure("bare: save without fsync", "", kBareSaveNoSync),
-                Figure("MiB written: new in the store vs the file", kFerryStoredMiB,
-                       kBareFileMiB, {}, Unit::kMiB),
+                Figure("MiB written: new in the store vs the file", kFerryStoredMiB, kBareFileMiB,
+                       {}, Unit::kMiB),
             }};
   }
 
@@ -165,6 +174,10 @@ class Hold : public BenchEntry {
     Measurements m = {
         {kFerryHold, DurationMs(hold.elapsed)},
         {kFerryPauseToDurable, held.value("pause_to_durable_ms", 0.0)},
+        {kFerryDeviceState, held.value("device_state_ms", 0.0)},
+        {kFerryChunk, held.value("seal_chunk_ms", 0.0)},
+        {kFerrySync, held.value("seal_sync_ms", 0.0)},
+        {kFerryManifest, held.value("seal_manifest_ms", 0.0)},
         {kFerryRestore, DurationMs(restore.elapsed)},
         {kFerryStoredMiB, held.value("stored_new_bytes", 0.0) / (1 << 20)},
     };
@@ -202,8 +215,7 @@ class Hold : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(uint16_t port, FreeLoopbackPort());
     BareLaunch launch = guest_.BareSpec(name, dir, ram_dir_->path(), kMemoryMiB, port);
     FERRY_ASSIGN_OR_RETURN(auto qemu, BareQemu::Launch(launch, dir + "/qemu.log"));
-    FERRY_RETURN_IF_ERROR(
-        qemu->WaitForConsole(guest_.image.ready_marker, kVmBootTimeout).status());
+    FERRY_RETURN_IF_ERROR(qemu->WaitForConsole(guest_.image.ready_marker, kVmBootTimeout).status());
     {
       FERRY_ASSIGN_OR_RETURN(auto guest,
                              qemu::GuestChannel::Connect(launch.files.guest_socket, kQmpTimeout));

@@ -254,15 +254,41 @@ def store_seeds():
                            capture_output=True, check=True).stdout
         compressed = len(z) < len(plain)
         body = z if compressed else plain
-        header = b"FRCK" + bytes([1, 0, 1 if compressed else 0, 0])
+        header = b"FRCK" + bytes([2, 0, 1 if compressed else 0, 0])
         header += struct.pack("<II", len(plain), len(body) + 16)
         nonce = hmac_mod.new(key, b"nonce", hashlib.sha256).digest()[:12]
         f = header + AESGCM(key).encrypt(nonce, body, header)
-        return f + hashlib.sha256(f).digest()
+        return f + struct.pack("<I", crc32c(f))
+
+    def crc32c(data):
+        crc = 0xffffffff
+        for b in data:
+            crc ^= b
+            for _ in range(8):
+                crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
+        return crc ^ 0xffffffff
 
     write("sealed_chunk", "text_page", sealed_chunk(b"redis key value pairs. " * 178))
     write("sealed_chunk", "random_page", sealed_chunk(os.urandom(4096)))
     write("sealed_chunk", "short_tail", sealed_chunk(b"\x01\x02\x03 end of a blob"))
+
+    def pack(seq, chunks, index=True):
+        out = b"FRPK" + bytes([1, 0, 0, 0]) + struct.pack("<Q", seq)
+        entries = b""
+        for plain in chunks:
+            sealed = sealed_chunk(plain)
+            cid = hashlib.sha256(plain).digest()
+            entries += cid + struct.pack("<QI", len(out), len(sealed))
+            out += cid + struct.pack("<I", len(sealed)) + sealed
+        if not index:
+            return out
+        tail = entries + struct.pack("<QI", len(out), len(chunks)) + b"FRPX"
+        return out + tail + hashlib.sha256(tail).digest()
+
+    write("pack_file", "two_chunks", pack(1, [b"redis key value pairs. " * 178, os.urandom(3000)]))
+    write("pack_file", "no_index", pack(7, [os.urandom(2000), b"\x01\x02 end of a blob"],
+                                        index=False))
+    write("pack_file", "empty", pack(2, []))
 
     def table(blobs, chunk_bytes=65536):
         out = struct.pack("<II", chunk_bytes, len(blobs))

@@ -86,12 +86,12 @@ class HoldTest : public FerrydFixture {
     return ports;
   }
   uint64_t StoredBytes() { return FerryJson({"store", "show"}).value("stored_bytes", uint64_t{0}); }
-  // The store's chunk files (STATE/store/chunks/...).
+  // The store's pack files (STATE/store/packs/<seq>.pack), where its chunks are.
   std::vector<std::string> ChunkFiles() {
     std::vector<std::string> out;
     std::error_code ec;
     for (const auto& e : std::filesystem::recursive_directory_iterator(
-             state_dir_ + "/store/chunks", ec)) {
+             state_dir_ + "/store/packs", ec)) {
       if (e.is_regular_file()) out.push_back(e.path());
     }
     return out;
@@ -177,7 +177,8 @@ TEST_F(HoldTest, ADamagedHoldIsRefusedNamingWhatIsWrongAndKept) {
   ASSERT_EQ(Ferry({"hold", "web"}).exit_code, 0);
   std::vector<std::string> chunks = ChunkFiles();
   ASSERT_FALSE(chunks.empty());
-  // One byte flipped in the middle of the largest chunk file, as a failing disk would.
+  // One byte flipped in the middle of the largest pack, as a failing disk would (in place: the
+  // store keeps its packs open).
   std::string victim = chunks[0];
   for (const auto& c : chunks) {
     if (std::filesystem::file_size(c) > std::filesystem::file_size(victim)) victim = c;

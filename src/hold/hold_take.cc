@@ -268,7 +268,10 @@ Result<json> HoldService::SealWhilePaused(vm::VmLease& lease, const HoldRow& row
                {"new_chunks", stats->new_chunks},
                {"zero_chunks", stats->zero_chunks},
                {"pause_to_durable_ms", MsSince(paused_at)},
-               {"device_state_ms", device_ms}};
+               {"device_state_ms", device_ms},
+               {"seal_chunk_ms", stats->chunk_ms},
+               {"seal_sync_ms", stats->sync_ms},
+               {"seal_manifest_ms", stats->manifest_ms}};
   if (!clone_figures.is_null()) figures["clone"] = clone_figures;
   return figures;
 }

@@ -1,7 +1,8 @@
 // One owner's dedup scope: the 32-byte secret S_owner and what it derives for a chunk.
 //
-//   chunk id  = HMAC-SHA256(S_owner, "id"  || plaintext)
 //   chunk key = HMAC-SHA256(S_owner, "key" || plaintext)
+//   chunk id  = HMAC-SHA256(S_owner, "id-of-key" || chunk key)   (one pass over the plaintext;
+//                                                                  why it is sound: the .cc)
 //
 // Convergent within one owner: equal pages of one owner's VMs get the same id and the same
 // sealed bytes, so they are stored once. Across owners nothing is comparable: without S_owner

@@ -2,10 +2,11 @@
 // it travels to a peer. The bytes are the same wherever the chunk lives, so a chunk file can be
 // sent as is and checked on arrival.
 //
-// Format 1.0, little-endian:
+// Format 2.0, little-endian (1.0 had a SHA-256 where 2.0 has a CRC-32C: one pass over the chunk
+// fewer per seal; a 1.x chunk is refused as an unknown version):
 //   offset  size  field
 //   0       4     magic "FRCK"
-//   4       1     major version (1); a newer major is refused
+//   4       1     major version (2); a newer major is refused
 //   5       1     minor version (0); a newer minor only adds flags this reader refuses
 //   6       1     flags: bit 0 = the plaintext was zstd-compressed before sealing; others 0
 //   7       1     reserved, 0
@@ -13,7 +14,8 @@
 //   12      4     sealed bytes N: ciphertext plus the 16-byte tag
 //   16      N     AES-256-GCM of the (compressed) plaintext under the chunk key; the additional
 //                 data is bytes 0..16, the nonce the first 12 bytes of HMAC(key, "nonce")
-//   16+N    32    SHA-256 of bytes 0..16+N, so `store verify` checks every file without keys
+//   16+N    4     CRC-32C of bytes 0..16+N (crc32c.h), so `store verify` checks every chunk
+//                 without keys; damage only: an edit with the CRC fixed up is the tag's to catch
 //
 // The nonce is derived, not random: a chunk key is HMAC(S_owner, "key" || plaintext), so it only
 // ever seals one plaintext, and equal chunks seal to equal bytes (idempotent writes).
@@ -29,7 +31,7 @@ namespace ferry::store {
 
 inline constexpr uint32_t kMaxChunkBytes = 1u << 20;
 inline constexpr size_t kSealedChunkHeaderBytes = 16;
-inline constexpr size_t kSealedChunkOverhead = kSealedChunkHeaderBytes + 16 + 32;
+inline constexpr size_t kSealedChunkOverhead = kSealedChunkHeaderBytes + 16 + 4;
 
 struct SealedChunkInfo {
   bool compressed = false;

@@ -2,8 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
+#include "store/byte_codec.h"
+#include "store/crc32c.h"
 #include "store/store_test_env.h"
 
 namespace ferry::store {
@@ -14,10 +15,9 @@ using ::testing::HasSubstr;
 const std::string kKey(32, 'K');
 
 std::string FixChecksum(std::string file) {
-  file.resize(file.size() - 32);
-  unsigned char md[32];
-  EVP_Digest(file.data(), file.size(), md, nullptr, EVP_sha256(), nullptr);
-  return file + std::string(reinterpret_cast<char*>(md), 32);
+  file.resize(file.size() - 4);
+  PutU32(file, Crc32c(file));
+  return file;
 }
 
 TEST(SealedChunkTest, CompressibleChunksAreCompressedAndOpenBack) {
@@ -45,6 +45,40 @@ TEST(SealedChunkTest, RandomChunksAreStoredRawAndSealingIsDeterministic) {
   EXPECT_EQ(*OpenSealedChunk(kKey, *a, "chunk"), plain);
 }
 
+TEST(SealedChunkTest, TheChecksumIsCrc32c) {
+  EXPECT_EQ(Crc32c("123456789"), 0xe3069283u);
+  EXPECT_EQ(Crc32c(""), 0u);
+  // Against the bitwise definition, at lengths that end off the 8-byte stride.
+  const std::string bytes = RandomBytesForTest(1003, 9);
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : bytes) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+  }
+  EXPECT_EQ(Crc32c(bytes), ~crc);
+  const std::string sealed = *SealChunk(kKey, bytes, 1);
+  ByteReader r(std::string_view(sealed).substr(sealed.size() - 4));
+  EXPECT_EQ(r.U32(), Crc32c(std::string_view(sealed).substr(0, sealed.size() - 4)));
+}
+
+TEST(SealedChunkTest, TheProbeDecidesFromTheFirstAndMiddlePages) {
+  // Random where the probes look, text elsewhere: stored raw (the probe's documented miss).
+  std::string plain(65536, 't');
+  plain.replace(0, 4096, RandomBytesForTest(4096, 3));
+  plain.replace(32768, 4096, RandomBytesForTest(4096, 4));
+  auto raw = SealChunk(kKey, plain, 1);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_FALSE(CheckSealedChunk(*raw, "chunk")->compressed);
+  EXPECT_EQ(*OpenSealedChunk(kKey, *raw, "chunk"), plain);
+  // Random only at the start: the middle probe shrinks, so the whole chunk is compressed.
+  plain.replace(32768, 4096, std::string(4096, 't'));
+  auto packed = SealChunk(kKey, plain, 1);
+  ASSERT_TRUE(packed.ok());
+  EXPECT_TRUE(CheckSealedChunk(*packed, "chunk")->compressed);
+  EXPECT_LT(packed->size(), 6000u);
+  EXPECT_EQ(*OpenSealedChunk(kKey, *packed, "chunk"), plain);
+}
+
 TEST(SealedChunkTest, TheLoaderRefusesBadMagicNewerVersionFlagsAndChecksum) {
   const std::string good = *SealChunk(kKey, RandomBytesForTest(5000, 2), 1);
   std::string bad = good;
@@ -54,10 +88,16 @@ TEST(SealedChunkTest, TheLoaderRefusesBadMagicNewerVersionFlagsAndChecksum) {
   EXPECT_THAT(st.message(), HasSubstr("chunk file F: not a sealed chunk (wrong magic)"));
 
   bad = good;
-  bad[4] = 2;
+  bad[4] = 3;
   st = CheckSealedChunk(FixChecksum(bad), "chunk file F").status();
   EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition);
   EXPECT_THAT(st.message(), HasSubstr("upgrade ferry"));
+
+  bad = good;
+  bad[4] = 1;  // format 1.0 had a SHA-256 here
+  st = CheckSealedChunk(FixChecksum(bad), "chunk file F").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("unknown format version 1"));
 
   bad = good;
   bad[6] = 4;

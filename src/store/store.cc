@@ -13,8 +13,8 @@
 
 #include "core/files.h"
 #include "crypto/host_identity.h"
-#include "store/local_chunk_store.h"
 #include "store/opened_hold.h"
+#include "store/pack_chunk_store.h"
 
 namespace ferry::store {
 
@@ -118,11 +118,20 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   const std::string holds = options.dir + "/holds";
   FERRY_RETURN_IF_ERROR(EnsurePrivateDir(holds, "store hold directory"));
   RemoveTemporaryManifests(holds);
-  FERRY_ASSIGN_OR_RETURN(
-      std::unique_ptr<LocalChunkStore> chunks,
-      LocalChunkStore::Open(options.dir + "/chunks", options.fsync_each_chunk
-                                                         ? LocalChunkStore::SyncMode::kFsyncEach
-                                                         : LocalChunkStore::SyncMode::kSyncfs));
+  if (PathExists(options.dir + "/chunks")) {
+    // Store format 1 kept one file per chunk under chunks/; nothing reads it any more (there
+    // were no deployed stores).
+    return Status::FailedPrecondition(
+        "store " + options.dir +
+        " was made by an older ferry (store format 1, one file per chunk under chunks/); this "
+        "ferry keeps chunks in packs (store format 2) and cannot read its holds: move the "
+        "directory aside (or delete it) and start ferryd again");
+  }
+  if (options.pack_bytes < (uint64_t{1} << 20) || options.pack_bytes > (uint64_t{1} << 32)) {
+    return Status::InvalidArgument("store pack size must be 1 MiB to 4 GiB");
+  }
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PackChunkStore> chunks,
+                         PackChunkStore::Open(options.dir + "/packs", options.pack_bytes));
   // Chunks a crash left unpublished; no seal runs yet.
   FERRY_RETURN_IF_ERROR(chunks->DiscardUnsynced().status());
   X509_up_ref(own_cert);

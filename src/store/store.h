@@ -3,7 +3,8 @@
 //
 //   STORE/                 0700, one process at a time (flock on STORE/store.lock)
 //     keys/                host store key and owners' dedup secrets (store_keys.h)
-//     chunks/ab/<id>       sealed chunks (sealed_chunk.h, local_chunk_store.h)
+//     packs/<seq>.pack     sealed chunks, appended into packs (sealed_chunk.h, pack_file.h,
+//                          pack_chunk_store.h)
 //     holds/<hold>.hold    manifests (hold_manifest.h)
 //
 // Keys: the host store key wraps each hold's data key and each owner's dedup secret; the owner's
@@ -43,15 +44,14 @@ struct StoreOptions {
   std::string dir;
   // Chosen from bench/store_chunk_size.cc on 256 MiB RAM images of the default guest (the table
   // is in docs/store.md): a sibling's hold adds 0.5 % of the first at 64 KiB against 1.3 % at
-  // 256 KiB, with a quarter of 16 KiB's files; sealing is disk-bound, and once past the page
-  // cache 64 KiB runs within about 25 % of 256 KiB (one file per chunk costs ~0.3 ms here).
+  // 256 KiB, with a quarter of 16 KiB's chunks.
   uint32_t chunk_bytes = 64 * 1024;
   int threads = 2;
   // zstd level for chunks: 1 is the fastest ordinary level; RAM compresses well at it.
   int zstd_level = 1;
-  // Flush chunks with one syncfs per seal (default) or an fsync per chunk file in the sealing
-  // threads; see local_chunk_store.h.
-  bool fsync_each_chunk = false;
+  // Chunks are appended into pack files of about this size (pack_chunk_store.h), each flushed
+  // once while sealing goes on; tests use small packs to have several.
+  uint64_t pack_bytes = uint64_t{64} << 20;
 };
 
 struct BlobSource {

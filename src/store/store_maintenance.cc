@@ -26,6 +26,7 @@ Result<VerifyReport> Store::Verify() {
       damaged.insert(c.id);
     }
   }
+  for (std::string& problem : chunks_->CheckContainers()) report.problems.push_back(problem);
   for (const std::string& id : ListHolds()) {
     ++report.holds_checked;
     CheckHoldChunks(id, report, good, damaged);
@@ -85,12 +86,13 @@ Result<CollectReport> Store::Collect() {
   CollectReport report;
   FERRY_ASSIGN_OR_RETURN(report.bytes_freed, chunks_->DiscardUnsynced());
   FERRY_ASSIGN_OR_RETURN(std::vector<StoredChunk> chunks, chunks_->List());
+  std::vector<ChunkId> dead;
   for (const StoredChunk& c : chunks) {
-    if (live.count(c.id)) continue;
-    FERRY_ASSIGN_OR_RETURN(uint64_t freed, chunks_->Remove(c.id));
-    report.bytes_freed += freed;
-    ++report.chunks_removed;
+    if (!live.count(c.id)) dead.push_back(c.id);
   }
+  FERRY_ASSIGN_OR_RETURN(uint64_t freed, chunks_->Remove(dead));
+  report.bytes_freed += freed;
+  report.chunks_removed = dead.size();
   return report;
 }
 

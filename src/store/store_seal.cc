@@ -174,6 +174,10 @@ Status Store::RestoreChunk(const OpenedHold& hold, const BlobTable& blob, size_t
       return Status::Corruption(name + " is missing (" + chunks_->Describe(ref.id) +
                                 "); the hold is damaged");
     }
+    if (sealed.status().code() == Status::Code::kCorruption) {
+      return Status::Corruption(name + " is damaged (" + sealed.status().message() +
+                                "); the hold is damaged");
+    }
     return sealed.status().WithContext(name);
   }
   auto plain = OpenSealedChunk(ref.KeyView(), *sealed, chunks_->Describe(ref.id));

@@ -9,10 +9,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "core/files.h"
+#include "store/byte_codec.h"
+#include "store/crc32c.h"
 #include "store/hold_import.h"
+#include "store/pack_file.h"
 #include "store/store_test_env.h"
 
 namespace ferry::store {
@@ -61,12 +65,39 @@ class StoreTest : public ::testing::Test {
     return ReadFile(out);
   }
 
-  // The chunk file of the first data chunk of hold `id`.
-  std::string FirstChunkFile(Store& store, const std::string& id) {
+  // Where the first data chunk of hold `id` is: its pack and the offset of its sealed bytes.
+  struct ChunkPlace {
+    std::string pack;
+    size_t offset = 0, bytes = 0;
+  };
+  ChunkPlace FirstChunkPlace(Store& store, const std::string& id) {
     auto ids = store.HoldChunkIds(id);
     EXPECT_TRUE(ids.ok() && !ids->empty());
-    const std::string hex = (*ids)[0].Hex();
-    return Dir() + "/chunks/" + hex.substr(0, 2) + "/" + hex;
+    const std::string raw((*ids)[0].View());
+    for (const std::string& pack : PackFiles()) {
+      const std::string bytes = *ReadFile(pack);
+      const size_t at = bytes.find(raw);  // its record's header comes before the index
+      if (at == std::string::npos) continue;
+      ByteReader r(std::string_view(bytes).substr(at + 32, 4));
+      return {pack, at + kPackRecordHeaderBytes, r.U32()};
+    }
+    ADD_FAILURE() << "no pack holds the first chunk of " << id;
+    return {};
+  }
+  std::vector<std::string> PackFiles() {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(Dir() + "/packs")) {
+      if (e.path().extension() == ".pack") out.push_back(e.path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // In place, as a failing disk would (the store keeps its packs open).
+  static void Overwrite(const std::string& file, size_t offset, std::string_view bytes) {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(::pwrite(fd.get(), bytes.data(), bytes.size(), static_cast<off_t>(offset)),
+              static_cast<ssize_t>(bytes.size()));
   }
 
   StoreTestEnv env_;
@@ -146,13 +177,13 @@ TEST_F(StoreTest, ZeroChunksAreNeverStored) {
   EXPECT_EQ(st.st_blocks, 0);
 }
 
-TEST_F(StoreTest, AFlippedByteInAChunkFileIsNamedOnReconstituteAndByVerify) {
+TEST_F(StoreTest, AFlippedByteInAChunkIsNamedOnReconstituteAndByVerify) {
   auto store = OpenStore();
   Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
-  const std::string file = FirstChunkFile(*store, "h-1");
-  std::string bytes = *ReadFile(file);
-  bytes[bytes.size() / 2] ^= 1;
-  ASSERT_TRUE(WriteFileAtomic(file, bytes, 0600).ok());
+  const ChunkPlace place = FirstChunkPlace(*store, "h-1");
+  std::string bytes = *ReadFile(place.pack);
+  Overwrite(place.pack, place.offset + place.bytes / 2,
+            std::string(1, bytes[place.offset + place.bytes / 2] ^ 1));
   Status st = Reconstitute(*store, "h-1", "ram").status();
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_THAT(st.message(), HasSubstr("hold h-1: chunk 0 of blob ram (offset 0) is damaged"));
@@ -164,41 +195,84 @@ TEST_F(StoreTest, AFlippedByteInAChunkFileIsNamedOnReconstituteAndByVerify) {
   EXPECT_EQ(report->chunks_checked, 17u);
   EXPECT_EQ(report->holds_checked, 1u);
   ASSERT_EQ(report->problems.size(), 2u);
-  EXPECT_THAT(report->problems[0], HasSubstr(file + ": checksum mismatch"));
+  EXPECT_THAT(report->problems[0], HasSubstr("pack " + place.pack + " at offset"));
+  EXPECT_THAT(report->problems[0], HasSubstr("checksum mismatch"));
   EXPECT_THAT(report->problems[1], HasSubstr("hold h-1: chunk 0 of blob ram (offset 0)"));
 }
 
 TEST_F(StoreTest, AChunkFlippedWithItsChecksumFixedIsCaughtByTheTag) {
   auto store = OpenStore();
   Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
-  const std::string file = FirstChunkFile(*store, "h-1");
-  std::string bytes = *ReadFile(file);
-  bytes[100] ^= 1;
-  std::string body = bytes.substr(0, bytes.size() - 32);
-  unsigned char md[32];
-  EVP_Digest(body.data(), body.size(), md, nullptr, EVP_sha256(), nullptr);
-  ASSERT_TRUE(
-      WriteFileAtomic(file, body + std::string(reinterpret_cast<char*>(md), 32), 0600).ok());
+  const ChunkPlace place = FirstChunkPlace(*store, "h-1");
+  std::string chunk = ReadFile(place.pack)->substr(place.offset, place.bytes);
+  chunk[100] ^= 1;
+  std::string body = chunk.substr(0, chunk.size() - 4);
+  PutU32(body, Crc32c(body));
+  Overwrite(place.pack, place.offset, body);
   Status st = Reconstitute(*store, "h-1", "ram").status();
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_THAT(st.message(), HasSubstr("authentication failed"));
   auto report = store->Verify();
   ASSERT_TRUE(report.ok());
-  ASSERT_EQ(report->problems.size(), 1u) << "the file checks, the AEAD does not";
+  ASSERT_EQ(report->problems.size(), 1u) << "the chunk checks, the AEAD does not";
   EXPECT_THAT(report->problems[0], HasSubstr("chunk 0 of blob ram (offset 0) is damaged"));
 }
 
-TEST_F(StoreTest, AMissingChunkIsNamed) {
+TEST_F(StoreTest, AFlippedByteInARecordHeaderIsDamageNotAnotherChunk) {
   auto store = OpenStore();
   Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
-  ASSERT_EQ(::unlink(FirstChunkFile(*store, "h-1").c_str()), 0);
+  const ChunkPlace place = FirstChunkPlace(*store, "h-1");
+  const size_t id_byte = place.offset - kPackRecordHeaderBytes + 5;
+  Overwrite(place.pack, id_byte, std::string(1, (*ReadFile(place.pack))[id_byte] ^ 0x10));
+  Status st = Reconstitute(*store, "h-1", "ram").status();
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("chunk 0 of blob ram (offset 0) is damaged"));
+  EXPECT_THAT(st.message(), HasSubstr("names another chunk"));
+  auto report = store->Verify();
+  ASSERT_TRUE(report.ok());
+  ASSERT_FALSE(report->ok());
+  EXPECT_THAT(report->problems.back(), HasSubstr("hold h-1: chunk 0 of blob ram (offset 0)"));
+}
+
+TEST_F(StoreTest, AMissingPackIsNamedAsMissingChunksOfTheHold) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
+  const ChunkPlace place = FirstChunkPlace(*store, "h-1");
+  store.reset();
+  ASSERT_EQ(::unlink(place.pack.c_str()), 0);
+  store = OpenStore();
   Status st = Reconstitute(*store, "h-1", "ram").status();
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_THAT(st.message(), HasSubstr("hold h-1: chunk 0 of blob ram (offset 0) is missing"));
+  EXPECT_THAT(st.message(), HasSubstr("the hold is damaged"));
   auto report = store->Verify();
   ASSERT_TRUE(report.ok());
-  ASSERT_EQ(report->problems.size(), 1u);
+  ASSERT_EQ(report->problems.size(), 17u) << "16 RAM chunks and the device state";
   EXPECT_THAT(report->problems[0], HasSubstr("is missing"));
+  auto collected = store->Collect();
+  ASSERT_TRUE(collected.ok());
+  EXPECT_TRUE(store->LoadHold("h-1").ok()) << "a damaged hold stays until it is deleted";
+}
+
+TEST_F(StoreTest, ATornPackTailLosesOnlyTheChunksAfterTheTear) {
+  auto store = OpenStore();
+  Seal(*store, HeaderForTest("h-1"), RandomBytesForTest(1 << 20, 3));
+  const std::string pack = PackFiles().at(0);
+  store.reset();
+  // Cut in the middle of the records: the index and the last records are gone.
+  const std::string bytes = *ReadFile(pack);
+  ASSERT_EQ(::truncate(pack.c_str(), static_cast<off_t>(bytes.size() / 2)), 0);
+  store = OpenStore();
+  auto report = store->Verify();
+  ASSERT_TRUE(report.ok());
+  ASSERT_FALSE(report->ok());
+  EXPECT_THAT(report->problems[0], HasSubstr("pack " + pack + ": no index at its end"));
+  EXPECT_THAT(report->problems[0], HasSubstr("chunks recovered by reading its records"));
+  EXPECT_GE(report->chunks_checked, 7u) << "the records before the tear are kept";
+  EXPECT_LE(report->chunks_checked, 9u);
+  EXPECT_THAT(report->problems.back(), HasSubstr("is missing"));
+  Status st = Reconstitute(*store, "h-1", "ram").status();
+  EXPECT_THAT(st.message(), HasSubstr("is missing"));
 }
 
 TEST_F(StoreTest, AnEditedManifestIsRefusedByChecksumAndThenBySignature) {
