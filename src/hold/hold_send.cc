@@ -171,6 +171,7 @@ Status HoldService::HoldSend::Perform() {
   std::string batch;
   batch.reserve(kSendBatchBytes + (1 << 20));
   auto last_progress = Clock::now();
+  bool first_batch = true;
   for (size_t i = 0; i < wanted_.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(std::string sealed, service_.store_.ReadSealedChunk(wanted_[i]));
     batch.append(wanted_[i].View());
@@ -180,8 +181,9 @@ Status HoldService::HoldSend::Perform() {
     if (batch.size() >= kSendBatchBytes) {
       FERRY_RETURN_IF_ERROR(link_->SendData(batch.data(), batch.size()));
       batch.clear();
-      if (i == 0 || Clock::now() - last_progress > std::chrono::milliseconds(500)) {
-        FaultPoint("hold.send.sending");
+      if (first_batch || Clock::now() - last_progress > std::chrono::milliseconds(500)) {
+        if (first_batch) FaultPoint("hold.send.sending");  // some chunks are on their way
+        first_batch = false;
         last_progress = Clock::now();
         op_->SetPhase("perform: " + std::to_string(i + 1) + " of " +
                           std::to_string(wanted_.size()) + " chunks, " +
