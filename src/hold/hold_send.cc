@@ -12,6 +12,7 @@
 
 #include "core/fault_point.h"
 #include "core/ids.h"
+#include "crypto/aead.h"
 #include "hold/held_vm.h"
 #include "migrate/migration_messages.h"
 #include "migrate/peer_data_reader.h"
@@ -137,7 +138,15 @@ Status HoldService::HoldSend::Prepare() {
     request.data_key = exported.data_key;
     request.owner_secret = std::move(secret);
     manifest_bytes_ = exported.manifest.size();
-    FERRY_RETURN_IF_ERROR(migrate::SendPeerMessage(*link_, request));
+    // The keys travel only inside TLS: the copies made on the way out are wiped.
+    nlohmann::json message = migrate::MessageJson(request);
+    std::string text = message.dump();
+    for (const char* key : {"data_key", "owner_secret"}) {
+      if (message.contains(key)) crypto::Wipe(message[key].get_ref<std::string&>());
+    }
+    Status sent = link_->SendControlBytes(text);
+    crypto::Wipe(text);
+    FERRY_RETURN_IF_ERROR(sent);
     FERRY_RETURN_IF_ERROR(link_->SendData(exported.manifest.data(), exported.manifest.size()));
   }
   FERRY_ASSIGN_OR_RETURN(migrate::HoldPreparedReply prepared,

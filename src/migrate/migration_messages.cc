@@ -257,6 +257,15 @@ Result<PeerMessage> AsMessage(Result<T> parsed) {
   return PeerMessage(std::move(parsed).value());
 }
 
+// A hold-prepare's keys, wiped from the JSON they were parsed from.
+void WipeKeys(json& message) {
+  if (!message.is_object()) return;
+  for (const char* key : {"data_key", "owner_secret"}) {
+    auto it = message.find(key);
+    if (it != message.end() && it->is_string()) crypto::Wipe(it->get_ref<std::string&>());
+  }
+}
+
 std::string Cut(const std::string& text) {
   return text.size() <= kMaxErrorChars ? text : text.substr(0, kMaxErrorChars - 3) + "...";
 }
@@ -290,8 +299,11 @@ Result<PeerMessage> ParsePeerMessage(std::string_view bytes) {
     return Status::InvalidArgument("peer message of " + std::to_string(bytes.size()) +
                                    " bytes is not a JSON object");
   }
-  return ParsePeerObject(message);
+  Result<PeerMessage> parsed = ParsePeerObject(message);
+  WipeKeys(message);
+  return parsed;
 }
+
 
 Result<PeerMessage> ParsePeerObject(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("peer message is not a JSON object");
@@ -380,7 +392,12 @@ Result<PeerMessage> ReceivePeerMessage(PeerLink& link, std::chrono::milliseconds
     return Status::Corruption(link.description() + ": expected a control message, got a " +
                               FrameTypeName(frame.type) + " frame; protocol out of step");
   }
-  return ParsePeerMessage(frame.payload);
+  Result<PeerMessage> parsed = ParsePeerMessage(frame.payload);
+  // A hold-prepare's keys were in these bytes.
+  if (parsed.ok() && std::holds_alternative<HoldPrepareRequest>(*parsed)) {
+    crypto::Wipe(frame.payload);
+  }
+  return parsed;
 }
 
 }  // namespace ferry::migrate
