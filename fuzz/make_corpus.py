@@ -159,6 +159,14 @@ messages = {
     "abort": {"type": "abort", "error": "cancelled by the user"},
     "query": {"type": "query", "migration": "m-3f9a2c", "vm": "web-1"},
     "state": {"type": "state", "state": "running"},
+    "hold_prepare": {"type": "hold-prepare", "migration": "m-3f9a2c", "vm": "web-1",
+                     "owner": "a" * 64, "manifest_bytes": 70123, "data_key": "0f" * 32,
+                     "owner_secret": "c3" * 32},
+    "hold_prepare_unowned": {"type": "hold-prepare", "migration": "m-77aa01", "vm": "redis",
+                             "manifest_bytes": 812, "data_key": "5a" * 32},
+    "hold_prepared": {"type": "hold-prepared", "chunks": 4096},
+    "hold_query": {"type": "hold-query", "migration": "m-3f9a2c", "vm": "web-1"},
+    "state_held": {"type": "state", "state": "held"},
 }
 for name, obj in messages.items():
     write("peer_message", name, json.dumps(obj))

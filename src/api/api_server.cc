@@ -138,6 +138,15 @@ void ApiServer::HoldRoutes() {
     if (!body.ok()) return ReplyError(res, body.status());
     ReplyOperation(res, holds_->Restore(req.matches[1], Flag(req, *body, "wait_ready")));
   });
+  s.Post(R"(/v1/holds/([^/]+)/send)", [this, need](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    if (!need(res)) return;
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    auto to = Fields(*body).String("to");
+    if (!to.ok()) return ReplyError(res, to.status());
+    ReplyOperation(res, holds_->Send(req.matches[1], *to));
+  });
   s.Get("/v1/store", [this, need, reply](const httplib::Request&, httplib::Response& res) {
     if (need(res)) reply(res, holds_->StoreShow());
   });

@@ -1,4 +1,4 @@
-// ferry hold VM | hold list|show|restore|delete, and ferry store show|verify|gc
+// ferry hold VM | hold list|show|restore|send|delete, and ferry store show|verify|gc
 #include <CLI/CLI.hpp>
 #include <ctime>
 #include <iostream>
@@ -77,6 +77,31 @@ void AddHoldVerbs(CLI::App& hold, Context& ctx) {
       auto result = client.Follow(*accepted, ShowProgress);
       if (!result.ok()) return ctx.Fail(result.status());
       std::cout << "vm " << *vm << " restored from its hold and running\n";
+    });
+  }
+  {
+    auto* cmd = hold.add_subcommand(
+        "send", "move the hold to a peer host: only chunks it lacks travel, then it holds it");
+    auto vm = std::make_shared<std::string>();
+    auto to = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    cmd->add_option("vm", *vm, "the held VM")->required();
+    cmd->add_option("--to", *to, "destination host id (ferry peer list)")->required();
+    cmd->add_flag("--json", *as_json, "print the result as JSON");
+    cmd->callback([=, &ctx] {
+      auto client = ctx.Client();
+      auto accepted = client.Post("/v1/holds/" + *vm + "/send", {{"to", *to}});
+      if (!accepted.ok()) return ctx.Fail(accepted.status());
+      auto result = client.Follow(*accepted, ShowProgress);
+      if (!result.ok()) return ctx.Fail(result.status());
+      if (*as_json) return ctx.PrintJson(*result);
+      std::cout << "hold of vm " << *vm << " moved to " << *to << ": "
+                << result->value("chunks_sent", uint64_t{0}) << " of "
+                << result->value("chunks", uint64_t{0}) << " chunks sent ("
+                << MiB(result->value("chunk_bytes_sent", uint64_t{0})) << " of "
+                << MiB(result->value("logical_bytes", uint64_t{0})) << " held, "
+                << MiB(result->value("wire_bytes_sent", uint64_t{0})) << " on the wire) in "
+                << FormatDuration(result->value("total_ms", int64_t{0})) << "\n";
     });
   }
   {

@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     host_store = std::move(opened).value();
-    holds = std::make_unique<ferry::hold::HoldService>(**service, *host_store.store);
+    holds = std::make_unique<ferry::hold::HoldService>(**service, *host_store.store,
+                                                       migrations.get());
   } else if (!store_dir.empty()) {
     std::fprintf(stderr, "ferryd: --store-dir needs --tls-dir (holds are signed by the host)\n");
     return 1;
@@ -156,6 +157,7 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   spdlog::info("ferryd: signal {}, shutting down; VMs keep running", sig);
   api.Stop();
+  if (holds) holds->Stop();  // it uses the peer port: stopped before it goes
   migrations.reset();  // closes the peer port and its links before the VM service goes
   ::unlink(socket_path.c_str());
   // Background operations (holds' among them) end first; then the hold service (its reaper), the

@@ -14,24 +14,34 @@ const char* HoldStepName(HoldStep step) {
       return "restoring";
     case HoldStep::kExpired:
       return "expired";
+    case HoldStep::kSending:
+      return "sending";
+    case HoldStep::kSent:
+      return "sent";
+    case HoldStep::kReceiving:
+      return "receiving";
   }
   return "?";
 }
 
 std::optional<HoldStep> HoldStepFromName(const std::string& name) {
-  for (HoldStep s :
-       {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring, HoldStep::kExpired}) {
+  for (HoldStep s : {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring,
+                     HoldStep::kExpired, HoldStep::kSending, HoldStep::kSent,
+                     HoldStep::kReceiving}) {
     if (name == HoldStepName(s)) return s;
   }
   return std::nullopt;
 }
 
 nlohmann::json HoldRow::ToJson() const {
-  return {{"hold_id", hold_id},
-          {"step", HoldStepName(step)},
-          {"held_at", held_at},
-          {"expires_at", expires_at},
-          {"vm_was_running", vm_was_running}};
+  nlohmann::json j = {{"hold_id", hold_id},
+                      {"step", HoldStepName(step)},
+                      {"held_at", held_at},
+                      {"expires_at", expires_at},
+                      {"vm_was_running", vm_was_running}};
+  if (!transfer.empty()) j["transfer"] = transfer;
+  if (!peer.empty()) j["peer"] = peer;
+  return j;
 }
 
 Result<HoldRow> HoldRow::FromJson(const std::string& vm, const nlohmann::json& j) {
@@ -47,6 +57,13 @@ Result<HoldRow> HoldRow::FromJson(const std::string& vm, const nlohmann::json& j
   FERRY_ASSIGN_OR_RETURN(row.held_at, f.Int("held_at"));
   FERRY_ASSIGN_OR_RETURN(row.expires_at, f.Int("expires_at"));
   FERRY_ASSIGN_OR_RETURN(row.vm_was_running, f.Bool("vm_was_running", false));
+  FERRY_ASSIGN_OR_RETURN(row.transfer, f.String("transfer", ""));
+  FERRY_ASSIGN_OR_RETURN(row.peer, f.String("peer", ""));
+  const bool sending = row.step == HoldStep::kSending || row.step == HoldStep::kSent ||
+                       row.step == HoldStep::kReceiving;
+  if (sending && (row.transfer.empty() || row.peer.empty())) {
+    return Status::Corruption(what + ": step " + step + " without its transfer and peer");
+  }
   return row;
 }
 

@@ -12,6 +12,17 @@
 //                                                         is consumed (shredded); not -> durable
 //   expired     after the reaper (or a late restore)      nothing to do: the row only tells the
 //               shredded a hold past its owner's limit    user what became of the hold
+//
+// `ferry hold send` (hold_send.cc, hold_receive.cc; migration_protocol.h "Sending a hold"):
+//   sending     sender, before anything of the hold       the hold here; the receiver drops its
+//               leaves (Begin)                            copy when the link ends: durable again
+//   sent        sender, before "finish" is sent           only the receiver knows whether it
+//                                                         keeps it: ask it (hold-query); "held"
+//                                                         -> shred here, "absent" -> durable
+//   receiving   receiver, before its import begins        no transfer record -> the copy here is
+//                                                         dropped (shredded, row gone); with one
+//                                                         ("hold-in", written on "finish") the
+//                                                         copy here is the hold: durable
 #pragma once
 
 #include <cstdint>
@@ -23,7 +34,7 @@
 
 namespace ferry::hold {
 
-enum class HoldStep { kSealing, kDurable, kRestoring, kExpired };
+enum class HoldStep { kSealing, kDurable, kRestoring, kExpired, kSending, kSent, kReceiving };
 
 const char* HoldStepName(HoldStep step);
 std::optional<HoldStep> HoldStepFromName(const std::string& name);
@@ -36,6 +47,10 @@ struct HoldRow {
   int64_t expires_at = 0;  // unix seconds; 0: the owner set no limit
   // The VM ran when the hold paused it: a hold that does not finish resumes it.
   bool vm_was_running = false;
+  // A send in flight: the transfer's id (the sender's operation id) and the other host. The
+  // receiver keeps them on its durable row, naming where the hold came from.
+  std::string transfer;
+  std::string peer;
 
   nlohmann::json ToJson() const;  // without vm: it is the row's name
   // `vm` is the row's name; `j` its value. Corruption names the row.

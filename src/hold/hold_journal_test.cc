@@ -22,9 +22,35 @@ TEST(HoldJournalTest, ARowReadsBackAsWritten) {
   EXPECT_EQ(back->held_at, row.held_at);
   EXPECT_EQ(back->expires_at, row.expires_at);
   EXPECT_TRUE(back->vm_was_running);
-  for (HoldStep s :
-       {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring, HoldStep::kExpired}) {
+  for (HoldStep s : {HoldStep::kSealing, HoldStep::kDurable, HoldStep::kRestoring,
+                     HoldStep::kExpired, HoldStep::kSending, HoldStep::kSent,
+                     HoldStep::kReceiving}) {
     EXPECT_EQ(HoldStepFromName(HoldStepName(s)), s);
+  }
+  EXPECT_FALSE(back->transfer.size());
+  EXPECT_FALSE(row.ToJson().contains("transfer"));
+}
+
+TEST(HoldJournalTest, ASendStepKeepsItsTransferAndPeer) {
+  for (HoldStep step : {HoldStep::kSending, HoldStep::kSent, HoldStep::kReceiving}) {
+    HoldRow row;
+    row.vm = "web-1";
+    row.hold_id = "0123456789abcdef";
+    row.step = step;
+    row.held_at = 1700000000;
+    row.transfer = "op-7";
+    row.peer = "h2";
+    auto back = HoldRow::FromJson("web-1", row.ToJson());
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->step, step);
+    EXPECT_EQ(back->transfer, "op-7");
+    EXPECT_EQ(back->peer, "h2");
+    // A send step without them could not be settled: refused, naming the row.
+    json j = row.ToJson();
+    j.erase("peer");
+    auto bad = HoldRow::FromJson("web-1", j);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("web-1"), std::string::npos);
   }
 }
 

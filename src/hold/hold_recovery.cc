@@ -33,6 +33,45 @@ void HoldService::RecoverRow(const HoldRow& row) {
   switch (row.step) {
     case HoldStep::kExpired:
       return;
+    case HoldStep::kSending: {
+      // "finish" was never sent: the receiver drops its copy when the link ends.
+      HoldRow back = row;
+      back.step = HoldStep::kDurable;
+      back.transfer.clear();
+      back.peer.clear();
+      vms_.registry().PutObject(kKind, row.vm, back.ToJson());
+      spdlog::warn("{}: its send to {} was interrupted before it finished; the hold stays here",
+                   what, row.peer);
+      return;
+    }
+    case HoldStep::kSent: {
+      // Only the receiver knows whether it keeps its copy: ask it until it answers.
+      if (peers_ == nullptr) {
+        spdlog::error("{}: sent to {}, not settled, and this ferryd has no peers to ask; left "
+                      "as it is", what, row.peer);
+        return;
+      }
+      auto op = vms_.operations().Start("hold-send", row.vm);
+      op->SetPhase("settling with " + row.peer + " after a ferryd restart", 95);
+      spdlog::warn("{}: ferryd restarted after it sent finish to {}; asking it", what, row.peer);
+      SettleSentInBackground(row, op);
+      return;
+    }
+    case HoldStep::kReceiving: {
+      if (TransferKept(row.transfer) && durable) {
+        // The transfer was recorded: the copy here is the hold.
+        HoldRow done = row;
+        done.step = HoldStep::kDurable;
+        vms_.registry().PutObject(kKind, row.vm, done.ToJson());
+        store_.UpdateState(row.hold_id, "durable");
+        spdlog::warn("{}: received from {} before ferryd stopped; kept", what, row.peer);
+        return;
+      }
+      Status dropped = Shred(row);
+      spdlog::warn("{}: its receive from {} was interrupted; the copy here is dropped{}", what,
+                   row.peer, dropped.ok() ? "" : " (" + dropped.message() + ")");
+      return;
+    }
     case HoldStep::kSealing:
       if (!durable) {
         // The hold never finished: the VM is the copy. It was paused for sealing: resume it.

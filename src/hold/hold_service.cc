@@ -13,7 +13,9 @@ namespace ferry::hold {
 
 using nlohmann::json;
 
-HoldService::HoldService(vm::VmService& vms, store::Store& store) : vms_(vms), store_(store) {
+HoldService::HoldService(vm::VmService& vms, store::Store& store,
+                         migrate::MigrationService* peers)
+    : vms_(vms), store_(store), peers_(peers) {
   // A row this ferryd cannot finish is logged and left; it must not stop ferryd starting.
   Status recovered = RunGuarded("finishing interrupted holds", [this] { Recover(); });
   if (!recovered.ok()) spdlog::error("{}", recovered.message());
@@ -24,15 +26,23 @@ HoldService::HoldService(vm::VmService& vms, store::Store& store) : vms_(vms), s
     spdlog::error("expired holds will not be shredded until ferryd restarts: {}",
                   reaper.status().message());
   }
+  // After Recover: a query about a transfer is answered from a settled journal.
+  if (peers_) peers_->SetIncomingHolds(this);
 }
 
 HoldService::~HoldService() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  reaper_cv_.notify_all();
+  Stop();
   if (reaper_.joinable()) reaper_.join();
+}
+
+void HoldService::Stop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!detached_ && peers_) peers_->SetIncomingHolds(nullptr);
+  detached_ = true;
+  stopping_ = true;
+  reaper_cv_.notify_all();
+  released_cv_.notify_all();
+  released_cv_.wait(lock, [this] { return settling_ == 0; });
 }
 
 Result<HoldRow> HoldService::Row(const std::string& vm) {
@@ -59,6 +69,7 @@ Status HoldService::Claim(const std::string& vm, const std::string& what) {
 void HoldService::Release(const std::string& vm) {
   std::lock_guard<std::mutex> lock(mu_);
   busy_.erase(vm);
+  released_cv_.notify_all();
 }
 
 Result<std::shared_ptr<Operation>> HoldService::Hold(const std::string& vm) {

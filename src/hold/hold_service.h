@@ -9,6 +9,9 @@
 //                       hold consumed
 //   ferry hold delete   crypto-shred: the hold's data key and manifest go, chunks no other
 //                       hold uses are collected
+//   ferry hold send     the hold moves to a peer: only the chunks it lacks travel; the peer
+//                       commits it under its own key; the hold here is shredded once the peer
+//                       confirmed its copy durable (hold_send.h, hold_receive.cc)
 //
 // Exactly one copy: each step is journaled in the registry (hold_journal.h) before it is taken,
 // and Recover finishes or undoes what a crash interrupted. The owner's policy is checked at
@@ -31,20 +34,32 @@
 #include "core/status.h"
 #include "hold/held_vm.h"
 #include "hold/hold_journal.h"
+#include "migrate/migration_service.h"
 #include "store/store.h"
 #include "vm/vm_service.h"
 
 namespace ferry::hold {
 
-class HoldService {
+class HoldService : public migrate::IncomingHolds {
  public:
-  // Finishes what a ferryd that died mid-hold or mid-restore left (Recover) and starts the
-  // reaper. REQUIRES: `vms` has re-adopted its VMs.
-  HoldService(vm::VmService& vms, store::Store& store);
-  ~HoldService();
+  // Finishes what a ferryd that died mid-hold, mid-restore or mid-send left (Recover) and starts
+  // the reaper. `peers` (may be null: no sends) carries holds to and from other hosts; the
+  // service registers itself there for incoming holds, and unregisters in its destructor.
+  // REQUIRES: `vms` has re-adopted its VMs; `peers` outlives this service.
+  HoldService(vm::VmService& vms, store::Store& store, migrate::MigrationService* peers = nullptr);
+  ~HoldService() override;
+  // Stops answering peers and settling sends, and ends the reaper; waits for background settles.
+  // Idempotent. Call it before `peers` goes (ferryd's shutdown); the destructor calls it too.
+  void Stop();
 
   Result<std::shared_ptr<Operation>> Hold(const std::string& vm);
   Result<std::shared_ptr<Operation>> Restore(const std::string& vm, bool wait_ready);
+  // Moves the hold to peer host `to` (hold_send.h).
+  Result<std::shared_ptr<Operation>> Send(const std::string& vm, const std::string& to);
+
+  // migrate::IncomingHolds (hold_receive.cc).
+  void ReceiveHold(migrate::PeerLink& link, const migrate::HoldPrepareRequest& request) override;
+  migrate::SettledState HoldSettled(const migrate::HoldQueryRequest& query) override;
   nlohmann::json List();
   Result<nlohmann::json> Show(const std::string& vm);
   // Crypto-shred: the hold cannot be restored by anyone afterwards.
@@ -60,6 +75,10 @@ class HoldService {
 
  private:
   static constexpr const char* kKind = "hold";  // the registry's kind for hold rows
+  // The receiver's record of a transfer it kept (name: the transfer id; {"vm","from"}), written
+  // when "finish" arrives: what a hold-query is answered from, after a restart too.
+  static constexpr const char* kTransferKind = "hold-in";
+  class HoldSend;  // one outgoing send, phase by phase (hold_send.h)
   // The store's blobs of one hold.
   static constexpr const char* kRamBlob = "ram";
   static constexpr const char* kDeviceStateBlob = "device-state";
@@ -98,6 +117,18 @@ class HoldService {
   static Status ExpiredRefusal(const std::string& what, const HoldRow& row);
   nlohmann::json Describe(const HoldRow& row);
 
+  // hold_receive.cc
+  Result<nlohmann::json> Receive(migrate::PeerLink& link, const migrate::HoldPrepareRequest& req,
+                                 HoldRow& row, bool& journaled);
+  bool TransferKept(const std::string& transfer);
+
+  // hold_send.cc: after a restart in step "sent", or a "finish" whose answer was lost: asks the
+  // receiver until it answers, then shreds the hold here ("held") or keeps it ("absent").
+  // Returns the answer; an error when it did not answer by `deadline`.
+  Result<migrate::SettledState> SettleSent(const HoldRow& row,
+                                           std::chrono::steady_clock::time_point deadline);
+  void SettleSentInBackground(const HoldRow& row, std::shared_ptr<Operation> op);
+
   // hold_recovery.cc
   void Recover();
   void RecoverRow(const HoldRow& row);
@@ -105,10 +136,14 @@ class HoldService {
 
   vm::VmService& vms_;
   store::Store& store_;
+  migrate::MigrationService* const peers_;
   std::mutex mu_;
   std::set<std::string> busy_;  // VMs with a hold, restore or delete in flight
   std::condition_variable reaper_cv_;
   bool stopping_ = false;
+  std::condition_variable released_cv_;  // a VM left busy_
+  int settling_ = 0;                     // background settles running; Stop waits for them
+  bool detached_ = false;                // Stop unregistered from peers_
   std::thread reaper_;
 };
 

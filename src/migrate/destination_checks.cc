@@ -34,15 +34,13 @@ Status CheckDestinationConfig(const MigrationConfig& config) {
   return Status::Ok();
 }
 
-Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
-                                 const MigrationConfig& config) {
-  vm::VmSpec spec = prepare.spec;
+namespace {
+
+// What a live migration and a sent hold both check: the bridge, the owner's policy, its pinned
+// owner and its migration rule for this host.
+Status CheckOwnerAndNetwork(const vm::VmSpec& spec, const std::string& owner,
+                            const crypto::HostIdentity& self, const MigrationConfig& config) {
   const std::string here = "host " + self.host_id;
-  if (spec.disk_mib != 0) {
-    return Status::FailedPrecondition("vm " + spec.name +
-                                      " has a data disk; disks do not migrate yet, so " + here +
-                                      " does not take it");
-  }
   if (spec.network.mode == vm::NetworkMode::kTap) {
     const auto& allowed = config.allow_bridges;
     if (std::find(allowed.begin(), allowed.end(), spec.network.bridge) == allowed.end()) {
@@ -56,37 +54,60 @@ Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::Ho
     }
   }
   if (spec.policy.empty()) {
+    if (!owner.empty()) {
+      return Status::PermissionDenied("vm " + spec.name + " names owner " +
+                                      owner.substr(0, crypto::kShortFingerprintChars) +
+                                      " but carries no policy; " + here + " refuses it");
+    }
     if (config.require_policy) {
       return Status::PermissionDenied("vm " + spec.name +
                                       " arrives without an owner's policy and " + here +
                                       " requires one (--require-policy); give the VM a policy "
                                       "(ferry policy sign, then ferry vm create --policy)");
     }
-  } else {
-    FERRY_ASSIGN_OR_RETURN(crypto::OwnerPolicy policy,
-                           crypto::ParsePolicy(spec.policy, "the policy of vm " + spec.name));
-    FERRY_RETURN_IF_ERROR(crypto::CheckBoundTo(policy, spec.name, spec.cloned_from));
-    if (policy.owner_fingerprint != prepare.owner) {
-      return Status::PermissionDenied(
-          "vm " + spec.name + " was pinned to owner " +
-          prepare.owner.substr(0, crypto::kShortFingerprintChars) +
-          " but its policy is signed by owner " + policy.ShortOwner() +
-          "; the policy was replaced on the way, so " + here +
-          " refuses it; migrate the VM with the policy it was created with");
-    }
-    if (!config.accept_owners.empty() &&
-        !OwnerAccepted(config.accept_owners, policy.owner_fingerprint)) {
-      return Status::PermissionDenied(
-          "vm " + spec.name + " belongs to owner " + policy.ShortOwner() + ", whom " + here +
-          " does not accept; add --accept-owner " + policy.ShortOwner() +
-          " to its ferryd if that owner's VMs may run there");
-    }
-    FERRY_RETURN_IF_ERROR(crypto::CheckMigrationAllowed(policy, self));
+    return Status::Ok();
   }
+  FERRY_ASSIGN_OR_RETURN(crypto::OwnerPolicy policy,
+                         crypto::ParsePolicy(spec.policy, "the policy of vm " + spec.name));
+  FERRY_RETURN_IF_ERROR(crypto::CheckBoundTo(policy, spec.name, spec.cloned_from));
+  if (policy.owner_fingerprint != owner) {
+    return Status::PermissionDenied(
+        "vm " + spec.name + " was pinned to owner " +
+        owner.substr(0, crypto::kShortFingerprintChars) + " but its policy is signed by owner " +
+        policy.ShortOwner() + "; the policy was replaced on the way, so " + here +
+        " refuses it; migrate the VM with the policy it was created with");
+  }
+  if (!config.accept_owners.empty() &&
+      !OwnerAccepted(config.accept_owners, policy.owner_fingerprint)) {
+    return Status::PermissionDenied(
+        "vm " + spec.name + " belongs to owner " + policy.ShortOwner() + ", whom " + here +
+        " does not accept; add --accept-owner " + policy.ShortOwner() +
+        " to its ferryd if that owner's VMs may run there");
+  }
+  return crypto::CheckMigrationAllowed(policy, self);
+}
+
+}  // namespace
+
+Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
+                                 const MigrationConfig& config) {
+  vm::VmSpec spec = prepare.spec;
+  const std::string here = "host " + self.host_id;
+  if (spec.disk_mib != 0) {
+    return Status::FailedPrecondition("vm " + spec.name +
+                                      " has a data disk; disks do not migrate yet, so " + here +
+                                      " does not take it");
+  }
+  FERRY_RETURN_IF_ERROR(CheckOwnerAndNetwork(spec, prepare.owner, self, config));
   // Host ports on this host are this host's: the VM gets forwards for the same guest ports on
   // free ports picked here (0 = pick at creation), shown by `ferry vm show`.
   for (auto& f : spec.network.forwards) f.host_port = 0;
   return spec;
+}
+
+Status CheckIncomingHold(const vm::VmSpec& spec, const std::string& owner,
+                         const crypto::HostIdentity& self, const MigrationConfig& config) {
+  return CheckOwnerAndNetwork(spec, owner, self, config);
 }
 
 }  // namespace ferry::migrate

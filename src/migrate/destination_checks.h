@@ -24,4 +24,10 @@ Status CheckDestinationConfig(const MigrationConfig& config);
 Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
                                  const MigrationConfig& config);
 
+// A hold sent here (`ferry hold send`): the same checks of the owner's policy, pinned owner,
+// accepted owners, migration rule and bridge as CheckIncoming; a held data disk travels in the
+// hold, so it is allowed. `owner`: the owner the VM was pinned to ("" for none).
+Status CheckIncomingHold(const vm::VmSpec& spec, const std::string& owner,
+                         const crypto::HostIdentity& self, const MigrationConfig& config);
+
 }  // namespace ferry::migrate

@@ -135,5 +135,34 @@ TEST_F(DestinationChecks, ConfigIsChecked) {
   EXPECT_THAT(CheckDestinationConfig(bad).message(), HasSubstr("--accept-owner"));
 }
 
+TEST_F(DestinationChecks, ASentHoldIsCheckedAsAMigrationIsButKeepsItsDisk) {
+  PrepareRequest p = Valid();
+  p.spec.disk_mib = 1024;
+  EXPECT_TRUE(CheckIncomingHold(p.spec, p.owner, self_, config_).ok());
+  // The owner's migration rule, for this host's certificate.
+  const crypto::HostIdentity zone_c{"h3", {{"zone", "c"}}};
+  EXPECT_THAT(CheckIncomingHold(p.spec, p.owner, zone_c, config_).message(),
+              HasSubstr("not an allowed destination"));
+  // A swapped policy, a stripped one, an owner this host does not accept, a bridge it does not.
+  EXPECT_THAT(CheckIncomingHold(p.spec, mallory_fp_, self_, config_).message(),
+              HasSubstr("replaced on the way"));
+  vm::VmSpec stripped = p.spec;
+  stripped.policy.clear();
+  EXPECT_THAT(CheckIncomingHold(stripped, alice_fp_, self_, config_).message(),
+              HasSubstr("carries no policy"));
+  MigrationConfig picky = config_;
+  picky.accept_owners = {mallory_fp_};
+  EXPECT_THAT(CheckIncomingHold(p.spec, p.owner, self_, picky).message(),
+              HasSubstr("does not accept"));
+  picky = config_;
+  picky.allow_bridges.clear();
+  EXPECT_THAT(CheckIncomingHold(p.spec, p.owner, self_, picky).message(),
+              HasSubstr("no bridge is allowed"));
+  picky = config_;
+  picky.require_policy = true;
+  EXPECT_THAT(CheckIncomingHold(stripped, "", self_, picky).message(),
+              HasSubstr("--require-policy"));
+}
+
 }  // namespace
 }  // namespace ferry::migrate

@@ -89,6 +89,26 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
     return refuse(message.status());
   }
   if (auto* query = std::get_if<QueryRequest>(&*message)) return AnswerQuery(*link, *query);
+  if (auto* hold_query = std::get_if<HoldQueryRequest>(&*message)) {
+    IncomingHolds* holds = incoming_holds_.load();
+    const SettledState state = holds ? holds->HoldSettled(*hold_query) : SettledState::kUnsettled;
+    spdlog::info("peer {} asked about hold transfer {} of vm {}: {}", source,
+                 hold_query->migration, hold_query->vm, SettledStateName(state));
+    SendPeerMessage(*link, StateReply{state});
+    link->Close();
+    return;
+  }
+  if (auto* hold = std::get_if<HoldPrepareRequest>(&*message)) {
+    vm_name = hold->vm;
+    IncomingHolds* holds = incoming_holds_.load();
+    if (holds == nullptr) {
+      return refuse(Status::FailedPrecondition("this host keeps no holds (its ferryd has no "
+                                               "store)"));
+    }
+    holds->ReceiveHold(*link, *hold);
+    link->Close();
+    return;
+  }
   auto* prepare = std::get_if<PrepareRequest>(&*message);
   if (prepare == nullptr) {
     return refuse(Status::Corruption(std::string("the first message of a migration must be "

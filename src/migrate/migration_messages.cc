@@ -5,6 +5,7 @@
 
 #include "core/ids.h"
 #include "core/untrusted_json.h"
+#include "crypto/aead.h"
 #include "crypto/owner_policy.h"
 #include "migrate/migration_protocol.h"
 
@@ -42,6 +43,38 @@ class Members {
   Result<std::string> Required(const char* key, size_t max_chars) {
     FERRY_ASSIGN_OR_RETURN(auto value, String(key, max_chars, false));
     return std::move(*value);
+  }
+  // An unsigned integer no larger than `max`.
+  Result<uint64_t> Unsigned(const char* key, uint64_t max) {
+    read_.insert(key);
+    auto it = object_.find(key);
+    if (it == object_.end()) return Bad(std::string("has no \"") + key + "\"");
+    if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<int64_t>() >= 0)) {
+      return Bad(std::string("\"") + key + "\" is not a non-negative integer");
+    }
+    const uint64_t value = it->get<uint64_t>();
+    if (value > max) {
+      return Bad(std::string("\"") + key + "\" is larger than " + std::to_string(max));
+    }
+    return value;
+  }
+  // `bytes` raw bytes written as 2*bytes lower-case hex digits.
+  Result<std::optional<std::string>> HexBytes(const char* key, size_t bytes, bool optional) {
+    FERRY_ASSIGN_OR_RETURN(auto text, String(key, 2 * bytes, optional));
+    if (!text) return text;
+    if (text->size() != 2 * bytes ||
+        text->find_first_not_of("0123456789abcdef") != std::string::npos) {
+      crypto::Wipe(*text);
+      return Bad(std::string("\"") + key + "\" is not " + std::to_string(bytes) +
+                 " bytes in lower-case hex");
+    }
+    std::string raw(bytes, '\0');
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    for (size_t i = 0; i < bytes; ++i) {
+      raw[i] = static_cast<char>(nibble((*text)[2 * i]) << 4 | nibble((*text)[2 * i + 1]));
+    }
+    crypto::Wipe(*text);
+    return std::optional<std::string>(std::move(raw));
   }
   Result<const json*> Object(const char* key) {
     read_.insert(key);
@@ -120,6 +153,65 @@ Result<PrepareRequest> ParsePrepare(const json& j) {
                         has_owner ? *owner : std::string()};
 }
 
+Status CheckOwner(const Members& m, const std::string& owner) {
+  const bool hex = owner.size() == kOwnerFingerprintChars &&
+                   owner.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex) return m.Bad("has an \"owner\" that is not a key fingerprint (64 hex digits)");
+  return Status::Ok();
+}
+
+Result<HoldPrepareRequest> ParseHoldPrepare(const json& j) {
+  Members m(j, kMsgHoldPrepare);
+  HoldPrepareRequest p;
+  FERRY_ASSIGN_OR_RETURN(p.migration, m.Required("migration", kMaxMigrationIdChars));
+  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, p.migration));
+  FERRY_ASSIGN_OR_RETURN(p.vm, m.Required("vm", 64));
+  if (Status named = ValidateName("vm", p.vm); !named.ok()) return m.Bad(named.message());
+  FERRY_ASSIGN_OR_RETURN(auto owner, m.String("owner", kOwnerFingerprintChars, true));
+  if (owner && !owner->empty()) {
+    FERRY_RETURN_IF_ERROR(CheckOwner(m, *owner));
+    p.owner = *owner;
+  }
+  FERRY_ASSIGN_OR_RETURN(p.manifest_bytes, m.Unsigned("manifest_bytes", kMaxHoldManifestBytes));
+  if (p.manifest_bytes == 0) return m.Bad("has an empty manifest");
+  FERRY_ASSIGN_OR_RETURN(auto key, m.HexBytes("data_key", kHoldKeyBytes, false));
+  p.data_key = std::move(*key);
+  crypto::Wipe(*key);
+  FERRY_ASSIGN_OR_RETURN(p.owner_secret, m.HexBytes("owner_secret", kHoldKeyBytes, true));
+  FERRY_RETURN_IF_ERROR(m.NoOthers());
+  return p;
+}
+
+Result<HoldPreparedReply> ParseHoldPrepared(const json& j) {
+  Members m(j, kMsgHoldPrepared);
+  HoldPreparedReply r;
+  FERRY_ASSIGN_OR_RETURN(r.chunks, m.Unsigned("chunks", kMaxHoldChunks));
+  FERRY_RETURN_IF_ERROR(m.NoOthers());
+  return r;
+}
+
+Result<HoldQueryRequest> ParseHoldQuery(const json& j) {
+  Members m(j, kMsgHoldQuery);
+  HoldQueryRequest q;
+  FERRY_ASSIGN_OR_RETURN(q.migration, m.Required("migration", kMaxMigrationIdChars));
+  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, q.migration));
+  FERRY_ASSIGN_OR_RETURN(q.vm, m.Required("vm", 64));
+  if (Status named = ValidateName("vm", q.vm); !named.ok()) return m.Bad(named.message());
+  FERRY_RETURN_IF_ERROR(m.NoOthers());
+  return q;
+}
+
+std::string Hex(const std::string& raw) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (unsigned char c : raw) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
 Result<QueryRequest> ParseQuery(const json& j) {
   Members m(j, kMsgQuery);
   QueryRequest q;
@@ -135,7 +227,8 @@ Result<StateReply> ParseState(const json& j) {
   Members m(j, kMsgState);
   FERRY_ASSIGN_OR_RETURN(std::string state, m.Required("state", 16));
   FERRY_RETURN_IF_ERROR(m.NoOthers());
-  for (SettledState s : {SettledState::kRunning, SettledState::kAbsent, SettledState::kUnsettled}) {
+  for (SettledState s : {SettledState::kRunning, SettledState::kAbsent, SettledState::kUnsettled,
+                         SettledState::kHeld}) {
     if (state == SettledStateName(s)) return StateReply{s};
   }
   return m.Bad("has an unknown \"state\"");
@@ -164,6 +257,15 @@ Result<PeerMessage> AsMessage(Result<T> parsed) {
   return PeerMessage(std::move(parsed).value());
 }
 
+// A hold-prepare's keys, wiped from the JSON they were parsed from.
+void WipeKeys(json& message) {
+  if (!message.is_object()) return;
+  for (const char* key : {"data_key", "owner_secret"}) {
+    auto it = message.find(key);
+    if (it != message.end() && it->is_string()) crypto::Wipe(it->get_ref<std::string&>());
+  }
+}
+
 std::string Cut(const std::string& text) {
   return text.size() <= kMaxErrorChars ? text : text.substr(0, kMaxErrorChars - 3) + "...";
 }
@@ -178,6 +280,8 @@ std::string_view SettledStateName(SettledState state) {
       return "absent";
     case SettledState::kUnsettled:
       return "unsettled";
+    case SettledState::kHeld:
+      return "held";
   }
   return "unsettled";
 }
@@ -195,8 +299,11 @@ Result<PeerMessage> ParsePeerMessage(std::string_view bytes) {
     return Status::InvalidArgument("peer message of " + std::to_string(bytes.size()) +
                                    " bytes is not a JSON object");
   }
-  return ParsePeerObject(message);
+  Result<PeerMessage> parsed = ParsePeerObject(message);
+  WipeKeys(message);
+  return parsed;
 }
+
 
 Result<PeerMessage> ParsePeerObject(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("peer message is not a JSON object");
@@ -214,6 +321,9 @@ Result<PeerMessage> ParsePeerObject(const json& j) {
   if (type == kMsgAbort) return AsMessage(ParseReason<AbortRequest>(j, kMsgAbort));
   if (type == kMsgQuery) return AsMessage(ParseQuery(j));
   if (type == kMsgState) return AsMessage(ParseState(j));
+  if (type == kMsgHoldPrepare) return AsMessage(ParseHoldPrepare(j));
+  if (type == kMsgHoldPrepared) return AsMessage(ParseHoldPrepared(j));
+  if (type == kMsgHoldQuery) return AsMessage(ParseHoldQuery(j));
   std::string shown = type.substr(0, 32);
   for (char& c : shown) {
     if (c < ' ' || c > '~') c = '?';
@@ -224,7 +334,8 @@ Result<PeerMessage> ParsePeerObject(const json& j) {
 const char* MessageType(const PeerMessage& message) {
   static constexpr const char* kTypes[] = {kMsgPrepare, kMsgPrepared, kMsgReceived,
                                            kMsgFinish,  kMsgFinished, kMsgFailed,
-                                           kMsgAbort,   kMsgQuery,    kMsgState};
+                                           kMsgAbort,   kMsgQuery,    kMsgState,
+                                           kMsgHoldPrepare, kMsgHoldPrepared, kMsgHoldQuery};
   static_assert(std::size(kTypes) == std::variant_size_v<PeerMessage>);
   return kTypes[message.index()];
 }
@@ -246,8 +357,25 @@ json MessageJson(const PeerMessage& message) {
     j["vm"] = q->vm;
   } else if (auto* s = std::get_if<StateReply>(&message)) {
     j["state"] = SettledStateName(s->state);
+  } else if (auto* h = std::get_if<HoldPrepareRequest>(&message)) {
+    j["migration"] = h->migration;
+    j["vm"] = h->vm;
+    if (!h->owner.empty()) j["owner"] = h->owner;
+    j["manifest_bytes"] = h->manifest_bytes;
+    j["data_key"] = Hex(h->data_key);
+    if (h->owner_secret) j["owner_secret"] = Hex(*h->owner_secret);
+  } else if (auto* hp = std::get_if<HoldPreparedReply>(&message)) {
+    j["chunks"] = hp->chunks;
+  } else if (auto* hq = std::get_if<HoldQueryRequest>(&message)) {
+    j["migration"] = hq->migration;
+    j["vm"] = hq->vm;
   }
   return j;
+}
+
+HoldPrepareRequest::~HoldPrepareRequest() {
+  crypto::Wipe(data_key);
+  if (owner_secret) crypto::Wipe(*owner_secret);
 }
 
 FailedReply FailedBecause(const std::string& error) { return {Cut(error)}; }
@@ -264,7 +392,12 @@ Result<PeerMessage> ReceivePeerMessage(PeerLink& link, std::chrono::milliseconds
     return Status::Corruption(link.description() + ": expected a control message, got a " +
                               FrameTypeName(frame.type) + " frame; protocol out of step");
   }
-  return ParsePeerMessage(frame.payload);
+  Result<PeerMessage> parsed = ParsePeerMessage(frame.payload);
+  // A hold-prepare's keys were in these bytes.
+  if (parsed.ok() && std::holds_alternative<HoldPrepareRequest>(*parsed)) {
+    crypto::Wipe(frame.payload);
+  }
+  return parsed;
 }
 
 }  // namespace ferry::migrate

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -53,14 +54,41 @@ struct QueryRequest {
   std::string migration;
   std::string vm;
 };
-enum class SettledState { kRunning, kAbsent, kUnsettled };
+// "held" answers a hold-query: the hold is durable on the destination.
+enum class SettledState { kRunning, kAbsent, kUnsettled, kHeld };
 struct StateReply {
   SettledState state = SettledState::kUnsettled;
 };
 
+
+// Sending a hold (migration_protocol.h). Limits: a manifest lists at most kMaxHoldChunks chunks
+// and is at most kMaxHoldManifestBytes; keys are 32 bytes.
+inline constexpr uint64_t kMaxHoldManifestBytes = 64u << 20;
+inline constexpr uint64_t kMaxHoldChunks = uint64_t{1} << 24;
+inline constexpr size_t kHoldKeyBytes = 32;
+// S -> D: the hold to receive; `manifest_bytes` of manifest follow as data.
+struct HoldPrepareRequest {
+  std::string migration;  // the sender's operation id
+  std::string vm;         // the held VM's name
+  std::string owner;      // 64 hex, or "" for a VM without a policy
+  uint64_t manifest_bytes = 0;
+  std::string data_key;                     // 32 raw bytes (hex on the wire)
+  std::optional<std::string> owner_secret;  // 32 raw bytes when the sender has one
+  ~HoldPrepareRequest();                    // wipes the keys
+};
+// D -> S: `chunks` chunk ids (32 bytes each) follow as data.
+struct HoldPreparedReply {
+  uint64_t chunks = 0;
+};
+struct HoldQueryRequest {
+  std::string migration;
+  std::string vm;
+};
+
 using PeerMessage =
     std::variant<PrepareRequest, PreparedReply, ReceivedReply, FinishRequest, FinishedReply,
-                 FailedReply, AbortRequest, QueryRequest, StateReply>;
+                 FailedReply, AbortRequest, QueryRequest, StateReply, HoldPrepareRequest,
+                 HoldPreparedReply, HoldQueryRequest>;
 
 // A control frame's payload -> a message. Refuses (Corruption or InvalidArgument, saying what and
 // where) more than kMaxMessageBytes, deeper than kMaxMessageDepth, anything but one JSON object,

@@ -120,5 +120,98 @@ TEST(MigrationMessages, ReasonsAreCutAndControlCharactersShown) {
   EXPECT_EQ(std::get<AbortRequest>(*parsed).error, "a?[2Jb?");
 }
 
+json HoldPrepare() {
+  return {{"type", "hold-prepare"},
+          {"migration", "0123456789abcdef"},
+          {"vm", "web-1"},
+          {"owner", std::string(64, 'a')},
+          {"manifest_bytes", 4096},
+          {"data_key", std::string(64, '1')},
+          {"owner_secret", std::string(64, 'f')}};
+}
+
+TEST(HoldMessages, EveryHoldTypeRoundTrips) {
+  auto parsed = ParsePeerMessage(HoldPrepare().dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const auto& p = std::get<HoldPrepareRequest>(*parsed);
+  EXPECT_EQ(p.vm, "web-1");
+  EXPECT_EQ(p.manifest_bytes, 4096u);
+  EXPECT_EQ(p.data_key, std::string(32, '\x11'));
+  ASSERT_TRUE(p.owner_secret);
+  EXPECT_EQ(*p.owner_secret, std::string(32, '\xff'));
+  EXPECT_EQ(MessageJson(*parsed), HoldPrepare());
+  json unowned = HoldPrepare();
+  unowned.erase("owner");
+  unowned.erase("owner_secret");
+  auto plain = ParsePeerMessage(unowned.dump());
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_TRUE(std::get<HoldPrepareRequest>(*plain).owner.empty());
+  EXPECT_FALSE(std::get<HoldPrepareRequest>(*plain).owner_secret);
+  for (const PeerMessage& m : std::vector<PeerMessage>{HoldPreparedReply{12345},
+                                                       HoldQueryRequest{"abc-1", "web-1"},
+                                                       StateReply{SettledState::kHeld}}) {
+    auto back = ParsePeerMessage(MessageJson(m).dump());
+    ASSERT_TRUE(back.ok()) << MessageJson(m).dump() << ": " << back.status().message();
+    EXPECT_EQ(back->index(), m.index());
+    EXPECT_EQ(MessageJson(*back), MessageJson(m));
+  }
+  EXPECT_STREQ(MessageType(HoldQueryRequest{"a", "b"}), "hold-query");
+}
+
+TEST(HoldMessages, KeysMustBe32BytesOfLowerCaseHex) {
+  for (const std::string& bad :
+       {std::string(62, '1'), std::string(66, '1'), std::string(64, 'A'), std::string(64, 'g'),
+        std::string()}) {
+    json m = HoldPrepare();
+    m["data_key"] = bad;
+    EXPECT_NE(Refusal(m).find("data_key"), std::string::npos) << bad;
+    m = HoldPrepare();
+    m["owner_secret"] = bad;
+    EXPECT_NE(Refusal(m).find("owner_secret"), std::string::npos) << bad;
+  }
+  json m = HoldPrepare();
+  m.erase("data_key");
+  EXPECT_NE(Refusal(m).find("has no \"data_key\""), std::string::npos);
+}
+
+TEST(HoldMessages, SizesAndNamesAreBounded) {
+  json m = HoldPrepare();
+  m["manifest_bytes"] = kMaxHoldManifestBytes + 1;
+  EXPECT_NE(Refusal(m).find("larger than"), std::string::npos);
+  m["manifest_bytes"] = 0;
+  EXPECT_NE(Refusal(m).find("empty manifest"), std::string::npos);
+  m["manifest_bytes"] = -1;
+  EXPECT_NE(Refusal(m).find("non-negative"), std::string::npos);
+  m["manifest_bytes"] = 1.5;
+  Refusal(m);
+  m = HoldPrepare();
+  m["vm"] = "../../etc";
+  Refusal(m);
+  m = HoldPrepare();
+  m["owner"] = "ABC";
+  EXPECT_NE(Refusal(m).find("fingerprint"), std::string::npos);
+  m = HoldPrepare();
+  m["migration"] = "A/B";
+  Refusal(m);
+  m = HoldPrepare();
+  m["extra"] = 1;
+  EXPECT_NE(Refusal(m).find("unknown member"), std::string::npos);
+  Refusal({{"type", "hold-prepared"}, {"chunks", kMaxHoldChunks + 1}});
+  Refusal({{"type", "hold-prepared"}, {"chunks", "7"}});
+  Refusal({{"type", "hold-prepared"}});
+  Refusal({{"type", "hold-query"}, {"migration", "a"}});
+  Refusal({{"type", "hold-query"}, {"migration", "a"}, {"vm", "web"}, {"x", 1}});
+  for (const char* key : {"migration", "vm", "owner", "manifest_bytes", "data_key",
+                          "owner_secret"}) {
+    for (const json& wrong : {json(7), json::array({1}), json(true), json(nullptr),
+                              json::object()}) {
+      json w = HoldPrepare();
+      w[key] = wrong;
+      if (std::string(key) == "manifest_bytes" && wrong.is_number()) continue;
+      Refusal(w);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ferry::migrate

@@ -39,6 +39,34 @@
 // removes it when settled. S restarting in "perform" cancels QEMU's migration and resumes its
 // copy (D drops its own when the link breaks); in "finish" it asks D as above. D restarting
 // drops any incoming VM that is not running yet and keeps one it had already resumed.
+//
+// Sending a hold (`ferry hold send`, src/hold/hold_send.cc): the same phases and the same
+// confirmation, with the hold's own first messages. The data stream carries the hold:
+//
+//   Begin:   S loads the hold's owner policy and checks D's certificate identity against it --
+//            refused here, nothing of the hold has left (not even its manifest).
+//   S -> D   {"type":"hold-prepare","migration":ID,"vm":NAME,"owner":FINGERPRINT,
+//             "manifest_bytes":N,"data_key":HEX,"owner_secret":HEX}   then N bytes of data: the
+//            manifest as S signed it. The data key and the owner's dedup secret travel only here,
+//            inside TLS; D's store re-wraps them under D's own key.
+//   Prepare: D checks the sender's signature, the policy itself (as for a live migration:
+//            owner pin, accepted owners, bridges, the migration rule for D's certificate), that
+//            it has no VM and no hold of that name, journals "receiving" and opens the import.
+//   D -> S   {"type":"hold-prepared","chunks":K}   then K*32 bytes of data: the chunk ids D
+//            lacks (only those travel)            or {"type":"failed","error":"..."}
+//   Perform: S sends each wanted chunk as data, [32-byte id][u32 LE length][sealed chunk as
+//            stored], then stream-end. D checks each against the hold's table, then syncs and
+//            commits the manifest (re-wrapped, signed by D, state "received").
+//   D -> S   {"type":"received"}
+//   S -> D   {"type":"finish"}     (journaled first: S will not keep its hold by itself now)
+//   Finish:  D records the transfer ("hold-in" registry object), then marks its hold durable.
+//   D -> S   {"type":"finished"}
+//   Confirm: S shreds its hold.
+//   S -> D   {"type":"hold-query","migration":ID,"vm":NAME}
+//   D -> S   {"type":"state","state":"held"|"absent"|"unsettled"}   as "query" above: S shreds
+//            its copy on "held", keeps it on "absent", asks again otherwise.
+// D restarting in "receiving" drops its copy unless the transfer was recorded (then finishes
+// it); S restarting before "finish" keeps its hold, after it asks D.
 #pragma once
 
 namespace ferry::migrate {
@@ -52,5 +80,8 @@ inline constexpr const char* kMsgFailed = "failed";
 inline constexpr const char* kMsgAbort = "abort";
 inline constexpr const char* kMsgQuery = "query";
 inline constexpr const char* kMsgState = "state";
+inline constexpr const char* kMsgHoldPrepare = "hold-prepare";
+inline constexpr const char* kMsgHoldPrepared = "hold-prepared";
+inline constexpr const char* kMsgHoldQuery = "hold-query";
 
 }  // namespace ferry::migrate

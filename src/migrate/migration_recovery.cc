@@ -91,14 +91,27 @@ Status MigrationService::RollBackHere(const std::string& vm, const std::string& 
 
 Result<SettledState> MigrationService::AskDestination(const std::string& to, const std::string& id,
                                                       const std::string& vm) {
-  const std::string address = PeerAddress(to);
+  return Ask(to, QueryRequest{id, vm});
+}
+
+Result<SettledState> MigrationService::AskAboutHold(const std::string& to, const std::string& id,
+                                                    const std::string& vm) {
+  return Ask(to, HoldQueryRequest{id, vm});
+}
+
+Result<std::unique_ptr<PeerLink>> MigrationService::ConnectToHost(
+    const std::string& host_id, std::chrono::milliseconds timeout) {
+  const std::string address = PeerAddress(host_id);
   if (address.empty()) {
-    return Status::NotFound("host " + to + " is no longer a known peer (ferry peer add " + to +
-                            " ADDRESS:PORT)");
+    return Status::NotFound("host " + host_id + " is not a known peer; add it with ferry peer add " +
+                            host_id + " ADDRESS:PORT");
   }
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PeerLink> link,
-                         ConnectToPeer(address, *tls_, to, kConnectTimeout));
-  FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, QueryRequest{id, vm}));
+  return ConnectToPeer(address, *tls_, host_id, timeout);
+}
+
+Result<SettledState> MigrationService::Ask(const std::string& to, const PeerMessage& query) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PeerLink> link, ConnectToHost(to, kConnectTimeout));
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, query));
   auto answer = ExpectPeerMessage<StateReply>(*link, kAnswerTimeout, "the answer to a query");
   link->Close();
   if (!answer.ok()) return answer.status().WithContext("asking host " + to);

@@ -46,6 +46,19 @@ struct MigrateRequest {
   int downtime_ms = 0;  // 0: the configured default
 };
 
+// The receiving end of `ferry hold send` (hold::HoldService implements it): the peer port is
+// the migration service's, so incoming hold messages are handed on from here.
+class IncomingHolds {
+ public:
+  virtual ~IncomingHolds() = default;
+  // Serves one "hold-prepare" on `link` (the link's thread) to its end: replies, receives,
+  // commits or drops. The caller closes the link afterwards.
+  virtual void ReceiveHold(PeerLink& link, const HoldPrepareRequest& request) = 0;
+  // The answer to a "hold-query": kHeld, kAbsent or kUnsettled, once this host's own handling
+  // of that transfer has ended.
+  virtual SettledState HoldSettled(const HoldQueryRequest& query) = 0;
+};
+
 class MigrationService {
  public:
   // Loads the host's credentials (refusing a key others can read) and opens the peer port.
@@ -60,6 +73,18 @@ class MigrationService {
   Status AddPeer(const std::string& host_id, const std::string& address);
   Status RemovePeer(const std::string& host_id);
   nlohmann::json Peers();
+
+  // Incoming holds go to `holds` (null: refused). REQUIRES: `holds` outlives this service or
+  // is unset first.
+  void SetIncomingHolds(IncomingHolds* holds) { incoming_holds_.store(holds); }
+  // A new link to known peer `host_id`, its certificate checked to carry that id.
+  Result<std::unique_ptr<PeerLink>> ConnectToHost(const std::string& host_id,
+                                                  std::chrono::milliseconds timeout);
+  // Asks `to` whether it holds the hold transfer `id` of `vm` sent ("hold-query").
+  Result<SettledState> AskAboutHold(const std::string& to, const std::string& id,
+                                    const std::string& vm);
+  // What this host accepts as a destination (for holds, checked as for a migration).
+  const MigrationConfig& config() const { return config_; }
 
   // This host as its certificate says, and the bound peer port (0 when not listening).
   const crypto::HostIdentity& self() const { return tls_->self(); }
@@ -90,6 +115,8 @@ class MigrationService {
   // kRunning / kAbsent / kUnsettled as the destination answers.
   Result<SettledState> AskDestination(const std::string& to, const std::string& id,
                                       const std::string& vm);
+  // Sends `query` to `to` on a new link and returns the "state" it answers.
+  Result<SettledState> Ask(const std::string& to, const PeerMessage& query);
   // Asks until `deadline`; on kRunning deletes the copy here, on kAbsent resumes it. Never
   // kUnsettled: an unsettled answer is asked again until the deadline, then an error.
   Result<SettledState> Settle(const std::string& id, const std::string& vm, const std::string& to,
@@ -109,6 +136,7 @@ class MigrationService {
   int settling_ = 0;  // background settles running; the destructor waits for them
   std::condition_variable settled_cv_;
   std::atomic<bool> stopping_{false};
+  std::atomic<IncomingHolds*> incoming_holds_{nullptr};
 };
 
 }  // namespace ferry::migrate

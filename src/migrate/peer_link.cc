@@ -79,6 +79,8 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Establish(
   return link;
 }
 
+X509* PeerLink::peer_certificate() const { return SSL_get0_peer_certificate(ssl_.get()); }
+
 PeerLink::PeerLink(int fd, TlsSession session, std::string description)
     : fd_(fd),
       ssl_(std::move(session.ssl)),

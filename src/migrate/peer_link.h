@@ -135,6 +135,9 @@ class PeerLink {
 
   // The other host, as its certificate says.
   const crypto::HostIdentity& peer() const { return peer_; }
+  // That certificate (verified against the fleet CA in the handshake); owned by the link, valid
+  // while it lives. A sent hold's manifest is checked against it.
+  X509* peer_certificate() const;
   // "link to host-b (10.0.0.2:7700)" or "link from host-a (10.0.0.1:53122)".
   const std::string& description() const { return description_; }
   Counters counters() const;
