@@ -90,9 +90,11 @@ void AddEventCommands(CLI::App& app, Context& ctx) {
       std::string path = "/v1/events";
       if (last >= 0) path += "?since=" + std::to_string(last);
       bool done = false;
+      bool streamed = false;  // this connection delivered something
       partial.clear();
       auto reply = http.Stream(path, [&](std::string_view data) {
         connected_once = true;
+        streamed = true;
         partial.append(data);
         for (size_t nl; (nl = partial.find('\n')) != std::string::npos;) {
           std::string line = partial.substr(0, nl);
@@ -129,8 +131,11 @@ void AddEventCommands(CLI::App& app, Context& ctx) {
       }
       connected_once = true;
       // ferryd went away (restart, stop): follow again from the last event seen.
-      std::cerr << "ferry: event stream ended; reconnecting after event " << std::max<int64_t>(last, 0)
-                << "\n";
+      // Said once per lost stream, not once per attempt while ferryd is away.
+      if (streamed) {
+        std::cerr << "ferry: event stream ended; reconnecting after event "
+                  << std::max<int64_t>(last, 0) << "\n";
+      }
       if (last < 0) last = 0;
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }

@@ -35,7 +35,7 @@ TEST(MetricsTest, HistogramBucketsAreCumulativeWithInfSumAndCount) {
   h.With().Observe(0.5);
   h.With().Observe(7);
   const std::string text = r.Render();
-  EXPECT_NE(text.find("ferry_x_seconds_bucket{le=\"0.10000000000000001\"} 1\n"),
+  EXPECT_NE(text.find("ferry_x_seconds_bucket{le=\"0.1\"} 1\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("ferry_x_seconds_bucket{le=\"1\"} 3\n"), std::string::npos) << text;
@@ -105,6 +105,8 @@ TEST(MetricsTest, ConcurrentRecordingLosesNothing) {
 TEST(MetricsTest, ValuesAreFormattedAsPrometheusReadsThem) {
   EXPECT_EQ(FormatValue(3), "3");
   EXPECT_EQ(FormatValue(0.25), "0.25");
+  EXPECT_EQ(FormatValue(0.1), "0.1");
+  EXPECT_EQ(FormatValue(0.03), "0.03");
   EXPECT_EQ(FormatValue(1.0 / 0.0), "+Inf");
   EXPECT_EQ(FormatValue(-1.0 / 0.0), "-Inf");
   EXPECT_EQ(FormatValue(0.0 / 0.0), "NaN");
