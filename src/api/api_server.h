@@ -2,6 +2,7 @@
 // docs/api.md describes every route. Long operations answer 202 with an operation to follow.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -32,6 +33,9 @@ class ApiServer {
 
   // Binds SOCKET_PATH (mode 0600) and serves on a background thread.
   Status Start(const std::string& socket_path);
+  // Serves GET /metrics alone on TCP ADDRESS:PORT (for a Prometheus to scrape), on a background
+  // thread of its own. Call after Start.
+  Status ServeMetrics(const std::string& address);
   void Stop();
 
  private:
@@ -41,6 +45,7 @@ class ApiServer {
   void TemplateRoutes();
   void MigrationRoutes();
   void HoldRoutes();
+  void TelemetryRoutes();
 
   vm::VmService& service_;
   snapshot::SnapshotService& snapshots_;
@@ -49,7 +54,21 @@ class ApiServer {
   hold::HoldService* holds_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<httplib::Server> metrics_server_;
+  std::thread metrics_thread_;
 };
+
+// The `ferry events` stream's lines for a reader that last saw `since`, with what it needs to say
+// about events it can no longer have (one JSON line of type "events.lost" first). `newest` is the
+// log's newest number: a `since` above it comes from before a restart of ferryd (numbers start
+// again at 1), and the stream starts again from the oldest event kept. Exposed for tests.
+struct EventStreamStart {
+  uint64_t since = 0;
+  std::string notice;  // "" or one line, without '\n'
+};
+EventStreamStart StartEventStream(uint64_t since, uint64_t newest);
+std::string EventsLostLine(uint64_t since, uint64_t first_kept);
 
 // HTTP status for a Status code (exposed for tests).
 int HttpStatusFor(const Status& status);

@@ -53,5 +53,6 @@ void AddCaCommands(CLI::App& app, Context& ctx);
 void AddHostEnrollCommand(CLI::App& host, Context& ctx);  // adds "enroll" to "ferry host"
 void AddOwnerCommands(CLI::App& app, Context& ctx);
 void AddPolicyCommands(CLI::App& app, Context& ctx);
+void AddEventCommands(CLI::App& app, Context& ctx);  // ferry events
 
 }  // namespace ferry::cli

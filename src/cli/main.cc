@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   ferry::cli::AddCaCommands(app, ctx);
   ferry::cli::AddOwnerCommands(app, ctx);
   ferry::cli::AddPolicyCommands(app, ctx);
+  ferry::cli::AddEventCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -176,7 +176,7 @@ Result<HttpResponse> UnixHttpClient::ReadReply(const std::string& method) {
   if (method == "HEAD" || head.status == 204 || head.status == 304) {
     // No body, whatever the headers say.
   } else if (head.chunked) {
-    FERRY_ASSIGN_OR_RETURN(body, ReadChunkedBody());
+    FERRY_ASSIGN_OR_RETURN(body, ReadChunkedBody(head.status == 200 ? stream_ : nullptr));
   } else if (head.has_transfer_encoding || !head.content_length) {
     // Neither chunked nor a length: the body ends when the server closes (RFC 9112 6.3).
     FERRY_ASSIGN_OR_RETURN(body, ReadBodyToEof());
@@ -299,7 +299,17 @@ Result<std::string> UnixHttpClient::ReadExactly(std::size_t n) {
   return out;
 }
 
-Result<std::string> UnixHttpClient::ReadChunkedBody() {
+Result<HttpResponse> UnixHttpClient::Stream(
+    const std::string& path, const std::function<bool(std::string_view)>& on_data) {
+  stream_ = &on_data;
+  auto reply = Request("GET", path);
+  stream_ = nullptr;
+  Disconnect();
+  return reply;
+}
+
+Result<std::string> UnixHttpClient::ReadChunkedBody(
+    const std::function<bool(std::string_view)>* on_data) {
   auto malformed = [&](const std::string& what) {
     return Status::Corruption(socket_path_ + " sent a malformed chunked reply: " + what);
   };
@@ -313,7 +323,7 @@ Result<std::string> UnixHttpClient::ReadChunkedBody() {
       size = size * 16 + static_cast<std::size_t>(HexValue(line[i]));
       if (size > kMaxBodyBytes) break;
     }
-    if (size > kMaxBodyBytes || body.size() + size > kMaxBodyBytes) {
+    if (size > kMaxBodyBytes || (!on_data && body.size() + size > kMaxBodyBytes)) {
       return Status::Corruption("reply body from " + socket_path_ + " exceeds 64 MiB");
     }
     if (i == 0 || (i < line.size() && line[i] != ';' && line[i] != ' ' && line[i] != '\t')) {
@@ -321,7 +331,11 @@ Result<std::string> UnixHttpClient::ReadChunkedBody() {
     }
     if (size == 0) break;
     FERRY_ASSIGN_OR_RETURN(std::string data, ReadExactly(size));
-    body += data;
+    if (on_data) {
+      if (!(*on_data)(data)) return Status::Cancelled("stream from " + socket_path_ + " ended");
+    } else {
+      body += data;
+    }
     FERRY_ASSIGN_OR_RETURN(std::string crlf, ReadExactly(2));
     if (crlf != "\r\n") return malformed("chunk data longer than its size");
   }

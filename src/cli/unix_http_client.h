@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -50,6 +51,12 @@ class UnixHttpClient {
   // REQUIRES: `method` and `content_type` hold no CR or LF.
   Result<HttpResponse> Request(const std::string& method, const std::string& path,
                                const std::string& body = "", const std::string& content_type = "");
+  // GET `path` whose 200 reply is a long-lived chunked stream (/v1/events): each chunk's bytes go
+  // to `on_data` as they arrive, none is kept, and no body limit applies. Returns when the stream
+  // ends (the HttpResponse has an empty body) or `on_data` returns false (Cancelled). Any other
+  // reply comes back whole, as from Request. The connection is closed afterwards.
+  Result<HttpResponse> Stream(const std::string& path,
+                              const std::function<bool(std::string_view)>& on_data);
 
  private:
   Status Connect();
@@ -68,7 +75,7 @@ class UnixHttpClient {
   Result<std::string> ReadUntil(std::string_view delimiter, std::size_t max_bytes,
                                 const std::string& too_long);
   Result<std::string> ReadExactly(std::size_t n);
-  Result<std::string> ReadChunkedBody();
+  Result<std::string> ReadChunkedBody(const std::function<bool(std::string_view)>* on_data);
   Result<std::string> ReadBodyToEof();
 
   std::string socket_path_;
@@ -76,6 +83,7 @@ class UnixHttpClient {
   int fd_ = -1;
   std::string in_;               // bytes received and not yet parsed
   std::size_t reply_bytes_ = 0;  // bytes received for the request in flight
+  const std::function<bool(std::string_view)>* stream_ = nullptr;  // set during Stream
 };
 
 }  // namespace ferry::cli

@@ -1,5 +1,6 @@
 #include "core/operation.h"
 
+#include <atomic>
 #include <chrono>
 
 #include "core/ids.h"
@@ -7,6 +8,8 @@
 namespace ferry {
 
 namespace {
+std::atomic<OperationObserver*> g_observer{nullptr};
+
 const char* StateName(OperationState s) {
   switch (s) {
     case OperationState::kRunning: return "running";
@@ -16,6 +19,8 @@ const char* StateName(OperationState s) {
   return "unknown";
 }
 }  // namespace
+
+void SetOperationObserver(OperationObserver* observer) { g_observer.store(observer); }
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -34,25 +39,39 @@ void Operation::SetPhase(const std::string& phase, int percent) {
 }
 
 void Operation::Succeed(nlohmann::json result) {
+  bool was_running;
+  int64_t duration_ms;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    was_running = state_ == OperationState::kRunning;  // observers see one end
     state_ = OperationState::kSucceeded;
     phase_ = "done";
     percent_ = 100;
     result_ = std::move(result);
     finished_at_ms_ = NowUnixMs();
+    duration_ms = finished_at_ms_ - started_at_ms_;
   }
+  if (was_running) Finished(duration_ms);
   cv_.notify_all();
 }
 
 void Operation::Fail(const Status& error) {
+  bool was_running;
+  int64_t duration_ms;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    was_running = state_ == OperationState::kRunning;  // observers see one end
     state_ = OperationState::kFailed;
     error_ = error;
     finished_at_ms_ = NowUnixMs();
+    duration_ms = finished_at_ms_ - started_at_ms_;
   }
+  if (was_running) Finished(duration_ms);
   cv_.notify_all();
+}
+
+void Operation::Finished(int64_t duration_ms) {
+  if (observer_) observer_->OperationFinished(*this, duration_ms);
 }
 
 bool Operation::WaitDone(int64_t timeout_ms) {
@@ -88,6 +107,8 @@ nlohmann::json Operation::ToJson() {
 
 std::shared_ptr<Operation> OperationLog::Start(const std::string& kind, const std::string& target) {
   auto op = std::make_shared<Operation>("op-" + NewId(), kind, target);
+  op->observer_ = g_observer.load();
+  if (op->observer_) op->observer_->OperationStarted(*op);
   std::lock_guard<std::mutex> lock(mu_);
   ops_.push_back(op);
   size_t finished = 0;

@@ -18,12 +18,31 @@ namespace ferry {
 
 enum class OperationState { kRunning, kSucceeded, kFailed };
 
+class Operation;
+
+// Told when an operation that an OperationLog started begins and ends (metrics, events). Called
+// on the operation's own thread with no lock of the operation held; must be cheap.
+class OperationObserver {
+ public:
+  virtual ~OperationObserver() = default;
+  virtual void OperationStarted(Operation& op) = 0;
+  // `op.ToJson()` says how it ended; `duration_ms` is its wall time.
+  virtual void OperationFinished(Operation& op, int64_t duration_ms) = 0;
+};
+
+// The process's observer, set once at start-up before any operation starts (ferryd's wiring);
+// null (none) by default.
+void SetOperationObserver(OperationObserver* observer);
+
 // Thread-safe: the worker updates it while API threads read it.
 class Operation {
  public:
+  friend class OperationLog;
   Operation(std::string id, std::string kind, std::string target);
 
   const std::string& id() const { return id_; }
+  const std::string& kind() const { return kind_; }
+  const std::string& target() const { return target_; }
   void SetPhase(const std::string& phase, int percent);
   void Succeed(nlohmann::json result = nlohmann::json::object());
   void Fail(const Status& error);
@@ -43,6 +62,8 @@ class Operation {
   nlohmann::json result_;
   int64_t started_at_ms_ = 0;
   int64_t finished_at_ms_ = 0;
+  OperationObserver* observer_ = nullptr;  // set by OperationLog::Start, before it is shared
+  void Finished(int64_t duration_ms);
 };
 
 // Keeps recent operations for lookup. Finished ones beyond the newest `kKeepFinished` are dropped.

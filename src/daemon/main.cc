@@ -7,9 +7,12 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ctime>
 
 #include "api/api_server.h"
+#include "api/telemetry.h"
 #include "core/files.h"
+#include "core/service_notify.h"
 #include "hold/host_store.h"
 #include "migrate/migration_service.h"
 #include "vm/qemu_user.h"
@@ -67,12 +70,17 @@ int main(int argc, char** argv) {
   std::string store_dir;
   app.add_option("--store-dir", store_dir,
                  "where holds are kept, sealed (default STATE_DIR/store; needs --tls-dir)");
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "also serve GET /metrics (Prometheus text format) on TCP ADDRESS:PORT, e.g. "
+                 "127.0.0.1:9464 (it is always on the API socket)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  // Under systemd the journal stamps every line itself.
+  spdlog::set_pattern(ferry::StderrIsJournal() ? "%l %v" : "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   config.image_dirs.push_back(FERRY_DEFAULT_IMAGE_DIR);
   config.ready_timeout = std::chrono::seconds(ready_timeout_s);
   if (socket_path.empty()) socket_path = config.state_dir + "/ferryd.sock";
@@ -108,6 +116,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Events and metrics from the first VM re-adopted on.
+  ferry::api::Telemetry telemetry(ferry::metrics::Default(), ferry::Events());
+  ferry::SetOperationObserver(&telemetry);
+  config.observer = &telemetry;
   auto service = ferry::vm::VmService::Open(config);
   if (!service.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", service.status().message().c_str());
@@ -144,17 +156,39 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ferryd: --store-dir needs --tls-dir (holds are signed by the host)\n");
     return 1;
   }
+  telemetry.Collect(**service, templates, config.ram_dir);
   ferry::api::ApiServer api(**service, snapshots, templates, migrations.get(), holds.get());
   st = api.Start(socket_path);
+  if (st.ok() && !metrics_listen.empty()) st = api.ServeMetrics(metrics_listen);
   if (!st.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", st.message().c_str());
     return 1;
   }
-  spdlog::info("ferryd serving on {} (state {}, RAM {})", socket_path, config.state_dir,
-               config.ram_dir);
+  spdlog::info("ferryd serving on {} (state {}, RAM {}{})", socket_path, config.state_dir,
+               config.ram_dir, metrics_listen.empty() ? "" : ", metrics on " + metrics_listen);
+  // VMs were re-adopted in Open and the API's socket takes connections: ready.
+  st = ferry::NotifyServiceManager("READY=1\nSTATUS=serving on " + socket_path);
+  if (!st.ok()) spdlog::warn("ferryd: {}", st.message());
 
+  // The main loop: waits for a stop signal, telling systemd's watchdog that ferryd lives.
+  const auto watchdog = ferry::WatchdogInterval();
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sig == 0) {
+    if (!watchdog) {
+      if (sigwait(&signals, &sig) != 0) sig = 0;
+      continue;
+    }
+    const auto half = *watchdog / 2;
+    timespec timeout{static_cast<time_t>(half.count() / 1000000),
+                     static_cast<long>(half.count() % 1000000) * 1000};
+    int got = sigtimedwait(&signals, nullptr, &timeout);
+    if (got > 0) {
+      sig = got;
+    } else {
+      ferry::NotifyServiceManager("WATCHDOG=1");
+    }
+  }
+  ferry::NotifyServiceManager("STOPPING=1");
   spdlog::info("ferryd: signal {}, shutting down; VMs keep running", sig);
   api.Stop();
   if (holds) holds->Stop();  // it uses the peer port: stopped before it goes
@@ -164,5 +198,6 @@ int main(int argc, char** argv) {
   // store, templates (their pool QEMUs), snapshots and the VM service go, in that order, as the
   // scope unwinds.
   (*service)->Shutdown();
+  ferry::SetOperationObserver(nullptr);
   return 0;
 }

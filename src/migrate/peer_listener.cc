@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "core/guarded_thread.h"
+#include "core/metrics.h"
 #include "migrate/peer_address.h"
 
 namespace ferry::migrate {
@@ -291,6 +292,11 @@ void PeerListener::Serve(Connection* c) {
 }
 
 void PeerListener::Reject(const std::string& remote, const Status& why) {
+  static auto& refused = metrics::Default().AddCounter(
+      "ferry_peer_connections_refused_total",
+      "Peer connections refused before a link was established, by the refusal's status code",
+      {"reason"});
+  refused.With({why.CodeName()}).Inc();
   if (on_reject_) {
     on_reject_(remote, why);
   } else {

@@ -8,7 +8,9 @@
 #include <fstream>
 
 #include "core/files.h"
+#include "core/event_log.h"
 #include "core/guarded_thread.h"
+#include "core/metrics.h"
 #include "core/ids.h"
 #include "core/process.h"
 #include "vm/vm_policy.h"
@@ -164,11 +166,28 @@ void TemplateService::Keep() {
     --it->second.starting;
     if (q.ok()) {
       it->second.ready.push_back(std::move(q).value());
+      PoolRefilled(short_pool, it->second.ready.size(), it->second.size);
     } else {
       spdlog::error("template {}: cannot start a pool QEMU: {}", short_pool, q.status().message());
       cv_.wait_for(lock, milliseconds(2000));  // do not spin on a persistent failure
     }
   }
+}
+
+void TemplateService::PoolRefilled(const std::string& name, size_t ready, int size) {
+  static auto& refills = metrics::Default().AddCounter(
+      "ferry_pool_refills_total", "Warm-pool QEMUs started, per template", {"template"});
+  refills.With({name}).Inc();
+  Events().Publish("pool.refilled", {{"template", name}, {"ready", ready}, {"size", size}});
+}
+
+void TemplateService::CountPoolUse(const std::string& name, bool hit) {
+  static auto& hits = metrics::Default().AddCounter(
+      "ferry_pool_hits_total", "Clones of a template served by a warm-pool QEMU", {"template"});
+  static auto& misses = metrics::Default().AddCounter(
+      "ferry_pool_misses_total", "Clones of a template that found its warm pool empty (cold)",
+      {"template"});
+  (hit ? hits : misses).With({name}).Inc();
 }
 
 Result<json> TemplateService::Record(const std::string& name) {
@@ -348,6 +367,7 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
       it->second.clone_in_flight = std::make_shared<Operation>("pending", "clone", vm);
     }
   }
+  CountPoolUse(name, warm.qemu.runtime != nullptr);
   // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
   auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), warm);
   if (warm.qemu.runtime) {

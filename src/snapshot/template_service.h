@@ -47,6 +47,10 @@ class TemplateService {
                                               std::vector<vm::PortForwardSpec> forwards);
 
  private:
+  // Metrics and events of a warm pool (ferry_pool_*, pool.refilled).
+  static void PoolRefilled(const std::string& name, size_t ready, int size);
+  static void CountPoolUse(const std::string& name, bool hit);
+
   struct Pool {
     std::string snapshot;
     int size = 0;

@@ -127,6 +127,7 @@ void VmService::Persist(Vm& vm) {
   }
   Status st = registry_->UpdateVm(vm.rec);
   if (!st.ok()) spdlog::error("vm {}: cannot record state: {}", vm.rec.spec.name, st.message());
+  if (config_.observer) config_.observer->VmPersisted(vm.rec, /*deleted=*/false);
   vm.cv.notify_all();
 }
 
@@ -165,6 +166,7 @@ void VmService::OnExit(const std::weak_ptr<Vm>& weak, const ProcessExit& ex) {
   if (!QemuExited(*vm, ex)) return;  // the launcher applies it once QEMU is registered
   ApplyExit(*vm);
   Persist(*vm);
+  if (config_.observer) config_.observer->QemuExited(vm->rec, ex, vm->shutdown_reason);
 }
 
 void VmService::OnGuestReady(const std::weak_ptr<Vm>& weak) {
@@ -256,6 +258,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
     MutexLock l(vm->mu);
     vm->rec = NewRecord(spec, shape, paths, policy ? policy->owner_fingerprint : "");
     FERRY_RETURN_IF_ERROR(registry_->InsertVm(vm->rec));
+    if (config_.observer) config_.observer->VmPersisted(vm->rec, /*deleted=*/false);
     vms_[spec.name] = vm;
     op = BeginOperation(*vm, shape.operation);
   }
@@ -416,6 +419,7 @@ Status VmService::Delete(const std::string& name, bool force, const std::string&
                               "not be removed (" + removed.message() + "); run the delete again");
     }
     vm->deleted = true;
+    if (config_.observer) config_.observer->VmPersisted(vm->rec, /*deleted=*/true);
     if (vm->rec.ram_owned && !vm->rec.ram_path.empty()) ::unlink(vm->rec.ram_path.c_str());
     RemoveVmTap(vm->rec);
     RemoveAll(vm->paths.dir);

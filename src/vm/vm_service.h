@@ -41,6 +41,7 @@
 #include "vm/registry.h"
 #include "vm/vm_admission.h"
 #include "vm/vm_launcher.h"
+#include "vm/vm_observer.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_runtime.h"
 
@@ -60,6 +61,9 @@ struct ServiceConfig {
   QemuUidRange qemu_uids;
   // console.log is rotated to console.log.1 beyond this size: at most twice it on disk.
   uint64_t console_max_kib = 2048;
+  // Told of every saved VM state and QEMU exit (ferryd's events and metrics); may be null.
+  // Outlives the service.
+  VmObserver* observer = nullptr;
 };
 
 struct StopOptions {
