@@ -338,3 +338,7 @@ write("migration_stream", "share_off", mig_stream())
 write("migration_stream", "ignore_shared", mig_stream(ignore_shared=True))
 write("migration_stream", "stripped", mig_stream(pages=False))
 write("migration_stream", "uuid", mig_stream(uuid=True))
+# The same streams split into a RAM image and the rest (their ram0 is the target's VM RAM size).
+for name, stream in [("share_off", mig_stream()), ("ignore_shared", mig_stream(ignore_shared=True)),
+                     ("stripped", mig_stream(pages=False)), ("uuid", mig_stream(uuid=True))]:
+    write("stream_ram_split", name, stream)

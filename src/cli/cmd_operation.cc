@@ -65,8 +65,8 @@ void AddHostCommands(CLI::App& app, Context& ctx) {
     std::cout << "accelerator    " << r->value("accelerator", "") << " ("
               << r->value("accelerator_reason", "") << ")\n"
               << "state dir      " << r->value("state_dir", "") << "\n"
-              << "ram dir        " << r->value("ram_dir", "") << " (" << r->value("ram_dir_free_mib", 0)
-              << " MiB free)\n"
+              << "ram dir        " << r->value("ram_dir", "") << " ("
+              << r->value("ram_dir_free_mib", 0) << " MiB free)\n"
               << "memory         " << r->value("mem_available_mib", 0) << " MiB available\n"
               << "images         " << (*r)["images"].dump() << "\n";
   });

@@ -25,81 +25,88 @@ void PrintClone(const json& vm) {
   std::cout << "\n";
 }
 
+void AddSnapshotCreate(CLI::App* snap, Context& ctx) {
+  auto* cmd = snap->add_subcommand("create", "snapshot a running VM (it pauses briefly)");
+  auto vm = std::make_shared<std::string>();
+  auto name = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_option("vm", *vm, "the VM")->required();
+  cmd->add_option("--name", *name, "snapshot name")->required();
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([=, &ctx] {
+    auto client = ctx.Client();
+    auto accepted = client.Post("/v1/snapshots", {{"vm", *vm}, {"name", *name}});
+    if (!accepted.ok()) return ctx.Fail(accepted.status());
+    auto result = client.Follow(*accepted, nullptr);
+    if (!result.ok()) return ctx.Fail(result.status());
+    if (*as_json) return ctx.PrintJson(*result);
+    std::cout << "snapshot " << *name << " of vm " << *vm << ": VM paused "
+              << result->value("pause_ms", 0) << " ms, device state "
+              << result->value("device_state_bytes", 0) / 1024 << " KiB, RAM data "
+              << result->value("ram_data_bytes", uint64_t{0}) / (1 << 20) << " MiB\n";
+  });
+}
+
+void AddSnapshotList(CLI::App* snap, Context& ctx) {
+  auto* cmd = snap->add_subcommand("list", "list snapshots");
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Get("/v1/snapshots");
+    if (!r.ok()) return ctx.Fail(r.status());
+    if (*as_json) return ctx.PrintJson((*r)["snapshots"]);
+    Table t({"NAME", "VM", "MEMORY", "RAM DATA", "PAUSE", "CLONES"});
+    for (const auto& s : (*r)["snapshots"]) {
+      t.AddRow({s.value("name", ""), s.value("vm", ""),
+                std::to_string(s.value("memory_mib", 0)) + " MiB",
+                std::to_string(s.value("ram_data_bytes", uint64_t{0}) >> 20) + " MiB",
+                std::to_string(s.value("pause_ms", 0)) + " ms",
+                std::to_string(s.value("clones", json::array()).size())});
+    }
+    t.Print(std::cout);
+  });
+}
+
+void AddSnapshotShow(CLI::App* snap, Context& ctx) {
+  auto* cmd = snap->add_subcommand("show", "one snapshot");
+  auto name = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "snapshot name")->required();
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Get("/v1/snapshots/" + *name);
+    if (!r.ok()) return ctx.Fail(r.status());
+    if (*as_json) return ctx.PrintJson(*r);
+    std::cout << "name          " << r->value("name", "") << "\n"
+              << "vm            " << r->value("vm", "") << "\n"
+              << "memory        " << r->value("memory_mib", 0) << " MiB\n"
+              << "pause         " << r->value("pause_ms", 0) << " ms\n"
+              << "ram data      " << (r->value("ram_data_bytes", uint64_t{0}) >> 20) << " MiB\n"
+              << "device state  " << (r->value("device_state_bytes", uint64_t{0}) >> 10) << " KiB\n"
+              << "clones        " << (*r)["clones"].dump() << "\n";
+  });
+}
+
+void AddSnapshotDelete(CLI::App* snap, Context& ctx) {
+  auto* cmd = snap->add_subcommand("delete", "delete a snapshot no clone maps");
+  auto name = std::make_shared<std::string>();
+  cmd->add_option("name", *name, "snapshot name")->required();
+  cmd->callback([=, &ctx] {
+    auto r = ctx.Client().Delete("/v1/snapshots/" + *name);
+    if (!r.ok()) return ctx.Fail(r.status());
+    std::cout << "snapshot " << *name << " deleted\n";
+  });
+}
+
 }  // namespace
 
 void AddSnapshotCommands(CLI::App& app, Context& ctx) {
   auto* snap = app.add_subcommand("snapshot", "live snapshots of running VMs");
   snap->require_subcommand(1);
-  {
-    auto* cmd = snap->add_subcommand("create", "snapshot a running VM (it pauses briefly)");
-    auto vm = std::make_shared<std::string>();
-    auto name = std::make_shared<std::string>();
-    auto as_json = std::make_shared<bool>(false);
-    cmd->add_option("vm", *vm, "the VM")->required();
-    cmd->add_option("--name", *name, "snapshot name")->required();
-    cmd->add_flag("--json", *as_json, "print JSON");
-    cmd->callback([=, &ctx] {
-      auto client = ctx.Client();
-      auto accepted = client.Post("/v1/snapshots", {{"vm", *vm}, {"name", *name}});
-      if (!accepted.ok()) return ctx.Fail(accepted.status());
-      auto result = client.Follow(*accepted, nullptr);
-      if (!result.ok()) return ctx.Fail(result.status());
-      if (*as_json) return ctx.PrintJson(*result);
-      std::cout << "snapshot " << *name << " of vm " << *vm << ": VM paused "
-                << result->value("pause_ms", 0) << " ms, device state "
-                << result->value("device_state_bytes", 0) / 1024 << " KiB, RAM data "
-                << result->value("ram_data_bytes", uint64_t{0}) / (1 << 20) << " MiB\n";
-    });
-  }
-  {
-    auto* cmd = snap->add_subcommand("list", "list snapshots");
-    auto as_json = std::make_shared<bool>(false);
-    cmd->add_flag("--json", *as_json, "print JSON");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Get("/v1/snapshots");
-      if (!r.ok()) return ctx.Fail(r.status());
-      if (*as_json) return ctx.PrintJson((*r)["snapshots"]);
-      Table t({"NAME", "VM", "MEMORY", "RAM DATA", "PAUSE", "CLONES"});
-      for (const auto& s : (*r)["snapshots"]) {
-        t.AddRow({s.value("name", ""), s.value("vm", ""),
-                  std::to_string(s.value("memory_mib", 0)) + " MiB",
-                  std::to_string(s.value("ram_data_bytes", uint64_t{0}) >> 20) + " MiB",
-                  std::to_string(s.value("pause_ms", 0)) + " ms",
-                  std::to_string(s.value("clones", json::array()).size())});
-      }
-      t.Print(std::cout);
-    });
-  }
-  {
-    auto* cmd = snap->add_subcommand("show", "one snapshot");
-    auto name = std::make_shared<std::string>();
-    auto as_json = std::make_shared<bool>(false);
-    cmd->add_option("name", *name, "snapshot name")->required();
-    cmd->add_flag("--json", *as_json, "print JSON");
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Get("/v1/snapshots/" + *name);
-      if (!r.ok()) return ctx.Fail(r.status());
-      if (*as_json) return ctx.PrintJson(*r);
-      std::cout << "name          " << r->value("name", "") << "\n"
-                << "vm            " << r->value("vm", "") << "\n"
-                << "memory        " << r->value("memory_mib", 0) << " MiB\n"
-                << "pause         " << r->value("pause_ms", 0) << " ms\n"
-                << "ram data      " << (r->value("ram_data_bytes", uint64_t{0}) >> 20) << " MiB\n"
-                << "device state  " << (r->value("device_state_bytes", uint64_t{0}) >> 10)
-                << " KiB\n"
-                << "clones        " << (*r)["clones"].dump() << "\n";
-    });
-  }
-  {
-    auto* cmd = snap->add_subcommand("delete", "delete a snapshot no clone maps");
-    auto name = std::make_shared<std::string>();
-    cmd->add_option("name", *name, "snapshot name")->required();
-    cmd->callback([=, &ctx] {
-      auto r = ctx.Client().Delete("/v1/snapshots/" + *name);
-      if (!r.ok()) return ctx.Fail(r.status());
-      std::cout << "snapshot " << *name << " deleted\n";
-    });
-  }
+  AddSnapshotCreate(snap, ctx);
+  AddSnapshotList(snap, ctx);
+  AddSnapshotShow(snap, ctx);
+  AddSnapshotDelete(snap, ctx);
 
   auto* clone = app.add_subcommand("clone", "start VMs from a snapshot, each with a new identity");
   auto snapshot = std::make_shared<std::string>();

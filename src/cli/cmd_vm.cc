@@ -30,88 +30,95 @@ std::string Forwards(const json& forwards) {
   std::string out;
   for (const auto& f : forwards) {
     if (!out.empty()) out += ",";
-    out += std::to_string(f.value("host_port", 0)) + "->" + std::to_string(f.value("guest_port", 0));
+    out +=
+        std::to_string(f.value("host_port", 0)) + "->" + std::to_string(f.value("guest_port", 0));
   }
   return out.empty() ? "-" : out;
 }
 
-void PrintVm(const json& vm) {
-  auto line = [](const std::string& k, const std::string& v) {
-    // Values may be the guest's own words (hostname, kernel, errors): escaped.
-    std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << EscapeForTerminal(v)
-              << "\n";
-  };
-  line("name", vm.value("name", ""));
-  line("id", vm.value("id", ""));
-  line("state", vm.value("state", ""));
-  line("image", vm["spec"].value("image", ""));
-  line("memory", std::to_string(vm.value("memory_mib", 0)) + " MiB");
-  line("cpus", std::to_string(vm["spec"].value("cpus", 1)));
-  line("accelerator", vm.value("accelerator", ""));
-  if (vm["spec"].contains("disk")) {
-    const json& paths = vm.value("paths", json::object());
-    line("disk", vm["spec"].value("disk", "") + " " + paths.value("disk", "") +
-                     (paths.value("disk_chain", json::array()).empty()
-                          ? ""
-                          : " (on " + std::to_string(paths["disk_chain"].size()) +
-                                " frozen image(s))"));
-  }
-  const json& net = vm["spec"]["network"];
-  if (net.value("mode", "user") == "tap") {
-    line("network", "tap " + vm.value("tap", "") + " on bridge " + net.value("bridge", ""));
-    line("address", net.value("ip", "") +
-                        (net.contains("gateway") ? " via " + net.value("gateway", "") : ""));
-  } else {
-    line("network", "user");
-    line("forwards", Forwards(net["forwards"]));
-  }
-  line("mac", vm.value("mac", ""));
-  const json& policy = vm.value("policy", json::object());
+// One "key   value" line of `vm show`.
+void Line(const std::string& k, const std::string& v) {
+  // Values may be the guest's own words (hostname, kernel, errors): escaped.
+  std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << EscapeForTerminal(v)
+            << "\n";
+}
+
+// The owner's policy as `vm show` prints it.
+void PrintPolicy(const json& policy) {
   if (policy.contains("error")) {
-    line("owner", "policy unreadable: " + policy.value("error", ""));
+    Line("owner", "policy unreadable: " + policy.value("error", ""));
   } else if (!policy.value("owner", json()).is_string()) {
-    line("owner", "none (no owner policy: nothing is restricted)");
+    Line("owner", "none (no owner policy: nothing is restricted)");
   } else {
-    line("owner", policy.value("owner", "") + "…");
+    Line("owner", policy.value("owner", "") + "…");
     std::string bound = "signed for vm " + policy.value("bound_to", "");
     if (policy.contains("inherited_from")) {
       const json& from = policy["inherited_from"];
       bound += ", inherited from vm " + from.value("vm", "") +
                (from.contains("snapshot") ? " (snapshot " + from.value("snapshot", "") + ")" : "");
     }
-    line("policy", bound);
-    line("migrate to", policy.value("destinations", ""));
+    Line("policy", bound);
+    Line("migrate to", policy.value("destinations", ""));
     const json& hold = policy.value("hold", json::object());
     const int64_t max_s = hold.value("max_seconds", int64_t{0});
-    line("hold", !hold.value("allowed", false) ? "not allowed"
+    Line("hold", !hold.value("allowed", false) ? "not allowed"
                  : max_s > 0                   ? "allowed, up to " + std::to_string(max_s) + " s"
                                                : "allowed, no limit");
-    line("clone", policy.value("clone", false) ? "allowed" : "not allowed");
+    Line("clone", policy.value("clone", false) ? "allowed" : "not allowed");
   }
-  if (vm.value("pid", 0) != 0) line("qemu pid", std::to_string(vm.value("pid", 0)));
-  if (vm.value("uptime_ms", 0) > 0) line("uptime", FormatDuration(vm.value("uptime_ms", 0)));
+}
+
+void PrintVm(const json& vm) {
+  Line("name", vm.value("name", ""));
+  Line("id", vm.value("id", ""));
+  Line("state", vm.value("state", ""));
+  Line("image", vm["spec"].value("image", ""));
+  Line("memory", std::to_string(vm.value("memory_mib", 0)) + " MiB");
+  Line("cpus", std::to_string(vm["spec"].value("cpus", 1)));
+  Line("accelerator", vm.value("accelerator", ""));
+  if (vm["spec"].contains("disk")) {
+    const json& paths = vm.value("paths", json::object());
+    Line("disk",
+         vm["spec"].value("disk", "") + " " + paths.value("disk", "") +
+             (paths.value("disk_chain", json::array()).empty()
+                  ? ""
+                  : " (on " + std::to_string(paths["disk_chain"].size()) + " frozen image(s))"));
+  }
+  const json& net = vm["spec"]["network"];
+  if (net.value("mode", "user") == "tap") {
+    Line("network", "tap " + vm.value("tap", "") + " on bridge " + net.value("bridge", ""));
+    Line("address",
+         net.value("ip", "") + (net.contains("gateway") ? " via " + net.value("gateway", "") : ""));
+  } else {
+    Line("network", "user");
+    Line("forwards", Forwards(net["forwards"]));
+  }
+  Line("mac", vm.value("mac", ""));
+  PrintPolicy(vm.value("policy", json::object()));
+  if (vm.value("pid", 0) != 0) Line("qemu pid", std::to_string(vm.value("pid", 0)));
+  if (vm.value("uptime_ms", 0) > 0) Line("uptime", FormatDuration(vm.value("uptime_ms", 0)));
   if (vm.value("boot_to_ready_ms", 0) > 0) {
-    line("boot to ready", FormatDuration(vm.value("boot_to_ready_ms", 0)));
+    Line("boot to ready", FormatDuration(vm.value("boot_to_ready_ms", 0)));
   }
-  line("ram file", vm["paths"].value("ram_file", ""));
-  line("console", vm["paths"].value("console_log", ""));
-  if (!vm.value("failure", "").empty()) line("failure", vm.value("failure", ""));
-  if (!vm.value("last_words", "").empty()) line("qemu said", vm.value("last_words", ""));
+  Line("ram file", vm["paths"].value("ram_file", ""));
+  Line("console", vm["paths"].value("console_log", ""));
+  if (!vm.value("failure", "").empty()) Line("failure", vm.value("failure", ""));
+  if (!vm.value("last_words", "").empty()) Line("qemu said", vm.value("last_words", ""));
   if (vm.contains("guest")) {
     const json& g = vm["guest"];
     if (g.contains("error")) {
-      line("guest", "unreachable: " + g.value("error", ""));
+      Line("guest", "unreachable: " + g.value("error", ""));
     } else {
-      line("hostname", g.value("hostname", ""));
-      line("machine-id", g.value("machine_id", ""));
-      line("boot id", g.value("boot_id", ""));
-      line("kernel", g.value("kernel", ""));
+      Line("hostname", g.value("hostname", ""));
+      Line("machine-id", g.value("machine_id", ""));
+      Line("boot id", g.value("boot_id", ""));
+      Line("kernel", g.value("kernel", ""));
       for (const auto& nic : g.value("macs", json::array())) {
         std::string addresses;
         for (const auto& a : nic.value("ipv4", json::array())) {
           if (a.is_string()) addresses += (addresses.empty() ? "" : ", ") + a.get<std::string>();
         }
-        line("guest " + EscapeForTerminal(nic.value("iface", "nic")),
+        Line("guest " + EscapeForTerminal(nic.value("iface", "nic")),
              addresses.empty() ? "no IPv4 address" : addresses);
       }
     }

@@ -81,7 +81,7 @@ class HoldService {
                                          const HeldVm& held, const std::string& what,
                                          Operation& op);
   Result<store::HoldStats> SealBlobs(const HoldRow& row, const HeldVm& held,
-                                     const vm::VmRecord& rec, const std::string& state_file,
+                                     const vm::VmRecord& rec, int ram_fd, int device_state_fd,
                                      const std::string& what);
   Result<nlohmann::json> RestoreHold(const std::string& vm, bool wait_ready, Operation& op);
   // The VM registered and started again from the hold; the operation's result.

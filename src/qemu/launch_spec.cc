@@ -41,47 +41,33 @@ std::string FdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 }  // namespace
 
-std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
-  const std::string mem = std::to_string(GuestRamKib(spec)) + "K";
-  std::vector<std::string> argv = {spec.qemu_binary};
-  auto add = [&argv](std::initializer_list<std::string> items) {
-    argv.insert(argv.end(), items.begin(), items.end());
-  };
+namespace {
+
+// QEMU's argv as it is built.
+class Argv {
+ public:
+  explicit Argv(std::string binary) { argv_.push_back(std::move(binary)); }
+  void Add(std::initializer_list<std::string> items) {
+    argv_.insert(argv_.end(), items.begin(), items.end());
+  }
   // An fd set holding `fds`, named after its first descriptor; QEMU opens it as /dev/fdset/ID
   // with the access it asks for, and never touches a path.
-  auto fd_set = [&](std::initializer_list<int> fds) {
+  std::string FdSet(std::initializer_list<int> fds) {
     int id = -1;
     for (int fd : fds) {
       if (fd < 0) continue;
       if (id < 0) id = fd;
-      add({"-add-fd", "fd=" + std::to_string(fd) + ",set=" + std::to_string(id)});
+      Add({"-add-fd", "fd=" + std::to_string(fd) + ",set=" + std::to_string(id)});
     }
     return "/dev/fdset/" + std::to_string(id);
-  };
-  add({"-name", "guest=" + EscapeOptionValue(spec.name) + ",debug-threads=on"});
-  add({"-machine",
-       std::string("q35,accel=") + AcceleratorName(spec.accelerator) + ",memory-backend=ram0"});
-  // KVM passes the host CPU through; TCG emulates the richest model it can.
-  add({"-cpu", CpuModelFor(spec.accelerator)});
-  add({"-smp", std::to_string(spec.cpus)});
-  add({"-m", mem});
-  // QEMU 7.2's memory-backend-file takes a path, not a descriptor; /proc/self/fd/N reaches the
-  // file ferryd opened without a lookup in ferryd's directories.
-  add({"-object", "memory-backend-file,id=ram0,size=" + mem + ",mem-path=" + FdPath(spec.ram_fd) +
-                      ",share=" + (spec.ram_shared ? "on" : "off")});
-  // No default devices, no user config, no display: the guest sees exactly what we list here.
-  add({"-nodefaults", "-no-user-config", "-display", "none"});
-  // A guest reboot (e.g. kernel panic with panic=-1) ends QEMU instead of looping silently.
-  add({"-no-reboot"});
-  add({"-kernel", FdPath(spec.kernel_fd), "-initrd", FdPath(spec.initrd_fd), "-append",
-       spec.kernel_cmdline});
-  // append=on: ferryd rotates the file by truncating it, and QEMU's writes then go on at its new
-  // end instead of leaving a hole the size of what was cut.
-  const std::string console = fd_set({spec.console_fd});
-  add({"-chardev", "file,id=serial0,append=on,path=" + console, "-serial", "chardev:serial0"});
-  add({"-device", "virtio-serial-pci,id=vser0", "-chardev",
-       "socket,id=guest0,fd=" + std::to_string(spec.guest_fd) + ",server=on,wait=off", "-device",
-       "virtserialport,bus=vser0.0,chardev=guest0,name=" + std::string(guest::kPortName)});
+  }
+  std::vector<std::string> Take() { return std::move(argv_); }
+
+ private:
+  std::vector<std::string> argv_;
+};
+
+void AddNics(Argv& argv, const LaunchSpec& spec) {
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const NicSpec& nic = spec.nics[i];
     const std::string id = "net" + std::to_string(i);
@@ -102,9 +88,11 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     }
     std::string device = "virtio-net-pci,netdev=" + id;
     if (nic.mac) device += ",mac=" + EscapeOptionValue(nic.mac->ToString());
-    add({"-netdev", netdev, "-device", device});
+    argv.Add({"-netdev", netdev, "-device", device});
   }
-  add({"-device", "virtio-rng-pci"});
+}
+
+void AddDisk(Argv& argv, const LaunchSpec& spec) {
   // The disk chain as explicit block nodes, base first: QEMU opens no backing file by the name
   // recorded in an image. The top is node `disk_node`, the name QMP uses for it
   // (blockdev-snapshot at snapshot time).
@@ -116,7 +104,7 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
     const std::string node = top ? spec.disk_node : "backing" + std::to_string(i);
     nlohmann::json file = {{"driver", "file"},
                            {"node-name", node + "-file"},
-                           {"filename", fd_set({image.read_write_fd, image.read_only_fd})}};
+                           {"filename", argv.FdSet({image.read_write_fd, image.read_only_fd})}};
     nlohmann::json format = {
         {"driver", "qcow2"}, {"node-name", node}, {"file", node + "-file"}, {"backing", below}};
     for (nlohmann::json* n : {&file, &format}) {
@@ -124,23 +112,58 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
       if (top) (*n)["discard"] = "unmap";
       if (!top) (*n)["read-only"] = true;
     }
-    add({"-blockdev", file.dump(), "-blockdev", format.dump()});
+    argv.Add({"-blockdev", file.dump(), "-blockdev", format.dump()});
     below = node;
   }
   if (!spec.disk.empty()) {
-    add({"-device", "virtio-blk-pci,drive=" + EscapeOptionValue(spec.disk_node) + ",id=" +
-         kDiskDeviceId});
+    argv.Add({"-device", "virtio-blk-pci,drive=" + EscapeOptionValue(spec.disk_node) +
+                             ",id=" + kDiskDeviceId});
   }
-  add({"-device",
-       "vmgenid,guid=" + EscapeOptionValue(spec.vmgenid ? spec.vmgenid->ToString() : "auto")});
+}
+
+}  // namespace
+
+std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
+  const std::string mem = std::to_string(GuestRamKib(spec)) + "K";
+  Argv argv(spec.qemu_binary);
+  argv.Add({"-name", "guest=" + EscapeOptionValue(spec.name) + ",debug-threads=on"});
+  argv.Add({"-machine", std::string("q35,accel=") + AcceleratorName(spec.accelerator) +
+                            ",memory-backend=ram0"});
+  // KVM passes the host CPU through; TCG emulates the richest model it can.
+  argv.Add({"-cpu", CpuModelFor(spec.accelerator)});
+  argv.Add({"-smp", std::to_string(spec.cpus)});
+  argv.Add({"-m", mem});
+  // QEMU 7.2's memory-backend-file takes a path, not a descriptor; /proc/self/fd/N reaches the
+  // file ferryd opened without a lookup in ferryd's directories.
+  argv.Add({"-object", "memory-backend-file,id=ram0,size=" + mem + ",mem-path=" +
+                           FdPath(spec.ram_fd) + ",share=" + (spec.ram_shared ? "on" : "off")});
+  // No default devices, no user config, no display: the guest sees exactly what we list here.
+  argv.Add({"-nodefaults", "-no-user-config", "-display", "none"});
+  // A guest reboot (e.g. kernel panic with panic=-1) ends QEMU instead of looping silently.
+  argv.Add({"-no-reboot"});
+  argv.Add({"-kernel", FdPath(spec.kernel_fd), "-initrd", FdPath(spec.initrd_fd), "-append",
+            spec.kernel_cmdline});
+  // append=on: ferryd rotates the file by truncating it, and QEMU's writes then go on at its new
+  // end instead of leaving a hole the size of what was cut.
+  const std::string console = argv.FdSet({spec.console_fd});
+  argv.Add({"-chardev", "file,id=serial0,append=on,path=" + console, "-serial", "chardev:serial0"});
+  argv.Add({"-device", "virtio-serial-pci,id=vser0", "-chardev",
+            "socket,id=guest0,fd=" + std::to_string(spec.guest_fd) + ",server=on,wait=off",
+            "-device",
+            "virtserialport,bus=vser0.0,chardev=guest0,name=" + std::string(guest::kPortName)});
+  AddNics(argv, spec);
+  argv.Add({"-device", "virtio-rng-pci"});
+  AddDisk(argv, spec);
+  argv.Add({"-device",
+            "vmgenid,guid=" + EscapeOptionValue(spec.vmgenid ? spec.vmgenid->ToString() : "auto")});
   // -S keeps the restored guest paused until ferryd has checked the restore and resumes it.
-  if (spec.incoming) add({"-S", "-incoming", "defer"});
-  add({"-chardev", "socket,id=qmp0,fd=" + std::to_string(spec.qmp_fd) + ",server=on,wait=off",
-       "-mon", "chardev=qmp0,mode=control"});
+  if (spec.incoming) argv.Add({"-S", "-incoming", "defer"});
+  argv.Add({"-chardev", "socket,id=qmp0,fd=" + std::to_string(spec.qmp_fd) + ",server=on,wait=off",
+            "-mon", "chardev=qmp0,mode=control"});
   // QEMU starts unprivileged (ferryd spawns it as its own user), so the filter may forbid every
   // way back: obsolete calls, setuid and friends, new processes, scheduler and resource changes.
-  add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
-  return argv;
+  argv.Add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
+  return argv.Take();
 }
 
 std::vector<std::string> QemuEnvironment() { return {"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}; }

@@ -197,20 +197,74 @@ Status MigrationStreamReader::Feed(std::span<const uint8_t> bytes) {
 }
 
 Status MigrationStreamReader::Step(const uint8_t* item) {
+  switch (state_) {
+    case State::kHeader:
+      return StepHeader(item);
+    case State::kConfigType:
+    case State::kConfigNameLength:
+    case State::kConfigName:
+    case State::kAfterConfig:
+    case State::kSubsectionNameLength:
+    case State::kSubsectionName:
+    case State::kSubsectionVersion:
+      return StepConfiguration(item);
+    case State::kPageBits:
+    case State::kUuid:
+    case State::kCapabilityCount:
+    case State::kCapabilityNameLength:
+    case State::kCapabilityName:
+      return StepConfigurationValue(item);
+    case State::kSectionType:
+      return StepSectionType(item[0]);
+    case State::kSectionId:
+    case State::kSectionNameLength:
+    case State::kSectionName:
+    case State::kSectionInstanceVersion:
+      return StepSectionHeader(item);
+    case State::kRamRecord:
+      record_offset_ = item_offset_;
+      return StepRamRecord(Be64(item));
+    case State::kBlockNameLength:
+    case State::kBlockName:
+    case State::kBlockUsedBytes:
+    case State::kBlockGuestAddress:
+      return StepBlockList(item);
+    case State::kPageBlockNameLength:
+      if (item[0] == 0) return Refuse(item_offset_, "a page record with an empty block name");
+      Expect(State::kPageBlockName, item[0]);
+      return Status::Ok();
+    case State::kPageBlockName:
+      return FinishBlockName(item, need_);
+    case State::kZeroFill:
+    case State::kPageData:
+      return StepPage(item);
+    case State::kFooter:
+      return StepFooter(item);
+    case State::kDeviceState:
+      break;  // Feed passes the device state through without items
+  }
+  return Status::Internal("QEMU migration stream: an item in state " +
+                          std::string(Describe(state_)));
+}
+
+Status MigrationStreamReader::StepHeader(const uint8_t* item) {
+  other_.insert(other_.end(), item, item + need_);
+  if (std::memcmp(item, "QEVM", 4) != 0) {
+    return Refuse(0, "not a QEMU migration stream (no \"QEVM\" magic)");
+  }
+  if (Be32(item + 4) != kFileVersion) {
+    return Refuse(
+        4, "stream version " + std::to_string(Be32(item + 4)) + ", only version 3 is understood");
+  }
+  Expect(State::kConfigType, 1);
+  return Status::Ok();
+}
+
+// The configuration section, up to each subsection's value.
+Status MigrationStreamReader::StepConfiguration(const uint8_t* item) {
   const size_t n = need_;
   auto keep = [&] { other_.insert(other_.end(), item, item + n); };
   switch (state_) {
-    case State::kHeader:
-      keep();
-      if (std::memcmp(item, "QEVM", 4) != 0) {
-        return Refuse(0, "not a QEMU migration stream (no \"QEVM\" magic)");
-      }
-      if (Be32(item + 4) != kFileVersion) {
-        return Refuse(4, "stream version " + std::to_string(Be32(item + 4)) +
-                             ", only version 3 is understood");
-      }
-      Expect(State::kConfigType, 1);
-      return Status::Ok();
     case State::kConfigType:
       keep();
       if (item[0] != kVmConfiguration) {
@@ -273,6 +327,18 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       else
         Expect(State::kCapabilityCount, 4);
       return Status::Ok();
+    default:
+      break;
+  }
+  return Status::Internal("QEMU migration stream: StepConfiguration in state " +
+                          std::string(Describe(state_)));
+}
+
+// A configuration subsection's value.
+Status MigrationStreamReader::StepConfigurationValue(const uint8_t* item) {
+  const size_t n = need_;
+  auto keep = [&] { other_.insert(other_.end(), item, item + n); };
+  switch (state_) {
     case State::kPageBits:
       keep();
       if (Be32(item) != kTargetPageBits) {
@@ -314,8 +380,18 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       Expect(capabilities_left_ ? State::kCapabilityNameLength : State::kAfterConfig, 1);
       return Status::Ok();
     }
-    case State::kSectionType:
-      return StepSectionType(item[0]);
+    default:
+      break;
+  }
+  return Status::Internal("QEMU migration stream: StepConfigurationValue in state " +
+                          std::string(Describe(state_)));
+}
+
+// A section's id, and for a START its name, instance and version.
+Status MigrationStreamReader::StepSectionHeader(const uint8_t* item) {
+  const size_t n = need_;
+  auto keep = [&] { other_.insert(other_.end(), item, item + n); };
+  switch (state_) {
     case State::kSectionId:
       keep();
       section_id_ = Be32(item);
@@ -360,9 +436,18 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       }
       Expect(State::kRamRecord, 8);
       return Status::Ok();
-    case State::kRamRecord:
-      record_offset_ = item_offset_;
-      return StepRamRecord(Be64(item));
+    default:
+      break;
+  }
+  return Status::Internal("QEMU migration stream: StepSectionHeader in state " +
+                          std::string(Describe(state_)));
+}
+
+// The RAM block list of the setup section, a block at a time.
+Status MigrationStreamReader::StepBlockList(const uint8_t* item) {
+  const size_t n = need_;
+  auto keep = [&] { other_.insert(other_.end(), item, item + n); };
+  switch (state_) {
     case State::kBlockNameLength:
       keep();
       if (item[0] == 0) return Refuse(item_offset_, "a RAM block without a name");
@@ -407,26 +492,9 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       keep();
       blocks_.back().guest_address = Be64(item);
       break;
-    case State::kPageBlockNameLength:
-      if (item[0] == 0) return Refuse(item_offset_, "a page record with an empty block name");
-      Expect(State::kPageBlockName, item[0]);
-      return Status::Ok();
-    case State::kPageBlockName:
-      return FinishBlockName(item, n);
-    case State::kZeroFill:
-    case State::kPageData:
-      return StepPage(item);
-    case State::kFooter:
-      keep();
-      if (item[0] != kVmSectionFooter || Be32(item + 1) != section_id_) {
-        return Refuse(item_offset_, "expected the footer of section " +
-                                        std::to_string(section_id_) + " (0x7e and its id)");
-      }
-      if (section_type_ == kVmSectionEnd) ram_complete_ = true;
-      Expect(State::kSectionType, 1);
-      return Status::Ok();
-    case State::kDeviceState:
-      break;
+    default:
+      return Status::Internal("QEMU migration stream: StepBlockList in state " +
+                              std::string(Describe(state_)));
   }
   // The end of one block of the list (kBlockUsedBytes without, kBlockGuestAddress with the
   // guest address): the next block, or the end of the list.
@@ -438,6 +506,17 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
   Expect(State::kRamRecord, 8);
   FERRY_RETURN_IF_ERROR(FlushOtherBytes());
   return visitor_.OnRamBlocks(blocks_);
+}
+
+Status MigrationStreamReader::StepFooter(const uint8_t* item) {
+  other_.insert(other_.end(), item, item + need_);
+  if (item[0] != kVmSectionFooter || Be32(item + 1) != section_id_) {
+    return Refuse(item_offset_, "expected the footer of section " + std::to_string(section_id_) +
+                                    " (0x7e and its id)");
+  }
+  if (section_type_ == kVmSectionEnd) ram_complete_ = true;
+  Expect(State::kSectionType, 1);
+  return Status::Ok();
 }
 
 Status MigrationStreamReader::StepSectionType(uint8_t type) {

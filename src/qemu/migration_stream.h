@@ -143,7 +143,14 @@ class MigrationStreamReader {
 
  private:
   enum class State;
+  // One item of `need_` bytes, by state: Step dispatches to the others.
   Status Step(const uint8_t* item);
+  Status StepHeader(const uint8_t* item);
+  Status StepConfiguration(const uint8_t* item);
+  Status StepConfigurationValue(const uint8_t* item);
+  Status StepSectionHeader(const uint8_t* item);
+  Status StepBlockList(const uint8_t* item);
+  Status StepFooter(const uint8_t* item);
   Status StepSectionType(uint8_t type);
   Status StepRamRecord(uint64_t value);
   Status StepPage(const uint8_t* item);

@@ -20,7 +20,8 @@ Status IgnoreSharedRam(vm::VmRuntime& vm, bool on) {
   return qemu::SetMigrationCapability(vm, "x-ignore-shared", on);
 }
 
-// Polls query-migrate until the migration completes or fails.
+}  // namespace
+
 Status AwaitMigration(vm::VmRuntime& vm, const std::string& what, milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -38,8 +39,6 @@ Status AwaitMigration(vm::VmRuntime& vm, const std::string& what, milliseconds t
   return Status::DeadlineExceeded(what + " did not finish within " +
                                   std::to_string(timeout.count()) + " ms");
 }
-
-}  // namespace
 
 // The stream goes through a descriptor ferryd opened and handed to QEMU (getfd, then an "fd:"
 // URI), not through `exec:cat`: no shell and no cat are started, which is most of the cost of

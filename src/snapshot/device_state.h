@@ -28,5 +28,9 @@ enum class GuestRamInStream {
 Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path,
                        std::chrono::milliseconds timeout,
                        GuestRamInStream guest_ram = GuestRamInStream::kSkipped);
+// Polls query-migrate until the migration completes (Ok), fails or is cancelled (Unavailable
+// with QEMU's reason), or `timeout` passes (DeadlineExceeded). `what` names it in errors.
+Status AwaitMigration(vm::VmRuntime& vm, const std::string& what,
+                      std::chrono::milliseconds timeout);
 
 }  // namespace ferry::snapshot

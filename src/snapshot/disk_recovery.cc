@@ -1,7 +1,5 @@
 #include "snapshot/disk_recovery.h"
 
-#include "qemu/launch_spec.h"
-
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "qemu/launch_spec.h"
 #include "vm/vm_disk.h"
 
 namespace ferry::snapshot {
@@ -97,74 +96,76 @@ std::string OverlayNodeName(const std::string& overlay_path) {
   return qemu::DiskNodeName(overlay_path);
 }
 
-DiskRecoveryPlan PlanDiskRecovery(const DiskStartState& state) {
-  DiskRecoveryPlan plan;
-  std::vector<Planned> planned;
-  bool all_sure = true;
-  for (const VmDiskState& v : state.vms) {
-    Planned p{&v, v.top, v.chain, "", true};
-    auto roll_forward = [&](const std::string& id, const std::string& why) {
+namespace {
+
+// One VM's disk: where it is now (rolled forward when a snapshot switched it unrecorded), or kept
+// as it is when that cannot be known for sure.
+Planned PlanVmDisk(const DiskStartState& state, const VmDiskState& v, DiskRecoveryPlan& plan) {
+  Planned p{&v, v.top, v.chain, "", true};
+  auto roll_forward = [&](const std::string& id, const std::string& why) {
+    const std::string frozen = FrozenPath(state.frozen_dir, id);
+    std::vector<std::string> chain = {frozen};
+    chain.insert(chain.end(), v.chain.begin(), v.chain.end());
+    plan.roll_forward.push_back({v.vm, OverlayPath(v.dir, id), chain, frozen, why});
+    p.old_top = v.top;
+    p.top = OverlayPath(v.dir, id);
+    p.chain = chain;
+  };
+  auto keep = [&](const std::string& why) {
+    plan.kept.push_back("vm " + v.vm + ": " + why +
+                        "; its disk files and every frozen image are kept");
+    p.sure = false;
+  };
+  if (v.qemu == VmDiskState::Qemu::kUnknown) {
+    keep("its QEMU runs but did not say which image its disk writes");
+  } else if (v.qemu == VmDiskState::Qemu::kNode &&
+             v.qemu_node.rfind(std::string(kNodePrefix) + kOverlayPrefix, 0) == 0 &&
+             v.qemu_node != OverlayNodeName(v.top)) {
+    // QEMU switched to a snapshot's overlay that the record does not name.
+    const std::string id =
+        v.qemu_node.substr(std::string(kNodePrefix).size() + std::string(kOverlayPrefix).size());
+    const std::string overlay = OverlayPath(v.dir, id);
+    if (Contains(v.files, overlay) &&
+        Contains(state.frozen_files, FrozenPath(state.frozen_dir, id))) {
+      roll_forward(id, "its QEMU writes " + overlay + " (node " + v.qemu_node +
+                           ") but its record names " + v.top +
+                           ": a snapshot switched the disk and ferryd stopped before recording "
+                           "it");
+    } else {
+      keep("its QEMU writes node " + v.qemu_node + " but its overlay " + overlay +
+           " or the frozen image under it is missing");
+    }
+  } else if (v.qemu == VmDiskState::Qemu::kNotRunning && !v.top_exists) {
+    // No QEMU to ask: a snapshot that got past its switch unlinked the old top, and the one
+    // overlay here on a frozen image of the same ID is where the disk went.
+    std::vector<std::string> ids;
+    for (const std::string& f : v.files) {
+      const std::string id = OverlayId(f);
       const std::string frozen = FrozenPath(state.frozen_dir, id);
-      std::vector<std::string> chain = {frozen};
-      chain.insert(chain.end(), v.chain.begin(), v.chain.end());
-      plan.roll_forward.push_back({v.vm, OverlayPath(v.dir, id), chain, frozen, why});
-      p.old_top = v.top;
-      p.top = OverlayPath(v.dir, id);
-      p.chain = chain;
-    };
-    auto keep = [&](const std::string& why) {
-      plan.kept.push_back("vm " + v.vm + ": " + why +
-                          "; its disk files and every frozen image are kept");
-      p.sure = false;
-    };
-    if (v.qemu == VmDiskState::Qemu::kUnknown) {
-      keep("its QEMU runs but did not say which image its disk writes");
-    } else if (v.qemu == VmDiskState::Qemu::kNode &&
-               v.qemu_node.rfind(std::string(kNodePrefix) + kOverlayPrefix, 0) == 0 &&
-               v.qemu_node != OverlayNodeName(v.top)) {
-      // QEMU switched to a snapshot's overlay that the record does not name.
-      const std::string id =
-          v.qemu_node.substr(std::string(kNodePrefix).size() + std::string(kOverlayPrefix).size());
-      const std::string overlay = OverlayPath(v.dir, id);
-      if (Contains(v.files, overlay) &&
-          Contains(state.frozen_files, FrozenPath(state.frozen_dir, id))) {
-        roll_forward(id, "its QEMU writes " + overlay + " (node " + v.qemu_node +
-                             ") but its record names " + v.top +
-                             ": a snapshot switched the disk and ferryd stopped before recording "
-                             "it");
-      } else {
-        keep("its QEMU writes node " + v.qemu_node + " but its overlay " + overlay +
-             " or the frozen image under it is missing");
-      }
-    } else if (v.qemu == VmDiskState::Qemu::kNotRunning && !v.top_exists) {
-      // No QEMU to ask: a snapshot that got past its switch unlinked the old top, and the one
-      // overlay here on a frozen image of the same ID is where the disk went.
-      std::vector<std::string> ids;
-      for (const std::string& f : v.files) {
-        const std::string id = OverlayId(f);
-        const std::string frozen = FrozenPath(state.frozen_dir, id);
-        auto backing = v.backing.find(f);
-        if (!id.empty() && f != v.top && Contains(state.frozen_files, frozen) &&
-            backing != v.backing.end() && backing->second == frozen) {
-          ids.push_back(id);
-        }
-      }
-      if (ids.size() == 1) {
-        roll_forward(ids[0], "its record names " + v.top + ", which is gone, and " +
-                                 OverlayPath(v.dir, ids[0]) + " lies on " +
-                                 FrozenPath(state.frozen_dir, ids[0]) +
-                                 ": a snapshot switched the disk and ferryd stopped before "
-                                 "recording it");
-      } else {
-        keep("its disk " + v.top + " is missing and " +
-             (ids.empty() ? std::string("no overlay here finishes a snapshot")
-                          : std::to_string(ids.size()) + " overlays here could be its disk"));
+      auto backing = v.backing.find(f);
+      if (!id.empty() && f != v.top && Contains(state.frozen_files, frozen) &&
+          backing != v.backing.end() && backing->second == frozen) {
+        ids.push_back(id);
       }
     }
-    all_sure = all_sure && p.sure;
-    planned.push_back(std::move(p));
+    if (ids.size() == 1) {
+      roll_forward(ids[0], "its record names " + v.top + ", which is gone, and " +
+                               OverlayPath(v.dir, ids[0]) + " lies on " +
+                               FrozenPath(state.frozen_dir, ids[0]) +
+                               ": a snapshot switched the disk and ferryd stopped before "
+                               "recording it");
+    } else {
+      keep("its disk " + v.top + " is missing and " +
+           (ids.empty() ? std::string("no overlay here finishes a snapshot")
+                        : std::to_string(ids.size()) + " overlays here could be its disk"));
+    }
   }
+  return p;
+}
 
+// What no VM's disk and no snapshot needs, removed only when every VM's disk is known for sure.
+void PlanRemovals(const DiskStartState& state, const std::vector<Planned>& planned, bool all_sure,
+                  DiskRecoveryPlan& plan) {
   std::set<std::string> referenced = state.kept_by_snapshots;
   for (const Planned& p : planned) {
     referenced.insert(p.top);
@@ -203,6 +204,20 @@ DiskRecoveryPlan PlanDiskRecovery(const DiskStartState& state) {
                              "VM has been deleted since)"});
     }
   }
+}
+
+}  // namespace
+
+DiskRecoveryPlan PlanDiskRecovery(const DiskStartState& state) {
+  DiskRecoveryPlan plan;
+  std::vector<Planned> planned;
+  bool all_sure = true;
+  for (const VmDiskState& v : state.vms) {
+    Planned p = PlanVmDisk(state, v, plan);
+    all_sure = all_sure && p.sure;
+    planned.push_back(std::move(p));
+  }
+  PlanRemovals(state, planned, all_sure, plan);
   return plan;
 }
 

@@ -42,23 +42,6 @@ Status WriteAll(int fd, std::span<const uint8_t> bytes, const char* what) {
   return Status::Ok();
 }
 
-Status PwriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset) {
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pwrite(fd, data + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      return (err == ENOSPC || err == EDQUOT ? Status::ResourceExhausted : Status::Unavailable)(
-          "writing the RAM image: " + std::string(std::strerror(err)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
-bool IsGuestRam(const qemu::MigrationRamBlock& block) { return block.name == kGuestRamBlock; }
-
 // Ends a migration that will not finish and makes sure the guest runs again (QEMU restarts a
 // guest it stopped for the last pass when the migration fails, but not every path says so).
 void CancelAndResume(vm::VmRuntime& rt, bool was_running, const std::string& what) {
@@ -80,66 +63,29 @@ void CancelAndResume(vm::VmRuntime& rt, bool was_running, const std::string& wha
 
 }  // namespace
 
-PrecopyWriter::PrecopyWriter(int image_fd, qemu::RamStrippedStream::Output device_state)
-    : image_fd_(image_fd), stripped_(std::move(device_state), IsGuestRam) {}
-
-Status PrecopyWriter::OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& blocks) {
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    if (IsGuestRam(blocks[i])) ram_block_ = i;
-  }
-  if (!ram_block_) {
-    return Status::Corruption(std::string("QEMU's stream lists no RAM block \"") + kGuestRamBlock +
-                              "\" (the guest's RAM backend)");
-  }
-  ram_bytes_ = blocks[*ram_block_].used_bytes;
-  if (::ftruncate(image_fd_, static_cast<off_t>(ram_bytes_)) != 0) {
-    return Status::Unavailable("sizing the RAM image: " + std::string(std::strerror(errno)));
-  }
-  written_.assign(ram_bytes_ / qemu::kMigrationPageBytes, false);
-  return stripped_.OnRamBlocks(blocks);
-}
-
-Status PrecopyWriter::OnRamPage(const qemu::MigrationRamPage& page) {
-  if (page.block != ram_block_) return stripped_.OnRamPage(page);
-  if (!page.zero()) return WritePage(page.offset, page.data.data());
-  if (page.fill != 0) {
-    std::vector<uint8_t> filled(qemu::kMigrationPageBytes, page.fill);
-    return WritePage(page.offset, filled.data());
-  }
-  return ClearPage(page.offset);
-}
-
-Status PrecopyWriter::WritePage(uint64_t offset, const uint8_t* data) {
-  FERRY_RETURN_IF_ERROR(PwriteAll(image_fd_, data, qemu::kMigrationPageBytes, offset));
-  written_[offset / qemu::kMigrationPageBytes] = true;
-  ++pages_written_;
-  return Status::Ok();
-}
-
-Status PrecopyWriter::ClearPage(uint64_t offset) {
-  const uint64_t index = offset / qemu::kMigrationPageBytes;
-  if (!written_[index]) return Status::Ok();  // still a hole: zero already
-  // A page the guest zeroed after an earlier pass copied it.
-  if (::fallocate(image_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                  qemu::kMigrationPageBytes) != 0) {
-    return Status::Unavailable("clearing a page of the RAM image: " +
-                               std::string(std::strerror(errno)));
-  }
-  written_[index] = false;
-  return Status::Ok();
-}
-
-Status PrecopyWriter::OnRamSectionEnd(qemu::RamSectionKind kind) {
-  ++passes_;
-  if (kind == qemu::RamSectionKind::kComplete) complete_ = true;
-  return stripped_.OnRamSectionEnd(kind);
-}
-
-Status PrecopyWriter::OnOtherBytes(std::span<const uint8_t> bytes) {
-  return stripped_.OnOtherBytes(bytes);
-}
-
 namespace {
+
+// Counts QEMU's passes over RAM on the way to the split.
+class PassCounter : public qemu::MigrationStreamVisitor {
+ public:
+  explicit PassCounter(StreamRamSplit& split) : split_(split) {}
+  Status OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& blocks) override {
+    return split_.OnRamBlocks(blocks);
+  }
+  Status OnRamPage(const qemu::MigrationRamPage& page) override { return split_.OnRamPage(page); }
+  Status OnRamSectionEnd(qemu::RamSectionKind kind) override {
+    ++passes_;
+    return split_.OnRamSectionEnd(kind);
+  }
+  Status OnOtherBytes(std::span<const uint8_t> bytes) override {
+    return split_.OnOtherBytes(bytes);
+  }
+  uint64_t passes() const { return passes_; }
+
+ private:
+  StreamRamSplit& split_;
+  uint64_t passes_ = 0;
+};
 
 // One precopy: the socket QEMU writes, the thread that reads it, the files it fills.
 class Precopy {
@@ -155,13 +101,15 @@ class Precopy {
   // Waits for the reader to see the stream's end; the stream must be whole.
   Status FinishReading();
   void StopReading();
-  const PrecopyWriter& writer() const { return *writer_; }
+  const StreamRamSplit& split() const { return *split_; }
+  uint64_t passes() const { return counter_->passes(); }
 
  private:
   vm::VmRuntime& rt_;
   const PrecopyOptions& options_;
   UniqueFd ours_, theirs_, image_, device_state_;
-  std::unique_ptr<PrecopyWriter> writer_;
+  std::unique_ptr<StreamRamSplit> split_;
+  std::unique_ptr<PassCounter> counter_;
   std::unique_ptr<qemu::MigrationStreamReader> reader_;
   std::thread thread_;
   Status read_status_;
@@ -184,10 +132,11 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
     return Status::Unavailable("cannot create " + device_state_path + ": " + std::strerror(errno));
   }
   const int device_fd = device_state_.get();
-  writer_ = std::make_unique<PrecopyWriter>(image_.get(), [device_fd](std::span<const uint8_t> b) {
-    return WriteAll(device_fd, b, "device state");
-  });
-  reader_ = std::make_unique<qemu::MigrationStreamReader>(*writer_);
+  split_ = std::make_unique<StreamRamSplit>(
+      image_.get(), image_path, options_.limits,
+      [device_fd](std::span<const uint8_t> b) { return WriteAll(device_fd, b, "device state"); });
+  counter_ = std::make_unique<PassCounter>(*split_);
+  reader_ = std::make_unique<qemu::MigrationStreamReader>(*counter_);
   thread_ = std::thread(
       [this] { read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream"); });
   return Status::Ok();
@@ -251,7 +200,7 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
 Status Precopy::FinishReading() {
   if (thread_.joinable()) thread_.join();
   FERRY_RETURN_IF_ERROR(read_status_);
-  if (!writer_->complete()) return Status::Corruption("QEMU's stream ended before RAM's end");
+  FERRY_RETURN_IF_ERROR(split_->Finish());
   if (::fsync(device_state_.get()) != 0) {
     return Status::Unavailable("syncing the device state: " + std::string(std::strerror(errno)));
   }
@@ -287,9 +236,8 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   copy.StopReading();
   if (st.ok()) st = reset;
   if (!st.ok()) return st.WithContext(options.what);
-  result.passes = copy.writer().passes();
-  result.pages_written = copy.writer().pages_written();
-  result.ram_bytes = copy.writer().ram_bytes();
+  result.passes = copy.passes();
+  result.split = copy.split().stats();
   return result;
 }
 

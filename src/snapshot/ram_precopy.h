@@ -9,7 +9,7 @@
 //   pre-switchover  the dirty rest is small enough for the downtime limit: QEMU has stopped the
 //                   guest and waits. This is the snapshot's instant: the disk is frozen here.
 //   completed       migrate-continue: the last dirty pages and the device state follow; the
-//                   device state is kept without ram0's pages (RamStrippedStream), so a clone
+//                   device state is kept without ram0's pages (stream_ram_split.h), so a clone
 //                   loads it, with x-ignore-shared off, over a mapping of the image. Then cont.
 //
 // The guest stands still only from QEMU's stop to the cont: the last pass, the disk freeze and
@@ -28,8 +28,7 @@
 
 #include "core/status.h"
 #include "core/unique_fd.h"
-#include "qemu/migration_stream.h"
-#include "qemu/ram_stripped_stream.h"
+#include "snapshot/stream_ram_split.h"
 
 namespace ferry {
 class Operation;
@@ -40,42 +39,10 @@ class VmRuntime;
 
 namespace ferry::snapshot {
 
-// The name of the guest RAM backend's block in QEMU's stream (-object memory-backend-file,id=ram0).
-inline constexpr const char* kGuestRamBlock = "ram0";
-
-// Writes a stream's ram0 pages into a RAM image and everything else, without them, into a device
-// state stream. A visitor of qemu::MigrationStreamReader; exposed for unit tests.
-class PrecopyWriter : public qemu::MigrationStreamVisitor {
- public:
-  // `image_fd`: a new, empty file, sized here to ram0's length. `device_state`: receives the
-  // stripped stream in order.
-  PrecopyWriter(int image_fd, qemu::RamStrippedStream::Output device_state);
-
-  Status OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& blocks) override;
-  Status OnRamPage(const qemu::MigrationRamPage& page) override;
-  Status OnRamSectionEnd(qemu::RamSectionKind kind) override;
-  Status OnOtherBytes(std::span<const uint8_t> bytes) override;
-
-  uint64_t ram_bytes() const { return ram_bytes_; }
-  uint64_t pages_written() const { return pages_written_; }  // PAGE records of ram0, with repeats
-  uint64_t passes() const { return passes_; }                // RAM sections read
-  bool complete() const { return complete_; }                // RAM's END section was read
-
- private:
-  Status WritePage(uint64_t offset, const uint8_t* data);
-  Status ClearPage(uint64_t offset);
-
-  int image_fd_;
-  qemu::RamStrippedStream stripped_;
-  std::optional<size_t> ram_block_;
-  uint64_t ram_bytes_ = 0;
-  std::vector<bool> written_;  // per page of ram0: holds data in the image
-  uint64_t pages_written_ = 0, passes_ = 0;
-  bool complete_ = false;
-};
-
 struct PrecopyOptions {
-  std::string what;  // "snapshot web-1@warm", for errors and logs
+  std::string what;  // "copying RAM", for errors and logs
+  // QEMU's guest RAM block must be exactly this long; the image file is image_bytes long.
+  StreamRamSplitLimits limits;
   // QEMU switches over when it expects the rest to take less than this.
   std::chrono::milliseconds downtime_limit{10};
   // The whole copy; past it the migration is cancelled and the guest runs on.
@@ -86,9 +53,8 @@ struct PrecopyResult {
   int64_t pause_ms = 0;       // QEMU's stop to the cont that resumed the guest
   int64_t copy_ms = 0;        // migrate to completed
   int64_t switchover_ms = 0;  // what the at_switchover step took, inside the pause
-  uint64_t passes = 0;
-  uint64_t pages_written = 0;
-  uint64_t ram_bytes = 0;
+  uint64_t passes = 0;        // RAM sections QEMU sent
+  StreamRamSplitStats split;
 };
 
 // Copies the running VM `rt` into `image_path` (created, must not exist) and `device_state_path`

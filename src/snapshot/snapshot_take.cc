@@ -25,6 +25,8 @@
 #include "core/ids.h"
 #include "crypto/openssl_util.h"
 #include "qemu/accelerator.h"
+#include "qemu/launch_spec.h"
+#include "snapshot/clone_state.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
 #include "snapshot/ram_precopy.h"
@@ -164,10 +166,18 @@ Status SnapshotService::CaptureWhilePaused(Taking& t, Operation& op) {
 }
 
 Status SnapshotService::CaptureLive(Taking& t, Operation& op) {
+  const vm::VmRecord& rec = t.lease.record;
   PrecopyOptions options;
   options.what = "copying RAM";
+  // QEMU's RAM block is what the launcher gave it; the image is as large as the VM's RAM file.
+  qemu::LaunchSpec launched;
+  launched.memory_mib = rec.spec.memory_mib;
+  launched.accelerator = rec.accelerator;
+  options.limits.ram_bytes = qemu::GuestRamKib(launched) << 10;
+  options.limits.image_bytes = rec.spec.memory_mib << 20;
+  options.limits.max_device_state_bytes = kMaxCloneDeviceStateBytes;
   auto at_instant = [&]() -> Status {
-    if (t.lease.record.disk_path.empty()) return Status::Ok();
+    if (rec.disk_path.empty()) return Status::Ok();
     return FreezeVmDisk(t, op);
   };
   FERRY_ASSIGN_OR_RETURN(
@@ -179,8 +189,11 @@ Status SnapshotService::CaptureLive(Taking& t, Operation& op) {
   op.SetPhase("checksumming RAM", 80);
   FERRY_ASSIGN_OR_RETURN(t.manifest.ram, SealRamImage(t.paths.ram));
   t.manifest.ram.copy_micros = copied.copy_ms * 1000;
-  spdlog::info("{}: RAM copied live in {} ms over {} passes ({} pages); VM paused {} ms", t.what,
-               copied.copy_ms, copied.passes, copied.pages_written, t.pause_ms);
+  spdlog::info(
+      "{}: RAM copied live in {} ms over {} passes ({} data pages, {} sent again); VM "
+      "paused {} ms",
+      t.what, copied.copy_ms, copied.passes, copied.split.data_pages, copied.split.rewritten_pages,
+      t.pause_ms);
   return Status::Ok();
 }
 

@@ -1,0 +1,118 @@
+#include "snapshot/stream_ram_split.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ferry::snapshot {
+
+using qemu::kMigrationPageBytes;
+
+namespace {
+
+bool AllZero(std::span<const uint8_t> bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+}
+
+}  // namespace
+
+StreamRamSplit::StreamRamSplit(int ram_fd, const std::string& ram_path, StreamRamSplitLimits limits,
+                               qemu::RamStrippedStream::Output device_state)
+    : ram_fd_(ram_fd),
+      ram_path_(ram_path),
+      limits_(limits),
+      device_state_(std::move(device_state)),
+      stripped_([this](std::span<const uint8_t> bytes) { return Emit(bytes); },
+                [](const qemu::MigrationRamBlock& b) { return b.name == kGuestRamBlock; }) {}
+
+Status StreamRamSplit::Emit(std::span<const uint8_t> bytes) {
+  if (bytes.size() > limits_.max_device_state_bytes - stats_.device_state_bytes) {
+    return Status::Corruption("the stream without guest RAM passes " +
+                              std::to_string(limits_.max_device_state_bytes >> 20) +
+                              " MiB (ROM pages and device state of a ferry VM are a few MiB)");
+  }
+  stats_.device_state_bytes += bytes.size();
+  return device_state_(bytes);
+}
+
+Status StreamRamSplit::OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& blocks) {
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].name != kGuestRamBlock) continue;
+    if (blocks[i].used_bytes != limits_.ram_bytes) {
+      return Status::Corruption("the stream's guest RAM block " + std::string(kGuestRamBlock) +
+                                " has " + std::to_string(blocks[i].used_bytes) +
+                                " bytes, not the VM's " + std::to_string(limits_.ram_bytes));
+    }
+    ram_block_ = i;
+  }
+  if (!ram_block_) {
+    return Status::Corruption(std::string("the stream lists no guest RAM block (") +
+                              kGuestRamBlock + ")");
+  }
+  const uint64_t image_bytes = std::max(limits_.image_bytes, limits_.ram_bytes);
+  if (::ftruncate(ram_fd_, static_cast<off_t>(image_bytes)) != 0) {
+    return Status::ResourceExhausted("cannot size the RAM image " + ram_path_ + ": " +
+                                     std::strerror(errno));
+  }
+  holds_data_.assign(limits_.ram_bytes / kMigrationPageBytes, false);
+  return stripped_.OnRamBlocks(blocks);
+}
+
+Status StreamRamSplit::OnRamPage(const qemu::MigrationRamPage& page) {
+  if (!ram_block_ || page.block != *ram_block_) return stripped_.OnRamPage(page);
+  // The reader checked the offset against the block's used length, which is ram_bytes.
+  const size_t index = page.offset / kMigrationPageBytes;
+  const bool had_data = holds_data_[index];
+  if (had_data) ++stats_.rewritten_pages;
+  const bool zero = page.zero() ? page.fill == 0 : AllZero(page.data);
+  if (zero) {
+    ++stats_.zero_pages;
+    if (!had_data) return Status::Ok();  // a hole already
+    static const std::vector<uint8_t> kZeros(kMigrationPageBytes, 0);
+    holds_data_[index] = false;
+    return WriteRam(page.offset, kZeros.data());
+  }
+  ++stats_.data_pages;
+  holds_data_[index] = true;
+  if (page.zero()) {
+    const std::vector<uint8_t> filled(kMigrationPageBytes, page.fill);
+    return WriteRam(page.offset, filled.data());
+  }
+  return WriteRam(page.offset, page.data.data());
+}
+
+Status StreamRamSplit::OnOtherBytes(std::span<const uint8_t> bytes) {
+  return stripped_.OnOtherBytes(bytes);
+}
+
+Status StreamRamSplit::WriteRam(uint64_t offset, const uint8_t* bytes) {
+  size_t done = 0;
+  while (done < kMigrationPageBytes) {
+    ssize_t n = ::pwrite(ram_fd_, bytes + done, kMigrationPageBytes - done,
+                         static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      if (err == ENOSPC) {
+        return Status::ResourceExhausted("no space left for the RAM image " + ram_path_ +
+                                         ": free memory or RAM directory space and retry");
+      }
+      return Status::Internal("cannot write the RAM image " + ram_path_ + ": " +
+                              std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status StreamRamSplit::Finish() const {
+  if (!ram_block_) {
+    return Status::Corruption(std::string("the stream lists no guest RAM block (") +
+                              kGuestRamBlock + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace ferry::snapshot
