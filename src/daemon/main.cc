@@ -74,6 +74,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "also serve GET /metrics (Prometheus text format) on TCP ADDRESS:PORT, e.g. "
                  "127.0.0.1:9464 (it is always on the API socket)");
+  std::string snapshot_copy = "live";
+  app.add_option("--snapshot-copy", snapshot_copy,
+                 "live: copy a running VM's RAM while it runs, pausing it only for the last pass; "
+                 "paused: pause it for the whole copy")
+      ->check(CLI::IsMember({"live", "paused"}))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -126,6 +132,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   ferry::snapshot::SnapshotService snapshots(**service);
+  snapshots.SetCopyMode(snapshot_copy == "paused" ? ferry::snapshot::SnapshotCopy::kPaused
+                                                  : ferry::snapshot::SnapshotCopy::kLive);
   ferry::snapshot::TemplateService templates(**service, snapshots);
   std::unique_ptr<ferry::migrate::MigrationService> migrations;
   if (!migration.tls_dir.empty()) {

@@ -39,7 +39,9 @@ Status MigrationService::MigrationSource::Perform() {
 Status MigrationService::MigrationSource::ConfigureQemuMigration() {
   vm::VmRuntime& rt = *lease_->runtime;
   FERRY_RETURN_IF_ERROR(
-      qemu::SetMigrationCapabilities(rt, {{"auto-converge", true}, {"x-ignore-shared", false}}));
+      qemu::SetMigrationCapabilities(rt, {{"auto-converge", true},
+                                          {"x-ignore-shared", false},
+                                          {"pause-before-switchover", false}}));
   return qemu::SetMigrationParameters(rt, {downtime_ms_, kUnlimitedBandwidth});
 }
 

@@ -78,6 +78,9 @@ Result<MigrationInfo> ParseQueryMigrate(const json& ret) {
     out.ram_remaining = static_cast<uint64_t>(remaining);
     out.dirty_pages_rate = static_cast<uint64_t>(dirty);
   }
+  FERRY_ASSIGN_OR_RETURN(int64_t downtime, f.Int("downtime", 0));
+  if (downtime < 0) return f.Error("downtime", "must not be negative");
+  out.downtime_ms = downtime;
   out.raw = ret;
   return out;
 }
@@ -185,6 +188,10 @@ Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri) {
 }
 
 Status MigrateCancel(QmpExecutor& qmp) { return Run(qmp, "migrate_cancel"); }
+
+Status MigrateContinueFromPreSwitchover(QmpExecutor& qmp) {
+  return Run(qmp, "migrate-continue", {{"state", "pre-switchover"}});
+}
 
 Status SetMigrationCapability(QmpExecutor& qmp, const std::string& capability, bool on) {
   return SetMigrationCapabilities(qmp, {{capability, on}});

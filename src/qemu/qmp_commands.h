@@ -63,6 +63,9 @@ struct MigrationInfo {
   uint64_t ram_remaining = 0;
   double ram_mbps = 0;
   uint64_t dirty_pages_rate = 0;
+  // Once completed: how long the guest stood stopped, from QEMU's stop for the last pass to the
+  // end of the stream (a pause before switchover included).
+  int64_t downtime_ms = 0;
   nlohmann::json raw;  // the whole reply, for reports that show QEMU's numbers as they are
 
   // The migration is still going: setup, active, device, pre-switchover, cancelling, postcopy.
@@ -103,6 +106,9 @@ Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& devi
 Status Migrate(QmpExecutor& qmp, const std::string& uri);
 Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri);
 Status MigrateCancel(QmpExecutor& qmp);
+// migrate-continue: ends the pause-before-switchover (the guest is stopped, the last pass and the
+// device state not yet sent).
+Status MigrateContinueFromPreSwitchover(QmpExecutor& qmp);
 Status SetMigrationCapability(QmpExecutor& qmp, const std::string& capability, bool on);
 // Several capabilities in one migrate-set-capabilities, in the order given.
 Status SetMigrationCapabilities(QmpExecutor& qmp,

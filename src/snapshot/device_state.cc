@@ -62,8 +62,9 @@ Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds 
   return reset;
 }
 
-Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds timeout) {
-  FERRY_RETURN_IF_ERROR(IgnoreSharedRam(vm, true));
+Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds timeout,
+                       GuestRamInStream guest_ram) {
+  FERRY_RETURN_IF_ERROR(IgnoreSharedRam(vm, guest_ram == GuestRamInStream::kSkipped));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return Status::NotFound("device state file " + path +

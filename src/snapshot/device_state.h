@@ -16,10 +16,18 @@ inline constexpr std::chrono::milliseconds kDeviceStateTimeout{60000};
 // Writes the device state of a paused VM to `path`. The VM stays paused (QEMU: postmigrate).
 Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path,
                        std::chrono::milliseconds timeout);
+// How a device state stream leaves out the guest's RAM: QEMU must load it with the x-ignore-shared
+// it was saved with (the block list's layout differs).
+enum class GuestRamInStream {
+  kSkipped,   // saved with x-ignore-shared on (SaveDeviceState)
+  kStripped,  // saved with it off, the RAM's pages taken out by ferry (ram_precopy.h)
+};
+
 // Loads `path` into a QEMU started with -S -incoming defer. The VM stays paused. Both pass QEMU
 // a descriptor of the file (QMP getfd, "fd:" URI).
 Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path,
-                       std::chrono::milliseconds timeout);
+                       std::chrono::milliseconds timeout,
+                       GuestRamInStream guest_ram = GuestRamInStream::kSkipped);
 // Polls query-migrate until the migration completes (Ok), fails or is cancelled (Unavailable
 // with QEMU's reason), or `timeout` passes (DeadlineExceeded). `what` names it in errors.
 Status AwaitMigration(vm::VmRuntime& vm, const std::string& what,

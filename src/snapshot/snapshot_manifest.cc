@@ -110,6 +110,13 @@ Result<SnapshotManifest> ParseFields(const json& j, const std::string& file) {
   FERRY_ASSIGN_OR_RETURN(m.device_state.file, r.FileName(ds, "device_state.", "file"));
   FERRY_ASSIGN_OR_RETURN(m.device_state.size_bytes, r.Unsigned(ds, "device_state.", "size"));
   FERRY_ASSIGN_OR_RETURN(m.device_state.sha256, r.String(ds, "device_state.", "sha256"));
+  if (ds.contains("guest_ram")) {  // added in 1.2
+    FERRY_ASSIGN_OR_RETURN(std::string guest_ram, r.String(ds, "device_state.", "guest_ram"));
+    if (guest_ram != "skipped" && guest_ram != "stripped") {
+      return r.Missing("device_state.guest_ram", "\"skipped\" or \"stripped\"");
+    }
+    m.device_state.guest_ram_stripped = guest_ram == "stripped";
+  }
   FERRY_ASSIGN_OR_RETURN(json ram, r.Object(j, "", "ram"));
   FERRY_ASSIGN_OR_RETURN(m.ram_file, r.FileName(ram, "ram.", "file"));
   FERRY_ASSIGN_OR_RETURN(m.ram, RamImage::FromJson(ram, file));
@@ -157,7 +164,8 @@ json SnapshotManifest::ToJson() const {
             {"device_state",
              {{"file", device_state.file},
               {"size", device_state.size_bytes},
-              {"sha256", device_state.sha256}}},
+              {"sha256", device_state.sha256},
+              {"guest_ram", device_state.guest_ram_stripped ? "stripped" : "skipped"}}},
             {"ram", std::move(ram_json)}};
   if (disk) {
     j["disk"] = {{"file", disk->file},

@@ -29,6 +29,11 @@ struct DeviceStateFile {
   std::string file = "device.state";  // a plain name inside the snapshot directory
   uint64_t size_bytes = 0;
   std::string sha256;  // lowercase hex
+  // How the stream leaves out the guest's RAM, which is in the RAM image (added in 1.2; absent
+  // means skipped): "skipped" by QEMU (x-ignore-shared on when saved, so loaded with it on), or
+  // "stripped" by ferry from a stream that had it (a pre-copied snapshot, ram_precopy.h: loaded
+  // with x-ignore-shared off).
+  bool guest_ram_stripped = false;
   bool operator==(const DeviceStateFile&) const = default;
 };
 
@@ -46,7 +51,7 @@ struct DiskImageFile {
 struct SnapshotManifest {
   static constexpr const char* kFormat = "ferry-snapshot";
   static constexpr int kVersionMajor = 1;
-  static constexpr int kVersionMinor = 1;
+  static constexpr int kVersionMinor = 2;
   static constexpr const char* kFileName = "manifest.json";
 
   // As read from the file; WriteManifest always writes kVersionMajor.kVersionMinor.

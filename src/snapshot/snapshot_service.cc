@@ -28,6 +28,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// How the snapshot's device state leaves out the guest's RAM (device_state.h).
+GuestRamInStream GuestRamOf(const SnapshotManifest& m) {
+  return m.device_state.guest_ram_stripped ? GuestRamInStream::kStripped
+                                           : GuestRamInStream::kSkipped;
+}
+
 std::string NewGuid() {
   std::string h = RandomHex(16);
   h[12] = '4';  // version 4 (random)
@@ -64,7 +70,7 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
   }
   if (!preloaded) {
     FERRY_RETURN_IF_ERROR(LoadDeviceState(rt, c.snapshot_dir + "/" + c.manifest.device_state.file,
-                                          kDeviceStateTimeout));
+                                          kDeviceStateTimeout, GuestRamOf(c.manifest)));
   }
   timings["device_state_ms"] = MsSince(t0);
   timings["device_state_preloaded"] = preloaded;
@@ -189,14 +195,16 @@ Result<std::shared_ptr<Operation>> SnapshotService::Create(const std::string& vm
     in_progress_.insert(name);
   }
   auto op = vms_.operations().Start("snapshot", vm + "@" + name);
-  vms_.InBackground([this, vm, name, op] {
-    Status st = TakeSnapshot(vm, name, *op);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      in_progress_.erase(name);
-    }
-    if (!st.ok()) op->Fail(st);
-  }, op);
+  vms_.InBackground(
+      [this, vm, name, op] {
+        Status st = TakeSnapshot(vm, name, *op);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          in_progress_.erase(name);
+        }
+        if (!st.ok()) op->Fail(st);
+      },
+      op);
   return op;
 }
 
@@ -316,7 +324,8 @@ Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) 
   // Verified (or found verified, by a stat) as ClonePlan does, right before the load.
   Status st = VerifySnapshot(paths.dir, *manifest, verified_);
   if (!st.ok()) return st.WithContext("snapshot " + snapshot);
-  return LoadDeviceState(rt, paths.dir + "/" + manifest->device_state.file, kDeviceStateTimeout)
+  return LoadDeviceState(rt, paths.dir + "/" + manifest->device_state.file, kDeviceStateTimeout,
+                         GuestRamOf(*manifest))
       .WithContext("snapshot " + snapshot + ": preloading a pool QEMU");
 }
 
@@ -348,27 +357,29 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
     if (vms_.Exists(n)) return Status::AlreadyExists("vm " + n + " already exists");
   }
   auto op = vms_.operations().Start("clone", req.snapshot);
-  vms_.InBackground([this, req, names, op] {
-    json clones = json::array();
-    for (size_t i = 0; i < names.size(); ++i) {
-      std::vector<vm::PortForwardSpec> forwards = req.forwards;
-      for (auto& f : forwards) {
-        if (f.host_port != 0) f.host_port = static_cast<uint16_t>(f.host_port + i);
-      }
-      op->SetPhase("cloning " + names[i], static_cast<int>(100 * i / names.size()));
-      auto child = CloneOne(req.snapshot, names[i], forwards);
-      if (!child.ok()) return op->Fail(child.status());
-      (*child)->WaitDone(600000);
-      json result = (*child)->ToJson();
-      if (result.value("state", "") != "succeeded") {
-        return op->Fail(
-            Status::FromCode(Status::CodeFromName(result["error"].value("code", "internal")),
-                             result["error"].value("message", "clone failed")));
-      }
-      clones.push_back(result["result"]);
-    }
-    op->Succeed({{"clones", clones}});
-  }, op);
+  vms_.InBackground(
+      [this, req, names, op] {
+        json clones = json::array();
+        for (size_t i = 0; i < names.size(); ++i) {
+          std::vector<vm::PortForwardSpec> forwards = req.forwards;
+          for (auto& f : forwards) {
+            if (f.host_port != 0) f.host_port = static_cast<uint16_t>(f.host_port + i);
+          }
+          op->SetPhase("cloning " + names[i], static_cast<int>(100 * i / names.size()));
+          auto child = CloneOne(req.snapshot, names[i], forwards);
+          if (!child.ok()) return op->Fail(child.status());
+          (*child)->WaitDone(600000);
+          json result = (*child)->ToJson();
+          if (result.value("state", "") != "succeeded") {
+            return op->Fail(
+                Status::FromCode(Status::CodeFromName(result["error"].value("code", "internal")),
+                                 result["error"].value("message", "clone failed")));
+          }
+          clones.push_back(result["result"]);
+        }
+        op->Succeed({{"clones", clones}});
+      },
+      op);
   return op;
 }
 

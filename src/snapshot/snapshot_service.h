@@ -41,12 +41,20 @@ struct WarmQemu {
   std::optional<PrimedIdentity> primed;
 };
 
+// How a running VM's RAM is copied into a snapshot.
+enum class SnapshotCopy {
+  kLive,    // while the guest runs; it pauses only for the last pass (ram_precopy.h)
+  kPaused,  // with the guest paused throughout the copy: the pause grows with its RAM
+};
+
 class SnapshotService {
  public:
   // Sweeps what a ferryd that died mid-snapshot left (see SweepLeftovers).
   explicit SnapshotService(vm::VmService& vms);
 
-  // Pauses VM briefly, saves its device state and RAM, resumes it.
+  // Set once at start-up (ferryd --snapshot-copy), before any snapshot is taken.
+  void SetCopyMode(SnapshotCopy mode) { copy_mode_ = mode; }
+  // Copies VM's RAM while it runs, pauses it briefly for the rest and its device state, resumes it.
   Result<std::shared_ptr<Operation>> Create(const std::string& vm, const std::string& name);
   Result<std::shared_ptr<Operation>> Clone(const CloneRequest& request);
   nlohmann::json List();
@@ -99,6 +107,7 @@ class SnapshotService {
   Status CheckSnapshottable(const vm::VmRecord& rec, const std::string& vm_name,
                             const std::string& what);
   Status PrepareDirs(Taking& t);
+  Status CaptureLive(Taking& t, Operation& op);
   Status CaptureWhilePaused(Taking& t, Operation& op);
   Status Capture(Taking& t, Operation& op, std::chrono::steady_clock::time_point paused_at);
   Status FreezeVmDisk(Taking& t, Operation& op);
@@ -115,6 +124,7 @@ class SnapshotService {
 
   vm::VmService& vms_;
   VerifiedFiles verified_;
+  SnapshotCopy copy_mode_ = SnapshotCopy::kLive;
   std::mutex mu_;
   std::set<std::string> in_progress_;  // snapshot names being written
 };

@@ -2,7 +2,10 @@
 //
 //   CheckSnapshottable  the owner allows it, the VM owns its RAM file, the RAM directory has room
 //   PrepareDirs         STATE/snapshots/NAME.partial and RAM_DIR/snapshots
-//   CaptureWhilePaused  pause; device state, frozen disk, RAM image; resume
+//   CaptureLive         RAM copied while the guest runs, then at the instant QEMU stops it: frozen
+//                       disk, last pages, device state; resume (ram_precopy.h). For a running VM.
+//   CaptureWhilePaused  pause; device state, frozen disk, RAM image; resume. For a paused VM, or
+//                       with --snapshot-copy paused.
 //   WriteSnapshotDir    manifest with checksums and links; NAME.partial renamed to NAME
 //   Register            the snapshot's row in the registry: from here it exists
 //
@@ -22,8 +25,11 @@
 #include "core/ids.h"
 #include "crypto/openssl_util.h"
 #include "qemu/accelerator.h"
+#include "qemu/launch_spec.h"
+#include "snapshot/clone_state.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
+#include "snapshot/ram_precopy.h"
 #include "snapshot/snapshot_service.h"
 #include "vm/vm_disk.h"
 #include "vm/vm_origin.h"
@@ -34,7 +40,6 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
 
 }  // namespace
 
@@ -80,7 +85,11 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   t.paths = PathsFor(name, t.id);
   t.partial = t.paths.dir + ".partial";
   Status st = PrepareDirs(t);
-  if (st.ok()) st = CaptureWhilePaused(t, op);
+  const bool running = t.lease.record.state != vm::VmState::kPaused;
+  if (st.ok()) {
+    st = running && copy_mode_ == SnapshotCopy::kLive ? CaptureLive(t, op)
+                                                      : CaptureWhilePaused(t, op);
+  }
   if (st.ok()) st = WriteSnapshotDir(t, op);
   if (st.ok()) st = Register(t);
   if (!st.ok()) {
@@ -153,6 +162,38 @@ Status SnapshotService::CaptureWhilePaused(Taking& t, Operation& op) {
     return Status::Unavailable("the VM did not resume after the snapshot: " + resumed.message());
   }
   spdlog::info("{}: VM paused {} ms (device state {} ms)", t.what, t.pause_ms, t.device_ms);
+  return Status::Ok();
+}
+
+Status SnapshotService::CaptureLive(Taking& t, Operation& op) {
+  const vm::VmRecord& rec = t.lease.record;
+  PrecopyOptions options;
+  options.what = "copying RAM";
+  // QEMU's RAM block is what the launcher gave it; the image is as large as the VM's RAM file.
+  qemu::LaunchSpec launched;
+  launched.memory_mib = rec.spec.memory_mib;
+  launched.accelerator = rec.accelerator;
+  options.limits.ram_bytes = qemu::GuestRamKib(launched) << 10;
+  options.limits.image_bytes = rec.spec.memory_mib << 20;
+  options.limits.max_device_state_bytes = kMaxCloneDeviceStateBytes;
+  auto at_instant = [&]() -> Status {
+    if (rec.disk_path.empty()) return Status::Ok();
+    return FreezeVmDisk(t, op);
+  };
+  FERRY_ASSIGN_OR_RETURN(
+      PrecopyResult copied,
+      PrecopySnapshot(*t.lease.runtime, t.paths.ram, t.partial + "/" + t.manifest.device_state.file,
+                      at_instant, op, options));
+  t.pause_ms = copied.pause_ms;
+  t.manifest.device_state.guest_ram_stripped = true;
+  op.SetPhase("checksumming RAM", 80);
+  FERRY_ASSIGN_OR_RETURN(t.manifest.ram, SealRamImage(t.paths.ram));
+  t.manifest.ram.copy_micros = copied.copy_ms * 1000;
+  spdlog::info(
+      "{}: RAM copied live in {} ms over {} passes ({} data pages, {} sent again); VM "
+      "paused {} ms",
+      t.what, copied.copy_ms, copied.passes, copied.split.data_pages, copied.split.rewritten_pages,
+      t.pause_ms);
   return Status::Ok();
 }
 

@@ -4,10 +4,13 @@
 // "Re-adoption after a ferryd restart".
 #include <signal.h>
 #include <spdlog/spdlog.h>
+
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <set>
+#include <thread>
 #include <variant>
 
 #include "core/files.h"
@@ -126,6 +129,32 @@ void VmService::EndInterruptedLaunch(const std::shared_ptr<Vm>& vm) {
   spdlog::warn("vm {}: {}", vm->rec.spec.name, vm->rec.failure);
 }
 
+namespace {
+
+// A live snapshot's copy (snapshot/ram_precopy.h) stops the guest and waits for ferryd before its
+// last pass; a ferryd that died there left the guest stopped and the copy waiting. Cancelled, the
+// copy fails and QEMU resumes the guest it stopped. True when there was such a copy.
+bool EndAbandonedSnapshotCopy(VmRuntime& rt, const std::string& name) {
+  auto migration = qemu::QueryMigrate(rt);
+  if (!migration.ok() || migration->state != qemu::MigrationState::kPreSwitchover) return false;
+  spdlog::warn("vm {}: a snapshot's copy that ferryd left waiting had stopped the guest; "
+               "cancelled, the guest runs on",
+               name);
+  if (!qemu::MigrateCancel(rt).ok()) return false;
+  const auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto now = qemu::QueryMigrate(rt);
+    if (!now.ok() || !now->InProgress()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  qemu::SetMigrationCapability(rt, "pause-before-switchover", false);
+  auto status = qemu::QueryStatus(rt);
+  if (status.ok() && !status->running) qemu::Cont(rt);
+  return true;
+}
+
+}  // namespace
+
 void VmService::Reattach(const std::shared_ptr<Vm>& vm) {
   VmRecord& r = vm->rec;
   const std::string name = r.spec.name;
@@ -138,6 +167,9 @@ void VmService::Reattach(const std::shared_ptr<Vm>& vm) {
       VmRuntime::Attach(r.pid, r.pid_start_time, AdoptedUid(r.pid), vm->paths, CallbacksFor(vm));
   Result<qemu::QmpVmStatus> status = Status::Unavailable("not attached");
   if (rt.ok()) status = qemu::QueryStatus(**rt);
+  if (status.ok() && !status->running && EndAbandonedSnapshotCopy(**rt, name)) {
+    status = qemu::QueryStatus(**rt);
+  }
   MutexLock lock(vm->mu);
   if (!rt.ok()) {
     StopDeferringExits(*vm);

@@ -1,0 +1,244 @@
+#include "snapshot/ram_precopy.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "core/elapsed.h"
+#include "core/operation.h"
+#include "qemu/qmp_commands.h"
+#include "vm/vm_runtime.h"
+
+namespace ferry::snapshot {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char* kFdName = "ferry-snapshot-precopy";
+constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no throttle in practice
+// How often the migration's state is asked: the pause-before-switchover is noticed within this.
+constexpr milliseconds kPollInterval(1);
+constexpr milliseconds kCancelTimeout(10000);
+
+Status WriteAll(int fd, std::span<const uint8_t> bytes, const char* what) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      return (err == ENOSPC || err == EDQUOT ? Status::ResourceExhausted : Status::Unavailable)(
+          std::string("writing the ") + what + ": " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+// Ends a migration that will not finish and makes sure the guest runs again (QEMU restarts a
+// guest it stopped for the last pass when the migration fails, but not every path says so).
+void CancelAndResume(vm::VmRuntime& rt, bool was_running, const std::string& what) {
+  Status cancelled = qemu::MigrateCancel(rt);
+  const auto deadline = Clock::now() + kCancelTimeout;
+  while (cancelled.ok() && Clock::now() < deadline) {
+    auto info = qemu::QueryMigrate(rt);
+    if (!info.ok() || !info->InProgress()) break;
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  if (!was_running) return;
+  auto status = qemu::QueryStatus(rt);
+  if (status.ok() && status->running) return;
+  if (Status resumed = qemu::Cont(rt); !resumed.ok()) {
+    spdlog::error("{}: the VM did not resume after the copy was cancelled: {}", what,
+                  resumed.message());
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Counts QEMU's passes over RAM on the way to the split.
+class PassCounter : public qemu::MigrationStreamVisitor {
+ public:
+  explicit PassCounter(StreamRamSplit& split) : split_(split) {}
+  Status OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& blocks) override {
+    return split_.OnRamBlocks(blocks);
+  }
+  Status OnRamPage(const qemu::MigrationRamPage& page) override { return split_.OnRamPage(page); }
+  Status OnRamSectionEnd(qemu::RamSectionKind kind) override {
+    ++passes_;
+    return split_.OnRamSectionEnd(kind);
+  }
+  Status OnOtherBytes(std::span<const uint8_t> bytes) override {
+    return split_.OnOtherBytes(bytes);
+  }
+  uint64_t passes() const { return passes_; }
+
+ private:
+  StreamRamSplit& split_;
+  uint64_t passes_ = 0;
+};
+
+// One precopy: the socket QEMU writes, the thread that reads it, the files it fills.
+class Precopy {
+ public:
+  Precopy(vm::VmRuntime& rt, const PrecopyOptions& options) : rt_(rt), options_(options) {}
+  ~Precopy() { StopReading(); }
+
+  Status Open(const std::string& image_path, const std::string& device_state_path);
+  Status Start();
+  // Polls until QEMU stops the guest for the switchover, runs `at_switchover`, continues, and
+  // polls until the stream is complete.
+  Status Drive(const std::function<Status()>& at_switchover, Operation& op, PrecopyResult& result);
+  // Waits for the reader to see the stream's end; the stream must be whole.
+  Status FinishReading();
+  void StopReading();
+  const StreamRamSplit& split() const { return *split_; }
+  uint64_t passes() const { return counter_->passes(); }
+
+ private:
+  vm::VmRuntime& rt_;
+  const PrecopyOptions& options_;
+  UniqueFd ours_, theirs_, image_, device_state_;
+  std::unique_ptr<StreamRamSplit> split_;
+  std::unique_ptr<PassCounter> counter_;
+  std::unique_ptr<qemu::MigrationStreamReader> reader_;
+  std::thread thread_;
+  Status read_status_;
+};
+
+Status Precopy::Open(const std::string& image_path, const std::string& device_state_path) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return Status::Unavailable("socketpair: " + std::string(std::strerror(errno)));
+  }
+  ours_.Reset(sv[0]);
+  theirs_.Reset(sv[1]);
+  constexpr int kFlags = O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  image_.Reset(::open(image_path.c_str(), O_RDWR | kFlags, 0600));
+  if (!image_.valid()) {
+    return Status::Unavailable("cannot create " + image_path + ": " + std::strerror(errno));
+  }
+  device_state_.Reset(::open(device_state_path.c_str(), O_WRONLY | kFlags, 0600));
+  if (!device_state_.valid()) {
+    return Status::Unavailable("cannot create " + device_state_path + ": " + std::strerror(errno));
+  }
+  const int device_fd = device_state_.get();
+  split_ = std::make_unique<StreamRamSplit>(
+      image_.get(), image_path, options_.limits,
+      [device_fd](std::span<const uint8_t> b) { return WriteAll(device_fd, b, "device state"); });
+  counter_ = std::make_unique<PassCounter>(*split_);
+  reader_ = std::make_unique<qemu::MigrationStreamReader>(*counter_);
+  thread_ = std::thread(
+      [this] { read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream"); });
+  return Status::Ok();
+}
+
+Status Precopy::Start() {
+  // auto-converge: a guest that dirties memory faster than it is copied is slowed until the
+  // copy converges, as in a live migration.
+  FERRY_RETURN_IF_ERROR(qemu::SetMigrationCapabilities(
+      rt_,
+      {{"x-ignore-shared", false}, {"auto-converge", true}, {"pause-before-switchover", true}}));
+  FERRY_RETURN_IF_ERROR(
+      qemu::SetMigrationParameters(rt_, {options_.downtime_limit.count(), kUnlimitedBandwidth}));
+  FERRY_RETURN_IF_ERROR(rt_.QmpPassFd(kFdName, theirs_.get()));
+  theirs_.Reset();  // QEMU holds its own copy: its close ends our read
+  return qemu::Migrate(rt_, std::string("fd:") + kFdName);
+}
+
+Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& op,
+                      PrecopyResult& result) {
+  const auto started = Clock::now();
+  const auto deadline = started + options_.timeout;
+  bool switched = false;
+  for (;;) {
+    FERRY_ASSIGN_OR_RETURN(qemu::MigrationInfo info, qemu::QueryMigrate(rt_));
+    if (info.state == qemu::MigrationState::kCompleted) {
+      result.copy_ms = MsSince(started);
+      result.pause_ms = info.downtime_ms;
+      return switched ? Status::Ok()
+                      : Status::Internal(
+                            "QEMU completed the copy without pausing before the "
+                            "switchover");
+    }
+    if (info.state == qemu::MigrationState::kFailed ||
+        info.state == qemu::MigrationState::kCancelled || !info.InProgress()) {
+      return Status::Unavailable("QEMU's copy ended as " +
+                                 (info.status.empty() ? std::string("none") : info.status) +
+                                 (info.error_desc.empty() ? "" : ": " + info.error_desc));
+    }
+    if (info.state == qemu::MigrationState::kPreSwitchover && !switched) {
+      // The guest is stopped: this is the snapshot's instant.
+      const auto at = Clock::now();
+      op.SetPhase("at the snapshot's instant", 60);
+      FERRY_RETURN_IF_ERROR(at_switchover());
+      result.switchover_ms = MsSince(at);
+      FERRY_RETURN_IF_ERROR(qemu::MigrateContinueFromPreSwitchover(rt_));
+      switched = true;
+    } else if (!switched && info.has_ram && info.ram_total > 0) {
+      const uint64_t done = info.ram_total - std::min(info.ram_remaining, info.ram_total);
+      op.SetPhase("copying RAM while the guest runs",
+                  20 + static_cast<int>(35 * done / info.ram_total));
+    }
+    if (Clock::now() > deadline) {
+      return Status::DeadlineExceeded("the copy did not converge within " +
+                                      std::to_string(options_.timeout.count() / 1000) + " s");
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+Status Precopy::FinishReading() {
+  if (thread_.joinable()) thread_.join();
+  FERRY_RETURN_IF_ERROR(read_status_);
+  FERRY_RETURN_IF_ERROR(split_->Finish());
+  if (::fsync(device_state_.get()) != 0) {
+    return Status::Unavailable("syncing the device state: " + std::string(std::strerror(errno)));
+  }
+  return Status::Ok();
+}
+
+void Precopy::StopReading() {
+  if (!thread_.joinable()) return;
+  // A QEMU that neither sends nor closes must not hold this thread: the read ends now.
+  ::shutdown(ours_.get(), SHUT_RDWR);
+  thread_.join();
+}
+
+}  // namespace
+
+Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& image_path,
+                                      const std::string& device_state_path,
+                                      const std::function<Status()>& at_switchover, Operation& op,
+                                      const PrecopyOptions& options) {
+  PrecopyResult result;
+  Precopy copy(rt, options);
+  FERRY_RETURN_IF_ERROR(copy.Open(image_path, device_state_path).WithContext(options.what));
+  Status st = copy.Start();
+  if (st.ok()) st = copy.Drive(at_switchover, op, result);
+  Clock::time_point completed_at = Clock::now();
+  if (st.ok()) st = qemu::Cont(rt);
+  // The guest stood still from QEMU's stop to the stream's end (downtime), then until the cont.
+  result.pause_ms += MsSince(completed_at);
+  if (!st.ok()) CancelAndResume(rt, /*was_running=*/true, options.what);
+  // A later live migration of this VM must not wait for a switchover nobody continues.
+  Status reset = qemu::SetMigrationCapability(rt, "pause-before-switchover", false);
+  if (st.ok()) st = copy.FinishReading();
+  copy.StopReading();
+  if (st.ok()) st = reset;
+  if (!st.ok()) return st.WithContext(options.what);
+  result.passes = copy.passes();
+  result.split = copy.split().stats();
+  return result;
+}
+
+}  // namespace ferry::snapshot
