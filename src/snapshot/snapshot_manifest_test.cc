@@ -116,6 +116,25 @@ class SnapshotManifestTest : public ::testing::Test {
   SnapshotManifest m_;
 };
 
+TEST_F(SnapshotManifestTest, SaysHowTheDeviceStateLeavesOutTheGuestRam) {
+  // 1.1 manifests have no "guest_ram": QEMU skipped the RAM (x-ignore-shared on).
+  json j = Written();
+  j["device_state"].erase("guest_ram");
+  WriteSealed(j);
+  auto old = LoadManifest(dir_);
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_FALSE(old->device_state.guest_ram_stripped);
+  // A pre-copied snapshot's device state had it stripped by ferry: loaded with it off.
+  j["device_state"]["guest_ram"] = "stripped";
+  WriteSealed(j);
+  auto precopied = LoadManifest(dir_);
+  ASSERT_TRUE(precopied.ok()) << precopied.status().message();
+  EXPECT_TRUE(precopied->device_state.guest_ram_stripped);
+  j["device_state"]["guest_ram"] = "kept";
+  WriteSealed(j);
+  ExpectRefused(Status::Code::kCorruption, "device_state.guest_ram");
+}
+
 TEST_F(SnapshotManifestTest, RoundTripsAndIsReadOnly) {
   auto loaded = LoadManifest(dir_);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
@@ -134,12 +153,13 @@ TEST_F(SnapshotManifestTest, RoundTripsAndIsReadOnly) {
   EXPECT_EQ(loaded->ram_file, "ram");
   EXPECT_EQ(loaded->ram, m_.ram);
   EXPECT_EQ(loaded->version_major, 1);
-  EXPECT_EQ(loaded->version_minor, 1);
+  EXPECT_EQ(loaded->version_minor, 2);
   EXPECT_FALSE(loaded->disk) << "a VM without a disk has no disk entry";
   EXPECT_EQ(loaded->manifest_sha256, Written()["manifest_sha256"]);
 
   json j = Written();
   EXPECT_EQ(j["format"], "ferry-snapshot");
+  EXPECT_EQ(j["device_state"]["guest_ram"], "skipped");
   char crc[9];
   std::snprintf(crc, sizeof crc, "%08x", m_.ram.chunks[3].crc32);
   EXPECT_EQ(j["ram"]["chunks"],
