@@ -374,7 +374,7 @@ TEST_F(TapNetworkTest, AVmFromATapTemplatesWarmPoolGetsItsAddress) {
   CommandResult t = h1.Ferry({"template", "create", "redis", "--from-snapshot", "s1"});
   ASSERT_EQ(t.exit_code, 0) << t.err;
   ASSERT_EQ(h1.Ferry({"template", "pool", "redis", "--size", "1"}).exit_code, 0);
-  json pool;
+  json pool = json::object();
   for (int i = 0; i < 1200 && pool.value("pool_ready", 0) != 1; ++i) {
     pool = h1.FerryJson({"template", "show", "redis"});
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
