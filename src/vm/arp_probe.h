@@ -32,8 +32,8 @@
 namespace ferry::vm {
 
 inline constexpr int kProbes = 3;
-inline constexpr std::chrono::milliseconds kProbeGap{40};
-inline constexpr std::chrono::milliseconds kListen{250};
+inline constexpr std::chrono::milliseconds kProbeGap{30};
+inline constexpr std::chrono::milliseconds kListen{120};
 
 using EtherAddress = std::array<uint8_t, 6>;
 
