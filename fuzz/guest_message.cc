@@ -23,8 +23,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)ferry::qemu::ParseIdentityChangeReplyLine(*line);
     auto message = ferry::ParseJsonLine(*line);
     if (!message.ok() || !message->is_object()) continue;
+    (void)ferry::qemu::ParseAnnounceReply(*message);
     for (const char* op :
-         {"ping", "identity", "reset_identity", "finish_identity", "urandom", "shutdown"}) {
+         {"ping", "identity", "reset_identity", "finish_identity", "urandom", "announce", "shutdown"}) {
       auto reply = ferry::qemu::InterpretGuestReply(op, *message);
       if (reply.ok()) {
         auto ok = message->find("ok");

@@ -84,6 +84,7 @@ guest = {
     "bad_request": {"id": None, "ok": False,
                     "error": "request must be a JSON object like {\"id\":1,\"op\":\"ping\"}"},
     "shutdown": {"id": 9, "ok": True},
+    "announce": {"id": 10, "ok": True, "announced": ["10.77.0.21"], "rounds": 2},
 }
 for name, obj in guest.items():
     write("guest_message", name, line(obj))
@@ -106,6 +107,12 @@ guest_requests = {
                        "entropy": "a" * 64 + "b" * 64, "time_unix_ns": 1750000000123456789},
     "finish_identity": {"id": 12, "op": "finish_identity", "hostname": "web-2-c3",
                         "entropy": "0123456789abcdef" * 8, "time_unix_ns": 1750000000123456789},
+    "reset_identity_tap": {"id": 15, "op": "reset_identity", "hostname": "db-1-c2",
+                           "mac": "52:54:00:ab:cd:f0",
+                           "machine_id": "00112233445566778899aabbccddeef0",
+                           "entropy": "c" * 128, "time_unix_ns": 1750000000123456789,
+                           "ipv4": "10.77.0.22/24"},
+    "announce": {"id": 16, "op": "announce"},
     "urandom": {"id": 13, "op": "urandom", "bytes": 16},
     "shutdown": {"id": 14, "op": "shutdown"},
 }

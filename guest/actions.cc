@@ -36,7 +36,7 @@ bool LooksLikeMac(const std::string& s) { return s.size() == 17 && s != "00:00:0
 
 constexpr std::size_t kMaxUrandomBytes = 64;
 constexpr const char* kKnownOps =
-    "ping, identity, reset_identity, finish_identity, urandom, ballast, shutdown";
+    "ping, identity, reset_identity, finish_identity, urandom, ballast, announce, shutdown";
 
 // Who the guest is now: the "identity" reply, also returned by reset_identity and
 // finish_identity.
@@ -136,6 +136,7 @@ ActionReply GuestActions::HandleLine(std::string_view line) {
       return {Dump(json{{"id", id}, {"ok", true}, {"hex", HexEncode(*bytes)}}), false};
     }
     if (op == ops::kBallast) return {HoldBallast(id, request), false};
+    if (op == ops::kAnnounce) return {Announce(id, request), false};
     if (op == ops::kShutdown) {
       if (!system_.IsInit()) {
         return {ErrorReply(id,
@@ -173,6 +174,21 @@ std::string GuestActions::HoldBallast(const json& id, const json& request) {
                       std::chrono::steady_clock::now() - start)
                       .count();
   return Dump(json{{"id", id}, {"ok", true}, {"mib", ballast_.mib()}, {"fill_ms", ms}});
+}
+
+std::string GuestActions::Announce(const json& id, const json& request) {
+  for (auto it = request.begin(); it != request.end(); ++it) {
+    if (it.key() != "id" && it.key() != "op") {
+      return ErrorReply(id, "announce takes no arguments; \"" + Shorten(it.key()) +
+                                "\" is not one");
+    }
+  }
+  auto announced = AnnounceAddresses(system_, kAnnounceRounds);
+  if (auto* error = std::get_if<std::string>(&announced)) return ErrorReply(id, "announce: " + *error);
+  return Dump(json{{"id", id},
+                   {"ok", true},
+                   {"announced", std::get<std::vector<std::string>>(announced)},
+                   {"rounds", kAnnounceRounds}});
 }
 
 std::string GuestActions::ResetIdentity(const json& id, const json& request) {

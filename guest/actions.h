@@ -44,6 +44,9 @@ class GuestActions {
   long long UptimeMs();
   std::string ResetIdentity(const nlohmann::json& id, const nlohmann::json& request);
   std::string FinishIdentity(const nlohmann::json& id, const nlohmann::json& request);
+  // RFC 5227 announcements of the NIC's IPv4 addresses (protocol.h, announce).
+  static constexpr int kAnnounceRounds = 2;
+  std::string Announce(const nlohmann::json& id, const nlohmann::json& request);
   std::string HoldBallast(const nlohmann::json& id, const nlohmann::json& request);
   // The reply of reset_identity and finish_identity: the guest's identity after it, or the
   // failed step, with the step times; total_ms counted from `start`.

@@ -114,6 +114,20 @@ TEST_F(GuestActionsTest, IdentityWithMissingFilesStillAnswers) {
   EXPECT_EQ(reply["ssh_host_keys"], json::array());
 }
 
+TEST_F(GuestActionsTest, AnnounceSendsGratuitousArpForTheNicsAddresses) {
+  system_.ipv4["eth0"] = {"10.77.0.22/24"};
+  json reply = Handle(R"({"id": 5, "op": "announce"})");
+  EXPECT_EQ(reply, json::parse(R"({"id": 5, "ok": true, "announced": ["10.77.0.22"],
+                                   "rounds": 2})"));
+  reply = Handle(R"({"id": 6, "op": "announce", "ipv4": "10.0.0.1"})");
+  EXPECT_EQ(reply["ok"], false);
+  EXPECT_NE(reply["error"].get<std::string>().find("takes no arguments"), std::string::npos);
+  system_.ipv4["eth0"] = {};
+  reply = Handle(R"({"id": 7, "op": "announce"})");
+  EXPECT_EQ(reply["ok"], false);
+  EXPECT_NE(reply["error"].get<std::string>().find("no IPv4 address"), std::string::npos);
+}
+
 TEST_F(GuestActionsTest, ShutdownAsksForPowerOffOnlyAsInit) {
   bool power_off = false;
   json reply = Handle(R"({"id": 3, "op": "shutdown"})", &power_off);

@@ -3,6 +3,7 @@
 // from several threads (each takes a lock); the test reads the fields after the calls return.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -142,6 +143,20 @@ class FakeGuestSystem : public GuestSystem {
     }
     addresses.push_back(text);
     return std::nullopt;
+  }
+  SystemError RemoveIpv4Address(const std::string& iface, uint32_t address,
+                                int prefix_length) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    const std::string text = FormatIpv4(address) + "/" + std::to_string(prefix_length);
+    if (auto error = Log("RemoveIpv4Address " + iface + " " + text)) return error;
+    std::vector<std::string>& addresses = ipv4[iface];
+    addresses.erase(std::remove(addresses.begin(), addresses.end(), text), addresses.end());
+    return std::nullopt;
+  }
+  SystemError AnnounceIpv4(const std::string& iface, const MacAddress& mac,
+                           uint32_t address) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    return Log("AnnounceIpv4 " + iface + " " + FormatMac(mac) + " " + FormatIpv4(address));
   }
   SystemError ReplaceDefaultRoute(const std::string& iface, uint32_t gateway) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);

@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/random.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -24,6 +26,7 @@
 #include <sstream>
 
 #include "guest/dhcp_client.h"
+#include "guest/dhcp_message.h"
 #include "guest/netlink_route.h"
 
 namespace ferry::guest {
@@ -250,6 +253,38 @@ class LinuxGuestSystem : public GuestSystem {
   SystemError AddIpv4Address(const std::string& iface, uint32_t address,
                              int prefix_length) override {
     return NetlinkAddIpv4Address(iface, address, prefix_length);
+  }
+
+  SystemError RemoveIpv4Address(const std::string& iface, uint32_t address,
+                                int prefix_length) override {
+    return NetlinkRemoveIpv4Address(iface, address, prefix_length);
+  }
+
+  SystemError AnnounceIpv4(const std::string& iface, const MacAddress& mac,
+                           uint32_t address) override {
+    const std::string what = "ARP announcement of " + FormatIpv4(address) + " on " + iface;
+    const unsigned index = if_nametoindex(iface.c_str());
+    if (index == 0) return Errno(what + ": if_nametoindex");
+    Fd fd(socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)));
+    if (fd.get() < 0) return Errno(what + ": socket(AF_PACKET)");
+    // The ARP packet (RFC 826) after the Ethernet header, which the kernel adds (SOCK_DGRAM).
+    uint8_t arp[28] = {0, 1, 8, 0, 6, 4, 0, 1};  // Ethernet, IPv4, 6, 4, request
+    const uint32_t be = htonl(address);
+    std::memcpy(arp + 8, mac.data(), 6);
+    std::memcpy(arp + 14, &be, 4);
+    std::memset(arp + 18, 0, 6);
+    std::memcpy(arp + 24, &be, 4);
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(ETH_P_ARP);
+    to.sll_ifindex = static_cast<int>(index);
+    to.sll_halen = 6;
+    std::memset(to.sll_addr, 0xff, 6);
+    if (sendto(fd.get(), arp, sizeof(arp), 0, reinterpret_cast<const sockaddr*>(&to),
+               sizeof(to)) != static_cast<ssize_t>(sizeof(arp))) {
+      return Errno(what + ": sendto");
+    }
+    return std::nullopt;
   }
 
   SystemError ReplaceDefaultRoute(const std::string& iface, uint32_t gateway) override {

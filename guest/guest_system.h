@@ -82,6 +82,14 @@ class GuestSystem {
   // (so the first stays primary). An address the interface already has is success.
   virtual SystemError AddIpv4Address(const std::string& iface, uint32_t address,
                                      int prefix_length) = 0;
+  // Removes the IPv4 address (host byte order) with its prefix from the interface.
+  virtual SystemError RemoveIpv4Address(const std::string& iface, uint32_t address,
+                                        int prefix_length) = 0;
+  // Sends one ARP announcement (RFC 5227 section 2.3: an ARP request whose sender and target IP
+  // are `address`, sender MAC `mac`, to the broadcast MAC) out of the interface, through a
+  // packet socket, so that the segment's ARP caches and switches learn `mac` for `address`.
+  virtual SystemError AnnounceIpv4(const std::string& iface, const MacAddress& mac,
+                                   uint32_t address) = 0;
   // Makes the default route go via `gateway` (host byte order) out of `iface`, replacing any.
   virtual SystemError ReplaceDefaultRoute(const std::string& iface, uint32_t gateway) = 0;
   // Runs argv[0] (an absolute path) with argv, the environment `env` ("NAME=value" entries),

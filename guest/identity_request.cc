@@ -6,6 +6,7 @@
 #include <utility>
 #include <variant>
 
+#include "guest/dhcp_message.h"
 #include "guest/encoding.h"
 
 namespace ferry::guest {
@@ -17,10 +18,10 @@ constexpr std::size_t kMaxEchoedChars = 80;
 constexpr std::string_view kResetOp = "reset_identity";
 constexpr std::string_view kFinishOp = "finish_identity";
 // What each op takes besides "id" and "op"; anything else is refused.
-constexpr std::array<std::string_view, 6> kResetArguments = {
-    "hostname", "mac", "machine_id", "entropy", "time_unix_ns", "ssh_host_key"};
-constexpr std::array<std::string_view, 3> kFinishArguments = {"hostname", "entropy",
-                                                              "time_unix_ns"};
+constexpr std::array<std::string_view, 7> kResetArguments = {
+    "hostname", "mac", "machine_id", "entropy", "time_unix_ns", "ssh_host_key", "ipv4"};
+constexpr std::array<std::string_view, 4> kFinishArguments = {"hostname", "entropy",
+                                                              "time_unix_ns", "ipv4"};
 
 // Why a request is refused. Its own type, so that a checked value that is a string (a hostname)
 // and a refusal cannot be mixed up in a variant.
@@ -225,9 +226,44 @@ bool ValidMachineId(std::string_view id) {
          id.find_first_not_of('0') != std::string_view::npos;
 }
 
+std::optional<StaticIpv4> ParseStaticIpv4(std::string_view text) {
+  const std::size_t slash = text.find('/');
+  if (slash == std::string_view::npos || slash + 1 >= text.size() || text.size() - slash > 3) {
+    return std::nullopt;
+  }
+  auto address = ParseIpv4(text.substr(0, slash));
+  if (!address) return std::nullopt;
+  int prefix = 0;
+  for (char c : text.substr(slash + 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    prefix = prefix * 10 + (c - '0');
+  }
+  if (text[slash + 1] == '0' || prefix < 1 || prefix > 32) return std::nullopt;
+  const uint8_t first = static_cast<uint8_t>(*address >> 24);
+  if (first == 0 || first == 127 || first >= 224) return std::nullopt;
+  const uint32_t host_mask = prefix == 32 ? 0 : ~uint32_t{0} >> prefix;
+  const uint32_t host = *address & host_mask;
+  if (prefix <= 30 && (host == 0 || host == host_mask)) return std::nullopt;
+  return StaticIpv4{*address, prefix, std::string(text)};
+}
+
 std::optional<std::string> DecodeEntropy(std::string_view text) {
   if (!text.empty() && std::all_of(text.begin(), text.end(), IsHex)) return HexDecode(text);
   return Base64Decode(text);
+}
+
+// The optional "ipv4" member into `out`; a refusal when it is there but not a usable address.
+std::optional<std::string> TakeIpv4(const json& request, std::string_view op,
+                                    std::optional<StaticIpv4>& out) {
+  if (!request.contains("ipv4")) return std::nullopt;
+  const auto& member = request["ipv4"];
+  if (member.is_string() && member.get_ref<const std::string&>().size() <= 18) {
+    out = ParseStaticIpv4(member.get_ref<const std::string&>());
+  }
+  if (out) return std::nullopt;
+  return std::string(op) +
+         ": \"ipv4\" must be a unicast IPv4 address with its prefix length, such as "
+         "\"10.77.0.21/24\", not the network or broadcast address of its subnet";
 }
 
 std::variant<CloneIdentity, std::string> ParseCloneIdentity(const json& request) {
@@ -244,6 +280,7 @@ std::variant<CloneIdentity, std::string> ParseCloneIdentity(const json& request)
     if (auto refused = Take(CheckSshHostKey(request), key)) return *refused;
     identity.ssh_host_key = std::move(key);
   }
+  if (auto refused = TakeIpv4(request, kResetOp, identity.ipv4)) return *refused;
   return identity;
 }
 
@@ -253,6 +290,7 @@ std::variant<CloneIdentityFinish, std::string> ParseCloneIdentityFinish(const js
   if (auto refused = Take(CheckHostname(request, kFinishOp), finish.hostname)) return *refused;
   if (auto refused = Take(CheckEntropy(request, kFinishOp), finish.entropy)) return *refused;
   if (auto refused = Take(CheckTime(request, kFinishOp), finish.time_unix_ns)) return *refused;
+  if (auto refused = TakeIpv4(request, kFinishOp, finish.ipv4)) return *refused;
   return finish;
 }
 

@@ -27,6 +27,17 @@ inline constexpr std::size_t kEd25519KeyPairBytes = 64;
 inline constexpr int64_t kMinTimeUnixNs = 1'577'836'800LL * 1'000'000'000;
 inline constexpr int64_t kMaxTimeUnixNs = 4'102'444'800LL * 1'000'000'000;
 
+// A static IPv4 address with its prefix, host byte order ("10.77.0.21/24").
+struct StaticIpv4 {
+  uint32_t address = 0;
+  int prefix_length = 0;
+  std::string text;  // as given, "10.77.0.21/24"
+};
+
+// "A.B.C.D/P": a unicast address (not 0/8, 127/8, multicast or above), P in 1..32, and for
+// P <= 30 not the subnet's network or broadcast address. nullopt otherwise.
+std::optional<StaticIpv4> ParseStaticIpv4(std::string_view text);
+
 struct CloneIdentity {
   std::string hostname;
   MacAddress mac{};
@@ -39,6 +50,9 @@ struct CloneIdentity {
   // program start (hundreds of ms). The host owns the guest's memory, so a key it makes is no
   // less the clone's own than one the guest makes.
   std::optional<std::string> ssh_host_key;
+  // Tap networking: the clone's own static address, which replaces the parent's on the NIC
+  // (the dhcp step then asks no DHCP server). Unset: the address is kept (or leased).
+  std::optional<StaticIpv4> ipv4;
 };
 
 // What a primed guest still needs when it becomes a named clone (finish_identity): everything
@@ -47,6 +61,8 @@ struct CloneIdentityFinish {
   std::string hostname;
   std::string entropy;  // raw bytes, kMinEntropyBytes..kMaxEntropyBytes
   int64_t time_unix_ns = 0;
+  // Tap networking: the clone's own address, set now (a pool guest is primed without one).
+  std::optional<StaticIpv4> ipv4;
 };
 
 // The arguments of a reset_identity request (the request object itself, with "id" and "op"),
@@ -55,9 +71,9 @@ struct CloneIdentityFinish {
 // echoed back in a message.
 std::variant<CloneIdentity, std::string> ParseCloneIdentity(const nlohmann::json& request);
 
-// The same for a finish_identity request: hostname, entropy and time_unix_ns, each checked as
-// in reset_identity. Any other member (a "mac", say) is refused: finish_identity changes
-// nothing but these.
+// The same for a finish_identity request: hostname, entropy, time_unix_ns and the optional ipv4,
+// each checked as in reset_identity. Any other member (a "mac", say) is refused:
+// finish_identity changes nothing but these.
 std::variant<CloneIdentityFinish, std::string> ParseCloneIdentityFinish(
     const nlohmann::json& request);
 

@@ -34,6 +34,32 @@ TEST(CloneIdentityTest, ParsesAValidRequest) {
   EXPECT_EQ(identity.time_unix_ns, 1'750'000'000'123'456'789);
 }
 
+TEST(CloneIdentityTest, AStaticAddressIsOptionalAndChecked) {
+  auto without = ParseCloneIdentity(Request());
+  ASSERT_TRUE(std::holds_alternative<CloneIdentity>(without));
+  EXPECT_FALSE(std::get<CloneIdentity>(without).ipv4);
+  json request = Request();
+  request["ipv4"] = "10.77.0.22/24";
+  auto with = ParseCloneIdentity(request);
+  ASSERT_TRUE(std::holds_alternative<CloneIdentity>(with)) << std::get<std::string>(with);
+  const auto& ipv4 = *std::get<CloneIdentity>(with).ipv4;
+  EXPECT_EQ(ipv4.address, 0x0a4d0016u);
+  EXPECT_EQ(ipv4.prefix_length, 24);
+  EXPECT_EQ(ipv4.text, "10.77.0.22/24");
+  for (json bad : {json("10.77.0.22"), json("10.77.0.22/33"), json("10.77.0.22/0"),
+                   json("10.77.0.22/024"), json("10.77.0.0/24"), json("10.77.0.255/24"),
+                   json("127.0.0.1/8"), json("224.0.0.1/24"), json("10.77.0.22/24 "),
+                   json("10.77.0.22/2x"), json(""), json(42), json("1.1.1.1/24;reboot")}) {
+    request["ipv4"] = bad;
+    auto refused = ParseCloneIdentity(request);
+    ASSERT_TRUE(std::holds_alternative<std::string>(refused)) << bad.dump();
+    EXPECT_NE(std::get<std::string>(refused).find("\"ipv4\""), std::string::npos);
+  }
+  // /31 and /32 have no network or broadcast address to refuse.
+  EXPECT_TRUE(ParseStaticIpv4("10.77.0.0/31"));
+  EXPECT_TRUE(ParseStaticIpv4("10.77.0.9/32"));
+}
+
 TEST(CloneIdentityTest, HostnameLabels) {
   for (const char* good : {"a", "A-1", "0web", "web-2", "x-y-z"}) {
     EXPECT_TRUE(ValidHostnameLabel(good)) << good;
@@ -142,6 +168,12 @@ TEST(CloneIdentityFinishTest, ParsesAValidRequest) {
   EXPECT_EQ(finish.entropy.size(), 64u);
   EXPECT_EQ(finish.entropy[1], static_cast<char>(60));
   EXPECT_EQ(finish.time_unix_ns, 1'750'000'000'987'654'321);
+  EXPECT_FALSE(finish.ipv4);
+  json tap = FinishRequest();
+  tap["ipv4"] = "10.77.0.30/24";
+  auto with_ipv4 = ParseCloneIdentityFinish(tap);
+  ASSERT_TRUE(std::holds_alternative<CloneIdentityFinish>(with_ipv4));
+  EXPECT_EQ(std::get<CloneIdentityFinish>(with_ipv4).ipv4->text, "10.77.0.30/24");
 }
 
 TEST(CloneIdentityFinishTest, RefusesEachBadMissingOrUnknownMember) {
@@ -169,6 +201,7 @@ TEST(CloneIdentityFinishTest, RefusesEachBadMissingOrUnknownMember) {
   // finish_identity never changes the MAC (or anything else reset_identity sets).
   cases.push_back({"unknown mac", with("mac", "52:54:00:ab:cd:ef"), "\"mac\""});
   cases.push_back({"unknown machine_id", with("machine_id", std::string(32, '1')), "machine_id"});
+  cases.push_back({"bad ipv4", with("ipv4", "10.77.0.255/24"), "\"ipv4\""});
   for (const Case& c : cases) {
     auto parsed = ParseCloneIdentityFinish(c.request);
     ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << c.what;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <functional>
 #include <string_view>
@@ -224,6 +225,53 @@ SystemError IdentityReset::RenewLease(const std::string& hostname) {
   return system_.WriteFileAtomically(kResolvConf, ResolvConfForLease(lease), 0644);
 }
 
+SystemError IdentityReset::SetStaticAddress(const StaticIpv4& ipv4) {
+  auto nic = FindGuestNic(system_);
+  if (!nic) return "no Ethernet interface besides lo in /sys/class/net";
+  // The old addresses go first: deleting a primary address also deletes the secondaries of its
+  // subnet (unless promote_secondaries), and the new one would be such a secondary.
+  for (const std::string& present : system_.Ipv4Addresses(*nic)) {
+    if (present == ipv4.text) continue;
+    auto address = ParseIpv4(present);
+    const std::size_t slash = present.find('/');
+    if (!address || slash == std::string::npos) continue;
+    const int prefix = std::atoi(present.c_str() + slash + 1);
+    if (auto error = system_.RemoveIpv4Address(*nic, *address, prefix)) return error;
+  }
+  if (auto error = system_.AddIpv4Address(*nic, ipv4.address, ipv4.prefix_length)) return error;
+  const std::string cmdline = system_.ReadFile(kKernelCmdline).value_or("");
+  auto gateway = KernelParam(cmdline, "ferry.gw");
+  if (!gateway) return std::nullopt;
+  auto parsed = ParseIpv4(*gateway);
+  if (!parsed) return "ferry.gw=" + *gateway + " on the kernel command line is not an IPv4 address";
+  return system_.ReplaceDefaultRoute(*nic, *parsed);
+}
+
+std::variant<std::vector<std::string>, std::string> AnnounceAddresses(GuestSystem& system,
+                                                                      int rounds) {
+  auto nic = FindGuestNic(system);
+  if (!nic) return std::string("no Ethernet interface besides lo in /sys/class/net");
+  auto mac_text = system.ReadFile("/sys/class/net/" + *nic + "/address");
+  auto mac = mac_text ? ParseUnicastMac(TrimWhitespace(*mac_text)) : std::nullopt;
+  if (!mac) return *nic + " has no readable unicast MAC to announce with";
+  std::vector<std::string> announced;
+  std::vector<uint32_t> addresses;
+  for (const std::string& present : system.Ipv4Addresses(*nic)) {
+    if (auto address = ParseIpv4(present)) {
+      addresses.push_back(*address);
+      announced.push_back(FormatIpv4(*address));
+    }
+  }
+  if (addresses.empty()) return *nic + " has no IPv4 address to announce";
+  for (int round = 0; round < rounds; ++round) {
+    if (round > 0) std::this_thread::sleep_for(kAnnounceGap);
+    for (uint32_t address : addresses) {
+      if (auto error = system.AnnounceIpv4(*nic, *mac, address)) return *error;
+    }
+  }
+  return announced;
+}
+
 IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
   // Quick steps, one after another: the RNG first, so that the key made below draws from the
   // clone's own state; the MAC before DHCP, so the lease is asked for with the new one.
@@ -247,7 +295,10 @@ IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
          if (auto* error = std::get_if<std::string>(&key)) return *error;
          return std::nullopt;
        }},
-      {"dhcp", [&] { return RenewLease(identity.hostname); }},
+      {"dhcp",
+       [&] {
+         return identity.ipv4 ? SetStaticAddress(*identity.ipv4) : RenewLease(identity.hostname);
+       }},
   };
   std::vector<const char*> all;
   for (const Step& step : ordered) all.push_back(step.name);
@@ -272,11 +323,14 @@ IdentityResetResult IdentityReset::Run(const CloneIdentity& identity) {
 IdentityResetResult IdentityReset::Finish(const CloneIdentityFinish& finish) {
   // The RNG first again: the pool state seen before this final resume may be shared with what
   // ran then, and nothing the clone does should draw from it.
-  const std::vector<Step> steps = {
+  std::vector<Step> steps = {
       {"rng", [&] { return system_.AddEntropyAndReseed(finish.entropy); }},
       {"clock", [&] { return system_.SetRealtimeNs(finish.time_unix_ns); }},
       {"hostname", [&] { return ResetHostname(finish.hostname); }},
   };
+  if (finish.ipv4) {
+    steps.push_back({"address", [&] { return SetStaticAddress(*finish.ipv4); }});
+  }
   std::vector<const char*> all;
   for (const Step& step : steps) all.push_back(step.name);
   IdentityResetResult result;

@@ -13,7 +13,8 @@
 //   dhcp        ferry-guest's own DHCP client asks for a lease for the new MAC and applies it
 //               through netlink and /etc/resolv.conf, starting no program (on tap networking,
 //               with ferry.ip= on the kernel command line: no DHCP; the default route is set
-//               again)
+//               again; with a new static address in the request (a clone on tap networking):
+//               the parent's address replaced by it, then the default route)
 //
 // Finish is the rest of a primed warm-pool guest's reset, once it becomes a named clone: the pool
 // ran Run under a placeholder hostname before the name was known, so only rng (again, after the
@@ -25,7 +26,9 @@
 // from two threads at once (the real one holds no state; the test fake locks).
 #pragma once
 
+#include <chrono>
 #include <optional>
+#include <variant>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,7 +57,8 @@ class IdentityReset {
 
   // REQUIRES: identity passed ParseCloneIdentity.
   IdentityResetResult Run(const CloneIdentity& identity);
-  // rng, clock and hostname, in that order; nothing else changes.
+  // rng, clock and hostname, in that order, then (tap networking) the address as the dhcp step
+  // of Run sets it, as step "address"; nothing else changes.
   // REQUIRES: finish passed ParseCloneIdentityFinish.
   IdentityResetResult Finish(const CloneIdentityFinish& finish);
 
@@ -62,10 +66,20 @@ class IdentityReset {
   SystemError ResetHostname(const std::string& hostname);
   SystemError ResetMac(const MacAddress& mac, const std::string& mac_text);
   SystemError RenewLease(const std::string& hostname);
+  // Tap networking: replaces every IPv4 address of the NIC with `ipv4` (the parent's goes), then
+  // sets the default route via ferry.gw= again.
+  SystemError SetStaticAddress(const StaticIpv4& ipv4);
 
   GuestSystem& system_;
   DropbearHostKeys& host_keys_;
 };
+
+// Sends RFC 5227 ARP announcements (sender and target IP the address, sender MAC the NIC's) for
+// every IPv4 address of the guest's NIC, `rounds` times each, kAnnounceGap apart. The addresses
+// announced, or what failed.
+inline constexpr std::chrono::milliseconds kAnnounceGap{20};
+std::variant<std::vector<std::string>, std::string> AnnounceAddresses(GuestSystem& system,
+                                                                      int rounds);
 
 // The guest's NIC: the first interface in name order that is Ethernet (type 1) with a MAC, not
 // loopback. nullopt when there is none.

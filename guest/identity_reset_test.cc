@@ -272,6 +272,52 @@ TEST_F(IdentityResetTest, StaticAddressFromTheKernelCommandLineSkipsDhcpAndKeeps
   EXPECT_EQ(system_.files.count("/etc/resolv.conf"), 0u);
 }
 
+TEST_F(IdentityResetTest, ACloneOnTapNetworkingTradesItsParentsAddressForItsOwn) {
+  // The parent's kernel command line and address, as the clone resumed with them.
+  system_.files["/proc/cmdline"] = "console=ttyS0 ferry.ip=10.77.0.10/24 ferry.gw=10.77.0.1\n";
+  system_.ipv4["eth0"] = {"10.77.0.10/24"};
+  identity_.ipv4 = ParseStaticIpv4("10.77.0.22/24");
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_FALSE(result.failed_step) << result.error;
+  EXPECT_TRUE(system_.dhcp_queries.empty());
+  EXPECT_EQ(system_.ipv4["eth0"], std::vector<std::string>{"10.77.0.22/24"});
+  EXPECT_EQ(system_.default_route, "via 10.77.0.1 dev eth0");
+  // The old address goes before the new one comes: deleting a primary would take a secondary
+  // of its subnet with it.
+  auto at = [&](const std::string& call) {
+    return std::find(system_.log.begin(), system_.log.end(), call) - system_.log.begin();
+  };
+  EXPECT_LT(at("RemoveIpv4Address eth0 10.77.0.10/24"), at("AddIpv4Address eth0 10.77.0.22/24"));
+  EXPECT_LT(at("AddIpv4Address eth0 10.77.0.22/24"),
+            static_cast<long>(system_.log.size()));
+}
+
+TEST_F(IdentityResetTest, ANewAddressThatCannotBeSetFailsTheStep) {
+  system_.ipv4["eth0"] = {"10.77.0.10/24"};
+  identity_.ipv4 = ParseStaticIpv4("10.77.0.22/24");
+  system_.fail["AddIpv4Address"] = "adding 10.77.0.22/24 to eth0: File exists";
+  IdentityResetResult result = reset_.Run(identity_);
+  ASSERT_TRUE(result.failed_step);
+  EXPECT_EQ(*result.failed_step, "dhcp");
+}
+
+TEST_F(IdentityResetTest, AnnouncementsNameEveryAddressWithTheNicsMac) {
+  system_.ipv4["eth0"] = {"10.77.0.22/24"};
+  auto announced = AnnounceAddresses(system_, 2);
+  ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(announced));
+  EXPECT_EQ(std::get<std::vector<std::string>>(announced), std::vector<std::string>{"10.77.0.22"});
+  EXPECT_EQ(std::count(system_.log.begin(), system_.log.end(),
+                       "AnnounceIpv4 eth0 52:54:00:12:34:56 10.77.0.22"),
+            2);
+  system_.ipv4["eth0"] = {};
+  EXPECT_TRUE(std::holds_alternative<std::string>(AnnounceAddresses(system_, 2)));
+  system_.ipv4["eth0"] = {"10.77.0.22/24"};
+  system_.fail["AnnounceIpv4"] = "ARP announcement of 10.77.0.22 on eth0: sendto: No buffer";
+  auto failed = AnnounceAddresses(system_, 2);
+  ASSERT_TRUE(std::holds_alternative<std::string>(failed));
+  EXPECT_NE(std::get<std::string>(failed).find("No buffer"), std::string::npos);
+}
+
 TEST_F(IdentityResetTest, StaticAddressWithoutGatewaySetsNoRoute) {
   system_.files["/proc/cmdline"] = "console=ttyS0 ferry.ip=10.77.0.10/24";
   system_.ipv4["eth0"] = {"10.77.0.10/24"};
@@ -351,6 +397,19 @@ TEST_F(IdentityResetTest, FinishRunsRngClockHostnameInOrderAndNothingElse) {
   EXPECT_TRUE(system_.programs.empty());
   EXPECT_EQ(system_.ipv4["eth0"], std::vector<std::string>{"10.0.2.15/24"});
   EXPECT_EQ(system_.default_route, "");
+}
+
+TEST_F(IdentityResetTest, FinishOfAPoolGuestOnTapSetsItsAddressLast) {
+  system_.files["/proc/cmdline"] = "ferry.ip=10.77.0.10/24 ferry.gw=10.77.0.1";
+  system_.ipv4["eth0"] = {"10.77.0.10/24"};
+  CloneIdentityFinish finish = Finish();
+  finish.ipv4 = ParseStaticIpv4("10.77.0.30/24");
+  IdentityResetResult result = reset_.Finish(finish);
+  ASSERT_FALSE(result.failed_step) << result.error;
+  ASSERT_EQ(result.steps_ms.size(), 4u);
+  EXPECT_EQ(result.steps_ms[3].first, "address");
+  EXPECT_EQ(system_.ipv4["eth0"], std::vector<std::string>{"10.77.0.30/24"});
+  EXPECT_EQ(system_.default_route, "via 10.77.0.1 dev eth0");
 }
 
 TEST_F(IdentityResetTest, FinishStepsCanFailAndAreNamed) {

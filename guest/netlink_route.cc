@@ -133,6 +133,22 @@ SystemError NetlinkAddIpv4Address(const std::string& iface, uint32_t address, in
   return request.Send(what, /*exists_is_success=*/true);
 }
 
+SystemError NetlinkRemoveIpv4Address(const std::string& iface, uint32_t address,
+                                     int prefix_length) {
+  const std::string what =
+      "removing " + FormatIpv4(address) + "/" + std::to_string(prefix_length) + " from " + iface;
+  if (prefix_length < 1 || prefix_length > 32) return what + ": prefix length out of range";
+  auto index = InterfaceIndex(iface);
+  if (auto* error = std::get_if<std::string>(&index)) return what + ": " + *error;
+  ifaddrmsg fixed{};
+  fixed.ifa_family = AF_INET;
+  fixed.ifa_prefixlen = static_cast<uint8_t>(prefix_length);
+  fixed.ifa_index = static_cast<uint32_t>(std::get<int>(index));
+  NetlinkRequest request(RTM_DELADDR, 0, fixed);
+  request.AddIpv4(IFA_LOCAL, address);
+  return request.Send(what, /*exists_is_success=*/false);
+}
+
 SystemError NetlinkReplaceDefaultRoute(const std::string& iface, uint32_t gateway) {
   const std::string what = "default route via " + FormatIpv4(gateway) + " dev " + iface;
   auto index = InterfaceIndex(iface);

@@ -15,6 +15,11 @@ namespace ferry::guest {
 // as `ip addr add ... brd +` would set it. An address the interface already has is success.
 SystemError NetlinkAddIpv4Address(const std::string& iface, uint32_t address, int prefix_length);
 
+// Removes address/prefix_length from the interface (RTM_DELADDR), as `ip addr del` does; routes
+// through it go with it.
+SystemError NetlinkRemoveIpv4Address(const std::string& iface, uint32_t address,
+                                     int prefix_length);
+
 // Sets the main table's default route to go via `gateway` out of `iface` (RTM_NEWROUTE with
 // NLM_F_CREATE | NLM_F_REPLACE), whatever default route there was.
 SystemError NetlinkReplaceDefaultRoute(const std::string& iface, uint32_t gateway);

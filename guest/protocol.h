@@ -45,7 +45,9 @@
 //                   "machine_id": "<32 lowercase hex, not all zero>",
 //                   "entropy": "<hex or padded standard base64 of 32..512 bytes>",
 //                   "time_unix_ns": <int in [2020-01-01, 2100-01-01) UTC>,
-//                   "ssh_host_key": "<optional: 128 hex, ed25519 seed then public key>"}
+//                   "ssh_host_key": "<optional: 128 hex, ed25519 seed then public key>",
+//                   "ipv4": "<optional: A.B.C.D/P, unicast, P 1..32, for P <= 30 not the
+//                            subnet's network or broadcast address; at most 18 bytes>"}
 //             -> {"identity": {...as the identity op...},
 //                 "steps_ms": {"rng": <ms>, "clock": .., "machine_id": .., "hostname": ..,
 //                              "mac": .., "ssh_keys": .., "dhcp": ..},
@@ -85,7 +87,8 @@
 //                whole op is safe. A clone whose reset failed must not serve.
 //   finish_identity {"hostname": "<as in reset_identity>",
 //                    "entropy": "<as in reset_identity>",
-//                    "time_unix_ns": <as in reset_identity>}
+//                    "time_unix_ns": <as in reset_identity>,
+//                    "ipv4": "<optional, as in reset_identity>"}
 //             -> {"identity": {...as the identity op...},
 //                 "steps_ms": {"rng": <ms>, "clock": .., "hostname": ..},
 //                 "total_ms": <ms>}
@@ -97,10 +100,20 @@
 //                shares RNG state with anything that ran before its final resume. Arguments are
 //                checked as in reset_identity; any other member (a "mac", say) is refused, as
 //                this op changes nothing else. Refused when ferry-guest is not PID 1. Then, in
-//                this order, each step as in reset_identity: rng, clock, hostname. steps_ms and
-//                total_ms are milliseconds to 0.01. On failure, the same shape as reset_identity:
+//                this order, each step as in reset_identity: rng, clock, hostname; with ipv4
+//                (a pool guest on tap networking, primed without its address) then "address",
+//                which replaces the NIC's addresses as reset_identity's dhcp step does with
+//                ipv4. steps_ms and total_ms are milliseconds to 0.01. On failure, the same shape as reset_identity:
 //                {"ok": false, "error": "finish_identity failed at step 'clock': <why>. ...",
 //                 "failed_step": "clock", "steps_ms": {...the steps done...}}; retrying is safe.
+//   announce  -> {"announced": ["10.77.0.21", ...], "rounds": 2}
+//                RFC 5227 ARP announcements (an ARP request whose sender and target IP are the
+//                address, sender MAC the NIC's, to the broadcast MAC), sent through a packet
+//                socket for every IPv4 address of the guest's NIC, twice, 20 ms apart; the
+//                reply comes once they are sent. Takes no arguments (any member but id and op
+//                is refused). ferryd sends it to a clone on tap networking once its tap is on the
+//                bridge, so that the segment learns the clone's MAC for its new address before
+//                the clone is reported running.
 //   urandom   {"bytes": <1..64>} -> {"hex": "<2*bytes lowercase hex>"}
 //                Bytes read from the guest's /dev/urandom. A test and diagnostic op: it lets a
 //                test check that clones resumed from one snapshot draw different random numbers.
@@ -115,7 +128,8 @@
 //
 // Versions: proto 2 added reset_identity, urandom, and ssh_host_keys, clock_unix_ns and
 // macs[].ipv4 in identity; proto 3 added finish_identity. ballast came later in proto 3 without
-// a new version: a guest from before it answers it as an unknown op. A host that needs them checks proto
+// a new version: a guest from before it answers it as an unknown op. announce and reset_identity's ipv4
+// argument came later in proto 3 the same way (an older guest refuses them). A host that needs them checks proto
 // from ping or the ready event; an older guest answers an op it lacks with an "unknown op"
 // error. reset_identity's ssh_host_key argument came later in proto 2 without a new version: a
 // guest from before it refuses the argument as an unknown member.
@@ -149,6 +163,7 @@ inline constexpr std::string_view kResetIdentity = "reset_identity";
 inline constexpr std::string_view kFinishIdentity = "finish_identity";
 inline constexpr std::string_view kUrandom = "urandom";
 inline constexpr std::string_view kBallast = "ballast";
+inline constexpr std::string_view kAnnounce = "announce";
 inline constexpr std::string_view kShutdown = "shutdown";
 }  // namespace ops
 

@@ -9,8 +9,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <set>
+#include <thread>
 
+#include "harness/background.h"
 #include "harness/ferryd_fixture.h"
 #include "harness/netns_hosts.h"
 #include "harness/test_files.h"
@@ -24,6 +28,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kVmAddress = "10.77.0.10";
+const std::string kTools = FERRY_TEST_TOOLS_DIR;
 
 class TapNetworkTest : public NetnsFixture {
  protected:
@@ -37,6 +42,22 @@ class TapNetworkTest : public NetnsFixture {
   std::vector<std::string> TapsOnH1Bridge() {
     return NetnsHosts::Links(net_.Host(1), NetnsHosts::kVmBridge);
   }
+  // Waits (up to 60 s) until `b` printed at least `n` lines; false if it did not or ended.
+  static bool WaitForLines(const Background& b, size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (b.Lines() >= n) return true;
+      if (!b.Running()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  // A file in a directory of this test's own (left in /tmp for a failed test to be read).
+  std::string ScratchFile(const std::string& name) {
+    if (scratch_.empty()) scratch_ = MakeTempDir("/tmp", "ferry-tap-test-");
+    return scratch_ + "/" + name;
+  }
+  std::string scratch_;
   bool TapExistsOnH1(const std::string& tap) {
     auto all = NetnsHosts::Links(net_.Host(1));
     return std::find(all.begin(), all.end(), tap) != all.end();
@@ -222,24 +243,169 @@ TEST_F(TapNetworkTest, ATapThisFerrydLeftIsSweptAtStartUpAndOthersStay) {
   EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "k"}).out, "kept");
 }
 
-TEST_F(TapNetworkTest, CloneOfATapVmIsRefusedAndLeavesNothing) {
+// Three clones of a tap VM, each at its own address on the segment, while a client on another
+// machine of the segment keeps one connection to the parent busy.
+TEST_F(TapNetworkTest, ClonesOfATapVmServeAtTheirOwnAddressesAndTheParentKeepsItsConnection) {
   NamespacedFerryd& h1 = Ferryd(1);
   h1.Start();
   CreateTapVm("db-1");
-  const std::string tap = h1.FerryJson({"vm", "show", "db-1"})["tap"];
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "from-the-parent"}).out, "OK");
+  const json parent = h1.FerryJson({"vm", "show", "db-1"});
+
+  // One TCP connection, INCR every 20 ms, across the snapshot and the cloning.
+  Background session(NetnsHosts::InNamespace(net_.Client(), {"/usr/bin/python3",
+                                                             kTools + "/redis_session.py",
+                                                             kVmAddress, "counter", "0.02"}),
+                     ScratchFile("session.out"));
+  ASSERT_TRUE(WaitForLines(session, 5)) << session.Output();
+
+  CommandResult snap = h1.Ferry({"snapshot", "create", "db-1", "--name", "s1"});
+  ASSERT_EQ(snap.exit_code, 0) << snap.err;
+  CommandResult cloned = h1.Ferry(
+      {"clone", "s1", "--count", "3", "--net", "tap", "--ip", "10.77.0.21/24", "--json"});
+  ASSERT_EQ(cloned.exit_code, 0) << cloned.err;
+  const json clones = json::parse(cloned.out);
+  ASSERT_EQ(clones.size(), 3u) << cloned.out;
+
+  std::set<std::string> macs = {parent["mac"]};
+  const std::vector<std::string> addresses = {"10.77.0.21", "10.77.0.22", "10.77.0.23"};
+  for (size_t i = 0; i < 3; ++i) {
+    const std::string name = clones[i]["name"];
+    json vm = h1.FerryJson({"vm", "show", name});
+    EXPECT_EQ(vm["state"], "running");
+    EXPECT_EQ(vm["spec"]["network"]["ip"], addresses[i] + "/24") << name;
+    EXPECT_TRUE(macs.insert(vm["mac"].get<std::string>()).second) << "a MAC twice: " << vm["mac"];
+    // The guest reports its own address, and the parent's no more.
+    ASSERT_FALSE(vm["guest"]["macs"].empty()) << vm.dump();
+    EXPECT_EQ(vm["guest"]["macs"][0]["mac"], vm["mac"]);
+    EXPECT_EQ(vm["guest"]["macs"][0]["ipv4"], json::array({addresses[i] + "/24"}));
+    EXPECT_THAT(TapsOnH1Bridge(), Contains(vm["tap"].get<std::string>()));
+    // Its address was announced before it was reported running.
+    EXPECT_EQ(vm["timings"]["segment"]["announced"], json::array({addresses[i]})) << vm.dump();
+    // redis answers there, with the parent's data as of the snapshot.
+    EXPECT_EQ(RedisFromClient(addresses[i], {"get", "k"}).out, "from-the-parent") << name;
+    ASSERT_EQ(RedisFromClient(addresses[i], {"set", "k", name}).out, "OK");
+    // The client's ARP entry for the address is the clone's MAC.
+    EXPECT_THAT(NetnsHosts::RunIn(net_.Client(), {"ip", "neigh", "show", addresses[i]}).out,
+                HasSubstr(vm["mac"].get<std::string>()));
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(RedisFromClient(addresses[i], {"get", "k"}).out, clones[i]["name"]);
+  }
+
+  // Duplicate address detection from the client: one owner per address, each clone its own,
+  // and the parent still the only owner of its address.
+  CommandResult probe = NetnsHosts::RunIn(
+      net_.Client(), {"/usr/bin/python3", kTools + "/arp_owners.py", "eth0", kVmAddress,
+                      addresses[0], addresses[1], addresses[2]});
+  ASSERT_EQ(probe.exit_code, 0) << probe.err;
+  std::string expected = std::string(kVmAddress) + " " + parent["mac"].get<std::string>() + "\n";
+  for (size_t i = 0; i < 3; ++i) {
+    expected += addresses[i] + " " +
+                h1.FerryJson({"vm", "show", clones[i]["name"]})["mac"].get<std::string>() + "\n";
+  }
+  EXPECT_EQ(probe.out, expected);
+
+  // The parent's connection: never interrupted, every reply the one after the last.
+  const size_t seen = session.Lines();
+  ASSERT_TRUE(WaitForLines(session, seen + 5)) << session.Output();
+  ASSERT_TRUE(session.Running()) << session.Output();
+  session.Stop();
+  EXPECT_THAT(session.Output(), Not(HasSubstr("error"))) << session.Output();
+  EXPECT_THAT(session.Output(), HasSubstr("stopped after"));
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "k"}).out, "from-the-parent");
+}
+
+TEST_F(TapNetworkTest, AClonesAddressInUseOrOutsideTheSubnetIsRefusedAndNothingStarts) {
+  NamespacedFerryd& h1 = Ferryd(1);
+  h1.Start();
+  CreateTapVm("db-1");
   CommandResult snap = h1.Ferry({"snapshot", "create", "db-1", "--name", "s1"});
   ASSERT_EQ(snap.exit_code, 0) << snap.err;
   const auto links_before = NetnsHosts::Links(net_.Host(1));
+  const auto pids_before = NetnsHosts::PidsIn(net_.Host(1));
+  auto nothing_started = [&] {
+    EXPECT_EQ(h1.VmNames(), std::vector<std::string>{"db-1"});
+    EXPECT_EQ(NetnsHosts::Links(net_.Host(1)), links_before);
+    EXPECT_EQ(NetnsHosts::PidsIn(net_.Host(1)), pids_before);
+  };
 
-  // A clone would come up with its parent's address: refused until clones get their own.
-  CommandResult clone = h1.Ferry({"clone", "s1", "--name", "db-2"});
-  EXPECT_EQ(clone.exit_code, 1);
-  EXPECT_THAT(clone.err, HasSubstr("cloning a VM on tap networking is not supported yet"));
-  EXPECT_EQ(h1.VmNames(), std::vector<std::string>{"db-1"});
-  EXPECT_EQ(NetnsHosts::Links(net_.Host(1)), links_before);
-  // The parent was not disturbed.
-  EXPECT_THAT(TapsOnH1Bridge(), Contains(tap));
+  // The parent's own address: ferry's admission knows it.
+  CommandResult parents = h1.Ferry({"clone", "s1", "--net", "tap", "--ip", "10.77.0.10/24"});
+  EXPECT_EQ(parents.exit_code, 1);
+  EXPECT_EQ(parents.err,
+            "ferry: vm db-1-c1: address 10.77.0.10/24 on bridge ferrybr0 is used by vm db-1; "
+            "choose another --ip\n");
+  nothing_started();
+  // A foreign host's address (the client's), found by the duplicate address probe; the third of
+  // three clones would take it, so none starts.
+  CommandResult foreign =
+      h1.Ferry({"clone", "s1", "--count", "3", "--net", "tap", "--ip", "10.77.0.198/24"});
+  EXPECT_EQ(foreign.exit_code, 1);
+  EXPECT_THAT(foreign.err,
+              ::testing::MatchesRegex("ferry: vm db-1-c3: address 10.77.0.200/24 is in use on "
+                                      "bridge ferrybr0 \\([0-9a-f:]{17} answered a duplicate "
+                                      "address probe\\); nothing was started; choose another "
+                                      "--ip\n"));
+  nothing_started();
+  // Outside the bridge's subnet.
+  CommandResult outside = h1.Ferry({"clone", "s1", "--net", "tap", "--ip", "10.78.0.21/24"});
+  EXPECT_EQ(outside.exit_code, 1);
+  EXPECT_EQ(outside.err,
+            "ferry: vm db-1-c1: address 10.78.0.21/24 is outside the subnet of bridge ferrybr0 "
+            "(10.77.0.0/24); choose an --ip in it\n");
+  nothing_started();
+  // No address at all.
+  CommandResult none = h1.Ferry({"clone", "s1"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.err, HasSubstr("a clone needs an address of its own: give --ip A.B.C.D/P"));
+  nothing_started();
   EXPECT_EQ(RedisFromClient(kVmAddress, {"ping"}).out, "PONG");
+}
+
+// vm create --template on a tap template with a warm pool: the pool QEMU was primed with
+// everything but the address (its tap off the bridge), and the clone that takes it gets the
+// address it is given; without a waiting QEMU, a cold clone gets its address the same way.
+TEST_F(TapNetworkTest, AVmFromATapTemplatesWarmPoolGetsItsAddress) {
+  NamespacedFerryd& h1 = Ferryd(1);
+  h1.Start();
+  CreateTapVm("db-1");
+  ASSERT_EQ(h1.Ferry({"snapshot", "create", "db-1", "--name", "s1"}).exit_code, 0);
+  CommandResult t = h1.Ferry({"template", "create", "redis", "--from-snapshot", "s1"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  ASSERT_EQ(h1.Ferry({"template", "pool", "redis", "--size", "1"}).exit_code, 0);
+  json pool = json::object();
+  for (int i = 0; i < 1200 && pool.value("pool_ready", 0) != 1; ++i) {
+    pool = h1.FerryJson({"template", "show", "redis"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(pool.value("pool_ready", 0), 1) << pool.dump();
+  const pid_t waiting = pool["pool_pids"][0];
+  // The pool QEMU's tap exists but is on no bridge: the primed guest still has db-1's address.
+  const auto on_bridge = TapsOnH1Bridge();
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"ping"}).out, "PONG");
+
+  CommandResult api = h1.Ferry(
+      {"vm", "create", "api", "--template", "redis", "--net", "tap", "--ip", "10.77.0.30/24"});
+  ASSERT_EQ(api.exit_code, 0) << api.err;
+  json vm = h1.FerryJson({"vm", "show", "api"});
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(vm["pid"].get<pid_t>(), waiting) << "the clone did not take the pool's QEMU";
+  EXPECT_TRUE(vm["origin"]["identity_primed"].get<bool>()) << vm.dump();
+  EXPECT_THAT(on_bridge, Not(Contains(vm["tap"].get<std::string>())));
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(vm["tap"].get<std::string>()));
+  EXPECT_EQ(vm["guest"]["hostname"], "api");
+  EXPECT_EQ(vm["guest"]["macs"][0]["ipv4"], json::array({"10.77.0.30/24"}));
+  EXPECT_EQ(RedisFromClient("10.77.0.30", {"ping"}).out, "PONG");
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"ping"}).out, "PONG");
+  ASSERT_EQ(h1.Ferry({"template", "pool", "redis", "--size", "0"}).exit_code, 0);
+  CommandResult cold = h1.Ferry(
+      {"vm", "create", "api3", "--template", "redis", "--net", "tap", "--ip", "10.77.0.31/24"});
+  ASSERT_EQ(cold.exit_code, 0) << cold.err;
+  EXPECT_EQ(RedisFromClient("10.77.0.31", {"ping"}).out, "PONG");
+  CommandResult no_ip = h1.Ferry({"vm", "create", "api2", "--template", "redis"});
+  EXPECT_EQ(no_ip.exit_code, 1);
+  EXPECT_THAT(no_ip.err, HasSubstr("a clone needs an address of its own"));
 }
 
 }  // namespace

@@ -382,6 +382,7 @@ void ApiServer::SnapshotRoutes() {
     try {
       clone.count = body->value("count", 1);
       clone.names = body->value("names", std::vector<std::string>{});
+      clone.ip = body->value("ip", std::string());
       for (const auto& f : body->value("forwards", std::vector<std::string>{})) {
         auto fwd = vm::ParseForward(f);
         if (!fwd.ok()) return ReplyError(res, fwd.status());
@@ -390,7 +391,7 @@ void ApiServer::SnapshotRoutes() {
     } catch (const nlohmann::json::exception&) {
       return ReplyError(res, Status::InvalidArgument(
                                  "clone takes {\"count\": N, \"names\": [...], "
-                                 "\"forwards\": [\"HOST:GUEST\"]}"));
+                                 "\"forwards\": [\"HOST:GUEST\"], \"ip\": \"A.B.C.D/P\"}"));
     }
     if (clone.names.size() > 0 && !body->contains("count")) {
       clone.count = static_cast<int>(clone.names.size());
@@ -418,10 +419,11 @@ void ApiServer::Routes() {
       JsonFields fields = Fields(*body);
       auto name = fields.String("name", "");
       auto from = fields.String("template");
+      auto ip = fields.String("ip", "");
       auto wanted = fields.Has("forwards")
                         ? fields.Strings("forwards")
                         : Result<std::vector<std::string>>(std::vector<std::string>{});
-      for (const Status& st : {name.status(), from.status(), wanted.status()}) {
+      for (const Status& st : {name.status(), from.status(), wanted.status(), ip.status()}) {
         if (!st.ok()) return ReplyError(res, st);
       }
       std::vector<vm::PortForwardSpec> forwards;
@@ -430,7 +432,7 @@ void ApiServer::Routes() {
         if (!fwd.ok()) return ReplyError(res, fwd.status());
         forwards.push_back(*fwd);
       }
-      return ReplyOperation(res, templates_.CreateVm(*name, *from, forwards));
+      return ReplyOperation(res, templates_.CreateVm(*name, *from, forwards, *ip));
     }
     json spec = body->contains("spec") ? (*body)["spec"] : *body;
     if (spec.is_object()) spec.erase("wait_ready");

@@ -18,6 +18,11 @@ void PrintClone(const json& vm) {
     std::cout << " (restored in " << FormatDuration(t.value("restore_total_ms", 0))
               << ", identity reset " << FormatDuration(t.value("identity_ms", 0)) << ")";
   }
+  const json& net = vm["spec"]["network"];
+  if (net.value("mode", "") == "tap") {
+    std::cout << " at " << net.value("ip", "") << " on " << net.value("bridge", "") << " mac "
+              << vm.value("mac", "");
+  }
   const json& fwds = vm["spec"]["network"]["forwards"];
   for (const auto& f : fwds) {
     std::cout << " 127.0.0.1:" << f.value("host_port", 0) << "->" << f.value("guest_port", 0);
@@ -114,16 +119,32 @@ void AddSnapshotCommands(CLI::App& app, Context& ctx) {
   auto names = std::make_shared<std::vector<std::string>>();
   auto forwards = std::make_shared<std::vector<std::string>>();
   auto as_json = std::make_shared<bool>(false);
+  auto net = std::make_shared<std::string>();
+  auto ip = std::make_shared<std::string>();
   clone->add_option("snapshot", *snapshot, "snapshot name")->required();
+  clone->add_option("--net", *net,
+                    "tap: the snapshot's VM is on tap networking and each clone gets its own "
+                    "address (--ip)")
+      ->check(CLI::IsMember({"user", "tap"}));
+  clone->add_option("--ip", *ip,
+                    "with --net tap: the first clone's address and prefix, 10.77.0.21/24; each "
+                    "next clone's is one higher");
   clone->add_option("--count", *count, "how many clones")->capture_default_str();
   clone->add_option("--name", *names, "clone names (one per clone; default SOURCE-cN)");
   clone->add_option("--forward", *forwards,
                     "HOST:GUEST for the first clone, host port +1 for each next (0: any free)");
   clone->add_flag("--json", *as_json, "print JSON");
   clone->callback([=, &ctx] {
+    if ((*net == "tap") != !ip->empty()) {
+      return ctx.Fail(Status::InvalidArgument(
+          "clone of snapshot " + *snapshot +
+          ": --net tap and --ip go together (the first clone's address, such as --ip "
+          "10.77.0.21/24)"));
+    }
     json body = {{"count", names->empty() ? *count : static_cast<int>(names->size())},
                  {"names", *names},
                  {"forwards", *forwards}};
+    if (!ip->empty()) body["ip"] = *ip;
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/snapshots/" + *snapshot + "/clone", body);
     if (!accepted.ok()) return ctx.Fail(accepted.status());

@@ -162,12 +162,17 @@ Result<json> VmCreateBody(const VmCreateOptions& o) {
     spec["policy"] = *text;
   }
   if (o.from_template.empty()) return json{{"spec", spec}, {"wait_ready", o.wait_ready}};
-  if (o.net != "user" || !o.bridge.empty() || !o.ip.empty() || !o.gateway.empty()) {
+  // A clone has its template's network; on tap networking it needs an address of its own.
+  if (!o.bridge.empty() || !o.gateway.empty() || (o.net != "user" && o.net != "tap") ||
+      (o.net == "tap") != !o.ip.empty()) {
     return Status::InvalidArgument("vm " + o.name +
-                                   ": --net, --bridge, --ip and --gateway cannot be used with "
-                                   "--template; a clone has its template's network");
+                                   ": with --template, a clone has its template's network: give "
+                                   "--net tap --ip A.B.C.D/P (its own address) for a template on "
+                                   "tap networking, and no --bridge or --gateway");
   }
-  return json{{"name", o.name}, {"template", o.from_template}, {"forwards", o.forwards}};
+  json body = {{"name", o.name}, {"template", o.from_template}, {"forwards", o.forwards}};
+  if (!o.ip.empty()) body["ip"] = o.ip;
+  return body;
 }
 
 // "vm web-1 running (clone of base from the warm pool, restored in 41 ms)".
@@ -207,7 +212,9 @@ void AddVmCreate(CLI::App& vm, Context& ctx) {
       ->check(CLI::IsMember({"user", "tap"}))
       ->capture_default_str();
   cmd->add_option("--bridge", o->bridge, "with --net tap: the host bridge (default ferrybr0)");
-  cmd->add_option("--ip", o->ip, "with --net tap: the guest's address and prefix, 10.77.0.10/24");
+  cmd->add_option("--ip", o->ip,
+                  "with --net tap: the guest's address and prefix, 10.77.0.10/24 (with --template: "
+                  "the clone's own)");
   cmd->add_option("--gateway", o->gateway, "with --net tap: the guest's default route, 10.77.0.1");
   cmd->add_flag("--wait-ready", o->wait_ready, "return once the guest's services answer");
   cmd->add_flag("--json", o->as_json, "print the VM as JSON");

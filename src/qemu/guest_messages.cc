@@ -143,6 +143,22 @@ Result<GuestBallast> ParseBallastReply(const json& reply, uint64_t mib) {
   return ballast;
 }
 
+Result<std::vector<std::string>> ParseAnnounceReply(const json& reply) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, Reply(guest::ops::kAnnounce, reply));
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> announced, f.Strings("announced"));
+  if (announced.empty() || announced.size() > kMaxAnnouncedAddresses) {
+    return f.Error("announced", "must name 1 to " + std::to_string(kMaxAnnouncedAddresses) +
+                                    " addresses");
+  }
+  for (const std::string& a : announced) {
+    // A dotted quad: at most 15 characters of digits and dots.
+    if (a.empty() || a.size() > 15 || a.find_first_not_of("0123456789.") != std::string::npos) {
+      return f.Error("announced", "must hold IPv4 addresses");
+    }
+  }
+  return announced;
+}
+
 Status ParseShutdownReply(const json& reply) {
   return Reply(guest::ops::kShutdown, reply).status();
 }

@@ -91,6 +91,9 @@ Result<GuestRandom> ParseRandomReply(const nlohmann::json& reply, size_t bytes);
 Result<GuestBallast> ParseBallastReply(const nlohmann::json& reply, uint64_t mib);
 // shutdown answers {}: any object is accepted.
 Status ParseShutdownReply(const nlohmann::json& reply);
+// announce: the addresses the guest announced (dotted quads, 1 to kMaxAnnouncedAddresses).
+inline constexpr size_t kMaxAnnouncedAddresses = 64;
+Result<std::vector<std::string>> ParseAnnounceReply(const nlohmann::json& reply);
 Result<GuestReadyEvent> ParseReadyEvent(const nlohmann::json& event);
 
 // One line from the guest, as GuestChannel routes it.

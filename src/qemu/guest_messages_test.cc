@@ -88,6 +88,13 @@ TEST(GuestMessagesTest, IdentityChangeChecksStepsAndIdentity) {
 
 TEST(GuestMessagesTest, BallastMustBeWhatWasAsked) {
   EXPECT_EQ(ParseBallastReply({{"mib", 900}, {"fill_ms", 4100}}, 900)->fill_ms, 4100);
+  EXPECT_EQ(*ParseAnnounceReply({{"announced", {"10.77.0.21"}}, {"rounds", 2}}),
+            std::vector<std::string>{"10.77.0.21"});
+  EXPECT_FALSE(ParseAnnounceReply({{"announced", json::array()}}).ok());
+  EXPECT_FALSE(ParseAnnounceReply({{"announced", {"10.77.0.21; rm"}}}).ok());
+  EXPECT_FALSE(ParseAnnounceReply({{"announced", "10.77.0.21"}}).ok());
+  EXPECT_FALSE(ParseAnnounceReply(json::object()).ok());
+  EXPECT_FALSE(ParseAnnounceReply({{"announced", std::vector<std::string>(65, "10.0.0.1")}}).ok());
   EXPECT_FALSE(ParseBallastReply({{"mib", 899}, {"fill_ms", 4100}}, 900).ok());
   EXPECT_FALSE(ParseBallastReply({{"mib", "900"}, {"fill_ms", 4100}}, 900).ok());
   EXPECT_FALSE(ParseBallastReply({{"mib", 900}}, 900).ok());

@@ -44,26 +44,29 @@ std::string HostnameFor(const std::string& name) {
   return h.empty() ? "ferry" : h;
 }
 
-Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname) {
+Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname,
+                                      const std::string& ipv4) {
   IdentityOutcome out;
   out.mac = NewMac();
   FERRY_ASSIGN_OR_RETURN(const std::string ssh_key, crypto::NewSshHostKeyPair());
-  const json args = {
+  json args = {
       {"hostname", HostnameFor(hostname)}, {"mac", out.mac},
       {"machine_id", RandomHex(16)},       {"entropy", RandomHex(64)},
       {"time_unix_ns", RealtimeNs()},      {"ssh_host_key", HexOf(ssh_key)},
   };
+  if (!ipv4.empty()) args["ipv4"] = ipv4;
   FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, guest::ops::kResetIdentity, args));
   return out;
 }
 
 Result<IdentityOutcome> FinishIdentity(vm::VmRuntime& rt, const PrimedIdentity& primed,
-                                       const std::string& hostname) {
+                                       const std::string& hostname, const std::string& ipv4) {
   IdentityOutcome out;
   out.mac = primed.mac;
-  const json args = {{"hostname", HostnameFor(hostname)},
-                     {"entropy", RandomHex(64)},
-                     {"time_unix_ns", RealtimeNs()}};
+  json args = {{"hostname", HostnameFor(hostname)},
+               {"entropy", RandomHex(64)},
+               {"time_unix_ns", RealtimeNs()}};
+  if (!ipv4.empty()) args["ipv4"] = ipv4;
   FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, guest::ops::kFinishIdentity, args));
   return out;
 }

@@ -10,8 +10,8 @@
 // code, first page faults) out of the time a user waits for.
 //
 // Why a primed QEMU is as fresh as a plain clone: its MAC, machine-id and key were made for it
-// alone, it never served (no port forward exists before it becomes a clone; pool QEMUs of tap
-// VMs do not exist), and the RNG is reseeded again after the final resume, so a clone never
+// alone, it never served (no port forward exists before it becomes a clone; the tap of a pool
+// QEMU of a tap VM is on no bridge until it becomes a clone with its own address), and the RNG is reseeded again after the final resume, so a clone never
 // shares RNG state with anything that ran before.
 #pragma once
 
@@ -46,12 +46,16 @@ struct IdentityOutcome {
   qemu::GuestIdentityChange reply;  // the guest's reply: identity, steps_ms, total_ms
 };
 
-// reset_identity: everything new, `hostname` included. The guest must be running.
-Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname);
+// reset_identity: everything new, `hostname` included; with `ipv4` ("A.B.C.D/P", a clone on tap
+// networking) the parent's static address replaced by it. The guest must be running.
+Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname,
+                                      const std::string& ipv4 = "");
 
 // finish_identity on a primed guest: hostname, RNG reseed, clock. The guest must be running.
+// With `ipv4`, a pool QEMU of a VM on tap networking (primed with its parent's address, off the
+// bridge) takes the clone's own address now.
 Result<IdentityOutcome> FinishIdentity(vm::VmRuntime& rt, const PrimedIdentity& primed,
-                                       const std::string& hostname);
+                                       const std::string& hostname, const std::string& ipv4 = "");
 
 // Resumes a pool QEMU whose device state is loaded, resets its identity under `placeholder`
 // and pauses it again. NotFound (the QEMU paused again, nothing changed in the guest) when

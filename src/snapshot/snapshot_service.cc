@@ -17,6 +17,7 @@
 #include "snapshot/device_state.h"
 #include "snapshot/disk_recovery.h"
 #include "snapshot/snapshot_manifest.h"
+#include "vm/tap_address.h"
 #include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
 
@@ -51,6 +52,7 @@ struct CloneRestore {
   SnapshotManifest manifest;
   std::string clone_name;
   std::optional<PrimedIdentity> primed;  // a warm-pool QEMU primed while it waited
+  std::string ipv4;                      // its own address on a tap network, or ""
   Clock::time_point begun_at;            // when ferryd began this clone (its plan)
 };
 
@@ -86,7 +88,8 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
 
   op.SetPhase("resetting identity", 80);
   const auto t1 = Clock::now();
-  auto reset = primed ? FinishIdentity(rt, *primed, c.clone_name) : ResetIdentity(rt, c.clone_name);
+  auto reset = primed ? FinishIdentity(rt, *primed, c.clone_name, c.ipv4)
+                      : ResetIdentity(rt, c.clone_name, c.ipv4);
   if (!reset.ok()) return reset.status();
   const qemu::GuestIdentityChange& reply = reset->reply;
   timings["identity_ms"] = MsSince(t1);
@@ -103,6 +106,27 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
                timings["identity_steps_ms"].dump(-1, ' ', true, json::error_handler_t::replace));
   timings["restore_total_ms"] = MsSince(t0);
   return vm::RestoredGuest{timings, reset->mac};
+}
+
+// A clone of a VM on tap networking takes `ip` as its own address (its parent keeps its own);
+// one on user networking takes none.
+Status TakeCloneAddress(vm::VmSpec& spec, const std::string& ip, const std::string& what) {
+  if (spec.network.mode != vm::NetworkMode::kTap) {
+    if (ip.empty()) return Status::Ok();
+    return Status::InvalidArgument("vm " + spec.name +
+                                   ": --ip is for clones of VMs on tap "
+                                   "networking, and " +
+                                   what + " is of one on user networking");
+  }
+  if (ip.empty()) {
+    return Status::InvalidArgument(
+        "vm " + spec.name + ": " + what + " is of a VM on tap networking (at " + spec.network.ip +
+        "); a clone needs an address of its own: give --ip A.B.C.D/P (the first clone's, the "
+        "next ones count up)");
+  }
+  FERRY_RETURN_IF_ERROR(vm::ParseIpv4Prefix(ip).status().WithContext("vm " + spec.name + ": --ip"));
+  spec.network.ip = ip;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -246,7 +270,8 @@ std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
 }
 
 Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
-    const std::string& snapshot, const std::string& name, WarmQemu warm) {
+    const std::string& snapshot, const std::string& name, std::optional<std::string> ip,
+    WarmQemu warm) {
   const auto begun_at = Clock::now();
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   const std::string what = "snapshot " + snapshot;
@@ -264,6 +289,7 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
   if (spec->cloned_from.empty()) spec->cloned_from = spec->name;
   spec->name = name;
   spec->network.forwards.clear();
+  if (ip) FERRY_RETURN_IF_ERROR(TakeCloneAddress(*spec, *ip, what));
 
   vm::CloneLaunch clone;
   clone.ram_image = paths.ram;
@@ -275,7 +301,9 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     clone.disk_chain.push_back(frozen);
     clone.disk_chain.insert(clone.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
   }
-  CloneRestore restore{paths.dir, m, name, warm.primed, begun_at};
+  const bool own_address = ip && spec->network.mode == vm::NetworkMode::kTap;
+  CloneRestore restore{paths.dir, m, name, warm.primed, own_address ? spec->network.ip : "",
+                       begun_at};
   clone.restore = [restore](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, restore);
   };
@@ -329,10 +357,34 @@ Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) 
       .WithContext("snapshot " + snapshot + ": preloading a pool QEMU");
 }
 
+Status SnapshotService::CheckCloneAddresses(const std::string& snapshot,
+                                            const std::vector<std::string>& names,
+                                            const std::string& first_ip) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("snapshot " + snapshot);
+  auto parent = vm::VmSpec::FromJson(manifest->vm_spec.value("spec", json::object()));
+  if (!parent.ok()) return parent.status().WithContext("snapshot " + snapshot + ": its VM spec");
+  std::vector<vm::VmSpec> clones;
+  for (size_t i = 0; i < names.size(); ++i) {
+    vm::VmSpec spec = *parent;
+    spec.name = names[i];
+    std::string ip;
+    if (!first_ip.empty()) {
+      auto nth = vm::NthCloneAddress(first_ip, static_cast<int>(i));
+      if (!nth.ok()) return nth.status().WithContext("vm " + names[i]);
+      ip = *nth;
+    }
+    FERRY_RETURN_IF_ERROR(TakeCloneAddress(spec, ip, "snapshot " + snapshot));
+    clones.push_back(std::move(spec));
+  }
+  return vms_.CheckCloneAddresses(clones);
+}
+
 Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
     const std::string& snapshot, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
-    WarmQemu warm) {
-  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, std::move(warm)));
+    const std::string& ip, WarmQemu warm) {
+  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, ip, std::move(warm)));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
   return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
@@ -356,6 +408,8 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
     FERRY_RETURN_IF_ERROR(ValidateName("vm", n));
     if (vms_.Exists(n)) return Status::AlreadyExists("vm " + n + " already exists");
   }
+  // Every clone's address, before any starts (tap networking).
+  FERRY_RETURN_IF_ERROR(CheckCloneAddresses(req.snapshot, names, req.ip));
   auto op = vms_.operations().Start("clone", req.snapshot);
   vms_.InBackground(
       [this, req, names, op] {
@@ -366,7 +420,13 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
             if (f.host_port != 0) f.host_port = static_cast<uint16_t>(f.host_port + i);
           }
           op->SetPhase("cloning " + names[i], static_cast<int>(100 * i / names.size()));
-          auto child = CloneOne(req.snapshot, names[i], forwards);
+          std::string ip;
+          if (!req.ip.empty()) {
+            auto nth = vm::NthCloneAddress(req.ip, static_cast<int>(i));
+            if (!nth.ok()) return op->Fail(nth.status());
+            ip = *nth;
+          }
+          auto child = CloneOne(req.snapshot, names[i], forwards, ip);
           if (!child.ok()) return op->Fail(child.status());
           (*child)->WaitDone(600000);
           json result = (*child)->ToJson();

@@ -32,6 +32,9 @@ struct CloneRequest {
   std::vector<std::string> names;  // empty: SOURCE-c1, SOURCE-c2, ... (first free)
   // Forwards for the first clone; each further clone's host port is one higher (0: any free).
   std::vector<vm::PortForwardSpec> forwards;
+  // A snapshot of a VM on tap networking: the first clone's address ("10.77.0.21/24"), each
+  // further clone's one higher (vm/tap_address.h). Required then, refused otherwise.
+  std::string ip;
 };
 
 // A QEMU from a template's warm pool: preloaded with the device state, and primed when its
@@ -68,19 +71,27 @@ class SnapshotService {
   Status CheckClonable(const std::string& snapshot, const std::string& what);
 
   // One clone of `snapshot` named `name`; `warm` is a QEMU from a template's pool, or empty.
+  // `ip`: its address on a tap network ("" for a clone on user networking).
   Result<std::shared_ptr<Operation>> CloneOne(const std::string& snapshot, const std::string& name,
                                               std::vector<vm::PortForwardSpec> forwards,
-                                              WarmQemu warm = {});
+                                              const std::string& ip, WarmQemu warm = {});
+  // The specs the clones `names` of `snapshot` will have, with their addresses counted up from
+  // `first_ip` on a tap network; then VmService::CheckCloneAddresses on them, so that a clone
+  // whose address is taken or outside its bridge's subnet is refused before any starts.
+  Status CheckCloneAddresses(const std::string& snapshot, const std::vector<std::string>& names,
+                             const std::string& first_ip);
   // Loads the snapshot's device state into a waiting pool QEMU (started by Prelaunch with
   // -incoming defer), so that a clone from it only has to resume. Every clone's device state is
   // the same; what makes a clone new (VMGenID on its command line, the identity reset) comes
   // after.
   Status Preload(const std::string& snapshot, vm::VmRuntime& rt);
-  // What a clone of `snapshot` is: its spec (named `name`) and how to start it; in `warm`'s QEMU
+  // What a clone of `snapshot` is: its spec (named `name`, at address `ip` on a tap network;
+  // nullopt for a pool QEMU, which keeps its parent's until a clone takes it) and how to start it; in `warm`'s QEMU
   // (primed or not) when it takes one from a template's pool. The snapshot is verified first: a
   // damaged one is refused before any QEMU starts.
   Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(const std::string& snapshot,
                                                           const std::string& name,
+                                                          std::optional<std::string> ip = "",
                                                           WarmQemu warm = {});
 
  private:

@@ -1,5 +1,7 @@
 #include "snapshot/template_service.h"
 
+#include "vm/tap_device.h"
+
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -65,11 +67,13 @@ void TemplateService::Discard(WarmQemu& warm) {
   q.runtime->WaitExit(milliseconds(5000));
   q.runtime.reset();
   RemoveAll(q.paths.dir);
+  // A pool QEMU of a tap VM has a tap of its own, named after the VM it would have become.
+  if (!q.vm_id.empty()) (void)vm::TapDevice(vm::TapDevice::NameFor(q.vm_id), "").Remove();
 }
 
 Result<WarmQemu> TemplateService::StartPoolQemu(const std::string& pool_name,
                                                 const std::string& snapshot) {
-  FERRY_ASSIGN_OR_RETURN(auto planned, snapshots_.ClonePlan(snapshot, "pool"));
+  FERRY_ASSIGN_OR_RETURN(auto planned, snapshots_.ClonePlan(snapshot, "pool", std::nullopt));
   // Without a warm QEMU, ClonePlan plans a clone in a QEMU of its own: the one started here.
   const auto* clone = std::get_if<vm::CloneLaunch>(&planned.second);
   if (clone == nullptr) return Status::Internal("template " + pool_name + ": not a clone plan");
@@ -349,8 +353,11 @@ Result<json> TemplateService::Show(const std::string& name) {
 }
 
 Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
-    const std::string& vm, const std::string& name, std::vector<vm::PortForwardSpec> forwards) {
+    const std::string& vm, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
+    const std::string& ip) {
   FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  // Its address, before anything starts (tap networking).
+  FERRY_RETURN_IF_ERROR(snapshots_.CheckCloneAddresses(row.value("snapshot", ""), {vm}, ip));
   WarmQemu warm;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -369,7 +376,7 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
   }
   CountPoolUse(name, warm.qemu.runtime != nullptr);
   // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
-  auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), warm);
+  auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), ip, warm);
   if (warm.qemu.runtime) {
     std::lock_guard<std::mutex> lock(mu_);
     Pool& pool = pools_[name];

@@ -43,8 +43,10 @@ class TemplateService {
   Result<nlohmann::json> Show(const std::string& name);
 
   // A new VM cloned from the template, from its pool when a QEMU is waiting there.
+  // `ip`: the VM's address when the template is of a VM on tap networking (required then).
   Result<std::shared_ptr<Operation>> CreateVm(const std::string& vm, const std::string& name,
-                                              std::vector<vm::PortForwardSpec> forwards);
+                                              std::vector<vm::PortForwardSpec> forwards,
+                                              const std::string& ip = "");
 
  private:
   // Metrics and events of a warm pool (ferry_pool_*, pool.refilled).

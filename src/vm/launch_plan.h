@@ -49,6 +49,9 @@ struct PrelaunchedQemu {
   std::shared_ptr<VmRuntime> runtime;
   VmPaths paths;
   std::vector<std::string> argv;
+  // Tap networking: the id of the VM that takes this QEMU, whose tap (named after it, off the
+  // bridge until the clone's address is set) the QEMU already has; "" otherwise.
+  std::string vm_id;
 };
 
 // Boots the VM's image with a RAM file of its own: a create, and every start.

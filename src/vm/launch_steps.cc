@@ -45,11 +45,15 @@ Status HostLaunchSteps::EnsureDisk(const VmRecord& r, const std::vector<std::str
   return made.WithContext("vm " + r.spec.name);
 }
 
-Status HostLaunchSteps::CreateTap(const VmRecord& r) {
+Status HostLaunchSteps::CreateTap(const VmRecord& r, bool on_bridge) {
   TapDevice tap = TapDevice::ForVm(r.id, r.spec.network.bridge);
   // No QEMU of this VM runs now: a tap of its name is a leftover of an earlier run.
   tap.Remove();
-  return tap.Create(TapAlias(config_.tap_owner, r.id));
+  return tap.Create(TapAlias(config_.tap_owner, r.id), on_bridge);
+}
+
+Status HostLaunchSteps::AttachTap(const VmRecord& r) {
+  return TapDevice::ForVm(r.id, r.spec.network.bridge).AttachToBridge();
 }
 
 void HostLaunchSteps::RemoveTap(const VmRecord& r) { RemoveVmTap(r); }

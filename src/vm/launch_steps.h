@@ -47,8 +47,11 @@ class LaunchSteps {
   virtual void RemoveRamFile(const std::string& path) = 0;
   // Creates the VM's disk if it has one and it does not exist yet (only on its first launch).
   virtual Status EnsureDisk(const VmRecord& r, const std::vector<std::string>& chain) = 0;
-  // Creates the VM's tap, replacing a leftover of its name.
-  virtual Status CreateTap(const VmRecord& r) = 0;
+  // Creates the VM's tap, replacing a leftover of its name; on its bridge, or (a clone, which
+  // still has its parent's identity) off it until AttachTap.
+  virtual Status CreateTap(const VmRecord& r, bool on_bridge) = 0;
+  // Attaches the VM's tap, made off its bridge, to the bridge.
+  virtual Status AttachTap(const VmRecord& r) = 0;
   virtual void RemoveTap(const VmRecord& r) = 0;
   // Leases a uid, opens QEMU's files and spawns it; `on_spawned` (may be null) runs before QMP
   // connects. A QEMU that does not answer QMP is killed before this returns.
@@ -74,7 +77,8 @@ class HostLaunchSteps : public LaunchSteps {
   Result<UniqueFd> CreateRamFile(const std::string& path, uint64_t bytes) override;
   void RemoveRamFile(const std::string& path) override;
   Status EnsureDisk(const VmRecord& r, const std::vector<std::string>& chain) override;
-  Status CreateTap(const VmRecord& r) override;
+  Status CreateTap(const VmRecord& r, bool on_bridge) override;
+  Status AttachTap(const VmRecord& r) override;
   void RemoveTap(const VmRecord& r) override;
   Result<SpawnedQemu> SpawnQemu(QemuLaunch& launch, UniqueFd ram, const VmPaths& paths,
                                 VmRuntime::Callbacks callbacks,

@@ -188,7 +188,7 @@ Status TapDevice::CheckBridge(const std::string& bridge) {
   return Status::Ok();
 }
 
-Status TapDevice::Create(const std::string& alias) const {
+Status TapDevice::Create(const std::string& alias, bool on_bridge) const {
   const std::string what = "tap " + name_ + " on bridge " + bridge_;
   if (name_.empty() || name_.size() >= IFNAMSIZ) {
     return Status::InvalidArgument(what + ": the name must be 1-" + std::to_string(IFNAMSIZ - 1) +
@@ -250,7 +250,7 @@ Status TapDevice::Create(const std::string& alias) const {
   // with 0xfe is never the lowest (libvirt does the same); the rest comes from the name.
   const std::array<uint8_t, 6> mac = PortMac();
   req.AddBytes(IFLA_ADDRESS, mac.data(), mac.size());
-  req.AddU32(IFLA_MASTER, static_cast<uint32_t>(bridge->index));
+  if (on_bridge) req.AddU32(IFLA_MASTER, static_cast<uint32_t>(bridge->index));
   // The bridge's MTU, so adding this port does not lower it for every other port.
   if (bridge->mtu != 0) req.AddU32(IFLA_MTU, bridge->mtu);
   if (!alias.empty()) req.AddBytes(IFLA_IFALIAS, alias.c_str(), alias.size() + 1);
@@ -258,6 +258,20 @@ Status TapDevice::Create(const std::string& alias) const {
     return undo(Status::Unavailable(
         what + ": cannot attach it to the bridge and bring it up: " + Errno(err) +
         (err == EOPNOTSUPP ? "; is " + bridge_ + " a bridge?" : "")));
+  }
+  return Status::Ok();
+}
+
+Status TapDevice::AttachToBridge() const {
+  const std::string what = "tap " + name_ + " on bridge " + bridge_;
+  auto bridge = QueryLink(bridge_);
+  const int index = IndexOf(name_);
+  if (!bridge) return Status::Unavailable(what + ": bridge " + bridge_ + " does not exist");
+  if (index == 0) return Status::NotFound(what + ": the tap does not exist");
+  LinkRequest req(RTM_NEWLINK, 0, index);
+  req.AddU32(IFLA_MASTER, static_cast<uint32_t>(bridge->index));
+  if (int err = req.Send(); err != 0) {
+    return Status::Unavailable(what + ": cannot attach it to the bridge: " + Errno(err));
   }
   return Status::Ok();
 }

@@ -47,7 +47,11 @@ class TapDevice {
   // tap it is (tap_sweep.h), since the name alone does not say which ferryd made it.
   // AlreadyExists if an interface of this name exists (it is left alone). On any other failure
   // nothing is left behind.
-  Status Create(const std::string& alias = "") const;
+  // With on_bridge false (a clone that still has its parent's identity), the tap is made up but
+  // on no bridge: what its QEMU sends goes nowhere until AttachToBridge.
+  Status Create(const std::string& alias = "", bool on_bridge = true) const;
+  // Attaches the existing tap to its bridge. NotFound if the tap does not exist.
+  Status AttachToBridge() const;
   // The tap's own (host-side) MAC: 0xfe then five bytes from its name, so the bridge never takes
   // it as its own address (see Create).
   std::array<uint8_t, 6> PortMac() const;

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "vm/tap_address.h"
+
 namespace ferry::vm {
 
 namespace {
@@ -48,11 +50,16 @@ uint16_t PickFreePort(const VmSpec& spec, const std::vector<NetworkClaim>& claim
   return 0;
 }
 
-Status RefuseTapClone(const VmSpec& spec) {
+Status AdmitTapClone(const VmSpec& spec, const std::vector<Ipv4Prefix>& bridge_addresses) {
   if (spec.network.mode != NetworkMode::kTap) return Status::Ok();
-  return Status::FailedPrecondition("vm " + spec.name + ": cloning a VM on tap networking is " +
-                                    "not supported yet (the clone would take its parent's " +
-                                    "address " + spec.network.ip + ")");
+  return CheckAddressOnBridge(spec.name, spec.network.ip, spec.network.bridge, bridge_addresses);
+}
+
+Status AddressInUse(const VmSpec& spec, const std::string& mac) {
+  return Status::AlreadyExists("vm " + spec.name + ": address " + spec.network.ip +
+                               " is in use on bridge " + spec.network.bridge + " (" + mac +
+                               " answered a duplicate address probe); nothing was started; "
+                               "choose another --ip");
 }
 
 Status AdmitNewVm(VmSpec& spec, const VmPaths& paths, bool maps_snapshot_ram,

@@ -1,6 +1,7 @@
 // Admission: whether a VM may be created or started on this host now. Its forwards' host ports
 // and its tap address must not be claimed by another VM, the host must have room for its RAM
-// (vm_spec.h, CheckFitsHost), and a clone must not take its parent's tap address. Pure functions
+// (vm_spec.h, CheckFitsHost), and a clone on tap networking needs its own address in its
+// bridge's subnet. Pure functions
 // of what the caller gathered, so each rule is tested on its own (vm_admission_test.cc).
 #pragma once
 
@@ -32,8 +33,14 @@ Status CheckPortsUnclaimed(const VmSpec& spec, const std::vector<NetworkClaim>& 
 uint16_t PickFreePort(const VmSpec& spec, const std::vector<NetworkClaim>& claims,
                       const std::function<uint16_t()>& ephemeral_port);
 
-// A clone resumes with its parent's static address; two VMs would then answer for it.
-Status RefuseTapClone(const VmSpec& spec);
+// A clone on tap networking: its address (spec.network.ip, its own, never its parent's) must lie
+// in its bridge's subnet (tap_address.h, CheckAddressOnBridge); Ok for a clone on user
+// networking.
+Status AdmitTapClone(const VmSpec& spec, const std::vector<Ipv4Prefix>& bridge_addresses);
+
+// The refusal of a clone whose address answered a duplicate address probe (arp_probe.h) from
+// `mac`: one line naming the clone, the address, the bridge and who answered.
+Status AddressInUse(const VmSpec& spec, const std::string& mac);
 
 // Admits a new VM living in `paths`: its sockets' path fits a UNIX socket address, its network
 // is unclaimed, and it fits `capacity` (a VM that maps a snapshot's RAM image needs no room on

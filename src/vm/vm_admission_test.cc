@@ -58,10 +58,28 @@ TEST(VmAdmissionTest, APickedPortIsNeitherClaimedNorZero) {
   EXPECT_EQ(PickFreePort(SpecWithForward("web", 0), claims, [] { return uint16_t{0}; }), 0);
 }
 
-TEST(VmAdmissionTest, ClonesOfTapVmsAreRefused) {
-  EXPECT_THAT(RefuseTapClone(TapSpec("c", "10.77.0.10/24")).message(),
-              HasSubstr("cloning a VM on tap networking is not supported yet"));
-  EXPECT_TRUE(RefuseTapClone(SpecWithForward("c", 1)).ok());
+TEST(VmAdmissionTest, ATapCloneNeedsAnAddressInItsBridgesSubnet) {
+  const std::vector<Ipv4Prefix> bridge = {{0x0a4d0001, 24}};  // 10.77.0.1/24
+  EXPECT_TRUE(AdmitTapClone(TapSpec("c", "10.77.0.21/24"), bridge).ok());
+  EXPECT_TRUE(AdmitTapClone(SpecWithForward("c", 1), {}).ok());  // user networking: no rule
+  EXPECT_EQ(AdmitTapClone(TapSpec("c", "10.78.0.21/24"), bridge).message(),
+            "vm c: address 10.78.0.21/24 is outside the subnet of bridge ferrybr0 (10.77.0.0/24); "
+            "choose an --ip in it");
+  // The same network under another prefix is another subnet.
+  EXPECT_FALSE(AdmitTapClone(TapSpec("c", "10.77.0.21/16"), bridge).ok());
+  EXPECT_THAT(AdmitTapClone(TapSpec("c", "10.77.0.1/24"), bridge).message(),
+              HasSubstr("is bridge ferrybr0's own address"));
+  EXPECT_THAT(AdmitTapClone(TapSpec("c", "10.77.0.21/24"), {}).message(),
+              HasSubstr("bridge ferrybr0 has no IPv4 address"));
+  // Any of the bridge's subnets will do.
+  EXPECT_TRUE(AdmitTapClone(TapSpec("c", "192.168.5.9/24"), {{0x0a4d0001, 24}, {0xc0a80501, 24}})
+                  .ok());
+}
+
+TEST(VmAdmissionTest, AnAddressThatAnsweredAProbeIsRefusedInOneLine) {
+  EXPECT_EQ(AddressInUse(TapSpec("c2", "10.77.0.200/24"), "02:00:00:00:00:c8").message(),
+            "vm c2: address 10.77.0.200/24 is in use on bridge ferrybr0 (02:00:00:00:00:c8 "
+            "answered a duplicate address probe); nothing was started; choose another --ip");
 }
 
 TEST(VmAdmissionTest, ANewVmGetsItsFreePortsAndMustFit) {

@@ -2,8 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "core/guid.h"
+#include "core/ids.h"
 #include "core/mac_address.h"
+#include "qemu/guest_messages.h"
 #include "qemu/qmp_commands.h"
 #include "vm/tap_device.h"
 #include "vm/vm_admission.h"
@@ -16,6 +20,8 @@ namespace {
 constexpr milliseconds kKillTimeout(10000);
 // How long a QEMU that failed a restore is given to show that it died (and why).
 constexpr milliseconds kDiedWhileRestoringWait(500);
+// The announce op sends two frames 20 ms apart; the rest is room for TCG.
+constexpr milliseconds kAnnounceTimeout(10000);
 }  // namespace
 
 LaunchRollback::LaunchRollback(std::shared_ptr<Vm> vm, LaunchSteps& steps, const LaunchHooks& hooks)
@@ -61,7 +67,6 @@ Result<QemuLaunch> VmLauncher::LaunchSpecFor(const VmRecord& r, const VmPaths& p
                                              const LaunchShape& shape) {
   auto image = images_.Find(r.spec.image);
   if (!image.ok()) return image.status().WithContext("vm " + r.spec.name);
-  if (shape.new_identity) FERRY_RETURN_IF_ERROR(RefuseTapClone(r.spec));  // e.g. a pool QEMU
   QemuLaunch out;
   qemu::LaunchSpec& launch = out.spec;
   QemuFilePaths& files = out.files;
@@ -131,16 +136,19 @@ Status VmLauncher::PrepareFiles(Vm& vm, const LaunchShape& shape, const QemuLaun
 Status VmLauncher::PrepareTap(Vm& vm, const LaunchShape& shape, Operation& op,
                               LaunchRollback& rollback) {
   // Tap networking: the host end exists, up and on its bridge, before ferryd opens a queue of
-  // it for QEMU. A pooled QEMU has no tap (clones of tap VMs are refused).
+  // it for QEMU. A clone's is off the bridge until its identity (MAC, address) is new
+  // (JoinSegment): until then it is its parent to the network, and would take the parent's
+  // frames and answer for its connections. A pooled QEMU has no tap (its pool is refused).
   VmRecord r;
   {
     MutexLock lock(vm.mu);
     r = vm.rec;
   }
-  if (r.spec.network.mode != NetworkMode::kTap || shape.prelaunched) return Status::Ok();
-  op.SetPhase("creating tap " + TapDevice::NameFor(r.id), 20);
+  if (r.spec.network.mode != NetworkMode::kTap) return Status::Ok();
   rollback.TapMade();
-  return steps_.CreateTap(r).WithContext("vm " + r.spec.name);
+  if (shape.prelaunched) return Status::Ok();  // it has its own (Prelaunch), off the bridge
+  op.SetPhase("creating tap " + TapDevice::NameFor(r.id), 20);
+  return steps_.CreateTap(r, /*on_bridge=*/!shape.new_identity).WithContext("vm " + r.spec.name);
 }
 
 Result<VmLauncher::Started> VmLauncher::StartQemu(const std::shared_ptr<Vm>& vm,
@@ -190,6 +198,41 @@ Status VmLauncher::AddForwards(Vm& vm, VmRuntime& rt) {
   return Status::Ok();
 }
 
+Result<nlohmann::json> VmLauncher::JoinSegment(Vm& vm, VmRuntime& rt, Operation& op) {
+  VmRecord r;
+  {
+    MutexLock lock(vm.mu);
+    r = vm.rec;
+  }
+  if (r.spec.network.mode != NetworkMode::kTap) return nlohmann::json();
+  op.SetPhase("joining bridge " + r.spec.network.bridge, 90);
+  const auto t0 = std::chrono::steady_clock::now();
+  FERRY_RETURN_IF_ERROR(steps_.AttachTap(r).WithContext("vm " + r.spec.name));
+  const auto t1 = std::chrono::steady_clock::now();
+  // The guest tells the segment its MAC for its new address (gratuitous ARP); only then does the
+  // clone count as running.
+  auto reply = rt.GuestCall(guest::ops::kAnnounce, nlohmann::json::object(), kAnnounceTimeout);
+  auto announced =
+      reply.ok() ? qemu::ParseAnnounceReply(*reply) : Result<std::vector<std::string>>(reply.status());
+  const std::string address = r.spec.network.ip.substr(0, r.spec.network.ip.find('/'));
+  if (announced.ok() &&
+      std::find(announced->begin(), announced->end(), address) == announced->end()) {
+    announced = Status::Unavailable("the guest announced " + nlohmann::json(*announced).dump() +
+                                    ", not " + address);
+  }
+  if (!announced.ok()) {
+    return Status::Unavailable("vm " + r.spec.name + ": the clone did not announce its address " +
+                               r.spec.network.ip + " (" + announced.status().message() +
+                               "); it was not started");
+  }
+  auto ms = [](auto a, auto b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  return nlohmann::json{{"attach_ms", ms(t0, t1)},
+                        {"announce_ms", ms(t1, std::chrono::steady_clock::now())},
+                        {"announced", *announced}};
+}
+
 Status VmLauncher::Restore(const std::shared_ptr<Vm>& vm, const LaunchShape& shape, VmRuntime& rt,
                            Operation& op) {
   op.SetPhase("restoring", 50);
@@ -197,6 +240,11 @@ Status VmLauncher::Restore(const std::shared_ptr<Vm>& vm, const LaunchShape& sha
   Status restored = outcome.status();
   // A migrated VM had its forwards on the command line; a clone gets them once it is new.
   if (restored.ok() && shape.new_identity) restored = AddForwards(*vm, rt);
+  if (restored.ok() && shape.new_identity) {
+    auto joined = JoinSegment(*vm, rt, op);
+    restored = joined.status();
+    if (joined.ok() && !joined->is_null()) outcome->timings["segment"] = *joined;
+  }
   if (restored.ok()) {
     MutexLock lock(vm->mu);
     Restored(*vm, *outcome);
@@ -304,15 +352,20 @@ Result<PrelaunchedQemu> VmLauncher::Prelaunch(const VmSpec& spec, const CloneLau
   r.ram_owned = false;
   r.ram_path = clone.ram_image;
   if (spec.disk_mib != 0 || !clone.disk_chain.empty()) r.disk_path = paths.dir + "/disk.qcow2";
+  PrelaunchedQemu q;
+  // Tap networking: the tap is the future VM's, named after the id it will have, and stays off
+  // the bridge until that clone has its own address (JoinSegment).
+  if (spec.network.mode == NetworkMode::kTap) r.id = q.vm_id = NewId();
   FERRY_ASSIGN_OR_RETURN(QemuLaunch launch, LaunchSpecFor(r, paths, shape));
   FERRY_RETURN_IF_ERROR(steps_.MakeDir(paths.dir));
   FERRY_RETURN_IF_ERROR(steps_.EnsureDisk(r, clone.disk_chain));
-  PrelaunchedQemu q;
   q.paths = paths;
-  FERRY_ASSIGN_OR_RETURN(SpawnedQemu spawned, steps_.SpawnQemu(launch, UniqueFd(), paths,
-                                                               VmRuntime::Callbacks{}, nullptr));
-  q.runtime = std::move(spawned.runtime);
-  q.argv = std::move(spawned.argv);
+  if (!q.vm_id.empty()) FERRY_RETURN_IF_ERROR(steps_.CreateTap(r, /*on_bridge=*/false));
+  auto spawned = steps_.SpawnQemu(launch, UniqueFd(), paths, VmRuntime::Callbacks{}, nullptr);
+  if (!spawned.ok() && !q.vm_id.empty()) steps_.RemoveTap(r);
+  if (!spawned.ok()) return spawned.status();
+  q.runtime = std::move(spawned->runtime);
+  q.argv = std::move(spawned->argv);
   return q;
 }
 

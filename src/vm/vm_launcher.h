@@ -124,6 +124,9 @@ class VmLauncher {
   Status Restore(const std::shared_ptr<Vm>& vm, const LaunchShape& shape, VmRuntime& rt,
                  Operation& op);
   Status AddForwards(Vm& vm, VmRuntime& rt);
+  // A clone on tap networking, once its identity is new: its tap attached to the bridge, then
+  // its address announced by the guest. Its timings (null for user networking).
+  Result<nlohmann::json> JoinSegment(Vm& vm, VmRuntime& rt, Operation& op);
   Status WaitReady(Vm& vm);
 
   Config config_;

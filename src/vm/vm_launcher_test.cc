@@ -111,9 +111,14 @@ class FakeLaunchSteps : public LaunchSteps {
     journal.push_back("disk");
     return Status::Ok();
   }
-  Status CreateTap(const VmRecord& r) override {
+  Status CreateTap(const VmRecord& r, bool on_bridge) override {
     if (fail_at == "tap") return Fail("tap");
-    journal.push_back("made tap");
+    journal.push_back(on_bridge ? "made tap" : "made tap off the bridge");
+    return Status::Ok();
+  }
+  Status AttachTap(const VmRecord& r) override {
+    if (fail_at == "attach") return Fail("attach");
+    journal.push_back("attached tap");
     return Status::Ok();
   }
   void RemoveTap(const VmRecord& r) override { journal.push_back("removed tap"); }
@@ -377,16 +382,24 @@ TEST_F(VmLauncherTest, ARestoredVmRunsWithWhatItsRestoreSaid) {
   DropRuntime(*vm);
 }
 
-TEST_F(VmLauncherTest, AClonePlanOnTapNetworkingIsRefusedBeforeAnythingIsMade) {
+// A clone on tap networking still has its parent's identity while it restores: its tap is made
+// off the bridge and joins it only after the restore; a clone that cannot join is undone.
+TEST_F(VmLauncherTest, ATapClonesTapJoinsTheBridgeOnlyAfterItsRestore) {
   auto vm = NewVm(NetworkMode::kTap);
   CloneLaunch clone;
   clone.ram_image = root_ + "/snapshot.ram";
-  clone.restore = [](VmRuntime&, Operation&) -> Result<RestoredGuest> { return RestoredGuest{}; };
+  clone.restore = [this](VmRuntime&, Operation&) -> Result<RestoredGuest> {
+    steps_.journal.push_back("restored");
+    return RestoredGuest{};
+  };
   vm->rec.ram_owned = false;
   vm->rec.ram_path = clone.ram_image;
+  steps_.fail_at = "attach";
   Status st = Launch(vm, clone, /*new_vm=*/true);
-  EXPECT_THAT(st.message(), HasSubstr("cloning a VM on tap networking is not supported yet"));
-  EXPECT_THAT(steps_.journal, ElementsAre("removed dir", "unregistered"));
+  EXPECT_THAT(st.message(), HasSubstr("attach failed"));
+  EXPECT_THAT(steps_.journal,
+              ElementsAre("made dir", "disk", "made tap off the bridge", "spawned", "restored",
+                          "attach failed", "removed tap", "removed dir", "unregistered"));
 }
 
 TEST(LaunchShapeTest, EachKindSaysWhatItsLaunchDoes) {

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "core/files.h"
 #include "core/ids.h"
@@ -17,7 +18,10 @@
 #include "crypto/owner_policy.h"
 #include "qemu/guest_messages.h"
 #include "qemu/qmp_commands.h"
+#include "vm/arp_probe.h"
 #include "vm/host_probe.h"
+#include "vm/tap_address.h"
+#include "vm/vm_admission.h"
 #include "vm/vm_policy.h"
 #include "vm/vm_state_machine.h"
 
@@ -212,7 +216,9 @@ VmRecord VmService::NewRecord(const VmSpec& spec, const LaunchShape& shape, cons
                               const std::string& owner) {
   VmRecord r;
   r.spec = spec;
-  r.id = NewId();
+  // A pool QEMU on tap networking already has the tap named after the id it was given.
+  r.id = shape.prelaunched && !shape.prelaunched->vm_id.empty() ? shape.prelaunched->vm_id
+                                                                : NewId();
   r.state = VmState::kCreating;
   r.accelerator = accel_.accelerator;
   r.mac = shape.mac.empty() ? NewMac() : shape.mac;
@@ -234,7 +240,9 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   auto image = images_.Find(spec.image);
   if (!image.ok()) return image.status().WithContext("vm " + spec.name);
   const LaunchShape shape = ShapeOf(plan);
-  if (shape.new_identity) FERRY_RETURN_IF_ERROR(RefuseTapClone(spec));
+  if (shape.new_identity) {
+    FERRY_RETURN_IF_ERROR(AdmitTapClone(spec, BridgeAddresses(spec.network.bridge)));
+  }
   // A clone keeps its parent's policy, which names the parent (spec.cloned_from).
   FERRY_ASSIGN_OR_RETURN(std::optional<crypto::OwnerPolicy> policy, PolicyOf(spec));
 
@@ -266,6 +274,31 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
                 wait_ready] { RunLaunch(vm, op, plan, wait_ready, /*new_vm=*/true); },
                op);
   return op;
+}
+
+Status VmService::CheckCloneAddresses(const std::vector<VmSpec>& clones) {
+  std::map<std::string, std::vector<const VmSpec*>> by_bridge;
+  for (const VmSpec& spec : clones) {
+    if (spec.network.mode != NetworkMode::kTap) continue;
+    FERRY_RETURN_IF_ERROR(AdmitTapClone(spec, BridgeAddresses(spec.network.bridge)));
+    {
+      MutexLock lock(mu_);
+      FERRY_RETURN_IF_ERROR(CheckPortsUnclaimed(spec, ClaimsLocked()));
+    }
+    by_bridge[spec.network.bridge].push_back(&spec);
+  }
+  for (const auto& [bridge, specs] : by_bridge) {
+    std::vector<uint32_t> targets;
+    for (const VmSpec* spec : specs) {
+      FERRY_ASSIGN_OR_RETURN(Ipv4Prefix ip, ParseIpv4Prefix(spec->network.ip));
+      targets.push_back(ip.address);
+    }
+    FERRY_ASSIGN_OR_RETURN(std::vector<ProbeAnswer> answers, ProbeAddresses(bridge, targets));
+    for (size_t i = 0; i < answers.size(); ++i) {
+      if (answers[i].mac) return AddressInUse(*specs[i], *answers[i].mac);
+    }
+  }
+  return Status::Ok();
 }
 
 void VmService::RunLaunch(const std::shared_ptr<Vm>& vm, const std::shared_ptr<Operation>& op,

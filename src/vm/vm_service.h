@@ -94,6 +94,11 @@ class VmService {
   // A VM from an already validated spec, started the way `plan` says.
   Result<std::shared_ptr<Operation>> CreateFrom(VmSpec spec, LaunchPlan plan, bool wait_ready);
   Result<std::shared_ptr<Operation>> Start(const std::string& name, bool wait_ready);
+  // Whether new tap clones with these specs (their own addresses) may start: each address in
+  // its bridge's subnet, claimed by no VM of this ferryd, and answering no duplicate address
+  // probe on the bridge (arp_probe.h; all probed at once). The first refusal, in one line; Ok
+  // for clones on user networking.
+  Status CheckCloneAddresses(const std::vector<VmSpec>& clones);
   // Starts a QEMU for a clone that does not exist yet (warm pool). Its callbacks are set when
   // CreateFrom hands it to a VM through a PooledCloneLaunch.
   Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const CloneLaunch& clone,
