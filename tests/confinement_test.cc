@@ -192,9 +192,11 @@ TEST_F(ConfinementTest, EachQemuRunsAsAUidOfItsOwnAndGetsEveryFileAsADescriptor)
 
   // The disk works through its descriptors, across a snapshot (QEMU reopens the image
   // read-only at its end, and switches to a new overlay handed over as an fd set).
-  EXPECT_EQ(Ferry({"snapshot", "create", "a", "--name", "s"}).exit_code, 0);
+  CommandResult first = Ferry({"snapshot", "create", "a", "--name", "s"});
+  EXPECT_EQ(first.exit_code, 0) << first.err;
   EXPECT_EQ(FerryJson({"vm", "show", "a"})["state"], "running");
-  EXPECT_EQ(Ferry({"snapshot", "create", "a", "--name", "s2"}).exit_code, 0);
+  CommandResult second = Ferry({"snapshot", "create", "a", "--name", "s2"});
+  EXPECT_EQ(second.exit_code, 0) << second.err;
 }
 
 // On a tmpfs the test mounts, sized so that two 256 MiB VMs fit but leave less room than one

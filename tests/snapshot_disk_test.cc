@@ -178,10 +178,9 @@ TEST_F(SnapshotDiskTest, FerrydKilledBeforeTheDiskSwitchLeavesFilesTheRestartRem
   json vm = FerryJson({"vm", "show", "db"});
   EXPECT_EQ(vm["paths"]["disk"], disk);
   EXPECT_EQ(vm["paths"]["disk_chain"], json::array());
-  // The snapshot's copy had stopped the guest for its last pass: the restart cancels the copy
-  // and the guest goes on with its data; snapshots work again.
-  EXPECT_EQ(vm["state"], "running");
-  EXPECT_TRUE(LogSays("vm db: a snapshot's copy that ferryd left waiting had stopped the guest"));
+  // The snapshot had paused the guest; it goes on with its data, and snapshots work again.
+  EXPECT_EQ(vm["state"], "paused");
+  ASSERT_EQ(Ferry({"vm", "resume", "db"}).exit_code, 0);
   EXPECT_EQ(Get(port, "kept"), "on-disk");
   CommandResult again = Ferry({"snapshot", "create", "db", "--name", "s2"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
@@ -210,9 +209,9 @@ TEST_F(SnapshotDiskTest, FerrydKilledAfterTheDiskSwitchKeepsTheDiskAndFinishesIt
   struct stat st;
   ASSERT_EQ(::stat(frozen.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0400u);
-  // The guest runs on (the restart cancelled the snapshot's copy); what it writes now lands in
-  // the overlay, and a cold boot reads both back.
-  EXPECT_EQ(vm["state"], "running");
+  // What the guest writes now lands in the overlay, and a cold boot reads both back.
+  EXPECT_EQ(vm["state"], "paused");
+  ASSERT_EQ(Ferry({"vm", "resume", "db"}).exit_code, 0);
   ASSERT_EQ(Redis(port, {"set", "after", "the-crash"}).out, "OK");
   Restart("db");
   EXPECT_EQ(Get(port, "kept"), "on-disk");
