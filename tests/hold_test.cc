@@ -123,6 +123,13 @@ TEST_F(HoldTest, AHeldVmRunsNowhereAndComesBackAsTheSameMachineWithItsData) {
   for (const auto& f : ChunkFiles()) {
     ASSERT_EQ(ReadFile(f).find(marker), std::string::npos) << f << " holds guest data in clear";
   }
+  // The hold is vm web: no new VM takes its name meanwhile.
+  CommandResult twin = Ferry({"vm", "create", "web"});
+  EXPECT_EQ(twin.exit_code, 1);
+  EXPECT_THAT(twin.err, HasSubstr("vm web is held on this host (hold " +
+                                  holds[0].value("hold_id", "") + ", durable); `ferry hold "
+                                  "restore web` brings it back"));
+  EXPECT_TRUE(VmNames().empty());
 
   CommandResult restored = Ferry({"hold", "restore", "web", "--wait-ready"});
   ASSERT_EQ(restored.exit_code, 0) << restored.err;
@@ -137,6 +144,35 @@ TEST_F(HoldTest, AHeldVmRunsNowhereAndComesBackAsTheSameMachineWithItsData) {
   // Consumed: one copy again.
   EXPECT_TRUE(Holds().empty());
   EXPECT_EQ(Ferry({"hold", "restore", "web"}).exit_code, 1);
+}
+
+// The held VM's host port went to another VM meanwhile (as on a host a hold was sent to): the
+// restore is refused naming the port and the VM, the hold stays, and a restore on another port
+// brings it back with its data.
+TEST_F(HoldTest, AHostPortTakenWhileHeldIsRefusedAndTheVmComesBackOnAnother) {
+  const uint16_t port = CreateWeb();
+  ASSERT_EQ(Ferry({"hold", "web"}).exit_code, 0);
+  CommandResult other = Ferry({"vm", "create", "other", "--forward",
+                               std::to_string(port) + ":6379"});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+
+  CommandResult clash = Ferry({"hold", "restore", "web", "--wait-ready"});
+  EXPECT_EQ(clash.exit_code, 1);
+  EXPECT_THAT(clash.err, HasSubstr("vm web: host port " + std::to_string(port) +
+                                   " is used by vm other"));
+  json holds = Holds();
+  ASSERT_EQ(holds.size(), 1u) << holds.dump();
+  EXPECT_EQ(holds[0].value("step", ""), "durable");
+  EXPECT_EQ(VmNames(), std::vector<std::string>{"other"});
+
+  const uint16_t moved = FreePort();
+  CommandResult restored = Ferry({"hold", "restore", "web", "--wait-ready", "--forward",
+                                  std::to_string(moved) + ":6379"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  ExpectEveryKey(moved);
+  EXPECT_TRUE(Holds().empty());
+  const json vm = FerryJson({"vm", "show", "web"});
+  EXPECT_EQ(vm["spec"]["network"]["forwards"][0]["host_port"], moved) << vm.dump();
 }
 
 TEST_F(HoldTest, TheOwnersPolicyDecidesWhetherAndHowLong) {

@@ -16,6 +16,7 @@
 
 #include "harness/background.h"
 #include "harness/ferryd_fixture.h"
+#include "harness/fleet.h"
 #include "harness/netns_hosts.h"
 #include "harness/test_files.h"
 
@@ -314,6 +315,38 @@ TEST_F(TapNetworkTest, ClonesOfATapVmServeAtTheirOwnAddressesAndTheParentKeepsIt
   EXPECT_THAT(session.Output(), Not(HasSubstr("error"))) << session.Output();
   EXPECT_THAT(session.Output(), HasSubstr("stopped after"));
   EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "k"}).out, "from-the-parent");
+}
+
+// A held tap VM runs nowhere (its tap is gone from the bridge) and comes back at its address with
+// its data, its MAC and a new tap, announced on the segment before it is reported running.
+TEST_F(TapNetworkTest, AHeldVmComesBackAtItsAddressAndAnnouncesItself) {
+  Fleet fleet;  // a hold is signed with the host's key
+  fleet.AddHost("h1");
+  NamespacedFerryd& h1 = Ferryd(1);
+  h1.Start({"--tls-dir", fleet.TlsDir("h1")});
+  CreateTapVm("db-1");
+  ASSERT_EQ(RedisFromClient(kVmAddress, {"set", "k", "kept-while-held"}).out, "OK");
+  const json before = h1.FerryJson({"vm", "show", "db-1"});
+
+  CommandResult held = h1.Ferry({"hold", "db-1"});
+  ASSERT_EQ(held.exit_code, 0) << held.err;
+  EXPECT_THAT(TapsOnH1Bridge(), Not(Contains(before["tap"].get<std::string>())));
+
+  CommandResult restored = h1.Ferry({"hold", "restore", "db-1", "--wait-ready"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  const json vm = h1.FerryJson({"vm", "show", "db-1"});
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(vm["mac"], before["mac"]);
+  EXPECT_EQ(vm["spec"]["network"]["ip"], "10.77.0.10/24");
+  EXPECT_THAT(TapsOnH1Bridge(), Contains(vm["tap"].get<std::string>()));
+  EXPECT_EQ(vm["timings"]["announced"], json::array({kVmAddress})) << vm.dump();
+  // The bridge knows the VM's MAC on its new tap.
+  EXPECT_THAT(NetnsHosts::RunIn(net_.Host(1), {"bridge", "fdb", "show", "br",
+                                               NetnsHosts::kVmBridge, "dev",
+                                               vm["tap"].get<std::string>()})
+                  .out,
+              HasSubstr(vm["mac"].get<std::string>()));
+  EXPECT_EQ(RedisFromClient(kVmAddress, {"get", "k"}).out, "kept-while-held");
 }
 
 TEST_F(TapNetworkTest, AClonesAddressInUseOrOutsideTheSubnetIsRefusedAndNothingStarts) {

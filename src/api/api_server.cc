@@ -81,6 +81,18 @@ bool Flag(const httplib::Request& req, const json& body, const std::string& key)
   return req.has_param(key) && (req.get_param_value(key) == "1" || req.get_param_value(key) == "true");
 }
 
+// A body's optional "forwards": ["HOST:GUEST", ...] (none when absent).
+Result<std::vector<vm::PortForwardSpec>> Forwards(const JsonFields& fields) {
+  std::vector<vm::PortForwardSpec> forwards;
+  if (!fields.Has("forwards")) return forwards;
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> wanted, fields.Strings("forwards"));
+  for (const auto& f : wanted) {
+    FERRY_ASSIGN_OR_RETURN(vm::PortForwardSpec fwd, vm::ParseForward(f));
+    forwards.push_back(fwd);
+  }
+  return forwards;
+}
+
 }  // namespace
 
 ApiServer::ApiServer(vm::VmService& service, snapshot::SnapshotService& snapshots,
@@ -206,7 +218,14 @@ void ApiServer::HoldRoutes() {
     if (!need(res)) return;
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
-    ReplyOperation(res, holds_->Restore(req.matches[1], Flag(req, *body, "wait_ready")));
+    hold::RestoreOptions options;
+    options.wait_ready = Flag(req, *body, "wait_ready");
+    if (Fields(*body).Has("forwards")) {
+      auto forwards = Forwards(Fields(*body));
+      if (!forwards.ok()) return ReplyError(res, forwards.status());
+      options.forwards = std::move(forwards).value();
+    }
+    ReplyOperation(res, holds_->Restore(req.matches[1], options));
   });
   s.Post(R"(/v1/holds/([^/]+)/send)", [this, need](const httplib::Request& req,
                                                    httplib::Response& res) {
@@ -420,19 +439,11 @@ void ApiServer::Routes() {
       auto name = fields.String("name", "");
       auto from = fields.String("template");
       auto ip = fields.String("ip", "");
-      auto wanted = fields.Has("forwards")
-                        ? fields.Strings("forwards")
-                        : Result<std::vector<std::string>>(std::vector<std::string>{});
-      for (const Status& st : {name.status(), from.status(), wanted.status(), ip.status()}) {
+      auto forwards = Forwards(fields);
+      for (const Status& st : {name.status(), from.status(), forwards.status(), ip.status()}) {
         if (!st.ok()) return ReplyError(res, st);
       }
-      std::vector<vm::PortForwardSpec> forwards;
-      for (const auto& f : *wanted) {
-        auto fwd = vm::ParseForward(f);
-        if (!fwd.ok()) return ReplyError(res, fwd.status());
-        forwards.push_back(*fwd);
-      }
-      return ReplyOperation(res, templates_.CreateVm(*name, *from, forwards, *ip));
+      return ReplyOperation(res, templates_.CreateVm(*name, *from, *forwards, *ip));
     }
     json spec = body->contains("spec") ? (*body)["spec"] : *body;
     if (spec.is_object()) spec.erase("wait_ready");

@@ -68,11 +68,17 @@ void AddHoldVerbs(CLI::App& hold, Context& ctx) {
     auto* cmd = hold.add_subcommand("restore", "bring the held VM back: the same machine");
     auto vm = std::make_shared<std::string>();
     auto wait_ready = std::make_shared<bool>(false);
+    auto forwards = std::make_shared<std::vector<std::string>>();
     cmd->add_option("vm", *vm, "the held VM")->required();
     cmd->add_flag("--wait-ready", *wait_ready, "return when the guest is ready");
+    cmd->add_option("--forward", *forwards,
+                    "HOST_PORT:GUEST_PORT on 127.0.0.1 instead of the held VM's forwards "
+                    "(repeatable; 0 as HOST_PORT picks a free one)");
     cmd->callback([=, &ctx] {
       auto client = ctx.Client();
-      auto accepted = client.Post("/v1/holds/" + *vm + "/restore", {{"wait_ready", *wait_ready}});
+      nlohmann::json body = {{"wait_ready", *wait_ready}};
+      if (!forwards->empty()) body["forwards"] = *forwards;
+      auto accepted = client.Post("/v1/holds/" + *vm + "/restore", body);
       if (!accepted.ok()) return ctx.Fail(accepted.status());
       auto result = client.Follow(*accepted, ShowProgress);
       if (!result.ok()) return ctx.Fail(result.status());

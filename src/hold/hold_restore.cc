@@ -19,6 +19,7 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "qemu/qmp_commands.h"
 #include "snapshot/clone_identity_reset.h"
 #include "snapshot/device_state.h"
+#include "vm/guest_announce.h"
 #include "vm/vm_origin.h"
 #include "vm/vm_paths.h"
 #include "vm/vm_policy.h"
@@ -70,7 +72,7 @@ Result<json> WakeGuest(vm::VmRuntime& rt, const MacAddress& mac) {
 
 }  // namespace
 
-Result<json> HoldService::RestoreHold(const std::string& vm_name, bool wait_ready,
+Result<json> HoldService::RestoreHold(const std::string& vm_name, const RestoreOptions& options,
                                        Operation& op) {
   const std::string what = "restore of the hold of vm " + vm_name;
   FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm_name));
@@ -97,9 +99,18 @@ Result<json> HoldService::RestoreHold(const std::string& vm_name, bool wait_read
                                     "pinned to; the hold is refused");
   }
 
+  if (options.forwards) {
+    if (held.spec.network.mode == vm::NetworkMode::kTap && !options.forwards->empty()) {
+      return Status::InvalidArgument(what + ": the VM is on tap networking, reached at its own " +
+                                     "address " + held.spec.network.ip + "; restore it without " +
+                                     "--forward");
+    }
+    held.spec.network.forwards = *options.forwards;
+  }
+
   row.step = HoldStep::kRestoring;
   FERRY_RETURN_IF_ERROR(PutRow(row).WithContext(what + ": journaling it"));
-  auto restored = Relaunch(row, held, wait_ready, op);
+  auto restored = Relaunch(row, held, options.wait_ready, op);
   if (!restored.ok()) {
     row.step = HoldStep::kDurable;
     if (Status back = PutRow(row); !back.ok()) {
@@ -145,7 +156,21 @@ Result<json> HoldService::Relaunch(const HoldRow& row, const HeldVm& held, bool 
     FERRY_RETURN_IF_ERROR(qemu::Cont(rt));
     op.SetPhase("waking the guest", 85);
     FERRY_ASSIGN_OR_RETURN(json woke, WakeGuest(rt, mac));
-    return vm::RestoredGuest{json{{"wake_ms", woke["clock_ms"]}}, mac.ToString()};
+    json timings{{"wake_ms", woke["clock_ms"]}};
+    if (rec.spec.network.mode == vm::NetworkMode::kTap) {
+      // Its tap is new to the bridge: the segment learns the VM's port before it is reported
+      // running, not at its next frame (a guest that cannot say it fails the restore; the hold
+      // stays).
+      op.SetPhase("announcing " + rec.spec.network.ip, 90);
+      const auto t0 = std::chrono::steady_clock::now();
+      FERRY_ASSIGN_OR_RETURN(std::vector<std::string> announced,
+                             vm::AnnounceAddress(rt, rec.spec));
+      timings["announce_ms"] = std::chrono::duration<double, std::milli>(
+                                   std::chrono::steady_clock::now() - t0)
+                                   .count();
+      timings["announced"] = announced;
+    }
+    return vm::RestoredGuest{std::move(timings), mac.ToString()};
   };
   const std::string dir = vm::VmPaths::For(vms_.config().state_dir, name).dir;
   if (held.spec.disk_mib != 0) {

@@ -28,6 +28,21 @@ HoldService::HoldService(vm::VmService& vms, store::Store& store,
   }
   // After Recover: a query about a transfer is answered from a settled journal.
   if (peers_) peers_->SetIncomingHolds(this);
+  vms_.SetNameReservations([this](const std::string& name) { return NameHeld(name); });
+}
+
+Status HoldService::NameHeld(const std::string& name) {
+  auto row = Row(name);
+  if (row.status().code() == Status::Code::kNotFound) return Status::Ok();
+  if (!row.ok()) return row.status().WithContext("vm " + name);
+  if (row->step == HoldStep::kExpired) {
+    return Status::AlreadyExists("vm " + name + ": its hold expired and keeps the name; " +
+                                 "`ferry hold delete " + name + "` frees it");
+  }
+  return Status::AlreadyExists("vm " + name + " is held on this host (hold " + row->hold_id +
+                               ", " + HoldStepName(row->step) + "); `ferry hold restore " + name +
+                               "` brings it back, `ferry hold delete " + name +
+                               "` destroys it, or choose another name");
 }
 
 HoldService::~HoldService() {
@@ -36,6 +51,7 @@ HoldService::~HoldService() {
 }
 
 void HoldService::Stop() {
+  vms_.SetNameReservations(nullptr);
   std::unique_lock<std::mutex> lock(mu_);
   if (!detached_ && peers_) peers_->SetIncomingHolds(nullptr);
   detached_ = true;
@@ -96,7 +112,8 @@ Result<std::shared_ptr<Operation>> HoldService::Hold(const std::string& vm) {
   return op;
 }
 
-Result<std::shared_ptr<Operation>> HoldService::Restore(const std::string& vm, bool wait_ready) {
+Result<std::shared_ptr<Operation>> HoldService::Restore(const std::string& vm,
+                                                        const RestoreOptions& options) {
   const std::string what = "restore of the hold of vm " + vm;
   FERRY_ASSIGN_OR_RETURN(HoldRow row, Row(vm));
   if (row.step == HoldStep::kExpired) return ExpiredRefusal(what, row);
@@ -110,8 +127,8 @@ Result<std::shared_ptr<Operation>> HoldService::Restore(const std::string& vm, b
   FERRY_RETURN_IF_ERROR(Claim(vm, what));
   auto op = vms_.operations().Start("hold-restore", vm);
   vms_.InBackground(
-      [this, vm, wait_ready, op] {
-        Result<json> restored = RestoreHold(vm, wait_ready, *op);
+      [this, vm, options, op] {
+        Result<json> restored = RestoreHold(vm, options, *op);
         Release(vm);
         if (restored.ok()) op->Succeed(*restored);
         if (!restored.ok()) op->Fail(restored.status());

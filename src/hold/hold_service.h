@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -40,6 +41,13 @@
 
 namespace ferry::hold {
 
+struct RestoreOptions {
+  bool wait_ready = false;
+  // Set: the restored VM's port forwards instead of the held ones (e.g. a host port another VM
+  // of the receiving host already forwards). Only for user networking.
+  std::optional<std::vector<vm::PortForwardSpec>> forwards;
+};
+
 class HoldService : public migrate::IncomingHolds {
  public:
   // Finishes what a ferryd that died mid-hold, mid-restore or mid-send left (Recover) and starts
@@ -53,7 +61,7 @@ class HoldService : public migrate::IncomingHolds {
   void Stop();
 
   Result<std::shared_ptr<Operation>> Hold(const std::string& vm);
-  Result<std::shared_ptr<Operation>> Restore(const std::string& vm, bool wait_ready);
+  Result<std::shared_ptr<Operation>> Restore(const std::string& vm, const RestoreOptions& options);
   // Moves the hold to peer host `to` (hold_send.h).
   Result<std::shared_ptr<Operation>> Send(const std::string& vm, const std::string& to);
 
@@ -84,6 +92,8 @@ class HoldService : public migrate::IncomingHolds {
   static constexpr const char* kDeviceStateBlob = "device-state";
 
   Result<HoldRow> Row(const std::string& vm);
+  // Whether a new VM may be called `name`: not while a hold (or an expired hold's row) keeps it.
+  Status NameHeld(const std::string& name);
   Status PutRow(const HoldRow& row);
   // Marks `vm` as having a hold operation in flight; AlreadyExists names the operation.
   Status Claim(const std::string& vm, const std::string& what);
@@ -102,7 +112,8 @@ class HoldService : public migrate::IncomingHolds {
   Result<store::HoldStats> SealBlobs(const HoldRow& row, const HeldVm& held,
                                      const vm::VmRecord& rec, int ram_fd, int device_state_fd,
                                      const std::string& what);
-  Result<nlohmann::json> RestoreHold(const std::string& vm, bool wait_ready, Operation& op);
+  Result<nlohmann::json> RestoreHold(const std::string& vm, const RestoreOptions& options,
+                                     Operation& op);
   // The VM registered and started again from the hold; the operation's result.
   Result<nlohmann::json> Relaunch(const HoldRow& row, const HeldVm& held, bool wait_ready,
                                   Operation& op);

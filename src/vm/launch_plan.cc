@@ -45,6 +45,7 @@ struct ShapeVisitor {
     s.origin = h.origin;
     s.restore = &h.restore;
     s.restore_cause = "the restore";
+    s.is_held_vm = true;
     return s;
   }
 };

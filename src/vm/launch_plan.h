@@ -123,6 +123,8 @@ struct LaunchShape {
   // migration stream breaking off), quoted as "<restore_cause> had seen: ...".
   const char* restore_cause = nullptr;
   const PrelaunchedQemu* prelaunched = nullptr;  // set: QEMU already runs, in its own directory
+  // A hold restore: the VM is the held one, so the name its hold reserves is its own.
+  bool is_held_vm = false;
 };
 
 // The shape of `plan`; its pointers point into `plan`, which must outlive it.

@@ -9,6 +9,7 @@
 #include "core/mac_address.h"
 #include "qemu/guest_messages.h"
 #include "qemu/qmp_commands.h"
+#include "vm/guest_announce.h"
 #include "vm/tap_device.h"
 #include "vm/vm_admission.h"
 
@@ -20,8 +21,6 @@ namespace {
 constexpr milliseconds kKillTimeout(10000);
 // How long a QEMU that failed a restore is given to show that it died (and why).
 constexpr milliseconds kDiedWhileRestoringWait(500);
-// The announce op sends two frames 20 ms apart; the rest is room for TCG.
-constexpr milliseconds kAnnounceTimeout(10000);
 }  // namespace
 
 LaunchRollback::LaunchRollback(std::shared_ptr<Vm> vm, LaunchSteps& steps, const LaunchHooks& hooks)
@@ -211,19 +210,10 @@ Result<nlohmann::json> VmLauncher::JoinSegment(Vm& vm, VmRuntime& rt, Operation&
   const auto t1 = std::chrono::steady_clock::now();
   // The guest tells the segment its MAC for its new address (gratuitous ARP); only then does the
   // clone count as running.
-  auto reply = rt.GuestCall(guest::ops::kAnnounce, nlohmann::json::object(), kAnnounceTimeout);
-  auto announced =
-      reply.ok() ? qemu::ParseAnnounceReply(*reply) : Result<std::vector<std::string>>(reply.status());
-  const std::string address = r.spec.network.ip.substr(0, r.spec.network.ip.find('/'));
-  if (announced.ok() &&
-      std::find(announced->begin(), announced->end(), address) == announced->end()) {
-    announced = Status::Unavailable("the guest announced " + nlohmann::json(*announced).dump() +
-                                    ", not " + address);
-  }
+  auto announced = AnnounceAddress(rt, r.spec);
   if (!announced.ok()) {
-    return Status::Unavailable("vm " + r.spec.name + ": the clone did not announce its address " +
-                               r.spec.network.ip + " (" + announced.status().message() +
-                               "); it was not started");
+    return Status::FromCode(announced.status().code(),
+                            announced.status().message() + "; the clone was not started");
   }
   auto ms = [](auto a, auto b) {
     return std::chrono::duration<double, std::milli>(b - a).count();

@@ -252,6 +252,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
                                  " already exists; choose another name or "
                                  "delete it first");
   }
+  if (reserved_names_ && !shape.is_held_vm) FERRY_RETURN_IF_ERROR(reserved_names_(spec.name));
   const VmPaths paths =
       shape.prelaunched ? shape.prelaunched->paths : VmPaths::For(config_.state_dir, spec.name);
   FERRY_RETURN_IF_ERROR(AdmitNewVm(spec, paths, shape.ram == RamSource::kSnapshotImage,
@@ -274,6 +275,11 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
                 wait_ready] { RunLaunch(vm, op, plan, wait_ready, /*new_vm=*/true); },
                op);
   return op;
+}
+
+void VmService::SetNameReservations(NameReservations check) {
+  MutexLock lock(mu_);
+  reserved_names_ = std::move(check);
 }
 
 Status VmService::CheckCloneAddresses(const std::vector<VmSpec>& clones) {

@@ -93,6 +93,11 @@ class VmService {
   Result<std::shared_ptr<Operation>> Create(const nlohmann::json& spec, bool wait_ready);
   // A VM from an already validated spec, started the way `plan` says.
   Result<std::shared_ptr<Operation>> CreateFrom(VmSpec spec, LaunchPlan plan, bool wait_ready);
+  // Names no new VM may take although no VM has them (a held VM's: the hold is that VM).
+  // `check` returns the refusal for a taken name, Ok for a free one; it is asked for every new
+  // VM but a hold restore, and must not call back into this service. Null: none reserved.
+  using NameReservations = std::function<Status(const std::string& name)>;
+  void SetNameReservations(NameReservations check);
   Result<std::shared_ptr<Operation>> Start(const std::string& name, bool wait_ready);
   // Whether new tap clones with these specs (their own addresses) may start: each address in
   // its bridge's subnet, claimed by no VM of this ferryd, and answering no duplicate address
@@ -223,6 +228,7 @@ class VmService {
   // Lock order: mu_ first, then a VM's Vm::mu.
   Mutex mu_;
   std::map<std::string, std::shared_ptr<Vm>> vms_ FERRY_GUARDED_BY(mu_);
+  NameReservations reserved_names_ FERRY_GUARDED_BY(mu_);
   std::atomic<bool> shutting_down_{false};
 
   BackgroundThreads workers_;
