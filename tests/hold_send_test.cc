@@ -170,6 +170,30 @@ TEST_F(HoldSendTest, TheHoldMovesAndComesBackOnTheOtherHostAsTheSameMachine) {
   EXPECT_TRUE(Holds(2).empty());
   ASSERT_EQ(Ferryd(1).Ferry({"hold", "restore", "web", "--wait-ready"}).exit_code, 0);
   ExpectEveryKey();
+
+  // h2 keeps its record of the first transfer (what answers a late hold-query from h1) across
+  // a restart, and prunes it once it is older than kTransferRecordKeepSeconds (30 days).
+  const std::string db = Ferryd(2).state_dir() + "/registry.db";
+  auto records = [&] {
+    CommandResult r = RunCommand(
+        {"sqlite3", db, "select count(*) from objects where kind = 'hold-in'"});
+    return r.out;
+  };
+  Ferryd(2).Stop();
+  EXPECT_EQ(records(), "1\n");
+  StartHost(2);
+  Ferryd(2).Stop();
+  EXPECT_EQ(records(), "1\n") << "a young record was pruned";
+  CommandResult aged = RunCommand(
+      {"sqlite3", db,
+       "update objects set record = json_set(record, '$.at', strftime('%s', 'now') - 31 * 86400) "
+       "where kind = 'hold-in'"});
+  ASSERT_EQ(aged.exit_code, 0) << aged.err;
+  StartHost(2);
+  for (int i = 0; i < 100 && records() != "0\n"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(records(), "0\n") << "the reaper kept a 31-day-old transfer record";
 }
 
 TEST_F(HoldSendTest, AHostThePolicyForbidsGetsNothingAndTheSenderKeepsTheHold) {

@@ -41,6 +41,7 @@ nlohmann::json HoldRow::ToJson() const {
                       {"vm_was_running", vm_was_running}};
   if (!transfer.empty()) j["transfer"] = transfer;
   if (!peer.empty()) j["peer"] = peer;
+  if (sent_at != 0) j["sent_at"] = sent_at;
   return j;
 }
 
@@ -59,12 +60,18 @@ Result<HoldRow> HoldRow::FromJson(const std::string& vm, const nlohmann::json& j
   FERRY_ASSIGN_OR_RETURN(row.vm_was_running, f.Bool("vm_was_running", false));
   FERRY_ASSIGN_OR_RETURN(row.transfer, f.String("transfer", ""));
   FERRY_ASSIGN_OR_RETURN(row.peer, f.String("peer", ""));
+  FERRY_ASSIGN_OR_RETURN(row.sent_at, f.Int("sent_at", 0));
   const bool sending = row.step == HoldStep::kSending || row.step == HoldStep::kSent ||
                        row.step == HoldStep::kReceiving;
   if (sending && (row.transfer.empty() || row.peer.empty())) {
     return Status::Corruption(what + ": step " + step + " without its transfer and peer");
   }
   return row;
+}
+
+bool TransferRecordMayBeGone(const HoldRow& row, int64_t now) {
+  constexpr int64_t kMargin = 86400;
+  return row.sent_at != 0 && now - row.sent_at > kTransferRecordKeepSeconds - kMargin;
 }
 
 }  // namespace ferry::hold

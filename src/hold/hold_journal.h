@@ -51,10 +51,20 @@ struct HoldRow {
   // receiver keeps them on its durable row, naming where the hold came from.
   std::string transfer;
   std::string peer;
+  // Sender, step sent: when "finish" was journaled (unix seconds; 0 for a row of an older ferryd).
+  // The receiver's record of a transfer is pruned kTransferRecordKeepSeconds after it.
+  int64_t sent_at = 0;
 
   nlohmann::json ToJson() const;  // without vm: it is the row's name
   // `vm` is the row's name; `j` its value. Corruption names the row.
   static Result<HoldRow> FromJson(const std::string& vm, const nlohmann::json& j);
 };
+
+// How long a receiver keeps its record of a transfer it kept (registry kind "hold-in"): the one
+// thing that answers a sender's hold-query after the hold itself moved on. Pruned after this.
+inline constexpr int64_t kTransferRecordKeepSeconds = int64_t{30} * 86400;
+// Whether the receiver may have pruned its record of `row`'s send (step sent) by `now`: then its
+// "absent" no longer means it did not keep the hold. A day's margin for clocks and the reaper.
+bool TransferRecordMayBeGone(const HoldRow& row, int64_t now);
 
 }  // namespace ferry::hold

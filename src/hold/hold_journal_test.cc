@@ -54,6 +54,28 @@ TEST(HoldJournalTest, ASendStepKeepsItsTransferAndPeer) {
   }
 }
 
+// A sender asks the receiver whether it kept a hold; once the receiver may have pruned its record
+// of the transfer, its "absent" no longer answers that.
+TEST(HoldJournalTest, ASendOlderThanTheReceiversRecordsIsNoLongerSettledByAsking) {
+  HoldRow row;
+  row.vm = "web-1";
+  row.hold_id = "0123456789abcdef";
+  row.step = HoldStep::kSent;
+  row.transfer = "op-7";
+  row.peer = "h2";
+  row.sent_at = 1700000000;
+  auto back = HoldRow::FromJson("web-1", row.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->sent_at, 1700000000);
+  EXPECT_FALSE(TransferRecordMayBeGone(*back, row.sent_at + 3600));
+  EXPECT_FALSE(TransferRecordMayBeGone(*back, row.sent_at + kTransferRecordKeepSeconds - 2 * 86400));
+  EXPECT_TRUE(TransferRecordMayBeGone(*back, row.sent_at + kTransferRecordKeepSeconds));
+  // A row of an older ferryd has no time: asking settles it, as before.
+  row.sent_at = 0;
+  EXPECT_FALSE(row.ToJson().contains("sent_at"));
+  EXPECT_FALSE(TransferRecordMayBeGone(row, int64_t{1} << 40));
+}
+
 TEST(HoldJournalTest, ARowOfTheWrongShapeIsCorruptionNamingTheVm) {
   const json bad[] = {json::array(),
                       {{"hold_id", "x"}, {"step", "flying"}, {"held_at", 1}, {"expires_at", 0}},

@@ -173,7 +173,8 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
                             .status()
                             .WithContext("the sender did not finish"));
   FERRY_RETURN_IF_ERROR(vms_.registry()
-                            .PutObject(kTransferKind, row.transfer, {{"vm", name}, {"from", from}})
+                            .PutObject(kTransferKind, row.transfer,
+                                       {{"vm", name}, {"from", from}, {"at", std::time(nullptr)}})
                             .WithContext("recording the transfer"));
   FaultPoint("hold.receive.after_record");
   HoldRow durable = row;

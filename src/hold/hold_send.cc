@@ -215,6 +215,7 @@ Status HoldService::HoldSend::Finish() {
   // its copy (a restart could not tell which copy lives). Until then a failure is Perform's.
   HoldRow sent = row_;
   sent.step = HoldStep::kSent;
+  sent.sent_at = std::time(nullptr);
   FERRY_RETURN_IF_ERROR(service_.PutRow(sent).WithContext("journaling the finish"));
   row_ = sent;
   stage_ = Stage::kFinish;
@@ -320,18 +321,29 @@ Result<SettledState> HoldService::SettleSent(const HoldRow& row,
                    row.peer);
       return *state;
     }
-    if (state.ok() && *state == SettledState::kAbsent) {
+    if (state.ok() && *state == SettledState::kAbsent && TransferRecordMayBeGone(row, std::time(nullptr))) {
+      // The receiver prunes its records of transfers this old: "absent" no longer tells
+      // whether it kept the hold. Keeping the hold here "sent" loses nothing; an operator
+      // decides.
+      last = Status::FailedPrecondition(
+          "host " + row.peer + " keeps its records of transfers for " +
+          std::to_string(kTransferRecordKeepSeconds / 86400) + " days and this one is older; " +
+          "the hold here stays 'sent' (compare `ferry hold list` on both hosts)");
+    } else if (state.ok() && *state == SettledState::kAbsent) {
       HoldRow back = row;
       back.step = HoldStep::kDurable;
       back.transfer.clear();
       back.peer.clear();
+      back.sent_at = 0;
       FERRY_RETURN_IF_ERROR(PutRow(back));
       spdlog::info("hold of vm {}: host {} did not keep it; the hold stays here", row.vm,
                    row.peer);
       return *state;
     }
-    last = state.ok() ? Status::Unavailable("host " + row.peer + " has not settled it yet")
-                      : state.status();
+    if (!state.ok() || *state != SettledState::kAbsent) {
+      last = state.ok() ? Status::Unavailable("host " + row.peer + " has not settled it yet")
+                        : state.status();
+    }
     if (std::chrono::steady_clock::now() + kAskInterval >= deadline) break;
     std::this_thread::sleep_for(kAskInterval);
   }

@@ -266,12 +266,33 @@ void HoldService::ReapExpired() {
   }
 }
 
+void HoldService::PruneTransferRecords() {
+  auto records = vms_.registry().ListObjects(kTransferKind);
+  if (!records.ok()) return;
+  const int64_t now = std::time(nullptr);
+  for (const auto& [transfer, value] : *records) {
+    // A record of an older ferryd has no time: kept.
+    const int64_t at = value.is_object() && value.contains("at") && value["at"].is_number_integer()
+                           ? value["at"].get<int64_t>()
+                           : now;
+    if (now - at <= kTransferRecordKeepSeconds) continue;
+    Status dropped = vms_.registry().DeleteObject(kTransferKind, transfer);
+    if (dropped.ok()) {
+      spdlog::info("record of hold transfer {} pruned after {} days", transfer,
+                   kTransferRecordKeepSeconds / 86400);
+    }
+  }
+}
+
 void HoldService::ReaperLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     lock.unlock();
     // One bad row or store error must not end the reaper for the daemon's lifetime.
-    Status reaped = RunGuarded("reaping expired holds", [this] { ReapExpired(); });
+    Status reaped = RunGuarded("reaping expired holds", [this] {
+      ReapExpired();
+      PruneTransferRecords();
+    });
     if (!reaped.ok()) spdlog::error("{}", reaped.message());
     lock.lock();
     reaper_cv_.wait_for(lock, kReapInterval, [this] { return stopping_; });

@@ -86,6 +86,10 @@ class HoldService : public migrate::IncomingHolds {
   // The receiver's record of a transfer it kept (name: the transfer id; {"vm","from"}), written
   // when "finish" arrives: what a hold-query is answered from, after a restart too.
   static constexpr const char* kTransferKind = "hold-in";
+  // Its {"at": unix seconds} dates it: the reaper prunes records older than
+  // kTransferRecordKeepSeconds (hold_journal.h).
+  // Drops the transfer records older than kTransferRecordKeepSeconds (the reaper calls it).
+  void PruneTransferRecords();
   class HoldSend;  // one outgoing send, phase by phase (hold_send.h)
   // The store's blobs of one hold.
   static constexpr const char* kRamBlob = "ram";
