@@ -53,6 +53,26 @@ Result<snapshot::SnapshotManifest> SnapshotOf(const store::HoldHeader& header,
   return m;
 }
 
+// What this host accepts: no data disk; the owner's rules as this host reads them (migration
+// rule, pinned and accepted owners, bridges), as for an incoming migration; and clones, since a
+// snapshot here is only good for them.
+Status CheckArrivedSnapshot(const snapshot::SnapshotManifest& m, const store::HoldHeader& header,
+                            const crypto::HostIdentity& self,
+                            const migrate::MigrationConfig& config, const std::string& what) {
+  if (m.disk) {
+    return Status::FailedPrecondition(what + " has a data disk; snapshots with disks are not "
+                                             "received yet");
+  }
+  auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
+  if (!spec.ok()) return spec.status().WithContext(what + ": its VM spec");
+  if (spec->policy != header.policy_text) {
+    return Status::InvalidArgument(what + ": the policy in its manifest is not the object's");
+  }
+  FERRY_RETURN_IF_ERROR(
+      migrate::CheckIncomingHold(*spec, header.owner_fingerprint, self, config).WithContext(what));
+  return vm::CheckSpecCloneAllowed(*spec, what);
+}
+
 }  // namespace
 
 void HoldService::ReceiveSnapshot(migrate::PeerLink& link,
@@ -131,21 +151,7 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
     return Status::InvalidArgument(what + ": the store object is not named after snapshot id " +
                                    m.id);
   }
-  if (m.disk) {
-    return Status::FailedPrecondition(what + " has a data disk; snapshots with disks are not "
-                                             "received yet");
-  }
-  auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
-  if (!spec.ok()) return spec.status().WithContext(what + ": its VM spec");
-  if (spec->policy != header.policy_text) {
-    return Status::InvalidArgument(what + ": the policy in its manifest is not the object's");
-  }
-  // The owner's rules, as this host reads them: migration rule, pinned and accepted owners,
-  // bridges; and a snapshot here is only good for clones.
-  FERRY_RETURN_IF_ERROR(migrate::CheckIncomingHold(*spec, header.owner_fingerprint,
-                                                   peers_->self(), peers_->config())
-                            .WithContext(what));
-  FERRY_RETURN_IF_ERROR(vm::CheckSpecCloneAllowed(*spec, what));
+  FERRY_RETURN_IF_ERROR(CheckArrivedSnapshot(m, header, peers_->self(), peers_->config(), what));
   if (request.owner_secret) {
     FERRY_RETURN_IF_ERROR(
         store_.AdoptOwnerSecret(header.owner_fingerprint, *request.owner_secret).status());

@@ -66,6 +66,71 @@ Status CheckDestination(const std::optional<crypto::OwnerPolicy>& policy,
   return crypto::CheckMigrationAllowed(*policy, link.peer());
 }
 
+// A snapshot checked for sending, with its owner's policy (nullopt: none).
+struct SendableSnapshot {
+  snapshot::StoredSnapshot stored;
+  std::optional<crypto::OwnerPolicy> policy;
+  std::string owner;  // the policy's owner fingerprint, the store's dedup scope ("" for none)
+};
+
+// The snapshot, verified, without a data disk, and clonable by its owner's rules.
+Result<SendableSnapshot> CheckSendable(vm::VmService& vms, const std::string& name) {
+  SendableSnapshot out;
+  FERRY_ASSIGN_OR_RETURN(out.stored, snapshot::FindStoredSnapshot(vms, name));
+  const snapshot::StoredSnapshot& s = out.stored;
+  if (s.manifest.disk) {
+    return Status::FailedPrecondition("snapshot " + name + " has a data disk; snapshots with "
+                                      "disks are not sent yet (hold a clone of it and send the "
+                                      "hold instead)");
+  }
+  Status clonable = snapshot::CheckSnapshotClonable(vms, s, "snapshot " + name);
+  if (!clonable.ok()) {
+    return Status::FromCode(clonable.code(),
+                            clonable.message() + "; a snapshot is sent to be cloned, so it "
+                                                 "cannot be sent (the owner may sign a policy "
+                                                 "that allows clones)");
+  }
+  snapshot::VerifiedFiles verified;
+  FERRY_RETURN_IF_ERROR(snapshot::VerifySnapshot(s.dir, s.manifest, verified)
+                            .WithContext("snapshot " + name + " is not sent"));
+  if (!s.spec.policy.empty()) {
+    FERRY_ASSIGN_OR_RETURN(out.policy, crypto::ParsePolicy(s.spec.policy, "the policy of vm " +
+                                                                              s.manifest.vm_name));
+    out.owner = out.policy->owner_fingerprint;
+  }
+  return out;
+}
+
+// The snapshot's RAM image and device state sealed as store object `object_id`, its manifest's
+// text as the object's spec.
+Status SealSnapshotObject(store::Store& store, const SendableSnapshot& sendable,
+                          const std::string& object_id, const std::string& ram_blob,
+                          const std::string& device_state_blob) {
+  const snapshot::StoredSnapshot& s = sendable.stored;
+  const snapshot::SnapshotManifest& m = s.manifest;
+  const std::string what = "snapshot " + s.name;
+  FERRY_ASSIGN_OR_RETURN(std::string manifest_text,
+                         ReadFile(s.dir + "/" + snapshot::SnapshotManifest::kFileName));
+  FERRY_ASSIGN_OR_RETURN(UniqueFd ram, OpenReadOnly(s.ram, what));
+  const std::string state_path = s.dir + "/" + m.device_state.file;
+  FERRY_ASSIGN_OR_RETURN(UniqueFd state, OpenReadOnly(state_path, what));
+  FERRY_ASSIGN_OR_RETURN(uint64_t ram_size, FileSize(ram.get(), s.ram));
+  FERRY_ASSIGN_OR_RETURN(uint64_t state_size, FileSize(state.get(), state_path));
+  store::HoldHeader header;
+  header.hold_id = object_id;
+  header.kind = store::kKindSnapshot;
+  header.vm_name = m.vm_name;
+  header.owner_fingerprint = sendable.owner;
+  header.policy_text = s.spec.policy;
+  header.spec_json = manifest_text;
+  header.created_at = m.created_at_ms / 1000;
+  header.state = "durable";
+  return store
+      .SealHold(header, {{ram_blob, ram.get(), ram_size},
+                         {device_state_blob, state.get(), state_size}})
+      .status();
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Operation>> HoldService::SendSnapshot(const std::string& name,
@@ -99,31 +164,10 @@ Result<json> HoldService::RunSnapshotSend(const std::string& name, const std::st
                                           Operation& op) {
   const auto started = std::chrono::steady_clock::now();
   const std::string keeps = "; snapshot " + name + " stays on this host as it was";
-  // Check.
   op.SetPhase("checking snapshot " + name, 2);
-  FERRY_ASSIGN_OR_RETURN(snapshot::StoredSnapshot s, snapshot::FindStoredSnapshot(vms_, name));
-  const snapshot::SnapshotManifest& m = s.manifest;
-  if (m.disk) {
-    return Status::FailedPrecondition("snapshot " + name + " has a data disk; snapshots with "
-                                      "disks are not sent yet (hold a clone of it and send the "
-                                      "hold instead)");
-  }
-  Status clonable = snapshot::CheckSnapshotClonable(vms_, s, "snapshot " + name);
-  if (!clonable.ok()) {
-    return Status::FromCode(clonable.code(),
-                            clonable.message() + "; a snapshot is sent to be cloned, so it "
-                                                 "cannot be sent (the owner may sign a policy "
-                                                 "that allows clones)");
-  }
-  snapshot::VerifiedFiles verified;
-  FERRY_RETURN_IF_ERROR(snapshot::VerifySnapshot(s.dir, m, verified)
-                            .WithContext("snapshot " + name + " is not sent"));
-  std::optional<crypto::OwnerPolicy> policy;
-  if (!s.spec.policy.empty()) {
-    FERRY_ASSIGN_OR_RETURN(policy,
-                           crypto::ParsePolicy(s.spec.policy, "the policy of vm " + m.vm_name));
-  }
-  const std::string owner = policy ? policy->owner_fingerprint : "";
+  FERRY_ASSIGN_OR_RETURN(SendableSnapshot sendable, CheckSendable(vms_, name));
+  const snapshot::SnapshotManifest& m = sendable.stored.manifest;
+  const std::optional<crypto::OwnerPolicy>& policy = sendable.policy;
   // Allowed: refused here, before anything of the snapshot is sealed or leaves.
   op.SetPhase("checking host " + to, 4);
   {
@@ -140,31 +184,12 @@ Result<json> HoldService::RunSnapshotSend(const std::string& name, const std::st
     std::string key;
     ~Unclaim() { self->Release(key); }
   } unclaim{this, ObjectClaim(object_id)};
-  bool sealed_now = false;
-  if (!store_.LoadHold(object_id).ok()) {
+  const bool sealed_now = !store_.LoadHold(object_id).ok();
+  if (sealed_now) {
     op.SetPhase("sealing snapshot " + name + " into the store", 10);
-    FERRY_ASSIGN_OR_RETURN(std::string manifest_text,
-                           ReadFile(s.dir + "/" + snapshot::SnapshotManifest::kFileName));
-    FERRY_ASSIGN_OR_RETURN(UniqueFd ram, OpenReadOnly(s.ram, "snapshot " + name));
-    const std::string state_path = s.dir + "/" + m.device_state.file;
-    FERRY_ASSIGN_OR_RETURN(UniqueFd state, OpenReadOnly(state_path, "snapshot " + name));
-    FERRY_ASSIGN_OR_RETURN(uint64_t ram_size, FileSize(ram.get(), s.ram));
-    FERRY_ASSIGN_OR_RETURN(uint64_t state_size, FileSize(state.get(), state_path));
-    store::HoldHeader header;
-    header.hold_id = object_id;
-    header.kind = store::kKindSnapshot;
-    header.vm_name = m.vm_name;
-    header.owner_fingerprint = owner;
-    header.policy_text = s.spec.policy;
-    header.spec_json = manifest_text;
-    header.created_at = m.created_at_ms / 1000;
-    header.state = "durable";
-    FERRY_RETURN_IF_ERROR(store_
-                              .SealHold(header, {{kRamBlob, ram.get(), ram_size},
-                                                 {kDeviceStateBlob, state.get(), state_size}})
-                              .status()
+    FERRY_RETURN_IF_ERROR(SealSnapshotObject(store_, sendable, object_id, kRamBlob,
+                                             kDeviceStateBlob)
                               .WithContext("snapshot " + name + " is not sent"));
-    sealed_now = true;
   }
   // Send.
   op.SetPhase("prepare on " + to, 40);
@@ -173,7 +198,7 @@ Result<json> HoldService::RunSnapshotSend(const std::string& name, const std::st
   migrate::HoldPrepareRequest request;
   request.migration = op.id();
   request.vm = m.vm_name;
-  request.owner = owner;
+  request.owner = sendable.owner;
   request.snapshot = name;
   auto offer = OfferObject(*link, store_, object_id, std::move(request), to, kPrepareTimeout);
   if (!offer.ok()) {
