@@ -1,6 +1,6 @@
 // `ferry snapshot send` between two hosts, as a user and the VM's owner check it: the snapshot
 // is copied (h1 keeps it, h2 lists it), a clone of it on h2 runs with the parent's data; a
-// sibling snapshot sent next carries only what changed; a second send of the same name, a host
+// sibling snapshot sent next carries only what changed, and a template made of it on h2 clones; a second send of the same name, a host
 // the owner's policy forbids and a snapshot whose owner now forbids clones are refused, and
 // nothing of them is left on h2.
 //
@@ -147,6 +147,15 @@ TEST_F(SnapshotSendTest, ASentSnapshotClonesOnTheOtherHostAndASiblingCarriesLitt
                                            "--ip", "10.77.0.32/24"});
   ASSERT_EQ(sibling.exit_code, 0) << sibling.err;
   EXPECT_EQ(RedisFromClient("10.77.0.32", {"get", "later"}).out, "yes");
+
+  // A template on h2 from the snapshot it received, and a VM from the template.
+  CommandResult made = Ferryd(2).Ferry({"template", "create", "warm", "--from-snapshot", "s2"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  CommandResult from_template = Ferryd(2).Ferry(
+      {"vm", "create", "api-1", "--template", "warm", "--net", "tap", "--ip", "10.77.0.33/24"});
+  ASSERT_EQ(from_template.exit_code, 0) << from_template.err;
+  EXPECT_EQ(RedisFromClient("10.77.0.33", {"get", "later"}).out, "yes");
+  ExpectEveryKeyAt("10.77.0.33");
 }
 
 TEST_F(SnapshotSendTest, AHostThePolicyForbidsGetsNothing) {
