@@ -1,8 +1,9 @@
 // `ferry snapshot send` between two hosts, as a user and the VM's owner check it: the snapshot
 // is copied (h1 keeps it, h2 lists it), a clone of it on h2 runs with the parent's data; a
-// sibling snapshot sent next carries only what changed, and a template made of it on h2 clones; a second send of the same name, a host
-// the owner's policy forbids and a snapshot whose owner now forbids clones are refused, and
-// nothing of them is left on h2.
+// sibling snapshot sent next carries only what changed, and a template made of it on h2 clones;
+// a second send of the same name, a host the owner's policy forbids, a host whose own settings
+// refuse the VM, and a snapshot whose owner now forbids clones are refused, and nothing of them
+// is left on h2, whichever end refused.
 //
 // Hosts are network namespaces on one L2 segment (harness/netns_hosts.h), each with its own
 // ferryd, fleet certificate and store; redis-cli runs in the client namespace. Needs root.
@@ -170,6 +171,25 @@ TEST_F(SnapshotSendTest, AHostThePolicyForbidsGetsNothing) {
   EXPECT_EQ(store.value("holds", -1), 0);
   EXPECT_EQ(store.value("chunks", -1), 0) << "not a chunk may reach a forbidden host";
   EXPECT_EQ(SnapshotNames(1), std::vector<std::string>{"s1"});
+}
+
+TEST_F(SnapshotSendTest, TheReceiverChecksWhatItAcceptsItself) {
+  // h2 takes no VM on its bridge now: the sender's checks pass, h2's own refuse the snapshot.
+  Ferryd(2).Stop();
+  Ferryd(2).Start({"--listen", NetnsHosts::HostAddress(2) + ":" + kPeerPort, "--tls-dir",
+                   fleet_->TlsDir("h2")});
+  ASSERT_FALSE(HasFatalFailure());
+  CreateWeb();
+  Snapshot("s1");
+  CommandResult out;
+  EXPECT_TRUE(Send("s1", &out).is_null());
+  EXPECT_THAT(out.err, HasSubstr("host h2: snapshot s1 from h1"));
+  EXPECT_THAT(out.err, HasSubstr("wants bridge ferrybr0"));
+  EXPECT_THAT(out.err, HasSubstr("snapshot s1 stays on this host as it was"));
+  EXPECT_TRUE(SnapshotNames(2).empty());
+  json store = Store(2);
+  EXPECT_EQ(store.value("holds", -1), 0);
+  EXPECT_EQ(store.value("chunks", -1), 0) << "refused before any chunk was asked for";
 }
 
 TEST_F(SnapshotSendTest, ASnapshotWhoseOwnerNowForbidsClonesIsNotSent) {
