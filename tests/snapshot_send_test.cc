@@ -52,10 +52,10 @@ class SnapshotSendTest : public NetnsFixture {
   }
   // VM web on h1 with alice's policy (`rules`), on the segment, redis filled with kKeys keys.
   void CreateWeb(const std::vector<std::string>& rules = {}) {
-    CommandResult r = Ferryd(1).Ferry(
-        {"vm", "create", "web", "--net", "tap", "--bridge", "ferrybr0", "--ip",
-         std::string(kVmAddress) + "/24", "--policy", fleet_->SignPolicy("alice.key", "web", rules),
-         "--wait-ready"});
+    CommandResult r =
+        Ferryd(1).Ferry({"vm", "create", "web", "--net", "tap", "--bridge", "ferrybr0", "--ip",
+                         std::string(kVmAddress) + "/24", "--policy",
+                         fleet_->SignPolicy("alice.key", "web", rules), "--wait-ready"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::vector<std::string> mset = {"mset"};
     for (int i = 0; i < kKeys; ++i) {
@@ -136,16 +136,17 @@ TEST_F(SnapshotSendTest, ASentSnapshotClonesOnTheOtherHostAndASiblingCarriesLitt
   const uint64_t second_bytes = second.value("chunk_bytes_sent", uint64_t{0});
   RecordProperty("first_send_bytes", std::to_string(first_bytes));
   RecordProperty("second_send_bytes", std::to_string(second_bytes));
-  std::printf("snapshot send: first %llu bytes of chunks (%d of %d chunks), sibling %llu (%d of "
-              "%d)\n",
-              static_cast<unsigned long long>(first_bytes), first.value("chunks_sent", 0),
-              first.value("chunks", 0), static_cast<unsigned long long>(second_bytes),
-              second.value("chunks_sent", 0), second.value("chunks", 0));
+  std::printf(
+      "snapshot send: first %llu bytes of chunks (%d of %d chunks), sibling %llu (%d of "
+      "%d)\n",
+      static_cast<unsigned long long>(first_bytes), first.value("chunks_sent", 0),
+      first.value("chunks", 0), static_cast<unsigned long long>(second_bytes),
+      second.value("chunks_sent", 0), second.value("chunks", 0));
   EXPECT_LT(second_bytes, first_bytes / 2) << second.dump();
   EXPECT_LT(second.value("chunks_sent", 0), second.value("chunks", 0));
   EXPECT_EQ(SnapshotNames(2).size(), 2u);
-  CommandResult sibling = Ferryd(2).Ferry({"clone", "s2", "--name", "twin-2", "--net", "tap",
-                                           "--ip", "10.77.0.32/24"});
+  CommandResult sibling =
+      Ferryd(2).Ferry({"clone", "s2", "--name", "twin-2", "--net", "tap", "--ip", "10.77.0.32/24"});
   ASSERT_EQ(sibling.exit_code, 0) << sibling.err;
   EXPECT_EQ(RedisFromClient("10.77.0.32", {"get", "later"}).out, "yes");
 

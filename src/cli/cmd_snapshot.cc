@@ -121,8 +121,8 @@ void AddSnapshotSend(CLI::App* snap, Context& ctx) {
     auto result = client.Follow(*accepted, ShowProgress);
     if (!result.ok()) return ctx.Fail(result.status());
     if (*as_json) return ctx.PrintJson(*result);
-    std::cout << "snapshot " << *name << " copied to " << *to << " (kept here too): "
-              << result->value("chunks_sent", uint64_t{0}) << " of "
+    std::cout << "snapshot " << *name << " copied to " << *to
+              << " (kept here too): " << result->value("chunks_sent", uint64_t{0}) << " of "
               << result->value("chunks", uint64_t{0}) << " chunks sent ("
               << MiB(result->value("chunk_bytes_sent", uint64_t{0})) << " of "
               << MiB(result->value("logical_bytes", uint64_t{0})) << ", "

@@ -100,8 +100,7 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
   const store::HoldHeader& header = manifest.header;
   const std::string what = "the hold of vm " + name;
   if (header.kind != store::kKindHold) {
-    return Status::InvalidArgument(what + ": the manifest keeps a " + header.kind +
-                                   ", not a hold");
+    return Status::InvalidArgument(what + ": the manifest keeps a " + header.kind + ", not a hold");
   }
   if (header.vm_name != name || header.owner_fingerprint != request.owner) {
     return Status::InvalidArgument(what + ": the manifest names vm " + header.vm_name.substr(0, 64) +

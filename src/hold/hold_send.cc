@@ -126,8 +126,7 @@ Status HoldService::HoldSend::Prepare() {
   request.vm = vm_;
   request.owner = owner_;
   FERRY_ASSIGN_OR_RETURN(ObjectOffer offer, OfferObject(*link_, service_.store_, row_.hold_id,
-                                                        std::move(request), to_,
-                                                        kPrepareTimeout));
+                                                        std::move(request), to_, kPrepareTimeout));
   chunks_total_ = offer.chunks_total;
   manifest_bytes_ = offer.manifest_bytes;
   wanted_ = std::move(offer.wanted);

@@ -119,9 +119,9 @@ Result<uint64_t> ReceiveWantedChunks(migrate::PeerDataReader& reader, store::Hol
     const uint32_t size = GetLe32(std::string_view(head).substr(store::ChunkId::kBytes));
     if (size > kMaxSealedChunkBytes || want.erase(id) == 0) {
       return Status::Corruption(what + ": the sender sent chunk " + id.Hex() +
-                                (size > kMaxSealedChunkBytes ? " of " + std::to_string(size) +
-                                                                   " bytes, too large"
-                                                             : ", which was not asked for"));
+                                (size > kMaxSealedChunkBytes
+                                     ? " of " + std::to_string(size) + " bytes, too large"
+                                     : ", which was not asked for"));
     }
     FERRY_ASSIGN_OR_RETURN(std::string sealed, reader.Read(size));
     FERRY_RETURN_IF_ERROR(import.PutChunk(id, sealed));

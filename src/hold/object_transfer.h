@@ -28,7 +28,7 @@
 namespace ferry::hold {
 
 struct ObjectOffer {
-  uint64_t chunks_total = 0;   // distinct chunks the object lists
+  uint64_t chunks_total = 0;  // distinct chunks the object lists
   uint64_t manifest_bytes = 0;
   std::vector<store::ChunkId> wanted;  // those the receiver lacks, each listed once
 };

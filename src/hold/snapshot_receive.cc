@@ -44,10 +44,9 @@ Result<snapshot::SnapshotManifest> SnapshotOf(const store::HoldHeader& header,
   FERRY_ASSIGN_OR_RETURN(snapshot::SnapshotManifest m,
                          snapshot::ParseManifest(header.spec_json, what + ": its manifest"));
   if (m.name != *request.snapshot || m.vm_name != request.vm || header.vm_name != request.vm ||
-      header.owner_fingerprint != request.owner ||
-      header.hold_id != object_id) {
-    return Status::InvalidArgument(what + ": the manifest keeps snapshot " +
-                                   m.name.substr(0, 64) + " of vm " + m.vm_name.substr(0, 64) +
+      header.owner_fingerprint != request.owner || header.hold_id != object_id) {
+    return Status::InvalidArgument(what + ": the manifest keeps snapshot " + m.name.substr(0, 64) +
+                                   " of vm " + m.vm_name.substr(0, 64) +
                                    ", or another owner or id than the request");
   }
   return m;
@@ -60,8 +59,9 @@ Status CheckArrivedSnapshot(const snapshot::SnapshotManifest& m, const store::Ho
                             const crypto::HostIdentity& self,
                             const migrate::MigrationConfig& config, const std::string& what) {
   if (m.disk) {
-    return Status::FailedPrecondition(what + " has a data disk; snapshots with disks are not "
-                                             "received yet");
+    return Status::FailedPrecondition(what +
+                                      " has a data disk; snapshots with disks are not "
+                                      "received yet");
   }
   auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
   if (!spec.ok()) return spec.status().WithContext(what + ": its VM spec");
@@ -81,8 +81,8 @@ void HoldService::ReceiveSnapshot(migrate::PeerLink& link,
   const std::string what = "snapshot " + *request.snapshot + " from " + from;
   const std::string claim = ObjectClaim("snapshot " + *request.snapshot);
   if (Status claimed = Claim(claim, what); !claimed.ok()) {
-    migrate::SendPeerMessage(link, migrate::FailedBecause("host " + peers_->self().host_id + ": " +
-                                                          claimed.message()));
+    migrate::SendPeerMessage(
+        link, migrate::FailedBecause("host " + peers_->self().host_id + ": " + claimed.message()));
     return;
   }
   bool committed = false;
@@ -96,7 +96,8 @@ void HoldService::ReceiveSnapshot(migrate::PeerLink& link,
     }
     if (committed) {
       Status dropped = store_.ShredHold(object_id);
-      if (!dropped.ok()) spdlog::error("{}: dropping the store's copy: {}", what, dropped.message());
+      if (!dropped.ok())
+        spdlog::error("{}: dropping the store's copy: {}", what, dropped.message());
     }
   } else {
     spdlog::info("{}: kept here ({})", what, received->dump());
@@ -118,8 +119,8 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
   store::HoldExport exported;
   FERRY_ASSIGN_OR_RETURN(exported.manifest, reader.Read(request.manifest_bytes));
   if (snapshot::FindStoredSnapshot(vms_, name).status().code() != Status::Code::kNotFound) {
-    return Status::AlreadyExists("snapshot " + name + " exists on host " +
-                                 peers_->self().host_id + " already; delete it there first, "
+    return Status::AlreadyExists("snapshot " + name + " exists on host " + peers_->self().host_id +
+                                 " already; delete it there first, "
                                  "or send it under another name");
   }
   exported.data_key = request.data_key;
@@ -130,8 +131,8 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
                            store::DecodeHoldManifest(exported.manifest, link.peer_certificate(),
                                                      "received manifest of " + what));
     if (peek.manifest.header.kind != store::kKindSnapshot) {
-      return Status::InvalidArgument(what + ": the manifest keeps a " +
-                                     peek.manifest.header.kind + ", not a snapshot");
+      return Status::InvalidArgument(what + ": the manifest keeps a " + peek.manifest.header.kind +
+                                     ", not a snapshot");
     }
     FERRY_RETURN_IF_ERROR(Claim(ObjectClaim(peek.manifest.header.hold_id), what));
     object_id = peek.manifest.header.hold_id;
@@ -168,12 +169,11 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
       return store_.ReconstituteBlob(object_id, blob_name, fd);
     };
   };
-  FERRY_RETURN_IF_ERROR(snapshot::AdoptReceivedSnapshot(vms_, m, from, blob(kRamBlob),
-                                                        blob(kDeviceStateBlob)));
+  FERRY_RETURN_IF_ERROR(
+      snapshot::AdoptReceivedSnapshot(vms_, m, from, blob(kRamBlob), blob(kDeviceStateBlob)));
   FERRY_RETURN_IF_ERROR(migrate::SendPeerMessage(link, migrate::ReceivedReply{}));
-  const auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
-                                                           started)
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();
   return json{{"chunks_received", chunks}, {"bytes_received", bytes}, {"total_ms", ms}};
 }
 

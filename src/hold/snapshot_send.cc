@@ -79,14 +79,15 @@ Result<SendableSnapshot> CheckSendable(vm::VmService& vms, const std::string& na
   FERRY_ASSIGN_OR_RETURN(out.stored, snapshot::FindStoredSnapshot(vms, name));
   const snapshot::StoredSnapshot& s = out.stored;
   if (s.manifest.disk) {
-    return Status::FailedPrecondition("snapshot " + name + " has a data disk; snapshots with "
+    return Status::FailedPrecondition("snapshot " + name +
+                                      " has a data disk; snapshots with "
                                       "disks are not sent yet (hold a clone of it and send the "
                                       "hold instead)");
   }
   Status clonable = snapshot::CheckSnapshotClonable(vms, s, "snapshot " + name);
   if (!clonable.ok()) {
-    return Status::FromCode(clonable.code(),
-                            clonable.message() + "; a snapshot is sent to be cloned, so it "
+    return Status::FromCode(clonable.code(), clonable.message() +
+                                                 "; a snapshot is sent to be cloned, so it "
                                                  "cannot be sent (the owner may sign a policy "
                                                  "that allows clones)");
   }
@@ -94,8 +95,8 @@ Result<SendableSnapshot> CheckSendable(vm::VmService& vms, const std::string& na
   FERRY_RETURN_IF_ERROR(snapshot::VerifySnapshot(s.dir, s.manifest, verified)
                             .WithContext("snapshot " + name + " is not sent"));
   if (!s.spec.policy.empty()) {
-    FERRY_ASSIGN_OR_RETURN(out.policy, crypto::ParsePolicy(s.spec.policy, "the policy of vm " +
-                                                                              s.manifest.vm_name));
+    FERRY_ASSIGN_OR_RETURN(
+        out.policy, crypto::ParsePolicy(s.spec.policy, "the policy of vm " + s.manifest.vm_name));
     out.owner = out.policy->owner_fingerprint;
   }
   return out;
@@ -126,8 +127,8 @@ Status SealSnapshotObject(store::Store& store, const SendableSnapshot& sendable,
   header.created_at = m.created_at_ms / 1000;
   header.state = "durable";
   return store
-      .SealHold(header, {{ram_blob, ram.get(), ram_size},
-                         {device_state_blob, state.get(), state_size}})
+      .SealHold(header,
+                {{ram_blob, ram.get(), ram_size}, {device_state_blob, state.get(), state_size}})
       .status();
 }
 
@@ -138,8 +139,9 @@ Result<std::shared_ptr<Operation>> HoldService::SendSnapshot(const std::string& 
   const std::string what = "send of snapshot " + name + " to " + to;
   FERRY_RETURN_IF_ERROR(ValidateName("snapshot", name));
   if (peers_ == nullptr) {
-    return Status::FailedPrecondition(what + ": this ferryd has no peers; start it with --tls-dir "
-                                             "and add the destination with ferry peer add");
+    return Status::FailedPrecondition(what +
+                                      ": this ferryd has no peers; start it with --tls-dir "
+                                      "and add the destination with ferry peer add");
   }
   if (to.empty()) return Status::InvalidArgument(what + ": which host? (--to)");
   if (to == peers_->self().host_id) {
@@ -187,9 +189,9 @@ Result<json> HoldService::RunSnapshotSend(const std::string& name, const std::st
   const bool sealed_now = !store_.LoadHold(object_id).ok();
   if (sealed_now) {
     op.SetPhase("sealing snapshot " + name + " into the store", 10);
-    FERRY_RETURN_IF_ERROR(SealSnapshotObject(store_, sendable, object_id, kRamBlob,
-                                             kDeviceStateBlob)
-                              .WithContext("snapshot " + name + " is not sent"));
+    FERRY_RETURN_IF_ERROR(
+        SealSnapshotObject(store_, sendable, object_id, kRamBlob, kDeviceStateBlob)
+            .WithContext("snapshot " + name + " is not sent"));
   }
   // Send.
   op.SetPhase("prepare on " + to, 40);
@@ -208,19 +210,20 @@ Result<json> HoldService::RunSnapshotSend(const std::string& name, const std::st
                   std::to_string(offer->chunks_total) + " chunks to send",
               50);
   auto sent = SendWantedChunks(*link, store_, offer->wanted, [&](size_t n, uint64_t) {
-    op.SetPhase("perform: " + std::to_string(n) + " of " +
-                    std::to_string(offer->wanted.size()) + " chunks sent",
+    op.SetPhase("perform: " + std::to_string(n) + " of " + std::to_string(offer->wanted.size()) +
+                    " chunks sent",
                 50 + static_cast<int>(40 * n / offer->wanted.size()));
   });
   Status st = sent.status();
   if (st.ok()) {
     op.SetPhase("perform: " + to + " commits its copy", 90);
     st = migrate::ExpectPeerMessage<migrate::ReceivedReply>(*link, kCommitTimeout,
-                                                           "the destination's received")
+                                                            "the destination's received")
              .status();
   }
   const migrate::PeerLink::Counters wire = link->counters();
-  if (!st.ok() && link->open()) migrate::SendPeerMessage(*link, migrate::AbortBecause(st.message()));
+  if (!st.ok() && link->open())
+    migrate::SendPeerMessage(*link, migrate::AbortBecause(st.message()));
   link->Close();
   if (!st.ok()) return Status::FromCode(st.code(), st.message() + keeps);
   FERRY_ASSIGN_OR_RETURN(store::HoldManifest object, store_.LoadHold(object_id));
@@ -261,7 +264,8 @@ void HoldService::ShredOrphanSnapshots() {
     if (orphan) {
       Status st = store_.ShredHold(id);
       if (st.ok()) spdlog::info("store object {}: its snapshot is gone; shredded", id);
-      if (!st.ok()) spdlog::warn("store object {}: its snapshot is gone, but: {}", id, st.message());
+      if (!st.ok())
+        spdlog::warn("store object {}: its snapshot is gone, but: {}", id, st.message());
     }
     Release(ObjectClaim(id));
   }

@@ -56,8 +56,8 @@ Status WriteSnapshotFiles(vm::VmService& vms, const SnapshotManifest& m, const s
   FERRY_RETURN_IF_ERROR(WriteNewFile(ram, 0400, write_ram, what + ": its RAM image"));
   // Clones map the image copy-on-write; see VmService::ShareRamImage for who may open it.
   FERRY_RETURN_IF_ERROR(vms.ShareRamImage(ram));
-  FERRY_RETURN_IF_ERROR(WriteNewFile(partial + "/" + m.device_state.file, 0400,
-                                     write_device_state, what + ": its device state"));
+  FERRY_RETURN_IF_ERROR(WriteNewFile(partial + "/" + m.device_state.file, 0400, write_device_state,
+                                     what + ": its device state"));
   if (::symlink(ram.c_str(), (partial + "/" + m.ram_file).c_str()) != 0) {
     return Status::Internal(what + ": cannot link the RAM image into " + partial);
   }
@@ -67,8 +67,7 @@ Status WriteSnapshotFiles(vm::VmService& vms, const SnapshotManifest& m, const s
   FERRY_ASSIGN_OR_RETURN(SnapshotManifest written, LoadManifest(partial));
   FERRY_RETURN_IF_ERROR(VerifySnapshot(partial, written, verified).WithContext(what));
   if (::rename(partial.c_str(), dir.c_str()) != 0) {
-    return Status::AlreadyExists(what + ": cannot move it to " + dir + ": " +
-                                 std::strerror(errno));
+    return Status::AlreadyExists(what + ": cannot move it to " + dir + ": " + std::strerror(errno));
   }
   return Status::Ok();
 }
@@ -96,8 +95,7 @@ Result<StoredSnapshot> FindStoredSnapshot(vm::VmService& vms, const std::string&
   return Status::NotFound("snapshot " + name + " does not exist; `ferry snapshot list` shows them");
 }
 
-Status CheckSnapshotClonable(vm::VmService& vms, const StoredSnapshot& s,
-                             const std::string& what) {
+Status CheckSnapshotClonable(vm::VmService& vms, const StoredSnapshot& s, const std::string& what) {
   const SnapshotManifest& m = s.manifest;
   // Verifies the policy's signature and binding too: an edited policy is refused here.
   FERRY_RETURN_IF_ERROR(vm::CheckSpecCloneAllowed(s.spec, what));
@@ -115,18 +113,19 @@ Status CheckSnapshotClonable(vm::VmService& vms, const StoredSnapshot& s,
   return Status::Ok();
 }
 
-Status AdoptReceivedSnapshot(vm::VmService& vms, const SnapshotManifest& m,
-                             const std::string& from, const BlobWriter& write_ram,
-                             const BlobWriter& write_device_state) {
+Status AdoptReceivedSnapshot(vm::VmService& vms, const SnapshotManifest& m, const std::string& from,
+                             const BlobWriter& write_ram, const BlobWriter& write_device_state) {
   const std::string what = "snapshot " + m.name + " from " + from;
   FERRY_RETURN_IF_ERROR(ValidateName("snapshot", m.name));
   FERRY_RETURN_IF_ERROR(ValidateName("snapshot id", m.id));
   if (m.disk) {
-    return Status::FailedPrecondition(what + " has a data disk; snapshots with disks are not "
-                                             "sent yet");
+    return Status::FailedPrecondition(what +
+                                      " has a data disk; snapshots with disks are not "
+                                      "sent yet");
   }
   if (FindStoredSnapshot(vms, m.name).status().code() != Status::Code::kNotFound) {
-    return Status::AlreadyExists("snapshot " + m.name + " exists on this host already; delete "
+    return Status::AlreadyExists("snapshot " + m.name +
+                                 " exists on this host already; delete "
                                  "it here first, or send it under another name");
   }
   FERRY_RETURN_IF_ERROR(CheckRamRoom(vms, m, what));
@@ -141,14 +140,14 @@ Status AdoptReceivedSnapshot(vm::VmService& vms, const SnapshotManifest& m,
   if (st.ok()) {
     auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
     const std::string policy = spec.ok() ? spec->policy : "";
-    st = vms.registry().InsertObject(kSnapshotKind, m.name,
-                                     {{"dir", dir},
-                                      {"ram", ram},
-                                      {"id", m.id},
-                                      {"vm", m.vm_name},
-                                      {"received_from", from},
-                                      {"policy_sha256",
-                                       policy.empty() ? "" : crypto::Sha256Hex(policy)}});
+    st = vms.registry().InsertObject(
+        kSnapshotKind, m.name,
+        {{"dir", dir},
+         {"ram", ram},
+         {"id", m.id},
+         {"vm", m.vm_name},
+         {"received_from", from},
+         {"policy_sha256", policy.empty() ? "" : crypto::Sha256Hex(policy)}});
     if (!st.ok()) RemoveAll(dir);
   }
   if (!st.ok()) {

@@ -115,8 +115,8 @@ TEST_F(HoldManifestTest, TheKindRoundTripsAndAnUnknownOneIsRefused) {
   ManifestFile f = Sample();
   EXPECT_EQ(f.manifest.header.kind, kKindHold);
   f.manifest.header.kind = kKindSnapshot;
-  auto back = DecodeHoldManifest(*EncodeHoldManifest(f, *env_.h1().signer),
-                                 env_.h1().cert.get(), "F");
+  auto back =
+      DecodeHoldManifest(*EncodeHoldManifest(f, *env_.h1().signer), env_.h1().cert.get(), "F");
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(back->manifest.header.kind, kKindSnapshot);
   EXPECT_EQ(back->manifest.version_minor, kManifestMinor);

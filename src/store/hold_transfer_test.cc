@@ -29,9 +29,9 @@ class SnapshotObjectTransferTest : public ::testing::Test {
     header.spec_json = R"({"format":"ferry-snapshot","name":"warm"})";
     UniqueFd r = env_.Blob("ram", ram_);
     UniqueFd d = env_.Blob("dev", "device state");
-    ASSERT_TRUE(sender_->SealHold(header, {{"ram", r.get(), ram_.size()},
-                                           {"device-state", d.get(), 12}})
-                    .ok());
+    ASSERT_TRUE(
+        sender_->SealHold(header, {{"ram", r.get(), ram_.size()}, {"device-state", d.get(), 12}})
+            .ok());
     auto secret = sender_->ExportOwnerSecret(kOwner);
     ASSERT_TRUE(secret.ok() && secret->has_value());
     ASSERT_TRUE(receiver_->AdoptOwnerSecret(kOwner, **secret).ok());
@@ -78,8 +78,9 @@ TEST_F(SnapshotObjectTransferTest, AnAlteredManifestOrChunkIsRefused) {
   const size_t at = edited.manifest.find("\"kind\":\"snapshot\"");
   ASSERT_NE(at, std::string::npos);
   edited.manifest.replace(at, 17, "\"kind\":\"hold\"    ");
-  Status st = receiver_->BeginImport(HoldExport{FixChecksum(edited.manifest), edited.data_key},
-                                     env_.h1().cert.get())
+  Status st = receiver_
+                  ->BeginImport(HoldExport{FixChecksum(edited.manifest), edited.data_key},
+                                env_.h1().cert.get())
                   .status();
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_THAT(st.message(), HasSubstr("signature does not verify"));
