@@ -171,6 +171,9 @@ messages = {
                      "owner_secret": "c3" * 32},
     "hold_prepare_unowned": {"type": "hold-prepare", "migration": "m-77aa01", "vm": "redis",
                              "manifest_bytes": 812, "data_key": "5a" * 32},
+    "hold_prepare_snapshot": {"type": "hold-prepare", "migration": "m-5b0c11", "vm": "web-1",
+                              "owner": "a" * 64, "manifest_bytes": 9000, "data_key": "0f" * 32,
+                              "snapshot": "warm"},
     "hold_prepared": {"type": "hold-prepared", "chunks": 4096},
     "hold_query": {"type": "hold-query", "migration": "m-3f9a2c", "vm": "web-1"},
     "state_held": {"type": "state", "state": "held"},
@@ -328,6 +331,8 @@ def store_seeds():
     write("hold_manifest", "durable", manifest(header, os.urandom(28 + 200)))
     write("hold_manifest", "unowned", manifest(dict(header, owner_fingerprint="", policy="",
                                                     state="restoring"), os.urandom(60)))
+    write("hold_manifest", "snapshot", manifest(dict(header, kind="snapshot",
+                                                     hold_id="snap-3f2a0c1d"), os.urandom(60)))
     write("hold_manifest", "table", table([(b"ram", 3 * 65536 + 10, [1, 0, 0, 1]),
                                            (b"device-state", 12, [1])]))
 

@@ -236,6 +236,16 @@ void ApiServer::HoldRoutes() {
     if (!to.ok()) return ReplyError(res, to.status());
     ReplyOperation(res, holds_->Send(req.matches[1], *to));
   });
+  // A snapshot travels through the store as a hold does, so the hold service sends it.
+  s.Post(R"(/v1/snapshots/([^/]+)/send)", [this, need](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    if (!need(res)) return;
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    auto to = Fields(*body).String("to");
+    if (!to.ok()) return ReplyError(res, to.status());
+    ReplyOperation(res, holds_->SendSnapshot(req.matches[1], *to));
+  });
   s.Get("/v1/store", [this, need, reply](const httplib::Request&, httplib::Response& res) {
     if (need(res)) reply(res, holds_->StoreShow());
   });

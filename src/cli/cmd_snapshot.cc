@@ -11,6 +11,8 @@ using nlohmann::json;
 
 namespace {
 
+std::string MiB(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
 void PrintClone(const json& vm) {
   const json& t = vm.value("timings", json::object());
   std::cout << "vm " << vm.value("name", "") << " " << vm.value("state", "");
@@ -103,6 +105,32 @@ void AddSnapshotDelete(CLI::App* snap, Context& ctx) {
   });
 }
 
+void AddSnapshotSend(CLI::App* snap, Context& ctx) {
+  auto* cmd = snap->add_subcommand(
+      "send", "copy a snapshot to a peer host through the store: only chunks it lacks travel");
+  auto name = std::make_shared<std::string>();
+  auto to = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "snapshot name (a template's: ferry template show)")->required();
+  cmd->add_option("--to", *to, "destination host id (ferry peer list)")->required();
+  cmd->add_flag("--json", *as_json, "print the result as JSON");
+  cmd->callback([=, &ctx] {
+    auto client = ctx.Client();
+    auto accepted = client.Post("/v1/snapshots/" + *name + "/send", {{"to", *to}});
+    if (!accepted.ok()) return ctx.Fail(accepted.status());
+    auto result = client.Follow(*accepted, ShowProgress);
+    if (!result.ok()) return ctx.Fail(result.status());
+    if (*as_json) return ctx.PrintJson(*result);
+    std::cout << "snapshot " << *name << " copied to " << *to
+              << " (kept here too): " << result->value("chunks_sent", uint64_t{0}) << " of "
+              << result->value("chunks", uint64_t{0}) << " chunks sent ("
+              << MiB(result->value("chunk_bytes_sent", uint64_t{0})) << " of "
+              << MiB(result->value("logical_bytes", uint64_t{0})) << ", "
+              << MiB(result->value("wire_bytes_sent", uint64_t{0})) << " on the wire) in "
+              << FormatDuration(result->value("total_ms", int64_t{0})) << "\n";
+  });
+}
+
 }  // namespace
 
 void AddSnapshotCommands(CLI::App& app, Context& ctx) {
@@ -112,6 +140,7 @@ void AddSnapshotCommands(CLI::App& app, Context& ctx) {
   AddSnapshotList(snap, ctx);
   AddSnapshotShow(snap, ctx);
   AddSnapshotDelete(snap, ctx);
+  AddSnapshotSend(snap, ctx);
 
   auto* clone = app.add_subcommand("clone", "start VMs from a snapshot, each with a new identity");
   auto snapshot = std::make_shared<std::string>();

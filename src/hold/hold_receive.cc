@@ -24,10 +24,12 @@
 #include "core/fault_point.h"
 #include "hold/held_vm.h"
 #include "hold/hold_service.h"
+#include "hold/object_transfer.h"
 #include "migrate/destination_checks.h"
 #include "migrate/migration_messages.h"
 #include "migrate/peer_data_reader.h"
 #include "store/hold_import.h"
+#include "store/hold_manifest.h"
 
 namespace ferry::hold {
 namespace {
@@ -40,19 +42,10 @@ constexpr milliseconds kStreamIdleTimeout{60000};
 constexpr milliseconds kFinishTimeout{60000};
 // A hold-query waits this long for this host's own handling of the transfer to end.
 constexpr auto kQueryWait = std::chrono::seconds(75);
-// A sealed chunk is its plaintext (at most the store's chunk size) compressed and sealed; the
-// bound keeps a peer from making us buffer more.
-constexpr uint32_t kMaxSealedChunkBytes = 16u << 20;
-
-uint32_t GetLe32(std::string_view b) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(b[i]);
-  return v;
-}
-
 }  // namespace
 
 void HoldService::ReceiveHold(migrate::PeerLink& link, const migrate::HoldPrepareRequest& request) {
+  if (request.snapshot) return ReceiveSnapshot(link, request);
   const std::string from = link.peer().host_id;
   const std::string what = "hold of vm " + request.vm + " from " + from;
   if (Status claimed = Claim(request.vm, what); !claimed.ok()) {
@@ -106,6 +99,9 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
   const store::HoldManifest& manifest = import->manifest();
   const store::HoldHeader& header = manifest.header;
   const std::string what = "the hold of vm " + name;
+  if (header.kind != store::kKindHold) {
+    return Status::InvalidArgument(what + ": the manifest keeps a " + header.kind + ", not a hold");
+  }
   if (header.vm_name != name || header.owner_fingerprint != request.owner) {
     return Status::InvalidArgument(what + ": the manifest names vm " + header.vm_name.substr(0, 64) +
                                    " or another owner than the request");
@@ -133,35 +129,10 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
     FERRY_RETURN_IF_ERROR(
         store_.AdoptOwnerSecret(header.owner_fingerprint, *request.owner_secret).status());
   }
-  const std::vector<store::ChunkId>& needed = import->needed();
-  FERRY_RETURN_IF_ERROR(migrate::SendPeerMessage(link, migrate::HoldPreparedReply{needed.size()}));
-  {
-    std::string ids;
-    ids.reserve(needed.size() * store::ChunkId::kBytes);
-    for (const auto& id : needed) ids.append(id.View());
-    // No empty data frame: the sender reads none when it is told of no chunks.
-    if (!ids.empty()) FERRY_RETURN_IF_ERROR(link.SendData(ids.data(), ids.size()));
-  }
+  FERRY_RETURN_IF_ERROR(AskForNeeded(link, *import));
+  const uint64_t chunks = import->needed().size();
   // Perform.
-  std::unordered_set<store::ChunkId, store::ChunkIdHash> want(needed.begin(), needed.end());
-  uint64_t bytes = 0;
-  for (;;) {
-    FERRY_ASSIGN_OR_RETURN(bool end, reader.AtEnd());
-    if (end) break;
-    FERRY_ASSIGN_OR_RETURN(std::string head, reader.Read(store::ChunkId::kBytes + 4));
-    const store::ChunkId id =
-        store::ChunkId::FromBytes(std::string_view(head).substr(0, store::ChunkId::kBytes));
-    const uint32_t size = GetLe32(std::string_view(head).substr(store::ChunkId::kBytes));
-    if (size > kMaxSealedChunkBytes || want.erase(id) == 0) {
-      return Status::Corruption(what + ": the sender sent chunk " + id.Hex() +
-                                (size > kMaxSealedChunkBytes ? " of " + std::to_string(size) +
-                                                                   " bytes, too large"
-                                                             : ", which was not asked for"));
-    }
-    FERRY_ASSIGN_OR_RETURN(std::string sealed, reader.Read(size));
-    FERRY_RETURN_IF_ERROR(import->PutChunk(id, sealed));
-    bytes += size;
-  }
+  FERRY_ASSIGN_OR_RETURN(uint64_t bytes, ReceiveWantedChunks(reader, *import, what));
   FaultPoint("hold.receive.before_commit");
   FERRY_RETURN_IF_ERROR(import->Commit("received"));
   import.reset();  // Collect may run again
@@ -194,7 +165,7 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
   const auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
                                                            started)
                       .count();
-  return json{{"chunks_received", needed.size()}, {"bytes_received", bytes}, {"total_ms", ms}};
+  return json{{"chunks_received", chunks}, {"bytes_received", bytes}, {"total_ms", ms}};
 }
 
 bool HoldService::TransferKept(const std::string& transfer) {

@@ -14,6 +14,7 @@
 #include "core/ids.h"
 #include "crypto/aead.h"
 #include "hold/held_vm.h"
+#include "hold/object_transfer.h"
 #include "migrate/migration_messages.h"
 #include "migrate/peer_data_reader.h"
 
@@ -25,10 +26,6 @@ using nlohmann::json;
 namespace {
 
 std::string Mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
-
-void PutLe32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-}
 
 }  // namespace
 
@@ -124,51 +121,15 @@ Status HoldService::HoldSend::Begin() {
 Status HoldService::HoldSend::Prepare() {
   stage_ = Stage::kPrepare;
   op_->SetPhase("prepare on " + to_, 5);
-  store::Store& store = service_.store_;
-  FERRY_ASSIGN_OR_RETURN(std::vector<store::ChunkId> ids, store.HoldChunkIds(row_.hold_id));
-  chunks_total_ = ids.size();
-  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> secret, store.ExportOwnerSecret(owner_));
-  {
-    FERRY_ASSIGN_OR_RETURN(store::HoldExport exported, store.ExportHold(row_.hold_id));
-    migrate::HoldPrepareRequest request;
-    request.migration = op_->id();
-    request.vm = vm_;
-    request.owner = owner_;
-    request.manifest_bytes = exported.manifest.size();
-    request.data_key = exported.data_key;
-    request.owner_secret = std::move(secret);
-    manifest_bytes_ = exported.manifest.size();
-    // The keys travel only inside TLS: the copies made on the way out are wiped.
-    nlohmann::json message = migrate::MessageJson(request);
-    std::string text = message.dump();
-    for (const char* key : {"data_key", "owner_secret"}) {
-      if (message.contains(key)) crypto::Wipe(message[key].get_ref<std::string&>());
-    }
-    Status sent = link_->SendControlBytes(text);
-    crypto::Wipe(text);
-    FERRY_RETURN_IF_ERROR(sent);
-    FERRY_RETURN_IF_ERROR(link_->SendData(exported.manifest.data(), exported.manifest.size()));
-  }
-  FERRY_ASSIGN_OR_RETURN(migrate::HoldPreparedReply prepared,
-                         migrate::ExpectPeerMessage<migrate::HoldPreparedReply>(
-                             *link_, kPrepareTimeout, "the destination's hold-prepared"));
-  if (prepared.chunks > ids.size()) {
-    return Status::Corruption(to_ + " asks for " + std::to_string(prepared.chunks) +
-                              " chunks of a hold of " + std::to_string(ids.size()));
-  }
-  migrate::PeerDataReader reader(*link_, kReplyTimeout);
-  FERRY_ASSIGN_OR_RETURN(std::string raw, reader.Read(prepared.chunks * store::ChunkId::kBytes));
-  std::unordered_set<store::ChunkId, store::ChunkIdHash> listed(ids.begin(), ids.end());
-  std::unordered_set<store::ChunkId, store::ChunkIdHash> asked;
-  for (uint64_t i = 0; i < prepared.chunks; ++i) {
-    auto id = store::ChunkId::FromBytes(
-        std::string_view(raw).substr(i * store::ChunkId::kBytes, store::ChunkId::kBytes));
-    if (!listed.count(id) || !asked.insert(id).second) {
-      return Status::Corruption(to_ + " asks for chunk " + id.Hex() +
-                                ", which the hold does not list (or twice)");
-    }
-    wanted_.push_back(id);
-  }
+  migrate::HoldPrepareRequest request;
+  request.migration = op_->id();
+  request.vm = vm_;
+  request.owner = owner_;
+  FERRY_ASSIGN_OR_RETURN(ObjectOffer offer, OfferObject(*link_, service_.store_, row_.hold_id,
+                                                        std::move(request), to_, kPrepareTimeout));
+  chunks_total_ = offer.chunks_total;
+  manifest_bytes_ = offer.manifest_bytes;
+  wanted_ = std::move(offer.wanted);
   return Status::Ok();
 }
 
@@ -177,32 +138,19 @@ Status HoldService::HoldSend::Perform() {
   op_->SetPhase("perform: " + std::to_string(wanted_.size()) + " of " +
                     std::to_string(chunks_total_) + " chunks to send",
                 10);
-  std::string batch;
-  batch.reserve(kSendBatchBytes + (1 << 20));
   auto last_progress = Clock::now();
   bool first_batch = true;
-  for (size_t i = 0; i < wanted_.size(); ++i) {
-    FERRY_ASSIGN_OR_RETURN(std::string sealed, service_.store_.ReadSealedChunk(wanted_[i]));
-    batch.append(wanted_[i].View());
-    PutLe32(batch, static_cast<uint32_t>(sealed.size()));
-    batch.append(sealed);
-    chunk_bytes_sent_ += sealed.size();
-    if (batch.size() >= kSendBatchBytes) {
-      FERRY_RETURN_IF_ERROR(link_->SendData(batch.data(), batch.size()));
-      batch.clear();
-      if (first_batch || Clock::now() - last_progress > std::chrono::milliseconds(500)) {
-        if (first_batch) FaultPoint("hold.send.sending");  // some chunks are on their way
-        first_batch = false;
-        last_progress = Clock::now();
-        op_->SetPhase("perform: " + std::to_string(i + 1) + " of " +
-                          std::to_string(wanted_.size()) + " chunks, " +
-                          Mib(chunk_bytes_sent_) + " sent",
-                      10 + static_cast<int>(80 * (i + 1) / wanted_.size()));
-      }
-    }
-  }
-  if (!batch.empty()) FERRY_RETURN_IF_ERROR(link_->SendData(batch.data(), batch.size()));
-  FERRY_RETURN_IF_ERROR(link_->SendStreamEnd());
+  auto progress = [&](size_t sent, uint64_t bytes) {
+    if (!first_batch && Clock::now() - last_progress <= std::chrono::milliseconds(500)) return;
+    if (first_batch) FaultPoint("hold.send.sending");  // some chunks are on their way
+    first_batch = false;
+    last_progress = Clock::now();
+    op_->SetPhase("perform: " + std::to_string(sent) + " of " + std::to_string(wanted_.size()) +
+                      " chunks, " + Mib(bytes) + " sent",
+                  10 + static_cast<int>(80 * sent / wanted_.size()));
+  };
+  FERRY_ASSIGN_OR_RETURN(chunk_bytes_sent_,
+                         SendWantedChunks(*link_, service_.store_, wanted_, progress));
   op_->SetPhase("perform: " + Mib(chunk_bytes_sent_) + " sent; " + to_ + " commits its copy", 90);
   return migrate::ExpectPeerMessage<migrate::ReceivedReply>(*link_, kCommitTimeout,
                                                              "the destination's received")

@@ -50,8 +50,6 @@ class HoldService::HoldSend {
   static constexpr std::chrono::milliseconds kCommitTimeout{300000};
   static constexpr std::chrono::milliseconds kReplyTimeout{60000};
   static constexpr std::chrono::milliseconds kSettleTimeout{30000};
-  // Chunk records are gathered into data writes of about this size.
-  static constexpr size_t kSendBatchBytes = 1 << 20;
 
   Status Begin();
   Status Prepare();

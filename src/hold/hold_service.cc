@@ -248,6 +248,7 @@ Result<json> HoldService::StoreCollect() {
 }
 
 void HoldService::ReapExpired() {
+  ShredOrphanSnapshots();
   auto rows = vms_.registry().ListObjects(kKind);
   if (!rows.ok()) return;
   const int64_t now = std::time(nullptr);

@@ -64,6 +64,9 @@ class HoldService : public migrate::IncomingHolds {
   Result<std::shared_ptr<Operation>> Restore(const std::string& vm, const RestoreOptions& options);
   // Moves the hold to peer host `to` (hold_send.h).
   Result<std::shared_ptr<Operation>> Send(const std::string& vm, const std::string& to);
+  // Copies snapshot `name` to peer host `to` through the store, as a hold is sent; this host
+  // keeps its snapshot (snapshot_send.cc).
+  Result<std::shared_ptr<Operation>> SendSnapshot(const std::string& name, const std::string& to);
 
   // migrate::IncomingHolds (hold_receive.cc).
   void ReceiveHold(migrate::PeerLink& link, const migrate::HoldPrepareRequest& request) override;
@@ -77,7 +80,8 @@ class HoldService : public migrate::IncomingHolds {
   Result<nlohmann::json> StoreVerify();
   Result<nlohmann::json> StoreCollect();
 
-  // Shreds every hold past its expiry, logging each. The reaper calls it every kReapInterval.
+  // Shreds every hold past its expiry, logging each, and every snapshot object of the store
+  // whose snapshot is gone (ShredOrphanSnapshots). The reaper calls it every kReapInterval.
   void ReapExpired();
   static constexpr std::chrono::seconds kReapInterval{30};
 
@@ -131,6 +135,21 @@ class HoldService : public migrate::IncomingHolds {
   Status ShredExpired(const HoldRow& row);
   static Status ExpiredRefusal(const std::string& what, const HoldRow& row);
   nlohmann::json Describe(const HoldRow& row);
+
+  // snapshot_send.cc, snapshot_receive.cc: `ferry snapshot send`. A snapshot lives in the store
+  // as object "snap-<snapshot id>" (kind "snapshot") while a snapshot of that id is registered.
+  static std::string SnapshotObjectId(const std::string& snapshot_id) {
+    return "snap-" + snapshot_id;
+  }
+  // The key Claim takes for a store object being sealed, sent or received (never a VM name).
+  static std::string ObjectClaim(const std::string& object_id) { return "object " + object_id; }
+  Result<nlohmann::json> RunSnapshotSend(const std::string& name, const std::string& to,
+                                         Operation& op);
+  void ReceiveSnapshot(migrate::PeerLink& link, const migrate::HoldPrepareRequest& request);
+  Result<nlohmann::json> ReceiveSnapshotObject(migrate::PeerLink& link,
+                                               const migrate::HoldPrepareRequest& request,
+                                               std::string& object_id, bool& committed);
+  void ShredOrphanSnapshots();
 
   // hold_receive.cc
   Result<nlohmann::json> Receive(migrate::PeerLink& link, const migrate::HoldPrepareRequest& req,

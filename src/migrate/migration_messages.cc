@@ -178,6 +178,12 @@ Result<HoldPrepareRequest> ParseHoldPrepare(const json& j) {
   p.data_key = std::move(*key);
   crypto::Wipe(*key);
   FERRY_ASSIGN_OR_RETURN(p.owner_secret, m.HexBytes("owner_secret", kHoldKeyBytes, true));
+  FERRY_ASSIGN_OR_RETURN(p.snapshot, m.String("snapshot", 64, true));
+  if (p.snapshot) {
+    if (Status named = ValidateName("snapshot", *p.snapshot); !named.ok()) {
+      return m.Bad(named.message());
+    }
+  }
   FERRY_RETURN_IF_ERROR(m.NoOthers());
   return p;
 }
@@ -364,6 +370,7 @@ json MessageJson(const PeerMessage& message) {
     j["manifest_bytes"] = h->manifest_bytes;
     j["data_key"] = Hex(h->data_key);
     if (h->owner_secret) j["owner_secret"] = Hex(*h->owner_secret);
+    if (h->snapshot) j["snapshot"] = *h->snapshot;
   } else if (auto* hp = std::get_if<HoldPreparedReply>(&message)) {
     j["chunks"] = hp->chunks;
   } else if (auto* hq = std::get_if<HoldQueryRequest>(&message)) {

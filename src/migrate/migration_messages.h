@@ -74,6 +74,9 @@ struct HoldPrepareRequest {
   uint64_t manifest_bytes = 0;
   std::string data_key;                     // 32 raw bytes (hex on the wire)
   std::optional<std::string> owner_secret;  // 32 raw bytes when the sender has one
+  // Set for `ferry snapshot send`: the transfer copies snapshot NAME (of VM `vm`), which the
+  // receiver materialises as a snapshot; unset for a hold (which moves).
+  std::optional<std::string> snapshot;
   ~HoldPrepareRequest();                    // wipes the keys
 };
 // D -> S: `chunks` chunk ids (32 bytes each) follow as data.

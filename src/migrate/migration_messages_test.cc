@@ -158,6 +158,22 @@ TEST(HoldMessages, EveryHoldTypeRoundTrips) {
   EXPECT_STREQ(MessageType(HoldQueryRequest{"a", "b"}), "hold-query");
 }
 
+TEST(HoldMessages, ASnapshotSendNamesItsSnapshot) {
+  json m = HoldPrepare();
+  m["snapshot"] = "warm";
+  auto parsed = ParsePeerMessage(m.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const auto& p = std::get<HoldPrepareRequest>(*parsed);
+  ASSERT_TRUE(p.snapshot);
+  EXPECT_EQ(*p.snapshot, "warm");
+  EXPECT_EQ(MessageJson(*parsed), m);
+  EXPECT_FALSE(std::get<HoldPrepareRequest>(*ParsePeerMessage(HoldPrepare().dump())).snapshot);
+  for (const json& bad : {json("../x"), json(""), json(std::string(65, 'a')), json(7)}) {
+    m["snapshot"] = bad;
+    EXPECT_NE(Refusal(m).find("snapshot"), std::string::npos) << bad.dump();
+  }
+}
+
 TEST(HoldMessages, KeysMustBe32BytesOfLowerCaseHex) {
   for (const std::string& bad :
        {std::string(62, '1'), std::string(66, '1'), std::string(64, 'A'), std::string(64, 'g'),

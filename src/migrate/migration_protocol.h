@@ -67,6 +67,13 @@
 //            its copy on "held", keeps it on "absent", asks again otherwise.
 // D restarting in "receiving" drops its copy unless the transfer was recorded (then finishes
 // it); S restarting before "finish" keeps its hold, after it asks D.
+//
+// Sending a snapshot (`ferry snapshot send`, src/hold/snapshot_send.cc): the same "hold-prepare"
+// with "snapshot":NAME (and "vm" the VM it was taken of), the same chunk exchange, for a store
+// object of kind "snapshot". It is a copy, so it ends at "received": D commits the object,
+// writes out and verifies the snapshot's files and registers it before it answers; there is no
+// "finish", no journal and nothing to settle. Any failure leaves D without the snapshot and S
+// with its own.
 #pragma once
 
 namespace ferry::migrate {

@@ -17,6 +17,7 @@
 #include "snapshot/device_state.h"
 #include "snapshot/disk_recovery.h"
 #include "snapshot/snapshot_manifest.h"
+#include "snapshot/snapshot_transfer.h"
 #include "vm/tap_address.h"
 #include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
@@ -327,22 +328,11 @@ Status SnapshotService::CheckClonable(const std::string& snapshot, const std::st
 
 Status SnapshotService::CheckClonable(const Paths& paths, const SnapshotManifest& m,
                                       const std::string& what) {
+  StoredSnapshot stored{m.name, paths.dir, paths.ram, paths.policy_sha256, m, {}};
   auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
   if (!spec.ok()) return spec.status().WithContext("snapshot " + m.name + ": its VM spec");
-  // Verifies the policy's signature and binding too: an edited policy is refused here.
-  FERRY_RETURN_IF_ERROR(vm::CheckSpecCloneAllowed(*spec, what));
-  if (paths.policy_sha256 &&
-      *paths.policy_sha256 != (spec->policy.empty() ? "" : crypto::Sha256Hex(spec->policy))) {
-    return Status::Corruption("snapshot " + m.name + ": the owner policy in " + paths.dir +
-                              "/manifest.json is not the one vm " + m.vm_name +
-                              " had when the snapshot was taken; the snapshot is refused");
-  }
-  // The owner's latest word: a policy replaced since the snapshot may forbid clones now.
-  auto source = vms_.Get(m.vm_name);
-  if (source.ok() && source->id == m.vm_id) {
-    FERRY_RETURN_IF_ERROR(vm::CheckSpecCloneAllowed(source->spec, what));
-  }
-  return Status::Ok();
+  stored.spec = std::move(spec).value();
+  return CheckSnapshotClonable(vms_, stored, what);
 }
 
 Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) {
@@ -451,6 +441,7 @@ json SnapshotService::List() {
     json item = {{"name", name},
                  {"vm", row.value("vm", "")},
                  {"clones", vms_.VmsMapping(row.value("ram", ""))}};
+    if (row.contains("received_from")) item["received_from"] = row.value("received_from", "");
     auto m = LoadManifest(row.value("dir", ""));
     if (m.ok()) {
       item["memory_mib"] = m->memory_mib;

@@ -34,6 +34,7 @@ Result<std::string> HeaderJson(const ManifestFile& file) {
   const HoldHeader& h = m.header;
   try {
     json j = {{"hold_id", h.hold_id},
+              {"kind", h.kind},
               {"vm_name", h.vm_name},
               {"owner_fingerprint", h.owner_fingerprint},
               {"policy", h.policy_text},
@@ -61,6 +62,7 @@ Status ReadHeader(std::string_view text, const std::string& path, ManifestFile& 
   HoldManifest& m = out.manifest;
   HoldHeader& h = m.header;
   FERRY_ASSIGN_OR_RETURN(h.hold_id, f.String("hold_id"));
+  FERRY_ASSIGN_OR_RETURN(h.kind, f.String("kind", kKindHold));
   FERRY_ASSIGN_OR_RETURN(h.vm_name, f.String("vm_name"));
   FERRY_ASSIGN_OR_RETURN(h.owner_fingerprint, f.String("owner_fingerprint"));
   FERRY_ASSIGN_OR_RETURN(h.policy_text, f.String("policy"));
@@ -110,6 +112,10 @@ Status ValidateHoldState(const std::string& state) {
 Status ValidateHoldHeader(const HoldHeader& h) {
   FERRY_RETURN_IF_ERROR(ValidateHoldId(h.hold_id));
   FERRY_RETURN_IF_ERROR(ValidateHoldState(h.state));
+  if (h.kind != kKindHold && h.kind != kKindSnapshot) {
+    return Status::InvalidArgument("hold " + h.hold_id + ": kind \"" + h.kind.substr(0, 32) +
+                                   "\" is neither \"hold\" nor \"snapshot\"");
+  }
   FERRY_RETURN_IF_ERROR(StoreKeys::ScopeName(h.owner_fingerprint).status());
   if (h.vm_name.empty() || h.vm_name.size() > 253) {
     return Status::InvalidArgument("hold " + h.hold_id + ": the VM name must be 1-253 bytes");

@@ -4,13 +4,13 @@
 // Format 1.0, little-endian:
 //   0     8  magic "FERRYHLD"
 //   8     2  major version (1); a newer major is refused ("upgrade ferry")
-//   10    2  minor version (0); a newer minor only adds header fields, which are kept unread
+//   10    2  minor version (1); a newer minor only adds header fields, which are kept unread
 //   12    4  header length J (at most 4 MiB)
 //   16    8  sealed table length T (at most 1 GiB)
 //   24    J  header: a JSON object (hold_id, vm_name, owner_fingerprint, policy, spec,
 //            created_at, expires_at, state, chunk_bytes, logical_bytes, sealed_at,
 //            signer_host_id, wrapped_data_key: base64 of the data key wrapped by the host store
-//            key, bound to the hold id)
+//            key, bound to the hold id; since 1.1 kind: "hold" or "snapshot", absent = "hold")
 //   24+J  T  the chunk table (chunk_table.h) sealed under the hold's data key
 //   ...   4  signature length S (at most 1024)
 //   ...   S  ECDSA-SHA256 by the host's fleet key over "ferry-hold-manifest-v1\n" followed by
@@ -33,7 +33,10 @@
 namespace ferry::store {
 
 inline constexpr int kManifestMajor = 1;
-inline constexpr int kManifestMinor = 0;
+inline constexpr int kManifestMinor = 1;
+// HoldHeader::kind: a 1.0 manifest, which has none, is a hold's.
+inline constexpr const char* kKindHold = "hold";
+inline constexpr const char* kKindSnapshot = "snapshot";
 
 struct ManifestFile {
   HoldManifest manifest;  // blobs stay empty: they are in the sealed table

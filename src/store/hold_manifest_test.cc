@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include "store/byte_codec.h"
 #include "store/store_test_env.h"
 
 namespace ferry::store {
@@ -108,6 +109,46 @@ TEST_F(HoldManifestTest, HeaderFieldsAreValidatedAtEncodeAndDecode) {
   f.manifest.chunk_bytes = 12345;
   EXPECT_THAT(Decode(*EncodeHoldManifest(f, *env_.h1().signer)).message(),
               HasSubstr("chunk_bytes"));
+}
+
+TEST_F(HoldManifestTest, TheKindRoundTripsAndAnUnknownOneIsRefused) {
+  ManifestFile f = Sample();
+  EXPECT_EQ(f.manifest.header.kind, kKindHold);
+  f.manifest.header.kind = kKindSnapshot;
+  auto back =
+      DecodeHoldManifest(*EncodeHoldManifest(f, *env_.h1().signer), env_.h1().cert.get(), "F");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->manifest.header.kind, kKindSnapshot);
+  EXPECT_EQ(back->manifest.version_minor, kManifestMinor);
+  f.manifest.header.kind = "vm";
+  Status st = Decode(*EncodeHoldManifest(f, *env_.h1().signer));
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_THAT(st.message(), HasSubstr("kind \"vm\" is neither"));
+}
+
+TEST_F(HoldManifestTest, AVersion10ManifestWithoutAKindIsAHolds) {
+  // Laid out as ferry wrote format 1.0: no "kind" in the header, minor 0.
+  const std::string header =
+      R"({"hold_id":"h-1","vm_name":"web","owner_fingerprint":"","policy":"","spec":"{}",)"
+      R"("created_at":1,"expires_at":0,"state":"durable","chunk_bytes":65536,)"
+      R"("logical_bytes":10,"sealed_at":2,"signer_host_id":"h1","wrapped_data_key":"AAAA"})";
+  const std::string table(50, 't');
+  std::string file("FERRYHLD", 8);
+  PutU16(file, 1);
+  PutU16(file, 0);
+  PutU32(file, static_cast<uint32_t>(header.size()));
+  PutU64(file, table.size());
+  file += header + table;
+  auto sig = env_.h1().signer->Sign("ferry-hold-manifest-v1\n" + file);
+  ASSERT_TRUE(sig.ok());
+  PutBytes(file, *sig);
+  unsigned char md[32];
+  EVP_Digest(file.data(), file.size(), md, nullptr, EVP_sha256(), nullptr);
+  file += std::string(reinterpret_cast<char*>(md), 32);
+  auto back = DecodeHoldManifest(file, env_.h1().cert.get(), "F");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->manifest.header.kind, kKindHold);
+  EXPECT_EQ(back->manifest.version_minor, 0);
 }
 
 }  // namespace

@@ -63,6 +63,9 @@ struct BlobSource {
 // What the caller (the hold service) records; the store treats spec and policy as opaque text.
 struct HoldHeader {
   std::string hold_id;  // [a-z0-9-]{1,64}
+  // What the object keeps: kKindHold (a held VM) or kKindSnapshot (a snapshot sent or kept
+  // long-term; spec_json is then its snapshot manifest). Added in manifest format 1.1.
+  std::string kind = "hold";
   std::string vm_name;
   std::string owner_fingerprint;  // 64 hex; "" for a VM without policy (the "unowned" scope)
   std::string policy_text;        // the owner's signed policy document, byte for byte ("" if none)

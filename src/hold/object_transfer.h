@@ -1,0 +1,57 @@
+// The wire of one store object's transfer to a peer, shared by `ferry hold send` (the object is a
+// hold, which moves) and `ferry snapshot send` (a snapshot, which is copied): the "hold-prepare"
+// exchange and the chunk stream of migrate/migration_protocol.h "Sending a hold". What each
+// sender journals around it, and what each receiver makes of the object, is theirs.
+//
+//   sender                                   receiver
+//   OfferObject: request + manifest  ---->   (checks, BeginImport)
+//                wanted ids          <----   AskForNeeded
+//   SendWantedChunks: chunks, end    ---->   ReceiveWantedChunks, then Commit
+//
+// Every count and length that comes off the link is bounded before it is used.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "migrate/migration_messages.h"
+#include "migrate/peer_data_reader.h"
+#include "migrate/peer_link.h"
+#include "store/chunk_id.h"
+#include "store/hold_import.h"
+#include "store/store.h"
+
+namespace ferry::hold {
+
+struct ObjectOffer {
+  uint64_t chunks_total = 0;  // distinct chunks the object lists
+  uint64_t manifest_bytes = 0;
+  std::vector<store::ChunkId> wanted;  // those the receiver lacks, each listed once
+};
+
+// Sends `request` (its keys and manifest_bytes filled in here from store object `object_id`,
+// the owner's dedup secret added) and the manifest, then reads the ids the receiver asks for,
+// refusing any the object does not list or asked twice (Corruption naming `to`).
+Result<ObjectOffer> OfferObject(migrate::PeerLink& link, store::Store& store,
+                                const std::string& object_id, migrate::HoldPrepareRequest request,
+                                const std::string& to, std::chrono::milliseconds timeout);
+
+// Sends each wanted chunk as stored (sealed), then stream-end. `progress(sent, bytes)` is called
+// after each data write. Returns the sealed bytes sent.
+Result<uint64_t> SendWantedChunks(migrate::PeerLink& link, store::Store& store,
+                                  const std::vector<store::ChunkId>& wanted,
+                                  const std::function<void(size_t, uint64_t)>& progress);
+
+// Receiver: "hold-prepared" and the ids of the chunks the import lacks.
+Status AskForNeeded(migrate::PeerLink& link, const store::HoldImport& import);
+
+// Receiver: the chunk stream until stream-end, each chunk checked (asked for, bounded, opening
+// under the object's table) and put. `what` names the object in errors. Returns the bytes read.
+Result<uint64_t> ReceiveWantedChunks(migrate::PeerDataReader& reader, store::HoldImport& import,
+                                     const std::string& what);
+
+}  // namespace ferry::hold
