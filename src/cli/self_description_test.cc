@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -31,8 +33,10 @@ struct Tree {
 
 // What bash prints running `commands` after sourcing `script`.
 std::string Bash(const std::string& script, const std::string& commands) {
-  const std::string file = ::testing::TempDir() + "completion.bash";
-  const std::string run = ::testing::TempDir() + "completion-run.bash";
+  // Per process: ctest runs the tests of this file in parallel.
+  const std::string tag = std::to_string(::getpid());
+  const std::string file = ::testing::TempDir() + "completion-" + tag + ".bash";
+  const std::string run = ::testing::TempDir() + "completion-run-" + tag + ".bash";
   std::ofstream(file) << script;
   std::ofstream(run) << "source " << file << "\n" << commands << "\n";
   const std::string cmd = "bash " + run + " 2>&1";
