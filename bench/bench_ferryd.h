@@ -67,6 +67,10 @@ class BenchFerryd {
 
   const std::string& state_dir() const { return state_dir_->path(); }
   const std::string& ram_dir() const { return ram_dir_->path(); }
+  // The API socket, for a client the benchmark runs itself (`ferry events`).
+  const std::string& socket() const { return socket_; }
+  // ferryd's pid (its CPU time in /proc), -1 once stopped.
+  pid_t pid() const { return ferryd_ ? ferryd_->pid() : -1; }
   // The end of ferryd's log, for error messages.
   std::string LogTail() const;
 

@@ -21,6 +21,9 @@ packages=(
   redis-tools iproute2 procps coreutils
   # metrics checks: promtool and a real Prometheus (tests/service_ops_test.cc)
   prometheus
+  # the .deb's checks (tests/package_test.cc): lintian, man and groff to render the man pages,
+  # col, systemd-analyze for the unit
+  lintian man-db groff-base bsdextrautils systemd
 )
 
 missing=()

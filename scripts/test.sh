@@ -14,6 +14,8 @@ build=${FERRY_BUILD_DIR:-$root/build}
 cd "$build"
 echo "== unit tests"
 ctest -L unit --output-on-failure -j"$(nproc)"
+echo "== the .deb (cpack, lintian, installed into a scratch root)"
+ctest -L package --output-on-failure
 echo "== integration tests (real QEMU, real redis in the guest)"
 # Guests run under TCG here: one VM-booting test per core.
 ctest -L integration --output-on-failure -j"$(nproc)" --timeout 600

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "cli/progress_line.h"
 #include "cli/table.h"
 
 namespace ferry::cli {
@@ -80,7 +81,7 @@ void AddHoldVerbs(CLI::App& hold, Context& ctx) {
       if (!forwards->empty()) body["forwards"] = *forwards;
       auto accepted = client.Post("/v1/holds/" + *vm + "/restore", body);
       if (!accepted.ok()) return ctx.Fail(accepted.status());
-      auto result = client.Follow(*accepted, ShowProgress);
+      auto result = client.Follow(*accepted, ProgressOnStderr(false));
       if (!result.ok()) return ctx.Fail(result.status());
       std::cout << "vm " << *vm << " restored from its hold and running\n";
     });
@@ -98,7 +99,7 @@ void AddHoldVerbs(CLI::App& hold, Context& ctx) {
       auto client = ctx.Client();
       auto accepted = client.Post("/v1/holds/" + *vm + "/send", {{"to", *to}});
       if (!accepted.ok()) return ctx.Fail(accepted.status());
-      auto result = client.Follow(*accepted, ShowProgress);
+      auto result = client.Follow(*accepted, ProgressOnStderr(*as_json));
       if (!result.ok()) return ctx.Fail(result.status());
       if (*as_json) return ctx.PrintJson(*result);
       std::cout << "hold of vm " << *vm << " moved to " << *to << ": "
@@ -185,7 +186,7 @@ void AddHoldCommands(CLI::App& app, Context& ctx) {
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/holds", {{"vm", *vm}});
     if (!accepted.ok()) return ctx.Fail(accepted.status());
-    auto result = client.Follow(*accepted, ShowProgress);
+    auto result = client.Follow(*accepted, ProgressOnStderr(*as_json));
     if (!result.ok()) return ctx.Fail(result.status());
     if (*as_json) return ctx.PrintJson(*result);
     std::cout << "vm " << *vm << " held: " << MiB(result->value("logical_bytes", uint64_t{0}))

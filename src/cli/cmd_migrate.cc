@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "cli/progress_line.h"
 #include "cli/table.h"
 
 namespace ferry::cli {
@@ -67,7 +68,7 @@ void AddMigrateCommands(CLI::App& app, Context& ctx) {
       if (*downtime > 0) body["downtime_ms"] = *downtime;
       auto accepted = client.Post("/v1/migrations", body);
       if (!accepted.ok()) return ctx.Fail(accepted.status());
-      auto result = client.Follow(*accepted, ShowProgress);
+      auto result = client.Follow(*accepted, ProgressOnStderr(*as_json));
       if (!result.ok()) return ctx.Fail(result.status());
       if (*as_json) return ctx.PrintJson(*result);
       std::cout << "vm " << *vm << " runs on " << *to << " (total " << result->value("total_ms", 0)

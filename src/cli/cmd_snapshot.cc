@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "cli/progress_line.h"
 #include "cli/table.h"
 
 namespace ferry::cli {
@@ -44,7 +45,7 @@ void AddSnapshotCreate(CLI::App* snap, Context& ctx) {
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/snapshots", {{"vm", *vm}, {"name", *name}});
     if (!accepted.ok()) return ctx.Fail(accepted.status());
-    auto result = client.Follow(*accepted, nullptr);
+    auto result = client.Follow(*accepted, ProgressOnStderr(*as_json));
     if (!result.ok()) return ctx.Fail(result.status());
     if (*as_json) return ctx.PrintJson(*result);
     std::cout << "snapshot " << *name << " of vm " << *vm << ": VM paused "
@@ -177,7 +178,7 @@ void AddSnapshotCommands(CLI::App& app, Context& ctx) {
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/snapshots/" + *snapshot + "/clone", body);
     if (!accepted.ok()) return ctx.Fail(accepted.status());
-    auto result = client.Follow(*accepted, nullptr);
+    auto result = client.Follow(*accepted, ProgressOnStderr(*as_json));
     if (!result.ok()) return ctx.Fail(result.status());
     if (*as_json) return ctx.PrintJson((*result)["clones"]);
     for (const auto& vm : (*result)["clones"]) PrintClone(vm);

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "cli/progress_line.h"
 #include "cli/table.h"
 #include "cli/terminal_text.h"
 #include "core/files.h"
@@ -14,15 +15,6 @@
 namespace ferry::cli {
 
 using nlohmann::json;
-
-void ShowProgress(const json& op) {
-  if (!::isatty(STDERR_FILENO)) return;
-  std::fprintf(stderr, "\r\033[K%s %s: %s (%d%%)", op.value("kind", "").c_str(),
-               EscapeForTerminal(op.value("target", "")).c_str(),
-               EscapeForTerminal(op.value("phase", "")).c_str(), op.value("progress", 0));
-  if (op.value("state", "") != "running") std::fprintf(stderr, "\r\033[K");
-  std::fflush(stderr);
-}
 
 namespace {
 
@@ -224,7 +216,7 @@ void AddVmCreate(CLI::App& vm, Context& ctx) {
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/vms", *body);
     if (!accepted.ok()) return ctx.Fail(accepted.status());
-    auto result = client.Follow(*accepted, ShowProgress);
+    auto result = client.Follow(*accepted, ProgressOnStderr(o->as_json));
     if (!result.ok()) return ctx.Fail(result.status());
     if (o->as_json) return ctx.PrintJson(*result);
     PrintCreated(o->name, *result);
@@ -308,7 +300,7 @@ void AddVmStart(CLI::App& vm, Context& ctx) {
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/vms/" + *name + "/start", {{"wait_ready", *wait_ready}});
     if (!accepted.ok()) return ctx.Fail(accepted.status());
-    auto result = client.Follow(*accepted, ShowProgress);
+    auto result = client.Follow(*accepted, ProgressOnStderr(false));
     if (!result.ok()) return ctx.Fail(result.status());
     std::cout << "vm " << *name << " " << result->value("state", "") << "\n";
   });
@@ -330,7 +322,7 @@ void AddVmStop(CLI::App& vm, Context& ctx) {
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/vms/" + *name + "/stop", body);
     if (!accepted.ok()) return ctx.Fail(accepted.status());
-    auto result = client.Follow(*accepted, ShowProgress);
+    auto result = client.Follow(*accepted, ProgressOnStderr(false));
     if (!result.ok()) return ctx.Fail(result.status());
     std::cout << "vm " << *name << " stopped (" << result->value("stop_mode", "") << ")\n";
   });

@@ -37,9 +37,6 @@ struct Context {
   }
 };
 
-// A one-line progress display of an operation on a terminal; silent when stderr is not one.
-void ShowProgress(const nlohmann::json& op);
-
 void AddVmCommands(CLI::App& app, Context& ctx);
 void AddPeerCommands(CLI::App& app, Context& ctx);
 void AddMigrateCommands(CLI::App& app, Context& ctx);

@@ -3,9 +3,10 @@
 #include <cstdlib>
 
 #include "cli/context.h"
+#include "cli/manual.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"ferry: snapshot, clone and migrate live QEMU VMs"};
+  CLI::App app{"ferry: snapshot, clone and migrate live QEMU VMs", "ferry"};
   app.require_subcommand(1);
   ferry::cli::Context ctx;
   const char* env = std::getenv("FERRY_SOCKET");
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
   ferry::cli::AddOwnerCommands(app, ctx);
   ferry::cli::AddPolicyCommands(app, ctx);
   ferry::cli::AddEventCommands(app, ctx);
+  // The man page and bash completion the package installs (cli/self_description.h).
+  ferry::cli::AddSelfDescriptionFlags(app, ferry::cli::FerryManual());
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

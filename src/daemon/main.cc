@@ -11,6 +11,7 @@
 
 #include "api/api_server.h"
 #include "api/telemetry.h"
+#include "cli/manual.h"
 #include "core/files.h"
 #include "core/service_notify.h"
 #include "hold/host_store.h"
@@ -18,8 +19,11 @@
 #include "vm/qemu_user.h"
 #include "vm/vm_service.h"
 
+// Where the .deb puts the default image (CMakeLists.txt); a build tree's ferryd looks in its
+// own images/ first.
+#define FERRY_INSTALLED_IMAGE_DIR "/usr/lib/ferry/images"
 #ifndef FERRY_DEFAULT_IMAGE_DIR
-#define FERRY_DEFAULT_IMAGE_DIR "/usr/share/ferry/images"
+#define FERRY_DEFAULT_IMAGE_DIR FERRY_INSTALLED_IMAGE_DIR
 #endif
 
 int main(int argc, char** argv) {
@@ -29,7 +33,7 @@ int main(int argc, char** argv) {
   for (int fd = 0; fd <= 2; ++fd) {
     if (::fcntl(fd, F_GETFD) == -1 && ::open("/dev/null", O_RDWR) != fd) return 1;
   }
-  CLI::App app{"ferryd: the ferry agent; runs QEMU VMs and serves the ferry API"};
+  CLI::App app{"ferryd: the ferry agent; runs QEMU VMs and serves the ferry API", "ferryd"};
   ferry::vm::ServiceConfig config;
   std::string socket_path;
   std::string log_level = "info";
@@ -82,12 +86,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  ferry::cli::AddSelfDescriptionFlags(app, ferry::cli::FerrydManual());
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   // Under systemd the journal stamps every line itself.
   spdlog::set_pattern(ferry::StderrIsJournal() ? "%l %v" : "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   config.image_dirs.push_back(FERRY_DEFAULT_IMAGE_DIR);
+  if (std::string(FERRY_DEFAULT_IMAGE_DIR) != FERRY_INSTALLED_IMAGE_DIR) {
+    config.image_dirs.push_back(FERRY_INSTALLED_IMAGE_DIR);
+  }
   config.ready_timeout = std::chrono::seconds(ready_timeout_s);
   if (socket_path.empty()) socket_path = config.state_dir + "/ferryd.sock";
 
