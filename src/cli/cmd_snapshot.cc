@@ -119,7 +119,7 @@ void AddSnapshotSend(CLI::App* snap, Context& ctx) {
     auto client = ctx.Client();
     auto accepted = client.Post("/v1/snapshots/" + *name + "/send", {{"to", *to}});
     if (!accepted.ok()) return ctx.Fail(accepted.status());
-    auto result = client.Follow(*accepted, ShowProgress);
+    auto result = client.Follow(*accepted, ProgressOnStderr(*as_json));
     if (!result.ok()) return ctx.Fail(result.status());
     if (*as_json) return ctx.PrintJson(*result);
     std::cout << "snapshot " << *name << " copied to " << *to
