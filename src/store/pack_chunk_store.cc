@@ -54,23 +54,6 @@ bool ParseSeq(const char* name, const char* suffix, bool dot, uint64_t& seq) {
   return true;
 }
 
-Status WriteAll(int fd, const std::string& path, const struct iovec* iov, int count) {
-  std::vector<struct iovec> v(iov, iov + count);
-  size_t i = 0;
-  while (i < v.size()) {
-    ssize_t n = ::writev(fd, v.data() + i, static_cast<int>(v.size() - i));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return WriteError("write", path, errno);
-    size_t done = static_cast<size_t>(n);
-    while (i < v.size() && done >= v[i].iov_len) done -= v[i++].iov_len;
-    if (i < v.size()) {
-      v[i].iov_base = static_cast<char*>(v[i].iov_base) + done;
-      v[i].iov_len -= done;
-    }
-  }
-  return Status::Ok();
-}
-
 Result<std::string> ReadAt(int fd, uint64_t offset, size_t len, const std::string& path) {
   std::string out(len, '\0');
   size_t done = 0;
@@ -184,8 +167,7 @@ Result<std::unique_ptr<PackChunkStore::OpenPack>> PackChunkStore::StartPack() {
       ::open(pack->temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!pack->fd->valid()) return WriteError("create", pack->temp, errno);
   const std::string header = EncodePackHeader(pack->seq);
-  struct iovec iov = {const_cast<char*>(header.data()), header.size()};
-  Status st = WriteAll(pack->fd->get(), pack->temp, &iov, 1);
+  Status st = WriteAllTo(pack->fd->get(), header, pack->temp);
   if (!st.ok()) {
     ::unlink(pack->temp.c_str());
     return st;
@@ -198,7 +180,7 @@ Status PackChunkStore::Append(OpenPack& pack, const ChunkId& id, std::string_vie
   const std::string header = EncodePackRecordHeader(id, static_cast<uint32_t>(sealed.size()));
   struct iovec iov[2] = {{const_cast<char*>(header.data()), header.size()},
                          {const_cast<char*>(sealed.data()), sealed.size()}};
-  FERRY_RETURN_IF_ERROR(WriteAll(pack.fd->get(), pack.temp, iov, 2));
+  FERRY_RETURN_IF_ERROR(WriteAllTo(pack.fd->get(), std::span<const struct iovec>(iov), pack.temp));
   pack.entries.push_back({id, pack.size, static_cast<uint32_t>(sealed.size())});
   pack.size += header.size() + sealed.size();
   return Status::Ok();
@@ -206,8 +188,7 @@ Status PackChunkStore::Append(OpenPack& pack, const ChunkId& id, std::string_vie
 
 Status PackChunkStore::FinishPack(OpenPack& pack) {
   const std::string index = EncodePackIndex(pack.entries, pack.size);
-  struct iovec iov = {const_cast<char*>(index.data()), index.size()};
-  FERRY_RETURN_IF_ERROR(WriteAll(pack.fd->get(), pack.temp, &iov, 1));
+  FERRY_RETURN_IF_ERROR(WriteAllTo(pack.fd->get(), index, pack.temp));
   pack.size += index.size();
   if (::fdatasync(pack.fd->get()) != 0) return WriteError("flush", pack.temp, errno);
   const std::string final_path = PackPath(pack.seq);
