@@ -31,13 +31,7 @@ constexpr milliseconds kCancelTimeout(10000);
 // Ends a migration that will not finish and makes sure the guest runs again (QEMU restarts a
 // guest it stopped for the last pass when the migration fails, but not every path says so).
 void CancelAndResume(vm::VmRuntime& rt, bool was_running, const std::string& what) {
-  Status cancelled = qemu::MigrateCancel(rt);
-  const auto deadline = Clock::now() + kCancelTimeout;
-  while (cancelled.ok() && Clock::now() < deadline) {
-    auto info = qemu::QueryMigrate(rt);
-    if (!info.ok() || !info->InProgress()) break;
-    std::this_thread::sleep_for(kPollInterval);
-  }
+  (void)qemu::MigrateCancelAndWait(rt, kCancelTimeout);
   if (!was_running) return;
   auto status = qemu::QueryStatus(rt);
   if (status.ok() && status->running) return;
