@@ -403,6 +403,36 @@ void ApiServer::SnapshotRoutes() {
 ApiServer::~ApiServer() { Stop(); }
 
 void ApiServer::Routes() {
+  VmRoutes();
+  VmControlRoutes();
+  GuestRoutes();
+  OperationRoutes();
+  ErrorHandlers();
+}
+
+// A clone of the template, from its warm pool when a QEMU waits there.
+void ApiServer::CreateFromTemplate(const json& body, httplib::Response& res) {
+  JsonFields fields = Fields(body);
+  auto name = fields.String("name", "");
+  auto from = fields.String("template");
+  auto ip = fields.String("ip", "");
+  auto wanted = fields.Has("forwards")
+                    ? fields.Strings("forwards")
+                    : Result<std::vector<std::string>>(std::vector<std::string>{});
+  for (const Status& st : {name.status(), from.status(), wanted.status(), ip.status()}) {
+    if (!st.ok()) return ReplyError(res, st);
+  }
+  std::vector<vm::PortForwardSpec> forwards;
+  for (const auto& f : *wanted) {
+    auto fwd = vm::ParseForward(f);
+    if (!fwd.ok()) return ReplyError(res, fwd.status());
+    forwards.push_back(*fwd);
+  }
+  ReplyOperation(res, templates_.CreateVm(*name, *from, forwards, *ip));
+}
+
+// The host, and VMs created, listed, shown and deleted.
+void ApiServer::VmRoutes() {
   auto& s = *server_;
   s.Get("/v1/host", [this](const httplib::Request&, httplib::Response& res) {
     Reply(res, 200, service_.HostInfo());
@@ -414,26 +444,7 @@ void ApiServer::Routes() {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
     bool wait_ready = Flag(req, *body, "wait_ready");
-    if (body->contains("template")) {
-      // A clone of the template, from its warm pool when a QEMU waits there.
-      JsonFields fields = Fields(*body);
-      auto name = fields.String("name", "");
-      auto from = fields.String("template");
-      auto ip = fields.String("ip", "");
-      auto wanted = fields.Has("forwards")
-                        ? fields.Strings("forwards")
-                        : Result<std::vector<std::string>>(std::vector<std::string>{});
-      for (const Status& st : {name.status(), from.status(), wanted.status(), ip.status()}) {
-        if (!st.ok()) return ReplyError(res, st);
-      }
-      std::vector<vm::PortForwardSpec> forwards;
-      for (const auto& f : *wanted) {
-        auto fwd = vm::ParseForward(f);
-        if (!fwd.ok()) return ReplyError(res, fwd.status());
-        forwards.push_back(*fwd);
-      }
-      return ReplyOperation(res, templates_.CreateVm(*name, *from, forwards, *ip));
-    }
+    if (body->contains("template")) return CreateFromTemplate(*body, res);
     json spec = body->contains("spec") ? (*body)["spec"] : *body;
     if (spec.is_object()) spec.erase("wait_ready");
     ReplyOperation(res, service_.Create(spec, wait_ready));
@@ -448,6 +459,11 @@ void ApiServer::Routes() {
     if (!st.ok()) return ReplyError(res, st);
     Reply(res, 200, {{"deleted", req.matches[1]}});
   });
+}
+
+// A VM paused, resumed, started, stopped, or given its owner's policy.
+void ApiServer::VmControlRoutes() {
+  auto& s = *server_;
   s.Post(R"(/v1/vms/([^/]+)/(pause|resume))",
          [this](const httplib::Request& req, httplib::Response& res) {
            auto vm = req.matches[2] == "pause" ? service_.Pause(req.matches[1])
@@ -484,6 +500,11 @@ void ApiServer::Routes() {
     }
     ReplyOperation(res, service_.Stop(req.matches[1], opts));
   });
+}
+
+// What a VM's console printed, and requests to its guest agent.
+void ApiServer::GuestRoutes() {
+  auto& s = *server_;
   s.Get(R"(/v1/vms/([^/]+)/console)", [this](const httplib::Request& req, httplib::Response& res) {
     size_t bytes = 64 * 1024;
     if (req.has_param("bytes")) bytes = std::strtoull(req.get_param_value("bytes").c_str(), nullptr, 10);
@@ -510,6 +531,10 @@ void ApiServer::Routes() {
     if (!r.ok()) return ReplyError(res, r.status());
     Reply(res, 200, *r);
   });
+}
+
+void ApiServer::OperationRoutes() {
+  auto& s = *server_;
   s.Get("/v1/operations", [this](const httplib::Request&, httplib::Response& res) {
     json ops = json::array();
     for (auto& op : service_.operations().List()) ops.push_back(op->ToJson());
@@ -525,6 +550,11 @@ void ApiServer::Routes() {
     }
     Reply(res, 200, {{"operation", (*op)->ToJson()}});
   });
+}
+
+// An unknown route and a handler that threw both answer in the API's error shape.
+void ApiServer::ErrorHandlers() {
+  auto& s = *server_;
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) {
       ReplyError(res, Status::NotFound("no API route " + req.method + " " + req.path +
