@@ -18,12 +18,6 @@
 namespace ferry::vm {
 
 using nlohmann::json;
-using std::chrono::milliseconds;
-
-namespace {
-constexpr milliseconds kQuitTimeout(5000);
-constexpr milliseconds kKillTimeout(10000);
-}  // namespace
 
 VmService::VmService(ServiceConfig config)
     : config_(std::move(config)), images_(config_.image_dirs) {}
