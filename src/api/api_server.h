@@ -18,6 +18,7 @@
 
 namespace httplib {
 class Server;
+struct Response;
 }
 
 namespace ferry::api {
@@ -40,6 +41,12 @@ class ApiServer {
 
  private:
   void Routes();
+  void VmRoutes();
+  void VmControlRoutes();
+  void GuestRoutes();
+  void OperationRoutes();
+  void ErrorHandlers();
+  void CreateFromTemplate(const nlohmann::json& body, httplib::Response& res);
 
   void SnapshotRoutes();
   void TemplateRoutes();

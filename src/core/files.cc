@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,12 +13,57 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace ferry {
 
 namespace {
 std::string Errno() { return std::strerror(errno); }
+
+// write(2) or writev(2) returning 0 for a non-empty request means no progress is possible:
+// treated as a full disk rather than looping forever.
+Status WriteFailure(ssize_t n, const std::string& what) {
+  const int err = n < 0 ? errno : ENOSPC;
+  std::string msg = "cannot write " + what + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) return Status::ResourceExhausted(msg);
+  return Status::Internal(msg);
+}
 }  // namespace
+
+Status WriteAllTo(int fd, std::string_view bytes, const std::string& what) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return WriteFailure(n, what);
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status WriteAllTo(int fd, std::span<const uint8_t> bytes, const std::string& what) {
+  return WriteAllTo(fd, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                    what);
+}
+
+Status WriteAllTo(int fd, std::span<const struct iovec> buffers, const std::string& what) {
+  std::vector<struct iovec> v(buffers.begin(), buffers.end());
+  size_t i = 0;
+  while (i < v.size() && v[i].iov_len == 0) ++i;
+  while (i < v.size()) {
+    ssize_t n = ::writev(fd, v.data() + i, static_cast<int>(v.size() - i));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return WriteFailure(n, what);
+    size_t done = static_cast<size_t>(n);
+    while (i < v.size() && done >= v[i].iov_len) done -= v[i++].iov_len;
+    if (i < v.size()) {
+      v[i].iov_base = static_cast<char*>(v[i].iov_base) + done;
+      v[i].iov_len -= done;
+    }
+    while (i < v.size() && v[i].iov_len == 0) ++i;
+  }
+  return Status::Ok();
+}
 
 Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -32,18 +78,10 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents, int
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Status::Internal("cannot create " + tmp + ": " + Errno());
-  size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return (err == ENOSPC ? Status::ResourceExhausted
-                            : Status::Internal)("cannot write " + tmp + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
+  if (Status written = WriteAllTo(fd, contents, tmp); !written.ok()) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return written;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());

@@ -1,8 +1,12 @@
 // Small filesystem helpers over POSIX: every failure is a Status naming the path.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 
@@ -19,6 +23,14 @@ bool PathExists(const std::string& path);
 std::string TailFile(const std::string& path, size_t max_bytes);
 // Bytes a new file could still take on the filesystem holding `path`.
 Result<uint64_t> FreeBytesOn(const std::string& path);
+
+// Writes all of `bytes` to `fd`, retrying short and interrupted writes. A full disk or quota
+// (ENOSPC, EDQUOT) is ResourceExhausted, so callers can tell "free some space" from a fault;
+// any other failure is Internal. Messages read "cannot write <what>: <errno text>".
+Status WriteAllTo(int fd, std::string_view bytes, const std::string& what);
+Status WriteAllTo(int fd, std::span<const uint8_t> bytes, const std::string& what);
+// The same with writev(2): all the buffers in order, as one gathered write where possible.
+Status WriteAllTo(int fd, std::span<const struct iovec> buffers, const std::string& what);
 
 // A directory only this process's user may use: created with mode 0700 if missing (its parents
 // as needed); refused with one line naming `what` and the path when it exists as a symlink or

@@ -2,11 +2,18 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace ferry {
 namespace {
@@ -82,6 +89,99 @@ TEST_F(PrivateDirTest, HeadroomLeavesRoomForSparseWritableFilesToGrow) {
   EXPECT_GE(UnallocatedBytesIn(base_), uint64_t{60} << 20);
   ASSERT_EQ(::chmod((base_ + "/vm.ram").c_str(), 0400), 0);  // a read-only image never grows
   EXPECT_LT(UnallocatedBytesIn(base_), uint64_t{1} << 20);
+}
+
+std::atomic<int> interruptions{0};
+void CountInterruption(int) { interruptions.fetch_add(1); }
+
+// Feeds `write` a pipe one page deep and interrupts it with a signal (no SA_RESTART) after
+// every read, so a blocked write returns early: short counts and EINTR. Returns what arrived.
+std::string ThroughInterruptedPipe(const std::function<Status(int)>& write, size_t expect,
+                                   Status& written) {
+  struct sigaction on = {}, old = {};
+  on.sa_handler = CountInterruption;
+  sigemptyset(&on.sa_mask);
+  EXPECT_EQ(::sigaction(SIGUSR1, &on, &old), 0);
+  int p[2];
+  EXPECT_EQ(::pipe(p), 0);
+  (void)::fcntl(p[1], F_SETPIPE_SZ, 4096);
+  std::thread writer([&] {
+    written = write(p[1]);
+    ::close(p[1]);
+  });
+  std::string got;
+  char buf[1000];
+  for (;;) {
+    ssize_t n = ::read(p[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+    if (got.size() < expect) ::pthread_kill(writer.native_handle(), SIGUSR1);
+  }
+  writer.join();
+  ::close(p[0]);
+  ::sigaction(SIGUSR1, &old, nullptr);
+  return got;
+}
+
+std::string Pattern(size_t n, int seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed) >> 3);
+  return s;
+}
+
+TEST(WriteAllToTest, RetriesShortAndInterruptedWritesUntilEveryByteIsOut) {
+  const std::string bytes = Pattern(1 << 20, 7);
+  interruptions = 0;
+  Status written;
+  std::string got = ThroughInterruptedPipe(
+      [&](int fd) { return WriteAllTo(fd, bytes, "the pipe"); }, bytes.size(), written);
+  EXPECT_TRUE(written.ok()) << written.message();
+  EXPECT_GT(interruptions.load(), 0);
+  EXPECT_EQ(got.size(), bytes.size());
+  EXPECT_TRUE(got == bytes);
+}
+
+TEST(WriteAllToTest, GathersBuffersInOrderAcrossShortWrites) {
+  const std::vector<std::string> parts = {Pattern(70000, 1), "", Pattern(3, 2),
+                                          Pattern(300000, 3), "", Pattern(4097, 4)};
+  std::vector<struct iovec> iov;
+  std::string whole;
+  for (const std::string& part : parts) {
+    iov.push_back({const_cast<char*>(part.data()), part.size()});
+    whole += part;
+  }
+  interruptions = 0;
+  Status written;
+  std::string got = ThroughInterruptedPipe(
+      [&](int fd) { return WriteAllTo(fd, std::span<const struct iovec>(iov), "the pipe"); },
+      whole.size(), written);
+  EXPECT_TRUE(written.ok()) << written.message();
+  EXPECT_GT(interruptions.load(), 0);
+  EXPECT_EQ(got.size(), whole.size());
+  EXPECT_TRUE(got == whole);
+}
+
+TEST(WriteAllToTest, AFullDiskIsResourceExhaustedNamingWhatWasWritten) {
+  const int fd = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  Status st = WriteAllTo(fd, std::string(100, 'x'), "the device state /x/dev.state");
+  EXPECT_EQ(st.code(), Status::Code::kResourceExhausted);
+  EXPECT_EQ(st.message(), "cannot write the device state /x/dev.state: No space left on device");
+  const std::string part = "abc";
+  struct iovec iov[1] = {{const_cast<char*>(part.data()), part.size()}};
+  st = WriteAllTo(fd, std::span<const struct iovec>(iov), "a pack");
+  EXPECT_EQ(st.code(), Status::Code::kResourceExhausted);
+  ::close(fd);
+}
+
+TEST(WriteAllToTest, AnyOtherFailureIsInternal) {
+  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  Status st = WriteAllTo(fd, std::string(10, 'x'), "a read-only descriptor");
+  EXPECT_EQ(st.code(), Status::Code::kInternal);
+  EXPECT_NE(st.message().find("cannot write a read-only descriptor: "), std::string::npos);
+  ::close(fd);
 }
 
 }  // namespace

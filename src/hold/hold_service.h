@@ -166,6 +166,13 @@ class HoldService : public migrate::IncomingHolds {
   // hold_recovery.cc
   void Recover();
   void RecoverRow(const HoldRow& row);
+  // One per step a crash can leave a hold in; `what` names the hold in the log.
+  void RecoverSending(const HoldRow& row, const std::string& what);
+  void RecoverSent(const HoldRow& row, const std::string& what);
+  void RecoverReceiving(const HoldRow& row, const std::string& what, bool durable);
+  void RecoverUnsealed(const HoldRow& row, const std::string& what, bool paused_for_sealing);
+  void RecoverDurable(const HoldRow& row, const std::string& what, bool durable, bool vm_here);
+  void RecoverRestoring(const HoldRow& row, const std::string& what, bool vm_here, bool vm_runs);
   void ReaperLoop();
 
   vm::VmService& vms_;

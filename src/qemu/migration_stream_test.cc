@@ -19,22 +19,6 @@
 namespace ferry::qemu {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-// Real streams of qemu-system-x86_64 7.2, made by testdata/make_streams.sh.
-Bytes ReadTestStream(const std::string& name) {
-  std::string path = std::string(FERRY_QEMU_TESTDATA) + "/" + name;
-  gzFile f = gzopen(path.c_str(), "rb");
-  EXPECT_NE(f, nullptr) << path;
-  Bytes out;
-  if (f == nullptr) return out;
-  std::vector<uint8_t> buf(1 << 16);
-  int n;
-  while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0)
-    out.insert(out.end(), buf.data(), buf.data() + n);
-  gzclose(f);
-  return out;
-}
 const Bytes& ShareOffStream() {
   static const Bytes s = ReadTestStream("pattern_share_off.mig.gz");
   return s;
@@ -50,18 +34,6 @@ const Bytes& RunningStream() {
 }
 
 uint32_t Crc(std::span<const uint8_t> b) { return crc32(0, b.data(), unsigned(b.size())); }
-
-// The page make_streams.sh writes at page index `i` (every 97th page).
-Bytes PatternPage(uint64_t i) {
-  Bytes page;
-  for (int k = 0; k < 128; ++k) {
-    uint64_t off = i * kMigrationPageBytes;
-    for (int b = 0; b < 8; ++b) page.push_back(uint8_t(off >> (8 * b)));
-    const char* text = "ferry-mstream-pattern!!!";
-    page.insert(page.end(), text, text + 24);
-  }
-  return page;
-}
 
 // Records every event, with where the reader stood.
 struct Recorder : MigrationStreamVisitor {

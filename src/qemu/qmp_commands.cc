@@ -1,5 +1,8 @@
 #include "qemu/qmp_commands.h"
 
+#include <chrono>
+#include <thread>
+
 #include "core/json_fields.h"
 #include "core/json_lines.h"
 
@@ -188,6 +191,18 @@ Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri) {
 }
 
 Status MigrateCancel(QmpExecutor& qmp) { return Run(qmp, "migrate_cancel"); }
+
+Status MigrateCancelAndWait(QmpExecutor& qmp, std::chrono::milliseconds timeout) {
+  constexpr std::chrono::milliseconds kPollInterval(1);
+  FERRY_RETURN_IF_ERROR(MigrateCancel(qmp));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto info = QueryMigrate(qmp);
+    if (!info.ok() || !info->InProgress()) break;
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  return Status::Ok();
+}
 
 Status MigrateContinueFromPreSwitchover(QmpExecutor& qmp) {
   return Run(qmp, "migrate-continue", {{"state", "pre-switchover"}});

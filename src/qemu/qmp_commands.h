@@ -106,6 +106,10 @@ Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& devi
 Status Migrate(QmpExecutor& qmp, const std::string& uri);
 Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri);
 Status MigrateCancel(QmpExecutor& qmp);
+// migrate_cancel, then query-migrate polled until the migration is no longer in progress, QEMU
+// stops answering, or `timeout` passes. Returns the cancel's own failure; a migration still
+// winding down at the timeout is not reported (callers go on to restore the guest either way).
+Status MigrateCancelAndWait(QmpExecutor& qmp, std::chrono::milliseconds timeout);
 // migrate-continue: ends the pause-before-switchover (the guest is stopped, the last pass and the
 // device state not yet sent).
 Status MigrateContinueFromPreSwitchover(QmpExecutor& qmp);

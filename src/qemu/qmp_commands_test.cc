@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
 #include <vector>
 
 namespace ferry::qemu {
@@ -23,6 +25,34 @@ class FakeQmp : public QmpExecutor {
  private:
   json reply_;
 };
+
+// Answers query-migrate with the next state of a script (the last one repeats).
+class CancellingQmp : public QmpExecutor {
+ public:
+  explicit CancellingQmp(std::vector<std::string> states) : states_(std::move(states)) {}
+  Result<json> Qmp(const std::string& command, const json&, std::chrono::milliseconds) override {
+    calls.push_back(command);
+    if (command != "query-migrate") return json::object();
+    const std::string& s = states_.at(std::min(next_++, states_.size() - 1));
+    return json{{"status", s}};
+  }
+  std::vector<std::string> calls;
+
+ private:
+  std::vector<std::string> states_;
+  size_t next_ = 0;
+};
+
+TEST(QmpCommandsTest, MigrateCancelAndWaitPollsUntilTheMigrationIsNoLongerInProgress) {
+  CancellingQmp qmp({"pre-switchover", "cancelling", "cancelled"});
+  ASSERT_TRUE(MigrateCancelAndWait(qmp, std::chrono::milliseconds(10000)).ok());
+  EXPECT_EQ(qmp.calls, (std::vector<std::string>{"migrate_cancel", "query-migrate",
+                                                 "query-migrate", "query-migrate"}));
+
+  CancellingQmp stuck({"cancelling"});
+  ASSERT_TRUE(MigrateCancelAndWait(stuck, std::chrono::milliseconds(20)).ok());
+  EXPECT_GT(stuck.calls.size(), 2u);  // gave up at the timeout rather than waiting forever
+}
 
 TEST(QmpCommandsTest, QueryMigrateParsesStatusAndCounters) {
   FakeQmp qmp({{"status", "active"},

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/fault_point.h"
+#include "core/files.h"
 #include "core/unique_fd.h"
 #include "qemu/qmp_commands.h"
 #include "snapshot/device_state.h"
@@ -25,23 +26,6 @@ constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no thrott
 constexpr int64_t kDowntimeLimitMs = 300;                  // QEMU's default; the VM is paused
 constexpr int kPipeBytes = 1 << 20;
 constexpr size_t kReadBytes = 256 << 10;
-
-Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& path) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : ENOSPC;
-      if (err == ENOSPC) {
-        return Status::ResourceExhausted("no space left for the device state " + path);
-      }
-      return Status::Internal("cannot write the device state " + path + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
 
 // Reads QEMU's stream from `fd` to its end into `reader`. Stops at `deadline`, after `idle`
 // without a byte, or when the reader refuses.
@@ -112,7 +96,8 @@ Result<CloneStateSaved> SaveCloneState(vm::VmRuntime& vm, const CloneStateFiles&
   StreamRamSplit split(files.ram_fd, files.ram_path,
                        {files.ram_bytes, kMaxCloneDeviceStateBytes, files.image_bytes},
                        [&](std::span<const uint8_t> bytes) {
-                         return WriteAll(files.device_state_fd, bytes, files.device_state_path);
+                         return WriteAllTo(files.device_state_fd, bytes,
+                                           "the device state " + files.device_state_path);
                        });
   qemu::MigrationStreamReader reader(split);
   if (st.ok()) {

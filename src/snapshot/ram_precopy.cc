@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/elapsed.h"
+#include "core/files.h"
 #include "core/operation.h"
 #include "qemu/qmp_commands.h"
 #include "vm/vm_runtime.h"
@@ -27,31 +28,10 @@ constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no thrott
 constexpr milliseconds kPollInterval(1);
 constexpr milliseconds kCancelTimeout(10000);
 
-Status WriteAll(int fd, std::span<const uint8_t> bytes, const char* what) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      return (err == ENOSPC || err == EDQUOT ? Status::ResourceExhausted : Status::Unavailable)(
-          std::string("writing the ") + what + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
 // Ends a migration that will not finish and makes sure the guest runs again (QEMU restarts a
 // guest it stopped for the last pass when the migration fails, but not every path says so).
 void CancelAndResume(vm::VmRuntime& rt, bool was_running, const std::string& what) {
-  Status cancelled = qemu::MigrateCancel(rt);
-  const auto deadline = Clock::now() + kCancelTimeout;
-  while (cancelled.ok() && Clock::now() < deadline) {
-    auto info = qemu::QueryMigrate(rt);
-    if (!info.ok() || !info->InProgress()) break;
-    std::this_thread::sleep_for(kPollInterval);
-  }
+  (void)qemu::MigrateCancelAndWait(rt, kCancelTimeout);
   if (!was_running) return;
   auto status = qemu::QueryStatus(rt);
   if (status.ok() && status->running) return;
@@ -132,9 +112,10 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
     return Status::Unavailable("cannot create " + device_state_path + ": " + std::strerror(errno));
   }
   const int device_fd = device_state_.get();
+  const std::string what = "the device state " + device_state_path;
   split_ = std::make_unique<StreamRamSplit>(
       image_.get(), image_path, options_.limits,
-      [device_fd](std::span<const uint8_t> b) { return WriteAll(device_fd, b, "device state"); });
+      [device_fd, what](std::span<const uint8_t> b) { return WriteAllTo(device_fd, b, what); });
   counter_ = std::make_unique<PassCounter>(*split_);
   reader_ = std::make_unique<qemu::MigrationStreamReader>(*counter_);
   thread_ = std::thread(

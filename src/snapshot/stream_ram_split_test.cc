@@ -5,7 +5,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
@@ -14,11 +13,15 @@
 #include <vector>
 
 #include "core/unique_fd.h"
+#include "qemu/migration_stream_for_test.h"
 
 namespace ferry::snapshot {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using qemu::Bytes;
+using qemu::PatternPage;
+using qemu::ReadTestStream;
+using qemu::StreamBuilder;
 using qemu::kMigrationPageBytes;
 using qemu::MigrationRamBlock;
 using qemu::MigrationRamPage;
@@ -26,79 +29,6 @@ using qemu::MigrationStreamReader;
 using qemu::MigrationStreamVisitor;
 
 constexpr uint64_t kPatternRamBytes = uint64_t{64} << 20;  // testdata's guest
-
-// Real streams of qemu-system-x86_64 7.2, made by src/qemu/testdata/make_streams.sh.
-Bytes ReadTestStream(const std::string& name) {
-  std::string path = std::string(FERRY_QEMU_TESTDATA) + "/" + name;
-  gzFile f = gzopen(path.c_str(), "rb");
-  EXPECT_NE(f, nullptr) << path;
-  Bytes out;
-  if (f == nullptr) return out;
-  std::vector<uint8_t> buf(1 << 16);
-  int n;
-  while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0)
-    out.insert(out.end(), buf.data(), buf.data() + n);
-  gzclose(f);
-  return out;
-}
-
-// The page make_streams.sh writes at page index `i` (every 97th page).
-Bytes PatternPage(uint64_t i) {
-  Bytes page;
-  for (int k = 0; k < 128; ++k) {
-    uint64_t off = i * kMigrationPageBytes;
-    for (int b = 0; b < 8; ++b) page.push_back(uint8_t(off >> (8 * b)));
-    const char* text = "ferry-mstream-pattern!!!";
-    page.insert(page.end(), text, text + 24);
-  }
-  return page;
-}
-
-// Streams QEMU does not send, in the 7.2 layout (see qemu/migration_stream.h).
-struct StreamBuilder {
-  Bytes b;
-  StreamBuilder& U8(uint8_t v) {
-    b.push_back(v);
-    return *this;
-  }
-  StreamBuilder& Be32(uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(v >> s));
-    return *this;
-  }
-  StreamBuilder& Be64(uint64_t v) { return Be32(uint32_t(v >> 32)).Be32(uint32_t(v)); }
-  StreamBuilder& Str(const std::string& s) {
-    U8(uint8_t(s.size()));
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-  // Header, configuration, RAM START with the block list.
-  StreamBuilder& Start(std::vector<std::pair<std::string, uint64_t>> blocks) {
-    b.insert(b.end(), {'Q', 'E', 'V', 'M'});
-    Be32(3).U8(0x07).Be32(10);
-    for (char c : std::string("pc-q35-7.2")) b.push_back(uint8_t(c));
-    U8(0x01).Be32(2).Str("ram").Be32(0).Be32(4);
-    uint64_t total = 0;
-    for (auto& [n, s] : blocks) total += s;
-    Be64(total | 0x04);
-    for (auto& [n, s] : blocks) Str(n).Be64(s);
-    return *this;
-  }
-  StreamBuilder& Page(const std::string& block, uint64_t offset, uint8_t byte) {
-    Be64(offset | 0x08).Str(block);
-    b.insert(b.end(), kMigrationPageBytes, byte);
-    return *this;
-  }
-  StreamBuilder& Zero(const std::string& block, uint64_t offset, uint8_t fill = 0) {
-    return Be64(offset | 0x02).Str(block).U8(fill);
-  }
-  // EOS of START, an empty END, and a small device state.
-  StreamBuilder& Finish() {
-    Be64(0x10).U8(0x7e).Be32(2);
-    U8(0x03).Be32(2).Be64(0x10).U8(0x7e).Be32(2);
-    U8(0x04).Be32(3).Str("timer").Be32(0).Be32(2).Be64(0x1234).U8(0x7e).Be32(3);
-    return U8(0x00).U8(0x06).Be32(2).U8('{').U8('}');
-  }
-};
 
 // What a split wrote: the RAM image (a memfd) and the stream without guest RAM.
 struct Split {

@@ -9,83 +9,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 
 #include "core/files.h"
+#include "store/pack_directory.h"
 #include "store/sealed_chunk.h"
 
 namespace ferry::store {
-
-namespace {
-
-constexpr char kPackSuffix[] = ".pack";
-constexpr char kTempSuffix[] = ".pack.tmp";
-
-std::string Errno(int err) { return std::strerror(err); }
-
-std::string SeqName(uint64_t seq) {
-  char name[17];
-  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(seq));
-  return name;
-}
-
-// ENOSPC and EDQUOT are the store being full: the caller can free space and retry.
-Status WriteError(const std::string& what, const std::string& path, int err) {
-  std::string msg = "cannot " + what + " " + path + ": " + Errno(err);
-  if (err == ENOSPC || err == EDQUOT) return Status::ResourceExhausted(msg);
-  return Status::Internal(msg);
-}
-
-// "<16 hex>" followed by `suffix` (after a leading '.' when `dot`): the sequence number.
-bool ParseSeq(const char* name, const char* suffix, bool dot, uint64_t& seq) {
-  std::string_view n(name);
-  if (dot) {
-    if (n.empty() || n[0] != '.') return false;
-    n.remove_prefix(1);
-  }
-  const size_t suffix_len = std::strlen(suffix);
-  if (n.size() != 16 + suffix_len || n.substr(16) != suffix) return false;
-  seq = 0;
-  for (char c : n.substr(0, 16)) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return false;
-    seq = seq << 4 | static_cast<uint64_t>(d);
-  }
-  return true;
-}
-
-Status WriteAll(int fd, const std::string& path, const struct iovec* iov, int count) {
-  std::vector<struct iovec> v(iov, iov + count);
-  size_t i = 0;
-  while (i < v.size()) {
-    ssize_t n = ::writev(fd, v.data() + i, static_cast<int>(v.size() - i));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return WriteError("write", path, errno);
-    size_t done = static_cast<size_t>(n);
-    while (i < v.size() && done >= v[i].iov_len) done -= v[i++].iov_len;
-    if (i < v.size()) {
-      v[i].iov_base = static_cast<char*>(v[i].iov_base) + done;
-      v[i].iov_len -= done;
-    }
-  }
-  return Status::Ok();
-}
-
-Result<std::string> ReadAt(int fd, uint64_t offset, size_t len, const std::string& path) {
-  std::string out(len, '\0');
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pread(fd, out.data() + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::Internal("cannot read " + path + ": " + Errno(errno));
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  out.resize(done);
-  return out;
-}
-
-}  // namespace
 
 PackChunkStore::PackChunkStore(std::string dir, UniqueFd dir_fd, uint64_t pack_bytes)
     : dir_(std::move(dir)), dir_fd_(std::move(dir_fd)), pack_bytes_(pack_bytes) {}
@@ -184,8 +113,7 @@ Result<std::unique_ptr<PackChunkStore::OpenPack>> PackChunkStore::StartPack() {
       ::open(pack->temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!pack->fd->valid()) return WriteError("create", pack->temp, errno);
   const std::string header = EncodePackHeader(pack->seq);
-  struct iovec iov = {const_cast<char*>(header.data()), header.size()};
-  Status st = WriteAll(pack->fd->get(), pack->temp, &iov, 1);
+  Status st = WriteAllTo(pack->fd->get(), header, pack->temp);
   if (!st.ok()) {
     ::unlink(pack->temp.c_str());
     return st;
@@ -198,7 +126,7 @@ Status PackChunkStore::Append(OpenPack& pack, const ChunkId& id, std::string_vie
   const std::string header = EncodePackRecordHeader(id, static_cast<uint32_t>(sealed.size()));
   struct iovec iov[2] = {{const_cast<char*>(header.data()), header.size()},
                          {const_cast<char*>(sealed.data()), sealed.size()}};
-  FERRY_RETURN_IF_ERROR(WriteAll(pack.fd->get(), pack.temp, iov, 2));
+  FERRY_RETURN_IF_ERROR(WriteAllTo(pack.fd->get(), std::span<const struct iovec>(iov), pack.temp));
   pack.entries.push_back({id, pack.size, static_cast<uint32_t>(sealed.size())});
   pack.size += header.size() + sealed.size();
   return Status::Ok();
@@ -206,8 +134,7 @@ Status PackChunkStore::Append(OpenPack& pack, const ChunkId& id, std::string_vie
 
 Status PackChunkStore::FinishPack(OpenPack& pack) {
   const std::string index = EncodePackIndex(pack.entries, pack.size);
-  struct iovec iov = {const_cast<char*>(index.data()), index.size()};
-  FERRY_RETURN_IF_ERROR(WriteAll(pack.fd->get(), pack.temp, &iov, 1));
+  FERRY_RETURN_IF_ERROR(WriteAllTo(pack.fd->get(), index, pack.temp));
   pack.size += index.size();
   if (::fdatasync(pack.fd->get()) != 0) return WriteError("flush", pack.temp, errno);
   const std::string final_path = PackPath(pack.seq);
@@ -348,171 +275,6 @@ std::string PackChunkStore::Describe(const ChunkId& id) const {
   if (it == index_.end()) return "chunk " + id.Hex() + " (in no pack)";
   return "chunk " + id.Hex() + " (pack " + PackPath(it->second.pack) + " at offset " +
          std::to_string(it->second.offset) + ")";
-}
-
-Result<uint64_t> PackChunkStore::DeletePack(uint64_t seq) {
-  uint64_t bytes;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    bytes = packs_.at(seq).bytes;
-    packs_.erase(seq);  // readers holding its descriptor still read it
-  }
-  const std::string path = PackPath(seq);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return Status::Internal("cannot remove " + path + ": " + Errno(errno));
-  }
-  return bytes;
-}
-
-Result<uint64_t> PackChunkStore::Compact(uint64_t seq) {
-  std::vector<std::pair<ChunkId, Location>> live;
-  std::shared_ptr<UniqueFd> fd;
-  uint64_t old_bytes;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, loc] : index_) {
-      if (loc.pack == seq) live.emplace_back(id, loc);
-    }
-    fd = packs_.at(seq).fd;
-    old_bytes = packs_.at(seq).bytes;
-  }
-  std::sort(live.begin(), live.end(),
-            [](const auto& a, const auto& b) { return a.second.offset < b.second.offset; });
-  const std::string path = PackPath(seq);
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<OpenPack> fresh, StartPack());
-  Status st;
-  for (const auto& [id, loc] : live) {
-    auto record = ReadAt(fd->get(), loc.offset, kPackRecordHeaderBytes + loc.sealed_bytes, path);
-    if (!record.ok()) {
-      st = record.status();
-      break;
-    }
-    // Copied as is: a damaged record stays damaged (and Verify keeps naming it), never dropped.
-    auto sealed = SealedBytesOfRecord(*record, id, "pack " + path);
-    std::string_view bytes =
-        sealed.ok()
-            ? *sealed
-            : std::string_view(*record).substr(std::min(record->size(), kPackRecordHeaderBytes));
-    if (bytes.size() != loc.sealed_bytes) {
-      st = Status::Corruption("pack " + path + ": chunk " + id.Hex() + " is truncated");
-      break;
-    }
-    st = Append(*fresh, id, bytes);
-    if (!st.ok()) break;
-  }
-  if (st.ok()) st = FinishPack(*fresh);
-  if (st.ok()) st = SyncDir();
-  if (!st.ok()) {
-    ::unlink(fresh->temp.c_str());
-    return st.WithContext("rewriting pack " + path);
-  }
-  const uint64_t new_bytes = fresh->size;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Pack p{fresh->fd, fresh->size, 0, 0};
-    for (const PackEntry& e : fresh->entries) {
-      auto it = index_.find(e.id);
-      if (it == index_.end() || it->second.pack != seq) continue;
-      it->second = Location{fresh->seq, e.offset, e.sealed_bytes};
-      p.live_bytes += kPackRecordHeaderBytes + e.sealed_bytes;
-      ++p.live;
-    }
-    packs_[fresh->seq] = std::move(p);
-  }
-  FERRY_RETURN_IF_ERROR(DeletePack(seq).status());
-  return old_bytes > new_bytes ? old_bytes - new_bytes : 0;
-}
-
-Result<uint64_t> PackChunkStore::Remove(const std::vector<ChunkId>& ids) {
-  std::lock_guard<std::mutex> one_at_a_time(sync_mu_);
-  std::vector<uint64_t> empty, sparse;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const ChunkId& id : ids) {
-      auto it = index_.find(id);
-      if (it == index_.end()) continue;
-      Pack& p = packs_.at(it->second.pack);
-      p.live_bytes -= kPackRecordHeaderBytes + it->second.sealed_bytes;
-      --p.live;
-      index_.erase(it);
-    }
-    // Every pack, not only those just touched: a pack left with nothing live by a crash (a
-    // seal that never wrote its manifest, a Collect that rewrote it) goes too.
-    for (const auto& [seq, p] : packs_) {
-      if (p.live == 0) {
-        empty.push_back(seq);
-      } else if (p.live_bytes * 2 < p.bytes) {
-        sparse.push_back(seq);
-      }
-    }
-  }
-  uint64_t freed = 0;
-  for (uint64_t seq : empty) {
-    FERRY_ASSIGN_OR_RETURN(uint64_t bytes, DeletePack(seq));
-    freed += bytes;
-  }
-  for (uint64_t seq : sparse) {
-    FERRY_ASSIGN_OR_RETURN(uint64_t bytes, Compact(seq));
-    freed += bytes;
-  }
-  if (!empty.empty() || !sparse.empty()) FERRY_RETURN_IF_ERROR(SyncDir());
-  return freed;
-}
-
-Result<uint64_t> PackChunkStore::DiscardUnsynced() {
-  std::lock_guard<std::mutex> one_at_a_time(sync_mu_);
-  {
-    std::lock_guard<std::mutex> write_lock(write_mu_);
-    current_.reset();
-  }
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    flushed_cv_.wait(lock, [&] { return flushed_ >= queued_; });
-    error_ = Status::Ok();
-  }
-  uint64_t freed = 0;
-  DIR* d = ::opendir(dir_.c_str());
-  if (d == nullptr) return Status::Internal("cannot list " + dir_ + ": " + Errno(errno));
-  while (dirent* e = ::readdir(d)) {
-    uint64_t seq;
-    if (!ParseSeq(e->d_name, kTempSuffix, true, seq)) continue;
-    struct stat st;
-    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        ::unlinkat(::dirfd(d), e->d_name, 0) == 0) {
-      freed += static_cast<uint64_t>(st.st_size);
-    }
-  }
-  ::closedir(d);
-  return freed;
-}
-
-std::vector<std::string> PackChunkStore::CheckContainers() {
-  std::vector<std::string> problems = open_problems_;
-  std::map<uint64_t, std::shared_ptr<UniqueFd>> packs;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [seq, p] : packs_) packs[seq] = p.fd;
-  }
-  for (const auto& entry : packs) {
-    const uint64_t seq = entry.first;
-    const std::shared_ptr<UniqueFd>& fd = entry.second;
-    const std::string path = PackPath(seq);
-    struct stat st;
-    if (::fstat(fd->get(), &st) != 0) continue;
-    PackReadAt read = [&](uint64_t off, size_t len) { return ReadAt(fd->get(), off, len, path); };
-    auto header = read(0, kPackHeaderBytes);
-    Status checked = header.ok() ? CheckPackHeader(*header, seq, "pack " + path) : header.status();
-    if (checked.ok()) {
-      checked = ReadPackIndex(read, static_cast<uint64_t>(st.st_size), "pack " + path).status();
-    }
-    if (!checked.ok() &&
-        std::find(problems.begin(), problems.end(), checked.message()) == problems.end() &&
-        std::none_of(problems.begin(), problems.end(),
-                     [&](const std::string& p) { return p.rfind(checked.message(), 0) == 0; })) {
-      problems.push_back(checked.message());
-    }
-  }
-  return problems;
 }
 
 }  // namespace ferry::store

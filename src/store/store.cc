@@ -60,22 +60,6 @@ Status FsyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      std::string msg = "cannot write " + path + ": " + Errno(err);
-      return err == ENOSPC || err == EDQUOT ? Status::ResourceExhausted(msg)
-                                            : Status::Internal(msg);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::vector<BlobInfo> BlobInfos(const ChunkTable& table) {
@@ -217,7 +201,7 @@ Status Store::WriteManifestFile(const ManifestFile& file, bool replace) {
   ::unlink(temp.c_str());
   FERRY_ASSIGN_OR_RETURN(int raw_fd, CreateExclusive(temp, O_WRONLY, 0600));
   UniqueFd fd(raw_fd);
-  Status st = WriteAll(fd.get(), bytes, temp);
+  Status st = WriteAllTo(fd.get(), bytes, temp);
   if (st.ok() && ::fsync(fd.get()) != 0) {
     st = Status::Internal("cannot flush " + temp + ": " + Errno(errno));
   }

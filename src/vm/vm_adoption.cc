@@ -10,7 +10,6 @@
 #include <chrono>
 #include <filesystem>
 #include <set>
-#include <thread>
 #include <variant>
 
 #include "core/files.h"
@@ -140,13 +139,7 @@ bool EndAbandonedSnapshotCopy(VmRuntime& rt, const std::string& name) {
   spdlog::warn("vm {}: a snapshot's copy that ferryd left waiting had stopped the guest; "
                "cancelled, the guest runs on",
                name);
-  if (!qemu::MigrateCancel(rt).ok()) return false;
-  const auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto now = qemu::QueryMigrate(rt);
-    if (!now.ok() || !now->InProgress()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  if (!qemu::MigrateCancelAndWait(rt, kKillTimeout).ok()) return false;
   qemu::SetMigrationCapability(rt, "pause-before-switchover", false);
   auto status = qemu::QueryStatus(rt);
   if (status.ok() && !status->running) qemu::Cont(rt);

@@ -1,0 +1,305 @@
+// Clones of a snapshot: their plans and names, the checks before any QEMU starts, and the
+// restore inside each fresh QEMU (device state, resume, a new identity).
+#include "snapshot/snapshot_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "core/elapsed.h"
+#include "core/fault_point.h"
+#include "core/ids.h"
+#include "crypto/openssl_util.h"
+#include "snapshot/clone_identity_reset.h"
+#include "snapshot/device_state.h"
+#include "snapshot/disk_recovery.h"
+#include "snapshot/snapshot_manifest.h"
+#include "snapshot/snapshot_transfer.h"
+#include "vm/tap_address.h"
+#include "vm/vm_origin.h"
+#include "vm/vm_policy.h"
+
+namespace ferry::snapshot {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// How the snapshot's device state leaves out the guest's RAM (device_state.h).
+GuestRamInStream GuestRamOf(const SnapshotManifest& m) {
+  return m.device_state.guest_ram_stripped ? GuestRamInStream::kStripped
+                                           : GuestRamInStream::kSkipped;
+}
+
+std::string NewGuid() {
+  std::string h = RandomHex(16);
+  h[12] = '4';  // version 4 (random)
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20, 12);
+}
+
+int64_t MonotonicNs(Clock::time_point t = Clock::now()) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// One clone to restore: from which snapshot, as whom, and when ferryd began it.
+struct CloneRestore {
+  std::string snapshot_dir;
+  SnapshotManifest manifest;
+  std::string clone_name;
+  std::optional<PrimedIdentity> primed;  // a warm-pool QEMU primed while it waited
+  std::string ipv4;                      // its own address on a tap network, or ""
+  Clock::time_point begun_at;            // when ferryd began this clone (its plan)
+};
+
+// Restores one clone inside its fresh QEMU: device state, resume, new identity.
+Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const CloneRestore& c) {
+  const auto t0 = Clock::now();
+  const std::optional<PrimedIdentity>& primed = c.primed;
+  json timings;
+  timings["begun_at_monotonic_ns"] = MonotonicNs(c.begun_at);
+  // A warm-pool QEMU has loaded the device state while it waited (SnapshotService::Preload):
+  // its incoming migration says completed, and only `cont` is left. A primed one was resumed
+  // after that load, so it is known to be loaded without asking.
+  bool preloaded = primed.has_value();
+  if (!preloaded) {
+    auto incoming = qemu::QueryMigrate(rt);
+    preloaded = incoming.ok() && incoming->state == qemu::MigrationState::kCompleted;
+  }
+  if (!preloaded) {
+    FERRY_RETURN_IF_ERROR(LoadDeviceState(rt, c.snapshot_dir + "/" + c.manifest.device_state.file,
+                                          kDeviceStateTimeout, GuestRamOf(c.manifest)));
+  }
+  timings["device_state_ms"] = MsSince(t0);
+  timings["device_state_preloaded"] = preloaded;
+  Status cont = qemu::Cont(rt);
+  if (!cont.ok()) return cont.WithContext("resuming the restored guest");
+  timings["running_ms"] = MsSince(t0);
+  // steady_clock is CLOCK_MONOTONIC, one clock for every process of the host: a caller that
+  // noted when it asked for the clone can tell how long it took to run (bench/clone_boot.cc).
+  timings["running_at_monotonic_ns"] = MonotonicNs();
+  // The guest runs with its parent's identity (or, primed, without its name) until the reset
+  // below: a ferryd that dies here must not leave it to serve (VmService::Readopt drops it).
+  FaultPoint("snapshot.clone.before_identity");
+
+  op.SetPhase("resetting identity", 80);
+  const auto t1 = Clock::now();
+  auto reset = primed ? FinishIdentity(rt, *primed, c.clone_name, c.ipv4)
+                      : ResetIdentity(rt, c.clone_name, c.ipv4);
+  if (!reset.ok()) return reset.status();
+  const qemu::GuestIdentityChange& reply = reset->reply;
+  timings["identity_ms"] = MsSince(t1);
+  timings["identity_steps_ms"] = reply.StepsJson();
+  // The guest's own time for the whole request: what identity_ms holds beyond it is the
+  // channel (host to guest and back) and waiting for the guest to be scheduled.
+  timings["identity_guest_ms"] = reply.total_ms;
+  if (primed) {
+    timings["identity_primed_in_pool"] = {
+        {"ms", primed->ms}, {"guest_ms", primed->guest_ms}, {"steps_ms", primed->steps_ms}};
+  }
+  spdlog::info("vm {}: identity {} in {} ms (guest steps {})", c.clone_name,
+               primed ? "finished" : "reset", timings["identity_ms"].get<int64_t>(),
+               timings["identity_steps_ms"].dump(-1, ' ', true, json::error_handler_t::replace));
+  timings["restore_total_ms"] = MsSince(t0);
+  return vm::RestoredGuest{timings, reset->mac};
+}
+
+// A clone of a VM on tap networking takes `ip` as its own address (its parent keeps its own);
+// one on user networking takes none.
+Status TakeCloneAddress(vm::VmSpec& spec, const std::string& ip, const std::string& what) {
+  if (spec.network.mode != vm::NetworkMode::kTap) {
+    if (ip.empty()) return Status::Ok();
+    return Status::InvalidArgument("vm " + spec.name +
+                                   ": --ip is for clones of VMs on tap "
+                                   "networking, and " +
+                                   what + " is of one on user networking");
+  }
+  if (ip.empty()) {
+    return Status::InvalidArgument(
+        "vm " + spec.name + ": " + what + " is of a VM on tap networking (at " + spec.network.ip +
+        "); a clone needs an address of its own: give --ip A.B.C.D/P (the first clone's, the "
+        "next ones count up)");
+  }
+  FERRY_RETURN_IF_ERROR(vm::ParseIpv4Prefix(ip).status().WithContext("vm " + spec.name + ": --ip"));
+  spec.network.ip = ip;
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
+                                                     const CloneRequest& req) {
+  if (!req.names.empty()) return req.names;
+  std::vector<std::string> names;
+  for (int i = 1; static_cast<int>(names.size()) < req.count && i < 100000; ++i) {
+    std::string n = source + "-c" + std::to_string(i);
+    if (!vms_.Exists(n)) names.push_back(n);
+  }
+  return names;
+}
+
+Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
+    const std::string& snapshot, const std::string& name, std::optional<std::string> ip,
+    WarmQemu warm) {
+  const auto begun_at = Clock::now();
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
+  const std::string what = "snapshot " + snapshot;
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext(what);
+  Status st = VerifySnapshot(paths.dir, *manifest, verified_);
+  if (!st.ok()) return st.WithContext(what);
+  const SnapshotManifest& m = *manifest;
+
+  FERRY_RETURN_IF_ERROR(CheckClonable(paths, m, "clone " + name + " of " + what));
+  auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
+  if (!spec.ok()) return spec.status().WithContext(what + ": its VM spec");
+  FERRY_RETURN_IF_ERROR(ValidateName("vm", name));
+  // The clone carries its parent's policy, bound to the parent (owner_policy.h, binding rule).
+  if (spec->cloned_from.empty()) spec->cloned_from = spec->name;
+  spec->name = name;
+  spec->network.forwards.clear();
+  if (ip) FERRY_RETURN_IF_ERROR(TakeCloneAddress(*spec, *ip, what));
+
+  vm::CloneLaunch clone;
+  clone.ram_image = paths.ram;
+  clone.mac = m.vm_spec.value("mac", "");
+  clone.vmgenid = NewGuid();
+  clone.origin = vm::CloneOrigin{snapshot, m.id, m.vm_name};
+  if (m.disk) {
+    FERRY_ASSIGN_OR_RETURN(std::string frozen, FrozenDiskOf(paths.dir, m));
+    clone.disk_chain.push_back(frozen);
+    clone.disk_chain.insert(clone.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
+  }
+  const bool own_address = ip && spec->network.mode == vm::NetworkMode::kTap;
+  CloneRestore restore{paths.dir, m, name, warm.primed, own_address ? spec->network.ip : "",
+                       begun_at};
+  clone.restore = [restore](vm::VmRuntime& rt, Operation& op) {
+    return RestoreClone(rt, op, restore);
+  };
+  vm::LaunchPlan plan;
+  if (warm.qemu.runtime) {
+    clone.origin.warm_pool = true;
+    clone.origin.identity_primed = warm.primed.has_value();
+    plan = vm::PooledCloneLaunch{std::move(clone), std::move(warm.qemu)};
+  } else {
+    plan = std::move(clone);
+  }
+  return std::make_pair(std::move(spec).value(), std::move(plan));
+}
+
+Status SnapshotService::CheckClonable(const std::string& snapshot, const std::string& what) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("snapshot " + snapshot);
+  return CheckClonable(paths, *manifest, what);
+}
+
+Status SnapshotService::CheckClonable(const Paths& paths, const SnapshotManifest& m,
+                                      const std::string& what) {
+  StoredSnapshot stored{m.name, paths.dir, paths.ram, paths.policy_sha256, m, {}};
+  auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
+  if (!spec.ok()) return spec.status().WithContext("snapshot " + m.name + ": its VM spec");
+  stored.spec = std::move(spec).value();
+  return CheckSnapshotClonable(vms_, stored, what);
+}
+
+Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("snapshot " + snapshot);
+  // Verified (or found verified, by a stat) as ClonePlan does, right before the load.
+  Status st = VerifySnapshot(paths.dir, *manifest, verified_);
+  if (!st.ok()) return st.WithContext("snapshot " + snapshot);
+  return LoadDeviceState(rt, paths.dir + "/" + manifest->device_state.file, kDeviceStateTimeout,
+                         GuestRamOf(*manifest))
+      .WithContext("snapshot " + snapshot + ": preloading a pool QEMU");
+}
+
+Status SnapshotService::CheckCloneAddresses(const std::string& snapshot,
+                                            const std::vector<std::string>& names,
+                                            const std::string& first_ip) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("snapshot " + snapshot);
+  auto parent = vm::VmSpec::FromJson(manifest->vm_spec.value("spec", json::object()));
+  if (!parent.ok()) return parent.status().WithContext("snapshot " + snapshot + ": its VM spec");
+  std::vector<vm::VmSpec> clones;
+  for (size_t i = 0; i < names.size(); ++i) {
+    vm::VmSpec spec = *parent;
+    spec.name = names[i];
+    std::string ip;
+    if (!first_ip.empty()) {
+      auto nth = vm::NthCloneAddress(first_ip, static_cast<int>(i));
+      if (!nth.ok()) return nth.status().WithContext("vm " + names[i]);
+      ip = *nth;
+    }
+    FERRY_RETURN_IF_ERROR(TakeCloneAddress(spec, ip, "snapshot " + snapshot));
+    clones.push_back(std::move(spec));
+  }
+  return vms_.CheckCloneAddresses(clones);
+}
+
+Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
+    const std::string& snapshot, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
+    const std::string& ip, WarmQemu warm) {
+  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, ip, std::move(warm)));
+  auto& [spec, plan] = planned;
+  spec.network.forwards = std::move(forwards);
+  return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
+}
+
+Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& req) {
+  FERRY_ASSIGN_OR_RETURN(Paths paths, Find(req.snapshot));
+  if (req.count < 1 || req.count > 1000) {
+    return Status::InvalidArgument("clone count " + std::to_string(req.count) +
+                                   " is not between 1 and 1000");
+  }
+  if (!req.names.empty() && static_cast<int>(req.names.size()) != req.count) {
+    return Status::InvalidArgument("give one --name per clone (" + std::to_string(req.count) +
+                                   "), or none");
+  }
+  auto manifest = LoadManifest(paths.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("snapshot " + req.snapshot);
+  FERRY_RETURN_IF_ERROR(CheckClonable(paths, *manifest, "clone of snapshot " + req.snapshot));
+  const std::vector<std::string> names = CloneNames(manifest->vm_name, req);
+  for (const auto& n : names) {
+    FERRY_RETURN_IF_ERROR(ValidateName("vm", n));
+    if (vms_.Exists(n)) return Status::AlreadyExists("vm " + n + " already exists");
+  }
+  // Every clone's address, before any starts (tap networking).
+  FERRY_RETURN_IF_ERROR(CheckCloneAddresses(req.snapshot, names, req.ip));
+  auto op = vms_.operations().Start("clone", req.snapshot);
+  vms_.InBackground(
+      [this, req, names, op] {
+        json clones = json::array();
+        for (size_t i = 0; i < names.size(); ++i) {
+          std::vector<vm::PortForwardSpec> forwards = req.forwards;
+          for (auto& f : forwards) {
+            if (f.host_port != 0) f.host_port = static_cast<uint16_t>(f.host_port + i);
+          }
+          op->SetPhase("cloning " + names[i], static_cast<int>(100 * i / names.size()));
+          std::string ip;
+          if (!req.ip.empty()) {
+            auto nth = vm::NthCloneAddress(req.ip, static_cast<int>(i));
+            if (!nth.ok()) return op->Fail(nth.status());
+            ip = *nth;
+          }
+          auto child = CloneOne(req.snapshot, names[i], forwards, ip);
+          if (!child.ok()) return op->Fail(child.status());
+          (*child)->WaitDone(600000);
+          json result = (*child)->ToJson();
+          if (result.value("state", "") != "succeeded") {
+            return op->Fail(
+                Status::FromCode(Status::CodeFromName(result["error"].value("code", "internal")),
+                                 result["error"].value("message", "clone failed")));
+          }
+          clones.push_back(result["result"]);
+        }
+        op->Succeed({{"clones", clones}});
+      },
+      op);
+  return op;
+}
+
+}  // namespace ferry::snapshot
