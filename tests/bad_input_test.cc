@@ -28,7 +28,7 @@ class BadInputTest : public FerrydFixture {
     EXPECT_EQ(r.exit_code, 1) << r.out;
     EXPECT_THAT(r.err, StartsWith("ferry: "));
     EXPECT_THAT(r.err, HasSubstr(expected));
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+    EXPECT_EQ(ErrorLines(r), 1) << "not one line: " << r.err;
   }
 };
 
@@ -99,7 +99,7 @@ TEST_F(BadInputTest, CliWithoutAnAgentSaysWhereItLooked) {
   CommandResult r = Ferry({"vm", "list"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("cannot reach ferryd: cannot connect to " + socket_));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << r.err;
 }
 
 TEST_F(BadInputTest, SecondFerrydOnTheSameStateDirectoryIsRefused) {

@@ -157,7 +157,7 @@ TEST_P(DamagedSnapshotTest, IsRefusedInOneLineAndLeavesNothing) {
     EXPECT_THAT(r.err, HasSubstr(damaged));
   }
   EXPECT_THAT(r.err, HasSubstr("damaged"));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << "not one line: " << r.err;
   ExpectNothingLeftAndParentRuns("web-1-c1");
   std::vector<std::string> ram_files_after;
   for (const auto& e : std::filesystem::recursive_directory_iterator(ram_dir_)) {
@@ -270,7 +270,7 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
   EXPECT_THAT(r.err, HasSubstr("QEMU"));
   EXPECT_THAT(r.err, HasSubstr("killed by signal 9"));
   EXPECT_THAT(r.err, Not(HasSubstr("reconnect")));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << "not one line: " << r.err;
   ExpectNothingLeftAndParentRuns("web-1-c1");
 
   // The name is free again and the snapshot intact: the next clone works.

@@ -72,7 +72,7 @@ bool ConnectionArrives(int listen_fd, seconds within) {
 void ExpectOneLine(const CommandResult& r, const std::string& says) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr(says));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << r.err;
 }
 
 TEST_F(ConfinementTest, RefusesARamDirectoryItDoesNotOwnOrThatOthersCanUse) {
@@ -236,7 +236,7 @@ TEST_F(SmallTmpfsTest, RefusesWhatWouldNotFitAndRunningGuestsKeepTheirData) {
   CommandResult c = Ferry({"vm", "create", "c", "--memory", "256", "--wait-ready"});
   EXPECT_EQ(c.exit_code, 1);
   EXPECT_THAT(c.err, HasSubstr("vm c: 256 MiB of memory requested"));
-  EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
+  EXPECT_EQ(ErrorLines(c), 1) << c.err;
   EXPECT_THAT(VmNames(), ::testing::Not(::testing::Contains("c")));
 
   CommandResult snap = Ferry({"snapshot", "create", "a", "--name", "s"});

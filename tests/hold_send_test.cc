@@ -29,6 +29,10 @@ constexpr const char* kVmAddress = "10.77.0.10";
 constexpr const char* kPeerPort = "7400";
 constexpr int kKeys = 200;
 
+// The second of two sibling clones' sends carries at most this share of the first's bytes on the
+// wire (the goal is 10 %; measured SIBLING on a 2-core TCG host).
+constexpr uint64_t kSiblingSendPercent = 10;
+
 class HoldSendTest : public NetnsFixture {
  protected:
   int HostCount() const override { return 2; }
@@ -194,6 +198,42 @@ TEST_F(HoldSendTest, TheHoldMovesAndComesBackOnTheOtherHostAsTheSameMachine) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(records(), "0\n") << "the reaper kept a 31-day-old transfer record";
+}
+
+// Two clones of one snapshot, held and sent one after the other: the second send carries only
+// what the sibling changed, since h2 already has the snapshot's chunks from the first.
+TEST_F(HoldSendTest, SiblingClonesSentOneAfterTheOtherCarryLittleTheSecondTime) {
+  CreateWeb();
+  ASSERT_EQ(Ferryd(1).Ferry({"snapshot", "create", "web", "--name", "base"}).exit_code, 0);
+  CommandResult cloned = Ferryd(1).Ferry({"clone", "base", "--name", "c1", "--name", "c2", "--net", "tap",
+                                          "--ip", "10.77.0.21/24", "--json"});
+  ASSERT_EQ(cloned.exit_code, 0) << cloned.err;
+  ASSERT_EQ(RedisFromClient("10.77.0.22", {"set", "own", "c2"}).out, "OK");
+  for (const char* clone : {"c1", "c2"}) {
+    CommandResult held = Ferryd(1).Ferry({"hold", clone});
+    ASSERT_EQ(held.exit_code, 0) << held.err;
+  }
+  json sent[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string clone = i == 0 ? "c1" : "c2";
+    CommandResult r = Ferryd(1).Ferry({"hold", "send", clone, "--to", "h2", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    sent[i] = json::parse(r.out);
+  }
+  const uint64_t first = sent[0].value("wire_bytes_sent", uint64_t{0});
+  const uint64_t second = sent[1].value("wire_bytes_sent", uint64_t{0});
+  std::printf("hold send of sibling clones: first %llu bytes on the wire, second %llu\n",
+              static_cast<unsigned long long>(first), static_cast<unsigned long long>(second));
+  EXPECT_GT(first, uint64_t{1} << 20) << sent[0].dump();
+  EXPECT_LT(second * 100, first * kSiblingSendPercent) << sent[1].dump();
+  EXPECT_EQ(Holds(2).size(), 2u);
+  EXPECT_TRUE(Holds(1).empty());
+
+  // The sibling is whole on h2: restored there, it serves its own data and its parent's.
+  CommandResult restored = Ferryd(2).Ferry({"hold", "restore", "c2", "--wait-ready"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  EXPECT_EQ(RedisFromClient("10.77.0.22", {"get", "own"}).out, "c2");
+  EXPECT_EQ(RedisFromClient("10.77.0.22", {"get", "key:7"}).out, Value(7));
 }
 
 TEST_F(HoldSendTest, AHostThePolicyForbidsGetsNothingAndTheSenderKeepsTheHold) {

@@ -180,7 +180,7 @@ TEST_F(HoldTest, TheOwnersPolicyDecidesWhetherAndHowLong) {
   CommandResult refused = Ferry({"hold", "web"});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_THAT(refused.err, HasSubstr("may not be held"));
-  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_EQ(ErrorLines(refused), 1) << refused.err;
   ExpectEveryKey(port);  // the VM runs on, resumed
   EXPECT_EQ(FerryJson({"vm", "show", "web"}).value("state", ""), "running");
   EXPECT_TRUE(Holds().empty());
@@ -228,7 +228,7 @@ TEST_F(HoldTest, ADamagedHoldIsRefusedNamingWhatIsWrongAndKept) {
   CommandResult r = Ferry({"hold", "restore", "web", "--wait-ready"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("damaged"));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << r.err;
   EXPECT_TRUE(VmNames().empty()) << "nothing may start from a damaged hold";
   EXPECT_TRUE(QemusHoldingFilesUnder(state_dir_).empty());
   json holds = Holds();
@@ -333,7 +333,7 @@ TEST_F(HoldTest, AHoldOfACloneThatFailsMidStreamHoldsNothingAndLeavesTheClone) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("hold of vm a"));
   EXPECT_THAT(r.err, HasSubstr("runs on"));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << r.err;
   EXPECT_EQ(FerryJson({"vm", "show", "a"}).value("state", ""), "running");
   ExpectEveryKey(ports["a"]);
   EXPECT_EQ(Redis(ports["a"], {"get", "own:a"}).out, "only-in-a");
@@ -449,7 +449,7 @@ TEST_F(FullStoreTest, AHoldThatDoesNotFitFailsAndTheVmRunsOnWithItsData) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("hold of vm web"));
   EXPECT_THAT(r.err, HasSubstr("runs on"));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << r.err;
   EXPECT_EQ(FerryJson({"vm", "show", "web"}).value("state", ""), "running");
   ExpectEveryKey(port);
   EXPECT_TRUE(Holds().empty());

@@ -106,7 +106,7 @@ class HostileGuestTest : public FerrydFixture {
     EXPECT_EQ(r.exit_code, 1) << "stdout: " << r.out << "\nstderr: " << r.err;
     EXPECT_THAT(r.err, StartsWith("ferry: "));
     EXPECT_THAT(r.err, HasSubstr(vm));
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+    EXPECT_EQ(ErrorLines(r), 1) << "not one line: " << r.err;
     ExpectPrintable(r);
   }
 

@@ -66,7 +66,7 @@ class OwnerPolicyTest : public FerrydFixture {
     EXPECT_EQ(r.exit_code, 1) << r.out;
     EXPECT_THAT(r.err, HasSubstr("vm web"));
     EXPECT_THAT(r.err, HasSubstr(owner));
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(ErrorLines(r), 1) << r.err;
   }
 
   Fleet fleet_;  // the owners' keys and policies

@@ -61,7 +61,7 @@ TEST_F(QemuFailureTest, QemuThatRefusesToStartLeavesNothingRegistered) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("QEMU did not start"));
   EXPECT_THAT(r.err, HasSubstr("no-such-option"));  // QEMU's own words
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(ErrorLines(r), 1) << r.err;
   EXPECT_TRUE(VmNames().empty());
   EXPECT_TRUE(std::filesystem::is_empty(ram_dir_));
   EXPECT_FALSE(std::filesystem::exists(state_dir_ + "/vms/web-1"));

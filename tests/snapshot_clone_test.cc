@@ -335,7 +335,7 @@ TEST_F(SnapshotCloneTest, SnapshotThatClonesMapCannotBeDeletedUntilTheyAreGone) 
   EXPECT_THAT(refused.err, StartsWith("ferry: "));
   EXPECT_THAT(refused.err, HasSubstr("snapshot warm"));
   EXPECT_THAT(refused.err, HasSubstr("(a, b)"));
-  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_EQ(ErrorLines(refused), 1) << refused.err;
   // Nothing changed: the snapshot is whole and the clones serve.
   EXPECT_TRUE(std::filesystem::exists(ram));
   EXPECT_TRUE(std::filesystem::exists(dir + "/manifest.json"));

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <regex>
 
 #include "harness/test_files.h"
 
@@ -41,6 +42,19 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::vector
   ::unlink(out_path);
   ::unlink(err_path);
   return r;
+}
+
+int ErrorLines(const CommandResult& r) {
+  static const std::regex kProgress(R"(.* \([0-9]{1,3}%\))");
+  int lines = 0;
+  size_t start = 0;
+  while (start < r.err.size()) {
+    size_t end = r.err.find('\n', start);
+    if (end == std::string::npos) end = r.err.size();
+    if (!std::regex_match(r.err.begin() + start, r.err.begin() + end, kProgress)) ++lines;
+    start = end + 1;
+  }
+  return lines;
 }
 
 }  // namespace ferry::testing

@@ -12,6 +12,11 @@ struct CommandResult {
   std::string err;
 };
 
+// How many lines of `r.err` are not progress: the CLI writes a long operation's progress to
+// stderr as plain lines ("hold web: sealing (40%)") when stderr is not a terminal; an error is
+// what remains, and a refusal must be one line of it.
+int ErrorLines(const CommandResult& r);
+
 // Runs argv (argv[0] searched in PATH) with `env` added to the environment; waits for it.
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::string>& env = {});
