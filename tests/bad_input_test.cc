@@ -26,7 +26,7 @@ class BadInputTest : public FerrydFixture {
     SCOPED_TRACE(::testing::PrintToString(args));
     CommandResult r = Ferry(args);
     EXPECT_EQ(r.exit_code, 1) << r.out;
-    EXPECT_THAT(r.err, StartsWith("ferry: "));
+    EXPECT_THAT(ErrorText(r), StartsWith("ferry: "));
     EXPECT_THAT(r.err, HasSubstr(expected));
     EXPECT_EQ(ErrorLines(r), 1) << "not one line: " << r.err;
   }

@@ -149,7 +149,7 @@ TEST_P(DamagedSnapshotTest, IsRefusedInOneLineAndLeavesNothing) {
 
   CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_THAT(r.err, StartsWith("ferry: "));
+  EXPECT_THAT(ErrorText(r), StartsWith("ferry: "));
   // It names the file: the RAM image by its place in the snapshot directory or on tmpfs.
   if (damaged == snapshot_ram_) {
     EXPECT_THAT(r.err, AnyOf(HasSubstr(snapshot_dir_ + "/ram"), HasSubstr(snapshot_ram_)));
@@ -263,7 +263,7 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
   std::ofstream(flag) << device_state;
   CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_THAT(r.err, StartsWith("ferry: "));
+  EXPECT_THAT(ErrorText(r), StartsWith("ferry: "));
   EXPECT_THAT(r.err, HasSubstr("web-1-c1"));
   // It says what happened, as ferry says it of any VM whose QEMU was killed, and gives no advice
   // that cannot help (the QEMU is gone for good).

@@ -30,7 +30,7 @@ constexpr const char* kPeerPort = "7400";
 constexpr int kKeys = 200;
 
 // The second of two sibling clones' sends carries at most this share of the first's bytes on the
-// wire (the goal is 10 %; measured SIBLING on a 2-core TCG host).
+// wire (the goal is 10 %; measured 4.3 %, 1.25 MB against 28.9 MB, on a 2-core TCG host).
 constexpr uint64_t kSiblingSendPercent = 10;
 
 class HoldSendTest : public NetnsFixture {

@@ -104,7 +104,7 @@ class HostileGuestTest : public FerrydFixture {
   void ExpectFailsNaming(const std::vector<std::string>& args, const std::string& vm) {
     CommandResult r = Ferry(args);
     EXPECT_EQ(r.exit_code, 1) << "stdout: " << r.out << "\nstderr: " << r.err;
-    EXPECT_THAT(r.err, StartsWith("ferry: "));
+    EXPECT_THAT(ErrorText(r), StartsWith("ferry: "));
     EXPECT_THAT(r.err, HasSubstr(vm));
     EXPECT_EQ(ErrorLines(r), 1) << "not one line: " << r.err;
     ExpectPrintable(r);

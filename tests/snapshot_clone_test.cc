@@ -332,7 +332,7 @@ TEST_F(SnapshotCloneTest, SnapshotThatClonesMapCannotBeDeletedUntilTheyAreGone) 
 
   CommandResult refused = Ferry({"snapshot", "delete", "warm"});
   EXPECT_EQ(refused.exit_code, 1) << refused.out;
-  EXPECT_THAT(refused.err, StartsWith("ferry: "));
+  EXPECT_THAT(ErrorText(refused), StartsWith("ferry: "));
   EXPECT_THAT(refused.err, HasSubstr("snapshot warm"));
   EXPECT_THAT(refused.err, HasSubstr("(a, b)"));
   EXPECT_EQ(ErrorLines(refused), 1) << refused.err;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
@@ -44,17 +45,24 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::vector
   return r;
 }
 
-int ErrorLines(const CommandResult& r) {
+std::string ErrorText(const CommandResult& r) {
   static const std::regex kProgress(R"(.* \([0-9]{1,3}%\))");
-  int lines = 0;
+  std::string text;
   size_t start = 0;
   while (start < r.err.size()) {
     size_t end = r.err.find('\n', start);
     if (end == std::string::npos) end = r.err.size();
-    if (!std::regex_match(r.err.begin() + start, r.err.begin() + end, kProgress)) ++lines;
+    if (!std::regex_match(r.err.begin() + start, r.err.begin() + end, kProgress)) {
+      text.append(r.err, start, end - start).append("\n");
+    }
     start = end + 1;
   }
-  return lines;
+  return text;
+}
+
+int ErrorLines(const CommandResult& r) {
+  const std::string text = ErrorText(r);
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
 }  // namespace ferry::testing

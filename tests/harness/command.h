@@ -16,6 +16,8 @@ struct CommandResult {
 // stderr as plain lines ("hold web: sealing (40%)") when stderr is not a terminal; an error is
 // what remains, and a refusal must be one line of it.
 int ErrorLines(const CommandResult& r);
+// r.err without those progress lines.
+std::string ErrorText(const CommandResult& r);
 
 // Runs argv (argv[0] searched in PATH) with `env` added to the environment; waits for it.
 CommandResult RunCommand(const std::vector<std::string>& argv,
