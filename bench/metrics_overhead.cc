@@ -265,8 +265,11 @@ class MetricsOverhead : public BenchEntry {
     }
     if (watchers) {
       m[kWatchersCpu] = watchers->CpuMs() - cpu_before;
+      // A run can be shorter than the scrape interval: Prometheus kept scraping through it if
+      // it scrapes again after it.
+      FERRY_RETURN_IF_ERROR(watchers->WaitScrapes(scrapes_before + 1)
+                                .WithContext("prometheus stopped scraping ferryd in the run"));
       m[kScrapes] = watchers->Scrapes() - scrapes_before;
-      if (m[kScrapes] < 1) return Status::Internal("prometheus did not scrape ferryd in the run");
       for (const std::string name : {"c", "p"}) {
         if (!watchers->SawVm(name + std::to_string(trial.round))) {
           return Status::Internal("`ferry events` did not see vm " + name +
