@@ -15,6 +15,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -81,11 +82,26 @@ double CpuMs(pid_t pid) {
 }
 
 // A Prometheus scraping ferryd every second and a `ferry events` follower, for one run.
+// Which watchers the observed side runs: both (the figure), or one of them alone to tell
+// their costs apart (FERRY_BENCH_WATCH=prometheus|events; a diagnostic, printed in the notes).
+struct WatchSet {
+  bool prometheus = true;
+  bool events = true;
+  static WatchSet FromEnv() {
+    const char* v = std::getenv("FERRY_BENCH_WATCH");
+    const std::string which = v ? v : "both";
+    return {which != "events", which != "prometheus"};
+  }
+  std::string Name() const { return prometheus && events ? "both" : prometheus ? "prometheus" : "events"; }
+};
+
 class Watchers {
  public:
   static Result<std::unique_ptr<Watchers>> Start(const BenchConfig& config, BenchFerryd& ferryd,
-                                                 uint16_t metrics_port, const std::string& dir) {
+                                                 uint16_t metrics_port, const std::string& dir,
+                                                 WatchSet set) {
     auto w = std::unique_ptr<Watchers>(new Watchers());
+    w->set_ = set;
     w->dir_ = dir;
     FERRY_RETURN_IF_ERROR(MakeDirs(dir, 0700));
     FERRY_ASSIGN_OR_RETURN(w->prom_port_, FreeLoopbackPort());
@@ -96,6 +112,7 @@ class Watchers {
           << metrics_port << "']\n";
       if (!yml) return Status::Internal("cannot write " + dir + "/prometheus.yml");
     }
+    if (set.prometheus) {
     FERRY_ASSIGN_OR_RETURN(
         Process prom,
         Process::Spawn({"prometheus", "--config.file=" + dir + "/prometheus.yml",
@@ -103,6 +120,8 @@ class Watchers {
                         "--web.listen-address=127.0.0.1:" + std::to_string(w->prom_port_)},
                        dir + "/prometheus.log"));
     w->prometheus_ = std::move(prom);
+    }
+    if (!set.events) return w;
     FERRY_ASSIGN_OR_RETURN(Process follower,
                            Process::Spawn({config.ferry_binary(), "--socket", ferryd.socket(),
                                            "events", "--json"},
@@ -125,6 +144,7 @@ class Watchers {
 
   // How many times Prometheus has scraped ferryd successfully so far; -1 if it cannot say.
   double Scrapes() const {
+    if (!set_.prometheus) return 1e9;
     auto out = RunTool({"curl", "-sf", "--get", "--data-urlencode",
                         "query=sum_over_time(up{job=\"ferryd\"}[1h])",
                         "http://127.0.0.1:" + std::to_string(prom_port_) + "/api/v1/query"},
@@ -139,6 +159,7 @@ class Watchers {
 
   // Waits until Prometheus has scraped ferryd at least `n` times.
   Status WaitScrapes(double n) const {
+    if (!set_.prometheus) return Status::Ok();
     const auto deadline = Clock::now() + kScrapeTimeout;
     while (Scrapes() < n) {
       if (Clock::now() > deadline) {
@@ -152,17 +173,20 @@ class Watchers {
   }
 
   double CpuMs() const {
-    return ::ferry::bench::CpuMs(prometheus_->pid()) + ::ferry::bench::CpuMs(follower_->pid());
+    return (prometheus_ ? ::ferry::bench::CpuMs(prometheus_->pid()) : 0) +
+           (follower_ ? ::ferry::bench::CpuMs(follower_->pid()) : 0);
   }
 
   // Whether the follower printed an event naming VM `name`.
   bool SawVm(const std::string& name) const {
+    if (!set_.events) return true;
     auto text = ReadFile(dir_ + "/events.jsonl");
     return text.ok() && text->find("\"vm\":\"" + name + "\"") != std::string::npos;
   }
 
  private:
   Watchers() = default;
+  WatchSet set_;
   std::string dir_;
   uint16_t prom_port_ = 0;
   std::optional<Process> prometheus_;
@@ -252,7 +276,8 @@ class MetricsOverhead : public BenchEntry {
     if (trial.side == Side::kFerry) {
       FERRY_ASSIGN_OR_RETURN(watchers,
                              Watchers::Start(config_, *ferryd_, metrics_port_,
-                                             watch_dir_->Join("run" + std::to_string(runs_++))));
+                                             watch_dir_->Join("run" + std::to_string(runs_++)),
+                                             WatchSet::FromEnv()));
       // Prometheus's own start-up is over once it scrapes on its interval.
       FERRY_RETURN_IF_ERROR(watchers->WaitScrapes(2));
     }
@@ -289,6 +314,8 @@ class MetricsOverhead : public BenchEntry {
   std::vector<std::string> Notes() const override {
     return {
         guest_.AcceleratorNote(),
+        "watchers on the observed side: " + WatchSet::FromEnv().Name() +
+            " (FERRY_BENCH_WATCH; the goal is for both)",
         guest_.ImageNote() + ", " + std::to_string(config_.memory_mib) + " MiB",
         "one ferryd (--metrics-listen 127.0.0.1:PORT) for both sides; a fresh Prometheus "
         "(scrape_interval 1s) and `ferry events --json` per observed run, timed only after "
