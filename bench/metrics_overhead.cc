@@ -81,7 +81,6 @@ double CpuMs(pid_t pid) {
   return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-// A Prometheus scraping ferryd every second and a `ferry events` follower, for one run.
 // Which watchers the observed side runs: both (the figure), or one of them alone to tell
 // their costs apart (FERRY_BENCH_WATCH=prometheus|events; a diagnostic, printed in the notes).
 struct WatchSet {
@@ -92,9 +91,12 @@ struct WatchSet {
     const std::string which = v ? v : "both";
     return {which != "events", which != "prometheus"};
   }
-  std::string Name() const { return prometheus && events ? "both" : prometheus ? "prometheus" : "events"; }
+  std::string Name() const {
+    return prometheus && events ? "both" : prometheus ? "prometheus" : "events";
+  }
 };
 
+// A Prometheus scraping ferryd every second and a `ferry events` follower, for one run.
 class Watchers {
  public:
   static Result<std::unique_ptr<Watchers>> Start(const BenchConfig& config, BenchFerryd& ferryd,
@@ -113,19 +115,18 @@ class Watchers {
       if (!yml) return Status::Internal("cannot write " + dir + "/prometheus.yml");
     }
     if (set.prometheus) {
-    FERRY_ASSIGN_OR_RETURN(
-        Process prom,
-        Process::Spawn({"prometheus", "--config.file=" + dir + "/prometheus.yml",
-                        "--storage.tsdb.path=" + dir + "/data",
-                        "--web.listen-address=127.0.0.1:" + std::to_string(w->prom_port_)},
-                       dir + "/prometheus.log"));
-    w->prometheus_ = std::move(prom);
+      FERRY_ASSIGN_OR_RETURN(
+          Process prom,
+          Process::Spawn({"prometheus", "--config.file=" + dir + "/prometheus.yml",
+                          "--storage.tsdb.path=" + dir + "/data",
+                          "--web.listen-address=127.0.0.1:" + std::to_string(w->prom_port_)},
+                         dir + "/prometheus.log"));
+      w->prometheus_ = std::move(prom);
     }
     if (!set.events) return w;
-    FERRY_ASSIGN_OR_RETURN(Process follower,
-                           Process::Spawn({config.ferry_binary(), "--socket", ferryd.socket(),
-                                           "events", "--json"},
-                                          dir + "/events.jsonl"));
+    FERRY_ASSIGN_OR_RETURN(Process follower, Process::Spawn({config.ferry_binary(), "--socket",
+                                                             ferryd.socket(), "events", "--json"},
+                                                            dir + "/events.jsonl"));
     w->follower_ = std::move(follower);
     return w;
   }
