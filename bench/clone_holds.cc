@@ -42,16 +42,6 @@ constexpr char kHoldCli[] = "hold_cli_ms";  // median of the 8 holds
 constexpr char kHoldPause[] = "hold_pause_to_durable_ms";
 constexpr char kStreamMs[] = "clone_stream_ms";
 
-FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {},
-               Unit unit = Unit::kMiB) {
-  FigureSpec f =
-      Figure(std::move(name), std::move(ferry), std::move(comparison), std::move(goal), unit);
-  f.comparison_on_ferry_side = !f.comparison_key.empty();
-  return f;
-}
-
-double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-
 class CloneHolds : public BenchEntry {
  public:
   EntryInfo Info() const override {
@@ -62,16 +52,18 @@ class CloneHolds : public BenchEntry {
         "turn; `ferry store show` after each hold",
         "",
         {
-            Row("8 holds of sibling clones: stored vs 8 x one hold alone", kStoredAll, kEightAlone,
-                Goal::MaxRatio(1.5 / 8, "<= 1.5/8 (0.1875)")),
-            Row("  one hold alone (the first, into an empty store)", kFirstStored, ""),
-            Row("  each later hold: new in the store (median of holds 2-8)", kLaterStored,
-                kFirstStored),
-            Row("  logical bytes of the 8 holds", kLogicalAll, ""),
-            Row("`ferry hold` of a clone: CLI wall (median of 8)", kHoldCli, "", {}, Unit::kMillis),
-            Row("  pause to durable as ferryd timed it", kHoldPause, "", {}, Unit::kMillis),
-            Row("  of which streaming and splitting the clone's state", kStreamMs, "", {},
-                Unit::kMillis),
+            FerrySideFigure("8 holds of sibling clones: stored vs 8 x one hold alone", kStoredAll,
+                            kEightAlone, Goal::MaxRatio(1.5 / 8, "<= 1.5/8 (0.1875)")),
+            FerrySideFigure("  one hold alone (the first, into an empty store)", kFirstStored, ""),
+            FerrySideFigure("  each later hold: new in the store (median of holds 2-8)",
+                            kLaterStored, kFirstStored),
+            FerrySideFigure("  logical bytes of the 8 holds", kLogicalAll, ""),
+            FerrySideFigure("`ferry hold` of a clone: CLI wall (median of 8)", kHoldCli, "", {},
+                            Unit::kMillis),
+            FerrySideFigure("  pause to durable as ferryd timed it", kHoldPause, "", {},
+                            Unit::kMillis),
+            FerrySideFigure("  of which streaming and splitting the clone's state", kStreamMs, "",
+                            {}, Unit::kMillis),
         }};
   }
 
@@ -146,7 +138,7 @@ class CloneHolds : public BenchEntry {
       if (name == names.front()) {
         first = *now;
       } else {
-        later.push_back(MiB(*now - stored));
+        later.push_back(BytesToMiB(*now - stored));
       }
       stored = *now;
     }
@@ -157,10 +149,10 @@ class CloneHolds : public BenchEntry {
     FERRY_RETURN_IF_ERROR(gc.status());
     FERRY_RETURN_IF_ERROR(gc->ToStatus());
     Measurements m = {
-        {kStoredAll, MiB(stored)},
-        {kEightAlone, static_cast<double>(count) * MiB(first)},
-        {kFirstStored, MiB(first)},
-        {kLogicalAll, MiB(logical)},
+        {kStoredAll, BytesToMiB(stored)},
+        {kEightAlone, static_cast<double>(count) * BytesToMiB(first)},
+        {kFirstStored, BytesToMiB(first)},
+        {kLogicalAll, BytesToMiB(logical)},
         {kHoldCli, Median(hold_ms).value_or(0)},
         {kHoldPause, Median(pause_ms).value_or(0)},
         {kStreamMs, Median(stream_ms).value_or(0)},

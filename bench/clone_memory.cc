@@ -43,20 +43,6 @@ constexpr char kAvailDrop[] = "mem_available_drop_mib";
 constexpr char kCloneCli[] = "clone_16_cli_ms";
 constexpr char kPerCloneCli[] = "clone_cli_per_clone_ms";
 
-FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {},
-               Unit unit = Unit::kMiB) {
-  FigureSpec f;
-  f.name = std::move(name);
-  f.ferry_key = std::move(ferry);
-  f.comparison_key = std::move(comparison);
-  f.goal = std::move(goal);
-  f.unit = unit;
-  f.comparison_on_ferry_side = !f.comparison_key.empty();
-  return f;
-}
-
-double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-
 class CloneMemory : public BenchEntry {
  public:
   EntryInfo Info() const override {
@@ -67,20 +53,23 @@ class CloneMemory : public BenchEntry {
         "then PSS of the 16 QEMUs + the snapshot file's tmpfs blocks",
         "",
         {
-            Row("16 idle clones: sum of PSS + snapshot file vs 16 x 512 MiB", kTotal, kFull,
-                Goal::MaxRatio(0.2, "<= 20%")),
-            Row("  same, without counting the mapped snapshot pages twice", kNoDouble, kFull),
-            Row("  sum of PSS of the 16 QEMUs", kSumPss, kFull),
-            Row("    of which anonymous (Pss_Anon: QEMU, TCG, pages the guests wrote)", kSumAnon,
-                ""),
-            Row("    of which tmpfs pages mapped (Pss_Shmem: the snapshot file's)", kSumShmem, ""),
-            Row("  PSS per clone", kPerClone, ""),
-            Row("  snapshot RAM file, allocated on tmpfs", kFile, ""),
-            Row("host MemAvailable drop (before cloning - after idling) vs 16 x 512 MiB",
+            FerrySideFigure("16 idle clones: sum of PSS + snapshot file vs 16 x 512 MiB", kTotal,
+                            kFull, Goal::MaxRatio(0.2, "<= 20%")),
+            FerrySideFigure("  same, without counting the mapped snapshot pages twice", kNoDouble,
+                            kFull),
+            FerrySideFigure("  sum of PSS of the 16 QEMUs", kSumPss, kFull),
+            FerrySideFigure("    of which anonymous (Pss_Anon: QEMU, TCG, pages the guests wrote)",
+                            kSumAnon, ""),
+            FerrySideFigure("    of which tmpfs pages mapped (Pss_Shmem: the snapshot file's)",
+                            kSumShmem, ""),
+            FerrySideFigure("  PSS per clone", kPerClone, ""),
+            FerrySideFigure("  snapshot RAM file, allocated on tmpfs", kFile, ""),
+            FerrySideFigure(
+                "host MemAvailable drop (before cloning - after idling) vs 16 x 512 MiB",
                 kAvailDrop, kFull),
-            Row("`ferry clone --count 16` (16 --name): CLI wall", kCloneCli, "", Goal::None(),
-                Unit::kMillis),
-            Row("  per clone", kPerCloneCli, "", Goal::None(), Unit::kMillis),
+            FerrySideFigure("`ferry clone --count 16` (16 --name): CLI wall", kCloneCli, "",
+                            Goal::None(), Unit::kMillis),
+            FerrySideFigure("  per clone", kPerCloneCli, "", Goal::None(), Unit::kMillis),
         }};
   }
 
@@ -148,14 +137,14 @@ class CloneMemory : public BenchEntry {
 
     const double kib_to_mib = 1.0 / 1024;
     Measurements m = {
-        {kTotal, pss * kib_to_mib + MiB(file_bytes)},
+        {kTotal, pss * kib_to_mib + BytesToMiB(file_bytes)},
         {kFull, static_cast<double>(count * kMemoryMiB)},
-        {kNoDouble, (pss - shmem) * kib_to_mib + MiB(file_bytes)},
+        {kNoDouble, (pss - shmem) * kib_to_mib + BytesToMiB(file_bytes)},
         {kSumPss, pss * kib_to_mib},
         {kSumAnon, anon * kib_to_mib},
         {kSumShmem, shmem * kib_to_mib},
         {kPerClone, pss * kib_to_mib / count},
-        {kFile, MiB(file_bytes)},
+        {kFile, BytesToMiB(file_bytes)},
         {kAvailDrop,
          (static_cast<double>(avail_before) - static_cast<double>(avail_after)) * kib_to_mib},
         {kCloneCli, clones.front().cli_ms},

@@ -186,4 +186,12 @@ FigureSpec Figure(std::string name, std::string ferry_key, std::string compariso
   return f;
 }
 
+FigureSpec FerrySideFigure(std::string name, std::string ferry_key, std::string comparison_key,
+                           Goal goal, Unit unit) {
+  FigureSpec f = Figure(std::move(name), std::move(ferry_key), std::move(comparison_key),
+                        std::move(goal), unit);
+  f.comparison_on_ferry_side = !f.comparison_key.empty();
+  return f;
+}
+
 }  // namespace ferry::bench

@@ -64,6 +64,14 @@ struct FigureSpec {
 FigureSpec Figure(std::string name, std::string ferry_key, std::string comparison_key,
                   Goal goal = {}, Unit unit = Unit::kMillis);
 
+// A row whose columns both come from the ferry side's runs (comparison_on_ferry_side, when it
+// has a comparison key): e.g. the second of two sends next to the first. Sizes by default.
+FigureSpec FerrySideFigure(std::string name, std::string ferry_key, std::string comparison_key,
+                           Goal goal = {}, Unit unit = Unit::kMiB);
+
+// Bytes as MiB, the unit of Unit::kMiB rows.
+inline double BytesToMiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
 // A figure with its samples, in run order, in the figure's unit (times in milliseconds).
 struct FigureResult {
   FigureSpec spec;

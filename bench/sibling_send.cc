@@ -41,31 +41,22 @@ constexpr char kSecondChunks[] = "second_chunk_mib";
 constexpr char kFirstMs[] = "first_send_ms";
 constexpr char kSecondMs[] = "second_send_ms";
 
-FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {},
-               Unit unit = Unit::kMiB) {
-  FigureSpec f =
-      Figure(std::move(name), std::move(ferry), std::move(comparison), std::move(goal), unit);
-  f.comparison_on_ferry_side = !f.comparison_key.empty();
-  return f;
-}
-
-double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-
 class SiblingSend : public BenchEntry {
  public:
   EntryInfo Info() const override {
-    return {"sibling_send",
-            "`ferry hold send` of two sibling clones' holds (512 MiB snapshot, " +
-                std::to_string(kBallastMiB) + " MiB random) to a host that has neither",
-            "per run: two clones held on h1, then `ferry hold send` of each to h2 in turn",
-            "",
-            {
-                Row("bytes on the wire: second send vs the first", kSecondWire, kFirstWire,
-                    Goal::MaxRatio(0.1, "<= 10 %")),
-                Row("  sealed chunks sent: second vs first", kSecondChunks, kFirstChunks),
-                Row("`ferry hold send`: second vs first, CLI wall", kSecondMs, kFirstMs, {},
-                    Unit::kMillis),
-            }};
+    return {
+        "sibling_send",
+        "`ferry hold send` of two sibling clones' holds (512 MiB snapshot, " +
+            std::to_string(kBallastMiB) + " MiB random) to a host that has neither",
+        "per run: two clones held on h1, then `ferry hold send` of each to h2 in turn",
+        "",
+        {
+            FerrySideFigure("bytes on the wire: second send vs the first", kSecondWire, kFirstWire,
+                            Goal::MaxRatio(0.1, "<= 10 %")),
+            FerrySideFigure("  sealed chunks sent: second vs first", kSecondChunks, kFirstChunks),
+            FerrySideFigure("`ferry hold send`: second vs first, CLI wall", kSecondMs, kFirstMs, {},
+                            Unit::kMillis),
+        }};
   }
 
   Status SetUp(const BenchConfig& config) override {
@@ -127,10 +118,10 @@ class SiblingSend : public BenchEntry {
       FERRY_RETURN_IF_ERROR(gc.ToStatus());
     }
     return Measurements{
-        {kFirstWire, MiB(sent[0].value("wire_bytes_sent", uint64_t{0}))},
-        {kSecondWire, MiB(sent[1].value("wire_bytes_sent", uint64_t{0}))},
-        {kFirstChunks, MiB(sent[0].value("chunk_bytes_sent", uint64_t{0}))},
-        {kSecondChunks, MiB(sent[1].value("chunk_bytes_sent", uint64_t{0}))},
+        {kFirstWire, BytesToMiB(sent[0].value("wire_bytes_sent", uint64_t{0}))},
+        {kSecondWire, BytesToMiB(sent[1].value("wire_bytes_sent", uint64_t{0}))},
+        {kFirstChunks, BytesToMiB(sent[0].value("chunk_bytes_sent", uint64_t{0}))},
+        {kSecondChunks, BytesToMiB(sent[1].value("chunk_bytes_sent", uint64_t{0}))},
         {kFirstMs, sent[0].value("elapsed_ms", 0.0)},
         {kSecondMs, sent[1].value("elapsed_ms", 0.0)},
     };

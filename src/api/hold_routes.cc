@@ -58,25 +58,22 @@ void ApiServer::HoldRoutes() {
     }
     ReplyOperation(res, holds_->Restore(req.matches[1], options));
   });
-  s.Post(R"(/v1/holds/([^/]+)/send)", [this, need](const httplib::Request& req,
-                                                   httplib::Response& res) {
-    if (!need(res)) return;
-    auto body = Body(req);
-    if (!body.ok()) return ReplyError(res, body.status());
-    auto to = Fields(*body).String("to");
-    if (!to.ok()) return ReplyError(res, to.status());
-    ReplyOperation(res, holds_->Send(req.matches[1], *to));
-  });
-  // A snapshot travels through the store as a hold does, so the hold service sends it.
-  s.Post(R"(/v1/snapshots/([^/]+)/send)", [this, need](const httplib::Request& req,
-                                                       httplib::Response& res) {
-    if (!need(res)) return;
-    auto body = Body(req);
-    if (!body.ok()) return ReplyError(res, body.status());
-    auto to = Fields(*body).String("to");
-    if (!to.ok()) return ReplyError(res, to.status());
-    ReplyOperation(res, holds_->SendSnapshot(req.matches[1], *to));
-  });
+  // POST {"to": HOST} on `pattern`: `send(name, to)` starts the operation. A snapshot travels
+  // through the store as a hold does, so the hold service sends both.
+  using Send = Result<std::shared_ptr<Operation>> (hold::HoldService::*)(const std::string&,
+                                                                         const std::string&);
+  auto send_route = [this, need, &s](const char* pattern, Send send) {
+    s.Post(pattern, [this, need, send](const httplib::Request& req, httplib::Response& res) {
+      if (!need(res)) return;
+      auto body = Body(req);
+      if (!body.ok()) return ReplyError(res, body.status());
+      auto to = Fields(*body).String("to");
+      if (!to.ok()) return ReplyError(res, to.status());
+      ReplyOperation(res, (holds_->*send)(req.matches[1], *to));
+    });
+  };
+  send_route(R"(/v1/holds/([^/]+)/send)", &hold::HoldService::Send);
+  send_route(R"(/v1/snapshots/([^/]+)/send)", &hold::HoldService::SendSnapshot);
   s.Get("/v1/store", [this, need, reply](const httplib::Request&, httplib::Response& res) {
     if (need(res)) reply(res, holds_->StoreShow());
   });
