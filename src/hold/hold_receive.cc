@@ -125,14 +125,9 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
   FERRY_RETURN_IF_ERROR(PutRow(row).WithContext("journaling the receive"));
   journaled = true;
   FaultPoint("hold.receive.after_journal");
-  if (request.owner_secret) {
-    FERRY_RETURN_IF_ERROR(
-        store_.AdoptOwnerSecret(header.owner_fingerprint, *request.owner_secret).status());
-  }
-  FERRY_RETURN_IF_ERROR(AskForNeeded(link, *import));
-  const uint64_t chunks = import->needed().size();
   // Perform.
-  FERRY_ASSIGN_OR_RETURN(uint64_t bytes, ReceiveWantedChunks(reader, *import, what));
+  FERRY_ASSIGN_OR_RETURN(ReceivedChunks received,
+                         ReceiveObjectChunks(link, reader, store_, *import, request, what));
   FaultPoint("hold.receive.before_commit");
   FERRY_RETURN_IF_ERROR(import->Commit("received"));
   import.reset();  // Collect may run again
@@ -165,7 +160,8 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
   const auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
                                                            started)
                       .count();
-  return json{{"chunks_received", chunks}, {"bytes_received", bytes}, {"total_ms", ms}};
+  return json{
+      {"chunks_received", received.chunks}, {"bytes_received", received.bytes}, {"total_ms", ms}};
 }
 
 bool HoldService::TransferKept(const std::string& transfer) {

@@ -94,6 +94,9 @@ Result<uint64_t> SendWantedChunks(migrate::PeerLink& link, store::Store& store,
   return bytes;
 }
 
+namespace {
+
+// "hold-prepared" and the ids of the chunks the import lacks.
 Status AskForNeeded(migrate::PeerLink& link, const store::HoldImport& import) {
   const std::vector<store::ChunkId>& needed = import.needed();
   FERRY_RETURN_IF_ERROR(migrate::SendPeerMessage(link, migrate::HoldPreparedReply{needed.size()}));
@@ -128,6 +131,24 @@ Result<uint64_t> ReceiveWantedChunks(migrate::PeerDataReader& reader, store::Hol
     bytes += size;
   }
   return bytes;
+}
+
+}  // namespace
+
+Result<ReceivedChunks> ReceiveObjectChunks(migrate::PeerLink& link, migrate::PeerDataReader& reader,
+                                           store::Store& store, store::HoldImport& import,
+                                           const migrate::HoldPrepareRequest& request,
+                                           const std::string& what) {
+  if (request.owner_secret) {
+    FERRY_RETURN_IF_ERROR(
+        store.AdoptOwnerSecret(import.manifest().header.owner_fingerprint, *request.owner_secret)
+            .status());
+  }
+  FERRY_RETURN_IF_ERROR(AskForNeeded(link, import));
+  ReceivedChunks received;
+  received.chunks = import.needed().size();
+  FERRY_ASSIGN_OR_RETURN(received.bytes, ReceiveWantedChunks(reader, import, what));
+  return received;
 }
 
 }  // namespace ferry::hold

@@ -5,8 +5,8 @@
 //
 //   sender                                   receiver
 //   OfferObject: request + manifest  ---->   (checks, BeginImport)
-//                wanted ids          <----   AskForNeeded
-//   SendWantedChunks: chunks, end    ---->   ReceiveWantedChunks, then Commit
+//                wanted ids          <----   ReceiveObjectChunks: ids, then
+//   SendWantedChunks: chunks, end    ---->     the chunks; then Commit
 //
 // Every count and length that comes off the link is bounded before it is used.
 #pragma once
@@ -46,12 +46,18 @@ Result<uint64_t> SendWantedChunks(migrate::PeerLink& link, store::Store& store,
                                   const std::vector<store::ChunkId>& wanted,
                                   const std::function<void(size_t, uint64_t)>& progress);
 
-// Receiver: "hold-prepared" and the ids of the chunks the import lacks.
-Status AskForNeeded(migrate::PeerLink& link, const store::HoldImport& import);
+struct ReceivedChunks {
+  uint64_t chunks = 0;  // asked for (and received)
+  uint64_t bytes = 0;   // sealed bytes read
+};
 
-// Receiver: the chunk stream until stream-end, each chunk checked (asked for, bounded, opening
-// under the object's table) and put. `what` names the object in errors. Returns the bytes read.
-Result<uint64_t> ReceiveWantedChunks(migrate::PeerDataReader& reader, store::HoldImport& import,
-                                     const std::string& what);
+// Receiver, once `import` is begun and checked: adopts the owner's dedup secret when `request`
+// carries one, sends "hold-prepared" and the ids of the chunks the import lacks, then reads the
+// chunk stream until stream-end, each chunk checked (asked for, bounded, opening under the
+// object's table) and put. `what` names the object in errors. The import is not committed.
+Result<ReceivedChunks> ReceiveObjectChunks(migrate::PeerLink& link, migrate::PeerDataReader& reader,
+                                           store::Store& store, store::HoldImport& import,
+                                           const migrate::HoldPrepareRequest& request,
+                                           const std::string& what);
 
 }  // namespace ferry::hold

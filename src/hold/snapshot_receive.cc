@@ -153,14 +153,9 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
                                    m.id);
   }
   FERRY_RETURN_IF_ERROR(CheckArrivedSnapshot(m, header, peers_->self(), peers_->config(), what));
-  if (request.owner_secret) {
-    FERRY_RETURN_IF_ERROR(
-        store_.AdoptOwnerSecret(header.owner_fingerprint, *request.owner_secret).status());
-  }
-  FERRY_RETURN_IF_ERROR(AskForNeeded(link, *import));
-  const uint64_t chunks = import->needed().size();
   // Perform.
-  FERRY_ASSIGN_OR_RETURN(uint64_t bytes, ReceiveWantedChunks(reader, *import, what));
+  FERRY_ASSIGN_OR_RETURN(ReceivedChunks received,
+                         ReceiveObjectChunks(link, reader, store_, *import, request, what));
   FERRY_RETURN_IF_ERROR(import->Commit("durable"));
   committed = true;
   import.reset();  // Collect may run again
@@ -174,7 +169,8 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
   FERRY_RETURN_IF_ERROR(migrate::SendPeerMessage(link, migrate::ReceivedReply{}));
   const auto ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();
-  return json{{"chunks_received", chunks}, {"bytes_received", bytes}, {"total_ms", ms}};
+  return json{
+      {"chunks_received", received.chunks}, {"bytes_received", received.bytes}, {"total_ms", ms}};
 }
 
 }  // namespace ferry::hold
