@@ -11,6 +11,7 @@
 #include "qemu/launch_spec.h"
 #include "qemu/qmp_client.h"
 #include "qemu/qmp_commands.h"
+#include "qemu/qmp_disk_mirror.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
@@ -30,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)ferry::qemu::ParseQueryMigrate(*reply);
       (void)ferry::qemu::ParseVmGenerationId(*reply);
       (void)ferry::qemu::ParseBlockNodeName(*reply, ferry::qemu::kDiskDeviceId);
+      (void)ferry::qemu::ParseBlockJob(*reply, "ferry-mirror");
     }
     if (ferry::qemu::QmpTimestampMicros(*message) < 0) {
       std::fprintf(stderr, "qmp_reply: negative event timestamp\n");

@@ -135,7 +135,13 @@ TEST_F(HostilePeerTest, CraftedPreparesAreRefusedBeforeQemuAndARealMigrationWork
       {"bridge name that is an option",
        edit([](json& m) { m["spec"]["network"]["bridge"] = "b,script=/x"; }),
        "not an interface name"},
-      {"a data disk", edit([](json& m) { m["spec"]["disk"] = "1G"; }), "disks do not migrate"},
+      {"a data disk without its size on the source", edit([](json& m) { m["spec"]["disk"] = "1G"; }),
+       "has a disk but no \"disk_bytes\""},
+      {"a data disk larger than the room here", edit([](json& m) {
+         m["spec"]["disk"] = "16T";
+         m["disk_bytes"] = uint64_t{20} << 40;  // more than any test host has free
+       }),
+       "free for VMs"},
       {"policy stripped", edit([](json& m) {
          m["spec"].erase("policy");
          m.erase("owner");

@@ -1,6 +1,10 @@
 #include "migrate/destination_checks.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "core/interface_name.h"
 #include "crypto/owner_policy.h"
@@ -92,17 +96,33 @@ Status CheckOwnerAndNetwork(const vm::VmSpec& spec, const std::string& owner,
 Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
                                  const MigrationConfig& config) {
   vm::VmSpec spec = prepare.spec;
-  const std::string here = "host " + self.host_id;
-  if (spec.disk_mib != 0) {
-    return Status::FailedPrecondition("vm " + spec.name +
-                                      " has a data disk; disks do not migrate yet, so " + here +
-                                      " does not take it");
-  }
   FERRY_RETURN_IF_ERROR(CheckOwnerAndNetwork(spec, prepare.owner, self, config));
   // Host ports on this host are this host's: the VM gets forwards for the same guest ports on
   // free ports picked here (0 = pick at creation), shown by `ferry vm show`.
   for (auto& f : spec.network.forwards) f.host_port = 0;
   return spec;
+}
+
+Status CheckRoomForDisk(const std::string& vm, uint64_t disk_bytes, uint64_t free_bytes,
+                        const crypto::HostIdentity& self) {
+  // Beside the copy: qcow2's own growth, the VM directory's logs, other VMs' writes meanwhile.
+  constexpr uint64_t kMarginBytes = 256u << 20;
+  if (free_bytes >= disk_bytes && free_bytes - disk_bytes >= kMarginBytes) return Status::Ok();
+  return Status::ResourceExhausted(
+      "host " + self.host_id + " has " + std::to_string(free_bytes >> 20) +
+      " MiB free for VMs, and vm " + vm + "'s disk takes " + std::to_string(disk_bytes >> 20) +
+      " MiB (and " + std::to_string(kMarginBytes >> 20) + " MiB beside it); free space on " +
+      self.host_id + " or move the VM to another host");
+}
+
+Status CheckRoomForDisk(const std::string& vm, uint64_t disk_bytes, const std::string& state_dir,
+                        const crypto::HostIdentity& self) {
+  struct statvfs fs;
+  if (::statvfs(state_dir.c_str(), &fs) != 0) {
+    return Status::Internal("host " + self.host_id + ": cannot read the free space of " +
+                            state_dir + ": " + std::strerror(errno));
+  }
+  return CheckRoomForDisk(vm, disk_bytes, static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, self);
 }
 
 Status CheckIncomingHold(const vm::VmSpec& spec, const std::string& owner,

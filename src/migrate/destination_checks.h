@@ -16,7 +16,7 @@ namespace ferry::migrate {
 // names the flag.
 Status CheckDestinationConfig(const MigrationConfig& config);
 
-// The spec this host creates the incoming VM from, or why not: a data disk, a bridge not in
+// The spec this host creates the incoming VM from, or why not: a bridge not in
 // config.allow_bridges, no policy under config.require_policy, a policy not signed by
 // prepare.owner, an owner not in config.accept_owners, a policy whose signature, binding or
 // migration rule fails for `self`. Each error names the VM and says what to do. Forwards keep
@@ -24,6 +24,14 @@ Status CheckDestinationConfig(const MigrationConfig& config);
 Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
                                  const MigrationConfig& config);
 
+// Room for an incoming disk: the filesystem of `state_dir` (where VM directories and their disks
+// live) must have `disk_bytes` free and a margin beside them. ResourceExhausted naming the VM,
+// the host and both sizes otherwise: checked before anything is sent.
+Status CheckRoomForDisk(const std::string& vm, uint64_t disk_bytes, const std::string& state_dir,
+                        const crypto::HostIdentity& self);
+// The same on the numbers: `free_bytes` available.
+Status CheckRoomForDisk(const std::string& vm, uint64_t disk_bytes, uint64_t free_bytes,
+                        const crypto::HostIdentity& self);
 // A hold sent here (`ferry hold send`): the same checks of the owner's policy, pinned owner,
 // accepted owners, migration rule and bridge as CheckIncoming; a held data disk travels in the
 // hold, so it is allowed. `owner`: the owner the VM was pinned to ("" for none).

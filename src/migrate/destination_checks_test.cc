@@ -37,7 +37,7 @@ class DestinationChecks : public ::testing::Test {
   }
   // A prepare this host accepts: a tap VM on ferrybr0 with alice's policy.
   PrepareRequest Valid() const {
-    PrepareRequest p{"m1", {}, *MacAddress::Parse("52:54:00:00:00:01"), std::nullopt, alice_fp_};
+    PrepareRequest p{"m1", {}, *MacAddress::Parse("52:54:00:00:00:01"), std::nullopt, alice_fp_, std::nullopt};
     p.spec.name = "web";
     p.spec.network.mode = vm::NetworkMode::kTap;
     p.spec.network.bridge = "ferrybr0";
@@ -72,10 +72,17 @@ TEST_F(DestinationChecks, OnlyAllowedBridges) {
   EXPECT_THAT(Refusal(Valid()), HasSubstr("no bridge is allowed"));
 }
 
-TEST_F(DestinationChecks, NoDisk) {
+TEST_F(DestinationChecks, ADiskIsTakenWhenThereIsRoomForIt) {
   PrepareRequest p = Valid();
   p.spec.disk_mib = 1024;
-  EXPECT_THAT(Refusal(p), HasSubstr("disks do not migrate"));
+  p.disk_bytes = 512u << 20;
+  EXPECT_TRUE(CheckIncoming(p, self_, config_).ok());
+  EXPECT_TRUE(CheckRoomForDisk("web-1", 512u << 20, uint64_t{2} << 30, self_).ok());
+  Status tight = CheckRoomForDisk("web-1", 512u << 20, 600u << 20, self_);
+  EXPECT_EQ(tight.code(), Status::Code::kResourceExhausted);
+  EXPECT_THAT(tight.message(), HasSubstr("has 600 MiB free"));
+  EXPECT_THAT(tight.message(), HasSubstr("vm web-1's disk takes 512 MiB"));
+  EXPECT_FALSE(CheckRoomForDisk("web-1", 512u << 20, 100u << 20, self_).ok());
 }
 
 TEST_F(DestinationChecks, PolicyRequiredWhenConfigured) {

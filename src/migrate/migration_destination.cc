@@ -8,9 +8,11 @@
 
 #include "core/fault_point.h"
 #include "migrate/destination_checks.h"
+#include "migrate/disk_export.h"
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/qemu_stream.h"
+#include "qemu/qmp_disk_mirror.h"
 
 namespace ferry::migrate {
 namespace {
@@ -21,11 +23,40 @@ using std::chrono::milliseconds;
 constexpr milliseconds kFirstMessageTimeout{30000};
 constexpr milliseconds kStreamIdleTimeout{60000};
 constexpr milliseconds kFinishTimeout{60000};
+// A disk's copy runs at the speed of the link and the disk: the source says "disk-ready" (or
+// gives up) when it is in step.
+constexpr milliseconds kDiskCopyTimeout{6 * 3600 * 1000};
 constexpr int64_t kOperationTimeoutMs = 3'600'000;
 
+// An incoming VM's data disk: exported over NBD for the source's copy (disk_export.h).
+struct IncomingDisk {
+  std::shared_ptr<DiskExports> exports;
+  std::string migration;
+  std::string source_host;
+  std::string socket_path;
+};
+
+// Drops a disk's registration for its link however the receive ends.
+struct DiskOffer {
+  const IncomingDisk* disk = nullptr;
+  ~DiskOffer() {
+    if (disk) disk->exports->Remove(disk->migration);
+  }
+};
+
+// Exports the disk, registers it for its link and returns the token "prepared" carries.
+Result<std::string> OfferDisk(vm::VmRuntime& rt, const IncomingDisk& disk) {
+  auto token = ExportIncomingDisk(rt, disk.socket_path);
+  if (!token.ok()) return token.status().WithContext("exporting the disk for its copy");
+  disk.exports->Add(disk.migration, {disk.source_host, *token, disk.socket_path});
+  return token;
+}
+
 // Receives the guest into a QEMU waiting with -incoming defer, then resumes it when the source
-// says so. Returns the timings recorded in the VM.
-Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
+// says so. With a disk, the source first copies it into this QEMU's NBD export and says
+// "disk-ready"; the export stops before the guest resumes. Returns the timings recorded in the VM.
+Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
+                                       const std::optional<IncomingDisk>& disk) {
   FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
   FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kStreamFdName, pair.qemu.get())
                             .WithContext("handing QEMU the incoming migration stream"));
@@ -33,8 +64,20 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
   Status listening = qemu::MigrateIncoming(rt, std::string("fd:") + kStreamFdName);
   if (!listening.ok()) return listening.WithContext("starting the incoming migration");
   const StreamFd& fd = pair.ferryd;
-  FERRY_RETURN_IF_ERROR(SendPeerMessage(link, PreparedReply{}));
+  PreparedReply prepared;
+  DiskOffer offer;
+  if (disk) {
+    FERRY_ASSIGN_OR_RETURN(prepared.disk_token, OfferDisk(rt, *disk));
+    offer.disk = &*disk;
+  }
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(link, prepared));
   const auto started = std::chrono::steady_clock::now();
+  if (disk) {
+    FERRY_RETURN_IF_ERROR(
+        ExpectPeerMessage<DiskReadyRequest>(link, kDiskCopyTimeout, "the source's disk-ready")
+            .status()
+            .WithContext("the disk's copy did not complete"));
+  }
   FERRY_RETURN_IF_ERROR(PumpFromLink(link, fd, kStreamIdleTimeout));
   for (int i = 0;; ++i) {
     auto q = qemu::QueryMigrate(rt);
@@ -46,6 +89,9 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt) {
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
+  // The source ended its disk copy before it sent the last pass: nothing writes the export now,
+  // and the guest's device must be the disk's only writer before it runs.
+  if (disk) FERRY_RETURN_IF_ERROR(qemu::NbdServerStop(rt).WithContext("ending the disk's export"));
   FERRY_RETURN_IF_ERROR(SendPeerMessage(link, ReceivedReply{}));
   FERRY_RETURN_IF_ERROR(
       ExpectPeerMessage<FinishRequest>(link, kFinishTimeout, "the source's finish")
@@ -98,6 +144,14 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
     link->Close();
     return;
   }
+  if (auto* disk_link = std::get_if<DiskLinkRequest>(&*message)) {
+    auto socket = disk_exports_->Claim(*disk_link, source);
+    if (!socket.ok()) return refuse(socket.status());
+    Status relayed = ServeDiskLink(link, *socket, "disk of migration " + disk_link->migration);
+    if (!relayed.ok()) spdlog::info("disk link from {}: {}", source, relayed.message());
+    link->Close();
+    return;
+  }
   if (auto* hold = std::get_if<HoldPrepareRequest>(&*message)) {
     vm_name = hold->vm;
     IncomingHolds* holds = incoming_holds_.load();
@@ -119,15 +173,25 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   auto spec = CheckIncoming(*prepare, self(), config_);
   if (!spec.ok()) return refuse(spec.status());
   const std::string name = spec->name;
+  std::optional<IncomingDisk> disk;
+  if (prepare->disk_bytes) {
+    const std::string& state_dir = vms_.config().state_dir;
+    if (Status room = CheckRoomForDisk(name, *prepare->disk_bytes, state_dir, self());
+        !room.ok()) {
+      return refuse(room);
+    }
+    disk = IncomingDisk{disk_exports_, prepare->migration, source,
+                        vm::VmPaths::For(state_dir, name).dir + "/nbd.sock"};
+  }
 
   vm::IncomingMigrationLaunch plan;
   plan.mac = prepare->mac.ToString();
   if (prepare->vmgenid) plan.vmgenid = prepare->vmgenid->ToString();
   plan.origin = vm::MigrationOrigin{source, prepare->migration};
   // The restore shares the link: it may outlive this call (WaitDone below gives up first).
-  plan.restore = [link](vm::VmRuntime& rt, Operation& op) -> Result<vm::RestoredGuest> {
+  plan.restore = [link, disk](vm::VmRuntime& rt, Operation& op) -> Result<vm::RestoredGuest> {
     op.SetPhase("receiving from " + link->peer().host_id, 50);
-    return ReceiveGuest(*link, rt);
+    return ReceiveGuest(*link, rt, disk);
   };
   auto op = vms_.CreateFrom(std::move(spec).value(), std::move(plan), /*wait_ready=*/false);
   if (!op.ok()) return refuse(op.status());

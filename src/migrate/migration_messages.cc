@@ -148,9 +148,37 @@ Result<PrepareRequest> ParsePrepare(const json& j) {
     return m.Bad(has_owner ? "names an owner but carries no policy"
                            : "carries a policy without the owner the VM was pinned to");
   }
+  std::optional<uint64_t> disk_bytes;
+  if (j.contains("disk_bytes") != (spec->disk_mib != 0)) {
+    return m.Bad(spec->disk_mib != 0 ? "has a disk but no \"disk_bytes\""
+                                     : "has \"disk_bytes\" but no disk");
+  }
+  if (spec->disk_mib != 0) {
+    // qcow2 metadata on top of a full disk stays far below its size again.
+    FERRY_ASSIGN_OR_RETURN(disk_bytes, m.Unsigned("disk_bytes", 2 * (spec->disk_mib << 20)));
+  }
   FERRY_RETURN_IF_ERROR(m.NoOthers());
-  return PrepareRequest{std::move(migration), std::move(spec).value(), *mac, vmgenid,
-                        has_owner ? *owner : std::string()};
+  return PrepareRequest{std::move(migration), std::move(spec).value(), *mac,
+                        vmgenid,              has_owner ? *owner : std::string(), disk_bytes};
+}
+
+Result<PreparedReply> ParsePrepared(const json& j) {
+  Members m(j, kMsgPrepared);
+  PreparedReply r;
+  FERRY_ASSIGN_OR_RETURN(r.disk_token, m.HexBytes("disk_token", kDiskTokenBytes, true));
+  FERRY_RETURN_IF_ERROR(m.NoOthers());
+  return r;
+}
+
+Result<DiskLinkRequest> ParseDiskLink(const json& j) {
+  Members m(j, kMsgDiskLink);
+  DiskLinkRequest d;
+  FERRY_ASSIGN_OR_RETURN(d.migration, m.Required("migration", kMaxMigrationIdChars));
+  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, d.migration));
+  FERRY_ASSIGN_OR_RETURN(auto token, m.HexBytes("token", kDiskTokenBytes, false));
+  d.token = std::move(*token);
+  FERRY_RETURN_IF_ERROR(m.NoOthers());
+  return d;
 }
 
 Status CheckOwner(const Members& m, const std::string& owner) {
@@ -319,7 +347,7 @@ Result<PeerMessage> ParsePeerObject(const json& j) {
   }
   const std::string& type = type_it->get_ref<const std::string&>();
   if (type == kMsgPrepare) return AsMessage(ParsePrepare(j));
-  if (type == kMsgPrepared) return AsMessage(ParseBare<PreparedReply>(j, kMsgPrepared));
+  if (type == kMsgPrepared) return AsMessage(ParsePrepared(j));
   if (type == kMsgReceived) return AsMessage(ParseBare<ReceivedReply>(j, kMsgReceived));
   if (type == kMsgFinish) return AsMessage(ParseBare<FinishRequest>(j, kMsgFinish));
   if (type == kMsgFinished) return AsMessage(ParseBare<FinishedReply>(j, kMsgFinished));
@@ -330,6 +358,9 @@ Result<PeerMessage> ParsePeerObject(const json& j) {
   if (type == kMsgHoldPrepare) return AsMessage(ParseHoldPrepare(j));
   if (type == kMsgHoldPrepared) return AsMessage(ParseHoldPrepared(j));
   if (type == kMsgHoldQuery) return AsMessage(ParseHoldQuery(j));
+  if (type == kMsgDiskLink) return AsMessage(ParseDiskLink(j));
+  if (type == kMsgDiskLinked) return AsMessage(ParseBare<DiskLinkedReply>(j, kMsgDiskLinked));
+  if (type == kMsgDiskReady) return AsMessage(ParseBare<DiskReadyRequest>(j, kMsgDiskReady));
   std::string shown = type.substr(0, 32);
   for (char& c : shown) {
     if (c < ' ' || c > '~') c = '?';
@@ -341,7 +372,8 @@ const char* MessageType(const PeerMessage& message) {
   static constexpr const char* kTypes[] = {kMsgPrepare, kMsgPrepared, kMsgReceived,
                                            kMsgFinish,  kMsgFinished, kMsgFailed,
                                            kMsgAbort,   kMsgQuery,    kMsgState,
-                                           kMsgHoldPrepare, kMsgHoldPrepared, kMsgHoldQuery};
+                                           kMsgHoldPrepare, kMsgHoldPrepared, kMsgHoldQuery,
+                                           kMsgDiskLink,    kMsgDiskLinked,   kMsgDiskReady};
   static_assert(std::size(kTypes) == std::variant_size_v<PeerMessage>);
   return kTypes[message.index()];
 }
@@ -354,6 +386,12 @@ json MessageJson(const PeerMessage& message) {
     j["mac"] = p->mac.ToString();
     if (p->vmgenid) j["vmgenid"] = p->vmgenid->ToString();
     if (!p->owner.empty()) j["owner"] = p->owner;
+    if (p->disk_bytes) j["disk_bytes"] = *p->disk_bytes;
+  } else if (auto* pr = std::get_if<PreparedReply>(&message)) {
+    if (pr->disk_token) j["disk_token"] = Hex(*pr->disk_token);
+  } else if (auto* dl = std::get_if<DiskLinkRequest>(&message)) {
+    j["migration"] = dl->migration;
+    j["token"] = Hex(dl->token);
   } else if (auto* f = std::get_if<FailedReply>(&message)) {
     j["error"] = Cut(f->error);
   } else if (auto* a = std::get_if<AbortRequest>(&message)) {

@@ -39,8 +39,18 @@ struct PrepareRequest {
   // The owner (hex SHA-256 of the Ed25519 key) the VM was pinned to at creation: present exactly
   // when spec.policy is, so the destination sees a policy that was swapped or stripped.
   std::string owner;
+  // A VM with a data disk: the bytes its images take on the source (an upper bound of what the
+  // copy takes on the destination), checked against the destination's free space before
+  // anything is sent. Present exactly when spec.disk_mib is not 0.
+  std::optional<uint64_t> disk_bytes;
 };
-struct PreparedReply {};
+// A disk migration's second link (disk_export.h) proves it belongs to this migration with
+// `disk_token`: kDiskTokenBytes random bytes, hex on the wire. Set exactly when the prepare
+// carried a disk.
+inline constexpr size_t kDiskTokenBytes = 32;
+struct PreparedReply {
+  std::optional<std::string> disk_token;  // raw bytes
+};
 struct ReceivedReply {};
 struct FinishRequest {};
 struct FinishedReply {};
@@ -88,10 +98,20 @@ struct HoldQueryRequest {
   std::string vm;
 };
 
+// Storage migration (migration_protocol.h). S -> D, the first message of a second link: it
+// carries the disk's NBD traffic of migration `migration`.
+struct DiskLinkRequest {
+  std::string migration;
+  std::string token;  // raw kDiskTokenBytes, from the destination's "prepared"
+};
+struct DiskLinkedReply {};  // D -> S: the link is joined to the VM's NBD export
+struct DiskReadyRequest {};  // S -> D: the disk copy is in step; the memory stream follows
+
 using PeerMessage =
     std::variant<PrepareRequest, PreparedReply, ReceivedReply, FinishRequest, FinishedReply,
                  FailedReply, AbortRequest, QueryRequest, StateReply, HoldPrepareRequest,
-                 HoldPreparedReply, HoldQueryRequest>;
+                 HoldPreparedReply, HoldQueryRequest, DiskLinkRequest, DiskLinkedReply,
+                 DiskReadyRequest>;
 
 // A control frame's payload -> a message. Refuses (Corruption or InvalidArgument, saying what and
 // where) more than kMaxMessageBytes, deeper than kMaxMessageDepth, anything but one JSON object,

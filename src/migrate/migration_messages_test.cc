@@ -34,12 +34,34 @@ TEST(MigrationMessages, EveryTypeRoundTrips) {
   for (const PeerMessage& m : std::vector<PeerMessage>{
            PreparedReply{}, ReceivedReply{}, FinishRequest{}, FinishedReply{},
            FailedReply{"no room"}, AbortRequest{"cancelled"}, QueryRequest{"abc-1", "web-1"},
-           StateReply{SettledState::kAbsent}}) {
+           StateReply{SettledState::kAbsent}, PreparedReply{std::string(32, '\x7f')},
+           DiskLinkRequest{"abc-1", std::string(32, 'k')}, DiskLinkedReply{},
+           DiskReadyRequest{}}) {
     auto back = ParsePeerMessage(MessageJson(m).dump());
     ASSERT_TRUE(back.ok()) << MessageJson(m).dump() << ": " << back.status().message();
     EXPECT_EQ(back->index(), m.index());
     EXPECT_EQ(MessageJson(*back), MessageJson(m));
   }
+}
+
+TEST(MigrationMessages, DiskMembersAreCheckedAgainstTheSpec) {
+  json m = Prepare();
+  m["disk_bytes"] = 1024;
+  EXPECT_NE(Refusal(m).find("has \"disk_bytes\" but no disk"), std::string::npos);
+  m["spec"]["disk"] = "64M";
+  auto parsed = ParsePeerMessage(m.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(std::get<PrepareRequest>(*parsed).disk_bytes, 1024u);
+  m["disk_bytes"] = uint64_t{1} << 40;  // far beyond what a 64 MiB disk can take
+  EXPECT_NE(Refusal(m).find("\"disk_bytes\" is larger than"), std::string::npos);
+  m.erase("disk_bytes");
+  EXPECT_NE(Refusal(m).find("has a disk but no \"disk_bytes\""), std::string::npos);
+  EXPECT_NE(Refusal({{"type", "disk-link"}, {"migration", "m-1"}, {"token", "abcd"}})
+                .find("\"token\" is not 32 bytes"),
+            std::string::npos);
+  EXPECT_NE(Refusal({{"type", "prepared"}, {"disk_token", std::string(64, 'G')}})
+                .find("\"disk_token\" is not 32 bytes"),
+            std::string::npos);
 }
 
 TEST(MigrationMessages, MacThatWouldWriteQemuOptionsIsRefused) {

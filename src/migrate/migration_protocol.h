@@ -90,5 +90,8 @@ inline constexpr const char* kMsgState = "state";
 inline constexpr const char* kMsgHoldPrepare = "hold-prepare";
 inline constexpr const char* kMsgHoldPrepared = "hold-prepared";
 inline constexpr const char* kMsgHoldQuery = "hold-query";
+inline constexpr const char* kMsgDiskLink = "disk-link";
+inline constexpr const char* kMsgDiskLinked = "disk-linked";
+inline constexpr const char* kMsgDiskReady = "disk-ready";
 
 }  // namespace ferry::migrate

@@ -19,6 +19,7 @@
 #include "core/operation.h"
 #include "core/status.h"
 #include "crypto/host_credentials.h"
+#include "migrate/disk_export.h"
 #include "migrate/migration_messages.h"
 #include "migrate/peer_listener.h"
 #include "migrate/peer_tls.h"
@@ -137,6 +138,9 @@ class MigrationService {
   std::condition_variable settled_cv_;
   std::atomic<bool> stopping_{false};
   std::atomic<IncomingHolds*> incoming_holds_{nullptr};
+  // Incoming disks waiting for their link (disk_export.h); shared with the restore steps, which
+  // may outlive a link's thread.
+  const std::shared_ptr<DiskExports> disk_exports_ = std::make_shared<DiskExports>();
 };
 
 }  // namespace ferry::migrate

@@ -72,6 +72,8 @@ Status MigrationService::MigrationSource::Recover(const Status& why) {
       // The guest stops only when QEMU's precopy completes: until "finish" it runs here again.
       SendPeerMessage(*link_, AbortBecause(why.message()));
       CloseLink();
+      // The disk copy only ever read the disk here: stopping it leaves the disk as it was.
+      if (mirror_) mirror_->Abandon();
       RollBack(*lease_->runtime, request_.vm);
       service_.Unjournal(op_->id());
       break;

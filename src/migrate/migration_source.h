@@ -34,6 +34,7 @@
 #include "core/operation.h"
 #include "core/status.h"
 #include "crypto/owner_policy.h"
+#include "migrate/disk_mirror.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_link.h"
 #include "migrate/qemu_stream.h"
@@ -69,10 +70,16 @@ class MigrationService::MigrationSource {
   void Confirm();
 
   // Perform's steps.
+  Status MirrorDisk();  // a VM with a data disk: its live copy, until in step
   Status ConfigureQemuMigration();
   Status StartQemuMigration();
   Status CarryStream();
   void ReportProgress(const std::atomic<bool>& pumping);
+  // Waits (its own thread, while the stream is carried) for QEMU's pause before the switchover.
+  void AwaitSwitchover(const std::atomic<bool>& pumping);
+  // At QEMU's pause before the switchover: ends the disk copy in step, then lets QEMU go on.
+  // On failure cancels QEMU's migration (the guest runs here again) and keeps the reason.
+  void SwitchDiskOver();
   Result<nlohmann::json> AwaitQemuCompletion();
 
   // The failure table above: undoes what `stage_` holds. Returns the migration's outcome: `why`,
@@ -103,6 +110,15 @@ class MigrationService::MigrationSource {
   nlohmann::json qemu_result_;  // QEMU's query-migrate reply once it completed
   PeerLink::Counters wire_;     // the link's counters when Finish closed it
   bool settled_there_ = false;  // a failed Finish learnt that the destination runs the guest
+  // A VM with a data disk: what its images take here, the destination's token for the disk's
+  // link, the live copy (Perform, destroyed before the lease) and why the switchover failed
+  // (written by the progress thread, read after it was joined).
+  uint64_t disk_bytes_ = 0;
+  int64_t disk_copy_ms_ = 0;  // from the copy's start until it was in step
+  std::optional<std::string> disk_token_;
+  std::unique_ptr<DiskMirror> mirror_;
+  std::optional<qemu::QmpClient::EventWaiter> switchover_events_;  // QEMU's MIGRATION events
+  Status switchover_failure_;
 };
 
 // "12 MiB", for progress and logs.

@@ -2,6 +2,7 @@
 // there. Refused here, not a byte of the VM has left.
 #include "migrate/migration_source.h"
 #include "migrate/peer_connect.h"
+#include "vm/vm_disk.h"
 
 namespace ferry::migrate {
 
@@ -18,8 +19,10 @@ Status MigrationService::MigrationSource::Begin() {
   FERRY_ASSIGN_OR_RETURN(lease_, service_.vms_.Lease(name, op_->id()));
   const vm::VmRecord& rec = lease_->record;
   if (!rec.disk_path.empty()) {
-    return Status::FailedPrecondition(
-        "vm " + name + " has a data disk; moving disks between hosts is not supported yet");
+    // A chain ferry did not make is refused here, before the destination starts anything.
+    auto bytes = vm::CheckedDiskChainBytes(rec.disk_path, rec.disk_chain);
+    if (!bytes.ok()) return bytes.status().WithContext("vm " + name + "'s data disk");
+    disk_bytes_ = *bytes;
   }
   if (!rec.spec.policy.empty()) {
     FERRY_ASSIGN_OR_RETURN(policy_,

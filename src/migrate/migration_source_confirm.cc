@@ -30,7 +30,9 @@ json MigrationService::MigrationSource::Summary() const {
           {"ram_transferred_bytes", ram.value("transferred", uint64_t{0})},
           {"wire_bytes_sent", wire_.wire_bytes_sent},
           {"wire_bytes_received", wire_.wire_bytes_received},
-          {"downtime_limit_ms", downtime_ms_}};
+          {"downtime_limit_ms", downtime_ms_},
+          {"disk_bytes_copied", mirror_ ? mirror_->bytes_copied() : uint64_t{0}},
+          {"disk_copy_ms", disk_copy_ms_}};
 }
 
 }  // namespace ferry::migrate

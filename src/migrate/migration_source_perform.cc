@@ -25,10 +25,13 @@ Status MigrationService::MigrationSource::Perform() {
   op_->SetPhase("perform", 10);
   downtime_ms_ =
       request_.downtime_ms > 0 ? request_.downtime_ms : service_.config_.default_downtime_ms;
+  if (disk_token_) FERRY_RETURN_IF_ERROR(MirrorDisk());
   FERRY_RETURN_IF_ERROR(ConfigureQemuMigration());
   FERRY_RETURN_IF_ERROR(StartQemuMigration());
   FaultPoint("migrate.source.sending");
   FERRY_RETURN_IF_ERROR(CarryStream());
+  // The progress thread, joined: a failed switchover cancelled QEMU's migration.
+  FERRY_RETURN_IF_ERROR(switchover_failure_);
   FERRY_ASSIGN_OR_RETURN(qemu_result_, AwaitQemuCompletion());
   if (Cancelled()) return Status::Cancelled("the migration was cancelled");
   FERRY_RETURN_IF_ERROR(link_->SendStreamEnd());
@@ -36,23 +39,78 @@ Status MigrationService::MigrationSource::Perform() {
       .status();
 }
 
+Status MigrationService::MigrationSource::MirrorDisk() {
+  vm::VmRuntime& rt = *lease_->runtime;
+  const std::string what = "disk of vm " + request_.vm;
+  op_->SetPhase("perform: copying the disk", 10);
+  started_ = Clock::now();
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PeerLink> link,
+                         service_.ConnectToHost(request_.to, kConnectTimeout));
+  FERRY_ASSIGN_OR_RETURN(mirror_, DiskMirror::Start(rt, std::move(link), op_->id(), *disk_token_,
+                                                    what));
+  FaultPoint("migrate.source.mirroring");
+  auto progress = [this](uint64_t copied, uint64_t total) {
+    op_->SetPhase("perform: disk " + MigrationMib(copied) + " of " + MigrationMib(total), 10);
+  };
+  FERRY_RETURN_IF_ERROR(mirror_->AwaitReady(progress, [this] {
+    return !Cancelled() && link_->open();
+  }));
+  disk_copy_ms_ = std::chrono::duration_cast<milliseconds>(Clock::now() - started_).count();
+  // The destination's QEMU waits for its memory stream only from here.
+  return SendPeerMessage(*link_, DiskReadyRequest{});
+}
+
+void MigrationService::MigrationSource::AwaitSwitchover(const std::atomic<bool>& pumping) {
+  while (pumping.load()) {
+    auto event = switchover_events_->Wait(milliseconds(100));
+    if (!event.ok()) {
+      if (event.status().code() == Status::Code::kDeadlineExceeded) continue;
+      return;  // QMP is gone: the pump ends too
+    }
+    // QEMU's event, read with care: {"status": "pre-switchover"}.
+    const auto& data = event->data;
+    auto status = data.is_object() ? data.find("status") : data.end();
+    if (data.is_object() && status != data.end() && status->is_string() &&
+        status->get_ref<const std::string&>() == "pre-switchover") {
+      return SwitchDiskOver();
+    }
+  }
+}
+
+void MigrationService::MigrationSource::SwitchDiskOver() {
+  vm::VmRuntime& rt = *lease_->runtime;
+  FaultPoint("migrate.source.switchover");
+  Status done = mirror_->Complete();
+  if (done.ok()) done = qemu::MigrateContinueFromPreSwitchover(rt);
+  if (done.ok()) return;
+  switchover_failure_ = done.WithContext("at the switchover");
+  (void)qemu::MigrateCancel(rt);
+}
+
 Status MigrationService::MigrationSource::ConfigureQemuMigration() {
   vm::VmRuntime& rt = *lease_->runtime;
+  // With a disk, QEMU stops the guest and waits before its last memory pass: the disk copy ends
+  // in step there (SwitchDiskOver), and only then the device state goes.
   FERRY_RETURN_IF_ERROR(
       qemu::SetMigrationCapabilities(rt, {{"auto-converge", true},
                                           {"x-ignore-shared", false},
-                                          {"pause-before-switchover", false}}));
+                                          {"pause-before-switchover", mirror_ != nullptr}}));
   return qemu::SetMigrationParameters(rt, {downtime_ms_, kUnlimitedBandwidth});
 }
 
 Status MigrationService::MigrationSource::StartQemuMigration() {
   vm::VmRuntime& rt = *lease_->runtime;
+  // Watched before QEMU can reach it: the guest waits stopped at pre-switchover until then.
+  if (mirror_) {
+    FERRY_ASSIGN_OR_RETURN(switchover_events_, rt.WatchQmpEvent("MIGRATION"));
+  }
   FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
   stream_ = std::move(pair.ferryd);
   Status passed = rt.QmpPassFd(kStreamFdName, pair.qemu.get());
   pair.qemu = StreamFd();  // QEMU holds its own copy: EOF on ours means QEMU closed it
   FERRY_RETURN_IF_ERROR(passed);
-  started_ = Clock::now();
+  // With a disk the clock started at its copy: the total is the whole move.
+  if (!mirror_) started_ = Clock::now();
   // Journaled before the guest can stop: a ferryd restarted from here on rolls it back.
   FERRY_RETURN_IF_ERROR(
       service_.Journal(op_->id(), request_.vm, request_.to, JournalPhase::kPerform));
@@ -65,9 +123,17 @@ Status MigrationService::MigrationSource::CarryStream() {
   auto progress = StartGuardedThread("migration " + op_->id() + " progress",
                                      [this, &pumping] { ReportProgress(pumping); });
   if (!progress.ok()) return progress.status();
+  std::optional<std::thread> switchover;
+  if (mirror_) {
+    auto started = StartGuardedThread("migration " + op_->id() + " switchover",
+                                      [this, &pumping] { AwaitSwitchover(pumping); });
+    if (started.ok()) switchover = std::move(*started);
+    if (!started.ok()) (void)qemu::MigrateCancel(*lease_->runtime);
+  }
   Status pumped = PumpToLink(stream_, *link_, *cancel_, nullptr);
   pumping.store(false);
   progress->join();
+  if (switchover) switchover->join();
   return pumped;
 }
 

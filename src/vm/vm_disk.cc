@@ -108,4 +108,31 @@ Result<std::string> Qcow2BackingFile(const std::string& path) {
   return backing;
 }
 
+Result<uint64_t> CheckedDiskChainBytes(const std::string& top,
+                                       const std::vector<std::string>& chain) {
+  std::vector<std::string> images = {top};
+  images.insert(images.end(), chain.begin(), chain.end());
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::string& image = images[i];
+    auto backing = Qcow2BackingFile(image);
+    if (!backing.ok()) {
+      return Status::FailedPrecondition(backing.status().message() +
+                                        "; ferry moves only the qcow2 disks it made");
+    }
+    const bool last = i + 1 == images.size();
+    if (!backing->empty() && (last || *backing != images[i + 1])) {
+      return Status::FailedPrecondition("disk image " + image + " lies on " + *backing +
+                                        ", which is not the chain ferry made for it; ferry "
+                                        "moves only the qcow2 disks it made");
+    }
+    struct stat st;
+    if (::stat(image.c_str(), &st) != 0) {
+      return Status::NotFound("disk image " + image + ": " + std::strerror(errno));
+    }
+    bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return bytes;
+}
+
 }  // namespace ferry::vm

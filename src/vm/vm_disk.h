@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -21,5 +22,13 @@ Status CreateOverlay(const std::string& qemu_img, const std::string& path,
 // The backing file a qcow2 image names in its header ("" for none), read without qemu-img.
 // Corruption if `path` is not a qcow2 image or its header is out of bounds.
 Result<std::string> Qcow2BackingFile(const std::string& path);
+
+// A VM's disk as ferry made it, checked before it is copied to another host: `top` and each of
+// `chain` (nearest first) a qcow2 image whose header names no backing file but the next one of
+// the chain (ferry hands QEMU the chain explicitly, so a header may name none), the last naming
+// none. Returns the bytes the images take on disk, an upper bound of what a copy takes.
+// FailedPrecondition naming the image when the chain is not one ferry made.
+Result<uint64_t> CheckedDiskChainBytes(const std::string& top,
+                                       const std::vector<std::string>& chain);
 
 }  // namespace ferry::vm

@@ -270,6 +270,16 @@ Status VmRuntime::QmpPassFd(const std::string& name, int fd) {
   return qmp->PassFd(name, fd);
 }
 
+Result<qemu::QmpClient::EventWaiter> VmRuntime::WatchQmpEvent(const std::string& name) {
+  std::shared_ptr<qemu::QmpClient> qmp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    qmp = qmp_;
+  }
+  if (!qmp || !qmp->connected()) return Status::Unavailable("QMP is not connected");
+  return qmp->WatchEvent(name);
+}
+
 Result<int64_t> VmRuntime::QmpAddFd(int fd, std::optional<int64_t> fdset) {
   std::shared_ptr<qemu::QmpClient> qmp;
   {

@@ -1,0 +1,94 @@
+#include "migrate/disk_export.h"
+
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "crypto/aead.h"
+#include "migrate/link_relay.h"
+#include "qemu/launch_spec.h"
+#include "qemu/qmp_commands.h"
+#include "qemu/qmp_disk_mirror.h"
+
+namespace ferry::migrate {
+namespace {
+
+constexpr const char* kListenFdName = "ferry-nbd-listen";
+
+Result<sockaddr_un> UnixAddress(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) {
+    return Status::InvalidArgument("socket path " + path + " is too long for a UNIX socket");
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  return address;
+}
+
+}  // namespace
+
+void DiskExports::Add(const std::string& migration, Waiting waiting) {
+  std::lock_guard<std::mutex> lock(mu_);
+  waiting_[migration] = std::move(waiting);
+}
+
+void DiskExports::Remove(const std::string& migration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = waiting_.find(migration);
+  if (it == waiting_.end()) return;
+  crypto::Wipe(it->second.token);
+  waiting_.erase(it);
+}
+
+Result<std::string> DiskExports::Claim(const DiskLinkRequest& request, const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = waiting_.find(request.migration);
+  const bool match = it != waiting_.end() && it->second.source_host == host &&
+                     it->second.token.size() == request.token.size() &&
+                     CRYPTO_memcmp(it->second.token.data(), request.token.data(),
+                                   request.token.size()) == 0;
+  if (!match) {
+    return Status::NotFound("no migration from host " + host +
+                            " waits for a disk link with that id and token");
+  }
+  std::string path = it->second.socket_path;
+  crypto::Wipe(it->second.token);
+  waiting_.erase(it);
+  return path;
+}
+
+Result<std::string> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& socket_path) {
+  FERRY_ASSIGN_OR_RETURN(std::string node, qemu::QueryBlockNodeName(rt, qemu::kDiskDeviceId));
+  FERRY_ASSIGN_OR_RETURN(sockaddr_un address, UnixAddress(socket_path));
+  StreamFd listening(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (listening.get() < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
+  ::unlink(socket_path.c_str());
+  if (::bind(listening.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    return Status::Internal("binding " + socket_path + ": " + std::strerror(errno));
+  }
+  // QEMU listens on its copy; ours closes at the end of this scope.
+  FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kListenFdName, listening.get()));
+  FERRY_RETURN_IF_ERROR(qemu::NbdServerStartOnFd(rt, kListenFdName));
+  FERRY_RETURN_IF_ERROR(qemu::BlockExportAddNbd(rt, "ferry-disk", node, qemu::kDiskExportName));
+  return crypto::RandomBytes(kDiskTokenBytes);
+}
+
+Status ServeDiskLink(const std::shared_ptr<PeerLink>& link, const std::string& socket_path,
+                     const std::string& what) {
+  FERRY_ASSIGN_OR_RETURN(sockaddr_un address, UnixAddress(socket_path));
+  StreamFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (socket.get() < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
+  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    return Status::Unavailable("this host's QEMU does not serve the " + what + " (" +
+                               std::strerror(errno) + ")");
+  }
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, DiskLinkedReply{}));
+  FERRY_ASSIGN_OR_RETURN(auto relay, LinkRelay::Start(std::move(socket), link, what));
+  return relay->Wait();
+}
+
+}  // namespace ferry::migrate

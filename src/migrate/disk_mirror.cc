@@ -1,0 +1,122 @@
+#include "migrate/disk_mirror.h"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "migrate/migration_messages.h"
+#include "qemu/launch_spec.h"
+#include "qemu/qmp_commands.h"
+#include "qemu/qmp_disk_mirror.h"
+
+namespace ferry::migrate {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr const char* kClientFdName = "ferry-nbd";
+constexpr const char* kTargetNode = "ferry-mirror-target";
+constexpr const char* kJobId = "ferry-mirror";
+constexpr milliseconds kLinkedTimeout{30000};
+constexpr milliseconds kPollEvery{20};
+constexpr milliseconds kConcludeTimeout{60000};
+
+}  // namespace
+
+Result<std::unique_ptr<DiskMirror>> DiskMirror::Start(vm::VmRuntime& rt,
+                                                      std::shared_ptr<PeerLink> link,
+                                                      const std::string& migration,
+                                                      const std::string& token, std::string what) {
+  std::unique_ptr<DiskMirror> mirror(new DiskMirror(rt, std::move(what)));
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, DiskLinkRequest{migration, token}));
+  FERRY_RETURN_IF_ERROR(
+      ExpectPeerMessage<DiskLinkedReply>(*link, kLinkedTimeout, "the destination's disk-linked")
+          .status());
+  FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
+  Status passed = rt.QmpPassFd(kClientFdName, pair.qemu.get());
+  pair.qemu = StreamFd();
+  FERRY_RETURN_IF_ERROR(passed);
+  FERRY_ASSIGN_OR_RETURN(mirror->relay_,
+                         LinkRelay::Start(std::move(pair.ferryd), std::move(link), mirror->what_));
+  FERRY_ASSIGN_OR_RETURN(std::string node, qemu::QueryBlockNodeName(rt, qemu::kDiskDeviceId));
+  FERRY_RETURN_IF_ERROR(
+      qemu::BlockdevAddNbdOnFd(rt, kTargetNode, kClientFdName, qemu::kDiskExportName)
+          .WithContext("connecting to the destination's copy of the " + mirror->what_));
+  mirror->node_added_ = true;
+  FERRY_RETURN_IF_ERROR(qemu::BlockdevMirrorWriteBlocking(rt, kJobId, node, kTargetNode));
+  mirror->job_started_ = true;
+  return mirror;
+}
+
+DiskMirror::~DiskMirror() {
+  if (!completed_) Abandon();
+}
+
+Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& progress,
+                              const std::function<bool()>& keep_going) {
+  for (;;) {
+    if (!keep_going()) return Status::Cancelled("the copy of the " + what_ + " was stopped");
+    FERRY_ASSIGN_OR_RETURN(auto job, qemu::QueryBlockJob(rt_, kJobId));
+    if (!job) return Status::Unavailable("QEMU's copy of the " + what_ + " ended by itself");
+    copied_ = job->offset;
+    if (!job->error.empty() || job->status == "concluded") {
+      return Status::Unavailable("the copy of the " + what_ + " failed: " +
+                                 (job->error.empty() ? "it ended early" : job->error));
+    }
+    if (progress) progress(job->offset, job->length);
+    if (job->ready) return Status::Ok();
+    if (!relay_->running()) {
+      return Status::Unavailable("the link carrying the " + what_ + " ended");
+    }
+    std::this_thread::sleep_for(kPollEvery * 5);
+  }
+}
+
+Status DiskMirror::Complete() {
+  FERRY_RETURN_IF_ERROR(qemu::BlockJobCancel(rt_, kJobId, /*force=*/false));
+  FERRY_RETURN_IF_ERROR(AwaitConcluded(kConcludeTimeout));
+  job_started_ = false;
+  completed_ = true;
+  // The destination has every block; its NBD server stops before its guest resumes.
+  if (Status deleted = qemu::BlockdevDel(rt_, kTargetNode); deleted.ok()) node_added_ = false;
+  return Status::Ok();
+}
+
+Status DiskMirror::AwaitConcluded(milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    FERRY_ASSIGN_OR_RETURN(auto job, qemu::QueryBlockJob(rt_, kJobId));
+    if (!job) return Status::Unavailable("QEMU's copy of the " + what_ + " vanished");
+    if (job->status == "concluded") {
+      (void)qemu::JobDismiss(rt_, kJobId);
+      if (!job->error.empty()) {
+        return Status::Unavailable("the copy of the " + what_ + " failed at the end: " +
+                                   job->error);
+      }
+      copied_ = job->offset;
+      return Status::Ok();
+    }
+    if (std::chrono::steady_clock::now() > until) {
+      return Status::DeadlineExceeded("the copy of the " + what_ + " did not end in " +
+                                      std::to_string(timeout.count() / 1000) + " s");
+    }
+    std::this_thread::sleep_for(kPollEvery / 10);
+  }
+}
+
+void DiskMirror::Abandon() {
+  if (job_started_) {
+    if (Status cancelled = qemu::BlockJobCancel(rt_, kJobId, /*force=*/true); !cancelled.ok()) {
+      spdlog::warn("{}: cancelling the copy: {}", what_, cancelled.message());
+    }
+    (void)AwaitConcluded(milliseconds(10000));
+    job_started_ = false;
+  }
+  if (node_added_) {
+    (void)qemu::BlockdevDel(rt_, kTargetNode);
+    node_added_ = false;
+  }
+  if (relay_) relay_->Stop();
+}
+
+}  // namespace ferry::migrate

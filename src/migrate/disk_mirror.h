@@ -1,0 +1,68 @@
+// The source's half of a storage migration (migration_protocol.h, "A VM with a data disk"): the
+// VM's data disk copied live into the destination's NBD export while the guest runs.
+//
+//   Start     a second link to the destination, proven with the token of its "prepared"; a
+//             socket pair whose one end QEMU's NBD client gets (getfd, never a TCP port) and
+//             whose other end ferryd relays over that link; blockdev-mirror of the disk's
+//             active node into the client node, sync=full (the whole chain lands in one image
+//             there), copy-mode=write-blocking (a guest write completes once it is on both
+//             sides, so the copy converges under any write load).
+//   AwaitReady  query-block-jobs until the job says ready: from here both sides stay equal.
+//   Complete  at the switchover, with the guest stopped before QEMU sends its last memory pass
+//             (pause-before-switchover): block-job-cancel of the ready job ends the copy with
+//             the target equal to the source, and leaves the guest on its own image.
+//   Abandon   after a failure: the job cancelled (force), the client node deleted, the relay
+//             stopped. The source's own image is never written by any of this: the mirror only
+//             reads it, so every fault that leaves the VM here leaves its disk as it was.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "migrate/link_relay.h"
+#include "migrate/peer_link.h"
+#include "vm/vm_runtime.h"
+
+namespace ferry::migrate {
+
+class DiskMirror {
+ public:
+  // `link`: a new link to the destination, nothing sent on it yet. `what`: "disk of vm db".
+  static Result<std::unique_ptr<DiskMirror>> Start(vm::VmRuntime& rt,
+                                                   std::shared_ptr<PeerLink> link,
+                                                   const std::string& migration,
+                                                   const std::string& token, std::string what);
+  DiskMirror(const DiskMirror&) = delete;
+  DiskMirror& operator=(const DiskMirror&) = delete;
+  ~DiskMirror();  // Abandon() unless Complete() succeeded
+
+  // Waits until the copy is in step. `progress(copied, total)` is called as it goes; `keep_going`
+  // is asked between polls (false: Cancelled). The job failing (the link cut, the destination's
+  // QEMU gone) is Unavailable with QEMU's reason.
+  Status AwaitReady(const std::function<void(uint64_t, uint64_t)>& progress,
+                    const std::function<bool()>& keep_going);
+  // Ends the copy in step. REQUIRES: the guest is stopped (pre-switchover).
+  Status Complete();
+  // Undoes Start; idempotent.
+  void Abandon();
+
+  uint64_t bytes_copied() const { return copied_; }
+
+ private:
+  DiskMirror(vm::VmRuntime& rt, std::string what) : rt_(rt), what_(std::move(what)) {}
+  // Waits until QEMU's job has concluded; its error, if any.
+  Status AwaitConcluded(std::chrono::milliseconds timeout);
+
+  vm::VmRuntime& rt_;
+  const std::string what_;
+  std::unique_ptr<LinkRelay> relay_;
+  bool node_added_ = false;
+  bool job_started_ = false;
+  bool completed_ = false;
+  uint64_t copied_ = 0;
+};
+
+}  // namespace ferry::migrate

@@ -1,0 +1,122 @@
+#include "migrate/link_relay.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace ferry::migrate {
+namespace {
+
+constexpr size_t kChunkBytes = 256 << 10;
+constexpr std::chrono::milliseconds kPollEvery{200};
+
+}  // namespace
+
+Result<std::unique_ptr<LinkRelay>> LinkRelay::Start(StreamFd socket,
+                                                    std::shared_ptr<PeerLink> link,
+                                                    std::string what) {
+  std::unique_ptr<LinkRelay> relay(new LinkRelay(std::move(socket), std::move(link), what));
+  LinkRelay* r = relay.get();
+  try {
+    r->out_ = std::thread([r] { r->SocketToLink(); });
+    r->in_ = std::thread([r] { r->LinkToSocket(); });
+  } catch (const std::system_error& e) {
+    r->Stop();
+    return Status::ResourceExhausted("relay of the " + what + ": no thread: " + e.what());
+  }
+  return relay;
+}
+
+LinkRelay::LinkRelay(StreamFd socket, std::shared_ptr<PeerLink> link, std::string what)
+    : socket_(std::move(socket)), link_(std::move(link)), what_(std::move(what)) {}
+
+LinkRelay::~LinkRelay() {
+  Stop();
+  if (out_.joinable()) out_.join();
+  if (in_.joinable()) in_.join();
+}
+
+Status LinkRelay::Wait() {
+  if (out_.joinable()) out_.join();
+  if (in_.joinable()) in_.join();
+  ended_.store(true);
+  std::lock_guard<std::mutex> lock(mu_);
+  return first_failure_;
+}
+
+void LinkRelay::Stop() {
+  stopping_.store(true);
+  link_->Close();
+  ::shutdown(socket_.get(), SHUT_RDWR);
+}
+
+void LinkRelay::Fail(const Status& why) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_failure_.ok()) first_failure_ = why.WithContext("relay of the " + what_);
+  }
+  Stop();
+}
+
+void LinkRelay::SocketToLink() {
+  std::vector<char> buffer(kChunkBytes);
+  while (!stopping_.load()) {
+    pollfd p{socket_.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(kPollEvery.count()));
+    if (n < 0 && errno != EINTR) return Fail(Status::Internal(std::strerror(errno)));
+    if (n <= 0) continue;
+    ssize_t got = ::read(socket_.get(), buffer.data(), buffer.size());
+    if (got < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return Fail(Status::Unavailable(std::string("reading the local socket: ") +
+                                      std::strerror(errno)));
+    }
+    if (got == 0) {  // the local end closed: tell the other side, keep receiving
+      Status ended = link_->SendStreamEnd();
+      if (!ended.ok() && !stopping_.load()) Fail(ended);
+      return;
+    }
+    Status sent = link_->SendData(buffer.data(), static_cast<size_t>(got));
+    if (!sent.ok()) return stopping_.load() ? void() : Fail(sent);
+  }
+}
+
+void LinkRelay::LinkToSocket() {
+  while (!stopping_.load()) {
+    auto frame = link_->Receive(kPollEvery);
+    if (!frame.ok()) {
+      if (frame.status().code() == Status::Code::kDeadlineExceeded) continue;
+      if (!stopping_.load()) Fail(frame.status());
+      return;
+    }
+    if (frame->type == FrameType::kStreamEnd) {
+      ::shutdown(socket_.get(), SHUT_WR);
+      return;
+    }
+    if (frame->type != FrameType::kData) {
+      return Fail(Status::Corruption(link_->description() + ": a " +
+                                     FrameTypeName(frame->type) + " frame inside a relayed stream"));
+    }
+    const char* data = frame->payload.data();
+    size_t left = frame->payload.size();
+    while (left > 0) {
+      ssize_t wrote = ::send(socket_.get(), data, left, MSG_NOSIGNAL);
+      if (wrote < 0) {
+        if (errno == EINTR) continue;
+        if (!stopping_.load()) {
+          Fail(Status::Unavailable(std::string("writing the local socket: ") +
+                                   std::strerror(errno)));
+        }
+        return;
+      }
+      data += wrote;
+      left -= static_cast<size_t>(wrote);
+    }
+  }
+}
+
+}  // namespace ferry::migrate
