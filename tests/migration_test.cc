@@ -28,6 +28,7 @@
 #include "harness/background.h"
 #include "harness/ferryd_fixture.h"
 #include "harness/fleet.h"
+#include "harness/migration_fleet.h"
 #include "harness/netns_hosts.h"
 #include "harness/test_files.h"
 
@@ -39,7 +40,6 @@ using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kVmAddress = "10.77.0.10";
-constexpr const char* kPeerPort = "7400";
 
 // A TCP relay inside a network namespace that, once `flip_at` bytes went from the client to the
 // server, flips one bit of the stream (a wire that corrupts data in flight) or, with `cut`,
@@ -121,47 +121,8 @@ class FlippingRelay {
   std::thread thread_;
 };
 
-class MigrationTest : public NetnsFixture {
+class MigrationTest : public MigrationFleetFixture {
  protected:
-  int HostCount() const override { return 2; }
-
-  void SetUp() override {
-    NetnsFixture::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    fleet_.emplace();
-    fleet_->AddHost("h1", {"zone=a"});
-    fleet_->AddHost("h2", {"zone=b"});
-    fleet_->AddOwner("alice.key");
-    fleet_->AddOwner("mallory.key");
-    for (int i : {1, 2}) StartHost(i);
-    CommandResult peer =
-        Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
-    ASSERT_EQ(peer.exit_code, 0) << peer.err;
-  }
-  // Host i's ferryd with its peer port and fleet certificate; it dies at `fault_point` if given.
-  void StartHost(int i, const std::string& fault_point = "") {
-    Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
-                     fleet_->TlsDir("h" + std::to_string(i)), "--allow-bridge", "ferrybr0"},
-                    fault_point);
-  }
-  // Starts host i's ferryd again as soon as it died at its fault point (on another thread,
-  // while `ferry migrate` waits); `restarted` says whether it did.
-  std::thread RestartWhenDead(int i, std::atomic<bool>& restarted) {
-    return std::thread([this, i, &restarted] {
-      if (!Ferryd(i).WaitExit(std::chrono::seconds(240))) return;
-      StartHost(i);
-      restarted = true;
-    });
-  }
-  // Waits until host i holds exactly `names`.
-  bool WaitForVms(int host, const std::vector<std::string>& names, std::chrono::seconds deadline) {
-    const auto until = Clock::now() + deadline;
-    while (Clock::now() < until) {
-      if (Vms(host) == names) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    return Vms(host) == names;
-  }
   // A policy for VM web signed with `key` (alice.key, mallory.key); returns its file.
   std::string SignPolicy(const std::string& key, const std::vector<std::string>& rules) {
     return fleet_->SignPolicy(key, "web", rules);
@@ -175,7 +136,6 @@ class MigrationTest : public NetnsFixture {
     CommandResult r = Ferryd(1).Ferry(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
-  std::vector<std::string> Vms(int host) { return Ferryd(host).VmNames(); }
   // Polls h1's `vm show` until the VM is in `state` (at most 120 s); returns the last state.
   std::string WaitForState1(const std::string& vm, const std::string& state) {
     std::string last;
@@ -190,18 +150,6 @@ class MigrationTest : public NetnsFixture {
     return last;
   }
   std::string Get(const std::string& key) { return RedisFromClient(kVmAddress, {"get", key}).out; }
-  // Waits until a QEMU runs in host i's namespace; returns its pid or -1.
-  pid_t WaitForQemuIn(int host, std::chrono::seconds deadline) {
-    const auto until = Clock::now() + deadline;
-    while (Clock::now() < until) {
-      for (pid_t pid : NetnsHosts::PidsIn(net_.Host(host))) {
-        std::string comm = ReadFile("/proc/" + std::to_string(pid) + "/comm");
-        if (comm.rfind("qemu-system", 0) == 0) return pid;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return -1;
-  }
   // The migration must have failed, and the VM must run on h1 only, with its data.
   void ExpectStillOnSourceOnly(const CommandResult& migrate, const std::string& key,
                                const std::string& value) {
@@ -217,8 +165,6 @@ class MigrationTest : public NetnsFixture {
     EXPECT_TRUE(Vms(2).empty()) << "the destination must be clean";
     EXPECT_EQ(WaitForQemuIn(2, std::chrono::seconds(0)), -1) << "no QEMU may be left on h2";
   }
-
-  std::optional<Fleet> fleet_;  // made in SetUp, once the test is known to run
 };
 
 TEST_F(MigrationTest, RedisUnderAWriteLoadMovesWithItsConnectionAndEveryAcknowledgedWrite) {

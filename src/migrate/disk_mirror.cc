@@ -60,8 +60,9 @@ Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& pro
     if (!job) return Status::Unavailable("QEMU's copy of the " + what_ + " ended by itself");
     copied_ = job->offset;
     if (!job->error.empty() || job->status == "concluded") {
-      return Status::Unavailable("the copy of the " + what_ + " failed: " +
-                                 (job->error.empty() ? "it ended early" : job->error));
+      return Status::Unavailable("the copy of the " + what_ + " failed (" +
+                                 (job->error.empty() ? "it ended early" : job->error) +
+                                 "); the VM runs on here with its disk as it was");
     }
     if (progress) progress(job->offset, job->length);
     if (job->ready) return Status::Ok();

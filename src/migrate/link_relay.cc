@@ -1,5 +1,7 @@
 #include "migrate/link_relay.h"
 
+#include "core/fault_point.h"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -82,6 +84,7 @@ void LinkRelay::SocketToLink() {
     }
     Status sent = link_->SendData(buffer.data(), static_cast<size_t>(got));
     if (!sent.ok()) return stopping_.load() ? void() : Fail(sent);
+    FaultPoint("migrate.disk.relaying");
   }
 }
 

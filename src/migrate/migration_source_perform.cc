@@ -64,8 +64,11 @@ void MigrationService::MigrationSource::AwaitSwitchover(const std::atomic<bool>&
   while (pumping.load()) {
     auto event = switchover_events_->Wait(milliseconds(100));
     if (!event.ok()) {
-      if (event.status().code() == Status::Code::kDeadlineExceeded) continue;
-      return;  // QMP is gone: the pump ends too
+      if (event.status().code() != Status::Code::kDeadlineExceeded) return;  // QMP is gone
+      // An event missed would leave the guest stopped: look as well, now and then.
+      auto q = qemu::QueryMigrate(*lease_->runtime);
+      if (q.ok() && q->state == qemu::MigrationState::kPreSwitchover) return SwitchDiskOver();
+      continue;
     }
     // QEMU's event, read with care: {"status": "pre-switchover"}.
     const auto& data = event->data;
@@ -94,6 +97,7 @@ Status MigrationService::MigrationSource::ConfigureQemuMigration() {
   FERRY_RETURN_IF_ERROR(
       qemu::SetMigrationCapabilities(rt, {{"auto-converge", true},
                                           {"x-ignore-shared", false},
+                                          {"events", mirror_ != nullptr},
                                           {"pause-before-switchover", mirror_ != nullptr}}));
   return qemu::SetMigrationParameters(rt, {downtime_ms_, kUnlimitedBandwidth});
 }

@@ -1,0 +1,61 @@
+#include "harness/migration_fleet.h"
+
+#include <gtest/gtest.h>
+
+#include "harness/test_files.h"
+
+namespace ferry::testing {
+
+using Clock = std::chrono::steady_clock;
+
+void MigrationFleetFixture::SetUp() {
+  NetnsFixture::SetUp();
+  if (IsSkipped() || HasFatalFailure()) return;
+  fleet_.emplace();
+  fleet_->AddHost("h1", {"zone=a"});
+  fleet_->AddHost("h2", {"zone=b"});
+  fleet_->AddOwner("alice.key");
+  fleet_->AddOwner("mallory.key");
+  for (int i : {1, 2}) StartHost(i);
+  CommandResult peer =
+      Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
+  ASSERT_EQ(peer.exit_code, 0) << peer.err;
+}
+
+void MigrationFleetFixture::StartHost(int i, const std::string& fault_point) {
+  Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
+                   fleet_->TlsDir("h" + std::to_string(i)), "--allow-bridge", "ferrybr0"},
+                  fault_point);
+}
+
+std::thread MigrationFleetFixture::RestartWhenDead(int i, std::atomic<bool>& restarted) {
+  return std::thread([this, i, &restarted] {
+    if (!Ferryd(i).WaitExit(std::chrono::seconds(240))) return;
+    StartHost(i);
+    restarted = true;
+  });
+}
+
+bool MigrationFleetFixture::WaitForVms(int host, const std::vector<std::string>& names,
+                                       std::chrono::seconds deadline) {
+  const auto until = Clock::now() + deadline;
+  while (Clock::now() < until) {
+    if (Vms(host) == names) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return Vms(host) == names;
+}
+
+pid_t MigrationFleetFixture::WaitForQemuIn(int host, std::chrono::seconds deadline) {
+  const auto until = Clock::now() + deadline;
+  while (Clock::now() < until) {
+    for (pid_t pid : NetnsHosts::PidsIn(net_.Host(host))) {
+      std::string comm = ReadFile("/proc/" + std::to_string(pid) + "/comm");
+      if (comm.rfind("qemu-system", 0) == 0) return pid;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return -1;
+}
+
+}  // namespace ferry::testing

@@ -1,0 +1,41 @@
+// MigrationFleetFixture: two hosts (network namespaces on one segment, harness/netns_hosts.h),
+// each with its own ferryd, peer port and fleet certificate: h1 (zone=a) and h2 (zone=b), owners
+// alice and mallory, and h2 known to h1 as a peer. What the live-migration tests share.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness/fleet.h"
+#include "harness/netns_hosts.h"
+
+namespace ferry::testing {
+
+class MigrationFleetFixture : public NetnsFixture {
+ protected:
+  static constexpr const char* kPeerPort = "7400";
+
+  int HostCount() const override { return 2; }
+  void SetUp() override;
+
+  // Host i's ferryd with its peer port and fleet certificate; it dies at `fault_point` if given.
+  void StartHost(int i, const std::string& fault_point = "");
+  // Starts host i's ferryd again as soon as it died at its fault point (on another thread,
+  // while `ferry migrate` waits); `restarted` says whether it did.
+  std::thread RestartWhenDead(int i, std::atomic<bool>& restarted);
+  std::vector<std::string> Vms(int host) { return Ferryd(host).VmNames(); }
+  // Waits until host i holds exactly `names`.
+  bool WaitForVms(int host, const std::vector<std::string>& names, std::chrono::seconds deadline);
+  // Waits until a QEMU runs in host i's namespace; returns its pid or -1.
+  pid_t WaitForQemuIn(int host, std::chrono::seconds deadline);
+
+  std::optional<Fleet> fleet_;  // made in SetUp, once the test is known to run
+};
+
+}  // namespace ferry::testing
