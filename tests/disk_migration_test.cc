@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -132,6 +133,38 @@ TEST_F(DiskMigrationTest, RedisMovesWithItsAppendOnlyFileAndKeepsEveryAcknowledg
   EXPECT_EQ(std::stol(Redis({"get", "counter"}).out), in_memory);
   EXPECT_EQ(Redis({"dbsize"}).out, "2001");
   EXPECT_EQ(Ferryd(2).FerryJson({"vm", "show", "db"})["origin"]["migrated_from"], "h1");
+}
+
+TEST_F(DiskMigrationTest, DestinationDiesBeforeResumingAndTheSourceGoesOnWritingItsOwnDisk) {
+  Ferryd(2).Stop();
+  StartHost(2, "migrate.destination.before_resume");
+  std::atomic<bool> restarted{false};
+  std::thread restarter = RestartWhenDead(2, restarted);
+  CreateDb();
+  ASSERT_EQ(Redis({"set", "k", "before"}).out, "OK");
+  // h2 had the disk and the whole guest, and died after "finish", before resuming: h1 asks the
+  // restarted h2, which dropped the copy it never ran, disk and all, and resumes its own.
+  CommandResult r = Ferryd(1).Ferry({"migrate", "db", "--to", "h2"});
+  restarter.join();
+  ASSERT_TRUE(restarted) << "h2 did not reach its fault point";
+  const auto until = Clock::now() + std::chrono::seconds(90);
+  while (Clock::now() < until &&
+         Ferryd(1).FerryJson({"vm", "show", "db"}).value("state", "") != "running") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ExpectOnSourceOnly(r, "k", 0);
+  EXPECT_EQ(Redis({"get", "k"}).out, "before");
+  // The source's disk is writable again after QEMU let go of it at the end of the precopy:
+  // redis's append-only file takes writes (a disk that refused them fails redis's writes).
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Redis({"set", "k", "after-" + std::to_string(i)}).out, "OK");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  }
+  CommandResult stop = Ferryd(1).Ferry({"vm", "stop", "db"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  CommandResult start = Ferryd(1).Ferry({"vm", "start", "db", "--wait-ready"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  EXPECT_EQ(Redis({"get", "k"}).out, "after-2");
 }
 
 // The copy slowed down on h1 (each relayed block 100 ms late), so each fault lands mid-copy.

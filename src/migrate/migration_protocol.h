@@ -21,6 +21,18 @@
 //   Confirm: S destroys its copy.
 //   Either side may send {"type":"abort","error":"..."} before "finish"; both roll back.
 //
+// A VM with a data disk (disk_export.h, disk_mirror.h; docs/migration.md "Disks"):
+//   S -> D   the prepare carries "disk_bytes":N (what its images take on S); D refuses without
+//            room, makes a blank image, exports it from its waiting QEMU over NBD on a UNIX
+//            socket it handed QEMU, and answers {"type":"prepared","disk_token":HEX32}.
+//   Perform: S opens a second link and sends {"type":"disk-link","migration":ID,"token":HEX32};
+//            D checks it comes from the same host with that token (once), answers
+//            {"type":"disk-linked"}, and both relay NBD over that link's data frames until either
+//            end closes. S mirrors the disk into it (write-blocking) until in step, then sends
+//            {"type":"disk-ready"} on the first link; the memory stream follows as above, and S
+//            ends the mirror in step while its QEMU waits before the last pass.
+//   D stops its NBD server once the stream is loaded, before "received".
+//
 // State machine and the invariant (exactly one copy runs): S's guest stops only when QEMU's
 // precopy completes; until S sends "finish", any failure (link cut, D's QEMU or ferryd dying, a
 // refusal, a timeout, a cancel) makes S cancel or resume its copy and D kill its own. Once D
