@@ -110,6 +110,11 @@ TEST_F(DiskMigrationTest, RedisMovesWithItsAppendOnlyFileAndKeepsEveryAcknowledg
                    "0"})
                 .out,
             "OK");
+  // A live snapshot freezes the disk under a new overlay: the disk that moves is a chain, and
+  // lands on h2 as one image.
+  CommandResult snapshot = Ferryd(1).Ferry({"snapshot", "create", "db", "--name", "s1"});
+  ASSERT_EQ(snapshot.exit_code, 0) << snapshot.err;
+  ASSERT_EQ(Redis({"set", "after-snapshot", "yes"}).out, "OK");
   auto writer = StartWriter("counter");
   CommandResult moved = Ferryd(1).Ferry({"migrate", "db", "--to", "h2", "--json"});
   ASSERT_EQ(moved.exit_code, 0) << moved.err;
@@ -131,7 +136,8 @@ TEST_F(DiskMigrationTest, RedisMovesWithItsAppendOnlyFileAndKeepsEveryAcknowledg
   CommandResult start = Ferryd(2).Ferry({"vm", "start", "db", "--wait-ready"});
   ASSERT_EQ(start.exit_code, 0) << start.err;
   EXPECT_EQ(std::stol(Redis({"get", "counter"}).out), in_memory);
-  EXPECT_EQ(Redis({"dbsize"}).out, "2001");
+  EXPECT_EQ(Redis({"dbsize"}).out, "2002");
+  EXPECT_EQ(Redis({"get", "after-snapshot"}).out, "yes");
   EXPECT_EQ(Ferryd(2).FerryJson({"vm", "show", "db"})["origin"]["migrated_from"], "h1");
 }
 

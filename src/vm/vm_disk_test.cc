@@ -97,5 +97,29 @@ TEST_F(VmDiskTest, TheBackingFileIsReadFromTheQcow2Header) {
   EXPECT_EQ(Qcow2BackingFile(cut).status().code(), Status::Code::kCorruption);
 }
 
+TEST_F(VmDiskTest, OnlyAChainFerryMadeIsTakenForACopy) {
+  const std::string base = dir_ + "/base.qcow2", top = dir_ + "/top.qcow2";
+  ASSERT_TRUE(CreateBlankDisk("qemu-img", base, 64).ok());
+  ASSERT_TRUE(CreateOverlay("qemu-img", top, base).ok());
+  auto bytes = CheckedDiskChainBytes(top, {base});
+  ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+  EXPECT_GT(*bytes, 0u);
+  // The overlay's header names another base than the one recorded.
+  const std::string other = dir_ + "/other.qcow2";
+  ASSERT_TRUE(CreateBlankDisk("qemu-img", other, 64).ok());
+  auto foreign = CheckedDiskChainBytes(top, {other});
+  EXPECT_EQ(foreign.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(foreign.status().message().find("not the chain ferry made"), std::string::npos);
+  // The last image may name no backing file at all.
+  EXPECT_FALSE(CheckedDiskChainBytes(top, {}).ok());
+  // Not qcow2: a raw image.
+  const std::string raw = dir_ + "/raw.img";
+  ASSERT_TRUE(WriteFileAtomic(raw, std::string(1 << 16, '\0')).ok());
+  auto not_qcow2 = CheckedDiskChainBytes(raw, {});
+  EXPECT_EQ(not_qcow2.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(not_qcow2.status().message().find("moves only the qcow2 disks it made"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace ferry::vm
