@@ -173,6 +173,19 @@ TEST_F(DiskMigrationTest, DestinationDiesBeforeResumingAndTheSourceGoesOnWriting
   EXPECT_EQ(Redis({"get", "k"}).out, "after-2");
 }
 
+TEST_F(DiskMigrationTest, DestinationFerrydKilledAtPrepareLeavesNothingThere) {
+  Ferryd(2).Stop();
+  StartHost(2, "migrate.destination.disk_exported");
+  CreateDb();
+  ASSERT_EQ(Redis({"set", "k", "before"}).out, "OK");
+  // h2 made the blank disk, started QEMU on it and exported it, then died before "prepared".
+  CommandResult r = Ferryd(1).Ferry({"migrate", "db", "--to", "h2"});
+  ASSERT_TRUE(Ferryd(2).WaitExit(std::chrono::seconds(60))) << "h2 did not reach its fault point";
+  StartHost(2);  // it drops the VM that had not arrived, its QEMU and its disk
+  ExpectOnSourceOnly(r, "k", 0);
+  EXPECT_EQ(Redis({"get", "k"}).out, "before");
+}
+
 // The copy slowed down on h1 (each relayed block 100 ms late), so each fault lands mid-copy.
 enum class Fault { kDestinationQemuKilled, kLinkCut, kDestinationFerrydKilled };
 

@@ -138,8 +138,8 @@ TEST_F(HostilePeerTest, CraftedPreparesAreRefusedBeforeQemuAndARealMigrationWork
       {"a data disk without its size on the source", edit([](json& m) { m["spec"]["disk"] = "1G"; }),
        "has a disk but no \"disk_bytes\""},
       {"a data disk larger than the room here", edit([](json& m) {
-         m["spec"]["disk"] = "16T";
-         m["disk_bytes"] = uint64_t{20} << 40;  // more than any test host has free
+         m["spec"]["disk"] = "8192G";
+         m["disk_bytes"] = uint64_t{10} << 40;  // more than any test host has free
        }),
        "free for VMs"},
       {"policy stripped", edit([](json& m) {

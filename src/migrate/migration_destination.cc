@@ -49,6 +49,7 @@ Result<std::string> OfferDisk(vm::VmRuntime& rt, const IncomingDisk& disk) {
   auto token = ExportIncomingDisk(rt, disk.socket_path);
   if (!token.ok()) return token.status().WithContext("exporting the disk for its copy");
   disk.exports->Add(disk.migration, {disk.source_host, *token, disk.socket_path});
+  FaultPoint("migrate.destination.disk_exported");
   return token;
 }
 
