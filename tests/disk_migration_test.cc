@@ -31,9 +31,9 @@ constexpr const char* kVmAddress = "10.77.0.10";
 class DiskMigrationTest : public MigrationFleetFixture {
  protected:
   void CreateDb() {
-    CommandResult r = Ferryd(1).Ferry({"vm", "create", "db", "--disk", "256M", "--net", "tap",
-                                       "--bridge", "ferrybr0", "--ip",
-                                       std::string(kVmAddress) + "/24", "--wait-ready"});
+    CommandResult r =
+        Ferryd(1).Ferry({"vm", "create", "db", "--disk", "256M", "--net", "tap", "--bridge",
+                         "ferrybr0", "--ip", std::string(kVmAddress) + "/24", "--wait-ready"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   CommandResult Redis(const std::vector<std::string>& args) {
@@ -83,8 +83,7 @@ class DiskMigrationTest : public MigrationFleetFixture {
   }
   // The migration failed; db runs on h1 only, answers with `counter` at least `at_least` and
   // takes writes; h2 is clean, no QEMU, no VM.
-  void ExpectOnSourceOnly(const CommandResult& migrate, const std::string& counter,
-                          long at_least) {
+  void ExpectOnSourceOnly(const CommandResult& migrate, const std::string& counter, long at_least) {
     EXPECT_NE(migrate.exit_code, 0) << migrate.out;
     EXPECT_EQ(Vms(1), std::vector<std::string>{"db"});
     EXPECT_EQ(Ferryd(1).FerryJson({"vm", "show", "db"})["state"], "running");

@@ -4,7 +4,6 @@
 // before any QEMU starts, ferryd stays up, and a real migration between two ferryds works right
 // after. Hosts are network namespaces (harness/netns_hosts.h). Needs root.
 #include "harness/hostile_peer.h"
-#include "harness/qemu_scratch.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -19,6 +18,7 @@
 #include "crypto/owner_policy.h"
 #include "harness/fleet.h"
 #include "harness/netns_hosts.h"
+#include "harness/qemu_scratch.h"
 #include "harness/test_files.h"
 
 namespace ferry::testing {
@@ -63,8 +63,7 @@ class HostilePeerTest : public NetnsFixture {
     // Both where QEMU's unprivileged uids may write and run them.
     qemu_log_ = qemu_scratch_.File("h2-qemu.log");
     const std::string wrapper = qemu_scratch_.Script(
-        "h2-qemu",
-        "#!/bin/sh\necho \"$*\" >> " + qemu_log_ + "\nexec qemu-system-x86_64 \"$@\"\n");
+        "h2-qemu", "#!/bin/sh\necho \"$*\" >> " + qemu_log_ + "\nexec qemu-system-x86_64 \"$@\"\n");
     for (int i : {1, 2}) {
       std::vector<std::string> args = {
           "--listen",       NetnsHosts::HostAddress(i) + ":" + kPeerPort,
@@ -135,8 +134,8 @@ TEST_F(HostilePeerTest, CraftedPreparesAreRefusedBeforeQemuAndARealMigrationWork
       {"bridge name that is an option",
        edit([](json& m) { m["spec"]["network"]["bridge"] = "b,script=/x"; }),
        "not an interface name"},
-      {"a data disk without its size on the source", edit([](json& m) { m["spec"]["disk"] = "1G"; }),
-       "has a disk but no \"disk_bytes\""},
+      {"a data disk without its size on the source",
+       edit([](json& m) { m["spec"]["disk"] = "1G"; }), "has a disk but no \"disk_bytes\""},
       {"a data disk larger than the room here", edit([](json& m) {
          m["spec"]["disk"] = "8192G";
          m["disk_bytes"] = uint64_t{10} << 40;  // more than any test host has free

@@ -83,10 +83,10 @@ Status CheckOwnerAndNetwork(const vm::VmSpec& spec, const std::string& owner,
   }
   if (!config.accept_owners.empty() &&
       !OwnerAccepted(config.accept_owners, policy.owner_fingerprint)) {
-    return Status::PermissionDenied(
-        "vm " + spec.name + " belongs to owner " + policy.ShortOwner() + ", whom " + here +
-        " does not accept; add --accept-owner " + policy.ShortOwner() +
-        " to its ferryd if that owner's VMs may run there");
+    return Status::PermissionDenied("vm " + spec.name + " belongs to owner " + policy.ShortOwner() +
+                                    ", whom " + here + " does not accept; add --accept-owner " +
+                                    policy.ShortOwner() +
+                                    " to its ferryd if that owner's VMs may run there");
   }
   return crypto::CheckMigrationAllowed(policy, self);
 }

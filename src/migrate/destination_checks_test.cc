@@ -37,7 +37,8 @@ class DestinationChecks : public ::testing::Test {
   }
   // A prepare this host accepts: a tap VM on ferrybr0 with alice's policy.
   PrepareRequest Valid() const {
-    PrepareRequest p{"m1", {}, *MacAddress::Parse("52:54:00:00:00:01"), std::nullopt, alice_fp_, std::nullopt};
+    PrepareRequest p{"m1",         {},        *MacAddress::Parse("52:54:00:00:00:01"),
+                     std::nullopt, alice_fp_, std::nullopt};
     p.spec.name = "web";
     p.spec.network.mode = vm::NetworkMode::kTap;
     p.spec.network.bridge = "ferrybr0";

@@ -47,10 +47,10 @@ void DiskExports::Remove(const std::string& migration) {
 Result<std::string> DiskExports::Claim(const DiskLinkRequest& request, const std::string& host) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = waiting_.find(request.migration);
-  const bool match = it != waiting_.end() && it->second.source_host == host &&
-                     it->second.token.size() == request.token.size() &&
-                     CRYPTO_memcmp(it->second.token.data(), request.token.data(),
-                                   request.token.size()) == 0;
+  const bool match =
+      it != waiting_.end() && it->second.source_host == host &&
+      it->second.token.size() == request.token.size() &&
+      CRYPTO_memcmp(it->second.token.data(), request.token.data(), request.token.size()) == 0;
   if (!match) {
     return Status::NotFound("no migration from host " + host +
                             " waits for a disk link with that id and token");

@@ -91,8 +91,8 @@ Status DiskMirror::AwaitConcluded(milliseconds timeout) {
     if (job->status == "concluded") {
       (void)qemu::JobDismiss(rt_, kJobId);
       if (!job->error.empty()) {
-        return Status::Unavailable("the copy of the " + what_ + " failed at the end: " +
-                                   job->error);
+        return Status::Unavailable("the copy of the " + what_ +
+                                   " failed at the end: " + job->error);
       }
       copied_ = job->offset;
       return Status::Ok();

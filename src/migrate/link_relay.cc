@@ -1,7 +1,5 @@
 #include "migrate/link_relay.h"
 
-#include "core/fault_point.h"
-
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include "core/fault_point.h"
 
 namespace ferry::migrate {
 namespace {
@@ -18,8 +18,7 @@ constexpr std::chrono::milliseconds kPollEvery{200};
 
 }  // namespace
 
-Result<std::unique_ptr<LinkRelay>> LinkRelay::Start(StreamFd socket,
-                                                    std::shared_ptr<PeerLink> link,
+Result<std::unique_ptr<LinkRelay>> LinkRelay::Start(StreamFd socket, std::shared_ptr<PeerLink> link,
                                                     std::string what) {
   std::unique_ptr<LinkRelay> relay(new LinkRelay(std::move(socket), std::move(link), what));
   LinkRelay* r = relay.get();
@@ -74,8 +73,8 @@ void LinkRelay::SocketToLink() {
     ssize_t got = ::read(socket_.get(), buffer.data(), buffer.size());
     if (got < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
-      return Fail(Status::Unavailable(std::string("reading the local socket: ") +
-                                      std::strerror(errno)));
+      return Fail(
+          Status::Unavailable(std::string("reading the local socket: ") + std::strerror(errno)));
     }
     if (got == 0) {  // the local end closed: tell the other side, keep receiving
       Status ended = link_->SendStreamEnd();
@@ -101,8 +100,8 @@ void LinkRelay::LinkToSocket() {
       return;
     }
     if (frame->type != FrameType::kData) {
-      return Fail(Status::Corruption(link_->description() + ": a " +
-                                     FrameTypeName(frame->type) + " frame inside a relayed stream"));
+      return Fail(Status::Corruption(link_->description() + ": a " + FrameTypeName(frame->type) +
+                                     " frame inside a relayed stream"));
     }
     const char* data = frame->payload.data();
     size_t left = frame->payload.size();

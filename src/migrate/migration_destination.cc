@@ -139,8 +139,8 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   if (auto* hold_query = std::get_if<HoldQueryRequest>(&*message)) {
     IncomingHolds* holds = incoming_holds_.load();
     const SettledState state = holds ? holds->HoldSettled(*hold_query) : SettledState::kUnsettled;
-    spdlog::info("peer {} asked about hold transfer {} of vm {}: {}", source,
-                 hold_query->migration, hold_query->vm, SettledStateName(state));
+    spdlog::info("peer {} asked about hold transfer {} of vm {}: {}", source, hold_query->migration,
+                 hold_query->vm, SettledStateName(state));
     SendPeerMessage(*link, StateReply{state});
     link->Close();
     return;
@@ -157,8 +157,9 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
     vm_name = hold->vm;
     IncomingHolds* holds = incoming_holds_.load();
     if (holds == nullptr) {
-      return refuse(Status::FailedPrecondition("this host keeps no holds (its ferryd has no "
-                                               "store)"));
+      return refuse(
+          Status::FailedPrecondition("this host keeps no holds (its ferryd has no "
+                                     "store)"));
     }
     holds->ReceiveHold(*link, *hold);
     link->Close();
@@ -177,8 +178,7 @@ void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
   std::optional<IncomingDisk> disk;
   if (prepare->disk_bytes) {
     const std::string& state_dir = vms_.config().state_dir;
-    if (Status room = CheckRoomForDisk(name, *prepare->disk_bytes, state_dir, self());
-        !room.ok()) {
+    if (Status room = CheckRoomForDisk(name, *prepare->disk_bytes, state_dir, self()); !room.ok()) {
       return refuse(room);
     }
     disk = IncomingDisk{disk_exports_, prepare->migration, source,

@@ -158,8 +158,12 @@ Result<PrepareRequest> ParsePrepare(const json& j) {
     FERRY_ASSIGN_OR_RETURN(disk_bytes, m.Unsigned("disk_bytes", 2 * (spec->disk_mib << 20)));
   }
   FERRY_RETURN_IF_ERROR(m.NoOthers());
-  return PrepareRequest{std::move(migration), std::move(spec).value(), *mac,
-                        vmgenid,              has_owner ? *owner : std::string(), disk_bytes};
+  return PrepareRequest{std::move(migration),
+                        std::move(spec).value(),
+                        *mac,
+                        vmgenid,
+                        has_owner ? *owner : std::string(),
+                        disk_bytes};
 }
 
 Result<PreparedReply> ParsePrepared(const json& j) {
@@ -338,7 +342,6 @@ Result<PeerMessage> ParsePeerMessage(std::string_view bytes) {
   return parsed;
 }
 
-
 Result<PeerMessage> ParsePeerObject(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("peer message is not a JSON object");
   auto type_it = j.find("type");
@@ -369,11 +372,10 @@ Result<PeerMessage> ParsePeerObject(const json& j) {
 }
 
 const char* MessageType(const PeerMessage& message) {
-  static constexpr const char* kTypes[] = {kMsgPrepare, kMsgPrepared, kMsgReceived,
-                                           kMsgFinish,  kMsgFinished, kMsgFailed,
-                                           kMsgAbort,   kMsgQuery,    kMsgState,
-                                           kMsgHoldPrepare, kMsgHoldPrepared, kMsgHoldQuery,
-                                           kMsgDiskLink,    kMsgDiskLinked,   kMsgDiskReady};
+  static constexpr const char* kTypes[] = {
+      kMsgPrepare,      kMsgPrepared,  kMsgReceived, kMsgFinish,     kMsgFinished,
+      kMsgFailed,       kMsgAbort,     kMsgQuery,    kMsgState,      kMsgHoldPrepare,
+      kMsgHoldPrepared, kMsgHoldQuery, kMsgDiskLink, kMsgDiskLinked, kMsgDiskReady};
   static_assert(std::size(kTypes) == std::variant_size_v<PeerMessage>);
   return kTypes[message.index()];
 }

@@ -70,7 +70,6 @@ struct StateReply {
   SettledState state = SettledState::kUnsettled;
 };
 
-
 // Sending a hold (migration_protocol.h). Limits: a manifest lists at most kMaxHoldChunks chunks
 // and is at most kMaxHoldManifestBytes; keys are 32 bytes.
 inline constexpr uint64_t kMaxHoldManifestBytes = 64u << 20;
@@ -87,7 +86,7 @@ struct HoldPrepareRequest {
   // Set for `ferry snapshot send`: the transfer copies snapshot NAME (of VM `vm`), which the
   // receiver materialises as a snapshot; unset for a hold (which moves).
   std::optional<std::string> snapshot;
-  ~HoldPrepareRequest();                    // wipes the keys
+  ~HoldPrepareRequest();  // wipes the keys
 };
 // D -> S: `chunks` chunk ids (32 bytes each) follow as data.
 struct HoldPreparedReply {
@@ -104,14 +103,13 @@ struct DiskLinkRequest {
   std::string migration;
   std::string token;  // raw kDiskTokenBytes, from the destination's "prepared"
 };
-struct DiskLinkedReply {};  // D -> S: the link is joined to the VM's NBD export
+struct DiskLinkedReply {};   // D -> S: the link is joined to the VM's NBD export
 struct DiskReadyRequest {};  // S -> D: the disk copy is in step; the memory stream follows
 
-using PeerMessage =
-    std::variant<PrepareRequest, PreparedReply, ReceivedReply, FinishRequest, FinishedReply,
-                 FailedReply, AbortRequest, QueryRequest, StateReply, HoldPrepareRequest,
-                 HoldPreparedReply, HoldQueryRequest, DiskLinkRequest, DiskLinkedReply,
-                 DiskReadyRequest>;
+using PeerMessage = std::variant<PrepareRequest, PreparedReply, ReceivedReply, FinishRequest,
+                                 FinishedReply, FailedReply, AbortRequest, QueryRequest, StateReply,
+                                 HoldPrepareRequest, HoldPreparedReply, HoldQueryRequest,
+                                 DiskLinkRequest, DiskLinkedReply, DiskReadyRequest>;
 
 // A control frame's payload -> a message. Refuses (Corruption or InvalidArgument, saying what and
 // where) more than kMaxMessageBytes, deeper than kMaxMessageDepth, anything but one JSON object,

@@ -35,8 +35,7 @@ TEST(MigrationMessages, EveryTypeRoundTrips) {
            PreparedReply{}, ReceivedReply{}, FinishRequest{}, FinishedReply{},
            FailedReply{"no room"}, AbortRequest{"cancelled"}, QueryRequest{"abc-1", "web-1"},
            StateReply{SettledState::kAbsent}, PreparedReply{std::string(32, '\x7f')},
-           DiskLinkRequest{"abc-1", std::string(32, 'k')}, DiskLinkedReply{},
-           DiskReadyRequest{}}) {
+           DiskLinkRequest{"abc-1", std::string(32, 'k')}, DiskLinkedReply{}, DiskReadyRequest{}}) {
     auto back = ParsePeerMessage(MessageJson(m).dump());
     ASSERT_TRUE(back.ok()) << MessageJson(m).dump() << ": " << back.status().message();
     EXPECT_EQ(back->index(), m.index());
@@ -169,9 +168,9 @@ TEST(HoldMessages, EveryHoldTypeRoundTrips) {
   ASSERT_TRUE(plain.ok()) << plain.status().message();
   EXPECT_TRUE(std::get<HoldPrepareRequest>(*plain).owner.empty());
   EXPECT_FALSE(std::get<HoldPrepareRequest>(*plain).owner_secret);
-  for (const PeerMessage& m : std::vector<PeerMessage>{HoldPreparedReply{12345},
-                                                       HoldQueryRequest{"abc-1", "web-1"},
-                                                       StateReply{SettledState::kHeld}}) {
+  for (const PeerMessage& m :
+       std::vector<PeerMessage>{HoldPreparedReply{12345}, HoldQueryRequest{"abc-1", "web-1"},
+                                StateReply{SettledState::kHeld}}) {
     auto back = ParsePeerMessage(MessageJson(m).dump());
     ASSERT_TRUE(back.ok()) << MessageJson(m).dump() << ": " << back.status().message();
     EXPECT_EQ(back->index(), m.index());
@@ -197,9 +196,8 @@ TEST(HoldMessages, ASnapshotSendNamesItsSnapshot) {
 }
 
 TEST(HoldMessages, KeysMustBe32BytesOfLowerCaseHex) {
-  for (const std::string& bad :
-       {std::string(62, '1'), std::string(66, '1'), std::string(64, 'A'), std::string(64, 'g'),
-        std::string()}) {
+  for (const std::string& bad : {std::string(62, '1'), std::string(66, '1'), std::string(64, 'A'),
+                                 std::string(64, 'g'), std::string()}) {
     json m = HoldPrepare();
     m["data_key"] = bad;
     EXPECT_NE(Refusal(m).find("data_key"), std::string::npos) << bad;
@@ -239,10 +237,10 @@ TEST(HoldMessages, SizesAndNamesAreBounded) {
   Refusal({{"type", "hold-prepared"}});
   Refusal({{"type", "hold-query"}, {"migration", "a"}});
   Refusal({{"type", "hold-query"}, {"migration", "a"}, {"vm", "web"}, {"x", 1}});
-  for (const char* key : {"migration", "vm", "owner", "manifest_bytes", "data_key",
-                          "owner_secret"}) {
-    for (const json& wrong : {json(7), json::array({1}), json(true), json(nullptr),
-                              json::object()}) {
+  for (const char* key :
+       {"migration", "vm", "owner", "manifest_bytes", "data_key", "owner_secret"}) {
+    for (const json& wrong :
+         {json(7), json::array({1}), json(true), json(nullptr), json::object()}) {
       json w = HoldPrepare();
       w[key] = wrong;
       if (std::string(key) == "manifest_bytes" && wrong.is_number()) continue;

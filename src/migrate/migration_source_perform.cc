@@ -46,15 +46,14 @@ Status MigrationService::MigrationSource::MirrorDisk() {
   started_ = Clock::now();
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PeerLink> link,
                          service_.ConnectToHost(request_.to, kConnectTimeout));
-  FERRY_ASSIGN_OR_RETURN(mirror_, DiskMirror::Start(rt, std::move(link), op_->id(), *disk_token_,
-                                                    what));
+  FERRY_ASSIGN_OR_RETURN(mirror_,
+                         DiskMirror::Start(rt, std::move(link), op_->id(), *disk_token_, what));
   FaultPoint("migrate.source.mirroring");
   auto progress = [this](uint64_t copied, uint64_t total) {
     op_->SetPhase("perform: disk " + MigrationMib(copied) + " of " + MigrationMib(total), 10);
   };
-  FERRY_RETURN_IF_ERROR(mirror_->AwaitReady(progress, [this] {
-    return !Cancelled() && link_->open();
-  }));
+  FERRY_RETURN_IF_ERROR(
+      mirror_->AwaitReady(progress, [this] { return !Cancelled() && link_->open(); }));
   disk_copy_ms_ = std::chrono::duration_cast<milliseconds>(Clock::now() - started_).count();
   // The destination's QEMU waits for its memory stream only from here.
   return SendPeerMessage(*link_, DiskReadyRequest{});

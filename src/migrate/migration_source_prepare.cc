@@ -26,16 +26,16 @@ Status MigrationService::MigrationSource::Prepare() {
   op_->SetPhase("prepare on " + request_.to, 5);
   FERRY_ASSIGN_OR_RETURN(MacAddress mac,
                          MacAddress::Parse(rec.mac, "the MAC of vm " + request_.vm));
-  PrepareRequest prepare{op_->id(), rec.spec, mac, std::nullopt, PinnedOwner(rec, policy_),
+  PrepareRequest prepare{op_->id(),   rec.spec, mac, std::nullopt, PinnedOwner(rec, policy_),
                          std::nullopt};
   if (!rec.disk_path.empty()) prepare.disk_bytes = disk_bytes_;
   if (guid.ok()) {
     if (auto id = Guid::Parse(*guid); id.ok()) prepare.vmgenid = *id;
   }
   FERRY_RETURN_IF_ERROR(SendPeerMessage(*link_, prepare));
-  FERRY_ASSIGN_OR_RETURN(PreparedReply prepared, ExpectPeerMessage<PreparedReply>(
-                                                     *link_, kPrepareTimeout,
-                                                     "the destination's prepared"));
+  FERRY_ASSIGN_OR_RETURN(
+      PreparedReply prepared,
+      ExpectPeerMessage<PreparedReply>(*link_, kPrepareTimeout, "the destination's prepared"));
   stage_ = Stage::kPrepared;
   if (prepare.disk_bytes.has_value() != prepared.disk_token.has_value()) {
     return Status::Corruption("host " + request_.to + " answered a prepare " +

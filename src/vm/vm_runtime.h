@@ -73,9 +73,8 @@ class VmRuntime : public qemu::QmpExecutor {
                                                    const SpawnedHandler& on_spawned = nullptr);
   // Re-adopts a QEMU started by an earlier ferryd, holding `uid` (the one it runs as) again.
   // NotFound if it is gone.
-  static Result<std::unique_ptr<VmRuntime>> Attach(pid_t pid, uint64_t start_time,
-                                                   QemuUidLease uid, const VmPaths& paths,
-                                                   Callbacks callbacks);
+  static Result<std::unique_ptr<VmRuntime>> Attach(pid_t pid, uint64_t start_time, QemuUidLease uid,
+                                                   const VmPaths& paths, Callbacks callbacks);
 
   // Stops the watcher threads and closes the channels. QEMU itself keeps running.
   ~VmRuntime() override;
