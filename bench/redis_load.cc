@@ -28,15 +28,20 @@ std::string OneLine(std::string text) {
   while (!text.empty() && text.back() == ' ') text.pop_back();
   return text;
 }
+
+// `argv` in network namespace `netns`, or in ours for "".
+std::vector<std::string> In(const std::string& netns, const std::vector<std::string>& argv) {
+  return netns.empty() ? argv : testbed::InNamespace(netns, argv);
+}
 }  // namespace
 
 Result<std::unique_ptr<RedisLoad>> RedisLoad::Start(const std::string& netns,
                                                     const std::string& address,
-                                                    const std::string& log) {
+                                                    const std::string& log, uint16_t port) {
   auto p = Process::Spawn(
-      testbed::InNamespace(netns, {"redis-benchmark", "-h", address, "-p", "6379", "-t", "set",
-                                   "-r", std::to_string(kKeys), "-d", std::to_string(kValueBytes),
-                                   "-c", std::to_string(kConnections), "-n", kRequests, "-q"}),
+      In(netns, {"redis-benchmark", "-h", address, "-p", std::to_string(port), "-t", "set", "-r",
+                 std::to_string(kKeys), "-d", std::to_string(kValueBytes), "-c",
+                 std::to_string(kConnections), "-n", kRequests, "-q"}),
       log);
   if (!p.ok()) return p.status().WithContext("starting redis-benchmark");
   return std::unique_ptr<RedisLoad>(new RedisLoad(log, std::move(p).value()));
@@ -65,8 +70,7 @@ Status WaitRedisAnswers(const std::string& netns, const std::string& address,
   const auto deadline = Clock::now() + timeout;
   std::string last;
   while (true) {
-    auto out = RunTool(testbed::InNamespace(netns, {"redis-cli", "-h", address, "PING"}),
-                       kRedisCliTimeout);
+    auto out = RunTool(In(netns, {"redis-cli", "-h", address, "PING"}), kRedisCliTimeout);
     if (out.ok() && out->find("PONG") != std::string::npos) return Status::Ok();
     if (Interrupted()) return Status::Unavailable("interrupted");
     last = out.ok() ? OneLine(*out) : out.status().message();
@@ -78,10 +82,11 @@ Status WaitRedisAnswers(const std::string& netns, const std::string& address,
   }
 }
 
-Result<uint64_t> RedisCommandsProcessed(const std::string& netns, const std::string& address) {
+Result<uint64_t> RedisCommandsProcessed(const std::string& netns, const std::string& address,
+                                        uint16_t port) {
   FERRY_ASSIGN_OR_RETURN(
       std::string info,
-      RunTool(testbed::InNamespace(netns, {"redis-cli", "-h", address, "INFO", "stats"}),
+      RunTool(In(netns, {"redis-cli", "-h", address, "-p", std::to_string(port), "INFO", "stats"}),
               kRedisCliTimeout));
   const std::string key = "total_commands_processed:";
   size_t at = info.find(key);

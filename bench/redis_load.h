@@ -1,7 +1,8 @@
-// A redis write load on a guest from the client namespace: the real `redis-benchmark`, SETs of
-// 256-byte values over 100k random keys from 4 connections, running until stopped. Also the
-// checks around it, through the real `redis-cli`: does the guest answer, and how many commands
-// has its redis processed (INFO stats total_commands_processed, which moves with the guest).
+// A redis write load on a guest from the client namespace (or from ours): the real
+// `redis-benchmark`, SETs of 256-byte values over 100k random keys from 4 connections, running
+// until stopped. Also the checks around it, through the real `redis-cli`: does the guest answer,
+// and how many commands has its redis processed (INFO stats total_commands_processed, which moves
+// with the guest).
 #pragma once
 
 #include <chrono>
@@ -21,10 +22,11 @@ class RedisLoad {
   static constexpr int kValueBytes = 256;
   static constexpr int kKeys = 100000;
 
-  // Starts redis-benchmark in `netns` against `address`:6379; its output goes to `log`.
+  // Starts redis-benchmark in `netns` ("" for ours) against `address`:`port`; its output goes
+  // to `log`.
   static Result<std::unique_ptr<RedisLoad>> Start(const std::string& netns,
                                                   const std::string& address,
-                                                  const std::string& log);
+                                                  const std::string& log, uint16_t port = 6379);
   ~RedisLoad();  // Stop()
   RedisLoad(const RedisLoad&) = delete;
   RedisLoad& operator=(const RedisLoad&) = delete;
@@ -44,7 +46,8 @@ class RedisLoad {
 Status WaitRedisAnswers(const std::string& netns, const std::string& address,
                         std::chrono::milliseconds timeout);
 
-// total_commands_processed of the redis at `address`, asked from `netns`.
-Result<uint64_t> RedisCommandsProcessed(const std::string& netns, const std::string& address);
+// total_commands_processed of the redis at `address`:`port`, asked from `netns`.
+Result<uint64_t> RedisCommandsProcessed(const std::string& netns, const std::string& address,
+                                        uint16_t port = 6379);
 
 }  // namespace ferry::bench

@@ -18,6 +18,12 @@
 //
 // On any failure the migration is cancelled and the guest resumed if it was stopped; the image
 // and device state files are the caller's to remove.
+//
+// Why pre-copy and not copy-before-write (userfaultfd write-protect): write-protect is per
+// mapping, so ferryd cannot protect the RAM QEMU writes through its own mapping; QEMU's own
+// background-snapshot needs userfaultfd, which QEMU under ferryd's per-VM uid is refused; and its
+// pause, write-protecting every page, grows with RAM (12 ms at 256 MiB, 262 ms at 4 GiB on the
+// test host). docs/snapshots.md has the measurements (bench/uffd_wp_probe.cc, snapshot_pause).
 #pragma once
 
 #include <chrono>
