@@ -116,79 +116,91 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
   return received;
 }
 
+// Says "failed" with `why` and ends the link.
+void Refuse(PeerLink& link, const std::string& here, const std::string& vm, const Status& why) {
+  spdlog::warn("incoming migration of vm {} from host {} refused: {}", vm, link.peer().host_id,
+               why.message());
+  SendPeerMessage(link, FailedBecause("host " + here + ": " + why.message()));
+  link.Close();
+}
+
 }  // namespace
 
 void MigrationService::ServeIncoming(std::shared_ptr<PeerLink> link) {
-  const std::string source = link->peer().host_id;
-  std::string vm_name = "?";
-  auto refuse = [&](const Status& why) {
-    spdlog::warn("incoming migration of vm {} from host {} refused: {}", vm_name, source,
-                 why.message());
-    SendPeerMessage(*link, FailedBecause("host " + self().host_id + ": " + why.message()));
-    link->Close();
-  };
   auto message = ReceivePeerMessage(*link, kFirstMessageTimeout);
   if (!message.ok()) {
     if (!link->open()) {
-      spdlog::warn("peer {}: no migration request: {}", source, message.status().message());
+      spdlog::warn("peer {}: no migration request: {}", link->peer().host_id,
+                   message.status().message());
       return;
     }
-    return refuse(message.status());
+    return Refuse(*link, self().host_id, "?", message.status());
   }
-  if (auto* query = std::get_if<QueryRequest>(&*message)) return AnswerQuery(*link, *query);
-  if (auto* hold_query = std::get_if<HoldQueryRequest>(&*message)) {
+  if (ServeBesideMigration(link, *message)) return;
+  auto* prepare = std::get_if<PrepareRequest>(&*message);
+  if (prepare == nullptr) {
+    return Refuse(*link, self().host_id, "?",
+                  Status::Corruption(std::string("the first message of a migration must be "
+                                                 "\"prepare\", not \"") +
+                                     MessageType(*message) + "\""));
+  }
+  ReceiveMigration(link, *prepare);
+}
+
+bool MigrationService::ServeBesideMigration(const std::shared_ptr<PeerLink>& link,
+                                            const PeerMessage& message) {
+  const std::string source = link->peer().host_id;
+  if (auto* query = std::get_if<QueryRequest>(&message)) {
+    AnswerQuery(*link, *query);
+  } else if (auto* hold_query = std::get_if<HoldQueryRequest>(&message)) {
     IncomingHolds* holds = incoming_holds_.load();
     const SettledState state = holds ? holds->HoldSettled(*hold_query) : SettledState::kUnsettled;
     spdlog::info("peer {} asked about hold transfer {} of vm {}: {}", source, hold_query->migration,
                  hold_query->vm, SettledStateName(state));
     SendPeerMessage(*link, StateReply{state});
-    link->Close();
-    return;
-  }
-  if (auto* disk_link = std::get_if<DiskLinkRequest>(&*message)) {
+  } else if (auto* disk_link = std::get_if<DiskLinkRequest>(&message)) {
     auto socket = disk_exports_->Claim(*disk_link, source);
-    if (!socket.ok()) return refuse(socket.status());
+    if (!socket.ok()) {
+      Refuse(*link, self().host_id, "?", socket.status());
+      return true;
+    }
     Status relayed = ServeDiskLink(link, *socket, "disk of migration " + disk_link->migration);
     if (!relayed.ok()) spdlog::info("disk link from {}: {}", source, relayed.message());
-    link->Close();
-    return;
-  }
-  if (auto* hold = std::get_if<HoldPrepareRequest>(&*message)) {
-    vm_name = hold->vm;
+  } else if (auto* hold = std::get_if<HoldPrepareRequest>(&message)) {
     IncomingHolds* holds = incoming_holds_.load();
     if (holds == nullptr) {
-      return refuse(
-          Status::FailedPrecondition("this host keeps no holds (its ferryd has no "
-                                     "store)"));
+      Refuse(*link, self().host_id, hold->vm,
+             Status::FailedPrecondition("this host keeps no holds (its ferryd has no store)"));
+      return true;
     }
     holds->ReceiveHold(*link, *hold);
-    link->Close();
-    return;
+  } else {
+    return false;
   }
-  auto* prepare = std::get_if<PrepareRequest>(&*message);
-  if (prepare == nullptr) {
-    return refuse(Status::Corruption(std::string("the first message of a migration must be "
-                                                 "\"prepare\", not \"") +
-                                     MessageType(*message) + "\""));
-  }
-  vm_name = prepare->spec.name;
-  auto spec = CheckIncoming(*prepare, self(), config_);
+  link->Close();
+  return true;
+}
+
+void MigrationService::ReceiveMigration(const std::shared_ptr<PeerLink>& link,
+                                        const PrepareRequest& prepare) {
+  const std::string source = link->peer().host_id;
+  const std::string& name = prepare.spec.name;
+  auto refuse = [&](const Status& why) { Refuse(*link, self().host_id, name, why); };
+  auto spec = CheckIncoming(prepare, self(), config_);
   if (!spec.ok()) return refuse(spec.status());
-  const std::string name = spec->name;
   std::optional<IncomingDisk> disk;
-  if (prepare->disk_bytes) {
+  if (prepare.disk_bytes) {
     const std::string& state_dir = vms_.config().state_dir;
-    if (Status room = CheckRoomForDisk(name, *prepare->disk_bytes, state_dir, self()); !room.ok()) {
+    if (Status room = CheckRoomForDisk(name, *prepare.disk_bytes, state_dir, self()); !room.ok()) {
       return refuse(room);
     }
-    disk = IncomingDisk{disk_exports_, prepare->migration, source,
+    disk = IncomingDisk{disk_exports_, prepare.migration, source,
                         vm::VmPaths::For(state_dir, name).dir + "/nbd.sock"};
   }
-
   vm::IncomingMigrationLaunch plan;
-  plan.mac = prepare->mac.ToString();
-  if (prepare->vmgenid) plan.vmgenid = prepare->vmgenid->ToString();
-  plan.origin = vm::MigrationOrigin{source, prepare->migration};
+  plan.mac = prepare.mac.ToString();
+  if (prepare.vmgenid) plan.vmgenid = prepare.vmgenid->ToString();
+  plan.origin = vm::MigrationOrigin{source, prepare.migration};
   // The restore shares the link: it may outlive this call (WaitDone below gives up first).
   plan.restore = [link, disk](vm::VmRuntime& rt, Operation& op) -> Result<vm::RestoredGuest> {
     op.SetPhase("receiving from " + link->peer().host_id, 50);

@@ -98,6 +98,11 @@ class MigrationService {
   // Runs one outgoing migration on the operation's thread; `op` ends with its outcome.
   void RunSource(const MigrateRequest& request, const std::shared_ptr<Operation>& op);
   void ServeIncoming(std::shared_ptr<PeerLink> link);
+  // ServeIncoming's requests other than a migration (query, hold-query, disk-link, hold-prepare),
+  // each served to its end: true when `message` was one of them (the link is closed then).
+  bool ServeBesideMigration(const std::shared_ptr<PeerLink>& link, const PeerMessage& message);
+  // ServeIncoming's "prepare": the checks, then the VM created with the stream as its restore.
+  void ReceiveMigration(const std::shared_ptr<PeerLink>& link, const PrepareRequest& prepare);
 
   // Recovery and settling (migration_recovery.cc; migration_protocol.h "Recovery").
   // The phase an outgoing migration is journaled in: "perform" (QEMU may be sending; a restart
