@@ -189,8 +189,8 @@ class TapClone : public BenchEntry {
         "serving: redis-cli PING run through `ip netns exec` every 10 ms from the CLI's exit "
         "until PONG, on both sides",
         "the duplicate address probe (120 ms of listening, arp_probe.h) runs beside the tap "
-        "clone's QEMU start and device state load; the restore waits for what is left of it "
-        "before the guest runs (address_probe.h)",
+        "clone's QEMU start, device state load and identity reset; the restore waits for what "
+        "is left of it before the tap joins the bridge (address_probe.h)",
     };
   }
 
