@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ namespace ferry::guest {
 struct ActionReply {
   std::string line;              // one JSON object, without the "\n"
   bool power_off_after = false;  // shutdown accepted: power off once `line` is written out
+  // Work the reply does not wait for, run once `line` is sent, beside the request loop (the
+  // announcement's repeat); what failed, or "". Empty: none.
+  std::function<std::string()> after_reply = nullptr;
 };
 
 class GuestActions {
@@ -44,9 +48,10 @@ class GuestActions {
   long long UptimeMs();
   std::string ResetIdentity(const nlohmann::json& id, const nlohmann::json& request);
   std::string FinishIdentity(const nlohmann::json& id, const nlohmann::json& request);
-  // RFC 5227 announcements of the NIC's IPv4 addresses (protocol.h, announce).
+  // RFC 5227 announcements of the NIC's IPv4 addresses (protocol.h, announce): the first round
+  // before the reply, the others after it (ActionReply::after_reply).
   static constexpr int kAnnounceRounds = 2;
-  std::string Announce(const nlohmann::json& id, const nlohmann::json& request);
+  ActionReply Announce(const nlohmann::json& id, const nlohmann::json& request);
   std::string HoldBallast(const nlohmann::json& id, const nlohmann::json& request);
   // The reply of reset_identity and finish_identity: the guest's identity after it, or the
   // failed step, with the step times; total_ms counted from `start`.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
@@ -114,11 +115,22 @@ TEST_F(GuestActionsTest, IdentityWithMissingFilesStillAnswers) {
   EXPECT_EQ(reply["ssh_host_keys"], json::array());
 }
 
+// The first round goes out before the reply; the repeat is left to run after it.
 TEST_F(GuestActionsTest, AnnounceSendsGratuitousArpForTheNicsAddresses) {
   system_.ipv4["eth0"] = {"10.77.0.22/24"};
-  json reply = Handle(R"({"id": 5, "op": "announce"})");
-  EXPECT_EQ(reply, json::parse(R"({"id": 5, "ok": true, "announced": ["10.77.0.22"],
-                                   "rounds": 2})"));
+  const std::string sent = "AnnounceIpv4 eth0 52:54:00:12:34:56 10.77.0.22";
+  ActionReply announced = actions_.HandleLine(R"({"id": 5, "op": "announce"})");
+  EXPECT_EQ(json::parse(announced.line),
+            json::parse(R"({"id": 5, "ok": true, "announced": ["10.77.0.22"], "rounds": 2,
+                            "rounds_before_reply": 1})"));
+  EXPECT_EQ(std::count(system_.log.begin(), system_.log.end(), sent), 1);
+  ASSERT_TRUE(announced.after_reply);
+  EXPECT_EQ(announced.after_reply(), "");
+  EXPECT_EQ(std::count(system_.log.begin(), system_.log.end(), sent), 2);
+  system_.fail["AnnounceIpv4"] = "sendto: No buffer";
+  EXPECT_EQ(announced.after_reply(), "announce, repeated: sendto: No buffer");
+  system_.fail.clear();
+  json reply;
   reply = Handle(R"({"id": 6, "op": "announce", "ipv4": "10.0.0.1"})");
   EXPECT_EQ(reply["ok"], false);
   EXPECT_NE(reply["error"].get<std::string>().find("takes no arguments"), std::string::npos);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "guest/actions.h"
 #include "guest/child_reaper.h"
@@ -72,6 +73,14 @@ void HandleLines(std::vector<LineReader::Line> lines, GuestActions& actions, Hos
     if (line.text.empty()) continue;
     ActionReply reply = actions.HandleLine(line.text);
     channel.Send(std::move(reply.line));
+    if (reply.after_reply) {
+      // Off the loop: its sleeps must not hold up the next request (SIGCHLD and SIGIO stay
+      // blocked in the new thread, as in this one, so the signalfd still takes them).
+      std::thread([after = std::move(reply.after_reply)] {
+        const std::string error = after();
+        if (!error.empty()) ConsoleLine(error);
+      }).detach();
+    }
     if (reply.power_off_after) {
       // The host learns the shutdown was accepted before the port goes away with the VM.
       if (!channel.Flush(kShutdownReplyFlushMs)) ConsoleLine("shutdown reply not delivered");

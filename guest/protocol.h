@@ -103,17 +103,18 @@
 //                this order, each step as in reset_identity: rng, clock, hostname; with ipv4
 //                (a pool guest on tap networking, primed without its address) then "address",
 //                which replaces the NIC's addresses as reset_identity's dhcp step does with
-//                ipv4. steps_ms and total_ms are milliseconds to 0.01. On failure, the same shape as reset_identity:
+//                ipv4. steps_ms and total_ms are milliseconds to 0.01. On failure, the same shape
+//                as reset_identity:
 //                {"ok": false, "error": "finish_identity failed at step 'clock': <why>. ...",
 //                 "failed_step": "clock", "steps_ms": {...the steps done...}}; retrying is safe.
-//   announce  -> {"announced": ["10.77.0.21", ...], "rounds": 2}
+//   announce  -> {"announced": ["10.77.0.21", ...], "rounds": 2, "rounds_before_reply": 1}
 //                RFC 5227 ARP announcements (an ARP request whose sender and target IP are the
 //                address, sender MAC the NIC's, to the broadcast MAC), sent through a packet
 //                socket for every IPv4 address of the guest's NIC, twice, 20 ms apart; the
-//                reply comes once they are sent. Takes no arguments (any member but id and op
-//                is refused). ferryd sends it to a clone on tap networking once its tap is on the
-//                bridge, so that the segment learns the clone's MAC for its new address before
-//                the clone is reported running.
+//                reply comes once the first round is sent (the repeat follows on its own). Takes no
+//                arguments (any member but id and op is refused). ferryd sends it to a clone on tap
+//                networking once its tap is on the bridge, so that the segment learns the clone's
+//                MAC for its new address before the clone is reported running.
 //   urandom   {"bytes": <1..64>} -> {"hex": "<2*bytes lowercase hex>"}
 //                Bytes read from the guest's /dev/urandom. A test and diagnostic op: it lets a
 //                test check that clones resumed from one snapshot draw different random numbers.
@@ -128,11 +129,11 @@
 //
 // Versions: proto 2 added reset_identity, urandom, and ssh_host_keys, clock_unix_ns and
 // macs[].ipv4 in identity; proto 3 added finish_identity. ballast came later in proto 3 without
-// a new version: a guest from before it answers it as an unknown op. announce and reset_identity's ipv4
-// argument came later in proto 3 the same way (an older guest refuses them). A host that needs them checks proto
-// from ping or the ready event; an older guest answers an op it lacks with an "unknown op"
-// error. reset_identity's ssh_host_key argument came later in proto 2 without a new version: a
-// guest from before it refuses the argument as an unknown member.
+// a new version: a guest from before it answers it as an unknown op. announce and reset_identity's
+// ipv4 argument came later in proto 3 the same way (an older guest refuses them). A host that needs
+// them checks proto from ping or the ready event; an older guest answers an op it lacks with an
+// "unknown op" error. reset_identity's ssh_host_key argument came later in proto 2 without a new
+// version: a guest from before it refuses the argument as an unknown member.
 //
 // Reconnects: the guest cannot reliably tell one host connection from the next (virtio-serial
 // reports a connect only after the new host's first bytes may already have been read), so it

@@ -50,6 +50,7 @@ struct CloneRestore {
   std::string clone_name;
   std::optional<PrimedIdentity> primed;  // a warm-pool QEMU primed while it waited
   std::string ipv4;                      // its own address on a tap network, or ""
+  std::shared_ptr<const vm::AddressProbe> probe;  // to wait for before joining the bridge, or null
   Clock::time_point begun_at;            // when ferryd began this clone (its plan)
 };
 
@@ -101,6 +102,15 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
   spdlog::info("vm {}: identity {} in {} ms (guest steps {})", c.clone_name,
                primed ? "finished" : "reset", timings["identity_ms"].get<int64_t>(),
                timings["identity_steps_ms"].dump(-1, ' ', true, json::error_handler_t::replace));
+  if (c.probe) {
+    // Started with the request and run beside all of the above: by now it has listened out.
+    // Until here the clone's tap is off its bridge (VmLauncher::PrepareTap), so the address set
+    // in the guest reached no one; the tap joins the bridge right after (JoinSegment), and only
+    // if no one answered for the address.
+    const auto probed = Clock::now();
+    FERRY_RETURN_IF_ERROR(c.probe->WaitFor(c.clone_name));
+    timings["address_probe_wait_ms"] = MsSince(probed);
+  }
   timings["restore_total_ms"] = MsSince(t0);
   return vm::RestoredGuest{timings, reset->mac};
 }
@@ -141,7 +151,7 @@ std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
 
 Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     const std::string& snapshot, const std::string& name, std::optional<std::string> ip,
-    WarmQemu warm) {
+    WarmQemu warm, std::shared_ptr<const vm::AddressProbe> probe) {
   const auto begun_at = Clock::now();
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   const std::string what = "snapshot " + snapshot;
@@ -172,8 +182,9 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     clone.disk_chain.insert(clone.disk_chain.end(), m.disk->chain.begin(), m.disk->chain.end());
   }
   const bool own_address = ip && spec->network.mode == vm::NetworkMode::kTap;
-  CloneRestore restore{paths.dir, m, name, warm.primed, own_address ? spec->network.ip : "",
-                       begun_at};
+  CloneRestore restore{
+      paths.dir,        m,       name, warm.primed, own_address ? spec->network.ip : "",
+      std::move(probe), begun_at};
   clone.restore = [restore](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, restore);
   };
@@ -216,9 +227,9 @@ Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) 
       .WithContext("snapshot " + snapshot + ": preloading a pool QEMU");
 }
 
-Status SnapshotService::CheckCloneAddresses(const std::string& snapshot,
-                                            const std::vector<std::string>& names,
-                                            const std::string& first_ip) {
+Result<std::shared_ptr<const vm::AddressProbe>> SnapshotService::CheckCloneAddresses(
+    const std::string& snapshot, const std::vector<std::string>& names,
+    const std::string& first_ip) {
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(snapshot));
   auto manifest = LoadManifest(paths.dir);
   if (!manifest.ok()) return manifest.status().WithContext("snapshot " + snapshot);
@@ -242,8 +253,9 @@ Status SnapshotService::CheckCloneAddresses(const std::string& snapshot,
 
 Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
     const std::string& snapshot, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
-    const std::string& ip, WarmQemu warm) {
-  FERRY_ASSIGN_OR_RETURN(auto planned, ClonePlan(snapshot, name, ip, std::move(warm)));
+    const std::string& ip, std::shared_ptr<const vm::AddressProbe> probe, WarmQemu warm) {
+  FERRY_ASSIGN_OR_RETURN(auto planned,
+                         ClonePlan(snapshot, name, ip, std::move(warm), std::move(probe)));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
   return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
@@ -267,11 +279,12 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
     FERRY_RETURN_IF_ERROR(ValidateName("vm", n));
     if (vms_.Exists(n)) return Status::AlreadyExists("vm " + n + " already exists");
   }
-  // Every clone's address, before any starts (tap networking).
-  FERRY_RETURN_IF_ERROR(CheckCloneAddresses(req.snapshot, names, req.ip));
+  // Every clone's address, before any starts (tap networking); the probe runs on beside them.
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const vm::AddressProbe> probe,
+                         CheckCloneAddresses(req.snapshot, names, req.ip));
   auto op = vms_.operations().Start("clone", req.snapshot);
   vms_.InBackground(
-      [this, req, names, op] {
+      [this, req, names, op, probe] {
         json clones = json::array();
         for (size_t i = 0; i < names.size(); ++i) {
           std::vector<vm::PortForwardSpec> forwards = req.forwards;
@@ -285,11 +298,14 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
             if (!nth.ok()) return op->Fail(nth.status());
             ip = *nth;
           }
-          auto child = CloneOne(req.snapshot, names[i], forwards, ip);
+          auto child = CloneOne(req.snapshot, names[i], forwards, ip, probe);
           if (!child.ok()) return op->Fail(child.status());
           (*child)->WaitDone(600000);
           json result = (*child)->ToJson();
           if (result.value("state", "") != "succeeded") {
+            // An address in use is the news, whichever clone was starting when the probe said
+            // so (that one was rolled back, the later ones not begun).
+            if (Status probed = probe->Wait(); !probed.ok()) return op->Fail(probed);
             return op->Fail(
                 Status::FromCode(Status::CodeFromName(result["error"].value("code", "internal")),
                                  result["error"].value("message", "clone failed")));

@@ -71,28 +71,34 @@ class SnapshotService {
   Status CheckClonable(const std::string& snapshot, const std::string& what);
 
   // One clone of `snapshot` named `name`; `warm` is a QEMU from a template's pool, or empty.
-  // `ip`: its address on a tap network ("" for a clone on user networking).
+  // `ip`: its address on a tap network ("" for a clone on user networking), and `probe` the
+  // duplicate address probe of its request (CheckCloneAddresses), which the clone waits for
+  // before its tap joins the bridge.
   Result<std::shared_ptr<Operation>> CloneOne(const std::string& snapshot, const std::string& name,
                                               std::vector<vm::PortForwardSpec> forwards,
-                                              const std::string& ip, WarmQemu warm = {});
+                                              const std::string& ip,
+                                              std::shared_ptr<const vm::AddressProbe> probe,
+                                              WarmQemu warm = {});
   // The specs the clones `names` of `snapshot` will have, with their addresses counted up from
   // `first_ip` on a tap network; then VmService::CheckCloneAddresses on them, so that a clone
-  // whose address is taken or outside its bridge's subnet is refused before any starts.
-  Status CheckCloneAddresses(const std::string& snapshot, const std::vector<std::string>& names,
-                             const std::string& first_ip);
+  // whose address is outside its bridge's subnet or another VM's is refused before any starts,
+  // and the duplicate address probe of them all begins.
+  Result<std::shared_ptr<const vm::AddressProbe>> CheckCloneAddresses(
+      const std::string& snapshot, const std::vector<std::string>& names,
+      const std::string& first_ip);
   // Loads the snapshot's device state into a waiting pool QEMU (started by Prelaunch with
   // -incoming defer), so that a clone from it only has to resume. Every clone's device state is
   // the same; what makes a clone new (VMGenID on its command line, the identity reset) comes
   // after.
   Status Preload(const std::string& snapshot, vm::VmRuntime& rt);
   // What a clone of `snapshot` is: its spec (named `name`, at address `ip` on a tap network;
-  // nullopt for a pool QEMU, which keeps its parent's until a clone takes it) and how to start it; in `warm`'s QEMU
-  // (primed or not) when it takes one from a template's pool. The snapshot is verified first: a
-  // damaged one is refused before any QEMU starts.
-  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(const std::string& snapshot,
-                                                          const std::string& name,
-                                                          std::optional<std::string> ip = "",
-                                                          WarmQemu warm = {});
+  // nullopt for a pool QEMU, which keeps its parent's until a clone takes it) and how to start it;
+  // in `warm`'s QEMU (primed or not) when it takes one from a template's pool. The snapshot is
+  // verified first: a damaged one is refused before any QEMU starts. `probe`: what the clone waits
+  // for before its tap joins the bridge (null: nothing).
+  Result<std::pair<vm::VmSpec, vm::LaunchPlan>> ClonePlan(
+      const std::string& snapshot, const std::string& name, std::optional<std::string> ip = "",
+      WarmQemu warm = {}, std::shared_ptr<const vm::AddressProbe> probe = nullptr);
 
  private:
   // Removes snapshot directories (finished or ".partial") and RAM images that no snapshot in

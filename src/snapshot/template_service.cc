@@ -356,8 +356,9 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
     const std::string& vm, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
     const std::string& ip) {
   FERRY_ASSIGN_OR_RETURN(json row, Record(name));
-  // Its address, before anything starts (tap networking).
-  FERRY_RETURN_IF_ERROR(snapshots_.CheckCloneAddresses(row.value("snapshot", ""), {vm}, ip));
+  // Its address, before anything starts (tap networking); the probe runs on beside the start.
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const vm::AddressProbe> probe,
+                         snapshots_.CheckCloneAddresses(row.value("snapshot", ""), {vm}, ip));
   WarmQemu warm;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -376,7 +377,8 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
   }
   CountPoolUse(name, warm.qemu.runtime != nullptr);
   // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
-  auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), ip, warm);
+  auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), ip,
+                                std::move(probe), warm);
   if (warm.qemu.runtime) {
     std::lock_guard<std::mutex> lock(mu_);
     Pool& pool = pools_[name];

@@ -1,16 +1,12 @@
 // VMs created (from a spec, an image or a clone plan) and started: the launch in the background.
-#include "vm/vm_service.h"
-
-#include <map>
-
 #include "core/ids.h"
 #include "core/mac_address.h"
 #include "crypto/owner_policy.h"
-#include "vm/arp_probe.h"
 #include "vm/host_probe.h"
 #include "vm/tap_address.h"
 #include "vm/vm_admission.h"
 #include "vm/vm_policy.h"
+#include "vm/vm_service.h"
 #include "vm/vm_state_machine.h"
 
 namespace ferry::vm {
@@ -98,29 +94,15 @@ void VmService::SetNameReservations(NameReservations check) {
   reserved_names_ = std::move(check);
 }
 
-Status VmService::CheckCloneAddresses(const std::vector<VmSpec>& clones) {
-  std::map<std::string, std::vector<const VmSpec*>> by_bridge;
+Result<std::shared_ptr<const AddressProbe>> VmService::CheckCloneAddresses(
+    const std::vector<VmSpec>& clones) {
   for (const VmSpec& spec : clones) {
     if (spec.network.mode != NetworkMode::kTap) continue;
     FERRY_RETURN_IF_ERROR(AdmitTapClone(spec, BridgeAddresses(spec.network.bridge)));
-    {
-      MutexLock lock(mu_);
-      FERRY_RETURN_IF_ERROR(CheckPortsUnclaimed(spec, ClaimsLocked()));
-    }
-    by_bridge[spec.network.bridge].push_back(&spec);
+    MutexLock lock(mu_);
+    FERRY_RETURN_IF_ERROR(CheckPortsUnclaimed(spec, ClaimsLocked()));
   }
-  for (const auto& [bridge, specs] : by_bridge) {
-    std::vector<uint32_t> targets;
-    for (const VmSpec* spec : specs) {
-      FERRY_ASSIGN_OR_RETURN(Ipv4Prefix ip, ParseIpv4Prefix(spec->network.ip));
-      targets.push_back(ip.address);
-    }
-    FERRY_ASSIGN_OR_RETURN(std::vector<ProbeAnswer> answers, ProbeAddresses(bridge, targets));
-    for (size_t i = 0; i < answers.size(); ++i) {
-      if (answers[i].mac) return AddressInUse(*specs[i], *answers[i].mac);
-    }
-  }
-  return Status::Ok();
+  return AddressProbe::Start(clones);
 }
 
 void VmService::RunLaunch(const std::shared_ptr<Vm>& vm, const std::shared_ptr<Operation>& op,

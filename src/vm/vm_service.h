@@ -33,6 +33,7 @@
 #include "core/thread_annotations.h"
 #include "qemu/accelerator.h"
 #include "qemu/launch_spec.h"
+#include "vm/address_probe.h"
 #include "vm/background_threads.h"
 #include "vm/image.h"
 #include "vm/launch_plan.h"
@@ -100,10 +101,12 @@ class VmService {
   void SetNameReservations(NameReservations check);
   Result<std::shared_ptr<Operation>> Start(const std::string& name, bool wait_ready);
   // Whether new tap clones with these specs (their own addresses) may start: each address in
-  // its bridge's subnet, claimed by no VM of this ferryd, and answering no duplicate address
-  // probe on the bridge (arp_probe.h; all probed at once). The first refusal, in one line; Ok
-  // for clones on user networking.
-  Status CheckCloneAddresses(const std::vector<VmSpec>& clones);
+  // its bridge's subnet and claimed by no VM of this ferryd, checked now (the first refusal, in
+  // one line); then the duplicate address probe on the bridges, started now and run beside the
+  // clones' start: each clone waits for it before its tap joins the bridge (address_probe.h).
+  // Clones on user networking have nothing to check.
+  Result<std::shared_ptr<const AddressProbe>> CheckCloneAddresses(
+      const std::vector<VmSpec>& clones);
   // Starts a QEMU for a clone that does not exist yet (warm pool). Its callbacks are set when
   // CreateFrom hands it to a VM through a PooledCloneLaunch.
   Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const CloneLaunch& clone,
