@@ -89,18 +89,21 @@ void HandleLines(std::vector<LineReader::Line> lines, GuestActions& actions, Hos
   }
 }
 
-int Run(const Options& options) {
-  ConsoleWrite(kStartingMarker);
-
-  // SIGCHLD and SIGIO are taken from a signalfd, so they must stay blocked. A child we ever
-  // fork must unblock them before exec.
+// SIGCHLD and SIGIO are taken from a signalfd, so they must stay blocked. A child we ever fork
+// must unblock them before exec. Returns the signalfd, -1 on failure.
+int BlockedSignalFd() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
   sigaddset(&mask, SIGIO);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  int sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int Run(const Options& options) {
+  ConsoleWrite(kStartingMarker);
+  int sigfd = BlockedSignalFd();
   if (sigfd < 0) {
     ConsoleLine(std::string("signalfd failed: ") + std::strerror(errno));
     return 1;
