@@ -15,6 +15,7 @@
 
 #include "harness/ferryd_fixture.h"
 #include "harness/fleet.h"
+#include "harness/migration_fleet.h"
 #include "harness/guest_identity.h"
 #include "harness/netns_hosts.h"
 
@@ -26,37 +27,14 @@ using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kVmAddress = "10.77.0.10";
-constexpr const char* kPeerPort = "7400";
 constexpr int kKeys = 200;
 
 // The second of two sibling clones' sends carries at most this share of the first's bytes on the
 // wire (the goal is 10 %; measured 4.3 %, 1.25 MB against 28.9 MB, on a 2-core TCG host).
 constexpr uint64_t kSiblingSendPercent = 10;
 
-class HoldSendTest : public NetnsFixture {
+class HoldSendTest : public MigrationFleetFixture {
  protected:
-  int HostCount() const override { return 2; }
-
-  void SetUp() override {
-    NetnsFixture::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    fleet_.emplace();
-    fleet_->AddHost("h1", {"zone=a"});
-    fleet_->AddHost("h2", {"zone=b"});
-    fleet_->AddOwner("alice.key");
-    for (int i : {1, 2}) StartHost(i);
-    for (int i : {1, 2}) {
-      const int other = 3 - i;
-      CommandResult peer = Ferryd(i).Ferry({"peer", "add", "h" + std::to_string(other),
-                                            NetnsHosts::HostAddress(other) + ":" + kPeerPort});
-      ASSERT_EQ(peer.exit_code, 0) << peer.err;
-    }
-  }
-  void StartHost(int i, const std::string& fault_point = "") {
-    Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
-                     fleet_->TlsDir("h" + std::to_string(i)), "--allow-bridge", "ferrybr0"},
-                    fault_point);
-  }
   // VM web on h1 with alice's policy (`rules`), on the segment, redis filled with kKeys keys.
   void CreateWeb(const std::vector<std::string>& rules = {}) {
     CommandResult r = Ferryd(1).Ferry(
@@ -117,8 +95,6 @@ class HoldSendTest : public NetnsFixture {
     ADD_FAILURE() << "not exactly one durable hold: " << seen;
     return 0;
   }
-
-  std::optional<Fleet> fleet_;
 };
 
 TEST_F(HoldSendTest, TheHoldMovesAndComesBackOnTheOtherHostAsTheSameMachine) {

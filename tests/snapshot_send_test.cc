@@ -15,6 +15,7 @@
 
 #include "harness/ferryd_fixture.h"
 #include "harness/fleet.h"
+#include "harness/migration_fleet.h"
 #include "harness/netns_hosts.h"
 
 namespace ferry::testing {
@@ -25,31 +26,10 @@ using ::testing::HasSubstr;
 
 constexpr const char* kVmAddress = "10.77.0.10";
 constexpr const char* kCloneAddress = "10.77.0.31";
-constexpr const char* kPeerPort = "7400";
 constexpr int kKeys = 200;
 
-class SnapshotSendTest : public NetnsFixture {
+class SnapshotSendTest : public MigrationFleetFixture {
  protected:
-  int HostCount() const override { return 2; }
-
-  void SetUp() override {
-    NetnsFixture::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    fleet_.emplace();
-    fleet_->AddHost("h1", {"zone=a"});
-    fleet_->AddHost("h2", {"zone=b"});
-    fleet_->AddOwner("alice.key");
-    for (int i : {1, 2}) {
-      Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
-                       fleet_->TlsDir("h" + std::to_string(i)), "--allow-bridge", "ferrybr0"});
-    }
-    for (int i : {1, 2}) {
-      const int other = 3 - i;
-      CommandResult peer = Ferryd(i).Ferry({"peer", "add", "h" + std::to_string(other),
-                                            NetnsHosts::HostAddress(other) + ":" + kPeerPort});
-      ASSERT_EQ(peer.exit_code, 0) << peer.err;
-    }
-  }
   // VM web on h1 with alice's policy (`rules`), on the segment, redis filled with kKeys keys.
   void CreateWeb(const std::vector<std::string>& rules = {}) {
     CommandResult r =
@@ -91,8 +71,6 @@ class SnapshotSendTest : public NetnsFixture {
     if (out->exit_code != 0) return nullptr;
     return json::parse(out->out, nullptr, false);
   }
-
-  std::optional<Fleet> fleet_;
 };
 
 TEST_F(SnapshotSendTest, ASentSnapshotClonesOnTheOtherHostAndASiblingCarriesLittle) {

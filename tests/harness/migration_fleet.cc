@@ -17,9 +17,12 @@ void MigrationFleetFixture::SetUp() {
   fleet_->AddOwner("alice.key");
   fleet_->AddOwner("mallory.key");
   for (int i : {1, 2}) StartHost(i);
-  CommandResult peer =
-      Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
-  ASSERT_EQ(peer.exit_code, 0) << peer.err;
+  for (int i : {1, 2}) {
+    const int other = 3 - i;
+    CommandResult peer = Ferryd(i).Ferry({"peer", "add", "h" + std::to_string(other),
+                                          NetnsHosts::HostAddress(other) + ":" + kPeerPort});
+    ASSERT_EQ(peer.exit_code, 0) << peer.err;
+  }
 }
 
 void MigrationFleetFixture::StartHost(int i, const std::string& fault_point) {
@@ -44,6 +47,17 @@ bool MigrationFleetFixture::WaitForVms(int host, const std::vector<std::string>&
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return Vms(host) == names;
+}
+
+void MigrationFleetFixture::ExpectNothingOn(int host) {
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < until &&
+         (!Vms(host).empty() || WaitForQemuIn(host, std::chrono::seconds(0)) > 0)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(Vms(host).empty()) << "host h" << host << " must be clean";
+  EXPECT_EQ(WaitForQemuIn(host, std::chrono::seconds(0)), -1)
+      << "no QEMU may be left on h" << host;
 }
 
 pid_t MigrationFleetFixture::WaitForQemuIn(int host, std::chrono::seconds deadline) {

@@ -1,6 +1,7 @@
 // MigrationFleetFixture: two hosts (network namespaces on one segment, harness/netns_hosts.h),
 // each with its own ferryd, peer port and fleet certificate: h1 (zone=a) and h2 (zone=b), owners
-// alice and mallory, and h2 known to h1 as a peer. What the live-migration tests share.
+// alice and mallory, each host the other's peer. What the tests of live migration, hold sends and
+// snapshot sends share.
 #pragma once
 
 #include <sys/types.h>
@@ -32,6 +33,8 @@ class MigrationFleetFixture : public NetnsFixture {
   std::vector<std::string> Vms(int host) { return Ferryd(host).VmNames(); }
   // Waits until host i holds exactly `names`.
   bool WaitForVms(int host, const std::vector<std::string>& names, std::chrono::seconds deadline);
+  // Within 30 s, host i holds no VM and runs no QEMU (a failed transfer left nothing there).
+  void ExpectNothingOn(int host);
   // Waits until a QEMU runs in host i's namespace; returns its pid or -1.
   pid_t WaitForQemuIn(int host, std::chrono::seconds deadline);
 
