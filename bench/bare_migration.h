@@ -11,6 +11,15 @@
 // auto-converge=on, x-ignore-shared=off, migrate-set-parameters downtime-limit (50 ms) and
 // max-bandwidth 2^40, `migrate tcp:10.77.0.2:PORT`; query-migrate every 10 ms until completed.
 // The destination keeps the source's VM generation id, as ferry's does.
+//
+// With a data disk (native only), the same QMP commands ferryd sends, over plain TCP: the
+// destination (its own blank qcow2 of the same size) `nbd-server-start` on 10.77.0.2:PORT+1000
+// and `block-export-add` (nbd, writable) of its disk node; the source `blockdev-add` driver nbd
+// with that inet server, `blockdev-mirror` sync=full copy-mode=write-blocking auto-dismiss=false
+// until BLOCK_JOB_READY, then the memory migration with pause-before-switchover and events on; at
+// the MIGRATION event pre-switchover `block-job-cancel` (force false), query-block-jobs every
+// 2 ms until concluded (as ferryd), `job-dismiss`, `blockdev-del`, `migrate-continue`. After the
+// move the destination gets `nbd-server-stop`.
 #pragma once
 
 #include <cstdint>
@@ -43,21 +52,25 @@ struct BareMigrationContext {
   // The source's launch: BareSpec with a tap NIC on `tap` (a tap of h1's, NamespaceHosts::AddTap)
   // and ferry.ip on the kernel command line, as ferryd fills it for a VM created with --net tap
   // --ip.
+  // With `disk` (a qcow2 image's path), the guest's data disk, as ferryd's `--disk`.
   BareLaunch SourceSpec(const std::string& name, const std::string& guest_dir, uint64_t memory_mib,
-                        const std::string& tap) const;
+                        const std::string& tap, const std::string& disk = "") const;
   // FailedPrecondition unless ferryd's qemu_argv in `show` (`vm show --json` of a booted tap VM)
   // equals the command line SourceSpec's files open to, per-VM values (name, MAC, address)
-  // aside. Its files, and a tap on h1 for the check, are made and removed again.
-  Status CheckSameCommandLine(const nlohmann::json& show) const;
+  // aside. Its files, and a tap on h1 for the check, are made and removed again. `disk_mib`: the
+  // VM has a data disk of that size (a blank one is made for the check).
+  Status CheckSameCommandLine(const nlohmann::json& show, uint64_t disk_mib = 0) const;
 };
 
 class BareMigratingGuest : public MigratingGuest {
  public:
-  // Boots a source QEMU in h1 until the image's ready marker is on its console (redis runs).
+  // Boots a source QEMU in h1 until the image's ready marker is on its console (redis runs);
+  // with a blank data disk of `disk_mib` MiB unless 0 (kTcp only).
   static Result<std::unique_ptr<BareMigratingGuest>> Boot(const BareMigrationContext& ctx,
                                                           BareTransport transport,
                                                           const std::string& name,
-                                                          uint64_t memory_mib, uint16_t port);
+                                                          uint64_t memory_mib, uint16_t port,
+                                                          uint64_t disk_mib = 0);
   ~BareMigratingGuest() override;
 
   const std::string& address() const override { return address_; }
@@ -66,14 +79,23 @@ class BareMigratingGuest : public MigratingGuest {
 
  private:
   BareMigratingGuest(const BareMigrationContext& ctx, BareTransport transport, std::string name,
-                     uint64_t memory_mib, uint16_t port);
+                     uint64_t memory_mib, uint16_t port, uint64_t disk_mib);
   Status SetUpSource(qemu::QmpClient& qmp);
+  std::string DiskPath(int host) const;
+  // The disk's copy: the destination's export, the source's mirror until ready (timed into `f`),
+  // and its end at the pause before the switchover.
+  Status ExportDisk(qemu::QmpClient& dst);
+  Status MirrorDisk(qemu::QmpClient& src, MoveFigures& f);
+  Status AwaitPreSwitchover(qemu::QmpClient& src, qemu::QmpClient::EventWaiter& events);
+  Status SwitchDiskOver(qemu::QmpClient& src, MoveFigures& f);
+  Status AwaitCompleted(qemu::QmpClient& src, nlohmann::json& done);
 
   const BareMigrationContext& ctx_;
   BareTransport transport_;
   std::string name_;
   uint64_t memory_mib_;
   uint16_t port_;
+  uint64_t disk_mib_;
   std::string address_ = BareMigrationContext::kGuestAddress;
   std::string source_dir_, dest_dir_;
   std::string source_tap_, dest_tap_;

@@ -73,15 +73,26 @@ void FerryFleet::Stop() {
 
 Result<std::unique_ptr<FerryMigratingGuest>> FerryMigratingGuest::Boot(FerryFleet& fleet,
                                                                        const std::string& name,
-                                                                       uint64_t memory_mib) {
+                                                                       uint64_t memory_mib,
+                                                                       uint64_t disk_mib) {
   std::unique_ptr<FerryMigratingGuest> g(new FerryMigratingGuest(fleet, name));
   BenchFerryd& h1 = fleet.host(1);
-  FERRY_ASSIGN_OR_RETURN(
-      CliRun create,
-      h1.Cli({"vm", "create", name, "--net", "tap", "--bridge", NamespaceHosts::kBridge, "--ip",
-              std::string(FerryFleet::kGuestAddress) + "/24", "--memory",
-              std::to_string(memory_mib), "--policy", fleet.PolicyFile(name), "--wait-ready"},
-             kVmBootTimeout));
+  std::vector<std::string> args = {"vm",
+                                   "create",
+                                   name,
+                                   "--net",
+                                   "tap",
+                                   "--bridge",
+                                   NamespaceHosts::kBridge,
+                                   "--ip",
+                                   std::string(FerryFleet::kGuestAddress) + "/24",
+                                   "--memory",
+                                   std::to_string(memory_mib),
+                                   "--policy",
+                                   fleet.PolicyFile(name),
+                                   "--wait-ready"};
+  if (disk_mib != 0) args.insert(args.end(), {"--disk", std::to_string(disk_mib) + "M"});
+  FERRY_ASSIGN_OR_RETURN(CliRun create, h1.Cli(args, kVmBootTimeout));
   FERRY_RETURN_IF_ERROR(create.ToStatus());
   FERRY_ASSIGN_OR_RETURN(g->show_, h1.CliJson({"vm", "show", name, "--json"}, kVmCommandTimeout));
   return g;
@@ -110,6 +121,8 @@ Result<MoveFigures> FerryMigratingGuest::MoveToH2() {
   f.wall_ms = DurationMs(run.elapsed);
   f.ferry_total_ms = Number(r, "total_ms");
   f.ferry_wire_bytes_sent = static_cast<uint64_t>(Number(r, "wire_bytes_sent"));
+  f.disk_copy_ms = Number(r, "disk_copy_ms");
+  f.disk_bytes_copied = static_cast<uint64_t>(Number(r, "disk_bytes_copied"));
   auto show = fleet_.host(2).CliJson({"vm", "show", name_, "--json"}, kVmCommandTimeout);
   if (show.ok()) {
     show_ = *show;

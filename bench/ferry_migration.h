@@ -8,7 +8,8 @@
 //   ferry owner keygen; ferry policy sign --vm NAME --allow-label zone=b (per VM name)
 //
 // A guest is `ferry vm create NAME --net tap --bridge ferrybr0 --ip 10.77.0.10/24 --memory M
-// --policy NAME.policy --wait-ready` on h1, moved by `ferry migrate NAME --to h2 --json`.
+// --policy NAME.policy --wait-ready` (and `--disk 1024M` for a disk cell) on h1, moved by `ferry
+// migrate NAME --to h2 --json`.
 #pragma once
 
 #include <cstdint>
@@ -52,10 +53,12 @@ class FerryFleet {
 
 class FerryMigratingGuest : public MigratingGuest {
  public:
-  // `vm create ... --wait-ready` on h1; `show` is its `vm show --json` afterwards.
+  // `vm create ... --wait-ready` on h1 (with `--disk DISK_MIBM` unless 0); `show` is its `vm
+  // show --json` afterwards.
   static Result<std::unique_ptr<FerryMigratingGuest>> Boot(FerryFleet& fleet,
                                                            const std::string& name,
-                                                           uint64_t memory_mib);
+                                                           uint64_t memory_mib,
+                                                           uint64_t disk_mib = 0);
   ~FerryMigratingGuest() override;  // `vm delete NAME --force` on both hosts
 
   const std::string& address() const override { return address_; }

@@ -19,6 +19,10 @@ struct MoveFigures {
   double qemu_downtime_ms = 0;         // downtime: guest stopped to completed, as QEMU counts it
   double qemu_setup_ms = 0;            // setup-time
   uint64_t ram_transferred_bytes = 0;  // ram.transferred
+  // With a data disk: the mirror's start (connecting to the destination's export) to the job
+  // being ready, before the memory migration starts; and the bytes the job copied.
+  double disk_copy_ms = 0;
+  uint64_t disk_bytes_copied = 0;
   // Start of the move to the guest running on h2, by the benchmark's clock; each side says
   // where its clock starts (see the entry's notes).
   double wall_ms = 0;

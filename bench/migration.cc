@@ -13,6 +13,11 @@
 // (cells "under load": redis-benchmark SETs from the client namespace, running through the move),
 // moves the guest to h2, checks that its redis answers there, and removes everything.
 //
+// Disk cells (256d, 256dl): the guest has a 1 GiB data disk on which redis keeps its append-only
+// file, grown to ~512 MiB before the move (FillAppendOnlyFile); ferry moves it with its NBD
+// mirror over a second TLS link, native with the same QMP commands over plain TCP (no QEMU-TLS
+// side). Their total time is the disk copy (mirror start to ready) plus QEMU's total-time.
+//
 // Figures: total time and downtime are the source QEMU's own query-migrate figures on every
 // side; bytes on the wire are h1's uplink tx_bytes (and h1's IpExt OutOctets) before and after
 // the move, read the same way on every side.
@@ -55,6 +60,8 @@ struct Cell {
   std::string label;  // "256 MiB idle"
   uint64_t memory_mib;
   bool load;
+  uint64_t disk_mib = 0;  // a data disk of this size, holding redis's append-only file
+  uint64_t fill_mib = 0;  // which grows by this much before the move
 };
 
 const std::vector<Cell>& Cells() {
@@ -63,6 +70,8 @@ const std::vector<Cell>& Cells() {
       {"256l", "256 MiB under load", 256, true},
       {"1gi", "1 GiB idle", 1024, false},
       {"1gl", "1 GiB under load", 1024, true},
+      {"256d", "256 MiB + 1 GiB disk (512 MiB data) idle", 256, false, 1024, 512},
+      {"256dl", "256 MiB + 1 GiB disk (512 MiB data) under load", 256, true, 1024, 512},
   };
   return cells;
 }
@@ -74,7 +83,9 @@ FigureSpec Row(const Cell& c, const std::string& what, const std::string& key, G
                Goal second_goal, Unit unit = Unit::kMillis) {
   FigureSpec f;
   f.name = c.label + ": " + what;
-  f.ferry_key = f.comparison_key = f.second_comparison_key = Key(c, key);
+  f.ferry_key = f.comparison_key = Key(c, key);
+  // Disks move on the ferry and native sides only.
+  if (c.disk_mib == 0) f.second_comparison_key = Key(c, key);
   f.goal = std::move(goal);
   f.second_goal = std::move(second_goal);
   f.unit = unit;
@@ -152,9 +163,17 @@ class Migration : public BenchEntry {
     info.comparison_short_label = "native";
     info.second_comparison_short_label = "QEMU-TLS";
     for (const Cell& c : Cells()) {
-      info.figures.push_back(Row(c, "total time (QEMU total-time)", "total_ms",
-                                 Goal::MaxRatio(1.1, "<= 1.1x native"),
-                                 Goal::MaxRatio(0.8, "<= 0.8x QEMU TLS")));
+      const bool disk = c.disk_mib != 0;
+      info.figures.push_back(
+          Row(c, disk ? "total time (disk copy + QEMU total-time)" : "total time (QEMU total-time)",
+              "total_ms", Goal::MaxRatio(1.1, "<= 1.1x native"),
+              disk ? Goal::None() : Goal::MaxRatio(0.8, "<= 0.8x QEMU TLS")));
+      if (disk) {
+        info.figures.push_back(Row(c, "  of which disk copy (mirror start to ready)",
+                                   "disk_copy_ms", Goal::None(), Goal::None()));
+        info.figures.push_back(Row(c, "  disk bytes copied (mirror job)", "disk_mib", Goal::None(),
+                                   Goal::None(), Unit::kMiB));
+      }
       info.figures.push_back(Row(c, "downtime (QEMU downtime)", "downtime_ms",
                                  Goal::MaxRatio(1.0, "<= native"), Goal::None()));
       info.figures.push_back(Row(c, "bytes on the wire (h1 uplink tx)", "wire_mib", Goal::None(),
@@ -188,7 +207,7 @@ class Migration : public BenchEntry {
     if (selected_.empty()) {
       return Status::InvalidArgument(
           "--cases " + config.cases +
-          " names no cell of the migration entry (256i, 256l, 1gi, 1gl)");
+          " names no cell of the migration entry (256i, 256l, 1gi, 1gl, 256d, 256dl)");
     }
     FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
     FERRY_ASSIGN_OR_RETURN(ScratchDir dir, ScratchDir::Create("/tmp", "ferry-bench-mig"));
@@ -220,6 +239,7 @@ class Migration : public BenchEntry {
   Result<Measurements> RunOnce(const Trial& trial) override {
     Measurements all;
     for (const Cell& cell : selected_) {
+      if (cell.disk_mib != 0 && trial.side == Side::kSecondComparison) continue;
       auto m = RunCell(trial, cell);
       if (!m.ok()) return m.status().WithContext(cell.label);
       all.insert(m->begin(), m->end());
@@ -258,6 +278,14 @@ class Migration : public BenchEntry {
         "deleted); bare: destination QEMU spawn to its query-status saying running",
         "goals: total time <= 1.1x native and <= 0.8x QEMU TLS; downtime <= native; ratio = "
         "ferry median / that side's median",
+        "disk cells: a 1 GiB data disk (ferry: vm create --disk 1024M; native: a blank qcow2 "
+        "each side, same command line, checked), redis's append-only file on it grown by 512 MiB "
+        "(Lua EVALs of 8 MiB SETs) after boot on every side; ferry: NBD over a second "
+        "mutual-TLS link through ferryd; native: the same QMP commands over plain TCP "
+        "(nbd-server-start inet on h2, blockdev-add nbd inet, blockdev-mirror write-blocking, "
+        "BLOCK_JOB_READY, migrate with pause-before-switchover, block-job-cancel at the "
+        "pre-switchover event, migrate-continue); total = disk copy (mirror start to ready) + "
+        "QEMU total-time; no QEMU-TLS side",
     };
     const EntryInfo info = Info();
     for (Side side : {Side::kFerry, Side::kComparison, Side::kSecondComparison}) {
@@ -297,11 +325,12 @@ class Migration : public BenchEntry {
  private:
   Result<std::unique_ptr<MigratingGuest>> Boot(const Trial& trial, const Cell& cell) {
     if (trial.side == Side::kFerry) {
-      FERRY_ASSIGN_OR_RETURN(
-          auto g, FerryMigratingGuest::Boot(*fleet_, FerryVmName(cell), cell.memory_mib));
-      if (!command_line_checked_) {
-        FERRY_RETURN_IF_ERROR(bare_.CheckSameCommandLine(g->show()));
-        command_line_checked_ = true;
+      FERRY_ASSIGN_OR_RETURN(auto g, FerryMigratingGuest::Boot(*fleet_, FerryVmName(cell),
+                                                               cell.memory_mib, cell.disk_mib));
+      bool& checked = command_line_checked_[cell.disk_mib != 0];
+      if (!checked) {
+        FERRY_RETURN_IF_ERROR(bare_.CheckSameCommandLine(g->show(), cell.disk_mib));
+        checked = true;
       }
       return std::unique_ptr<MigratingGuest>(std::move(g));
     }
@@ -309,7 +338,8 @@ class Migration : public BenchEntry {
     const uint16_t port = static_cast<uint16_t>(kFirstBarePort + (next_port_++ % 1000));
     FERRY_ASSIGN_OR_RETURN(
         auto g, BareMigratingGuest::Boot(bare_, tls ? BareTransport::kTls : BareTransport::kTcp,
-                                         (tls ? "t" : "n") + cell.id, cell.memory_mib, port));
+                                         (tls ? "t" : "n") + cell.id, cell.memory_mib, port,
+                                         cell.disk_mib));
     return std::unique_ptr<MigratingGuest>(std::move(g));
   }
 
@@ -333,6 +363,11 @@ class Migration : public BenchEntry {
     const std::string& client = hosts_.Client();
     FERRY_RETURN_IF_ERROR(
         WaitRedisAnswers(client, guest->address(), kAnswerTimeout).WithContext("on h1"));
+    uint64_t aof_bytes = 0;
+    if (cell.fill_mib != 0) {
+      FERRY_ASSIGN_OR_RETURN(aof_bytes,
+                             FillAppendOnlyFile(client, guest->address(), cell.fill_mib));
+    }
 
     std::unique_ptr<RedisLoad> load;
     uint64_t before_move = 0;
@@ -379,7 +414,7 @@ class Migration : public BenchEntry {
     load.reset();
 
     Measurements m = {
-        {Key(cell, "total_ms"), f.qemu_total_ms},
+        {Key(cell, "total_ms"), f.disk_copy_ms + f.qemu_total_ms},
         {Key(cell, "downtime_ms"), f.qemu_downtime_ms},
         {Key(cell, "wire_mib"), Mib(t1.uplink_tx_bytes - t0.uplink_tx_bytes)},
         {Key(cell, "ip_out_mib"), Mib(t1.ip_out_octets - t0.ip_out_octets)},
@@ -387,6 +422,12 @@ class Migration : public BenchEntry {
         {Key(cell, "ram_mib"), Mib(f.ram_transferred_bytes)},
         {Key(cell, "alive"), alive ? 1.0 : 0.0},
     };
+    if (cell.disk_mib != 0) {
+      m[Key(cell, "disk_copy_ms")] = f.disk_copy_ms;
+      m[Key(cell, "disk_mib")] = Mib(f.disk_bytes_copied);
+      m[Key(cell, "qemu_total_ms")] = f.qemu_total_ms;
+      m[Key(cell, "aof_mib")] = Mib(aof_bytes);
+    }
     if (cell.load) {
       m[Key(cell, "load_sets_per_s")] = rate;
       m[Key(cell, "load_went_on")] = writing ? 1.0 : 0.0;
@@ -405,7 +446,7 @@ class Migration : public BenchEntry {
   BareMigrationContext bare_;
   std::unique_ptr<FerryFleet> fleet_;
   std::string qemu_version_;
-  bool command_line_checked_ = false;
+  bool command_line_checked_[2] = {false, false};  // without, with a disk
   std::vector<Cell> selected_;  // the cells --cases picked, all by default
   int next_port_ = 0;
   // By (side, cell id).

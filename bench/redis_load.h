@@ -50,4 +50,13 @@ Status WaitRedisAnswers(const std::string& netns, const std::string& address,
 Result<uint64_t> RedisCommandsProcessed(const std::string& netns, const std::string& address,
                                         uint16_t port = 6379);
 
+// Grows the append-only file of the redis at `address` (on the guest's data disk) by at least
+// `mib` MiB, asked from `netns`, and returns its size in bytes (INFO persistence
+// aof_current_size). The guest's redis has no DEBUG, and keeping the data would not fit a small
+// guest's RAM: Lua EVALs each SET one 8 MiB value a few times and delete it, so the file grows
+// and redis's memory does not. Automatic rewrites are turned off first (they would shrink the
+// file to almost nothing). FailedPrecondition if the file did not grow that much.
+Result<uint64_t> FillAppendOnlyFile(const std::string& netns, const std::string& address,
+                                    uint64_t mib);
+
 }  // namespace ferry::bench

@@ -69,7 +69,7 @@ Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& pro
     if (!relay_->running()) {
       return Status::Unavailable("the link carrying the " + what_ + " ended");
     }
-    std::this_thread::sleep_for(kPollEvery * 5);
+    std::this_thread::sleep_for(kPollEvery);
   }
 }
 

@@ -2,6 +2,7 @@
 // carries the bytes to the destination as data frames, then a stream end. The guest stops only
 // when the precopy completes.
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "core/fault_point.h"
@@ -161,15 +162,24 @@ void MigrationService::MigrationSource::ReportProgress(const std::atomic<bool>& 
 
 Result<json> MigrationService::MigrationSource::AwaitQemuCompletion() {
   vm::VmRuntime& rt = *lease_->runtime;
+  std::optional<json> completed;
   for (int i = 0; i < 500; ++i) {  // QEMU closes the stream just before it says so
     FERRY_ASSIGN_OR_RETURN(qemu::MigrationInfo q, qemu::QueryMigrate(rt));
-    if (q.state == qemu::MigrationState::kCompleted) return q.raw;
+    if (q.state == qemu::MigrationState::kCompleted) {
+      // QEMU 7.2 says completed a moment before it fills in total-time and downtime (0 until
+      // then): the summary reports them, so wait for them, briefly.
+      if (q.raw.value("total-time", 0) > 0) return q.raw;
+      completed = q.raw;
+      std::this_thread::sleep_for(milliseconds(1));
+      continue;
+    }
     if (q.state == qemu::MigrationState::kFailed || q.state == qemu::MigrationState::kCancelled) {
       return Status::Unavailable("QEMU's precopy " + q.status + ": " +
                                  (q.error_desc.empty() ? "no reason" : q.error_desc));
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
+  if (completed) return *completed;
   return Status::DeadlineExceeded("QEMU did not complete");
 }
 
