@@ -19,15 +19,29 @@ void MigrationService::MigrationSource::Confirm() {
   service_.Unjournal(op_->id());
 }
 
+namespace {
+
+// A non-negative integer member of QEMU's query-migrate reply, 0 when absent or of another type:
+// QEMU's reply is read with care even for a summary.
+uint64_t Counter(const json& object, const char* key) {
+  if (!object.is_object()) return 0;
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_number_integer() || it->get<int64_t>() < 0) return 0;
+  return it->get<uint64_t>();
+}
+
+}  // namespace
+
 json MigrationService::MigrationSource::Summary() const {
-  json ram = qemu_result_.value("ram", json::object());
+  auto ram_it = qemu_result_.is_object() ? qemu_result_.find("ram") : qemu_result_.end();
+  const json ram = ram_it != qemu_result_.end() ? *ram_it : json::object();
   return {{"vm", request_.vm},
           {"to", request_.to},
           {"total_ms",
            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count()},
-          {"qemu_total_ms", qemu_result_.value("total-time", 0)},
-          {"downtime_ms", qemu_result_.value("downtime", 0)},
-          {"ram_transferred_bytes", ram.value("transferred", uint64_t{0})},
+          {"qemu_total_ms", Counter(qemu_result_, "total-time")},
+          {"downtime_ms", Counter(qemu_result_, "downtime")},
+          {"ram_transferred_bytes", Counter(ram, "transferred")},
           {"wire_bytes_sent", wire_.wire_bytes_sent},
           {"wire_bytes_received", wire_.wire_bytes_received},
           {"downtime_limit_ms", downtime_ms_},

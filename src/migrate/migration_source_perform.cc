@@ -168,7 +168,10 @@ Result<json> MigrationService::MigrationSource::AwaitQemuCompletion() {
     if (q.state == qemu::MigrationState::kCompleted) {
       // QEMU 7.2 says completed a moment before it fills in total-time and downtime (0 until
       // then): the summary reports them, so wait for them, briefly.
-      if (q.raw.value("total-time", 0) > 0) return q.raw;
+      auto total = q.raw.find("total-time");
+      if (total != q.raw.end() && total->is_number_integer() && total->get<int64_t>() > 0) {
+        return q.raw;
+      }
       completed = q.raw;
       std::this_thread::sleep_for(milliseconds(1));
       continue;
