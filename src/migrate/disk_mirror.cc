@@ -59,9 +59,12 @@ Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& pro
     FERRY_ASSIGN_OR_RETURN(auto job, qemu::QueryBlockJob(rt_, kJobId));
     if (!job) return Status::Unavailable("QEMU's copy of the " + what_ + " ended by itself");
     copied_ = job->offset;
-    if (!job->error.empty() || job->status == "concluded") {
+    const bool target_failed = job->status == "paused" && job->io_status != "ok";
+    if (!job->error.empty() || job->status == "concluded" || target_failed) {
       return Status::Unavailable("the copy of the " + what_ + " failed (" +
-                                 (job->error.empty() ? "it ended early" : job->error) +
+                                 (!job->error.empty() ? job->error
+                                  : target_failed ? "the destination's copy cannot be written"
+                                                  : "it ended early") +
                                  "); the VM runs on here with its disk as it was");
     }
     if (progress) progress(job->offset, job->length);
@@ -88,6 +91,11 @@ Status DiskMirror::AwaitConcluded(milliseconds timeout) {
   for (;;) {
     FERRY_ASSIGN_OR_RETURN(auto job, qemu::QueryBlockJob(rt_, kJobId));
     if (!job) return Status::Unavailable("QEMU's copy of the " + what_ + " vanished");
+    if (job->status == "pending") {
+      (void)qemu::JobFinalize(rt_, kJobId);
+      std::this_thread::sleep_for(kPollEvery / 10);
+      continue;
+    }
     if (job->status == "concluded") {
       (void)qemu::JobDismiss(rt_, kJobId);
       if (!job->error.empty()) {
@@ -106,6 +114,11 @@ Status DiskMirror::AwaitConcluded(milliseconds timeout) {
 }
 
 void DiskMirror::Abandon() {
+  // The job ends with the guest stopped and its I/O drained (see qemu::JobFinalize); a guest
+  // that ran goes on right after, on its own image, which the copy never wrote.
+  auto status = qemu::QueryStatus(rt_);
+  const bool was_running = status.ok() && status->running;
+  if ((job_started_ || node_added_) && was_running) (void)qemu::Stop(rt_);
   if (job_started_) {
     if (Status cancelled = qemu::BlockJobCancel(rt_, kJobId, /*force=*/true); !cancelled.ok()) {
       spdlog::warn("{}: cancelling the copy: {}", what_, cancelled.message());
@@ -116,6 +129,11 @@ void DiskMirror::Abandon() {
   if (node_added_) {
     (void)qemu::BlockdevDel(rt_, kTargetNode);
     node_added_ = false;
+  }
+  if (was_running) {
+    if (Status resumed = qemu::Cont(rt_); !resumed.ok()) {
+      spdlog::error("{}: resuming the guest after the copy stopped: {}", what_, resumed.message());
+    }
   }
   if (relay_) relay_->Stop();
 }

@@ -30,6 +30,9 @@ Result<std::optional<BlockJobInfo>> ParseBlockJob(const json& ret, const std::st
     if (f.Has("error")) {
       FERRY_ASSIGN_OR_RETURN(job.error, f.String("error"));
     }
+    if (f.Has("io-status")) {
+      FERRY_ASSIGN_OR_RETURN(job.io_status, f.String("io-status"));
+    }
     return std::optional<BlockJobInfo>(std::move(job));
   }
   return std::optional<BlockJobInfo>();
@@ -75,7 +78,15 @@ Status BlockdevMirrorWriteBlocking(QmpExecutor& qmp, const std::string& job_id,
               {"target", target_node},
               {"sync", "full"},
               {"copy-mode", "write-blocking"},
+              // A target that fails (the link cut, the destination gone) pauses the job instead
+              // of ending it: ferryd then ends it with the guest's I/O drained.
+              {"on-target-error", "stop"},
+              {"auto-finalize", false},
               {"auto-dismiss", false}});
+}
+
+Status JobFinalize(QmpExecutor& qmp, const std::string& job_id) {
+  return Run(qmp, "job-finalize", {{"id", job_id}});
 }
 
 Status JobDismiss(QmpExecutor& qmp, const std::string& job_id) {

@@ -31,6 +31,7 @@ struct BlockJobInfo {
   uint64_t offset = 0;  // bytes copied so far
   uint64_t length = 0;  // bytes to copy; grows while the guest writes new areas
   std::string error;    // QEMU's "error" when the job met one
+  std::string io_status;  // "ok", "failed", "nospace": a job paused by a target error says so
 };
 
 // query-block-jobs: the job `job_id`, nullopt when QEMU no longer has it (it ended).
@@ -49,6 +50,11 @@ Status BlockdevAddNbdOnFd(QmpExecutor& qmp, const std::string& node_name,
                           const std::string& connected_fd_name, const std::string& export_name);
 Status BlockdevMirrorWriteBlocking(QmpExecutor& qmp, const std::string& job_id,
                                    const std::string& device_node, const std::string& target_node);
+// job-finalize: lets a pending job end, which takes the mirror's filter out of the disk's graph.
+// The mirror is started without auto-finalize, so that this happens only when ferryd says, with
+// the guest stopped and its I/O drained: QEMU 7.2 can crash on a guest write that races the
+// filter's removal after a job ended on its own (its target failed).
+Status JobFinalize(QmpExecutor& qmp, const std::string& job_id);
 // job-dismiss: forgets a concluded job (the mirror is started without auto-dismiss, so that its
 // outcome can be read after it ended).
 Status JobDismiss(QmpExecutor& qmp, const std::string& job_id);
