@@ -254,6 +254,9 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
       "  (while kill -0 $$ 2>/dev/null; do\n"
       "     for f in /proc/$$/fd/*; do [[ $f -ef $ds ]] && { kill -9 $$; exit 0; }; done\n"
       "   done) &\n"
+      // The watcher must see the file open however busy the host is: QEMU runs at the lowest
+      // priority, so its restore never finishes in a moment the watcher did not get to run.
+      "  exec nice -n 19 qemu-system-x86_64 \"$@\"\n"
       "fi\n"
       "exec qemu-system-x86_64 \"$@\"\n");
   ASSERT_NO_FATAL_FAILURE(BootAndSnapshot({"--qemu", wrapper}));
