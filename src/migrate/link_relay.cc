@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/fault_point.h"
+#include "core/guarded_thread.h"
 
 namespace ferry::migrate {
 namespace {
@@ -22,13 +23,22 @@ Result<std::unique_ptr<LinkRelay>> LinkRelay::Start(StreamFd socket, std::shared
                                                     std::string what) {
   std::unique_ptr<LinkRelay> relay(new LinkRelay(std::move(socket), std::move(link), what));
   LinkRelay* r = relay.get();
-  try {
-    r->out_ = std::thread([r] { r->SocketToLink(); });
-    r->in_ = std::thread([r] { r->LinkToSocket(); });
-  } catch (const std::system_error& e) {
+  // A direction that throws fails the relay (both directions end), never ferryd.
+  auto on_failure = [r](const Status& why) { r->Fail(why); };
+  auto out = StartGuardedThread(
+      "relay of the " + what + " (out)", [r] { r->SocketToLink(); }, on_failure);
+  if (!out.ok()) {
     r->Stop();
-    return Status::ResourceExhausted("relay of the " + what + ": no thread: " + e.what());
+    return out.status();
   }
+  r->out_ = std::move(*out);
+  auto in = StartGuardedThread(
+      "relay of the " + what + " (in)", [r] { r->LinkToSocket(); }, on_failure);
+  if (!in.ok()) {
+    r->Stop();  // the destructor joins the direction that started
+    return in.status();
+  }
+  r->in_ = std::move(*in);
   return relay;
 }
 
