@@ -43,6 +43,9 @@ Result<std::unique_ptr<DiskMirror>> DiskMirror::Start(vm::VmRuntime& rt,
       qemu::BlockdevAddNbdOnFd(rt, kTargetNode, kClientFdName, qemu::kDiskExportName)
           .WithContext("connecting to the destination's copy of the " + mirror->what_));
   mirror->node_added_ = true;
+  // Watched before the job exists, so that its readiness cannot come unseen.
+  auto ready_events = rt.WatchQmpEvent("BLOCK_JOB_READY");
+  if (ready_events.ok()) mirror->ready_events_ = std::move(*ready_events);
   FERRY_RETURN_IF_ERROR(qemu::BlockdevMirrorWriteBlocking(rt, kJobId, node, kTargetNode));
   mirror->job_started_ = true;
   return mirror;
@@ -50,6 +53,7 @@ Result<std::unique_ptr<DiskMirror>> DiskMirror::Start(vm::VmRuntime& rt,
 
 DiskMirror::~DiskMirror() {
   if (!completed_) Abandon();
+  ReleaseTarget();
 }
 
 Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& progress,
@@ -72,28 +76,49 @@ Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& pro
     if (!relay_->running()) {
       return Status::Unavailable("the link carrying the " + what_ + " ended");
     }
-    std::this_thread::sleep_for(kPollEvery);
+    // Woken at once by the job's readiness; the look every kPollEvery carries the progress.
+    if (ready_events_) {
+      (void)ready_events_->Wait(kPollEvery);
+    } else {
+      std::this_thread::sleep_for(kPollEvery);
+    }
   }
 }
 
 Status DiskMirror::Complete() {
+  auto changes = rt_.WatchQmpEvent("JOB_STATUS_CHANGE");
   FERRY_RETURN_IF_ERROR(qemu::BlockJobCancel(rt_, kJobId, /*force=*/false));
-  FERRY_RETURN_IF_ERROR(AwaitConcluded(kConcludeTimeout));
+  FERRY_RETURN_IF_ERROR(AwaitConcluded(kConcludeTimeout, changes.ok() ? &*changes : nullptr));
   job_started_ = false;
   completed_ = true;
-  // The destination has every block; its NBD server stops before its guest resumes.
-  if (Status deleted = qemu::BlockdevDel(rt_, kTargetNode); deleted.ok()) node_added_ = false;
   return Status::Ok();
 }
 
-Status DiskMirror::AwaitConcluded(milliseconds timeout) {
+void DiskMirror::ReleaseTarget() {
+  if (!completed_ || !node_added_) return;
+  // The destination has every block; its NBD server stops before its guest resumes.
+  if (Status deleted = qemu::BlockdevDel(rt_, kTargetNode); !deleted.ok()) {
+    spdlog::warn("{}: deleting the copy's client node: {}", what_, deleted.message());
+  }
+  node_added_ = false;
+}
+
+Status DiskMirror::AwaitConcluded(milliseconds timeout, qemu::QmpClient::EventWaiter* changes) {
+  // Between looks: the job's next status change, or a short sleep without events.
+  auto pause = [changes] {
+    if (changes) {
+      (void)changes->Wait(kPollEvery);
+    } else {
+      std::this_thread::sleep_for(kPollEvery / 10);
+    }
+  };
   const auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     FERRY_ASSIGN_OR_RETURN(auto job, qemu::QueryBlockJob(rt_, kJobId));
     if (!job) return Status::Unavailable("QEMU's copy of the " + what_ + " vanished");
     if (job->status == "pending") {
       (void)qemu::JobFinalize(rt_, kJobId);
-      std::this_thread::sleep_for(kPollEvery / 10);
+      pause();
       continue;
     }
     if (job->status == "concluded") {
@@ -109,7 +134,7 @@ Status DiskMirror::AwaitConcluded(milliseconds timeout) {
       return Status::DeadlineExceeded("the copy of the " + what_ + " did not end in " +
                                       std::to_string(timeout.count() / 1000) + " s");
     }
-    std::this_thread::sleep_for(kPollEvery / 10);
+    pause();
   }
 }
 

@@ -7,10 +7,14 @@
 //             active node into the client node, sync=full (the whole chain lands in one image
 //             there), copy-mode=write-blocking (a guest write completes once it is on both
 //             sides, so the copy converges under any write load).
-//   AwaitReady  query-block-jobs until the job says ready: from here both sides stay equal.
+//   AwaitReady  until the job says ready (woken by BLOCK_JOB_READY, and a look every 20 ms for
+//             progress and failures): from here both sides stay equal.
 //   Complete  at the switchover, with the guest stopped before QEMU sends its last memory pass
 //             (pause-before-switchover): block-job-cancel of the ready job ends the copy with
-//             the target equal to the source, and leaves the guest on its own image.
+//             the target equal to the source, and leaves the guest on its own image. Its steps
+//             follow QEMU's JOB_STATUS_CHANGE events, not a timer: all of it is downtime.
+//   ReleaseTarget  deletes the client node, once the guest's last memory pass is on its way:
+//             nothing uses it after Complete, so it need not count as downtime.
 //   Abandon   after a failure: the job cancelled (force), the client node deleted, the relay
 //             stopped. The source's own image is never written by any of this: the mirror only
 //             reads it, so every fault that leaves the VM here leaves its disk as it was.
@@ -19,6 +23,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -37,7 +42,7 @@ class DiskMirror {
                                                    const std::string& token, std::string what);
   DiskMirror(const DiskMirror&) = delete;
   DiskMirror& operator=(const DiskMirror&) = delete;
-  ~DiskMirror();  // Abandon() unless Complete() succeeded
+  ~DiskMirror();  // Abandon() unless Complete() succeeded, else ReleaseTarget()
 
   // Waits until the copy is in step. `progress(copied, total)` is called as it goes; `keep_going`
   // is asked between polls (false: Cancelled). The job failing (the link cut, the destination's
@@ -46,6 +51,8 @@ class DiskMirror {
                     const std::function<bool()>& keep_going);
   // Ends the copy in step. REQUIRES: the guest is stopped (pre-switchover).
   Status Complete();
+  // Deletes the NBD client node after Complete (best effort: the QEMU it lives in is done).
+  void ReleaseTarget();
   // Undoes Start; idempotent.
   void Abandon();
 
@@ -53,12 +60,15 @@ class DiskMirror {
 
  private:
   DiskMirror(vm::VmRuntime& rt, std::string what) : rt_(rt), what_(std::move(what)) {}
-  // Waits until QEMU's job has concluded; its error, if any.
-  Status AwaitConcluded(std::chrono::milliseconds timeout);
+  // Waits until QEMU's job has concluded, finalizing it when pending; its error, if any.
+  // `changes`, if given, wakes the wait at each of the job's status changes.
+  Status AwaitConcluded(std::chrono::milliseconds timeout,
+                        qemu::QmpClient::EventWaiter* changes = nullptr);
 
   vm::VmRuntime& rt_;
   const std::string what_;
   std::unique_ptr<LinkRelay> relay_;
+  std::optional<qemu::QmpClient::EventWaiter> ready_events_;
   bool node_added_ = false;
   bool job_started_ = false;
   bool completed_ = false;

@@ -85,7 +85,7 @@ void MigrationService::MigrationSource::SwitchDiskOver() {
   FaultPoint("migrate.source.switchover");
   Status done = mirror_->Complete();
   if (done.ok()) done = qemu::MigrateContinueFromPreSwitchover(rt);
-  if (done.ok()) return;
+  if (done.ok()) return mirror_->ReleaseTarget();
   switchover_failure_ = done.WithContext("at the switchover");
   (void)qemu::MigrateCancel(rt);
 }
