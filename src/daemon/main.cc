@@ -158,8 +158,11 @@ bool LockStateDirectory(const std::string& state_dir) {
 
 // The peer port, when there is a host identity to serve it with. Null without --tls-dir.
 ferry::Result<std::unique_ptr<ferry::migrate::MigrationService>> StartMigrations(
-    ferry::vm::VmService& service, const ferry::migrate::MigrationConfig& migration) {
-  if (!migration.tls_dir.empty()) return ferry::migrate::MigrationService::Start(service, migration);
+    ferry::vm::VmService& service, ferry::registry::Registry& registry,
+    const ferry::migrate::MigrationConfig& migration) {
+  if (!migration.tls_dir.empty()) {
+    return ferry::migrate::MigrationService::Start(service, registry, migration);
+  }
   if (!migration.listen.empty()) {
     return ferry::Status::InvalidArgument(
         "--listen needs --tls-dir (peers speak only mutual TLS)");
@@ -169,6 +172,7 @@ ferry::Result<std::unique_ptr<ferry::migrate::MigrationService>> StartMigrations
 
 // Holds are signed with the host's fleet key: a ferryd without one keeps none (`holds` null).
 ferry::Status OpenHolds(const DaemonFlags& f, ferry::vm::VmService& service,
+                        ferry::registry::Registry& registry,
                         ferry::migrate::MigrationService* migrations,
                         ferry::hold::HostStore& host_store,
                         std::unique_ptr<ferry::hold::HoldService>& holds) {
@@ -181,7 +185,8 @@ ferry::Status OpenHolds(const DaemonFlags& f, ferry::vm::VmService& service,
       f.store_dir.empty() ? f.config.state_dir + "/store" : f.store_dir, f.migration.tls_dir);
   if (!opened.ok()) return opened.status();
   host_store = std::move(opened).value();
-  holds = std::make_unique<ferry::hold::HoldService>(service, *host_store.store, migrations);
+  holds =
+      std::make_unique<ferry::hold::HoldService>(service, registry, *host_store.store, migrations);
   return ferry::Status::Ok();
 }
 
@@ -235,18 +240,20 @@ int main(int argc, char** argv) {
   ferry::api::Telemetry telemetry(ferry::metrics::Default(), ferry::Events());
   ferry::SetOperationObserver(&telemetry);
   flags.config.observer = &telemetry;
-  auto service = ferry::vm::VmService::Open(config);
+  auto registry = ferry::registry::Registry::Open(config.state_dir + "/registry.db");
+  if (!registry.ok()) return Fail(registry.status());
+  auto service = ferry::vm::VmService::Open(config, **registry);
   if (!service.ok()) return Fail(service.status());
-  ferry::snapshot::SnapshotService snapshots(**service);
+  ferry::snapshot::SnapshotService snapshots(**service, **registry);
   snapshots.SetCopyMode(flags.snapshot_copy == "paused" ? ferry::snapshot::SnapshotCopy::kPaused
                                                         : ferry::snapshot::SnapshotCopy::kLive);
-  ferry::snapshot::TemplateService templates(**service, snapshots);
-  auto started = StartMigrations(**service, flags.migration);
+  ferry::snapshot::TemplateService templates(**service, **registry, snapshots);
+  auto started = StartMigrations(**service, **registry, flags.migration);
   if (!started.ok()) return Fail(started.status());
   std::unique_ptr<ferry::migrate::MigrationService> migrations = std::move(started).value();
   ferry::hold::HostStore host_store;
   std::unique_ptr<ferry::hold::HoldService> holds;
-  ferry::Status st = OpenHolds(flags, **service, migrations.get(), host_store, holds);
+  ferry::Status st = OpenHolds(flags, **service, **registry, migrations.get(), host_store, holds);
   if (!st.ok()) return Fail(st);
   telemetry.Collect(**service, templates, config.ram_dir);
   ferry::api::ApiServer api(**service, snapshots, templates, migrations.get(), holds.get());

@@ -69,6 +69,23 @@ Result<HoldRow> HoldRow::FromJson(const std::string& vm, const nlohmann::json& j
   return row;
 }
 
+nlohmann::json TransferRecord::ToJson() const {
+  nlohmann::json j = {{"vm", vm}, {"from", from}};
+  if (at != 0) j["at"] = at;
+  return j;
+}
+
+Result<TransferRecord> TransferRecord::FromJson(const std::string& transfer,
+                                                const nlohmann::json& j) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f,
+                         JsonFields::Of(j, "the registry's record of hold transfer " + transfer));
+  TransferRecord r;
+  FERRY_ASSIGN_OR_RETURN(r.vm, f.String("vm", ""));
+  FERRY_ASSIGN_OR_RETURN(r.from, f.String("from", ""));
+  FERRY_ASSIGN_OR_RETURN(r.at, f.Int("at", 0));
+  return r;
+}
+
 bool TransferRecordMayBeGone(const HoldRow& row, int64_t now) {
   constexpr int64_t kMargin = 86400;
   return row.sent_at != 0 && now - row.sent_at > kTransferRecordKeepSeconds - kMargin;

@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 
@@ -55,9 +56,23 @@ struct HoldRow {
   // The receiver's record of a transfer is pruned kTransferRecordKeepSeconds after it.
   int64_t sent_at = 0;
 
+  static constexpr std::string_view kKind = "hold";  // the registry's kind (registry/table.h)
   nlohmann::json ToJson() const;  // without vm: it is the row's name
   // `vm` is the row's name; `j` its value. Corruption names the row.
   static Result<HoldRow> FromJson(const std::string& vm, const nlohmann::json& j);
+};
+
+// The receiver's record of a transfer it kept (the row's name: the transfer id), written when
+// "finish" arrives: what a hold-query is answered from, after a restart too. Its time dates it:
+// the reaper prunes records older than kTransferRecordKeepSeconds.
+struct TransferRecord {
+  std::string vm;
+  std::string from;  // the sending host
+  int64_t at = 0;    // unix seconds; 0 in a record of an older ferryd (never pruned)
+
+  static constexpr std::string_view kKind = "hold-in";
+  nlohmann::json ToJson() const;
+  static Result<TransferRecord> FromJson(const std::string& transfer, const nlohmann::json& j);
 };
 
 // How long a receiver keeps its record of a transfer it kept (registry kind "hold-in"): the one

@@ -88,5 +88,17 @@ TEST(HoldJournalTest, ARowOfTheWrongShapeIsCorruptionNamingTheVm) {
   }
 }
 
+TEST(TransferRecordTest, ReadsWhatItWroteAndAnUndatedRecordOfAnOlderFerryd) {
+  auto back = TransferRecord::FromJson("op-1", TransferRecord{"web", "h1", 1700000000}.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->vm, "web");
+  EXPECT_EQ(back->from, "h1");
+  EXPECT_EQ(back->at, 1700000000);
+  auto old = TransferRecord::FromJson("op-1", {{"vm", "web"}, {"from", "h1"}});
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->at, 0);  // never pruned
+  EXPECT_FALSE(TransferRecord::FromJson("op-1", {{"at", "yesterday"}}).ok());
+}
+
 }  // namespace
 }  // namespace ferry::hold

@@ -83,7 +83,7 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
       return Status::AlreadyExists("vm " + name + " is held on host " +
                                    peers_->self().host_id + " already");
     }
-    FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
+    FERRY_RETURN_IF_ERROR(rows_.Delete(name));
   }
   if (vms_.Exists(name)) {
     return Status::AlreadyExists("a vm named " + name + " exists on host " +
@@ -138,9 +138,7 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
                                                                           "the sender's finish")
                             .status()
                             .WithContext("the sender did not finish"));
-  FERRY_RETURN_IF_ERROR(vms_.registry()
-                            .PutObject(kTransferKind, row.transfer,
-                                       {{"vm", name}, {"from", from}, {"at", std::time(nullptr)}})
+  FERRY_RETURN_IF_ERROR(transfers_.Put(row.transfer, TransferRecord{name, from, std::time(nullptr)})
                             .WithContext("recording the transfer"));
   FaultPoint("hold.receive.after_record");
   HoldRow durable = row;
@@ -165,12 +163,8 @@ Result<json> HoldService::Receive(migrate::PeerLink& link,
 }
 
 bool HoldService::TransferKept(const std::string& transfer) {
-  auto records = vms_.registry().ListObjects(kTransferKind);
-  if (!records.ok()) return false;
-  for (const auto& [id, value] : *records) {
-    if (id == transfer) return true;
-  }
-  return false;
+  auto record = transfers_.Find(transfer);
+  return record.ok() && record->has_value();
 }
 
 SettledState HoldService::HoldSettled(const migrate::HoldQueryRequest& query) {

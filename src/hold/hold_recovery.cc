@@ -8,19 +8,15 @@
 namespace ferry::hold {
 
 void HoldService::Recover() {
-  auto rows = vms_.registry().ListObjects(kKind);
+  auto rows = rows_.List([](const Status& damaged) {
+    spdlog::error("holds: {}; left as it is", damaged.message());
+    return true;
+  });
   if (!rows.ok()) {
     spdlog::error("holds: cannot read the registry's hold rows: {}", rows.status().message());
     return;
   }
-  for (const auto& [name, value] : *rows) {
-    auto row = HoldRow::FromJson(name, value);
-    if (!row.ok()) {
-      spdlog::error("holds: {}; left as it is", row.status().message());
-      continue;
-    }
-    RecoverRow(*row);
-  }
+  for (const auto& [name, row] : *rows) RecoverRow(row);
 }
 
 void HoldService::RecoverRow(const HoldRow& row) {
@@ -59,7 +55,7 @@ void HoldService::RecoverSending(const HoldRow& row, const std::string& what) {
   back.step = HoldStep::kDurable;
   back.transfer.clear();
   back.peer.clear();
-  vms_.registry().PutObject(kKind, row.vm, back.ToJson());
+  rows_.Put(row.vm, back);
   spdlog::warn("{}: its send to {} was interrupted before it finished; the hold stays here",
                what, row.peer);
 }
@@ -82,7 +78,7 @@ void HoldService::RecoverReceiving(const HoldRow& row, const std::string& what, 
     // The transfer was recorded: the copy here is the hold.
     HoldRow done = row;
     done.step = HoldStep::kDurable;
-    vms_.registry().PutObject(kKind, row.vm, done.ToJson());
+    rows_.Put(row.vm, done);
     store_.UpdateState(row.hold_id, "durable");
     spdlog::warn("{}: received from {} before ferryd stopped; kept", what, row.peer);
     return;
@@ -95,7 +91,7 @@ void HoldService::RecoverReceiving(const HoldRow& row, const std::string& what, 
 void HoldService::RecoverUnsealed(const HoldRow& row, const std::string& what,
                                   bool paused_for_sealing) {
   // The hold never finished: the VM is the copy. It was paused for sealing: resume it.
-  vms_.registry().DeleteObject(kKind, row.vm);
+  rows_.Delete(row.vm);
   if (paused_for_sealing) {
     auto resumed = vms_.Resume(row.vm);
     spdlog::warn("{}: interrupted before it was durable; dropped, the VM runs on{}", what,
@@ -114,7 +110,7 @@ void HoldService::RecoverDurable(const HoldRow& row, const std::string& what, bo
   }
   HoldRow done = row;
   done.step = HoldStep::kDurable;
-  vms_.registry().PutObject(kKind, row.vm, done.ToJson());
+  rows_.Put(row.vm, done);
   if (vm_here) {
     // Sealed, but the VM's copy was not yet removed: the hold is the copy.
     Status removed = vms_.Delete(row.vm, /*force=*/true);
@@ -135,7 +131,7 @@ void HoldService::RecoverRestoring(const HoldRow& row, const std::string& what, 
   if (vm_here) vms_.Delete(row.vm, /*force=*/true);  // a restore that never ran
   HoldRow back = row;
   back.step = HoldStep::kDurable;
-  vms_.registry().PutObject(kKind, row.vm, back.ToJson());
+  rows_.Put(row.vm, back);
   spdlog::warn("{}: its restore was interrupted; the hold is kept", what);
 }
 

@@ -13,9 +13,14 @@ namespace ferry::hold {
 
 using nlohmann::json;
 
-HoldService::HoldService(vm::VmService& vms, store::Store& store,
+HoldService::HoldService(vm::VmService& vms, registry::Registry& registry, store::Store& store,
                          migrate::MigrationService* peers)
-    : vms_(vms), store_(store), peers_(peers) {
+    : vms_(vms),
+      rows_(registry),
+      transfers_(registry),
+      snapshot_rows_(registry),
+      store_(store),
+      peers_(peers) {
   // A row this ferryd cannot finish is logged and left; it must not stop ferryd starting.
   Status recovered = RunGuarded("finishing interrupted holds", [this] { Recover(); });
   if (!recovered.ok()) spdlog::error("{}", recovered.message());
@@ -62,16 +67,12 @@ void HoldService::Stop() {
 }
 
 Result<HoldRow> HoldService::Row(const std::string& vm) {
-  FERRY_ASSIGN_OR_RETURN(auto rows, vms_.registry().ListObjects(kKind));
-  for (const auto& [name, value] : rows) {
-    if (name == vm) return HoldRow::FromJson(name, value);
-  }
+  FERRY_ASSIGN_OR_RETURN(std::optional<HoldRow> row, rows_.Find(vm));
+  if (row) return std::move(*row);
   return Status::NotFound("no hold of vm " + vm + "; `ferry hold list` shows the held VMs");
 }
 
-Status HoldService::PutRow(const HoldRow& row) {
-  return vms_.registry().PutObject(kKind, row.vm, row.ToJson());
-}
+Status HoldService::PutRow(const HoldRow& row) { return rows_.Put(row.vm, row); }
 
 Status HoldService::Claim(const std::string& vm, const std::string& what) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -95,7 +96,7 @@ Result<std::shared_ptr<Operation>> HoldService::Hold(const std::string& vm) {
       return Status::AlreadyExists(what + ": vm " + vm + " is already held; restore or delete it");
     }
     // Only the record of an expired, shredded hold: a new hold of the name replaces it.
-    FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, vm));
+    FERRY_RETURN_IF_ERROR(rows_.Delete(vm));
   }
   FERRY_RETURN_IF_ERROR(vms_.Get(vm).status());
   FERRY_RETURN_IF_ERROR(Claim(vm, what));
@@ -168,12 +169,9 @@ json HoldService::Describe(const HoldRow& row) {
 
 json HoldService::List() {
   json out = json::array();
-  auto rows = vms_.registry().ListObjects(kKind);
+  auto rows = rows_.List([](const Status&) { return true; });  // a damaged row is not listed
   if (!rows.ok()) return out;
-  for (const auto& [name, value] : *rows) {
-    auto row = HoldRow::FromJson(name, value);
-    if (row.ok()) out.push_back(Describe(*row));
-  }
+  for (const auto& [name, row] : *rows) out.push_back(Describe(row));
   return out;
 }
 
@@ -197,7 +195,7 @@ Status HoldService::ShredKey(const HoldRow& row) {
 
 Status HoldService::Shred(const HoldRow& row) {
   FERRY_RETURN_IF_ERROR(ShredKey(row));
-  return vms_.registry().DeleteObject(kKind, row.vm);
+  return rows_.Delete(row.vm);
 }
 
 Status HoldService::ShredExpired(const HoldRow& row) {
@@ -249,18 +247,17 @@ Result<json> HoldService::StoreCollect() {
 
 void HoldService::ReapExpired() {
   ShredOrphanSnapshots();
-  auto rows = vms_.registry().ListObjects(kKind);
+  auto rows = rows_.List([](const Status&) { return true; });  // Recover logged damaged rows
   if (!rows.ok()) return;
   const int64_t now = std::time(nullptr);
-  for (const auto& [name, value] : *rows) {
-    auto row = HoldRow::FromJson(name, value);
-    if (!row.ok() || row->expires_at == 0 || row->expires_at > now) continue;
-    if (row->step != HoldStep::kDurable || !Claim(name, "reaper").ok()) continue;
-    Status st = ShredExpired(*row);
+  for (const auto& [name, row] : *rows) {
+    if (row.expires_at == 0 || row.expires_at > now) continue;
+    if (row.step != HoldStep::kDurable || !Claim(name, "reaper").ok()) continue;
+    Status st = ShredExpired(row);
     Release(name);
     if (st.ok()) {
       spdlog::info("hold of vm {} expired (the owner allowed it until {}): shredded", name,
-                   row->expires_at);
+                   row.expires_at);
     } else {
       spdlog::warn("hold of vm {} expired but could not be shredded: {}", name, st.message());
     }
@@ -268,16 +265,13 @@ void HoldService::ReapExpired() {
 }
 
 void HoldService::PruneTransferRecords() {
-  auto records = vms_.registry().ListObjects(kTransferKind);
+  auto records = transfers_.List([](const Status&) { return true; });
   if (!records.ok()) return;
   const int64_t now = std::time(nullptr);
-  for (const auto& [transfer, value] : *records) {
+  for (const auto& [transfer, record] : *records) {
     // A record of an older ferryd has no time: kept.
-    const int64_t at = value.is_object() && value.contains("at") && value["at"].is_number_integer()
-                           ? value["at"].get<int64_t>()
-                           : now;
-    if (now - at <= kTransferRecordKeepSeconds) continue;
-    Status dropped = vms_.registry().DeleteObject(kTransferKind, transfer);
+    if (record.at == 0 || now - record.at <= kTransferRecordKeepSeconds) continue;
+    Status dropped = transfers_.Delete(transfer);
     if (dropped.ok()) {
       spdlog::info("record of hold transfer {} pruned after {} days", transfer,
                    kTransferRecordKeepSeconds / 86400);

@@ -36,6 +36,8 @@
 #include "hold/held_vm.h"
 #include "hold/hold_journal.h"
 #include "migrate/migration_service.h"
+#include "registry/table.h"
+#include "snapshot/snapshot_rows.h"
 #include "store/store.h"
 #include "vm/vm_service.h"
 
@@ -54,7 +56,9 @@ class HoldService : public migrate::IncomingHolds {
   // the reaper. `peers` (may be null: no sends) carries holds to and from other hosts; the
   // service registers itself there for incoming holds, and unregisters in its destructor.
   // REQUIRES: `vms` has re-adopted its VMs; `peers` outlives this service.
-  HoldService(vm::VmService& vms, store::Store& store, migrate::MigrationService* peers = nullptr);
+  // Keeps its rows in `registry` (and reads snapshots' there); both outlive it.
+  HoldService(vm::VmService& vms, registry::Registry& registry, store::Store& store,
+              migrate::MigrationService* peers = nullptr);
   ~HoldService() override;
   // Stops answering peers and settling sends, and ends the reaper; waits for background settles.
   // Idempotent. Call it before `peers` goes (ferryd's shutdown); the destructor calls it too.
@@ -86,12 +90,6 @@ class HoldService : public migrate::IncomingHolds {
   static constexpr std::chrono::seconds kReapInterval{30};
 
  private:
-  static constexpr const char* kKind = "hold";  // the registry's kind for hold rows
-  // The receiver's record of a transfer it kept (name: the transfer id; {"vm","from"}), written
-  // when "finish" arrives: what a hold-query is answered from, after a restart too.
-  static constexpr const char* kTransferKind = "hold-in";
-  // Its {"at": unix seconds} dates it: the reaper prunes records older than
-  // kTransferRecordKeepSeconds (hold_journal.h).
   // Drops the transfer records older than kTransferRecordKeepSeconds (the reaper calls it).
   void PruneTransferRecords();
   class HoldSend;  // one outgoing send, phase by phase (hold_send.h)
@@ -176,6 +174,9 @@ class HoldService : public migrate::IncomingHolds {
   void ReaperLoop();
 
   vm::VmService& vms_;
+  registry::Table<HoldRow> rows_;
+  registry::Table<TransferRecord> transfers_;  // receiver: the transfers it kept
+  snapshot::SnapshotTable snapshot_rows_;      // the snapshots whose store objects are kept
   store::Store& store_;
   migrate::MigrationService* const peers_;
   std::mutex mu_;

@@ -251,7 +251,7 @@ Result<json> HoldService::SealWhilePaused(vm::VmLease& lease, const HoldRow& row
   device_state.Reset();
   if (!st.ok()) {
     // The VM is the copy: resumed (if it ran), the journal row dropped.
-    vms_.registry().DeleteObject(kKind, row.vm);
+    rows_.Delete(row.vm);
     Status resumed = row.vm_was_running ? qemu::Cont(rt) : Status::Ok();
     lease.release(json::object());
     if (!resumed.ok() && rt.Exited()) {

@@ -118,7 +118,8 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
   migrate::PeerDataReader reader(link, kStreamIdleTimeout);
   store::HoldExport exported;
   FERRY_ASSIGN_OR_RETURN(exported.manifest, reader.Read(request.manifest_bytes));
-  if (snapshot::FindStoredSnapshot(vms_, name).status().code() != Status::Code::kNotFound) {
+  if (snapshot::FindStoredSnapshot(snapshot_rows_, name).status().code() !=
+      Status::Code::kNotFound) {
     return Status::AlreadyExists("snapshot " + name + " exists on host " + peers_->self().host_id +
                                  " already; delete it there first, "
                                  "or send it under another name");
@@ -164,8 +165,8 @@ Result<json> HoldService::ReceiveSnapshotObject(migrate::PeerLink& link,
       return store_.ReconstituteBlob(object_id, blob_name, fd);
     };
   };
-  FERRY_RETURN_IF_ERROR(
-      snapshot::AdoptReceivedSnapshot(vms_, m, from, blob(kRamBlob), blob(kDeviceStateBlob)));
+  FERRY_RETURN_IF_ERROR(snapshot::AdoptReceivedSnapshot(vms_, snapshot_rows_, m, from,
+                                                        blob(kRamBlob), blob(kDeviceStateBlob)));
   FERRY_RETURN_IF_ERROR(migrate::SendPeerMessage(link, migrate::ReceivedReply{}));
   const auto ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();

@@ -74,9 +74,10 @@ struct SendableSnapshot {
 };
 
 // The snapshot, verified, without a data disk, and clonable by its owner's rules.
-Result<SendableSnapshot> CheckSendable(vm::VmService& vms, const std::string& name) {
+Result<SendableSnapshot> CheckSendable(vm::VmService& vms, snapshot::SnapshotTable& rows,
+                                       const std::string& name) {
   SendableSnapshot out;
-  FERRY_ASSIGN_OR_RETURN(out.stored, snapshot::FindStoredSnapshot(vms, name));
+  FERRY_ASSIGN_OR_RETURN(out.stored, snapshot::FindStoredSnapshot(rows, name));
   const snapshot::StoredSnapshot& s = out.stored;
   if (s.manifest.disk) {
     return Status::FailedPrecondition("snapshot " + name +
@@ -147,7 +148,8 @@ Result<std::shared_ptr<Operation>> HoldService::SendSnapshot(const std::string& 
   if (to == peers_->self().host_id) {
     return Status::InvalidArgument(what + ": the snapshot is on host " + to + " already");
   }
-  FERRY_RETURN_IF_ERROR(snapshot::FindStoredSnapshot(vms_, name).status().WithContext(what));
+  FERRY_RETURN_IF_ERROR(
+      snapshot::FindStoredSnapshot(snapshot_rows_, name).status().WithContext(what));
   auto op = vms_.operations().Start("snapshot-send", name);
   vms_.InBackground(
       [this, name, to, what, op] {
@@ -167,7 +169,7 @@ Result<json> HoldService::RunSnapshotSend(const std::string& name, const std::st
   const auto started = std::chrono::steady_clock::now();
   const std::string keeps = "; snapshot " + name + " stays on this host as it was";
   op.SetPhase("checking snapshot " + name, 2);
-  FERRY_ASSIGN_OR_RETURN(SendableSnapshot sendable, CheckSendable(vms_, name));
+  FERRY_ASSIGN_OR_RETURN(SendableSnapshot sendable, CheckSendable(vms_, snapshot_rows_, name));
   const snapshot::SnapshotManifest& m = sendable.stored.manifest;
   const std::optional<crypto::OwnerPolicy>& policy = sendable.policy;
   // Allowed: refused here, before anything of the snapshot is sealed or leaves.
@@ -244,21 +246,21 @@ Result<json> HoldService::RunSnapshotSend(const std::string& name, const std::st
 }
 
 void HoldService::ShredOrphanSnapshots() {
-  auto rows = vms_.registry().ListObjects(snapshot::kSnapshotKind);
+  auto rows = snapshot_rows_.List();
   if (!rows.ok()) return;
   std::set<std::string> kept;
-  for (const auto& [name, row] : *rows) kept.insert(SnapshotObjectId(row.value("id", "")));
+  for (const auto& [name, row] : *rows) kept.insert(SnapshotObjectId(row.id));
   for (const std::string& id : store_.ListHolds()) {
     if (kept.count(id)) continue;
     auto object = store_.LoadHold(id);
     if (!object.ok() || object->header.kind != store::kKindSnapshot) continue;
     if (!Claim(ObjectClaim(id), "reaper").ok()) continue;  // being sealed, sent or received
     // Checked again under the claim: a receive registers its snapshot before it releases it.
-    auto again = vms_.registry().ListObjects(snapshot::kSnapshotKind);
+    auto again = snapshot_rows_.List();
     bool orphan = again.ok();
     if (again.ok()) {
       for (const auto& [name, row] : *again) {
-        if (SnapshotObjectId(row.value("id", "")) == id) orphan = false;
+        if (SnapshotObjectId(row.id) == id) orphan = false;
       }
     }
     if (orphan) {

@@ -20,7 +20,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kJournalKind = "migration-out";
 constexpr milliseconds kConnectTimeout{10000};
 // The destination answers once its own handling of the migration ended: its finish step waits
 // at most a minute for the source, so this is long enough for any answer.
@@ -30,17 +29,12 @@ constexpr int64_t kIncomingWaitMs = 75000;
 
 }  // namespace
 
-const char* MigrationService::JournalPhaseName(JournalPhase phase) {
-  return phase == JournalPhase::kFinish ? "finish" : "perform";
-}
-
 Status MigrationService::Journal(const std::string& id, const std::string& vm,
                                  const std::string& to, JournalPhase journal_phase) {
   const std::string phase = JournalPhaseName(journal_phase);
-  Status st =
-      FaultPointFails(("migrate.source.journal_" + phase).c_str())
-          ? Status::Internal("registry write refused (fault point)")
-          : vms_.registry().PutObject(kJournalKind, id, {{"vm", vm}, {"to", to}, {"phase", phase}});
+  Status st = FaultPointFails(("migrate.source.journal_" + phase).c_str())
+                  ? Status::Internal("registry write refused (fault point)")
+                  : journal_.Put(id, JournalRow{vm, to, journal_phase});
   if (!st.ok()) {
     spdlog::error("migration {} of vm {}: cannot journal: {}", id, vm, st.message());
     return Status::FromCode(st.code(), "cannot journal the " + phase + " phase in the registry (" +
@@ -50,17 +44,11 @@ Status MigrationService::Journal(const std::string& id, const std::string& vm,
   return Status::Ok();
 }
 
-void MigrationService::Unjournal(const std::string& id) {
-  vms_.registry().DeleteObject(kJournalKind, id);
-}
+void MigrationService::Unjournal(const std::string& id) { journal_.Delete(id); }
 
 std::string MigrationService::PeerAddress(const std::string& host_id) {
-  auto peers = vms_.registry().ListObjects("peer");
-  if (!peers.ok()) return "";
-  for (const auto& [id, row] : *peers) {
-    if (id == host_id) return row.value("address", "");
-  }
-  return "";
+  auto peer = peers_.Find(host_id);
+  return peer.ok() && peer->has_value() ? (*peer)->address : "";
 }
 
 void MigrationService::RollBack(vm::VmRuntime& rt, const std::string& vm) {
@@ -180,11 +168,15 @@ void MigrationService::SettleInBackground(const std::string& id, const std::stri
 }
 
 void MigrationService::RecoverOnStart() {
-  auto journal = vms_.registry().ListObjects(kJournalKind);
+  auto journal = journal_.List([](const Status& damaged) {
+    spdlog::error("migrations: {}; left as it is", damaged.message());
+    return true;
+  });
   if (!journal.ok()) return;
   for (const auto& [id, entry] : *journal) {
-    const std::string vm = entry.value("vm", ""), to = entry.value("to", "");
-    const bool finishing = entry.value("phase", "") == JournalPhaseName(JournalPhase::kFinish);
+    const std::string& vm = entry.vm;
+    const std::string& to = entry.to;
+    const bool finishing = entry.phase == JournalPhase::kFinish;
     if (!vms_.Exists(vm)) {  // settled before the restart, or deleted by its owner
       Unjournal(id);
       continue;

@@ -9,17 +9,17 @@
 namespace ferry::migrate {
 namespace {
 
-constexpr const char* kPeerKind = "peer";
 
 }  // namespace
 
 Result<std::unique_ptr<MigrationService>> MigrationService::Start(vm::VmService& vms,
+                                                                  registry::Registry& registry,
                                                                   MigrationConfig config) {
   FERRY_RETURN_IF_ERROR(CheckDestinationConfig(config));
   auto credentials = crypto::LoadHostCredentials(config.tls_dir);
   if (!credentials.ok()) return credentials.status().WithContext("peer TLS");
   FERRY_ASSIGN_OR_RETURN(auto tls, PeerTlsContext::Create(*credentials));
-  std::unique_ptr<MigrationService> service(new MigrationService(vms, config, tls));
+  std::unique_ptr<MigrationService> service(new MigrationService(vms, registry, config, tls));
   if (!config.listen.empty()) {
     MigrationService* self = service.get();
     auto listener = PeerListener::Start(
@@ -37,9 +37,14 @@ Result<std::unique_ptr<MigrationService>> MigrationService::Start(vm::VmService&
   return service;
 }
 
-MigrationService::MigrationService(vm::VmService& vms, MigrationConfig config,
+MigrationService::MigrationService(vm::VmService& vms, registry::Registry& registry,
+                                   MigrationConfig config,
                                    std::shared_ptr<const PeerTlsContext> tls)
-    : vms_(vms), config_(std::move(config)), tls_(std::move(tls)) {}
+    : vms_(vms),
+      peers_(registry),
+      journal_(registry),
+      config_(std::move(config)),
+      tls_(std::move(tls)) {}
 
 MigrationService::~MigrationService() {
   stopping_.store(true);
@@ -90,19 +95,17 @@ Status MigrationService::AddPeer(const std::string& host_id, const std::string& 
   FERRY_RETURN_IF_ERROR(ValidateName("host", host_id));
   auto parsed = ParsePeerAddress(address);
   if (!parsed.ok()) return parsed.status().WithContext("peer " + host_id);
-  return vms_.registry().InsertObject(kPeerKind, host_id, {{"address", parsed->ToString()}});
+  return peers_.Insert(host_id, PeerRow{parsed->ToString()});
 }
 
-Status MigrationService::RemovePeer(const std::string& host_id) {
-  return vms_.registry().DeleteObject(kPeerKind, host_id);
-}
+Status MigrationService::RemovePeer(const std::string& host_id) { return peers_.Delete(host_id); }
 
 nlohmann::json MigrationService::Peers() {
   nlohmann::json out = nlohmann::json::array();
-  auto all = vms_.registry().ListObjects(kPeerKind);
+  auto all = peers_.List([](const Status&) { return true; });  // a damaged row is not listed
   if (!all.ok()) return out;
   for (const auto& [name, row] : *all) {
-    out.push_back({{"host_id", name}, {"address", row.value("address", "")}});
+    out.push_back({{"host_id", name}, {"address", row.address}});
   }
   return out;
 }

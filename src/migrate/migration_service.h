@@ -21,6 +21,7 @@
 #include "crypto/host_credentials.h"
 #include "migrate/disk_export.h"
 #include "migrate/migration_messages.h"
+#include "migrate/migration_rows.h"
 #include "migrate/peer_listener.h"
 #include "migrate/peer_tls.h"
 #include "vm/vm_service.h"
@@ -63,7 +64,9 @@ class IncomingHolds {
 class MigrationService {
  public:
   // Loads the host's credentials (refusing a key others can read) and opens the peer port.
+  // Keeps its peers and journal in `registry`, which outlives it.
   static Result<std::unique_ptr<MigrationService>> Start(vm::VmService& vms,
+                                                         registry::Registry& registry,
                                                          MigrationConfig config);
   ~MigrationService();
 
@@ -92,7 +95,7 @@ class MigrationService {
   uint16_t port() const { return listener_ ? listener_->port() : 0; }
 
  private:
-  MigrationService(vm::VmService& vms, MigrationConfig config,
+  MigrationService(vm::VmService& vms, registry::Registry& registry, MigrationConfig config,
                    std::shared_ptr<const PeerTlsContext> tls);
   class MigrationSource;  // one outgoing migration, phase by phase (migration_source.h)
   // Runs one outgoing migration on the operation's thread; `op` ends with its outcome.
@@ -105,10 +108,6 @@ class MigrationService {
   void ReceiveMigration(const std::shared_ptr<PeerLink>& link, const PrepareRequest& prepare);
 
   // Recovery and settling (migration_recovery.cc; migration_protocol.h "Recovery").
-  // The phase an outgoing migration is journaled in: "perform" (QEMU may be sending; a restart
-  // rolls back) or "finish" (the destination may run the guest; a restart asks it).
-  enum class JournalPhase { kPerform, kFinish };
-  static const char* JournalPhaseName(JournalPhase phase);
   // Records the phase of outgoing migration `id`; an error when the registry refuses it (the
   // caller then aborts: an unjournaled migration could not be recovered after a restart).
   Status Journal(const std::string& id, const std::string& vm, const std::string& to,
@@ -134,6 +133,8 @@ class MigrationService {
   void AnswerQuery(PeerLink& link, const QueryRequest& query);
 
   vm::VmService& vms_;
+  PeerTable peers_;
+  JournalTable journal_;
   const MigrationConfig config_;
   const std::shared_ptr<const PeerTlsContext> tls_;
   std::unique_ptr<PeerListener> listener_;

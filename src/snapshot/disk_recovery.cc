@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "qemu/launch_spec.h"
+#include "registry/table.h"
 #include "vm/vm_disk.h"
 
 namespace ferry::snapshot {
@@ -221,19 +222,19 @@ DiskRecoveryPlan PlanDiskRecovery(const DiskStartState& state) {
   return plan;
 }
 
-void RecoverDisks(vm::VmService& vms, const std::set<std::string>& kept_by_snapshots,
-                  bool snapshots_known) {
+void RecoverDisks(vm::VmService& vms, registry::Registry& registry,
+                  const std::set<std::string>& kept_by_snapshots, bool snapshots_known) {
   DiskStartState state;
   state.frozen_dir = Canonical(vms.config().state_dir + "/disks");
   state.frozen_files = FilesIn(state.frozen_dir, IsImage);
   for (const auto& kept : kept_by_snapshots) state.kept_by_snapshots.insert(Canonical(kept));
   state.snapshots_known = snapshots_known;
-  auto records = vms.registry().ListVms();
+  auto records = registry::Table<vm::VmRecord>(registry).List();
   if (!records.ok()) {
     spdlog::warn("start-up sweep of disk files skipped: {}", records.status().message());
     return;
   }
-  for (const vm::VmRecord& r : *records) {
+  for (const auto& [name, r] : *records) {
     if (r.disk_path.empty()) continue;
     VmDiskState v;
     v.vm = r.spec.name;

@@ -89,7 +89,8 @@ DiskRecoveryPlan PlanDiskRecovery(const DiskStartState& state);
 // record was written does not make an image look unused.
 // `kept_by_snapshots` and `snapshots_known` are as in DiskStartState.
 // REQUIRES: `vms` has re-adopted its QEMUs and serves nobody yet.
-void RecoverDisks(vm::VmService& vms, const std::set<std::string>& kept_by_snapshots,
-                  bool snapshots_known);
+// `registry` holds the VMs' rows.
+void RecoverDisks(vm::VmService& vms, registry::Registry& registry,
+                  const std::set<std::string>& kept_by_snapshots, bool snapshots_known);
 
 }  // namespace ferry::snapshot

@@ -16,10 +16,13 @@ namespace ferry::snapshot {
 
 using nlohmann::json;
 
-SnapshotService::SnapshotService(vm::VmService& vms) : vms_(vms) { SweepLeftovers(); }
+SnapshotService::SnapshotService(vm::VmService& vms, registry::Registry& registry)
+    : vms_(vms), registry_(registry), rows_(registry), templates_(registry) {
+  SweepLeftovers();
+}
 
 void SnapshotService::SweepLeftovers() {
-  auto all = vms_.registry().ListObjects(kKind);
+  auto all = rows_.List();
   if (!all.ok()) {
     spdlog::warn("start-up sweep of snapshots skipped: {}", all.status().message());
     return;
@@ -31,14 +34,14 @@ void SnapshotService::SweepLeftovers() {
   std::set<std::string> frozen_kept;
   bool snapshots_known = true;
   for (const auto& [name, row] : *all) {
-    kept.insert(std::filesystem::path(row.value("dir", "")).filename());
-    kept.insert(std::filesystem::path(row.value("ram", "")).filename());
-    frozen_kept.insert(vms_.config().state_dir + "/disks/" + row.value("id", "") + ".qcow2");
-    auto m = LoadManifest(row.value("dir", ""));
+    kept.insert(std::filesystem::path(row.dir).filename());
+    kept.insert(std::filesystem::path(row.ram).filename());
+    frozen_kept.insert(vms_.config().state_dir + "/disks/" + row.id + ".qcow2");
+    auto m = LoadManifest(row.dir);
     if (!m.ok()) {
       snapshots_known = false;
     } else if (m->disk) {
-      auto frozen = FrozenDiskOf(row.value("dir", ""), *m);
+      auto frozen = FrozenDiskOf(row.dir, *m);
       if (!frozen.ok()) snapshots_known = false;
       if (frozen.ok()) frozen_kept.insert(*frozen);
       frozen_kept.insert(m->disk->chain.begin(), m->disk->chain.end());
@@ -68,7 +71,7 @@ void SnapshotService::SweepLeftovers() {
         "snapshot that ferryd left unfinished)",
         ram);
   }
-  RecoverDisks(vms_, frozen_kept, snapshots_known);
+  RecoverDisks(vms_, registry_, frozen_kept, snapshots_known);
 }
 
 SnapshotService::Paths SnapshotService::PathsFor(const std::string& name,
@@ -79,14 +82,8 @@ SnapshotService::Paths SnapshotService::PathsFor(const std::string& name,
 
 Result<SnapshotService::Paths> SnapshotService::Find(const std::string& name) {
   FERRY_RETURN_IF_ERROR(ValidateName("snapshot", name));
-  auto all = vms_.registry().ListObjects(kKind);
-  if (!all.ok()) return all.status();
-  for (const auto& [n, j] : *all) {
-    if (n != name) continue;
-    Paths paths{j.value("dir", ""), j.value("ram", ""), std::nullopt};
-    if (j.contains("policy_sha256")) paths.policy_sha256 = j.value("policy_sha256", "");
-    return paths;
-  }
+  FERRY_ASSIGN_OR_RETURN(std::optional<SnapshotRow> row, rows_.Find(name));
+  if (row) return Paths{row->dir, row->ram, row->policy_sha256};
   return Status::NotFound("snapshot " + name + " does not exist; `ferry snapshot list` shows them");
 }
 
@@ -132,10 +129,10 @@ Result<std::string> SnapshotService::FrozenDiskOf(const std::string& dir,
 
 std::vector<std::string> SnapshotService::SnapshotsOnDisk(const std::string& frozen) {
   std::vector<std::string> names;
-  auto all = vms_.registry().ListObjects(kKind);
+  auto all = rows_.List();
   if (!all.ok()) return names;
   for (const auto& [other, row] : *all) {
-    auto m = LoadManifest(row.value("dir", ""));
+    auto m = LoadManifest(row.dir);
     if (!m.ok() || !m->disk) continue;
     const auto& chain = m->disk->chain;
     if (std::find(chain.begin(), chain.end(), frozen) != chain.end()) names.push_back(other);
@@ -145,14 +142,12 @@ std::vector<std::string> SnapshotService::SnapshotsOnDisk(const std::string& fro
 
 json SnapshotService::List() {
   json out = json::array();
-  auto all = vms_.registry().ListObjects(kKind);
+  auto all = rows_.List();
   if (!all.ok()) return out;
   for (const auto& [name, row] : *all) {
-    json item = {{"name", name},
-                 {"vm", row.value("vm", "")},
-                 {"clones", vms_.VmsMapping(row.value("ram", ""))}};
-    if (row.contains("received_from")) item["received_from"] = row.value("received_from", "");
-    auto m = LoadManifest(row.value("dir", ""));
+    json item = {{"name", name}, {"vm", row.vm}, {"clones", vms_.VmsMapping(row.ram)}};
+    if (!row.received_from.empty()) item["received_from"] = row.received_from;
+    auto m = LoadManifest(row.dir);
     if (m.ok()) {
       item["memory_mib"] = m->memory_mib;
       item["created_at_ms"] = m->created_at_ms;
@@ -193,10 +188,10 @@ Status SnapshotService::Delete(const std::string& name) {
                                       std::to_string(users.size()) + " clone(s) (" + list +
                                       "); delete them first");
   }
-  auto templates = vms_.registry().ListObjects("template");
+  auto templates = templates_.List();
   if (templates.ok()) {
     for (const auto& [t, row] : *templates) {
-      if (row.value("snapshot", "") == name) {
+      if (row.snapshot == name) {
         return Status::FailedPrecondition("snapshot " + name + " is the base of template " + t +
                                           "; delete the template first");
       }
@@ -217,7 +212,7 @@ Status SnapshotService::Delete(const std::string& name) {
           "; delete those first (a VM's disk keeps the snapshot it was frozen in)");
     }
   }
-  FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
+  FERRY_RETURN_IF_ERROR(rows_.Delete(name));
   if (!frozen_disk.empty()) ::unlink(frozen_disk.c_str());
   verified_.ForgetUnder(paths.dir);  // its RAM link, device state and disk link
   ::unlink(paths.ram.c_str());

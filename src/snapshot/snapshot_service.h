@@ -21,6 +21,7 @@
 #include "core/status.h"
 #include "snapshot/clone_identity_reset.h"
 #include "snapshot/snapshot_manifest.h"
+#include "snapshot/snapshot_rows.h"
 #include "snapshot/verified_files.h"
 #include "vm/vm_service.h"
 
@@ -53,7 +54,8 @@ enum class SnapshotCopy {
 class SnapshotService {
  public:
   // Sweeps what a ferryd that died mid-snapshot left (see SweepLeftovers).
-  explicit SnapshotService(vm::VmService& vms);
+  // Keeps its rows (and reads templates') in `registry`, which outlives it.
+  SnapshotService(vm::VmService& vms, registry::Registry& registry);
 
   // Set once at start-up (ferryd --snapshot-copy), before any snapshot is taken.
   void SetCopyMode(SnapshotCopy mode) { copy_mode_ = mode; }
@@ -115,7 +117,6 @@ class SnapshotService {
   Paths PathsFor(const std::string& name, const std::string& id) const;
   Result<Paths> Find(const std::string& name);
   Status CheckClonable(const Paths& paths, const SnapshotManifest& m, const std::string& what);
-  static constexpr const char* kKind = "snapshot";  // the registry's kind for snapshots
 
   // Create's work, in the background, as the steps of snapshot_take.cc.
   Status TakeSnapshot(const std::string& vm, const std::string& name, Operation& op);
@@ -140,6 +141,9 @@ class SnapshotService {
   std::vector<std::string> SnapshotsOnDisk(const std::string& frozen);
 
   vm::VmService& vms_;
+  registry::Registry& registry_;
+  SnapshotTable rows_;
+  TemplateTable templates_;  // read: a template's snapshot is not deleted under it
   VerifiedFiles verified_;
   SnapshotCopy copy_mode_ = SnapshotCopy::kLive;
   std::mutex mu_;

@@ -286,13 +286,13 @@ Status SnapshotService::Register(Taking& t) {
   // The policy's digest, kept where ferryd alone writes, so a snapshot whose policy was taken
   // out of its manifest (checksum recomputed) is not cloned as a snapshot without one.
   const std::string& policy = t.lease.record.spec.policy;
-  return vms_.registry().InsertObject(
-      kKind, t.name,
-      {{"dir", t.paths.dir},
-       {"ram", t.paths.ram},
-       {"id", t.id},
-       {"vm", t.vm_name},
-       {"policy_sha256", policy.empty() ? "" : crypto::Sha256Hex(policy)}});
+  SnapshotRow row;
+  row.id = t.id;
+  row.vm = t.vm_name;
+  row.dir = t.paths.dir;
+  row.ram = t.paths.ram;
+  row.policy_sha256 = policy.empty() ? "" : crypto::Sha256Hex(policy);
+  return rows_.Insert(t.name, row);
 }
 
 void SnapshotService::Discard(Taking& t) {

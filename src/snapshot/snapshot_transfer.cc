@@ -74,16 +74,15 @@ Status WriteSnapshotFiles(vm::VmService& vms, const SnapshotManifest& m, const s
 
 }  // namespace
 
-Result<StoredSnapshot> FindStoredSnapshot(vm::VmService& vms, const std::string& name) {
+Result<StoredSnapshot> FindStoredSnapshot(SnapshotTable& rows, const std::string& name) {
   FERRY_RETURN_IF_ERROR(ValidateName("snapshot", name));
-  FERRY_ASSIGN_OR_RETURN(auto all, vms.registry().ListObjects(kSnapshotKind));
-  for (const auto& [n, row] : all) {
-    if (n != name) continue;
+  FERRY_ASSIGN_OR_RETURN(std::optional<SnapshotRow> row, rows.Find(name));
+  if (row) {
     StoredSnapshot s;
     s.name = name;
-    s.dir = row.value("dir", "");
-    s.ram = row.value("ram", "");
-    if (row.contains("policy_sha256")) s.policy_sha256 = row.value("policy_sha256", "");
+    s.dir = row->dir;
+    s.ram = row->ram;
+    s.policy_sha256 = row->policy_sha256;
     auto m = LoadManifest(s.dir);
     if (!m.ok()) return m.status().WithContext("snapshot " + name);
     s.manifest = std::move(m).value();
@@ -113,8 +112,9 @@ Status CheckSnapshotClonable(vm::VmService& vms, const StoredSnapshot& s, const 
   return Status::Ok();
 }
 
-Status AdoptReceivedSnapshot(vm::VmService& vms, const SnapshotManifest& m, const std::string& from,
-                             const BlobWriter& write_ram, const BlobWriter& write_device_state) {
+Status AdoptReceivedSnapshot(vm::VmService& vms, SnapshotTable& rows, const SnapshotManifest& m,
+                             const std::string& from, const BlobWriter& write_ram,
+                             const BlobWriter& write_device_state) {
   const std::string what = "snapshot " + m.name + " from " + from;
   FERRY_RETURN_IF_ERROR(ValidateName("snapshot", m.name));
   FERRY_RETURN_IF_ERROR(ValidateName("snapshot id", m.id));
@@ -123,7 +123,7 @@ Status AdoptReceivedSnapshot(vm::VmService& vms, const SnapshotManifest& m, cons
                                       " has a data disk; snapshots with disks are not "
                                       "sent yet");
   }
-  if (FindStoredSnapshot(vms, m.name).status().code() != Status::Code::kNotFound) {
+  if (FindStoredSnapshot(rows, m.name).status().code() != Status::Code::kNotFound) {
     return Status::AlreadyExists("snapshot " + m.name +
                                  " exists on this host already; delete "
                                  "it here first, or send it under another name");
@@ -140,14 +140,14 @@ Status AdoptReceivedSnapshot(vm::VmService& vms, const SnapshotManifest& m, cons
   if (st.ok()) {
     auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
     const std::string policy = spec.ok() ? spec->policy : "";
-    st = vms.registry().InsertObject(
-        kSnapshotKind, m.name,
-        {{"dir", dir},
-         {"ram", ram},
-         {"id", m.id},
-         {"vm", m.vm_name},
-         {"received_from", from},
-         {"policy_sha256", policy.empty() ? "" : crypto::Sha256Hex(policy)}});
+    SnapshotRow row;
+    row.id = m.id;
+    row.vm = m.vm_name;
+    row.dir = dir;
+    row.ram = ram;
+    row.policy_sha256 = policy.empty() ? "" : crypto::Sha256Hex(policy);
+    row.received_from = from;
+    st = rows.Insert(m.name, row);
     if (!st.ok()) RemoveAll(dir);
   }
   if (!st.ok()) {

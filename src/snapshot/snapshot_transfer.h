@@ -15,13 +15,11 @@
 
 #include "core/status.h"
 #include "snapshot/snapshot_manifest.h"
+#include "snapshot/snapshot_rows.h"
 #include "vm/vm_service.h"
 #include "vm/vm_spec.h"
 
 namespace ferry::snapshot {
-
-// SnapshotService's registry kind for snapshots.
-inline constexpr const char* kSnapshotKind = "snapshot";
 
 // One registered snapshot, found and verified.
 struct StoredSnapshot {
@@ -33,7 +31,7 @@ struct StoredSnapshot {
 };
 
 // Finds snapshot `name` (NotFound says how to list them) and loads its manifest.
-Result<StoredSnapshot> FindStoredSnapshot(vm::VmService& vms, const std::string& name);
+Result<StoredSnapshot> FindStoredSnapshot(SnapshotTable& rows, const std::string& name);
 
 // PermissionDenied naming the VM and owner when the owner's policy forbids clones of
 // `snapshot`'s VM (the policy it carries, which must also be the one the registry recorded, and
@@ -49,8 +47,8 @@ using BlobWriter = std::function<Status(int fd)>;
 // Everything is verified against `manifest` (device state SHA-256, RAM chunk table) before the
 // row makes it visible; any failure leaves nothing. AlreadyExists when the name or id is taken;
 // ResourceExhausted when the RAM directory cannot spare the image. `from`: the sending host.
-Status AdoptReceivedSnapshot(vm::VmService& vms, const SnapshotManifest& manifest,
-                             const std::string& from, const BlobWriter& write_ram,
-                             const BlobWriter& write_device_state);
+Status AdoptReceivedSnapshot(vm::VmService& vms, SnapshotTable& rows,
+                             const SnapshotManifest& manifest, const std::string& from,
+                             const BlobWriter& write_ram, const BlobWriter& write_device_state);
 
 }  // namespace ferry::snapshot

@@ -23,20 +23,23 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 namespace {
-constexpr const char* kKind = "template";
 constexpr int kMaxPoolSize = 64;
 constexpr const char* kPoolPrefix = ".pool-";
 }  // namespace
 
-TemplateService::TemplateService(vm::VmService& vms, SnapshotService& snapshots)
-    : vms_(vms), snapshots_(snapshots) {
+TemplateService::TemplateService(vm::VmService& vms, registry::Registry& registry,
+                                 SnapshotService& snapshots)
+    : vms_(vms), rows_(registry), snapshots_(snapshots) {
   KillStalePoolQemus();
-  auto all = vms_.registry().ListObjects(kKind);
+  auto all = rows_.List([](const Status& damaged) {
+    spdlog::error("templates: {}; left as it is", damaged.message());
+    return true;
+  });
   if (all.ok()) {
     for (const auto& [name, row] : *all) {
       Pool& p = pools_[name];
-      p.snapshot = row.value("snapshot", "");
-      p.size = row.value("pool_size", 0);
+      p.snapshot = row.snapshot;
+      p.size = row.pool_size;
     }
   }
   // Without a keeper the pools are not refilled, but clones still work (cold): not fatal.
@@ -194,13 +197,10 @@ void TemplateService::CountPoolUse(const std::string& name, bool hit) {
   (hit ? hits : misses).With({name}).Inc();
 }
 
-Result<json> TemplateService::Record(const std::string& name) {
+Result<TemplateRow> TemplateService::Record(const std::string& name) {
   FERRY_RETURN_IF_ERROR(ValidateName("template", name));
-  auto all = vms_.registry().ListObjects(kKind);
-  if (!all.ok()) return all.status();
-  for (const auto& [n, row] : *all) {
-    if (n == name) return row;
-  }
+  FERRY_ASSIGN_OR_RETURN(std::optional<TemplateRow> row, rows_.Find(name));
+  if (row) return std::move(*row);
   return Status::NotFound("template " + name + " does not exist; `ferry template list` shows them");
 }
 
@@ -211,8 +211,7 @@ Status TemplateService::CreateFromSnapshot(const std::string& name, const std::s
   // A template exists to be cloned.
   FERRY_RETURN_IF_ERROR(
       snapshots_.CheckClonable(snapshot, "template " + name + " from snapshot " + snapshot));
-  FERRY_RETURN_IF_ERROR(vms_.registry().InsertObject(
-      kKind, name, {{"snapshot", snapshot}, {"pool_size", 0}, {"owns_snapshot", false}}));
+  FERRY_RETURN_IF_ERROR(rows_.Insert(name, TemplateRow{snapshot, 0, /*owns_snapshot=*/false}));
   std::lock_guard<std::mutex> lock(mu_);
   pools_[name].snapshot = snapshot;
   return Status::Ok();
@@ -254,8 +253,7 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateFromSpec(const std::st
       return fail(Status::Unavailable(taken["error"].value("message", "snapshot failed")));
     }
     vms_.Delete(builder, /*force=*/true);
-    Status st = vms_.registry().InsertObject(
-        kKind, name, {{"snapshot", snapshot}, {"pool_size", 0}, {"owns_snapshot", true}});
+    Status st = rows_.Insert(name, TemplateRow{snapshot, 0, /*owns_snapshot=*/true});
     if (!st.ok()) {
       snapshots_.Delete(snapshot);
       return op->Fail(st);
@@ -271,7 +269,7 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateFromSpec(const std::st
 }
 
 Status TemplateService::SetPoolSize(const std::string& name, int size) {
-  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  FERRY_ASSIGN_OR_RETURN(TemplateRow row, Record(name));
   if (size < 0 || size > kMaxPoolSize) {
     return Status::InvalidArgument("pool size " + std::to_string(size) + " is not between 0 and " +
                                    std::to_string(kMaxPoolSize));
@@ -279,14 +277,14 @@ Status TemplateService::SetPoolSize(const std::string& name, int size) {
   if (size > 0) {
     // A pool QEMU is a clone in waiting; the owner's policy may have forbidden clones since.
     FERRY_RETURN_IF_ERROR(
-        snapshots_.CheckClonable(row.value("snapshot", ""), "the warm pool of template " + name));
+        snapshots_.CheckClonable(row.snapshot, "the warm pool of template " + name));
   }
-  row["pool_size"] = size;
-  FERRY_RETURN_IF_ERROR(vms_.registry().PutObject(kKind, name, row));
+  row.pool_size = size;
+  FERRY_RETURN_IF_ERROR(rows_.Put(name, row));
   {
     std::lock_guard<std::mutex> lock(mu_);
     Pool& p = pools_[name];
-    p.snapshot = row.value("snapshot", "");
+    p.snapshot = row.snapshot;
     p.size = size;
   }
   cv_.notify_all();
@@ -294,8 +292,8 @@ Status TemplateService::SetPoolSize(const std::string& name, int size) {
 }
 
 Status TemplateService::Delete(const std::string& name) {
-  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
-  const std::string snapshot = row.value("snapshot", "");
+  FERRY_ASSIGN_OR_RETURN(TemplateRow row, Record(name));
+  const std::string& snapshot = row.snapshot;
   std::deque<WarmQemu> waiting;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -308,15 +306,15 @@ Status TemplateService::Delete(const std::string& name) {
   // Killed without mu_: each kill may wait seconds, and other template calls must not.
   for (auto& q : waiting) Discard(q);
   // The record goes first: a snapshot that is a template's base refuses deletion.
-  FERRY_RETURN_IF_ERROR(vms_.registry().DeleteObject(kKind, name));
-  if (row.value("owns_snapshot", false)) {
+  FERRY_RETURN_IF_ERROR(rows_.Delete(name));
+  if (row.owns_snapshot) {
     // The template's own snapshot goes with it, unless clones still map it.
     Status st = snapshots_.Delete(snapshot);
     if (!st.ok()) {
-      vms_.registry().PutObject(kKind, name, row);
+      rows_.Put(name, row);
       std::lock_guard<std::mutex> lock(mu_);
       pools_[name].snapshot = snapshot;
-      pools_[name].size = row.value("pool_size", 0);
+      pools_[name].size = row.pool_size;
       return st.WithContext("template " + name);
     }
   }
@@ -325,11 +323,11 @@ Status TemplateService::Delete(const std::string& name) {
 
 json TemplateService::List() {
   json out = json::array();
-  auto all = vms_.registry().ListObjects(kKind);
+  auto all = rows_.List([](const Status&) { return true; });  // logged at start-up
   if (!all.ok()) return out;
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, row] : *all) {
-    json item = row;
+    json item = row.ToJson();
     item["name"] = name;
     auto it = pools_.find(name);
     item["pool_ready"] = it == pools_.end() ? 0 : static_cast<int>(it->second.ready.size());
@@ -339,7 +337,8 @@ json TemplateService::List() {
 }
 
 Result<json> TemplateService::Show(const std::string& name) {
-  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  FERRY_ASSIGN_OR_RETURN(TemplateRow record, Record(name));
+  json row = record.ToJson();
   row["name"] = name;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = pools_.find(name);
@@ -355,10 +354,10 @@ Result<json> TemplateService::Show(const std::string& name) {
 Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
     const std::string& vm, const std::string& name, std::vector<vm::PortForwardSpec> forwards,
     const std::string& ip) {
-  FERRY_ASSIGN_OR_RETURN(json row, Record(name));
+  FERRY_ASSIGN_OR_RETURN(TemplateRow row, Record(name));
   // Its address, before anything starts (tap networking); the probe runs on beside the start.
   FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const vm::AddressProbe> probe,
-                         snapshots_.CheckCloneAddresses(row.value("snapshot", ""), {vm}, ip));
+                         snapshots_.CheckCloneAddresses(row.snapshot, {vm}, ip));
   WarmQemu warm;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -377,8 +376,7 @@ Result<std::shared_ptr<Operation>> TemplateService::CreateVm(
   }
   CountPoolUse(name, warm.qemu.runtime != nullptr);
   // A copy: if the clone is refused before it starts, the QEMU is still ours to put back.
-  auto op = snapshots_.CloneOne(row.value("snapshot", ""), vm, std::move(forwards), ip,
-                                std::move(probe), warm);
+  auto op = snapshots_.CloneOne(row.snapshot, vm, std::move(forwards), ip, std::move(probe), warm);
   if (warm.qemu.runtime) {
     std::lock_guard<std::mutex> lock(mu_);
     Pool& pool = pools_[name];

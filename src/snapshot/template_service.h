@@ -30,7 +30,8 @@ namespace ferry::snapshot {
 
 class TemplateService {
  public:
-  TemplateService(vm::VmService& vms, SnapshotService& snapshots);
+  // Keeps its rows in `registry`, which outlives it.
+  TemplateService(vm::VmService& vms, registry::Registry& registry, SnapshotService& snapshots);
   ~TemplateService();  // stops the keeper and kills the QEMUs waiting in pools
 
   // From an existing snapshot.
@@ -62,7 +63,7 @@ class TemplateService {
     // new QEMU starting up does not take the CPU from the clone a user is waiting for.
     std::shared_ptr<Operation> clone_in_flight;
   };
-  Result<nlohmann::json> Record(const std::string& name);
+  Result<TemplateRow> Record(const std::string& name);
   void Keep();                // keeper thread
   void KillStalePoolQemus();  // left by an earlier ferryd
   void Discard(WarmQemu& q);
@@ -70,6 +71,7 @@ class TemplateService {
   Result<WarmQemu> StartPoolQemu(const std::string& pool_name, const std::string& snapshot);
 
   vm::VmService& vms_;
+  TemplateTable rows_;
   SnapshotService& snapshots_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -41,8 +41,8 @@ QemuUidLease VmService::AdoptedUid(pid_t pid) {
 }
 
 Status VmService::Readopt() {
-  FERRY_ASSIGN_OR_RETURN(std::vector<VmRecord> records, registry_->ListVms());
-  for (VmRecord& rec : records) ReadoptOne(std::move(rec));
+  FERRY_ASSIGN_OR_RETURN(auto rows, vm_rows_.List());
+  for (auto& [name, rec] : rows) ReadoptOne(std::move(rec));
   SweepUnownedQemus();
   SweepLeftoverTaps();
   return Status::Ok();
@@ -104,7 +104,7 @@ void VmService::DiscardUnfinished(const std::shared_ptr<Vm>& vm) {
       (*rt)->WaitExit(kKillTimeout);
     }
   }
-  registry_->DeleteVm(r.spec.name);
+  vm_rows_.Delete(r.spec.name);
   RemoveVmTap(r);  // the launch may have made it before ferryd died
   RemoveAll(vm->paths.dir);
   if (r.ram_owned && !r.ram_path.empty()) ::unlink(r.ram_path.c_str());

@@ -107,7 +107,7 @@ Status VmService::Delete(const std::string& name, bool force, const std::string&
   {
     MutexLock lock(vm->mu);
     old.swap(vm->rt);
-    Status removed = registry_->DeleteVm(name);
+    Status removed = vm_rows_.Delete(name);
     if (!removed.ok()) {
       DeleteFailed(*vm);
       return Status::FromCode(
@@ -188,7 +188,7 @@ Result<json> VmService::SetPolicy(const std::string& name, const std::string& te
   VmRecord updated = r;
   updated.spec.policy = text;
   updated.owner = replacement->owner_fingerprint;
-  FERRY_RETURN_IF_ERROR(registry_->UpdateVm(updated).WithContext("vm " + name));
+  FERRY_RETURN_IF_ERROR(vm_rows_.Update(name, updated).WithContext("vm " + name));
   r = std::move(updated);
   spdlog::info("vm {}: policy replaced (owner {}…, issued at {})", name, replacement->ShortOwner(),
                replacement->issued_at);

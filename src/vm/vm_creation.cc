@@ -78,7 +78,7 @@ Result<std::shared_ptr<Operation>> VmService::CreateFrom(VmSpec spec, LaunchPlan
   {
     MutexLock l(vm->mu);
     vm->rec = NewRecord(spec, shape, paths, policy ? policy->owner_fingerprint : "");
-    FERRY_RETURN_IF_ERROR(registry_->InsertVm(vm->rec));
+    FERRY_RETURN_IF_ERROR(vm_rows_.Insert(vm->rec.spec.name, vm->rec));
     if (config_.observer) config_.observer->VmPersisted(vm->rec, /*deleted=*/false);
     vms_[spec.name] = vm;
     op = BeginOperation(*vm, shape.operation);

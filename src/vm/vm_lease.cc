@@ -62,7 +62,7 @@ Status VmService::SetDisk(const std::string& name, const std::string& top,
   // In memory whatever the registry says: it is what QEMU writes now.
   vm->rec.disk_path = top;
   vm->rec.disk_chain = chain;
-  Status recorded = registry_->UpdateVm(vm->rec);
+  Status recorded = vm_rows_.Update(vm->rec.spec.name, vm->rec);
   vm->cv.notify_all();
   return recorded.WithContext("vm " + name + ": recording its disk " + top);
 }

@@ -85,4 +85,12 @@ Result<VmRecord> VmRecord::FromJson(const json& j) {
   return r;
 }
 
+Result<VmRecord> VmRecord::FromJson(const std::string& name, const json& j) {
+  FERRY_ASSIGN_OR_RETURN(VmRecord r, FromJson(j));
+  if (r.spec.name != name) {
+    return Status::Corruption("the row of vm " + name + " holds vm " + r.spec.name);
+  }
+  return r;
+}
+
 }  // namespace ferry::vm

@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "qemu/accelerator.h"
+#include "registry/registry.h"
 #include "vm/vm_spec.h"
 
 namespace ferry::vm {
@@ -60,6 +61,10 @@ struct VmRecord {
 
   nlohmann::json ToJson() const;
   static Result<VmRecord> FromJson(const nlohmann::json& j);
+
+  // A row of the registry's VM table (registry/table.h), stored under its VM's name.
+  static constexpr std::string_view kKind = registry::kVmKind;
+  static Result<VmRecord> FromJson(const std::string& name, const nlohmann::json& j);
 };
 
 }  // namespace ferry::vm

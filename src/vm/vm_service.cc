@@ -19,22 +19,22 @@ namespace ferry::vm {
 
 using nlohmann::json;
 
-VmService::VmService(ServiceConfig config)
-    : config_(std::move(config)), images_(config_.image_dirs) {}
+VmService::VmService(ServiceConfig config, registry::Registry& registry)
+    : config_(std::move(config)), vm_rows_(registry), images_(config_.image_dirs) {}
 
-Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
+Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config,
+                                                   registry::Registry& registry) {
   if (config.state_dir.empty()) return Status::InvalidArgument("no state directory given");
   FERRY_RETURN_IF_ERROR(EnsurePrivateDir(config.state_dir, "state directory"));
   FERRY_RETURN_IF_ERROR(MakeDirs(config.state_dir + "/vms", 0700));
   FERRY_RETURN_IF_ERROR(EnsurePrivateDir(config.ram_dir, "RAM directory"));
-  std::unique_ptr<VmService> svc(new VmService(std::move(config)));
+  std::unique_ptr<VmService> svc(new VmService(std::move(config), registry));
   const ServiceConfig& c = svc->config_;
   // Taps carry the state directory in their alias (tap_sweep.h): spelled one way, whatever way
   // ferryd is given it.
   std::error_code ec;
   const std::filesystem::path canonical = std::filesystem::canonical(c.state_dir, ec);
   svc->tap_owner_ = ec ? c.state_dir : canonical.string();
-  FERRY_ASSIGN_OR_RETURN(svc->registry_, Registry::Open(c.state_dir + "/registry.db"));
   SetConsoleRingBytes(c.console_max_kib << 10);
   svc->accel_ = qemu::ChooseAccelerator(qemu::ProbeHost());
   spdlog::info("accelerator: {}", svc->accel_.reason);
@@ -66,7 +66,7 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config) {
     rt.reset();
     MutexLock lock(s->mu_);
     s->vms_.erase(name);
-    s->registry_->DeleteVm(name);
+    s->vm_rows_.Delete(name);
   };
   hooks.shutting_down = &s->shutting_down_;
   svc->launcher_ = std::make_unique<VmLauncher>(
@@ -113,7 +113,7 @@ void VmService::Persist(Vm& vm) {
     vm.cv.notify_all();
     return;
   }
-  Status st = registry_->UpdateVm(vm.rec);
+  Status st = vm_rows_.Update(vm.rec.spec.name, vm.rec);
   if (!st.ok()) spdlog::error("vm {}: cannot record state: {}", vm.rec.spec.name, st.message());
   if (config_.observer) config_.observer->VmPersisted(vm.rec, /*deleted=*/false);
   vm.cv.notify_all();

@@ -33,13 +33,14 @@
 #include "core/thread_annotations.h"
 #include "qemu/accelerator.h"
 #include "qemu/launch_spec.h"
+#include "registry/registry.h"
+#include "registry/table.h"
 #include "vm/address_probe.h"
 #include "vm/background_threads.h"
 #include "vm/image.h"
 #include "vm/launch_plan.h"
 #include "vm/qemu_files.h"
 #include "vm/qemu_user.h"
-#include "vm/registry.h"
 #include "vm/vm_admission.h"
 #include "vm/vm_launcher.h"
 #include "vm/vm_observer.h"
@@ -82,8 +83,10 @@ struct VmLease {
 
 class VmService {
  public:
-  // Opens the registry under config.state_dir and re-adopts every QEMU that still runs.
-  static Result<std::unique_ptr<VmService>> Open(ServiceConfig config);
+  // Keeps its VMs in `registry` (which outlives the service) and re-adopts every QEMU that
+  // still runs.
+  static Result<std::unique_ptr<VmService>> Open(ServiceConfig config,
+                                                 registry::Registry& registry);
   // Ends background operations (joins their threads). Running VMs keep running; a later ferryd
   // re-adopts them. Idempotent; the destructor calls it.
   void Shutdown();
@@ -128,7 +131,6 @@ class VmService {
   bool Exists(const std::string& name);
   // True if a registered VM lives in `dir` (a VM taken from the warm pool keeps its directory).
   bool OwnsDir(const std::string& dir);
-  Registry& registry() { return *registry_; }
   // Makes a snapshot's finished RAM image what clones' QEMUs map (ShareRamImageWithQemus); 0400
   // when QEMU runs as ferryd's user.
   Status ShareRamImage(const std::string& path);
@@ -164,7 +166,7 @@ class VmService {
   void InBackground(std::function<void()> work, std::shared_ptr<Operation> op = nullptr);
 
  private:
-  explicit VmService(ServiceConfig config);
+  VmService(ServiceConfig config, registry::Registry& registry);
 
   // Re-adoption (vm_adoption.cc). These run in Open, before any other thread can see the VMs
   // or reach the service (runtime watchers report only through the VMs' locks), so they read
@@ -217,7 +219,7 @@ class VmService {
   std::shared_ptr<Operation> BeginOperation(Vm& vm, const std::string& kind) FERRY_REQUIRES(vm.mu);
 
   ServiceConfig config_;
-  std::unique_ptr<Registry> registry_;
+  registry::Table<VmRecord> vm_rows_;
   ImageCatalog images_;
   qemu::AcceleratorChoice accel_;
   // The uids QEMUs run as; unset when config_.qemu_user is "" (QEMU runs as ferryd).
