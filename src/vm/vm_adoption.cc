@@ -4,7 +4,6 @@
 // "Re-adoption after a ferryd restart".
 #include <signal.h>
 #include <spdlog/spdlog.h>
-
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +14,7 @@
 #include "core/files.h"
 #include "core/process.h"
 #include "qemu/qmp_commands.h"
+#include "vm/adoption_plan.h"
 #include "vm/tap_device.h"
 #include "vm/tap_sweep.h"
 #include "vm/vm_origin.h"
@@ -54,27 +54,23 @@ void VmService::ReadoptOne(VmRecord rec) {
       rec.dir.empty() ? VmPaths::For(config_.state_dir, rec.spec.name) : VmPaths::ForDir(rec.dir);
   vm->rec = std::move(rec);
   VmRecord& r = vm->rec;
-  // A create that ferryd left before QEMU started never happened. A clone or an incoming
-  // migration left half-done goes too: a clone that has not served yet still carries its
-  // parent's identity, an incoming guest that is not running must not start here (its source
-  // runs it or will resume it). Only an incoming guest that already runs here (the source
-  // said finish, this host resumed it) is kept.
-  const bool restoring = r.state == VmState::kCreating &&
-                         !std::holds_alternative<BootedOrigin>(OriginFromJson(r.origin));
-  if ((r.state == VmState::kCreating && r.pid == 0) || (restoring && !KeepResumedIncoming(vm))) {
+  const AdoptionPlan plan = PlanAdoption(r);
+  // Only a restore that already runs here (the source said finish, this host resumed it) is
+  // kept of the unfinished ones.
+  if (plan == AdoptionPlan::kDiscard ||
+      (plan == AdoptionPlan::kKeepIfResumed && !KeepResumedIncoming(vm))) {
     DiscardUnfinished(vm);
     return;
   }
   vms_[r.spec.name] = vm;
-  if (r.pid != 0 && !restoring && (r.state == VmState::kCreating || !HasProcess(r.state))) {
-    EndInterruptedLaunch(vm);
-    return;
+  switch (plan) {
+    case AdoptionPlan::kEndInterruptedLaunch:
+      return EndInterruptedLaunch(vm);
+    case AdoptionPlan::kNothingRuns:
+      return RemoveVmTap(r);  // a tap left by a ferryd that died before removing it
+    default:
+      return Reattach(vm);
   }
-  if (!HasProcess(r.state) && r.state != VmState::kCreating) {
-    RemoveVmTap(r);  // no QEMU runs: a tap left by a ferryd that died before removing it
-    return;
-  }
-  Reattach(vm);
 }
 
 bool VmService::KeepResumedIncoming(const std::shared_ptr<Vm>& vm) {
