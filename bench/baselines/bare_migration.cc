@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "bench/drivers/ferry_ops.h"
-#include "bench/harness/interrupt.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 #include "core/ids.h"
 #include "vm/vm_disk.h"

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <vector>
 
-#include "bench/harness/tool_run.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 
 namespace ferry::bench {

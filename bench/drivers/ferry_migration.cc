@@ -1,7 +1,7 @@
 #include "bench/drivers/ferry_migration.h"
 
 #include "bench/drivers/ferry_ops.h"
-#include "bench/harness/tool_run.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 
 namespace ferry::bench {

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include "bench/harness/interrupt.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 
 namespace ferry::bench {

@@ -7,8 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench/harness/interrupt.h"
-#include "bench/harness/tool_run.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 #include "testbed/netns.h"
 

@@ -31,11 +31,10 @@
 
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
-#include "bench/harness/bench_ferryd.h"
 #include "bench/drivers/ferry_ops.h"
-#include "bench/harness/interrupt.h"
+#include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
-#include "bench/harness/scratch_dir.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 #include "guest/protocol.h"
 

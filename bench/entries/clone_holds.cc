@@ -13,11 +13,10 @@
 #include <optional>
 
 #include "bench/baselines/bare_spec.h"
-#include "bench/harness/bench_ferryd.h"
 #include "bench/drivers/ferry_ops.h"
+#include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
-#include "bench/harness/scratch_dir.h"
-#include "bench/harness/tool_run.h"
+#include "bench/harness/testbed.h"
 
 namespace ferry::bench {
 namespace {

@@ -21,7 +21,7 @@
 #include "bench/baselines/bare_spec.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
-#include "bench/harness/scratch_dir.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 #include "qemu/launch_spec.h"
 

@@ -31,14 +31,13 @@
 
 #include "bench/baselines/bare_migration.h"
 #include "bench/baselines/bare_spec.h"
+#include "bench/baselines/qemu_tls_creds.h"
 #include "bench/drivers/ferry_migration.h"
 #include "bench/drivers/ferry_ops.h"
-#include "bench/harness/interrupt.h"
-#include "bench/harness/namespace_hosts.h"
-#include "bench/baselines/qemu_tls_creds.h"
 #include "bench/drivers/redis_load.h"
+#include "bench/harness/namespace_hosts.h"
 #include "bench/harness/runner.h"
-#include "bench/harness/scratch_dir.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 
 namespace ferry::bench {

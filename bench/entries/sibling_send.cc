@@ -19,7 +19,7 @@
 #include "bench/drivers/ferry_ops.h"
 #include "bench/harness/namespace_hosts.h"
 #include "bench/harness/runner.h"
-#include "bench/harness/scratch_dir.h"
+#include "bench/harness/testbed.h"
 
 namespace ferry::bench {
 namespace {

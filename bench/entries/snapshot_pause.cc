@@ -27,13 +27,13 @@
 
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
-#include "bench/harness/bench_ferryd.h"
-#include "bench/drivers/ferry_ops.h"
 #include "bench/baselines/qemu_snapshot.h"
+#include "bench/drivers/ferry_ops.h"
 #include "bench/drivers/redis_gaps.h"
 #include "bench/drivers/redis_load.h"
+#include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
-#include "bench/harness/scratch_dir.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 #include "qemu/guest_channel.h"
 

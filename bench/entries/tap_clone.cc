@@ -20,12 +20,11 @@
 #include <optional>
 #include <thread>
 
-#include "bench/harness/bench_ferryd.h"
 #include "bench/drivers/ferry_ops.h"
-#include "bench/harness/interrupt.h"
+#include "bench/harness/bench_ferryd.h"
 #include "bench/harness/namespace_hosts.h"
 #include "bench/harness/runner.h"
-#include "bench/harness/tool_run.h"
+#include "bench/harness/testbed.h"
 #include "testbed/netns.h"
 
 namespace ferry::bench {

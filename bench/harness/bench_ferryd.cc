@@ -8,7 +8,7 @@
 #include <cstring>
 #include <thread>
 
-#include "bench/harness/interrupt.h"
+#include "bench/harness/testbed.h"
 #include "core/files.h"
 
 namespace ferry::bench {

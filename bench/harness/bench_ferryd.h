@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "bench/harness/runner.h"
-#include "bench/harness/scratch_dir.h"
+#include "bench/harness/testbed.h"
 #include "core/process.h"
 #include "core/status.h"
 

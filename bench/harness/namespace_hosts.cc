@@ -1,9 +1,5 @@
 #include "bench/harness/namespace_hosts.h"
 
-#include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -12,7 +8,6 @@
 #include <thread>
 
 #include "core/files.h"
-#include "core/unique_fd.h"
 #include "testbed/netns.h"
 
 namespace ferry::bench {
@@ -57,25 +52,6 @@ Result<uint64_t> DevTxBytes(const std::string& text, const std::string& ifname) 
 }
 
 }  // namespace
-
-Status InNetworkNamespace(const std::string& ns, const std::function<Status()>& work) {
-  const std::string ns_path = testbed::NamespacePath(ns);
-  Status result;
-  std::thread worker([&] {
-    UniqueFd fd(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-      result = Status::NotFound("cannot open " + ns_path + ": " + std::strerror(errno));
-      return;
-    }
-    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
-      result = Status::Internal("setns " + ns_path + ": " + std::strerror(errno));
-      return;
-    }
-    result = work();
-  });
-  worker.join();
-  return result;
-}
 
 Status NamespaceHosts::Build() {
   return NetnsSegment::Build(2).WithContext("the benchmark's hosts");

@@ -9,9 +9,9 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 
+#include "bench/harness/testbed.h"
 #include "core/status.h"
 #include "testbed/netns_segment.h"
 
@@ -22,10 +22,6 @@ struct HostTraffic {
   uint64_t uplink_tx_bytes = 0;  // every frame that left the host for the switch
   uint64_t ip_out_octets = 0;    // IP bytes the host's own stack sent (IpExt OutOctets)
 };
-
-// Runs `work` on a thread of its own that entered network namespace `ns` (setns moves only the
-// calling thread, so the caller's stays where it is) and returns what `work` returned.
-Status InNetworkNamespace(const std::string& ns, const std::function<Status()>& work);
 
 class NamespaceHosts : public testbed::NetnsSegment {
  public:

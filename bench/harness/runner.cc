@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "bench/harness/interrupt.h"
+#include "bench/harness/testbed.h"
 
 namespace ferry::bench {
 

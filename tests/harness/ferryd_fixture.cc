@@ -1,9 +1,6 @@
 #include "harness/ferryd_fixture.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,8 +9,8 @@
 #include <fstream>
 #include <thread>
 
-#include "harness/qemu_processes.h"
 #include "harness/test_files.h"
+#include "testbed/free_port.h"
 
 #ifndef FERRY_BUILD_DIR
 #error "FERRY_BUILD_DIR must point at the build tree"
@@ -28,15 +25,9 @@ const std::string kBuild = FERRY_BUILD_DIR;
 }  // namespace
 
 uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  auto port = testbed::FreeLoopbackPort();
+  EXPECT_TRUE(port.ok()) << port.status().message();
+  return port.ok() ? *port : 0;
 }
 
 CommandResult Redis(uint16_t port, const std::vector<std::string>& args) {
@@ -45,15 +36,6 @@ CommandResult Redis(uint16_t port, const std::vector<std::string>& args) {
   CommandResult r = RunCommand(argv);
   while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
   return r;
-}
-
-bool ProcessAlive(pid_t pid) {
-  // A zombie has exited; it only waits for its parent (init, for a re-adopted QEMU) to reap it.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (pid <= 0 || !std::getline(stat, line)) return false;
-  size_t close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
 void FerrydFixture::SetUp() {

@@ -7,12 +7,12 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "harness/command.h"
+#include "testbed/processes.h"
 
 namespace ferry::testing {
 
@@ -67,10 +67,14 @@ nlohmann::json FerryJsonAt(const std::string& socket, const std::vector<std::str
 // The names of the VMs the ferryd on `socket` has (none if it does not answer).
 std::vector<std::string> VmNamesAt(const std::string& socket);
 
-// A loopback TCP port that nothing listens on right now.
+// A loopback TCP port that nothing listens on right now (testbed/free_port.h; a test failure
+// if there is none).
 uint16_t FreePort();
 // `redis-cli -p PORT ARGS...` (the real client); returns its stdout without the trailing newline.
 CommandResult Redis(uint16_t port, const std::vector<std::string>& args);
-bool ProcessAlive(pid_t pid);
+// The test bed's look at processes from outside (testbed/processes.h).
+using testbed::ProcessAlive;
+using testbed::QemusHoldingFilesUnder;
+using testbed::WaitForQemusHoldingFilesUnder;
 
 }  // namespace ferry::testing

@@ -1,10 +1,10 @@
-#include "bench/harness/interrupt.h"
+#include "testbed/interrupt.h"
 
 #include <signal.h>
 
 #include <csignal>
 
-namespace ferry::bench {
+namespace ferry::testbed {
 
 namespace {
 volatile std::sig_atomic_t interrupted = 0;
@@ -33,4 +33,4 @@ std::optional<ProcessExit> WaitExitUnlessInterrupted(Process& process,
   }
 }
 
-}  // namespace ferry::bench
+}  // namespace ferry::testbed

@@ -1,5 +1,7 @@
 // Ctrl-C, SIGTERM and SIGHUP end a benchmark early, but only after it has cleaned up: the
-// handlers set a flag that every wait in bench/ checks at least every kInterruptCheck.
+// handlers set a flag that every wait in bench/ and testbed/ checks at least every
+// kInterruptCheck. Only ferry-bench installs them; for the integration tests nothing is ever
+// interrupted.
 #pragma once
 
 #include <chrono>
@@ -7,7 +9,7 @@
 
 #include "core/process.h"
 
-namespace ferry::bench {
+namespace ferry::testbed {
 
 // How long a wait may go without looking at the flag.
 inline constexpr std::chrono::milliseconds kInterruptCheck(100);
@@ -20,4 +22,4 @@ bool Interrupted();
 std::optional<ProcessExit> WaitExitUnlessInterrupted(Process& process,
                                                      std::chrono::milliseconds timeout);
 
-}  // namespace ferry::bench
+}  // namespace ferry::testbed
