@@ -31,6 +31,7 @@
 
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
@@ -174,31 +175,19 @@ class CloneBoot : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
     // The snapshot every clone comes from: the default VM at its ready point, as a template is.
-    FERRY_ASSIGN_OR_RETURN(BootedVm src,
-                           BootVm(*ferryd_, "src", config.memory_mib, guest_.guest_port));
-    FERRY_RETURN_IF_ERROR(guest_.CheckSameCommandLine(src.show, src.host_port, bare_dir_->path()));
-    FERRY_ASSIGN_OR_RETURN(json snap, TakeSnapshot(*ferryd_, "src", kSnapshot));
+    FERRY_ASSIGN_OR_RETURN(json snap, SnapshotFreshVm(*ferryd_, "src", kSnapshot, config.memory_mib,
+                                                      guest_.guest_port, [&](const BootedVm& src) {
+                                                        return guest_.CheckSameCommandLine(
+                                                            src.show, src.host_port,
+                                                            bare_dir_->path());
+                                                      }));
     snapshot_note_ = "snapshot: of VM 'src' right after it was ready; pause " +
                      std::to_string(snap.value("pause_ms", 0)) + " ms, " +
                      std::to_string(snap.value("ram_data_bytes", uint64_t{0}) >> 20) +
                      " MiB of RAM data; the source VM is deleted before the runs";
-    // The source would only compete for the CPU with what is timed.
-    VmsToDelete source(*ferryd_);
-    source.Add("src");
-    FERRY_RETURN_IF_ERROR(source.DeleteNow());
-
     has_template_ = HasTemplateCommand(*ferryd_);
     if (has_template_) {
-      FERRY_ASSIGN_OR_RETURN(CliRun created, ferryd_->Cli({"template", "create", kTemplate,
-                                                           "--from-snapshot", kSnapshot},
-                                                          kVmCommandTimeout));
-      FERRY_RETURN_IF_ERROR(created.ToStatus());
-      template_made_ = true;
-      FERRY_ASSIGN_OR_RETURN(
-          CliRun pool,
-          ferryd_->Cli({"template", "pool", kTemplate, "--size", "1"}, kVmCommandTimeout));
-      FERRY_RETURN_IF_ERROR(pool.ToStatus());
-      FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout));
+      FERRY_RETURN_IF_ERROR(MakeWarmPool(*ferryd_, kTemplate, kSnapshot, template_made_));
     }
     return Status::Ok();
   }
@@ -247,17 +236,7 @@ class CloneBoot : public BenchEntry {
   }
 
   void TearDown() override {
-    if (ferryd_ && template_made_) {
-      (void)ferryd_->Cli({"template", "pool", kTemplate, "--size", "0"}, kVmCommandTimeout,
-                         BenchFerryd::Wait::kEvenIfInterrupted);
-      (void)ferryd_->Cli({"template", "delete", kTemplate}, kVmCommandTimeout,
-                         BenchFerryd::Wait::kEvenIfInterrupted);
-    }
-    if (ferryd_) ferryd_->Stop();
-    ferryd_.reset();
-    if (bare_dir_) KillProcessesUsing(bare_dir_->path());
-    bare_dir_.reset();
-    bare_ram_dir_.reset();
+    EndClones(ferryd_, template_made_ ? kTemplate : "", {&bare_dir_, &bare_ram_dir_});
   }
 
  private:

@@ -23,6 +23,7 @@
 
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/drivers/stream_command.h"
 #include "bench/harness/bench_ferryd.h"
@@ -143,14 +144,7 @@ class Hold : public BenchEntry {
     };
   }
 
-  void TearDown() override {
-    if (ferryd_) ferryd_->Stop();
-    ferryd_.reset();
-    if (dir_) KillProcessesUsing(dir_->path());
-    if (ram_dir_) KillProcessesUsing(ram_dir_->path());
-    dir_.reset();
-    ram_dir_.reset();
-  }
+  void TearDown() override { EndClones(ferryd_, "", {&dir_, &ram_dir_}); }
 
  private:
   Result<Measurements> RunFerry(const Trial& trial) {

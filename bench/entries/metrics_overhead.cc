@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "bench/baselines/bare_spec.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
@@ -246,21 +247,9 @@ class MetricsOverhead : public BenchEntry {
     BenchFerrydOptions options;
     options.extra_args = {"--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port_)};
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config, options));
-    FERRY_ASSIGN_OR_RETURN(BootedVm src,
-                           BootVm(*ferryd_, "src", config.memory_mib, guest_.guest_port));
-    FERRY_RETURN_IF_ERROR(TakeSnapshot(*ferryd_, "src", kSnapshot).status());
-    VmsToDelete source(*ferryd_);
-    source.Add("src");
-    FERRY_RETURN_IF_ERROR(source.DeleteNow());
-    FERRY_ASSIGN_OR_RETURN(CliRun created, ferryd_->Cli({"template", "create", kTemplate,
-                                                         "--from-snapshot", kSnapshot},
-                                                        kVmCommandTimeout));
-    FERRY_RETURN_IF_ERROR(created.ToStatus());
-    template_made_ = true;
-    FERRY_ASSIGN_OR_RETURN(CliRun pool, ferryd_->Cli({"template", "pool", kTemplate, "--size", "1"},
-                                                     kVmCommandTimeout));
-    FERRY_RETURN_IF_ERROR(pool.ToStatus());
-    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout));
+    FERRY_RETURN_IF_ERROR(
+        SnapshotFreshVm(*ferryd_, "src", kSnapshot, config.memory_mib, guest_.guest_port).status());
+    FERRY_RETURN_IF_ERROR(MakeWarmPool(*ferryd_, kTemplate, kSnapshot, template_made_));
     return MeasureScrapeCost();
   }
 
@@ -340,18 +329,7 @@ class MetricsOverhead : public BenchEntry {
     };
   }
 
-  void TearDown() override {
-    if (ferryd_ && template_made_) {
-      (void)ferryd_->Cli({"template", "pool", kTemplate, "--size", "0"}, kVmCommandTimeout,
-                         BenchFerryd::Wait::kEvenIfInterrupted);
-      (void)ferryd_->Cli({"template", "delete", kTemplate}, kVmCommandTimeout,
-                         BenchFerryd::Wait::kEvenIfInterrupted);
-    }
-    if (ferryd_) ferryd_->Stop();
-    ferryd_.reset();
-    if (watch_dir_) KillProcessesUsing(watch_dir_->path());
-    watch_dir_.reset();
-  }
+  void TearDown() override { EndClones(ferryd_, template_made_ ? kTemplate : "", {&watch_dir_}); }
 
  private:
   Status PlainClone(int round, Measurements& m) {

@@ -28,6 +28,7 @@
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
 #include "bench/baselines/qemu_snapshot.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/drivers/redis_gaps.h"
 #include "bench/drivers/redis_load.h"
@@ -126,12 +127,7 @@ class SnapshotPause : public BenchEntry {
   void TearDown() override {
     for (auto& [mib, g] : guests_) g.bare.reset();
     guests_.clear();
-    if (ferryd_) ferryd_->Stop();
-    ferryd_.reset();
-    if (dir_) KillProcessesUsing(dir_->path());
-    if (ram_dir_) KillProcessesUsing(ram_dir_->path());
-    dir_.reset();
-    ram_dir_.reset();
+    EndClones(ferryd_, "", {&dir_, &ram_dir_});
   }
 
  private:
