@@ -1,15 +1,14 @@
 #include "bench/harness/bench_ferryd.h"
 
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <thread>
 
 #include "bench/harness/testbed.h"
 #include "core/files.h"
+#include "testbed/ferryd_process.h"
 
 namespace ferry::bench {
 
@@ -36,16 +35,6 @@ std::string OneLine(std::string text) {
   return text;
 }
 
-bool SocketAnswers(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
 }  // namespace
 
 std::string CliRun::Command() const {
@@ -77,15 +66,13 @@ Result<std::unique_ptr<BenchFerryd>> BenchFerryd::Start(const BenchConfig& confi
   if (d->socket_.size() >= sizeof(sockaddr_un::sun_path)) {
     return Status::InvalidArgument("socket path " + d->socket_ + " is too long for a UNIX socket");
   }
-  std::vector<std::string> argv;
-  if (!options.netns.empty()) argv = {"ip", "netns", "exec", options.netns};  // execs in place
-  argv.insert(argv.end(),
-              {config.ferryd_binary(), "--state-dir", d->state_dir(), "--ram-dir", d->ram_dir(),
-               "--socket", d->socket_, "--image-dir", config.image_dir()});
-  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  auto p = Process::Spawn(argv, d->log_);
-  if (!p.ok()) return p.status().WithContext("starting ferryd");
-  d->ferryd_ = std::move(p).value();
+  testbed::FerrydLaunch launch{config.ferryd_binary(), d->state_dir(),
+                               d->ram_dir(),           d->socket_,
+                               options.netns,          {"--image-dir", config.image_dir()}};
+  launch.extra_args.insert(launch.extra_args.end(), options.extra_args.begin(),
+                           options.extra_args.end());
+  FERRY_ASSIGN_OR_RETURN(d->ferryd_,
+                         testbed::SpawnFerryd(testbed::FerrydCommandLine(launch), d->log_));
   FERRY_RETURN_IF_ERROR(d->WaitUntilServing(kStartTimeout));
   return d;
 }
@@ -99,7 +86,7 @@ Status BenchFerryd::WaitUntilServing(milliseconds timeout) {
       return Status::Unavailable("ferryd " + (ex ? ex->Describe() : std::string("exited")) +
                                  " during start-up; it said: " + OneLine(LogTail()));
     }
-    if (SocketAnswers(socket_)) return Status::Ok();
+    if (testbed::SocketAnswers(socket_)) return Status::Ok();
     std::this_thread::sleep_for(milliseconds(20));
   }
   return Status::DeadlineExceeded("ferryd did not serve " + socket_ + " within " +

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "harness/test_files.h"
+#include "testbed/ferryd_process.h"
 #include "testbed/free_port.h"
 
 #ifndef FERRY_BUILD_DIR
@@ -66,31 +67,31 @@ void FerrydFixture::TearDown() {
 
 void FerrydFixture::StartFerryd(const std::vector<std::string>& extra_args,
                                 const std::string& fault_point) {
-  std::vector<std::string> args = {
-      kBuild + "/ferryd", "--state-dir", state_dir_,        "--ram-dir", ram_dir_,
-      "--socket",         socket_,       "--ready-timeout", "240"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
   const std::string log = state_dir_ + "/ferryd.log";
-  ferryd_pid_ = SpawnFerryd(args, log, fault_point);
+  ferryd_pid_ = SpawnFerryd(TestFerrydCommandLine(state_dir_, ram_dir_, socket_, "", extra_args),
+                            log, fault_point);
   ASSERT_GT(ferryd_pid_, 0) << "cannot fork ferryd";
   ASSERT_TRUE(WaitForFerrydApi(ferryd_pid_, socket_, "ferryd", log));
 }
 
+std::vector<std::string> TestFerrydCommandLine(const std::string& state_dir,
+                                               const std::string& ram_dir,
+                                               const std::string& socket, const std::string& netns,
+                                               const std::vector<std::string>& extra_args) {
+  testbed::FerrydLaunch launch{kBuild + "/ferryd",        state_dir, ram_dir, socket, netns,
+                               {"--ready-timeout", "240"}};
+  launch.extra_args.insert(launch.extra_args.end(), extra_args.begin(), extra_args.end());
+  return testbed::FerrydCommandLine(launch);
+}
+
 pid_t SpawnFerryd(const std::vector<std::string>& argv, const std::string& log,
                   const std::string& fault_point) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    FILE* f = std::freopen(log.c_str(), "a", stderr);
-    (void)f;
-    if (!fault_point.empty()) ::setenv("FERRY_FAULT_POINT", fault_point.c_str(), 1);
-    ::dup2(2, 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+  auto ferryd = testbed::SpawnFerryd(argv, log, fault_point);
+  if (!ferryd.ok()) {
+    ADD_FAILURE() << ferryd.status().message();
+    return -1;
   }
-  return pid;
+  return ferryd->pid();  // still our child, reaped by waitpid
 }
 
 ::testing::AssertionResult WaitForFerrydApi(pid_t& pid, const std::string& socket,

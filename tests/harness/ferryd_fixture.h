@@ -49,9 +49,17 @@ class FerrydFixture : public ::testing::Test {
   pid_t ferryd_pid_ = -1;
 };
 
-// Starts a ferryd: `argv` (argv[0] searched in PATH, so `ip netns exec NS ferryd ...` works too)
-// with stdout and stderr appended to `log`, and FERRY_FAULT_POINT=`fault_point` in its
-// environment when one is given. Returns its pid, -1 if it could not fork.
+// A test's ferryd command line (testbed/ferryd_process.h): the build's ferryd on these
+// directories and socket, in `netns` unless "", with a ready timeout that TCG needs, then
+// `extra_args`.
+std::vector<std::string> TestFerrydCommandLine(const std::string& state_dir,
+                                               const std::string& ram_dir,
+                                               const std::string& socket, const std::string& netns,
+                                               const std::vector<std::string>& extra_args);
+// Starts a ferryd (testbed::SpawnFerryd): `argv` (argv[0] searched in PATH, so `ip netns exec NS
+// ferryd ...` works too) with stdout and stderr appended to `log`, and
+// FERRY_FAULT_POINT=`fault_point` in its environment when one is given. Returns its pid, a child
+// of this process; -1 (and a test failure) if it could not start.
 pid_t SpawnFerryd(const std::vector<std::string>& argv, const std::string& log,
                   const std::string& fault_point = "");
 // Waits (20 s at most) until the ferryd `pid` answers on `socket`. A failure names `who` and
