@@ -170,4 +170,12 @@ Status BareQemu::AwaitMigration(milliseconds timeout) {
                                   std::to_string(timeout.count()) + " ms");
 }
 
+Status MakeBareQemuDirs(std::optional<ScratchDir>& dir, std::optional<ScratchDir>& ram_dir) {
+  FERRY_ASSIGN_OR_RETURN(ScratchDir made, ScratchDir::Create("/tmp", "ferry-bench-qemu"));
+  FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench-qemu"));
+  dir = std::move(made);
+  ram_dir = std::move(ram);
+  return Status::Ok();
+}
+
 }  // namespace ferry::bench

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench/baselines/bare_spec.h"
+#include "bench/harness/testbed.h"
 #include "core/process.h"
 #include "core/status.h"
 #include "qemu/qmp_client.h"
@@ -84,5 +85,9 @@ class BareQemu {
   std::string console_;  // everything read so far
   Clock::time_point spawned_at_;
 };
+
+// The bare side's directories: `dir` under /tmp (its console logs, sockets, files) and `ram_dir`
+// under /dev/shm (its RAM files, as ferryd's), "ferry-bench-qemu-XXXXXX" each.
+Status MakeBareQemuDirs(std::optional<ScratchDir>& dir, std::optional<ScratchDir>& ram_dir);
 
 }  // namespace ferry::bench

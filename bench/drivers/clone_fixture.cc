@@ -28,8 +28,8 @@ Status MakeWarmPool(BenchFerryd& ferryd, const std::string& tmpl, const std::str
   return WaitPoolReady(ferryd, tmpl, 1, kWarmPoolTimeout);
 }
 
-void EndClones(std::unique_ptr<BenchFerryd>& ferryd, const std::string& tmpl,
-               const std::vector<std::optional<ScratchDir>*>& dirs) {
+void StopAndSweep(std::unique_ptr<BenchFerryd>& ferryd, const std::string& tmpl,
+                  const std::vector<std::optional<ScratchDir>*>& dirs) {
   if (ferryd && !tmpl.empty()) {
     (void)ferryd->Cli({"template", "pool", tmpl, "--size", "0"}, kVmCommandTimeout,
                       BenchFerryd::Wait::kEvenIfInterrupted);

@@ -1,6 +1,6 @@
-// The set-up and teardown the clone entries share (clone_boot and metrics_overhead in whole,
-// snapshot_pause and hold the end): the snapshot every clone comes from, a template with a warm
-// pool of one made from it, and an end that leaves nothing running.
+// The set-up and teardown the clone entries share (clone_boot and metrics_overhead in whole;
+// snapshot_pause, hold, cold_boot and restore_migration the end): the snapshot every clone comes
+// from, a template with a warm pool of one made from it, and an end that leaves nothing running.
 #pragma once
 
 #include <chrono>
@@ -32,10 +32,11 @@ Result<nlohmann::json> SnapshotFreshVm(BenchFerryd& ferryd, const std::string& v
 Status MakeWarmPool(BenchFerryd& ferryd, const std::string& tmpl, const std::string& snapshot,
                     bool& made);
 
-// The clone entries' TearDown: empties and deletes template `tmpl` (none when ""), stops ferryd
-// (deleting its VMs), then SIGKILLs whatever still uses one of `dirs` (a QEMU that outlived
-// ferryd, a bare QEMU of the comparison side) and removes them. Never fails; even after Ctrl-C.
-void EndClones(std::unique_ptr<BenchFerryd>& ferryd, const std::string& tmpl,
-               const std::vector<std::optional<ScratchDir>*>& dirs);
+// The entries' TearDown (the clone entries', cold_boot's, restore_migration's): empties and
+// deletes template `tmpl` (none when ""), stops ferryd (deleting its VMs), then SIGKILLs whatever
+// still uses one of `dirs` (a QEMU that outlived ferryd, a bare QEMU of the comparison side) and
+// removes them. Never fails; even after Ctrl-C.
+void StopAndSweep(std::unique_ptr<BenchFerryd>& ferryd, const std::string& tmpl,
+                  const std::vector<std::optional<ScratchDir>*>& dirs);
 
 }  // namespace ferry::bench

@@ -167,10 +167,7 @@ class CloneBoot : public BenchEntry {
   Status SetUp(const BenchConfig& config) override {
     config_ = config;
     FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
-    FERRY_ASSIGN_OR_RETURN(ScratchDir dir, ScratchDir::Create("/tmp", "ferry-bench-qemu"));
-    FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench-qemu"));
-    bare_dir_ = std::move(dir);
-    bare_ram_dir_ = std::move(ram);
+    FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(bare_dir_, bare_ram_dir_));
     qemu_version_ = QemuVersionLine(bare_dir_->path());
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
@@ -236,7 +233,7 @@ class CloneBoot : public BenchEntry {
   }
 
   void TearDown() override {
-    EndClones(ferryd_, template_made_ ? kTemplate : "", {&bare_dir_, &bare_ram_dir_});
+    StopAndSweep(ferryd_, template_made_ ? kTemplate : "", {&bare_dir_, &bare_ram_dir_});
   }
 
  private:

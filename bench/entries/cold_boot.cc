@@ -19,6 +19,7 @@
 
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
 #include "bench/harness/testbed.h"
@@ -60,10 +61,7 @@ class ColdBoot : public BenchEntry {
     config_ = config;
     FERRY_ASSIGN_OR_RETURN(setup_, GuestSetup::Find(config));
 
-    FERRY_ASSIGN_OR_RETURN(ScratchDir dir, ScratchDir::Create("/tmp", "ferry-bench-qemu"));
-    FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench-qemu"));
-    bare_dir_ = std::move(dir);
-    bare_ram_dir_ = std::move(ram);
+    FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(bare_dir_, bare_ram_dir_));
     qemu_version_ = QemuVersionLine(bare_dir_->path());
 
     auto ferryd = BenchFerryd::Start(config);
@@ -89,13 +87,7 @@ class ColdBoot : public BenchEntry {
     };
   }
 
-  void TearDown() override {
-    if (ferryd_) ferryd_->Stop();
-    ferryd_.reset();
-    if (bare_dir_) KillProcessesUsing(bare_dir_->path());
-    bare_dir_.reset();
-    bare_ram_dir_.reset();
-  }
+  void TearDown() override { StopAndSweep(ferryd_, "", {&bare_dir_, &bare_ram_dir_}); }
 
  private:
   Result<Measurements> RunFerry(const Trial& trial) {

@@ -144,7 +144,7 @@ class Hold : public BenchEntry {
     };
   }
 
-  void TearDown() override { EndClones(ferryd_, "", {&dir_, &ram_dir_}); }
+  void TearDown() override { StopAndSweep(ferryd_, "", {&dir_, &ram_dir_}); }
 
  private:
   Result<Measurements> RunFerry(const Trial& trial) {

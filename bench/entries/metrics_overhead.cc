@@ -329,7 +329,9 @@ class MetricsOverhead : public BenchEntry {
     };
   }
 
-  void TearDown() override { EndClones(ferryd_, template_made_ ? kTemplate : "", {&watch_dir_}); }
+  void TearDown() override {
+    StopAndSweep(ferryd_, template_made_ ? kTemplate : "", {&watch_dir_});
+  }
 
  private:
   Status PlainClone(int round, Measurements& m) {

@@ -27,6 +27,7 @@
 
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/drivers/stream_command.h"
 #include "bench/harness/bench_ferryd.h"
@@ -88,10 +89,7 @@ class RestoreMigration : public BenchEntry {
 
   Status SetUp(const BenchConfig& config) override {
     FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
-    FERRY_ASSIGN_OR_RETURN(ScratchDir dir, ScratchDir::Create("/tmp", "ferry-bench-qemu"));
-    FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench-qemu"));
-    bare_dir_ = std::move(dir);
-    bare_ram_dir_ = std::move(ram);
+    FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(bare_dir_, bare_ram_dir_));
     qemu_version_ = QemuVersionLine(bare_dir_->path());
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
@@ -139,13 +137,7 @@ class RestoreMigration : public BenchEntry {
     };
   }
 
-  void TearDown() override {
-    if (ferryd_) ferryd_->Stop();
-    ferryd_.reset();
-    if (bare_dir_) KillProcessesUsing(bare_dir_->path());
-    bare_dir_.reset();
-    bare_ram_dir_.reset();
-  }
+  void TearDown() override { StopAndSweep(ferryd_, "", {&bare_dir_, &bare_ram_dir_}); }
 
  private:
   Status SaveMigrationFile() {

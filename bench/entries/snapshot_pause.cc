@@ -127,7 +127,7 @@ class SnapshotPause : public BenchEntry {
   void TearDown() override {
     for (auto& [mib, g] : guests_) g.bare.reset();
     guests_.clear();
-    EndClones(ferryd_, "", {&dir_, &ram_dir_});
+    StopAndSweep(ferryd_, "", {&dir_, &ram_dir_});
   }
 
  private:
