@@ -45,6 +45,13 @@ int KillProcessesUsing(const std::string& path) {
   return killed;
 }
 
+void SweepAndRemove(const std::vector<std::optional<ScratchDir>*>& dirs) {
+  for (std::optional<ScratchDir>* dir : dirs) {
+    if (*dir) KillProcessesUsing((*dir)->path());
+  }
+  for (std::optional<ScratchDir>* dir : dirs) dir->reset();
+}
+
 std::vector<pid_t> QemusHoldingFilesUnder(const std::string& dir) {
   std::vector<pid_t> found;
   std::error_code ec;

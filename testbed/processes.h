@@ -7,8 +7,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "testbed/scratch_dir.h"
 
 namespace ferry::testbed {
 
@@ -18,6 +21,10 @@ namespace ferry::testbed {
 // benchmark's own, whose command lines name their files by descriptor (/proc/self/fd/N).
 // Returns how many it killed.
 int KillProcessesUsing(const std::string& path);
+
+// The end of a run's directories: KillProcessesUsing each (those that are set), then removes
+// them all.
+void SweepAndRemove(const std::vector<std::optional<ScratchDir>*>& dirs);
 
 // Live QEMU processes (argv[0] is qemu-system-*) that hold a file under `dir` open.
 std::vector<pid_t> QemusHoldingFilesUnder(const std::string& dir);

@@ -38,10 +38,7 @@ void StopAndSweep(std::unique_ptr<BenchFerryd>& ferryd, const std::string& tmpl,
   }
   if (ferryd) ferryd->Stop();
   ferryd.reset();
-  for (std::optional<ScratchDir>* dir : dirs) {
-    if (*dir) KillProcessesUsing((*dir)->path());
-  }
-  for (std::optional<ScratchDir>* dir : dirs) dir->reset();
+  SweepAndRemove(dirs);
 }
 
 }  // namespace ferry::bench

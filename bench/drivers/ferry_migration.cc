@@ -142,4 +142,12 @@ std::string FerryMigratingGuest::Console(int host, size_t max_bytes) {
   return text;
 }
 
+void StopFleetAndSweep(std::unique_ptr<FerryFleet>& fleet, NamespaceHosts& hosts,
+                       const std::vector<std::optional<ScratchDir>*>& dirs) {
+  if (fleet) fleet->Stop();
+  fleet.reset();
+  SweepAndRemove(dirs);
+  hosts.Teardown();
+}
+
 }  // namespace ferry::bench

@@ -15,11 +15,12 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "bench/harness/bench_ferryd.h"
 #include "bench/drivers/migrating_guest.h"
+#include "bench/harness/bench_ferryd.h"
 #include "bench/harness/namespace_hosts.h"
 #include "bench/harness/runner.h"
 
@@ -74,5 +75,11 @@ class FerryMigratingGuest : public MigratingGuest {
   std::string address_ = FerryFleet::kGuestAddress;
   nlohmann::json show_;
 };
+
+// The fleet entries' TearDown (migration, hold_send, sibling_send): stops the fleet (its ferryds,
+// their VMs), SIGKILLs whatever still uses one of `dirs`, removes them and tears the hosts down.
+// Never fails.
+void StopFleetAndSweep(std::unique_ptr<FerryFleet>& fleet, NamespaceHosts& hosts,
+                       const std::vector<std::optional<ScratchDir>*>& dirs);
 
 }  // namespace ferry::bench

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "bench/baselines/bare_spec.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
@@ -176,12 +177,7 @@ class CloneHolds : public BenchEntry {
     };
   }
 
-  void TearDown() override {
-    if (ferryd_) ferryd_->Stop();
-    ferryd_.reset();
-    if (dir_) KillProcessesUsing(dir_->path());
-    dir_.reset();
-  }
+  void TearDown() override { StopAndSweep(ferryd_, "", {&dir_}); }
 
  private:
   Result<uint64_t> StoredBytes() {

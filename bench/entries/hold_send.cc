@@ -142,13 +142,7 @@ class HoldSend : public BenchEntry {
     };
   }
 
-  void TearDown() override {
-    if (fleet_) fleet_->Stop();
-    fleet_.reset();
-    if (dir_) KillProcessesUsing(dir_->path());
-    hosts_.Teardown();
-    dir_.reset();
-  }
+  void TearDown() override { StopFleetAndSweep(fleet_, hosts_, {&dir_}); }
 
  private:
   Result<json> SendJson(int from) {

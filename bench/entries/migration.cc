@@ -311,15 +311,7 @@ class Migration : public BenchEntry {
     return line;
   }
 
-  void TearDown() override {
-    if (fleet_) fleet_->Stop();
-    fleet_.reset();
-    if (dir_) KillProcessesUsing(dir_->path());
-    if (ram_dir_) KillProcessesUsing(ram_dir_->path());
-    hosts_.Teardown();
-    dir_.reset();
-    ram_dir_.reset();
-  }
+  void TearDown() override { StopFleetAndSweep(fleet_, hosts_, {&dir_, &ram_dir_}); }
 
  private:
   Result<std::unique_ptr<MigratingGuest>> Boot(const Trial& trial, const Cell& cell) {

@@ -21,6 +21,7 @@ using testbed::KillProcessesUsing;
 using testbed::kInterruptCheck;
 using testbed::RunTool;
 using testbed::ScratchDir;
+using testbed::SweepAndRemove;
 using testbed::WaitExitUnlessInterrupted;
 
 }  // namespace ferry::bench
