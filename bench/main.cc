@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <iostream>
 
-#include "bench/interrupt.h"
-#include "bench/result_table.h"
-#include "bench/runner.h"
+#include "bench/harness/result_table.h"
+#include "bench/harness/runner.h"
+#include "bench/harness/testbed.h"
 
 #ifndef FERRY_BENCH_DEFAULT_BUILD_DIR
 #define FERRY_BENCH_DEFAULT_BUILD_DIR "build"

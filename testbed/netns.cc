@@ -1,6 +1,8 @@
 #include "testbed/netns.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,9 +11,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "core/files.h"
 #include "core/process.h"
+#include "core/unique_fd.h"
 
 namespace ferry::testbed {
 
@@ -41,6 +45,25 @@ std::vector<std::string> InNamespace(const std::string& ns, const std::vector<st
   std::vector<std::string> out = {"ip", "netns", "exec", ns};
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
+}
+
+Status InNetworkNamespace(const std::string& ns, const std::function<Status()>& work) {
+  const std::string ns_path = testbed::NamespacePath(ns);
+  Status result;
+  std::thread worker([&] {
+    UniqueFd fd(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      result = Status::NotFound("cannot open " + ns_path + ": " + std::strerror(errno));
+      return;
+    }
+    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
+      result = Status::Internal("setns " + ns_path + ": " + std::strerror(errno));
+      return;
+    }
+    result = work();
+  });
+  worker.join();
+  return result;
 }
 
 Status RunIp(const std::vector<std::string>& args) {

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@ bool NamespaceExists(const std::string& ns);
 // argv that runs `argv` inside namespace `ns` (through `ip netns exec`, which execs in place:
 // the pid of the started process is the pid of the program).
 std::vector<std::string> InNamespace(const std::string& ns, const std::vector<std::string>& argv);
+
+// Runs `work` on a thread of its own that entered network namespace `ns` (setns moves only the
+// calling thread, so the caller's stays where it is) and returns what `work` returned.
+Status InNetworkNamespace(const std::string& ns, const std::function<Status()>& work);
 
 // Runs `ip ARGS...` to its exit (killed after 30 s). On failure the Status names the command
 // and says what `ip` printed.

@@ -7,7 +7,7 @@
 //   host ns h2: ferrybr0 10.77.0.2 ──veth──┘    (uplink in h2, port h2 in sw)
 //
 // Why it exists: the integration tests (tests/harness/netns_hosts.h) and the migration benchmark
-// (bench/namespace_hosts.h) both need several hosts, each with its own ferryd or QEMU and a
+// (bench/harness/namespace_hosts.h) both need several hosts, each with its own ferryd or QEMU and a
 // bridge its VMs' taps hang off, and a client that reaches the VMs over a network. Both build
 // them here, the same way. No link leaves these namespaces and nothing in them routes anywhere
 // else: the traffic stays on this segment and on loopback; nothing reaches another machine.

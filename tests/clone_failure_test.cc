@@ -14,9 +14,9 @@
 #include <functional>
 
 #include "harness/ferryd_fixture.h"
-#include "harness/qemu_processes.h"
 #include "harness/qemu_scratch.h"
 #include "harness/test_files.h"
+#include "testbed/processes.h"
 
 namespace ferry::testing {
 namespace {

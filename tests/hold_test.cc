@@ -18,8 +18,8 @@
 #include "harness/ferryd_fixture.h"
 #include "harness/fleet.h"
 #include "harness/guest_identity.h"
-#include "harness/qemu_processes.h"
 #include "harness/test_files.h"
+#include "testbed/processes.h"
 
 namespace ferry::testing {
 namespace {

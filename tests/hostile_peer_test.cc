@@ -2,7 +2,7 @@
 // real ferryd (its peer port, real mutual TLS). The destination is trusted by no peer for its own
 // resources or QEMU's command line: every crafted prepare is refused with a "failed" message
 // before any QEMU starts, ferryd stays up, and a real migration between two ferryds works right
-// after. Hosts are network namespaces (harness/netns_hosts.h). Needs root.
+// after. Hosts are network namespaces (harness/migration_fleet.h). Needs root.
 #include "harness/hostile_peer.h"
 
 #include <gmock/gmock.h>
@@ -16,8 +16,7 @@
 #include <sstream>
 
 #include "crypto/owner_policy.h"
-#include "harness/fleet.h"
-#include "harness/netns_hosts.h"
+#include "harness/migration_fleet.h"
 #include "harness/qemu_scratch.h"
 #include "harness/test_files.h"
 
@@ -27,8 +26,6 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-constexpr const char* kPeerPort = "7400";
-
 size_t CountLines(const std::string& text, const std::string& needle) {
   size_t n = 0;
   std::istringstream lines(text);
@@ -36,19 +33,10 @@ size_t CountLines(const std::string& text, const std::string& needle) {
   return n;
 }
 
-class HostilePeerTest : public NetnsFixture {
+class HostilePeerTest : public MigrationFleetFixture {
  protected:
-  int HostCount() const override { return 2; }
-
-  void SetUp() override {
-    NetnsFixture::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    fleet_.emplace();
-    fleet_->AddHost("h1", {"zone=a"});
-    fleet_->AddHost("h2", {"zone=b"});
+  void BeforeStartingHosts() override {
     fleet_->AddHost("h9", {"zone=b"});
-    fleet_->AddOwner("alice.key");
-    fleet_->AddOwner("mallory.key");
     alice_policy_file_ = fleet_->SignPolicy("alice.key", "web", {"--allow-label", "zone=b"});
     alice_policy_ = ReadFile(alice_policy_file_);
     mallory_policy_ =
@@ -62,24 +50,18 @@ class HostilePeerTest : public NetnsFixture {
     // the test sees every QEMU h2 ever starts, however short-lived.
     // Both where QEMU's unprivileged uids may write and run them.
     qemu_log_ = qemu_scratch_.File("h2-qemu.log");
-    const std::string wrapper = qemu_scratch_.Script(
+    h2_qemu_ = qemu_scratch_.Script(
         "h2-qemu", "#!/bin/sh\necho \"$*\" >> " + qemu_log_ + "\nexec qemu-system-x86_64 \"$@\"\n");
-    for (int i : {1, 2}) {
-      std::vector<std::string> args = {
-          "--listen",       NetnsHosts::HostAddress(i) + ":" + kPeerPort,
-          "--tls-dir",      fleet_->TlsDir("h" + std::to_string(i)),
-          "--allow-bridge", "ferrybr0"};
-      if (i == 2) {
-        args.insert(args.end(),
-                    {"--require-policy", "--accept-owner",
-                     alice_.substr(0, crypto::kShortFingerprintChars), "--qemu", wrapper});
-      }
-      Ferryd(i).Start(args);
-      if (HasFatalFailure()) return;
-    }
-    CommandResult peer =
-        Ferryd(1).Ferry({"peer", "add", "h2", NetnsHosts::HostAddress(2) + ":" + kPeerPort});
-    ASSERT_EQ(peer.exit_code, 0) << peer.err;
+  }
+  // h2 takes only VMs with a policy, of alice's only, and runs QEMU through the wrapper.
+  std::vector<std::string> ExtraFerrydArgs(int i) const override {
+    if (i != 2) return {};
+    return {"--require-policy", "--accept-owner", alice_.substr(0, crypto::kShortFingerprintChars),
+            "--qemu", h2_qemu_};
+  }
+  void SetUp() override {
+    MigrationFleetFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     auto mallory_host = HostilePeer::Load(fleet_->TlsDir("h9"), net_.Client());
     ASSERT_TRUE(mallory_host.ok()) << mallory_host.status().message();
     hostile_.emplace(std::move(mallory_host).value());
@@ -102,8 +84,8 @@ class HostilePeerTest : public NetnsFixture {
   std::string Address2() const { return NetnsHosts::HostAddress(2) + ":" + kPeerPort; }
 
   QemuScratch qemu_scratch_;
-  std::optional<Fleet> fleet_;  // made in SetUp, once the test is known to run
   std::string qemu_log_;
+  std::string h2_qemu_;            // the wrapper
   std::string alice_policy_file_;  // alice's policy for web, allowing zone=b
   std::string alice_policy_, mallory_policy_, alice_, mallory_;
   std::optional<HostilePeer> hostile_;

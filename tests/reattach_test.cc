@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "harness/ferryd_fixture.h"
-#include "harness/qemu_processes.h"
 #include "harness/test_files.h"
+#include "testbed/processes.h"
 
 namespace ferry::testing {
 namespace {

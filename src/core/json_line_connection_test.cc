@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/fake_line_server.h"
+#include "testbed/recorder.h"
 
 namespace ferry {
 namespace {
@@ -26,27 +27,7 @@ class FakePeer : public FakeLineServer {
 };
 
 // What the handlers saw, recorded from the reader thread, awaited with a deadline by the test.
-class Recorder {
- public:
-  void Add(json item) {
-    std::lock_guard<std::mutex> lock(mu_);
-    items_.push_back(std::move(item));
-    cv_.notify_all();
-  }
-  bool WaitForCount(size_t n, std::chrono::milliseconds timeout = 5000ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return items_.size() >= n; });
-  }
-  std::vector<json> items() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return items_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<json> items_;
-};
+using Recorder = testbed::Recorder<json>;
 
 JsonLineConnection::Options TestOptions(size_t max_line_bytes = 1024) {
   JsonLineConnection::Options options;

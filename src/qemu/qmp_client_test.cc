@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/fake_line_server.h"
+#include "testbed/recorder.h"
 
 namespace ferry::qemu {
 namespace {
@@ -57,28 +58,7 @@ bool Contains(const std::string& haystack, const std::string& needle) {
 }
 
 // Calls from the reader thread, awaited with a deadline by the test.
-template <typename T>
-class Recorder {
- public:
-  void Add(T item) {
-    std::lock_guard<std::mutex> lock(mu_);
-    items_.push_back(std::move(item));
-    cv_.notify_all();
-  }
-  bool WaitForCount(size_t n, std::chrono::milliseconds timeout = 5000ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return items_.size() >= n; });
-  }
-  std::vector<T> items() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return items_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<T> items_;
-};
+using testbed::Recorder;
 
 class QmpClientTest : public ::testing::Test {
  protected:

@@ -1,16 +1,16 @@
-// Runs a program the way a user would from a shell and captures what it printed.
+// Runs a program the way a user would from a shell and captures what it printed: the test bed's
+// command runner (testbed/command.h), and what a test reads out of the ferry CLI's stderr.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "testbed/command.h"
+
 namespace ferry::testing {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using testbed::CommandResult;
+using testbed::RunCommand;
 
 // How many lines of `r.err` are not progress: the CLI writes a long operation's progress to
 // stderr as plain lines ("hold web: sealing (40%)") when stderr is not a terminal; an error is
@@ -18,9 +18,5 @@ struct CommandResult {
 int ErrorLines(const CommandResult& r);
 // r.err without those progress lines.
 std::string ErrorText(const CommandResult& r);
-
-// Runs argv (argv[0] searched in PATH) with `env` added to the environment; waits for it.
-CommandResult RunCommand(const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env = {});
 
 }  // namespace ferry::testing

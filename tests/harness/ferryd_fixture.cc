@@ -1,9 +1,6 @@
 #include "harness/ferryd_fixture.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,8 +9,9 @@
 #include <fstream>
 #include <thread>
 
-#include "harness/qemu_processes.h"
 #include "harness/test_files.h"
+#include "testbed/ferryd_process.h"
+#include "testbed/free_port.h"
 
 #ifndef FERRY_BUILD_DIR
 #error "FERRY_BUILD_DIR must point at the build tree"
@@ -28,15 +26,9 @@ const std::string kBuild = FERRY_BUILD_DIR;
 }  // namespace
 
 uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  auto port = testbed::FreeLoopbackPort();
+  EXPECT_TRUE(port.ok()) << port.status().message();
+  return port.ok() ? *port : 0;
 }
 
 CommandResult Redis(uint16_t port, const std::vector<std::string>& args) {
@@ -45,15 +37,6 @@ CommandResult Redis(uint16_t port, const std::vector<std::string>& args) {
   CommandResult r = RunCommand(argv);
   while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
   return r;
-}
-
-bool ProcessAlive(pid_t pid) {
-  // A zombie has exited; it only waits for its parent (init, for a re-adopted QEMU) to reap it.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (pid <= 0 || !std::getline(stat, line)) return false;
-  size_t close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
 void FerrydFixture::SetUp() {
@@ -84,31 +67,31 @@ void FerrydFixture::TearDown() {
 
 void FerrydFixture::StartFerryd(const std::vector<std::string>& extra_args,
                                 const std::string& fault_point) {
-  std::vector<std::string> args = {
-      kBuild + "/ferryd", "--state-dir", state_dir_,        "--ram-dir", ram_dir_,
-      "--socket",         socket_,       "--ready-timeout", "240"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
   const std::string log = state_dir_ + "/ferryd.log";
-  ferryd_pid_ = SpawnFerryd(args, log, fault_point);
+  ferryd_pid_ = SpawnFerryd(TestFerrydCommandLine(state_dir_, ram_dir_, socket_, "", extra_args),
+                            log, fault_point);
   ASSERT_GT(ferryd_pid_, 0) << "cannot fork ferryd";
   ASSERT_TRUE(WaitForFerrydApi(ferryd_pid_, socket_, "ferryd", log));
 }
 
+std::vector<std::string> TestFerrydCommandLine(const std::string& state_dir,
+                                               const std::string& ram_dir,
+                                               const std::string& socket, const std::string& netns,
+                                               const std::vector<std::string>& extra_args) {
+  testbed::FerrydLaunch launch{kBuild + "/ferryd",        state_dir, ram_dir, socket, netns,
+                               {"--ready-timeout", "240"}};
+  launch.extra_args.insert(launch.extra_args.end(), extra_args.begin(), extra_args.end());
+  return testbed::FerrydCommandLine(launch);
+}
+
 pid_t SpawnFerryd(const std::vector<std::string>& argv, const std::string& log,
                   const std::string& fault_point) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    FILE* f = std::freopen(log.c_str(), "a", stderr);
-    (void)f;
-    if (!fault_point.empty()) ::setenv("FERRY_FAULT_POINT", fault_point.c_str(), 1);
-    ::dup2(2, 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+  auto ferryd = testbed::SpawnFerryd(argv, log, fault_point);
+  if (!ferryd.ok()) {
+    ADD_FAILURE() << ferryd.status().message();
+    return -1;
   }
-  return pid;
+  return ferryd->pid();  // still our child, reaped by waitpid
 }
 
 ::testing::AssertionResult WaitForFerrydApi(pid_t& pid, const std::string& socket,

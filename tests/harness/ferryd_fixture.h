@@ -7,12 +7,12 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "harness/command.h"
+#include "testbed/processes.h"
 
 namespace ferry::testing {
 
@@ -49,9 +49,17 @@ class FerrydFixture : public ::testing::Test {
   pid_t ferryd_pid_ = -1;
 };
 
-// Starts a ferryd: `argv` (argv[0] searched in PATH, so `ip netns exec NS ferryd ...` works too)
-// with stdout and stderr appended to `log`, and FERRY_FAULT_POINT=`fault_point` in its
-// environment when one is given. Returns its pid, -1 if it could not fork.
+// A test's ferryd command line (testbed/ferryd_process.h): the build's ferryd on these
+// directories and socket, in `netns` unless "", with a ready timeout that TCG needs, then
+// `extra_args`.
+std::vector<std::string> TestFerrydCommandLine(const std::string& state_dir,
+                                               const std::string& ram_dir,
+                                               const std::string& socket, const std::string& netns,
+                                               const std::vector<std::string>& extra_args);
+// Starts a ferryd (testbed::SpawnFerryd): `argv` (argv[0] searched in PATH, so `ip netns exec NS
+// ferryd ...` works too) with stdout and stderr appended to `log`, and
+// FERRY_FAULT_POINT=`fault_point` in its environment when one is given. Returns its pid, a child
+// of this process; -1 (and a test failure) if it could not start.
 pid_t SpawnFerryd(const std::vector<std::string>& argv, const std::string& log,
                   const std::string& fault_point = "");
 // Waits (20 s at most) until the ferryd `pid` answers on `socket`. A failure names `who` and
@@ -67,10 +75,14 @@ nlohmann::json FerryJsonAt(const std::string& socket, const std::vector<std::str
 // The names of the VMs the ferryd on `socket` has (none if it does not answer).
 std::vector<std::string> VmNamesAt(const std::string& socket);
 
-// A loopback TCP port that nothing listens on right now.
+// A loopback TCP port that nothing listens on right now (testbed/free_port.h; a test failure
+// if there is none).
 uint16_t FreePort();
 // `redis-cli -p PORT ARGS...` (the real client); returns its stdout without the trailing newline.
 CommandResult Redis(uint16_t port, const std::vector<std::string>& args);
-bool ProcessAlive(pid_t pid);
+// The test bed's look at processes from outside (testbed/processes.h).
+using testbed::ProcessAlive;
+using testbed::QemusHoldingFilesUnder;
+using testbed::WaitForQemusHoldingFilesUnder;
 
 }  // namespace ferry::testing

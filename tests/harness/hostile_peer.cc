@@ -1,12 +1,7 @@
 #include "harness/hostile_peer.h"
 
-#include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
-
-#include <thread>
-
 #include "migrate/peer_connect.h"
+#include "testbed/netns.h"
 
 namespace ferry::testing {
 
@@ -19,31 +14,16 @@ Result<nlohmann::json> HostilePeer::SendOne(const std::string& address, const st
                                             const std::string& bytes,
                                             std::chrono::milliseconds timeout) {
   Result<nlohmann::json> reply = Status::Internal("not sent");
-  // A thread of its own: entering the namespace changes only the calling thread's network.
-  std::thread worker([&] {
-    if (!netns_.empty()) {
-      int fd = ::open(("/var/run/netns/" + netns_).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-        if (fd >= 0) ::close(fd);
-        reply = Status::Internal("cannot enter network namespace " + netns_);
-        return;
-      }
-      ::close(fd);
-    }
+  auto exchange = [&]() -> Status {
     auto link = migrate::ConnectToPeer(address, credentials_, host_id, std::chrono::seconds(10));
-    if (!link.ok()) {
-      reply = link.status();
-      return;
-    }
-    Status sent = (*link)->SendControlBytes(bytes);
-    if (!sent.ok()) {
-      reply = sent;
-      return;
-    }
+    if (!link.ok()) return link.status();
+    FERRY_RETURN_IF_ERROR((*link)->SendControlBytes(bytes));
     reply = (*link)->ReceiveMessage(timeout);
     (*link)->Close();
-  });
-  worker.join();
+    return Status::Ok();
+  };
+  Status done = netns_.empty() ? exchange() : testbed::InNetworkNamespace(netns_, exchange);
+  if (!done.ok()) return done;
   return reply;
 }
 

@@ -16,7 +16,12 @@ void MigrationFleetFixture::SetUp() {
   fleet_->AddHost("h2", {"zone=b"});
   fleet_->AddOwner("alice.key");
   fleet_->AddOwner("mallory.key");
-  for (int i : {1, 2}) StartHost(i);
+  BeforeStartingHosts();
+  if (HasFatalFailure()) return;
+  for (int i : {1, 2}) {
+    StartHost(i);
+    if (HasFatalFailure()) return;
+  }
   for (int i : {1, 2}) {
     const int other = 3 - i;
     CommandResult peer = Ferryd(i).Ferry({"peer", "add", "h" + std::to_string(other),
@@ -26,9 +31,12 @@ void MigrationFleetFixture::SetUp() {
 }
 
 void MigrationFleetFixture::StartHost(int i, const std::string& fault_point) {
-  Ferryd(i).Start({"--listen", NetnsHosts::HostAddress(i) + ":" + kPeerPort, "--tls-dir",
-                   fleet_->TlsDir("h" + std::to_string(i)), "--allow-bridge", "ferrybr0"},
-                  fault_point);
+  std::vector<std::string> args = {"--listen",       NetnsHosts::HostAddress(i) + ":" + kPeerPort,
+                                   "--tls-dir",      fleet_->TlsDir("h" + std::to_string(i)),
+                                   "--allow-bridge", "ferrybr0"};
+  const std::vector<std::string> extra = ExtraFerrydArgs(i);
+  args.insert(args.end(), extra.begin(), extra.end());
+  Ferryd(i).Start(args, fault_point);
 }
 
 std::thread MigrationFleetFixture::RestartWhenDead(int i, std::atomic<bool>& restarted) {

@@ -1,7 +1,7 @@
 // MigrationFleetFixture: two hosts (network namespaces on one segment, harness/netns_hosts.h),
 // each with its own ferryd, peer port and fleet certificate: h1 (zone=a) and h2 (zone=b), owners
-// alice and mallory, each host the other's peer. What the tests of live migration, hold sends and
-// snapshot sends share.
+// alice and mallory, each host the other's peer. What the tests of live migration, hold sends,
+// snapshot sends and hostile peers share.
 #pragma once
 
 #include <sys/types.h>
@@ -24,6 +24,12 @@ class MigrationFleetFixture : public NetnsFixture {
 
   int HostCount() const override { return 2; }
   void SetUp() override;
+
+  // What a test adds once the fleet (h1, h2, alice, mallory) is made and before the ferryds
+  // start: more hosts or policies in fleet_, files host i's ferryd flags name.
+  virtual void BeforeStartingHosts() {}
+  // Flags host i's ferryd gets beyond its peer port, fleet certificate and bridge.
+  virtual std::vector<std::string> ExtraFerrydArgs(int i) const { return {}; }
 
   // Host i's ferryd with its peer port and fleet certificate; it dies at `fault_point` if given.
   void StartHost(int i, const std::string& fault_point = "");

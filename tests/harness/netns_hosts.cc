@@ -89,13 +89,9 @@ void NamespacedFerryd::Start(const std::vector<std::string>& extra_args,
   ASSERT_FALSE(ram_dir_.empty());
   ASSERT_TRUE(std::filesystem::exists(kBuild + "/images/default/image.json"))
       << "the default guest image is not built; run the README's setup";
-  std::vector<std::string> args = {
-      kBuild + "/ferryd", "--state-dir", state_dir_,        "--ram-dir", ram_dir_,
-      "--socket",         socket_,       "--ready-timeout", "240"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
-  args = NetnsHosts::InNamespace(ns_, args);
   const std::string log = state_dir_ + "/ferryd.log";
-  pid_ = SpawnFerryd(args, log, fault_point);
+  pid_ = SpawnFerryd(TestFerrydCommandLine(state_dir_, ram_dir_, socket_, ns_, extra_args), log,
+                     fault_point);
   ASSERT_GT(pid_, 0) << "cannot fork ferryd in " << ns_;
   ASSERT_TRUE(WaitForFerrydApi(pid_, socket_, "ferryd in " + ns_, log));
 }

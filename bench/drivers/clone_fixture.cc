@@ -1,0 +1,44 @@
+#include "bench/drivers/clone_fixture.h"
+
+namespace ferry::bench {
+
+Result<nlohmann::json> SnapshotFreshVm(BenchFerryd& ferryd, const std::string& vm,
+                                       const std::string& snapshot, uint64_t memory_mib,
+                                       uint16_t guest_port,
+                                       const std::function<Status(const BootedVm&)>& check) {
+  FERRY_ASSIGN_OR_RETURN(BootedVm src, BootVm(ferryd, vm, memory_mib, guest_port));
+  if (check) FERRY_RETURN_IF_ERROR(check(src));
+  FERRY_ASSIGN_OR_RETURN(nlohmann::json snap, TakeSnapshot(ferryd, vm, snapshot));
+  VmsToDelete source(ferryd);
+  source.Add(vm);
+  FERRY_RETURN_IF_ERROR(source.DeleteNow());
+  return snap;
+}
+
+Status MakeWarmPool(BenchFerryd& ferryd, const std::string& tmpl, const std::string& snapshot,
+                    bool& made) {
+  FERRY_ASSIGN_OR_RETURN(
+      CliRun created,
+      ferryd.Cli({"template", "create", tmpl, "--from-snapshot", snapshot}, kVmCommandTimeout));
+  FERRY_RETURN_IF_ERROR(created.ToStatus());
+  made = true;
+  FERRY_ASSIGN_OR_RETURN(CliRun pool,
+                         ferryd.Cli({"template", "pool", tmpl, "--size", "1"}, kVmCommandTimeout));
+  FERRY_RETURN_IF_ERROR(pool.ToStatus());
+  return WaitPoolReady(ferryd, tmpl, 1, kWarmPoolTimeout);
+}
+
+void StopAndSweep(std::unique_ptr<BenchFerryd>& ferryd, const std::string& tmpl,
+                  const std::vector<std::optional<ScratchDir>*>& dirs) {
+  if (ferryd && !tmpl.empty()) {
+    (void)ferryd->Cli({"template", "pool", tmpl, "--size", "0"}, kVmCommandTimeout,
+                      BenchFerryd::Wait::kEvenIfInterrupted);
+    (void)ferryd->Cli({"template", "delete", tmpl}, kVmCommandTimeout,
+                      BenchFerryd::Wait::kEvenIfInterrupted);
+  }
+  if (ferryd) ferryd->Stop();
+  ferryd.reset();
+  SweepAndRemove(dirs);
+}
+
+}  // namespace ferry::bench

@@ -1,0 +1,400 @@
+// Entry clone_boot: how long a clone takes next to a cold boot of the same image, with and
+// without the warm pool.
+//
+//   ferry side:      per run, one plain clone (`ferry clone S --name cN --forward 0:6379 --json`)
+//                    and, if this ferry has `ferry template`, one clone from the template's warm
+//                    pool (`ferry vm create pN --template T --forward 0:6379 --json`), in
+//                    alternating order. Each is timed from spawning the CLI to its exit, then
+//                    checked (redis answers PING through its forward) and deleted. The pool is
+//                    refilled (untimed) before anything else runs.
+//   comparison side: per run, one bare QEMU boot of the same image and size (ferryd's command
+//                    line, see bare_spec.h), timed from spawn to the guest running its init (see
+//                    below) and to ready; and one `ferry vm create bN --wait-ready`, timed from
+//                    spawning the CLI to its exit. Their order alternates too.
+//
+// "Running" for a cold boot is measured two ways, both from QEMU's spawn:
+//   - to the first guest user-space instruction: the entry samples the vCPU's privilege level
+//     (`info registers`, CPL) every 10 ms through QMP; the first CPL=3 is the kernel running its
+//     first user process (/init, or a module helper just before it).
+//   - to `ferry-guest: starting` on the serial console: printed when /init execs ferry-guest,
+//     which is after /init has loaded modules, started redis, taken a DHCP lease and made a host
+//     key: close to ready, so the easier comparison.
+// "Running" for a clone is command start (just before the CLI is spawned) to the moment ferryd
+// saw `cont` return (timings.running_at_monotonic_ns: CLOCK_MONOTONIC, the clock of this
+// process's steady_clock). Also shown, as an upper bound: the CLI's wall time minus the identity
+// reset that follows `cont` (restore_total_ms - running_ms), which still holds ferryd's work
+// after the reset and the CLI's exit.
+#include <chrono>
+#include <optional>
+#include <regex>
+#include <thread>
+
+#include "bench/baselines/bare_qemu.h"
+#include "bench/baselines/bare_spec.h"
+#include "bench/drivers/clone_fixture.h"
+#include "bench/drivers/ferry_ops.h"
+#include "bench/harness/bench_ferryd.h"
+#include "bench/harness/runner.h"
+#include "bench/harness/testbed.h"
+#include "core/files.h"
+#include "guest/protocol.h"
+
+namespace ferry::bench {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kSnapshot[] = "s";
+constexpr char kTemplate[] = "t";
+constexpr milliseconds kPoolTimeout(120000);
+constexpr milliseconds kPingTimeout(10000);
+constexpr milliseconds kCplSampleEvery(10);
+
+// ferry side
+constexpr char kCloneToRunning[] = "clone_to_running_ms";
+constexpr char kCloneCli[] = "clone_cli_ms";
+constexpr char kCloneRunningMs[] = "clone_running_ms";
+constexpr char kCloneDeviceMs[] = "clone_device_state_ms";
+constexpr char kCloneIdentity[] = "clone_identity_ms";
+constexpr char kCloneOutside[] = "clone_outside_restore_ms";
+constexpr char kCloneIdentityRest[] = "clone_identity_rest_ms";
+constexpr char kCloneIdentityGuest[] = "clone_identity_guest_ms";
+constexpr char kCloneToRunningBound[] = "clone_to_running_bound_ms";
+constexpr char kPoolToRunning[] = "pool_to_running_ms";
+constexpr char kPoolToRunningBound[] = "pool_to_running_bound_ms";
+constexpr char kCloneToBegun[] = "clone_cli_to_begun_ms";
+constexpr char kCloneBegunToRunning[] = "clone_begun_to_running_ms";
+constexpr char kPoolToBegun[] = "pool_cli_to_begun_ms";
+constexpr char kPoolBegunToRunning[] = "pool_begun_to_running_ms";
+constexpr char kPoolIdentityPrimed[] = "pool_identity_primed_in_pool_ms";
+constexpr char kPoolCli[] = "pool_cli_ms";
+constexpr char kPoolRunningMs[] = "pool_running_ms";
+constexpr char kPoolIdentity[] = "pool_identity_ms";
+constexpr char kPoolOutside[] = "pool_outside_restore_ms";
+// comparison side
+constexpr char kBareToUser[] = "bare_spawn_to_user_mode_ms";
+constexpr char kBareToStarting[] = "bare_spawn_to_starting_ms";
+constexpr char kBareToReady[] = "bare_spawn_to_ready_ms";
+constexpr char kCreateReadyCli[] = "create_ready_cli_ms";
+constexpr char kFerrydBootToReady[] = "ferryd_boot_to_ready_ms";
+
+// One step of the guest's identity reset (timings.identity_steps_ms), plain clone.
+std::string StepKey(const std::string& step) { return "clone_identity_step_" + step + "_ms"; }
+
+FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {},
+               bool ferry_side_comparison = false, bool optional = false) {
+  FigureSpec f;
+  f.name = std::move(name);
+  f.ferry_key = std::move(ferry);
+  f.comparison_key = std::move(comparison);
+  f.goal = std::move(goal);
+  f.comparison_on_ferry_side = ferry_side_comparison;
+  f.optional = optional;
+  return f;
+}
+
+class CloneBoot : public BenchEntry {
+ public:
+  EntryInfo Info() const override {
+    const bool opt = true, same_side = true;
+    return {
+        "clone_boot",
+        "a clone of a ready VM next to a cold boot of the same image, with and without the "
+        "warm pool",
+        "`ferry clone S --name cN --forward 0:6379 --json` and `ferry vm create pN --template T "
+        "--forward 0:6379 --json` (warm pool): CLI spawn to exit (identity reset done); to "
+        "running = that minus the identity reset",
+        "bare QEMU, ferryd's command line: spawn to first guest user-mode instruction, to "
+        "`ferry-guest: starting`, to ready; and `ferry vm create bN --wait-ready`: CLI spawn to "
+        "exit",
+        {
+            Row("clone: command to running vs cold boot to 1st user-mode instr.", kCloneToRunning,
+                kBareToUser, Goal::MinSpeedup(50)),
+            Row("clone: command to running vs cold boot to `starting`", kCloneToRunning,
+                kBareToStarting, Goal::MinSpeedup(50)),
+            Row("warm-pool clone: command to running vs cold boot to 1st user-mode instr.",
+                kPoolToRunning, kBareToUser, Goal::MinSpeedup(100), false, opt),
+            Row("warm-pool clone: command to running vs cold boot to `starting`", kPoolToRunning,
+                kBareToStarting, Goal::MinSpeedup(100), false, opt),
+            Row("clone: command to identity reset done vs `vm create --wait-ready`", kCloneCli,
+                kCreateReadyCli, Goal::MinSpeedup(20)),
+            Row("warm-pool clone: command to identity reset done vs `vm create --wait-ready`",
+                kPoolCli, kCreateReadyCli, Goal::None(), false, opt),
+            Row("warm pool vs without: command to running", kPoolToRunning, kCloneToRunning,
+                Goal::None(), same_side, opt),
+            Row("warm pool vs without: command to identity reset done", kPoolCli, kCloneCli,
+                Goal::None(), same_side, opt),
+            Row("clone: command to running, upper bound (CLI wall - identity reset)",
+                kCloneToRunningBound, ""),
+            Row("warm-pool clone: command to running, upper bound", kPoolToRunningBound, "",
+                Goal::None(), false, opt),
+            Row("clone: CLI spawn to ferryd beginning the clone", kCloneToBegun, "", Goal::None(),
+                false, opt),
+            Row("clone: ferryd beginning the clone to running", kCloneBegunToRunning, "",
+                Goal::None(), false, opt),
+            Row("warm-pool clone: CLI spawn to ferryd beginning the clone", kPoolToBegun, "",
+                Goal::None(), false, opt),
+            Row("warm-pool clone: ferryd beginning the clone to running", kPoolBegunToRunning, "",
+                Goal::None(), false, opt),
+            Row("clone: ferryd restore start to running (running_ms)", kCloneRunningMs, ""),
+            Row("clone: of which device state load (device_state_ms)", kCloneDeviceMs, ""),
+            Row("clone: identity reset (restore_total_ms - running_ms)", kCloneIdentity, ""),
+            Row("clone: outside the restore (CLI wall - restore_total_ms)", kCloneOutside, ""),
+            Row("  identity step: dhcp", StepKey("dhcp"), "", Goal::None(), false, opt),
+            Row("  identity step: ssh_keys", StepKey("ssh_keys"), "", Goal::None(), false, opt),
+            Row("  identity step: mac", StepKey("mac"), "", Goal::None(), false, opt),
+            Row("  identity step: machine_id", StepKey("machine_id"), "", Goal::None(), false, opt),
+            Row("  identity step: hostname", StepKey("hostname"), "", Goal::None(), false, opt),
+            Row("  identity step: rng", StepKey("rng"), "", Goal::None(), false, opt),
+            Row("  identity step: clock", StepKey("clock"), "", Goal::None(), false, opt),
+            Row("  identity reset minus its steps (guest channel reconnect, RPC)",
+                kCloneIdentityRest, "", Goal::None(), false, opt),
+            Row("  identity reset as the guest timed it (whole request, steps included)",
+                kCloneIdentityGuest, "", Goal::None(), false, opt),
+            Row("warm-pool clone: ferryd restore start to running", kPoolRunningMs, "",
+                Goal::None(), false, opt),
+            Row("warm-pool clone: identity reset", kPoolIdentity, "", Goal::None(), false, opt),
+            Row("warm-pool clone: outside the restore", kPoolOutside, "", Goal::None(), false, opt),
+            Row("warm-pool QEMU: identity primed while it waited (not in the clone's time)",
+                kPoolIdentityPrimed, "", Goal::None(), false, opt),
+            Row("cold boot: bare QEMU spawn to ready", "", kBareToReady),
+            Row("cold boot: ferryd boot_to_ready_ms", "", kFerrydBootToReady),
+        }};
+  }
+
+  Status SetUp(const BenchConfig& config) override {
+    config_ = config;
+    FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
+    FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(bare_dir_, bare_ram_dir_));
+    qemu_version_ = QemuVersionLine(bare_dir_->path());
+    FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
+
+    // The snapshot every clone comes from: the default VM at its ready point, as a template is.
+    FERRY_ASSIGN_OR_RETURN(json snap, SnapshotFreshVm(*ferryd_, "src", kSnapshot, config.memory_mib,
+                                                      guest_.guest_port, [&](const BootedVm& src) {
+                                                        return guest_.CheckSameCommandLine(
+                                                            src.show, src.host_port,
+                                                            bare_dir_->path());
+                                                      }));
+    snapshot_note_ = "snapshot: of VM 'src' right after it was ready; pause " +
+                     std::to_string(snap.value("pause_ms", 0)) + " ms, " +
+                     std::to_string(snap.value("ram_data_bytes", uint64_t{0}) >> 20) +
+                     " MiB of RAM data; the source VM is deleted before the runs";
+    has_template_ = HasTemplateCommand(*ferryd_);
+    if (has_template_) {
+      FERRY_RETURN_IF_ERROR(MakeWarmPool(*ferryd_, kTemplate, kSnapshot, template_made_));
+    }
+    return Status::Ok();
+  }
+
+  Result<Measurements> RunOnce(const Trial& trial) override {
+    return trial.side == Side::kFerry ? RunFerry(trial) : RunComparison(trial);
+  }
+
+  std::vector<std::string> Notes() const override {
+    std::vector<std::string> notes = {
+        guest_.AcceleratorNote(),
+        guest_.ImageNote() + ", " + std::to_string(config_.memory_mib) + " MiB",
+        "qemu: " + (qemu_version_.empty() ? std::string("version unknown") : qemu_version_),
+        snapshot_note_,
+        "clone, command to identity reset done: wall time of the `ferry clone` / `ferry vm "
+        "create --template` CLI process (it returns once the clone runs with its new identity "
+        "and its port forward)",
+        "clone, command to running: from just before the CLI is spawned to when ferryd saw "
+        "`cont` return (timings.running_at_monotonic_ns, CLOCK_MONOTONIC); the upper-bound rows "
+        "are the CLI's wall time minus the identity reset after `cont`, which still include "
+        "ferryd adding the port forward, recording the VM and the CLI's exit",
+        "warm pool: each pool QEMU has the device state loaded and its identity primed (all but "
+        "the name: MAC, machine-id, SSH key, DHCP, RNG) while it waits; a clone from it resumes "
+        "it and runs finish_identity (hostname, RNG reseed, clock)",
+        "cold boot to 1st user-mode instr.: bare QEMU spawn until QMP `info registers` (sampled "
+        "every 10 ms) first shows CPL=3, i.e. the kernel has started its first user process",
+        "cold boot to `starting`: bare QEMU spawn until `ferry-guest: starting` is on the serial "
+        "console; /init prints nothing earlier, and execs ferry-guest only after loading modules, "
+        "starting redis, the DHCP lease and the host key, so this point is near ready",
+        "cold boot to ready, as the user waits for it: wall time of `ferry vm create bN --memory "
+        "M --forward 0:6379 --wait-ready`",
+        "every clone was checked to answer redis PING through its forward before it was deleted",
+        "ratio = ferry median / comparison median; `Nx less` = comparison median / ferry median",
+    };
+    if (has_template_) {
+      notes.push_back(
+          "warm pool: `ferry template create t --from-snapshot s`, `ferry template "
+          "pool t --size 1`; each pool clone was checked to come from the pool "
+          "(origin.warm_pool), and the pool refilled before the next step");
+    } else {
+      notes.push_back(
+          "warm pool rows skipped: this ferry has no `ferry template` command (its "
+          "`ferry --help` lists none); rebuild once it exists");
+    }
+    return notes;
+  }
+
+  void TearDown() override {
+    StopAndSweep(ferryd_, template_made_ ? kTemplate : "", {&bare_dir_, &bare_ram_dir_});
+  }
+
+ private:
+  Status PlainClone(int round, Measurements& m) {
+    const std::string name = "c" + std::to_string(round);
+    VmsToDelete cleanup(*ferryd_);
+    cleanup.Add(name);
+    FERRY_ASSIGN_OR_RETURN(auto clones,
+                           CloneSnapshot(*ferryd_, kSnapshot, {name}, guest_.guest_port));
+    const CloneRun& c = clones.front();
+    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
+    m[kCloneToRunning] = c.CommandToRunningMs();
+    m[kCloneToRunningBound] = c.CommandToRunningBoundMs();
+    if (c.CommandToBegunMs() > 0) m[kCloneToBegun] = c.CommandToBegunMs();
+    if (c.BegunToRunningMs() > 0) m[kCloneBegunToRunning] = c.BegunToRunningMs();
+    m[kCloneCli] = c.cli_ms;
+    m[kCloneRunningMs] = c.Timing("running_ms");
+    m[kCloneDeviceMs] = c.Timing("device_state_ms");
+    m[kCloneIdentity] = c.AfterRunningMs();
+    m[kCloneOutside] = c.cli_ms - c.Timing("restore_total_ms");
+    const json steps =
+        c.vm.value("timings", json::object()).value("identity_steps_ms", json::object());
+    double in_steps = 0;
+    for (const auto& [step, ms] : steps.items()) {
+      if (!ms.is_number()) continue;
+      m[StepKey(step)] = ms.get<double>();
+      in_steps += ms.get<double>();
+    }
+    if (!steps.empty()) m[kCloneIdentityRest] = c.AfterRunningMs() - in_steps;
+    if (c.Timing("identity_guest_ms") > 0) m[kCloneIdentityGuest] = c.Timing("identity_guest_ms");
+    return cleanup.DeleteNow();
+  }
+
+  Status PoolClone(int round, Measurements& m) {
+    if (!has_template_) return Status::Ok();
+    const std::string name = "p" + std::to_string(round);
+    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout));
+    VmsToDelete cleanup(*ferryd_);
+    cleanup.Add(name);
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, CloneTemplate(*ferryd_, kTemplate, name, guest_.guest_port));
+    if (!c.FromWarmPool()) {
+      return Status::FailedPrecondition("vm " + name +
+                                        " did not come from the warm pool (origin: " +
+                                        c.vm.value("origin", json::object()).dump() + ")");
+    }
+    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
+    m[kPoolToRunning] = c.CommandToRunningMs();
+    m[kPoolToRunningBound] = c.CommandToRunningBoundMs();
+    if (c.CommandToBegunMs() > 0) m[kPoolToBegun] = c.CommandToBegunMs();
+    if (c.BegunToRunningMs() > 0) m[kPoolBegunToRunning] = c.BegunToRunningMs();
+    const json primed =
+        c.vm.value("timings", json::object()).value("identity_primed_in_pool", json::object());
+    if (primed.contains("ms")) m[kPoolIdentityPrimed] = primed.value("ms", 0.0);
+    m[kPoolCli] = c.cli_ms;
+    m[kPoolRunningMs] = c.Timing("running_ms");
+    m[kPoolIdentity] = c.AfterRunningMs();
+    m[kPoolOutside] = c.cli_ms - c.Timing("restore_total_ms");
+    FERRY_RETURN_IF_ERROR(cleanup.DeleteNow());
+    // The refill starts a QEMU: let it finish before anything else is timed.
+    return WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout);
+  }
+
+  Result<Measurements> RunFerry(const Trial& trial) {
+    Measurements m;
+    if (trial.round % 2 == 1) {
+      FERRY_RETURN_IF_ERROR(PlainClone(trial.round, m));
+      FERRY_RETURN_IF_ERROR(PoolClone(trial.round, m));
+    } else {
+      FERRY_RETURN_IF_ERROR(PoolClone(trial.round, m));
+      FERRY_RETURN_IF_ERROR(PlainClone(trial.round, m));
+    }
+    return m;
+  }
+
+  // Samples the vCPU's privilege level until it is 3 (user mode); returns when first seen.
+  Result<Clock::time_point> WaitForUserMode(BareQemu& qemu, milliseconds timeout) {
+    static const std::regex kCpl("CPL=([0-3])");
+    const auto deadline = qemu.spawned_at() + timeout;
+    FERRY_ASSIGN_OR_RETURN(qemu::QmpClient * qmp, qemu.Qmp(timeout));
+    while (Clock::now() < deadline) {
+      if (Interrupted()) return Status::Unavailable("interrupted");
+      const auto asked = Clock::now();
+      auto regs = qmp->Execute("human-monitor-command", {{"command-line", "info registers"}});
+      if (!regs.ok()) return regs.status().WithContext("sampling the guest's CPL");
+      std::smatch match;
+      const std::string text = regs->is_string() ? regs->get<std::string>() : "";
+      if (!std::regex_search(text, match, kCpl)) {
+        return Status::Internal("`info registers` shows no CPL: " + text.substr(0, 200));
+      }
+      // The sample was taken between asking and the reply; count it from when it was asked.
+      if (match[1] == "3") return asked;
+      std::this_thread::sleep_until(asked + kCplSampleEvery);
+    }
+    return Status::DeadlineExceeded("the guest ran no user-mode code within " +
+                                    std::to_string(timeout.count() / 1000) + " s");
+  }
+
+  Status BareBoot(int round, Measurements& m) {
+    const std::string name = "bare" + std::to_string(round);
+    const std::string dir = bare_dir_->Join(name);
+    FERRY_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+    FERRY_ASSIGN_OR_RETURN(uint16_t port, FreeLoopbackPort());
+    Status st;
+    {
+      FERRY_ASSIGN_OR_RETURN(auto qemu,
+                             BareQemu::Launch(guest_.BareSpec(name, dir, bare_ram_dir_->path(),
+                                                              config_.memory_mib, port),
+                                              dir + "/qemu.log"));
+      auto user = WaitForUserMode(*qemu, kVmBootTimeout);
+      auto starting =
+          user.ok() ? qemu->WaitForConsole(std::string(guest::kStartingMarker), kVmBootTimeout)
+                    : Result<Clock::time_point>(user.status());
+      auto ready = starting.ok() ? qemu->WaitForConsole(guest_.image.ready_marker, kVmBootTimeout)
+                                 : Result<Clock::time_point>(starting.status());
+      st = ready.status();
+      if (st.ok()) {
+        m[kBareToUser] = DurationMs(*user - qemu->spawned_at());
+        m[kBareToStarting] = DurationMs(*starting - qemu->spawned_at());
+        m[kBareToReady] = DurationMs(*ready - qemu->spawned_at());
+      }
+    }  // QEMU killed, RAM file removed
+    RemoveAll(dir);
+    return st.WithContext("bare QEMU " + name);
+  }
+
+  Status FerryBoot(int round, Measurements& m) {
+    const std::string name = "b" + std::to_string(round);
+    VmsToDelete cleanup(*ferryd_);
+    cleanup.Add(name);
+    FERRY_ASSIGN_OR_RETURN(BootedVm vm,
+                           BootVm(*ferryd_, name, config_.memory_mib, guest_.guest_port));
+    m[kCreateReadyCli] = vm.cli_ms;
+    m[kFerrydBootToReady] = vm.show.value("boot_to_ready_ms", 0.0);
+    return cleanup.DeleteNow();
+  }
+
+  Result<Measurements> RunComparison(const Trial& trial) {
+    Measurements m;
+    if (trial.round % 2 == 1) {
+      FERRY_RETURN_IF_ERROR(BareBoot(trial.round, m));
+      FERRY_RETURN_IF_ERROR(FerryBoot(trial.round, m));
+    } else {
+      FERRY_RETURN_IF_ERROR(FerryBoot(trial.round, m));
+      FERRY_RETURN_IF_ERROR(BareBoot(trial.round, m));
+    }
+    return m;
+  }
+
+  BenchConfig config_;
+  GuestSetup guest_;
+  std::unique_ptr<BenchFerryd> ferryd_;
+  std::optional<ScratchDir> bare_dir_;
+  std::optional<ScratchDir> bare_ram_dir_;
+  std::string qemu_version_;
+  std::string snapshot_note_;
+  bool has_template_ = false;
+  bool template_made_ = false;
+};
+
+}  // namespace
+
+FERRY_BENCH_ENTRY("clone_boot", CloneBoot);
+
+}  // namespace ferry::bench
