@@ -10,6 +10,7 @@
 
 #include "core/fault_point.h"
 #include "core/guarded_thread.h"
+#include "core/thread_priority.h"
 
 namespace ferry::migrate {
 namespace {
@@ -74,6 +75,7 @@ void LinkRelay::Fail(const Status& why) {
 }
 
 void LinkRelay::SocketToLink() {
+  const ThreadPriorityBoost boost;  // each guest write waits for this hop (thread_priority.h)
   std::vector<char> buffer(kChunkBytes);
   while (!stopping_.load()) {
     pollfd p{socket_.get(), POLLIN, 0};
@@ -98,6 +100,7 @@ void LinkRelay::SocketToLink() {
 }
 
 void LinkRelay::LinkToSocket() {
+  const ThreadPriorityBoost boost;
   while (!stopping_.load()) {
     auto frame = link_->Receive(kPollEvery);
     if (!frame.ok()) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/fault_point.h"
+#include "core/thread_priority.h"
 #include "migrate/destination_checks.h"
 #include "migrate/disk_export.h"
 #include "migrate/migration_messages.h"
@@ -79,7 +80,10 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
             .status()
             .WithContext("the disk's copy did not complete"));
   }
-  FERRY_RETURN_IF_ERROR(PumpFromLink(link, fd, kStreamIdleTimeout));
+  {
+    const ThreadPriorityBoost boost;  // the stream's hop into QEMU (thread_priority.h)
+    FERRY_RETURN_IF_ERROR(PumpFromLink(link, fd, kStreamIdleTimeout));
+  }
   for (int i = 0;; ++i) {
     auto q = qemu::QueryMigrate(rt);
     if (!q.ok()) return q.status().WithContext("after the migration stream");

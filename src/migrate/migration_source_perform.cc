@@ -7,6 +7,7 @@
 
 #include "core/fault_point.h"
 #include "core/guarded_thread.h"
+#include "core/thread_priority.h"
 #include "migrate/migration_messages.h"
 #include "migrate/migration_source.h"
 #include "qemu/qmp_commands.h"
@@ -122,6 +123,8 @@ Status MigrationService::MigrationSource::StartQemuMigration() {
 }
 
 Status MigrationService::MigrationSource::CarryStream() {
+  // The pump, and the switchover it starts, run ahead of the guests (thread_priority.h).
+  const ThreadPriorityBoost boost;
   // Progress comes from QEMU's own counters, polled beside the pump.
   std::atomic<bool> pumping{true};
   auto progress = StartGuardedThread("migration " + op_->id() + " progress",
