@@ -58,7 +58,8 @@ struct CloneRestore {
   std::string spare_slot_dir;
   int spare_slot_fd = -1;
   uint64_t spare_ram_kib = 0;
-  std::string ram_image;
+  std::string ram_image;              // as the snapshot's verification names it
+  VerifiedFiles* verified = nullptr;  // the service's, which outlives every clone's restore
 };
 
 // Restores one clone inside its fresh QEMU: device state, resume, new identity.
@@ -68,8 +69,12 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
   json timings;
   timings["begun_at_monotonic_ns"] = MonotonicNs(c.begun_at);
   if (!c.spare_slot_dir.empty()) {
-    FERRY_RETURN_IF_ERROR(
-        GiveSpareItsRam(rt, c.spare_slot_dir, c.spare_slot_fd, c.spare_ram_kib, c.ram_image));
+    // The link in the slot moves the image's ctime: the snapshot stays verified across it.
+    Status given = Status::Ok();
+    c.verified->AcrossLinkChange(c.ram_image, [&] {
+      given = GiveSpareItsRam(rt, c.spare_slot_dir, c.spare_slot_fd, c.spare_ram_kib, c.ram_image);
+    });
+    FERRY_RETURN_IF_ERROR(given);
     timings["spare_qemu"] = true;
     timings["spare_bind_ms"] = MsSince(t0);
   }
@@ -204,7 +209,8 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
       restore.spare_slot_dir = spare->ram_slot_dir;
       restore.spare_slot_fd = spare->ram_slot_fd;
       restore.spare_ram_kib = spare->ram_kib;
-      restore.ram_image = paths.ram;
+      restore.ram_image = paths.dir + "/" + m.ram_file;
+      restore.verified = &verified_;
       warm.qemu = std::move(*spare);
     }
   }
