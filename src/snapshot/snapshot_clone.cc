@@ -289,7 +289,16 @@ Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
                          ClonePlan(snapshot, name, ip, std::move(warm), std::move(probe)));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
-  return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
+  // A spare this clone took and CreateFrom refused before any launch (admission) is ended here;
+  // once launched, the launch's rollback ends it.
+  std::optional<vm::PrelaunchedQemu> spare;
+  if (const auto* p = std::get_if<vm::PooledCloneLaunch>(&plan);
+      p && !p->qemu.ram_slot_dir.empty()) {
+    spare = p->qemu;
+  }
+  auto op = vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
+  if (!op.ok() && spare) SpareQemus::Discard(*spare);
+  return op;
 }
 
 Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& req) {

@@ -55,6 +55,8 @@ class SpareQemus {
   // A running spare for a clone of `spec`, or none (then the clone starts its own QEMU). Either
   // way the shape is wanted from now on and its spare refilled.
   std::optional<vm::PrelaunchedQemu> Take(const vm::VmSpec& spec, bool has_disk);
+  // Kills a spare and removes its directory and slot (one taken that no VM got).
+  static void Discard(vm::PrelaunchedQemu& q);
 
   // While one of these lives, no spare is started (a clone is running).
   class CloneInFlight {
@@ -76,7 +78,6 @@ class SpareQemus {
   void Keep();
   void KillStale();
   Result<vm::PrelaunchedQemu> Start(const vm::VmSpec& spec);
-  static void Discard(vm::PrelaunchedQemu& q);
 
   vm::VmService& vms_;
   std::mutex mu_;
