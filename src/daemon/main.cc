@@ -16,6 +16,7 @@
 #include "core/service_notify.h"
 #include "hold/host_store.h"
 #include "migrate/migration_service.h"
+#include "snapshot/spare_qemus.h"
 #include "vm/qemu_user.h"
 #include "vm/vm_service.h"
 
@@ -248,6 +249,9 @@ int main(int argc, char** argv) {
   snapshots.SetCopyMode(flags.snapshot_copy == "paused" ? ferry::snapshot::SnapshotCopy::kPaused
                                                         : ferry::snapshot::SnapshotCopy::kLive);
   ferry::snapshot::TemplateService templates(**service, **registry, snapshots);
+  // Plain clones take a spare QEMU when one is ready; destroyed (its spares killed) after the API.
+  ferry::snapshot::SpareQemus spares(**service);
+  snapshots.SetSpareQemus(&spares);
   auto started = StartMigrations(**service, **registry, flags.migration);
   if (!started.ok()) return Fail(started.status());
   std::unique_ptr<ferry::migrate::MigrationService> migrations = std::move(started).value();

@@ -41,6 +41,8 @@ std::string FdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 }  // namespace
 
+std::string SpareRamPath(int ram_slot_fd) { return FdPath(ram_slot_fd) + "/ram"; }
+
 namespace {
 
 // QEMU's argv as it is built.
@@ -127,16 +129,20 @@ std::vector<std::string> BuildCommandLine(const LaunchSpec& spec) {
   const std::string mem = std::to_string(GuestRamKib(spec)) + "K";
   Argv argv(spec.qemu_binary);
   argv.Add({"-name", "guest=" + EscapeOptionValue(spec.name) + ",debug-threads=on"});
+  // A spare (preconfig) names no backend: it gets one, as NUMA node 0's, at take time.
+  if (spec.preconfig) argv.Add({"-preconfig"});
   argv.Add({"-machine", std::string("q35,accel=") + AcceleratorName(spec.accelerator) +
-                            ",memory-backend=ram0"});
+                            (spec.preconfig ? "" : ",memory-backend=ram0")});
   // KVM passes the host CPU through; TCG emulates the richest model it can.
   argv.Add({"-cpu", CpuModelFor(spec.accelerator)});
   argv.Add({"-smp", std::to_string(spec.cpus)});
   argv.Add({"-m", mem});
   // QEMU 7.2's memory-backend-file takes a path, not a descriptor; /proc/self/fd/N reaches the
   // file ferryd opened without a lookup in ferryd's directories.
-  argv.Add({"-object", "memory-backend-file,id=ram0,size=" + mem + ",mem-path=" +
-                           FdPath(spec.ram_fd) + ",share=" + (spec.ram_shared ? "on" : "off")});
+  if (!spec.preconfig) {
+    argv.Add({"-object", "memory-backend-file,id=ram0,size=" + mem + ",mem-path=" +
+                             FdPath(spec.ram_fd) + ",share=" + (spec.ram_shared ? "on" : "off")});
+  }
   // No default devices, no user config, no display: the guest sees exactly what we list here.
   argv.Add({"-nodefaults", "-no-user-config", "-display", "none"});
   // A guest reboot (e.g. kernel panic with panic=-1) ends QEMU instead of looping silently.

@@ -72,6 +72,16 @@ struct LaunchSpec {
   std::string disk_node;
   // Start paused, waiting for `migrate-incoming` (restore of a snapshot's device state).
   bool incoming = false;
+  // A spare (REQUIRES: incoming): started before anyone knows which snapshot it will run, so
+  // with no guest RAM yet. QEMU stops before building the machine (-preconfig) and is given its
+  // RAM over QMP (BindSpareRam, qmp_commands.h) as NUMA node 0's memory: QEMU 7.2 resolves
+  // `-machine memory-backend=` at start-up, but a node's memdev only when the machine is built.
+  // A guest saved with memory-backend= restores into it (the RAM block is "ram0" either way).
+  bool preconfig = false;
+  // A spare's RAM slot: a directory only this QEMU's uid may search, where ferryd links the
+  // snapshot's RAM image at take time (QEMU refuses getfd/add-fd before the machine is built,
+  // so it opens the image by a path, /proc/self/fd/N/ram). Not on the command line.
+  int ram_slot_fd = -1;
 };
 
 // The QMP node name of the data disk's top image at `path`: "top-" and the file's name without
@@ -86,6 +96,9 @@ inline constexpr const char* kDiskDeviceId = "vd0";
 // less under TCG (see launch_spec.cc: a QEMU 7.2 TCG migration bug). The RAM file stays
 // memory_mib MiB; QEMU maps the first part of it.
 uint64_t GuestRamKib(const LaunchSpec& spec);
+
+// Where a spare (LaunchSpec::preconfig) opens the RAM linked into its slot.
+std::string SpareRamPath(int ram_slot_fd);
 
 // argv for execvp, argv[0] included.
 std::vector<std::string> BuildCommandLine(const LaunchSpec& spec);

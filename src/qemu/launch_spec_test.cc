@@ -221,6 +221,22 @@ TEST(LaunchSpecTest, ClonesWaitPausedForTheirDeviceStateAndGetANewGeneration) {
   EXPECT_THAT(argv, Contains("vmgenid,guid=6f1a7c1e-1111-2222-3333-444455556666"));
 }
 
+TEST(LaunchSpecTest, ASpareStopsBeforeTheMachineWithNoRamAndOpensItFromItsSlot) {
+  auto spec = Sample();
+  spec.ram_fd = -1;
+  spec.incoming = true;
+  spec.preconfig = true;
+  spec.ram_slot_fd = 9;
+  auto argv = BuildCommandLine(spec);
+  EXPECT_THAT(argv, Contains("-preconfig"));
+  EXPECT_EQ(ValueOf(argv, "-object", "memory-backend"), "");
+  EXPECT_THAT(ValueOf(argv, "-machine"), ::testing::Not(HasSubstr("memory-backend")));
+  EXPECT_EQ(ValueOf(argv, "-m"), "262136K");  // the size its RAM will have
+  EXPECT_EQ(ValueOf(argv, "-incoming"), "defer");
+  EXPECT_EQ(SpareRamPath(spec.ram_slot_fd), "/proc/self/fd/9/ram");
+  EXPECT_THAT(BuildCommandLine(Sample()), ::testing::Not(Contains("-preconfig")));
+}
+
 TEST(LaunchSpecTest, QemuIsSandboxedWithNoWayBackToPrivilege) {
   auto argv = BuildCommandLine(Sample());
   EXPECT_EQ(ValueOf(argv, "-sandbox"),

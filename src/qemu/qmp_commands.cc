@@ -190,6 +190,19 @@ Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri) {
   return Run(qmp, "migrate-incoming", {{"uri", uri}});
 }
 
+Status BindSpareRam(QmpExecutor& qmp, const std::string& mem_path, uint64_t ram_kib) {
+  // Opened and mapped by object-add itself: once it returns, the path may go.
+  FERRY_RETURN_IF_ERROR(Run(qmp, "object-add",
+                            {{"qom-type", "memory-backend-file"},
+                             {"id", "ram0"},
+                             {"size", ram_kib * 1024},
+                             {"mem-path", mem_path},
+                             {"share", false}}));
+  FERRY_RETURN_IF_ERROR(
+      Run(qmp, "set-numa-node", {{"type", "node"}, {"nodeid", 0}, {"memdev", "ram0"}}));
+  return Run(qmp, "x-exit-preconfig");
+}
+
 Status MigrateCancel(QmpExecutor& qmp) { return Run(qmp, "migrate_cancel"); }
 
 Status MigrateCancelAndWait(QmpExecutor& qmp, std::chrono::milliseconds timeout) {

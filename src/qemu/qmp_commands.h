@@ -105,6 +105,11 @@ Result<std::string> QueryVmGenerationId(QmpExecutor& qmp);
 Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& device);
 Status Migrate(QmpExecutor& qmp, const std::string& uri);
 Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri);
+// Gives a spare QEMU (started with -preconfig, launch_spec.h) its guest RAM and builds its
+// machine: the file at `mem_path` (QEMU opens it) mapped copy-on-write as NUMA node 0's memory
+// of `ram_kib` KiB (GuestRamKib), then x-exit-preconfig. QEMU then waits, as a clone's does, for
+// migrate-incoming.
+Status BindSpareRam(QmpExecutor& qmp, const std::string& mem_path, uint64_t ram_kib);
 Status MigrateCancel(QmpExecutor& qmp);
 // migrate_cancel, then query-migrate polled until the migration is no longer in progress, QEMU
 // stops answering, or `timeout` passes. Returns the cancel's own failure; a migration still

@@ -54,6 +54,19 @@ TEST(QmpCommandsTest, MigrateCancelAndWaitPollsUntilTheMigrationIsNoLongerInProg
   EXPECT_GT(stuck.calls.size(), 2u);  // gave up at the timeout rather than waiting forever
 }
 
+TEST(QmpCommandsTest, ASpareGetsItsRamAsNumaNodeZeroThenBuildsItsMachine) {
+  FakeQmp qmp(json::object());
+  ASSERT_TRUE(BindSpareRam(qmp, "/proc/self/fd/9/ram", 262136).ok());
+  ASSERT_EQ(qmp.calls.size(), 3u);
+  EXPECT_EQ(qmp.calls[0].first, "object-add");
+  EXPECT_EQ(qmp.calls[0].second["mem-path"], "/proc/self/fd/9/ram");
+  EXPECT_EQ(qmp.calls[0].second["size"], 262136ull * 1024);
+  EXPECT_EQ(qmp.calls[0].second["share"], false);  // copy-on-write: the image is never written
+  EXPECT_EQ(qmp.calls[1].first, "set-numa-node");
+  EXPECT_EQ(qmp.calls[1].second["memdev"], "ram0");
+  EXPECT_EQ(qmp.calls[2].first, "x-exit-preconfig");
+}
+
 TEST(QmpCommandsTest, QueryMigrateParsesStatusAndCounters) {
   FakeQmp qmp({{"status", "active"},
                {"ram",

@@ -15,6 +15,7 @@
 #include "snapshot/disk_recovery.h"
 #include "snapshot/snapshot_manifest.h"
 #include "snapshot/snapshot_transfer.h"
+#include "snapshot/spare_qemus.h"
 #include "vm/tap_address.h"
 #include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
@@ -52,6 +53,13 @@ struct CloneRestore {
   std::string ipv4;                      // its own address on a tap network, or ""
   std::shared_ptr<const vm::AddressProbe> probe;  // to wait for before joining the bridge, or null
   Clock::time_point begun_at;            // when ferryd began this clone (its plan)
+  // A spare QEMU (spare_qemus.h) still without RAM: its slot, the slot's descriptor in QEMU and
+  // the RAM it maps; slot "" otherwise.
+  std::string spare_slot_dir;
+  int spare_slot_fd = -1;
+  uint64_t spare_ram_kib = 0;
+  std::string ram_image;              // as the snapshot's verification names it
+  VerifiedFiles* verified = nullptr;  // the service's, which outlives every clone's restore
 };
 
 // Restores one clone inside its fresh QEMU: device state, resume, new identity.
@@ -60,6 +68,16 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
   const std::optional<PrimedIdentity>& primed = c.primed;
   json timings;
   timings["begun_at_monotonic_ns"] = MonotonicNs(c.begun_at);
+  if (!c.spare_slot_dir.empty()) {
+    // The link in the slot moves the image's ctime: the snapshot stays verified across it.
+    Status given = Status::Ok();
+    c.verified->AcrossLinkChange(c.ram_image, [&] {
+      given = GiveSpareItsRam(rt, c.spare_slot_dir, c.spare_slot_fd, c.spare_ram_kib, c.ram_image);
+    });
+    FERRY_RETURN_IF_ERROR(given);
+    timings["spare_qemu"] = true;
+    timings["spare_bind_ms"] = MsSince(t0);
+  }
   // A warm-pool QEMU has loaded the device state while it waited (SnapshotService::Preload):
   // its incoming migration says completed, and only `cont` is left. A primed one was resumed
   // after that load, so it is known to be loaded without asking.
@@ -185,11 +203,24 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
   CloneRestore restore{
       paths.dir,        m,       name, warm.primed, own_address ? spec->network.ip : "",
       std::move(probe), begun_at};
+  // A clone (not a pool QEMU: no ip at all) without a pool QEMU takes a spare if one is ready.
+  if (ip && !warm.qemu.runtime && spares_ != nullptr) {
+    if (auto spare = spares_->Take(*spec, m.disk.has_value())) {
+      restore.spare_slot_dir = spare->ram_slot_dir;
+      restore.spare_slot_fd = spare->ram_slot_fd;
+      restore.spare_ram_kib = spare->ram_kib;
+      restore.ram_image = paths.dir + "/" + m.ram_file;
+      restore.verified = &verified_;
+      warm.qemu = std::move(*spare);
+    }
+  }
   clone.restore = [restore](vm::VmRuntime& rt, Operation& op) {
     return RestoreClone(rt, op, restore);
   };
   vm::LaunchPlan plan;
-  if (warm.qemu.runtime) {
+  if (warm.qemu.runtime && !restore.spare_slot_dir.empty()) {
+    plan = vm::PooledCloneLaunch{std::move(clone), std::move(warm.qemu)};
+  } else if (warm.qemu.runtime) {
     clone.origin.warm_pool = true;
     clone.origin.identity_primed = warm.primed.has_value();
     plan = vm::PooledCloneLaunch{std::move(clone), std::move(warm.qemu)};
@@ -258,7 +289,16 @@ Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
                          ClonePlan(snapshot, name, ip, std::move(warm), std::move(probe)));
   auto& [spec, plan] = planned;
   spec.network.forwards = std::move(forwards);
-  return vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
+  // A spare this clone took and CreateFrom refused before any launch (admission) is ended here;
+  // once launched, the launch's rollback ends it.
+  std::optional<vm::PrelaunchedQemu> spare;
+  if (const auto* p = std::get_if<vm::PooledCloneLaunch>(&plan);
+      p && !p->qemu.ram_slot_dir.empty()) {
+    spare = p->qemu;
+  }
+  auto op = vms_.CreateFrom(std::move(spec), std::move(plan), /*wait_ready=*/false);
+  if (!op.ok() && spare) SpareQemus::Discard(*spare);
+  return op;
 }
 
 Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& req) {
@@ -298,6 +338,8 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
             if (!nth.ok()) return op->Fail(nth.status());
             ip = *nth;
           }
+          // No spare starts while this clone runs (it would take the clone's CPU).
+          SpareQemus::CloneInFlight in_flight(spares_);
           auto child = CloneOne(req.snapshot, names[i], forwards, ip, probe);
           if (!child.ok()) return op->Fail(child.status());
           (*child)->WaitDone(600000);

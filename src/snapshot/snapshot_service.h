@@ -51,6 +51,8 @@ enum class SnapshotCopy {
   kPaused,  // with the guest paused throughout the copy: the pause grows with its RAM
 };
 
+class SpareQemus;
+
 class SnapshotService {
  public:
   // Sweeps what a ferryd that died mid-snapshot left (see SweepLeftovers).
@@ -59,6 +61,9 @@ class SnapshotService {
 
   // Set once at start-up (ferryd --snapshot-copy), before any snapshot is taken.
   void SetCopyMode(SnapshotCopy mode) { copy_mode_ = mode; }
+  // Set once at start-up, before any clone (null: clones start their own QEMU). Plain clones
+  // take a spare QEMU from it when one of their shape is ready (spare_qemus.h).
+  void SetSpareQemus(SpareQemus* spares) { spares_ = spares; }
   // Copies VM's RAM while it runs, pauses it briefly for the rest and its device state, resumes it.
   Result<std::shared_ptr<Operation>> Create(const std::string& vm, const std::string& name);
   Result<std::shared_ptr<Operation>> Clone(const CloneRequest& request);
@@ -146,6 +151,7 @@ class SnapshotService {
   TemplateTable templates_;  // read: a template's snapshot is not deleted under it
   VerifiedFiles verified_;
   SnapshotCopy copy_mode_ = SnapshotCopy::kLive;
+  SpareQemus* spares_ = nullptr;
   std::mutex mu_;
   std::set<std::string> in_progress_;  // snapshot names being written
 };

@@ -81,6 +81,21 @@ Status VerifiedFiles::CheckEntry(const std::string& path, const T& expected,
   return Status::Ok();
 }
 
+void VerifiedFiles::AcrossLinkChange(const std::string& path, const std::function<void()>& change) {
+  std::shared_ptr<Entry> entry = EntryFor(path);
+  std::lock_guard<std::mutex> lock(entry->mu);
+  Identity before;
+  const bool have_before = Stat(path, &before);
+  change();
+  Identity after;
+  if (!have_before || !entry->verified || !(entry->identity == before) || !Stat(path, &after)) {
+    return;
+  }
+  Identity ctime_moved = before;
+  ctime_moved.ctime_ns = after.ctime_ns;
+  if (after == ctime_moved) entry->identity = after;
+}
+
 void VerifiedFiles::Forget(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   entries_.erase(path);

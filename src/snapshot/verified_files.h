@@ -59,6 +59,12 @@ class VerifiedFiles {
   // `verify` is the full check, run when the file changed since it last passed against `sha256`.
   Status CheckDigest(const std::string& path, const std::string& sha256,
                      const std::function<Status()>& verify);
+  // Runs `change`, which only adds and removes links of `path`'s file (ferryd linking a snapshot's
+  // RAM image into a spare QEMU's slot and unlinking it, spare_qemus.h), and keeps the file
+  // verified across it if it was: the link count moves ctime, which would otherwise cost the
+  // next clone a full verification. Kept only if ctime alone moved; a write moves mtime, which
+  // no one but the file's owner (ferryd) can set back. No check of `path` runs meanwhile.
+  void AcrossLinkChange(const std::string& path, const std::function<void()>& change);
   // Forgets `path` (its snapshot was deleted), so the memory does not grow with deleted snapshots.
   void Forget(const std::string& path);
   // Forgets every path in directory `dir` (a deleted snapshot's).

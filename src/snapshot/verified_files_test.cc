@@ -122,6 +122,22 @@ TEST_F(VerifiedFilesTest, AWriteAfterVerificationIsCaught) {
   EXPECT_EQ(reads_, 3);
 }
 
+TEST_F(VerifiedFilesTest, ALinkMadeAndRemovedByFerrydKeepsTheFileVerifiedButAWriteDoesNot) {
+  ASSERT_EQ(::chmod(ram_.c_str(), 0600), 0);
+  VerifiedFiles verified(Counting());
+  ASSERT_TRUE(verified.Check(ram_, image_).ok());
+  const std::string link = dir_ + "/slot-ram";
+  verified.AcrossLinkChange(ram_, [&] {
+    ASSERT_EQ(::link(ram_.c_str(), link.c_str()), 0);
+    ASSERT_EQ(::unlink(link.c_str()), 0);
+  });
+  EXPECT_TRUE(verified.Check(ram_, image_).ok());
+  EXPECT_EQ(reads_, 1) << "a link change alone cost a full verification";
+  verified.AcrossLinkChange(ram_, [&] { Damage(ram_); });
+  EXPECT_EQ(verified.Check(ram_, image_).code(), Status::Code::kCorruption);
+  EXPECT_EQ(reads_, 2);
+}
+
 TEST_F(VerifiedFilesTest, AReplacedFileOrAnotherTableIsVerifiedAgain) {
   VerifiedFiles verified(Counting());
   ASSERT_TRUE(verified.Check(ram_, image_).ok());

@@ -52,6 +52,13 @@ struct PrelaunchedQemu {
   // Tap networking: the id of the VM that takes this QEMU, whose tap (named after it, off the
   // bridge until the clone's address is set) the QEMU already has; "" otherwise.
   std::string vm_id;
+  // A spare (VmLauncher::PrelaunchSpare): started before anyone knew which snapshot it would
+  // run, with no guest RAM yet. The clone that takes it links its snapshot's RAM image into
+  // `ram_slot_dir`, which QEMU reaches as its descriptor `ram_slot_fd`, and binds it
+  // (qemu::BindSpareRam) before its restore. Unset for a warm-pool QEMU.
+  std::string ram_slot_dir;
+  int ram_slot_fd = -1;
+  uint64_t ram_kib = 0;  // the guest RAM it will map (qemu::GuestRamKib)
 };
 
 // Boots the VM's image with a RAM file of its own: a create, and every start.

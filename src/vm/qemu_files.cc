@@ -68,6 +68,20 @@ Status OpenQemuFiles(const QemuFilePaths& paths, UniqueFd ram, qemu::LaunchSpec&
                               ": " + std::strerror(errno));
     }
     spec.ram_fd = opened.Pass(std::move(ram));
+  } else if (!paths.ram_slot_dir.empty()) {
+    // Only this QEMU's uid searches it; the image linked there is the clones' group's already
+    // (ShareRamImageWithQemus).
+    FERRY_ASSIGN_OR_RETURN(
+        UniqueFd slot,
+        OpenFile(paths.ram_slot_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, "spare RAM slot"));
+    // ferryd links into it: as root past the mode, else as its owner (QEMU then runs as ferryd).
+    const mode_t mode = uid == ::geteuid() ? 0700 : 0500;
+    if (::fchown(slot.get(), uid, gid) != 0 || ::fchmod(slot.get(), mode) != 0) {
+      return Status::Internal("cannot give the spare RAM slot " + paths.ram_slot_dir +
+                              " to QEMU's uid " + std::to_string(uid) + ": " +
+                              std::strerror(errno));
+    }
+    spec.ram_slot_fd = opened.Pass(std::move(slot));
   } else {
     FERRY_ASSIGN_OR_RETURN(UniqueFd image,
                            OpenFile(paths.shared_image, O_RDONLY | O_NOFOLLOW, "RAM image"));

@@ -28,6 +28,9 @@ struct QemuFilePaths {
   std::vector<std::string> disk_chain;
   // Guest RAM that is not the VM's own: a snapshot's RAM image that QEMU maps copy-on-write.
   std::string shared_image;
+  // A spare's RAM slot (launch_spec.h, LaunchSpec::ram_slot_fd): an empty directory, given to
+  // the QEMU's uid; set instead of shared_image.
+  std::string ram_slot_dir;
 };
 
 // Opens every file of `paths`, binds and listens on the sockets, and passes each in `start`,

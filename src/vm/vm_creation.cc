@@ -131,6 +131,11 @@ Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const CloneLaun
   return launcher_->Prelaunch(spec, clone, paths);
 }
 
+Result<PrelaunchedQemu> VmService::PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
+                                                  const std::string& ram_slot_dir) {
+  return launcher_->PrelaunchSpare(spec, paths, ram_slot_dir);
+}
+
 Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, bool wait_ready) {
   FERRY_ASSIGN_OR_RETURN(auto vm, Find(name));
   MutexLock svc_lock(mu_);

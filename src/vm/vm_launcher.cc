@@ -359,4 +359,37 @@ Result<PrelaunchedQemu> VmLauncher::Prelaunch(const VmSpec& spec, const CloneLau
   return q;
 }
 
+Result<PrelaunchedQemu> VmLauncher::PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
+                                                   const std::string& ram_slot_dir) {
+  if (spec.network.mode != NetworkMode::kUser || spec.disk_mib != 0) {
+    return Status::InvalidArgument("a spare QEMU is for VMs on user networking without a disk");
+  }
+  // Its MAC and generation ID are placeholders: the clone's device state brings its parent's
+  // MAC (then its identity reset a new one), and any fresh GUID is a new generation.
+  CloneLaunch clone;
+  clone.mac = MacAddress::Random().ToString();
+  clone.vmgenid = Guid::Random().ToString();
+  const LaunchPlan plan = clone;
+  VmRecord r;
+  r.spec = spec;
+  r.mac = clone.mac;
+  r.ram_owned = false;
+  FERRY_ASSIGN_OR_RETURN(QemuLaunch launch, LaunchSpecFor(r, paths, ShapeOf(plan)));
+  launch.spec.preconfig = true;
+  launch.files.shared_image.clear();
+  launch.files.ram_slot_dir = ram_slot_dir;
+  FERRY_RETURN_IF_ERROR(steps_.MakeDir(paths.dir));
+  FERRY_RETURN_IF_ERROR(steps_.MakeDir(ram_slot_dir));
+  FERRY_ASSIGN_OR_RETURN(SpawnedQemu spawned, steps_.SpawnQemu(launch, UniqueFd(), paths,
+                                                               VmRuntime::Callbacks{}, nullptr));
+  PrelaunchedQemu q;
+  q.runtime = std::move(spawned.runtime);
+  q.argv = std::move(spawned.argv);
+  q.paths = paths;
+  q.ram_slot_dir = ram_slot_dir;
+  q.ram_slot_fd = launch.spec.ram_slot_fd;
+  q.ram_kib = qemu::GuestRamKib(launch.spec);
+  return q;
+}
+
 }  // namespace ferry::vm

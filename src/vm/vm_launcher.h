@@ -107,6 +107,10 @@ class VmLauncher {
   // a PooledCloneLaunch hands it to a VM.
   Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const CloneLaunch& clone,
                                     const VmPaths& paths);
+  // Starts a spare QEMU (launch_plan.h, PrelaunchedQemu::ram_slot_dir) for a clone of any
+  // snapshot of `spec`'s image, CPUs and memory, on user networking and without a disk.
+  Result<PrelaunchedQemu> PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
+                                         const std::string& ram_slot_dir);
   Result<QemuLaunch> LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
                                    const LaunchShape& shape);
 

@@ -114,6 +114,9 @@ class VmService {
   // CreateFrom hands it to a VM through a PooledCloneLaunch.
   Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const CloneLaunch& clone,
                                     const VmPaths& paths);
+  // Starts a spare QEMU (VmLauncher::PrelaunchSpare), for a clone of a snapshot not known yet.
+  Result<PrelaunchedQemu> PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
+                                         const std::string& ram_slot_dir);
   // Holds a VM with a running QEMU for operation `op_id`. FailedPrecondition if it is busy (with
   // another operation than `op_id`: the holder may lease again) or has no QEMU.
   Result<VmLease> Lease(const std::string& name, const std::string& op_id);
