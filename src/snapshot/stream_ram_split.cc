@@ -13,7 +13,10 @@ using qemu::kMigrationPageBytes;
 namespace {
 
 bool AllZero(std::span<const uint8_t> bytes) {
-  return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+  static const uint8_t kZeros[kMigrationPageBytes] = {};
+  // A page: glibc's memcmp is vectorised, a byte loop is not.
+  return bytes.size() == kMigrationPageBytes &&
+         std::memcmp(bytes.data(), kZeros, bytes.size()) == 0;
 }
 
 }  // namespace
@@ -56,7 +59,7 @@ Status StreamRamSplit::OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& b
     return Status::ResourceExhausted("cannot size the RAM image " + ram_path_ + ": " +
                                      std::strerror(errno));
   }
-  holds_data_.assign(limits_.ram_bytes / kMigrationPageBytes, false);
+  pages_.emplace(image_bytes, limits_.digest);
   return stripped_.OnRamBlocks(blocks);
 }
 
@@ -64,23 +67,26 @@ Status StreamRamSplit::OnRamPage(const qemu::MigrationRamPage& page) {
   if (!ram_block_ || page.block != *ram_block_) return stripped_.OnRamPage(page);
   // The reader checked the offset against the block's used length, which is ram_bytes.
   const size_t index = page.offset / kMigrationPageBytes;
-  const bool had_data = holds_data_[index];
+  const bool had_data = pages_->HoldsData(index);
   if (had_data) ++stats_.rewritten_pages;
   const bool zero = page.zero() ? page.fill == 0 : AllZero(page.data);
   if (zero) {
     ++stats_.zero_pages;
     if (!had_data) return Status::Ok();  // a hole already
     static const std::vector<uint8_t> kZeros(kMigrationPageBytes, 0);
-    holds_data_[index] = false;
+    pages_->ClearPage(index);
     return WriteRam(page.offset, kZeros.data());
   }
   ++stats_.data_pages;
-  holds_data_[index] = true;
-  if (page.zero()) {
-    const std::vector<uint8_t> filled(kMigrationPageBytes, page.fill);
-    return WriteRam(page.offset, filled.data());
+  std::vector<uint8_t> filled;
+  if (page.zero()) filled.assign(kMigrationPageBytes, page.fill);
+  const uint8_t* bytes = page.zero() ? filled.data() : page.data.data();
+  if (limits_.digest) {
+    pages_->SetPage(index, bytes);
+  } else {
+    pages_->MarkData(index);
   }
-  return WriteRam(page.offset, page.data.data());
+  return WriteRam(page.offset, bytes);
 }
 
 Status StreamRamSplit::OnOtherBytes(std::span<const uint8_t> bytes) {
@@ -105,6 +111,15 @@ Status StreamRamSplit::WriteRam(uint64_t offset, const uint8_t* bytes) {
     done += static_cast<size_t>(n);
   }
   return Status::Ok();
+}
+
+Result<RamImage> StreamRamSplit::Image(uint64_t chunk_bytes) const {
+  if (!pages_) {
+    return Status::FailedPrecondition("the RAM image " + ram_path_ + " has no pages yet");
+  }
+  auto image = pages_->Image(chunk_bytes);
+  if (!image.ok()) return image.status().WithContext("the RAM image " + ram_path_);
+  return image;
 }
 
 Status StreamRamSplit::Finish() const {
