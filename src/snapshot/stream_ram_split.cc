@@ -60,6 +60,7 @@ Status StreamRamSplit::OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& b
                                      std::strerror(errno));
   }
   pages_.emplace(image_bytes, limits_.digest);
+  pending_.reserve(kPendingBytes);
   return stripped_.OnRamBlocks(blocks);
 }
 
@@ -94,13 +95,25 @@ Status StreamRamSplit::OnOtherBytes(std::span<const uint8_t> bytes) {
 }
 
 Status StreamRamSplit::WriteRam(uint64_t offset, const uint8_t* bytes) {
+  // Pages mostly come in order: a run of them goes to the file in one pwrite, not one per page.
+  if (!pending_.empty() &&
+      (offset != pending_offset_ + pending_.size() || pending_.size() >= kPendingBytes)) {
+    FERRY_RETURN_IF_ERROR(Flush());
+  }
+  if (pending_.empty()) pending_offset_ = offset;
+  pending_.insert(pending_.end(), bytes, bytes + kMigrationPageBytes);
+  return Status::Ok();
+}
+
+Status StreamRamSplit::Flush() {
   size_t done = 0;
-  while (done < kMigrationPageBytes) {
-    ssize_t n = ::pwrite(ram_fd_, bytes + done, kMigrationPageBytes - done,
-                         static_cast<off_t>(offset + done));
+  while (done < pending_.size()) {
+    ssize_t n = ::pwrite(ram_fd_, pending_.data() + done, pending_.size() - done,
+                         static_cast<off_t>(pending_offset_ + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int err = n < 0 ? errno : ENOSPC;
+      pending_.clear();
       if (err == ENOSPC) {
         return Status::ResourceExhausted("no space left for the RAM image " + ram_path_ +
                                          ": free memory or RAM directory space and retry");
@@ -110,7 +123,13 @@ Status StreamRamSplit::WriteRam(uint64_t offset, const uint8_t* bytes) {
     }
     done += static_cast<size_t>(n);
   }
+  pending_.clear();
   return Status::Ok();
+}
+
+Status StreamRamSplit::OnRamSectionEnd(qemu::RamSectionKind) {
+  // Each pass ends with what it sent in the file, so a write error stops the read where it is.
+  return Flush();
 }
 
 Result<RamImage> StreamRamSplit::Image(uint64_t chunk_bytes) const {
@@ -122,7 +141,8 @@ Result<RamImage> StreamRamSplit::Image(uint64_t chunk_bytes) const {
   return image;
 }
 
-Status StreamRamSplit::Finish() const {
+Status StreamRamSplit::Finish() {
+  FERRY_RETURN_IF_ERROR(Flush());
   if (!ram_block_) {
     return Status::Corruption(std::string("the stream lists no guest RAM block (") +
                               kGuestRamBlock + ")");

@@ -14,7 +14,9 @@
 // The RAM image is sparse: it is sized when the block list arrives and only pages that hold data
 // are written, so pages never sent and ZERO records stay holes (QEMU 7.2 sends every page of a
 // share=off block, most as ZERO records). A page sent again (a PAGE then a ZERO, or a second
-// PAGE) ends as the last record said: a ZERO over a page written before writes zeros. With
+// PAGE) ends as the last record said: a ZERO over a page written before writes zeros. Runs of
+// consecutive pages are written with one pwrite (up to 256 KiB), in the stream's order; every
+// pass's end and Finish() write what is pending. With
 // `digest` set, the image's chunk table (ram_image.h) is kept as the pages go (ram_digest.h), so
 // the written image needs no read back to be checksummed.
 //
@@ -67,16 +69,20 @@ class StreamRamSplit : public qemu::MigrationStreamVisitor {
   Status OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& blocks) override;
   Status OnRamPage(const qemu::MigrationRamPage& page) override;
   Status OnOtherBytes(std::span<const uint8_t> bytes) override;
+  Status OnRamSectionEnd(qemu::RamSectionKind kind) override;
 
-  // After the reader finished the stream: OK when it listed the guest RAM block.
-  Status Finish() const;
+  // After the reader finished the stream: writes what is pending; OK when the stream listed the
+  // guest RAM block. The image is complete only after it.
+  Status Finish();
   const StreamRamSplitStats& stats() const { return stats_; }
   // The chunk table of the image as written so far, as VerifyRamFile will find it in the file.
   // FailedPrecondition without limits.digest or before the guest RAM block was listed.
   Result<RamImage> Image(uint64_t chunk_bytes = RamImage::kDefaultChunkBytes) const;
 
  private:
+  // Queues one page for the image; consecutive pages are written together (Flush).
   Status WriteRam(uint64_t offset, const uint8_t* bytes);
+  Status Flush();
   Status Emit(std::span<const uint8_t> bytes);
 
   const int ram_fd_;
@@ -85,6 +91,9 @@ class StreamRamSplit : public qemu::MigrationStreamVisitor {
   qemu::RamStrippedStream::Output device_state_;
   qemu::RamStrippedStream stripped_;
   std::optional<size_t> ram_block_;
+  static constexpr size_t kPendingBytes = size_t{256} << 10;
+  std::vector<uint8_t> pending_;  // consecutive pages not yet written, from pending_offset_
+  uint64_t pending_offset_ = 0;
   // Per page of the image: written with data, and with limits.digest its CRC.
   std::optional<RamDigest> pages_;
   StreamRamSplitStats stats_;

@@ -188,6 +188,26 @@ TEST(StreamRamSplitTest, TheTableKeptWhileSplittingIsTheWrittenImages) {
   EXPECT_EQ(plain.image.status().code(), Status::Code::kFailedPrecondition);
 }
 
+// Consecutive pages are written in runs: a run longer than one write, pages sent again inside
+// and outside the run being gathered, and the pass's end must all leave the stream's last word.
+TEST(StreamRamSplitTest, RunsOfPagesWrittenTogetherKeepTheStreamsOrder) {
+  constexpr uint64_t kPages = 200;  // past one 256 KiB run
+  StreamBuilder s;
+  s.Start({{"ram0", kPages * kMigrationPageBytes}});
+  for (uint64_t i = 0; i < kPages; ++i) s.Page("ram0", i * kMigrationPageBytes, uint8_t(i + 1));
+  s.Page("ram0", 150 * kMigrationPageBytes, 0xee).Page("ram0", 151 * kMigrationPageBytes, 0xef);
+  s.Page("ram0", 150 * kMigrationPageBytes, 0xf0);  // the same page twice in a row
+  s.Zero("ram0", 10 * kMigrationPageBytes).Page("ram0", 9 * kMigrationPageBytes, 0x99);
+  Split split(s.Finish().b, kPages * kMigrationPageBytes, 64 << 20, 4097, /*digest=*/true);
+  ASSERT_TRUE(split.status.ok()) << split.status.message();
+  for (uint64_t i = 0; i < kPages; ++i) {
+    const uint8_t want = i == 150 ? 0xf0 : i == 151 ? 0xef : i == 10 ? 0 : i == 9 ? 0x99 : i + 1;
+    ASSERT_EQ(split.Page(i), Bytes(kMigrationPageBytes, want)) << "page " << i;
+  }
+  ASSERT_TRUE(split.image.ok()) << split.image.status().message();
+  EXPECT_TRUE(VerifyRamFile(split.Path(), *split.image).ok());
+}
+
 TEST(StreamRamSplitTest, AZeroOverDataWritesZerosAndAFilledZeroRecordIsData) {
   StreamBuilder s;
   s.Start({{"ram0", 4 * kMigrationPageBytes}, {"pc.bios", kMigrationPageBytes}});
