@@ -3,7 +3,8 @@
 // passes the rest on without them. The bytes come from a QEMU a guest may have subverted. Beyond
 // "does not crash", it checks what the split promises for an accepted stream: the image holds
 // exactly what a loader applying every ram0 record in order would (pages never sent are zero),
-// it is never larger than the VM's RAM, and the rest is what RamStrippedStream writes.
+// it is never larger than the VM's RAM, the chunk table kept on the way is the one the written
+// image yields (VerifyRamFile), and the rest is what RamStrippedStream writes.
 #include "snapshot/stream_ram_split.h"
 
 #include <sys/mman.h>
@@ -17,11 +18,13 @@
 #include <cstring>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/unique_fd.h"
 #include "qemu/migration_stream.h"
 #include "qemu/ram_stripped_stream.h"
+#include "snapshot/ram_image.h"
 
 namespace {
 
@@ -30,6 +33,7 @@ using ferry::UniqueFd;
 using namespace ferry::qemu;
 using ferry::snapshot::kGuestRamBlock;
 using ferry::snapshot::StreamRamSplit;
+using ferry::snapshot::VerifyRamFile;
 
 // The VM's RAM: the size of ram0 in the seed corpus (fuzz/make_corpus.py).
 constexpr uint64_t kRamBytes = 16 * kMigrationPageBytes;
@@ -66,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   UniqueFd ram(::memfd_create("ram", MFD_CLOEXEC));
   if (!ram.valid()) Fail("memfd_create failed");
   std::vector<uint8_t> rest;
-  StreamRamSplit split(ram.get(), "ram", {kRamBytes, kMaxDeviceState, 0},
+  StreamRamSplit split(ram.get(), "ram", {kRamBytes, kMaxDeviceState, 0, /*digest=*/true},
                        [&](std::span<const uint8_t> b) {
                          rest.insert(rest.end(), b.begin(), b.end());
                          return Status::Ok();
@@ -92,6 +96,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (uint64_t(info.st_size) != kRamBytes) Fail("an accepted stream left the image unsized");
   if (::pread(ram.get(), image.data(), image.size(), 0) != ssize_t(kRamBytes)) Fail("pread");
   if (image != want.ram) Fail("the image is not what a loader would have");
+  // The chunk table kept while writing is the one a clone's check finds in the file.
+  auto table = split.Image(16 * 1024);
+  if (!table.ok()) Fail("no chunk table for an accepted stream");
+  const std::string path = "/proc/self/fd/" + std::to_string(ram.get());
+  if (!VerifyRamFile(path, *table).ok()) Fail("the kept chunk table does not match the image");
 
   std::vector<uint8_t> stripped;
   RamStrippedStream strip(

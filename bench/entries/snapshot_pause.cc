@@ -194,6 +194,8 @@ EntryInfo SnapshotPause::Info() const {
                                Goal::None(), Unit::kMillis, true, false));
     info.figures.push_back(Row(c, "  ferry: after the copy (total - ram_copy_ms)", "after_copy_ms",
                                Goal::None(), Unit::kMillis, true, false));
+    info.figures.push_back(Row(c, "  ferry: of which RAM image sealed (ram_seal_ms)", "ram_seal_ms",
+                               Goal::None(), Unit::kMillis, true, false));
     info.figures.push_back(Row(c, "  QEMU: query-migrate downtime", "downtime_ms", Goal::None(),
                                Unit::kMillis, false, true));
     info.figures.push_back(
@@ -354,6 +356,8 @@ Result<Measurements> SnapshotPause::FerrySnapshot(const Trial& trial, const Cell
       {Key(cell.id, "total_ms"), DurationMs(run.elapsed)},
       {Key(cell.id, "ram_copy_ms"), r.value("ram_copy_ms", 0.0)},
       {Key(cell.id, "after_copy_ms"), DurationMs(run.elapsed) - r.value("ram_copy_ms", 0.0)},
+      // Checksum, sync and mode 0400 of the image after the copy (0 from a ferryd without it).
+      {Key(cell.id, "ram_seal_ms"), r.value("ram_seal_ms", 0.0)},
       {Key(cell.id, "data_mib"), BytesToMiB(r.value("ram_data_bytes", uint64_t{0}))},
   };
 }

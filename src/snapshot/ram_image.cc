@@ -235,40 +235,6 @@ Result<RamImage> CopyRamFile(const std::string& src, const std::string& dst,
   return image;
 }
 
-Result<RamImage> SealRamImage(const std::string& path, uint64_t chunk_bytes) {
-  const auto start = std::chrono::steady_clock::now();
-  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  struct stat st;
-  if (fd.fd < 0 || ::fstat(fd.fd, &st) != 0) {
-    return Status::Internal("RAM image " + path + ": " + std::strerror(errno));
-  }
-  if (chunk_bytes == 0 || chunk_bytes % kPageBytes != 0) {
-    return Status::InvalidArgument("chunk size " + std::to_string(chunk_bytes) +
-                                   " is not a multiple of 4096");
-  }
-  RamImage image;
-  image.size_bytes = static_cast<uint64_t>(st.st_size);
-  image.chunk_bytes = chunk_bytes;
-  RamScanner scanner(fd.fd, path, image.size_bytes, chunk_bytes);
-  image.chunks.reserve(scanner.chunk_count());
-  auto count = [&](uint64_t, const char*, size_t n) {
-    image.data_bytes += n;
-    return Status::Ok();
-  };
-  for (uint64_t i = 0; i < scanner.chunk_count(); ++i) {
-    FERRY_ASSIGN_OR_RETURN(ChunkDigest digest, scanner.ScanChunk(i, count));
-    image.chunks.push_back(RamChunk{digest.zero, digest.crc32});
-  }
-  if (::fsync(fd.fd) != 0 || ::fchmod(fd.fd, 0400) != 0) {
-    return Status::Internal("RAM image " + path +
-                            ": cannot sync it or make it read-only: " + std::strerror(errno));
-  }
-  image.copy_micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
-  return image;
-}
-
 Status VerifyRamFile(const std::string& path, const RamImage& expected) {
   const std::string what = "snapshot RAM file " + path;
   const std::string advice = "; the snapshot is damaged, take a new one";

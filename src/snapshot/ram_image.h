@@ -61,11 +61,6 @@ struct RamCopyOptions {
 Result<RamImage> CopyRamFile(const std::string& src, const std::string& dst,
                              const RamCopyOptions& options = {});
 
-// Digests an image written in place (a pre-copied snapshot, ram_precopy.h) as CopyRamFile digests
-// its copy, syncs it and makes it mode 0400. REQUIRES: nothing writes `path` any more.
-Result<RamImage> SealRamImage(const std::string& path,
-                              uint64_t chunk_bytes = RamImage::kDefaultChunkBytes);
-
 // Checks that `path` holds exactly the bytes `expected` describes: its size, every chunk's CRC,
 // and that "zero" chunks read as zero (a hole is zero by definition, so those usually cost one
 // lseek). Damage is Corruption naming the file, the chunk and its offset. O(data in the file).

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -80,6 +81,8 @@ class Precopy {
   Status Drive(const std::function<Status()>& at_switchover, Operation& op, PrecopyResult& result);
   // Waits for the reader to see the stream's end; the stream must be whole.
   Status FinishReading();
+  // The image's chunk table, once the stream ended; the image synced and made read-only.
+  Result<RamImage> SealImage();
   void StopReading();
   const StreamRamSplit& split() const { return *split_; }
   uint64_t passes() const { return counter_->passes(); }
@@ -88,6 +91,7 @@ class Precopy {
   vm::VmRuntime& rt_;
   const PrecopyOptions& options_;
   UniqueFd ours_, theirs_, image_, device_state_;
+  std::string image_path_;
   std::unique_ptr<StreamRamSplit> split_;
   std::unique_ptr<PassCounter> counter_;
   std::unique_ptr<qemu::MigrationStreamReader> reader_;
@@ -113,8 +117,11 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
   }
   const int device_fd = device_state_.get();
   const std::string what = "the device state " + device_state_path;
+  StreamRamSplitLimits limits = options_.limits;
+  limits.digest = true;
+  image_path_ = image_path;
   split_ = std::make_unique<StreamRamSplit>(
-      image_.get(), image_path, options_.limits,
+      image_.get(), image_path, limits,
       [device_fd, what](std::span<const uint8_t> b) { return WriteAllTo(device_fd, b, what); });
   counter_ = std::make_unique<PassCounter>(*split_);
   reader_ = std::make_unique<qemu::MigrationStreamReader>(*counter_);
@@ -188,6 +195,18 @@ Status Precopy::FinishReading() {
   return Status::Ok();
 }
 
+Result<RamImage> Precopy::SealImage() {
+  FERRY_ASSIGN_OR_RETURN(RamImage image, split_->Image());
+  // fsync is a no-op on tmpfs, where images normally live; on a disk it makes "the manifest
+  // exists" (written after this, with its own fsync) imply "the RAM bytes survived a crash".
+  // Clones map the image MAP_PRIVATE: it is never written again.
+  if (::fsync(image_.get()) != 0 || ::fchmod(image_.get(), 0400) != 0) {
+    return Status::Internal("RAM image " + image_path_ +
+                            ": cannot sync it or make it read-only: " + std::strerror(errno));
+  }
+  return image;
+}
+
 void Precopy::StopReading() {
   if (!thread_.joinable()) return;
   // A QEMU that neither sends nor closes must not hold this thread: the read ends now.
@@ -216,6 +235,13 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   if (st.ok()) st = copy.FinishReading();
   copy.StopReading();
   if (st.ok()) st = reset;
+  if (st.ok()) {
+    const auto sealing = Clock::now();
+    auto image = copy.SealImage();
+    st = image.status();
+    if (image.ok()) result.ram = std::move(*image);
+    result.seal_ms = MsSince(sealing);
+  }
   if (!st.ok()) return st.WithContext(options.what);
   result.passes = copy.passes();
   result.split = copy.split().stats();

@@ -12,6 +12,10 @@
 //                   device state is kept without ram0's pages (stream_ram_split.h), so a clone
 //                   loads it, with x-ignore-shared off, over a mapping of the image. Then cont.
 //
+// The image's chunk table (ram_image.h) is kept page by page as the stream is written, a page
+// sent again replacing its CRC (ram_digest.h), so the finished image is sealed (synced, mode
+// 0400) without being read back.
+//
 // The guest stands still only from QEMU's stop to the cont: the last pass, the disk freeze and
 // the device state, whatever the RAM's size. Every byte of the stream is read fail-closed
 // (qemu/migration_stream.h): QEMU's process is no more trusted than the guest in it.
@@ -60,12 +64,15 @@ struct PrecopyResult {
   int64_t copy_ms = 0;        // migrate to completed
   int64_t switchover_ms = 0;  // what the at_switchover step took, inside the pause
   uint64_t passes = 0;        // RAM sections QEMU sent
+  int64_t seal_ms = 0;        // after the stream's end: chunk table folded, image synced, 0400
   StreamRamSplitStats split;
+  RamImage ram;  // the image's chunk table, as VerifyRamFile finds it (copy_micros unset)
 };
 
-// Copies the running VM `rt` into `image_path` (created, must not exist) and `device_state_path`
-// (created), calling `at_switchover` while the guest is stopped at the snapshot's instant (a
-// failure there cancels). REQUIRES: the guest runs; its RAM is its own share=on file.
+// Copies the running VM `rt` into `image_path` (created, must not exist; left mode 0400) and
+// `device_state_path` (created), calling `at_switchover` while the guest is stopped at the
+// snapshot's instant (a failure there cancels). REQUIRES: the guest runs; its RAM is its own
+// share=on file.
 Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& image_path,
                                       const std::string& device_state_path,
                                       const std::function<Status()>& at_switchover, Operation& op,

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "snapshot/crc32.h"
+
 namespace ferry::snapshot {
 
 namespace {
@@ -112,8 +114,7 @@ Result<ChunkDigest> RamScanner::ScanChunk(uint64_t index, const DataRunFn& on_da
       }
       crc = Crc32AppendZeros(crc, zeros_pending);
       zeros_pending = 0;
-      crc = static_cast<uint32_t>(
-          crc32_z(crc, reinterpret_cast<const Bytef*>(buf + p), static_cast<z_size_t>(q - p)));
+      crc = Crc32(crc, buf + p, q - p);
       zero = false;
       if (on_data) FERRY_RETURN_IF_ERROR(on_data(pos + p, buf + p, q - p));
       p = q;

@@ -13,7 +13,10 @@ using qemu::kMigrationPageBytes;
 namespace {
 
 bool AllZero(std::span<const uint8_t> bytes) {
-  return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+  static const uint8_t kZeros[kMigrationPageBytes] = {};
+  // A page: glibc's memcmp is vectorised, a byte loop is not.
+  return bytes.size() == kMigrationPageBytes &&
+         std::memcmp(bytes.data(), kZeros, bytes.size()) == 0;
 }
 
 }  // namespace
@@ -56,7 +59,8 @@ Status StreamRamSplit::OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& b
     return Status::ResourceExhausted("cannot size the RAM image " + ram_path_ + ": " +
                                      std::strerror(errno));
   }
-  holds_data_.assign(limits_.ram_bytes / kMigrationPageBytes, false);
+  pages_.emplace(image_bytes, limits_.digest);
+  pending_.reserve(kPendingBytes);
   return stripped_.OnRamBlocks(blocks);
 }
 
@@ -64,23 +68,26 @@ Status StreamRamSplit::OnRamPage(const qemu::MigrationRamPage& page) {
   if (!ram_block_ || page.block != *ram_block_) return stripped_.OnRamPage(page);
   // The reader checked the offset against the block's used length, which is ram_bytes.
   const size_t index = page.offset / kMigrationPageBytes;
-  const bool had_data = holds_data_[index];
+  const bool had_data = pages_->HoldsData(index);
   if (had_data) ++stats_.rewritten_pages;
   const bool zero = page.zero() ? page.fill == 0 : AllZero(page.data);
   if (zero) {
     ++stats_.zero_pages;
     if (!had_data) return Status::Ok();  // a hole already
     static const std::vector<uint8_t> kZeros(kMigrationPageBytes, 0);
-    holds_data_[index] = false;
+    pages_->ClearPage(index);
     return WriteRam(page.offset, kZeros.data());
   }
   ++stats_.data_pages;
-  holds_data_[index] = true;
-  if (page.zero()) {
-    const std::vector<uint8_t> filled(kMigrationPageBytes, page.fill);
-    return WriteRam(page.offset, filled.data());
+  std::vector<uint8_t> filled;
+  if (page.zero()) filled.assign(kMigrationPageBytes, page.fill);
+  const uint8_t* bytes = page.zero() ? filled.data() : page.data.data();
+  if (limits_.digest) {
+    pages_->SetPage(index, bytes);
+  } else {
+    pages_->MarkData(index);
   }
-  return WriteRam(page.offset, page.data.data());
+  return WriteRam(page.offset, bytes);
 }
 
 Status StreamRamSplit::OnOtherBytes(std::span<const uint8_t> bytes) {
@@ -88,13 +95,25 @@ Status StreamRamSplit::OnOtherBytes(std::span<const uint8_t> bytes) {
 }
 
 Status StreamRamSplit::WriteRam(uint64_t offset, const uint8_t* bytes) {
+  // Pages mostly come in order: a run of them goes to the file in one pwrite, not one per page.
+  if (!pending_.empty() &&
+      (offset != pending_offset_ + pending_.size() || pending_.size() >= kPendingBytes)) {
+    FERRY_RETURN_IF_ERROR(Flush());
+  }
+  if (pending_.empty()) pending_offset_ = offset;
+  pending_.insert(pending_.end(), bytes, bytes + kMigrationPageBytes);
+  return Status::Ok();
+}
+
+Status StreamRamSplit::Flush() {
   size_t done = 0;
-  while (done < kMigrationPageBytes) {
-    ssize_t n = ::pwrite(ram_fd_, bytes + done, kMigrationPageBytes - done,
-                         static_cast<off_t>(offset + done));
+  while (done < pending_.size()) {
+    ssize_t n = ::pwrite(ram_fd_, pending_.data() + done, pending_.size() - done,
+                         static_cast<off_t>(pending_offset_ + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int err = n < 0 ? errno : ENOSPC;
+      pending_.clear();
       if (err == ENOSPC) {
         return Status::ResourceExhausted("no space left for the RAM image " + ram_path_ +
                                          ": free memory or RAM directory space and retry");
@@ -104,10 +123,26 @@ Status StreamRamSplit::WriteRam(uint64_t offset, const uint8_t* bytes) {
     }
     done += static_cast<size_t>(n);
   }
+  pending_.clear();
   return Status::Ok();
 }
 
-Status StreamRamSplit::Finish() const {
+Status StreamRamSplit::OnRamSectionEnd(qemu::RamSectionKind) {
+  // Each pass ends with what it sent in the file, so a write error stops the read where it is.
+  return Flush();
+}
+
+Result<RamImage> StreamRamSplit::Image(uint64_t chunk_bytes) const {
+  if (!pages_) {
+    return Status::FailedPrecondition("the RAM image " + ram_path_ + " has no pages yet");
+  }
+  auto image = pages_->Image(chunk_bytes);
+  if (!image.ok()) return image.status().WithContext("the RAM image " + ram_path_);
+  return image;
+}
+
+Status StreamRamSplit::Finish() {
+  FERRY_RETURN_IF_ERROR(Flush());
   if (!ram_block_) {
     return Status::Corruption(std::string("the stream lists no guest RAM block (") +
                               kGuestRamBlock + ")");

@@ -14,7 +14,11 @@
 // The RAM image is sparse: it is sized when the block list arrives and only pages that hold data
 // are written, so pages never sent and ZERO records stay holes (QEMU 7.2 sends every page of a
 // share=off block, most as ZERO records). A page sent again (a PAGE then a ZERO, or a second
-// PAGE) ends as the last record said: a ZERO over a page written before writes zeros.
+// PAGE) ends as the last record said: a ZERO over a page written before writes zeros. Runs of
+// consecutive pages are written with one pwrite (up to 256 KiB), in the stream's order; every
+// pass's end and Finish() write what is pending. With
+// `digest` set, the image's chunk table (ram_image.h) is kept as the pages go (ram_digest.h), so
+// the written image needs no read back to be checksummed.
 //
 // Not thread-safe; one instance per stream.
 #pragma once
@@ -28,6 +32,7 @@
 #include "core/status.h"
 #include "qemu/migration_stream.h"
 #include "qemu/ram_stripped_stream.h"
+#include "snapshot/ram_digest.h"
 
 namespace ferry::snapshot {
 
@@ -41,6 +46,8 @@ struct StreamRamSplitLimits {
   // it: under TCG ferry gives QEMU 8 KiB less than the VM's memory, see qemu::GuestRamKib).
   // 0: ram_bytes.
   uint64_t image_bytes = 0;
+  // Keep the image's chunk table (Image()): a CRC of every data page as it is written.
+  bool digest = false;
 };
 
 struct StreamRamSplitStats {
@@ -62,13 +69,20 @@ class StreamRamSplit : public qemu::MigrationStreamVisitor {
   Status OnRamBlocks(const std::vector<qemu::MigrationRamBlock>& blocks) override;
   Status OnRamPage(const qemu::MigrationRamPage& page) override;
   Status OnOtherBytes(std::span<const uint8_t> bytes) override;
+  Status OnRamSectionEnd(qemu::RamSectionKind kind) override;
 
-  // After the reader finished the stream: OK when it listed the guest RAM block.
-  Status Finish() const;
+  // After the reader finished the stream: writes what is pending; OK when the stream listed the
+  // guest RAM block. The image is complete only after it.
+  Status Finish();
   const StreamRamSplitStats& stats() const { return stats_; }
+  // The chunk table of the image as written so far, as VerifyRamFile will find it in the file.
+  // FailedPrecondition without limits.digest or before the guest RAM block was listed.
+  Result<RamImage> Image(uint64_t chunk_bytes = RamImage::kDefaultChunkBytes) const;
 
  private:
+  // Queues one page for the image; consecutive pages are written together (Flush).
   Status WriteRam(uint64_t offset, const uint8_t* bytes);
+  Status Flush();
   Status Emit(std::span<const uint8_t> bytes);
 
   const int ram_fd_;
@@ -77,7 +91,11 @@ class StreamRamSplit : public qemu::MigrationStreamVisitor {
   qemu::RamStrippedStream::Output device_state_;
   qemu::RamStrippedStream stripped_;
   std::optional<size_t> ram_block_;
-  std::vector<bool> holds_data_;  // per page of the image: written with data
+  static constexpr size_t kPendingBytes = size_t{256} << 10;
+  std::vector<uint8_t> pending_;  // consecutive pages not yet written, from pending_offset_
+  uint64_t pending_offset_ = 0;
+  // Per page of the image: written with data, and with limits.digest its CRC.
+  std::optional<RamDigest> pages_;
   StreamRamSplitStats stats_;
 };
 

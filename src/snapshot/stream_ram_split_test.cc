@@ -36,14 +36,16 @@ struct Split {
   Bytes device_state;
   Status status;
   StreamRamSplitStats stats;
+  Result<RamImage> image = Status::FailedPrecondition("not digested");
 
   Split(const Bytes& stream, uint64_t ram_bytes, uint64_t max_device_state = 64 << 20,
-        size_t piece = 1 << 16) {
-    StreamRamSplit split(ram.get(), "test.ram", {ram_bytes, max_device_state},
-                         [&](std::span<const uint8_t> b) {
-                           device_state.insert(device_state.end(), b.begin(), b.end());
-                           return Status::Ok();
-                         });
+        size_t piece = 1 << 16, bool digest = false) {
+    StreamRamSplitLimits limits{ram_bytes, max_device_state};
+    limits.digest = digest;
+    StreamRamSplit split(ram.get(), "test.ram", limits, [&](std::span<const uint8_t> b) {
+      device_state.insert(device_state.end(), b.begin(), b.end());
+      return Status::Ok();
+    });
     MigrationStreamReader reader(split);
     for (size_t pos = 0; pos < stream.size() && status.ok(); pos += piece) {
       status = reader.Feed(
@@ -52,7 +54,9 @@ struct Split {
     if (status.ok()) status = reader.Finish();
     if (status.ok()) status = split.Finish();
     stats = split.stats();
+    if (status.ok()) image = split.Image();
   }
+  std::string Path() const { return "/proc/self/fd/" + std::to_string(ram.get()); }
   Bytes Page(uint64_t index) const {
     Bytes page(kMigrationPageBytes);
     EXPECT_EQ(::pread(ram.get(), page.data(), page.size(), off_t(index * kMigrationPageBytes)),
@@ -153,6 +157,57 @@ TEST(StreamRamSplitTest, PagesSentAgainEndAsTheLastRecordSaysInAnyPieces) {
   }
 }
 
+// A pre-copied snapshot is checksummed as it is written (ram_digest.h): the table must be the
+// one the written image yields, with pages sent again and zeroed again, or clones refuse it.
+TEST(StreamRamSplitTest, TheTableKeptWhileSplittingIsTheWrittenImages) {
+  const Bytes stream = ReadTestStream("pattern_running.mig.gz");
+  Replay want;
+  MigrationStreamReader reader(want);
+  ASSERT_TRUE(reader.Feed(stream).ok());
+  ASSERT_TRUE(reader.Finish().ok());
+  uint64_t data_pages = 0;
+  const Bytes zero(kMigrationPageBytes, 0);
+  for (uint64_t off = 0; off < kPatternRamBytes; off += kMigrationPageBytes) {
+    data_pages += !std::equal(zero.begin(), zero.end(), want.ram.begin() + off);
+  }
+  Split split(stream, kPatternRamBytes, 64 << 20, 4097, /*digest=*/true);
+  ASSERT_TRUE(split.status.ok()) << split.status.message();
+  ASSERT_GT(split.stats.rewritten_pages, 0u);
+  ASSERT_TRUE(split.image.ok()) << split.image.status().message();
+  EXPECT_EQ(split.image->size_bytes, kPatternRamBytes);
+  EXPECT_EQ(split.image->data_bytes, data_pages * kMigrationPageBytes);
+  EXPECT_TRUE(VerifyRamFile(split.Path(), *split.image).ok());
+  // Damage after the copy is refused at its chunk.
+  const uint8_t flipped = 0xa5;
+  ASSERT_EQ(::pwrite(split.ram.get(), &flipped, 1, off_t(5 << 20) + 123), 1);
+  Status st = VerifyRamFile(split.Path(), *split.image);
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_NE(st.message().find("checksum mismatch at chunk 5"), std::string::npos) << st.message();
+  // Without `digest` there is no table to give.
+  Split plain(stream, kPatternRamBytes);
+  EXPECT_EQ(plain.image.status().code(), Status::Code::kFailedPrecondition);
+}
+
+// Consecutive pages are written in runs: a run longer than one write, pages sent again inside
+// and outside the run being gathered, and the pass's end must all leave the stream's last word.
+TEST(StreamRamSplitTest, RunsOfPagesWrittenTogetherKeepTheStreamsOrder) {
+  constexpr uint64_t kPages = 200;  // past one 256 KiB run
+  StreamBuilder s;
+  s.Start({{"ram0", kPages * kMigrationPageBytes}});
+  for (uint64_t i = 0; i < kPages; ++i) s.Page("ram0", i * kMigrationPageBytes, uint8_t(i + 1));
+  s.Page("ram0", 150 * kMigrationPageBytes, 0xee).Page("ram0", 151 * kMigrationPageBytes, 0xef);
+  s.Page("ram0", 150 * kMigrationPageBytes, 0xf0);  // the same page twice in a row
+  s.Zero("ram0", 10 * kMigrationPageBytes).Page("ram0", 9 * kMigrationPageBytes, 0x99);
+  Split split(s.Finish().b, kPages * kMigrationPageBytes, 64 << 20, 4097, /*digest=*/true);
+  ASSERT_TRUE(split.status.ok()) << split.status.message();
+  for (uint64_t i = 0; i < kPages; ++i) {
+    const uint8_t want = i == 150 ? 0xf0 : i == 151 ? 0xef : i == 10 ? 0 : i == 9 ? 0x99 : i + 1;
+    ASSERT_EQ(split.Page(i), Bytes(kMigrationPageBytes, want)) << "page " << i;
+  }
+  ASSERT_TRUE(split.image.ok()) << split.image.status().message();
+  EXPECT_TRUE(VerifyRamFile(split.Path(), *split.image).ok());
+}
+
 TEST(StreamRamSplitTest, AZeroOverDataWritesZerosAndAFilledZeroRecordIsData) {
   StreamBuilder s;
   s.Start({{"ram0", 4 * kMigrationPageBytes}, {"pc.bios", kMigrationPageBytes}});
@@ -161,8 +216,13 @@ TEST(StreamRamSplitTest, AZeroOverDataWritesZerosAndAFilledZeroRecordIsData) {
   s.Page("ram0", 8192, 0x00);                     // an all-zero PAGE: a hole
   s.Zero("ram0", 12288, 0x5a);                    // a ZERO record filled with 0x5a
   s.Page("pc.bios", 0, 0xee);                     // a ROM page: kept in the stream
-  Split split(s.Finish().b, 4 * kMigrationPageBytes);
+  const Bytes stream = s.Finish().b;
+  Split split(stream, 4 * kMigrationPageBytes);
   ASSERT_TRUE(split.status.ok()) << split.status.message();
+  Split digested(stream, 4 * kMigrationPageBytes, 64 << 20, 1 << 16, /*digest=*/true);
+  ASSERT_TRUE(digested.image.ok()) << digested.image.status().message();
+  EXPECT_EQ(digested.image->data_bytes, 2 * kMigrationPageBytes);
+  EXPECT_TRUE(VerifyRamFile(digested.Path(), *digested.image).ok());
   EXPECT_EQ(split.Page(0), Bytes(kMigrationPageBytes, 0));
   EXPECT_EQ(split.Page(1), Bytes(kMigrationPageBytes, 0xcd));
   EXPECT_EQ(split.Page(2), Bytes(kMigrationPageBytes, 0));
