@@ -214,7 +214,9 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
   FERRY_RETURN_IF_ERROR(src->Execute("migrate", {{"uri", uri}}).status());
   if (disk_mib_ != 0) {
     FERRY_RETURN_IF_ERROR(AwaitPreSwitchover(*src, events));
+    const auto seen = Clock::now();
     FERRY_RETURN_IF_ERROR(SwitchDiskOver(*src, f));
+    f.switchover_ms = DurationMs(Clock::now() - seen);
   }
   json done;
   FERRY_RETURN_IF_ERROR(AwaitCompleted(*src, done));

@@ -122,6 +122,7 @@ Result<MoveFigures> FerryMigratingGuest::MoveToH2() {
   f.ferry_total_ms = Number(r, "total_ms");
   f.ferry_wire_bytes_sent = static_cast<uint64_t>(Number(r, "wire_bytes_sent"));
   f.disk_copy_ms = Number(r, "disk_copy_ms");
+  f.switchover_ms = Number(r, "switchover_continued_ms");
   f.disk_bytes_copied = static_cast<uint64_t>(Number(r, "disk_bytes_copied"));
   auto show = fleet_.host(2).CliJson({"vm", "show", name_, "--json"}, kVmCommandTimeout);
   if (show.ok()) {

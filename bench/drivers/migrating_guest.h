@@ -23,6 +23,9 @@ struct MoveFigures {
   // being ready, before the memory migration starts; and the bytes the job copied.
   double disk_copy_ms = 0;
   uint64_t disk_bytes_copied = 0;
+  // With a data disk: QEMU's pre-switchover seen to migrate-continue answered (the disk copy
+  // ended in step between them), inside the downtime; by ferryd's or the benchmark's clock.
+  double switchover_ms = 0;
   // Start of the move to the guest running on h2, by the benchmark's clock; each side says
   // where its clock starts (see the entry's notes).
   double wall_ms = 0;

@@ -172,6 +172,8 @@ class Migration : public BenchEntry {
                                    "disk_copy_ms", Goal::None(), Goal::None()));
         info.figures.push_back(Row(c, "  disk bytes copied (mirror job)", "disk_mib", Goal::None(),
                                    Goal::None(), Unit::kMiB));
+        info.figures.push_back(Row(c, "  switchover: pre-switchover seen to migrate-continue",
+                                   "switchover_ms", Goal::None(), Goal::None()));
       }
       info.figures.push_back(Row(c, "downtime (QEMU downtime)", "downtime_ms",
                                  Goal::MaxRatio(1.0, "<= native"), Goal::None()));
@@ -415,6 +417,7 @@ class Migration : public BenchEntry {
     };
     if (cell.disk_mib != 0) {
       m[Key(cell, "disk_copy_ms")] = f.disk_copy_ms;
+      m[Key(cell, "switchover_ms")] = f.switchover_ms;
       m[Key(cell, "disk_mib")] = Mib(f.disk_bytes_copied);
       m[Key(cell, "qemu_total_ms")] = f.qemu_total_ms;
       m[Key(cell, "aof_mib")] = Mib(aof_bytes);

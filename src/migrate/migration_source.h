@@ -115,6 +115,10 @@ class MigrationService::MigrationSource {
   // (written by the progress thread, read after it was joined).
   uint64_t disk_bytes_ = 0;
   int64_t disk_copy_ms_ = 0;  // from the copy's start until it was in step
+  // The switchover's own part of the downtime: from QEMU's pre-switchover event being seen to
+  // the disk copy ended in step, and to migrate-continue answered (microseconds).
+  int64_t switchover_seen_to_disk_done_us_ = 0;
+  int64_t switchover_seen_to_continued_us_ = 0;
   std::optional<std::string> disk_token_;
   std::unique_ptr<DiskMirror> mirror_;
   std::optional<qemu::QmpClient::EventWaiter> switchover_events_;  // QEMU's MIGRATION events

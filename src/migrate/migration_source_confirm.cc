@@ -46,7 +46,9 @@ json MigrationService::MigrationSource::Summary() const {
           {"wire_bytes_received", wire_.wire_bytes_received},
           {"downtime_limit_ms", downtime_ms_},
           {"disk_bytes_copied", mirror_ ? mirror_->bytes_copied() : uint64_t{0}},
-          {"disk_copy_ms", disk_copy_ms_}};
+          {"disk_copy_ms", disk_copy_ms_},
+          {"switchover_disk_done_ms", switchover_seen_to_disk_done_us_ / 1000.0},
+          {"switchover_continued_ms", switchover_seen_to_continued_us_ / 1000.0}};
 }
 
 }  // namespace ferry::migrate

@@ -84,8 +84,14 @@ void MigrationService::MigrationSource::AwaitSwitchover(const std::atomic<bool>&
 void MigrationService::MigrationSource::SwitchDiskOver() {
   vm::VmRuntime& rt = *lease_->runtime;
   FaultPoint("migrate.source.switchover");
+  const auto seen = Clock::now();
+  auto us_since_seen = [&seen] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - seen).count();
+  };
   Status done = mirror_->Complete();
+  switchover_seen_to_disk_done_us_ = us_since_seen();
   if (done.ok()) done = qemu::MigrateContinueFromPreSwitchover(rt);
+  switchover_seen_to_continued_us_ = us_since_seen();
   if (done.ok()) return mirror_->ReleaseTarget();
   switchover_failure_ = done.WithContext("at the switchover");
   (void)qemu::MigrateCancel(rt);

@@ -15,6 +15,7 @@
 #include "core/process.h"
 #include "qemu/launch_spec.h"
 #include "qemu/qmp_commands.h"
+#include "snapshot/waiting_qemu_dir.h"
 
 namespace ferry::snapshot {
 
@@ -142,31 +143,12 @@ Result<vm::PrelaunchedQemu> SpareQemus::Start(const vm::VmSpec& spec) {
     return q.status();
   }
   // Lets a restarted ferryd find and end this QEMU if it is still waiting then.
-  WriteFileAtomic(dir + "/pid", std::to_string(q->runtime->pid()) + " " +
-                                    std::to_string(q->runtime->start_time()) + "\n");
+  RecordWaitingQemu(dir, *q->runtime);
   return q;
 }
 
 void SpareQemus::KillStale() {
-  std::error_code ec;
-  const std::string vms_dir = vms_.config().state_dir + "/vms";
-  for (const auto& entry : std::filesystem::directory_iterator(vms_dir, ec)) {
-    const std::string name = entry.path().filename();
-    if (name.rfind(kSparePrefix, 0) != 0) continue;
-    // A spare that became a VM keeps its directory: that one is the VM's now.
-    if (vms_.OwnsDir(entry.path().string())) continue;
-    std::ifstream in(entry.path() / "pid");
-    pid_t pid = 0;
-    uint64_t start = 0;
-    if (in >> pid >> start) {
-      auto stale = Process::Adopt(pid, start);
-      if (stale.ok()) {
-        stale->Signal(SIGKILL);
-        stale->WaitExit(milliseconds(5000));
-      }
-    }
-    RemoveAll(entry.path());
-  }
+  KillStaleWaitingQemus(vms_, kSparePrefix);
   // Slots hold a link only while a clone binds its RAM; none is in use now.
   RemoveAll(vms_.config().ram_dir + "/spares");
 }

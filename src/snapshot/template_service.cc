@@ -1,7 +1,5 @@
 #include "snapshot/template_service.h"
 
-#include "vm/tap_device.h"
-
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -9,12 +7,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/files.h"
 #include "core/event_log.h"
+#include "core/files.h"
 #include "core/guarded_thread.h"
-#include "core/metrics.h"
 #include "core/ids.h"
+#include "core/metrics.h"
 #include "core/process.h"
+#include "snapshot/waiting_qemu_dir.h"
+#include "vm/tap_device.h"
 #include "vm/vm_policy.h"
 
 namespace ferry::snapshot {
@@ -85,8 +85,7 @@ Result<WarmQemu> TemplateService::StartPoolQemu(const std::string& pool_name,
   FERRY_ASSIGN_OR_RETURN(warm.qemu,
                          vms_.Prelaunch(planned.first, *clone, vm::VmPaths::ForDir(dir)));
   // Lets a restarted ferryd find and end this QEMU if it is still waiting then.
-  WriteFileAtomic(dir + "/pid", std::to_string(warm.qemu.runtime->pid()) + " " +
-                                    std::to_string(warm.qemu.runtime->start_time()) + "\n");
+  RecordWaitingQemu(dir, *warm.qemu.runtime);
   Status loaded = snapshots_.Preload(snapshot, *warm.qemu.runtime);
   if (!loaded.ok()) {
     Discard(warm);
@@ -104,27 +103,7 @@ Result<WarmQemu> TemplateService::StartPoolQemu(const std::string& pool_name,
   return warm;
 }
 
-void TemplateService::KillStalePoolQemus() {
-  std::error_code ec;
-  const std::string vms_dir = vms_.config().state_dir + "/vms";
-  for (const auto& entry : std::filesystem::directory_iterator(vms_dir, ec)) {
-    const std::string name = entry.path().filename();
-    if (name.rfind(kPoolPrefix, 0) != 0) continue;
-    // A pool QEMU that became a VM keeps its directory: that one is the VM's now.
-    if (vms_.OwnsDir(entry.path().string())) continue;
-    std::ifstream in(entry.path() / "pid");
-    pid_t pid = 0;
-    uint64_t start = 0;
-    if (in >> pid >> start) {
-      auto stale = Process::Adopt(pid, start);
-      if (stale.ok()) {
-        stale->Signal(SIGKILL);
-        stale->WaitExit(milliseconds(5000));
-      }
-    }
-    RemoveAll(entry.path());
-  }
-}
+void TemplateService::KillStalePoolQemus() { KillStaleWaitingQemus(vms_, kPoolPrefix); }
 
 void TemplateService::Keep() {
   std::unique_lock<std::mutex> lock(mu_);
