@@ -291,7 +291,7 @@ TEST_F(HoldTest, ClonesOfOneSnapshotAreHeldDedupedAndComeBackAsThemselvesWithout
             ((uint64_t{256} << 20) - 8192) / 4096)
       << held_b.out;
   EXPECT_TRUE(VmNames().empty());
-  EXPECT_TRUE(QemusHoldingFilesUnder(ram_dir_).empty());
+  EXPECT_TRUE(QemusUnderExceptSpares(ram_dir_).empty());
 
   // The holds do not need the snapshot: it can go before they are restored.
   ASSERT_EQ(Ferry({"snapshot", "delete", "base"}).exit_code, 0);

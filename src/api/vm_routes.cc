@@ -35,7 +35,9 @@ void ApiServer::CreateFromTemplate(const json& body, httplib::Response& res) {
 void ApiServer::VmRoutes() {
   auto& s = *server_;
   s.Get("/v1/host", [this](const httplib::Request&, httplib::Response& res) {
-    Reply(res, 200, service_.HostInfo());
+    nlohmann::json host = service_.HostInfo();
+    host["spare_qemu_pids"] = snapshots_.SparePids();  // QEMUs waiting for a plain clone
+    Reply(res, 200, host);
   });
   s.Get("/v1/vms", [this](const httplib::Request&, httplib::Response& res) {
     Reply(res, 200, {{"vms", service_.List()}});

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include "api/api_server.h"
 #include "api/telemetry.h"
@@ -40,6 +41,7 @@ struct DaemonFlags {
   std::string store_dir;
   std::string metrics_listen;
   std::string snapshot_copy = "live";
+  bool no_spare_qemus = false;
 };
 
 // Descriptors 0-2 stay taken: started with one closed, ferryd's next open() would get that
@@ -102,6 +104,9 @@ void AddServiceFlags(CLI::App& app, DaemonFlags& f) {
                  "paused: pause it for the whole copy")
       ->check(CLI::IsMember({"live", "paused"}))
       ->capture_default_str();
+  app.add_flag("--no-spare-qemus", f.no_spare_qemus,
+               "start no spare QEMUs ahead of plain clones (each waits, with its own memory, for "
+               "a clone of its shape); plain clones then start their own QEMU");
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
 }
@@ -250,8 +255,9 @@ int main(int argc, char** argv) {
                                                         : ferry::snapshot::SnapshotCopy::kLive);
   ferry::snapshot::TemplateService templates(**service, **registry, snapshots);
   // Plain clones take a spare QEMU when one is ready; destroyed (its spares killed) after the API.
-  ferry::snapshot::SpareQemus spares(**service);
-  snapshots.SetSpareQemus(&spares);
+  std::optional<ferry::snapshot::SpareQemus> spares;
+  if (!flags.no_spare_qemus) spares.emplace(**service);
+  snapshots.SetSpareQemus(spares ? &*spares : nullptr);
   auto started = StartMigrations(**service, **registry, flags.migration);
   if (!started.ok()) return Fail(started.status());
   std::unique_ptr<ferry::migrate::MigrationService> migrations = std::move(started).value();

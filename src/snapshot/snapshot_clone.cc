@@ -360,4 +360,8 @@ Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& re
   return op;
 }
 
+std::vector<pid_t> SnapshotService::SparePids() {
+  return spares_ ? spares_->WaitingPids() : std::vector<pid_t>{};
+}
+
 }  // namespace ferry::snapshot

@@ -64,6 +64,8 @@ class SnapshotService {
   // Set once at start-up, before any clone (null: clones start their own QEMU). Plain clones
   // take a spare QEMU from it when one of their shape is ready (spare_qemus.h).
   void SetSpareQemus(SpareQemus* spares) { spares_ = spares; }
+  // The pids of the spare QEMUs waiting now; none without spares.
+  std::vector<pid_t> SparePids();
   // Copies VM's RAM while it runs, pauses it briefly for the rest and its device state, resumes it.
   Result<std::shared_ptr<Operation>> Create(const std::string& vm, const std::string& name);
   Result<std::shared_ptr<Operation>> Clone(const CloneRequest& request);

@@ -147,6 +147,15 @@ Result<vm::PrelaunchedQemu> SpareQemus::Start(const vm::VmSpec& spec) {
   return q;
 }
 
+std::vector<pid_t> SpareQemus::WaitingPids() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<pid_t> pids;
+  for (const auto& [key, shape] : shapes_) {
+    if (shape.ready && shape.ready->runtime) pids.push_back(shape.ready->runtime->pid());
+  }
+  return pids;
+}
+
 void SpareQemus::KillStale() {
   KillStaleWaitingQemus(vms_, kSparePrefix);
   // Slots hold a link only while a clone binds its RAM; none is in use now.

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/status.h"
 #include "vm/launch_plan.h"
@@ -57,6 +58,8 @@ class SpareQemus {
   std::optional<vm::PrelaunchedQemu> Take(const vm::VmSpec& spec, bool has_disk);
   // Kills a spare and removes its directory and slot (one taken that no VM got).
   static void Discard(vm::PrelaunchedQemu& q);
+  // The pids of the spares waiting now (`ferry host show`: QEMUs that belong to no VM yet).
+  std::vector<pid_t> WaitingPids();
 
   // While one of these lives, no spare is started (a clone is running).
   class CloneInFlight {

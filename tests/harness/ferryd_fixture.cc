@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -186,6 +187,19 @@ json FerrydFixture::WaitForState(const std::string& name, const std::string& sta
 }
 
 std::vector<std::string> FerrydFixture::VmNames() { return VmNamesAt(socket_); }
+
+std::vector<pid_t> FerrydFixture::QemusUnderExceptSpares(const std::string& dir) {
+  std::vector<pid_t> spares;
+  json host = FerryJson({"host", "show"});
+  if (host.is_object() && host.contains("spare_qemu_pids") && host["spare_qemu_pids"].is_array()) {
+    for (const auto& pid : host["spare_qemu_pids"]) spares.push_back(pid.get<pid_t>());
+  }
+  std::vector<pid_t> out;
+  for (pid_t pid : QemusHoldingFilesUnder(dir)) {
+    if (std::find(spares.begin(), spares.end(), pid) == spares.end()) out.push_back(pid);
+  }
+  return out;
+}
 
 std::vector<std::string> VmNamesAt(const std::string& socket) {
   std::vector<std::string> names;

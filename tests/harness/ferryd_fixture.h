@@ -42,6 +42,9 @@ class FerrydFixture : public ::testing::Test {
   nlohmann::json WaitForState(const std::string& name, const std::string& state,
                               std::chrono::seconds deadline = std::chrono::seconds(60));
   std::vector<std::string> VmNames();
+  // QEMUs holding files under `dir` that are not a spare QEMU waiting for a plain clone (as
+  // `host show` lists them): what a test counts as a VM's, or a leftover's.
+  std::vector<pid_t> QemusUnderExceptSpares(const std::string& dir);
 
   std::string state_dir_;
   std::string ram_dir_;
