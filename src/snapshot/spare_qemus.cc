@@ -1,18 +1,15 @@
 #include "snapshot/spare_qemus.h"
 
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "core/files.h"
 #include "core/guarded_thread.h"
 #include "core/ids.h"
-#include "core/process.h"
 #include "qemu/launch_spec.h"
 #include "qemu/qmp_commands.h"
 #include "snapshot/waiting_qemu_dir.h"

@@ -1,18 +1,13 @@
 #include "snapshot/template_service.h"
 
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
 
 #include "core/event_log.h"
 #include "core/files.h"
 #include "core/guarded_thread.h"
 #include "core/ids.h"
 #include "core/metrics.h"
-#include "core/process.h"
 #include "snapshot/waiting_qemu_dir.h"
 #include "vm/tap_device.h"
 #include "vm/vm_policy.h"
