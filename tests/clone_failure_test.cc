@@ -70,9 +70,10 @@ class CloneFailureTest : public FerrydFixture {
   // Boots web-1 with a key in redis and snapshots it as "warm". Without spare QEMUs: these tests
   // count the QEMUs a failed clone left, and a spare being started after the failure (not yet
   // listed by `host show`) would count; spare_qemu_test covers spares.
-  void BootAndSnapshot(std::vector<std::string> ferryd_args = {}) {
+  void BootAndSnapshot(std::vector<std::string> ferryd_args = {},
+                       const std::string& fault_point = "") {
     ferryd_args.push_back("--no-spare-qemus");
-    StartFerryd(ferryd_args);
+    StartFerryd(ferryd_args, fault_point);
     port_ = CreateRedisVm("web-1");
     ASSERT_EQ(Redis(port_, {"set", "k", "parent-data"}).out, "OK");
     CommandResult snap = Ferry({"snapshot", "create", "web-1", "--name", "warm"});
@@ -263,7 +264,10 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
       "  exec nice -n 19 qemu-system-x86_64 \"$@\"\n"
       "fi\n"
       "exec qemu-system-x86_64 \"$@\"\n");
-  ASSERT_NO_FATAL_FAILURE(BootAndSnapshot({"--qemu", wrapper}));
+  // ferryd waits 100 ms at the point after it handed QEMU the file (":slow"), so the watcher,
+  // however busy the host, sees it open before the restore can end (CI once missed it).
+  ASSERT_NO_FATAL_FAILURE(
+      BootAndSnapshot({"--qemu", wrapper}, "snapshot.restore.device_state_passed:slow"));
 
   const std::string device_state = scratch.dir() + "/device.state";
   std::filesystem::create_hard_link(snapshot_dir_ + "/device.state", device_state);

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <thread>
 
+#include "core/fault_point.h"
+
 namespace ferry::snapshot {
 
 using nlohmann::json;
@@ -73,6 +75,9 @@ Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds 
   Status passed = vm.QmpPassFd(kFdName, fd);
   ::close(fd);
   if (!passed.ok()) return passed.WithContext("restoring device state");
+  // QEMU holds the file open from here until its restore ends: a test that kills QEMU mid-restore
+  // slows this point down (":slow") so that its watcher sees the file open however loaded the host.
+  FaultPoint("snapshot.restore.device_state_passed");
   Status started = qemu::MigrateIncoming(vm, std::string("fd:") + kFdName);
   if (!started.ok()) return started.WithContext("restoring device state");
   return AwaitMigration(vm, "restoring device state", timeout);
