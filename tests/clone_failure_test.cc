@@ -68,8 +68,7 @@ off_t NonZeroByteIn(const std::string& path) {
 class CloneFailureTest : public FerrydFixture {
  protected:
   // Boots web-1 with a key in redis and snapshots it as "warm". Without spare QEMUs: these tests
-  // count the QEMUs a failed clone left, and a spare being started after the failure (not yet
-  // listed by `host show`) would count; spare_qemu_test covers spares.
+  // are about the QEMU a failed clone started itself (spare_qemu_test covers spares).
   void BootAndSnapshot(std::vector<std::string> ferryd_args = {},
                        const std::string& fault_point = "") {
     ferryd_args.push_back("--no-spare-qemus");

@@ -18,17 +18,22 @@ using nlohmann::json;
 
 class SpareQemuTest : public FerrydFixture {
  protected:
-  // The pid of the spare QEMU waiting under this ferryd's state directory (its .spare-ID/pid),
-  // once one waits and it is not `other`; -1 if none within a minute.
+  // The pid of the spare QEMU waiting under this ferryd's state directory (its .spare-ID/pid)
+  // that is not `other`; -1 if none waits now.
+  pid_t SpareWaiting(pid_t other = -1) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(state_dir_ + "/vms", ec)) {
+      if (e.path().filename().string().rfind(".spare-", 0) != 0) continue;
+      std::ifstream in(e.path() / "pid");
+      pid_t pid = -1;
+      if (in >> pid && pid != other && ProcessAlive(pid) && !OwnedByVm(e.path())) return pid;
+    }
+    return -1;
+  }
+  // The same, once one waits; -1 if none within a minute.
   pid_t WaitForSpare(pid_t other = -1) {
     for (int i = 0; i < 600; ++i) {
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(state_dir_ + "/vms", ec)) {
-        if (e.path().filename().string().rfind(".spare-", 0) != 0) continue;
-        std::ifstream in(e.path() / "pid");
-        pid_t pid = -1;
-        if (in >> pid && pid != other && ProcessAlive(pid) && !OwnedByVm(e.path())) return pid;
-      }
+      if (pid_t pid = SpareWaiting(other); pid > 0) return pid;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return -1;
@@ -89,6 +94,40 @@ TEST_F(SpareQemuTest, PlainClonesComeFromSparesWhichAreReplacedAndDoNotOutliveFe
   EXPECT_FALSE(ProcessAlive(left)) << "orphan spare QEMU " << left;
   EXPECT_EQ(FerryJson({"vm", "show", "c2"})["state"], "running");
   EXPECT_EQ(Redis(Port(c2), {"get", "mine"}).out, "c2");
+}
+
+TEST_F(SpareQemuTest, ASpareIsListedFromItsSpawnOnNotOnlyOnceItWaits) {
+  // Each QEMU launch lingers 100 ms after its spawn (":slow"), before it answers QMP: a spare
+  // spends that long started but not yet waiting, and must be listed all along (tests and
+  // operators tell spares from leaked QEMUs by `host show`).
+  StartFerryd({}, "vm.launch.after_spawn:slow");
+  CreateRedisVm("web-1");
+  const pid_t parent = FerryJson({"vm", "show", "web-1"})["pid"];
+  ASSERT_EQ(Ferry({"snapshot", "create", "web-1", "--name", "s"}).exit_code, 0);
+  const std::vector<pid_t> owned = {parent, Clone("c1")["pid"]};  // c1 leaves a spare to start
+
+  // A QEMU that is neither a VM's nor listed, seen so in two looks in a row (a spare is listed
+  // microseconds after its exec; a look can fall between the two).
+  std::vector<pid_t> unlisted_before;
+  bool saw_it_start = false;
+  for (int look = 0; look < 500 && SpareWaiting() < 0; ++look) {
+    std::vector<pid_t> qemus = QemusHoldingFilesUnder(state_dir_);  // before host show: see above
+    json listed = FerryJson({"host", "show"})["spare_qemu_pids"];
+    std::vector<pid_t> unlisted;
+    for (pid_t pid : qemus) {
+      if (std::find(owned.begin(), owned.end(), pid) != owned.end()) continue;
+      saw_it_start = true;
+      if (std::find(listed.begin(), listed.end(), pid) == listed.end()) unlisted.push_back(pid);
+    }
+    for (pid_t pid : unlisted) {
+      EXPECT_EQ(std::count(unlisted_before.begin(), unlisted_before.end(), pid), 0)
+          << "QEMU " << pid << " runs, belongs to no VM, and `host show` does not list it";
+    }
+    unlisted_before = unlisted;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(saw_it_start) << "no look fell while the spare was starting";
+  EXPECT_GT(WaitForSpare(), 0) << "no spare QEMU was started";
 }
 
 }  // namespace

@@ -133,7 +133,16 @@ Result<vm::PrelaunchedQemu> SpareQemus::Start(const vm::VmSpec& spec) {
   const std::string id = NewId();
   const std::string dir = vms_.config().state_dir + "/vms/" + kSparePrefix + id;
   const std::string slot = vms_.config().ram_dir + "/spares/" + id;
-  auto q = vms_.PrelaunchSpare(spec, vm::VmPaths::ForDir(dir), slot);
+  // Listed from its spawn on: a QEMU that belongs to no VM is never unaccounted for.
+  auto q = vms_.PrelaunchSpare(spec, vm::VmPaths::ForDir(dir), slot,
+                               [this](pid_t pid, uint64_t, const std::vector<std::string>&) {
+                                 std::lock_guard<std::mutex> lock(mu_);
+                                 starting_pid_ = pid;
+                               });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    starting_pid_ = 0;
+  }
   if (!q.ok()) {
     RemoveAll(dir);
     RemoveAll(slot);
@@ -150,6 +159,7 @@ std::vector<pid_t> SpareQemus::WaitingPids() {
   for (const auto& [key, shape] : shapes_) {
     if (shape.ready && shape.ready->runtime) pids.push_back(shape.ready->runtime->pid());
   }
+  if (starting_pid_ > 0) pids.push_back(starting_pid_);
   return pids;
 }
 

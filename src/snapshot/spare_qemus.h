@@ -58,7 +58,8 @@ class SpareQemus {
   std::optional<vm::PrelaunchedQemu> Take(const vm::VmSpec& spec, bool has_disk);
   // Kills a spare and removes its directory and slot (one taken that no VM got).
   static void Discard(vm::PrelaunchedQemu& q);
-  // The pids of the spares waiting now (`ferry host show`: QEMUs that belong to no VM yet).
+  // The pids of the spares waiting now and of the one starting, if any (`ferry host show`:
+  // QEMUs that belong to no VM yet).
   std::vector<pid_t> WaitingPids();
 
   // While one of these lives, no spare is started (a clone is running).
@@ -88,6 +89,7 @@ class SpareQemus {
   bool stopping_ = false;
   int clones_in_flight_ = 0;
   std::map<std::string, Shape> shapes_;
+  pid_t starting_pid_ = 0;  // the spare the keeper is starting (it starts one at a time)
   std::thread keeper_;
 };
 

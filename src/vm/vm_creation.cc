@@ -132,8 +132,9 @@ Result<PrelaunchedQemu> VmService::Prelaunch(const VmSpec& spec, const CloneLaun
 }
 
 Result<PrelaunchedQemu> VmService::PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
-                                                  const std::string& ram_slot_dir) {
-  return launcher_->PrelaunchSpare(spec, paths, ram_slot_dir);
+                                                  const std::string& ram_slot_dir,
+                                                  const OnSpawned& on_spawned) {
+  return launcher_->PrelaunchSpare(spec, paths, ram_slot_dir, on_spawned);
 }
 
 Result<std::shared_ptr<Operation>> VmService::Start(const std::string& name, bool wait_ready) {

@@ -360,7 +360,8 @@ Result<PrelaunchedQemu> VmLauncher::Prelaunch(const VmSpec& spec, const CloneLau
 }
 
 Result<PrelaunchedQemu> VmLauncher::PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
-                                                   const std::string& ram_slot_dir) {
+                                                   const std::string& ram_slot_dir,
+                                                   const OnSpawned& on_spawned) {
   if (spec.network.mode != NetworkMode::kUser || spec.disk_mib != 0) {
     return Status::InvalidArgument("a spare QEMU is for VMs on user networking without a disk");
   }
@@ -381,7 +382,7 @@ Result<PrelaunchedQemu> VmLauncher::PrelaunchSpare(const VmSpec& spec, const VmP
   FERRY_RETURN_IF_ERROR(steps_.MakeDir(paths.dir));
   FERRY_RETURN_IF_ERROR(steps_.MakeDir(ram_slot_dir));
   FERRY_ASSIGN_OR_RETURN(SpawnedQemu spawned, steps_.SpawnQemu(launch, UniqueFd(), paths,
-                                                               VmRuntime::Callbacks{}, nullptr));
+                                                               VmRuntime::Callbacks{}, on_spawned));
   PrelaunchedQemu q;
   q.runtime = std::move(spawned.runtime);
   q.argv = std::move(spawned.argv);

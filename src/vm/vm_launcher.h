@@ -110,7 +110,8 @@ class VmLauncher {
   // Starts a spare QEMU (launch_plan.h, PrelaunchedQemu::ram_slot_dir) for a clone of any
   // snapshot of `spec`'s image, CPUs and memory, on user networking and without a disk.
   Result<PrelaunchedQemu> PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
-                                         const std::string& ram_slot_dir);
+                                         const std::string& ram_slot_dir,
+                                         const OnSpawned& on_spawned);
   Result<QemuLaunch> LaunchSpecFor(const VmRecord& r, const VmPaths& paths,
                                    const LaunchShape& shape);
 

@@ -114,9 +114,11 @@ class VmService {
   // CreateFrom hands it to a VM through a PooledCloneLaunch.
   Result<PrelaunchedQemu> Prelaunch(const VmSpec& spec, const CloneLaunch& clone,
                                     const VmPaths& paths);
-  // Starts a spare QEMU (VmLauncher::PrelaunchSpare), for a clone of a snapshot not known yet.
+  // Starts a spare QEMU (VmLauncher::PrelaunchSpare), for a clone of a snapshot not known yet;
+  // `on_spawned` (may be null) learns its pid before it answers QMP.
   Result<PrelaunchedQemu> PrelaunchSpare(const VmSpec& spec, const VmPaths& paths,
-                                         const std::string& ram_slot_dir);
+                                         const std::string& ram_slot_dir,
+                                         const OnSpawned& on_spawned = nullptr);
   // Holds a VM with a running QEMU for operation `op_id`. FailedPrecondition if it is busy (with
   // another operation than `op_id`: the holder may lease again) or has no QEMU.
   Result<VmLease> Lease(const std::string& name, const std::string& op_id);
