@@ -15,93 +15,13 @@
 #include "core/files.h"
 #include "store/byte_codec.h"
 #include "store/crc32c.h"
-#include "store/hold_import.h"
 #include "store/pack_file.h"
-#include "store/store_test_env.h"
+#include "store/store_test_fixture.h"
 
 namespace ferry::store {
 namespace {
 
 using ::testing::HasSubstr;
-
-constexpr uint32_t kChunk = 64 << 10;
-const std::string kOwnerA(64, 'a');
-const std::string kOwnerB(64, 'b');
-
-// 4 MiB and a bit: random chunks, text chunks, and a long zero stretch in the middle.
-std::string MixedRam() {
-  std::string ram = RandomBytesForTest(1 << 20, 1);
-  std::string line = "redis key value pairs and a kernel's text pages";
-  line.resize(64, '.');  // a period that divides the chunk size: all 16 text chunks are equal
-  std::string text;
-  while (text.size() < (1 << 20)) text += line;
-  ram += text;
-  ram += std::string(2 << 20, '\0');
-  ram += RandomBytesForTest(1000, 2);  // a short last chunk
-  return ram;
-}
-
-class StoreTest : public ::testing::Test {
- protected:
-  std::string Dir() const { return env_.path("store"); }
-  std::unique_ptr<Store> OpenStore() { return env_.Open(Dir(), env_.h1(), kChunk); }
-
-  HoldStats Seal(Store& store, const HoldHeader& header, const std::string& ram,
-                 const std::string& device = "device state") {
-    UniqueFd r = env_.Blob(header.hold_id + ".ram", ram);
-    UniqueFd d = env_.Blob(header.hold_id + ".dev", device);
-    auto stats = store.SealHold(
-        header, {{"ram", r.get(), ram.size()}, {"device-state", d.get(), device.size()}});
-    EXPECT_TRUE(stats.ok()) << stats.status().message();
-    return stats.ok() ? *stats : HoldStats{};
-  }
-
-  Result<std::string> Reconstitute(Store& store, const std::string& hold, const std::string& blob,
-                                   struct stat* st = nullptr) {
-    const std::string out = env_.path("out-" + hold + "-" + blob);
-    UniqueFd fd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    FERRY_RETURN_IF_ERROR(store.ReconstituteBlob(hold, blob, fd.get()));
-    if (st) ::fstat(fd.get(), st);
-    return ReadFile(out);
-  }
-
-  // Where the first data chunk of hold `id` is: its pack and the offset of its sealed bytes.
-  struct ChunkPlace {
-    std::string pack;
-    size_t offset = 0, bytes = 0;
-  };
-  ChunkPlace FirstChunkPlace(Store& store, const std::string& id) {
-    auto ids = store.HoldChunkIds(id);
-    EXPECT_TRUE(ids.ok() && !ids->empty());
-    const std::string raw((*ids)[0].View());
-    for (const std::string& pack : PackFiles()) {
-      const std::string bytes = *ReadFile(pack);
-      const size_t at = bytes.find(raw);  // its record's header comes before the index
-      if (at == std::string::npos) continue;
-      ByteReader r(std::string_view(bytes).substr(at + 32, 4));
-      return {pack, at + kPackRecordHeaderBytes, r.U32()};
-    }
-    ADD_FAILURE() << "no pack holds the first chunk of " << id;
-    return {};
-  }
-  std::vector<std::string> PackFiles() {
-    std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(Dir() + "/packs")) {
-      if (e.path().extension() == ".pack") out.push_back(e.path());
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  // In place, as a failing disk would (the store keeps its packs open).
-  static void Overwrite(const std::string& file, size_t offset, std::string_view bytes) {
-    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
-    ASSERT_TRUE(fd.valid());
-    ASSERT_EQ(::pwrite(fd.get(), bytes.data(), bytes.size(), static_cast<off_t>(offset)),
-              static_cast<ssize_t>(bytes.size()));
-  }
-
-  StoreTestEnv env_;
-};
 
 TEST_F(StoreTest, SealThenReconstituteIsByteIdenticalAndSparse) {
   auto store = OpenStore();
@@ -458,68 +378,6 @@ TEST_F(StoreTest, HoldIdsAreNeverReused) {
   EXPECT_EQ(again.status().code(), Status::Code::kAlreadyExists);
   auto bad = store->SealHold(HeaderForTest("../x"), {{"ram", fd.get(), 3}});
   EXPECT_EQ(bad.status().code(), Status::Code::kInvalidArgument);
-}
-
-TEST_F(StoreTest, AHoldTravelsToAnotherStoreWithOnlyTheChunksItLacks) {
-  auto sender = OpenStore();
-  auto receiver = env_.Open(env_.path("store-h2"), env_.h2(), kChunk);
-  const std::string ram = RandomBytesForTest(1 << 20, 31);
-  Seal(*sender, HeaderForTest("one", kOwnerA), ram);
-  auto secret = sender->ExportOwnerSecret(kOwnerA);
-  ASSERT_TRUE(secret.ok() && secret->has_value());
-  EXPECT_TRUE(*receiver->AdoptOwnerSecret(kOwnerA, **secret));
-
-  auto send = [&](const std::string& id) -> size_t {
-    auto exported = sender->ExportHold(id);
-    EXPECT_TRUE(exported.ok());
-    auto import = receiver->BeginImport(*exported, env_.h1().cert.get());
-    EXPECT_TRUE(import.ok()) << import.status().message();
-    if (!import.ok()) return 0;
-    for (const ChunkId& c : (*import)->needed()) {
-      EXPECT_TRUE((*import)->PutChunk(c, *sender->ReadSealedChunk(c)).ok());
-    }
-    EXPECT_TRUE((*import)->Commit("durable").ok());
-    return (*import)->needed().size();
-  };
-  EXPECT_EQ(send("one"), 17u);
-  auto manifest = receiver->LoadHold("one");
-  ASSERT_TRUE(manifest.ok()) << manifest.status().message();
-  EXPECT_EQ(manifest->signer_host_id, "h2");
-  EXPECT_TRUE(*Reconstitute(*receiver, "one", "ram") == ram);
-
-  std::string sibling = ram;
-  sibling[3 * kChunk] ^= 1;
-  Seal(*sender, HeaderForTest("two", kOwnerA), sibling);
-  EXPECT_EQ(send("two"), 1u) << "only the chunk the sibling changed travels";
-  EXPECT_TRUE(*Reconstitute(*receiver, "two", "ram") == sibling);
-}
-
-TEST_F(StoreTest, AnImportRefusesForeignChunksAnIncompleteHoldAndTheWrongSender) {
-  auto sender = OpenStore();
-  auto receiver = env_.Open(env_.path("store-h2"), env_.h2(), kChunk);
-  Seal(*sender, HeaderForTest("one"), RandomBytesForTest(1 << 18, 41));
-  Seal(*sender, HeaderForTest("other"), RandomBytesForTest(1 << 18, 42));
-  auto exported = sender->ExportHold("one");
-  ASSERT_TRUE(exported.ok());
-  EXPECT_EQ(receiver->BeginImport(*exported, env_.h2().cert.get()).status().code(),
-            Status::Code::kCorruption)
-      << "not signed by the host the TLS session says sent it";
-  HoldExport wrong_key{exported->manifest, std::string(32, 'k')};
-  EXPECT_EQ(receiver->BeginImport(wrong_key, env_.h1().cert.get()).status().code(),
-            Status::Code::kCorruption);
-
-  auto import = receiver->BeginImport(*exported, env_.h1().cert.get());
-  ASSERT_TRUE(import.ok());
-  auto foreign = (*sender->HoldChunkIds("other"))[0];
-  EXPECT_EQ((*import)->PutChunk(foreign, *sender->ReadSealedChunk(foreign)).code(),
-            Status::Code::kCorruption);
-  const ChunkId first = (*import)->needed()[0];
-  const ChunkId second = (*import)->needed()[1];
-  EXPECT_EQ((*import)->PutChunk(first, *sender->ReadSealedChunk(second)).code(),
-            Status::Code::kCorruption)
-      << "a listed id with another chunk's bytes";
-  EXPECT_EQ((*import)->Commit("durable").code(), Status::Code::kFailedPrecondition);
-  EXPECT_TRUE(receiver->ListHolds().empty());
 }
 
 }  // namespace
