@@ -11,6 +11,7 @@
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/peer_connect.h"
+#include "migrate/settle_plan.h"
 #include "vm/vm_origin.h"
 
 namespace ferry::migrate {
@@ -111,7 +112,8 @@ Result<SettledState> MigrationService::Settle(const std::string& id, const std::
   Status last = Status::Unavailable("not asked yet");
   while (!stopping_.load()) {
     auto state = AskDestination(to, id, vm);
-    if (state.ok() && *state == SettledState::kRunning) {
+    const SettleStep step = StepOnAnswer(state);
+    if (step == SettleStep::kDropCopyHere) {
       Status deleted = vms_.Delete(vm, /*force=*/true, /*holder=*/id);
       if (!deleted.ok() && vms_.Exists(vm)) {
         return deleted.WithContext("host " + to + " runs vm " + vm + "; removing the copy here");
@@ -120,7 +122,7 @@ Result<SettledState> MigrationService::Settle(const std::string& id, const std::
       spdlog::info("migration {}: host {} runs vm {}; the copy here is gone", id, to, vm);
       return *state;
     }
-    if (state.ok() && *state == SettledState::kAbsent) {
+    if (step == SettleStep::kResumeHere) {
       FERRY_RETURN_IF_ERROR(RollBackHere(vm, id));
       Unjournal(id);
       spdlog::info("migration {}: host {} holds no copy of vm {}; it runs here again", id, to, vm);
@@ -176,13 +178,13 @@ void MigrationService::RecoverOnStart() {
   for (const auto& [id, entry] : *journal) {
     const std::string& vm = entry.vm;
     const std::string& to = entry.to;
-    const bool finishing = entry.phase == JournalPhase::kFinish;
-    if (!vms_.Exists(vm)) {  // settled before the restart, or deleted by its owner
+    const RecoveryPlan plan = PlanRecovery(entry, vms_.Exists(vm));
+    if (plan == RecoveryPlan::kForget) {
       Unjournal(id);
       continue;
     }
     auto op = vms_.operations().Start("migrate", vm);
-    if (!finishing) {
+    if (plan == RecoveryPlan::kRollBack) {
       // QEMU's stream went into the ferryd that died: the destination never resumed the guest.
       Status rolled = RollBackHere(vm, op->id());
       if (!rolled.ok()) spdlog::error("migration {}: {}", id, rolled.message());
@@ -216,16 +218,11 @@ void MigrationService::AnswerQuery(PeerLink& link, const QueryRequest& query) {
       op->WaitDone(kIncomingWaitMs);
     }
   }
-  SettledState state = SettledState::kAbsent;
   auto shown = vms_.Show(vm);
   const vm::VmOrigin origin =
       vm::OriginFromJson(shown.ok() ? shown->value("origin", json::object()) : json::object());
-  const auto* migrated = std::get_if<vm::MigrationOrigin>(&origin);
-  if (migrated && migrated->migration == id) {
-    // Once resumed here, the copy here is the VM, whatever became of it since.
-    state =
-        shown->value("state", "") == "creating" ? SettledState::kUnsettled : SettledState::kRunning;
-  }
+  const SettledState state =
+      AnswerForQuery(id, shown.ok() ? shown->value("state", "") : std::string(), origin);
   spdlog::info("peer {} asked about migration {} of vm {}: {}", link.peer().host_id, id, vm,
                SettledStateName(state));
   SendPeerMessage(link, StateReply{state});
