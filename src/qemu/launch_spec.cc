@@ -22,6 +22,8 @@ std::string DiskNodeName(const std::string& path) {
   return "top-" + name;
 }
 
+std::string FileNodeName(const std::string& node) { return node + "-file"; }
+
 uint64_t GuestRamKib(const LaunchSpec& spec) {
   // QEMU before 9.0 loses guest stores during a live migration under TCG when the RAM block's
   // length is a multiple of 256 KiB: its fast dirty-bitmap sync clears the bits without
@@ -105,10 +107,10 @@ void AddDisk(Argv& argv, const LaunchSpec& spec) {
     const bool top = i == 0;
     const std::string node = top ? spec.disk_node : "backing" + std::to_string(i);
     nlohmann::json file = {{"driver", "file"},
-                           {"node-name", node + "-file"},
+                           {"node-name", FileNodeName(node)},
                            {"filename", argv.FdSet({image.read_write_fd, image.read_only_fd})}};
     nlohmann::json format = {
-        {"driver", "qcow2"}, {"node-name", node}, {"file", node + "-file"}, {"backing", below}};
+        {"driver", "qcow2"}, {"node-name", node}, {"file", FileNodeName(node)}, {"backing", below}};
     for (nlohmann::json* n : {&file, &format}) {
       // The guest's discards free space in the top image's file; the images below only read.
       if (top) (*n)["discard"] = "unmap";

@@ -88,6 +88,9 @@ struct LaunchSpec {
 // its extension. The top changes at each snapshot (a new overlay), so QMP commands name the
 // node of the image the VM record says is on top.
 std::string DiskNodeName(const std::string& path);
+// The name of the file node beneath the qcow2 node `node`: a node of its own, never a child
+// inside the qcow2 node (qmp_commands.cc, BlockdevAddQcow2, says why).
+std::string FileNodeName(const std::string& node);
 
 // The id of the data disk's virtio-blk device: query-block finds the disk's active node by it.
 inline constexpr const char* kDiskDeviceId = "vd0";

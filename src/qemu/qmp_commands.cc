@@ -5,6 +5,7 @@
 
 #include "core/json_fields.h"
 #include "core/json_lines.h"
+#include "qemu/launch_spec.h"
 
 namespace ferry::qemu {
 
@@ -112,6 +113,18 @@ Result<std::string> ParseBlockNodeName(const json& ret, const std::string& devic
   return Status::NotFound(source + ": no device " + device);
 }
 
+Result<std::vector<std::string>> ParseBlockNodeNames(const json& ret) {
+  const std::string source = "QMP query-named-block-nodes reply";
+  if (!ret.is_array()) return Status::Corruption(source + ": not an array");
+  std::vector<std::string> names;
+  for (const json& entry : ret) {
+    FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(entry, source));
+    FERRY_ASSIGN_OR_RETURN(std::string name, f.String("node-name"));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 Result<QmpLine> ClassifyQmpMessage(const json& message) {
   FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(message, "QMP message"));
   QmpLine out;
@@ -182,6 +195,12 @@ Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& devi
   return ParseBlockNodeName(ret, device);
 }
 
+Result<std::vector<std::string>> QueryBlockNodeNames(QmpExecutor& qmp) {
+  FERRY_ASSIGN_OR_RETURN(json ret,
+                         qmp.Qmp("query-named-block-nodes", {{"flat", true}}, kQmpTimeout));
+  return ParseBlockNodeNames(ret);
+}
+
 Status Migrate(QmpExecutor& qmp, const std::string& uri) {
   return Run(qmp, "migrate", {{"uri", uri}});
 }
@@ -246,13 +265,33 @@ Result<std::string> HumanMonitorCommand(QmpExecutor& qmp, const std::string& com
   return ret.is_string() ? ret.get<std::string>() : std::string();
 }
 
+// Two nodes, as the launch makes a disk's (launch_spec.cc, AddDisk): a file node of its own, not
+// a child inside the qcow2 node. Such a child inherits its parent's reopens: when the next freeze
+// makes the qcow2 node a backing image, the child is reopened read-only, QEMU takes the set's
+// read-only descriptor and closes its copy of the read-write one without unlocking it, and the
+// set's own copy keeps that description's write lock alive. The cont after the next live
+// snapshot then failed: "Failed to get shared "write" lock".
 Status BlockdevAddQcow2(QmpExecutor& qmp, const std::string& node_name, int64_t fdset_id) {
-  return Run(
-      qmp, "blockdev-add",
-      {{"driver", "qcow2"},
-       {"node-name", node_name},
-       {"file", {{"driver", "file"}, {"filename", "/dev/fdset/" + std::to_string(fdset_id)}}},
-       {"backing", nullptr}});
+  const std::string file_node = FileNodeName(node_name);
+  FERRY_RETURN_IF_ERROR(Run(qmp, "blockdev-add",
+                            {{"driver", "file"},
+                             {"node-name", file_node},
+                             {"filename", "/dev/fdset/" + std::to_string(fdset_id)},
+                             {"discard", "unmap"}}));
+  Status added = Run(qmp, "blockdev-add",
+                     {{"driver", "qcow2"},
+                      {"node-name", node_name},
+                      {"file", file_node},
+                      {"backing", nullptr},
+                      {"discard", "unmap"}});
+  if (!added.ok()) (void)BlockdevDel(qmp, file_node);
+  return added;
+}
+
+Status BlockdevDelQcow2(QmpExecutor& qmp, const std::string& node_name) {
+  Status deleted = BlockdevDel(qmp, node_name);
+  Status file_deleted = BlockdevDel(qmp, FileNodeName(node_name));
+  return deleted.ok() ? file_deleted : deleted;
 }
 
 Status BlockdevSnapshot(QmpExecutor& qmp, const std::string& node, const std::string& overlay) {

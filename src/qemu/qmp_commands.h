@@ -80,6 +80,8 @@ Result<std::string> ParseVmGenerationId(const nlohmann::json& ret);
 // top: after a blockdev-snapshot, the overlay's node). NotFound when QEMU has no such device or
 // no medium in it.
 Result<std::string> ParseBlockNodeName(const nlohmann::json& ret, const std::string& device);
+// query-named-block-nodes (flat): the names of all block nodes.
+Result<std::vector<std::string>> ParseBlockNodeNames(const nlohmann::json& ret);
 
 // One line from QEMU's monitor, as QmpClient reads it: a reply ({"return": ...} or {"error":
 // {"class": C, "desc": D}} with an "id"), an event ({"event": E, "data": {...}}) or the
@@ -103,6 +105,7 @@ Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp);
 Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp);
 Result<std::string> QueryVmGenerationId(QmpExecutor& qmp);
 Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& device);
+Result<std::vector<std::string>> QueryBlockNodeNames(QmpExecutor& qmp);
 Status Migrate(QmpExecutor& qmp, const std::string& uri);
 Status MigrateIncoming(QmpExecutor& qmp, const std::string& uri);
 // Gives a spare QEMU (started with -preconfig, launch_spec.h) its guest RAM and builds its
@@ -135,8 +138,11 @@ Status SetMigrationParameters(QmpExecutor& qmp, const MigrationParameters& param
 Result<std::string> HumanMonitorCommand(QmpExecutor& qmp, const std::string& command_line);
 
 // The block commands of a disk freeze (snapshot/disk_freeze.cc).
-// blockdev-add: a qcow2 node `node_name` over /dev/fdset/ID (add-fd), with no backing of its own.
+// blockdev-add: a qcow2 node `node_name` over the file node `node_name`-file on /dev/fdset/ID
+// (add-fd), with no backing of its own.
 Status BlockdevAddQcow2(QmpExecutor& qmp, const std::string& node_name, int64_t fdset_id);
+// blockdev-del of both nodes BlockdevAddQcow2 made.
+Status BlockdevDelQcow2(QmpExecutor& qmp, const std::string& node_name);
 // blockdev-snapshot: `overlay` becomes the active top, with `node` beneath it.
 Status BlockdevSnapshot(QmpExecutor& qmp, const std::string& node, const std::string& overlay);
 Status BlockdevDel(QmpExecutor& qmp, const std::string& node_name);

@@ -140,6 +140,20 @@ TEST(QmpCommandsTest, QueryBlockGivesTheActiveNodeOfOneDevice) {
                    .ok());
 }
 
+TEST(QmpCommandsTest, BlockNodeNamesAreReadFromAFlatList) {
+  FakeQmp qmp(json::array({{{"node-name", "top-disk-1"}, {"drv", "qcow2"}},
+                           {{"node-name", "top-disk-1-file"}, {"drv", "file"}}}));
+  auto names = QueryBlockNodeNames(qmp);
+  ASSERT_TRUE(names.ok()) << names.status().message();
+  EXPECT_EQ(*names, (std::vector<std::string>{"top-disk-1", "top-disk-1-file"}));
+  EXPECT_EQ(qmp.calls.at(0).first, "query-named-block-nodes");
+  EXPECT_EQ(qmp.calls.at(0).second, (json{{"flat", true}}));
+  EXPECT_EQ(ParseBlockNodeNames(json::object()).status().code(), Status::Code::kCorruption);
+  EXPECT_FALSE(ParseBlockNodeNames(json::array({5})).ok());
+  EXPECT_FALSE(ParseBlockNodeNames(json::array({{{"node-name", 1}}})).ok());
+  EXPECT_FALSE(ParseBlockNodeNames(json::array({{{"drv", "file"}}})).ok());
+}
+
 TEST(QmpCommandsTest, CommandsSendTheirArguments) {
   FakeQmp qmp(json::object());
   ASSERT_TRUE(MigrateIncoming(qmp, "fd:x").ok());

@@ -62,7 +62,7 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
   if (fdset.ok()) switched = qemu::BlockdevAddQcow2(rt, node, *fdset);
   if (switched.ok()) {
     switched = qemu::BlockdevSnapshot(rt, qemu::DiskNodeName(vm.disk_path), node);
-    if (!switched.ok()) (void)qemu::BlockdevDel(rt, node);
+    if (!switched.ok()) (void)qemu::BlockdevDelQcow2(rt, node);
   }
   if (!switched.ok()) {
     // On success the set stays: QEMU's block layer reopens the overlay through it when it

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -26,6 +27,7 @@
 #include "crypto/openssl_util.h"
 #include "qemu/accelerator.h"
 #include "qemu/launch_spec.h"
+#include "qemu/qmp_commands.h"
 #include "snapshot/clone_state.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_freeze.h"
@@ -40,6 +42,19 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+// A VM's data disk can be frozen in the middle of a live copy when its top image's file is a
+// block node of its own, as ferryd makes them now (qemu::FileNodeName). A top that an older
+// ferryd froze into a QEMU still running has its file inside the qcow2 node: at the cont after
+// the copy QEMU could not take the disk's write lock back and the VM stayed paused, so that VM
+// is copied paused, as it was then.
+bool DiskAllowsLiveCopy(vm::VmRuntime& rt, const vm::VmRecord& rec) {
+  if (rec.disk_path.empty()) return true;
+  auto names = qemu::QueryBlockNodeNames(rt);
+  if (!names.ok()) return false;
+  const std::string file = qemu::FileNodeName(qemu::DiskNodeName(rec.disk_path));
+  return std::find(names->begin(), names->end(), file) != names->end();
+}
 
 }  // namespace
 
@@ -89,11 +104,9 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   t.paths = PathsFor(name, t.id);
   t.partial = t.paths.dir + ".partial";
   Status st = PrepareDirs(t);
-  // A VM with a data disk is still copied paused: after a second live copy with a disk freeze,
-  // QEMU 7.2 could not take the new overlay's write lock back at the cont ("Failed to get shared
-  // \"write\" lock", ConfinementTest).
   const bool live = t.lease.record.state != vm::VmState::kPaused &&
-                    copy_mode_ == SnapshotCopy::kLive && t.lease.record.disk_path.empty();
+                    copy_mode_ == SnapshotCopy::kLive &&
+                    DiskAllowsLiveCopy(*t.lease.runtime, t.lease.record);
   if (st.ok()) st = live ? CaptureLive(t, op) : CaptureWhilePaused(t, op);
   auto step_at = Clock::now();
   if (st.ok()) st = WriteSnapshotDir(t, op);
