@@ -171,6 +171,12 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
   // would tell the guest it is a copy.
   FERRY_ASSIGN_OR_RETURN(json guid, src->Execute("query-vm-generation-id"));
   FERRY_RETURN_IF_ERROR(SetUpSource(*src));
+  MoveFigures f;
+  // As ferryd reads them back for its summary: what QEMU runs with.
+  if (auto p = src->Execute("query-migrate-parameters"); p.ok()) f.qemu_settings["parameters"] = *p;
+  if (auto c = src->Execute("query-migrate-capabilities"); c.ok()) {
+    f.qemu_settings["capabilities"] = *c;
+  }
   FERRY_ASSIGN_OR_RETURN(json status, src->Execute("query-status"));
   if (status.value("status", "") != "running") {
     return Status::FailedPrecondition("bare source " + name_ + " is " +
@@ -204,7 +210,6 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
         dst->Execute("migrate-set-parameters", {{"tls-creds", kTlsObjectId}}).status());
     FERRY_RETURN_IF_ERROR(dst->Execute("migrate-incoming", {{"uri", uri}}).status());
   }
-  MoveFigures f;
   if (disk_mib_ != 0) {
     FERRY_RETURN_IF_ERROR(ExportDisk(*dst));
     FERRY_RETURN_IF_ERROR(MirrorDisk(*src, f));
@@ -226,6 +231,7 @@ Result<MoveFigures> BareMigratingGuest::MoveToH2() {
   f.qemu_total_ms = Number(done, "total-time");
   f.qemu_downtime_ms = Number(done, "downtime");
   f.qemu_setup_ms = Number(done, "setup-time");
+  f.qemu_migrate = done;
   f.ram_transferred_bytes =
       static_cast<uint64_t>(Number(done.value("ram", json::object()), "transferred"));
   // The destination resumes on its own once it has loaded the stream (no -S): wait for that.

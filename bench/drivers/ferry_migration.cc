@@ -124,6 +124,11 @@ Result<MoveFigures> FerryMigratingGuest::MoveToH2() {
   f.disk_copy_ms = Number(r, "disk_copy_ms");
   f.switchover_ms = Number(r, "switchover_continued_ms");
   f.disk_bytes_copied = static_cast<uint64_t>(Number(r, "disk_bytes_copied"));
+  if (r.contains("qemu_migrate") && r["qemu_migrate"].is_object())
+    f.qemu_migrate = r["qemu_migrate"];
+  if (r.contains("qemu_settings") && r["qemu_settings"].is_object()) {
+    f.qemu_settings = r["qemu_settings"];
+  }
   auto show = fleet_.host(2).CliJson({"vm", "show", name_, "--json"}, kVmCommandTimeout);
   if (show.ok()) {
     show_ = *show;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/status.h"
@@ -34,6 +35,11 @@ struct MoveFigures {
   uint64_t ferry_wire_bytes_sent = 0;
   // The destination QEMU was seen gone right after the move (a guest panic ends it).
   bool destination_exited = false;
+  // Diagnostics, not compared against goals: the source QEMU's whole completed query-migrate
+  // reply, and its query-migrate-parameters/-capabilities as the precopy started
+  // ({"parameters": ..., "capabilities": [...]}), on every side.
+  nlohmann::json qemu_migrate = nlohmann::json::object();
+  nlohmann::json qemu_settings = nlohmann::json::object();
 };
 
 class MigratingGuest {

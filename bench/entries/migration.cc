@@ -34,6 +34,7 @@
 #include "bench/baselines/qemu_tls_creds.h"
 #include "bench/drivers/ferry_migration.h"
 #include "bench/drivers/ferry_ops.h"
+#include "bench/drivers/memory_phase.h"
 #include "bench/drivers/redis_load.h"
 #include "bench/harness/namespace_hosts.h"
 #include "bench/harness/runner.h"
@@ -174,6 +175,18 @@ class Migration : public BenchEntry {
                                    Goal::None(), Unit::kMiB));
         info.figures.push_back(Row(c, "  switchover: pre-switchover seen to migrate-continue",
                                    "switchover_ms", Goal::None(), Goal::None()));
+        // Diagnostics of the memory phase after the copy (memory_phase.h), no goals.
+        info.figures.push_back(
+            Row(c, "  memory phase: QEMU total-time", "qemu_total_ms", Goal::None(), Goal::None()));
+        for (const MemoryPhaseFigure& p : MemoryPhaseFigures()) {
+          const bool mib = std::string(p.key).find("_mib") != std::string::npos;
+          const bool ms = std::string(p.key).find("_ms") != std::string::npos;
+          info.figures.push_back(Row(c, std::string("  memory phase: ") + p.row, p.key,
+                                     Goal::None(), Goal::None(),
+                                     mib  ? Unit::kMiB
+                                     : ms ? Unit::kMillis
+                                          : Unit::kCount));
+        }
       }
       info.figures.push_back(Row(c, "downtime (QEMU downtime)", "downtime_ms",
                                  Goal::MaxRatio(1.0, "<= native"), Goal::None()));
@@ -288,6 +301,13 @@ class Migration : public BenchEntry {
         "pre-switchover event, migrate-continue); total = disk copy (mirror start to ready) + "
         "QEMU total-time; no QEMU-TLS side",
     };
+    if (!settings_[0].empty() && !settings_[1].empty()) {
+      const std::string diff = SettingsDifference(settings_[0], settings_[1]);
+      notes.push_back(
+          "QEMU migration settings read back from the source (query-migrate-"
+          "parameters/-capabilities), ferry vs native: " +
+          (diff.empty() ? std::string("the same") : "differ in " + diff));
+    }
     const EntryInfo info = Info();
     for (Side side : {Side::kFerry, Side::kComparison, Side::kSecondComparison}) {
       for (const Cell& cell : Cells()) {
@@ -415,6 +435,8 @@ class Migration : public BenchEntry {
         {Key(cell, "ram_mib"), Mib(f.ram_transferred_bytes)},
         {Key(cell, "alive"), alive ? 1.0 : 0.0},
     };
+    AddMemoryPhaseMeasurements(f, Key(cell, ""), m);
+    NoteSettings(trial.side, f);
     if (cell.disk_mib != 0) {
       m[Key(cell, "disk_copy_ms")] = f.disk_copy_ms;
       m[Key(cell, "switchover_ms")] = f.switchover_ms;
@@ -433,8 +455,15 @@ class Migration : public BenchEntry {
     return m;  // the guest goes here: removed from both hosts
   }
 
+  // The first settings each side's source QEMU reported (ferry, native), for the notes.
+  void NoteSettings(Side side, const MoveFigures& f) {
+    const int i = side == Side::kFerry ? 0 : side == Side::kComparison ? 1 : -1;
+    if (i >= 0 && settings_[i].empty() && !f.qemu_settings.empty()) settings_[i] = f.qemu_settings;
+  }
+
   GuestSetup guest_;
   NamespaceHosts hosts_;
+  nlohmann::json settings_[2] = {nlohmann::json::object(), nlohmann::json::object()};
   std::optional<ScratchDir> dir_;
   std::optional<ScratchDir> ram_dir_;
   BareMigrationContext bare_;

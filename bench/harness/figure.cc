@@ -33,10 +33,16 @@ std::string Goal::Describe() const {
   return "-";
 }
 
-const char* UnitName(Unit unit) { return unit == Unit::kMiB ? "MiB" : "ms"; }
+const char* UnitName(Unit unit) {
+  return unit == Unit::kMiB ? "MiB" : unit == Unit::kCount ? "" : "ms";
+}
 
 std::string FormatValue(double value, Unit unit) {
   char buf[64];
+  if (unit == Unit::kCount) {
+    std::snprintf(buf, sizeof buf, value >= 100 ? "%.0f" : "%.1f", value);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, value >= 100 ? "%.0f %s" : "%.1f %s", value, UnitName(unit));
   return buf;
 }

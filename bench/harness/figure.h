@@ -32,8 +32,8 @@ struct Goal {
 };
 
 // What a figure's samples count. Times are the default; memory figures are in MiB.
-enum class Unit { kMillis, kMiB };
-const char* UnitName(Unit unit);                   // "ms" / "MiB"
+enum class Unit { kMillis, kMiB, kCount };
+const char* UnitName(Unit unit);                   // "ms" / "MiB" / "" (a count or rate)
 std::string FormatValue(double value, Unit unit);  // "8123 ms", "41.7 ms", "512 MiB"
 
 // One row of the table. A run of one side returns measurements by key (see Measurements); the

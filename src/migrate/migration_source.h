@@ -108,6 +108,10 @@ class MigrationService::MigrationSource {
   StreamFd stream_;
   Clock::time_point started_;   // when QEMU was about to start sending
   nlohmann::json qemu_result_;  // QEMU's query-migrate reply once it completed
+  // QEMU's migration parameters and capabilities as they stood when the precopy started
+  // (query-migrate-parameters/-capabilities), for the summary: what QEMU ran with, not what
+  // ferryd asked for.
+  nlohmann::json qemu_settings_;
   PeerLink::Counters wire_;     // the link's counters when Finish closed it
   bool settled_there_ = false;  // a failed Finish learnt that the destination runs the guest
   // A VM with a data disk: what its images take here, the destination's token for the disk's

@@ -48,7 +48,10 @@ json MigrationService::MigrationSource::Summary() const {
           {"disk_bytes_copied", mirror_ ? mirror_->bytes_copied() : uint64_t{0}},
           {"disk_copy_ms", disk_copy_ms_},
           {"switchover_disk_done_ms", switchover_seen_to_disk_done_us_ / 1000.0},
-          {"switchover_continued_ms", switchover_seen_to_continued_us_ / 1000.0}};
+          {"switchover_continued_ms", switchover_seen_to_continued_us_ / 1000.0},
+          // QEMU's own account of the memory phase and what it ran with, as QEMU gave them.
+          {"qemu_migrate", qemu_result_.is_object() ? qemu_result_ : json::object()},
+          {"qemu_settings", qemu_settings_.is_object() ? qemu_settings_ : json::object()}};
 }
 
 }  // namespace ferry::migrate

@@ -106,7 +106,13 @@ Status MigrationService::MigrationSource::ConfigureQemuMigration() {
                                           {"x-ignore-shared", false},
                                           {"events", mirror_ != nullptr},
                                           {"pause-before-switchover", mirror_ != nullptr}}));
-  return qemu::SetMigrationParameters(rt, {downtime_ms_, kUnlimitedBandwidth});
+  FERRY_RETURN_IF_ERROR(qemu::SetMigrationParameters(rt, {downtime_ms_, kUnlimitedBandwidth}));
+  // Read back for the summary only: a QEMU that cannot say leaves it out.
+  auto parameters = rt.Qmp("query-migrate-parameters", json::object(), milliseconds(5000));
+  auto capabilities = rt.Qmp("query-migrate-capabilities", json::object(), milliseconds(5000));
+  if (parameters.ok()) qemu_settings_["parameters"] = *parameters;
+  if (capabilities.ok()) qemu_settings_["capabilities"] = *capabilities;
+  return Status::Ok();
 }
 
 Status MigrationService::MigrationSource::StartQemuMigration() {
