@@ -1,5 +1,7 @@
 #include "qemu/guest_channel.h"
 
+#include <future>
+
 #include "qemu/guest_messages.h"
 
 namespace ferry::qemu {
@@ -55,17 +57,28 @@ GuestChannel::~GuestChannel() = default;  // the connection closes and joins its
 
 Result<json> GuestChannel::Call(std::string_view op_name, json args,
                                 std::chrono::milliseconds timeout) {
+  return connection_->Wait(Start(op_name, std::move(args)), timeout);
+}
+
+JsonLineConnection::PendingReply GuestChannel::Start(std::string_view op_name, json args) {
   std::string op(op_name);
   if (!args.is_object()) {
-    return Status::InvalidArgument("guest " + op + ": arguments must be a JSON object, not " +
-                                   std::string(args.type_name()));
+    JsonLineConnection::PendingReply refused;
+    refused.label = "guest " + op;
+    std::promise<Result<json>> promise;
+    refused.future = promise.get_future();
+    promise.set_value(Status::InvalidArgument(
+        "guest " + op + ": arguments must be a JSON object, not " + std::string(args.type_name())));
+    return refused;
   }
   json message = std::move(args);
   message["op"] = op;  // "id" is set by Request
-  return connection_->Wait(
-      connection_->Request(std::move(message), "guest " + op,
-                           [op](const json& reply) { return InterpretGuestReply(op, reply); }),
-      timeout);
+  return connection_->Request(std::move(message), "guest " + op,
+                              [op](const json& reply) { return InterpretGuestReply(op, reply); });
+}
+
+void GuestChannel::Forget(JsonLineConnection::PendingReply pending) {
+  (void)connection_->Wait(std::move(pending), std::chrono::milliseconds(0));
 }
 
 void GuestChannel::SetEventHandler(EventHandler handler) {

@@ -66,6 +66,13 @@ class GuestChannel {
   Result<nlohmann::json> Call(std::string_view op, nlohmann::json args = nlohmann::json::object(),
                               std::chrono::milliseconds timeout = kDefaultTimeout);
 
+  // Call() in two halves, for a caller that waits in steps: Start writes the request, and the
+  // returned future becomes ready with what Call() would return. Forget drops a request still
+  // unanswered (its late reply is then dropped).
+  JsonLineConnection::PendingReply Start(std::string_view op,
+                                         nlohmann::json args = nlohmann::json::object());
+  void Forget(JsonLineConnection::PendingReply pending);
+
   // Called for each {"event": ...} message, on the reader thread; nullptr to stop. See
   // JsonLineConnection::SetMessageHandler for when a replaced handler stops running.
   void SetEventHandler(EventHandler handler);

@@ -6,6 +6,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <future>
+#include <optional>
 #include <utility>
 
 #include "core/fault_point.h"
@@ -14,6 +16,7 @@
 #include "qemu/guest_messages.h"
 #include "qemu/launch_spec.h"
 #include "vm/console_ring.h"
+#include "vm/ready_ping.h"
 
 namespace ferry::vm {
 
@@ -201,9 +204,13 @@ void VmRuntime::GuestReady() {
 
 void VmRuntime::WatchGuest() {
   bool bad_ping_logged = false;
+  // The ready ping on the wire, if any (ready_ping.h: one at a time, only while the guest runs).
+  std::optional<JsonLineConnection::PendingReply> ping;
+  Clock::time_point ping_sent;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_ && !exit_) {
     if (!guest_) {
+      ping.reset();  // it went with the old connection
       lock.unlock();
       // A short try: this thread must notice soon when the runtime ends (a destructor joins
       // it), and a QEMU that is gone leaves a socket that refuses until the timeout.
@@ -228,23 +235,40 @@ void VmRuntime::WatchGuest() {
     }
     if (!guest_ready_) {
       lock.unlock();
-      auto pong = channel->Call(guest::ops::kPing, nlohmann::json::object(), kReadyPollInterval);
-      if (pong.ok()) {
+      const auto unanswered = std::chrono::duration_cast<milliseconds>(Clock::now() - ping_sent);
+      auto guest_runs = [this] {
+        auto status = qemu::QueryStatus(*this);
+        return status.ok() && status->running;
+      };
+      if (NextReadyPing(ping.has_value(), unanswered, guest_runs) == ReadyPingStep::kSend) {
+        if (ping) channel->Forget(std::move(*ping));
+        ping = channel->Start(guest::ops::kPing);
+        ping_sent = Clock::now();
+      }
+      bool answered =
+          ping && ping->future.wait_for(kReadyPollInterval) == std::future_status::ready;
+      if (answered) {
+        auto pong = ping->future.get();
+        ping.reset();
         // A reply of the wrong shape fails this poll only: the guest is not ready until it
         // answers properly. Logged once per connection, as the guest could repeat it forever.
-        auto ping = qemu::ParsePingReply(*pong);
-        if (ping.ok() && ping->ready) GuestReady();
-        if (!ping.ok() && !std::exchange(bad_ping_logged, true)) {
+        auto parsed =
+            pong.ok() ? qemu::ParsePingReply(*pong) : Result<qemu::GuestPing>(pong.status());
+        if (parsed.ok() && parsed->ready) GuestReady();
+        if (pong.ok() && !parsed.ok() && !std::exchange(bad_ping_logged, true)) {
           spdlog::warn("guest channel {}: {}; waiting for a proper answer", paths_.guest_socket,
-                       ping.status().message());
+                       parsed.status().message());
         }
       }
       lock.lock();
-      if (!guest_ready_) {
+      // Answered but not ready (or nothing on the wire): the next ping after a pause.
+      if (!guest_ready_ && !ping) {
         cv_.wait_for(lock, kReadyPollInterval, [this] { return stopping_ || exit_.has_value(); });
       }
       continue;
     }
+    if (ping) channel->Forget(std::move(*ping));
+    ping.reset();
     cv_.wait(lock, [&] { return stopping_ || exit_.has_value() || !channel->connected(); });
   }
 }
