@@ -111,19 +111,28 @@ std::variant<int, std::string> InterfaceIndex(const std::string& iface) {
   return static_cast<int>(index);
 }
 
-}  // namespace
-
-SystemError NetlinkAddIpv4Address(const std::string& iface, uint32_t address, int prefix_length) {
-  const std::string what =
-      "adding " + FormatIpv4(address) + "/" + std::to_string(prefix_length) + " to " + iface;
+// The fixed part of a request about an IPv4 address on `iface`, or why it cannot be made.
+std::variant<ifaddrmsg, std::string> AddressHeader(const std::string& what,
+                                                   const std::string& iface, int prefix_length) {
   if (prefix_length < 1 || prefix_length > 32) return what + ": prefix length out of range";
   auto index = InterfaceIndex(iface);
   if (auto* error = std::get_if<std::string>(&index)) return what + ": " + *error;
   ifaddrmsg fixed{};
   fixed.ifa_family = AF_INET;
   fixed.ifa_prefixlen = static_cast<uint8_t>(prefix_length);
-  fixed.ifa_scope = RT_SCOPE_UNIVERSE;
   fixed.ifa_index = static_cast<uint32_t>(std::get<int>(index));
+  return fixed;
+}
+
+}  // namespace
+
+SystemError NetlinkAddIpv4Address(const std::string& iface, uint32_t address, int prefix_length) {
+  const std::string what =
+      "adding " + FormatIpv4(address) + "/" + std::to_string(prefix_length) + " to " + iface;
+  auto header = AddressHeader(what, iface, prefix_length);
+  if (auto* error = std::get_if<std::string>(&header)) return *error;
+  ifaddrmsg fixed = std::get<ifaddrmsg>(header);
+  fixed.ifa_scope = RT_SCOPE_UNIVERSE;
   NetlinkRequest request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, fixed);
   request.AddIpv4(IFA_LOCAL, address);
   request.AddIpv4(IFA_ADDRESS, address);
@@ -137,14 +146,9 @@ SystemError NetlinkRemoveIpv4Address(const std::string& iface, uint32_t address,
                                      int prefix_length) {
   const std::string what =
       "removing " + FormatIpv4(address) + "/" + std::to_string(prefix_length) + " from " + iface;
-  if (prefix_length < 1 || prefix_length > 32) return what + ": prefix length out of range";
-  auto index = InterfaceIndex(iface);
-  if (auto* error = std::get_if<std::string>(&index)) return what + ": " + *error;
-  ifaddrmsg fixed{};
-  fixed.ifa_family = AF_INET;
-  fixed.ifa_prefixlen = static_cast<uint8_t>(prefix_length);
-  fixed.ifa_index = static_cast<uint32_t>(std::get<int>(index));
-  NetlinkRequest request(RTM_DELADDR, 0, fixed);
+  auto header = AddressHeader(what, iface, prefix_length);
+  if (auto* error = std::get_if<std::string>(&header)) return *error;
+  NetlinkRequest request(RTM_DELADDR, 0, std::get<ifaddrmsg>(header));
   request.AddIpv4(IFA_LOCAL, address);
   return request.Send(what, /*exists_is_success=*/false);
 }

@@ -26,8 +26,6 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kVmAddress = "10.77.0.10";
-
 class DiskMigrationTest : public MigrationFleetFixture {
  protected:
   void CreateDb() {

@@ -39,8 +39,6 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kVmAddress = "10.77.0.10";
-
 // A TCP relay inside a network namespace that, once `flip_at` bytes went from the client to the
 // server, flips one bit of the stream (a wire that corrupts data in flight) or, with `cut`,
 // drops both connections there (a wire that breaks).

@@ -41,4 +41,14 @@ void StopAndSweep(std::unique_ptr<BenchFerryd>& ferryd, const std::string& tmpl,
   SweepAndRemove(dirs);
 }
 
+Result<CloneRun> ClonePinged(BenchFerryd& ferryd, VmsToDelete& cleanup, const std::string& snapshot,
+                             const std::string& name, uint16_t guest_port,
+                             std::chrono::milliseconds ping_timeout) {
+  cleanup.Add(name);
+  FERRY_ASSIGN_OR_RETURN(auto clones, CloneSnapshot(ferryd, snapshot, {name}, guest_port));
+  CloneRun c = std::move(clones.front());
+  FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, ping_timeout).WithContext("clone " + name));
+  return c;
+}
+
 }  // namespace ferry::bench

@@ -32,6 +32,13 @@ Result<nlohmann::json> SnapshotFreshVm(BenchFerryd& ferryd, const std::string& v
 Status MakeWarmPool(BenchFerryd& ferryd, const std::string& tmpl, const std::string& snapshot,
                     bool& made);
 
+// A plain clone as a run times it: `ferry clone SNAPSHOT --name NAME`, with `cleanup` to delete
+// it, then redis PING until it answers (within `ping_timeout`): a clone that does not serve is not
+// worth timing.
+Result<CloneRun> ClonePinged(BenchFerryd& ferryd, VmsToDelete& cleanup, const std::string& snapshot,
+                             const std::string& name, uint16_t guest_port,
+                             std::chrono::milliseconds ping_timeout);
+
 // The entries' TearDown (the clone entries', cold_boot's, restore_migration's): empties and
 // deletes template `tmpl` (none when ""), stops ferryd (deleting its VMs), then SIGKILLs whatever
 // still uses one of `dirs` (a QEMU that outlived ferryd, a bare QEMU of the comparison side) and

@@ -121,6 +121,12 @@ bool CloneRun::FromWarmPool() const {
   return vm.value("origin", json::object()).value("warm_pool", false);
 }
 
+Status GiveBallast(BenchFerryd& ferryd, const std::string& vm, uint64_t mib) {
+  FERRY_ASSIGN_OR_RETURN(CliRun ballast,
+                         ferryd.Cli({"vm", "ballast", vm, std::to_string(mib)}, kBallastTimeout));
+  return ballast.ToStatus();
+}
+
 Result<BootedVm> BootVm(BenchFerryd& ferryd, const std::string& name, uint64_t memory_mib,
                         uint16_t guest_port) {
   FERRY_ASSIGN_OR_RETURN(

@@ -21,6 +21,11 @@ inline constexpr std::chrono::milliseconds kVmBootTimeout(330000);
 inline constexpr std::chrono::milliseconds kVmCommandTimeout(60000);
 // A clone command for many clones runs one restore after the other.
 inline constexpr std::chrono::milliseconds kCloneTimeout(300000);
+// Filling hundreds of MiB of ballast under TCG takes minutes.
+inline constexpr std::chrono::milliseconds kBallastTimeout(300000);
+// What a 1 GiB guest of the default image can spare (MemAvailable less ferry-guest's 64 MiB
+// reserve is about 750 MiB): the rest of its RAM is its kernel, initramfs and redis.
+inline constexpr uint64_t kBallastMiBOf1GiB = 700;
 
 double DurationMs(std::chrono::steady_clock::duration d);
 
@@ -33,6 +38,10 @@ struct BootedVm {
 };
 Result<BootedVm> BootVm(BenchFerryd& ferryd, const std::string& name, uint64_t memory_mib,
                         uint16_t guest_port);
+
+// `ferry vm ballast VM MIB`: ferry-guest fills MIB of the guest's RAM with xorshift64* bytes (a
+// fresh seed each time), so that what is held, sent or snapshotted is not zero pages.
+Status GiveBallast(BenchFerryd& ferryd, const std::string& vm, uint64_t mib);
 
 // `ferry snapshot create VM --name NAME --json`: {pause_ms, device_state_ms, ram_copy_ms, ...}.
 Result<nlohmann::json> TakeSnapshot(BenchFerryd& ferryd, const std::string& vm,

@@ -41,14 +41,11 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kMemoryMiB = 1024;
-// What a 1 GiB guest of the default image can spare (MemAvailable less ferry-guest's 64 MiB
-// reserve is about 750 MiB): the rest of its RAM is its kernel, initramfs and redis.
-constexpr uint64_t kBallastMiB = 700;
+constexpr uint64_t kBallastMiB = kBallastMiBOf1GiB;
 constexpr milliseconds kPingTimeout(30000);
 constexpr milliseconds kHoldTimeout(600000);
 constexpr milliseconds kMigrationTimeout(600000);
 constexpr milliseconds kQmpTimeout(30000);
-constexpr milliseconds kBallastTimeout(300000);
 constexpr uint64_t kUnthrottled = uint64_t{1} << 40;  // bytes/s: no limit in practice
 
 // ferry side
@@ -152,10 +149,7 @@ class Hold : public BenchEntry {
     VmsToDelete cleanup(*ferryd_);
     cleanup.Add(name);
     FERRY_ASSIGN_OR_RETURN(BootedVm vm, BootVm(*ferryd_, name, kMemoryMiB, guest_.guest_port));
-    FERRY_ASSIGN_OR_RETURN(
-        CliRun ballast,
-        ferryd_->Cli({"vm", "ballast", name, std::to_string(kBallastMiB)}, kBallastTimeout));
-    FERRY_RETURN_IF_ERROR(ballast.ToStatus());
+    FERRY_RETURN_IF_ERROR(GiveBallast(*ferryd_, name, kBallastMiB));
     FERRY_ASSIGN_OR_RETURN(CliRun hold, ferryd_->Cli({"hold", name, "--json"}, kHoldTimeout));
     FERRY_RETURN_IF_ERROR(hold.ToStatus());
     json held = json::parse(hold.output, nullptr, false);

@@ -41,10 +41,9 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kMemoryMiB = 1024;
-constexpr uint64_t kBallastMiB = 700;
+constexpr uint64_t kBallastMiB = kBallastMiBOf1GiB;
 constexpr const char* kVm = "hs";
 constexpr milliseconds kSendTimeout(900000);
-constexpr milliseconds kBallastTimeout(300000);
 constexpr milliseconds kCopyTimeout(900000);
 constexpr int kTlsPort = 4433;
 
@@ -109,9 +108,7 @@ class HoldSend : public BenchEntry {
                                    "--policy", policy, "--wait-ready"},
                                   kVmBootTimeout));
     FERRY_RETURN_IF_ERROR(created.ToStatus());
-    FERRY_ASSIGN_OR_RETURN(
-        CliRun ballast, h1.Cli({"vm", "ballast", kVm, std::to_string(kBallastMiB)}, kBallastTimeout));
-    FERRY_RETURN_IF_ERROR(ballast.ToStatus());
+    FERRY_RETURN_IF_ERROR(GiveBallast(h1, kVm, kBallastMiB));
     FERRY_ASSIGN_OR_RETURN(CliRun held, h1.Cli({"hold", kVm}, kSendTimeout));
     FERRY_RETURN_IF_ERROR(held.ToStatus());
     // One untimed round trip: the byte count of the comparison, and warm page caches.

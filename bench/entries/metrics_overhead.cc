@@ -337,11 +337,8 @@ class MetricsOverhead : public BenchEntry {
   Status PlainClone(int round, Measurements& m) {
     const std::string name = "c" + std::to_string(round);
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(auto clones,
-                           CloneSnapshot(*ferryd_, kSnapshot, {name}, guest_.guest_port));
-    const CloneRun& c = clones.front();
-    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, ClonePinged(*ferryd_, cleanup, kSnapshot, name,
+                                                   guest_.guest_port, kPingTimeout));
     m[kCloneToRunning] = c.CommandToRunningMs();
     m[kCloneCli] = c.cli_ms;
     m[kCloneIdentity] = c.AfterRunningMs();

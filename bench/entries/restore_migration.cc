@@ -183,11 +183,8 @@ class RestoreMigration : public BenchEntry {
   Result<Measurements> RunFerry(const Trial& trial) {
     const std::string name = "c" + std::to_string(trial.round);
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(auto clones,
-                           CloneSnapshot(*ferryd_, kSnapshot, {name}, guest_.guest_port));
-    const CloneRun& c = clones.front();
-    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, ClonePinged(*ferryd_, cleanup, kSnapshot, name,
+                                                   guest_.guest_port, kPingTimeout));
     Measurements m = {
         {kFerryToRunning, c.CommandToRunningMs()},
         {kFerryRunningMs, c.Timing("running_ms")},

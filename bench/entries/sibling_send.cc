@@ -32,7 +32,6 @@ constexpr uint64_t kBallastMiB = 200;
 constexpr char kVm[] = "ss";
 constexpr char kSnapshot[] = "ss-base";
 constexpr milliseconds kHoldTimeout(600000);
-constexpr milliseconds kBallastTimeout(300000);
 
 constexpr char kFirstWire[] = "first_wire_mib";
 constexpr char kSecondWire[] = "second_wire_mib";
@@ -76,9 +75,7 @@ class SiblingSend : public BenchEntry {
                                    "0:" + std::to_string(guest_.guest_port), "--wait-ready"},
                                   kVmBootTimeout));
     FERRY_RETURN_IF_ERROR(created.ToStatus());
-    FERRY_ASSIGN_OR_RETURN(
-        CliRun ballast, h1.Cli({"vm", "ballast", kVm, std::to_string(kBallastMiB)}, kBallastTimeout));
-    FERRY_RETURN_IF_ERROR(ballast.ToStatus());
+    FERRY_RETURN_IF_ERROR(GiveBallast(h1, kVm, kBallastMiB));
     FERRY_RETURN_IF_ERROR(TakeSnapshot(h1, kVm, kSnapshot).status());
     VmsToDelete source(h1);
     source.Add(kVm);

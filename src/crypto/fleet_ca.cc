@@ -112,16 +112,34 @@ Result<X509Ptr> NewCertificate(const std::string& cn, EVP_PKEY* subject_key, lon
   return cert;
 }
 
+// Writes `key` to `key_path` (0600, never over a file there; its PEM wiped after) and then `cert`
+// to `cert_path`: the key first, so that a certificate never stands without its key.
+Status WriteKeyAndCertificate(EVP_PKEY* key, const std::string& key_path, X509* cert,
+                              const std::string& cert_path) {
+  FERRY_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPem(key));
+  FERRY_ASSIGN_OR_RETURN(std::string cert_pem, CertificateToPem(cert));
+  Status st = WriteNewFile(key_path, key_pem, 0600);
+  OPENSSL_cleanse(key_pem.data(), key_pem.size());
+  FERRY_RETURN_IF_ERROR(st);
+  return WriteFileAtomic(cert_path, cert_pem, 0644);
+}
+
+// A directory about to receive a new key at `key_path`: made (0700) if absent, refused with
+// `holds` ("... exists already; <holds>") if a key is there, as no key is ever replaced.
+Status ReadyForNewKey(const std::string& dir, const std::string& key_path,
+                      const std::string& holds) {
+  if (PathExists(key_path)) return Status::AlreadyExists(key_path + " exists already" + holds);
+  if (!PathExists(dir)) FERRY_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status InitFleetCa(const std::string& dir) {
   const std::string key_path = Join(dir, kCaKeyFile), cert_path = Join(dir, kCaCertFile);
-  if (PathExists(key_path)) {
-    return Status::AlreadyExists(key_path +
-                                 " exists already: this directory holds a fleet CA; refusing to "
-                                 "replace it (a new CA would orphan every enrolled host)");
-  }
-  if (!PathExists(dir)) FERRY_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  FERRY_RETURN_IF_ERROR(ReadyForNewKey(dir, key_path,
+                                       ": this directory holds a fleet CA; refusing to replace it "
+                                       "(a new CA would orphan every enrolled host)"));
 
   FERRY_ASSIGN_OR_RETURN(EvpPkeyPtr key, NewP256Key());
   FERRY_ASSIGN_OR_RETURN(X509Ptr cert,
@@ -135,13 +153,7 @@ Status InitFleetCa(const std::string& dir) {
       AddExtension(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign"));
   FERRY_RETURN_IF_ERROR(AddExtension(cert.get(), cert.get(), NID_subject_key_identifier, "hash"));
   if (!X509_sign(cert.get(), key.get(), EVP_sha256())) return OpenSslFailure("signing the CA");
-
-  FERRY_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPem(key.get()));
-  FERRY_ASSIGN_OR_RETURN(std::string cert_pem, CertificateToPem(cert.get()));
-  Status st = WriteNewFile(key_path, key_pem, 0600);
-  OPENSSL_cleanse(key_pem.data(), key_pem.size());
-  FERRY_RETURN_IF_ERROR(st);
-  return WriteFileAtomic(cert_path, cert_pem, 0644);
+  return WriteKeyAndCertificate(key.get(), key_path, cert.get(), cert_path);
 }
 
 Status EnrollHost(const std::string& ca_dir, const HostIdentity& who, const std::string& out_dir) {
@@ -163,12 +175,9 @@ Status EnrollHost(const std::string& ca_dir, const HostIdentity& who, const std:
     return Status::FailedPrecondition(ca_key_path + " does not match " + ca_cert_path +
                                       "; restore the CA directory from its backup");
   }
-  if (PathExists(key_path)) {
-    return Status::AlreadyExists(key_path +
-                                 " exists already; this directory holds an enrolled "
-                                 "host; remove host.key and host.crt to re-enroll");
-  }
-  if (!PathExists(out_dir)) FERRY_RETURN_IF_ERROR(MakeDirs(out_dir, 0700));
+  FERRY_RETURN_IF_ERROR(ReadyForNewKey(
+      out_dir, key_path,
+      "; this directory holds an enrolled host; remove host.key and host.crt to re-enroll"));
 
   FERRY_ASSIGN_OR_RETURN(EvpPkeyPtr key, NewP256Key());
   FERRY_ASSIGN_OR_RETURN(X509Ptr cert,
@@ -185,13 +194,9 @@ Status EnrollHost(const std::string& ca_dir, const HostIdentity& who, const std:
   FERRY_RETURN_IF_ERROR(AddSanUris(c, who));
   if (!X509_sign(c, ca_key.get(), EVP_sha256())) return OpenSslFailure("signing the host cert");
 
-  FERRY_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPem(key.get()));
-  FERRY_ASSIGN_OR_RETURN(std::string cert_pem, CertificateToPem(c));
   FERRY_ASSIGN_OR_RETURN(std::string ca_pem, CertificateToPem(ca_cert.get()));
-  Status st = WriteNewFile(key_path, key_pem, 0600);
-  OPENSSL_cleanse(key_pem.data(), key_pem.size());
-  FERRY_RETURN_IF_ERROR(st);
-  FERRY_RETURN_IF_ERROR(WriteFileAtomic(Join(out_dir, kHostCertFile), cert_pem, 0644));
+  FERRY_RETURN_IF_ERROR(
+      WriteKeyAndCertificate(key.get(), key_path, c, Join(out_dir, kHostCertFile)));
   return WriteFileAtomic(Join(out_dir, kCaCertFile), ca_pem, 0644);
 }
 

@@ -14,6 +14,15 @@ namespace {
 
 using nlohmann::json;
 
+// A name the peer sent, cut and with anything but printable ASCII shown as '?', fit for an error.
+std::string Shown(const std::string& name) {
+  std::string shown = name.substr(0, 32);
+  for (char& c : shown) {
+    if (c < ' ' || c > '~') c = '?';
+  }
+  return shown;
+}
+
 // Reads the members of one message: each at most once, with its type checked, and the members
 // not read refused at the end.
 class Members {
@@ -76,6 +85,34 @@ class Members {
     crypto::Wipe(*text);
     return std::optional<std::string>(std::move(raw));
   }
+  // The migration's id: what the peers name it by, so only [a-z0-9-].
+  Result<std::string> MigrationId() {
+    FERRY_ASSIGN_OR_RETURN(std::string id, Required("migration", kMaxMigrationIdChars));
+    if (id.empty()) return Bad("has an empty \"migration\"");
+    for (char c : id) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+        return Bad("has a \"migration\" id with a character not in [a-z0-9-]");
+      }
+    }
+    return id;
+  }
+  // A vm or snapshot name (`key` is its kind), valid as ValidateName says.
+  Result<std::optional<std::string>> Name(const char* key, bool optional) {
+    FERRY_ASSIGN_OR_RETURN(auto name, String(key, 64, optional));
+    if (name) {
+      if (Status named = ValidateName(key, *name); !named.ok()) return Bad(named.message());
+    }
+    return name;
+  }
+  // The owner's key fingerprint; absent, or empty where `empty_is_none`, is no owner.
+  Result<std::optional<std::string>> Owner(bool empty_is_none) {
+    FERRY_ASSIGN_OR_RETURN(auto owner, String("owner", kOwnerFingerprintChars, true));
+    if (!owner || (empty_is_none && owner->empty())) return std::optional<std::string>();
+    const bool hex = owner->size() == kOwnerFingerprintChars &&
+                     owner->find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex) return Bad("has an \"owner\" that is not a key fingerprint (64 hex digits)");
+    return owner;
+  }
   Result<const json*> Object(const char* key) {
     read_.insert(key);
     auto it = object_.find(key);
@@ -86,13 +123,7 @@ class Members {
   // Every member was read: anything else is a rule or a field this version does not know.
   Status NoOthers() const {
     for (auto it = object_.begin(); it != object_.end(); ++it) {
-      if (!read_.count(it.key())) {
-        std::string key = it.key().substr(0, 32);
-        for (char& c : key) {
-          if (c < ' ' || c > '~') c = '?';
-        }
-        return Bad("has an unknown member \"" + key + "\"");
-      }
+      if (!read_.count(it.key())) return Bad("has an unknown member \"" + Shown(it.key()) + "\"");
     }
     return Status::Ok();
   }
@@ -106,20 +137,9 @@ class Members {
   std::set<std::string> read_ = {"type"};
 };
 
-Status CheckMigrationId(const Members& m, const std::string& id) {
-  if (id.empty()) return m.Bad("has an empty \"migration\"");
-  for (char c : id) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
-      return m.Bad("has a \"migration\" id with a character not in [a-z0-9-]");
-    }
-  }
-  return Status::Ok();
-}
-
 Result<PrepareRequest> ParsePrepare(const json& j) {
   Members m(j, kMsgPrepare);
-  FERRY_ASSIGN_OR_RETURN(std::string migration, m.Required("migration", kMaxMigrationIdChars));
-  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, migration));
+  FERRY_ASSIGN_OR_RETURN(std::string migration, m.MigrationId());
   FERRY_ASSIGN_OR_RETURN(const json* spec_json, m.Object("spec"));
   if (spec_json->contains("policy") && (*spec_json)["policy"].is_string() &&
       (*spec_json)["policy"].get_ref<const std::string&>().size() > crypto::kMaxPolicyBytes) {
@@ -137,13 +157,8 @@ Result<PrepareRequest> ParsePrepare(const json& j) {
     if (!typed.ok()) return m.Bad(typed.status().message());
     vmgenid = *typed;
   }
-  FERRY_ASSIGN_OR_RETURN(auto owner, m.String("owner", kOwnerFingerprintChars, true));
-  if (owner) {
-    const bool hex = owner->size() == kOwnerFingerprintChars &&
-                     owner->find_first_not_of("0123456789abcdef") == std::string::npos;
-    if (!hex) return m.Bad("has an \"owner\" that is not a key fingerprint (64 hex digits)");
-  }
-  const bool has_owner = owner && !owner->empty();
+  FERRY_ASSIGN_OR_RETURN(auto owner, m.Owner(/*empty_is_none=*/false));
+  const bool has_owner = owner.has_value();
   if (has_owner == spec->policy.empty()) {
     return m.Bad(has_owner ? "names an owner but carries no policy"
                            : "carries a policy without the owner the VM was pinned to");
@@ -177,45 +192,28 @@ Result<PreparedReply> ParsePrepared(const json& j) {
 Result<DiskLinkRequest> ParseDiskLink(const json& j) {
   Members m(j, kMsgDiskLink);
   DiskLinkRequest d;
-  FERRY_ASSIGN_OR_RETURN(d.migration, m.Required("migration", kMaxMigrationIdChars));
-  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, d.migration));
+  FERRY_ASSIGN_OR_RETURN(d.migration, m.MigrationId());
   FERRY_ASSIGN_OR_RETURN(auto token, m.HexBytes("token", kDiskTokenBytes, false));
   d.token = std::move(*token);
   FERRY_RETURN_IF_ERROR(m.NoOthers());
   return d;
 }
 
-Status CheckOwner(const Members& m, const std::string& owner) {
-  const bool hex = owner.size() == kOwnerFingerprintChars &&
-                   owner.find_first_not_of("0123456789abcdef") == std::string::npos;
-  if (!hex) return m.Bad("has an \"owner\" that is not a key fingerprint (64 hex digits)");
-  return Status::Ok();
-}
-
 Result<HoldPrepareRequest> ParseHoldPrepare(const json& j) {
   Members m(j, kMsgHoldPrepare);
   HoldPrepareRequest p;
-  FERRY_ASSIGN_OR_RETURN(p.migration, m.Required("migration", kMaxMigrationIdChars));
-  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, p.migration));
-  FERRY_ASSIGN_OR_RETURN(p.vm, m.Required("vm", 64));
-  if (Status named = ValidateName("vm", p.vm); !named.ok()) return m.Bad(named.message());
-  FERRY_ASSIGN_OR_RETURN(auto owner, m.String("owner", kOwnerFingerprintChars, true));
-  if (owner && !owner->empty()) {
-    FERRY_RETURN_IF_ERROR(CheckOwner(m, *owner));
-    p.owner = *owner;
-  }
+  FERRY_ASSIGN_OR_RETURN(p.migration, m.MigrationId());
+  FERRY_ASSIGN_OR_RETURN(auto vm, m.Name("vm", /*optional=*/false));
+  p.vm = std::move(*vm);
+  FERRY_ASSIGN_OR_RETURN(auto owner, m.Owner(/*empty_is_none=*/true));
+  if (owner) p.owner = *owner;
   FERRY_ASSIGN_OR_RETURN(p.manifest_bytes, m.Unsigned("manifest_bytes", kMaxHoldManifestBytes));
   if (p.manifest_bytes == 0) return m.Bad("has an empty manifest");
   FERRY_ASSIGN_OR_RETURN(auto key, m.HexBytes("data_key", kHoldKeyBytes, false));
   p.data_key = std::move(*key);
   crypto::Wipe(*key);
   FERRY_ASSIGN_OR_RETURN(p.owner_secret, m.HexBytes("owner_secret", kHoldKeyBytes, true));
-  FERRY_ASSIGN_OR_RETURN(p.snapshot, m.String("snapshot", 64, true));
-  if (p.snapshot) {
-    if (Status named = ValidateName("snapshot", *p.snapshot); !named.ok()) {
-      return m.Bad(named.message());
-    }
-  }
+  FERRY_ASSIGN_OR_RETURN(p.snapshot, m.Name("snapshot", /*optional=*/true));
   FERRY_RETURN_IF_ERROR(m.NoOthers());
   return p;
 }
@@ -228,35 +226,14 @@ Result<HoldPreparedReply> ParseHoldPrepared(const json& j) {
   return r;
 }
 
-Result<HoldQueryRequest> ParseHoldQuery(const json& j) {
-  Members m(j, kMsgHoldQuery);
-  HoldQueryRequest q;
-  FERRY_ASSIGN_OR_RETURN(q.migration, m.Required("migration", kMaxMigrationIdChars));
-  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, q.migration));
-  FERRY_ASSIGN_OR_RETURN(q.vm, m.Required("vm", 64));
-  if (Status named = ValidateName("vm", q.vm); !named.ok()) return m.Bad(named.message());
-  FERRY_RETURN_IF_ERROR(m.NoOthers());
-  return q;
-}
-
-std::string Hex(const std::string& raw) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-Result<QueryRequest> ParseQuery(const json& j) {
-  Members m(j, kMsgQuery);
-  QueryRequest q;
-  FERRY_ASSIGN_OR_RETURN(q.migration, m.Required("migration", kMaxMigrationIdChars));
-  FERRY_RETURN_IF_ERROR(CheckMigrationId(m, q.migration));
-  FERRY_ASSIGN_OR_RETURN(q.vm, m.Required("vm", 64));
-  if (Status named = ValidateName("vm", q.vm); !named.ok()) return m.Bad(named.message());
+// "query" and "hold-query": which migration, of which VM.
+template <typename T>
+Result<T> ParseQueryOf(const json& j, const char* type) {
+  Members m(j, type);
+  T q;
+  FERRY_ASSIGN_OR_RETURN(q.migration, m.MigrationId());
+  FERRY_ASSIGN_OR_RETURN(auto vm, m.Name("vm", /*optional=*/false));
+  q.vm = std::move(*vm);
   FERRY_RETURN_IF_ERROR(m.NoOthers());
   return q;
 }
@@ -356,19 +333,15 @@ Result<PeerMessage> ParsePeerObject(const json& j) {
   if (type == kMsgFinished) return AsMessage(ParseBare<FinishedReply>(j, kMsgFinished));
   if (type == kMsgFailed) return AsMessage(ParseReason<FailedReply>(j, kMsgFailed));
   if (type == kMsgAbort) return AsMessage(ParseReason<AbortRequest>(j, kMsgAbort));
-  if (type == kMsgQuery) return AsMessage(ParseQuery(j));
+  if (type == kMsgQuery) return AsMessage(ParseQueryOf<QueryRequest>(j, kMsgQuery));
   if (type == kMsgState) return AsMessage(ParseState(j));
   if (type == kMsgHoldPrepare) return AsMessage(ParseHoldPrepare(j));
   if (type == kMsgHoldPrepared) return AsMessage(ParseHoldPrepared(j));
-  if (type == kMsgHoldQuery) return AsMessage(ParseHoldQuery(j));
+  if (type == kMsgHoldQuery) return AsMessage(ParseQueryOf<HoldQueryRequest>(j, kMsgHoldQuery));
   if (type == kMsgDiskLink) return AsMessage(ParseDiskLink(j));
   if (type == kMsgDiskLinked) return AsMessage(ParseBare<DiskLinkedReply>(j, kMsgDiskLinked));
   if (type == kMsgDiskReady) return AsMessage(ParseBare<DiskReadyRequest>(j, kMsgDiskReady));
-  std::string shown = type.substr(0, 32);
-  for (char& c : shown) {
-    if (c < ' ' || c > '~') c = '?';
-  }
-  return Status::InvalidArgument("peer message has an unknown type \"" + shown + "\"");
+  return Status::InvalidArgument("peer message has an unknown type \"" + Shown(type) + "\"");
 }
 
 const char* MessageType(const PeerMessage& message) {
@@ -390,10 +363,10 @@ json MessageJson(const PeerMessage& message) {
     if (!p->owner.empty()) j["owner"] = p->owner;
     if (p->disk_bytes) j["disk_bytes"] = *p->disk_bytes;
   } else if (auto* pr = std::get_if<PreparedReply>(&message)) {
-    if (pr->disk_token) j["disk_token"] = Hex(*pr->disk_token);
+    if (pr->disk_token) j["disk_token"] = HexOf(*pr->disk_token);
   } else if (auto* dl = std::get_if<DiskLinkRequest>(&message)) {
     j["migration"] = dl->migration;
-    j["token"] = Hex(dl->token);
+    j["token"] = HexOf(dl->token);
   } else if (auto* f = std::get_if<FailedReply>(&message)) {
     j["error"] = Cut(f->error);
   } else if (auto* a = std::get_if<AbortRequest>(&message)) {
@@ -408,8 +381,8 @@ json MessageJson(const PeerMessage& message) {
     j["vm"] = h->vm;
     if (!h->owner.empty()) j["owner"] = h->owner;
     j["manifest_bytes"] = h->manifest_bytes;
-    j["data_key"] = Hex(h->data_key);
-    if (h->owner_secret) j["owner_secret"] = Hex(*h->owner_secret);
+    j["data_key"] = HexOf(h->data_key);
+    if (h->owner_secret) j["owner_secret"] = HexOf(*h->owner_secret);
     if (h->snapshot) j["snapshot"] = *h->snapshot;
   } else if (auto* hp = std::get_if<HoldPreparedReply>(&message)) {
     j["chunks"] = hp->chunks;

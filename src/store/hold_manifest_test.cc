@@ -33,12 +33,6 @@ class HoldManifestTest : public ::testing::Test {
   Status Decode(const std::string& bytes) {
     return DecodeHoldManifest(bytes, env_.h1().cert.get(), "F").status();
   }
-  static std::string FixChecksum(std::string file) {
-    file.resize(file.size() - 32);
-    unsigned char md[32];
-    EVP_Digest(file.data(), file.size(), md, nullptr, EVP_sha256(), nullptr);
-    return file + std::string(reinterpret_cast<char*>(md), 32);
-  }
   StoreTestEnv env_;
 };
 
@@ -59,7 +53,7 @@ TEST_F(HoldManifestTest, RoundTrip) {
 TEST_F(HoldManifestTest, BadMagicNewerMajorAndBadChecksumAreRefused) {
   std::string bad = Encoded();
   bad[0] = 'X';
-  Status st = Decode(FixChecksum(bad));
+  Status st = Decode(FixManifestChecksum(bad));
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_THAT(st.message(), HasSubstr("hold manifest F: not a hold manifest (wrong magic)"));
 
@@ -85,7 +79,7 @@ TEST_F(HoldManifestTest, AnEditWithTheChecksumFixedOrAnotherSignerFailsTheSignat
   std::string bad = Encoded();
   const size_t at = bad.find("durable");
   bad.replace(at, 7, "expired");
-  Status st = Decode(FixChecksum(bad));
+  Status st = Decode(FixManifestChecksum(bad));
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_THAT(st.message(), HasSubstr("signature does not verify"));
 

@@ -3,7 +3,6 @@
 // by the receiving store before anything is committed.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include "core/files.h"
 #include "store/hold_import.h"
@@ -40,12 +39,6 @@ class SnapshotObjectTransferTest : public ::testing::Test {
     exported_.manifest = exported->manifest;
     exported_.data_key = exported->data_key;
   }
-  static std::string FixChecksum(std::string file) {
-    file.resize(file.size() - 32);
-    unsigned char md[32];
-    EVP_Digest(file.data(), file.size(), md, nullptr, EVP_sha256(), nullptr);
-    return file + std::string(reinterpret_cast<char*>(md), 32);
-  }
 
   StoreTestEnv env_;
   const std::string ram_ = RandomBytesForTest(6 * kChunk, 77);
@@ -79,7 +72,7 @@ TEST_F(SnapshotObjectTransferTest, AnAlteredManifestOrChunkIsRefused) {
   ASSERT_NE(at, std::string::npos);
   edited.manifest.replace(at, 17, "\"kind\":\"hold\"    ");
   Status st = receiver_
-                  ->BeginImport(HoldExport{FixChecksum(edited.manifest), edited.data_key},
+                  ->BeginImport(HoldExport{FixManifestChecksum(edited.manifest), edited.data_key},
                                 env_.h1().cert.get())
                   .status();
   EXPECT_EQ(st.code(), Status::Code::kCorruption);

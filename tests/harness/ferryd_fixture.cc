@@ -26,6 +26,8 @@ namespace {
 const std::string kBuild = FERRY_BUILD_DIR;
 }  // namespace
 
+const std::string& BuildDir() { return kBuild; }
+
 uint16_t FreePort() {
   auto port = testbed::FreeLoopbackPort();
   EXPECT_TRUE(port.ok()) << port.status().message();

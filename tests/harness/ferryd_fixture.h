@@ -16,6 +16,9 @@
 
 namespace ferry::testing {
 
+// The build tree the tests run from: its ferry, ferryd and images/.
+const std::string& BuildDir();
+
 class FerrydFixture : public ::testing::Test {
  protected:
   void SetUp() override;

@@ -80,4 +80,28 @@ pid_t MigrationFleetFixture::WaitForQemuIn(int host, std::chrono::seconds deadli
   return -1;
 }
 
+void MigrationFleetFixture::CreateWeb(const std::vector<std::string>& rules) {
+  CommandResult r =
+      Ferryd(1).Ferry({"vm", "create", "web", "--net", "tap", "--bridge", "ferrybr0", "--ip",
+                       std::string(kVmAddress) + "/24", "--policy",
+                       fleet_->SignPolicy("alice.key", "web", rules), "--wait-ready"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> mset = {"mset"};
+  for (int i = 0; i < kWebKeys; ++i) {
+    mset.push_back("key:" + std::to_string(i));
+    mset.push_back(WebValue(i));
+  }
+  ASSERT_EQ(RedisFromClient(kVmAddress, mset).out, "OK");
+}
+
+void MigrationFleetFixture::ExpectWebKeysAt(const std::string& address) {
+  std::vector<std::string> mget = {"mget"};
+  std::string want;
+  for (int i = 0; i < kWebKeys; ++i) {
+    mget.push_back("key:" + std::to_string(i));
+    want += (i ? "\n" : "") + WebValue(i);
+  }
+  EXPECT_EQ(RedisFromClient(address, mget).out, want) << "at " << address;
+}
+
 }  // namespace ferry::testing

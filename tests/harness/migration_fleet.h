@@ -18,6 +18,9 @@
 
 namespace ferry::testing {
 
+// The segment address of the VM a test creates, migrates or sends.
+inline constexpr const char* kVmAddress = "10.77.0.10";
+
 class MigrationFleetFixture : public NetnsFixture {
  protected:
   static constexpr const char* kPeerPort = "7400";
@@ -43,6 +46,14 @@ class MigrationFleetFixture : public NetnsFixture {
   void ExpectNothingOn(int host);
   // Waits until a QEMU runs in host i's namespace; returns its pid or -1.
   pid_t WaitForQemuIn(int host, std::chrono::seconds deadline);
+
+  // VM web on h1 with alice's policy (`rules`), on the segment at kVmAddress, redis filled with
+  // kWebKeys keys (key:I = WebValue(I)).
+  void CreateWeb(const std::vector<std::string>& rules = {});
+  static constexpr int kWebKeys = 200;
+  static std::string WebValue(int i) { return "value-" + std::to_string(i * 7919) + "-web"; }
+  // The redis at `address` holds every key CreateWeb wrote, unchanged.
+  void ExpectWebKeysAt(const std::string& address);
 
   std::optional<Fleet> fleet_;  // made in SetUp, once the test is known to run
 };

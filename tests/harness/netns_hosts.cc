@@ -14,19 +14,9 @@
 #include "harness/ferryd_fixture.h"
 #include "harness/test_files.h"
 
-#ifndef FERRY_BUILD_DIR
-#error "FERRY_BUILD_DIR must point at the build tree"
-#endif
-
 namespace ferry::testing {
 
 using nlohmann::json;
-
-namespace {
-
-const std::string kBuild = FERRY_BUILD_DIR;
-
-}  // namespace
 
 CommandResult NetnsHosts::RunIn(const std::string& ns, const std::vector<std::string>& argv) {
   return RunCommand(InNamespace(ns, argv));
@@ -87,7 +77,7 @@ void NamespacedFerryd::Start(const std::vector<std::string>& extra_args,
                              const std::string& fault_point) {
   ASSERT_FALSE(state_dir_.empty());
   ASSERT_FALSE(ram_dir_.empty());
-  ASSERT_TRUE(std::filesystem::exists(kBuild + "/images/default/image.json"))
+  ASSERT_TRUE(std::filesystem::exists(BuildDir() + "/images/default/image.json"))
       << "the default guest image is not built; run the README's setup";
   const std::string log = state_dir_ + "/ferryd.log";
   pid_ = SpawnFerryd(TestFerrydCommandLine(state_dir_, ram_dir_, socket_, ns_, extra_args), log,
