@@ -37,6 +37,7 @@
 #include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
 #include "bench/drivers/clone_fixture.h"
+#include "bench/drivers/clone_samples.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
@@ -51,35 +52,24 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr char kSnapshot[] = "s";
-constexpr char kTemplate[] = "t";
-constexpr milliseconds kPoolTimeout(120000);
 // A ferry without spare QEMUs never shows one: this long is waited for nothing.
 constexpr milliseconds kSpareTimeout(5000);
 constexpr milliseconds kPingTimeout(10000);
 constexpr milliseconds kCplSampleEvery(10);
 
 // ferry side
-constexpr char kCloneToRunning[] = "clone_to_running_ms";
-constexpr char kCloneCli[] = "clone_cli_ms";
 constexpr char kCloneRunningMs[] = "clone_running_ms";
 constexpr char kCloneDeviceMs[] = "clone_device_state_ms";
-constexpr char kCloneIdentity[] = "clone_identity_ms";
-constexpr char kCloneOutside[] = "clone_outside_restore_ms";
 constexpr char kCloneIdentityRest[] = "clone_identity_rest_ms";
 constexpr char kCloneIdentityGuest[] = "clone_identity_guest_ms";
 constexpr char kCloneToRunningBound[] = "clone_to_running_bound_ms";
-constexpr char kPoolToRunning[] = "pool_to_running_ms";
 constexpr char kPoolToRunningBound[] = "pool_to_running_bound_ms";
 constexpr char kCloneToBegun[] = "clone_cli_to_begun_ms";
 constexpr char kCloneBegunToRunning[] = "clone_begun_to_running_ms";
 constexpr char kPoolToBegun[] = "pool_cli_to_begun_ms";
 constexpr char kPoolBegunToRunning[] = "pool_begun_to_running_ms";
 constexpr char kPoolIdentityPrimed[] = "pool_identity_primed_in_pool_ms";
-constexpr char kPoolCli[] = "pool_cli_ms";
 constexpr char kPoolRunningMs[] = "pool_running_ms";
-constexpr char kPoolIdentity[] = "pool_identity_ms";
-constexpr char kPoolOutside[] = "pool_outside_restore_ms";
 // comparison side
 constexpr char kBareToUser[] = "bare_spawn_to_user_mode_ms";
 constexpr char kBareToStarting[] = "bare_spawn_to_starting_ms";
@@ -179,8 +169,9 @@ class CloneBoot : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
     // The snapshot every clone comes from: the default VM at its ready point, as a template is.
-    FERRY_ASSIGN_OR_RETURN(json snap, SnapshotFreshVm(*ferryd_, "src", kSnapshot, config.memory_mib,
-                                                      guest_.guest_port, [&](const BootedVm& src) {
+    FERRY_ASSIGN_OR_RETURN(json snap, SnapshotFreshVm(*ferryd_, "src", kCloneSnapshot,
+                                                      config.memory_mib, guest_.guest_port,
+                                                      [&](const BootedVm& src) {
                                                         return guest_.CheckSameCommandLine(
                                                             src.show, src.host_port,
                                                             bare_dir_->path());
@@ -191,7 +182,7 @@ class CloneBoot : public BenchEntry {
                      " MiB of RAM data; the source VM is deleted before the runs";
     has_template_ = HasTemplateCommand(*ferryd_);
     if (has_template_) {
-      FERRY_RETURN_IF_ERROR(MakeWarmPool(*ferryd_, kTemplate, kSnapshot, template_made_));
+      FERRY_RETURN_IF_ERROR(MakeWarmPool(*ferryd_, kCloneTemplate, kCloneSnapshot, template_made_));
     }
     return Status::Ok();
   }
@@ -240,18 +231,15 @@ class CloneBoot : public BenchEntry {
   }
 
   void TearDown() override {
-    StopAndSweep(ferryd_, template_made_ ? kTemplate : "", {&bare_dir_, &bare_ram_dir_});
+    StopAndSweep(ferryd_, template_made_ ? kCloneTemplate : "", {&bare_dir_, &bare_ram_dir_});
   }
 
  private:
   Status PlainClone(int round, Measurements& m) {
     const std::string name = "c" + std::to_string(round);
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(auto clones,
-                           CloneSnapshot(*ferryd_, kSnapshot, {name}, guest_.guest_port));
-    const CloneRun& c = clones.front();
-    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
+    FERRY_ASSIGN_OR_RETURN(const CloneRun c, ClonePinged(*ferryd_, cleanup, kCloneSnapshot, name,
+                                                         guest_.guest_port, kPingTimeout));
     m[kCloneToRunning] = c.CommandToRunningMs();
     m[kCloneToRunningBound] = c.CommandToRunningBoundMs();
     if (c.CommandToBegunMs() > 0) m[kCloneToBegun] = c.CommandToBegunMs();
@@ -298,10 +286,11 @@ class CloneBoot : public BenchEntry {
   Status PoolClone(int round, Measurements& m) {
     if (!has_template_) return Status::Ok();
     const std::string name = "p" + std::to_string(round);
-    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout));
+    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout));
     VmsToDelete cleanup(*ferryd_);
     cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(CloneRun c, CloneTemplate(*ferryd_, kTemplate, name, guest_.guest_port));
+    FERRY_ASSIGN_OR_RETURN(CloneRun c,
+                           CloneTemplate(*ferryd_, kCloneTemplate, name, guest_.guest_port));
     if (!c.FromWarmPool()) {
       return Status::FailedPrecondition("vm " + name +
                                         " did not come from the warm pool (origin: " +
@@ -321,7 +310,7 @@ class CloneBoot : public BenchEntry {
     m[kPoolOutside] = c.cli_ms - c.Timing("restore_total_ms");
     FERRY_RETURN_IF_ERROR(cleanup.DeleteNow());
     // The refill starts a QEMU: let it finish before anything else is timed.
-    return WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout);
+    return WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout);
   }
 
   Result<Measurements> RunFerry(const Trial& trial) {

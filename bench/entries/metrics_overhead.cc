@@ -23,6 +23,7 @@
 
 #include "bench/baselines/bare_spec.h"
 #include "bench/drivers/clone_fixture.h"
+#include "bench/drivers/clone_samples.h"
 #include "bench/drivers/ferry_ops.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
@@ -37,22 +38,10 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr char kSnapshot[] = "s";
-constexpr char kTemplate[] = "t";
-constexpr milliseconds kPoolTimeout(120000);
 constexpr milliseconds kIdleBeforeClones(2000);
 constexpr milliseconds kPingTimeout(10000);
 constexpr milliseconds kScrapeTimeout(30000);
 
-constexpr char kCloneToRunning[] = "clone_to_running_ms";
-constexpr char kCloneCli[] = "clone_cli_ms";
-constexpr char kPoolToRunning[] = "pool_to_running_ms";
-constexpr char kPoolCli[] = "pool_cli_ms";
-// Where a clone's time went (ferryd's timings), to find what watching changes.
-constexpr char kCloneIdentity[] = "clone_identity_ms";
-constexpr char kCloneOutside[] = "clone_outside_restore_ms";
-constexpr char kPoolIdentity[] = "pool_identity_ms";
-constexpr char kPoolOutside[] = "pool_outside_restore_ms";
 // Progress line only: scrapes during the clones, and the CPU time the watchers used meanwhile.
 constexpr char kScrapes[] = "scrapes_in_run";
 constexpr char kWatchersCpu[] = "watchers_cpu_ms";
@@ -248,8 +237,9 @@ class MetricsOverhead : public BenchEntry {
     options.extra_args = {"--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port_)};
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config, options));
     FERRY_RETURN_IF_ERROR(
-        SnapshotFreshVm(*ferryd_, "src", kSnapshot, config.memory_mib, guest_.guest_port).status());
-    FERRY_RETURN_IF_ERROR(MakeWarmPool(*ferryd_, kTemplate, kSnapshot, template_made_));
+        SnapshotFreshVm(*ferryd_, "src", kCloneSnapshot, config.memory_mib, guest_.guest_port)
+            .status());
+    FERRY_RETURN_IF_ERROR(MakeWarmPool(*ferryd_, kCloneTemplate, kCloneSnapshot, template_made_));
     return MeasureScrapeCost();
   }
 
@@ -330,14 +320,14 @@ class MetricsOverhead : public BenchEntry {
   }
 
   void TearDown() override {
-    StopAndSweep(ferryd_, template_made_ ? kTemplate : "", {&watch_dir_});
+    StopAndSweep(ferryd_, template_made_ ? kCloneTemplate : "", {&watch_dir_});
   }
 
  private:
   Status PlainClone(int round, Measurements& m) {
     const std::string name = "c" + std::to_string(round);
     VmsToDelete cleanup(*ferryd_);
-    FERRY_ASSIGN_OR_RETURN(CloneRun c, ClonePinged(*ferryd_, cleanup, kSnapshot, name,
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, ClonePinged(*ferryd_, cleanup, kCloneSnapshot, name,
                                                    guest_.guest_port, kPingTimeout));
     m[kCloneToRunning] = c.CommandToRunningMs();
     m[kCloneCli] = c.cli_ms;
@@ -348,10 +338,11 @@ class MetricsOverhead : public BenchEntry {
 
   Status PoolClone(int round, Measurements& m) {
     const std::string name = "p" + std::to_string(round);
-    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout));
+    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout));
     VmsToDelete cleanup(*ferryd_);
     cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(CloneRun c, CloneTemplate(*ferryd_, kTemplate, name, guest_.guest_port));
+    FERRY_ASSIGN_OR_RETURN(CloneRun c,
+                           CloneTemplate(*ferryd_, kCloneTemplate, name, guest_.guest_port));
     if (!c.FromWarmPool()) {
       return Status::FailedPrecondition("vm " + name + " did not come from the warm pool");
     }
@@ -362,7 +353,7 @@ class MetricsOverhead : public BenchEntry {
     m[kPoolOutside] = c.cli_ms - c.Timing("restore_total_ms");
     FERRY_RETURN_IF_ERROR(cleanup.DeleteNow());
     // The refill starts a QEMU: let it finish before anything else is timed.
-    return WaitPoolReady(*ferryd_, kTemplate, 1, kPoolTimeout);
+    return WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout);
   }
 
   BenchConfig config_;
