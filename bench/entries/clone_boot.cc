@@ -169,13 +169,12 @@ class CloneBoot : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
     // The snapshot every clone comes from: the default VM at its ready point, as a template is.
-    FERRY_ASSIGN_OR_RETURN(json snap, SnapshotFreshVm(*ferryd_, "src", kCloneSnapshot,
-                                                      config.memory_mib, guest_.guest_port,
-                                                      [&](const BootedVm& src) {
-                                                        return guest_.CheckSameCommandLine(
-                                                            src.show, src.host_port,
-                                                            bare_dir_->path());
-                                                      }));
+    FERRY_ASSIGN_OR_RETURN(json snap,
+                           SnapshotFreshVm(*ferryd_, "src", kCloneSnapshot, config.memory_mib,
+                                           guest_.guest_port, [&](const BootedVm& src) {
+                                             return guest_.CheckSameCommandLine(
+                                                 src.show, src.host_port, bare_dir_->path());
+                                           }));
     snapshot_note_ = "snapshot: of VM 'src' right after it was ready; pause " +
                      std::to_string(snap.value("pause_ms", 0)) + " ms, " +
                      std::to_string(snap.value("ram_data_bytes", uint64_t{0}) >> 20) +

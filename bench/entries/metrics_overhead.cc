@@ -147,10 +147,10 @@ class Watchers {
   // How many times Prometheus has scraped ferryd successfully so far; -1 if it cannot say.
   double Scrapes() const {
     if (!set_.prometheus) return 1e9;
-    auto out = RunTool({"curl", "-sf", "--get", "--data-urlencode",
-                        "query=sum_over_time(up{job=\"ferryd\"}[1h])",
-                        "http://127.0.0.1:" + std::to_string(prom_port_) + "/api/v1/query"},
-                       milliseconds(5000));
+    auto out = RunTool(
+        {"curl", "-sf", "--get", "--data-urlencode", "query=sum_over_time(up{job=\"ferryd\"}[1h])",
+         "http://127.0.0.1:" + std::to_string(prom_port_) + "/api/v1/query"},
+        milliseconds(5000));
     if (!out.ok()) return -1;
     json j = json::parse(*out, nullptr, false);
     if (!j.is_object() || !j.contains("data")) return -1;
@@ -253,11 +253,12 @@ class MetricsOverhead : public BenchEntry {
     const double before = CpuMs(ferryd_->pid());
     FERRY_ASSIGN_OR_RETURN(std::string sizes, RunTool(argv, milliseconds(60000)));
     const double cpu = CpuMs(ferryd_->pid()) - before;
-    scrape_note_ = "ferryd's CPU per GET /metrics: " + std::to_string(cpu / kCostScrapes).substr(0, 5) +
-                   " ms (user+system over " + std::to_string(kCostScrapes) +
-                   " scrapes in a row, one curl, 10 ms clock ticks); one scrape is " +
-                   sizes.substr(0, sizes.find('\n')) + " bytes; at one scrape a second that is " +
-                   std::to_string(cpu / kCostScrapes / 10).substr(0, 5) + "% of one CPU";
+    scrape_note_ =
+        "ferryd's CPU per GET /metrics: " + std::to_string(cpu / kCostScrapes).substr(0, 5) +
+        " ms (user+system over " + std::to_string(kCostScrapes) +
+        " scrapes in a row, one curl, 10 ms clock ticks); one scrape is " +
+        sizes.substr(0, sizes.find('\n')) + " bytes; at one scrape a second that is " +
+        std::to_string(cpu / kCostScrapes / 10).substr(0, 5) + "% of one CPU";
     return Status::Ok();
   }
 
@@ -265,10 +266,10 @@ class MetricsOverhead : public BenchEntry {
     Measurements m;
     std::unique_ptr<Watchers> watchers;
     if (trial.side == Side::kFerry) {
-      FERRY_ASSIGN_OR_RETURN(watchers,
-                             Watchers::Start(config_, *ferryd_, metrics_port_,
-                                             watch_dir_->Join("run" + std::to_string(runs_++)),
-                                             WatchSet::FromEnv()));
+      FERRY_ASSIGN_OR_RETURN(
+          watchers,
+          Watchers::Start(config_, *ferryd_, metrics_port_,
+                          watch_dir_->Join("run" + std::to_string(runs_++)), WatchSet::FromEnv()));
       // Prometheus's own start-up is over once it scrapes on its interval.
       FERRY_RETURN_IF_ERROR(watchers->WaitScrapes(2));
     }
