@@ -230,18 +230,27 @@ Status JsonLineConnection::WriteAll(const std::string& bytes, int pass_fd) {
   return Status::Ok();
 }
 
-JsonLineConnection::PendingReply JsonLineConnection::Request(nlohmann::json message,
-                                                             std::string label,
-                                                             ReplyInterpreter interpret,
-                                                             int pass_fd) {
+JsonLineConnection::PendingReply JsonLineConnection::Refused(std::string label, Status why) {
   PendingReply reply;
   reply.label = std::move(label);
   std::promise<Result<nlohmann::json>> promise;
   reply.future = promise.get_future();
+  promise.set_value(std::move(why));
+  return reply;
+}
+
+JsonLineConnection::PendingReply JsonLineConnection::Request(nlohmann::json message,
+                                                             std::string label,
+                                                             ReplyInterpreter interpret,
+                                                             int pass_fd) {
   if (!message.is_object()) {
-    promise.set_value(Status::InvalidArgument(reply.label + ": a request must be a JSON object"));
-    return reply;
+    Status why = Status::InvalidArgument(label + ": a request must be a JSON object");
+    return Refused(std::move(label), std::move(why));
   }
+  PendingReply reply;
+  reply.label = std::move(label);
+  std::promise<Result<nlohmann::json>> promise;
+  reply.future = promise.get_future();
   {
     // Registered before writing, so even an instant reply finds its request.
     std::lock_guard<std::mutex> lock(mu_);

@@ -103,6 +103,8 @@ class JsonLineConnection {
   // an object is not sent; its future holds InvalidArgument.
   PendingReply Request(nlohmann::json message, std::string label,
                        ReplyInterpreter interpret = nullptr, int pass_fd = -1);
+  // A request refused before it was sent: its future already holds `why`.
+  static PendingReply Refused(std::string label, Status why);
 
   // Waits up to `timeout` for `pending`'s result. On timeout, forgets the request (a late reply
   // is dropped) and returns DeadlineExceeded naming the request and the peer.

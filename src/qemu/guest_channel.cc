@@ -1,7 +1,5 @@
 #include "qemu/guest_channel.h"
 
-#include <future>
-
 #include "qemu/guest_messages.h"
 
 namespace ferry::qemu {
@@ -63,13 +61,10 @@ Result<json> GuestChannel::Call(std::string_view op_name, json args,
 JsonLineConnection::PendingReply GuestChannel::Start(std::string_view op_name, json args) {
   std::string op(op_name);
   if (!args.is_object()) {
-    JsonLineConnection::PendingReply refused;
-    refused.label = "guest " + op;
-    std::promise<Result<json>> promise;
-    refused.future = promise.get_future();
-    promise.set_value(Status::InvalidArgument(
-        "guest " + op + ": arguments must be a JSON object, not " + std::string(args.type_name())));
-    return refused;
+    return JsonLineConnection::Refused(
+        "guest " + op, Status::InvalidArgument("guest " + op +
+                                               ": arguments must be a JSON object, not " +
+                                               std::string(args.type_name())));
   }
   json message = std::move(args);
   message["op"] = op;  // "id" is set by Request
