@@ -175,8 +175,8 @@ Status Quit(QmpExecutor& qmp, std::chrono::milliseconds timeout) {
   return Run(qmp, "quit", json::object(), timeout);
 }
 
-Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp) {
-  FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-status", json::object(), kQmpTimeout));
+Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp, std::chrono::milliseconds timeout) {
+  FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-status", json::object(), timeout));
   return ParseQueryStatus(ret);
 }
 

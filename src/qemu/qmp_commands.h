@@ -101,7 +101,7 @@ Result<QmpLine> ClassifyQmpMessage(const nlohmann::json& message);
 Status Cont(QmpExecutor& qmp);
 Status Stop(QmpExecutor& qmp);
 Status Quit(QmpExecutor& qmp, std::chrono::milliseconds timeout = kQmpTimeout);
-Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp);
+Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp, std::chrono::milliseconds timeout = kQmpTimeout);
 Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp);
 Result<std::string> QueryVmGenerationId(QmpExecutor& qmp);
 Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& device);

@@ -237,7 +237,9 @@ void VmRuntime::WatchGuest() {
       lock.unlock();
       const auto unanswered = std::chrono::duration_cast<milliseconds>(Clock::now() - ping_sent);
       auto guest_runs = [this] {
-        auto status = qemu::QueryStatus(*this);
+        // Bounded as a ping was: a QEMU slow to answer must not hold this thread, which a
+        // runtime's end joins.
+        auto status = qemu::QueryStatus(*this, kReadyPollInterval);
         return status.ok() && status->running;
       };
       if (NextReadyPing(ping.has_value(), unanswered, guest_runs) == ReadyPingStep::kSend) {
