@@ -62,9 +62,9 @@ JsonLineConnection::PendingReply GuestChannel::Start(std::string_view op_name, j
   std::string op(op_name);
   if (!args.is_object()) {
     return JsonLineConnection::Refused(
-        "guest " + op, Status::InvalidArgument("guest " + op +
-                                               ": arguments must be a JSON object, not " +
-                                               std::string(args.type_name())));
+        "guest " + op,
+        Status::InvalidArgument("guest " + op + ": arguments must be a JSON object, not " +
+                                std::string(args.type_name())));
   }
   json message = std::move(args);
   message["op"] = op;  // "id" is set by Request
