@@ -49,7 +49,10 @@ json IdentityJson(GuestSystem& system, DropbearHostKeys& host_keys) {
     if (!address) continue;
     std::string mac = TrimWhitespace(*address);
     if (LooksLikeMac(mac)) {
-      macs.push_back(json{{"iface", iface}, {"mac", mac}, {"ipv4", system.Ipv4Addresses(iface)}});
+      macs.push_back(json{{"iface", iface},
+                          {"mac", mac},
+                          {"ipv4", system.Ipv4Addresses(iface)},
+                          {"ipv6_link_local", system.Ipv6LinkLocal(iface)}});
     }
   }
   json keys = json::array();

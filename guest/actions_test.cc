@@ -75,9 +75,9 @@ TEST_F(GuestActionsTest, IdentityReadsTheGuest) {
   EXPECT_EQ(reply["machine_id"], "0123456789abcdef0123456789abcdef");
   EXPECT_EQ(reply["boot_id"], "6b1e2b2a-1d7c-4d2e-9a57-1a2b3c4d5e6f");
   EXPECT_EQ(reply["kernel"], "6.1.0-56-amd64");
-  EXPECT_EQ(
-      reply["macs"],
-      json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56", "ipv4": ["10.0.2.15/24"]}])"));
+  EXPECT_EQ(reply["macs"],
+            json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56", "ipv4": ["10.0.2.15/24"],
+                       "ipv6_link_local": ["fe80::5054:ff:fe12:3456"]}])"));
   EXPECT_EQ(reply["ssh_host_keys"],
             (json::array(
                 {{{"type", "ssh-ed25519"}, {"fingerprint", FakeGuestSystem::kKeyFingerprint}}})));
@@ -195,7 +195,8 @@ TEST_F(GuestActionsTest, ResetIdentityChangesEverythingAndReportsIt) {
       reply, {.hostname = "web-2",
               .machine_id = "00112233445566778899aabbccddeeff",
               .macs = json::parse(R"([{"iface": "eth0", "mac": "52:54:00:ab:cd:ef",
-                                       "ipv4": ["10.0.2.15/24", "10.0.2.16/24"]}])"),
+                                       "ipv4": ["10.0.2.15/24", "10.0.2.16/24"],
+                                       "ipv6_link_local": ["fe80::5054:ff:fe12:3456"]}])"),
               .clock_unix_ns = 1'750'000'000'123'456'789,
               .steps = {"rng", "clock", "machine_id", "hostname", "mac", "ssh_keys", "dhcp"}});
   // The key made by the reset is known without running dropbearkey -y again.
@@ -281,7 +282,8 @@ TEST_F(GuestActionsTest, FinishIdentityRunsRngClockHostnameOnlyAndReports) {
   ExpectIdentityReply(reply, {.hostname = "web-3",
                               .machine_id = "0123456789abcdef0123456789abcdef",
                               .macs = json::parse(R"([{"iface": "eth0", "mac": "52:54:00:12:34:56",
-                                       "ipv4": ["10.0.2.15/24"]}])"),
+                                       "ipv4": ["10.0.2.15/24"],
+                                       "ipv6_link_local": ["fe80::5054:ff:fe12:3456"]}])"),
                               .clock_unix_ns = 1'760'000'000'123'456'789,
                               .steps = {"rng", "clock", "hostname"}});
   // The steps in order, then only the read of the existing key for the identity reply.

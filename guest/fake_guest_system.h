@@ -70,6 +70,13 @@ class FakeGuestSystem : public GuestSystem {
     if (Fails("ReadUrandom")) return std::nullopt;
     return std::string(n, '\x5a');
   }
+  std::vector<std::string> Ipv6LinkLocal(const std::string& iface) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    auto it = ipv6_link_local.find(iface);
+    if (it == ipv6_link_local.end()) return {};
+    return it->second;
+  }
+
   std::vector<std::string> Ipv4Addresses(const std::string& iface) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     auto it = ipv4.find(iface);
@@ -199,6 +206,9 @@ class FakeGuestSystem : public GuestSystem {
       {"/sys/class/net/sit0/type", "776\n"},
   };
   std::map<std::string, std::vector<std::string>> ipv4 = {{"eth0", {"10.0.2.15/24"}}};
+  // Left as it is by SetMacAddress (the kernel would derive a new one from the new MAC).
+  std::map<std::string, std::vector<std::string>> ipv6_link_local = {
+      {"eth0", {"fe80::5054:ff:fe12:3456"}}};
   std::string hostname = "ferry";
   bool is_init = true;
   int64_t clock_ns = 1'700'000'000'000'000'000;

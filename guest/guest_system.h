@@ -53,6 +53,8 @@ class GuestSystem {
   virtual std::optional<std::string> ReadUrandom(std::size_t n) = 0;
   // The interface's IPv4 addresses with prefix length ("10.0.2.15/24"), primary first.
   virtual std::vector<std::string> Ipv4Addresses(const std::string& iface) = 0;
+  // The interface's IPv6 link-local addresses ("fe80::..."), without prefix; none without IPv6.
+  virtual std::vector<std::string> Ipv6LinkLocal(const std::string& iface) = 0;
 
   // Mixes `bytes` into the kernel's entropy pool, credited as 8 bits per byte
   // (RNDADDENTROPY), then makes the kernel's CRNG reseed from the pool now (RNDRESEEDCRNG).
@@ -67,10 +69,11 @@ class GuestSystem {
   // Succeeds when the file is already absent.
   virtual SystemError RemoveFile(const std::string& path) = 0;
   virtual SystemError SetHostname(const std::string& name) = 0;
-  // Sets the interface's MAC address with SIOCSIFHWADDR. An interface that is up is taken down
-  // for the change and brought up again: the kernel then derives new IPv6 link-local addresses
-  // from the new MAC and, with arp_notify set, announces its IPv4 addresses. Routes through the
-  // interface are lost on the way down and must be set again (DHCP does).
+  // Sets the interface's MAC address with SIOCSIFHWADDR, live where the driver allows it (the
+  // link, its addresses and routes stay), else with the interface taken down and up again (its
+  // routes are then lost and must be set again; DHCP does). Either way the IPv6 link-local
+  // address is derived anew from the new MAC and, with arp_notify set, the kernel announces the
+  // interface's IPv4 addresses with the new MAC (gratuitous ARP).
   virtual SystemError SetMacAddress(const std::string& iface, const MacAddress& mac) = 0;
   // Asks the DHCP servers on the interface's link for a lease, from the guest's own client (a
   // UDP socket on port 68; see dhcp_client.h): DISCOVER, OFFER, REQUEST, ACK within

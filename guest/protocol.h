@@ -32,11 +32,13 @@
 //   ping      -> {"proto": 3, "ready": <bool>, "uptime_ms": <int>}
 //                ready: every service has answered since boot (it stays true).
 //   identity  -> {"hostname": "...", "machine_id": "<32 hex or empty>", "boot_id": "<uuid>",
-//                 "macs": [{"iface": "eth0", "mac": "52:54:00:...", "ipv4": ["10.0.2.15/24"]}],
+//                 "macs": [{"iface": "eth0", "mac": "52:54:00:...", "ipv4": ["10.0.2.15/24"],
+//                           "ipv6_link_local": ["fe80::5054:ff:fe.."]}],
 //                 "kernel": "<uname -r>",
 //                 "ssh_host_keys": [{"type": "ssh-ed25519", "fingerprint": "SHA256:<base64>"}],
 //                 "clock_unix_ns": <int>}
-//                macs: every interface but lo with a MAC; ipv4 primary first. ssh_host_keys: the
+//                macs: every interface but lo with a MAC; ipv4 primary first; ipv6_link_local
+//                empty without IPv6 (a guest from before it leaves it out). ssh_host_keys: the
 //                files /etc/dropbear/dropbear_*_host_key, fingerprinted as `ssh-keygen -lf`
 //                does (SHA-256 of the public key blob, base64 without padding); a key the
 //                image's dropbearkey cannot read is left out. clock_unix_ns: CLOCK_REALTIME.
@@ -62,9 +64,11 @@
 //                  clock       CLOCK_REALTIME set to time_unix_ns
 //                  machine_id  /etc/machine-id replaced (temporary file and rename)
 //                  hostname    sethostname(), /etc/hostname, the 127.0.1.1 line of /etc/hosts
-//                  mac         the first Ethernet interface but lo (eth0) taken down, its MAC
-//                              set (SIOCSIFHWADDR) and brought up; with arp_notify set, coming
-//                              up announces its IPv4 addresses under the new MAC
+//                  mac         the MAC of the first Ethernet interface but lo (eth0) set
+//                              (SIOCSIFHWADDR) while it is up (a driver that refuses gets it
+//                              down, set, up); IPv6 switched off and on for it, so its
+//                              link-local address is derived from the new MAC; with arp_notify
+//                              set, the kernel announces its IPv4 addresses under the new MAC
 //                  ssh_keys    every /etc/dropbear/dropbear_*_host_key deleted, then one new
 //                              ed25519 key: ssh_host_key written in dropbear's format when it
 //                              is given (ferryd always gives it: no program starts), else one
@@ -76,8 +80,8 @@
 //                              netlink); default route via the lease's router; /etc/resolv.conf
 //                              from the lease. With ferry.ip= on the kernel command line (tap
 //                              networking): no DHCP, only the default route via ferry.gw= again
-//                steps_ms and total_ms are milliseconds to 0.01. ssh_keys and dhcp run side
-//                by side, after the others. Under TCG emulation it takes 0.2 to 0.5 s
+//                steps_ms and total_ms are milliseconds to 0.01. Under TCG emulation it takes
+//                0.1 to 0.5 s
 //                (dropbearkey, when it runs, is most of it); dropbearkey is killed at 5 s and
 //                DHCP gives up at 3 s, so it replies within about 5 s plus the quick steps,
 //                and a host's timeout should allow that. On failure:
@@ -130,7 +134,8 @@
 // Versions: proto 2 added reset_identity, urandom, and ssh_host_keys, clock_unix_ns and
 // macs[].ipv4 in identity; proto 3 added finish_identity. ballast came later in proto 3 without
 // a new version: a guest from before it answers it as an unknown op. announce and reset_identity's
-// ipv4 argument came later in proto 3 the same way (an older guest refuses them). A host that needs
+// ipv4 argument came later in proto 3 the same way (an older guest refuses them), and
+// macs[].ipv6_link_local (an older guest leaves it out). A host that needs
 // them checks proto from ping or the ready event; an older guest answers an op it lacks with an
 // "unknown op" error. reset_identity's ssh_host_key argument came later in proto 2 without a new
 // version: a guest from before it refuses the argument as an unknown member.

@@ -43,6 +43,9 @@ Result<GuestIdentity> IdentityFrom(const JsonFields& f) {
       if (m.Has("ipv4")) {
         FERRY_ASSIGN_OR_RETURN(nic.ipv4, m.Strings("ipv4"));
       }
+      if (m.Has("ipv6_link_local")) {
+        FERRY_ASSIGN_OR_RETURN(nic.ipv6_link_local, m.Strings("ipv6_link_local"));
+      }
       id.macs.push_back(std::move(nic));
     }
   }
@@ -73,7 +76,10 @@ Result<json> ReplyBody(std::string_view line) {
 json GuestIdentity::ToJson() const {
   json nics = json::array();
   for (const auto& nic : macs) {
-    nics.push_back({{"iface", nic.iface}, {"mac", nic.mac}, {"ipv4", nic.ipv4}});
+    nics.push_back({{"iface", nic.iface},
+                    {"mac", nic.mac},
+                    {"ipv4", nic.ipv4},
+                    {"ipv6_link_local", nic.ipv6_link_local}});
   }
   json keys = json::array();
   for (const auto& key : ssh_host_keys) {

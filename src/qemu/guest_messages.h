@@ -33,6 +33,7 @@ struct GuestInterface {
   std::string iface;
   std::string mac;
   std::vector<std::string> ipv4;
+  std::vector<std::string> ipv6_link_local;  // absent before ferry-guest reported it: empty
 };
 
 struct GuestSshKey {

@@ -7,14 +7,17 @@ namespace {
 
 using nlohmann::json;
 
-const json kIdentity = {
-    {"hostname", "web-1"},
-    {"machine_id", "0123456789abcdef0123456789abcdef"},
-    {"boot_id", "b"},
-    {"macs", {{{"iface", "eth0"}, {"mac", "52:54:00:12:34:56"}, {"ipv4", {"10.0.2.15/24"}}}}},
-    {"kernel", "6.1.0"},
-    {"ssh_host_keys", {{{"type", "ssh-ed25519"}, {"fingerprint", "SHA256:x"}}}},
-    {"clock_unix_ns", 1700000000000000000}};
+const json kIdentity = {{"hostname", "web-1"},
+                        {"machine_id", "0123456789abcdef0123456789abcdef"},
+                        {"boot_id", "b"},
+                        {"macs",
+                         {{{"iface", "eth0"},
+                           {"mac", "52:54:00:12:34:56"},
+                           {"ipv4", {"10.0.2.15/24"}},
+                           {"ipv6_link_local", {"fe80::5054:ff:fe12:3456"}}}}},
+                        {"kernel", "6.1.0"},
+                        {"ssh_host_keys", {{{"type", "ssh-ed25519"}, {"fingerprint", "SHA256:x"}}}},
+                        {"clock_unix_ns", 1700000000000000000}};
 
 TEST(GuestMessagesTest, PingParsesAndRefusesWrongTypes) {
   auto ping = ParsePingReply({{"proto", 3}, {"ready", true}, {"uptime_ms", 12}});
@@ -41,6 +44,7 @@ TEST(GuestMessagesTest, IdentityRoundTripsAndNamesTheBadMember) {
   EXPECT_EQ(id->hostname, "web-1");
   ASSERT_EQ(id->macs.size(), 1u);
   EXPECT_EQ(id->macs[0].ipv4, std::vector<std::string>{"10.0.2.15/24"});
+  EXPECT_EQ(id->macs[0].ipv6_link_local, std::vector<std::string>{"fe80::5054:ff:fe12:3456"});
   EXPECT_EQ(id->ToJson(), kIdentity);
 
   json bad = kIdentity;
@@ -50,6 +54,9 @@ TEST(GuestMessagesTest, IdentityRoundTripsAndNamesTheBadMember) {
   EXPECT_NE(r.status().message().find("in \"macs\"[0]: member \"mac\" must be a string"),
             std::string::npos)
       << r.status().message();
+  bad = kIdentity;
+  bad["macs"][0]["ipv6_link_local"] = {1};
+  EXPECT_FALSE(ParseIdentityReply(bad).ok());
   bad = kIdentity;
   bad["hostname"] = 7;
   EXPECT_FALSE(ParseIdentityReply(bad).ok());

@@ -15,7 +15,13 @@ GuestIdentity ReadGuestIdentity(const std::string& socket, const std::string& vm
   EXPECT_FALSE(g.contains("error")) << show.dump();
   id.hostname = g.value("hostname", "");
   id.machine_id = g.value("machine_id", "");
-  for (const auto& m : g.value("macs", json::array())) id.macs.insert(m.value("mac", ""));
+  for (const auto& m : g.value("macs", json::array())) {
+    id.macs.insert(m.value("mac", ""));
+    const json link_locals = m.value("ipv6_link_local", json::array());
+    // The guest image has IPv6: a NIC without its link-local address lost it on the way.
+    EXPECT_FALSE(link_locals.empty()) << vm << ": " << m.dump();
+    for (const auto& a : link_locals) id.link_locals.insert(a.get<std::string>());
+  }
   for (const auto& k : g.value("ssh_host_keys", json::array())) {
     id.ssh_fingerprints.insert(k.value("fingerprint", ""));
   }
@@ -35,6 +41,11 @@ void ExpectPairwiseDistinct(const std::vector<GuestIdentity>& machines) {
       EXPECT_NE(x.hostname, y.hostname);
       EXPECT_NE(x.machine_id, y.machine_id);
       for (const auto& mac : x.macs) EXPECT_FALSE(y.macs.count(mac)) << "shared MAC " << mac;
+      // Derived from the MAC: one a clone kept from its parent would say who the parent is,
+      // and clash with it (and with its siblings) on a shared segment.
+      for (const auto& a : x.link_locals) {
+        EXPECT_FALSE(y.link_locals.count(a)) << "shared IPv6 link-local address " << a;
+      }
       for (const auto& fp : x.ssh_fingerprints) {
         EXPECT_FALSE(y.ssh_fingerprints.count(fp)) << "shared SSH host key " << fp;
       }

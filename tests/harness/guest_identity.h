@@ -15,6 +15,7 @@ struct GuestIdentity {
   std::string hostname;
   std::string machine_id;
   std::set<std::string> macs;
+  std::set<std::string> link_locals;  // the NICs' IPv6 link-local addresses
   std::set<std::string> ssh_fingerprints;
   std::string urandom;  // 32 bytes from the guest's /dev/urandom, hex
 };
@@ -24,7 +25,8 @@ struct GuestIdentity {
 // one the guest's NIC has.
 GuestIdentity ReadGuestIdentity(const std::string& socket, const std::string& vm);
 
-// Every pair differs in hostname, machine-id, MACs, SSH host keys and RNG output.
+// Every pair differs in hostname, machine-id, MACs, IPv6 link-local addresses, SSH host keys and
+// RNG output.
 void ExpectPairwiseDistinct(const std::vector<GuestIdentity>& machines);
 
 }  // namespace ferry::testing
