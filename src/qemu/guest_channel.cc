@@ -55,7 +55,12 @@ GuestChannel::~GuestChannel() = default;  // the connection closes and joins its
 
 Result<json> GuestChannel::Call(std::string_view op_name, json args,
                                 std::chrono::milliseconds timeout) {
-  return connection_->Wait(Start(op_name, std::move(args)), timeout);
+  return Wait(Start(op_name, std::move(args)), timeout);
+}
+
+Result<json> GuestChannel::Wait(JsonLineConnection::PendingReply pending,
+                                std::chrono::milliseconds timeout) {
+  return connection_->Wait(std::move(pending), timeout);
 }
 
 JsonLineConnection::PendingReply GuestChannel::Start(std::string_view op_name, json args) {

@@ -72,6 +72,9 @@ class GuestChannel {
   JsonLineConnection::PendingReply Start(std::string_view op,
                                          nlohmann::json args = nlohmann::json::object());
   void Forget(JsonLineConnection::PendingReply pending);
+  // Waits up to `timeout` for a started request's reply, as Call() does.
+  Result<nlohmann::json> Wait(JsonLineConnection::PendingReply pending,
+                              std::chrono::milliseconds timeout);
 
   // Called for each {"event": ...} message, on the reader thread; nullptr to stop. See
   // JsonLineConnection::SetMessageHandler for when a replaced handler stops running.

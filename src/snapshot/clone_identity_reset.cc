@@ -19,10 +19,7 @@ int64_t RealtimeNs() {
 }
 
 // A guest call whose failure, or a reply of the wrong shape, means the clone must not serve.
-Result<qemu::GuestIdentityChange> IdentityCall(vm::VmRuntime& rt, std::string_view op,
-                                               const json& args) {
-  FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestIdentityTimeout));
-  auto reply = rt.GuestCall(op, args, kGuestIdentityTimeout);
+Result<qemu::GuestIdentityChange> IdentityReply(std::string_view op, const Result<json>& reply) {
   Result<qemu::GuestIdentityChange> change =
       reply.ok() ? qemu::ParseIdentityChangeReply(op, *reply)
                  : Result<qemu::GuestIdentityChange>(reply.status());
@@ -31,6 +28,20 @@ Result<qemu::GuestIdentityChange> IdentityCall(vm::VmRuntime& rt, std::string_vi
                                ": " + change.status().message() + "); it was not started");
   }
   return change;
+}
+
+Result<vm::VmRuntime::GuestRequest> StartIdentityCall(vm::VmRuntime& rt, std::string_view op,
+                                                      const json& args) {
+  FERRY_RETURN_IF_ERROR(rt.WaitGuestConnected(kGuestIdentityTimeout));
+  auto request = rt.GuestStart(op, args);
+  if (!request.ok()) return IdentityReply(op, request.status()).status();
+  return request;
+}
+
+Result<qemu::GuestIdentityChange> IdentityCall(vm::VmRuntime& rt, std::string_view op,
+                                               const json& args) {
+  FERRY_ASSIGN_OR_RETURN(auto request, StartIdentityCall(rt, op, args));
+  return IdentityReply(op, vm::VmRuntime::GuestWait(std::move(request), kGuestIdentityTimeout));
 }
 
 }  // namespace
@@ -44,19 +55,35 @@ std::string HostnameFor(const std::string& name) {
   return h.empty() ? "ferry" : h;
 }
 
-Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname,
-                                      const std::string& ipv4) {
-  IdentityOutcome out;
-  out.mac = NewMac();
+Result<StartedIdentityReset> StartResetIdentity(vm::VmRuntime& rt, const std::string& hostname,
+                                                const std::string& ipv4) {
+  StartedIdentityReset started;
+  started.mac = NewMac();
   FERRY_ASSIGN_OR_RETURN(const std::string ssh_key, crypto::NewSshHostKeyPair());
   json args = {
-      {"hostname", HostnameFor(hostname)}, {"mac", out.mac},
+      {"hostname", HostnameFor(hostname)}, {"mac", started.mac},
       {"machine_id", RandomHex(16)},       {"entropy", RandomHex(64)},
       {"time_unix_ns", RealtimeNs()},      {"ssh_host_key", HexOf(ssh_key)},
   };
   if (!ipv4.empty()) args["ipv4"] = ipv4;
-  FERRY_ASSIGN_OR_RETURN(out.reply, IdentityCall(rt, guest::ops::kResetIdentity, args));
+  FERRY_ASSIGN_OR_RETURN(started.request, StartIdentityCall(rt, guest::ops::kResetIdentity, args));
+  return started;
+}
+
+Result<IdentityOutcome> AwaitResetIdentity(StartedIdentityReset started) {
+  IdentityOutcome out;
+  out.mac = std::move(started.mac);
+  FERRY_ASSIGN_OR_RETURN(
+      out.reply,
+      IdentityReply(guest::ops::kResetIdentity,
+                    vm::VmRuntime::GuestWait(std::move(started.request), kGuestIdentityTimeout)));
   return out;
+}
+
+Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname,
+                                      const std::string& ipv4) {
+  FERRY_ASSIGN_OR_RETURN(auto started, StartResetIdentity(rt, hostname, ipv4));
+  return AwaitResetIdentity(std::move(started));
 }
 
 Result<IdentityOutcome> FinishIdentity(vm::VmRuntime& rt, const PrimedIdentity& primed,

@@ -51,6 +51,18 @@ struct IdentityOutcome {
 Result<IdentityOutcome> ResetIdentity(vm::VmRuntime& rt, const std::string& hostname,
                                       const std::string& ipv4 = "");
 
+// ResetIdentity in two halves, for a plain clone: the request is written while the restored
+// guest is still paused, so it waits in QEMU's queue and the guest reads it as soon as it runs
+// (the time from `cont` to the request's arrival is then the guest's alone). `time_unix_ns` is
+// taken then; the guest's clock step sets it, and the finish of a clone is milliseconds later.
+struct StartedIdentityReset {
+  std::string mac;
+  vm::VmRuntime::GuestRequest request;
+};
+Result<StartedIdentityReset> StartResetIdentity(vm::VmRuntime& rt, const std::string& hostname,
+                                                const std::string& ipv4 = "");
+Result<IdentityOutcome> AwaitResetIdentity(StartedIdentityReset started);
+
 // finish_identity on a primed guest: hostname, RNG reseed, clock. The guest must be running.
 // With `ipv4`, a pool QEMU of a VM on tap networking (primed with its parent's address, off the
 // bridge) takes the clone's own address now.

@@ -92,6 +92,11 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
   }
   timings["device_state_ms"] = MsSince(t0);
   timings["device_state_preloaded"] = preloaded;
+  // A plain clone's reset_identity goes out before the resume (StartResetIdentity).
+  std::optional<StartedIdentityReset> reset_sent;
+  if (!primed) {
+    FERRY_ASSIGN_OR_RETURN(reset_sent, StartResetIdentity(rt, c.clone_name, c.ipv4));
+  }
   Status cont = qemu::Cont(rt);
   if (!cont.ok()) return cont.WithContext("resuming the restored guest");
   timings["running_ms"] = MsSince(t0);
@@ -105,7 +110,7 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
   op.SetPhase("resetting identity", 80);
   const auto t1 = Clock::now();
   auto reset = primed ? FinishIdentity(rt, *primed, c.clone_name, c.ipv4)
-                      : ResetIdentity(rt, c.clone_name, c.ipv4);
+                      : AwaitResetIdentity(std::move(*reset_sent));
   if (!reset.ok()) return reset.status();
   const qemu::GuestIdentityChange& reply = reset->reply;
   timings["identity_ms"] = MsSince(t1);

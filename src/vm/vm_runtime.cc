@@ -318,6 +318,12 @@ Result<int64_t> VmRuntime::QmpAddFd(int fd, std::optional<int64_t> fdset) {
 
 Result<nlohmann::json> VmRuntime::GuestCall(std::string_view op, const nlohmann::json& args,
                                             milliseconds timeout) {
+  FERRY_ASSIGN_OR_RETURN(GuestRequest request, GuestStart(op, args));
+  return GuestWait(std::move(request), timeout);
+}
+
+Result<VmRuntime::GuestRequest> VmRuntime::GuestStart(std::string_view op,
+                                                      const nlohmann::json& args) {
   std::shared_ptr<qemu::GuestChannel> guest;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -326,7 +332,12 @@ Result<nlohmann::json> VmRuntime::GuestCall(std::string_view op, const nlohmann:
   if (!guest || !guest->connected()) {
     return Status::Unavailable("the guest agent (ferry-guest) is not connected");
   }
-  return guest->Call(op, args, timeout);
+  auto pending = guest->Start(op, args);
+  return GuestRequest{std::move(guest), std::move(pending)};
+}
+
+Result<nlohmann::json> VmRuntime::GuestWait(GuestRequest request, milliseconds timeout) {
+  return request.channel->Wait(std::move(request.pending), timeout);
 }
 
 Status VmRuntime::WaitGuestConnected(milliseconds timeout) {

@@ -104,6 +104,14 @@ class VmRuntime : public qemu::QmpExecutor {
   Result<nlohmann::json> GuestCall(std::string_view op,
                                    const nlohmann::json& args = nlohmann::json::object(),
                                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // GuestCall in two halves, for a request that should wait in QEMU's queue before the guest
+  // resumes: GuestStart writes it, GuestWait waits for its reply.
+  struct GuestRequest {
+    std::shared_ptr<qemu::GuestChannel> channel;
+    JsonLineConnection::PendingReply pending;
+  };
+  Result<GuestRequest> GuestStart(std::string_view op, const nlohmann::json& args);
+  static Result<nlohmann::json> GuestWait(GuestRequest request, std::chrono::milliseconds timeout);
 
   // Waits until the guest channel is connected (the guest may not answer yet). Unavailable if
   // QEMU exits first, DeadlineExceeded after `timeout`.
