@@ -142,7 +142,6 @@ class SnapshotService {
   Status Register(Taking& t);
   // Undoes a failed take: the directories and RAM image written, the lease.
   void Discard(Taking& t);
-  std::vector<std::string> CloneNames(const std::string& source, const CloneRequest& req);
   // The frozen disk image the snapshot's disk link points at.
   Result<std::string> FrozenDiskOf(const std::string& dir, const SnapshotManifest& m);
   // Snapshots whose frozen disk lies on `frozen` (taken later of the same VM).
