@@ -339,15 +339,9 @@ class MetricsOverhead : public BenchEntry {
 
   Status PoolClone(int round, Measurements& m) {
     const std::string name = "p" + std::to_string(round);
-    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout));
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(CloneRun c,
-                           CloneTemplate(*ferryd_, kCloneTemplate, name, guest_.guest_port));
-    if (!c.FromWarmPool()) {
-      return Status::FailedPrecondition("vm " + name + " did not come from the warm pool");
-    }
-    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, PoolClonePinged(*ferryd_, cleanup, kCloneTemplate, name,
+                                                       guest_.guest_port, kPingTimeout));
     m[kPoolToRunning] = c.CommandToRunningMs();
     m[kPoolCli] = c.cli_ms;
     m[kPoolIdentity] = c.AfterRunningMs();
