@@ -228,17 +228,14 @@ class CloneBoot : public BenchEntry {
     VmsToDelete cleanup(*ferryd_);
     FERRY_ASSIGN_OR_RETURN(const CloneRun c, ClonePinged(*ferryd_, cleanup, kCloneSnapshot, name,
                                                          guest_.guest_port, kPingTimeout));
-    m[kCloneToRunning] = c.CommandToRunningMs();
+    RecordCloneSamples(c, kPlainCloneKeys, m);
     m[kCloneToRunningBound] = c.CommandToRunningBoundMs();
     if (c.CommandToBegunMs() > 0) m[kCloneToBegun] = c.CommandToBegunMs();
     if (c.BegunToRunningMs() > 0) m[kCloneBegunToRunning] = c.BegunToRunningMs();
-    m[kCloneCli] = c.cli_ms;
     m["clone_from_spare_qemu"] =
         c.vm.value("timings", json::object()).value("spare_qemu", false) ? 1 : 0;
     m[kCloneRunningMs] = c.Timing("running_ms");
     m[kCloneDeviceMs] = c.Timing("device_state_ms");
-    m[kCloneIdentity] = c.AfterRunningMs();
-    m[kCloneOutside] = c.cli_ms - c.Timing("restore_total_ms");
     const json steps =
         c.vm.value("timings", json::object()).value("identity_steps_ms", json::object());
     double in_steps = 0;
@@ -277,17 +274,14 @@ class CloneBoot : public BenchEntry {
     VmsToDelete cleanup(*ferryd_);
     FERRY_ASSIGN_OR_RETURN(CloneRun c, PoolClonePinged(*ferryd_, cleanup, kCloneTemplate, name,
                                                        guest_.guest_port, kPingTimeout));
-    m[kPoolToRunning] = c.CommandToRunningMs();
+    RecordCloneSamples(c, kPoolCloneKeys, m);
     m[kPoolToRunningBound] = c.CommandToRunningBoundMs();
     if (c.CommandToBegunMs() > 0) m[kPoolToBegun] = c.CommandToBegunMs();
     if (c.BegunToRunningMs() > 0) m[kPoolBegunToRunning] = c.BegunToRunningMs();
     const json primed =
         c.vm.value("timings", json::object()).value("identity_primed_in_pool", json::object());
     if (primed.contains("ms")) m[kPoolIdentityPrimed] = primed.value("ms", 0.0);
-    m[kPoolCli] = c.cli_ms;
     m[kPoolRunningMs] = c.Timing("running_ms");
-    m[kPoolIdentity] = c.AfterRunningMs();
-    m[kPoolOutside] = c.cli_ms - c.Timing("restore_total_ms");
     FERRY_RETURN_IF_ERROR(cleanup.DeleteNow());
     // The refill starts a QEMU: let it finish before anything else is timed.
     return WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout);
