@@ -20,6 +20,7 @@
 #include "guest/actions.h"
 #include "guest/child_reaper.h"
 #include "guest/console.h"
+#include "guest/event_signals.h"
 #include "guest/guest_system.h"
 #include "guest/host_channel.h"
 #include "guest/power_off.h"
@@ -87,18 +88,6 @@ void HandleLines(std::vector<LineReader::Line> lines, GuestActions& actions, Hos
       ConsoleLine(PowerOffGuest(reaper, kServiceStopGrace));
     }
   }
-}
-
-// SIGCHLD and SIGIO are taken from a signalfd, so they must stay blocked. A child we ever fork
-// must unblock them before exec. Returns the signalfd, -1 on failure.
-int BlockedSignalFd() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGCHLD);
-  sigaddset(&mask, SIGIO);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
 int Run(const Options& options) {

@@ -170,9 +170,10 @@ Status BareQemu::AwaitMigration(milliseconds timeout) {
                                   std::to_string(timeout.count()) + " ms");
 }
 
-Status MakeBareQemuDirs(std::optional<ScratchDir>& dir, std::optional<ScratchDir>& ram_dir) {
-  FERRY_ASSIGN_OR_RETURN(ScratchDir made, ScratchDir::Create("/tmp", "ferry-bench-qemu"));
-  FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench-qemu"));
+Status MakeBareQemuDirs(std::optional<ScratchDir>& dir, std::optional<ScratchDir>& ram_dir,
+                        const std::string& prefix) {
+  FERRY_ASSIGN_OR_RETURN(ScratchDir made, ScratchDir::Create("/tmp", prefix));
+  FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", prefix));
   dir = std::move(made);
   ram_dir = std::move(ram);
   return Status::Ok();

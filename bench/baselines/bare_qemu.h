@@ -87,7 +87,8 @@ class BareQemu {
 };
 
 // The bare side's directories: `dir` under /tmp (its console logs, sockets, files) and `ram_dir`
-// under /dev/shm (its RAM files, as ferryd's), "ferry-bench-qemu-XXXXXX" each.
-Status MakeBareQemuDirs(std::optional<ScratchDir>& dir, std::optional<ScratchDir>& ram_dir);
+// under /dev/shm (its RAM files, as ferryd's), "PREFIX-XXXXXX" each.
+Status MakeBareQemuDirs(std::optional<ScratchDir>& dir, std::optional<ScratchDir>& ram_dir,
+                        const std::string& prefix = "ferry-bench-qemu");
 
 }  // namespace ferry::bench

@@ -32,12 +32,30 @@ Result<nlohmann::json> SnapshotFreshVm(BenchFerryd& ferryd, const std::string& v
 Status MakeWarmPool(BenchFerryd& ferryd, const std::string& tmpl, const std::string& snapshot,
                     bool& made);
 
+// The names of a run's `count` clones: PREFIX<round>-1, PREFIX<round>-2, ...
+std::vector<std::string> RunCloneNames(const std::string& prefix, int round, int count);
+
+// Clones `names` of `snapshot` in one `ferry clone`, with `cleanup` to delete them, then redis
+// PING on each until it answers (within `ping_timeout`).
+Result<std::vector<CloneRun>> ClonesPinged(BenchFerryd& ferryd, VmsToDelete& cleanup,
+                                           const std::string& snapshot,
+                                           const std::vector<std::string>& names,
+                                           uint16_t guest_port,
+                                           std::chrono::milliseconds ping_timeout);
+
 // A plain clone as a run times it: `ferry clone SNAPSHOT --name NAME`, with `cleanup` to delete
 // it, then redis PING until it answers (within `ping_timeout`): a clone that does not serve is not
 // worth timing.
 Result<CloneRun> ClonePinged(BenchFerryd& ferryd, VmsToDelete& cleanup, const std::string& snapshot,
                              const std::string& name, uint16_t guest_port,
                              std::chrono::milliseconds ping_timeout);
+
+// A warm-pool clone as a run times it: waits until template `tmpl`'s pool holds its QEMU, then
+// `ferry vm create NAME --template TMPL`, with `cleanup` to delete it; refused unless the clone
+// came from the pool; then redis PING until it answers (within `ping_timeout`).
+Result<CloneRun> PoolClonePinged(BenchFerryd& ferryd, VmsToDelete& cleanup, const std::string& tmpl,
+                                 const std::string& name, uint16_t guest_port,
+                                 std::chrono::milliseconds ping_timeout);
 
 // The entries' TearDown (the clone entries', cold_boot's, restore_migration's): empties and
 // deletes template `tmpl` (none when ""), stops ferryd (deleting its VMs), then SIGKILLs whatever

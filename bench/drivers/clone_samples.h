@@ -3,6 +3,9 @@
 // both record, so that a figure means the same in each.
 #pragma once
 
+#include "bench/drivers/ferry_ops.h"
+#include "bench/harness/runner.h"
+
 namespace ferry::bench {
 
 inline constexpr char kCloneSnapshot[] = "s";
@@ -18,5 +21,25 @@ inline constexpr char kCloneIdentity[] = "clone_identity_ms";
 inline constexpr char kCloneOutside[] = "clone_outside_restore_ms";
 inline constexpr char kPoolIdentity[] = "pool_identity_ms";
 inline constexpr char kPoolOutside[] = "pool_outside_restore_ms";
+
+// The keys of the four samples above, of one kind of clone.
+struct CloneSampleKeys {
+  const char* to_running;
+  const char* cli;
+  const char* identity;
+  const char* outside;
+};
+inline constexpr CloneSampleKeys kPlainCloneKeys{kCloneToRunning, kCloneCli, kCloneIdentity,
+                                                 kCloneOutside};
+inline constexpr CloneSampleKeys kPoolCloneKeys{kPoolToRunning, kPoolCli, kPoolIdentity,
+                                                kPoolOutside};
+
+// Records clone `c`'s command to running, CLI wall, identity reset and time outside the restore.
+inline void RecordCloneSamples(const CloneRun& c, const CloneSampleKeys& keys, Measurements& m) {
+  m[keys.to_running] = c.CommandToRunningMs();
+  m[keys.cli] = c.cli_ms;
+  m[keys.identity] = c.AfterRunningMs();
+  m[keys.outside] = c.cli_ms - c.Timing("restore_total_ms");
+}
 
 }  // namespace ferry::bench

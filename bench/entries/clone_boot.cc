@@ -80,22 +80,9 @@ constexpr char kFerrydBootToReady[] = "ferryd_boot_to_ready_ms";
 // One step of the guest's identity reset (timings.identity_steps_ms), plain clone.
 std::string StepKey(const std::string& step) { return "clone_identity_step_" + step + "_ms"; }
 
-FigureSpec Row(std::string name, std::string ferry, std::string comparison, Goal goal = {},
-               bool ferry_side_comparison = false, bool optional = false) {
-  FigureSpec f;
-  f.name = std::move(name);
-  f.ferry_key = std::move(ferry);
-  f.comparison_key = std::move(comparison);
-  f.goal = std::move(goal);
-  f.comparison_on_ferry_side = ferry_side_comparison;
-  f.optional = optional;
-  return f;
-}
-
 class CloneBoot : public BenchEntry {
  public:
   EntryInfo Info() const override {
-    const bool opt = true, same_side = true;
     return {
         "clone_boot",
         "a clone of a ready VM next to a cold boot of the same image, with and without the "
@@ -107,57 +94,59 @@ class CloneBoot : public BenchEntry {
         "`ferry-guest: starting`, to ready; and `ferry vm create bN --wait-ready`: CLI spawn to "
         "exit",
         {
-            Row("clone: command to running vs cold boot to 1st user-mode instr.", kCloneToRunning,
-                kBareToUser, Goal::MinSpeedup(50)),
-            Row("clone: command to running vs cold boot to `starting`", kCloneToRunning,
-                kBareToStarting, Goal::MinSpeedup(50)),
-            Row("warm-pool clone: command to running vs cold boot to 1st user-mode instr.",
-                kPoolToRunning, kBareToUser, Goal::MinSpeedup(100), false, opt),
-            Row("warm-pool clone: command to running vs cold boot to `starting`", kPoolToRunning,
-                kBareToStarting, Goal::MinSpeedup(100), false, opt),
-            Row("clone: command to identity reset done vs `vm create --wait-ready`", kCloneCli,
-                kCreateReadyCli, Goal::MinSpeedup(20)),
-            Row("warm-pool clone: command to identity reset done vs `vm create --wait-ready`",
-                kPoolCli, kCreateReadyCli, Goal::None(), false, opt),
-            Row("warm pool vs without: command to running", kPoolToRunning, kCloneToRunning,
-                Goal::None(), same_side, opt),
-            Row("warm pool vs without: command to identity reset done", kPoolCli, kCloneCli,
-                Goal::None(), same_side, opt),
-            Row("clone: command to running, upper bound (CLI wall - identity reset)",
-                kCloneToRunningBound, ""),
-            Row("warm-pool clone: command to running, upper bound", kPoolToRunningBound, "",
-                Goal::None(), false, opt),
-            Row("clone: CLI spawn to ferryd beginning the clone", kCloneToBegun, "", Goal::None(),
-                false, opt),
-            Row("clone: ferryd beginning the clone to running", kCloneBegunToRunning, "",
-                Goal::None(), false, opt),
-            Row("warm-pool clone: CLI spawn to ferryd beginning the clone", kPoolToBegun, "",
-                Goal::None(), false, opt),
-            Row("warm-pool clone: ferryd beginning the clone to running", kPoolBegunToRunning, "",
-                Goal::None(), false, opt),
-            Row("clone: ferryd restore start to running (running_ms)", kCloneRunningMs, ""),
-            Row("clone: of which device state load (device_state_ms)", kCloneDeviceMs, ""),
-            Row("clone: identity reset (restore_total_ms - running_ms)", kCloneIdentity, ""),
-            Row("clone: outside the restore (CLI wall - restore_total_ms)", kCloneOutside, ""),
-            Row("  identity step: dhcp", StepKey("dhcp"), "", Goal::None(), false, opt),
-            Row("  identity step: ssh_keys", StepKey("ssh_keys"), "", Goal::None(), false, opt),
-            Row("  identity step: mac", StepKey("mac"), "", Goal::None(), false, opt),
-            Row("  identity step: machine_id", StepKey("machine_id"), "", Goal::None(), false, opt),
-            Row("  identity step: hostname", StepKey("hostname"), "", Goal::None(), false, opt),
-            Row("  identity step: rng", StepKey("rng"), "", Goal::None(), false, opt),
-            Row("  identity step: clock", StepKey("clock"), "", Goal::None(), false, opt),
-            Row("  identity reset minus its steps (guest channel reconnect, RPC)",
-                kCloneIdentityRest, "", Goal::None(), false, opt),
-            Row("  identity reset as the guest timed it (whole request, steps included)",
-                kCloneIdentityGuest, "", Goal::None(), false, opt),
-            Row("warm-pool clone: ferryd restore start to running", kPoolRunningMs, "",
-                Goal::None(), false, opt),
-            Row("warm-pool clone: identity reset", kPoolIdentity, "", Goal::None(), false, opt),
-            Row("warm-pool clone: outside the restore", kPoolOutside, "", Goal::None(), false, opt),
-            Row("warm-pool QEMU: identity primed while it waited (not in the clone's time)",
-                kPoolIdentityPrimed, "", Goal::None(), false, opt),
-            Row("cold boot: bare QEMU spawn to ready", "", kBareToReady),
-            Row("cold boot: ferryd boot_to_ready_ms", "", kFerrydBootToReady),
+            Figure("clone: command to running vs cold boot to 1st user-mode instr.",
+                   kCloneToRunning, kBareToUser, Goal::MinSpeedup(50)),
+            Figure("clone: command to running vs cold boot to `starting`", kCloneToRunning,
+                   kBareToStarting, Goal::MinSpeedup(50)),
+            Optional(
+                Figure("warm-pool clone: command to running vs cold boot to 1st user-mode instr.",
+                       kPoolToRunning, kBareToUser, Goal::MinSpeedup(100))),
+            Optional(Figure("warm-pool clone: command to running vs cold boot to `starting`",
+                            kPoolToRunning, kBareToStarting, Goal::MinSpeedup(100))),
+            Figure("clone: command to identity reset done vs `vm create --wait-ready`", kCloneCli,
+                   kCreateReadyCli, Goal::MinSpeedup(20)),
+            Optional(Figure(
+                "warm-pool clone: command to identity reset done vs `vm create --wait-ready`",
+                kPoolCli, kCreateReadyCli)),
+            Optional(FerrySideFigure("warm pool vs without: command to running", kPoolToRunning,
+                                     kCloneToRunning, Goal::None(), Unit::kMillis)),
+            Optional(FerrySideFigure("warm pool vs without: command to identity reset done",
+                                     kPoolCli, kCloneCli, Goal::None(), Unit::kMillis)),
+            Figure("clone: command to running, upper bound (CLI wall - identity reset)",
+                   kCloneToRunningBound, ""),
+            Optional(Figure("warm-pool clone: command to running, upper bound", kPoolToRunningBound,
+                            "")),
+            Optional(Figure("clone: CLI spawn to ferryd beginning the clone", kCloneToBegun, "")),
+            Optional(
+                Figure("clone: ferryd beginning the clone to running", kCloneBegunToRunning, "")),
+            Optional(Figure("warm-pool clone: CLI spawn to ferryd beginning the clone",
+                            kPoolToBegun, "")),
+            Optional(Figure("warm-pool clone: ferryd beginning the clone to running",
+                            kPoolBegunToRunning, "")),
+            Figure("clone: ferryd restore start to running (running_ms)", kCloneRunningMs, ""),
+            Figure("clone: of which device state load (device_state_ms)", kCloneDeviceMs, ""),
+            Figure("clone: identity reset (restore_total_ms - running_ms)", kCloneIdentity, ""),
+            Figure("clone: outside the restore (CLI wall - restore_total_ms)", kCloneOutside, ""),
+            Optional(Figure(" identity step: dhcp", StepKey("dhcp"), "")),
+            Optional(Figure(" identity step: ssh_keys", StepKey("ssh_keys"), "")),
+            Optional(Figure(" identity step: mac", StepKey("mac"), "")),
+            Optional(Figure(" identity step: machine_id", StepKey("machine_id"), "")),
+            Optional(Figure(" identity step: hostname", StepKey("hostname"), "")),
+            Optional(Figure(" identity step: rng", StepKey("rng"), "")),
+            Optional(Figure(" identity step: clock", StepKey("clock"), "")),
+            Optional(Figure(" identity reset minus its steps (guest channel reconnect, RPC)",
+                            kCloneIdentityRest, "")),
+            Optional(Figure(" identity reset as the guest timed it (whole request, steps included)",
+                            kCloneIdentityGuest, "")),
+            Optional(
+                Figure("warm-pool clone: ferryd restore start to running", kPoolRunningMs, "")),
+            Optional(Figure("warm-pool clone: identity reset", kPoolIdentity, "")),
+            Optional(Figure("warm-pool clone: outside the restore", kPoolOutside, "")),
+            Optional(
+                Figure("warm-pool QEMU: identity primed while it waited (not in the clone's time)",
+                       kPoolIdentityPrimed, "")),
+            Figure("cold boot: bare QEMU spawn to ready", "", kBareToReady),
+            Figure("cold boot: ferryd boot_to_ready_ms", "", kFerrydBootToReady),
         }};
   }
 
@@ -239,17 +228,14 @@ class CloneBoot : public BenchEntry {
     VmsToDelete cleanup(*ferryd_);
     FERRY_ASSIGN_OR_RETURN(const CloneRun c, ClonePinged(*ferryd_, cleanup, kCloneSnapshot, name,
                                                          guest_.guest_port, kPingTimeout));
-    m[kCloneToRunning] = c.CommandToRunningMs();
+    RecordCloneSamples(c, kPlainCloneKeys, m);
     m[kCloneToRunningBound] = c.CommandToRunningBoundMs();
     if (c.CommandToBegunMs() > 0) m[kCloneToBegun] = c.CommandToBegunMs();
     if (c.BegunToRunningMs() > 0) m[kCloneBegunToRunning] = c.BegunToRunningMs();
-    m[kCloneCli] = c.cli_ms;
     m["clone_from_spare_qemu"] =
         c.vm.value("timings", json::object()).value("spare_qemu", false) ? 1 : 0;
     m[kCloneRunningMs] = c.Timing("running_ms");
     m[kCloneDeviceMs] = c.Timing("device_state_ms");
-    m[kCloneIdentity] = c.AfterRunningMs();
-    m[kCloneOutside] = c.cli_ms - c.Timing("restore_total_ms");
     const json steps =
         c.vm.value("timings", json::object()).value("identity_steps_ms", json::object());
     double in_steps = 0;
@@ -285,28 +271,17 @@ class CloneBoot : public BenchEntry {
   Status PoolClone(int round, Measurements& m) {
     if (!has_template_) return Status::Ok();
     const std::string name = "p" + std::to_string(round);
-    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout));
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(CloneRun c,
-                           CloneTemplate(*ferryd_, kCloneTemplate, name, guest_.guest_port));
-    if (!c.FromWarmPool()) {
-      return Status::FailedPrecondition("vm " + name +
-                                        " did not come from the warm pool (origin: " +
-                                        c.vm.value("origin", json::object()).dump() + ")");
-    }
-    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
-    m[kPoolToRunning] = c.CommandToRunningMs();
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, PoolClonePinged(*ferryd_, cleanup, kCloneTemplate, name,
+                                                       guest_.guest_port, kPingTimeout));
+    RecordCloneSamples(c, kPoolCloneKeys, m);
     m[kPoolToRunningBound] = c.CommandToRunningBoundMs();
     if (c.CommandToBegunMs() > 0) m[kPoolToBegun] = c.CommandToBegunMs();
     if (c.BegunToRunningMs() > 0) m[kPoolBegunToRunning] = c.BegunToRunningMs();
     const json primed =
         c.vm.value("timings", json::object()).value("identity_primed_in_pool", json::object());
     if (primed.contains("ms")) m[kPoolIdentityPrimed] = primed.value("ms", 0.0);
-    m[kPoolCli] = c.cli_ms;
     m[kPoolRunningMs] = c.Timing("running_ms");
-    m[kPoolIdentity] = c.AfterRunningMs();
-    m[kPoolOutside] = c.cli_ms - c.Timing("restore_total_ms");
     FERRY_RETURN_IF_ERROR(cleanup.DeleteNow());
     // The refill starts a QEMU: let it finish before anything else is timed.
     return WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout);

@@ -92,17 +92,10 @@ class CloneHolds : public BenchEntry {
 
   Result<Measurements> RunOnce(const Trial& trial) override {
     const int count = trial.warm_up() ? kWarmUpClones : kClones;
-    std::vector<std::string> names;
-    for (int i = 1; i <= count; ++i) {
-      names.push_back("h" + std::to_string(trial.round) + "-" + std::to_string(i));
-    }
+    const std::vector<std::string> names = RunCloneNames("h", trial.round, count);
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(names);
-    FERRY_ASSIGN_OR_RETURN(auto clones,
-                           CloneSnapshot(*ferryd_, kSnapshot, names, guest_.guest_port));
-    for (const CloneRun& c : clones) {
-      FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + c.name));
-    }
+    FERRY_ASSIGN_OR_RETURN(auto clones, ClonesPinged(*ferryd_, cleanup, kSnapshot, names,
+                                                     guest_.guest_port, kPingTimeout));
     FERRY_ASSIGN_OR_RETURN(uint64_t before, StoredBytes());
     if (before != 0) {
       return Status::FailedPrecondition("the store is not empty before the run (" +

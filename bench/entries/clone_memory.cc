@@ -13,8 +13,9 @@
 #include <optional>
 
 #include "bench/baselines/bare_spec.h"
-#include "bench/harness/bench_ferryd.h"
+#include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
+#include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
 #include "core/files.h"
 
@@ -95,19 +96,12 @@ class CloneMemory : public BenchEntry {
 
   Result<Measurements> RunOnce(const Trial& trial) override {
     const int count = trial.warm_up() ? kWarmUpClones : kClones;
-    std::vector<std::string> names;
-    for (int i = 1; i <= count; ++i) {
-      names.push_back("m" + std::to_string(trial.round) + "-" + std::to_string(i));
-    }
+    const std::vector<std::string> names = RunCloneNames("m", trial.round, count);
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(names);
 
     FERRY_ASSIGN_OR_RETURN(uint64_t avail_before, ProcKiB("/proc/meminfo", "MemAvailable"));
-    FERRY_ASSIGN_OR_RETURN(auto clones,
-                           CloneSnapshot(*ferryd_, kSnapshot, names, guest_.guest_port));
-    for (const CloneRun& c : clones) {
-      FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + c.name));
-    }
+    FERRY_ASSIGN_OR_RETURN(auto clones, ClonesPinged(*ferryd_, cleanup, kSnapshot, names,
+                                                     guest_.guest_port, kPingTimeout));
     FERRY_RETURN_IF_ERROR(SleepUnlessInterrupted(kIdle));
 
     uint64_t pss = 0, anon = 0, shmem = 0;  // KiB

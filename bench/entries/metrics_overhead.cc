@@ -330,28 +330,16 @@ class MetricsOverhead : public BenchEntry {
     VmsToDelete cleanup(*ferryd_);
     FERRY_ASSIGN_OR_RETURN(CloneRun c, ClonePinged(*ferryd_, cleanup, kCloneSnapshot, name,
                                                    guest_.guest_port, kPingTimeout));
-    m[kCloneToRunning] = c.CommandToRunningMs();
-    m[kCloneCli] = c.cli_ms;
-    m[kCloneIdentity] = c.AfterRunningMs();
-    m[kCloneOutside] = c.cli_ms - c.Timing("restore_total_ms");
+    RecordCloneSamples(c, kPlainCloneKeys, m);
     return cleanup.DeleteNow();
   }
 
   Status PoolClone(int round, Measurements& m) {
     const std::string name = "p" + std::to_string(round);
-    FERRY_RETURN_IF_ERROR(WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout));
     VmsToDelete cleanup(*ferryd_);
-    cleanup.Add(name);
-    FERRY_ASSIGN_OR_RETURN(CloneRun c,
-                           CloneTemplate(*ferryd_, kCloneTemplate, name, guest_.guest_port));
-    if (!c.FromWarmPool()) {
-      return Status::FailedPrecondition("vm " + name + " did not come from the warm pool");
-    }
-    FERRY_RETURN_IF_ERROR(RedisPing(c.host_port, kPingTimeout).WithContext("clone " + name));
-    m[kPoolToRunning] = c.CommandToRunningMs();
-    m[kPoolCli] = c.cli_ms;
-    m[kPoolIdentity] = c.AfterRunningMs();
-    m[kPoolOutside] = c.cli_ms - c.Timing("restore_total_ms");
+    FERRY_ASSIGN_OR_RETURN(CloneRun c, PoolClonePinged(*ferryd_, cleanup, kCloneTemplate, name,
+                                                       guest_.guest_port, kPingTimeout));
+    RecordCloneSamples(c, kPoolCloneKeys, m);
     FERRY_RETURN_IF_ERROR(cleanup.DeleteNow());
     // The refill starts a QEMU: let it finish before anything else is timed.
     return WaitPoolReady(*ferryd_, kCloneTemplate, 1, kWarmPoolTimeout);

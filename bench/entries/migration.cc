@@ -30,6 +30,7 @@
 #include <sstream>
 
 #include "bench/baselines/bare_migration.h"
+#include "bench/baselines/bare_qemu.h"
 #include "bench/baselines/bare_spec.h"
 #include "bench/baselines/qemu_tls_creds.h"
 #include "bench/drivers/ferry_migration.h"
@@ -224,10 +225,7 @@ class Migration : public BenchEntry {
           " names no cell of the migration entry (256i, 256l, 1gi, 1gl, 256d, 256dl)");
     }
     FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
-    FERRY_ASSIGN_OR_RETURN(ScratchDir dir, ScratchDir::Create("/tmp", "ferry-bench-mig"));
-    FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench-mig"));
-    dir_ = std::move(dir);
-    ram_dir_ = std::move(ram);
+    FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(dir_, ram_dir_, "ferry-bench-mig"));
     qemu_version_ = QemuVersionLine(dir_->path());
 
     NamespaceHosts::SweepStale();

@@ -236,10 +236,7 @@ Status SnapshotPause::SetUp(const BenchConfig& config) {
   }
   FERRY_RETURN_IF_ERROR(CheckHostMemory());
   FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
-  FERRY_ASSIGN_OR_RETURN(ScratchDir dir, ScratchDir::Create("/tmp", "ferry-bench-pause"));
-  FERRY_ASSIGN_OR_RETURN(ScratchDir ram, ScratchDir::Create("/dev/shm", "ferry-bench-pause"));
-  dir_ = std::move(dir);
-  ram_dir_ = std::move(ram);
+  FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(dir_, ram_dir_, "ferry-bench-pause"));
   qemu_version_ = QemuVersionLine(dir_->path());
   FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
   std::set<uint64_t> sizes;

@@ -69,6 +69,12 @@ FigureSpec Figure(std::string name, std::string ferry_key, std::string compariso
 FigureSpec FerrySideFigure(std::string name, std::string ferry_key, std::string comparison_key,
                            Goal goal = {}, Unit unit = Unit::kMiB);
 
+// `f` as an optional row: shown as skipped when the ferry under test gives none of its keys.
+inline FigureSpec Optional(FigureSpec f) {
+  f.optional = true;
+  return f;
+}
+
 // Bytes as MiB, the unit of Unit::kMiB rows.
 inline double BytesToMiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/fd_message.h"
 #include "core/json_lines.h"
 
 namespace ferry {
@@ -92,21 +93,11 @@ class FakeLineServer {
     pollfd pfd{client_fd_, POLLIN, 0};
     if (::poll(&pfd, 1, 5000) != 1) return -1;
     char buffer[4096];
-    iovec iov{buffer, sizeof buffer};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(client_fd_, &msg, MSG_CMSG_CLOEXEC);
+    FdMessage message(buffer, sizeof buffer);
+    ssize_t n = ::recvmsg(client_fd_, &message.msg, MSG_CMSG_CLOEXEC);
     if (n <= 0) return -1;
     bytes.append(buffer, static_cast<size_t>(n));
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
-    return fd;
+    return message.PassedFd();
   }
   void CloseClient() {
     if (client_fd_ >= 0) ::close(client_fd_);

@@ -16,6 +16,7 @@
 #include <exception>
 #include <vector>
 
+#include "core/fd_message.h"
 #include "core/guarded_thread.h"
 
 namespace ferry {
@@ -190,19 +191,9 @@ Status JsonLineConnection::WriteAll(const std::string& bytes, int pass_fd) {
     ssize_t n;
     if (pass_fd >= 0) {
       // The descriptor rides on the first byte(s) sent; the kernel delivers it with them.
-      iovec iov{const_cast<char*>(bytes.data() + done), bytes.size() - done};
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-      cmsg->cmsg_level = SOL_SOCKET;
-      cmsg->cmsg_type = SCM_RIGHTS;
-      cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
-      n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      FdMessage message(const_cast<char*>(bytes.data() + done), bytes.size() - done);
+      message.Attach(pass_fd);
+      n = ::sendmsg(fd_, &message.msg, MSG_NOSIGNAL);
       if (n > 0) pass_fd = -1;
     } else {
       n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);

@@ -45,6 +45,12 @@ class FakeQemu : public FakeLineServer {
     EXPECT_EQ((*command)["execute"], name);
     return command;
   }
+  // Reads the next command, checks its name and refuses it with QMP error `klass`: `desc`.
+  void Refuse(const std::string& name, const std::string& klass, const std::string& desc) {
+    auto command = ExpectCommand(name);
+    if (command)
+      WriteJson({{"error", {{"class", klass}, {"desc", desc}}}, {"id", (*command)["id"]}});
+  }
 };
 
 json EventMessage(const std::string& name, json data = json::object()) {
@@ -130,14 +136,8 @@ TEST_F(QmpClientTest, ConnectFailsWhenQemuRefusesCapabilities) {
   std::thread qemu([&] {
     ASSERT_TRUE(qemu_.Accept());
     qemu_.WriteJson(FakeQemu::Greeting());
-    auto negotiate = qemu_.ExpectCommand("qmp_capabilities");
-    ASSERT_TRUE(negotiate);
-    qemu_.WriteJson({{"error",
-                      {{"class", "GenericError"},
-                       {"desc",
-                        "Capabilities negotiation "
-                        "is already complete"}}},
-                     {"id", (*negotiate)["id"]}});
+    qemu_.Refuse("qmp_capabilities", "GenericError",
+                 "Capabilities negotiation is already complete");
   });
   auto connected = QmpClient::Connect(qemu_.path(), 5000ms);
   qemu.join();
@@ -174,27 +174,13 @@ TEST_F(QmpClientTest, ExecuteReturnsTheReturnValueWithEventsInterleaved) {
 
 TEST_F(QmpClientTest, QmpErrorNamesTheCommandAndQemusClassAndDescription) {
   ConnectClient();
-  auto refused = ExecuteWith(
-      [&] {
-        auto command = qemu_.ExpectCommand("stop");
-        ASSERT_TRUE(command);
-        qemu_.WriteJson({{"error", {{"class", "GenericError"}, {"desc", "it broke"}}},
-                         {"id", (*command)["id"]}});
-      },
-      "stop");
+  auto refused = ExecuteWith([&] { qemu_.Refuse("stop", "GenericError", "it broke"); }, "stop");
   EXPECT_EQ(refused.status().code(), Status::Code::kFailedPrecondition);
   EXPECT_EQ(refused.status().message(), "QMP stop: GenericError: it broke");
 
   auto unknown = ExecuteWith(
       [&] {
-        auto command = qemu_.ExpectCommand("frobnicate");
-        ASSERT_TRUE(command);
-        qemu_.WriteJson({{"error",
-                          {{"class", "CommandNotFound"},
-                           {"desc",
-                            "The command frobnicate has not "
-                            "been found"}}},
-                         {"id", (*command)["id"]}});
+        qemu_.Refuse("frobnicate", "CommandNotFound", "The command frobnicate has not been found");
       },
       "frobnicate");
   EXPECT_EQ(unknown.status().code(), Status::Code::kNotFound);

@@ -24,6 +24,14 @@ class RegistryTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
+  // Runs `sql` on the database file as another program would, past the registry.
+  void ExecOnFile(const char* sql) {
+    sqlite3* db;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+
   std::string dir_, path_;
 };
 
@@ -117,11 +125,7 @@ TEST_F(RegistryTest, ADamagedRowIsAnErrorNamingItOrLeftOutWhenTheCallerSaysSo) {
 
 TEST_F(RegistryTest, TextThatIsNotJsonIsCorruptionNamingTheRow) {
   { ASSERT_TRUE(Registry::Open(path_).ok()); }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  sqlite3_exec(db, "INSERT INTO objects VALUES('peer', 'h2', '{not json');", nullptr, nullptr,
-               nullptr);
-  sqlite3_close(db);
+  ExecOnFile("INSERT INTO objects VALUES('peer', 'h2', '{not json');");
   auto reg = std::move(Registry::Open(path_)).value();
   auto peers = reg->List("peer");
   ASSERT_FALSE(peers.ok());
@@ -141,10 +145,7 @@ TEST_F(RegistryTest, AFileThatIsNotARegistryIsRefusedByName) {
 }
 
 TEST_F(RegistryTest, AnotherProgramsDatabaseIsRefused) {
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES(1);", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
+  ExecOnFile("CREATE TABLE t(x); INSERT INTO t VALUES(1);");
   auto reg = Registry::Open(path_);
   ASSERT_FALSE(reg.ok());
   EXPECT_THAT(reg.status().message(), HasSubstr("wrong application id"));
@@ -152,10 +153,7 @@ TEST_F(RegistryTest, AnotherProgramsDatabaseIsRefused) {
 
 TEST_F(RegistryTest, ANewerSchemaIsRefused) {
   { ASSERT_TRUE(Registry::Open(path_).ok()); }
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  sqlite3_exec(db, "PRAGMA user_version=99;", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
+  ExecOnFile("PRAGMA user_version=99;");
   auto reg = Registry::Open(path_);
   ASSERT_FALSE(reg.ok());
   EXPECT_EQ(reg.status().code(), Status::Code::kFailedPrecondition);

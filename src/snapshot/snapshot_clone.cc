@@ -1,7 +1,6 @@
-// Clones of a snapshot: their plans and names, the checks before any QEMU starts, and the
-// restore inside each fresh QEMU (device state, resume, a new identity).
-#include "snapshot/snapshot_service.h"
-
+// Clones of a snapshot: their plans, the checks before any QEMU starts (the rules in
+// clone_admission.h), and the restore inside each fresh QEMU (device state, resume, a new
+// identity).
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -10,10 +9,12 @@
 #include "core/fault_point.h"
 #include "core/ids.h"
 #include "crypto/openssl_util.h"
+#include "snapshot/clone_admission.h"
 #include "snapshot/clone_identity_reset.h"
 #include "snapshot/device_state.h"
 #include "snapshot/disk_recovery.h"
 #include "snapshot/snapshot_manifest.h"
+#include "snapshot/snapshot_service.h"
 #include "snapshot/snapshot_transfer.h"
 #include "snapshot/spare_qemus.h"
 #include "vm/tap_address.h"
@@ -138,39 +139,7 @@ Result<vm::RestoredGuest> RestoreClone(vm::VmRuntime& rt, Operation& op, const C
   return vm::RestoredGuest{timings, reset->mac};
 }
 
-// A clone of a VM on tap networking takes `ip` as its own address (its parent keeps its own);
-// one on user networking takes none.
-Status TakeCloneAddress(vm::VmSpec& spec, const std::string& ip, const std::string& what) {
-  if (spec.network.mode != vm::NetworkMode::kTap) {
-    if (ip.empty()) return Status::Ok();
-    return Status::InvalidArgument("vm " + spec.name +
-                                   ": --ip is for clones of VMs on tap "
-                                   "networking, and " +
-                                   what + " is of one on user networking");
-  }
-  if (ip.empty()) {
-    return Status::InvalidArgument(
-        "vm " + spec.name + ": " + what + " is of a VM on tap networking (at " + spec.network.ip +
-        "); a clone needs an address of its own: give --ip A.B.C.D/P (the first clone's, the "
-        "next ones count up)");
-  }
-  FERRY_RETURN_IF_ERROR(vm::ParseIpv4Prefix(ip).status().WithContext("vm " + spec.name + ": --ip"));
-  spec.network.ip = ip;
-  return Status::Ok();
-}
-
 }  // namespace
-
-std::vector<std::string> SnapshotService::CloneNames(const std::string& source,
-                                                     const CloneRequest& req) {
-  if (!req.names.empty()) return req.names;
-  std::vector<std::string> names;
-  for (int i = 1; static_cast<int>(names.size()) < req.count && i < 100000; ++i) {
-    std::string n = source + "-c" + std::to_string(i);
-    if (!vms_.Exists(n)) names.push_back(n);
-  }
-  return names;
-}
 
 Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
     const std::string& snapshot, const std::string& name, std::optional<std::string> ip,
@@ -209,7 +178,9 @@ Result<std::pair<vm::VmSpec, vm::LaunchPlan>> SnapshotService::ClonePlan(
       paths.dir,        m,       name, warm.primed, own_address ? spec->network.ip : "",
       std::move(probe), begun_at};
   // A clone (not a pool QEMU: no ip at all) without a pool QEMU takes a spare if one is ready.
-  if (ip && !warm.qemu.runtime && spares_ != nullptr) {
+  const CloneQemu qemu =
+      CloneQemuFor(/*for_pool=*/!ip, warm.qemu.runtime != nullptr, spares_ != nullptr);
+  if (qemu == CloneQemu::kSpareIfReady) {
     if (auto spare = spares_->Take(*spec, m.disk.has_value())) {
       restore.spare_slot_dir = spare->ram_slot_dir;
       restore.spare_slot_fd = spare->ram_slot_fd;
@@ -308,22 +279,13 @@ Result<std::shared_ptr<Operation>> SnapshotService::CloneOne(
 
 Result<std::shared_ptr<Operation>> SnapshotService::Clone(const CloneRequest& req) {
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(req.snapshot));
-  if (req.count < 1 || req.count > 1000) {
-    return Status::InvalidArgument("clone count " + std::to_string(req.count) +
-                                   " is not between 1 and 1000");
-  }
-  if (!req.names.empty() && static_cast<int>(req.names.size()) != req.count) {
-    return Status::InvalidArgument("give one --name per clone (" + std::to_string(req.count) +
-                                   "), or none");
-  }
+  FERRY_RETURN_IF_ERROR(CheckCloneCount(req.count, req.names.size()));
   auto manifest = LoadManifest(paths.dir);
   if (!manifest.ok()) return manifest.status().WithContext("snapshot " + req.snapshot);
   FERRY_RETURN_IF_ERROR(CheckClonable(paths, *manifest, "clone of snapshot " + req.snapshot));
-  const std::vector<std::string> names = CloneNames(manifest->vm_name, req);
-  for (const auto& n : names) {
-    FERRY_RETURN_IF_ERROR(ValidateName("vm", n));
-    if (vms_.Exists(n)) return Status::AlreadyExists("vm " + n + " already exists");
-  }
+  FERRY_ASSIGN_OR_RETURN(const std::vector<std::string> names,
+                         CloneNamesFor(manifest->vm_name, req.count, req.names,
+                                       [this](const std::string& n) { return vms_.Exists(n); }));
   // Every clone's address, before any starts (tap networking); the probe runs on beside them.
   FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const vm::AddressProbe> probe,
                          CheckCloneAddresses(req.snapshot, names, req.ip));

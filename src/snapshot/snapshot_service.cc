@@ -10,6 +10,7 @@
 #include "core/files.h"
 #include "core/ids.h"
 #include "snapshot/disk_recovery.h"
+#include "snapshot/snapshot_deletion.h"
 #include "snapshot/snapshot_manifest.h"
 
 namespace ferry::snapshot {
@@ -180,37 +181,21 @@ Result<json> SnapshotService::Show(const std::string& name) {
 
 Status SnapshotService::Delete(const std::string& name) {
   FERRY_ASSIGN_OR_RETURN(Paths paths, Find(name));
-  auto users = vms_.VmsMapping(paths.ram);
-  if (!users.empty()) {
-    std::string list;
-    for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
-    return Status::FailedPrecondition("snapshot " + name + " is mapped by " +
-                                      std::to_string(users.size()) + " clone(s) (" + list +
-                                      "); delete them first");
-  }
+  std::vector<std::string> based_on;
   auto templates = templates_.List();
   if (templates.ok()) {
     for (const auto& [t, row] : *templates) {
-      if (row.snapshot == name) {
-        return Status::FailedPrecondition("snapshot " + name + " is the base of template " + t +
-                                          "; delete the template first");
-      }
+      if (row.snapshot == name) based_on.push_back(t);
     }
   }
+  FERRY_RETURN_IF_ERROR(CheckUnmapped(name, vms_.VmsMapping(paths.ram), based_on));
   std::string frozen_disk;
   auto m = LoadManifest(paths.dir);
   if (m.ok() && m->disk) {
     FERRY_ASSIGN_OR_RETURN(frozen_disk, FrozenDiskOf(paths.dir, *m));
     std::vector<std::string> users = vms_.VmsUsingDisk(frozen_disk);
     for (const auto& other : SnapshotsOnDisk(frozen_disk)) users.push_back("snapshot " + other);
-    if (!users.empty()) {
-      std::string list;
-      for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
-      return Status::FailedPrecondition(
-          "snapshot " + name + ": its frozen disk " + frozen_disk +
-          " is the base of the disks of " + list +
-          "; delete those first (a VM's disk keeps the snapshot it was frozen in)");
-    }
+    FERRY_RETURN_IF_ERROR(CheckFrozenDiskUnused(name, frozen_disk, users));
   }
   FERRY_RETURN_IF_ERROR(rows_.Delete(name));
   if (!frozen_disk.empty()) ::unlink(frozen_disk.c_str());

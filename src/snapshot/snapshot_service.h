@@ -127,7 +127,8 @@ class SnapshotService {
 
   // Create's work, in the background, as the steps of snapshot_take.cc.
   Status TakeSnapshot(const std::string& vm, const std::string& name, Operation& op);
-  struct Taking;  // one snapshot being taken (snapshot_take.cc)
+  struct Taking;       // one snapshot being taken (snapshot_take.cc)
+  struct StepsOfTake;  // its steps, as RunTake runs them (snapshot_take_plan.h)
   static Status CheckSnapshotAllowed(const vm::VmSpec& spec, const std::string& what);
   Status CheckSnapshottable(const vm::VmRecord& rec, const std::string& vm_name,
                             const std::string& what);
@@ -141,7 +142,6 @@ class SnapshotService {
   Status Register(Taking& t);
   // Undoes a failed take: the directories and RAM image written, the lease.
   void Discard(Taking& t);
-  std::vector<std::string> CloneNames(const std::string& source, const CloneRequest& req);
   // The frozen disk image the snapshot's disk link points at.
   Result<std::string> FrozenDiskOf(const std::string& dir, const SnapshotManifest& m);
   // Snapshots whose frozen disk lies on `frozen` (taken later of the same VM).

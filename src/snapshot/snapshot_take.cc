@@ -9,14 +9,14 @@
 //   WriteSnapshotDir    manifest with checksums and links; NAME.partial renamed to NAME
 //   Register            the snapshot's row in the registry: from here it exists
 //
-// A failure in any step after the first leaves nothing behind (Discard); a frozen disk stays,
+// The order, how the RAM is copied and what a failure undoes are decided in
+// snapshot_take_plan.h. A failure in any step leaves nothing behind (Discard); a frozen disk stays,
 // since the VM already writes the new overlay on it. The VM is resumed whatever happens once it
 // was paused.
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -33,6 +33,7 @@
 #include "snapshot/disk_freeze.h"
 #include "snapshot/ram_precopy.h"
 #include "snapshot/snapshot_service.h"
+#include "snapshot/snapshot_take_plan.h"
 #include "vm/vm_disk.h"
 #include "vm/vm_origin.h"
 #include "vm/vm_policy.h"
@@ -43,17 +44,11 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// A VM's data disk can be frozen in the middle of a live copy when its top image's file is a
-// block node of its own, as ferryd makes them now (qemu::FileNodeName). A top that an older
-// ferryd froze into a QEMU still running has its file inside the qcow2 node: at the cont after
-// the copy QEMU could not take the disk's write lock back and the VM stayed paused, so that VM
-// is copied paused, as it was then.
-bool DiskAllowsLiveCopy(vm::VmRuntime& rt, const vm::VmRecord& rec) {
+// Whether the VM's data disk can be frozen in the middle of a live copy (snapshot_take_plan.h).
+bool VmDiskAllowsLiveCopy(vm::VmRuntime& rt, const vm::VmRecord& rec) {
   if (rec.disk_path.empty()) return true;
-  auto names = qemu::QueryBlockNodeNames(rt);
-  if (!names.ok()) return false;
-  const std::string file = qemu::FileNodeName(qemu::DiskNodeName(rec.disk_path));
-  return std::find(names->begin(), names->end(), file) != names->end();
+  return DiskAllowsLiveCopy(true, qemu::QueryBlockNodeNames(rt),
+                            qemu::FileNodeName(qemu::DiskNodeName(rec.disk_path)));
 }
 
 }  // namespace
@@ -76,6 +71,36 @@ struct SnapshotService::Taking {
   int64_t write_ms = 0;     // WriteSnapshotDir: device state digest, manifest, rename
   int64_t register_ms = 0;  // the registry row
   bool in_place = false;  // the directory was renamed to paths.dir
+};
+
+// The steps of TakeSnapshot as RunTake runs them (snapshot_take_plan.h), each timed for
+// `snapshot create --json`.
+struct SnapshotService::StepsOfTake : TakeSteps {
+  StepsOfTake(SnapshotService& s, Taking& t, Operation& op) : service(s), t(t), op(op) {}
+  Status Prepare() override { return service.PrepareDirs(t); }
+  Status Capture() override {
+    const SnapshotCopy copy = CopyFor(t.lease.record.state, service.copy_mode_,
+                                      VmDiskAllowsLiveCopy(*t.lease.runtime, t.lease.record));
+    return copy == SnapshotCopy::kLive ? service.CaptureLive(t, op)
+                                       : service.CaptureWhilePaused(t, op);
+  }
+  Status WriteDir() override {
+    const auto at = Clock::now();
+    Status st = service.WriteSnapshotDir(t, op);
+    t.write_ms = MsSince(at);
+    return st;
+  }
+  Status Register() override {
+    const auto at = Clock::now();
+    Status st = service.Register(t);
+    t.register_ms = MsSince(at);
+    return st;
+  }
+  void Discard() override { service.Discard(t); }
+
+  SnapshotService& service;
+  Taking& t;
+  Operation& op;
 };
 
 Status SnapshotService::CheckSnapshotAllowed(const vm::VmSpec& spec, const std::string& what) {
@@ -103,21 +128,8 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   t.id = NewId();
   t.paths = PathsFor(name, t.id);
   t.partial = t.paths.dir + ".partial";
-  Status st = PrepareDirs(t);
-  const bool live = t.lease.record.state != vm::VmState::kPaused &&
-                    copy_mode_ == SnapshotCopy::kLive &&
-                    DiskAllowsLiveCopy(*t.lease.runtime, t.lease.record);
-  if (st.ok()) st = live ? CaptureLive(t, op) : CaptureWhilePaused(t, op);
-  auto step_at = Clock::now();
-  if (st.ok()) st = WriteSnapshotDir(t, op);
-  t.write_ms = MsSince(step_at);
-  step_at = Clock::now();
-  if (st.ok()) st = Register(t);
-  t.register_ms = MsSince(step_at);
-  if (!st.ok()) {
-    Discard(t);
-    return st.WithContext(what);
-  }
+  StepsOfTake steps{*this, t, op};
+  if (Status st = RunTake(steps); !st.ok()) return st.WithContext(what);
   const SnapshotManifest& m = t.manifest;
   t.lease.release({{"last_snapshot",
                     {{"name", name},
@@ -174,18 +186,13 @@ Status SnapshotService::PrepareDirs(Taking& t) {
 
 Status SnapshotService::CaptureWhilePaused(Taking& t, Operation& op) {
   vm::VmRuntime& rt = *t.lease.runtime;
-  const bool was_running = t.lease.record.state != vm::VmState::kPaused;
   op.SetPhase("pausing", 10);
   const auto paused_at = Clock::now();
-  if (was_running) FERRY_RETURN_IF_ERROR(qemu::Stop(rt));
-  // From here on the VM must be resumed whatever happens.
-  Status captured = Capture(t, op, paused_at);
-  Status resumed = was_running ? qemu::Cont(rt) : Status::Ok();
+  Status st = CopyWhilePaused(
+      t.lease.record.state != vm::VmState::kPaused, [&] { return qemu::Stop(rt); },
+      [&] { return Capture(t, op, paused_at); }, [&] { return qemu::Cont(rt); });
   t.pause_ms = MsSince(paused_at);
-  FERRY_RETURN_IF_ERROR(captured);
-  if (!resumed.ok()) {
-    return Status::Unavailable("the VM did not resume after the snapshot: " + resumed.message());
-  }
+  FERRY_RETURN_IF_ERROR(st);
   spdlog::info("{}: VM paused {} ms (device state {} ms)", t.what, t.pause_ms, t.device_ms);
   return Status::Ok();
 }

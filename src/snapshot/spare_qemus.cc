@@ -12,6 +12,7 @@
 #include "core/ids.h"
 #include "qemu/launch_spec.h"
 #include "qemu/qmp_commands.h"
+#include "snapshot/pool_refill.h"
 #include "snapshot/waiting_qemu_dir.h"
 
 namespace ferry::snapshot {
@@ -172,19 +173,21 @@ void SpareQemus::KillStale() {
 void SpareQemus::Keep() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    std::string wanted;
+    std::vector<std::pair<std::string, bool>> shapes_ready;
     for (auto& [key, shape] : shapes_) {
       if (shape.ready && shape.ready->runtime->Exited()) {
         spdlog::warn("spare QEMU for {} died while waiting; replacing it", key);
         Discard(*shape.ready);
         shape.ready.reset();
       }
-      if (!shape.ready && wanted.empty()) wanted = key;
+      shapes_ready.emplace_back(key, shape.ready.has_value());
     }
-    if (wanted.empty() || clones_in_flight_ > 0) {
+    const std::optional<std::string> start = SpareToStart(shapes_ready, clones_in_flight_);
+    if (!start) {
       cv_.wait_for(lock, milliseconds(500));
       continue;
     }
+    const std::string wanted = *start;
     const vm::VmSpec spec = shapes_[wanted].spec;
     lock.unlock();
     Result<vm::PrelaunchedQemu> q = Start(spec);

@@ -95,6 +95,13 @@ struct Replay : MigrationStreamVisitor {
   }
 };
 
+// Reads `stream` as QEMU would load it, into `r`.
+void ReplayInto(const Bytes& stream, Replay& r) {
+  MigrationStreamReader reader(r);
+  EXPECT_TRUE(reader.Feed(stream).ok());
+  EXPECT_TRUE(reader.Finish().ok());
+}
+
 // The stream with the guest RAM block's pages dropped, as RamStrippedStream writes it.
 Bytes Stripped(const Bytes& stream) {
   Bytes out;
@@ -133,9 +140,7 @@ TEST(StreamRamSplitTest, AShareOffStreamBecomesASparseImageOfTheGuestRamAndAStri
   EXPECT_LT(split.device_state.size(), stream.size() / 2);
   // It still parses, and carries no page of the guest RAM block.
   Replay again;
-  MigrationStreamReader reader(again);
-  ASSERT_TRUE(reader.Feed(split.device_state).ok());
-  ASSERT_TRUE(reader.Finish().ok());
+  ReplayInto(split.device_state, again);
   EXPECT_EQ(again.ram, Bytes(kPatternRamBytes, 0));
 }
 
@@ -143,9 +148,7 @@ TEST(StreamRamSplitTest, PagesSentAgainEndAsTheLastRecordSaysInAnyPieces) {
   // The guest ran while this stream was sent: pages came again after the guest wrote them.
   const Bytes stream = ReadTestStream("pattern_running.mig.gz");
   Replay want;
-  MigrationStreamReader reader(want);
-  ASSERT_TRUE(reader.Feed(stream).ok());
-  ASSERT_TRUE(reader.Finish().ok());
+  ReplayInto(stream, want);
   for (size_t piece : {size_t{1} << 16, size_t{4097}, size_t{7}}) {
     Split split(stream, kPatternRamBytes, 64 << 20, piece);
     ASSERT_TRUE(split.status.ok()) << split.status.message();
@@ -162,9 +165,7 @@ TEST(StreamRamSplitTest, PagesSentAgainEndAsTheLastRecordSaysInAnyPieces) {
 TEST(StreamRamSplitTest, TheTableKeptWhileSplittingIsTheWrittenImages) {
   const Bytes stream = ReadTestStream("pattern_running.mig.gz");
   Replay want;
-  MigrationStreamReader reader(want);
-  ASSERT_TRUE(reader.Feed(stream).ok());
-  ASSERT_TRUE(reader.Finish().ok());
+  ReplayInto(stream, want);
   uint64_t data_pages = 0;
   const Bytes zero(kMigrationPageBytes, 0);
   for (uint64_t off = 0; off < kPatternRamBytes; off += kMigrationPageBytes) {

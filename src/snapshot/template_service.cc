@@ -8,6 +8,7 @@
 #include "core/guarded_thread.h"
 #include "core/ids.h"
 #include "core/metrics.h"
+#include "snapshot/pool_refill.h"
 #include "snapshot/waiting_qemu_dir.h"
 #include "vm/tap_device.h"
 #include "vm/vm_policy.h"
@@ -103,9 +104,9 @@ void TemplateService::KillStalePoolQemus() { KillStaleWaitingQemus(vms_, kPoolPr
 void TemplateService::Keep() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    // Drop pool QEMUs that died while waiting; find one pool that is short.
-    std::string short_pool;
-    bool deferred = false;
+    // Drop pool QEMUs that died while waiting and those beyond a lowered size; then find one
+    // pool that is short (pool_refill.h).
+    std::vector<std::pair<std::string, PoolLevel>> levels;
     for (auto& [name, pool] : pools_) {
       for (auto it = pool.ready.begin(); it != pool.ready.end();) {
         if (it->qemu.runtime->Exited()) {
@@ -116,21 +117,21 @@ void TemplateService::Keep() {
           ++it;
         }
       }
-      while (static_cast<int>(pool.ready.size()) > pool.size) {
+      PoolLevel level{
+          static_cast<int>(pool.ready.size()), pool.starting, pool.size,
+          pool.clone_in_flight && pool.clone_in_flight->state() == OperationState::kRunning};
+      for (int n = Surplus(level); n > 0; --n) {
         Discard(pool.ready.back());
         pool.ready.pop_back();
       }
-      if (pool.clone_in_flight && pool.clone_in_flight->state() == OperationState::kRunning) {
-        deferred = true;
-        continue;
-      }
-      pool.clone_in_flight.reset();
-      if (short_pool.empty() && static_cast<int>(pool.ready.size()) + pool.starting < pool.size) {
-        short_pool = name;
-      }
+      level.ready = static_cast<int>(pool.ready.size());
+      if (!level.clone_running) pool.clone_in_flight.reset();
+      levels.emplace_back(name, level);
     }
+    const RefillPlan plan = PlanRefill(levels);
+    const std::string& short_pool = plan.start_for;
     if (short_pool.empty()) {
-      cv_.wait_for(lock, milliseconds(deferred ? 20 : 500));
+      cv_.wait_for(lock, milliseconds(plan.clone_running ? 20 : 500));
       continue;
     }
     Pool& pool = pools_[short_pool];

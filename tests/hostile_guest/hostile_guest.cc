@@ -42,11 +42,13 @@
 #include <string_view>
 
 #include "guest/console.h"
+#include "guest/event_signals.h"
 #include "guest/host_channel.h"
 
 namespace ferry::hostile {
 namespace {
 
+using guest::BlockedSignalFd;
 using guest::ConsoleWrite;
 using guest::HostChannel;
 
@@ -342,13 +344,7 @@ int Run() {
   if (*mode == Mode::kConsole) FloodConsole();
 
   // As in ferry-guest: SIGIO (host connection changes) and SIGCHLD from a signalfd.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGCHLD);
-  sigaddset(&mask, SIGIO);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  int sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  int sigfd = BlockedSignalFd();
   if (sigfd < 0) return 1;
 
   HostChannel channel("");
