@@ -121,7 +121,8 @@ Status MigrationService::MigrationSource::StartQemuMigration() {
   if (mirror_) {
     FERRY_ASSIGN_OR_RETURN(switchover_events_, rt.WatchQmpEvent("MIGRATION"));
   }
-  FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
+  FERRY_ASSIGN_OR_RETURN(StreamPair pair,
+                         NewStreamPair(mirror_ ? kStreamBufferWithDiskBytes : kStreamBufferBytes));
   stream_ = std::move(pair.ferryd);
   Status passed = rt.QmpPassFd(kStreamFdName, pair.qemu.get());
   pair.qemu = StreamFd();  // QEMU holds its own copy: EOF on ours means QEMU closed it
