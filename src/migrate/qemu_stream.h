@@ -48,7 +48,7 @@ inline constexpr int kStreamBufferBytes = 16 << 20;
 // its main loop and serves the disk's NBD export only when it has read all it was given; at the
 // switchover the source's QEMU, the guest stopped, waits for that export to answer a flush
 // (QEMU's vm_stop flushes every node), so all the stream ferryd holds ahead of the destination
-// becomes downtime: 60-70 ms of it was measured with 16 MiB per end (issue 13). With this much
+// becomes downtime: 7-72 ms of it was measured with 16 MiB per end (issue 13). With this much
 // the destination keeps up, as it does behind a TCP socket's buffers, and the source feels the
 // destination's pace. At the switchover, once that flush is answered, QEMU's end gets
 // kStreamBufferBytes again for its last pass.
