@@ -80,6 +80,9 @@ class MigrationService::MigrationSource {
   // At QEMU's pause before the switchover: ends the disk copy in step, then lets QEMU go on.
   // On failure cancels QEMU's migration (the guest runs here again) and keeps the reason.
   void SwitchDiskOver();
+  // At the switchover, the guest stopped: QEMU's end of the stream gets the full buffer for its
+  // last pass, and ferryd lets go of it.
+  void WidenStreamForLastPass();
   Result<nlohmann::json> AwaitQemuCompletion();
 
   // The failure table above: undoes what `stage_` holds. Returns the migration's outcome: `why`,
@@ -106,6 +109,10 @@ class MigrationService::MigrationSource {
   // ferryd's end of QEMU's migration stream. Open until the run ends, as it was when QEMU's
   // migration is cancelled after a failure.
   StreamFd stream_;
+  // With a disk, a copy of QEMU's end, held from the precopy's start until the switchover
+  // (WidenStreamForLastPass) or until the precopy ends otherwise: while it is open, ferryd's end
+  // sees no EOF.
+  StreamFd qemu_stream_end_;
   Clock::time_point started_;   // when QEMU was about to start sending
   nlohmann::json qemu_result_;  // QEMU's query-migrate reply once it completed
   // QEMU's migration parameters and capabilities as they stood when the precopy started

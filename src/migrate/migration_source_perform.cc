@@ -62,6 +62,11 @@ Status MigrationService::MigrationSource::MirrorDisk() {
 }
 
 void MigrationService::MigrationSource::AwaitSwitchover(const std::atomic<bool>& pumping) {
+  // However this ends, the copy of QEMU's end goes with it: the pump waits for EOF.
+  struct ReleaseQemuEnd {
+    StreamFd& fd;
+    ~ReleaseQemuEnd() { fd = StreamFd(); }
+  } release{qemu_stream_end_};
   while (pumping.load()) {
     auto event = switchover_events_->Wait(milliseconds(100));
     if (!event.ok()) {
@@ -69,15 +74,19 @@ void MigrationService::MigrationSource::AwaitSwitchover(const std::atomic<bool>&
       // An event missed would leave the guest stopped: look as well, now and then.
       auto q = qemu::QueryMigrate(*lease_->runtime);
       if (q.ok() && q->state == qemu::MigrationState::kPreSwitchover) return SwitchDiskOver();
+      if (q.ok() && (q->state == qemu::MigrationState::kFailed ||
+                     q->state == qemu::MigrationState::kCancelled)) {
+        return;
+      }
       continue;
     }
     // QEMU's event, read with care: {"status": "pre-switchover"}.
     const auto& data = event->data;
     auto status = data.is_object() ? data.find("status") : data.end();
-    if (data.is_object() && status != data.end() && status->is_string() &&
-        status->get_ref<const std::string&>() == "pre-switchover") {
-      return SwitchDiskOver();
-    }
+    if (!data.is_object() || status == data.end() || !status->is_string()) continue;
+    const std::string& state = status->get_ref<const std::string&>();
+    if (state == "pre-switchover") return SwitchDiskOver();
+    if (state == "failed" || state == "cancelled") return;  // QEMU closed its end
   }
 }
 
@@ -90,11 +99,20 @@ void MigrationService::MigrationSource::SwitchDiskOver() {
   };
   Status done = mirror_->Complete();
   switchover_seen_to_disk_done_us_ = us_since_seen();
+  if (done.ok()) WidenStreamForLastPass();
   if (done.ok()) done = qemu::MigrateContinueFromPreSwitchover(rt);
   switchover_seen_to_continued_us_ = us_since_seen();
   if (done.ok()) return mirror_->ReleaseTarget();
   switchover_failure_ = done.WithContext("at the switchover");
   (void)qemu::MigrateCancel(rt);
+}
+
+void MigrationService::MigrationSource::WidenStreamForLastPass() {
+  // The destination's flush (vm_stop's) is answered and the copy ended: nothing waits for the
+  // destination to catch up any more, and QEMU's last pass is downtime until it is in the
+  // kernel (the same socket as QEMU's descriptor, so its buffer is QEMU's).
+  SetStreamBuffer(qemu_stream_end_, kStreamBufferBytes);
+  qemu_stream_end_ = StreamFd();
 }
 
 Status MigrationService::MigrationSource::ConfigureQemuMigration() {
@@ -121,10 +139,14 @@ Status MigrationService::MigrationSource::StartQemuMigration() {
   if (mirror_) {
     FERRY_ASSIGN_OR_RETURN(switchover_events_, rt.WatchQmpEvent("MIGRATION"));
   }
-  FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
+  FERRY_ASSIGN_OR_RETURN(StreamPair pair,
+                         NewStreamPair(mirror_ ? kStreamBufferWithDiskBytes : kStreamBufferBytes));
   stream_ = std::move(pair.ferryd);
   Status passed = rt.QmpPassFd(kStreamFdName, pair.qemu.get());
-  pair.qemu = StreamFd();  // QEMU holds its own copy: EOF on ours means QEMU closed it
+  // QEMU holds its own copy: EOF on ours means QEMU closed it (and, with a disk, the switchover
+  // thread closed the copy kept for WidenStreamForLastPass).
+  if (mirror_) qemu_stream_end_ = std::move(pair.qemu);
+  pair.qemu = StreamFd();
   FERRY_RETURN_IF_ERROR(passed);
   // With a disk the clock started at its copy: the total is the whole move.
   if (!mirror_) started_ = Clock::now();
@@ -147,7 +169,10 @@ Status MigrationService::MigrationSource::CarryStream() {
     auto started = StartGuardedThread("migration " + op_->id() + " switchover",
                                       [this, &pumping] { AwaitSwitchover(pumping); });
     if (started.ok()) switchover = std::move(*started);
-    if (!started.ok()) (void)qemu::MigrateCancel(*lease_->runtime);
+    if (!started.ok()) {
+      qemu_stream_end_ = StreamFd();
+      (void)qemu::MigrateCancel(*lease_->runtime);
+    }
   }
   Status pumped = PumpToLink(stream_, *link_, *cancel_, nullptr);
   pumping.store(false);

@@ -45,13 +45,16 @@ Result<StreamPair> NewStreamPair(int buffer_bytes) {
     return Errno("migration stream socket pair");
   }
   StreamPair pair{StreamFd(fds[0]), StreamFd(fds[1])};
-  for (int fd : fds) {
-    // FORCE needs CAP_NET_ADMIN (ferryd has it for taps); without it, the sysctl limit applies.
-    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof buffer_bytes) != 0) {
-      (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
-    }
-  }
+  SetStreamBuffer(pair.qemu, buffer_bytes);
+  SetStreamBuffer(pair.ferryd, buffer_bytes);
   return pair;
+}
+
+void SetStreamBuffer(const StreamFd& fd, int buffer_bytes) {
+  // FORCE needs CAP_NET_ADMIN (ferryd has it for taps); without it, the sysctl limit applies.
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof buffer_bytes) != 0) {
+    (void)::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
+  }
 }
 
 Status PumpToLink(const StreamFd& fd, PeerLink& link, const std::atomic<bool>& cancel,
