@@ -67,7 +67,8 @@ guest = {
     "identity": {"id": 4, "ok": True, "hostname": "web-1",
                  "machine_id": "0123456789abcdef0123456789abcdef",
                  "boot_id": "6b1e2b2a-1d7c-4d2e-9a57-1a2b3c4d5e6f",
-                 "macs": [{"iface": "eth0", "mac": "52:54:00:12:34:56", "ipv4": ["10.0.2.15/24"]}],
+                 "macs": [{"iface": "eth0", "mac": "52:54:00:12:34:56", "ipv4": ["10.0.2.15/24"],
+                           "ipv6_link_local": ["fe80::5054:ff:fe12:3456"]}],
                  "kernel": "6.1.0-28-amd64",
                  "ssh_host_keys": [{"type": "ssh-ed25519", "fingerprint":
                                     "SHA256:CMfTW4xhg+QJe2ifVnnjTpGx/8+JJbybjzF/OlZ6bbs"}],
