@@ -1,8 +1,8 @@
 // Resetting a clone's identity from the host: what makes a clone its own machine, as ferryd asks
 // ferry-guest for it (guest/protocol.h; the guest's side is guest/identity_reset.h).
 //
-// A plain clone gets everything at once after `cont`: reset_identity (RNG, clock, machine-id,
-// hostname, MAC, SSH host key, DHCP lease). A warm-pool QEMU is primed instead: while it waits
+// A plain clone gets everything at once as it resumes: reset_identity (RNG, clock, machine-id,
+// hostname, MAC, SSH host key, DHCP lease), written before `cont` and answered after it. A warm-pool QEMU is primed instead: while it waits
 // in the pool, it is resumed once, gets every part of a new identity that does not depend on
 // the clone's name (under a placeholder hostname), and is paused again. The clone that takes
 // it then only needs finish_identity: its hostname, a second RNG reseed and the clock. That
