@@ -67,6 +67,21 @@ ifreq InterfaceRequest(const std::string& iface) {
   return ifr;
 }
 
+// Calls `each` with every address of `family` (AF_INET, AF_INET6) that `iface` has, in the
+// kernel's order (an interface's primary address first). An alias label ("eth0:1") is another
+// name for the same interface's address and is not `iface`.
+template <typename Each>
+void ForEachAddress(const std::string& iface, int family, Each each) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr != nullptr && a->ifa_addr->sa_family == family && iface == a->ifa_name) {
+      each(*a);
+    }
+  }
+  freeifaddrs(list);
+}
+
 class LinuxGuestSystem : public GuestSystem {
  public:
   std::optional<std::string> ReadFile(const std::string& path) override {
@@ -127,45 +142,30 @@ class LinuxGuestSystem : public GuestSystem {
 
   std::vector<std::string> Ipv4Addresses(const std::string& iface) override {
     std::vector<std::string> addresses;
-    ifaddrs* list = nullptr;
-    if (getifaddrs(&list) != 0) return addresses;
-    // The kernel lists an interface's addresses primary first.
-    for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-      if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || iface != a->ifa_name) {
-        continue;
-      }
-      // An alias label ("eth0:1") is another name for the same interface's address.
+    ForEachAddress(iface, AF_INET, [&](const ifaddrs& a) {
       char text[INET_ADDRSTRLEN];
-      const auto* addr = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
-      if (inet_ntop(AF_INET, &addr->sin_addr, text, sizeof(text)) == nullptr) continue;
+      const auto* addr = reinterpret_cast<const sockaddr_in*>(a.ifa_addr);
+      if (inet_ntop(AF_INET, &addr->sin_addr, text, sizeof(text)) == nullptr) return;
       int prefix = 0;
-      if (a->ifa_netmask != nullptr) {
-        const auto* mask = reinterpret_cast<const sockaddr_in*>(a->ifa_netmask);
+      if (a.ifa_netmask != nullptr) {
+        const auto* mask = reinterpret_cast<const sockaddr_in*>(a.ifa_netmask);
         prefix = __builtin_popcount(mask->sin_addr.s_addr);
       }
       addresses.push_back(std::string(text) + "/" + std::to_string(prefix));
-    }
-    freeifaddrs(list);
+    });
     return addresses;
   }
 
   std::vector<std::string> Ipv6LinkLocal(const std::string& iface) override {
     std::vector<std::string> addresses;
-    ifaddrs* list = nullptr;
-    if (getifaddrs(&list) != 0) return addresses;
-    for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-      if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET6 || iface != a->ifa_name) {
-        continue;
-      }
-      const auto* addr = reinterpret_cast<const sockaddr_in6*>(a->ifa_addr);
+    ForEachAddress(iface, AF_INET6, [&](const ifaddrs& a) {
+      const auto* addr = reinterpret_cast<const sockaddr_in6*>(a.ifa_addr);
       char text[INET6_ADDRSTRLEN];
-      if (!IN6_IS_ADDR_LINKLOCAL(&addr->sin6_addr) ||
-          inet_ntop(AF_INET6, &addr->sin6_addr, text, sizeof(text)) == nullptr) {
-        continue;
+      if (IN6_IS_ADDR_LINKLOCAL(&addr->sin6_addr) &&
+          inet_ntop(AF_INET6, &addr->sin6_addr, text, sizeof(text)) != nullptr) {
+        addresses.push_back(text);
       }
-      addresses.push_back(text);
-    }
-    freeifaddrs(list);
+    });
     return addresses;
   }
 
