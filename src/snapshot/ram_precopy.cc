@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -84,6 +85,9 @@ class Precopy {
   // The image's chunk table, once the stream ended; the image synced and made read-only.
   Result<RamImage> SealImage();
   void StopReading();
+  // Why the reader stopped on its own before StopReading (it refused QEMU's stream or could not
+  // write the image); OK otherwise. Valid after StopReading.
+  const Status& refusal() const { return refusal_; }
   const StreamRamSplit& split() const { return *split_; }
   uint64_t passes() const { return counter_->passes(); }
 
@@ -97,6 +101,8 @@ class Precopy {
   std::unique_ptr<qemu::MigrationStreamReader> reader_;
   std::thread thread_;
   Status read_status_;
+  std::atomic<bool> stopping_{false};
+  Status refusal_;
 };
 
 Status Precopy::Open(const std::string& image_path, const std::string& device_state_path) {
@@ -125,8 +131,16 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
       [device_fd, what](std::span<const uint8_t> b) { return WriteAllTo(device_fd, b, what); });
   counter_ = std::make_unique<PassCounter>(*split_);
   reader_ = std::make_unique<qemu::MigrationStreamReader>(*counter_);
-  thread_ = std::thread(
-      [this] { read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream"); });
+  thread_ = std::thread([this] {
+    read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream");
+    // QEMU writes the last pass and the device state holding its main lock: a stream nobody
+    // reads would stall the guest's QEMU, QMP included, until the cancel. Shut, its writes fail
+    // and the migration ends at once.
+    if (!read_status_.ok() && !stopping_) {
+      refusal_ = read_status_;
+      ::shutdown(ours_.get(), SHUT_RDWR);
+    }
+  });
   return Status::Ok();
 }
 
@@ -210,6 +224,7 @@ Result<RamImage> Precopy::SealImage() {
 void Precopy::StopReading() {
   if (!thread_.joinable()) return;
   // A QEMU that neither sends nor closes must not hold this thread: the read ends now.
+  stopping_ = true;
   ::shutdown(ours_.get(), SHUT_RDWR);
   thread_.join();
 }
@@ -234,6 +249,11 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   Status reset = qemu::SetMigrationCapability(rt, "pause-before-switchover", false);
   if (st.ok()) st = copy.FinishReading();
   copy.StopReading();
+  // QEMU's copy failed because the reader refused its stream: the refusal says why.
+  if (!st.ok() && !copy.refusal().ok() && copy.refusal().message() != st.message()) {
+    st = Status::FromCode(copy.refusal().code(),
+                          copy.refusal().message() + "; then QEMU's copy ended: " + st.message());
+  }
   if (st.ok()) st = reset;
   if (st.ok()) {
     const auto sealing = Clock::now();
