@@ -85,8 +85,9 @@ class Precopy {
   // The image's chunk table, once the stream ended; the image synced and made read-only.
   Result<RamImage> SealImage();
   void StopReading();
-  // Why the reader stopped on its own before StopReading (it refused QEMU's stream or could not
-  // write the image); OK otherwise. Valid after StopReading.
+  // Whether the reader has stopped on its own (it refused QEMU's stream, could not write the
+  // image, or QEMU closed the stream), and why; refusal() is valid after StopReading.
+  bool refused() const { return refused_; }
   const Status& refusal() const { return refusal_; }
   const StreamRamSplit& split() const { return *split_; }
   uint64_t passes() const { return counter_->passes(); }
@@ -103,6 +104,7 @@ class Precopy {
   Status read_status_;
   std::atomic<bool> stopping_{false};
   Status refusal_;
+  std::atomic<bool> refused_{false};  // set after refusal_
 };
 
 Status Precopy::Open(const std::string& image_path, const std::string& device_state_path) {
@@ -138,6 +140,7 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
     // and the migration ends at once.
     if (!read_status_.ok() && !stopping_) {
       refusal_ = read_status_;
+      refused_ = true;
       ::shutdown(ours_.get(), SHUT_RDWR);
     }
   });
@@ -240,6 +243,9 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   FERRY_RETURN_IF_ERROR(copy.Open(image_path, device_state_path).WithContext(options.what));
   Status st = copy.Start();
   if (st.ok()) st = copy.Drive(at_switchover, op, result);
+  // A reader that stopped before the copy failed is why it failed (after it, the cancel ends the
+  // stream and the reader's error is only a consequence).
+  const bool refused_first = !st.ok() && copy.refused();
   Clock::time_point completed_at = Clock::now();
   if (st.ok()) st = qemu::Cont(rt);
   // The guest stood still from QEMU's stop to the stream's end (downtime), then until the cont.
@@ -250,9 +256,9 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   if (st.ok()) st = copy.FinishReading();
   copy.StopReading();
   // QEMU's copy failed because the reader refused its stream: the refusal says why.
-  if (!st.ok() && !copy.refusal().ok() && copy.refusal().message() != st.message()) {
+  if (refused_first && !copy.refusal().ok() && copy.refusal().message() != st.message()) {
     st = Status::FromCode(copy.refusal().code(),
-                          copy.refusal().message() + "; then QEMU's copy ended: " + st.message());
+                          copy.refusal().message() + "; then " + st.message());
   }
   if (st.ok()) st = reset;
   if (st.ok()) {
