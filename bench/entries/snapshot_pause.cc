@@ -382,7 +382,7 @@ std::vector<std::string> SnapshotPause::Notes() const {
       "qemu: " + (qemu_version_.empty() ? std::string("version unknown") : qemu_version_),
       std::string("QEMU side ran: ") + QemuSnapshotKindName(kind_) +
           (kind_ == QemuSnapshotKind::kBackground
-               ? " (QEMU 7.2 accepted the capability for memory-backend-file share=on on tmpfs: "
+               ? " (QEMU accepted the capability for memory-backend-file share=on on tmpfs: "
                  "userfaultfd write-protect works on shmem on this kernel, for QEMU's own "
                  "mapping)"
                : " (QEMU refused background-snapshot: " + refusal_ + ")"),
