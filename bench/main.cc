@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_option(
       "--cases", config.cases,
       "entries made of cases: only these, comma-separated (migration: 256i,256l,1gi,1gl)");
+  app.add_option("--qemu", config.qemu_binary,
+                 "QEMU binary of both sides (ferryd's --qemu and the bare comparison)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   InstallInterruptHandlers();
@@ -44,7 +47,7 @@ int main(int argc, char** argv) {
   }
   table_out << "ferry-bench: " << config.runs
             << " timed runs per side after one warm-up each, sides interleaved; build "
-            << config.build_dir << "\n\n";
+            << config.build_dir << "; QEMU " << config.qemu_binary << "\n\n";
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& name : *names) {
     auto result = runner.Run(name);
@@ -60,6 +63,7 @@ int main(int argc, char** argv) {
     nlohmann::json doc = {{"runs", config.runs},
                           {"memory_mib", config.memory_mib},
                           {"build_dir", config.build_dir},
+                          {"qemu", config.qemu_binary},
                           {"entries", results}};
     std::cout << doc.dump(2) << "\n";
   }

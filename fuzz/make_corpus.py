@@ -341,13 +341,15 @@ def store_seeds():
 store_seeds()
 # QEMU 7.2 migration streams (src/qemu/migration_stream.h), laid out as qemu-system-x86_64 7.2
 # writes them for a q35 VM (the real ones, src/qemu/testdata/, are too big for seeds): the RAM
-# sections with few pages, then a small device state ending in EOF and a vmdesc.
-def mig_stream(ignore_shared=False, pages=True, uuid=False):
+# sections with few pages, then a small device state ending in EOF and a vmdesc. qemu10: as QEMU
+# 10.0 writes them (machine type pc-q35-10.0, COMMAND SWITCHOVER_START before RAM's END).
+def mig_stream(ignore_shared=False, pages=True, uuid=False, qemu10=False):
     def name(s):
         return bytes([len(s)]) + s.encode()
     blocks = [("ram0", 16 * 4096, 0), ("/rom@etc/acpi/tables", 4 * 4096, 0),
               ("pc.bios", 4 * 4096, 0xfffc0000)]
-    b = b"QEVM" + struct.pack(">I", 3) + b"\x07" + struct.pack(">I", 10) + b"pc-q35-7.2"
+    machine = b"pc-q35-10.0" if qemu10 else b"pc-q35-7.2"
+    b = b"QEVM" + struct.pack(">I", 3) + b"\x07" + struct.pack(">I", len(machine)) + machine
     if ignore_shared:
         b += b"\x05" + name("configuration/capabilities") + struct.pack(">II", 1, 1)
         b += name("x-ignore-shared")
@@ -371,7 +373,8 @@ def mig_stream(ignore_shared=False, pages=True, uuid=False):
     b += eos + b"\x02" + struct.pack(">I", 2)
     if pages:
         b += page("/rom@etc/acpi/tables", 0, b"ferry" * 819 + b"!")
-    b += eos + b"\x03" + struct.pack(">I", 2)
+    b += eos + (b"\x08" + struct.pack(">HH", 11, 0) if qemu10 else b"")
+    b += b"\x03" + struct.pack(">I", 2)
     if pages:
         b += page("pc.bios", 3 * 4096)
     b += eos
@@ -385,7 +388,9 @@ write("migration_stream", "share_off", mig_stream())
 write("migration_stream", "ignore_shared", mig_stream(ignore_shared=True))
 write("migration_stream", "stripped", mig_stream(pages=False))
 write("migration_stream", "uuid", mig_stream(uuid=True))
+write("migration_stream", "qemu10", mig_stream(qemu10=True))
 # The same streams split into a RAM image and the rest (their ram0 is the target's VM RAM size).
 for name, stream in [("share_off", mig_stream()), ("ignore_shared", mig_stream(ignore_shared=True)),
-                     ("stripped", mig_stream(pages=False)), ("uuid", mig_stream(uuid=True))]:
+                     ("stripped", mig_stream(pages=False)), ("uuid", mig_stream(uuid=True)),
+                     ("qemu10", mig_stream(qemu10=True))]:
     write("stream_ram_split", name, stream)

@@ -123,7 +123,7 @@ Result<std::unique_ptr<BareMigratingGuest>> BareMigratingGuest::Boot(
       new BareMigratingGuest(ctx, transport, name, memory_mib, port, disk_mib));
   FERRY_RETURN_IF_ERROR(MakeDirs(g->source_dir_, 0700));
   FERRY_RETURN_IF_ERROR(MakeDirs(g->dest_dir_, 0700));
-  const std::string qemu_img = vm::QemuImgFor(qemu::LaunchSpec().qemu_binary);
+  const std::string qemu_img = vm::QemuImgFor(ctx.guest->qemu_binary);
   for (int host = 1; host <= 2 && disk_mib != 0; ++host) {
     FERRY_RETURN_IF_ERROR(vm::CreateBlankDisk(qemu_img, g->DiskPath(host), disk_mib));
   }

@@ -122,6 +122,10 @@ Result<GuestSetup> GuestSetup::Find(const BenchConfig& config) {
   }
   g.guest_port = g.image.services.empty() ? 6379 : g.image.services.front().guest_port;
   g.accel = qemu::ChooseAccelerator(qemu::ProbeHost());
+  g.qemu_binary = config.qemu_binary;
+  auto version = qemu::ProbeQemuVersion(config.qemu_binary, "/tmp");
+  if (!version.ok()) return version.status().WithContext("the bench's QEMU");
+  g.qemu_version = *version;
   return g;
 }
 
@@ -131,6 +135,8 @@ BareLaunch GuestSetup::BareSpec(const std::string& name, const std::string& dir,
   BareLaunch b;  // field by field as VmLauncher::LaunchSpecFor fills it for a booted VM
   qemu::LaunchSpec& s = b.spec;
   vm::QemuFilePaths& files = b.files;
+  s.qemu_binary = qemu_binary;
+  s.qemu_version = qemu_version;
   s.name = name;
   s.accelerator = accel.accelerator;
   s.cpus = 1;
@@ -178,9 +184,9 @@ std::string GuestSetup::ImageNote() const {
          image.ready_marker + "'";
 }
 
-std::string QemuVersionLine(const std::string& scratch_dir) {
+std::string QemuVersionLine(const std::string& qemu_binary, const std::string& scratch_dir) {
   const std::string out = scratch_dir + "/qemu-version.txt";
-  auto p = Process::Spawn({qemu::LaunchSpec().qemu_binary, "--version"}, out);
+  auto p = Process::Spawn({qemu_binary, "--version"}, out);
   if (!p.ok()) return "";
   if (!p->WaitExit(std::chrono::milliseconds(10000))) {
     p->Signal(SIGKILL);

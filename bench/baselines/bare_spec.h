@@ -70,6 +70,10 @@ struct GuestSetup {
   vm::Image image;
   uint16_t guest_port = 6379;  // the image's first service (redis)
   qemu::AcceleratorChoice accel;
+  // BenchConfig::qemu_binary and what it says it is: ferryd gives a QEMU what its version needs
+  // (qemu::GuestRamKib), and so does BareSpec.
+  std::string qemu_binary = "qemu-system-x86_64";
+  qemu::QemuVersion qemu_version;
 
   // Checks that ferryd and ferry are built and finds the default image with its ready marker.
   static Result<GuestSetup> Find(const BenchConfig& config);
@@ -90,8 +94,8 @@ struct GuestSetup {
   std::string ImageNote() const;
 };
 
-// First line of `qemu-system-x86_64 --version`; "" if it cannot be run. `scratch_dir` holds the
-// output file for a moment.
-std::string QemuVersionLine(const std::string& scratch_dir);
+// First line of `qemu_binary --version`; "" if it cannot be run. `scratch_dir` holds the output
+// file for a moment.
+std::string QemuVersionLine(const std::string& qemu_binary, const std::string& scratch_dir);
 
 }  // namespace ferry::bench

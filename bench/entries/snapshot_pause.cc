@@ -237,7 +237,7 @@ Status SnapshotPause::SetUp(const BenchConfig& config) {
   FERRY_RETURN_IF_ERROR(CheckHostMemory());
   FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
   FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(dir_, ram_dir_, "ferry-bench-pause"));
-  qemu_version_ = QemuVersionLine(dir_->path());
+  qemu_version_ = QemuVersionLine(guest_.qemu_binary, dir_->path());
   FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
   std::set<uint64_t> sizes;
   for (const Cell& c : selected_) sizes.insert(c.memory_mib);
@@ -382,7 +382,7 @@ std::vector<std::string> SnapshotPause::Notes() const {
       "qemu: " + (qemu_version_.empty() ? std::string("version unknown") : qemu_version_),
       std::string("QEMU side ran: ") + QemuSnapshotKindName(kind_) +
           (kind_ == QemuSnapshotKind::kBackground
-               ? " (QEMU 7.2 accepted the capability for memory-backend-file share=on on tmpfs: "
+               ? " (QEMU accepted the capability for memory-backend-file share=on on tmpfs: "
                  "userfaultfd write-protect works on shmem on this kernel, for QEMU's own "
                  "mapping)"
                : " (QEMU refused background-snapshot: " + refusal_ + ")"),

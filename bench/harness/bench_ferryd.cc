@@ -66,9 +66,10 @@ Result<std::unique_ptr<BenchFerryd>> BenchFerryd::Start(const BenchConfig& confi
   if (d->socket_.size() >= sizeof(sockaddr_un::sun_path)) {
     return Status::InvalidArgument("socket path " + d->socket_ + " is too long for a UNIX socket");
   }
-  testbed::FerrydLaunch launch{config.ferryd_binary(), d->state_dir(),
-                               d->ram_dir(),           d->socket_,
-                               options.netns,          {"--image-dir", config.image_dir()}};
+  testbed::FerrydLaunch launch{
+      config.ferryd_binary(), d->state_dir(),
+      d->ram_dir(),           d->socket_,
+      options.netns,          {"--image-dir", config.image_dir(), "--qemu", config.qemu_binary}};
   launch.extra_args.insert(launch.extra_args.end(), options.extra_args.begin(),
                            options.extra_args.end());
   FERRY_ASSIGN_OR_RETURN(d->ferryd_,

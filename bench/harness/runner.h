@@ -31,6 +31,8 @@ struct BenchConfig {
   std::string build_dir;  // holds ferryd, ferry and images/
   uint64_t memory_mib = 256;
   std::string cases;  // entries made of cases (migration's cells): run only these; "" for all
+  // The QEMU both sides run: ferryd's --qemu and the comparison's bare QEMU.
+  std::string qemu_binary = "qemu-system-x86_64";
 
   std::string ferryd_binary() const { return build_dir + "/ferryd"; }
   std::string ferry_binary() const { return build_dir + "/ferry"; }

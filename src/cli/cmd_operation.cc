@@ -64,6 +64,7 @@ void AddHostCommands(CLI::App& app, Context& ctx) {
     if (*as_json) return ctx.PrintJson(*r);
     std::cout << "accelerator    " << r->value("accelerator", "") << " ("
               << r->value("accelerator_reason", "") << ")\n"
+              << "qemu           " << r->value("qemu_version", "") << "\n"
               << "state dir      " << r->value("state_dir", "") << "\n"
               << "ram dir        " << r->value("ram_dir", "") << " ("
               << r->value("ram_dir_free_mib", 0) << " MiB free)\n"

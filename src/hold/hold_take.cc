@@ -111,8 +111,8 @@ Result<std::pair<UniqueFd, UniqueFd>> SaveOwnState(vm::VmRuntime& rt, const Hold
 // A clone: its stream split into a RAM image (`ram`, in `ram_dir`) and a device state
 // (`device_state`), both unnamed files gone when closed; returns the split's figures.
 Result<json> SaveClone(vm::VmRuntime& rt, const HoldRow& row, const vm::VmRecord& rec,
-                       const std::string& ram_dir, UniqueFd& ram, UniqueFd& device_state,
-                       const std::string& what) {
+                       uint64_t ram_kib, const std::string& ram_dir, UniqueFd& ram,
+                       UniqueFd& device_state, const std::string& what) {
   // The RAM image goes where guest RAM files go (tmpfs); the device state, a few hundred KiB,
   // where a VM's own would.
   const std::string ram_path = ram_dir + "/hold-" + row.hold_id + ".ram";
@@ -120,13 +120,10 @@ Result<json> SaveClone(vm::VmRuntime& rt, const HoldRow& row, const vm::VmRecord
   FERRY_ASSIGN_OR_RETURN(ram, AnonymousFile(ram_dir, ram_path, what));
   FERRY_ASSIGN_OR_RETURN(device_state, AnonymousFile(rec.dir, state_path, what));
   // QEMU's RAM block is what the launcher gave it; the image is as large as a VM's own RAM file.
-  qemu::LaunchSpec launched;
-  launched.memory_mib = rec.spec.memory_mib;
-  launched.accelerator = rec.accelerator;
   snapshot::CloneStateFiles files;
   files.ram_fd = ram.get();
   files.ram_path = ram_path;
-  files.ram_bytes = qemu::GuestRamKib(launched) << 10;
+  files.ram_bytes = ram_kib << 10;
   files.image_bytes = rec.spec.memory_mib << 20;
   files.device_state_fd = device_state.get();
   files.device_state_path = state_path;
@@ -235,7 +232,8 @@ Result<json> HoldService::SealWhilePaused(vm::VmLease& lease, const HoldRow& row
       st = saved.status();
     } else {
       op.SetPhase("saving the clone's RAM and device state", 20);
-      auto saved = SaveClone(rt, row, rec, vms_.config().ram_dir, ram, device_state, what);
+      auto saved = SaveClone(rt, row, rec, vms_.GuestRamKib(rec), vms_.config().ram_dir, ram,
+                             device_state, what);
       if (saved.ok()) clone_figures = *saved;
       st = saved.status();
     }

@@ -30,10 +30,14 @@ uint64_t GuestRamKib(const LaunchSpec& spec) {
   // resetting TCG's write tracking, so pages the guest writes after a sync are never sent
   // again, and the destination resumes with stale kernel memory and panics (upstream fix:
   // "physmem: Fix migration dirty bitmap coherency with TCG memory access", 03bfc2188f).
-  // 8 KiB less (QEMU's -m granularity) takes the page-by-page path, which is correct. KVM
-  // tracks dirty pages in the kernel and keeps the exact size.
+  // 8 KiB less (QEMU's -m granularity) takes the page-by-page path, which is correct but slow:
+  // it resets the vCPU's TLB for every dirty page under QEMU's big lock, so a live snapshot's
+  // pause grows with RAM. KVM tracks dirty pages in the kernel and keeps the exact size, and so
+  // does a QEMU with the fix. A QEMU whose version is unknown gets the workaround.
   const uint64_t kib = spec.memory_mib * 1024;
-  return spec.accelerator == Accelerator::kTcg ? kib - 8 : kib;
+  const bool lossy_fast_sync =
+      spec.accelerator == Accelerator::kTcg && !spec.qemu_version.AtLeast(9, 0);
+  return lossy_fast_sync ? kib - 8 : kib;
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "core/guid.h"
 #include "core/mac_address.h"
 #include "qemu/accelerator.h"
+#include "qemu/qemu_version.h"
 
 namespace ferry::qemu {
 
@@ -46,6 +47,8 @@ struct DiskImage {
 
 struct LaunchSpec {
   std::string qemu_binary = "qemu-system-x86_64";
+  // What qemu_binary says it is (probed once by ferryd); unknown reads as 7.2.
+  QemuVersion qemu_version;
   std::string name;
   Accelerator accelerator = Accelerator::kTcg;
   int cpus = 1;
@@ -96,8 +99,8 @@ std::string FileNodeName(const std::string& node);
 inline constexpr const char* kDiskDeviceId = "vd0";
 
 // The guest's RAM as QEMU gets it (-m and the backend's size=), in KiB: memory_mib, or 8 KiB
-// less under TCG (see launch_spec.cc: a QEMU 7.2 TCG migration bug). The RAM file stays
-// memory_mib MiB; QEMU maps the first part of it.
+// less under TCG with a QEMU before 9.0 or of unknown version (see launch_spec.cc: a TCG
+// migration bug fixed in 9.0). The RAM file stays memory_mib MiB; QEMU maps the first part of it.
 uint64_t GuestRamKib(const LaunchSpec& spec);
 
 // Where a spare (LaunchSpec::preconfig) opens the RAM linked into its slot.

@@ -61,6 +61,26 @@ TEST(LaunchSpecTest, TcgRamIsNotAMultipleOf256KibButKvmRamIsExact) {
   EXPECT_EQ(ValueOf(BuildCommandLine(kvm), "-m"), "1048576K");
 }
 
+TEST(LaunchSpecTest, TcgRamIsExactFromQemu9WhereTheBugIsFixed) {
+  LaunchSpec spec = Sample();
+  spec.memory_mib = 1024;
+  spec.qemu_version = {7, 2, 22};
+  EXPECT_EQ(GuestRamKib(spec), 1024u * 1024 - 8);
+  spec.qemu_version = {8, 2, 9};
+  EXPECT_EQ(GuestRamKib(spec), 1024u * 1024 - 8);
+  spec.qemu_version = {9, 0, 0};
+  EXPECT_EQ(GuestRamKib(spec), 1024u * 1024);
+  spec.qemu_version = {10, 0, 2};
+  EXPECT_EQ(GuestRamKib(spec), 1024u * 1024);
+  auto argv = BuildCommandLine(spec);
+  EXPECT_EQ(ValueOf(argv, "-m"), "1048576K");
+  EXPECT_THAT(ValueOf(argv, "-object", "memory-backend-file"), HasSubstr("size=1048576K,"));
+  // A version ferryd could not read keeps the workaround: exact RAM on a QEMU with the bug
+  // loses the guest's writes.
+  spec.qemu_version = {};
+  EXPECT_EQ(GuestRamKib(spec), 1024u * 1024 - 8);
+}
+
 TEST(LaunchSpecTest, PrivateMappingWhenNotShared) {
   auto spec = Sample();
   spec.ram_shared = false;

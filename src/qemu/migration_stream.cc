@@ -52,6 +52,8 @@ const char* MigrationStreamReader::Describe(State state) const {
       return "a RAM page record";
     case State::kFooter:
       return "a section footer";
+    case State::kCommand:
+      return "a COMMAND section";
     case State::kDeviceState:
       return "the device state";
   }
@@ -149,6 +151,8 @@ Status MigrationStreamReader::Step(const uint8_t* item) {
       return StepPage(item);
     case State::kFooter:
       return StepFooter(item);
+    case State::kCommand:
+      return StepCommandHeader(item);
     case State::kDeviceState:
       break;  // Feed passes the device state through without items
   }
@@ -250,6 +254,9 @@ Status MigrationStreamReader::StepSectionType(uint8_t type) {
       if (type != kVmSectionStart && !ram_section_id_) {
         return Refuse(item_offset_, "a PART or END section before any START");
       }
+      if (switchover_started_ && type != kVmSectionEnd) {
+        return Refuse(item_offset_, "a START or PART section after SWITCHOVER_START");
+      }
       Expect(State::kSectionId, 4);
       return Status::Ok();
     case kVmSectionFull:
@@ -264,8 +271,7 @@ Status MigrationStreamReader::StepSectionType(uint8_t type) {
       Expect(State::kDeviceState, 0);
       return Status::Ok();
     case kVmCommand:
-      return Refuse(item_offset_,
-                    "a COMMAND section (postcopy, COLO or return path), which is not supported");
+      return StepCommand();
     case kVmSubsection:
       return Refuse(item_offset_, "a subsection outside the configuration");
     case kVmVmdesc:
@@ -273,6 +279,36 @@ Status MigrationStreamReader::StepSectionType(uint8_t type) {
     default:
       return Refuse(item_offset_, "unknown section type " + Hex(type));
   }
+}
+
+// A COMMAND: only QEMU 10's SWITCHOVER_START, where and when QEMU sends it.
+Status MigrationStreamReader::StepCommand() {
+  if (!MachineSendsSwitchoverStart(machine_type_)) {
+    return Refuse(item_offset_,
+                  "a COMMAND section (postcopy, COLO or return path), which is "
+                  "not supported (machine type \"" +
+                      Printable(machine_type_) + "\" sends none)");
+  }
+  if (!ram_section_id_ || ram_complete_) {
+    return Refuse(item_offset_, "a COMMAND section outside RAM's START to END");
+  }
+  if (switchover_started_) return Refuse(item_offset_, "a second SWITCHOVER_START");
+  Expect(State::kCommand, 4);
+  return Status::Ok();
+}
+
+Status MigrationStreamReader::StepCommandHeader(const uint8_t* item) {
+  other_.insert(other_.end(), item, item + need_);
+  const uint16_t command = static_cast<uint16_t>((item[0] << 8) | item[1]);
+  const uint16_t length = static_cast<uint16_t>((item[2] << 8) | item[3]);
+  if (command != kCmdSwitchoverStart || length != 0) {
+    return Refuse(record_offset_, "COMMAND " + std::to_string(command) + " with " +
+                                      std::to_string(length) +
+                                      " bytes: only SWITCHOVER_START (11, no data) is understood");
+  }
+  switchover_started_ = true;
+  Expect(State::kSectionType, 1);
+  return Status::Ok();
 }
 
 Status MigrationStreamReader::ReadDeviceState(std::span<const uint8_t> bytes) {

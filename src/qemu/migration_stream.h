@@ -1,11 +1,12 @@
-// A reader of QEMU 7.2's migration stream: it splits the stream into RAM pages (by RAM block and
-// offset) and everything else, and refuses what it does not understand. The stream comes from a
-// QEMU a guest may have subverted: every byte is untrusted, and every size is bounded.
+// A reader of QEMU 7.2's and 10.0's migration streams: it splits the stream into RAM pages (by RAM
+// block and offset) and everything else, and refuses what it does not understand. The stream comes
+// from a QEMU a guest may have subverted: every byte is untrusted, and every size is bounded.
 //
 // # The subset accepted (precopy; no compression, multifd, XBZRLE, RDMA, postcopy or COLO)
 //
 // All integers are big-endian. Learnt from QEMU v7.2.0 (migration/savevm.c, ram.c, qemu-file.c,
-// docs/devel/migration.rst) and checked against streams of qemu-system-x86_64 7.2 (testdata/).
+// docs/devel/migration.rst) and checked against streams of qemu-system-x86_64 7.2 and 10.0.2
+// (testdata/). 10.0 differs only by its machine type and the SWITCHOVER_START command.
 //
 //   header         "QEVM" be32 3
 //   configuration  0x07 be32 n, machine type (n bytes, "pc-q35-7.2"), then subsections, each
@@ -33,24 +34,28 @@
 //                    EOS      0x10  offset 0: ends the section's body
 //                  Pages of a block mapped share=on are absent when x-ignore-shared is on; ROM
 //                  blocks (pc.bios, ACPI tables) are always sent.
+//   switchover     0x08 COMMAND be16 11 (SWITCHOVER_START) be16 0: QEMU 10.0 on, with a machine
+//                  type of 10.0 or later (QEMU's own rule: "send-switchover-start"), once, after
+//                  the last PART and before RAM's END. Refused in a stream of an older machine.
 //   device state   0x04 FULL sections and 0x00 EOF, then 0x06 be32 n and n bytes of JSON (the
 //                  "vmdesc", a description for tools; QEMU's loader skips it).
 //
 // # The phases, in QEMU 7.2's order (qemu_savevm_state_setup / _iterate / _complete_precopy)
 //
 //   header, configuration, "ram" START (block list, pages, EOS), any number of "ram" PART (pages,
-//   EOS), "ram" END (the last pages, EOS), then the device state: non-iterable devices as FULL
-//   sections, EOF, vmdesc. RAM is the only iterable device of a ferry VM (no block migration,
-//   dirty bitmaps or VFIO), so every RAM byte is in START/PART/END sections and the device state
-//   comes after all of them, cleanly split. A FULL section carries no length (its layout is the
-//   device's VMStateDescription), so the device state is passed through whole, unparsed: the
-//   reader checks only that it starts with FULL or EOF, stays under kMaxDeviceStateBytes and ends
-//   with EOF and a vmdesc whose length matches.
+//   EOS), [SWITCHOVER_START,] "ram" END (the last pages, EOS), then the device state: non-iterable
+//   devices as FULL sections, EOF, vmdesc. RAM is the only iterable device of a ferry VM (no block
+//   migration, dirty bitmaps or VFIO), so every RAM byte is in START/PART/END sections and the
+//   device state comes after all of them, cleanly split. A FULL section carries no length (its
+//   layout is the device's VMStateDescription), so the device state is passed through whole,
+//   unparsed: the reader checks only that it starts with FULL or EOF, stays under
+//   kMaxDeviceStateBytes and ends with EOF and a vmdesc whose length matches.
 //
 // # Refused, with Status::Corruption naming the byte offset and what was wrong
 //
 //   bad magic or version; a missing or malformed configuration, an unknown subsection; a
-//   COMMAND section (postcopy, COLO, return path); a section other than "ram" before RAM's END
+//   COMMAND section (postcopy, COLO, return path) other than one SWITCHOVER_START where QEMU
+//   sends it; a section other than "ram" before RAM's END
 //   (another iterable device: its end could not be found); PART/END of an unknown section id; a
 //   wrong or missing footer; flags of compressed pages, XBZRLE, RDMA hooks, multifd sync or the
 //   obsolete FULL page, any unknown flag or combination; a page before the block list, of an
@@ -64,6 +69,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -78,6 +84,10 @@ inline constexpr uint32_t kMaxMachineTypeBytes = 256;
 inline constexpr uint32_t kMaxMigrationCapabilities = 64;
 inline constexpr uint64_t kMaxDeviceStateBytes = uint64_t{256} << 20;  // about 1 MiB in practice
 inline constexpr uint32_t kMaxVmdescBytes = uint32_t{1} << 20;         // about 43 KiB for a q35 VM
+
+// Whether QEMU sends SWITCHOVER_START for `machine_type` (the configuration's, "pc-q35-10.0"):
+// q35 and i440fx machine types of version 10.0 and later. QEMU 7.2's "pc-q35-7.2" does not.
+bool MachineSendsSwitchoverStart(std::string_view machine_type);
 
 // One RAM block of the stream's block list.
 struct MigrationRamBlock {
@@ -151,6 +161,8 @@ class MigrationStreamReader {
   Status StepSectionHeader(const uint8_t* item);
   Status StepBlockList(const uint8_t* item);
   Status StepFooter(const uint8_t* item);
+  Status StepCommand();
+  Status StepCommandHeader(const uint8_t* item);
   Status StepSectionType(uint8_t type);
   Status StepRamRecord(uint64_t value);
   Status StepPage(const uint8_t* item);
@@ -181,6 +193,7 @@ class MigrationStreamReader {
   uint32_t section_id_ = 0;
   std::optional<uint32_t> ram_section_id_;
   bool ram_complete_ = false;
+  bool switchover_started_ = false;  // SWITCHOVER_START seen: only RAM's END may follow
 
   std::vector<MigrationRamBlock> blocks_;
   bool blocks_known_ = false;

@@ -9,6 +9,21 @@
 
 namespace ferry::qemu {
 
+bool MachineSendsSwitchoverStart(std::string_view machine_type) {
+  for (std::string_view prefix : {std::string_view("pc-q35-"), std::string_view("pc-i440fx-")}) {
+    if (machine_type.substr(0, prefix.size()) != prefix) continue;
+    const std::string_view version = machine_type.substr(prefix.size());
+    int major = 0;
+    size_t i = 0;
+    for (; i < version.size() && i < 3 && version[i] >= '0' && version[i] <= '9'; ++i) {
+      major = major * 10 + (version[i] - '0');
+    }
+    if (i == 0 || i >= version.size() || version[i] != '.') return false;
+    return major >= 10;
+  }
+  return false;
+}
+
 // The configuration section, up to each subsection's value.
 Status MigrationStreamReader::StepConfiguration(const uint8_t* item) {
   const size_t n = need_;

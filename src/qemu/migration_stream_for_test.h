@@ -44,7 +44,8 @@ inline Bytes PatternPage(uint64_t i) {
   return page;
 }
 
-// Builds streams in the 7.2 layout, for the cases QEMU does not send.
+// Builds streams in the 7.2 layout (QEMU 10's with Config("pc-q35-10.0") and Command()), for the
+// cases QEMU does not send.
 struct StreamBuilder {
   std::vector<uint8_t> b;
   StreamBuilder& U8(uint8_t v) {
@@ -65,10 +66,18 @@ struct StreamBuilder {
     b.insert(b.end(), {'Q', 'E', 'V', 'M'});
     return Be32(3);
   }
-  StreamBuilder& Config() {
-    U8(0x07).Be32(10);
-    for (char c : std::string("pc-q35-7.2")) b.push_back(uint8_t(c));
+  StreamBuilder& Config(const std::string& machine = "pc-q35-7.2") {
+    U8(0x07).Be32(uint32_t(machine.size()));
+    for (char c : machine) b.push_back(uint8_t(c));
     return *this;
+  }
+  // QEMU 10's COMMAND SWITCHOVER_START (11, no data), or another command.
+  StreamBuilder& Command(uint16_t command = 11, uint16_t length = 0) {
+    return U8(0x08)
+        .U8(uint8_t(command >> 8))
+        .U8(uint8_t(command))
+        .U8(uint8_t(length >> 8))
+        .U8(uint8_t(length));
   }
   StreamBuilder& RamStart(uint32_t id = 2) { return U8(0x01).Be32(id).Str("ram").Be32(0).Be32(4); }
   StreamBuilder& BlockList(std::vector<std::pair<std::string, uint64_t>> blocks) {

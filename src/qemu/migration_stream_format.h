@@ -37,6 +37,12 @@ constexpr uint64_t kFlagCompressPage = 0x100;
 constexpr uint64_t kFlagMultifdFlush = 0x200;  // QEMU 8.0 on
 constexpr uint64_t kFlagMask = kMigrationPageBytes - 1;
 
+// COMMAND subcommands (MIG_CMD_* in migration/savevm.c): be16 command, be16 length, data.
+// SWITCHOVER_START (QEMU 10.0 on, no data) marks the end of the iterations: QEMU sends it once
+// the guest is stopped, before the iterable devices' END sections, when the machine type is
+// 10.0 or later ("send-switchover-start", off in hw_compat_9_2).
+constexpr uint16_t kCmdSwitchoverStart = 11;
+
 constexpr uint32_t kFileVersion = 3;
 constexpr uint32_t kRamSectionVersion = 4;
 constexpr uint32_t kTargetPageBits = 12;
@@ -98,6 +104,7 @@ enum class MigrationStreamReader::State {
   kZeroFill,                // u8
   kPageData,                // 4096
   kFooter,                  // 0x7e be32
+  kCommand,                 // be16 command, be16 length
   kDeviceState,             // the rest, passed through
 };
 

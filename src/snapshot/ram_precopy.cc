@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -84,6 +85,10 @@ class Precopy {
   // The image's chunk table, once the stream ended; the image synced and made read-only.
   Result<RamImage> SealImage();
   void StopReading();
+  // Whether the reader has stopped on its own (it refused QEMU's stream, could not write the
+  // image, or QEMU closed the stream), and why; refusal() is valid after StopReading.
+  bool refused() const { return refused_; }
+  const Status& refusal() const { return refusal_; }
   const StreamRamSplit& split() const { return *split_; }
   uint64_t passes() const { return counter_->passes(); }
 
@@ -97,6 +102,9 @@ class Precopy {
   std::unique_ptr<qemu::MigrationStreamReader> reader_;
   std::thread thread_;
   Status read_status_;
+  std::atomic<bool> stopping_{false};
+  Status refusal_;
+  std::atomic<bool> refused_{false};  // set after refusal_
 };
 
 Status Precopy::Open(const std::string& image_path, const std::string& device_state_path) {
@@ -125,8 +133,17 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
       [device_fd, what](std::span<const uint8_t> b) { return WriteAllTo(device_fd, b, what); });
   counter_ = std::make_unique<PassCounter>(*split_);
   reader_ = std::make_unique<qemu::MigrationStreamReader>(*counter_);
-  thread_ = std::thread(
-      [this] { read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream"); });
+  thread_ = std::thread([this] {
+    read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream");
+    // QEMU writes the last pass and the device state holding its main lock: a stream nobody
+    // reads would stall the guest's QEMU, QMP included, until the cancel. Shut, its writes fail
+    // and the migration ends at once.
+    if (!read_status_.ok() && !stopping_) {
+      refusal_ = read_status_;
+      refused_ = true;
+      ::shutdown(ours_.get(), SHUT_RDWR);
+    }
+  });
   return Status::Ok();
 }
 
@@ -210,6 +227,7 @@ Result<RamImage> Precopy::SealImage() {
 void Precopy::StopReading() {
   if (!thread_.joinable()) return;
   // A QEMU that neither sends nor closes must not hold this thread: the read ends now.
+  stopping_ = true;
   ::shutdown(ours_.get(), SHUT_RDWR);
   thread_.join();
 }
@@ -225,6 +243,9 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   FERRY_RETURN_IF_ERROR(copy.Open(image_path, device_state_path).WithContext(options.what));
   Status st = copy.Start();
   if (st.ok()) st = copy.Drive(at_switchover, op, result);
+  // A reader that stopped before the copy failed is why it failed (after it, the cancel ends the
+  // stream and the reader's error is only a consequence).
+  const bool refused_first = !st.ok() && copy.refused();
   Clock::time_point completed_at = Clock::now();
   if (st.ok()) st = qemu::Cont(rt);
   // The guest stood still from QEMU's stop to the stream's end (downtime), then until the cont.
@@ -234,6 +255,11 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   Status reset = qemu::SetMigrationCapability(rt, "pause-before-switchover", false);
   if (st.ok()) st = copy.FinishReading();
   copy.StopReading();
+  // QEMU's copy failed because the reader refused its stream: the refusal says why.
+  if (refused_first && !copy.refusal().ok() && copy.refusal().message() != st.message()) {
+    st = Status::FromCode(copy.refusal().code(),
+                          copy.refusal().message() + "; then " + st.message());
+  }
   if (st.ok()) st = reset;
   if (st.ok()) {
     const auto sealing = Clock::now();

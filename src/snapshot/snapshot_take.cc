@@ -202,10 +202,7 @@ Status SnapshotService::CaptureLive(Taking& t, Operation& op) {
   PrecopyOptions options;
   options.what = "copying RAM";
   // QEMU's RAM block is what the launcher gave it; the image is as large as the VM's RAM file.
-  qemu::LaunchSpec launched;
-  launched.memory_mib = rec.spec.memory_mib;
-  launched.accelerator = rec.accelerator;
-  options.limits.ram_bytes = qemu::GuestRamKib(launched) << 10;
+  options.limits.ram_bytes = vms_.GuestRamKib(rec) << 10;
   options.limits.image_bytes = rec.spec.memory_mib << 20;
   options.limits.max_device_state_bytes = kMaxCloneDeviceStateBytes;
   auto at_instant = [&]() -> Status {

@@ -70,6 +70,7 @@ Result<QemuLaunch> VmLauncher::LaunchSpecFor(const VmRecord& r, const VmPaths& p
   qemu::LaunchSpec& launch = out.spec;
   QemuFilePaths& files = out.files;
   launch.qemu_binary = config_.qemu_binary;
+  launch.qemu_version = config_.qemu_version;
   launch.name = r.spec.name;
   launch.accelerator = config_.accelerator;
   launch.cpus = r.spec.cpus;

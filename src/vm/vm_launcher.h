@@ -90,6 +90,7 @@ class VmLauncher {
  public:
   struct Config {
     std::string qemu_binary;
+    qemu::QemuVersion qemu_version{};
     qemu::Accelerator accelerator = qemu::Accelerator::kTcg;
     std::chrono::milliseconds ready_timeout{300000};
   };

@@ -38,6 +38,16 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config,
   SetConsoleRingBytes(c.console_max_kib << 10);
   svc->accel_ = qemu::ChooseAccelerator(qemu::ProbeHost());
   spdlog::info("accelerator: {}", svc->accel_.reason);
+  // QEMU releases differ in what ferryd must give them (qemu::GuestRamKib). One that cannot
+  // be asked is treated as the oldest ferry supports; its launches will say what is wrong.
+  auto version = qemu::ProbeQemuVersion(c.qemu_binary, c.state_dir);
+  if (version.ok()) {
+    svc->qemu_version_ = *version;
+    spdlog::info("QEMU: {} version {}", c.qemu_binary, version->ToString());
+  } else {
+    spdlog::warn("QEMU: cannot tell the version of {} ({}); treating it as 7.2", c.qemu_binary,
+                 version.status().message());
+  }
   if (!c.qemu_user.empty()) {
     FERRY_ASSIGN_OR_RETURN(QemuUser user, LookUpQemuUser(c.qemu_user));
     FERRY_RETURN_IF_ERROR(CheckUidRangeUnused(c.qemu_uids));
@@ -69,11 +79,20 @@ Result<std::unique_ptr<VmService>> VmService::Open(ServiceConfig config,
     s->vm_rows_.Delete(name);
   };
   hooks.shutting_down = &s->shutting_down_;
-  svc->launcher_ = std::make_unique<VmLauncher>(
-      VmLauncher::Config{c.qemu_binary, svc->accel_.accelerator, c.ready_timeout}, svc->images_,
-      *svc->launch_steps_, std::move(hooks));
+  svc->launcher_ =
+      std::make_unique<VmLauncher>(VmLauncher::Config{c.qemu_binary, svc->qemu_version_,
+                                                      svc->accel_.accelerator, c.ready_timeout},
+                                   svc->images_, *svc->launch_steps_, std::move(hooks));
   FERRY_RETURN_IF_ERROR(svc->Readopt());
   return svc;
+}
+
+uint64_t VmService::GuestRamKib(const VmRecord& rec) const {
+  qemu::LaunchSpec launched;
+  launched.qemu_version = qemu_version_;
+  launched.memory_mib = rec.spec.memory_mib;
+  launched.accelerator = rec.accelerator;
+  return qemu::GuestRamKib(launched);
 }
 
 void VmService::Shutdown() {

@@ -140,6 +140,10 @@ class VmService {
   // when QEMU runs as ferryd's user.
   Status ShareRamImage(const std::string& path);
   const ServiceConfig& config() const { return config_; }
+  // What config().qemu_binary said it is at start-up.
+  const qemu::QemuVersion& qemu_version() const { return qemu_version_; }
+  // The guest RAM (KiB) QEMU maps for `rec` as this ferryd launches it (qemu::GuestRamKib).
+  uint64_t GuestRamKib(const VmRecord& rec) const;
   ImageCatalog& images() { return images_; }
   Result<std::shared_ptr<Operation>> Stop(const std::string& name, StopOptions options);
   // `holder`: the operation that holds the VM's lease and deletes it under that lease (a
@@ -227,6 +231,7 @@ class VmService {
   registry::Table<VmRecord> vm_rows_;
   ImageCatalog images_;
   qemu::AcceleratorChoice accel_;
+  qemu::QemuVersion qemu_version_;
   // The uids QEMUs run as; unset when config_.qemu_user is "" (QEMU runs as ferryd).
   std::unique_ptr<QemuUids> qemu_uids_;
   std::vector<gid_t> qemu_groups_;  // supplementary groups of every QEMU (kvm's, under KVM)

@@ -104,6 +104,7 @@ json VmService::HostInfo() {
   auto cap = ProbeCapacity(config_.ram_dir);
   return {{"accelerator", qemu::AcceleratorName(accel_.accelerator)},
           {"accelerator_reason", accel_.reason},
+          {"qemu_version", qemu_version_.ToString()},
           {"state_dir", config_.state_dir},
           {"ram_dir", config_.ram_dir},
           {"images", images},

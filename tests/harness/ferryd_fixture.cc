@@ -84,6 +84,13 @@ std::vector<std::string> TestFerrydCommandLine(const std::string& state_dir,
   testbed::FerrydLaunch launch{kBuild + "/ferryd",        state_dir, ram_dir, socket, netns,
                                {"--ready-timeout", "240"}};
   launch.extra_args.insert(launch.extra_args.end(), extra_args.begin(), extra_args.end());
+  // FERRY_TEST_QEMU=PATH runs the tests on another QEMU build (a test's own --qemu wrapper
+  // wins: it execs qemu-system-x86_64 from PATH).
+  const char* qemu = std::getenv("FERRY_TEST_QEMU");
+  if (qemu != nullptr && *qemu != '\0' &&
+      std::find(extra_args.begin(), extra_args.end(), "--qemu") == extra_args.end()) {
+    launch.extra_args.insert(launch.extra_args.end(), {"--qemu", qemu});
+  }
   return testbed::FerrydCommandLine(launch);
 }
 

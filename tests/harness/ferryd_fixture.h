@@ -57,7 +57,7 @@ class FerrydFixture : public ::testing::Test {
 
 // A test's ferryd command line (testbed/ferryd_process.h): the build's ferryd on these
 // directories and socket, in `netns` unless "", with a ready timeout that TCG needs, then
-// `extra_args`.
+// `extra_args`, and `--qemu $FERRY_TEST_QEMU` when that is set and extra_args name no --qemu.
 std::vector<std::string> TestFerrydCommandLine(const std::string& state_dir,
                                                const std::string& ram_dir,
                                                const std::string& socket, const std::string& netns,

@@ -9,6 +9,8 @@
 #                                  pages sent again after the guest wrote them
 # The pattern (kept in sync with the test): every 97th page, page i holds 128 times the 32 bytes
 # le64(i * 4096) "ferry-mstream-pattern!!!"; every other byte is zero.
+# With QEMU10=/path/to/qemu-system-x86_64 (10.0) it writes only qemu10_pattern_running.mig.gz,
+# the running case with that QEMU (machine pc-q35-10.0: SWITCHOVER_START before RAM's END).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=$(mktemp -d)
@@ -24,6 +26,7 @@ with open(sys.argv[1], "wb") as f:
         f.write((struct.pack("<Q", i * 4096) + b"ferry-mstream-pattern!!!") * 128)
 PY
 
+qemu=qemu-system-x86_64
 save() {  # save OUT IGNORE_SHARED SHARE [running]
   local out=$1 ignore=$2 share=$3 paused=-S bandwidth=0 wait=3
   if [[ ${4:-} == running ]]; then paused= bandwidth=300000 wait=9; fi
@@ -38,12 +41,17 @@ save() {  # save OUT IGNORE_SHARED SHARE [running]
     sleep "$wait"
     echo '{"execute":"query-migrate"}'
     echo '{"execute":"quit"}'
-  } | qemu-system-x86_64 -machine q35,memory-backend=ram0 -accel tcg -display none -nodefaults \
+  } | "$qemu" -machine q35,memory-backend=ram0 -accel tcg -display none -nodefaults \
       $paused -qmp stdio -m 64 \
       -object memory-backend-file,id=ram0,size=64M,mem-path="$work/ram",share="$share" |
     grep -q '"status": "completed"' || { echo "make_streams: $out did not complete" >&2; exit 1; }
   gzip -9 -n <"$work/$out" >"$here/$out.gz"
 }
+if [[ -n ${QEMU10:-} ]]; then
+  qemu=$QEMU10
+  save qemu10_pattern_running.mig false off running
+  exit 0
+fi
 save pattern_share_off.mig false off
 save pattern_ignore_shared.mig true on
 save pattern_running.mig false off running
