@@ -1,19 +1,16 @@
 #include "bench/baselines/bare_spec.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <vector>
 
 #include "bench/harness/namespace_hosts.h"
 #include "core/files.h"
 #include "core/ids.h"
-#include "core/process.h"
 
 namespace ferry::bench {
 
@@ -123,8 +120,11 @@ Result<GuestSetup> GuestSetup::Find(const BenchConfig& config) {
   g.guest_port = g.image.services.empty() ? 6379 : g.image.services.front().guest_port;
   g.accel = qemu::ChooseAccelerator(qemu::ProbeHost());
   g.qemu_binary = config.qemu_binary;
-  auto version = qemu::ProbeQemuVersion(config.qemu_binary, "/tmp");
-  if (!version.ok()) return version.status().WithContext("the bench's QEMU");
+  auto line = qemu::QemuVersionLine(config.qemu_binary, "/tmp");
+  if (!line.ok()) return line.status().WithContext("the bench's QEMU");
+  auto version = qemu::ParseQemuVersion(*line);
+  if (!version.ok()) return version.status().WithContext("the bench's QEMU " + config.qemu_binary);
+  g.qemu_version_line = *line;
   g.qemu_version = *version;
   return g;
 }
@@ -182,21 +182,6 @@ std::string GuestSetup::AcceleratorNote() const {
 std::string GuestSetup::ImageNote() const {
   return "guest: image '" + image.name + "' from " + image.dir + ", 1 vCPU; ready marker '" +
          image.ready_marker + "'";
-}
-
-std::string QemuVersionLine(const std::string& qemu_binary, const std::string& scratch_dir) {
-  const std::string out = scratch_dir + "/qemu-version.txt";
-  auto p = Process::Spawn({qemu_binary, "--version"}, out);
-  if (!p.ok()) return "";
-  if (!p->WaitExit(std::chrono::milliseconds(10000))) {
-    p->Signal(SIGKILL);
-    p->WaitExit(std::chrono::milliseconds(5000));
-    return "";
-  }
-  auto read = ReadFile(out);
-  std::string text = read.ok() ? *read : "";
-  ::unlink(out.c_str());
-  return text.substr(0, text.find('\n'));
 }
 
 }  // namespace ferry::bench

@@ -74,6 +74,7 @@ struct GuestSetup {
   // (qemu::GuestRamKib), and so does BareSpec.
   std::string qemu_binary = "qemu-system-x86_64";
   qemu::QemuVersion qemu_version;
+  std::string qemu_version_line;  // as `--version` printed it, for the notes
 
   // Checks that ferryd and ferry are built and finds the default image with its ready marker.
   static Result<GuestSetup> Find(const BenchConfig& config);
@@ -93,9 +94,5 @@ struct GuestSetup {
   std::string AcceleratorNote() const;
   std::string ImageNote() const;
 };
-
-// First line of `qemu_binary --version`; "" if it cannot be run. `scratch_dir` holds the output
-// file for a moment.
-std::string QemuVersionLine(const std::string& qemu_binary, const std::string& scratch_dir);
 
 }  // namespace ferry::bench

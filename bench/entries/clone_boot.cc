@@ -154,7 +154,7 @@ class CloneBoot : public BenchEntry {
     config_ = config;
     FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
     FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(bare_dir_, bare_ram_dir_));
-    qemu_version_ = QemuVersionLine(guest_.qemu_binary, bare_dir_->path());
+    qemu_version_ = guest_.qemu_version_line;
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
     // The snapshot every clone comes from: the default VM at its ready point, as a template is.

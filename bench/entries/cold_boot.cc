@@ -62,7 +62,7 @@ class ColdBoot : public BenchEntry {
     FERRY_ASSIGN_OR_RETURN(setup_, GuestSetup::Find(config));
 
     FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(bare_dir_, bare_ram_dir_));
-    qemu_version_ = QemuVersionLine(setup_.qemu_binary, bare_dir_->path());
+    qemu_version_ = setup_.qemu_version_line;
 
     auto ferryd = BenchFerryd::Start(config);
     if (!ferryd.ok()) return ferryd.status();

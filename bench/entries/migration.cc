@@ -226,7 +226,7 @@ class Migration : public BenchEntry {
     }
     FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
     FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(dir_, ram_dir_, "ferry-bench-mig"));
-    qemu_version_ = QemuVersionLine(guest_.qemu_binary, dir_->path());
+    qemu_version_ = guest_.qemu_version_line;
 
     NamespaceHosts::SweepStale();
     FERRY_RETURN_IF_ERROR(hosts_.Build());

@@ -90,7 +90,7 @@ class RestoreMigration : public BenchEntry {
   Status SetUp(const BenchConfig& config) override {
     FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
     FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(bare_dir_, bare_ram_dir_));
-    qemu_version_ = QemuVersionLine(guest_.qemu_binary, bare_dir_->path());
+    qemu_version_ = guest_.qemu_version_line;
     FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
 
     // ferry's snapshot of a 1 GiB VM at its ready point; the VM itself is not needed after.

@@ -237,7 +237,7 @@ Status SnapshotPause::SetUp(const BenchConfig& config) {
   FERRY_RETURN_IF_ERROR(CheckHostMemory());
   FERRY_ASSIGN_OR_RETURN(guest_, GuestSetup::Find(config));
   FERRY_RETURN_IF_ERROR(MakeBareQemuDirs(dir_, ram_dir_, "ferry-bench-pause"));
-  qemu_version_ = QemuVersionLine(guest_.qemu_binary, dir_->path());
+  qemu_version_ = guest_.qemu_version_line;
   FERRY_ASSIGN_OR_RETURN(ferryd_, BenchFerryd::Start(config));
   std::set<uint64_t> sizes;
   for (const Cell& c : selected_) sizes.insert(c.memory_mib);

@@ -58,7 +58,7 @@ Result<QemuVersion> ParseQemuVersion(std::string_view text) {
   return v;
 }
 
-Result<QemuVersion> ProbeQemuVersion(const std::string& binary, const std::string& scratch_dir) {
+Result<std::string> QemuVersionLine(const std::string& binary, const std::string& scratch_dir) {
   const std::string out = scratch_dir + "/qemu-version-" + std::to_string(::getpid()) + ".txt";
   ::unlink(out.c_str());
   auto p = Process::Spawn({binary, "--version"}, out);
@@ -76,7 +76,12 @@ Result<QemuVersion> ProbeQemuVersion(const std::string& binary, const std::strin
     return Status::FailedPrecondition(binary + " --version " + exit->Describe());
   }
   if (!text.ok()) return text.status().WithContext(binary + " --version");
-  auto v = ParseQemuVersion(*text);
+  return text->substr(0, text->find('\n'));
+}
+
+Result<QemuVersion> ProbeQemuVersion(const std::string& binary, const std::string& scratch_dir) {
+  FERRY_ASSIGN_OR_RETURN(const std::string line, QemuVersionLine(binary, scratch_dir));
+  auto v = ParseQemuVersion(line);
   if (!v.ok()) return v.status().WithContext(binary);
   return v;
 }

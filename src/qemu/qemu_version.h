@@ -27,8 +27,11 @@ struct QemuVersion {
 // text, or numbers past 1000.
 Result<QemuVersion> ParseQemuVersion(std::string_view text);
 
-// Runs `binary --version` (its output goes to a file in `scratch_dir`, removed after) and parses
-// it; fails if it does not run, exit 0 and print a version within 10 s.
+// The first line `binary --version` prints (its output goes to a file in `scratch_dir`, removed
+// after); fails if it does not run and exit 0 within 10 s.
+Result<std::string> QemuVersionLine(const std::string& binary, const std::string& scratch_dir);
+
+// QemuVersionLine, parsed (ParseQemuVersion).
 Result<QemuVersion> ProbeQemuVersion(const std::string& binary, const std::string& scratch_dir);
 
 }  // namespace ferry::qemu
