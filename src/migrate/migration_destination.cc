@@ -10,7 +10,6 @@
 #include "core/thread_priority.h"
 #include "migrate/destination_checks.h"
 #include "migrate/disk_export.h"
-#include "migrate/image_flusher.h"
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
 #include "migrate/qemu_stream.h"
@@ -36,7 +35,6 @@ struct IncomingDisk {
   std::string migration;
   std::string source_host;
   std::string socket_path;
-  std::string image_path;  // the blank image QEMU exports (vm_creation.cc names it)
   std::shared_ptr<NbdTurn> turn = std::make_shared<NbdTurn>();
 };
 
@@ -86,8 +84,6 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
   }
   {
     const ThreadPriorityBoost boost;  // the stream's hop into QEMU (thread_priority.h)
-    // The copy's pages go to storage now, not in the flush at the switchover (image_flusher.h).
-    auto flusher = disk ? ImageFlusher::Start(disk->image_path, kImageFlushEvery) : nullptr;
     FERRY_RETURN_IF_ERROR(
         PumpFromLink(link, fd, kStreamIdleTimeout, disk ? disk->turn.get() : nullptr));
   }
@@ -205,9 +201,8 @@ void MigrationService::ReceiveMigration(const std::shared_ptr<PeerLink>& link,
     if (Status room = CheckRoomForDisk(name, *prepare.disk_bytes, state_dir, self()); !room.ok()) {
       return refuse(room);
     }
-    const std::string dir = vm::VmPaths::For(state_dir, name).dir;
-    disk = IncomingDisk{disk_exports_, prepare.migration, source, dir + "/nbd.sock",
-                        dir + "/disk.qcow2"};
+    disk = IncomingDisk{disk_exports_, prepare.migration, source,
+                        vm::VmPaths::For(state_dir, name).dir + "/nbd.sock"};
   }
   vm::IncomingMigrationLaunch plan;
   plan.mac = prepare.mac.ToString();
