@@ -44,7 +44,8 @@ void DiskExports::Remove(const std::string& migration) {
   waiting_.erase(it);
 }
 
-Result<std::string> DiskExports::Claim(const DiskLinkRequest& request, const std::string& host) {
+Result<DiskExports::Claimed> DiskExports::Claim(const DiskLinkRequest& request,
+                                                const std::string& host) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = waiting_.find(request.migration);
   const bool match =
@@ -55,10 +56,10 @@ Result<std::string> DiskExports::Claim(const DiskLinkRequest& request, const std
     return Status::NotFound("no migration from host " + host +
                             " waits for a disk link with that id and token");
   }
-  std::string path = it->second.socket_path;
+  Claimed claimed{it->second.socket_path, it->second.turn};
   crypto::Wipe(it->second.token);
   waiting_.erase(it);
-  return path;
+  return claimed;
 }
 
 Result<std::string> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& socket_path) {
@@ -77,9 +78,9 @@ Result<std::string> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& soc
   return crypto::RandomBytes(kDiskTokenBytes);
 }
 
-Status ServeDiskLink(const std::shared_ptr<PeerLink>& link, const std::string& socket_path,
+Status ServeDiskLink(const std::shared_ptr<PeerLink>& link, const DiskExports::Claimed& claimed,
                      const std::string& what) {
-  FERRY_ASSIGN_OR_RETURN(sockaddr_un address, UnixAddress(socket_path));
+  FERRY_ASSIGN_OR_RETURN(sockaddr_un address, UnixAddress(claimed.socket_path));
   StreamFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (socket.get() < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
   if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
@@ -87,7 +88,7 @@ Status ServeDiskLink(const std::shared_ptr<PeerLink>& link, const std::string& s
                                std::strerror(errno) + ")");
   }
   FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, DiskLinkedReply{}));
-  FERRY_ASSIGN_OR_RETURN(auto relay, LinkRelay::Start(std::move(socket), link, what));
+  FERRY_ASSIGN_OR_RETURN(auto relay, LinkRelay::Start(std::move(socket), link, what, claimed.turn));
   return relay->Wait();
 }
 

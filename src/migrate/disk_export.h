@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "migrate/migration_messages.h"
+#include "migrate/nbd_turn.h"
 #include "migrate/peer_link.h"
 #include "vm/vm_runtime.h"
 
@@ -30,6 +31,11 @@ class DiskExports {
     std::string source_host;  // the host whose prepare it was: only it may join
     std::string token;        // raw kDiskTokenBytes
     std::string socket_path;  // QEMU's NBD server listens here
+    std::shared_ptr<NbdTurn> turn;  // shared with the memory stream's pump (nbd_turn.h)
+  };
+  struct Claimed {
+    std::string socket_path;
+    std::shared_ptr<NbdTurn> turn;
   };
 
   void Add(const std::string& migration, Waiting waiting);
@@ -37,7 +43,7 @@ class DiskExports {
   // The socket of migration `request.migration`, once: the entry is taken. NotFound (one
   // message for every mismatch: a prober learns nothing) unless the migration waits for a
   // disk, `host` is its source and the token matches.
-  Result<std::string> Claim(const DiskLinkRequest& request, const std::string& host);
+  Result<Claimed> Claim(const DiskLinkRequest& request, const std::string& host);
 
  private:
   std::mutex mu_;
@@ -48,9 +54,9 @@ class DiskExports {
 // token the source must present. The node is the one the guest's disk device uses.
 Result<std::string> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& socket_path);
 
-// Serves a "disk-link" on `link` (its thread): connects to `socket_path`, says "disk-linked" and
-// relays until either end closes.
-Status ServeDiskLink(const std::shared_ptr<PeerLink>& link, const std::string& socket_path,
+// Serves a "disk-link" on `link` (its thread): connects to the claimed socket, says
+// "disk-linked" and relays until either end closes, telling the claim's turn of each request.
+Status ServeDiskLink(const std::shared_ptr<PeerLink>& link, const DiskExports::Claimed& claimed,
                      const std::string& what);
 
 }  // namespace ferry::migrate

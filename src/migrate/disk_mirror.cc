@@ -88,13 +88,16 @@ Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& pro
 Status DiskMirror::Complete() {
   auto changes = rt_.WatchQmpEvent("JOB_STATUS_CHANGE");
   FERRY_RETURN_IF_ERROR(qemu::BlockJobCancel(rt_, kJobId, /*force=*/false));
-  FERRY_RETURN_IF_ERROR(AwaitConcluded(kConcludeTimeout, changes.ok() ? &*changes : nullptr));
+  FERRY_RETURN_IF_ERROR(AwaitConcluded(kConcludeTimeout, changes.ok() ? &*changes : nullptr,
+                                       /*dismiss_later=*/true));
   job_started_ = false;
   completed_ = true;
   return Status::Ok();
 }
 
 void DiskMirror::ReleaseTarget() {
+  if (dismiss_owed_) (void)qemu::JobDismiss(rt_, kJobId);
+  dismiss_owed_ = false;
   if (!completed_ || !node_added_) return;
   // The destination has every block; its NBD server stops before its guest resumes.
   if (Status deleted = qemu::BlockdevDel(rt_, kTargetNode); !deleted.ok()) {
@@ -103,26 +106,51 @@ void DiskMirror::ReleaseTarget() {
   node_added_ = false;
 }
 
-Status DiskMirror::AwaitConcluded(milliseconds timeout, qemu::QmpClient::EventWaiter* changes) {
-  // Between looks: the job's next status change, or a short sleep without events.
-  auto pause = [changes] {
-    if (changes) {
-      (void)changes->Wait(kPollEvery);
-    } else {
-      std::this_thread::sleep_for(kPollEvery / 10);
-    }
-  };
-  const auto until = std::chrono::steady_clock::now() + timeout;
+namespace {
+
+// The next of the job's statuses worth acting on ("pending", "concluded") its events announce
+// within `wait`; "" when none did (or there are no events: then after a short sleep).
+std::string NextJobStatus(qemu::QmpClient::EventWaiter* changes, milliseconds wait) {
+  if (!changes) {
+    std::this_thread::sleep_for(wait / 10);
+    return "";
+  }
+  const auto until = std::chrono::steady_clock::now() + wait;
   for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return "";
+    auto event = changes->Wait(left);
+    if (!event.ok()) return "";
+    const auto& data = event->data;
+    if (!data.is_object() || data.value("id", std::string()) != kJobId) continue;
+    std::string status = data.value("status", std::string());
+    if (status == "pending" || status == "concluded") return status;
+  }
+}
+
+}  // namespace
+
+Status DiskMirror::AwaitConcluded(milliseconds timeout, qemu::QmpClient::EventWaiter* changes,
+                                  bool dismiss_later) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  // With events, the first look waits for one: the job was just told to end.
+  std::string announced = changes ? NextJobStatus(changes, kPollEvery) : "";
+  for (;;) {
+    if (announced == "pending") {
+      (void)qemu::JobFinalize(rt_, kJobId);
+      announced = NextJobStatus(changes, kPollEvery);
+      continue;
+    }
     FERRY_ASSIGN_OR_RETURN(auto job, qemu::QueryBlockJob(rt_, kJobId));
     if (!job) return Status::Unavailable("QEMU's copy of the " + what_ + " vanished");
     if (job->status == "pending") {
       (void)qemu::JobFinalize(rt_, kJobId);
-      pause();
-      continue;
-    }
-    if (job->status == "concluded") {
-      (void)qemu::JobDismiss(rt_, kJobId);
+    } else if (job->status == "concluded") {
+      if (dismiss_later) {
+        dismiss_owed_ = true;
+      } else {
+        (void)qemu::JobDismiss(rt_, kJobId);
+      }
       if (!job->error.empty()) {
         return Status::Unavailable("the copy of the " + what_ +
                                    " failed at the end: " + job->error);
@@ -134,7 +162,7 @@ Status DiskMirror::AwaitConcluded(milliseconds timeout, qemu::QmpClient::EventWa
       return Status::DeadlineExceeded("the copy of the " + what_ + " did not end in " +
                                       std::to_string(timeout.count() / 1000) + " s");
     }
-    pause();
+    announced = NextJobStatus(changes, kPollEvery);
   }
 }
 

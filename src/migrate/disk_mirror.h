@@ -61,9 +61,13 @@ class DiskMirror {
  private:
   DiskMirror(vm::VmRuntime& rt, std::string what) : rt_(rt), what_(std::move(what)) {}
   // Waits until QEMU's job has concluded, finalizing it when pending; its error, if any.
-  // `changes`, if given, wakes the wait at each of the job's status changes.
+  // `changes`, if given, drives the wait: the job's "pending" is finalized as it is announced
+  // and only its "concluded" is looked at (each QMP round trip at the switchover is downtime);
+  // without events, or when none comes within a poll, the job is queried. The concluded job is
+  // dismissed here unless `dismiss_later` (ReleaseTarget does it, after the guest's last pass).
   Status AwaitConcluded(std::chrono::milliseconds timeout,
-                        qemu::QmpClient::EventWaiter* changes = nullptr);
+                        qemu::QmpClient::EventWaiter* changes = nullptr,
+                        bool dismiss_later = false);
 
   vm::VmRuntime& rt_;
   const std::string what_;
@@ -72,6 +76,7 @@ class DiskMirror {
   bool node_added_ = false;
   bool job_started_ = false;
   bool completed_ = false;
+  bool dismiss_owed_ = false;  // concluded, not yet dismissed
   uint64_t copied_ = 0;
 };
 

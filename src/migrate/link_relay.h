@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "migrate/nbd_turn.h"
 #include "migrate/peer_link.h"
 #include "migrate/qemu_stream.h"
 
@@ -24,9 +25,11 @@ namespace ferry::migrate {
 class LinkRelay {
  public:
   // Starts relaying between `socket` (connected, stream) and `link`. `what` names the relay in
-  // errors ("disk of vm db").
+  // errors ("disk of vm db"). With a `turn` (the destination's NBD server on `socket`), bytes
+  // handed to the socket are a request and bytes read from it an answer (nbd_turn.h).
   static Result<std::unique_ptr<LinkRelay>> Start(StreamFd socket, std::shared_ptr<PeerLink> link,
-                                                  std::string what);
+                                                  std::string what,
+                                                  std::shared_ptr<NbdTurn> turn = nullptr);
   LinkRelay(const LinkRelay&) = delete;
   LinkRelay& operator=(const LinkRelay&) = delete;
   // Stop(), then waits for both directions.
@@ -40,7 +43,8 @@ class LinkRelay {
   bool running() const { return !ended_.load(); }
 
  private:
-  LinkRelay(StreamFd socket, std::shared_ptr<PeerLink> link, std::string what);
+  LinkRelay(StreamFd socket, std::shared_ptr<PeerLink> link, std::string what,
+            std::shared_ptr<NbdTurn> turn);
   void SocketToLink();
   void LinkToSocket();
   // Records the first failure and ends both directions.
@@ -49,6 +53,7 @@ class LinkRelay {
   StreamFd socket_;
   std::shared_ptr<PeerLink> link_;
   const std::string what_;
+  const std::shared_ptr<NbdTurn> turn_;  // may be null
   std::atomic<bool> stopping_{false};
   std::atomic<bool> ended_{false};
   std::mutex mu_;

@@ -35,6 +35,7 @@ struct IncomingDisk {
   std::string migration;
   std::string source_host;
   std::string socket_path;
+  std::shared_ptr<NbdTurn> turn = std::make_shared<NbdTurn>();
 };
 
 // Drops a disk's registration for its link however the receive ends.
@@ -49,7 +50,7 @@ struct DiskOffer {
 Result<std::string> OfferDisk(vm::VmRuntime& rt, const IncomingDisk& disk) {
   auto token = ExportIncomingDisk(rt, disk.socket_path);
   if (!token.ok()) return token.status().WithContext("exporting the disk for its copy");
-  disk.exports->Add(disk.migration, {disk.source_host, *token, disk.socket_path});
+  disk.exports->Add(disk.migration, {disk.source_host, *token, disk.socket_path, disk.turn});
   FaultPoint("migrate.destination.disk_exported");
   return token;
 }
@@ -83,7 +84,8 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
   }
   {
     const ThreadPriorityBoost boost;  // the stream's hop into QEMU (thread_priority.h)
-    FERRY_RETURN_IF_ERROR(PumpFromLink(link, fd, kStreamIdleTimeout));
+    FERRY_RETURN_IF_ERROR(
+        PumpFromLink(link, fd, kStreamIdleTimeout, disk ? disk->turn.get() : nullptr));
   }
   for (int i = 0;; ++i) {
     auto q = qemu::QueryMigrate(rt);
@@ -164,12 +166,12 @@ bool MigrationService::ServeBesideMigration(const std::shared_ptr<PeerLink>& lin
                  hold_query->vm, SettledStateName(state));
     SendPeerMessage(*link, StateReply{state});
   } else if (auto* disk_link = std::get_if<DiskLinkRequest>(&message)) {
-    auto socket = disk_exports_->Claim(*disk_link, source);
-    if (!socket.ok()) {
-      Refuse(*link, self().host_id, "?", socket.status());
+    auto claimed = disk_exports_->Claim(*disk_link, source);
+    if (!claimed.ok()) {
+      Refuse(*link, self().host_id, "?", claimed.status());
       return true;
     }
-    Status relayed = ServeDiskLink(link, *socket, "disk of migration " + disk_link->migration);
+    Status relayed = ServeDiskLink(link, *claimed, "disk of migration " + disk_link->migration);
     if (!relayed.ok()) spdlog::info("disk link from {}: {}", source, relayed.message());
   } else if (auto* hold = std::get_if<HoldPrepareRequest>(&message)) {
     IncomingHolds* holds = incoming_holds_.load();

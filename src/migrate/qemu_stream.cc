@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -19,6 +20,9 @@ namespace ferry::migrate {
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
+// With a turn, the stream goes into QEMU in pieces this big, so that a request of the disk's
+// waits for at most one of them.
+constexpr size_t kTurnChunk = 256 << 10;
 
 Status Errno(const std::string& what) {
   return Status::Internal(what + ": " + std::strerror(errno));
@@ -80,7 +84,8 @@ Status PumpToLink(const StreamFd& fd, PeerLink& link, const std::atomic<bool>& c
   }
 }
 
-Status PumpFromLink(PeerLink& link, const StreamFd& fd, std::chrono::milliseconds idle_timeout) {
+Status PumpFromLink(PeerLink& link, const StreamFd& fd, std::chrono::milliseconds idle_timeout,
+                    NbdTurn* turn) {
   for (;;) {
     auto frame = link.Receive(idle_timeout);
     if (!frame.ok()) return frame.status().WithContext("receiving the migration stream");
@@ -99,7 +104,8 @@ Status PumpFromLink(PeerLink& link, const StreamFd& fd, std::chrono::millisecond
     const char* data = frame->payload.data();
     size_t left = frame->payload.size();
     while (left > 0) {
-      ssize_t wrote = ::write(fd.get(), data, left);
+      if (turn) turn->AwaitTurn(kNbdTurnMaxWait);
+      ssize_t wrote = ::write(fd.get(), data, turn ? std::min(left, kTurnChunk) : left);
       if (wrote < 0) {
         if (errno == EINTR) continue;
         return Errno("writing the migration stream into QEMU");

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "migrate/nbd_turn.h"
 #include "migrate/peer_link.h"
 
 namespace ferry::migrate {
@@ -60,7 +61,9 @@ inline constexpr int kStreamBufferWithDiskBytes = 4 << 20;
 Status PumpToLink(const StreamFd& fd, PeerLink& link, const std::atomic<bool>& cancel,
                   const std::function<void(uint64_t)>& on_bytes);
 // Writes the link's data frames into `fd` until the stream-end frame. A control frame here is
-// the other side giving up: its "error" becomes the Status.
-Status PumpFromLink(PeerLink& link, const StreamFd& fd, std::chrono::milliseconds idle_timeout);
+// the other side giving up: its "error" becomes the Status. With a `turn`, each write waits for
+// it (a disk's NBD request inside QEMU goes first, nbd_turn.h).
+Status PumpFromLink(PeerLink& link, const StreamFd& fd, std::chrono::milliseconds idle_timeout,
+                    NbdTurn* turn = nullptr);
 
 }  // namespace ferry::migrate
