@@ -43,6 +43,8 @@ qmp = {
                                  "transferred": 98765432, "remaining": 0, "duplicate": 51234,
                                  "normal": 23456, "mbps": 812.5, "dirty-pages-rate": 120}},
                       "id": 12},
+    "query_version": {"return": {"qemu": {"micro": 2, "minor": 0, "major": 10},
+                                 "package": "Debian 1:10.0.2+ds-2+deb13u1~bpo12+1"}, "id": 3},
     # After a snapshot switched the data disk to its overlay (node top-disk-ID, fd set).
     "query_block": {"return": [{"io-status": "ok", "device": "disk0", "locked": False,
                                 "removable": False, "inserted": {
@@ -154,6 +156,8 @@ if "web-1" in policies:
 messages = {
     "prepare": {"type": "prepare", "migration": "m-3f9a2c", "spec": spec,
                 "mac": "52:54:00:3a:7c:01", "vmgenid": "8d3c7a4e-1b2f-4c5d-9e6f-0a1b2c3d4e5f"},
+    "prepare_machine_type": {"type": "prepare", "migration": "m-3f9a2d", "spec": spec,
+                             "mac": "52:54:00:3a:7c:02", "machine_type": "pc-q35-10.0"},
     "prepare_user_net": {"type": "prepare", "migration": "m-77aa01",
                          "spec": {"name": "redis", "image": "default", "memory_mib": 512, "cpus": 2,
                                   "disk": "1024M", "network": {"mode": "user", "forwards": [

@@ -30,6 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)ferry::qemu::ParseQueryStatus(*reply);
       (void)ferry::qemu::ParseQueryMigrate(*reply);
       (void)ferry::qemu::ParseVmGenerationId(*reply);
+      (void)ferry::qemu::ParseQueryVersion(*reply);
       (void)ferry::qemu::ParseBlockNodeName(*reply, ferry::qemu::kDiskDeviceId);
       (void)ferry::qemu::ParseBlockNodeNames(*reply);
       (void)ferry::qemu::ParseBlockJob(*reply, "ferry-mirror");

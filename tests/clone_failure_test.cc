@@ -294,6 +294,36 @@ TEST_F(CloneFailureTest, QemuDyingMidRestoreLeavesNoHalfRegisteredVm) {
       "parent-data");
 }
 
+TEST_F(CloneFailureTest, ASnapshotOfAnotherQemuReleaseIsRefusedBeforeAnyQemuStarts) {
+  // The snapshot is taken with the real QEMU; then ferryd restarts with a QEMU that says it is
+  // 6.2 (a wrapper: `--version` lies, everything else runs the real one and is written down).
+  // Its q35 is pc-q35-6.2, which loads no stream of the real QEMU's machine type.
+  ASSERT_NO_FATAL_FAILURE(BootAndSnapshot());
+  QemuScratch scratch;
+  const std::string log = scratch.File("qemu.log");
+  const std::string wrapper = scratch.Script(
+      "qemu-6.2",
+      "#!/bin/sh\n"
+      "if [ \"$1\" = --version ]; then echo 'QEMU emulator version 6.2.0'; exit 0; fi\n"
+      "echo \"$*\" >> " +
+          log + "\nexec qemu-system-x86_64 \"$@\"\n");
+  StopFerryd();
+  StartFerryd({"--no-spare-qemus", "--qemu", wrapper});
+  CommandResult r = Ferry({"clone", "warm", "--forward", "0:6379"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, HasSubstr("snapshot warm cannot be restored here"));
+  EXPECT_THAT(r.err, HasSubstr("QEMU 6.2.0 runs pc-q35-6.2"));
+  EXPECT_THAT(r.err, HasSubstr("--qemu"));
+  EXPECT_EQ(ErrorLines(r), 1) << "not one line: " << r.err;
+  EXPECT_THAT(ReadFile(log), Not(HasSubstr("-incoming"))) << "a QEMU was started for the clone";
+  ExpectNothingLeftAndParentRuns("web-1-c1");
+
+  // The snapshot is untouched: ferryd with the QEMU that took it clones it.
+  StopFerryd();
+  StartFerryd({"--no-spare-qemus"});
+  ExpectCloneWorks("web-1-c1");
+}
+
 TEST_F(CloneFailureTest, FerrydDyingBeforeTheIdentityResetDropsTheCloneOnRestart) {
   // The worst moment: the clone's guest runs, still with its parent's identity, and ferryd dies
   // (at a fault point, src/core/fault_point.h). On restart it must not adopt that clone.

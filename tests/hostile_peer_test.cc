@@ -143,6 +143,11 @@ TEST_F(HostilePeerTest, CraftedPreparesAreRefusedBeforeQemuAndARealMigrationWork
          m["spec"]["policy"] = text;
        }),
        "signature"},
+      {"a VM of another QEMU release", edit([](json& m) { m["machine_type"] = "pc-q35-6.2"; }),
+       "same QEMU release on both hosts"},
+      {"a machine type that is an option",
+       edit([](json& m) { m["machine_type"] = "pc-q35-10.0,accel=kvm"; }),
+       "not a QEMU machine type name"},
       {"unknown member", edit([](json& m) { m["disk_path"] = "/etc/shadow"; }),
        "unknown member \"disk_path\""},
       {"unknown spec member", edit([](json& m) { m["spec"]["qemu_args"] = "-S"; }),

@@ -13,7 +13,9 @@
 
 #include "core/files.h"
 #include "core/process.h"
+#include "qemu/qemu_version.h"
 #include "qemu/qmp_client.h"
+#include "qemu/qmp_commands.h"
 
 namespace ferry::qemu {
 namespace {
@@ -79,7 +81,18 @@ class QmpQemuTest : public ::testing::Test {
 };
 
 TEST_F(QmpQemuTest, GreetsAndStartsInPrelaunch) {
-  EXPECT_EQ(client_->greeting()["version"]["qemu"]["major"], 7);
+  // The release it greets with is the one its --version names, and query-version says the same
+  // (ferryd asks the first at start and a migration's source QEMU the second, machine_type.h).
+  auto probed = ProbeQemuVersion("qemu-system-x86_64", dir_);
+  ASSERT_TRUE(probed.ok()) << probed.status().message();
+  const json& greeted = client_->greeting()["version"]["qemu"];
+  EXPECT_EQ(greeted["major"], probed->major);
+  EXPECT_EQ(greeted["minor"], probed->minor);
+  auto reply = client_->Execute("query-version");
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  auto queried = ParseQueryVersion(*reply);
+  ASSERT_TRUE(queried.ok()) << queried.status().message();
+  EXPECT_EQ(*queried, *probed);
   auto status = client_->Execute("query-status");
   ASSERT_TRUE(status.ok()) << status.status().message();
   EXPECT_EQ(status.value()["status"], "prelaunch");

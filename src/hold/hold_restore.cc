@@ -150,6 +150,8 @@ Result<json> HoldService::Relaunch(const HoldRow& row, const HeldVm& held, bool 
     ::unlink(state_file.c_str());
     Status st = Reconstitute(store_, hold_id, kDeviceStateBlob, state_file, true);
     op.SetPhase("loading device state", 70);
+    // A hold taken under another QEMU release is refused here, naming both; it is kept.
+    if (st.ok()) st = snapshot::CheckDeviceStateLoads(state_file, vms_.qemu_version());
     if (st.ok()) st = snapshot::LoadDeviceState(rt, state_file, snapshot::kDeviceStateTimeout);
     ::unlink(state_file.c_str());
     FERRY_RETURN_IF_ERROR(st);

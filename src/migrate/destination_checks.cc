@@ -8,6 +8,7 @@
 
 #include "core/interface_name.h"
 #include "crypto/owner_policy.h"
+#include "qemu/machine_type.h"
 
 namespace ferry::migrate {
 namespace {
@@ -101,6 +102,16 @@ Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::Ho
   // free ports picked here (0 = pick at creation), shown by `ferry vm show`.
   for (auto& f : spec.network.forwards) f.host_port = 0;
   return spec;
+}
+
+Status CheckIncomingMachine(const PrepareRequest& prepare, const qemu::QemuVersion& host,
+                            const crypto::HostIdentity& self) {
+  if (prepare.machine_type.empty()) return Status::Ok();
+  Status loads = qemu::CheckMachineTypeLoads(prepare.machine_type, host);
+  if (loads.ok()) return loads;
+  return Status::FailedPrecondition("vm " + prepare.spec.name + " cannot move to host " +
+                                    self.host_id + ": " + loads.message() +
+                                    ". Run the same QEMU release on both hosts (ferryd --qemu)");
 }
 
 Status CheckRoomForDisk(const std::string& vm, uint64_t disk_bytes, uint64_t free_bytes,

@@ -8,6 +8,7 @@
 #include "crypto/host_identity.h"
 #include "migrate/migration_messages.h"
 #include "migrate/migration_service.h"
+#include "qemu/qemu_version.h"
 #include "vm/vm_spec.h"
 
 namespace ferry::migrate {
@@ -23,6 +24,11 @@ Status CheckDestinationConfig(const MigrationConfig& config);
 // their guest ports; their host ports are 0, for this host to pick.
 Result<vm::VmSpec> CheckIncoming(const PrepareRequest& prepare, const crypto::HostIdentity& self,
                                  const MigrationConfig& config);
+
+// The VM's machine type (prepare.machine_type, when the source sent one) is the one this host's
+// QEMU `host` runs: FailedPrecondition naming the VM, both QEMUs and what to do otherwise.
+Status CheckIncomingMachine(const PrepareRequest& prepare, const qemu::QemuVersion& host,
+                            const crypto::HostIdentity& self);
 
 // Room for an incoming disk: the filesystem of `state_dir` (where VM directories and their disks
 // live) must have `disk_bytes` free and a margin beside them. ResourceExhausted naming the VM,

@@ -86,6 +86,20 @@ TEST_F(DestinationChecks, ADiskIsTakenWhenThereIsRoomForIt) {
   EXPECT_FALSE(CheckRoomForDisk("web-1", 512u << 20, 100u << 20, self_).ok());
 }
 
+TEST_F(DestinationChecks, OnlyTheSameQemuReleaseIsTaken) {
+  PrepareRequest p = Valid();
+  EXPECT_TRUE(CheckIncomingMachine(p, {10, 0, 2}, self_).ok()) << "an older source sends none";
+  p.machine_type = "pc-q35-10.0";
+  EXPECT_TRUE(CheckIncomingMachine(p, {10, 0, 2}, self_).ok());
+  p.machine_type = "pc-q35-7.2";
+  Status refused = CheckIncomingMachine(p, {10, 0, 2}, self_);
+  EXPECT_EQ(refused.code(), Status::Code::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("vm web cannot move to host"));
+  EXPECT_THAT(refused.message(), HasSubstr("pc-q35-7.2"));
+  EXPECT_THAT(refused.message(), HasSubstr("QEMU 10.0.2 runs pc-q35-10.0"));
+  EXPECT_THAT(refused.message(), HasSubstr("same QEMU release on both hosts"));
+}
+
 TEST_F(DestinationChecks, PolicyRequiredWhenConfigured) {
   PrepareRequest p = Valid();
   p.spec.policy.clear();

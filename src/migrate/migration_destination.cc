@@ -195,6 +195,9 @@ void MigrationService::ReceiveMigration(const std::shared_ptr<PeerLink>& link,
   auto refuse = [&](const Status& why) { Refuse(*link, self().host_id, name, why); };
   auto spec = CheckIncoming(prepare, self(), config_);
   if (!spec.ok()) return refuse(spec.status());
+  if (Status loads = CheckIncomingMachine(prepare, vms_.qemu_version(), self()); !loads.ok()) {
+    return refuse(loads);
+  }
   std::optional<IncomingDisk> disk;
   if (prepare.disk_bytes) {
     const std::string& state_dir = vms_.config().state_dir;

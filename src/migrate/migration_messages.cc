@@ -172,13 +172,20 @@ Result<PrepareRequest> ParsePrepare(const json& j) {
     // qcow2 metadata on top of a full disk stays far below its size again.
     FERRY_ASSIGN_OR_RETURN(disk_bytes, m.Unsigned("disk_bytes", 2 * (spec->disk_mib << 20)));
   }
+  FERRY_ASSIGN_OR_RETURN(auto machine, m.String("machine_type", 64, /*optional=*/true));
+  if (machine &&
+      (machine->empty() || machine->find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                                      "0123456789.-_") != std::string::npos)) {
+    return m.Bad("has a \"machine_type\" that is not a QEMU machine type name");
+  }
   FERRY_RETURN_IF_ERROR(m.NoOthers());
   return PrepareRequest{std::move(migration),
                         std::move(spec).value(),
                         *mac,
                         vmgenid,
                         has_owner ? *owner : std::string(),
-                        disk_bytes};
+                        disk_bytes,
+                        machine.value_or("")};
 }
 
 Result<PreparedReply> ParsePrepared(const json& j) {
@@ -362,6 +369,7 @@ json MessageJson(const PeerMessage& message) {
     if (p->vmgenid) j["vmgenid"] = p->vmgenid->ToString();
     if (!p->owner.empty()) j["owner"] = p->owner;
     if (p->disk_bytes) j["disk_bytes"] = *p->disk_bytes;
+    if (!p->machine_type.empty()) j["machine_type"] = p->machine_type;
   } else if (auto* pr = std::get_if<PreparedReply>(&message)) {
     if (pr->disk_token) j["disk_token"] = HexOf(*pr->disk_token);
   } else if (auto* dl = std::get_if<DiskLinkRequest>(&message)) {

@@ -43,6 +43,9 @@ struct PrepareRequest {
   // copy takes on the destination), checked against the destination's free space before
   // anything is sent. Present exactly when spec.disk_mib is not 0.
   std::optional<uint64_t> disk_bytes;
+  // The machine type the VM's QEMU runs ("pc-q35-7.2", qemu/machine_type.h): the destination's
+  // QEMU loads only its own. Empty when the source could not ask its QEMU.
+  std::string machine_type = {};
 };
 // A disk migration's second link (disk_export.h) proves it belongs to this migration with
 // `disk_token`: kDiskTokenBytes random bytes, hex on the wire. Set exactly when the prepare

@@ -63,6 +63,22 @@ TEST(MigrationMessages, DiskMembersAreCheckedAgainstTheSpec) {
             std::string::npos);
 }
 
+TEST(MigrationMessages, MachineTypeIsANameOrAbsent) {
+  json m = Prepare();
+  m["machine_type"] = "pc-q35-7.2";
+  auto parsed = ParsePeerMessage(m.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(std::get<PrepareRequest>(*parsed).machine_type, "pc-q35-7.2");
+  EXPECT_EQ(MessageJson(*parsed)["machine_type"], "pc-q35-7.2");
+  EXPECT_EQ(std::get<PrepareRequest>(*ParsePeerMessage(Prepare().dump())).machine_type, "");
+  m["machine_type"] = "pc-q35-7.2,accel=kvm";
+  EXPECT_NE(Refusal(m).find("not a QEMU machine type name"), std::string::npos);
+  m["machine_type"] = "";
+  EXPECT_NE(Refusal(m).find("not a QEMU machine type name"), std::string::npos);
+  m["machine_type"] = std::string(65, 'a');
+  EXPECT_NE(Refusal(m).find("longer than 64"), std::string::npos);
+}
+
 TEST(MigrationMessages, MacThatWouldWriteQemuOptionsIsRefused) {
   json m = Prepare();
   m["mac"] = "52:54:00:00:00:01,romfile=/etc/ferry/tls/host.key";

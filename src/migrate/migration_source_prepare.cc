@@ -4,6 +4,7 @@
 #include "core/mac_address.h"
 #include "migrate/migration_messages.h"
 #include "migrate/migration_source.h"
+#include "qemu/machine_type.h"
 #include "qemu/qmp_commands.h"
 
 namespace ferry::migrate {
@@ -31,6 +32,10 @@ Status MigrationService::MigrationSource::Prepare() {
   if (!rec.disk_path.empty()) prepare.disk_bytes = disk_bytes_;
   if (guid.ok()) {
     if (auto id = Guid::Parse(*guid); id.ok()) prepare.vmgenid = *id;
+  }
+  // The running QEMU's, not ferryd's --qemu: a VM ferryd re-attached to may predate a change.
+  if (auto version = qemu::QueryVersion(*lease_->runtime); version.ok()) {
+    prepare.machine_type = qemu::Q35MachineType(*version);
   }
   FERRY_RETURN_IF_ERROR(SendPeerMessage(*link_, prepare));
   FERRY_ASSIGN_OR_RETURN(

@@ -94,6 +94,23 @@ Result<std::string> ParseVmGenerationId(const json& ret) {
   return f.String("guid");
 }
 
+Result<QemuVersion> ParseQueryVersion(const json& ret) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, Reply("query-version", ret));
+  FERRY_ASSIGN_OR_RETURN(JsonFields q, f.Object("qemu"));
+  QemuVersion v;
+  int* parts[] = {&v.major, &v.minor, &v.micro};
+  const char* names[] = {"major", "minor", "micro"};
+  for (int i = 0; i < 3; ++i) {
+    FERRY_ASSIGN_OR_RETURN(int64_t n, q.Int(names[i]));
+    if (n < 0 || n > 1000 || (i == 0 && n == 0)) {
+      return Status::Corruption("QMP query-version reply: \"" + std::string(names[i]) + "\" is " +
+                                std::to_string(n));
+    }
+    *parts[i] = static_cast<int>(n);
+  }
+  return v;
+}
+
 Result<std::string> ParseBlockNodeName(const json& ret, const std::string& device) {
   const std::string source = "QMP query-block reply";
   if (!ret.is_array()) return Status::Corruption(source + ": not an array");
@@ -188,6 +205,11 @@ Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp) {
 Result<std::string> QueryVmGenerationId(QmpExecutor& qmp) {
   FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-vm-generation-id", json::object(), kQmpTimeout));
   return ParseVmGenerationId(ret);
+}
+
+Result<QemuVersion> QueryVersion(QmpExecutor& qmp) {
+  FERRY_ASSIGN_OR_RETURN(json ret, qmp.Qmp("query-version", json::object(), kQmpTimeout));
+  return ParseQueryVersion(ret);
 }
 
 Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& device) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "qemu/qemu_version.h"
 
 namespace ferry::qemu {
 
@@ -76,6 +77,8 @@ Result<QmpVmStatus> ParseQueryStatus(const nlohmann::json& ret);
 Result<MigrationInfo> ParseQueryMigrate(const nlohmann::json& ret);
 // query-vm-generation-id: the GUID as QEMU prints it.
 Result<std::string> ParseVmGenerationId(const nlohmann::json& ret);
+// query-version: the running QEMU's release ("qemu": major, minor, micro), each 1 to 1000.
+Result<QemuVersion> ParseQueryVersion(const nlohmann::json& ret);
 // query-block: the node name of the image the guest device with id `device` writes (its active
 // top: after a blockdev-snapshot, the overlay's node). NotFound when QEMU has no such device or
 // no medium in it.
@@ -104,6 +107,7 @@ Status Quit(QmpExecutor& qmp, std::chrono::milliseconds timeout = kQmpTimeout);
 Result<QmpVmStatus> QueryStatus(QmpExecutor& qmp, std::chrono::milliseconds timeout = kQmpTimeout);
 Result<MigrationInfo> QueryMigrate(QmpExecutor& qmp);
 Result<std::string> QueryVmGenerationId(QmpExecutor& qmp);
+Result<QemuVersion> QueryVersion(QmpExecutor& qmp);
 Result<std::string> QueryBlockNodeName(QmpExecutor& qmp, const std::string& device);
 Result<std::vector<std::string>> QueryBlockNodeNames(QmpExecutor& qmp);
 Status Migrate(QmpExecutor& qmp, const std::string& uri);

@@ -113,6 +113,20 @@ TEST(QmpCommandsTest, WrongTypesFailTheCommandNamingTheMember) {
   EXPECT_EQ(*ParseVmGenerationId({{"guid", "abc"}}), "abc");
 }
 
+TEST(QmpCommandsTest, QueryVersionGivesTheRunningRelease) {
+  json reply = json::parse(R"({"qemu": {"micro": 2, "minor": 0, "major": 10},
+                               "package": "Debian 1:10.0.2+ds-2+deb13u1~bpo12+1"})");
+  auto v = ParseQueryVersion(reply);
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_EQ(*v, (QemuVersion{10, 0, 2}));
+  EXPECT_FALSE(ParseQueryVersion(json::parse(R"({"qemu": {"micro": 2, "minor": 0}})")).ok());
+  EXPECT_FALSE(
+      ParseQueryVersion(json::parse(R"({"qemu": {"micro": 2, "minor": 0, "major": 0}})")).ok());
+  EXPECT_FALSE(
+      ParseQueryVersion(json::parse(R"({"qemu": {"micro": 2, "minor": 99999, "major": 7}})")).ok());
+  EXPECT_FALSE(ParseQueryVersion(json::parse(R"({"qemu": "7.2.22"})")).ok());
+}
+
 TEST(QmpCommandsTest, QueryBlockGivesTheActiveNodeOfOneDevice) {
   // Trimmed from QEMU 7.2 after a blockdev-snapshot onto node top-disk-1.
   const json reply = json::array(

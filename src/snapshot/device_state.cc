@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/fault_point.h"
+#include "qemu/machine_type.h"
 
 namespace ferry::snapshot {
 
@@ -62,6 +63,12 @@ Status SaveDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds 
   Status reset = IgnoreSharedRam(vm, false);
   FERRY_RETURN_IF_ERROR(st);
   return reset;
+}
+
+Status CheckDeviceStateLoads(const std::string& path, const qemu::QemuVersion& host) {
+  auto machine = qemu::FileMachineType(path);
+  if (!machine.ok()) return machine.status().WithContext("reading its device state's machine type");
+  return qemu::CheckMachineTypeLoads(*machine, host);
 }
 
 Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path, milliseconds timeout,

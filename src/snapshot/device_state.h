@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "qemu/qemu_version.h"
 #include "vm/vm_runtime.h"
 
 namespace ferry::snapshot {
@@ -28,6 +29,10 @@ enum class GuestRamInStream {
 Status LoadDeviceState(vm::VmRuntime& vm, const std::string& path,
                        std::chrono::milliseconds timeout,
                        GuestRamInStream guest_ram = GuestRamInStream::kSkipped);
+// OK when the device state file at `path` loads into QEMU `host`: its stream's machine type is
+// that QEMU's own (qemu/machine_type.h). Read before a QEMU is asked to load it, so that a
+// snapshot or hold from another QEMU release is refused with both named.
+Status CheckDeviceStateLoads(const std::string& path, const qemu::QemuVersion& host);
 // Polls query-migrate until the migration completes (Ok), fails or is cancelled (Unavailable
 // with QEMU's reason), or `timeout` passes (DeadlineExceeded). `what` names it in errors.
 Status AwaitMigration(vm::VmRuntime& vm, const std::string& what,

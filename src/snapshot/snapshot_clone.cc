@@ -219,7 +219,15 @@ Status SnapshotService::CheckClonable(const Paths& paths, const SnapshotManifest
   auto spec = vm::VmSpec::FromJson(m.vm_spec.value("spec", json::object()));
   if (!spec.ok()) return spec.status().WithContext("snapshot " + m.name + ": its VM spec");
   stored.spec = std::move(spec).value();
-  return CheckSnapshotClonable(vms_, stored, what);
+  FERRY_RETURN_IF_ERROR(CheckSnapshotClonable(vms_, stored, what));
+  Status loads = CheckDeviceStateLoads(paths.dir + "/" + m.device_state.file, vms_.qemu_version());
+  if (loads.code() == Status::Code::kFailedPrecondition) {
+    return Status::FailedPrecondition(what + ": snapshot " + m.name + " cannot be restored here: " +
+                                      loads.message() + ". Take the snapshot again on a host " +
+                                      "running this QEMU, or give ferryd --qemu of its release");
+  }
+  if (!loads.ok()) return loads.WithContext(what);
+  return Status::Ok();
 }
 
 Status SnapshotService::Preload(const std::string& snapshot, vm::VmRuntime& rt) {

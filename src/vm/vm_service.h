@@ -140,6 +140,8 @@ class VmService {
   // when QEMU runs as ferryd's user.
   Status ShareRamImage(const std::string& path);
   const ServiceConfig& config() const { return config_; }
+  // What `--qemu --version` said at start (unknown if it could not be read).
+  const qemu::QemuVersion& qemu_version() const { return qemu_version_; }
   // The guest RAM (KiB) QEMU maps for `rec` as this ferryd launches it (qemu::GuestRamKib).
   uint64_t GuestRamKib(const VmRecord& rec) const;
   ImageCatalog& images() { return images_; }

@@ -1,6 +1,7 @@
 #include "harness/background.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,9 @@ Background::Background(const std::vector<std::string>& argv, const std::string& 
     if (in < 0 || out < 0) ::_exit(127);
     ::dup2(in, 0);
     ::dup2(out, 1);
+    // A test run from a shell's background job (`nohup ... &`) inherits SIGINT and SIGHUP
+    // ignored, and exec keeps that: the stop signal would then never end the program.
+    ::signal(stop_signal, SIG_DFL);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
