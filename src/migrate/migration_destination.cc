@@ -60,8 +60,8 @@ Result<std::string> OfferDisk(vm::VmRuntime& rt, const IncomingDisk& disk) {
 // "disk-ready"; the export stops before the guest resumes. Returns the timings recorded in the VM.
 Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
                                        const std::optional<IncomingDisk>& disk) {
-  FERRY_ASSIGN_OR_RETURN(StreamPair pair,
-                         NewStreamPair(disk ? kStreamBufferWithDiskBytes : kStreamBufferBytes));
+  FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(disk ? kDestinationStreamBufferWithDiskBytes
+                                                             : kStreamBufferBytes));
   FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kStreamFdName, pair.qemu.get())
                             .WithContext("handing QEMU the incoming migration stream"));
   pair.qemu = StreamFd();
