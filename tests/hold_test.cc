@@ -18,6 +18,7 @@
 #include "harness/ferryd_fixture.h"
 #include "harness/fleet.h"
 #include "harness/guest_identity.h"
+#include "harness/qemu_scratch.h"
 #include "harness/test_files.h"
 #include "testbed/processes.h"
 
@@ -237,6 +238,36 @@ TEST_F(HoldTest, ADamagedHoldIsRefusedNamingWhatIsWrongAndKept) {
   CommandResult verify = Ferry({"store", "verify"});
   EXPECT_EQ(verify.exit_code, 1);
   EXPECT_THAT(verify.out, HasSubstr("problem"));
+}
+
+TEST_F(HoldTest, AHoldOfAnotherQemuReleaseIsRefusedAndKept) {
+  // Held with the real QEMU; then ferryd restarts with a QEMU whose --version says 6.2 (a
+  // wrapper running the real one): its q35 is pc-q35-6.2, which loads no stream of the real
+  // QEMU's machine type. The restore says so, naming both, and the hold stays.
+  const uint16_t port = CreateWeb();
+  ASSERT_EQ(Ferry({"hold", "web"}).exit_code, 0);
+  QemuScratch scratch;
+  const std::string wrapper = scratch.Script(
+      "qemu-6.2",
+      "#!/bin/sh\n"
+      "if [ \"$1\" = --version ]; then echo 'QEMU emulator version 6.2.0'; exit 0; fi\n"
+      "exec qemu-system-x86_64 \"$@\"\n");
+  StopFerryd();
+  StartFerryd({"--tls-dir", fleet_.TlsDir("h1"), "--qemu", wrapper});
+  CommandResult r = Ferry({"hold", "restore", "web", "--wait-ready"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("QEMU 6.2.0 runs pc-q35-6.2"));
+  EXPECT_THAT(r.err, HasSubstr("the hold is kept"));
+  EXPECT_EQ(ErrorLines(r), 1) << r.err;
+  EXPECT_TRUE(VmNames().empty());
+  ASSERT_EQ(Holds().size(), 1u);
+  EXPECT_EQ(Holds()[0].value("step", ""), "durable");
+
+  // The hold is whole: under the QEMU that took it, it comes back with its data.
+  StopFerryd();
+  StartHere();
+  ASSERT_EQ(Ferry({"hold", "restore", "web", "--wait-ready"}).exit_code, 0);
+  EXPECT_EQ(Redis(port, {"get", "key:7"}).out, Value(7));
 }
 
 TEST_F(HoldTest, AVmWithADataDiskIsHeldWithItsDiskAndTheImagesBelowIt) {
