@@ -186,7 +186,20 @@ Result<QmpLine> ParseQmpLine(std::string_view line) {
   return ClassifyQmpMessage(message);
 }
 
-Status Cont(QmpExecutor& qmp) { return Run(qmp, "cont"); }
+Status Cont(QmpExecutor& qmp) {
+  // QEMU reports a migration "completed" a moment before it leaves finish-migrate, and refuses
+  // `cont` in between with this error (QEMU 10 showed it after a live snapshot's copy): that
+  // moment is waited out, at most kContAfterMigrationWait.
+  const auto until = std::chrono::steady_clock::now() + kContAfterMigrationWait;
+  for (;;) {
+    Status st = Run(qmp, "cont");
+    if (st.ok() || st.message().find("Migration is not finalized yet") == std::string::npos ||
+        std::chrono::steady_clock::now() >= until) {
+      return st;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
 Status Stop(QmpExecutor& qmp) { return Run(qmp, "stop"); }
 Status Quit(QmpExecutor& qmp, std::chrono::milliseconds timeout) {
   return Run(qmp, "quit", json::object(), timeout);

@@ -100,6 +100,9 @@ struct QmpLine {
 Result<QmpLine> ParseQmpLine(std::string_view line);
 Result<QmpLine> ClassifyQmpMessage(const nlohmann::json& message);
 
+// How long Cont waits for a just-completed migration to leave QEMU's finish-migrate state.
+inline constexpr std::chrono::milliseconds kContAfterMigrationWait{2000};
+
 // The commands.
 Status Cont(QmpExecutor& qmp);
 Status Stop(QmpExecutor& qmp);

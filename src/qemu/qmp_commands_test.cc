@@ -113,6 +113,42 @@ TEST(QmpCommandsTest, WrongTypesFailTheCommandNamingTheMember) {
   EXPECT_EQ(*ParseVmGenerationId({{"guid", "abc"}}), "abc");
 }
 
+// Refuses `cont` as QEMU does between a migration's "completed" and its leaving finish-migrate,
+// `refusals` times, then takes it.
+class FinishingMigrationQmp : public QmpExecutor {
+ public:
+  explicit FinishingMigrationQmp(int refusals, std::string error = "Migration is not finalized yet")
+      : refusals_(refusals), error_(std::move(error)) {}
+  Result<json> Qmp(const std::string& command, const json&, std::chrono::milliseconds) override {
+    ++calls;
+    if (command == "cont" && refusals_-- > 0) {
+      return Status::FailedPrecondition("QMP cont: GenericError: " + error_);
+    }
+    return json::object();
+  }
+  int calls = 0;
+
+ private:
+  int refusals_;
+  std::string error_;
+};
+
+TEST(QmpCommandsTest, ContWaitsOutAMigrationThatIsNotFinalizedYet) {
+  FinishingMigrationQmp finishing(3);
+  EXPECT_TRUE(Cont(finishing).ok());
+  EXPECT_EQ(finishing.calls, 4);
+  // Any other refusal is returned at once.
+  FinishingMigrationQmp broken(1, "Resetting the Virtual Machine is required");
+  Status st = Cont(broken);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(broken.calls, 1);
+  // One that never ends is given up after kContAfterMigrationWait.
+  FinishingMigrationQmp stuck(1 << 30);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(Cont(stuck).ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, kContAfterMigrationWait);
+}
+
 TEST(QmpCommandsTest, QueryVersionGivesTheRunningRelease) {
   json reply = json::parse(R"({"qemu": {"micro": 2, "minor": 0, "major": 10},
                                "package": "Debian 1:10.0.2+ds-2+deb13u1~bpo12+1"})");
