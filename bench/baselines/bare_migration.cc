@@ -116,9 +116,6 @@ BareMigratingGuest::~BareMigratingGuest() {
 Result<std::unique_ptr<BareMigratingGuest>> BareMigratingGuest::Boot(
     const BareMigrationContext& ctx, BareTransport transport, const std::string& name,
     uint64_t memory_mib, uint16_t port, uint64_t disk_mib) {
-  if (disk_mib != 0 && transport != BareTransport::kTcp) {
-    return Status::InvalidArgument("a bare guest with a disk moves over plain TCP only");
-  }
   std::unique_ptr<BareMigratingGuest> g(
       new BareMigratingGuest(ctx, transport, name, memory_mib, port, disk_mib));
   FERRY_RETURN_IF_ERROR(MakeDirs(g->source_dir_, 0700));
@@ -283,8 +280,9 @@ Status BareMigratingGuest::AwaitCompleted(qemu::QmpClient& src, json& done) {
 Status BareMigratingGuest::ExportDisk(qemu::QmpClient& dst) {
   const json inet = {{"host", NamespaceHosts::HostAddress(2)},
                      {"port", std::to_string(port_ + kNbdPortOffset)}};
-  FERRY_RETURN_IF_ERROR(
-      dst.Execute("nbd-server-start", {{"addr", {{"type", "inet"}, {"data", inet}}}}).status());
+  json start = {{"addr", {{"type", "inet"}, {"data", inet}}}};
+  if (transport_ == BareTransport::kTls) start["tls-creds"] = kTlsObjectId;
+  FERRY_RETURN_IF_ERROR(dst.Execute("nbd-server-start", start).status());
   return dst
       .Execute("block-export-add", {{"type", "nbd"},
                                     {"id", kExportId},
@@ -296,15 +294,15 @@ Status BareMigratingGuest::ExportDisk(qemu::QmpClient& dst) {
 
 Status BareMigratingGuest::MirrorDisk(qemu::QmpClient& src, MoveFigures& f) {
   const auto started = Clock::now();
-  FERRY_RETURN_IF_ERROR(
-      src.Execute("blockdev-add", {{"driver", "nbd"},
-                                   {"node-name", kMirrorTarget},
-                                   {"server",
-                                    {{"type", "inet"},
-                                     {"host", NamespaceHosts::HostAddress(2)},
-                                     {"port", std::to_string(port_ + kNbdPortOffset)}}},
-                                   {"export", kExportName}})
-          .status());
+  json target = {{"driver", "nbd"},
+                 {"node-name", kMirrorTarget},
+                 {"server",
+                  {{"type", "inet"},
+                   {"host", NamespaceHosts::HostAddress(2)},
+                   {"port", std::to_string(port_ + kNbdPortOffset)}}},
+                 {"export", kExportName}};
+  if (transport_ == BareTransport::kTls) target["tls-creds"] = kTlsObjectId;
+  FERRY_RETURN_IF_ERROR(src.Execute("blockdev-add", target).status());
   qemu::QmpClient::EventWaiter ready = src.WatchEvent("BLOCK_JOB_READY");
   FERRY_RETURN_IF_ERROR(src.Execute("blockdev-mirror", {{"job-id", kMirrorJob},
                                                         {"device", qemu::DiskNodeName(DiskPath(1))},

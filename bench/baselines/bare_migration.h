@@ -12,7 +12,8 @@
 // max-bandwidth 2^40, `migrate tcp:10.77.0.2:PORT`; query-migrate every 10 ms until completed.
 // The destination keeps the source's VM generation id, as ferry's does.
 //
-// With a data disk (native only), the same QMP commands ferryd sends, over plain TCP: the
+// With a data disk, the same QMP commands ferryd sends, over plain TCP (tls: with tls-creds tls0
+// on `nbd-server-start` and on the NBD client's `blockdev-add`): the
 // destination (its own blank qcow2 of the same size) `nbd-server-start` on 10.77.0.2:PORT+1000
 // and `block-export-add` (nbd, writable) of its disk node; the source `blockdev-add` driver nbd
 // with that inet server, `blockdev-mirror` sync=full copy-mode=write-blocking auto-dismiss=false
@@ -65,7 +66,7 @@ struct BareMigrationContext {
 class BareMigratingGuest : public MigratingGuest {
  public:
   // Boots a source QEMU in h1 until the image's ready marker is on its console (redis runs);
-  // with a blank data disk of `disk_mib` MiB unless 0 (kTcp only).
+  // with a blank data disk of `disk_mib` MiB unless 0.
   static Result<std::unique_ptr<BareMigratingGuest>> Boot(const BareMigrationContext& ctx,
                                                           BareTransport transport,
                                                           const std::string& name,

@@ -9,7 +9,8 @@
 #include <cstring>
 
 #include "crypto/aead.h"
-#include "migrate/link_relay.h"
+#include "migrate/nbd_tls.h"
+#include "migrate/socket_relay.h"
 #include "qemu/launch_spec.h"
 #include "qemu/qmp_commands.h"
 #include "qemu/qmp_disk_mirror.h"
@@ -18,6 +19,7 @@ namespace ferry::migrate {
 namespace {
 
 constexpr const char* kListenFdName = "ferry-nbd-listen";
+constexpr std::chrono::milliseconds kHandOverTimeout{30000};
 
 Result<sockaddr_un> UnixAddress(const std::string& path) {
   sockaddr_un address{};
@@ -62,10 +64,18 @@ Result<DiskExports::Claimed> DiskExports::Claim(const DiskLinkRequest& request,
   return claimed;
 }
 
-Result<std::string> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& socket_path) {
+Result<IncomingDiskExport> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& socket_path,
+                                              const std::string& key_dir) {
   FERRY_ASSIGN_OR_RETURN(std::string node, qemu::QueryBlockNodeName(rt, qemu::kDiskDeviceId));
+  IncomingDiskExport out;
+  FERRY_ASSIGN_OR_RETURN(out.token, crypto::RandomBytes(kDiskTokenBytes));
+  FERRY_ASSIGN_OR_RETURN(std::string key, NbdTlsKey(out.token));
+  auto keys = AddNbdTlsCreds(rt, /*server=*/true, key, key_dir);
+  crypto::Wipe(key);
+  if (!keys.ok()) return keys.status();
+  out.keys = *keys;
   FERRY_ASSIGN_OR_RETURN(sockaddr_un address, UnixAddress(socket_path));
-  StreamFd listening(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd listening(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (listening.get() < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
   ::unlink(socket_path.c_str());
   if (::bind(listening.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
@@ -73,22 +83,30 @@ Result<std::string> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& soc
   }
   // QEMU listens on its copy; ours closes at the end of this scope.
   FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kListenFdName, listening.get()));
-  FERRY_RETURN_IF_ERROR(qemu::NbdServerStartOnFd(rt, kListenFdName));
+  FERRY_RETURN_IF_ERROR(qemu::NbdServerStartOnFd(rt, kListenFdName, kNbdTlsCredsId));
   FERRY_RETURN_IF_ERROR(qemu::BlockExportAddNbd(rt, "ferry-disk", node, qemu::kDiskExportName));
-  return crypto::RandomBytes(kDiskTokenBytes);
+  return out;
+}
+
+Status EndIncomingDiskExport(vm::VmRuntime& rt, const NbdTlsKeyDir& keys) {
+  FERRY_RETURN_IF_ERROR(qemu::NbdServerStop(rt));
+  RemoveNbdTlsCreds(rt, keys);
+  return Status::Ok();
 }
 
 Status ServeDiskLink(const std::shared_ptr<PeerLink>& link, const DiskExports::Claimed& claimed,
                      const std::string& what) {
   FERRY_ASSIGN_OR_RETURN(sockaddr_un address, UnixAddress(claimed.socket_path));
-  StreamFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (socket.get() < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
+  UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!socket.valid()) return Status::Internal(std::string("socket: ") + std::strerror(errno));
   if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     return Status::Unavailable("this host's QEMU does not serve the " + what + " (" +
                                std::strerror(errno) + ")");
   }
   FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, DiskLinkedReply{}));
-  FERRY_ASSIGN_OR_RETURN(auto relay, LinkRelay::Start(std::move(socket), link, what, claimed.turn));
+  FERRY_ASSIGN_OR_RETURN(UniqueFd remote, link->HandOverSocket(kHandOverTimeout));
+  FERRY_ASSIGN_OR_RETURN(
+      auto relay, SocketRelay::Start(std::move(remote), std::move(socket), what, claimed.turn));
   return relay->Wait();
 }
 

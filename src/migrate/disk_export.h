@@ -3,11 +3,13 @@
 // The incoming VM's QEMU waits with -incoming defer on a blank image of the disk's size. Before
 // "prepared", ferryd binds a UNIX socket in the VM's own directory (under the state directory,
 // which only ferryd can enter), hands it to QEMU (getfd) and makes QEMU's NBD server listen on
-// it and export the disk node writable: no TCP port is ever opened. "prepared" carries a fresh
-// random token. The source then opens a second link, which must come from the same host and
-// present that token ("disk-link"); ferryd connects to the socket and relays the NBD traffic
-// over the link (link_relay.h) until either end closes. Before the guest resumes here, the NBD
-// server stops, which also ends the relay.
+// it, TLS required with a key derived from a fresh random token (nbd_tls.h), and export the disk
+// node writable: no TCP port is ever opened. "prepared" carries the token. The source then opens
+// a second link, which must come from the same host and present that token ("disk-link");
+// ferryd connects to the socket, says "disk-linked", ends the link's TLS in step with the source
+// (PeerLink::HandOverSocket) and splices the connection to the socket (socket_relay.h) until
+// either end closes: from there the NBD traffic is QEMU's, under QEMU's TLS. Before the guest
+// resumes here, the NBD server stops, which also ends the relay.
 #pragma once
 
 #include <map>
@@ -18,6 +20,7 @@
 
 #include "core/status.h"
 #include "migrate/migration_messages.h"
+#include "migrate/nbd_tls.h"
 #include "migrate/nbd_turn.h"
 #include "migrate/peer_link.h"
 #include "vm/vm_runtime.h"
@@ -50,9 +53,18 @@ class DiskExports {
   std::map<std::string, Waiting> waiting_;  // guarded by mu_
 };
 
-// Exports the disk of the incoming VM `rt` over NBD on a new socket at `socket_path`; returns the
-// token the source must present. The node is the one the guest's disk device uses.
-Result<std::string> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& socket_path);
+struct IncomingDiskExport {
+  std::string token;  // raw kDiskTokenBytes: what the source must present
+  NbdTlsKeyDir keys;  // the NBD server's TLS key (nbd_tls.h)
+};
+
+// Exports the disk of the incoming VM `rt` over NBD on a new socket at `socket_path`, with the
+// server's TLS key in a new directory `key_dir`. The node is the one the guest's disk device
+// uses.
+Result<IncomingDiskExport> ExportIncomingDisk(vm::VmRuntime& rt, const std::string& socket_path,
+                                              const std::string& key_dir);
+// Stops the NBD server (which ends the relay) and removes its TLS key and object.
+Status EndIncomingDiskExport(vm::VmRuntime& rt, const NbdTlsKeyDir& keys);
 
 // Serves a "disk-link" on `link` (its thread): connects to the claimed socket, says
 // "disk-linked" and relays until either end closes, telling the claim's turn of each request.

@@ -4,7 +4,9 @@
 
 #include <thread>
 
+#include "crypto/aead.h"
 #include "migrate/migration_messages.h"
+#include "migrate/nbd_tls.h"
 #include "qemu/launch_spec.h"
 #include "qemu/qmp_commands.h"
 #include "qemu/qmp_disk_mirror.h"
@@ -23,24 +25,29 @@ constexpr milliseconds kConcludeTimeout{60000};
 
 }  // namespace
 
-Result<std::unique_ptr<DiskMirror>> DiskMirror::Start(vm::VmRuntime& rt,
-                                                      std::shared_ptr<PeerLink> link,
+Result<std::unique_ptr<DiskMirror>> DiskMirror::Start(vm::VmRuntime& rt, PeerLink& link,
                                                       const std::string& migration,
-                                                      const std::string& token, std::string what) {
+                                                      const std::string& token,
+                                                      const std::string& key_dir,
+                                                      std::string what) {
   std::unique_ptr<DiskMirror> mirror(new DiskMirror(rt, std::move(what)));
-  FERRY_RETURN_IF_ERROR(SendPeerMessage(*link, DiskLinkRequest{migration, token}));
+  FERRY_RETURN_IF_ERROR(SendPeerMessage(link, DiskLinkRequest{migration, token}));
   FERRY_RETURN_IF_ERROR(
-      ExpectPeerMessage<DiskLinkedReply>(*link, kLinkedTimeout, "the destination's disk-linked")
+      ExpectPeerMessage<DiskLinkedReply>(link, kLinkedTimeout, "the destination's disk-linked")
           .status());
-  FERRY_ASSIGN_OR_RETURN(StreamPair pair, NewStreamPair(kStreamBufferBytes));
-  Status passed = rt.QmpPassFd(kClientFdName, pair.qemu.get());
-  pair.qemu = StreamFd();
-  FERRY_RETURN_IF_ERROR(passed);
-  FERRY_ASSIGN_OR_RETURN(mirror->relay_,
-                         LinkRelay::Start(std::move(pair.ferryd), std::move(link), mirror->what_));
+  FERRY_ASSIGN_OR_RETURN(UniqueFd connection, link.HandOverSocket(kLinkedTimeout));
+  FERRY_ASSIGN_OR_RETURN(std::string key, NbdTlsKey(token));
+  auto keys = AddNbdTlsCreds(rt, /*server=*/false, key, key_dir);
+  crypto::Wipe(key);
+  if (!keys.ok()) return keys.status();
+  mirror->creds_added_ = true;
+  DropNbdTlsKeyDir(rt, *keys);  // the client read its key when its object was made
+  FERRY_RETURN_IF_ERROR(rt.QmpPassFd(kClientFdName, connection.get()));
+  connection.Reset();  // QEMU holds its own copy
   FERRY_ASSIGN_OR_RETURN(std::string node, qemu::QueryBlockNodeName(rt, qemu::kDiskDeviceId));
   FERRY_RETURN_IF_ERROR(
-      qemu::BlockdevAddNbdOnFd(rt, kTargetNode, kClientFdName, qemu::kDiskExportName)
+      qemu::BlockdevAddNbdOnFd(rt, kTargetNode, kClientFdName, qemu::kDiskExportName,
+                               kNbdTlsCredsId)
           .WithContext("connecting to the destination's copy of the " + mirror->what_));
   mirror->node_added_ = true;
   // Watched before the job exists, so that its readiness cannot come unseen.
@@ -73,9 +80,6 @@ Status DiskMirror::AwaitReady(const std::function<void(uint64_t, uint64_t)>& pro
     }
     if (progress) progress(job->offset, job->length);
     if (job->ready) return Status::Ok();
-    if (!relay_->running()) {
-      return Status::Unavailable("the link carrying the " + what_ + " ended");
-    }
     // Woken at once by the job's readiness; the look every kPollEvery carries the progress.
     if (ready_events_) {
       (void)ready_events_->Wait(kPollEvery);
@@ -104,6 +108,12 @@ void DiskMirror::ReleaseTarget() {
     spdlog::warn("{}: deleting the copy's client node: {}", what_, deleted.message());
   }
   node_added_ = false;
+  RemoveCreds();
+}
+
+void DiskMirror::RemoveCreds() {
+  if (creds_added_ && !node_added_) (void)qemu::ObjectDel(rt_, kNbdTlsCredsId);
+  creds_added_ = false;
 }
 
 namespace {
@@ -188,7 +198,7 @@ void DiskMirror::Abandon() {
       spdlog::error("{}: resuming the guest after the copy stopped: {}", what_, resumed.message());
     }
   }
-  if (relay_) relay_->Stop();
+  RemoveCreds();
 }
 
 }  // namespace ferry::migrate

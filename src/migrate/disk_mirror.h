@@ -1,9 +1,10 @@
 // The source's half of a storage migration (migration_protocol.h, "A VM with a data disk"): the
 // VM's data disk copied live into the destination's NBD export while the guest runs.
 //
-//   Start     a second link to the destination, proven with the token of its "prepared"; a
-//             socket pair whose one end QEMU's NBD client gets (getfd, never a TCP port) and
-//             whose other end ferryd relays over that link; blockdev-mirror of the disk's
+//   Start     a second link to the destination, proven with the token of its "prepared", whose
+//             TCP connection, once both agents ended their TLS on it in step
+//             (PeerLink::HandOverSocket), QEMU's NBD client gets (getfd), to speak TLS with a
+//             key both agents derive from the token (nbd_tls.h); blockdev-mirror of the disk's
 //             active node into the client node, sync=full (the whole chain lands in one image
 //             there), copy-mode=write-blocking (a guest write completes once it is on both
 //             sides, so the copy converges under any write load).
@@ -15,9 +16,10 @@
 //             follow QEMU's JOB_STATUS_CHANGE events, not a timer: all of it is downtime.
 //   ReleaseTarget  deletes the client node, once the guest's last memory pass is on its way:
 //             nothing uses it after Complete, so it need not count as downtime.
-//   Abandon   after a failure: the job cancelled (force), the client node deleted, the relay
-//             stopped. The source's own image is never written by any of this: the mirror only
-//             reads it, so every fault that leaves the VM here leaves its disk as it was.
+//   Abandon   after a failure: the job cancelled (force), the client node deleted (which
+//             closes the connection). The source's own image is never written by any of this: the
+//             mirror only reads it, so every fault that leaves the VM here leaves its disk as it
+//             was.
 #pragma once
 
 #include <atomic>
@@ -27,7 +29,6 @@
 #include <string>
 
 #include "core/status.h"
-#include "migrate/link_relay.h"
 #include "migrate/peer_link.h"
 #include "vm/vm_runtime.h"
 
@@ -35,11 +36,13 @@ namespace ferry::migrate {
 
 class DiskMirror {
  public:
-  // `link`: a new link to the destination, nothing sent on it yet. `what`: "disk of vm db".
-  static Result<std::unique_ptr<DiskMirror>> Start(vm::VmRuntime& rt,
-                                                   std::shared_ptr<PeerLink> link,
+  // `link`: a new link to the destination, nothing sent on it yet; handed over to QEMU here.
+  // `key_dir`: where QEMU reads its TLS key from (made and removed here). `what`: "disk of vm
+  // db".
+  static Result<std::unique_ptr<DiskMirror>> Start(vm::VmRuntime& rt, PeerLink& link,
                                                    const std::string& migration,
-                                                   const std::string& token, std::string what);
+                                                   const std::string& token,
+                                                   const std::string& key_dir, std::string what);
   DiskMirror(const DiskMirror&) = delete;
   DiskMirror& operator=(const DiskMirror&) = delete;
   ~DiskMirror();  // Abandon() unless Complete() succeeded, else ReleaseTarget()
@@ -68,11 +71,13 @@ class DiskMirror {
   Status AwaitConcluded(std::chrono::milliseconds timeout,
                         qemu::QmpClient::EventWaiter* changes = nullptr,
                         bool dismiss_later = false);
+  // Deletes the client's TLS object once no node uses it.
+  void RemoveCreds();
 
   vm::VmRuntime& rt_;
   const std::string what_;
-  std::unique_ptr<LinkRelay> relay_;
   std::optional<qemu::QmpClient::EventWaiter> ready_events_;
+  bool creds_added_ = false;
   bool node_added_ = false;
   bool job_started_ = false;
   bool completed_ = false;

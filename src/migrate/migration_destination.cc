@@ -35,6 +35,7 @@ struct IncomingDisk {
   std::string migration;
   std::string source_host;
   std::string socket_path;
+  std::string key_dir;  // the NBD server's TLS key (nbd_tls.h)
   std::shared_ptr<NbdTurn> turn = std::make_shared<NbdTurn>();
 };
 
@@ -46,13 +47,15 @@ struct DiskOffer {
   }
 };
 
-// Exports the disk, registers it for its link and returns the token "prepared" carries.
-Result<std::string> OfferDisk(vm::VmRuntime& rt, const IncomingDisk& disk) {
-  auto token = ExportIncomingDisk(rt, disk.socket_path);
-  if (!token.ok()) return token.status().WithContext("exporting the disk for its copy");
-  disk.exports->Add(disk.migration, {disk.source_host, *token, disk.socket_path, disk.turn});
+// Exports the disk, registers it for its link and returns the token "prepared" carries, with
+// the export's TLS key.
+Result<IncomingDiskExport> OfferDisk(vm::VmRuntime& rt, const IncomingDisk& disk) {
+  auto exported = ExportIncomingDisk(rt, disk.socket_path, disk.key_dir);
+  if (!exported.ok()) return exported.status().WithContext("exporting the disk for its copy");
+  disk.exports->Add(disk.migration,
+                    {disk.source_host, exported->token, disk.socket_path, disk.turn});
   FaultPoint("migrate.destination.disk_exported");
-  return token;
+  return exported;
 }
 
 // Receives the guest into a QEMU waiting with -incoming defer, then resumes it when the source
@@ -70,8 +73,11 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
   const StreamFd& fd = pair.ferryd;
   PreparedReply prepared;
   DiskOffer offer;
+  NbdTlsKeyDir disk_keys;
   if (disk) {
-    FERRY_ASSIGN_OR_RETURN(prepared.disk_token, OfferDisk(rt, *disk));
+    FERRY_ASSIGN_OR_RETURN(IncomingDiskExport exported, OfferDisk(rt, *disk));
+    prepared.disk_token = std::move(exported.token);
+    disk_keys = exported.keys;
     offer.disk = &*disk;
   }
   FERRY_RETURN_IF_ERROR(SendPeerMessage(link, prepared));
@@ -99,7 +105,10 @@ Result<vm::RestoredGuest> ReceiveGuest(PeerLink& link, vm::VmRuntime& rt,
   }
   // The source ended its disk copy before it sent the last pass: nothing writes the export now,
   // and the guest's device must be the disk's only writer before it runs.
-  if (disk) FERRY_RETURN_IF_ERROR(qemu::NbdServerStop(rt).WithContext("ending the disk's export"));
+  if (disk) {
+    FERRY_RETURN_IF_ERROR(
+        EndIncomingDiskExport(rt, disk_keys).WithContext("ending the disk's export"));
+  }
   FERRY_RETURN_IF_ERROR(SendPeerMessage(link, ReceivedReply{}));
   FERRY_RETURN_IF_ERROR(
       ExpectPeerMessage<FinishRequest>(link, kFinishTimeout, "the source's finish")
@@ -204,8 +213,9 @@ void MigrationService::ReceiveMigration(const std::shared_ptr<PeerLink>& link,
     if (Status room = CheckRoomForDisk(name, *prepare.disk_bytes, state_dir, self()); !room.ok()) {
       return refuse(room);
     }
-    disk = IncomingDisk{disk_exports_, prepare.migration, source,
-                        vm::VmPaths::For(state_dir, name).dir + "/nbd.sock"};
+    const std::string vm_dir = vm::VmPaths::For(state_dir, name).dir;
+    disk = IncomingDisk{disk_exports_, prepare.migration, source, vm_dir + "/nbd.sock",
+                        vm_dir + "/nbd-tls"};
   }
   vm::IncomingMigrationLaunch plan;
   plan.mac = prepare.mac.ToString();

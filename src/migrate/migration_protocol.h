@@ -27,8 +27,11 @@
 //            socket it handed QEMU, and answers {"type":"prepared","disk_token":HEX32}.
 //   Perform: S opens a second link and sends {"type":"disk-link","migration":ID,"token":HEX32};
 //            D checks it comes from the same host with that token (once), answers
-//            {"type":"disk-linked"}, and both relay NBD over that link's data frames until either
-//            end closes. S mirrors the disk into it (write-blocking) until in step, then sends
+//            {"type":"disk-linked"}; both end that link's TLS in step (close_notify each way,
+//            PeerLink::HandOverSocket) and give its TCP connection to QEMU's NBD client (S) and,
+//            spliced, to QEMU's NBD server (D), which speak TLS 1.3 with a key both derive from
+//            the token (nbd_tls.h) until either end closes. S mirrors the disk into it
+//            (write-blocking) until in step, then sends
 //            {"type":"disk-ready"} on the first link; the memory stream follows as above, and S
 //            ends the mirror in step while its QEMU waits before the last pass.
 //   D stops its NBD server once the stream is loaded, before "received".

@@ -11,6 +11,7 @@
 #include "migrate/migration_messages.h"
 #include "migrate/migration_source.h"
 #include "qemu/qmp_commands.h"
+#include "vm/vm_paths.h"
 
 namespace ferry::migrate {
 namespace {
@@ -48,8 +49,10 @@ Status MigrationService::MigrationSource::MirrorDisk() {
   started_ = Clock::now();
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PeerLink> link,
                          service_.ConnectToHost(request_.to, kConnectTimeout));
+  const std::string key_dir =
+      vm::VmPaths::For(service_.vms_.config().state_dir, request_.vm).dir + "/nbd-tls";
   FERRY_ASSIGN_OR_RETURN(mirror_,
-                         DiskMirror::Start(rt, std::move(link), op_->id(), *disk_token_, what));
+                         DiskMirror::Start(rt, *link, op_->id(), *disk_token_, key_dir, what));
   FaultPoint("migrate.source.mirroring");
   auto progress = [this](uint64_t copied, uint64_t total) {
     op_->SetPhase("perform: disk " + MigrationMib(copied) + " of " + MigrationMib(total), 10);

@@ -1,6 +1,7 @@
 #include "migrate/peer_link.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -122,7 +123,7 @@ Status PeerLink::Fail(const Status& why) {
     ended_.store(true);
   }
   // Wakes a sender or receiver waiting in poll() on the other direction; both then see ended_.
-  ::shutdown(fd_, SHUT_RDWR);
+  if (!handed_over_.load()) ::shutdown(fd_, SHUT_RDWR);
   return first;
 }
 
@@ -315,6 +316,76 @@ Result<size_t> PeerLink::ReadSome(void* buffer, size_t size, Clock::time_point d
     if (ready < 0) return Fail(Status::Internal(description_ + ": poll: " + std::strerror(errno)));
     if (ready == 0) return Status::DeadlineExceeded(description_ + ": nothing received in time");
   }
+}
+
+Result<UniqueFd> PeerLink::HandOverSocket(std::chrono::milliseconds timeout) {
+  std::lock_guard<std::mutex> send_lock(send_mu_);
+  std::lock_guard<std::mutex> receive_lock(receive_mu_);
+  const auto deadline = Clock::now() + timeout;
+  if (ended_.load()) return end_status();
+  if (rx_have_header_ || rx_header_fill_ != 0) {
+    return Fail(Status::Corruption(description_ + ": part of a frame arrived where the peer " +
+                                   "should have ended its TLS"));
+  }
+  bool sent = false;  // our close_notify
+  for (;;) {
+    short events = 0;
+    {
+      std::lock_guard<std::mutex> lock(ssl_mu_);
+      if (ended_.load()) return end_status();
+      ERR_clear_error();
+      errno = 0;
+      int ret = 0;
+      size_t got = 0;
+      char byte = 0;
+      // Ours first; then reads (not a second SSL_shutdown) until the peer's, so that a byte that
+      // comes instead is seen and refused.
+      ret = sent ? SSL_read_ex(ssl_.get(), &byte, 1, &got) : SSL_shutdown(ssl_.get());
+      const int saved_errno = errno;
+      UpdateWireCounters();
+      if (!sent && ret >= 0) {
+        sent = true;
+        if (ret == 1) break;  // the peer's had come already
+        continue;
+      }
+      if (sent && ret == 1) {
+        return Fail(Status::Corruption(description_ + ": the peer sent data where it should " +
+                                       "have ended its TLS"));
+      }
+      const int error = SSL_get_error(ssl_.get(), ret);
+      if (error == SSL_ERROR_ZERO_RETURN) break;  // the peer's close_notify
+      if (error == SSL_ERROR_WANT_READ) {
+        events = POLLIN;
+      } else if (error == SSL_ERROR_WANT_WRITE) {
+        events = POLLOUT;
+      } else {
+        return Fail(IoFailure(error, saved_errno, "ending TLS for the hand-over"));
+      }
+    }
+    pollfd pfd{fd_, events, 0};
+    int ready = ::poll(&pfd, 1, PollMillisUntil(deadline));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return Fail(Status::Internal(description_ + ": poll: " + std::strerror(errno)));
+    if (ready == 0) {
+      return Fail(Status::DeadlineExceeded(description_ + ": the peer did not end its TLS within " +
+                                           Millis(timeout)));
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(ssl_mu_);
+    // Without read-ahead OpenSSL reads record by record: nothing past close_notify is buffered.
+    if (SSL_has_pending(ssl_.get()) != 0) {
+      return Fail(Status::Corruption(description_ + ": bytes after the peer's close_notify"));
+    }
+    const int flags = ::fcntl(fd_, F_GETFL);
+    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      return Fail(Status::Internal(description_ + ": fcntl: " + std::strerror(errno)));
+    }
+    handed_over_.store(true);
+    owns_fd_ = false;
+  }
+  Fail(Status::Unavailable(description_ + ": handed over to another protocol"));
+  return UniqueFd(fd_);
 }
 
 Result<Frame> PeerLink::ReceiveFrame(Clock::time_point deadline) {

@@ -63,6 +63,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "core/unique_fd.h"
 #include "crypto/host_identity.h"
 #include "migrate/peer_frame.h"
 #include "migrate/peer_tls.h"
@@ -122,6 +123,14 @@ class PeerLink {
   // ends the link (Corruption), as does a payload that is not a JSON object.
   Result<nlohmann::json> ReceiveMessage(std::chrono::milliseconds timeout);
 
+  // Ends TLS on the link in step with the peer and gives the caller its TCP connection, for a
+  // protocol that secures its own bytes from here on (a disk's NBD under QEMU's TLS, nbd_tls.h).
+  // Both sides call it after their last frame: each sends close_notify and reads the other's.
+  // A frame, or any byte, that arrives before the peer's close_notify fails it (Corruption) and
+  // ends the link. Afterwards the link is ended and the returned socket (blocking) is the
+  // caller's alone; no byte of the peer's after its close_notify has been read.
+  Result<UniqueFd> HandOverSocket(std::chrono::milliseconds timeout);
+
   // Ends the link: sends TLS close_notify when that cannot block, then shuts the socket down,
   // which makes Send*/Receive* blocked in other threads return Unavailable at once. Idempotent,
   // thread-safe. It does not wait for the peer to read what was sent; a protocol that must know
@@ -165,7 +174,7 @@ class PeerLink {
   Status Fail(const Status& why);
 
   const int fd_;
-  bool owns_fd_ = true;  // false only for a link that failed inside Establish
+  bool owns_fd_ = true;  // false for a link that failed inside Establish or was handed over
   const SslPtr ssl_;
   const crypto::HostIdentity peer_;
   const std::string description_;
@@ -177,6 +186,7 @@ class PeerLink {
   std::atomic<bool> establishing_{false};  // the client waits for the accept frame
   std::atomic<bool> ended_{false};
   std::atomic<bool> closed_locally_{false};
+  std::atomic<bool> handed_over_{false};  // the socket is the caller's: never shut it down
   mutable std::mutex end_mu_;
   Status end_status_;  // guarded by end_mu_
 

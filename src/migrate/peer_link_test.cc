@@ -231,5 +231,69 @@ TEST_F(PeerLinkTest, CloseFromAnotherThreadUnblocksASenderTheyStoppedReadingFrom
   EXPECT_TRUE(Contains(status.message(), "closed by this agent")) << status.message();
 }
 
+// Reads exactly `n` bytes from blocking socket `fd`; fewer if it ends first.
+std::string ReadExactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, out.data() + got, n - got);
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+TEST_F(PeerLinkTest, AHandOverEndsTlsInStepAndLeavesTheRawConnectionIntact) {
+  ConnectPair();
+  ASSERT_TRUE(client_->SendMessage({{"last", "frame"}}).ok());
+  auto server_side = std::async(std::launch::async, [&]() -> Result<UniqueFd> {
+    FERRY_RETURN_IF_ERROR(server_->ReceiveMessage(10s).status());
+    return server_->HandOverSocket(10s);
+  });
+  auto client_fd = client_->HandOverSocket(10s);
+  ASSERT_TRUE(client_fd.ok()) << client_fd.status().message();
+  auto server_fd = server_side.get();
+  ASSERT_TRUE(server_fd.ok()) << server_fd.status().message();
+  // Bytes written right after the hand-over, both ways, arrive whole and first: no TLS record
+  // and no byte of the other side was left behind or swallowed.
+  const std::string there = RandomBytes(300000, 7);
+  const std::string back = RandomBytes(12345, 8);
+  auto writing = std::async(std::launch::async,
+                            [&] { return ::write(client_fd->get(), there.data(), there.size()); });
+  EXPECT_EQ(ReadExactly(server_fd->get(), there.size()), there);
+  EXPECT_EQ(writing.get(), static_cast<ssize_t>(there.size()));
+  ASSERT_EQ(::write(server_fd->get(), back.data(), back.size()), static_cast<ssize_t>(back.size()));
+  EXPECT_EQ(ReadExactly(client_fd->get(), back.size()), back);
+  // The links are over; the sockets are the callers' (closing the links does not touch them).
+  EXPECT_FALSE(client_->open());
+  EXPECT_TRUE(Contains(client_->SendMessage({{"x", 1}}).message(), "handed over"));
+  client_->Close();
+  server_->Close();
+  ASSERT_EQ(::write(client_fd->get(), "ok", 2), 2);
+  EXPECT_EQ(ReadExactly(server_fd->get(), 2), "ok");
+}
+
+TEST_F(PeerLinkTest, AHandOverRefusesDataThatCameInsteadOfThePeersCloseNotify) {
+  ConnectPair();
+  // The client sends a data frame where the server expects the end of its TLS.
+  const std::string stray = RandomBytes(1000, 9);
+  ASSERT_TRUE(client_->SendData(stray.data(), stray.size()).ok());
+  auto handed = server_->HandOverSocket(10s);
+  ASSERT_FALSE(handed.ok());
+  EXPECT_EQ(handed.status().code(), Status::Code::kCorruption) << handed.status().message();
+  EXPECT_TRUE(Contains(handed.status().message(), "should have ended its TLS"))
+      << handed.status().message();
+  EXPECT_FALSE(server_->open());
+}
+
+TEST_F(PeerLinkTest, AHandOverThePeerNeverAnswersTimesOut) {
+  ConnectPair();
+  auto handed = server_->HandOverSocket(300ms);
+  ASSERT_FALSE(handed.ok());
+  EXPECT_EQ(handed.status().code(), Status::Code::kDeadlineExceeded) << handed.status().message();
+  EXPECT_FALSE(server_->open());
+}
+
 }  // namespace
 }  // namespace ferry::migrate

@@ -157,8 +157,8 @@ Status QmpClient::PassFd(const std::string& name, int fd, std::chrono::milliseco
   return connection_->Wait(SendCommand("getfd", {{"fdname", name}}, fd), timeout).status();
 }
 
-Result<int64_t> QmpClient::AddFd(int fd, std::optional<int64_t> fdset,
-                                 std::chrono::milliseconds timeout) {
+Result<QmpClient::AddedFd> QmpClient::AddFd(int fd, std::optional<int64_t> fdset,
+                                            std::chrono::milliseconds timeout) {
   if (fd < 0) return Status::InvalidArgument("QMP add-fd: no descriptor to pass");
   json args = json::object();
   if (fdset) args["fdset-id"] = *fdset;
@@ -166,7 +166,14 @@ Result<int64_t> QmpClient::AddFd(int fd, std::optional<int64_t> fdset,
   if (!reply.is_object() || !reply.contains("fdset-id") || !reply["fdset-id"].is_number_integer()) {
     return Status::Internal("QMP add-fd: QEMU's reply has no fdset-id");
   }
-  return reply["fdset-id"].get<int64_t>();
+  AddedFd added;
+  added.fdset = reply["fdset-id"].get<int64_t>();
+  if (reply.contains("fd") && reply["fd"].is_number_integer()) {
+    const int64_t number = reply["fd"].get<int64_t>();
+    if (number >= 0 && number <= std::numeric_limits<int>::max())
+      added.fd = static_cast<int>(number);
+  }
+  return added;
 }
 
 QmpClient::EventWaiter QmpClient::WatchEvent(std::string name) {

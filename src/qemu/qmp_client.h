@@ -99,11 +99,16 @@ class QmpClient {
   // `getfd`: hands QEMU a copy of `fd` under `name` (for a later "fd:NAME" migration URI).
   Status PassFd(const std::string& name, int fd,
                 std::chrono::milliseconds timeout = kDefaultTimeout);
-  // Adds a copy of `fd` to a new fd set (QMP add-fd); QEMU opens it as "/dev/fdset/ID". Returns
-  // the set's ID.
+  // What add-fd reports: the set's ID, and the descriptor's number inside QEMU (which makes
+  // "/proc/self/fd/N" a path QEMU can open where it takes only paths).
+  struct AddedFd {
+    int64_t fdset = 0;
+    int fd = -1;
+  };
+  // Adds a copy of `fd` to a new fd set (QMP add-fd); QEMU opens it as "/dev/fdset/ID".
   // `fdset`: add to that existing set instead of a new one (QEMU picks, per open, a descriptor
   // of the set whose access mode matches: a set for a disk needs a read-only one too).
-  Result<int64_t> AddFd(int fd, std::optional<int64_t> fdset = std::nullopt,
+  Result<AddedFd> AddFd(int fd, std::optional<int64_t> fdset = std::nullopt,
                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // Starts collecting events named `name` ("" for every event); see EventWaiter.

@@ -43,10 +43,27 @@ Result<std::optional<BlockJobInfo>> QueryBlockJob(QmpExecutor& qmp, const std::s
   return ParseBlockJob(ret, job_id);
 }
 
-Status NbdServerStartOnFd(QmpExecutor& qmp, const std::string& listening_fd_name) {
+Status TlsCredsPskAdd(QmpExecutor& qmp, const std::string& id, bool server, const std::string& dir,
+                      const std::string& identity, const std::string& priority) {
+  json args = {{"qom-type", "tls-creds-psk"},
+               {"id", id},
+               {"endpoint", server ? "server" : "client"},
+               {"dir", dir},
+               {"priority", priority}};
+  if (!server) args["username"] = identity;
+  return Run(qmp, "object-add", args);
+}
+
+Status ObjectDel(QmpExecutor& qmp, const std::string& id) {
+  return Run(qmp, "object-del", {{"id", id}});
+}
+
+Status NbdServerStartOnFd(QmpExecutor& qmp, const std::string& listening_fd_name,
+                          const std::string& tls_creds) {
   // SocketAddressLegacy: the fd variant's member sits under "data".
   return Run(qmp, "nbd-server-start",
-             {{"addr", {{"type", "fd"}, {"data", {{"str", listening_fd_name}}}}}});
+             {{"addr", {{"type", "fd"}, {"data", {{"str", listening_fd_name}}}}},
+              {"tls-creds", tls_creds}});
 }
 
 Status BlockExportAddNbd(QmpExecutor& qmp, const std::string& export_id,
@@ -62,12 +79,14 @@ Status BlockExportAddNbd(QmpExecutor& qmp, const std::string& export_id,
 Status NbdServerStop(QmpExecutor& qmp) { return Run(qmp, "nbd-server-stop", json::object()); }
 
 Status BlockdevAddNbdOnFd(QmpExecutor& qmp, const std::string& node_name,
-                          const std::string& connected_fd_name, const std::string& export_name) {
+                          const std::string& connected_fd_name, const std::string& export_name,
+                          const std::string& tls_creds) {
   return Run(qmp, "blockdev-add",
              {{"driver", "nbd"},
               {"node-name", node_name},
               {"server", {{"type", "fd"}, {"str", connected_fd_name}}},
-              {"export", export_name}});
+              {"export", export_name},
+              {"tls-creds", tls_creds}});
 }
 
 Status BlockdevMirrorWriteBlocking(QmpExecutor& qmp, const std::string& job_id,

@@ -1,9 +1,11 @@
 // The QMP commands of storage migration (migrate/disk_mirror.h, migrate/disk_export.h), typed.
 //
 //   destination   nbd-server-start on a listening socket ferryd hands QEMU (getfd), never a TCP
-//                 port; block-export-add makes the waiting VM's disk node writable through it;
+//                 port, requiring TLS with a tls-creds-psk object (migrate/nbd_tls.h);
+//                 block-export-add makes the waiting VM's disk node writable through it;
 //                 nbd-server-stop before the guest resumes.
-//   source        blockdev-add an NBD client node on a connected socket ferryd hands QEMU;
+//   source        blockdev-add an NBD client node on a connected socket ferryd hands QEMU, with
+//                 its own tls-creds-psk object;
 //                 blockdev-mirror the disk into it in write-blocking mode (a guest write
 //                 completes only once it is on both sides, so the copy converges under any write
 //                 load); query-block-jobs until "ready"; block-job-cancel of a ready job at the
@@ -39,15 +41,26 @@ Result<std::optional<BlockJobInfo>> ParseBlockJob(const nlohmann::json& ret,
                                                   const std::string& job_id);
 Result<std::optional<BlockJobInfo>> QueryBlockJob(QmpExecutor& qmp, const std::string& job_id);
 
-// Destination.
-Status NbdServerStartOnFd(QmpExecutor& qmp, const std::string& listening_fd_name);
+// object-add of a tls-creds-psk object: QEMU's TLS keyed with a pre-shared key, which QEMU reads
+// from `dir`/keys.psk (lines "identity:hex key"). The server (`server` true) looks the client's
+// identity up in that file at each handshake; the client (with `identity`) reads its key once,
+// here. `priority`: GnuTLS's priority string for the session (QEMU adds the PSK key exchanges).
+Status TlsCredsPskAdd(QmpExecutor& qmp, const std::string& id, bool server, const std::string& dir,
+                      const std::string& identity, const std::string& priority);
+// object-del.
+Status ObjectDel(QmpExecutor& qmp, const std::string& id);
+
+// Destination. With `tls_creds`, a client must start TLS with them before anything else.
+Status NbdServerStartOnFd(QmpExecutor& qmp, const std::string& listening_fd_name,
+                          const std::string& tls_creds);
 Status BlockExportAddNbd(QmpExecutor& qmp, const std::string& export_id,
                          const std::string& node_name, const std::string& export_name);
 Status NbdServerStop(QmpExecutor& qmp);
 
 // Source.
 Status BlockdevAddNbdOnFd(QmpExecutor& qmp, const std::string& node_name,
-                          const std::string& connected_fd_name, const std::string& export_name);
+                          const std::string& connected_fd_name, const std::string& export_name,
+                          const std::string& tls_creds);
 Status BlockdevMirrorWriteBlocking(QmpExecutor& qmp, const std::string& job_id,
                                    const std::string& device_node, const std::string& target_node);
 // job-finalize: lets a pending job end, which takes the mirror's filter out of the disk's graph.

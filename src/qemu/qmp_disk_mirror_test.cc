@@ -33,5 +33,43 @@ TEST(QmpDiskMirror, ABlockJobIsReadWithItsProgressAndItsTroubles) {
   EXPECT_FALSE(ParseBlockJob(json::object(), "ferry-mirror").ok());
 }
 
+// Records the commands it is asked.
+class RecordingQmp : public QmpExecutor {
+ public:
+  Result<json> Qmp(const std::string& command, const json& args,
+                   std::chrono::milliseconds) override {
+    calls.push_back({command, args});
+    return json::object();
+  }
+  std::vector<std::pair<std::string, json>> calls;
+};
+
+TEST(QmpDiskMirror, BothEndsOfTheCopyRequireQemusTlsWithThePreSharedKey) {
+  RecordingQmp qmp;
+  ASSERT_TRUE(TlsCredsPskAdd(qmp, "tls", /*server=*/true, "/proc/self/fd/9", "ferry", "P").ok());
+  ASSERT_TRUE(TlsCredsPskAdd(qmp, "tls", /*server=*/false, "/proc/self/fd/7", "ferry", "P").ok());
+  ASSERT_TRUE(NbdServerStartOnFd(qmp, "listen", "tls").ok());
+  ASSERT_TRUE(BlockdevAddNbdOnFd(qmp, "target", "conn", "disk", "tls").ok());
+  ASSERT_EQ(qmp.calls.size(), 4u);
+  EXPECT_EQ(qmp.calls[0].first, "object-add");
+  EXPECT_EQ(qmp.calls[0].second, json({{"qom-type", "tls-creds-psk"},
+                                       {"id", "tls"},
+                                       {"endpoint", "server"},
+                                       {"dir", "/proc/self/fd/9"},
+                                       {"priority", "P"}}));
+  EXPECT_EQ(qmp.calls[1].second, json({{"qom-type", "tls-creds-psk"},
+                                       {"id", "tls"},
+                                       {"endpoint", "client"},
+                                       {"dir", "/proc/self/fd/7"},
+                                       {"priority", "P"},
+                                       {"username", "ferry"}}));
+  // Without tls-creds QEMU's NBD server would take a client in plaintext.
+  EXPECT_EQ(qmp.calls[2].first, "nbd-server-start");
+  EXPECT_EQ(qmp.calls[2].second.value("tls-creds", ""), "tls");
+  EXPECT_EQ(qmp.calls[3].first, "blockdev-add");
+  EXPECT_EQ(qmp.calls[3].second.value("tls-creds", ""), "tls");
+  EXPECT_EQ(qmp.calls[3].second["server"], json({{"type", "fd"}, {"str", "conn"}}));
+}
+
 }  // namespace
 }  // namespace ferry::qemu

@@ -51,7 +51,8 @@ Result<FrozenDisk> FreezeDisk(vm::VmRuntime& rt, const vm::VmRecord& vm,
       fdset = Status::Internal(what + ": cannot open the new overlay " + new_top + ": " +
                                std::strerror(errno));
     } else {
-      fdset = rt.QmpAddFd(fd, flags == O_RDWR ? std::nullopt : std::optional<int64_t>(*fdset));
+      auto added = rt.QmpAddFd(fd, flags == O_RDWR ? std::nullopt : std::optional<int64_t>(*fdset));
+      fdset = added.ok() ? Result<int64_t>(added->fdset) : Result<int64_t>(added.status());
       ::close(fd);  // QEMU holds its own copy now
     }
     if (!fdset.ok()) break;

@@ -306,7 +306,7 @@ Result<qemu::QmpClient::EventWaiter> VmRuntime::WatchQmpEvent(const std::string&
   return qmp->WatchEvent(name);
 }
 
-Result<int64_t> VmRuntime::QmpAddFd(int fd, std::optional<int64_t> fdset) {
+Result<qemu::QmpClient::AddedFd> VmRuntime::QmpAddFd(int fd, std::optional<int64_t> fdset) {
   std::shared_ptr<qemu::QmpClient> qmp;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -95,8 +95,9 @@ class VmRuntime : public qemu::QmpExecutor {
   // Hands QEMU a copy of `fd` as `name` (QMP getfd), for an "fd:NAME" migration URI.
   Status QmpPassFd(const std::string& name, int fd);
   // Hands QEMU a copy of `fd` in a new fd set (QMP add-fd); QEMU opens it as /dev/fdset/ID, so
-  // a QEMU that runs unprivileged still uses a file only ferryd can open. Returns the ID.
-  Result<int64_t> QmpAddFd(int fd, std::optional<int64_t> fdset = std::nullopt);
+  // a QEMU that runs unprivileged still uses a file only ferryd can open. Returns the ID and
+  // the number QEMU gave the descriptor.
+  Result<qemu::QmpClient::AddedFd> QmpAddFd(int fd, std::optional<int64_t> fdset = std::nullopt);
   // Starts collecting QMP events named `name` (qemu::QmpClient::WatchEvent); Unavailable when
   // QMP is not connected.
   Result<qemu::QmpClient::EventWaiter> WatchQmpEvent(const std::string& name);
