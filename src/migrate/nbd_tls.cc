@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/files.h"
+#include "core/ids.h"
 #include "core/unique_fd.h"
 #include "crypto/aead.h"
 #include "qemu/qmp_commands.h"
@@ -24,17 +25,6 @@ constexpr const char* kIdentity = "ferry";
 // ChaCha20-Poly1305, which made QEMU's copy of 512 MiB take 3.0 s where AES-128-GCM takes 1.1 s
 // and plain NBD 0.9 s (two QEMUs, no guest, this host; bench/README.md "migration").
 constexpr const char* kPriority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM";
-
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
 
 Status Errno(const std::string& what) {
   return Status::Internal(what + ": " + std::strerror(errno));
@@ -53,7 +43,7 @@ Status WriteKeyDir(const std::string& dir, std::string_view key, uid_t uid, gid_
   const std::string file = dir + "/keys.psk";
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400));
   if (!fd.valid()) return Errno("creating " + file);
-  std::string line = std::string(kIdentity) + ":" + Hex(key) + "\n";
+  std::string line = std::string(kIdentity) + ":" + HexOf(key) + "\n";
   const bool whole =
       ::write(fd.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size());
   crypto::Wipe(line);
