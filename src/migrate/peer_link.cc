@@ -275,11 +275,8 @@ Status PeerLink::WriteAll(const void* bytes, size_t size, Clock::time_point dead
       }
       write_pending_ = true;
     }
-    pollfd pfd{fd_, events, 0};
-    int ready = ::poll(&pfd, 1, PollMillisUntil(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) return Fail(Status::Internal(description_ + ": poll: " + std::strerror(errno)));
-    if (ready == 0) {
+    FERRY_ASSIGN_OR_RETURN(bool ready, AwaitSocket(events, deadline));
+    if (!ready) {
       return Fail(Status::Unavailable(
           description_ + ": the peer stopped reading; gave up " + "sending after " +
           Millis(std::chrono::milliseconds(send_timeout_ms_.load())) + " and closed the link"));
@@ -310,12 +307,17 @@ Result<size_t> PeerLink::ReadSome(void* buffer, size_t size, Clock::time_point d
         return Fail(IoFailure(error, saved_errno, "receiving"));
       }
     }
-    pollfd pfd{fd_, events, 0};
-    int ready = ::poll(&pfd, 1, PollMillisUntil(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) return Fail(Status::Internal(description_ + ": poll: " + std::strerror(errno)));
-    if (ready == 0) return Status::DeadlineExceeded(description_ + ": nothing received in time");
+    FERRY_ASSIGN_OR_RETURN(bool ready, AwaitSocket(events, deadline));
+    if (!ready) return Status::DeadlineExceeded(description_ + ": nothing received in time");
   }
+}
+
+Result<bool> PeerLink::AwaitSocket(short events, Clock::time_point deadline) {
+  pollfd pfd{fd_, events, 0};
+  const int ready = ::poll(&pfd, 1, PollMillisUntil(deadline));
+  if (ready < 0 && errno == EINTR) return true;  // the caller's SSL call says what is still owed
+  if (ready < 0) return Fail(Status::Internal(description_ + ": poll: " + std::strerror(errno)));
+  return ready > 0;
 }
 
 Result<UniqueFd> PeerLink::HandOverSocket(std::chrono::milliseconds timeout) {
@@ -335,12 +337,11 @@ Result<UniqueFd> PeerLink::HandOverSocket(std::chrono::milliseconds timeout) {
       if (ended_.load()) return end_status();
       ERR_clear_error();
       errno = 0;
-      int ret = 0;
       size_t got = 0;
       char byte = 0;
       // Ours first; then reads (not a second SSL_shutdown) until the peer's, so that a byte that
       // comes instead is seen and refused.
-      ret = sent ? SSL_read_ex(ssl_.get(), &byte, 1, &got) : SSL_shutdown(ssl_.get());
+      const int ret = sent ? SSL_read_ex(ssl_.get(), &byte, 1, &got) : SSL_shutdown(ssl_.get());
       const int saved_errno = errno;
       UpdateWireCounters();
       if (!sent && ret >= 0) {
@@ -362,11 +363,8 @@ Result<UniqueFd> PeerLink::HandOverSocket(std::chrono::milliseconds timeout) {
         return Fail(IoFailure(error, saved_errno, "ending TLS for the hand-over"));
       }
     }
-    pollfd pfd{fd_, events, 0};
-    int ready = ::poll(&pfd, 1, PollMillisUntil(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) return Fail(Status::Internal(description_ + ": poll: " + std::strerror(errno)));
-    if (ready == 0) {
+    FERRY_ASSIGN_OR_RETURN(bool ready, AwaitSocket(events, deadline));
+    if (!ready) {
       return Fail(Status::DeadlineExceeded(description_ + ": the peer did not end its TLS within " +
                                            Millis(timeout)));
     }

@@ -167,6 +167,10 @@ class PeerLink {
   // Reads 1..size plaintext bytes.
   Result<size_t> ReadSome(void* buffer, size_t size,
                           std::chrono::steady_clock::time_point deadline);
+  // Waits in poll() until the socket is ready for `events`: true when it is (or the wait was
+  // interrupted: the caller's next SSL call tells), false at `deadline`. A failed poll ends the
+  // link. REQUIRES: ssl_mu_ not held.
+  Result<bool> AwaitSocket(short events, std::chrono::steady_clock::time_point deadline);
   // The error of a failed SSL_read/SSL_write. REQUIRES: ssl_mu_ held, right after the call.
   Status IoFailure(int ssl_error, int saved_errno, const char* doing);
   void UpdateWireCounters();  // REQUIRES: ssl_mu_ held

@@ -101,13 +101,14 @@ void SocketRelay::Carry(int from, int to, bool inward) {
   UniqueFd pipe_out(pipe_fds[0]);
   UniqueFd pipe_in(pipe_fds[1]);
   (void)::fcntl(pipe_in.get(), F_SETPIPE_SZ, kPipeBytes);  // the default 64 KiB still works
-  const char* side = inward ? "the other host's connection" : "QEMU's NBD server";
+  const std::string from_name = inward ? "the other host's connection" : "QEMU's NBD server";
+  const std::string to_name = inward ? "QEMU's NBD server" : "the other host's connection";
   while (!stopping_.load()) {
     const ssize_t got =
         ::splice(from, nullptr, pipe_in.get(), nullptr, kSpliceBytes, SPLICE_F_MOVE);
     if (got < 0) {
       if (errno == EINTR) continue;
-      if (!stopping_.load()) Fail(Errno(std::string("reading ") + side));
+      if (!stopping_.load()) Fail(Errno("reading " + from_name));
       return;
     }
     if (got == 0) {  // that end closed: tell the other, keep the other direction going
@@ -121,8 +122,7 @@ void SocketRelay::Carry(int from, int to, bool inward) {
       if (put < 0 && errno == EINTR) continue;
       if (put <= 0) {
         if (!stopping_.load()) {
-          Fail(put < 0 ? Errno(std::string("writing ") +
-                               (inward ? "QEMU's NBD server" : "the other host's connection"))
+          Fail(put < 0 ? Errno("writing " + to_name)
                        : Status::Unavailable("a splice moved nothing"));
         }
         return;
