@@ -25,6 +25,14 @@ constexpr size_t kMaxAcceptPayloadBytes = 4096;
 
 std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
+// What poll() waits for after an SSL call on the non-blocking socket failed with `ssl_error`;
+// 0 when it did not fail for want of I/O (the link's failure then).
+short WantedEvents(int ssl_error) {
+  if (ssl_error == SSL_ERROR_WANT_READ) return POLLIN;
+  if (ssl_error == SSL_ERROR_WANT_WRITE) return POLLOUT;
+  return 0;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PeerLink>> PeerLink::Establish(
@@ -266,13 +274,8 @@ Status PeerLink::WriteAll(const void* bytes, size_t size, Clock::time_point dead
         continue;
       }
       int error = SSL_get_error(ssl_.get(), ret);
-      if (error == SSL_ERROR_WANT_WRITE) {
-        events = POLLOUT;
-      } else if (error == SSL_ERROR_WANT_READ) {
-        events = POLLIN;
-      } else {
-        return Fail(IoFailure(error, saved_errno, "sending"));
-      }
+      events = WantedEvents(error);
+      if (events == 0) return Fail(IoFailure(error, saved_errno, "sending"));
       write_pending_ = true;
     }
     FERRY_ASSIGN_OR_RETURN(bool ready, AwaitSocket(events, deadline));
@@ -299,13 +302,8 @@ Result<size_t> PeerLink::ReadSome(void* buffer, size_t size, Clock::time_point d
       UpdateWireCounters();
       if (ret == 1) return got;
       int error = SSL_get_error(ssl_.get(), ret);
-      if (error == SSL_ERROR_WANT_READ) {
-        events = POLLIN;
-      } else if (error == SSL_ERROR_WANT_WRITE) {
-        events = POLLOUT;
-      } else {
-        return Fail(IoFailure(error, saved_errno, "receiving"));
-      }
+      events = WantedEvents(error);
+      if (events == 0) return Fail(IoFailure(error, saved_errno, "receiving"));
     }
     FERRY_ASSIGN_OR_RETURN(bool ready, AwaitSocket(events, deadline));
     if (!ready) return Status::DeadlineExceeded(description_ + ": nothing received in time");
@@ -355,13 +353,8 @@ Result<UniqueFd> PeerLink::HandOverSocket(std::chrono::milliseconds timeout) {
       }
       const int error = SSL_get_error(ssl_.get(), ret);
       if (error == SSL_ERROR_ZERO_RETURN) break;  // the peer's close_notify
-      if (error == SSL_ERROR_WANT_READ) {
-        events = POLLIN;
-      } else if (error == SSL_ERROR_WANT_WRITE) {
-        events = POLLOUT;
-      } else {
-        return Fail(IoFailure(error, saved_errno, "ending TLS for the hand-over"));
-      }
+      events = WantedEvents(error);
+      if (events == 0) return Fail(IoFailure(error, saved_errno, "ending TLS for the hand-over"));
     }
     FERRY_ASSIGN_OR_RETURN(bool ready, AwaitSocket(events, deadline));
     if (!ready) {
