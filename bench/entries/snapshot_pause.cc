@@ -30,13 +30,14 @@
 #include "bench/baselines/qemu_snapshot.h"
 #include "bench/drivers/clone_fixture.h"
 #include "bench/drivers/ferry_ops.h"
-#include "bench/drivers/redis_gaps.h"
 #include "bench/drivers/redis_load.h"
 #include "bench/harness/bench_ferryd.h"
 #include "bench/harness/runner.h"
 #include "bench/harness/testbed.h"
 #include "core/files.h"
 #include "qemu/guest_channel.h"
+#include "testbed/page_reporting.h"
+#include "testbed/redis_gaps.h"
 
 namespace ferry::bench {
 namespace {
@@ -156,6 +157,8 @@ class SnapshotPause : public BenchEntry {
   // (its cell's rows lack the sample), not the end of the entry.
   std::map<std::string, int> failed_;
   std::map<std::string, std::string> failure_;
+  // Cells that began while the host still reported freed memory after 90 s of waiting.
+  int unsettled_ = 0;
   // Samples the table does not ratio by itself, by (side, key): QEMU's own size ratio, loads.
   std::map<std::pair<int, std::string>, std::vector<double>> kept_;
 };
@@ -309,11 +312,14 @@ Status SnapshotPause::StartLoad(const Cell& cell, uint16_t port, Load& load) {
 
 Result<Measurements> SnapshotPause::RunCell(const Trial& trial, const Cell& cell) {
   SizeGuests& g = guests_.at(cell.memory_mib);
+  // The last cell deleted its snapshot (up to 4 GiB): the host reports that memory to its own
+  // hypervisor in passes that stall every CPU here, which is no side's pause.
+  if (!testbed::WaitForFreePageReportingToSettle()) ++unsettled_;
   const bool ferry = trial.side == Side::kFerry;
   const uint16_t port = ferry ? g.ferry_port : g.bare_port;
   Load load;
   if (cell.load) FERRY_RETURN_IF_ERROR(StartLoad(cell, port, load));
-  FERRY_ASSIGN_OR_RETURN(auto pings, RedisPingGaps::Start(port));
+  FERRY_ASSIGN_OR_RETURN(auto pings, testbed::RedisReplyGaps::Start(port));
   auto m = ferry ? FerrySnapshot(trial, cell, g) : QemuSnapshot(trial, cell, g);
   if (!m.ok()) return m.status();
   FERRY_ASSIGN_OR_RETURN((*m)[Key(cell.id, "gap_ms")], pings->Stop());
@@ -414,6 +420,11 @@ std::vector<std::string> SnapshotPause::Notes() const {
     notes.push_back("ferry snapshots that FAILED in cell " + cell + ": " + std::to_string(n) +
                     " (no pause sample for them); the last one: " + failure_.at(cell));
   }
+  notes.push_back(
+      "each cell waits first until the host's free page reporting to its own hypervisor has "
+      "settled (testbed/page_reporting.h: it stalls every CPU here)" +
+      (unsettled_ > 0 ? "; " + std::to_string(unsettled_) + " cells began before it had"
+                      : std::string()));
   for (const char* what : {"i", "l"}) {
     auto large = kept_.find(
         {static_cast<int>(Side::kComparison), Key(std::string("4g") + what, "pause_ms")});

@@ -1,4 +1,4 @@
-#include "bench/drivers/redis_gaps.h"
+#include "testbed/redis_gaps.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <string>
 
-namespace ferry::bench {
+namespace ferry::testbed {
 
 namespace {
 
@@ -24,7 +24,8 @@ int64_t NowNs() {
 
 }  // namespace
 
-Result<std::unique_ptr<RedisPingGaps>> RedisPingGaps::Start(uint16_t port) {
+Result<std::unique_ptr<RedisReplyGaps>> RedisReplyGaps::Start(uint16_t port,
+                                                              const std::string& command) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::Unavailable("socket: " + std::string(std::strerror(errno)));
   sockaddr_in addr{};
@@ -38,16 +39,16 @@ Result<std::unique_ptr<RedisPingGaps>> RedisPingGaps::Start(uint16_t port) {
   }
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  std::unique_ptr<RedisPingGaps> gaps(new RedisPingGaps(fd));
+  std::unique_ptr<RedisReplyGaps> gaps(new RedisReplyGaps(fd, command));
   gaps->last_reply_ns_ = NowNs();
   gaps->thread_ = std::thread([g = gaps.get()] { g->Run(); });
   return gaps;
 }
 
-void RedisPingGaps::Run() {
-  const char ping[] = "PING\r\n";
+void RedisReplyGaps::Run() {
   while (!stop_) {
-    if (::send(fd_, ping, sizeof ping - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof ping - 1)) {
+    if (::send(fd_, request_.data(), request_.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request_.size())) {
       failed_ = true;
       return;
     }
@@ -66,24 +67,53 @@ void RedisPingGaps::Run() {
       }
       got.append(buf, static_cast<size_t>(n));
     }
+    if (got[0] == '-') {  // an error reply: the command is not what this client measures
+      failed_ = true;
+      return;
+    }
+    ++replies_;
     const int64_t now = NowNs();
     const int64_t gap = now - last_reply_ns_.exchange(now);
     if (gap > max_gap_ns_) max_gap_ns_ = gap;
+    if (gap > std::chrono::nanoseconds(kLongGap).count()) KeepLongGap(now - gap, now);
   }
 }
 
-Result<double> RedisPingGaps::Stop() {
+void RedisReplyGaps::Restart() {
+  max_gap_ns_ = 0;
+  last_reply_ns_ = NowNs();
+  std::lock_guard<std::mutex> lock(mu_);
+  long_gaps_.clear();
+}
+
+void RedisReplyGaps::KeepLongGap(int64_t start_ns, int64_t end_ns) {
+  using std::chrono::nanoseconds;
+  using TimePoint = std::chrono::steady_clock::time_point;
+  std::lock_guard<std::mutex> lock(mu_);
+  long_gaps_.push_back({TimePoint(nanoseconds(start_ns)), TimePoint(nanoseconds(end_ns))});
+}
+
+std::vector<ReplyGap> RedisReplyGaps::long_gaps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return long_gaps_;
+}
+
+Result<double> RedisReplyGaps::Stop() {
   if (thread_.joinable()) {
     stop_ = true;
     thread_.join();
     ::close(fd_);
-    const int64_t tail = NowNs() - last_reply_ns_;
+    const int64_t now = NowNs();
+    const int64_t tail = now - last_reply_ns_;
     if (tail > max_gap_ns_) max_gap_ns_ = tail;
+    if (tail > std::chrono::nanoseconds(kLongGap).count()) KeepLongGap(now - tail, now);
   }
-  if (failed_) return Status::Unavailable("the redis PING connection to the guest failed");
+  if (failed_)
+    return Status::Unavailable("the redis connection to the guest failed, or " +
+                               request_.substr(0, request_.size() - 2) + " was refused");
   return static_cast<double>(max_gap_ns_) / 1e6;
 }
 
-RedisPingGaps::~RedisPingGaps() { (void)Stop(); }
+RedisReplyGaps::~RedisReplyGaps() { (void)Stop(); }
 
-}  // namespace ferry::bench
+}  // namespace ferry::testbed
