@@ -129,5 +129,32 @@ TEST_F(ReattachTest, SnapshotLeftUnfinishedByACrashIsSweptAtStartUp) {
   EXPECT_EQ(Redis(port, {"get", "kept"}).out, "yes");
 }
 
+TEST_F(ReattachTest, SnapshotKilledMidCopyLeavesTheVmRunningAndNoCopy) {
+  // ferryd dies while QEMU streams the running guest's RAM to it (the live copy, before the
+  // snapshot's instant): the guest never stopped, QEMU's copy fails with ferryd's end of the
+  // stream, and the restarted ferryd finds no snapshot and leaves no part of the copy on tmpfs.
+  StartFerryd({}, "snapshot.precopy.copying");
+  uint16_t port = CreateRedisVm("web-1");
+  ASSERT_EQ(Redis(port, {"set", "kept", "yes"}).out, "OK");
+  EXPECT_NE(Ferry({"snapshot", "create", "web-1", "--name", "s1"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(ReapFerrydKilledAtItsFaultPoint());
+  EXPECT_THAT(ReadFile(state_dir_ + "/ferryd.log"), HasSubstr("snapshot.precopy.copying"));
+  // The guest ran through the crash and still takes writes.
+  EXPECT_EQ(Redis(port, {"set", "during", "crash"}).out, "OK");
+  const std::string rams = ram_dir_ + "/snapshots";
+  ASSERT_FALSE(std::filesystem::is_empty(rams)) << "the crash left no partial copy to sweep";
+
+  StartFerryd();
+  EXPECT_TRUE(std::filesystem::is_empty(rams)) << "part of the copy outlived the crash";
+  EXPECT_EQ(FerryJson({"snapshot", "list"}), nlohmann::json::array());
+  EXPECT_EQ(FerryJson({"vm", "show", "web-1"})["state"], "running");
+  EXPECT_EQ(Redis(port, {"get", "kept"}).out, "yes");
+  EXPECT_EQ(Redis(port, {"get", "during"}).out, "crash");
+  // QEMU's failed copy left nothing in the way of the next one.
+  CommandResult again = Ferry({"snapshot", "create", "web-1", "--name", "s2"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(FerryJson({"snapshot", "show", "s2"}).value("name", ""), "s2");
+}
+
 }  // namespace
 }  // namespace ferry::testing

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/elapsed.h"
+#include "core/fault_point.h"
 #include "core/files.h"
 #include "core/operation.h"
 #include "qemu/qmp_commands.h"
@@ -193,6 +194,7 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
       const uint64_t done = info.ram_total - std::min(info.ram_remaining, info.ram_total);
       op.SetPhase("copying RAM while the guest runs",
                   20 + static_cast<int>(35 * done / info.ram_total));
+      if (done > 0) FaultPoint("snapshot.precopy.copying");
     }
     if (Clock::now() > deadline) {
       return Status::DeadlineExceeded("the copy did not converge within " +
