@@ -3,7 +3,7 @@
 // passes about 2 s apart (virtio-balloon free page reporting), and while a pass is reported
 // every CPU of the machine stands still for 20-130 ms at a time (measured: a redis client's
 // replies and ICMP echo stall at exactly the moments /sys/module/page_reporting/parameters/
-// reported_kib grows; 4 GiB freed took about 15 s to report). A test or benchmark that just
+// reported_kib grows; 4 GiB freed was reported over about 11 s). A test or benchmark that just
 // freed gigabytes (a deleted VM or snapshot) waits here before it times the next one.
 #pragma once
 
