@@ -272,6 +272,27 @@ TEST_F(SnapshotCloneTest, SnapshotUnderAWritingWorkloadRestoresAConsistentState)
   EXPECT_EQ(states[0], states[1]);
 }
 
+TEST_F(SnapshotCloneTest, SnapshotWhoseRamImageCannotBeWrittenFailsAndTheVmRunsOnWithItsData) {
+  // The RAM directory fills up mid-copy (fault point: every write of the image fails as with
+  // ENOSPC): one clear error, the guest, which never stopped, keeps its data and takes writes,
+  // and no snapshot nor any part of its copy is left.
+  StartFerryd({}, "snapshot.ram_image.write:fail");
+  const uint16_t port = CreateRedisVm("web-1");
+  ASSERT_EQ(Eval(port, kPopulate, {"2000"}), "2000");
+  const std::string digest = Digest(port);
+  CommandResult snap = Ferry({"snapshot", "create", "web-1", "--name", "s"});
+  EXPECT_EQ(snap.exit_code, 1);
+  EXPECT_THAT(snap.err, HasSubstr("snapshot web-1@s"));
+  EXPECT_THAT(snap.err, HasSubstr("no space left for the RAM image"));
+  EXPECT_EQ(ErrorLines(snap), 1) << snap.err;
+  EXPECT_EQ(Ferry({"snapshot", "show", "s"}).exit_code, 1);
+  EXPECT_EQ(FerryJson({"snapshot", "list"}), json::array());
+  EXPECT_TRUE(std::filesystem::is_empty(ram_dir_ + "/snapshots")) << "a part of the copy is left";
+  EXPECT_EQ(Show("web-1")["state"], "running");
+  EXPECT_EQ(Digest(port), digest);
+  EXPECT_EQ(Redis(port, {"set", "after", "yes"}).out, "OK");
+}
+
 TEST_F(SnapshotCloneTest, ClonesNeverWriteTheSnapshotTheyMap) {
   StartFerryd();
   const uint16_t parent = CreateRedisVm("web-1");

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/fault_point.h"
+
 namespace ferry::snapshot {
 
 using qemu::kMigrationPageBytes;
@@ -111,6 +113,10 @@ Status StreamRamSplit::Flush() {
     ssize_t n = ::pwrite(ram_fd_, pending_.data() + done, pending_.size() - done,
                          static_cast<off_t>(pending_offset_ + done));
     if (n < 0 && errno == EINTR) continue;
+    if (FaultPointFails("snapshot.ram_image.write")) {  // a test's full RAM directory
+      n = -1;
+      errno = ENOSPC;
+    }
     if (n <= 0) {
       const int err = n < 0 ? errno : ENOSPC;
       pending_.clear();
