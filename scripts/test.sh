@@ -2,7 +2,7 @@
 # README command 2: installs, builds and runs every test (unit, then integration against real
 # QEMU, then the unit tests again under ASan + UBSan and every fuzz target for a bounded time,
 # scripts/sanitize.sh). .ci/run calls exactly this. FERRY_FUZZ_SECONDS sets the seconds per
-# fuzz target (default 10 here: a brief run of each on every change; scripts/fuzz.sh alone
+# fuzz target (default 5 here: a brief run of each on every change; scripts/fuzz.sh alone
 # defaults to 30).
 set -euo pipefail
 
@@ -21,5 +21,5 @@ echo "== integration tests (real QEMU, real redis in the guest)"
 ctest -L integration --output-on-failure -j"$(nproc)" --timeout 600
 
 echo "== sanitizers and fuzzing"
-export FERRY_FUZZ_SECONDS=${FERRY_FUZZ_SECONDS:-10}
+export FERRY_FUZZ_SECONDS=${FERRY_FUZZ_SECONDS:-5}
 "$root/scripts/sanitize.sh"
