@@ -73,9 +73,7 @@ void RedisReplyGaps::Run() {
     }
     ++replies_;
     const int64_t now = NowNs();
-    const int64_t gap = now - last_reply_ns_.exchange(now);
-    if (gap > max_gap_ns_) max_gap_ns_ = gap;
-    if (gap > std::chrono::nanoseconds(kLongGap).count()) KeepLongGap(now - gap, now);
+    NoteGap(last_reply_ns_.exchange(now), now);
   }
 }
 
@@ -86,9 +84,12 @@ void RedisReplyGaps::Restart() {
   long_gaps_.clear();
 }
 
-void RedisReplyGaps::KeepLongGap(int64_t start_ns, int64_t end_ns) {
+void RedisReplyGaps::NoteGap(int64_t start_ns, int64_t end_ns) {
   using std::chrono::nanoseconds;
   using TimePoint = std::chrono::steady_clock::time_point;
+  const int64_t gap = end_ns - start_ns;
+  if (gap > max_gap_ns_) max_gap_ns_ = gap;
+  if (gap <= nanoseconds(kLongGap).count()) return;
   std::lock_guard<std::mutex> lock(mu_);
   long_gaps_.push_back({TimePoint(nanoseconds(start_ns)), TimePoint(nanoseconds(end_ns))});
 }
@@ -103,14 +104,12 @@ Result<double> RedisReplyGaps::Stop() {
     stop_ = true;
     thread_.join();
     ::close(fd_);
-    const int64_t now = NowNs();
-    const int64_t tail = now - last_reply_ns_;
-    if (tail > max_gap_ns_) max_gap_ns_ = tail;
-    if (tail > std::chrono::nanoseconds(kLongGap).count()) KeepLongGap(now - tail, now);
+    NoteGap(last_reply_ns_, NowNs());  // the guest may have stopped answering
   }
-  if (failed_)
+  if (failed_) {
     return Status::Unavailable("the redis connection to the guest failed, or " +
                                request_.substr(0, request_.size() - 2) + " was refused");
+  }
   return static_cast<double>(max_gap_ns_) / 1e6;
 }
 

@@ -50,7 +50,8 @@ class RedisReplyGaps {
  private:
   RedisReplyGaps(int fd, const std::string& command) : fd_(fd), request_(command + "\r\n") {}
   void Run();
-  void KeepLongGap(int64_t start_ns, int64_t end_ns);
+  // The wait from start_ns to end_ns (steady clock): the longest so far, kept if long.
+  void NoteGap(int64_t start_ns, int64_t end_ns);
   int fd_;
   const std::string request_;
   std::atomic<bool> stop_{false};
