@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -122,7 +123,11 @@ std::string TailFile(const std::string& path, size_t max_bytes) {
                              ? size - static_cast<std::streamoff>(max_bytes)
                              : 0;
   in.seekg(start);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Only the bytes there were at open: a file still growing (a guest flooding its console) would
+  // otherwise be read to its new end, past max_bytes.
+  std::string text(static_cast<size_t>(size - start), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
   if (start > 0) {
     size_t nl = text.find('\n');
     if (nl != std::string::npos && nl + 1 < text.size()) text.erase(0, nl + 1);

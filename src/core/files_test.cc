@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <string>
@@ -184,5 +185,33 @@ TEST(WriteAllToTest, AnyOtherFailureIsInternal) {
   ::close(fd);
 }
 
+TEST_F(PrivateDirTest, TailFileStartsAtALineAndHoldsAtMostWhatWasAsked) {
+  const std::string path = base_ + "/log";
+  ASSERT_TRUE(WriteFileAtomic(path, "first line\nsecond line\nthird\n").ok());
+  EXPECT_EQ(TailFile(path, 1000), "first line\nsecond line\nthird\n");
+  EXPECT_EQ(TailFile(path, 14), "third\n");  // "nd line\n" is cut: from the next line on
+  EXPECT_EQ(TailFile(base_ + "/none", 10), "");
+}
+
+// A guest flooding its console appends while `vm console` reads the log's tail: what is read
+// stops where the file ended when it was opened, else the reply outgrows what was asked.
+TEST_F(PrivateDirTest, TailFileOfAGrowingFileHoldsAtMostWhatWasAsked) {
+  const std::string path = base_ + "/growing";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  const std::string line = std::string(99, 'x') + "\n";
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(WriteAllTo(fd, line, "the log").ok());
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop) (void)WriteAllTo(fd, line, "the log");
+  });
+  size_t longest = 0;
+  for (int i = 0; i < 2000; ++i) longest = std::max(longest, TailFile(path, 4096).size());
+  stop = true;
+  writer.join();
+  ::close(fd);
+  EXPECT_LE(longest, 4096u);
+  EXPECT_GT(longest, 3900u);
+}
 }  // namespace
 }  // namespace ferry
