@@ -1,6 +1,7 @@
 // Fuzzes what ferryd reads from QEMU's QMP socket (qemu/qmp_client.h): each line, framed and
-// parsed as JsonLineConnection does, read as a command's reply and as an event's timestamp, and
-// a reply's "return" value read by each typed parser (qemu/qmp_commands.h).
+// parsed as JsonLineConnection does, read as a command's reply and as an event (its timestamp, a
+// MIGRATION event's state), and a reply's "return" value read by each typed parser
+// (qemu/qmp_commands.h).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -34,6 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)ferry::qemu::ParseBlockNodeName(*reply, ferry::qemu::kDiskDeviceId);
       (void)ferry::qemu::ParseBlockNodeNames(*reply);
       (void)ferry::qemu::ParseBlockJob(*reply, "ferry-mirror");
+    }
+    if (auto data = message->find("data"); data != message->end()) {
+      (void)ferry::qemu::ParseMigrationEvent(*data);
     }
     if (ferry::qemu::QmpTimestampMicros(*message) < 0) {
       std::fprintf(stderr, "qmp_reply: negative event timestamp\n");

@@ -83,13 +83,12 @@ void MigrationService::MigrationSource::AwaitSwitchover(const std::atomic<bool>&
       }
       continue;
     }
-    // QEMU's event, read with care: {"status": "pre-switchover"}.
-    const auto& data = event->data;
-    auto status = data.is_object() ? data.find("status") : data.end();
-    if (!data.is_object() || status == data.end() || !status->is_string()) continue;
-    const std::string& state = status->get_ref<const std::string&>();
-    if (state == "pre-switchover") return SwitchDiskOver();
-    if (state == "failed" || state == "cancelled") return;  // QEMU closed its end
+    auto state = qemu::ParseMigrationEvent(event->data);
+    if (!state.ok()) continue;  // not a state: query-migrate above looks in time
+    if (*state == qemu::MigrationState::kPreSwitchover) return SwitchDiskOver();
+    if (*state == qemu::MigrationState::kFailed || *state == qemu::MigrationState::kCancelled) {
+      return;  // QEMU closed its end
+    }
   }
 }
 

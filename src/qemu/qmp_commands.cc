@@ -89,6 +89,12 @@ Result<MigrationInfo> ParseQueryMigrate(const json& ret) {
   return out;
 }
 
+Result<MigrationState> ParseMigrationEvent(const json& data) {
+  FERRY_ASSIGN_OR_RETURN(JsonFields f, JsonFields::Of(data, "QMP MIGRATION event"));
+  FERRY_ASSIGN_OR_RETURN(std::string status, f.String("status"));
+  return StateNamed(status);
+}
+
 Result<std::string> ParseVmGenerationId(const json& ret) {
   FERRY_ASSIGN_OR_RETURN(JsonFields f, Reply("query-vm-generation-id", ret));
   return f.String("guid");

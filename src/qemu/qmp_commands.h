@@ -75,6 +75,9 @@ struct MigrationInfo {
 
 Result<QmpVmStatus> ParseQueryStatus(const nlohmann::json& ret);
 Result<MigrationInfo> ParseQueryMigrate(const nlohmann::json& ret);
+// The MIGRATION event's data ({"status": "pre-switchover"}; sent with the "events" capability
+// on): the state QEMU's migration has just entered.
+Result<MigrationState> ParseMigrationEvent(const nlohmann::json& data);
 // query-vm-generation-id: the GUID as QEMU prints it.
 Result<std::string> ParseVmGenerationId(const nlohmann::json& ret);
 // query-version: the running QEMU's release ("qemu": major, minor, micro), each 1 to 1000.

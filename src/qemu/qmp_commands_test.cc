@@ -113,6 +113,15 @@ TEST(QmpCommandsTest, WrongTypesFailTheCommandNamingTheMember) {
   EXPECT_EQ(*ParseVmGenerationId({{"guid", "abc"}}), "abc");
 }
 
+TEST(QmpCommandsTest, MigrationEventNamesTheStateEntered) {
+  EXPECT_EQ(*ParseMigrationEvent({{"status", "pre-switchover"}}), MigrationState::kPreSwitchover);
+  EXPECT_EQ(*ParseMigrationEvent({{"status", "completed"}}), MigrationState::kCompleted);
+  EXPECT_EQ(*ParseMigrationEvent({{"status", "wibble"}}), MigrationState::kOther);
+  EXPECT_FALSE(ParseMigrationEvent(json::object()).ok());
+  EXPECT_FALSE(ParseMigrationEvent({{"status", 3}}).ok());
+  EXPECT_FALSE(ParseMigrationEvent("completed").ok());
+}
+
 // Refuses `cont` as QEMU does between a migration's "completed" and its leaving finish-migrate,
 // `refusals` times, then takes it.
 class FinishingMigrationQmp : public QmpExecutor {
