@@ -119,6 +119,7 @@ std::string TailFile(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return "";
   std::streamoff size = in.tellg();
+  if (size < 0) return "";  // not a file with a size (a pipe): nothing to take the tail of
   std::streamoff start = size > static_cast<std::streamoff>(max_bytes)
                              ? size - static_cast<std::streamoff>(max_bytes)
                              : 0;

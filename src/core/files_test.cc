@@ -191,6 +191,11 @@ TEST_F(PrivateDirTest, TailFileStartsAtALineAndHoldsAtMostWhatWasAsked) {
   EXPECT_EQ(TailFile(path, 1000), "first line\nsecond line\nthird\n");
   EXPECT_EQ(TailFile(path, 14), "third\n");  // "nd line\n" is cut: from the next line on
   EXPECT_EQ(TailFile(base_ + "/none", 10), "");
+  ASSERT_EQ(::mkfifo((base_ + "/pipe").c_str(), 0600), 0);
+  const int keep_open = ::open((base_ + "/pipe").c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(keep_open, 0);  // so that opening it to read does not wait for a writer
+  EXPECT_EQ(TailFile(base_ + "/pipe", 10), "");
+  ::close(keep_open);
 }
 
 // A guest flooding its console appends while `vm console` reads the log's tail: what is read
@@ -213,5 +218,6 @@ TEST_F(PrivateDirTest, TailFileOfAGrowingFileHoldsAtMostWhatWasAsked) {
   EXPECT_LE(longest, 4096u);
   EXPECT_GT(longest, 3900u);
 }
+
 }  // namespace
 }  // namespace ferry
