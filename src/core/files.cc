@@ -7,7 +7,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -128,7 +127,7 @@ std::string TailFile(const std::string& path, size_t max_bytes) {
   // otherwise be read to its new end, past max_bytes.
   std::string text(static_cast<size_t>(size - start), '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  text.resize(static_cast<size_t>(in.gcount()));
   if (start > 0) {
     size_t nl = text.find('\n');
     if (nl != std::string::npos && nl + 1 < text.size()) text.erase(0, nl + 1);
