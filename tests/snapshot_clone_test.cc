@@ -247,6 +247,10 @@ TEST_F(SnapshotCloneTest, SnapshotUnderAWritingWorkloadRestoresAConsistentState)
 
   json snap = Snapshot("web-1", "busy");
   EXPECT_GT(snap.value("pause_ms", 0), 0);
+  // Timed by QEMU's STOP and RESUME events, and pause_ms is that rounded up.
+  const int64_t pause_us = snap.value("pause_us", int64_t{0});
+  EXPECT_GT(pause_us, 0) << snap.dump();
+  EXPECT_EQ(snap.value("pause_ms", int64_t{0}), (pause_us + 999) / 1000) << snap.dump();
   const long after = counter();
   ASSERT_TRUE(writer.Running());
   writer.Stop();

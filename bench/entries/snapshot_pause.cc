@@ -354,8 +354,11 @@ Result<Measurements> SnapshotPause::FerrySnapshot(const Trial& trial, const Cell
   if (!r.is_object() || !r.contains("pause_ms")) {
     return Status::Internal("`ferry snapshot create --json` printed no pause_ms: " + run.output);
   }
+  // To the µs by QEMU's STOP and RESUME events, as the comparison side's; a ferryd without
+  // pause_us gives whole ms.
+  const double pause_us = r.value("pause_us", 0.0);
   return Measurements{
-      {Key(cell.id, "pause_ms"), r.value("pause_ms", 0.0)},
+      {Key(cell.id, "pause_ms"), pause_us > 0 ? pause_us / 1000.0 : r.value("pause_ms", 0.0)},
       {Key(cell.id, "total_ms"), DurationMs(run.elapsed)},
       {Key(cell.id, "ram_copy_ms"), r.value("ram_copy_ms", 0.0)},
       {Key(cell.id, "after_copy_ms"), DurationMs(run.elapsed) - r.value("ram_copy_ms", 0.0)},

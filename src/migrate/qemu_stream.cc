@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/fault_point.h"
+#include "core/socket_buffer.h"
 #include "migrate/migration_messages.h"
 
 namespace ferry::migrate {
@@ -55,10 +56,8 @@ Result<StreamPair> NewStreamPair(int buffer_bytes) {
 }
 
 void SetStreamBuffer(const StreamFd& fd, int buffer_bytes) {
-  // FORCE needs CAP_NET_ADMIN (ferryd has it for taps); without it, the sysctl limit applies.
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof buffer_bytes) != 0) {
-    (void)::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
-  }
+  // Beyond the sysctl limit only with CAP_NET_ADMIN, which ferryd has for taps.
+  (void)SetSendBuffer(fd.get(), buffer_bytes);
 }
 
 Status PumpToLink(const StreamFd& fd, PeerLink& link, const std::atomic<bool>& cancel,

@@ -15,6 +15,7 @@
 #include "core/fault_point.h"
 #include "core/files.h"
 #include "core/operation.h"
+#include "core/socket_buffer.h"
 #include "qemu/qmp_commands.h"
 #include "vm/vm_runtime.h"
 
@@ -33,6 +34,9 @@ constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no thrott
 // README.md, snapshot_pause).
 constexpr milliseconds kPollInterval(1);
 constexpr milliseconds kCancelTimeout(10000);
+// QEMU's end of the stream: its last burst, written with the guest stopped, lands in the kernel
+// at once instead of in turns with our reader (core/socket_buffer.h).
+constexpr int kStreamBufferBytes = 16 << 20;
 
 // Ends a migration that will not finish and makes sure the guest runs again (QEMU restarts a
 // guest it stopped for the last pass when the migration fails, but not every path says so).
@@ -45,6 +49,20 @@ void CancelAndResume(vm::VmRuntime& rt, bool was_running, const std::string& wha
     spdlog::error("{}: the VM did not resume after the copy was cancelled: {}", what,
                   resumed.message());
   }
+}
+
+// The guest's pause by QEMU's own clock, the STOP before the switchover to the RESUME of the
+// cont (µs, as QEMU's events carry); 0 when QEMU did not send both (a test double, a QEMU that
+// left events out).
+int64_t GuestPauseMicros(Result<qemu::QmpClient::EventWaiter>& stops,
+                         Result<qemu::QmpClient::EventWaiter>& resumes) {
+  constexpr milliseconds kEventWait(1000);  // both came before the cont's reply
+  if (!stops.ok() || !resumes.ok()) return 0;
+  auto stop = stops->Wait(kEventWait);
+  auto resume = resumes->Wait(kEventWait);
+  if (!stop.ok() || !resume.ok() || stop->timestamp_us <= 0) return 0;
+  const int64_t us = resume->timestamp_us - stop->timestamp_us;
+  return us > 0 ? us : 0;
 }
 
 }  // namespace
@@ -118,6 +136,7 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
   }
   ours_.Reset(sv[0]);
   theirs_.Reset(sv[1]);
+  (void)SetSendBuffer(theirs_.get(), kStreamBufferBytes);
   constexpr int kFlags = O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
   image_.Reset(::open(image_path.c_str(), O_RDWR | kFlags, 0600));
   if (!image_.valid()) {
@@ -246,6 +265,9 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   PrecopyResult result;
   Precopy copy(rt, options);
   FERRY_RETURN_IF_ERROR(copy.Open(image_path, device_state_path).WithContext(options.what));
+  // Watched before the migrate: the guest's only stop and resume in it are the pause's ends.
+  auto stops = rt.WatchQmpEvent("STOP");
+  auto resumes = rt.WatchQmpEvent("RESUME");
   Status st = copy.Start();
   if (st.ok()) st = copy.Drive(at_switchover, op, result);
   // A reader that stopped before the copy failed is why it failed (after it, the cancel ends the
@@ -255,6 +277,10 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   if (st.ok()) st = qemu::Cont(rt);
   // The guest stood still from QEMU's stop to the stream's end (downtime), then until the cont.
   result.pause_ms += MsSince(completed_at);
+  if (st.ok()) {
+    result.pause_us = GuestPauseMicros(stops, resumes);
+    if (result.pause_us > 0) result.pause_ms = (result.pause_us + 999) / 1000;
+  }
   if (!st.ok()) CancelAndResume(rt, /*was_running=*/true, options.what);
   // A later live migration of this VM must not wait for a switchover nobody continues.
   Status reset = qemu::SetMigrationCapability(rt, "pause-before-switchover", false);

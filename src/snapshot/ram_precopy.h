@@ -62,7 +62,11 @@ struct PrecopyOptions {
 };
 
 struct PrecopyResult {
-  int64_t pause_ms = 0;       // QEMU's stop to the cont that resumed the guest
+  // QEMU's stop to the cont that resumed the guest. By the timestamps of QEMU's STOP and RESUME
+  // events when QEMU sent both (pause_us; pause_ms is then it rounded up), else QEMU's downtime
+  // plus the time to the cont's reply, in whole ms (pause_us 0).
+  int64_t pause_ms = 0;
+  int64_t pause_us = 0;
   int64_t copy_ms = 0;        // migrate to completed
   int64_t switchover_ms = 0;  // what the at_switchover step took, inside the pause
   uint64_t passes = 0;        // RAM sections QEMU sent

@@ -65,6 +65,7 @@ struct SnapshotService::Taking {
   SnapshotManifest manifest;         // filled as the steps go
   std::optional<FrozenDisk> frozen;  // set when the VM's data disk was frozen
   int64_t pause_ms = 0;
+  int64_t pause_us = 0;  // by QEMU's STOP and RESUME events, for a live snapshot (else 0)
   int64_t device_ms = 0;
   // After the RAM copy, for `snapshot create --json`: where the time to a usable snapshot goes.
   int64_t seal_ms = 0;      // RAM image checksummed (or its table folded), synced, made 0400
@@ -139,6 +140,7 @@ Status SnapshotService::TakeSnapshot(const std::string& vm_name, const std::stri
   op.Succeed({{"name", name},
               {"vm", vm_name},
               {"pause_ms", t.pause_ms},
+              {"pause_us", t.pause_us},
               {"device_state_ms", t.device_ms},
               {"device_state_bytes", m.device_state.size_bytes},
               {"ram_data_bytes", m.ram.data_bytes},
@@ -214,6 +216,7 @@ Status SnapshotService::CaptureLive(Taking& t, Operation& op) {
       PrecopySnapshot(*t.lease.runtime, t.paths.ram, t.partial + "/" + t.manifest.device_state.file,
                       at_instant, op, options));
   t.pause_ms = copied.pause_ms;
+  t.pause_us = copied.pause_us;
   t.manifest.device_state.guest_ram_stripped = true;
   // Checksummed as it was written: the chunk table came with the copy.
   t.manifest.ram = std::move(copied.ram);
