@@ -2,13 +2,16 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "core/elapsed.h"
@@ -33,10 +36,17 @@ constexpr int64_t kUnlimitedBandwidth = int64_t{1} << 40;  // bytes/s: no thrott
 // asking only every 50 ms made the pause at 256 MiB 1.25x and the copy 1.3x as long (bench/
 // README.md, snapshot_pause).
 constexpr milliseconds kPollInterval(1);
+// Once QEMU has stopped the guest for the last pass, how often the migration's end is asked: every
+// wait here is the guest's. The query itself waits for QEMU's main lock, which the last pass holds.
+constexpr std::chrono::microseconds kStoppedPollInterval(200);
 constexpr milliseconds kCancelTimeout(10000);
 // QEMU's end of the stream: its last burst, written with the guest stopped, lands in the kernel
-// at once instead of in turns with our reader (core/socket_buffer.h).
-constexpr int kStreamBufferBytes = 16 << 20;
+// at once instead of in turns with our reader (core/socket_buffer.h). Not more: what QEMU wrote
+// before its stop and we have not read yet (the kernel holds up to twice this) is read inside the
+// pause. With 16 MiB, a 4 GiB guest's first snapshot after a fill paused 56 ms, QEMU's last
+// flush waiting on that backlog (bench/README.md, snapshot_pause).
+constexpr int kStreamBufferBytes = 1 << 20;
+constexpr int kReaderNice = 10;
 
 // Ends a migration that will not finish and makes sure the guest runs again (QEMU restarts a
 // guest it stopped for the last pass when the migration fails, but not every path says so).
@@ -98,9 +108,10 @@ class Precopy {
   ~Precopy() { StopReading(); }
 
   Status Open(const std::string& image_path, const std::string& device_state_path);
-  Status Start();
-  // Polls until QEMU stops the guest for the switchover, runs `at_switchover`, continues, and
-  // polls until the stream is complete.
+  // With `pause_at_switchover`, QEMU waits at its stop for the last pass until Drive continues it.
+  Status Start(bool pause_at_switchover);
+  // Polls until the stream is complete. With `at_switchover`, runs it when QEMU has stopped the
+  // guest for the switchover and waits (Start(true)), then continues.
   Status Drive(const std::function<Status()>& at_switchover, Operation& op, PrecopyResult& result);
   // Waits for the reader to see the stream's end; the stream must be whole.
   Status FinishReading();
@@ -122,6 +133,8 @@ class Precopy {
   std::unique_ptr<StreamRamSplit> split_;
   std::unique_ptr<PassCounter> counter_;
   std::unique_ptr<qemu::MigrationStreamReader> reader_;
+  // QEMU's STOP for the last pass: the poll wakes on it at once and then asks more often.
+  std::optional<qemu::QmpClient::EventWaiter> stop_watch_;
   std::thread thread_;
   Status read_status_;
   std::atomic<bool> stopping_{false};
@@ -157,6 +170,9 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
   counter_ = std::make_unique<PassCounter>(*split_);
   reader_ = std::make_unique<qemu::MigrationStreamReader>(*counter_);
   thread_ = std::thread([this] {
+    // Behind the guest's own threads: while the guest runs, a copy that takes the CPU from its
+    // vCPU or QEMU's main loop stalls its clients (the thread ends with the stream).
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kReaderNice);
     read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream");
     // QEMU writes the last pass and the device state holding its main lock: a stream nobody
     // reads would stall the guest's QEMU, QMP included, until the cancel. Shut, its writes fail
@@ -170,16 +186,20 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
   return Status::Ok();
 }
 
-Status Precopy::Start() {
+Status Precopy::Start(bool pause_at_switchover) {
   // auto-converge: a guest that dirties memory faster than it is copied is slowed until the
-  // copy converges, as in a live migration.
-  FERRY_RETURN_IF_ERROR(qemu::SetMigrationCapabilities(
-      rt_,
-      {{"x-ignore-shared", false}, {"auto-converge", true}, {"pause-before-switchover", true}}));
+  // copy converges, as in a live migration. Pausing before the switchover costs the guest QEMU's
+  // wait for the continue (a 1 ms drain of its semaphore, then our poll and the command): only
+  // when there is something to do at the instant.
+  FERRY_RETURN_IF_ERROR(
+      qemu::SetMigrationCapabilities(rt_, {{"x-ignore-shared", false},
+                                           {"auto-converge", true},
+                                           {"pause-before-switchover", pause_at_switchover}}));
   FERRY_RETURN_IF_ERROR(
       qemu::SetMigrationParameters(rt_, {options_.downtime_limit.count(), kUnlimitedBandwidth}));
   FERRY_RETURN_IF_ERROR(rt_.QmpPassFd(kFdName, theirs_.get()));
   theirs_.Reset();  // QEMU holds its own copy: its close ends our read
+  if (auto watch = rt_.WatchQmpEvent("STOP"); watch.ok()) stop_watch_.emplace(std::move(*watch));
   return qemu::Migrate(rt_, std::string("fd:") + kFdName);
 }
 
@@ -187,16 +207,18 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
                       PrecopyResult& result) {
   const auto started = Clock::now();
   const auto deadline = started + options_.timeout;
+  const bool pausing = static_cast<bool>(at_switchover);
   bool switched = false;
+  bool stopped = false;  // QEMU said STOP: the last pass runs, the guest waits
   for (;;) {
     FERRY_ASSIGN_OR_RETURN(qemu::MigrationInfo info, qemu::QueryMigrate(rt_));
     if (info.state == qemu::MigrationState::kCompleted) {
       result.copy_ms = MsSince(started);
       result.pause_ms = info.downtime_ms;
-      return switched ? Status::Ok()
-                      : Status::Internal(
-                            "QEMU completed the copy without pausing before the "
-                            "switchover");
+      return switched || !pausing ? Status::Ok()
+                                  : Status::Internal(
+                                        "QEMU completed the copy without pausing before the "
+                                        "switchover");
     }
     if (info.state == qemu::MigrationState::kFailed ||
         info.state == qemu::MigrationState::kCancelled || !info.InProgress()) {
@@ -204,7 +226,7 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
                                  (info.status.empty() ? std::string("none") : info.status) +
                                  (info.error_desc.empty() ? "" : ": " + info.error_desc));
     }
-    if (info.state == qemu::MigrationState::kPreSwitchover && !switched) {
+    if (pausing && info.state == qemu::MigrationState::kPreSwitchover && !switched) {
       // The guest is stopped: this is the snapshot's instant.
       const auto at = Clock::now();
       op.SetPhase("at the snapshot's instant", 60);
@@ -212,7 +234,7 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
       result.switchover_ms = MsSince(at);
       FERRY_RETURN_IF_ERROR(qemu::MigrateContinueFromPreSwitchover(rt_));
       switched = true;
-    } else if (!switched && info.has_ram && info.ram_total > 0) {
+    } else if (!switched && !stopped && info.has_ram && info.ram_total > 0) {
       const uint64_t done = info.ram_total - std::min(info.ram_remaining, info.ram_total);
       op.SetPhase("copying RAM while the guest runs",
                   20 + static_cast<int>(35 * done / info.ram_total));
@@ -222,7 +244,19 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
       return Status::DeadlineExceeded("the copy did not converge within " +
                                       std::to_string(options_.timeout.count() / 1000) + " s");
     }
-    std::this_thread::sleep_for(kPollInterval);
+    if (stopped || switched) {
+      std::this_thread::sleep_for(kStoppedPollInterval);
+    } else if (stop_watch_) {
+      // The wait is the poll's interval, ended early by the STOP.
+      auto stop = stop_watch_->Wait(kPollInterval);
+      if (stop.ok()) {
+        stopped = true;
+      } else if (stop.status().code() != Status::Code::kDeadlineExceeded) {
+        stop_watch_.reset();  // QMP's events ended: poll as without them
+      }
+    } else {
+      std::this_thread::sleep_for(kPollInterval);
+    }
   }
 }
 
@@ -268,7 +302,7 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   // Watched before the migrate: the guest's only stop and resume in it are the pause's ends.
   auto stops = rt.WatchQmpEvent("STOP");
   auto resumes = rt.WatchQmpEvent("RESUME");
-  Status st = copy.Start();
+  Status st = copy.Start(static_cast<bool>(at_switchover));
   if (st.ok()) st = copy.Drive(at_switchover, op, result);
   // A reader that stopped before the copy failed is why it failed (after it, the cancel ends the
   // stream and the reader's error is only a consequence).

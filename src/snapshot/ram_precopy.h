@@ -1,13 +1,15 @@
 // A live snapshot's RAM copied while the guest runs: QEMU's own dirty tracking drives it.
 //
 // ferryd migrates the running VM into a socket it reads itself (x-ignore-shared off, so the
-// guest's RAM backend, ram0, is in the stream), with pause-before-switchover on:
+// guest's RAM backend, ram0, is in the stream), with pause-before-switchover on when something
+// must happen at the instant (a data disk to freeze):
 //
 //   active          QEMU sends every page, then the pages dirtied since, pass after pass; each
 //                   page is written at its offset into the snapshot's RAM image (a ZERO record
 //                   for a page written before punches it out again). The guest runs.
 //   pre-switchover  the dirty rest is small enough for the downtime limit: QEMU has stopped the
 //                   guest and waits. This is the snapshot's instant: the disk is frozen here.
+//                   Without a disk QEMU goes on at once: its stop is the instant.
 //   completed       migrate-continue: the last dirty pages and the device state follow; the
 //                   device state is kept without ram0's pages (stream_ram_split.h), so a clone
 //                   loads it, with x-ignore-shared off, over a mapping of the image. Then cont.
@@ -76,9 +78,9 @@ struct PrecopyResult {
 };
 
 // Copies the running VM `rt` into `image_path` (created, must not exist; left mode 0400) and
-// `device_state_path` (created), calling `at_switchover` while the guest is stopped at the
-// snapshot's instant (a failure there cancels). REQUIRES: the guest runs; its RAM is its own
-// share=on file.
+// `device_state_path` (created), calling `at_switchover`, unless empty, while the guest is
+// stopped at the snapshot's instant (a failure there cancels). REQUIRES: the guest runs; its RAM is
+// its own share=on file.
 Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& image_path,
                                       const std::string& device_state_path,
                                       const std::function<Status()>& at_switchover, Operation& op,

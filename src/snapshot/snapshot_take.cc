@@ -207,10 +207,9 @@ Status SnapshotService::CaptureLive(Taking& t, Operation& op) {
   options.limits.ram_bytes = vms_.GuestRamKib(rec) << 10;
   options.limits.image_bytes = rec.spec.memory_mib << 20;
   options.limits.max_device_state_bytes = kMaxCloneDeviceStateBytes;
-  auto at_instant = [&]() -> Status {
-    if (rec.disk_path.empty()) return Status::Ok();
-    return FreezeVmDisk(t, op);
-  };
+  // Without a data disk nothing happens at the instant: QEMU need not wait there for us.
+  std::function<Status()> at_instant;
+  if (!rec.disk_path.empty()) at_instant = [&] { return FreezeVmDisk(t, op); };
   FERRY_ASSIGN_OR_RETURN(
       PrecopyResult copied,
       PrecopySnapshot(*t.lease.runtime, t.paths.ram, t.partial + "/" + t.manifest.device_state.file,
