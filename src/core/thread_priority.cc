@@ -25,4 +25,6 @@ ThreadPriorityBoost::~ThreadPriorityBoost() {
   if (raised_) (void)::setpriority(PRIO_PROCESS, ThisThread(), before_);
 }
 
+void LowerThisThreadPriority(int nice) { (void)::setpriority(PRIO_PROCESS, ThisThread(), nice); }
+
 }  // namespace ferry

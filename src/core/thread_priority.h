@@ -29,4 +29,8 @@ class ThreadPriorityBoost {
   bool raised_ = false;
 };
 
+// Puts the calling thread behind others at `nice` (> 0) for the rest of its life; needs no
+// privilege. For a thread that ends with its work, so nothing is put back.
+void LowerThisThreadPriority(int nice);
+
 }  // namespace ferry

@@ -2,10 +2,8 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +17,7 @@
 #include "core/files.h"
 #include "core/operation.h"
 #include "core/socket_buffer.h"
+#include "core/thread_priority.h"
 #include "qemu/qmp_commands.h"
 #include "vm/vm_runtime.h"
 
@@ -61,19 +60,8 @@ void CancelAndResume(vm::VmRuntime& rt, bool was_running, const std::string& wha
   }
 }
 
-// The guest's pause by QEMU's own clock, the STOP before the switchover to the RESUME of the
-// cont (µs, as QEMU's events carry); 0 when QEMU did not send both (a test double, a QEMU that
-// left events out).
-int64_t GuestPauseMicros(Result<qemu::QmpClient::EventWaiter>& stops,
-                         Result<qemu::QmpClient::EventWaiter>& resumes) {
-  constexpr milliseconds kEventWait(1000);  // both came before the cont's reply
-  if (!stops.ok() || !resumes.ok()) return 0;
-  auto stop = stops->Wait(kEventWait);
-  auto resume = resumes->Wait(kEventWait);
-  if (!stop.ok() || !resume.ok() || stop->timestamp_us <= 0) return 0;
-  const int64_t us = resume->timestamp_us - stop->timestamp_us;
-  return us > 0 ? us : 0;
-}
+// Both came before the cont's reply: waiting on them is a safeguard, not a delay.
+constexpr milliseconds kEventWait(1000);
 
 }  // namespace
 
@@ -113,6 +101,9 @@ class Precopy {
   // Polls until the stream is complete. With `at_switchover`, runs it when QEMU has stopped the
   // guest for the switchover and waits (Start(true)), then continues.
   Status Drive(const std::function<Status()>& at_switchover, Operation& op, PrecopyResult& result);
+  // QEMU's timestamp (µs) of its STOP for the last pass, once the copy completed; 0 when QEMU's
+  // events did not say (a QMP without events).
+  int64_t StopMicros();
   // Waits for the reader to see the stream's end; the stream must be whole.
   Status FinishReading();
   // The image's chunk table, once the stream ended; the image synced and made read-only.
@@ -135,6 +126,7 @@ class Precopy {
   std::unique_ptr<qemu::MigrationStreamReader> reader_;
   // QEMU's STOP for the last pass: the poll wakes on it at once and then asks more often.
   std::optional<qemu::QmpClient::EventWaiter> stop_watch_;
+  int64_t stop_us_ = 0;  // that STOP's timestamp, once seen
   std::thread thread_;
   Status read_status_;
   std::atomic<bool> stopping_{false};
@@ -172,7 +164,7 @@ Status Precopy::Open(const std::string& image_path, const std::string& device_st
   thread_ = std::thread([this] {
     // Behind the guest's own threads: while the guest runs, a copy that takes the CPU from its
     // vCPU or QEMU's main loop stalls its clients (the thread ends with the stream).
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kReaderNice);
+    LowerThisThreadPriority(kReaderNice);
     read_status_ = qemu::ReadMigrationStream(ours_.get(), *reader_, "QEMU's stream");
     // QEMU writes the last pass and the device state holding its main lock: a stream nobody
     // reads would stall the guest's QEMU, QMP included, until the cancel. Shut, its writes fail
@@ -251,6 +243,7 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
       auto stop = stop_watch_->Wait(kPollInterval);
       if (stop.ok()) {
         stopped = true;
+        stop_us_ = stop->timestamp_us;
       } else if (stop.status().code() != Status::Code::kDeadlineExceeded) {
         stop_watch_.reset();  // QMP's events ended: poll as without them
       }
@@ -258,6 +251,14 @@ Status Precopy::Drive(const std::function<Status()>& at_switchover, Operation& o
       std::this_thread::sleep_for(kPollInterval);
     }
   }
+}
+
+int64_t Precopy::StopMicros() {
+  if (stop_us_ == 0 && stop_watch_) {
+    // The copy completed between two polls, before the wait saw the STOP.
+    if (auto stop = stop_watch_->Wait(kEventWait); stop.ok()) stop_us_ = stop->timestamp_us;
+  }
+  return stop_us_;
 }
 
 Status Precopy::FinishReading() {
@@ -299,8 +300,8 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   PrecopyResult result;
   Precopy copy(rt, options);
   FERRY_RETURN_IF_ERROR(copy.Open(image_path, device_state_path).WithContext(options.what));
-  // Watched before the migrate: the guest's only stop and resume in it are the pause's ends.
-  auto stops = rt.WatchQmpEvent("STOP");
+  // Watched before the cont: the guest's pause ends with this RESUME (it begins with the STOP
+  // Drive waits on).
   auto resumes = rt.WatchQmpEvent("RESUME");
   Status st = copy.Start(static_cast<bool>(at_switchover));
   if (st.ok()) st = copy.Drive(at_switchover, op, result);
@@ -312,8 +313,15 @@ Result<PrecopyResult> PrecopySnapshot(vm::VmRuntime& rt, const std::string& imag
   // The guest stood still from QEMU's stop to the stream's end (downtime), then until the cont.
   result.pause_ms += MsSince(completed_at);
   if (st.ok()) {
-    result.pause_us = GuestPauseMicros(stops, resumes);
-    if (result.pause_us > 0) result.pause_ms = (result.pause_us + 999) / 1000;
+    // By QEMU's own clock (µs, as its events carry); where either event is missing, the
+    // downtime-based pause_ms stands.
+    const int64_t stop_us = copy.StopMicros();
+    auto resume =
+        resumes.ok() ? resumes->Wait(kEventWait) : Result<qemu::QmpEvent>(resumes.status());
+    if (stop_us > 0 && resume.ok() && resume->timestamp_us > stop_us) {
+      result.pause_us = resume->timestamp_us - stop_us;
+      result.pause_ms = (result.pause_us + 999) / 1000;
+    }
   }
   if (!st.ok()) CancelAndResume(rt, /*was_running=*/true, options.what);
   // A later live migration of this VM must not wait for a switchover nobody continues.
